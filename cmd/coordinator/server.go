@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/rollwave/rollwave/internal/coordinator"
+	"github.com/rollwave/rollwave/internal/spec"
+	"github.com/rollwave/rollwave/internal/version"
+)
+
+// leaveTimeout bounds the graceful part of a SIGTERM stop.
+const leaveTimeout = 15 * time.Second
+
+type serverFlags struct {
+	configFile      string
+	nodeName        string
+	region          string
+	dataDir         string
+	dev             bool
+	bootstrapExpect int
+	join            []string
+	grpcAddr        string
+	raftAddr        string
+	gossipAddr      string
+	advGRPC         string
+	advRaft         string
+	advGossip       string
+	logLevel        string
+}
+
+func newServerCommand() *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a coordinator server",
+		Long: `Run a rollwave coordinator: a raft voter holding the release state,
+serving the operator API and agent sessions on its gRPC address.
+
+Settings come from defaults, then the -config file (HCL or JSON), then the
+flags given on the command line. Three servers started with
+-bootstrap-expect 3 that can reach each other through -join form a cluster.
+-dev runs a single in-memory server for demos; nothing survives a restart.
+
+SIGTERM or SIGINT leaves the cluster gracefully (leadership is handed over
+first); a second signal stops at once.`,
+		Example: `  rollwave server -dev
+  rollwave server -config /etc/rollwave/server.hcl
+  rollwave server -node c1 -data-dir /var/lib/rollwave -bootstrap-expect 3 \
+      -grpc-addr 10.0.0.1:7420 -raft-addr 10.0.0.1:7421 -gossip-addr 10.0.0.1:7422 \
+      -join 10.0.0.2:7422 -join 10.0.0.3:7422`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			return runServer(cfg)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.configFile, "config", "", "server config file (HCL, or JSON when it ends in .json)")
+	fl.StringVar(&f.nodeName, "node", "", "node name, unique in the cluster (default: hostname)")
+	fl.StringVar(&f.region, "region", "", "region advertised in gossip (default \"global\")")
+	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the raft log, stable store and snapshots")
+	fl.BoolVar(&f.dev, "dev", false, "run a single in-memory server (demos; no persistence)")
+	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "bootstrap a new cluster once this many servers are seen in gossip")
+	fl.StringArrayVar(&f.join, "join", nil, "gossip address (host:port) of a server to join; repeatable")
+	fl.StringVar(&f.grpcAddr, "grpc-addr", "", "gRPC listen address for operators and agents (default 127.0.0.1:7420)")
+	fl.StringVar(&f.raftAddr, "raft-addr", "", "raft listen address (default 127.0.0.1:7421)")
+	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "gossip listen address, TCP and UDP (default 127.0.0.1:7422)")
+	fl.StringVar(&f.advGRPC, "advertise-grpc", "", "gRPC address other nodes should dial (default: the bound one)")
+	fl.StringVar(&f.advRaft, "advertise-raft", "", "raft address other servers should dial (default: the bound one)")
+	fl.StringVar(&f.advGossip, "advertise-gossip", "", "gossip address other nodes should dial (default: the bound one)")
+	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info)")
+	return cmd
+}
+
+// config layers defaults, the config file and the flags that were set.
+func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
+	sc := spec.DefaultServerConfig()
+	if f.configFile != "" {
+		src, err := os.ReadFile(f.configFile)
+		if err != nil {
+			return coordinator.Config{}, fmt.Errorf("read config file: %w", err)
+		}
+		parsed, err := spec.ParseServerConfig(f.configFile, src)
+		if err != nil {
+			return coordinator.Config{}, err
+		}
+		sc = *parsed
+	}
+	set := func(name string, apply func()) {
+		if fl.Changed(name) {
+			apply()
+		}
+	}
+	set("node", func() { sc.NodeName = f.nodeName })
+	set("region", func() { sc.Region = f.region })
+	set("data-dir", func() { sc.DataDir = f.dataDir })
+	set("dev", func() { sc.Dev = f.dev })
+	set("bootstrap-expect", func() { sc.BootstrapExpect = f.bootstrapExpect })
+	set("join", func() { sc.Join = f.join })
+	set("grpc-addr", func() { sc.Addresses.GRPC = f.grpcAddr })
+	set("raft-addr", func() { sc.Addresses.Raft = f.raftAddr })
+	set("gossip-addr", func() { sc.Addresses.Gossip = f.gossipAddr })
+	set("advertise-grpc", func() { sc.Advertise.GRPC = f.advGRPC })
+	set("advertise-raft", func() { sc.Advertise.Raft = f.advRaft })
+	set("advertise-gossip", func() { sc.Advertise.Gossip = f.advGossip })
+	set("log-level", func() { sc.LogLevel = f.logLevel })
+	if err := sc.Validate(); err != nil {
+		return coordinator.Config{}, err
+	}
+
+	cfg := coordinator.DefaultConfig()
+	cfg.NodeID = sc.NodeName
+	cfg.Region = sc.Region
+	cfg.DataDir = sc.DataDir
+	cfg.Dev = sc.Dev
+	cfg.BootstrapExpect = sc.BootstrapExpect
+	cfg.Join = sc.Join
+	cfg.GRPCAddr, cfg.RaftAddr, cfg.GossipAddr = sc.Addresses.GRPC, sc.Addresses.Raft, sc.Addresses.Gossip
+	cfg.AdvertiseGRPC, cfg.AdvertiseRaft, cfg.AdvertiseGossip = sc.Advertise.GRPC, sc.Advertise.Raft, sc.Advertise.Gossip
+	cfg.HeartbeatTimeout = sc.Raft.HeartbeatTimeout
+	cfg.ElectionTimeout = sc.Raft.ElectionTimeout
+	cfg.LeaderLeaseTimeout = sc.Raft.LeaderLeaseTimeout
+	cfg.CommitTimeout = sc.Raft.CommitTimeout
+	cfg.SnapshotInterval = sc.Raft.SnapshotInterval
+	cfg.SnapshotThreshold = uint64(sc.Raft.SnapshotThreshold)
+	cfg.TrailingLogs = uint64(sc.Raft.TrailingLogs)
+	cfg.Version = version.Version
+	cfg.Logger = newLogger(sc.LogLevel)
+	return cfg, cfg.Validate()
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func runServer(cfg coordinator.Config) error {
+	log := cfg.Logger
+	srv, err := coordinator.New(cfg)
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	sig := <-sigs
+	log.Info("signal received; leaving the cluster", "signal", sig.String())
+	left := make(chan error, 1)
+	go func() { left <- srv.Leave(leaveTimeout) }()
+	select {
+	case err := <-left:
+		if err != nil {
+			log.Warn("graceful leave incomplete", "error", err)
+		}
+	case sig := <-sigs:
+		log.Warn("second signal; stopping now", "signal", sig.String())
+	}
+	return srv.Shutdown()
+}

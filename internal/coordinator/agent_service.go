@@ -1,0 +1,276 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+const (
+	// helloTimeout bounds how long a new stream may stay silent.
+	helloTimeout = 10 * time.Second
+	// sessionSendBuffer is how many orders/acks may wait for a slow agent
+	// before its session is dropped (it reconnects and resyncs).
+	sessionSendBuffer = 128
+	// contactPersistEvery limits how often a host's last contact time is
+	// written to raft; the leader keeps the exact time in memory.
+	contactPersistEvery = 30 * time.Second
+	// defaultHeartbeat is told to agents in Welcome.
+	defaultHeartbeat = 2 * time.Second
+)
+
+// agentService implements rollwavev1.AgentServiceServer on every server; only
+// the leader keeps sessions, followers redirect.
+type agentService struct {
+	rollwavev1.UnimplementedAgentServiceServer
+	s *Server
+}
+
+func newAgentService(s *Server) *agentService {
+	s.agents = newAgentRegistry()
+	s.writer = newHostWriter(s)
+	s.AddLeaderHook(func(ctx context.Context, leader bool) {
+		if leader {
+			go s.writer.run(ctx)
+			return
+		}
+		// Sessions belong to a leader; agents reconnect and are redirected.
+		s.agents.closeAll(status.Error(codes.Unavailable, "leadership lost"))
+	})
+	return &agentService{s: s}
+}
+
+// agentSession is one connected agent.
+type agentSession struct {
+	hostID string
+	send   chan *rollwavev1.CoordinatorMessage
+	done   chan struct{}
+	once   sync.Once
+	err    error
+
+	mu            sync.Mutex
+	lastContact   time.Time
+	lastPersisted time.Time
+	heartbeat     *rollwavev1.Heartbeat
+}
+
+func (a *agentSession) close(err error) {
+	a.once.Do(func() {
+		a.err = err
+		close(a.done)
+	})
+}
+
+// Send queues a message for the agent without blocking. A full queue means
+// the agent is not keeping up: its session is closed so it reconnects.
+func (a *agentSession) Send(m *rollwavev1.CoordinatorMessage) bool {
+	select {
+	case a.send <- m:
+		return true
+	case <-a.done:
+		return false
+	default:
+		a.close(status.Error(codes.ResourceExhausted, "agent is not reading its session; reconnect"))
+		return false
+	}
+}
+
+// agentRegistry tracks the sessions of connected agents.
+type agentRegistry struct {
+	mu       sync.Mutex
+	sessions map[string]*agentSession
+}
+
+func newAgentRegistry() *agentRegistry {
+	return &agentRegistry{sessions: map[string]*agentSession{}}
+}
+
+func (r *agentRegistry) add(a *agentSession) {
+	r.mu.Lock()
+	old := r.sessions[a.hostID]
+	r.sessions[a.hostID] = a
+	r.mu.Unlock()
+	if old != nil {
+		old.close(status.Error(codes.AlreadyExists, "a newer session for this host replaced this one"))
+	}
+}
+
+func (r *agentRegistry) remove(a *agentSession) {
+	r.mu.Lock()
+	if r.sessions[a.hostID] == a {
+		delete(r.sessions, a.hostID)
+	}
+	r.mu.Unlock()
+}
+
+func (r *agentRegistry) get(host string) *agentSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[host]
+}
+
+func (r *agentRegistry) connected(host string) bool { return r.get(host) != nil }
+
+func (r *agentRegistry) closeAll(err error) {
+	r.mu.Lock()
+	all := make([]*agentSession, 0, len(r.sessions))
+	for _, a := range r.sessions {
+		all = append(all, a)
+	}
+	r.mu.Unlock()
+	for _, a := range all {
+		a.close(err)
+	}
+}
+
+// Session runs one agent's stream.
+func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentMessage, rollwavev1.CoordinatorMessage]) error {
+	s := g.s
+	first, err := recvWithTimeout(stream, helloTimeout)
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "the first message of a session must be a hello")
+	}
+	if hello.GetHostId() == "" {
+		return status.Error(codes.InvalidArgument, "hello.host_id must not be empty")
+	}
+	if !s.IsLeader() {
+		id, addr, _ := s.LeaderGRPCAddr()
+		return stream.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Redirect{
+			Redirect: &rollwavev1.Redirect{LeaderId: id, LeaderAddress: addr},
+		}})
+	}
+
+	now := time.Now()
+	sess := &agentSession{
+		hostID:      hello.GetHostId(),
+		send:        make(chan *rollwavev1.CoordinatorMessage, sessionSendBuffer),
+		done:        make(chan struct{}),
+		lastContact: now,
+	}
+	s.agents.add(sess)
+	defer s.agents.remove(sess)
+	defer sess.close(nil)
+	log := s.log.With("host", sess.hostID)
+	log.Info("agent session opened", "cell", hello.GetCell(), "agent_version", hello.GetAgentVersion())
+
+	s.writer.upsertHost(&rollwavev1.Host{
+		Id: hello.GetHostId(), Cell: hello.GetCell(), Region: hello.GetRegion(), Labels: hello.GetLabels(),
+		AgentVersion: hello.GetAgentVersion(), Address: hello.GetAddress(), Apps: hello.GetSlots(),
+		LastContactUnixNano: now.UnixNano(),
+	})
+	sess.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Welcome{
+		Welcome: &rollwavev1.Welcome{LeaderId: s.cfg.NodeID, HeartbeatIntervalMs: defaultHeartbeat.Milliseconds()},
+	}})
+
+	// Receiving runs in its own goroutine so that sending (acks, orders)
+	// never waits on the agent's next message.
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- g.recvLoop(stream, sess, hello) }()
+	for {
+		select {
+		case m := <-sess.send:
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				log.Info("agent closed its session")
+				return nil
+			}
+			return err
+		case <-sess.done:
+			return sess.err
+		case <-s.shutdownCh:
+			return status.Error(codes.Unavailable, "server shutting down")
+		}
+	}
+}
+
+func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.AgentMessage, rollwavev1.CoordinatorMessage], sess *agentSession, hello *rollwavev1.Hello) error {
+	s := g.s
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		switch msg := m.GetMsg().(type) {
+		case *rollwavev1.AgentMessage_Heartbeat:
+			hb := msg.Heartbeat
+			sess.mu.Lock()
+			sess.lastContact = now
+			sess.heartbeat = hb
+			persist := now.Sub(sess.lastPersisted) >= contactPersistEvery
+			if persist {
+				sess.lastPersisted = now
+			}
+			sess.mu.Unlock()
+			facts := hb.GetFacts()
+			if persist || (len(facts) > 0 && !sameFacts(facts, hello.GetSlots())) {
+				if len(facts) > 0 {
+					hello.Slots = facts
+				}
+				s.writer.upsertHost(&rollwavev1.Host{
+					Id: hello.GetHostId(), Cell: hello.GetCell(), Region: hello.GetRegion(), Labels: hello.GetLabels(),
+					AgentVersion: hello.GetAgentVersion(), Address: hello.GetAddress(), Apps: hello.GetSlots(),
+					LastContactUnixNano: now.UnixNano(),
+				})
+			}
+			sess.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Ack{
+				Ack: &rollwavev1.HeartbeatAck{Seq: hb.GetSeq(), LeaderId: s.cfg.NodeID, TimeUnixNano: now.UnixNano()},
+			}})
+		case *rollwavev1.AgentMessage_Progress:
+			p := msg.Progress
+			s.writer.updateAssignment(&rollwavev1.AssignmentUpdate{
+				Host: sess.hostID, App: p.GetApp(), Generation: p.GetGeneration(), State: p.GetState(), Reason: p.GetReason(),
+			})
+		case *rollwavev1.AgentMessage_Hello:
+			return status.Error(codes.InvalidArgument, "hello may only be the first message of a session")
+		default:
+			return status.Error(codes.InvalidArgument, "empty or unknown agent message")
+		}
+	}
+}
+
+func sameFacts(a, b []*rollwavev1.SlotFacts) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func recvWithTimeout(stream grpc.BidiStreamingServer[rollwavev1.AgentMessage, rollwavev1.CoordinatorMessage], d time.Duration) (*rollwavev1.AgentMessage, error) {
+	type result struct {
+		m   *rollwavev1.AgentMessage
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		m, err := stream.Recv()
+		ch <- result{m, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.m, r.err
+	case <-time.After(d):
+		return nil, status.Errorf(codes.DeadlineExceeded, "no hello within %s", d)
+	}
+}

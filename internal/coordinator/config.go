@@ -1,0 +1,155 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Config configures one coordinator server. Build it with DefaultConfig and
+// change what you need; New calls Validate.
+type Config struct {
+	// NodeID names this server in raft and gossip. Must be unique in the cluster.
+	NodeID string
+	// Region is advertised in gossip metadata.
+	Region string
+	// DataDir holds raft.db (log + stable store) and snapshots/. Required
+	// unless Dev is set.
+	DataDir string
+	// Dev runs a single in-memory node that bootstraps itself: for demos
+	// and tests; nothing survives a restart.
+	Dev bool
+	// BootstrapExpect is the number of servers to wait for (found through
+	// gossip) before bootstrapping a new cluster. 0 disables bootstrapping:
+	// the server waits to be added by an existing leader.
+	BootstrapExpect int
+	// Join lists gossip addresses (host:port) of servers to join at start.
+	Join []string
+
+	// GRPCAddr is the listen address of the gRPC API (operators and agents).
+	GRPCAddr string
+	// RaftAddr is the listen address of the raft TCP transport.
+	RaftAddr string
+	// GossipAddr is the listen address of memberlist (TCP and UDP).
+	GossipAddr string
+	// AdvertiseGRPC, AdvertiseRaft and AdvertiseGossip override what other
+	// nodes are told to dial; empty means the bound address.
+	AdvertiseGRPC   string
+	AdvertiseRaft   string
+	AdvertiseGossip string
+
+	// Raft timing. Zero values take DefaultConfig's.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotInterval   time.Duration
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+
+	// ApplyTimeout bounds one raft write, forwarding included.
+	ApplyTimeout time.Duration
+	// ReconcileInterval is how often the leader reconciles raft peers with
+	// the servers seen in gossip (also done on every gossip event).
+	ReconcileInterval time.Duration
+	// GossipFast selects short gossip probe intervals (tests).
+	GossipFast bool
+
+	// Version is reported in Status and gossip metadata.
+	Version string
+	// Logger receives all logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns production defaults, listening on loopback.
+func DefaultConfig() Config {
+	return Config{
+		Region:             "global",
+		GRPCAddr:           "127.0.0.1:7420",
+		RaftAddr:           "127.0.0.1:7421",
+		GossipAddr:         "127.0.0.1:7422",
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		SnapshotInterval:   120 * time.Second,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+		ApplyTimeout:       10 * time.Second,
+		ReconcileInterval:  10 * time.Second,
+		Version:            "dev",
+	}
+}
+
+// Validate reports the first problem with the configuration, naming the
+// field and the bad value.
+func (c *Config) Validate() error {
+	if c.NodeID == "" {
+		return errors.New("node id (node_name) must not be empty")
+	}
+	if !c.Dev && c.DataDir == "" {
+		return errors.New("data_dir is required unless -dev is set")
+	}
+	if c.Dev && c.BootstrapExpect > 1 {
+		return fmt.Errorf("bootstrap_expect = %d cannot be combined with -dev (a dev server is always a single node)", c.BootstrapExpect)
+	}
+	if c.BootstrapExpect < 0 {
+		return fmt.Errorf("bootstrap_expect must be 0 or more, got %d", c.BootstrapExpect)
+	}
+	for _, a := range []struct{ name, v string }{
+		{"addresses.grpc", c.GRPCAddr}, {"addresses.raft", c.RaftAddr}, {"addresses.gossip", c.GossipAddr},
+	} {
+		if err := checkHostPort(a.v); err != nil {
+			return fmt.Errorf("%s: %w", a.name, err)
+		}
+	}
+	for _, a := range []struct{ name, v string }{
+		{"advertise.grpc", c.AdvertiseGRPC}, {"advertise.raft", c.AdvertiseRaft}, {"advertise.gossip", c.AdvertiseGossip},
+	} {
+		if a.v == "" {
+			continue
+		}
+		if err := checkHostPort(a.v); err != nil {
+			return fmt.Errorf("%s: %w", a.name, err)
+		}
+	}
+	for _, j := range c.Join {
+		if err := checkHostPort(j); err != nil {
+			return fmt.Errorf("join: %w", err)
+		}
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		return fmt.Errorf("raft.election_timeout (%s) must be at least raft.heartbeat_timeout (%s)", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		return fmt.Errorf("raft.leader_lease_timeout (%s) must not exceed raft.heartbeat_timeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.ApplyTimeout <= 0 {
+		return fmt.Errorf("apply timeout must be positive, got %s", c.ApplyTimeout)
+	}
+	return nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %v", s, err)
+	}
+	_ = host
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: port must be a number from 0 to 65535", s)
+	}
+	return nil
+}
+
+func (c *Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c.Logger
+}

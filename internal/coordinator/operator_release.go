@@ -1,0 +1,253 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rollwave/rollwave/internal/deploy/plan"
+	"github.com/rollwave/rollwave/internal/raftfsm"
+	"github.com/rollwave/rollwave/internal/spec"
+	"github.com/rollwave/rollwave/internal/spec/specpb"
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// maxSpecSize bounds a submitted spec source.
+const maxSpecSize = 1 << 20
+
+// parseSpec turns a submitted source into a validated spec. Errors carry
+// file:line:column, the field and the reason, one per line.
+func parseSpec(name string, src []byte) (*rollwavev1.ReleaseSpec, error) {
+	if name == "" {
+		name = "spec.hcl"
+	}
+	if len(src) == 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: the release spec is empty", name)
+	}
+	if len(src) > maxSpecSize {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: the release spec is %d bytes, over the %d byte limit", name, len(src), maxSpecSize)
+	}
+	r, err := spec.ParseRelease(name, src)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return specpb.ToProto(r), nil
+}
+
+// fleetForPlanning lists the hosts a plan may use: known to raft and alive
+// in gossip (or connected right now), with the cells' descriptions.
+func (s *Server) fleetForPlanning() plan.Fleet {
+	live := s.livenessByName()
+	var f plan.Fleet
+	for _, h := range s.fsm.Hosts() {
+		if live[h.GetId()] != "alive" && !s.agents.connected(h.GetId()) {
+			continue
+		}
+		f.Hosts = append(f.Hosts, plan.HostInfo{ID: h.GetId(), Cell: h.GetCell(), Labels: h.GetLabels()})
+	}
+	f.Cells = s.fsm.Cells()
+	return f
+}
+
+func (o *operatorService) PlanRelease(ctx context.Context, req *rollwavev1.PlanReleaseRequest) (*rollwavev1.PlanReleaseResponse, error) {
+	sp, err := parseSpec(req.GetSourceName(), req.GetSource())
+	if err != nil {
+		return nil, err
+	}
+	p, err := plan.Compute(sp, o.s.fleetForPlanning())
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "plan %s: %v", sp.GetName(), err)
+	}
+	return &rollwavev1.PlanReleaseResponse{Spec: sp, Phases: p.Phases, TargetedHosts: int32(p.Targeted)}, nil
+}
+
+func (o *operatorService) SubmitRelease(ctx context.Context, req *rollwavev1.SubmitReleaseRequest) (*rollwavev1.SubmitReleaseResponse, error) {
+	// Parse before forwarding: a bad spec is refused by whichever server
+	// receives it, and never costs the leader anything.
+	if _, err := parseSpec(req.GetSourceName(), req.GetSource()); err != nil {
+		return nil, err
+	}
+	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.SubmitRelease, o.submitLocal)
+}
+
+func (o *operatorService) submitLocal(ctx context.Context, req *rollwavev1.SubmitReleaseRequest) (*rollwavev1.SubmitReleaseResponse, error) {
+	sp, err := parseSpec(req.GetSourceName(), req.GetSource())
+	if err != nil {
+		return nil, err
+	}
+	id := sp.GetName()
+	if o.s.fsm.Release(id) != nil {
+		return nil, status.Errorf(codes.AlreadyExists, "a release named %q exists already; give the new one another name", id)
+	}
+	if active := o.s.fsm.ActiveRelease(sp.GetApp()); active != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "app %q already has release %q (%s); abort or finish it first",
+			sp.GetApp(), active.GetId(), stateName(active.GetState()))
+	}
+	// The plan is computed now for the record; a release that starts later
+	// is planned again against the fleet of that moment.
+	var phases []*rollwavev1.Phase
+	p, perr := plan.Compute(sp, o.s.fleetForPlanning())
+	switch {
+	case perr == nil:
+		phases = p.Phases
+	case req.GetStart():
+		return nil, status.Errorf(codes.FailedPrecondition, "cannot start %s: %v", id, perr)
+	case !errors.Is(perr, plan.ErrNoHosts):
+		return nil, status.Errorf(codes.InvalidArgument, "plan %s: %v", id, perr)
+	}
+	now := time.Now().UnixNano()
+	rel := &rollwavev1.Release{
+		Id:              id,
+		Spec:            sp,
+		State:           rollwavev1.ReleaseState_RELEASE_STATE_PENDING,
+		Phases:          phases,
+		CurrentPhase:    0,
+		CreatedUnixNano: now,
+		UpdatedUnixNano: now,
+		CreatedBy:       req.GetActor(),
+		SourceName:      req.GetSourceName(),
+		Source:          req.GetSource(),
+	}
+	if err := o.s.applyErr(raftfsm.SubmitRelease, &rollwavev1.SubmitReleaseCommand{TimeUnixNano: now, Release: rel, Actor: req.GetActor()}); err != nil {
+		return nil, err
+	}
+	if req.GetStart() {
+		if err := o.s.setReleaseState(id, rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, "started on submit", req.GetActor()); err != nil {
+			return nil, err
+		}
+	}
+	return &rollwavev1.SubmitReleaseResponse{Release: o.s.fsm.Release(id)}, nil
+}
+
+func stateName(s rollwavev1.ReleaseState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "RELEASE_STATE_"))
+}
+
+func (s *Server) setReleaseState(id string, st rollwavev1.ReleaseState, reason, actor string) error {
+	return s.applyErr(raftfsm.SetReleaseState, &rollwavev1.SetReleaseStateCommand{
+		TimeUnixNano: time.Now().UnixNano(), ReleaseId: id, State: st, Reason: reason, Actor: actor, CurrentPhase: -1,
+	})
+}
+
+func (o *operatorService) GetRelease(ctx context.Context, req *rollwavev1.GetReleaseRequest) (*rollwavev1.GetReleaseResponse, error) {
+	r := o.s.fsm.Release(req.GetId())
+	if r == nil {
+		return nil, status.Errorf(codes.NotFound, "no release with id %q; see 'rollwave release list'", req.GetId())
+	}
+	return &rollwavev1.GetReleaseResponse{Release: r, Assignments: o.s.fsm.ReleaseAssignments(r.GetId())}, nil
+}
+
+func (o *operatorService) ListReleases(ctx context.Context, req *rollwavev1.ListReleasesRequest) (*rollwavev1.ListReleasesResponse, error) {
+	rels := o.s.fsm.Releases(req.GetApp(), req.GetStates()...)
+	// Listings carry no source text: it can be large, and get shows it.
+	for _, r := range rels {
+		r.Source = nil
+	}
+	return &rollwavev1.ListReleasesResponse{Releases: rels}, nil
+}
+
+// releaseAction is one operator control on a release: which states it may
+// start from and what it does on the leader.
+type releaseAction struct {
+	name string
+	do   func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error
+}
+
+func (o *operatorService) runAction(ctx context.Context, req *rollwavev1.ReleaseActionRequest, a releaseAction,
+	remote func(rollwavev1.OperatorServiceClient, context.Context, *rollwavev1.ReleaseActionRequest, ...grpc.CallOption) (*rollwavev1.ReleaseActionResponse, error),
+) (*rollwavev1.ReleaseActionResponse, error) {
+	if req.GetId() == "" {
+		return nil, status.Errorf(codes.InvalidArgument, "%s needs a release id", a.name)
+	}
+	return forward(o.s, ctx, req, remote, func(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+		r := o.s.fsm.Release(req.GetId())
+		if r == nil {
+			return nil, status.Errorf(codes.NotFound, "no release with id %q", req.GetId())
+		}
+		if err := a.do(o.s, r, req); err != nil {
+			return nil, err
+		}
+		return &rollwavev1.ReleaseActionResponse{Release: o.s.fsm.Release(req.GetId())}, nil
+	})
+}
+
+func reasonOr(req *rollwavev1.ReleaseActionRequest, def string) string {
+	if req.GetReason() != "" {
+		return req.GetReason()
+	}
+	return def
+}
+
+func transition(to rollwavev1.ReleaseState, def string) func(*Server, *rollwavev1.Release, *rollwavev1.ReleaseActionRequest) error {
+	return func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
+		return s.setReleaseState(r.GetId(), to, reasonOr(req, def), req.GetActor())
+	}
+}
+
+func (o *operatorService) PauseRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+	return o.runAction(ctx, req, releaseAction{"pause", transition(rollwavev1.ReleaseState_RELEASE_STATE_PAUSED, "paused by operator")},
+		rollwavev1.OperatorServiceClient.PauseRelease)
+}
+
+func (o *operatorService) ResumeRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+	return o.runAction(ctx, req, releaseAction{"resume", transition(rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, "resumed by operator")},
+		rollwavev1.OperatorServiceClient.ResumeRelease)
+}
+
+func (o *operatorService) AbortRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+	return o.runAction(ctx, req, releaseAction{"abort", transition(rollwavev1.ReleaseState_RELEASE_STATE_ABORTED, "aborted by operator")},
+		rollwavev1.OperatorServiceClient.AbortRelease)
+}
+
+func (o *operatorService) RollbackRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+	return o.runAction(ctx, req, releaseAction{"rollback", transition(rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, "rollback ordered by operator")},
+		rollwavev1.OperatorServiceClient.RollbackRelease)
+}
+
+func (o *operatorService) ApproveRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+	return o.runAction(ctx, req, releaseAction{"approve", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
+		if r.GetState() != rollwavev1.ReleaseState_RELEASE_STATE_AWAITING_APPROVAL {
+			return status.Errorf(codes.FailedPrecondition, "release %q is %s, not awaiting approval", r.GetId(), stateName(r.GetState()))
+		}
+		if err := s.applyErr(raftfsm.ApprovePhase, &rollwavev1.ApprovePhaseCommand{
+			TimeUnixNano: time.Now().UnixNano(), ReleaseId: r.GetId(), Index: r.GetCurrentPhase(), Actor: req.GetActor(),
+		}); err != nil {
+			return err
+		}
+		return s.setReleaseState(r.GetId(), rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, reasonOr(req, fmt.Sprintf("phase %d approved", r.GetCurrentPhase())), req.GetActor())
+	}}, rollwavev1.OperatorServiceClient.ApproveRelease)
+}
+
+func (o *operatorService) PromoteRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+	return o.runAction(ctx, req, releaseAction{"promote", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
+		if !req.GetSkipBake() {
+			return status.Error(codes.InvalidArgument, "promote only skips the current bake; pass -skip-bake to confirm this emergency path")
+		}
+		idx := r.GetCurrentPhase()
+		if idx < 0 || int(idx) >= len(r.GetPhases()) || r.GetPhases()[idx].GetState() != rollwavev1.PhaseState_PHASE_STATE_BAKING {
+			return status.Errorf(codes.FailedPrecondition, "release %q has no phase baking right now", r.GetId())
+		}
+		return s.applyErr(raftfsm.SetPhaseState, &rollwavev1.SetPhaseStateCommand{
+			TimeUnixNano: time.Now().UnixNano(), ReleaseId: r.GetId(), Index: idx,
+			State: rollwavev1.PhaseState_PHASE_STATE_VERIFIED, BakeSkipped: true,
+			Reason: reasonOr(req, "bake skipped by operator (emergency promote) by "+req.GetActor()),
+		})
+	}}, rollwavev1.OperatorServiceClient.PromoteRelease)
+}
+
+func (o *operatorService) ListEvents(ctx context.Context, req *rollwavev1.ListEventsRequest) (*rollwavev1.ListEventsResponse, error) {
+	if req.GetReleaseId() != "" && o.s.fsm.Release(req.GetReleaseId()) == nil {
+		return nil, status.Errorf(codes.NotFound, "no release with id %q", req.GetReleaseId())
+	}
+	limit := int(req.GetLimit())
+	if limit <= 0 || limit > 10000 {
+		limit = 10000
+	}
+	return &rollwavev1.ListEventsResponse{Events: o.s.fsm.Events(req.GetReleaseId(), req.GetAfterSeq(), limit)}, nil
+}

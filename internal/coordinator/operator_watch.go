@@ -1,0 +1,73 @@
+package coordinator
+
+import (
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// WatchRelease sends the release, its assignments and new events every time
+// the replicated state changes, and ends after sending a terminal state.
+func (o *operatorService) WatchRelease(req *rollwavev1.WatchReleaseRequest, stream grpc.ServerStreamingServer[rollwavev1.WatchReleaseResponse]) error {
+	ctx := stream.Context()
+	var (
+		lastSeq  uint64
+		lastSent *rollwavev1.WatchReleaseResponse
+	)
+	for {
+		// Take the change channel before reading, so no change is missed
+		// between the read and the wait.
+		changed := o.s.fsm.Changed()
+		r := o.s.fsm.Release(req.GetId())
+		if r == nil {
+			return status.Errorf(codes.NotFound, "no release with id %q", req.GetId())
+		}
+		r.Source = nil
+		events := o.s.fsm.Events(r.GetId(), lastSeq, 10000)
+		if n := len(events); n > 0 {
+			lastSeq = events[n-1].GetSeq()
+		}
+		resp := &rollwavev1.WatchReleaseResponse{Release: r, Assignments: o.s.fsm.ReleaseAssignments(r.GetId()), Events: events}
+		if lastSent == nil || len(events) > 0 || !proto.Equal(lastSent.GetRelease(), r) || !sameAssignments(lastSent.GetAssignments(), resp.GetAssignments()) {
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+			lastSent = resp
+		}
+		if isTerminal(r.GetState()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-o.s.shutdownCh:
+			return status.Error(codes.Unavailable, "server shutting down")
+		case <-changed:
+		}
+	}
+}
+
+func sameAssignments(a, b []*rollwavev1.Assignment) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isTerminal reports whether a release can no longer change state.
+func isTerminal(s rollwavev1.ReleaseState) bool {
+	switch s {
+	case rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED, rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK,
+		rollwavev1.ReleaseState_RELEASE_STATE_ABORTED, rollwavev1.ReleaseState_RELEASE_STATE_FAILED:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,379 @@
+// Package coordinator assembles a rollwave coordinator: the raft node with
+// the replicated state (internal/raftfsm), the gossip pool, the gRPC
+// services for operators and agents, and the leader-only work.
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"google.golang.org/grpc"
+
+	"github.com/rollwave/rollwave/internal/gossip"
+	"github.com/rollwave/rollwave/internal/raftfsm"
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// ErrNotLeader is returned by leader-only operations on a follower.
+var ErrNotLeader = errors.New("this server is not the raft leader")
+
+// Server is one coordinator. Create it with New; stop it with Leave (graceful)
+// and/or Shutdown.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	fsm       *raftfsm.FSM
+	raft      *raft.Raft
+	trans     *raft.NetworkTransport
+	boltStore *raftboltdb.BoltStore // nil in dev mode
+	pool      *gossip.Pool
+
+	grpcSrv *grpc.Server
+	grpcLn  net.Listener
+	fwd     *forwarder
+	agents  *agentRegistry
+	writer  *hostWriter
+
+	// advertised addresses, resolved after binding.
+	grpcAddr string
+	raftAddr string
+
+	leaderNotify chan bool
+	leaderMu     sync.Mutex
+	leaderCancel context.CancelFunc
+	leaderDone   chan struct{}
+	// leaderHooks run when this node gains (true) or loses (false)
+	// leadership, in order. They must not block for long.
+	leaderHooks []func(ctx context.Context, leader bool)
+
+	shutdownCh   chan struct{}
+	shutdownOnce sync.Once
+	wg           sync.WaitGroup
+}
+
+// New starts a coordinator: it binds its listeners, opens (or creates) its
+// raft state, joins gossip and, with BootstrapExpect, forms a cluster once
+// enough servers are seen.
+func New(cfg Config) (s *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid server configuration: %w", err)
+	}
+	log := cfg.logger().With("component", "coordinator", "node", cfg.NodeID)
+	s = &Server{
+		cfg:          cfg,
+		log:          log,
+		fsm:          raftfsm.New(cfg.logger().With("component", "raftfsm", "node", cfg.NodeID)),
+		leaderNotify: make(chan bool, 16),
+		shutdownCh:   make(chan struct{}),
+	}
+	// Whatever was opened is closed again when a later step fails.
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+
+	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen on gRPC address %s: %w", cfg.GRPCAddr, err)
+	}
+	s.grpcAddr = advertised(cfg.AdvertiseGRPC, s.grpcLn.Addr())
+
+	if err := s.setupRaft(); err != nil {
+		return nil, err
+	}
+
+	gcfg := gossip.DefaultConfig()
+	gcfg.NodeName = cfg.NodeID
+	gcfg.BindAddr = cfg.GossipAddr
+	gcfg.AdvertiseAddr = cfg.AdvertiseGossip
+	gcfg.Logger = cfg.logger().With("component", "gossip", "node", cfg.NodeID)
+	gcfg.Fast = cfg.GossipFast
+	gcfg.Meta = gossip.Meta{
+		Role:      gossip.RoleServer,
+		NodeID:    cfg.NodeID,
+		GRPCAddr:  s.grpcAddr,
+		RaftAddr:  s.raftAddr,
+		Region:    cfg.Region,
+		Version:   cfg.Version,
+		Bootstrap: cfg.BootstrapExpect,
+	}
+	if s.pool, err = gossip.New(gcfg); err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.GossipAddr, err)
+	}
+	s.fwd = newForwarder(s)
+
+	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageSize))
+	rollwavev1.RegisterOperatorServiceServer(s.grpcSrv, &operatorService{s: s})
+	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, newAgentService(s))
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpcSrv.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("gRPC server stopped", "error", err)
+		}
+	}()
+
+	s.wg.Add(1)
+	go s.monitorLeadership()
+
+	if cfg.Dev {
+		if err := s.bootstrapSingle(); err != nil {
+			return nil, err
+		}
+	} else if cfg.BootstrapExpect > 0 {
+		s.wg.Add(1)
+		go s.bootstrapWhenExpected()
+	}
+	if len(cfg.Join) > 0 {
+		s.wg.Add(1)
+		go s.joinLoop(cfg.Join)
+	}
+	s.log.Info("coordinator started", "grpc_addr", s.grpcAddr, "raft_addr", s.raftAddr,
+		"gossip_addr", s.pool.LocalAddr(), "dev", cfg.Dev, "bootstrap_expect", cfg.BootstrapExpect)
+	return s, nil
+}
+
+// maxMessageSize bounds every gRPC message (spec sources, snapshot chunks).
+const maxMessageSize = 8 << 20
+
+func advertised(override string, bound net.Addr) string {
+	if override != "" {
+		return override
+	}
+	return bound.String()
+}
+
+func (s *Server) setupRaft() error {
+	cfg := s.cfg
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.NotifyCh = s.leaderNotify
+	rc.Logger = hclog.New(&hclog.LoggerOptions{
+		Name:   "raft",
+		Level:  hclog.Info,
+		Output: newLineLogger(cfg.logger().With("component", "raft", "node", cfg.NodeID)),
+	})
+	if err := rc.SanityCheck(); err != nil {
+		return err
+	}
+
+	var advAddr net.Addr
+	if cfg.AdvertiseRaft != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseRaft)
+		if err != nil {
+			return fmt.Errorf("advertise.raft %q: %w", cfg.AdvertiseRaft, err)
+		}
+		advAddr = a
+	}
+	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, advAddr, 3, 10*time.Second, rc.Logger.Named("transport"))
+	if err != nil {
+		return fmt.Errorf("listen on raft address %s: %w", cfg.RaftAddr, err)
+	}
+	s.trans = trans
+	s.raftAddr = string(trans.LocalAddr())
+
+	var (
+		logs   raft.LogStore
+		stable raft.StableStore
+		snaps  raft.SnapshotStore
+	)
+	if cfg.Dev {
+		store := raft.NewInmemStore()
+		logs, stable, snaps = store, store, raft.NewInmemSnapshotStore()
+	} else {
+		raftDir := filepath.Join(cfg.DataDir, "raft")
+		if err := os.MkdirAll(raftDir, 0o700); err != nil {
+			return fmt.Errorf("create data dir: %w", err)
+		}
+		bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+		if err != nil {
+			return fmt.Errorf("open raft store %s: %w", filepath.Join(raftDir, "raft.db"), err)
+		}
+		s.boltStore = bolt
+		// A small cache in front of bolt keeps recent entries in memory for
+		// replication to followers.
+		cached, err := raft.NewLogCache(512, bolt)
+		if err != nil {
+			return err
+		}
+		fss, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, rc.Logger.Named("snapshots"))
+		if err != nil {
+			return fmt.Errorf("open snapshot store in %s: %w", raftDir, err)
+		}
+		logs, stable, snaps = cached, bolt, fss
+	}
+
+	r, err := raft.NewRaft(rc, s.fsm, logs, stable, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	s.raft = r
+	return nil
+}
+
+// bootstrapSingle forms a one-node cluster (dev mode).
+func (s *Server) bootstrapSingle() error {
+	f := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter, ID: raft.ServerID(s.cfg.NodeID), Address: raft.ServerAddress(s.raftAddr),
+	}}})
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap dev cluster: %w", err)
+	}
+	return nil
+}
+
+// FSM exposes the replicated state for reads (tests, in-process helpers).
+func (s *Server) FSM() *raftfsm.FSM { return s.fsm }
+
+// Raft exposes the raft node (tests, in-process helpers).
+func (s *Server) Raft() *raft.Raft { return s.raft }
+
+// Gossip exposes the gossip pool.
+func (s *Server) Gossip() *gossip.Pool { return s.pool }
+
+// NodeID is this server's raft/gossip id.
+func (s *Server) NodeID() string { return s.cfg.NodeID }
+
+// GRPCAddr is the advertised gRPC address.
+func (s *Server) GRPCAddr() string { return s.grpcAddr }
+
+// RaftAddr is the advertised raft address.
+func (s *Server) RaftAddr() string { return s.raftAddr }
+
+// GossipAddr is the bound gossip address.
+func (s *Server) GossipAddr() string { return s.pool.LocalAddr() }
+
+// IsLeader reports whether this node is the raft leader right now.
+func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// AddLeaderHook registers fn to run on every leadership change. On gain it
+// receives a context cancelled when leadership is lost. Call before the
+// server can become leader (right after New, in tests) or accept that the
+// hook first runs on the next change.
+func (s *Server) AddLeaderHook(fn func(ctx context.Context, leader bool)) {
+	s.leaderMu.Lock()
+	defer s.leaderMu.Unlock()
+	s.leaderHooks = append(s.leaderHooks, fn)
+}
+
+// Leave departs gracefully: a leader first hands leadership to another
+// voter, then the node leaves gossip so the new leader removes it from the
+// raft configuration. Shutdown must still be called afterwards.
+func (s *Server) Leave(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	if s.IsLeader() {
+		if n := s.voterCount(); n > 1 {
+			if err := s.raft.LeadershipTransfer().Error(); err != nil {
+				s.log.Warn("leadership transfer before leave failed", "error", err)
+			}
+		}
+	}
+	if err := s.pool.Leave(time.Until(deadline)); err != nil {
+		return fmt.Errorf("leave gossip: %w", err)
+	}
+	// Wait (bounded) until the leader has removed us, so a quorum is never
+	// counted with a server that is gone.
+	for time.Now().Before(deadline) {
+		if !s.inRaftConfig() {
+			return nil
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-s.shutdownCh:
+			return nil
+		}
+	}
+	s.log.Warn("left gossip but the leader has not removed this server from raft yet; remove it with 'rollwave operator raft remove-peer' if it does not come back")
+	return nil
+}
+
+func (s *Server) voterCount() int {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *Server) inRaftConfig() bool {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.ID == raft.ServerID(s.cfg.NodeID) {
+			return true
+		}
+	}
+	return false
+}
+
+// Shutdown stops everything without leaving: the node's raft state stays
+// in the cluster configuration (as after a crash or a restart).
+func (s *Server) Shutdown() error {
+	var err error
+	s.shutdownOnce.Do(func() {
+		close(s.shutdownCh)
+		s.stopLeaderWork()
+		err = s.closeAll()
+		s.wg.Wait()
+		s.log.Info("coordinator stopped")
+	})
+	return err
+}
+
+func (s *Server) closeAll() error {
+	var errs []error
+	if s.grpcSrv != nil {
+		// Stop, not GracefulStop: watch streams would hold it open forever.
+		s.grpcSrv.Stop()
+	} else if s.grpcLn != nil {
+		s.grpcLn.Close()
+	}
+	if s.fwd != nil {
+		s.fwd.close()
+	}
+	if s.pool != nil {
+		if err := s.pool.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("gossip shutdown: %w", err))
+		}
+	}
+	if s.raft != nil {
+		if err := s.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		}
+	}
+	if s.trans != nil {
+		s.trans.Close()
+	}
+	if s.boltStore != nil {
+		if err := s.boltStore.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

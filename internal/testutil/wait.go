@@ -1,0 +1,102 @@
+// Package testutil holds small helpers shared by tests: waiting for a
+// condition with a deadline, and routing logs to the test log.
+package testutil
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// WaitFor polls cond until it reports true or timeout passes, then fails
+// the test with the last thing cond said. It never sleeps longer than the
+// poll interval, so it is a synchronisation point, not a delay.
+func WaitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	interval := 5 * time.Millisecond
+	var last string
+	for {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		last = msg
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %s", timeout, last)
+		}
+		time.Sleep(interval)
+		if interval < 100*time.Millisecond {
+			interval *= 2
+		}
+	}
+}
+
+// Logger returns a slog.Logger that writes to t.Log until the test ends
+// (later writes are dropped: logging after a test finished panics). Info
+// and above by default; ROLLWAVE_TEST_LOG=debug shows everything.
+func Logger(t testing.TB) *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("ROLLWAVE_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	h := &testHandler{t: t, level: level, state: &handlerState{}}
+	t.Cleanup(func() {
+		h.state.mu.Lock()
+		h.state.done = true
+		h.state.mu.Unlock()
+	})
+	return slog.New(h)
+}
+
+type handlerState struct {
+	mu   sync.Mutex
+	done bool
+}
+
+type testHandler struct {
+	t      testing.TB
+	level  slog.Level
+	attrs  []slog.Attr
+	groups string
+	state  *handlerState
+}
+
+func (h *testHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+
+func (h *testHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Time.Format("15:04:05.000 "))
+	b.WriteString(r.Level.String())
+	b.WriteString(" ")
+	b.WriteString(r.Message)
+	for _, a := range h.attrs {
+		b.WriteString(" " + h.groups + a.String())
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		b.WriteString(" " + h.groups + a.String())
+		return true
+	})
+	h.state.mu.Lock()
+	defer h.state.mu.Unlock()
+	if !h.state.done {
+		h.t.Log(b.String())
+	}
+	return nil
+}
+
+func (h *testHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(append([]slog.Attr{}, h.attrs...), as...)
+	return &c
+}
+
+func (h *testHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.groups = h.groups + name + "."
+	return &c
+}
