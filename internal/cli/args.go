@@ -55,6 +55,10 @@ func normalizeArgs(root *cobra.Command, args []string) []string {
 // lookupFlag finds a long flag on cmd or an ancestor's persistent flags
 // without relying on cobra having merged them yet.
 func lookupFlag(cmd *cobra.Command, name string) *pflag.Flag {
+	// Cobra adds -help and -version only when it executes; add them now,
+	// as it would, so "-help" is recognised.
+	cmd.InitDefaultHelpFlag()
+	cmd.Root().InitDefaultVersionFlag()
 	if f := cmd.Flags().Lookup(name); f != nil {
 		return f
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -52,10 +51,4 @@ func cleanTransportMessage(msg string) string {
 		return strings.TrimSuffix(msg[i+len(marker):], `"`)
 	}
 	return msg
-}
-
-// isNotFound reports whether err is a gRPC NotFound status.
-func isNotFound(err error) bool {
-	var se interface{ GRPCStatus() *status.Status }
-	return errors.As(err, &se) && se.GRPCStatus().Code() == codes.NotFound
 }

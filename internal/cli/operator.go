@@ -64,22 +64,22 @@ func newRaftListPeersCommand(a *app) *cobra.Command {
 }
 
 func newRaftRemovePeerCommand(a *app) *cobra.Command {
-	var id, address string
+	var id, peerAddress string
 	cmd := &cobra.Command{
-		Use:   "remove-peer (-id ID | -address ADDR)",
+		Use:   "remove-peer (-id ID | -peer-address ADDR)",
 		Short: "Remove a dead coordinator from the raft configuration",
-		Long: `Remove a coordinator from the raft configuration, by server id or by raft
-address. Use it for a server that is gone for good; a server that is merely
-restarting rejoins by itself.
+		Long: `Remove a coordinator from the raft configuration, by raft server id or by
+raft address. Use it for a server that is gone for good; a server that is
+merely restarting rejoins by itself.
 
-Note that -address here names the peer's raft address, not the coordinator
-this command talks to; use ROLLWAVE_ADDR to choose that one.`,
+The peer's address is -peer-address: -address, as everywhere, names the
+coordinator this command talks to.`,
 		Example: `  rollwave operator raft remove-peer -id coord-3
-  ROLLWAVE_ADDR=10.0.0.1:7420 rollwave operator raft remove-peer -address 10.0.0.3:7421`,
+  rollwave operator raft remove-peer -peer-address 10.0.0.3:7421`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (id == "") == (address == "") {
-				return usageErrorf("give exactly one of -id or -address")
+			if (id == "") == (peerAddress == "") {
+				return usageErrorf("give exactly one of -id or -peer-address")
 			}
 			client, done, err := a.connect(cmd)
 			if err != nil {
@@ -88,19 +88,21 @@ this command talks to; use ROLLWAVE_ADDR to choose that one.`,
 			defer done()
 			ctx, cancel := a.unary(cmd)
 			defer cancel()
-			if _, err := client.RemovePeer(ctx, &rollwavev1.RemovePeerRequest{Id: id, Address: address}); err != nil {
+			if _, err := client.RemovePeer(ctx, &rollwavev1.RemovePeerRequest{Id: id, Address: peerAddress}); err != nil {
 				return err
 			}
 			who := id
 			if who == "" {
-				who = address
+				who = peerAddress
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Removed peer %s\n", who)
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "raft server id of the peer to remove")
-	// Shadows the global -address: on this command it names the peer.
-	cmd.Flags().StringVar(&address, "address", "", "raft address of the peer to remove")
+	// Not -address: that is the global flag choosing the coordinator, and a
+	// shadowing local flag would silently take "rollwave -address X operator
+	// raft remove-peer" as the peer to remove (Nomad names it -peer-address too).
+	cmd.Flags().StringVar(&peerAddress, "peer-address", "", "raft address of the peer to remove")
 	return cmd
 }

@@ -115,10 +115,6 @@ func Run(root *cobra.Command, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, cmd.UsageString())
 		return ExitUsage
 	}
-	var ee *exitError
-	if errors.As(err, &ee) && ee.quiet {
-		return ee.code
-	}
 	fmt.Fprintf(stderr, "Error: %s\n", describeError(err, st.address))
 	return ExitError
 }
@@ -133,17 +129,6 @@ func (e *usageError) Error() string { return e.msg }
 func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
-
-// exitError ends a command with a code and nothing more to print, for
-// commands whose output already explained the outcome.
-type exitError struct {
-	code  int
-	quiet bool
-	err   error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
 
 type runStateKey struct{}
 
@@ -231,7 +216,6 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 }
 
 // resolvedAddress is -address when given, else ROLLWAVE_ADDR, else the default.
-// It asks the root's flag: `operator raft remove-peer` has its own -address.
 func (a *app) resolvedAddress(cmd *cobra.Command) string {
 	if f := cmd.Root().PersistentFlags().Lookup("address"); f != nil && f.Changed {
 		return a.address
