@@ -188,6 +188,7 @@ func markReached(cmd *cobra.Command) {
 // (cobra would otherwise print help and exit 0 for "rollwave release bogus").
 func makeGroup(c *cobra.Command) *cobra.Command {
 	c.Args = cobra.ArbitraryArgs
+	c.SuggestionsMinimumDistance = 2 // cobra's default, which SuggestionsFor does not apply itself
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			return cmd.Help()

@@ -26,7 +26,7 @@ func TestExitCodes(t *testing.T) {
 		// The server refusing: status message only, no grpc prefix.
 		{"server error", []string{"release", "get", "nope"}, ExitError, `Error: release "nope" not found`},
 		// Unknown top-level command, with a suggestion and the usage.
-		{"unknown command", []string{"membres"}, ExitUsage, `unknown command "membres"`},
+		{"unknown command", []string{"membres"}, ExitUsage, `unknown command "membres" for "rollwave"; did you mean members?`},
 		// Unknown subcommand of a group.
 		{"unknown subcommand", []string{"release", "bogus"}, ExitUsage, `unknown command "bogus" for "rollwave release"`},
 		// Unknown flag.
