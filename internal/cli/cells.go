@@ -177,4 +177,3 @@ func newCellsDeleteCommand(a *app) *cobra.Command {
 		},
 	}
 }
-

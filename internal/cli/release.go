@@ -198,7 +198,7 @@ func newReleaseGetCommand(a *app) *cobra.Command {
 
 func newReleaseListCommand(a *app) *cobra.Command {
 	var (
-		asJSON bool
+		asJSON  bool
 		appName string
 		states  []string
 	)
@@ -275,4 +275,3 @@ func phaseProgress(r *rollwavev1.Release) string {
 	}
 	return fmt.Sprintf("%d/%d", r.GetCurrentPhase(), len(r.GetPhases()))
 }
-

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -81,19 +83,17 @@ func listAllEvents(ctx context.Context, client rollwavev1.OperatorServiceClient,
 
 // eventLine prints one event on one line, for the appending -watch output.
 func eventLine(w io.Writer, e *rollwavev1.Event) {
-	line := fmt.Sprintf("%s  %s", timestamp(e.GetTimeUnixNano()), e.GetKind())
-	line += fmt.Sprintf("  phase=%d", e.GetPhase())
+	parts := []string{timestamp(e.GetTimeUnixNano()), e.GetKind(), fmt.Sprintf("phase=%d", e.GetPhase())}
 	if e.GetHost() != "" {
-		line += "  host=" + e.GetHost()
+		parts = append(parts, "host="+e.GetHost())
 	}
 	if e.GetActor() != "" {
-		line += "  actor=" + e.GetActor()
+		parts = append(parts, "actor="+e.GetActor())
 	}
-	if e.GetMessage() != "" {
-		line += "  " + e.GetMessage()
-	}
+	parts = append(parts, e.GetMessage())
 	if ev := evidenceString(e.GetEvidence()); ev != "" {
-		line += "  [" + ev + "]"
+		parts = append(parts, "["+ev+"]")
 	}
-	fmt.Fprintln(w, line)
+	parts = slices.DeleteFunc(parts, func(s string) bool { return s == "" })
+	fmt.Fprintln(w, strings.Join(parts, "  "))
 }

@@ -41,11 +41,13 @@ type fakeOperator struct {
 	releases  []*rollwavev1.Release
 	events    []*rollwavev1.Event
 	freezes   *rollwavev1.ListFreezesResponse
-	snapshot  [][]byte                          // chunks SnapshotSave streams
-	saveErr   error                             // returned after the chunks
-	restored  [][]byte                          // chunks SnapshotRestore received
+	snapshot  [][]byte                           // chunks SnapshotSave streams
+	saveErr   error                              // returned after the chunks
+	restored  [][]byte                           // chunks SnapshotRestore received
 	watch     []*rollwavev1.WatchReleaseResponse // messages WatchRelease streams
 	restoreAt uint64
+	// blockStatus makes Status wait for the caller's deadline.
+	blockStatus bool
 }
 
 func newFakeOperator() *fakeOperator {
@@ -76,7 +78,11 @@ func lastRequest[M proto.Message](t *testing.T, f *fakeOperator, method string) 
 	return reqs[len(reqs)-1].(M)
 }
 
-func (f *fakeOperator) Status(_ context.Context, req *rollwavev1.StatusRequest) (*rollwavev1.StatusResponse, error) {
+func (f *fakeOperator) Status(ctx context.Context, req *rollwavev1.StatusRequest) (*rollwavev1.StatusResponse, error) {
+	if f.blockStatus {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	return f.status, f.record("Status", req)
 }
 
