@@ -63,7 +63,9 @@ into cells: a canary first, then the least risky cells in growing, baked phases,
 with every host able to switch back to its old slot in seconds.
 
 Every command except "server" talks gRPC to a coordinator, chosen with
--address or ROLLWAVE_ADDR (default ` + DefaultAddress + `).`,
+-address or ROLLWAVE_ADDR (default ` + DefaultAddress + `).
+
+Flags take one dash or two: -address and --address are the same flag.`,
 		Version:       version,
 		SilenceErrors: true, // Run prints errors, once.
 		SilenceUsage:  true, // usage is shown for usage errors only.
@@ -74,7 +76,7 @@ Every command except "server" talks gRPC to a coordinator, chosen with
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.address, "address", DefaultAddress,
 		"coordinator gRPC address (env "+EnvAddress+")")
-	pf.DurationVar(&a.timeout, "timeout", DefaultTimeout, "deadline for each request")
+	pf.DurationVar(&a.timeout, "timeout", DefaultTimeout, "deadline for each request (streams such as snapshots and -watch have none)")
 
 	root.AddCommand(
 		newMembersCommand(a),
