@@ -1,0 +1,246 @@
+package cli
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// assertLines fails unless every want line appears in out with its fields
+// in order; columns are compared by whitespace-separated fields, so the
+// test does not depend on the exact padding.
+func assertLines(t *testing.T, out string, want ...string) {
+	t.Helper()
+	var rows [][]string
+	for _, l := range strings.Split(out, "\n") {
+		rows = append(rows, strings.Fields(l))
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(rows, func(r []string) bool { return slices.Equal(r, strings.Fields(w)) }) {
+			t.Errorf("output has no line %q:\n%s", w, out)
+		}
+	}
+}
+
+func TestReadTables(t *testing.T) {
+	addr := startServer(t, fixture())
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"members sorted by name", []string{"members"}, []string{
+			"NAME ADDRESS ROLE STATUS CELL REGION LEADER VERSION",
+			"coord-1 10.0.0.1:7946 server alive - eu yes 1.0.0",
+			"web-1 10.0.1.1:7946 agent alive eu-1a eu no 1.0.0",
+		}},
+		{"status", []string{"status"}, []string{
+			"Node coord-1", "Raft state leader", "Leader coord-1 (10.0.0.1:7421)", "Applied index 41",
+		}},
+		{"raft peers", []string{"operator", "raft", "list-peers"}, []string{
+			"ID ADDRESS SUFFRAGE LEADER",
+			"coord-1 10.0.0.1:7421 voter yes",
+			"coord-2 10.0.0.2:7421 voter no",
+		}},
+		{"hosts", []string{"hosts"}, []string{
+			"HOST CELL REGION LIVENESS CONNECTED LAST CONTACT APPS",
+			"web-1 eu-1a eu alive yes 3s ago api:blue@2.4.0(green 2.3.0)",
+			"web-2 eu-1b eu dead no never api:green@2.4.0(blue 2.3.0)",
+		}},
+		{"cells", []string{"cells", "list"}, []string{
+			"NAME RISK CRITICALITY USERS HOSTS UPDATED",
+			"eu-1a 1 low 1200 1 -",
+		}},
+		{"release list", []string{"release", "list"}, []string{
+			"api-2.4.0 api 2.4.0 running 1/3 2026-11-29T11:00:00Z alice@laptop",
+		}},
+		{"release get", []string{"release", "get", "api-2.4.0"}, []string{
+			"State running",
+			"web-2 1 baking 2.4.0 green 3 - -",
+			"web-3 1 staging 2.4.0 green 3 - -",
+		}},
+		{"events with evidence", []string{"release", "events", "api-2.4.0"}, []string{
+			"SEQ TIME KIND ACTOR HOST PHASE MESSAGE EVIDENCE",
+			"3 2026-11-29T11:50:00Z gate.reading leader web-2 1 bake check cpu_p95=55 mem_p95=63",
+		}},
+		{"status with bake countdown and gates", []string{"release", "status", "api-2.4.0"}, []string{
+			"PHASE STATE HOSTS BAKE CELLS GATES",
+			"0 verified 1/1 done eu-1a gate.passed cpu_p95=41 failed_hosts=0",
+			"1 baking 1/2 12m30s left eu-1b gate.reading cpu_p95=55 mem_p95=63",
+			"2 pending 0/3 7m30s eu-1b -",
+		}},
+		{"freeze list", []string{"freeze", "list"}, []string{
+			"Global freeze: ON (incident)",
+			"fz-1 2026-11-29T12:00:00Z 2026-12-01T12:00:00Z holidays bob@ops",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runAt(t, addr, tc.args...).expect(t, ExitOK)
+			assertLines(t, r.stdout, tc.want...)
+		})
+	}
+}
+
+func TestReleasePlanTable(t *testing.T) {
+	f := fixture()
+	addr := startServer(t, f)
+	spec := writeTemp(t, t.TempDir(), "api.hcl", "release {}")
+	r := runAt(t, addr, "release", "plan", spec).expect(t, ExitOK)
+	assertLines(t, r.stdout,
+		"Release api-2.4.0: api 2.4.0 to 6 hosts in 2 phases",
+		"PHASE HOSTS HOST NAMES CELLS BAKE APPROVAL",
+		"0 1 web-1 eu-1a 30m required",
+		"1 5 web-2,web-3,web-4,+2 more eu-1a,eu-1b 15m -",
+	)
+	if req := lastRequest[*rollwavev1.PlanReleaseRequest](t, f, "PlanRelease"); req.GetSourceName() != spec {
+		t.Errorf("source_name = %q, want %q", req.GetSourceName(), spec)
+	}
+}
+
+// -json prints protojson with the proto field names; lists are arrays.
+func TestJSONOutput(t *testing.T) {
+	addr := startServer(t, fixture())
+	lists := map[string][]string{
+		"members":    {"members", "-json"},
+		"peers":      {"operator", "raft", "list-peers", "-json"},
+		"hosts":      {"hosts", "-json"},
+		"cells":      {"cells", "list", "-json"},
+		"releases":   {"release", "list", "-json"},
+		"events":     {"release", "events", "api-2.4.0", "-json"},
+		"no results": {"hosts", "-cell", "nowhere", "-json"},
+	}
+	for name, args := range lists {
+		t.Run(name, func(t *testing.T) {
+			r := runAt(t, addr, args...).expect(t, ExitOK)
+			var v []map[string]any
+			if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+				t.Fatalf("not a JSON array: %v\n%s", err, r.stdout)
+			}
+		})
+	}
+	objects := map[string][]string{
+		"status":  {"status", "-json"},
+		"get":     {"release", "get", "api-2.4.0", "-json"},
+		"rstatus": {"release", "status", "api-2.4.0", "-json"},
+		"freezes": {"freeze", "list", "-json"},
+	}
+	for name, args := range objects {
+		t.Run(name, func(t *testing.T) {
+			r := runAt(t, addr, args...).expect(t, ExitOK)
+			var v map[string]any
+			if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+				t.Fatalf("not a JSON object: %v\n%s", err, r.stdout)
+			}
+		})
+	}
+
+	r := runAt(t, addr, "status", "-json").expect(t, ExitOK)
+	if !strings.Contains(r.stdout, `"node_id": "coord-1"`) || !strings.Contains(r.stdout, `"raft_state": "leader"`) {
+		t.Errorf("want proto field names in:\n%s", r.stdout)
+	}
+	// The same call prints the same bytes (protojson alone varies spacing).
+	if again := runAt(t, addr, "status", "-json").expect(t, ExitOK); again.stdout != r.stdout {
+		t.Errorf("JSON output is not stable:\n%s\nvs\n%s", r.stdout, again.stdout)
+	}
+	r = runAt(t, addr, "hosts", "-json").expect(t, ExitOK)
+	var hosts []struct {
+		Host struct {
+			ID   string `json:"id"`
+			Apps []struct {
+				BlueVersion string `json:"blue_version"`
+			} `json:"apps"`
+		} `json:"host"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &hosts); err != nil || len(hosts) != 2 || hosts[0].Host.ID != "web-1" || hosts[0].Host.Apps[0].BlueVersion != "2.4.0" {
+		t.Errorf("hosts JSON = %+v (%v)", hosts, err)
+	}
+}
+
+// Write commands send what the flags say, with the actor.
+func TestWriteRequests(t *testing.T) {
+	t.Setenv(EnvActor, "carol@ops")
+	f := fixture()
+	addr := startServer(t, f)
+	spec := writeTemp(t, t.TempDir(), "api.hcl", "release {}")
+
+	cases := []struct {
+		name   string
+		args   []string
+		method string
+		want   proto.Message
+		stdout string
+	}{
+		{"submit", []string{"release", "submit", spec}, "SubmitRelease",
+			&rollwavev1.SubmitReleaseRequest{SourceName: spec, Source: []byte("release {}"), Actor: "carol@ops"},
+			"Release api-2.4.0 submitted: pending"},
+		{"start", []string{"release", "start", spec}, "SubmitRelease",
+			&rollwavev1.SubmitReleaseRequest{SourceName: spec, Source: []byte("release {}"), Start: true, Actor: "carol@ops"},
+			"Release api-2.4.0 submitted: running"},
+		{"pause", []string{"release", "pause", "r1", "-reason", "latency"}, "PauseRelease",
+			&rollwavev1.ReleaseActionRequest{Id: "r1", Reason: "latency", Actor: "carol@ops"}, "Release r1: paused (latency)"},
+		{"resume", []string{"release", "resume", "r1"}, "ResumeRelease",
+			&rollwavev1.ReleaseActionRequest{Id: "r1", Actor: "carol@ops"}, "Release r1: running"},
+		{"approve", []string{"release", "approve", "r1"}, "ApproveRelease",
+			&rollwavev1.ReleaseActionRequest{Id: "r1", Actor: "carol@ops"}, "Release r1: running"},
+		{"abort", []string{"release", "abort", "r1", "-reason", "superseded"}, "AbortRelease",
+			&rollwavev1.ReleaseActionRequest{Id: "r1", Reason: "superseded", Actor: "carol@ops"}, "Release r1: aborted"},
+		{"rollback", []string{"release", "rollback", "r1", "-reason=errors up"}, "RollbackRelease",
+			&rollwavev1.ReleaseActionRequest{Id: "r1", Reason: "errors up", Actor: "carol@ops"}, "Release r1: rolling_back"},
+		{"promote", []string{"release", "promote", "r1", "-skip-bake", "-reason", "fix"}, "PromoteRelease",
+			&rollwavev1.ReleaseActionRequest{Id: "r1", Reason: "fix", SkipBake: true, Actor: "carol@ops"}, "Release r1: running"},
+		// A reason that looks like a flag stays the reason.
+		{"reason like a flag", []string{"release", "pause", "r1", "-reason", "-json"}, "PauseRelease",
+			&rollwavev1.ReleaseActionRequest{Id: "r1", Reason: "-json", Actor: "carol@ops"}, "Release r1: paused"},
+		{"list filters", []string{"release", "list", "-app", "api", "-state", "running,paused", "-state", "rolled-back"}, "ListReleases",
+			&rollwavev1.ListReleasesRequest{App: "api", States: []rollwavev1.ReleaseState{
+				rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, rollwavev1.ReleaseState_RELEASE_STATE_PAUSED, rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK,
+			}}, ""},
+		{"hosts by cell", []string{"hosts", "-cell", "eu-1a"}, "ListHosts", &rollwavev1.ListHostsRequest{Cell: "eu-1a"}, ""},
+		// New cell: every value from the flags.
+		{"cells set new", []string{"cells", "set", "us-1", "-risk", "4", "-criticality", "critical", "-users", "9"}, "SetCell",
+			&rollwavev1.SetCellRequest{Cell: &rollwavev1.Cell{Name: "us-1", Risk: 4, Criticality: "critical", Users: 9}, Actor: "carol@ops"},
+			"Cell us-1: risk 4, criticality critical, users 9"},
+		// Existing cell: flags left out keep their values.
+		{"cells set existing", []string{"cells", "set", "eu-1b", "-risk", "7"}, "SetCell",
+			&rollwavev1.SetCellRequest{Cell: &rollwavev1.Cell{Name: "eu-1b", Risk: 7, Criticality: "high", Users: 50000}, Actor: "carol@ops"}, ""},
+		{"cells delete", []string{"cells", "delete", "eu-1a"}, "DeleteCell",
+			&rollwavev1.DeleteCellRequest{Name: "eu-1a", Actor: "carol@ops"}, "Deleted cell eu-1a"},
+		{"remove peer by id", []string{"operator", "raft", "remove-peer", "-id", "coord-3"}, "RemovePeer",
+			&rollwavev1.RemovePeerRequest{Id: "coord-3"}, "Removed peer coord-3"},
+		{"freeze add", []string{"freeze", "add", "-from", "2026-12-24T00:00:00Z", "-to", "2026-12-27T01:00:00+01:00", "-reason", "holidays"}, "AddFreeze",
+			&rollwavev1.AddFreezeRequest{FromUnixNano: 1798070400000000000, ToUnixNano: 1798329600000000000, Reason: "holidays", Actor: "carol@ops"},
+			"Added freeze fz-1: 2026-12-24T00:00:00Z to 2026-12-27T00:00:00Z"},
+		{"freeze remove", []string{"freeze", "remove", "fz-1"}, "RemoveFreeze",
+			&rollwavev1.RemoveFreezeRequest{Id: "fz-1", Actor: "carol@ops"}, "Removed freeze fz-1"},
+		{"freeze global on", []string{"freeze", "global", "on", "-reason", "incident"}, "SetGlobalFreeze",
+			&rollwavev1.SetGlobalFreezeRequest{On: true, Reason: "incident", Actor: "carol@ops"}, "Global freeze on"},
+		{"freeze global off", []string{"freeze", "global", "off"}, "SetGlobalFreeze",
+			&rollwavev1.SetGlobalFreezeRequest{Actor: "carol@ops"}, "Global freeze off"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runAt(t, addr, tc.args...).expect(t, ExitOK)
+			got := lastRequest[proto.Message](t, f, tc.method)
+			if !proto.Equal(got, tc.want) {
+				t.Errorf("request = %v\nwant      %v", got, tc.want)
+			}
+			if !strings.Contains(r.stdout, tc.stdout) {
+				t.Errorf("stdout %q does not contain %q", r.stdout, tc.stdout)
+			}
+		})
+	}
+}
+
+func TestActorDefault(t *testing.T) {
+	t.Setenv(EnvActor, "")
+	t.Setenv("USER", "dave")
+	if a := actor(); !strings.HasPrefix(a, "dave@") || len(a) <= len("dave@") {
+		t.Errorf("actor() = %q, want dave@<hostname>", a)
+	}
+}

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// describeError turns err into the message after "Error: ". A gRPC status
+// error becomes its message alone, verbatim (spec errors span several lines
+// and read "bad.hcl:21:14: …"), except where the code itself tells the
+// operator what to do next.
+func describeError(err error, address string) string {
+	var se interface {
+		error
+		GRPCStatus() *status.Status
+	}
+	if !errors.As(err, &se) {
+		return err.Error()
+	}
+	// Context added around the status error ("saving snapshot: …") stays;
+	// grpc's "rpc error: code = … desc =" goes.
+	prefix := strings.TrimSuffix(err.Error(), se.Error())
+	st := se.GRPCStatus()
+	msg := st.Message()
+	switch st.Code() {
+	case codes.Unavailable:
+		if isTransportFailure(msg) {
+			return fmt.Sprintf("%sUnavailable: cannot reach a coordinator at %s: %s\n"+
+				"Is it running? Choose another with -address or %s.",
+				prefix, address, cleanTransportMessage(msg), EnvAddress)
+		}
+		// The coordinator answered but cannot serve (no leader yet, shutting down).
+		return fmt.Sprintf("%sUnavailable: the coordinator at %s cannot serve the request: %s\n"+
+			"Try again shortly, or choose another with -address or %s.", prefix, address, msg, EnvAddress)
+	case codes.DeadlineExceeded:
+		return fmt.Sprintf("%sDeadlineExceeded: no answer from %s within -timeout: %s", prefix, address, msg)
+	case codes.Unimplemented:
+		return fmt.Sprintf("%sUnimplemented: the coordinator at %s does not support this request (%s); is it an older version?", prefix, address, msg)
+	case codes.Canceled:
+		return prefix + "canceled"
+	}
+	return prefix + msg
+}
+
+// isTransportFailure tells a connection that could not be made from an
+// Unavailable status sent by a coordinator.
+func isTransportFailure(msg string) bool {
+	for _, s := range []string{"connection error", "Error while dialing", "name resolver", "connection closed", "no children to pick from"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanTransportMessage strips grpc's transport wrapping from a dial failure:
+//
+//	connection error: desc = "transport: Error while dialing: dial tcp …: connection refused"
+//
+// becomes "dial tcp …: connection refused".
+func cleanTransportMessage(msg string) string {
+	const marker = "Error while dialing: "
+	if i := strings.Index(msg, marker); i >= 0 {
+		return strings.TrimSuffix(msg[i+len(marker):], `"`)
+	}
+	return msg
+}

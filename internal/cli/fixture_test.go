@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"time"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+// fixture is a fake server with a small, consistent cluster: three
+// coordinators, two cells, three hosts and one release in its second phase.
+func fixture() *fakeOperator {
+	f := newFakeOperator()
+	f.status = &rollwavev1.StatusResponse{
+		NodeId: "coord-1", RaftState: "leader", LeaderId: "coord-1", LeaderAddress: "10.0.0.1:7421",
+		AppliedIndex: 41, LastIndex: 42, Version: "1.0.0",
+	}
+	f.members = []*rollwavev1.Member{
+		{Name: "web-1", Address: "10.0.1.1:7946", Role: "agent", Status: "alive", Cell: "eu-1a", Region: "eu", Version: "1.0.0"},
+		{Name: "coord-1", Address: "10.0.0.1:7946", Role: "server", Status: "alive", Region: "eu", Leader: true, Version: "1.0.0"},
+	}
+	f.peers = []*rollwavev1.RaftPeer{
+		{Id: "coord-1", Address: "10.0.0.1:7421", Suffrage: "voter", Leader: true},
+		{Id: "coord-2", Address: "10.0.0.2:7421", Suffrage: "voter"},
+	}
+	f.hosts = []*rollwavev1.HostView{{
+		Host: &rollwavev1.Host{
+			Id: "web-1", Cell: "eu-1a", Region: "eu", LastContactUnixNano: nanos(testNow.Add(-3 * time.Second)),
+			Apps: []*rollwavev1.SlotFacts{{App: "api", Active: rollwavev1.Slot_SLOT_BLUE, BlueVersion: "2.4.0", GreenVersion: "2.3.0"}},
+		},
+		Liveness: "alive", Connected: true,
+	}, {
+		Host: &rollwavev1.Host{
+			Id: "web-2", Cell: "eu-1b", Region: "eu",
+			Apps: []*rollwavev1.SlotFacts{{App: "api", Active: rollwavev1.Slot_SLOT_GREEN, BlueVersion: "2.3.0", GreenVersion: "2.4.0"}},
+		},
+		Liveness: "dead",
+	}}
+	f.cells = []*rollwavev1.CellView{
+		{Cell: &rollwavev1.Cell{Name: "eu-1a", Risk: 1, Criticality: "low", Users: 1200}, Hosts: 1},
+		{Cell: &rollwavev1.Cell{Name: "eu-1b", Risk: 2, Criticality: "high", Users: 50000}, Hosts: 2},
+	}
+	f.plan = &rollwavev1.PlanReleaseResponse{
+		Spec:          &rollwavev1.ReleaseSpec{Name: "api-2.4.0", App: "api", Version: "2.4.0"},
+		TargetedHosts: 6,
+		Phases: []*rollwavev1.Phase{
+			{Index: 0, Hosts: []string{"web-1"}, Cells: []string{"eu-1a"}, BakeMs: (30 * time.Minute).Milliseconds(), ApprovalRequired: true},
+			{Index: 1, Hosts: []string{"web-2", "web-3", "web-4", "web-5", "web-6"}, Cells: []string{"eu-1a", "eu-1b"}, BakeMs: (15 * time.Minute).Milliseconds()},
+		},
+	}
+	rel := &rollwavev1.Release{
+		Id: "api-2.4.0", State: rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, CurrentPhase: 1,
+		Spec:      &rollwavev1.ReleaseSpec{Name: "api-2.4.0", App: "api", Version: "2.4.0"},
+		CreatedBy: "alice@laptop", CreatedUnixNano: nanos(testNow.Add(-time.Hour)),
+		Phases: []*rollwavev1.Phase{
+			{Index: 0, State: rollwavev1.PhaseState_PHASE_STATE_VERIFIED, Hosts: []string{"web-1"}, Cells: []string{"eu-1a"}, BakeMs: 1_800_000},
+			{Index: 1, State: rollwavev1.PhaseState_PHASE_STATE_BAKING, Hosts: []string{"web-2", "web-3"}, Cells: []string{"eu-1b"},
+				BakeMs: 900_000, BakeDeadlineUnixNano: nanos(testNow.Add(12*time.Minute + 30*time.Second))},
+			{Index: 2, State: rollwavev1.PhaseState_PHASE_STATE_PENDING, Hosts: []string{"web-4", "web-5", "web-6"}, Cells: []string{"eu-1b"}, BakeMs: 450_000},
+		},
+	}
+	f.release = &rollwavev1.GetReleaseResponse{
+		Release: rel,
+		Assignments: []*rollwavev1.Assignment{
+			{Host: "web-1", App: "api", Phase: 0, State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY, Version: "2.4.0", TargetSlot: rollwavev1.Slot_SLOT_BLUE, Generation: 7},
+			{Host: "web-2", App: "api", Phase: 1, State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING, Version: "2.4.0", TargetSlot: rollwavev1.Slot_SLOT_GREEN, Generation: 3},
+			{Host: "web-3", App: "api", Phase: 1, State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING, Version: "2.4.0", TargetSlot: rollwavev1.Slot_SLOT_GREEN, Generation: 3},
+		},
+	}
+	f.releases = []*rollwavev1.Release{rel}
+	f.events = []*rollwavev1.Event{
+		{Seq: 1, TimeUnixNano: nanos(testNow.Add(-time.Hour)), ReleaseId: "api-2.4.0", Kind: "release.submitted", Actor: "alice@laptop", Message: "submitted"},
+		{Seq: 2, TimeUnixNano: nanos(testNow.Add(-50 * time.Minute)), ReleaseId: "api-2.4.0", Kind: "gate.passed", Actor: "leader", Phase: 0,
+			Message: "phase 0 gates passed", Evidence: map[string]string{"cpu_p95": "41", "failed_hosts": "0"}},
+		{Seq: 3, TimeUnixNano: nanos(testNow.Add(-10 * time.Minute)), ReleaseId: "api-2.4.0", Kind: "gate.reading", Actor: "leader", Phase: 1,
+			Host: "web-2", Message: "bake check", Evidence: map[string]string{"mem_p95": "63", "cpu_p95": "55"}},
+	}
+	f.freezes = &rollwavev1.ListFreezesResponse{
+		Global: true, GlobalReason: "incident",
+		Windows: []*rollwavev1.FreezeWindow{{Id: "fz-1", FromUnixNano: nanos(testNow), ToUnixNano: nanos(testNow.Add(48 * time.Hour)), Reason: "holidays", CreatedBy: "bob@ops"}},
+	}
+	f.restoreAt = 1234
+	return f
+}

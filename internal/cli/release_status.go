@@ -1,0 +1,295 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// watchRecentEvents is how many of the latest events the redrawn -watch
+// screen shows under the phases.
+const watchRecentEvents = 8
+
+func newReleaseStatusCommand(a *app) *cobra.Command {
+	var asJSON, watch bool
+	cmd := &cobra.Command{
+		Use:   "status ID [-watch]",
+		Short: "Show a release's progress phase by phase",
+		Long: `Show a release's progress: per phase its state, hosts done out of total,
+the bake countdown and the latest gate readings.
+
+With -watch, follow the release until it ends: on a terminal the view is
+redrawn on every change, otherwise each event is appended as a line. The
+exit code then tells how it ended: 0 if it succeeded, 1 if it was rolled
+back, aborted or failed. -watch has no -timeout; interrupt to stop watching
+(the release carries on).`,
+		Example: `  rollwave release status api-2.4.0
+  rollwave release status api-2.4.0 -watch`,
+		Args: exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, done, err := a.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if watch {
+				return a.watchRelease(cmd, client, args[0], asJSON)
+			}
+			ctx, cancel := a.unary(cmd)
+			defer cancel()
+			resp, err := client.GetRelease(ctx, &rollwavev1.GetReleaseRequest{Id: args[0]})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), resp)
+			}
+			events, err := listAllEvents(ctx, client, args[0])
+			if err != nil {
+				return err
+			}
+			return renderStatus(cmd.OutOrStdout(), a.now(), resp.GetRelease(), resp.GetAssignments(), events)
+		},
+	}
+	addJSONFlag(cmd, &asJSON)
+	cmd.Flags().BoolVar(&watch, "watch", false, "follow the release until it ends; exit 1 unless it succeeds")
+	return cmd
+}
+
+// watchRelease streams WatchRelease until the release reaches a final state
+// and returns nil only if it succeeded.
+func (a *app) watchRelease(cmd *cobra.Command, client rollwavev1.OperatorServiceClient, id string, asJSON bool) error {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+	defer stop()
+	out := cmd.OutOrStdout()
+	redraw := !asJSON && isTerminal(out)
+
+	// Events from before the watch started, so the first view already
+	// shows the gate readings; the stream's events are deduplicated by seq.
+	var events []*rollwavev1.Event
+	if redraw {
+		uctx, cancel := context.WithTimeout(ctx, a.timeout)
+		var err error
+		events, err = listAllEvents(uctx, client, id)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	var lastSeq uint64
+	if n := len(events); n > 0 {
+		lastSeq = events[n-1].GetSeq()
+	}
+
+	stream, err := client.WatchRelease(ctx, &rollwavev1.WatchReleaseRequest{Id: id})
+	if err != nil {
+		return err
+	}
+	var (
+		last      *rollwavev1.Release
+		lastState = rollwavev1.ReleaseState_RELEASE_STATE_UNSPECIFIED
+		lastPhase = int32(-1)
+	)
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			if last != nil && releaseEnded(last.GetState()) {
+				return releaseOutcome(out, last)
+			}
+			state := "unknown"
+			if last != nil {
+				state = releaseStateName(last.GetState())
+			}
+			return fmt.Errorf("the coordinator ended the watch before release %s finished (last state %s); run the command again to keep watching", id, state)
+		}
+		if err != nil {
+			return err
+		}
+		last = msg.GetRelease()
+
+		var fresh []*rollwavev1.Event
+		for _, e := range msg.GetEvents() {
+			if len(events) > 0 && e.GetSeq() <= lastSeq {
+				continue
+			}
+			events = append(events, e)
+			fresh = append(fresh, e)
+			lastSeq = e.GetSeq()
+		}
+
+		switch {
+		case asJSON:
+			if err := writeJSON(out, msg); err != nil {
+				return err
+			}
+		case redraw:
+			fmt.Fprint(out, "\x1b[H\x1b[2J") // cursor home, clear screen
+			if err := renderStatus(out, a.now(), last, msg.GetAssignments(), events); err != nil {
+				return err
+			}
+			fmt.Fprintln(out, "\nRecent events:")
+			from := max(0, len(events)-watchRecentEvents)
+			for _, e := range events[from:] {
+				eventLine(out, e)
+			}
+		default:
+			if last.GetState() != lastState || last.GetCurrentPhase() != lastPhase {
+				fmt.Fprintf(out, "%s  release %s: %s, phase %s\n", a.now().UTC().Format(time.RFC3339),
+					last.GetId(), releaseStateName(last.GetState()), phaseProgress(last))
+			}
+			for _, e := range fresh {
+				eventLine(out, e)
+			}
+		}
+		lastState, lastPhase = last.GetState(), last.GetCurrentPhase()
+
+		if releaseEnded(last.GetState()) {
+			return releaseOutcome(out, last)
+		}
+	}
+}
+
+func releaseEnded(s rollwavev1.ReleaseState) bool {
+	switch s {
+	case rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED,
+		rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK,
+		rollwavev1.ReleaseState_RELEASE_STATE_ABORTED,
+		rollwavev1.ReleaseState_RELEASE_STATE_FAILED:
+		return true
+	}
+	return false
+}
+
+// releaseOutcome reports a release that ended: nil if it succeeded, an error
+// (exit 1) naming the state and reason otherwise.
+func releaseOutcome(out io.Writer, r *rollwavev1.Release) error {
+	if r.GetState() == rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED {
+		_, err := fmt.Fprintf(out, "Release %s succeeded\n", r.GetId())
+		return err
+	}
+	msg := fmt.Sprintf("release %s ended %s", r.GetId(), releaseStateName(r.GetState()))
+	if r.GetReason() != "" {
+		msg += ": " + r.GetReason()
+	}
+	return errors.New(msg)
+}
+
+// isTerminal reports whether w is a character device, where redrawing the
+// screen makes sense; pipes and files get appended lines instead.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// releaseHeader prints the release's identity and state as key/value lines.
+func releaseHeader(w io.Writer, r *rollwavev1.Release) error {
+	spec := r.GetSpec()
+	created := timestamp(r.GetCreatedUnixNano())
+	if r.GetCreatedBy() != "" {
+		created += " by " + r.GetCreatedBy()
+	}
+	phase := ""
+	if n := len(r.GetPhases()); n > 0 {
+		phase = fmt.Sprintf("%d of %d (counting from 0)", r.GetCurrentPhase(), n)
+	}
+	return keyValues(w,
+		"ID", r.GetId(),
+		"App", strings.TrimSpace(spec.GetApp()+" "+spec.GetVersion()),
+		"State", releaseStateName(r.GetState()),
+		"Phase", phase,
+		"Reason", r.GetReason(),
+		"Created", created,
+	)
+}
+
+// renderStatus prints the release header and one row per phase.
+func renderStatus(w io.Writer, now time.Time, r *rollwavev1.Release, assignments []*rollwavev1.Assignment, events []*rollwavev1.Event) error {
+	if err := releaseHeader(w, r); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+
+	// The latest gate readings per phase come from the evidence of the
+	// phase's most recent "gate.*" event.
+	gates := map[int32]*rollwavev1.Event{}
+	for _, e := range events {
+		if strings.HasPrefix(e.GetKind(), "gate.") {
+			gates[e.GetPhase()] = e
+		}
+	}
+	t := newTable(w, "PHASE", "STATE", "HOSTS", "BAKE", "CELLS", "GATES")
+	for _, p := range r.GetPhases() {
+		gate := ""
+		if e := gates[p.GetIndex()]; e != nil {
+			gate = strings.TrimSpace(e.GetKind() + " " + evidenceString(e.GetEvidence()))
+		}
+		t.row(strconv.Itoa(int(p.GetIndex())), phaseStateName(p.GetState()), hostsDone(p, assignments),
+			bakeCell(now, p), strings.Join(p.GetCells(), ","), gate)
+	}
+	return t.flush()
+}
+
+// hostsDone reads "done/total", where done hosts are those past the switch
+// and checks (baking, healthy or finalized), plus how many failed.
+func hostsDone(p *rollwavev1.Phase, assignments []*rollwavev1.Assignment) string {
+	var done, failed int
+	for _, as := range assignments {
+		if as.GetPhase() != p.GetIndex() {
+			continue
+		}
+		switch as.GetState() {
+		case rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING,
+			rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY,
+			rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED:
+			done++
+		case rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED,
+			rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING,
+			rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED,
+			rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED:
+			failed++
+		}
+	}
+	s := fmt.Sprintf("%d/%d", done, len(p.GetHosts()))
+	if failed > 0 {
+		s += fmt.Sprintf(" (%d failed/reverted)", failed)
+	}
+	return s
+}
+
+// bakeCell describes a phase's bake: its length before it starts, the time
+// left while it runs, and how it ended.
+func bakeCell(now time.Time, p *rollwavev1.Phase) string {
+	switch p.GetState() {
+	case rollwavev1.PhaseState_PHASE_STATE_BAKING:
+		if p.GetBakeDeadlineUnixNano() == 0 {
+			return msDuration(p.GetBakeMs())
+		}
+		left := time.Unix(0, p.GetBakeDeadlineUnixNano()).Sub(now)
+		if left <= 0 {
+			return "ending"
+		}
+		return shortDuration(left) + " left"
+	case rollwavev1.PhaseState_PHASE_STATE_VERIFIED:
+		if p.GetBakeSkipped() {
+			return "skipped"
+		}
+		return "done"
+	case rollwavev1.PhaseState_PHASE_STATE_FAILED:
+		return ""
+	}
+	return msDuration(p.GetBakeMs())
+}
