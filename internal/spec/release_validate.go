@@ -284,7 +284,9 @@ func positive(ps *problems, p string, d time.Duration) {
 func (h Health) validate(ps *problems) {
 	const p = "release.health"
 	if len(h.Checks) == 0 {
-		ps.add(p, `needs at least one check block, e.g. check "http" { url = "http://127.0.0.1:{{port}}/healthz" }`)
+		// The path names the check blocks so that a check block that
+		// failed to decode does not also count as missing.
+		*ps = append(*ps, problem{path: p + ".check", field: p, msg: `needs at least one check block, e.g. check "http" { url = "http://127.0.0.1:{{port}}/healthz" }`})
 	}
 	names := map[string]int{}
 	for i, c := range h.Checks {

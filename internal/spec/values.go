@@ -198,9 +198,11 @@ func strList(dst *[]string) attrFunc {
 		}
 		var out []string
 		for i, e := range elems {
-			if s, ok := d.stringValue(e, index(path, i)); ok {
-				out = append(out, s)
-			}
+			// A failed element keeps its place (as "") so that later
+			// paths stay aligned with the source; it is marked failed.
+			d.pos[index(path, i)] = e.Range()
+			s, _ := d.stringValue(e, index(path, i))
+			out = append(out, s)
 		}
 		*dst = out
 	}
@@ -214,9 +216,10 @@ func intList(dst *[]int) attrFunc {
 		}
 		var out []int
 		for i, e := range elems {
-			if n, ok := d.intValue(e, index(path, i)); ok {
-				out = append(out, n)
-			}
+			// As in strList, a failed element keeps its place.
+			d.pos[index(path, i)] = e.Range()
+			n, _ := d.intValue(e, index(path, i))
+			out = append(out, n)
 		}
 		*dst = out
 	}
