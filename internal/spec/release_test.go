@@ -328,8 +328,8 @@ func TestParseReleaseInvalid(t *testing.T) {
 		},
 		{
 			// Two unnamed checks of one kind collide; a second label fixes it.
-			name:  "duplicate check names",
-			old:   "    check \"tcp\" {", new: "    check \"unit\" {}\n    check \"unit\" {}\n    check \"tcp\" \"port\" {",
+			name: "duplicate check names",
+			old:  "    check \"tcp\" {", new: "    check \"unit\" {}\n    check \"unit\" {}\n    check \"tcp\" \"port\" {",
 			want:  []string{`spec.hcl:21:5: release.health.check[1].name: duplicate check name "unit" (also check 0)`},
 			extra: "",
 		},
@@ -352,16 +352,16 @@ func TestParseReleaseInvalid(t *testing.T) {
 		},
 		{
 			// A deadline that cannot be met.
-			name:  "healthy deadline",
-			old:   "  health {\n", new: "  health {\n    min_healthy_time = \"1m\"\n    healthy_deadline = \"30s\"\n",
+			name: "healthy deadline",
+			old:  "  health {\n", new: "  health {\n    min_healthy_time = \"1m\"\n    healthy_deadline = \"30s\"\n",
 			want:  []string{`spec.hcl:21:24: release.health.healthy_deadline: must be longer than min_healthy_time (1m0s), got 30s`},
 			extra: "",
 		},
 		{
 			// A newline would inject systemd directives; bad env names.
-			name:  "unit injection",
-			old:   "exec_start = \"{{slot_dir}}/web\"", new: "exec_start = \"{{slot_dir}}/web\\nExecStartPost=/bin/sh\"\n    environment = { \"BAD-KEY\" = \"x\" }\n    restart = \"sometimes\"",
-			want:  []string{
+			name: "unit injection",
+			old:  "exec_start = \"{{slot_dir}}/web\"", new: "exec_start = \"{{slot_dir}}/web\\nExecStartPost=/bin/sh\"\n    environment = { \"BAD-KEY\" = \"x\" }\n    restart = \"sometimes\"",
+			want: []string{
 				`spec.hcl:10:18: release.unit.exec_start: must not contain control characters such as newlines`,
 				`spec.hcl:11:33: release.unit.environment.BAD-KEY: environment variable name must be letters, digits and '_'`,
 				`spec.hcl:12:15: release.unit.restart: must be one of no, always, on-success, on-failure, on-abnormal, on-abort, on-watchdog, got "sometimes"`,
@@ -415,8 +415,8 @@ func TestParseReleaseInvalid(t *testing.T) {
 		{
 			// A list where a string belongs, and a list element of the
 			// wrong type (positioned at the element).
-			name:  "list types",
-			old:   "app     = \"web\"", new: "app     = [\"web\"]",
+			name: "list types",
+			old:  "app     = \"web\"", new: "app     = [\"web\"]",
 			extra: "  target {\n    cells = [\"eu-*\", 3, \"[\"]\n  }\n",
 			want: []string{
 				`spec.hcl:3:13: release.app: expected a string, got list`,
@@ -531,11 +531,11 @@ func TestQuantity(t *testing.T) {
 		of100   int
 		wantErr bool
 	}{
-		{"25%", Quantity{Value: 25, Percent: true}, 25, false}, // percentage
-		{"3", Quantity{Value: 3}, 3, false},                    // count
+		{"25%", Quantity{Value: 25, Percent: true}, 25, false},  // percentage
+		{"3", Quantity{Value: 3}, 3, false},                     // count
 		{"2.5%", Quantity{Value: 2.5, Percent: true}, 2, false}, // rounds down
-		{"abc", Quantity{}, 0, true},                           // garbage
-		{"%", Quantity{}, 0, true},                             // no number
+		{"abc", Quantity{}, 0, true},                            // garbage
+		{"%", Quantity{}, 0, true},                              // no number
 	}
 	for _, tc := range cases {
 		got, err := ParseQuantity(tc.in)
