@@ -39,7 +39,7 @@ func (d *decoder) parse(src []byte) hcl.Body {
 	} else {
 		f, diags = hclsyntax.ParseConfig(src, d.file, hcl.InitialPos)
 	}
-	d.hclDiags(diags, "")
+	d.structural(diags, "")
 	if diags.HasErrors() || f == nil {
 		return nil
 	}
@@ -69,9 +69,20 @@ func (d *decoder) fail(rng hcl.Range, path, format string, args ...any) {
 	d.failed[path] = true
 }
 
-// hclDiags converts HCL's own diagnostics, prefixing the field path so no
-// generic message reaches the user without it.
+// hclDiags converts HCL's own diagnostics about the value at path,
+// prefixing the field path so no generic message reaches the user without
+// it, and marks path failed.
 func (d *decoder) hclDiags(diags hcl.Diagnostics, path string) {
+	if d.structural(diags, path) && path != "" {
+		d.failed[path] = true
+	}
+}
+
+// structural converts HCL's diagnostics about the shape of the body at
+// path without marking it failed: one misshapen entry must not hide every
+// other finding in the block. It reports whether there were errors.
+func (d *decoder) structural(diags hcl.Diagnostics, path string) bool {
+	found := false
 	for _, hd := range diags {
 		if hd.Severity != hcl.DiagError {
 			continue
@@ -82,17 +93,14 @@ func (d *decoder) hclDiags(diags hcl.Diagnostics, path string) {
 		} else if hd.Context != nil {
 			rng = *hd.Context
 		}
-		msg := strings.TrimSuffix(hd.Summary, ".")
+		msg := lowerFirst(strings.TrimSuffix(hd.Summary, "."))
 		if hd.Detail != "" {
-			msg = strings.ToLower(msg[:1]) + msg[1:] + ": " + hd.Detail
-		} else {
-			msg = strings.ToLower(msg[:1]) + msg[1:]
+			msg += ": " + hd.Detail
 		}
 		d.errorAt(rng, path, "%s", msg)
-		if path != "" {
-			d.failed[path] = true
-		}
+		found = true
 	}
+	return found
 }
 
 // covered reports whether path, or a block or list containing it, failed
@@ -183,7 +191,7 @@ func (d *decoder) body(body hcl.Body, path string, where hcl.Range, fields []fie
 		}
 	}
 	content, remain, diags := body.PartialContent(schema)
-	d.hclDiags(diags, path)
+	d.structural(diags, path)
 	d.unknown(body, remain, path, fields)
 
 	blocks := content.Blocks
@@ -256,14 +264,18 @@ func (d *decoder) unknown(body, remain hcl.Body, path string, fields []field) {
 	expected := "; expected one of " + strings.Join(names, ", ")
 	if native, ok := body.(*hclsyntax.Body); ok {
 		for name, a := range native.Attributes {
-			// An attribute named like a known block was already reported
-			// by PartialContent.
-			if !attrs[name] && !blocks[name] {
+			switch {
+			case blocks[name]:
+				d.fail(a.NameRange, join(path, name), "%q is a block, not a field; write %s { ... }", name, name)
+			case !attrs[name]:
 				d.errorAt(a.NameRange, path, "unknown field %q%s%s", name, suggest(name, names), expected)
 			}
 		}
 		for _, b := range native.Blocks {
-			if !attrs[b.Type] && !blocks[b.Type] {
+			switch {
+			case attrs[b.Type]:
+				d.fail(b.TypeRange, join(path, b.Type), "%q is a field, not a block; write %s = ...", b.Type, b.Type)
+			case !blocks[b.Type]:
 				d.errorAt(b.TypeRange, path, "unknown block %q%s%s", b.Type, suggest(b.Type, names), expected)
 			}
 		}
@@ -272,7 +284,7 @@ func (d *decoder) unknown(body, remain hcl.Body, path string, fields []field) {
 	// JSON cannot tell blocks from attributes without a schema: whatever
 	// the schema did not claim is left over as an attribute.
 	left, diags := remain.JustAttributes()
-	d.hclDiags(diags, path)
+	d.structural(diags, path)
 	for name, a := range left {
 		d.errorAt(a.NameRange, path, "unknown field %q%s%s", name, suggest(name, names), expected)
 	}
@@ -290,4 +302,13 @@ func suggest(name string, names []string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// lowerFirst lowercases an HCL summary's first letter so it reads on after
+// "field: ".
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
 }

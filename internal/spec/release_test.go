@@ -407,6 +407,16 @@ func TestParseReleaseInvalid(t *testing.T) {
 			want:  []string{`spec.hcl:24:3: release: unknown block "canary"; expected one of app, version, artifact,`},
 		},
 		{
+			// A block written as a field and a field written as a block.
+			name: "block and field confused",
+			old:  "  traffic {\n    listen = \"0.0.0.0:9000\"\n  }\n", new: "  traffic = \"proxy\"\n  app {\n  }\n",
+			// No follow-on "missing app" or "listen required".
+			want: []string{
+				`spec.hcl:16:3: release.traffic: "traffic" is a block, not a field; write traffic { ... }`,
+				`spec.hcl:17:3: release.app: "app" is a field, not a block; write app = ...`,
+			},
+		},
+		{
 			// Variables and functions do not exist in specs.
 			name: "variable reference",
 			old:  "app     = \"web\"", new: "app     = var.app",
@@ -546,5 +556,36 @@ func TestQuantity(t *testing.T) {
 		if err == nil && (got != tc.want || got.Of(100) != tc.of100 || got.String() != tc.in) {
 			t.Errorf("%q: got %+v (of 100: %d, %s)", tc.in, got, got.Of(100), got)
 		}
+	}
+}
+
+func TestParseReleaseJSONChecks(t *testing.T) {
+	// JSON cannot give a check a second label: it names checks with the
+	// name attribute, and writes several checks of one kind as an array.
+	src := strings.Replace(string(readFile(t, "testdata/good/release.json")),
+		`"check": {
+          "http": {
+            "url": "http://127.0.0.1:{{port}}/healthz",`,
+		`"check": [
+          {"http": {"name": "live", "url": "http://127.0.0.1:{{port}}/live"}},
+          {"unit": {}},
+          {"http": {
+            "name": "ready",
+            "url": "http://127.0.0.1:{{port}}/healthz",`, 1)
+	src = strings.Replace(src, `"timeout": "1s"
+          }
+        },`, `"timeout": "1s"
+          }}
+        ],`, 1)
+	r, err := ParseRelease("checks.json", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range r.Health.Checks {
+		names = append(names, string(c.Kind)+":"+c.Name)
+	}
+	if got := strings.Join(names, ","); got != "http:live,unit:unit,http:ready" {
+		t.Fatalf("checks %s", got)
 	}
 }
