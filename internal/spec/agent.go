@@ -1,0 +1,144 @@
+package spec
+
+import (
+	"time"
+)
+
+// Unit drivers an agent can use.
+const (
+	// DriverSystemd runs slots as systemd units over D-Bus.
+	DriverSystemd = "systemd"
+	// DriverProcess runs slots as child processes (hosts without systemd,
+	// in-process tests).
+	DriverProcess = "process"
+)
+
+// MaxLabelBytes bounds an agent's labels, counted as the sum of key and
+// value lengths plus two bytes per label, so that they fit memberlist's
+// 512-byte node metadata next to the cell, region and version.
+const MaxLabelBytes = 256
+
+// AgentConfig configures a host agent (`rollwave-agent`). Its fields
+// mirror the command's flags; a config file sets the same names.
+type AgentConfig struct {
+	// NodeName identifies the host; default the host name.
+	NodeName string
+	// Cell is the host's cell (required).
+	Cell string
+	// Region groups servers and agents; default "global".
+	Region string
+	// Labels are matched by release targets (target.labels).
+	Labels map[string]string
+	// DataDir holds slot state and staged artifacts; default
+	// /var/lib/rollwave-agent.
+	DataDir string
+	// Join lists coordinators' gossip addresses (host:port); at least one.
+	Join []string
+	// UnitDriver is systemd (default) or process.
+	UnitDriver string
+	// HeartbeatInterval is how often the agent reports to the leader;
+	// default 2s.
+	HeartbeatInterval time.Duration
+	// Addresses are the listen addresses. Port 0 picks a free port (tests).
+	Addresses AgentAddresses
+	// Advertise are the addresses peers dial, when they differ from
+	// Addresses. Empty fields mean "use Addresses".
+	Advertise AgentAddresses
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string
+}
+
+// AgentAddresses are an agent's endpoints, each host:port.
+type AgentAddresses struct {
+	// Gossip is memberlist's TCP and UDP address; default "0.0.0.0:7423".
+	Gossip string
+}
+
+// DefaultAgentConfig returns the defaults. NodeName is the host name
+// (empty if it cannot be read); Cell and Join have no default.
+func DefaultAgentConfig() *AgentConfig {
+	return &AgentConfig{
+		NodeName:          hostname(),
+		Region:            DefaultRegion,
+		DataDir:           "/var/lib/rollwave-agent",
+		UnitDriver:        DriverSystemd,
+		HeartbeatInterval: 2 * time.Second,
+		Addresses:         AgentAddresses{Gossip: "0.0.0.0:7423"},
+		LogLevel:          LogInfo,
+	}
+}
+
+// ParseAgentConfig parses an agent config file (HCL, or JSON when
+// filename ends in ".json") over DefaultAgentConfig and validates it. On
+// failure the error is a Diagnostics listing every problem.
+func ParseAgentConfig(filename string, src []byte) (*AgentConfig, error) {
+	d := newDecoder(filename)
+	body := d.parse(src)
+	if body == nil {
+		return nil, d.result()
+	}
+	c := DefaultAgentConfig()
+	d.body(body, "", d.start(), c.fields())
+	d.place(c.validate())
+	if err := d.result(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *AgentConfig) fields() []field {
+	return []field{
+		attr("node_name", str(&c.NodeName)),
+		attr("cell", str(&c.Cell)),
+		attr("region", str(&c.Region)),
+		attr("labels", strMap(&c.Labels)),
+		attr("data_dir", str(&c.DataDir)),
+		attr("join", strList(&c.Join)),
+		attr("unit_driver", str(&c.UnitDriver)),
+		attr("heartbeat_interval", duration(&c.HeartbeatInterval)),
+		attr("log_level", str(&c.LogLevel)),
+		block("addresses", sub(attr("gossip", str(&c.Addresses.Gossip)))),
+		block("advertise", sub(attr("gossip", str(&c.Advertise.Gossip)))),
+	}
+}
+
+// Validate checks c, whether it came from a file or from flags. Field
+// paths are the config file's names ("addresses.gossip"). The error is a
+// Diagnostics.
+func (c *AgentConfig) Validate() error {
+	return c.validate().diagnostics().err()
+}
+
+func (c *AgentConfig) validate() problems {
+	var ps problems
+	checkName(&ps, "node_name", c.NodeName)
+	if c.Cell == "" {
+		ps.add("cell", "is required; expected the name of the host's cell")
+	} else {
+		checkName(&ps, "cell", c.Cell)
+	}
+	checkName(&ps, "region", c.Region)
+	size := 0
+	for _, k := range sortedKeys(c.Labels) {
+		if k == "" {
+			ps.add("labels", "label names must not be empty")
+		}
+		size += len(k) + len(c.Labels[k]) + 2
+	}
+	if size > MaxLabelBytes {
+		ps.add("labels", "labels take %d bytes; at most %d fit in gossip metadata", size, MaxLabelBytes)
+	}
+	if c.DataDir == "" {
+		ps.add("data_dir", "must not be empty")
+	}
+	if len(c.Join) == 0 {
+		ps.add("join", `needs at least one coordinator gossip address such as "10.0.0.1:7422"`)
+	}
+	checkJoin(&ps, "join", c.Join)
+	checkEnum(&ps, "unit_driver", c.UnitDriver, DriverSystemd, DriverProcess)
+	positive(&ps, "heartbeat_interval", c.HeartbeatInterval)
+	checkBind(&ps, "addresses.gossip", c.Addresses.Gossip)
+	checkAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)
+	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
+	return ps
+}

@@ -1,0 +1,96 @@
+package spec
+
+import (
+	"regexp"
+)
+
+func (h Health) validate(ps *problems) {
+	const p = "release.health"
+	if len(h.Checks) == 0 {
+		// The path names the check blocks so that a check block that
+		// failed to decode does not also count as missing.
+		*ps = append(*ps, problem{path: p + ".check", field: p, msg: `needs at least one check block, e.g. check "http" { url = "http://127.0.0.1:{{port}}/healthz" }`})
+	}
+	names := map[string]int{}
+	for i, c := range h.Checks {
+		cp := index(p+".check", i)
+		if first, dup := names[c.Name]; dup {
+			ps.add(cp+".name", "duplicate check name %q (also check %d); name checks of the same kind with a second label: check %q \"NAME\"", c.Name, first, c.Kind)
+		}
+		names[c.Name] = i
+		c.validate(ps, cp)
+	}
+	positive(ps, p+".min_healthy_time", h.MinHealthyTime)
+	positive(ps, p+".healthy_deadline", h.HealthyDeadline)
+	if h.MinHealthyTime > 0 && h.HealthyDeadline > 0 && h.HealthyDeadline <= h.MinHealthyTime {
+		ps.add(p+".healthy_deadline", "must be longer than min_healthy_time (%s), got %s", h.MinHealthyTime, h.HealthyDeadline)
+	}
+}
+
+func (c Check) validate(ps *problems, p string) {
+	checkEnum(ps, p+".kind", string(c.Kind), string(CheckHTTP), string(CheckTCP), string(CheckExec), string(CheckUnit))
+	if c.Name == "" {
+		ps.add(p+".name", "must not be empty")
+	}
+	// notUsed reports a field that this kind of check ignores, which is
+	// almost always a mistake in the spec.
+	notUsed := func(name string, set bool) {
+		if set {
+			ps.add(p+"."+name, "is not used by %s checks", c.Kind)
+		}
+	}
+	switch c.Kind {
+	case CheckHTTP:
+		if c.URL == "" {
+			ps.missing(p, "url")
+		} else if msg := checkTemplate(c.URL, Placeholders); msg != "" {
+			ps.add(p+".url", "%s", msg)
+		} else if msg := checkURL(Expand(c.URL, sampleVars), "http", "https"); msg != "" {
+			ps.add(p+".url", "%s", msg)
+		}
+		if c.ExpectStatus < 100 || c.ExpectStatus > 599 {
+			ps.add(p+".expect_status", "must be an HTTP status from 100 to 599, got %d", c.ExpectStatus)
+		}
+		if c.BodyMatch != "" {
+			if _, err := regexp.Compile(c.BodyMatch); err != nil {
+				ps.add(p+".body_match", "expected a regular expression, got %q: %v", c.BodyMatch, err)
+			}
+		}
+		notUsed("address", c.Address != "")
+		notUsed("command", len(c.Command) > 0)
+	case CheckTCP:
+		if c.Address == "" {
+			ps.missing(p, "address")
+		} else if msg := checkTemplate(c.Address, Placeholders); msg != "" {
+			ps.add(p+".address", "%s", msg)
+		} else if msg := checkHostPort(Expand(c.Address, sampleVars), 1); msg != "" {
+			ps.add(p+".address", "%s", msg)
+		}
+		notUsed("url", c.URL != "")
+		notUsed("command", len(c.Command) > 0)
+	case CheckExec:
+		if len(c.Command) == 0 {
+			ps.missing(p, "command")
+		}
+		for i, s := range c.Command {
+			if msg := checkTemplate(s, Placeholders); msg != "" {
+				ps.add(index(p+".command", i), "%s", msg)
+			}
+		}
+		notUsed("url", c.URL != "")
+		notUsed("address", c.Address != "")
+	case CheckUnit:
+		notUsed("url", c.URL != "")
+		notUsed("address", c.Address != "")
+		notUsed("command", len(c.Command) > 0)
+	}
+	if c.Kind != CheckHTTP {
+		notUsed("expect_status", c.ExpectStatus != 0)
+		notUsed("body_match", c.BodyMatch != "")
+	}
+	positive(ps, p+".interval", c.Interval)
+	positive(ps, p+".timeout", c.Timeout)
+	if c.Timeout > 0 && c.Interval > 0 && c.Timeout > c.Interval {
+		ps.add(p+".timeout", "must not exceed interval (%s), got %s", c.Interval, c.Timeout)
+	}
+}

@@ -1,0 +1,331 @@
+package spec
+
+import (
+	"math"
+	"strconv"
+	"time"
+)
+
+// Release is a validated release spec: what to roll out, where, and how
+// carefully. See DESIGN.md "A release spec" for the file format.
+type Release struct {
+	// Name is the release block's label, e.g. "api-2.4.0".
+	Name string
+	// App names the application; it appears in unit names and directories.
+	App string
+	// Version is the version being rolled out.
+	Version string
+	// Artifact is what to fetch into the idle slot.
+	Artifact Artifact
+	// Unit describes the systemd unit rendered into each slot.
+	Unit Unit
+	// Slots configures the blue and green slots.
+	Slots Slots
+	// Traffic says how the agent moves traffic between slots.
+	Traffic Traffic
+	// Target selects the hosts.
+	Target Target
+	// Phases shapes the waves.
+	Phases Phases
+	// Bake says how long each phase is watched.
+	Bake Bake
+	// Health says how a host proves the new version healthy.
+	Health Health
+	// Gates fail a phase.
+	Gates Gates
+	// Rollback says what happens when a phase fails.
+	Rollback Rollback
+	// Approval lists phases that wait for an operator.
+	Approval Approval
+}
+
+// Artifact is the release's downloadable payload.
+type Artifact struct {
+	// URL is http://, https:// or file://; {{app}} and {{version}} expand.
+	URL string
+	// SHA256 is the lowercase or uppercase hex digest (64 characters) the
+	// fetched file must match.
+	SHA256 string
+}
+
+// Unit is rendered into each slot's systemd unit. Strings may use the
+// placeholders {{slot_dir}}, {{port}}, {{slot}}, {{version}} and {{app}}.
+type Unit struct {
+	// ExecStart is the command line (required).
+	ExecStart string
+	// User runs the service; empty means the unit's default (root).
+	User string
+	// Environment is set in the unit; keys are environment variable names.
+	Environment map[string]string
+	// WorkingDirectory is absolute (after expansion); empty means the slot
+	// directory.
+	WorkingDirectory string
+	// ExecStartPre commands run before ExecStart, in order.
+	ExecStartPre []string
+	// Restart is systemd's Restart= setting; default "on-failure".
+	Restart string
+}
+
+// KeepOld says what happens to the old slot while the new one bakes.
+type KeepOld string
+
+const (
+	// KeepHot keeps the old slot running until finalize: revert is instant.
+	KeepHot KeepOld = "hot"
+	// KeepCold stops the old slot but keeps its files.
+	KeepCold KeepOld = "cold"
+)
+
+// Slots configures the two slots.
+type Slots struct {
+	// BluePort and GreenPort are the slots' ports (1-65535, different).
+	BluePort, GreenPort int
+	// KeepOld is hot (default) or cold.
+	KeepOld KeepOld
+}
+
+// TrafficMode says who switches traffic between slots.
+type TrafficMode string
+
+const (
+	// TrafficProxy uses the agent's built-in TCP proxy on Listen.
+	TrafficProxy TrafficMode = "proxy"
+	// TrafficExec runs Command to repoint an external load balancer.
+	TrafficExec TrafficMode = "exec"
+	// TrafficNone leaves traffic alone.
+	TrafficNone TrafficMode = "none"
+)
+
+// Traffic configures the traffic switch.
+type Traffic struct {
+	// Mode is proxy (default), exec or none.
+	Mode TrafficMode
+	// Listen is the proxy's host:port (required for proxy; host may be
+	// empty for all interfaces).
+	Listen string
+	// Command is the exec hook and its arguments (required for exec);
+	// placeholders expand.
+	Command []string
+}
+
+// Target selects hosts.
+type Target struct {
+	// Cells are glob patterns (path.Match syntax) over cell names;
+	// default ["*"].
+	Cells []string
+	// Exclude removes cells matching any of these globs.
+	Exclude []string
+	// Labels must all match a host's labels exactly.
+	Labels map[string]string
+}
+
+// Growth is how phase sizes grow.
+type Growth string
+
+const (
+	// GrowthGeometric multiplies each phase's size by Factor.
+	GrowthGeometric Growth = "geometric"
+	// GrowthLinear adds Step hosts each phase.
+	GrowthLinear Growth = "linear"
+)
+
+// Phases shapes the waves.
+type Phases struct {
+	// Canary is phase 0's host count; default 1.
+	Canary int
+	// Growth is geometric (default) or linear.
+	Growth Growth
+	// Factor is the geometric multiplier (> 1); default 2.
+	Factor float64
+	// Step is the linear increment (>= 1 for linear; ignored otherwise).
+	Step int
+	// MaxSize caps a phase; a zero Quantity means no cap.
+	MaxSize Quantity
+	// PerCellMax caps hosts per cell per phase; 0 means no cap.
+	PerCellMax int
+	// ParallelCellsAfter is the first phase whose cells may run side by
+	// side; 0 means cells always run one at a time.
+	ParallelCellsAfter int
+}
+
+// Bake says how long each phase is watched before the next starts.
+type Bake struct {
+	// First is the bake after phase 0; default 30m.
+	First time.Duration
+	// Decay multiplies each later bake, in (0, 1]; default 0.5.
+	Decay float64
+	// Min is the floor (<= First); default 5m.
+	Min time.Duration
+}
+
+// CheckKind is a health check's type.
+type CheckKind string
+
+const (
+	// CheckHTTP expects ExpectStatus (and BodyMatch) from URL.
+	CheckHTTP CheckKind = "http"
+	// CheckTCP expects Address to accept a connection.
+	CheckTCP CheckKind = "tcp"
+	// CheckExec expects Command to exit 0.
+	CheckExec CheckKind = "exec"
+	// CheckUnit expects the slot's systemd unit to be active.
+	CheckUnit CheckKind = "unit"
+)
+
+// Check is one health check.
+type Check struct {
+	// Kind is the block's first label.
+	Kind CheckKind
+	// Name is the optional second label (or name attribute); default the
+	// kind.
+	Name string
+	// URL is probed by http checks; placeholders expand.
+	URL string
+	// Address (host:port) is dialled by tcp checks; placeholders expand.
+	Address string
+	// Command is run by exec checks; placeholders expand.
+	Command []string
+	// ExpectStatus is the HTTP status expected; default 200.
+	ExpectStatus int
+	// BodyMatch is a regular expression the HTTP body must match.
+	BodyMatch string
+	// Interval between probes; default 2s.
+	Interval time.Duration
+	// Timeout per probe (<= Interval); default 1s.
+	Timeout time.Duration
+}
+
+// Health says how a host proves the new version healthy.
+type Health struct {
+	// Checks must all pass; at least one.
+	Checks []Check
+	// MinHealthyTime is how long checks must pass continuously; default 10s.
+	MinHealthyTime time.Duration
+	// HealthyDeadline is when a host that is not yet healthy has failed
+	// (> MinHealthyTime); default 2m.
+	HealthyDeadline time.Duration
+}
+
+// Baseline says whether new-version hosts are compared with old peers.
+type Baseline string
+
+const (
+	// BaselineCompare compares against old-version peers; no data pauses.
+	BaselineCompare Baseline = "compare"
+	// BaselineOff disables the comparison (default).
+	BaselineOff Baseline = "off"
+)
+
+// Gates fail a phase.
+type Gates struct {
+	// MaxFailedHosts per phase, count or percent; default 0.
+	MaxFailedHosts Quantity
+	// MaxUnreachable hosts during a phase, count or percent; default 0.
+	MaxUnreachable Quantity
+	// MaxCPUPercent fails a host above it; 0 means no CPU gate.
+	MaxCPUPercent float64
+	// MaxMemPercent fails a host above it; 0 means no memory gate.
+	MaxMemPercent float64
+	// MaxRestarts of the new slot's unit before the host fails; default 0.
+	MaxRestarts int
+	// Baseline is compare or off (default).
+	Baseline Baseline
+	// BaselineMinSamples is the least data a comparison needs; default 20.
+	BaselineMinSamples int
+}
+
+// OnFailure says how far a failure rolls back.
+type OnFailure string
+
+const (
+	// OnFailureAll reverts every switched host (default).
+	OnFailureAll OnFailure = "all"
+	// OnFailurePhase reverts the failed phase's hosts only.
+	OnFailurePhase OnFailure = "phase"
+	// OnFailurePause stops and waits for an operator.
+	OnFailurePause OnFailure = "pause"
+)
+
+// Rollback says what happens when a phase fails.
+type Rollback struct {
+	// OnFailure is all (default), phase or pause.
+	OnFailure OnFailure
+	// IsolationTimeout is how long an agent mid-bake waits without the
+	// leader before reverting alone; default 30s.
+	IsolationTimeout time.Duration
+}
+
+// Approval lists phases after which the release waits for
+// `rollwave release approve`.
+type Approval struct {
+	// AfterPhases are phase indexes (0 is the canary).
+	AfterPhases []int
+}
+
+// Quantity is a count of hosts or a percentage of the targeted hosts.
+type Quantity struct {
+	// Value is the count or the percentage (0-100).
+	Value float64
+	// Percent marks Value as a percentage.
+	Percent bool
+}
+
+// Of resolves q against a total: a count is returned as is, a percentage
+// is rounded down (so "5%" of 10 hosts is 0).
+func (q Quantity) Of(total int) int {
+	if !q.Percent {
+		return int(q.Value)
+	}
+	return int(math.Floor(q.Value * float64(total) / 100))
+}
+
+// String formats q as it is written in a spec: "3" or "25%".
+func (q Quantity) String() string {
+	s := strconv.FormatFloat(q.Value, 'f', -1, 64)
+	if q.Percent {
+		s += "%"
+	}
+	return s
+}
+
+// Defaults for optional release fields.
+const (
+	DefaultCanary             = 1
+	DefaultFactor             = 2.0
+	DefaultBakeFirst          = 30 * time.Minute
+	DefaultBakeDecay          = 0.5
+	DefaultBakeMin            = 5 * time.Minute
+	DefaultMinHealthyTime     = 10 * time.Second
+	DefaultHealthyDeadline    = 2 * time.Minute
+	DefaultCheckInterval      = 2 * time.Second
+	DefaultCheckTimeout       = 1 * time.Second
+	DefaultExpectStatus       = 200
+	DefaultIsolationTimeout   = 30 * time.Second
+	DefaultBaselineMinSamples = 20
+	DefaultRestart            = "on-failure"
+)
+
+// DefaultRelease returns a Release with every optional field at its
+// default and the required ones empty.
+func DefaultRelease() *Release {
+	return &Release{
+		Unit:     Unit{Restart: DefaultRestart},
+		Slots:    Slots{KeepOld: KeepHot},
+		Traffic:  Traffic{Mode: TrafficProxy},
+		Target:   Target{Cells: []string{"*"}},
+		Phases:   Phases{Canary: DefaultCanary, Growth: GrowthGeometric, Factor: DefaultFactor},
+		Bake:     Bake{First: DefaultBakeFirst, Decay: DefaultBakeDecay, Min: DefaultBakeMin},
+		Health:   Health{MinHealthyTime: DefaultMinHealthyTime, HealthyDeadline: DefaultHealthyDeadline},
+		Gates:    Gates{Baseline: BaselineOff, BaselineMinSamples: DefaultBaselineMinSamples},
+		Rollback: Rollback{OnFailure: OnFailureAll, IsolationTimeout: DefaultIsolationTimeout},
+	}
+}
+
+// defaultCheck returns a check of kind with its defaults.
+func defaultCheck(kind CheckKind) Check {
+	c := Check{Kind: kind, Name: string(kind), Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout}
+	if kind == CheckHTTP {
+		c.ExpectStatus = DefaultExpectStatus
+	}
+	return c
+}

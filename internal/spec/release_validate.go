@@ -1,0 +1,347 @@
+package spec
+
+import (
+	"encoding/hex"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	// nameRE covers release names and versions: they appear in paths and
+	// audit logs, so no spaces, slashes or control characters.
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$`)
+	// appRE: the app appears in systemd unit names and directories.
+	appRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	// userRE: a user name or numeric id for systemd's User=.
+	userRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`)
+	// envKeyRE: an environment variable name.
+	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// restartValues are systemd's Restart= settings.
+var restartValues = []string{"no", "always", "on-success", "on-failure", "on-abnormal", "on-abort", "on-watchdog"}
+
+// Validate checks r as ParseRelease does, for specs that did not come
+// from a file (the API, tests). It returns a Diagnostics without positions.
+func (r *Release) Validate() error {
+	return r.validate().diagnostics().err()
+}
+
+func (r *Release) validate() problems {
+	var ps problems
+	if !nameRE.MatchString(r.Name) {
+		ps.add("release.name", "release name must be 1-128 letters, digits, '.', '_', '+', '~' or '-', starting with a letter or digit, got %q", r.Name)
+	}
+	if r.App == "" {
+		ps.missing("release", "app")
+	} else if !appRE.MatchString(r.App) {
+		ps.add("release.app", "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit (it names systemd units and directories), got %q", r.App)
+	}
+	if r.Version == "" {
+		ps.missing("release", "version")
+	} else if !nameRE.MatchString(r.Version) {
+		ps.add("release.version", "must be 1-128 letters, digits, '.', '_', '+', '~' or '-', starting with a letter or digit, got %q", r.Version)
+	}
+	r.Artifact.validate(&ps)
+	r.Unit.validate(&ps)
+	r.Slots.validate(&ps)
+	r.Traffic.validate(&ps, r.Slots)
+	r.Target.validate(&ps)
+	r.Phases.validate(&ps)
+	r.Bake.validate(&ps)
+	r.Health.validate(&ps)
+	r.Gates.validate(&ps)
+	r.Rollback.validate(&ps)
+	r.Approval.validate(&ps)
+	return ps
+}
+
+func (a Artifact) validate(ps *problems) {
+	const p = "release.artifact"
+	if a.URL == "" {
+		ps.missing(p, "url")
+	} else if msg := checkTemplate(a.URL, artifactPlaceholders); msg != "" {
+		ps.add(p+".url", "%s", msg)
+	} else if msg := checkURL(Expand(a.URL, sampleVars), "http", "https", "file"); msg != "" {
+		ps.add(p+".url", "%s", msg)
+	}
+	if a.SHA256 == "" {
+		ps.missing(p, "sha256")
+	} else if _, err := hex.DecodeString(a.SHA256); err != nil || len(a.SHA256) != 64 {
+		ps.add(p+".sha256", "must be 64 hexadecimal characters, got %q (%d characters)", a.SHA256, len(a.SHA256))
+	}
+}
+
+// checkURL returns why u is not an absolute URL with one of schemes, or "".
+func checkURL(u string, schemes ...string) string {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return fmt.Sprintf("expected a URL, got %q: %v", u, err)
+	}
+	ok := false
+	for _, s := range schemes {
+		if parsed.Scheme == s {
+			ok = true
+		}
+	}
+	switch {
+	case !ok:
+		return fmt.Sprintf("URL scheme must be one of %s, got %q", strings.Join(schemes, ", "), u)
+	case parsed.Scheme == "file" && parsed.Path == "":
+		return fmt.Sprintf("a file URL needs an absolute path such as file:///srv/app.tar.gz, got %q", u)
+	case parsed.Scheme != "file" && parsed.Host == "":
+		return fmt.Sprintf("URL needs a host, got %q", u)
+	}
+	return ""
+}
+
+// unitString checks a string rendered into a systemd unit: placeholders,
+// and no control characters (a newline would inject unit directives).
+func unitString(ps *problems, p, s string) bool {
+	if i := strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		ps.add(p, "must not contain control characters such as newlines, got %q", s)
+		return false
+	}
+	if msg := checkTemplate(s, Placeholders); msg != "" {
+		ps.add(p, "%s", msg)
+		return false
+	}
+	return true
+}
+
+func (u Unit) validate(ps *problems) {
+	const p = "release.unit"
+	if strings.TrimSpace(u.ExecStart) == "" {
+		ps.missing(p, "exec_start")
+	} else {
+		unitString(ps, p+".exec_start", u.ExecStart)
+	}
+	if u.User != "" && !userRE.MatchString(u.User) {
+		ps.add(p+".user", "must be a user name or numeric id, got %q", u.User)
+	}
+	for _, k := range sortedKeys(u.Environment) {
+		v := u.Environment[k]
+		kp := p + ".environment." + k
+		if !envKeyRE.MatchString(k) {
+			ps.add(kp, "environment variable name must be letters, digits and '_', not starting with a digit, got %q", k)
+		}
+		unitString(ps, kp, v)
+	}
+	if u.WorkingDirectory != "" && unitString(ps, p+".working_directory", u.WorkingDirectory) &&
+		!strings.HasPrefix(Expand(u.WorkingDirectory, sampleVars), "/") {
+		ps.add(p+".working_directory", "must be an absolute path or start with {{slot_dir}}, got %q", u.WorkingDirectory)
+	}
+	for i, c := range u.ExecStartPre {
+		if strings.TrimSpace(c) == "" {
+			ps.add(index(p+".exec_start_pre", i), "must not be empty")
+			continue
+		}
+		unitString(ps, index(p+".exec_start_pre", i), c)
+	}
+	checkEnum(ps, p+".restart", u.Restart, restartValues...)
+}
+
+// checkEnum reports v unless it is one of allowed.
+func checkEnum(ps *problems, p, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	ps.add(p, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+}
+
+func (s Slots) validate(ps *problems) {
+	const p = "release.slots"
+	if s.BluePort == 0 {
+		ps.missing(p, "blue_port")
+	} else if s.BluePort < 1 || s.BluePort > 65535 {
+		ps.add(p+".blue_port", "must be a port from 1 to 65535, got %d", s.BluePort)
+	}
+	if s.GreenPort == 0 {
+		ps.missing(p, "green_port")
+	} else if s.GreenPort < 1 || s.GreenPort > 65535 {
+		ps.add(p+".green_port", "must be a port from 1 to 65535, got %d", s.GreenPort)
+	}
+	if s.BluePort != 0 && s.BluePort == s.GreenPort {
+		ps.add(p+".green_port", "must differ from blue_port, got %d for both", s.GreenPort)
+	}
+	checkEnum(ps, p+".keep_old", string(s.KeepOld), string(KeepHot), string(KeepCold))
+}
+
+func (t Traffic) validate(ps *problems, s Slots) {
+	const p = "release.traffic"
+	checkEnum(ps, p+".mode", string(t.Mode), string(TrafficProxy), string(TrafficExec), string(TrafficNone))
+	switch t.Mode {
+	case TrafficProxy:
+		if t.Listen == "" {
+			ps.add(p+".listen", `is required when mode is "proxy"; expected host:port such as ":8080"`)
+		} else if msg := checkHostPort(t.Listen, 1); msg != "" {
+			ps.add(p+".listen", "%s", msg)
+		} else if _, port := splitPort(t.Listen); port == s.BluePort || port == s.GreenPort {
+			ps.add(p+".listen", "port %d is a slot's port; the proxy needs its own port", port)
+		}
+	case TrafficExec:
+		if len(t.Command) == 0 {
+			ps.add(p+".command", `is required when mode is "exec"; expected a list such as ["/usr/local/bin/lb-switch", "{{port}}"]`)
+		}
+	}
+	for i, c := range t.Command {
+		if msg := checkTemplate(c, Placeholders); msg != "" {
+			ps.add(index(p+".command", i), "%s", msg)
+		}
+	}
+}
+
+func (t Target) validate(ps *problems) {
+	const p = "release.target"
+	if len(t.Cells) == 0 {
+		ps.add(p+".cells", `must list at least one glob; use ["*"] for every cell`)
+	}
+	globs := func(name string, list []string) {
+		for i, g := range list {
+			if _, err := path.Match(g, ""); err != nil || g == "" {
+				ps.add(index(p+"."+name, i), "expected a glob such as \"eu-*\", got %q", g)
+			}
+		}
+	}
+	globs("cells", t.Cells)
+	globs("exclude", t.Exclude)
+	for _, k := range sortedKeys(t.Labels) {
+		if k == "" {
+			ps.add(p+".labels", "label names must not be empty")
+		}
+	}
+}
+
+func (ph Phases) validate(ps *problems) {
+	const p = "release.phases"
+	if ph.Canary < 1 {
+		ps.add(p+".canary", "must be at least 1, got %d", ph.Canary)
+	}
+	checkEnum(ps, p+".growth", string(ph.Growth), string(GrowthGeometric), string(GrowthLinear))
+	switch ph.Growth {
+	case GrowthGeometric:
+		if !(ph.Factor > 1) || math.IsInf(ph.Factor, 0) {
+			ps.add(p+".factor", "must be greater than 1 for geometric growth, got %s", formatFloat(ph.Factor))
+		}
+	case GrowthLinear:
+		if ph.Step < 1 {
+			ps.add(p+".step", "must be at least 1 for linear growth, got %d", ph.Step)
+		}
+	}
+	checkQuantity(ps, p+".max_size", ph.MaxSize)
+	if ph.PerCellMax < 0 {
+		ps.add(p+".per_cell_max", "must be at least 0 (0 means no cap), got %d", ph.PerCellMax)
+	}
+	if ph.ParallelCellsAfter < 0 {
+		ps.add(p+".parallel_cells_after", "must be at least 0 (0 means never), got %d", ph.ParallelCellsAfter)
+	}
+}
+
+// checkQuantity reports a negative or fractional count or a percentage
+// outside 0-100.
+func checkQuantity(ps *problems, p string, q Quantity) {
+	switch {
+	case math.IsNaN(q.Value) || math.IsInf(q.Value, 0):
+		ps.add(p, "expected a count or a percentage, got %s", q)
+	case q.Percent && (q.Value < 0 || q.Value > 100):
+		ps.add(p, "a percentage must be from 0%% to 100%%, got %s", q)
+	case !q.Percent && q.Value < 0:
+		ps.add(p, "a count must be at least 0, got %s", q)
+	case !q.Percent && q.Value != math.Trunc(q.Value):
+		ps.add(p, `a count must be a whole number, got %s; write a percentage as "%s%%"`, q, q)
+	}
+}
+
+func (b Bake) validate(ps *problems) {
+	const p = "release.bake"
+	positive(ps, p+".first", b.First)
+	positive(ps, p+".min", b.Min)
+	if !(b.Decay > 0 && b.Decay <= 1) {
+		ps.add(p+".decay", "must be greater than 0 and at most 1, got %s", formatFloat(b.Decay))
+	}
+	if b.Min > 0 && b.First > 0 && b.Min > b.First {
+		ps.add(p+".min", "must not exceed first (%s), got %s", b.First, b.Min)
+	}
+}
+
+// positive reports a duration that is zero or negative.
+func positive(ps *problems, p string, d time.Duration) {
+	if d <= 0 {
+		ps.add(p, "must be a positive duration, got %s", d)
+	}
+}
+
+func (g Gates) validate(ps *problems) {
+	const p = "release.gates"
+	checkQuantity(ps, p+".max_failed_hosts", g.MaxFailedHosts)
+	checkQuantity(ps, p+".max_unreachable", g.MaxUnreachable)
+	percent := func(name string, v float64) {
+		if !(v >= 0 && v <= 100) {
+			ps.add(p+"."+name, "must be a percentage from 0 to 100 (0 means no gate), got %s", formatFloat(v))
+		}
+	}
+	percent("max_cpu_percent", g.MaxCPUPercent)
+	percent("max_mem_percent", g.MaxMemPercent)
+	if g.MaxRestarts < 0 {
+		ps.add(p+".max_restarts", "must be at least 0, got %d", g.MaxRestarts)
+	}
+	checkEnum(ps, p+".baseline", string(g.Baseline), string(BaselineCompare), string(BaselineOff))
+	if g.BaselineMinSamples < 1 {
+		ps.add(p+".baseline_min_samples", "must be at least 1, got %d", g.BaselineMinSamples)
+	}
+}
+
+func (r Rollback) validate(ps *problems) {
+	const p = "release.rollback"
+	checkEnum(ps, p+".on_failure", string(r.OnFailure), string(OnFailureAll), string(OnFailurePhase), string(OnFailurePause))
+	positive(ps, p+".isolation_timeout", r.IsolationTimeout)
+}
+
+func (a Approval) validate(ps *problems) {
+	const p = "release.approval.after_phases"
+	seen := map[int]bool{}
+	for i, n := range a.AfterPhases {
+		switch {
+		case n < 0:
+			ps.add(index(p, i), "phase indexes start at 0 (the canary), got %d", n)
+		case seen[n]:
+			ps.add(index(p, i), "phase %d is listed twice", n)
+		}
+		seen[n] = true
+	}
+}
+
+func formatFloat(f float64) string {
+	return fmt.Sprintf("%g", f)
+}
+
+// splitPort returns addr's host and numeric port (0 when unparsable).
+func splitPort(addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 0
+	}
+	n, _ := strconv.Atoi(port)
+	return host, n
+}
+
+// sortedKeys returns m's keys in order, so Validate reports map entries
+// deterministically.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

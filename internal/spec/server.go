@@ -1,0 +1,223 @@
+package spec
+
+import (
+	"fmt"
+	"time"
+)
+
+// ServerConfig configures a coordinator (`rollwave server`). Its fields
+// mirror the command's flags; a config file sets the same names.
+type ServerConfig struct {
+	// NodeName identifies this server in raft and gossip; default the host
+	// name.
+	NodeName string
+	// Region groups servers and agents; default "global".
+	Region string
+	// DataDir holds raft's log, stable store and snapshots. Required unless
+	// Dev.
+	DataDir string
+	// Dev runs a single in-memory server that bootstraps itself.
+	Dev bool
+	// BootstrapExpect is the number of servers to wait for before
+	// bootstrapping the cluster; 0 means do not bootstrap (join an
+	// existing cluster). Not allowed with Dev.
+	BootstrapExpect int
+	// Join lists other servers' gossip addresses (host:port).
+	Join []string
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string
+	// Addresses are the listen addresses. Port 0 picks a free port (tests).
+	Addresses ServerAddresses
+	// Advertise are the addresses peers dial, when they differ from
+	// Addresses (NAT, 0.0.0.0 binds). Empty fields mean "use Addresses".
+	Advertise ServerAddresses
+	// Raft tunes hashicorp/raft.
+	Raft RaftConfig
+}
+
+// ServerAddresses are a server's three endpoints, each host:port.
+type ServerAddresses struct {
+	// GRPC serves agents and the CLI; default "127.0.0.1:7420".
+	GRPC string
+	// Raft carries raft traffic; default "127.0.0.1:7421".
+	Raft string
+	// Gossip is memberlist's TCP and UDP address; default "127.0.0.1:7422".
+	Gossip string
+}
+
+// RaftConfig carries the hashicorp/raft settings operators may tune. The
+// checks in Validate are raft's own (raft.ValidateConfig), reported with
+// field names before raft ever sees them.
+type RaftConfig struct {
+	// HeartbeatTimeout: a follower without contact this long starts an
+	// election; default 1s, at least 5ms.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout: a candidate without a leader this long starts an
+	// election; default 1s, at least HeartbeatTimeout.
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout: a leader without quorum contact this long steps
+	// down; default 500ms, at most HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout bounds how long a commit waits for more entries to
+	// batch; default 50ms, at least 1ms.
+	CommitTimeout time.Duration
+	// SnapshotInterval is how often raft checks whether to snapshot;
+	// default 120s, at least 5ms.
+	SnapshotInterval time.Duration
+	// SnapshotThreshold is how many new log entries trigger a snapshot;
+	// default 8192, at least 1.
+	SnapshotThreshold uint64
+	// TrailingLogs is how many entries stay after a snapshot so slow
+	// followers can catch up from the log; default 10240.
+	TrailingLogs uint64
+}
+
+// DefaultServerConfig returns the defaults. NodeName is the host name
+// (empty if it cannot be read).
+func DefaultServerConfig() *ServerConfig {
+	return &ServerConfig{
+		NodeName: hostname(),
+		Region:   DefaultRegion,
+		LogLevel: LogInfo,
+		Addresses: ServerAddresses{
+			GRPC:   "127.0.0.1:7420",
+			Raft:   "127.0.0.1:7421",
+			Gossip: "127.0.0.1:7422",
+		},
+		Raft: RaftConfig{
+			HeartbeatTimeout:   time.Second,
+			ElectionTimeout:    time.Second,
+			LeaderLeaseTimeout: 500 * time.Millisecond,
+			CommitTimeout:      50 * time.Millisecond,
+			SnapshotInterval:   120 * time.Second,
+			SnapshotThreshold:  8192,
+			TrailingLogs:       10240,
+		},
+	}
+}
+
+// ParseServerConfig parses a server config file (HCL, or JSON when
+// filename ends in ".json") over DefaultServerConfig and validates it. On
+// failure the error is a Diagnostics listing every problem.
+func ParseServerConfig(filename string, src []byte) (*ServerConfig, error) {
+	d := newDecoder(filename)
+	body := d.parse(src)
+	if body == nil {
+		return nil, d.result()
+	}
+	c := DefaultServerConfig()
+	d.body(body, "", d.start(), c.fields())
+	d.place(c.validate())
+	if err := d.result(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *ServerConfig) fields() []field {
+	addrs := func(a *ServerAddresses) blockFunc {
+		return sub(
+			attr("grpc", str(&a.GRPC)),
+			attr("raft", str(&a.Raft)),
+			attr("gossip", str(&a.Gossip)),
+		)
+	}
+	return []field{
+		attr("node_name", str(&c.NodeName)),
+		attr("region", str(&c.Region)),
+		attr("data_dir", str(&c.DataDir)),
+		attr("dev", boolean(&c.Dev)),
+		attr("bootstrap_expect", integer(&c.BootstrapExpect)),
+		attr("join", strList(&c.Join)),
+		attr("log_level", str(&c.LogLevel)),
+		block("addresses", addrs(&c.Addresses)),
+		block("advertise", addrs(&c.Advertise)),
+		block("raft", sub(
+			attr("heartbeat_timeout", duration(&c.Raft.HeartbeatTimeout)),
+			attr("election_timeout", duration(&c.Raft.ElectionTimeout)),
+			attr("leader_lease_timeout", duration(&c.Raft.LeaderLeaseTimeout)),
+			attr("commit_timeout", duration(&c.Raft.CommitTimeout)),
+			attr("snapshot_interval", duration(&c.Raft.SnapshotInterval)),
+			attr("snapshot_threshold", unsigned(&c.Raft.SnapshotThreshold)),
+			attr("trailing_logs", unsigned(&c.Raft.TrailingLogs)),
+		)),
+	}
+}
+
+// Validate checks c, whether it came from a file or from flags. Field
+// paths are the config file's names ("addresses.grpc"). The error is a
+// Diagnostics.
+func (c *ServerConfig) Validate() error {
+	return c.validate().diagnostics().err()
+}
+
+func (c *ServerConfig) validate() problems {
+	var ps problems
+	checkName(&ps, "node_name", c.NodeName)
+	checkName(&ps, "region", c.Region)
+	if c.DataDir == "" && !c.Dev {
+		ps.add("data_dir", "is required unless dev = true; expected a directory for raft's data")
+	}
+	switch {
+	case c.BootstrapExpect < 0:
+		ps.add("bootstrap_expect", "must be at least 0 (0 means join an existing cluster), got %d", c.BootstrapExpect)
+	case c.BootstrapExpect > 0 && c.Dev:
+		ps.add("bootstrap_expect", "cannot be combined with dev (a dev server bootstraps itself), got %d", c.BootstrapExpect)
+	}
+	checkJoin(&ps, "join", c.Join)
+	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
+
+	checkBind(&ps, "addresses.grpc", c.Addresses.GRPC)
+	checkBind(&ps, "addresses.raft", c.Addresses.Raft)
+	checkBind(&ps, "addresses.gossip", c.Addresses.Gossip)
+	checkDistinct(&ps, "addresses", map[string]string{
+		"grpc": c.Addresses.GRPC, "raft": c.Addresses.Raft, "gossip": c.Addresses.Gossip,
+	}, []string{"grpc", "raft", "gossip"})
+	checkAdvertiseField(&ps, "advertise.grpc", c.Advertise.GRPC)
+	checkAdvertiseField(&ps, "advertise.raft", c.Advertise.Raft)
+	checkAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)
+
+	c.Raft.validate(&ps)
+	return ps
+}
+
+// checkDistinct reports two endpoints bound to the same non-zero port on
+// the same host.
+func checkDistinct(ps *problems, p string, addrs map[string]string, order []string) {
+	seen := map[string]string{}
+	for _, name := range order {
+		host, port := splitPort(addrs[name])
+		if port == 0 {
+			continue
+		}
+		key := fmt.Sprintf("%s:%d", host, port)
+		if other, dup := seen[key]; dup {
+			ps.add(p+"."+name, "%s is also %s.%s; each endpoint needs its own port", addrs[name], p, other)
+			continue
+		}
+		seen[key] = name
+	}
+}
+
+func (r RaftConfig) validate(ps *problems) {
+	const p = "raft"
+	atLeast := func(name string, v, min time.Duration) {
+		if v < min {
+			ps.add(p+"."+name, "must be at least %s, got %s", min, v)
+		}
+	}
+	atLeast("heartbeat_timeout", r.HeartbeatTimeout, 5*time.Millisecond)
+	atLeast("election_timeout", r.ElectionTimeout, 5*time.Millisecond)
+	atLeast("leader_lease_timeout", r.LeaderLeaseTimeout, 5*time.Millisecond)
+	atLeast("commit_timeout", r.CommitTimeout, time.Millisecond)
+	atLeast("snapshot_interval", r.SnapshotInterval, 5*time.Millisecond)
+	if r.LeaderLeaseTimeout > r.HeartbeatTimeout {
+		ps.add(p+".leader_lease_timeout", "must not exceed heartbeat_timeout (%s), got %s", r.HeartbeatTimeout, r.LeaderLeaseTimeout)
+	}
+	if r.ElectionTimeout < r.HeartbeatTimeout {
+		ps.add(p+".election_timeout", "must be at least heartbeat_timeout (%s), got %s", r.HeartbeatTimeout, r.ElectionTimeout)
+	}
+	if r.SnapshotThreshold < 1 {
+		ps.add(p+".snapshot_threshold", "must be at least 1, got %d", r.SnapshotThreshold)
+	}
+}

@@ -1,0 +1,238 @@
+// Package specpb converts release specs between spec.Release and the
+// protocol's rollwavev1.ReleaseSpec. Durations travel as whole
+// milliseconds (the *_ms fields): anything finer is truncated. Slices and
+// maps are copied, never shared.
+package specpb
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/rollwave/rollwave/internal/spec"
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// ToProto converts r for the wire and the replicated log. A nil r gives nil.
+func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
+	if r == nil {
+		return nil
+	}
+	checks := make([]*rollwavev1.HealthCheck, 0, len(r.Health.Checks))
+	for _, c := range r.Health.Checks {
+		checks = append(checks, &rollwavev1.HealthCheck{
+			Kind:         string(c.Kind),
+			Name:         c.Name,
+			Url:          c.URL,
+			Address:      c.Address,
+			Command:      slices.Clone(c.Command),
+			ExpectStatus: int32(c.ExpectStatus),
+			BodyMatch:    c.BodyMatch,
+			IntervalMs:   ms(c.Interval),
+			TimeoutMs:    ms(c.Timeout),
+		})
+	}
+	return &rollwavev1.ReleaseSpec{
+		Name:    r.Name,
+		App:     r.App,
+		Version: r.Version,
+		Artifact: &rollwavev1.Artifact{
+			Url:    r.Artifact.URL,
+			Sha256: r.Artifact.SHA256,
+		},
+		Unit: &rollwavev1.UnitSpec{
+			ExecStart:        r.Unit.ExecStart,
+			User:             r.Unit.User,
+			Environment:      maps.Clone(r.Unit.Environment),
+			WorkingDirectory: r.Unit.WorkingDirectory,
+			ExecStartPre:     slices.Clone(r.Unit.ExecStartPre),
+			Restart:          r.Unit.Restart,
+		},
+		Slots: &rollwavev1.SlotsSpec{
+			BluePort:  int32(r.Slots.BluePort),
+			GreenPort: int32(r.Slots.GreenPort),
+			KeepOld:   string(r.Slots.KeepOld),
+		},
+		Traffic: &rollwavev1.TrafficSpec{
+			Mode:    string(r.Traffic.Mode),
+			Listen:  r.Traffic.Listen,
+			Command: slices.Clone(r.Traffic.Command),
+		},
+		Target: &rollwavev1.TargetSpec{
+			Cells:   slices.Clone(r.Target.Cells),
+			Exclude: slices.Clone(r.Target.Exclude),
+			Labels:  maps.Clone(r.Target.Labels),
+		},
+		Phases: &rollwavev1.PhasesSpec{
+			Canary:             int32(r.Phases.Canary),
+			Growth:             string(r.Phases.Growth),
+			Factor:             r.Phases.Factor,
+			Step:               int32(r.Phases.Step),
+			MaxSize:            quantityToProto(r.Phases.MaxSize),
+			PerCellMax:         int32(r.Phases.PerCellMax),
+			ParallelCellsAfter: int32(r.Phases.ParallelCellsAfter),
+		},
+		Bake: &rollwavev1.BakeSpec{
+			FirstMs: ms(r.Bake.First),
+			Decay:   r.Bake.Decay,
+			MinMs:   ms(r.Bake.Min),
+		},
+		Health: &rollwavev1.HealthSpec{
+			Checks:            checks,
+			MinHealthyTimeMs:  ms(r.Health.MinHealthyTime),
+			HealthyDeadlineMs: ms(r.Health.HealthyDeadline),
+		},
+		Gates: &rollwavev1.GatesSpec{
+			MaxFailedHosts:     quantityToProto(r.Gates.MaxFailedHosts),
+			MaxUnreachable:     quantityToProto(r.Gates.MaxUnreachable),
+			MaxCpuPercent:      r.Gates.MaxCPUPercent,
+			MaxMemPercent:      r.Gates.MaxMemPercent,
+			MaxRestarts:        int32(r.Gates.MaxRestarts),
+			Baseline:           string(r.Gates.Baseline),
+			BaselineMinSamples: int32(r.Gates.BaselineMinSamples),
+		},
+		Rollback: &rollwavev1.RollbackSpec{
+			OnFailure:          string(r.Rollback.OnFailure),
+			IsolationTimeoutMs: ms(r.Rollback.IsolationTimeout),
+		},
+		Approval: &rollwavev1.ApprovalSpec{
+			AfterPhases: int32s(r.Approval.AfterPhases),
+		},
+	}
+}
+
+// FromProto converts a spec from the wire or the replicated log. Missing
+// sub-messages give zero values, not defaults: the result is exactly what
+// was sent, so call Validate on specs from untrusted sources. A nil p gives
+// nil.
+func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
+	if p == nil {
+		return nil
+	}
+	// The generated getters are nil-safe, so absent sub-messages read as
+	// zero values without checks here.
+	var checks []spec.Check
+	for _, c := range p.GetHealth().GetChecks() {
+		checks = append(checks, spec.Check{
+			Kind:         spec.CheckKind(c.GetKind()),
+			Name:         c.GetName(),
+			URL:          c.GetUrl(),
+			Address:      c.GetAddress(),
+			Command:      slices.Clone(c.GetCommand()),
+			ExpectStatus: int(c.GetExpectStatus()),
+			BodyMatch:    c.GetBodyMatch(),
+			Interval:     dur(c.GetIntervalMs()),
+			Timeout:      dur(c.GetTimeoutMs()),
+		})
+	}
+	return &spec.Release{
+		Name:    p.GetName(),
+		App:     p.GetApp(),
+		Version: p.GetVersion(),
+		Artifact: spec.Artifact{
+			URL:    p.GetArtifact().GetUrl(),
+			SHA256: p.GetArtifact().GetSha256(),
+		},
+		Unit: spec.Unit{
+			ExecStart:        p.GetUnit().GetExecStart(),
+			User:             p.GetUnit().GetUser(),
+			Environment:      cloneMap(p.GetUnit().GetEnvironment()),
+			WorkingDirectory: p.GetUnit().GetWorkingDirectory(),
+			ExecStartPre:     slices.Clone(p.GetUnit().GetExecStartPre()),
+			Restart:          p.GetUnit().GetRestart(),
+		},
+		Slots: spec.Slots{
+			BluePort:  int(p.GetSlots().GetBluePort()),
+			GreenPort: int(p.GetSlots().GetGreenPort()),
+			KeepOld:   spec.KeepOld(p.GetSlots().GetKeepOld()),
+		},
+		Traffic: spec.Traffic{
+			Mode:    spec.TrafficMode(p.GetTraffic().GetMode()),
+			Listen:  p.GetTraffic().GetListen(),
+			Command: slices.Clone(p.GetTraffic().GetCommand()),
+		},
+		Target: spec.Target{
+			Cells:   slices.Clone(p.GetTarget().GetCells()),
+			Exclude: slices.Clone(p.GetTarget().GetExclude()),
+			Labels:  cloneMap(p.GetTarget().GetLabels()),
+		},
+		Phases: spec.Phases{
+			Canary:             int(p.GetPhases().GetCanary()),
+			Growth:             spec.Growth(p.GetPhases().GetGrowth()),
+			Factor:             p.GetPhases().GetFactor(),
+			Step:               int(p.GetPhases().GetStep()),
+			MaxSize:            quantityFromProto(p.GetPhases().GetMaxSize()),
+			PerCellMax:         int(p.GetPhases().GetPerCellMax()),
+			ParallelCellsAfter: int(p.GetPhases().GetParallelCellsAfter()),
+		},
+		Bake: spec.Bake{
+			First: dur(p.GetBake().GetFirstMs()),
+			Decay: p.GetBake().GetDecay(),
+			Min:   dur(p.GetBake().GetMinMs()),
+		},
+		Health: spec.Health{
+			Checks:          checks,
+			MinHealthyTime:  dur(p.GetHealth().GetMinHealthyTimeMs()),
+			HealthyDeadline: dur(p.GetHealth().GetHealthyDeadlineMs()),
+		},
+		Gates: spec.Gates{
+			MaxFailedHosts:     quantityFromProto(p.GetGates().GetMaxFailedHosts()),
+			MaxUnreachable:     quantityFromProto(p.GetGates().GetMaxUnreachable()),
+			MaxCPUPercent:      p.GetGates().GetMaxCpuPercent(),
+			MaxMemPercent:      p.GetGates().GetMaxMemPercent(),
+			MaxRestarts:        int(p.GetGates().GetMaxRestarts()),
+			Baseline:           spec.Baseline(p.GetGates().GetBaseline()),
+			BaselineMinSamples: int(p.GetGates().GetBaselineMinSamples()),
+		},
+		Rollback: spec.Rollback{
+			OnFailure:        spec.OnFailure(p.GetRollback().GetOnFailure()),
+			IsolationTimeout: dur(p.GetRollback().GetIsolationTimeoutMs()),
+		},
+		Approval: spec.Approval{
+			AfterPhases: ints(p.GetApproval().GetAfterPhases()),
+		},
+	}
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+func dur(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+func quantityToProto(q spec.Quantity) *rollwavev1.Quantity {
+	return &rollwavev1.Quantity{Value: q.Value, Percent: q.Percent}
+}
+
+func quantityFromProto(q *rollwavev1.Quantity) spec.Quantity {
+	return spec.Quantity{Value: q.GetValue(), Percent: q.GetPercent()}
+}
+
+// cloneMap copies m, giving nil for an empty map so that a spec that went
+// through the wire compares equal to one parsed from a file.
+func cloneMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return maps.Clone(m)
+}
+
+func int32s(in []int) []int32 {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]int32, len(in))
+	for i, v := range in {
+		out[i] = int32(v)
+	}
+	return out
+}
+
+func ints(in []int32) []int {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]int, len(in))
+	for i, v := range in {
+		out[i] = int(v)
+	}
+	return out
+}
