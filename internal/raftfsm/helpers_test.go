@@ -1,7 +1,9 @@
 package raftfsm
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -179,3 +181,7 @@ func with(cmds ...[]cmd) []cmd {
 }
 
 func one(c ...cmd) []cmd { return c }
+
+func nopCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+
+func containsStr(s, sub string) bool { return strings.Contains(s, sub) }
