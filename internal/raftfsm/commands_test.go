@@ -515,12 +515,12 @@ func TestApplyUpdateAssignments(t *testing.T) {
 	))...)
 	res := apply(t, f, cmd{UpdateAssignments, &v1.UpdateAssignmentsCommand{TimeUnixNano: t0 + 99, Updates: []*v1.AssignmentUpdate{
 		{Host: "h1", App: "api", Generation: 2, State: asStaging, Reason: "fetching"}, // applied
-		{Host: "h1", App: "api", Generation: 1, State: asReverting},                  // stale generation
-		{Host: "h2", App: "api", Generation: 1, State: asHealthy},                    // illegal: assigned -> healthy
-		{Host: "h3", App: "api", Generation: 1, State: asStaging},                    // unknown host
-		{Host: "h2", App: "api", Generation: 1, State: asStaging},                    // applied
-		{Host: "h2", App: "api", Generation: 1, State: asSwitched},                   // applied, in order
-		{Host: "h2", App: "api", Generation: 1, State: asSwitched},                   // repeat: not a transition
+		{Host: "h1", App: "api", Generation: 1, State: asReverting},                   // stale generation
+		{Host: "h2", App: "api", Generation: 1, State: asHealthy},                     // illegal: assigned -> healthy
+		{Host: "h3", App: "api", Generation: 1, State: asStaging},                     // unknown host
+		{Host: "h2", App: "api", Generation: 1, State: asStaging},                     // applied
+		{Host: "h2", App: "api", Generation: 1, State: asSwitched},                    // applied, in order
+		{Host: "h2", App: "api", Generation: 1, State: asSwitched},                    // repeat: not a transition
 	}}})
 	ur, ok := res.(*UpdateResult)
 	if !ok {
