@@ -208,6 +208,8 @@ func readSnapshot(r io.Reader) (*State, error) {
 		return nil, ErrSnapshotMagic
 	}
 	version := binary.BigEndian.Uint16(hdr[len(snapshotMagic):])
+	// Shims for older formats go here, each marked "// COMPAT vN -> vM", so
+	// they can be found and dropped once no server can hold such a snapshot.
 	if version != snapshotVersion {
 		return nil, fmt.Errorf("%w: %d (this server reads version %d; upgrade it)", ErrSnapshotVersion, version, snapshotVersion)
 	}

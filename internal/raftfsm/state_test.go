@@ -1,6 +1,7 @@
 package raftfsm
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -146,4 +147,39 @@ func TestCheckInvariantsDetectsViolations(t *testing.T) {
 	if err := CheckInvariants(richState(t).State()); err != nil {
 		t.Fatalf("rich state: %v", err)
 	}
+}
+
+// TestConcurrentReadersAndWatchers runs readers and a Changed() watcher
+// alongside Apply; run with -race. The watcher waits for the last index
+// without polling.
+func TestConcurrentReadersAndWatchers(t *testing.T) {
+	f := New(testLogger(t))
+	const n = 200
+	done := make(chan struct{})
+	seen := make(chan uint64, 1)
+	go func() {
+		for {
+			ch := f.State().Changed()
+			if idx := f.State().AppliedIndex(); idx >= n {
+				seen <- idx
+				return
+			}
+			<-ch
+		}
+	}()
+	go func() {
+		defer close(done)
+		for f.State().AppliedIndex() < n {
+			_ = f.State().Hosts()
+			_ = f.State().Events("", 0, 10)
+			_ = f.State().Dump()
+		}
+	}()
+	for i := range n {
+		mustApply(t, f, hostsCmd("eu-1", fmt.Sprintf("h%d", i%7)))
+	}
+	if idx := <-seen; idx != n {
+		t.Errorf("watcher saw index %d, want %d", idx, n)
+	}
+	<-done
 }
