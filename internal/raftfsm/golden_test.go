@@ -1,0 +1,219 @@
+package raftfsm
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode"
+
+	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// go test ./internal/raftfsm -run TestGolden -update rewrites testdata/.
+// Only do that for a new format version: the committed files are what
+// released servers wrote, and today's code must keep reading them.
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+// goldenStep is one golden log entry: the command that wrote it (used only
+// with -update) and what applying it must do to the state.
+type goldenStep struct {
+	cmd   cmd
+	check func(t *testing.T, s *State)
+}
+
+// snapshotAfter names the step after which snapshot-v1.bin was taken: by
+// then every kind of snapshot record exists.
+const snapshotAfter = SetGlobalFreeze
+
+func goldenSteps() []goldenStep {
+	const now = int64(1_767_225_600_000_000_000) // 2026-01-01T00:00:00Z
+	return []goldenStep{
+		{cmd{UpsertHosts, &v1.UpsertHostsCommand{TimeUnixNano: now, Hosts: []*v1.Host{
+			{Id: "h1", Cell: "eu-1", Region: "eu", Labels: map[string]string{"rack": "r1"}, Address: "10.0.0.1:7070", AgentVersion: "0.1.0",
+				Apps: []*v1.SlotFacts{{App: "api", Active: v1.Slot_SLOT_BLUE, BlueVersion: "2.3.0", BlueState: "active", GreenState: "inactive"}}},
+			{Id: "h2", Cell: "eu-1", Region: "eu", Address: "10.0.0.2:7070"},
+		}}}, func(t *testing.T, s *State) {
+			if h := s.Host("h1"); h.GetFirstSeenUnixNano() != now || h.GetApps()[0].GetBlueVersion() != "2.3.0" || h.GetLabels()["rack"] != "r1" {
+				t.Errorf("h1 = %v", h)
+			}
+			if len(s.Hosts()) != 2 {
+				t.Errorf("hosts = %v", s.Hosts())
+			}
+		}},
+		{cmd{SetCell, &v1.SetCellCommand{TimeUnixNano: now + 1, Actor: "ops", Cell: &v1.Cell{Name: "canary", Risk: 0, Criticality: "low", Users: 10}}},
+			func(t *testing.T, s *State) {
+				if c := s.Cell("canary"); c.GetCriticality() != "low" || c.GetUsers() != 10 || c.GetUpdatedUnixNano() != now+1 {
+					t.Errorf("cell = %v", c)
+				}
+			}},
+		{cmd{SubmitRelease, &v1.SubmitReleaseCommand{TimeUnixNano: now + 2, Actor: "alice", Release: &v1.Release{
+			Id: "api-2.4.0", SourceName: "api.hcl", Source: []byte(`release "api-2.4.0" {}`),
+			Spec: &v1.ReleaseSpec{Name: "api-2.4.0", App: "api", Version: "2.4.0",
+				Artifact: &v1.Artifact{Url: "https://artifacts.internal/api/2.4.0/api.tar.gz", Sha256: "9f2c"},
+				Slots:    &v1.SlotsSpec{BluePort: 8081, GreenPort: 8082, KeepOld: "hot"},
+				Phases:   &v1.PhasesSpec{Canary: 1, Growth: "geometric", Factor: 2, MaxSize: &v1.Quantity{Value: 25, Percent: true}},
+				Approval: &v1.ApprovalSpec{AfterPhases: []int32{0}}},
+			Phases: []*v1.Phase{
+				{Index: 0, Hosts: []string{"h1"}, Cells: []string{"eu-1"}, BakeMs: 1_800_000, ApprovalRequired: true},
+				{Index: 1, Hosts: []string{"h2"}, Cells: []string{"eu-1"}, BakeMs: 900_000},
+			},
+		}}}, func(t *testing.T, s *State) {
+			r := s.Release("api-2.4.0")
+			if r.GetState() != rsPending || r.GetCreatedBy() != "alice" || r.GetSpec().GetArtifact().GetSha256() != "9f2c" || len(r.GetPhases()) != 2 {
+				t.Errorf("release = %v", r)
+			}
+			if s.App("api").GetActiveReleaseId() != "api-2.4.0" {
+				t.Errorf("app = %v", s.App("api"))
+			}
+		}},
+		{cmd{SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: now + 3, ReleaseId: "api-2.4.0", State: rsRunning, Reason: "started", Actor: "alice", CurrentPhase: 0}},
+			func(t *testing.T, s *State) {
+				if r := s.Release("api-2.4.0"); r.GetState() != rsRunning || r.GetReason() != "started" {
+					t.Errorf("release = %v", r)
+				}
+			}},
+		{cmd{SetPhaseState, &v1.SetPhaseStateCommand{TimeUnixNano: now + 4, ReleaseId: "api-2.4.0", Index: 0, State: psDeploying, Reason: "canary"}},
+			func(t *testing.T, s *State) {
+				if p := s.Release("api-2.4.0").GetPhases()[0]; p.GetState() != psDeploying || p.GetStartedUnixNano() != now+4 {
+					t.Errorf("phase = %v", p)
+				}
+			}},
+		{cmd{ApprovePhase, &v1.ApprovePhaseCommand{TimeUnixNano: now + 5, ReleaseId: "api-2.4.0", Index: 0, Actor: "bob"}},
+			func(t *testing.T, s *State) {
+				if !s.Release("api-2.4.0").GetPhases()[0].GetApproved() {
+					t.Error("phase 0 not approved")
+				}
+			}},
+		{cmd{CreateAssignments, &v1.CreateAssignmentsCommand{TimeUnixNano: now + 6, Assignments: []*v1.Assignment{
+			{Host: "h1", App: "api", Generation: 1, ReleaseId: "api-2.4.0", Phase: 0, Version: "2.4.0", TargetSlot: v1.Slot_SLOT_GREEN},
+		}}}, func(t *testing.T, s *State) {
+			if a := s.Assignment("h1", "api"); a.GetState() != asAssigned || a.GetTargetSlot() != v1.Slot_SLOT_GREEN {
+				t.Errorf("assignment = %v", a)
+			}
+		}},
+		{cmd{UpdateAssignments, &v1.UpdateAssignmentsCommand{TimeUnixNano: now + 7, Updates: []*v1.AssignmentUpdate{
+			{Host: "h1", App: "api", Generation: 1, State: asStaging, Reason: "fetching artifact"},
+		}}}, func(t *testing.T, s *State) {
+			if a := s.Assignment("h1", "api"); a.GetState() != asStaging || a.GetReason() != "fetching artifact" {
+				t.Errorf("assignment = %v", a)
+			}
+		}},
+		{cmd{AppendEvents, &v1.AppendEventsCommand{TimeUnixNano: now + 8, Events: []*v1.Event{
+			{ReleaseId: "api-2.4.0", Kind: "host.staging", Host: "h1", Evidence: map[string]string{"sha256": "9f2c"}},
+		}}}, func(t *testing.T, s *State) {
+			ev := s.Events("api-2.4.0", 0, 0)
+			if last := ev[len(ev)-1]; last.GetKind() != "host.staging" || last.GetSeq() != uint64(len(ev)) {
+				t.Errorf("events = %v", ev)
+			}
+		}},
+		{cmd{AddFreeze, &v1.AddFreezeCommand{TimeUnixNano: now + 9, Window: &v1.FreezeWindow{
+			Id: "xmas", FromUnixNano: now + 1000, ToUnixNano: now + 2000, Reason: "holidays", CreatedBy: "ops"}}},
+			func(t *testing.T, s *State) {
+				if fr := s.Freezes(); len(fr) != 1 || fr[0].GetReason() != "holidays" {
+					t.Errorf("freezes = %v", fr)
+				}
+			}},
+		{cmd{SetGlobalFreeze, &v1.SetGlobalFreezeCommand{TimeUnixNano: now + 10, On: true, Reason: "incident 7", Actor: "ops"}},
+			func(t *testing.T, s *State) {
+				if on, why := s.GlobalFreeze(); !on || why != "incident 7" {
+					t.Errorf("global freeze = %v %q", on, why)
+				}
+			}},
+		{cmd{RemoveFreeze, &v1.RemoveFreezeCommand{TimeUnixNano: now + 11, Id: "xmas", Actor: "ops"}},
+			func(t *testing.T, s *State) {
+				if len(s.Freezes()) != 0 {
+					t.Error("freeze not removed")
+				}
+			}},
+		{cmd{DeleteCell, &v1.DeleteCellCommand{TimeUnixNano: now + 12, Name: "canary", Actor: "ops"}},
+			func(t *testing.T, s *State) {
+				if s.Cell("canary") != nil {
+					t.Error("cell not deleted")
+				}
+			}},
+		{cmd{DeleteHost, &v1.DeleteHostCommand{TimeUnixNano: now + 13, Id: "h2", Actor: "ops"}},
+			func(t *testing.T, s *State) {
+				if s.Host("h2") != nil || s.Host("h1") == nil {
+					t.Errorf("hosts = %v", s.Hosts())
+				}
+			}},
+	}
+}
+
+// kebab turns "SubmitRelease" into "submit-release".
+func kebab(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('-')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func goldenFile(t *testing.T, name string, fresh func() []byte) []byte {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, fresh(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	return data
+}
+
+// TestGolden decodes and applies the committed log entries, one per command
+// type, in order, and restores the committed snapshot: today's code must
+// read what earlier versions wrote, and reach the same state.
+func TestGolden(t *testing.T) {
+	steps := goldenSteps()
+	if len(steps) != len(messageTypeNames) {
+		t.Fatalf("%d golden steps for %d command types: add one for the new type", len(steps), len(messageTypeNames))
+	}
+	f := New(testLogger(t))
+	var atSnapshot *FSM
+	for i, step := range steps {
+		name := "cmd-" + kebab(step.cmd.t.String()) + ".bin"
+		data := goldenFile(t, name, func() []byte { return encodeCmd(t, step.cmd) })
+		typ, _, err := Decode(data)
+		if err != nil || typ != step.cmd.t {
+			t.Fatalf("%s: decoded type %v, err %v", name, typ, err)
+		}
+		if res, err := f.ApplyEntry(uint64(i+1), data); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		} else if res != nil && res.Skipped != 0 {
+			t.Fatalf("%s: %+v", name, res)
+		}
+		t.Run(name, func(t *testing.T) { step.check(t, f.State()) })
+		if err := CheckInvariants(f.State()); err != nil {
+			t.Fatalf("after %s: %v", name, err)
+		}
+		if step.cmd.t == snapshotAfter {
+			data := goldenFile(t, "snapshot-v1.bin", func() []byte { return persist(t, f) })
+			atSnapshot = New(testLogger(t))
+			if err := atSnapshot.Restore(nopCloser(data)); err != nil {
+				t.Fatalf("restore snapshot-v1.bin: %v", err)
+			}
+			if !atSnapshot.State().Equal(f.State()) {
+				t.Fatalf("snapshot-v1.bin restores to\n%s\nbut replaying the log gives\n%s", atSnapshot.State().Dump(), f.State().Dump())
+			}
+		}
+	}
+	if atSnapshot == nil {
+		t.Fatal("no snapshot step")
+	}
+	s := atSnapshot.State()
+	if s.AppliedIndex() != 11 || len(s.Hosts()) != 2 || len(s.Freezes()) != 1 || s.Assignment("h1", "api").GetState() != asStaging {
+		t.Errorf("restored snapshot:\n%s", s.Dump())
+	}
+}

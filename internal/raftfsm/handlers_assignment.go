@@ -1,0 +1,89 @@
+package raftfsm
+
+import (
+	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// applyCreateAssignments starts new generations. The batch is all or
+// nothing: one bad assignment rejects it, naming the host.
+func applyCreateAssignments(s *State, _ uint64, cmd *v1.CreateAssignmentsCommand) error {
+	seen := map[hostApp]bool{}
+	for i, a := range cmd.GetAssignments() {
+		if err := s.validateNewAssignment(i, a); err != nil {
+			return err
+		}
+		k := hostApp{a.GetHost(), a.GetApp()}
+		if seen[k] {
+			return reject(ErrInvalid, "assignments[%d]: host %q app %q appears twice in one batch", i, k.host, k.app)
+		}
+		seen[k] = true
+	}
+	now := cmd.GetTimeUnixNano()
+	for _, a := range cmd.GetAssignments() {
+		a = clone(a)
+		a.State = v1.AssignmentState_ASSIGNMENT_STATE_ASSIGNED
+		if a.CreatedUnixNano == 0 {
+			a.CreatedUnixNano = now
+		}
+		a.UpdatedUnixNano = now
+		k := hostApp{a.Host, a.App}
+		s.assignments[k] = append(s.assignments[k], a)
+	}
+	return nil
+}
+
+func (s *State) validateNewAssignment(i int, a *v1.Assignment) error {
+	switch {
+	case a.GetHost() == "" || a.GetApp() == "":
+		return reject(ErrInvalid, "assignments[%d]: host and app are required", i)
+	case a.GetGeneration() == 0:
+		return reject(ErrInvalid, "assignments[%d]: host %q: generation must be > 0", i, a.GetHost())
+	}
+	if st := a.GetState(); st != v1.AssignmentState_ASSIGNMENT_STATE_UNSPECIFIED && st != v1.AssignmentState_ASSIGNMENT_STATE_ASSIGNED {
+		return reject(ErrInvalid, "assignments[%d]: host %q: a new assignment must be assigned, not %s", i, a.GetHost(), stateName(st))
+	}
+	if _, ok := s.hosts[a.GetHost()]; !ok {
+		return reject(ErrNotFound, "assignments[%d]: host %q is not registered", i, a.GetHost())
+	}
+	r, ok := s.releases[a.GetReleaseId()]
+	switch {
+	case !ok:
+		return reject(ErrNotFound, "assignments[%d]: host %q: release %q does not exist", i, a.GetHost(), a.GetReleaseId())
+	case r.GetSpec().GetApp() != a.GetApp():
+		return reject(ErrInvalid, "assignments[%d]: host %q: release %q is for app %q, not %q", i, a.GetHost(), r.Id, r.GetSpec().GetApp(), a.GetApp())
+	case ReleaseTerminal(r.GetState()):
+		return reject(ErrConflict, "assignments[%d]: host %q: release %q is %s", i, a.GetHost(), r.Id, stateName(r.GetState()))
+	case len(r.GetPhases()) > 0 && (a.GetPhase() < 0 || int(a.GetPhase()) >= len(r.GetPhases())):
+		return reject(ErrInvalid, "assignments[%d]: host %q: release %q has no phase %d", i, a.GetHost(), r.Id, a.GetPhase())
+	}
+	if cur := s.currentLocked(a.GetHost(), a.GetApp()); cur != nil {
+		if a.GetGeneration() <= cur.GetGeneration() {
+			return reject(ErrConflict, "assignments[%d]: host %q app %q: generation %d must exceed %d", i, a.GetHost(), a.GetApp(), a.GetGeneration(), cur.GetGeneration())
+		}
+		if !AssignmentEnded(cur.GetState()) {
+			return reject(ErrConflict, "assignments[%d]: host %q app %q: generation %d (release %q) is still %s; it must end first",
+				i, a.GetHost(), a.GetApp(), cur.GetGeneration(), cur.GetReleaseId(), stateName(cur.GetState()))
+		}
+	}
+	return nil
+}
+
+// applyUpdateAssignments records agents' progress. Each update stands alone:
+// agents resend, and reports race with newer generations, so a stale or
+// illegal update is skipped and counted rather than failing the batch.
+func applyUpdateAssignments(s *State, _ uint64, cmd *v1.UpdateAssignmentsCommand) *UpdateResult {
+	res := &UpdateResult{}
+	for _, u := range cmd.GetUpdates() {
+		cur := s.currentLocked(u.GetHost(), u.GetApp())
+		if cur == nil || cur.GetGeneration() != u.GetGeneration() ||
+			!AssignmentTransitionAllowed(cur.GetState(), u.GetState()) {
+			res.Skipped++
+			continue
+		}
+		cur.State = u.GetState()
+		cur.Reason = u.GetReason()
+		cur.UpdatedUnixNano = cmd.GetTimeUnixNano()
+		res.Applied++
+	}
+	return res
+}

@@ -1,0 +1,192 @@
+package raftfsm
+
+import (
+	"fmt"
+
+	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// applySubmitRelease stores a new release with its computed plan and makes
+// it the app's active release. One active release per app.
+func applySubmitRelease(s *State, _ uint64, cmd *v1.SubmitReleaseCommand) error {
+	r := cmd.GetRelease()
+	switch {
+	case r == nil:
+		return reject(ErrInvalid, "release is required")
+	case r.GetId() == "":
+		return reject(ErrInvalid, "release id is required")
+	case r.GetSpec().GetApp() == "":
+		return reject(ErrInvalid, "release %q: spec.app is required", r.GetId())
+	}
+	if _, dup := s.releases[r.GetId()]; dup {
+		return reject(ErrExists, "release %q already exists; choose another id", r.GetId())
+	}
+	if st := r.GetState(); st != v1.ReleaseState_RELEASE_STATE_UNSPECIFIED && st != v1.ReleaseState_RELEASE_STATE_PENDING {
+		return reject(ErrInvalid, "release %q: a new release must be pending, not %s", r.GetId(), stateName(st))
+	}
+	for i, p := range r.GetPhases() {
+		if p.GetIndex() != int32(i) {
+			return reject(ErrInvalid, "release %q: phases[%d] has index %d; phases must be numbered 0, 1, 2, ...", r.GetId(), i, p.GetIndex())
+		}
+		if st := p.GetState(); st != v1.PhaseState_PHASE_STATE_UNSPECIFIED && st != v1.PhaseState_PHASE_STATE_PENDING {
+			return reject(ErrInvalid, "release %q: phase %d must start pending, not %s", r.GetId(), i, stateName(st))
+		}
+	}
+	app := r.GetSpec().GetApp()
+	if a, ok := s.apps[app]; ok && a.GetActiveReleaseId() != "" {
+		active := s.releases[a.GetActiveReleaseId()]
+		return reject(ErrConflict, "app %q already has release %q (%s); abort or finish it first",
+			app, a.GetActiveReleaseId(), stateName(active.GetState()))
+	}
+
+	now := cmd.GetTimeUnixNano()
+	r = clone(r)
+	r.State = v1.ReleaseState_RELEASE_STATE_PENDING
+	r.CurrentPhase = 0
+	for _, p := range r.Phases {
+		p.State = v1.PhaseState_PHASE_STATE_PENDING
+	}
+	if r.CreatedUnixNano == 0 {
+		r.CreatedUnixNano = now
+	}
+	r.UpdatedUnixNano = now
+	if r.CreatedBy == "" {
+		r.CreatedBy = cmd.GetActor()
+	}
+	s.releases[r.Id] = r
+	a, ok := s.apps[app]
+	if !ok {
+		a = &v1.App{Name: app}
+		s.apps[app] = a
+	}
+	a.ActiveReleaseId = r.Id
+	a.UpdatedUnixNano = now
+	s.appendEventLocked(&v1.Event{
+		TimeUnixNano: now, ReleaseId: r.Id, Kind: "release.submitted", Actor: cmd.GetActor(),
+		Message: fmt.Sprintf("release %q of app %q version %q submitted with %d phase(s)", r.Id, app, r.GetSpec().GetVersion(), len(r.Phases)),
+	})
+	return nil
+}
+
+func applySetReleaseState(s *State, _ uint64, cmd *v1.SetReleaseStateCommand) error {
+	r, ok := s.releases[cmd.GetReleaseId()]
+	if !ok {
+		return reject(ErrNotFound, "release %q does not exist", cmd.GetReleaseId())
+	}
+	from, to := r.GetState(), cmd.GetState()
+	if !ReleaseTransitionAllowed(from, to) {
+		return reject(ErrIllegalTransition, "release %q cannot go from %s to %s", r.GetId(), stateName(from), stateName(to))
+	}
+	cp := cmd.GetCurrentPhase()
+	// A release without phases may still name phase 0 (the proto default).
+	if cp != -1 && (cp < 0 || (int(cp) >= len(r.GetPhases()) && !(cp == 0 && len(r.GetPhases()) == 0))) {
+		return reject(ErrInvalid, "release %q: current_phase %d out of range (release has %d phase(s); -1 leaves it unchanged)", r.GetId(), cp, len(r.GetPhases()))
+	}
+
+	now := cmd.GetTimeUnixNano()
+	r.State = to
+	r.Reason = cmd.GetReason()
+	r.UpdatedUnixNano = now
+	if cp != -1 {
+		r.CurrentPhase = cp
+	}
+	if ReleaseTerminal(to) {
+		app := s.apps[r.GetSpec().GetApp()]
+		if app != nil && app.ActiveReleaseId == r.Id {
+			app.ActiveReleaseId = ""
+			app.UpdatedUnixNano = now
+			if to == v1.ReleaseState_RELEASE_STATE_SUCCEEDED {
+				app.CurrentVersion = r.GetSpec().GetVersion()
+			}
+		}
+	}
+	if to == v1.ReleaseState_RELEASE_STATE_ABORTED {
+		s.abandonAssignmentsLocked(r.Id, now)
+	}
+	s.appendEventLocked(&v1.Event{
+		TimeUnixNano: now, ReleaseId: r.Id, Kind: "release." + stateName(to), Actor: cmd.GetActor(),
+		Phase: r.CurrentPhase, Message: fmt.Sprintf("release %q: %s -> %s: %s", r.Id, stateName(from), stateName(to), cmd.GetReason()),
+	})
+	return nil
+}
+
+// abandonAssignmentsLocked leaves hosts where they are: an abort stops the
+// rollout without reverting anything.
+func (s *State) abandonAssignmentsLocked(releaseID string, now int64) {
+	for _, hist := range s.assignments {
+		cur := hist[len(hist)-1]
+		if cur.GetReleaseId() == releaseID && !AssignmentEnded(cur.GetState()) {
+			cur.State = v1.AssignmentState_ASSIGNMENT_STATE_ABANDONED
+			cur.Reason = "release aborted"
+			cur.UpdatedUnixNano = now
+		}
+	}
+}
+
+// phaseOf finds a phase of a live release for the phase commands.
+func (s *State) phaseOf(releaseID string, index int32) (*v1.Release, *v1.Phase, error) {
+	r, ok := s.releases[releaseID]
+	if !ok {
+		return nil, nil, reject(ErrNotFound, "release %q does not exist", releaseID)
+	}
+	if index < 0 || int(index) >= len(r.GetPhases()) {
+		return nil, nil, reject(ErrNotFound, "release %q has no phase %d (it has %d)", releaseID, index, len(r.GetPhases()))
+	}
+	if ReleaseTerminal(r.GetState()) {
+		return nil, nil, reject(ErrConflict, "release %q is %s; its phases can no longer change", releaseID, stateName(r.GetState()))
+	}
+	return r, r.Phases[index], nil
+}
+
+func applySetPhaseState(s *State, _ uint64, cmd *v1.SetPhaseStateCommand) error {
+	r, p, err := s.phaseOf(cmd.GetReleaseId(), cmd.GetIndex())
+	if err != nil {
+		return err
+	}
+	from, to := p.GetState(), cmd.GetState()
+	if !PhaseTransitionAllowed(from, to) {
+		return reject(ErrIllegalTransition, "release %q phase %d cannot go from %s to %s", r.Id, p.Index, stateName(from), stateName(to))
+	}
+	now := cmd.GetTimeUnixNano()
+	switch to {
+	case v1.PhaseState_PHASE_STATE_DEPLOYING:
+		p.StartedUnixNano = now
+	case v1.PhaseState_PHASE_STATE_BAKING:
+		// Absolute, so a new leader resumes the same countdown.
+		p.BakeDeadlineUnixNano = cmd.GetBakeDeadlineUnixNano()
+		p.BakeSkipped = cmd.GetBakeSkipped()
+	case v1.PhaseState_PHASE_STATE_VERIFIED, v1.PhaseState_PHASE_STATE_FAILED:
+		p.FinishedUnixNano = now
+	}
+	p.State = to
+	p.Reason = cmd.GetReason()
+	r.UpdatedUnixNano = now
+	s.appendEventLocked(&v1.Event{
+		TimeUnixNano: now, ReleaseId: r.Id, Kind: "phase." + stateName(to), Phase: p.Index,
+		Message: fmt.Sprintf("phase %d: %s -> %s: %s", p.Index, stateName(from), stateName(to), cmd.GetReason()),
+	})
+	return nil
+}
+
+// applyApprovePhase records an operator's approval. Moving the release on
+// from awaiting_approval is the orchestrator's separate SetReleaseState.
+func applyApprovePhase(s *State, _ uint64, cmd *v1.ApprovePhaseCommand) error {
+	r, p, err := s.phaseOf(cmd.GetReleaseId(), cmd.GetIndex())
+	if err != nil {
+		return err
+	}
+	switch {
+	case !p.GetApprovalRequired():
+		return reject(ErrInvalid, "release %q phase %d does not require approval", r.Id, p.Index)
+	case p.GetApproved():
+		return reject(ErrConflict, "release %q phase %d is already approved", r.Id, p.Index)
+	}
+	now := cmd.GetTimeUnixNano()
+	p.Approved = true
+	r.UpdatedUnixNano = now
+	s.appendEventLocked(&v1.Event{
+		TimeUnixNano: now, ReleaseId: r.Id, Kind: "phase.approved", Actor: cmd.GetActor(), Phase: p.Index,
+		Message: fmt.Sprintf("phase %d approved by %s", p.Index, cmd.GetActor()),
+	})
+	return nil
+}

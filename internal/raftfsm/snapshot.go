@@ -1,0 +1,286 @@
+package raftfsm
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+
+	"github.com/hashicorp/raft"
+	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Snapshot format, version 1:
+//
+//	header: "RWSNAP" | format version (uint16, big endian) | applied index (uint64, big endian)
+//	records: record type (1 byte) | body length (uvarint) | protobuf body
+//	end:     recEnd (1 byte), nothing after it
+//
+// Records come in a fixed order (see records), so equal states write equal
+// bytes. A new kind of record gets a new type; a change readers of version 1
+// cannot skip bumps the format version, with a COMPAT shim in readSnapshot.
+const (
+	snapshotMagic   = "RWSNAP"
+	snapshotVersion = uint16(1)
+	// maxRecordLen bounds one record so a corrupt length cannot make Restore
+	// allocate without limit. Far above any real object.
+	maxRecordLen = 64 << 20
+)
+
+type recordType uint8
+
+const (
+	recHost       recordType = 1
+	recCell       recordType = 2
+	recApp        recordType = 3
+	recRelease    recordType = 4
+	recAssignment recordType = 5 // history in order: ascending generation per (host, app)
+	recEvent      recordType = 6 // ascending seq
+	recFreeze     recordType = 7
+	// The global freeze flag and reason, as a SetGlobalFreezeCommand body.
+	recGlobalFreeze recordType = 8
+	recEnd          recordType = 0xFF
+)
+
+// Errors from Restore for snapshots it cannot read.
+var (
+	ErrSnapshotMagic     = errors.New("not a rollwave snapshot (bad magic)")
+	ErrSnapshotVersion   = errors.New("unsupported snapshot format version")
+	ErrSnapshotTruncated = errors.New("snapshot truncated")
+	ErrSnapshotCorrupt   = errors.New("snapshot corrupt")
+)
+
+type record struct {
+	typ recordType
+	msg proto.Message
+}
+
+// recordsLocked lists every object in the canonical snapshot order. The
+// messages are the state's own: callers hold the lock or own the state.
+func (s *State) recordsLocked() []record {
+	var out []record
+	add := func(t recordType, m proto.Message) { out = append(out, record{t, m}) }
+	for _, k := range slices.Sorted(maps.Keys(s.hosts)) {
+		add(recHost, s.hosts[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.cells)) {
+		add(recCell, s.cells[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.apps)) {
+		add(recApp, s.apps[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.releases)) {
+		add(recRelease, s.releases[k])
+	}
+	keys := slices.SortedFunc(maps.Keys(s.assignments), func(a, b hostApp) int {
+		return cmp.Or(cmp.Compare(a.host, b.host), cmp.Compare(a.app, b.app))
+	})
+	for _, k := range keys {
+		for _, a := range s.assignments[k] {
+			add(recAssignment, a)
+		}
+	}
+	for _, e := range s.events {
+		add(recEvent, e)
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.freezes)) {
+		add(recFreeze, s.freezes[k])
+	}
+	add(recGlobalFreeze, &v1.SetGlobalFreezeCommand{On: s.globalFreeze, Reason: s.freezeReason})
+	return out
+}
+
+// copyForSnapshot deep-copies the state under the read lock. Persist then
+// encodes the copy while Apply carries on with the original.
+func (s *State) copyForSnapshot() *State {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := NewState()
+	for _, r := range s.recordsLocked() {
+		c.addRecord(r.typ, proto.Clone(r.msg))
+	}
+	c.appliedIndex = s.appliedIndex
+	return c
+}
+
+// addRecord puts one decoded object into a state being built.
+func (s *State) addRecord(t recordType, m proto.Message) {
+	switch t {
+	case recHost:
+		h := m.(*v1.Host)
+		s.hosts[h.GetId()] = h
+	case recCell:
+		c := m.(*v1.Cell)
+		s.cells[c.GetName()] = c
+	case recApp:
+		a := m.(*v1.App)
+		s.apps[a.GetName()] = a
+	case recRelease:
+		r := m.(*v1.Release)
+		s.releases[r.GetId()] = r
+	case recAssignment:
+		a := m.(*v1.Assignment)
+		k := hostApp{a.GetHost(), a.GetApp()}
+		s.assignments[k] = append(s.assignments[k], a)
+	case recEvent:
+		s.events = append(s.events, m.(*v1.Event))
+	case recFreeze:
+		w := m.(*v1.FreezeWindow)
+		s.freezes[w.GetId()] = w
+	case recGlobalFreeze:
+		g := m.(*v1.SetGlobalFreezeCommand)
+		s.globalFreeze, s.freezeReason = g.GetOn(), g.GetReason()
+	}
+}
+
+func newRecordMessage(t recordType) (proto.Message, bool) {
+	switch t {
+	case recHost:
+		return &v1.Host{}, true
+	case recCell:
+		return &v1.Cell{}, true
+	case recApp:
+		return &v1.App{}, true
+	case recRelease:
+		return &v1.Release{}, true
+	case recAssignment:
+		return &v1.Assignment{}, true
+	case recEvent:
+		return &v1.Event{}, true
+	case recFreeze:
+		return &v1.FreezeWindow{}, true
+	case recGlobalFreeze:
+		return &v1.SetGlobalFreezeCommand{}, true
+	}
+	return nil, false
+}
+
+// writeSnapshot encodes a state the caller owns (a copy) to w.
+func writeSnapshot(w io.Writer, s *State) error {
+	bw := bufio.NewWriter(w)
+	hdr := make([]byte, 0, len(snapshotMagic)+2+8)
+	hdr = append(hdr, snapshotMagic...)
+	hdr = binary.BigEndian.AppendUint16(hdr, snapshotVersion)
+	hdr = binary.BigEndian.AppendUint64(hdr, s.appliedIndex)
+	if _, err := bw.Write(hdr); err != nil {
+		return fmt.Errorf("write header: %w", err)
+	}
+	var buf []byte
+	for _, r := range s.recordsLocked() {
+		body, err := marshalOpts.Marshal(r.msg)
+		if err != nil {
+			return fmt.Errorf("encode record type %d: %w", r.typ, err)
+		}
+		buf = append(buf[:0], byte(r.typ))
+		buf = binary.AppendUvarint(buf, uint64(len(body)))
+		buf = append(buf, body...)
+		if _, err := bw.Write(buf); err != nil {
+			return fmt.Errorf("write record: %w", err)
+		}
+	}
+	if err := bw.WriteByte(byte(recEnd)); err != nil {
+		return fmt.Errorf("write end record: %w", err)
+	}
+	return bw.Flush()
+}
+
+// readSnapshot decodes a whole snapshot into a fresh state and checks its
+// invariants. It never touches live state.
+func readSnapshot(r io.Reader) (*State, error) {
+	br := bufio.NewReader(r)
+	hdr := make([]byte, len(snapshotMagic)+2+8)
+	if n, err := io.ReadFull(br, hdr); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			m := min(n, len(snapshotMagic))
+			if string(hdr[:m]) != snapshotMagic[:m] {
+				return nil, ErrSnapshotMagic
+			}
+			return nil, fmt.Errorf("%w: header has %d of %d bytes", ErrSnapshotTruncated, n, len(hdr))
+		}
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, ErrSnapshotMagic
+	}
+	version := binary.BigEndian.Uint16(hdr[len(snapshotMagic):])
+	// Shims for older formats go here, each marked "// COMPAT vN -> vM", so
+	// they can be found and dropped once no server can hold such a snapshot.
+	if version != snapshotVersion {
+		return nil, fmt.Errorf("%w: %d (this server reads version %d; upgrade it)", ErrSnapshotVersion, version, snapshotVersion)
+	}
+	s := NewState()
+	s.appliedIndex = binary.BigEndian.Uint64(hdr[len(snapshotMagic)+2:])
+	for n := 0; ; n++ {
+		tb, err := br.ReadByte()
+		if err != nil {
+			return nil, truncated(err, "before end record (after %d records)", n)
+		}
+		t := recordType(tb)
+		if t == recEnd {
+			break
+		}
+		size, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, truncated(err, "record %d length", n)
+		}
+		if size > maxRecordLen {
+			return nil, fmt.Errorf("%w: record %d claims %d bytes", ErrSnapshotCorrupt, n, size)
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(br, body); err != nil {
+			return nil, truncated(err, "record %d body", n)
+		}
+		msg, ok := newRecordMessage(t)
+		if !ok {
+			return nil, fmt.Errorf("%w: record %d has unknown type %d", ErrSnapshotCorrupt, n, t)
+		}
+		if err := proto.Unmarshal(body, msg); err != nil {
+			return nil, fmt.Errorf("%w: record %d (type %d): %w", ErrSnapshotCorrupt, n, t, err)
+		}
+		s.addRecord(t, msg)
+	}
+	if err := checkInvariantsLocked(s); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshotCorrupt, err)
+	}
+	return s, nil
+}
+
+func truncated(err error, format string, args ...any) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %s", ErrSnapshotTruncated, fmt.Sprintf(format, args...))
+	}
+	return fmt.Errorf("read %s: %w", fmt.Sprintf(format, args...), err)
+}
+
+// replaceWith swaps in a restored state's contents, keeping s (and its
+// Changed channel chain) so pointers held by callers stay valid.
+func (s *State) replaceWith(fresh *State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hosts, s.cells, s.apps, s.releases = fresh.hosts, fresh.cells, fresh.apps, fresh.releases
+	s.assignments, s.events, s.freezes = fresh.assignments, fresh.events, fresh.freezes
+	s.globalFreeze, s.freezeReason = fresh.globalFreeze, fresh.freezeReason
+	s.appliedIndex = fresh.appliedIndex
+	s.notifyLocked()
+}
+
+// fsmSnapshot holds a private copy of the state; Persist may run while
+// Apply continues.
+type fsmSnapshot struct{ data *State }
+
+// Persist implements raft.FSMSnapshot.
+func (f *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := writeSnapshot(sink, f.data); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("raftfsm: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (f *fsmSnapshot) Release() { f.data = nil }
