@@ -117,9 +117,9 @@ func (v *view) apply(n *memberlist.Node, status Status) Member {
 	defer v.mu.Unlock()
 	r, ok := v.byName[n.Name]
 	if !ok {
+		v.pruneLocked(now) // new names are where the map grows
 		r = &record{Member: Member{Name: n.Name, Meta: meta}}
 		v.byName[n.Name] = r
-		v.pruneLocked(now)
 	}
 	r.Addr = n.Address()
 	if status == StatusDead {
