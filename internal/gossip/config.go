@@ -42,7 +42,7 @@ type Config struct {
 	// Nil means slog.Default(). A component=gossip attribute is added.
 	Logger *slog.Logger
 
-	// Fast selects aggressive timings (probe every 100 ms, gossip every 20 ms)
+	// Fast selects aggressive timings (probe every 200 ms, gossip every 20 ms)
 	// for tests on loopback. Never use it on a real network: it raises false
 	// failure detection and bandwidth. False means memberlist's LAN defaults.
 	Fast bool
@@ -147,12 +147,16 @@ func splitIPPort(s string, allowZero bool) (string, int, error) {
 func (c Config) memberlistConfig(logger *slog.Logger) *memberlist.Config {
 	mc := memberlist.DefaultLANConfig()
 	if c.Fast {
+		// Fast enough that a failed member is declared dead in about a
+		// second, slack enough that a loaded test machine (race detector,
+		// parallel tests) does not produce false suspicions.
 		mc = memberlist.DefaultLocalConfig()
-		mc.ProbeInterval = 100 * time.Millisecond
-		mc.ProbeTimeout = 50 * time.Millisecond
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 100 * time.Millisecond
 		mc.GossipInterval = 20 * time.Millisecond
 		mc.PushPullInterval = time.Second
-		mc.SuspicionMult = 2
+		mc.SuspicionMult = 3
+		mc.RetransmitMult = 4 // as on the LAN: loopback UDP drops packets under load too
 		mc.GossipToTheDeadTime = time.Second
 		mc.TCPTimeout = time.Second
 	}

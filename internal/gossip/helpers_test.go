@@ -93,7 +93,7 @@ func testConfig(t *testing.T, name string, meta Meta) Config {
 	cfg.NodeName = name
 	cfg.BindAddr = "127.0.0.1:0"
 	cfg.Meta = meta
-	cfg.Logger = testLogger(t)
+	cfg.Logger = testLogger(t).With("pool", name) // which pool logged: all share t
 	cfg.Fast = true
 	cfg.BroadcastTimeout = 3 * time.Second
 	cfg.JoinBackoffMin = 5 * time.Millisecond
@@ -164,17 +164,40 @@ func member(p *Pool, name string) (Member, bool) {
 	return Member{}, false
 }
 
-// freeLoopbackAddr returns a loopback address where nothing listens (TCP
-// connections are refused).
-func freeLoopbackAddr(t *testing.T) string {
+// rejectingListener holds a loopback TCP port and closes every connection
+// it accepts, so a memberlist join to it fails at once. Holding the port
+// (rather than freeing it for "connection refused") keeps other pools from
+// being assigned it meanwhile.
+type rejectingListener struct {
+	l    net.Listener
+	done chan struct{}
+}
+
+func newRejectingListener(t *testing.T) *rejectingListener {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	r := &rejectingListener{l: l, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	t.Cleanup(r.close)
+	return r
+}
+
+func (r *rejectingListener) addr() string { return r.l.Addr().String() }
+
+// close frees the port and waits for the accept loop to end.
+func (r *rejectingListener) close() {
+	_ = r.l.Close()
+	<-r.done
 }

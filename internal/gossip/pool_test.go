@@ -198,7 +198,7 @@ func TestPoolShutdownSeenAsDead(t *testing.T) {
 func TestJoinUnreachable(t *testing.T) {
 	t.Parallel()
 	p := newTestPool(t, "a1", agentMeta("host-1"))
-	dead1, dead2 := freeLoopbackAddr(t), freeLoopbackAddr(t)
+	dead1, dead2 := newRejectingListener(t).addr(), newRejectingListener(t).addr()
 
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
@@ -206,6 +206,7 @@ func TestJoinUnreachable(t *testing.T) {
 	if n != 0 || err == nil {
 		t.Fatalf("Join to nothing: n=%d err=%v", n, err)
 	}
+	t.Logf("join error: %v", err)
 	if !errors.Is(err, ErrJoin) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error should wrap ErrJoin and DeadlineExceeded: %v", err)
 	}
@@ -217,7 +218,7 @@ func TestJoinUnreachable(t *testing.T) {
 	if strings.Contains(err.Error(), "\n") {
 		t.Fatalf("error should be one line: %q", err)
 	}
-	if !strings.Contains(err.Error(), "connection refused") {
+	if !strings.Contains(err.Error(), "last error: failed to join") {
 		t.Fatalf("error should carry the last cause: %v", err)
 	}
 
@@ -239,7 +240,8 @@ func TestJoinRetriesUntilSeedAppears(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = a1.Shutdown() })
 
-	seedAddr := freeLoopbackAddr(t)
+	seed := newRejectingListener(t)
+	seedAddr := seed.addr()
 	done := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), converge)
 	defer cancel()
@@ -253,6 +255,9 @@ func TestJoinRetriesUntilSeedAppears(t *testing.T) {
 		t.Fatal("no failed join attempt logged")
 	}
 
+	// Hand the held port to the seed (a short window where another
+	// process could take it; New is retried below).
+	seed.close()
 	seedCfg := testConfig(t, "s1", serverMeta("srv-1"))
 	seedCfg.BindAddr = seedAddr
 	var s1 *Pool

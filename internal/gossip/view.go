@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"cmp"
+	"context"
 	"log/slog"
 	"slices"
 	"sync"
@@ -77,14 +78,15 @@ func newView(logger *slog.Logger, h *hub, reapAfter time.Duration) *view {
 // NotifyJoin implements memberlist.EventDelegate. It does not block.
 func (v *view) NotifyJoin(n *memberlist.Node) {
 	m := v.apply(n, StatusAlive)
-	v.logger.Info("member joined", "node", m.Name, "addr", m.Addr, "role", string(m.Meta.Role))
+	v.logger.Log(context.Background(), eventLevel(m, slog.LevelInfo), "member joined",
+		"node", m.Name, "addr", m.Addr, "role", string(m.Meta.Role))
 	v.hub.publish(Event{Type: EventJoin, Member: m})
 }
 
 // NotifyUpdate implements memberlist.EventDelegate. It does not block.
 func (v *view) NotifyUpdate(n *memberlist.Node) {
 	m := v.apply(n, StatusAlive)
-	v.logger.Debug("member updated", "node", m.Name, "addr", m.Addr, "leader", m.Meta.Leader)
+	v.logger.Debug("member updated", "node", m.Name, "addr", m.Addr, "leader", m.Meta.Leader, "term", m.Meta.Term)
 	v.hub.publish(Event{Type: EventUpdate, Member: m})
 }
 
@@ -96,11 +98,22 @@ func (v *view) NotifyUpdate(n *memberlist.Node) {
 func (v *view) NotifyLeave(n *memberlist.Node) {
 	m := v.apply(n, StatusDead)
 	if m.Status == StatusLeft {
-		v.logger.Info("member left", "node", m.Name, "addr", m.Addr)
+		v.logger.Log(context.Background(), eventLevel(m, slog.LevelInfo), "member left", "node", m.Name, "addr", m.Addr)
 	} else {
-		v.logger.Warn("member failed", "node", m.Name, "addr", m.Addr)
+		v.logger.Log(context.Background(), eventLevel(m, slog.LevelWarn), "member failed", "node", m.Name, "addr", m.Addr)
 	}
 	v.hub.publish(Event{Type: EventLeave, Member: m})
+}
+
+// eventLevel logs changes of servers at level and those of other members
+// at debug: in a fleet of thousands of agents every node sees every agent
+// come and go, and the coordinator logs what matters to it from its
+// subscription.
+func eventLevel(m Member, level slog.Level) slog.Level {
+	if m.Meta.Role == RoleServer {
+		return level
+	}
+	return slog.LevelDebug
 }
 
 // apply records n with the given status (dead becomes left when the member
