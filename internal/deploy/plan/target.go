@@ -26,10 +26,26 @@ func selectHosts(t *rollwavev1.TargetSpec, hosts []HostInfo) ([]HostInfo, error)
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: target cells %q, exclude %q, labels %v matched none of %d alive hosts; check the target block and that the agents have joined",
-			ErrNoHosts, t.GetCells(), t.GetExclude(), t.GetLabels(), len(hosts))
+		return nil, fmt.Errorf("%w: %s matched none of %d alive hosts; check the target block and that the agents have joined",
+			ErrNoHosts, describeTarget(t), len(hosts))
 	}
 	return out, nil
+}
+
+// describeTarget renders a target for error messages.
+func describeTarget(t *rollwavev1.TargetSpec) string {
+	cells := "all cells"
+	if len(t.GetCells()) > 0 {
+		cells = fmt.Sprintf("cells %q", t.GetCells())
+	}
+	s := "target " + cells
+	if len(t.GetExclude()) > 0 {
+		s += fmt.Sprintf(", exclude %q", t.GetExclude())
+	}
+	if len(t.GetLabels()) > 0 {
+		s += fmt.Sprintf(", labels %v", t.GetLabels()) // fmt sorts map keys
+	}
+	return s
 }
 
 func targeted(t *rollwavev1.TargetSpec, h HostInfo) bool {
