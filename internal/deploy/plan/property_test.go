@@ -247,9 +247,9 @@ func checkCellOrder(t *rapid.T, p *Plan, records []*rollwavev1.Cell, targeted ma
 }
 
 type cellKey struct {
-	unknown                    bool
+	unknown                   bool
 	risk, crit, users, nhosts int64
-	name                       string
+	name                      string
 }
 
 func oracleCellOrder(hostsPer map[string][]string, records []*rollwavev1.Cell) []string {
