@@ -6,10 +6,16 @@ import (
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
-// ceilEpsilon absorbs float error before rounding up, so that 225 × 1.08
-// (243.00000000000003 in float64) is 243 hosts, not 244. Real targets are
-// far below the 1e6 hosts where this tolerance could hide a whole host.
-const ceilEpsilon = 1e-9
+// ceilTolerance is the relative float error ceilHosts forgives before
+// rounding up, so that 225 × 1.08 (243.00000000000003 in float64) is 243
+// hosts, not 244. Pow and one multiplication err by a few ulps (~1e-16); a
+// factor a human wrote never puts a true fraction that close to a whole host.
+const ceilTolerance = 1e-12
+
+// ceilHosts rounds a host count up, ignoring float noise.
+func ceilHosts(x float64) float64 {
+	return math.Ceil(x - x*ceilTolerance)
+}
 
 // sizer returns the target size of phase n for a fleet of total targeted
 // hosts: the growth formula capped by max_size and by total. The sequence is
@@ -28,7 +34,7 @@ func (p *params) sizer(total int) func(n int) int {
 		if raw >= float64(limit) {
 			return limit
 		}
-		return int(math.Ceil(raw - ceilEpsilon))
+		return int(ceilHosts(raw))
 	}
 }
 
@@ -40,9 +46,7 @@ func maxSizeCount(q *rollwavev1.Quantity, total int) int {
 		return total
 	}
 	if q.GetPercent() {
-		// v × total is exact for whole percentages, so an exact quotient
-		// stays exact and Ceil does not round it up.
-		v = math.Ceil(v * float64(total) / 100)
+		v = ceilHosts(v * float64(total) / 100)
 	}
 	if v >= float64(total) {
 		return total
