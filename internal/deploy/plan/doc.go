@@ -77,6 +77,14 @@
 // out-of-range value is an error naming the field, e.g.
 // "phases.factor must be greater than 1 for geometric growth, got 1".
 //
+// # Errors
+//
+// Compute returns errors wrapping ErrInvalidSpec (every bad field, each
+// named), ErrInvalidFleet (empty or repeated host IDs, two records for one
+// cell — either would break "every host in exactly one phase" or
+// determinism) or ErrNoHosts. It does not modify its inputs, and the plan
+// shares no slices with them.
+//
 // # Approval
 //
 // A phase whose index is listed in approval.after_phases has
