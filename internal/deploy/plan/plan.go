@@ -1,0 +1,106 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+var (
+	// ErrNoHosts means no alive host matches the release's target.
+	ErrNoHosts = errors.New("no hosts match the target")
+
+	// ErrInvalidSpec means a field of the release spec is out of range; the
+	// wrapped errors name each field.
+	ErrInvalidSpec = errors.New("invalid release spec")
+
+	// ErrInvalidFleet means the fleet view is inconsistent (duplicate or empty
+	// host IDs, duplicate cell records).
+	ErrInvalidFleet = errors.New("invalid fleet")
+)
+
+// HostInfo is one host eligible for planning (alive in gossip).
+type HostInfo struct {
+	ID     string
+	Cell   string
+	Labels map[string]string
+}
+
+// Fleet is the planner's view of the fleet.
+type Fleet struct {
+	// Hosts are the hosts that may be targeted, in any order.
+	Hosts []HostInfo
+	// Cells are the known cell records, in any order. Cells hosts name but
+	// that have no record here sort after all known cells.
+	Cells []*rollwavev1.Cell
+}
+
+// Plan is the computed rollout.
+type Plan struct {
+	// Phases in rollout order, each PHASE_STATE_PENDING.
+	Phases []*rollwavev1.Phase
+	// Targeted is the number of hosts the plan covers.
+	Targeted int
+	// CellOrder lists the cells with targeted hosts, least risky first.
+	CellOrder []string
+}
+
+// Compute plans the rollout of spec over fleet. It reads both and changes
+// neither. Errors wrap ErrInvalidSpec, ErrInvalidFleet or ErrNoHosts.
+func Compute(spec *rollwavev1.ReleaseSpec, fleet Fleet) (*Plan, error) {
+	if spec == nil {
+		return nil, fmt.Errorf("%w: spec is nil", ErrInvalidSpec)
+	}
+	p, err := resolveParams(spec)
+	if err != nil {
+		return nil, err
+	}
+	records, err := indexCells(fleet)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := selectHosts(p.target, fleet.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	cells := orderCells(hosts, records)
+
+	phases := assign(cells, p.sizer(len(hosts)), p.perCellMax, p.parallelAfter)
+	out := &Plan{
+		Phases:    make([]*rollwavev1.Phase, len(phases)),
+		Targeted:  len(hosts),
+		CellOrder: make([]string, len(cells)),
+	}
+	for i, c := range cells {
+		out.CellOrder[i] = c.name
+	}
+	bakes := bakeSchedule(p.bake, len(phases))
+	for i, ph := range phases {
+		out.Phases[i] = &rollwavev1.Phase{
+			Index:            int32(i),
+			State:            rollwavev1.PhaseState_PHASE_STATE_PENDING,
+			Hosts:            ph.hosts,
+			Cells:            ph.cells,
+			BakeMs:           bakes[i],
+			ApprovalRequired: p.approvalAfter[i],
+		}
+	}
+	return out, nil
+}
+
+// indexCells maps cell records by name, skipping nil entries.
+func indexCells(fleet Fleet) (map[string]*rollwavev1.Cell, error) {
+	records := make(map[string]*rollwavev1.Cell, len(fleet.Cells))
+	for _, c := range fleet.Cells {
+		if c == nil {
+			continue
+		}
+		if _, dup := records[c.GetName()]; dup {
+			// Two records for one cell would make the order depend on input order.
+			return nil, fmt.Errorf("%w: cell %q has more than one record", ErrInvalidFleet, c.GetName())
+		}
+		records[c.GetName()] = c
+	}
+	return records, nil
+}
