@@ -73,8 +73,9 @@
 // # Defaults for unset (zero) fields
 //
 // canary 0 means 1; growth "" means geometric; factor 0 means 2; decay 0
-// means 1 (no decay); max_size 0 and per_cell_max 0 mean unlimited. Any other
-// out-of-range value is an error naming the field, e.g.
+// means 1 (no decay); max_size 0 and per_cell_max 0 mean unlimited. step has
+// no default: linear growth needs step ≥ 1. Any other out-of-range value is
+// an error naming the field, e.g.
 // "phases.factor must be greater than 1 for geometric growth, got 1".
 //
 // # Errors
