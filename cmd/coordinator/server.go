@@ -95,7 +95,7 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 		if err != nil {
 			return coordinator.Config{}, err
 		}
-		sc = *parsed
+		sc = parsed
 	}
 	set := func(name string, apply func()) {
 		if fl.Changed(name) {
@@ -133,8 +133,8 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	cfg.LeaderLeaseTimeout = sc.Raft.LeaderLeaseTimeout
 	cfg.CommitTimeout = sc.Raft.CommitTimeout
 	cfg.SnapshotInterval = sc.Raft.SnapshotInterval
-	cfg.SnapshotThreshold = uint64(sc.Raft.SnapshotThreshold)
-	cfg.TrailingLogs = uint64(sc.Raft.TrailingLogs)
+	cfg.SnapshotThreshold = sc.Raft.SnapshotThreshold
+	cfg.TrailingLogs = sc.Raft.TrailingLogs
 	cfg.Version = version.Version
 	cfg.Logger = newLogger(sc.LogLevel)
 	return cfg, cfg.Validate()

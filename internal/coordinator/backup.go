@@ -41,7 +41,7 @@ var _ raft.SnapshotSink = (*memSink)(nil)
 
 // encodeBackup snapshots the FSM into a backup file image.
 func encodeBackup(fsm *raftfsm.FSM) ([]byte, error) {
-	index := fsm.AppliedIndex()
+	index := fsm.State().AppliedIndex()
 	snap, err := fsm.Snapshot()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot state: %w", err)

@@ -162,8 +162,8 @@ func TestLeaderKillKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	for _, s := range c.Running() {
 		testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
-			n := len(s.FSM().Cells())
-			return n == writes && s.FSM().Release("a-1") != nil, fmt.Sprintf("%s has %d cells", s.NodeID(), n)
+			n := len(s.FSM().State().Cells())
+			return n == writes && s.FSM().State().Release("a-1") != nil, fmt.Sprintf("%s has %d cells", s.NodeID(), n)
 		})
 	}
 	// The survivors still accept writes.
@@ -192,7 +192,7 @@ func TestStoppedServerRestartsFromDataDirAndCatchesUp(t *testing.T) {
 	}
 	restarted := c.Start(vi)
 	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
-		n := len(restarted.FSM().Cells())
+		n := len(restarted.FSM().State().Cells())
 		return n == 6, fmt.Sprintf("restarted server has %d of 6 cells", n)
 	})
 	c.Leader(10 * time.Second)
@@ -228,7 +228,7 @@ func TestSnapshotSaveAndRestoreIntoFreshCluster(t *testing.T) {
 		}
 		img = append(img, ch.GetData()...)
 	}
-	want := src.Leader(5 * time.Second).FSM().Dump()
+	want := src.Leader(5 * time.Second).FSM().State().Dump()
 
 	dst := coordtest.NewCluster(t, 3)
 	up, err := dst.Client(dst.Followers()[0]).SnapshotRestore(ctx(t))
@@ -247,7 +247,7 @@ func TestSnapshotSaveAndRestoreIntoFreshCluster(t *testing.T) {
 	}
 	for _, s := range dst.Running() {
 		testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
-			got := s.FSM().Dump()
+			got := s.FSM().State().Dump()
 			return got == want, fmt.Sprintf("%s state differs:\n got %.400s\nwant %.400s", s.NodeID(), got, want)
 		})
 	}
@@ -294,7 +294,7 @@ func TestServerJoiningLaterIsAddedAsVoter(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
-		return s4.FSM().Cell("x") != nil, "c4 has not replicated cell x"
+		return s4.FSM().State().Cell("x") != nil, "c4 has not replicated cell x"
 	})
 }
 

@@ -46,7 +46,7 @@ func (o *operatorService) Members(ctx context.Context, _ *rollwavev1.MembersRequ
 			Name:        m.Name,
 			Address:     m.Addr,
 			Role:        string(m.Meta.Role),
-			Status:      m.Status,
+			Status:      string(m.Status),
 			GrpcAddress: m.Meta.GRPCAddr,
 			Cell:        m.Meta.Cell,
 			Region:      m.Meta.Region,

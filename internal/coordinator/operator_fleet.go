@@ -15,7 +15,7 @@ import (
 func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHostsRequest) (*rollwavev1.ListHostsResponse, error) {
 	liveness := o.s.livenessByName()
 	var out []*rollwavev1.HostView
-	for _, h := range o.s.fsm.Hosts() {
+	for _, h := range o.s.fsm.State().Hosts() {
 		if req.GetCell() != "" && h.GetCell() != req.GetCell() {
 			continue
 		}
@@ -27,7 +27,7 @@ func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHos
 			Host:        h,
 			Liveness:    l,
 			Connected:   o.s.agents.connected(h.GetId()),
-			Assignments: o.s.fsm.HostAssignments(h.GetId()),
+			Assignments: o.s.fsm.State().HostAssignments(h.GetId()),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Host.GetId() < out[j].Host.GetId() })
@@ -38,19 +38,19 @@ func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHos
 func (s *Server) livenessByName() map[string]string {
 	m := map[string]string{}
 	for _, mem := range s.pool.Members() {
-		m[mem.Name] = mem.Status
+		m[mem.Name] = string(mem.Status)
 	}
 	return m
 }
 
 func (o *operatorService) ListCells(ctx context.Context, _ *rollwavev1.ListCellsRequest) (*rollwavev1.ListCellsResponse, error) {
 	counts := map[string]int32{}
-	for _, h := range o.s.fsm.Hosts() {
+	for _, h := range o.s.fsm.State().Hosts() {
 		counts[h.GetCell()]++
 	}
 	var out []*rollwavev1.CellView
 	seen := map[string]bool{}
-	for _, c := range o.s.fsm.Cells() {
+	for _, c := range o.s.fsm.State().Cells() {
 		seen[c.GetName()] = true
 		out = append(out, &rollwavev1.CellView{Cell: c, Hosts: counts[c.GetName()]})
 	}
@@ -89,7 +89,7 @@ func (o *operatorService) SetCell(ctx context.Context, req *rollwavev1.SetCellRe
 			if err := o.s.applyErr(raftfsm.SetCell, &rollwavev1.SetCellCommand{TimeUnixNano: now, Cell: c, Actor: req.GetActor()}); err != nil {
 				return nil, err
 			}
-			return &rollwavev1.SetCellResponse{Cell: o.s.fsm.Cell(c.GetName())}, nil
+			return &rollwavev1.SetCellResponse{Cell: o.s.fsm.State().Cell(c.GetName())}, nil
 		})
 }
 
@@ -103,7 +103,7 @@ func (o *operatorService) DeleteCell(ctx context.Context, req *rollwavev1.Delete
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.DeleteCell,
 		func(ctx context.Context, req *rollwavev1.DeleteCellRequest) (*rollwavev1.DeleteCellResponse, error) {
-			if o.s.fsm.Cell(req.GetName()) == nil {
+			if o.s.fsm.State().Cell(req.GetName()) == nil {
 				return nil, status.Errorf(codes.NotFound, "no cell named %q", req.GetName())
 			}
 			err := o.s.applyErr(raftfsm.DeleteCell, &rollwavev1.DeleteCellCommand{TimeUnixNano: time.Now().UnixNano(), Name: req.GetName(), Actor: req.GetActor()})

@@ -47,8 +47,8 @@ func newID(prefix string) string {
 }
 
 func (o *operatorService) ListFreezes(ctx context.Context, _ *rollwavev1.ListFreezesRequest) (*rollwavev1.ListFreezesResponse, error) {
-	on, reason := o.s.fsm.GlobalFreeze()
-	return &rollwavev1.ListFreezesResponse{Windows: o.s.fsm.Freezes(), Global: on, GlobalReason: reason}, nil
+	on, reason := o.s.fsm.State().GlobalFreeze()
+	return &rollwavev1.ListFreezesResponse{Windows: o.s.fsm.State().Freezes(), Global: on, GlobalReason: reason}, nil
 }
 
 func (o *operatorService) RemoveFreeze(ctx context.Context, req *rollwavev1.RemoveFreezeRequest) (*rollwavev1.RemoveFreezeResponse, error) {
@@ -58,7 +58,7 @@ func (o *operatorService) RemoveFreeze(ctx context.Context, req *rollwavev1.Remo
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.RemoveFreeze,
 		func(ctx context.Context, req *rollwavev1.RemoveFreezeRequest) (*rollwavev1.RemoveFreezeResponse, error) {
 			found := false
-			for _, w := range o.s.fsm.Freezes() {
+			for _, w := range o.s.fsm.State().Freezes() {
 				found = found || w.GetId() == req.GetId()
 			}
 			if !found {

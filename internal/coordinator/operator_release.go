@@ -45,13 +45,13 @@ func parseSpec(name string, src []byte) (*rollwavev1.ReleaseSpec, error) {
 func (s *Server) fleetForPlanning() plan.Fleet {
 	live := s.livenessByName()
 	var f plan.Fleet
-	for _, h := range s.fsm.Hosts() {
+	for _, h := range s.fsm.State().Hosts() {
 		if live[h.GetId()] != "alive" && !s.agents.connected(h.GetId()) {
 			continue
 		}
 		f.Hosts = append(f.Hosts, plan.HostInfo{ID: h.GetId(), Cell: h.GetCell(), Labels: h.GetLabels()})
 	}
-	f.Cells = s.fsm.Cells()
+	f.Cells = s.fsm.State().Cells()
 	return f
 }
 
@@ -82,10 +82,10 @@ func (o *operatorService) submitLocal(ctx context.Context, req *rollwavev1.Submi
 		return nil, err
 	}
 	id := sp.GetName()
-	if o.s.fsm.Release(id) != nil {
+	if o.s.fsm.State().Release(id) != nil {
 		return nil, status.Errorf(codes.AlreadyExists, "a release named %q exists already; give the new one another name", id)
 	}
-	if active := o.s.fsm.ActiveRelease(sp.GetApp()); active != nil {
+	if active := o.s.fsm.State().ActiveRelease(sp.GetApp()); active != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "app %q already has release %q (%s); abort or finish it first",
 			sp.GetApp(), active.GetId(), stateName(active.GetState()))
 	}
@@ -122,7 +122,7 @@ func (o *operatorService) submitLocal(ctx context.Context, req *rollwavev1.Submi
 			return nil, err
 		}
 	}
-	return &rollwavev1.SubmitReleaseResponse{Release: o.s.fsm.Release(id)}, nil
+	return &rollwavev1.SubmitReleaseResponse{Release: o.s.fsm.State().Release(id)}, nil
 }
 
 func stateName(s rollwavev1.ReleaseState) string {
@@ -136,15 +136,15 @@ func (s *Server) setReleaseState(id string, st rollwavev1.ReleaseState, reason, 
 }
 
 func (o *operatorService) GetRelease(ctx context.Context, req *rollwavev1.GetReleaseRequest) (*rollwavev1.GetReleaseResponse, error) {
-	r := o.s.fsm.Release(req.GetId())
+	r := o.s.fsm.State().Release(req.GetId())
 	if r == nil {
 		return nil, status.Errorf(codes.NotFound, "no release with id %q; see 'rollwave release list'", req.GetId())
 	}
-	return &rollwavev1.GetReleaseResponse{Release: r, Assignments: o.s.fsm.ReleaseAssignments(r.GetId())}, nil
+	return &rollwavev1.GetReleaseResponse{Release: r, Assignments: o.s.fsm.State().ReleaseAssignments(r.GetId())}, nil
 }
 
 func (o *operatorService) ListReleases(ctx context.Context, req *rollwavev1.ListReleasesRequest) (*rollwavev1.ListReleasesResponse, error) {
-	rels := o.s.fsm.Releases(req.GetApp(), req.GetStates()...)
+	rels := o.s.fsm.State().Releases(req.GetApp(), req.GetStates()...)
 	// Listings carry no source text: it can be large, and get shows it.
 	for _, r := range rels {
 		r.Source = nil
@@ -166,14 +166,14 @@ func (o *operatorService) runAction(ctx context.Context, req *rollwavev1.Release
 		return nil, status.Errorf(codes.InvalidArgument, "%s needs a release id", a.name)
 	}
 	return forward(o.s, ctx, req, remote, func(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
-		r := o.s.fsm.Release(req.GetId())
+		r := o.s.fsm.State().Release(req.GetId())
 		if r == nil {
 			return nil, status.Errorf(codes.NotFound, "no release with id %q", req.GetId())
 		}
 		if err := a.do(o.s, r, req); err != nil {
 			return nil, err
 		}
-		return &rollwavev1.ReleaseActionResponse{Release: o.s.fsm.Release(req.GetId())}, nil
+		return &rollwavev1.ReleaseActionResponse{Release: o.s.fsm.State().Release(req.GetId())}, nil
 	})
 }
 
@@ -242,12 +242,12 @@ func (o *operatorService) PromoteRelease(ctx context.Context, req *rollwavev1.Re
 }
 
 func (o *operatorService) ListEvents(ctx context.Context, req *rollwavev1.ListEventsRequest) (*rollwavev1.ListEventsResponse, error) {
-	if req.GetReleaseId() != "" && o.s.fsm.Release(req.GetReleaseId()) == nil {
+	if req.GetReleaseId() != "" && o.s.fsm.State().Release(req.GetReleaseId()) == nil {
 		return nil, status.Errorf(codes.NotFound, "no release with id %q", req.GetReleaseId())
 	}
 	limit := int(req.GetLimit())
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
-	return &rollwavev1.ListEventsResponse{Events: o.s.fsm.Events(req.GetReleaseId(), req.GetAfterSeq(), limit)}, nil
+	return &rollwavev1.ListEventsResponse{Events: o.s.fsm.State().Events(req.GetReleaseId(), req.GetAfterSeq(), limit)}, nil
 }

@@ -20,17 +20,17 @@ func (o *operatorService) WatchRelease(req *rollwavev1.WatchReleaseRequest, stre
 	for {
 		// Take the change channel before reading, so no change is missed
 		// between the read and the wait.
-		changed := o.s.fsm.Changed()
-		r := o.s.fsm.Release(req.GetId())
+		changed := o.s.fsm.State().Changed()
+		r := o.s.fsm.State().Release(req.GetId())
 		if r == nil {
 			return status.Errorf(codes.NotFound, "no release with id %q", req.GetId())
 		}
 		r.Source = nil
-		events := o.s.fsm.Events(r.GetId(), lastSeq, 10000)
+		events := o.s.fsm.State().Events(r.GetId(), lastSeq, 10000)
 		if n := len(events); n > 0 {
 			lastSeq = events[n-1].GetSeq()
 		}
-		resp := &rollwavev1.WatchReleaseResponse{Release: r, Assignments: o.s.fsm.ReleaseAssignments(r.GetId()), Events: events}
+		resp := &rollwavev1.WatchReleaseResponse{Release: r, Assignments: o.s.fsm.State().ReleaseAssignments(r.GetId()), Events: events}
 		if lastSent == nil || len(events) > 0 || !proto.Equal(lastSent.GetRelease(), r) || !sameAssignments(lastSent.GetAssignments(), resp.GetAssignments()) {
 			if err := stream.Send(resp); err != nil {
 				return err

@@ -171,8 +171,8 @@ func (s *Server) setupRaft() error {
 		Level:  hclog.Info,
 		Output: newLineLogger(cfg.logger().With("component", "raft", "node", cfg.NodeID)),
 	})
-	if err := rc.SanityCheck(); err != nil {
-		return err
+	if err := raft.ValidateConfig(rc); err != nil {
+		return fmt.Errorf("raft settings: %w", err)
 	}
 
 	var advAddr net.Addr

@@ -5,7 +5,6 @@ package coordtest
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -39,9 +38,9 @@ func FastConfig(t testing.TB, name string) coordinator.Config {
 	c := coordinator.DefaultConfig()
 	c.NodeID = name
 	c.DataDir = t.TempDir()
-	c.GRPCAddr = freeAddr(t)
-	c.RaftAddr = freeAddr(t)
-	c.GossipAddr = freeAddr(t)
+	c.GRPCAddr = testutil.FreeAddr(t)
+	c.RaftAddr = testutil.FreeAddr(t)
+	c.GossipAddr = testutil.FreeAddr(t)
 	c.HeartbeatTimeout = 200 * time.Millisecond
 	c.ElectionTimeout = 200 * time.Millisecond
 	c.LeaderLeaseTimeout = 100 * time.Millisecond
@@ -53,25 +52,6 @@ func FastConfig(t testing.TB, name string) coordinator.Config {
 	return c
 }
 
-// freeAddr reserves a free loopback port by listening and closing, so a
-// restarted server can bind the same addresses again.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("reserve a port: %v", err)
-	}
-	defer l.Close()
-	// memberlist also binds UDP on the same port; make sure it is free too.
-	addr := l.Addr().String()
-	u, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return freeAddr(t)
-	}
-	u.Close()
-	return addr
-}
-
 // NewCluster starts n servers that bootstrap together through gossip
 // (bootstrap_expect = n, each joining the first) and waits for a leader.
 func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
@@ -80,9 +60,6 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	for i := 0; i < n; i++ {
 		cfg := FastConfig(t, fmt.Sprintf("c%d", i+1))
 		cfg.BootstrapExpect = n
-		if i > 0 {
-			cfg.Join = []string{c.Configs[0].GossipAddr}
-		}
 		for _, o := range opts {
 			o(i, &cfg)
 		}
@@ -91,10 +68,33 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	}
 	t.Cleanup(c.Close)
 	for i := range c.Configs {
-		c.Start(i)
+		if i > 0 {
+			c.Configs[i].Join = []string{c.Configs[0].GossipAddr}
+		}
+		c.startFresh(i)
 	}
 	c.Leader(15 * time.Second)
 	return c
+}
+
+// startFresh starts server i for the first time. A port taken since it was
+// picked (by another test process) is replaced and the start retried.
+func (c *Cluster) startFresh(i int) {
+	c.t.Helper()
+	for attempt := 0; ; attempt++ {
+		s, err := coordinator.New(c.Configs[i])
+		if err == nil {
+			c.mu.Lock()
+			c.Servers[i] = s
+			c.mu.Unlock()
+			return
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			c.t.Fatalf("start %s: %v", c.Configs[i].NodeID, err)
+		}
+		cfg := &c.Configs[i]
+		cfg.GRPCAddr, cfg.RaftAddr, cfg.GossipAddr = testutil.FreeAddr(c.t), testutil.FreeAddr(c.t), testutil.FreeAddr(c.t)
+	}
 }
 
 // Start (re)starts server i from its config and data dir.

@@ -1,0 +1,39 @@
+package testutil
+
+import (
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"testing"
+)
+
+// Ports below Linux's ephemeral range (32768–60999 by default) are never
+// handed out for outgoing connections, so a port reserved here cannot be
+// taken by some client socket between the check and the server's bind.
+const (
+	lowPort  = 20000
+	highPort = 32000
+)
+
+// FreeAddr returns 127.0.0.1:PORT where PORT is free for both TCP and UDP
+// right now (memberlist binds both). The port is not held: the caller binds
+// it, and may bind it again after a restart.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lowPort+rand.IntN(highPort-lowPort)))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return addr
+	}
+	t.Fatal("no free loopback port found in 200 tries")
+	return ""
+}
