@@ -11,7 +11,9 @@ import (
 // Start starts the slot's unit and returns once the start job is "done"
 // and the unit is active. It daemon-reloads first only if a unit file
 // changed since the last reload, or systemd reports the unit stale (a file
-// written before an agent restart). Start does not restart a unit that is
+// written before an agent restart; note systemd also reports every unit
+// stale after "systemctl enable/disable" of any unit, until the next
+// reload). Start does not restart a unit that is
 // already running: Stop it first to apply a changed unit file.
 //
 // A job result other than "done", or a unit not active afterwards, is an
@@ -36,8 +38,8 @@ func (d *Driver) Start(ctx context.Context, app string, s slot.Name) error {
 	if err := d.reloadIfNeeded(ctx, c, name, stale, reloads); err != nil {
 		return err
 	}
-	// A unit that failed earlier may be rate-limited (start-limit-hit);
-	// resetting makes this start a fresh one and zeroes NRestarts.
+	// A unit that failed earlier keeps its failed state and may be
+	// rate-limited (start-limit-hit); resetting makes this a fresh start.
 	if err := c.ResetFailedUnitContext(ctx, name); err != nil && !isNoSuchUnit(err) {
 		return fmt.Errorf("systemd: start %s: reset-failed: %w", name, err)
 	}

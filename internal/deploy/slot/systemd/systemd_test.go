@@ -145,6 +145,28 @@ func TestDriverAgainstRealSystemd(t *testing.T) {
 		t.Fatalf("status after restart = %+v, %v; want running with a new PID, no restarts", st, err)
 	}
 
+	// A fresh driver (an agent restart) finds the unit file rewritten but
+	// not reloaded (the previous agent died in between): it reloads
+	// because systemd reports NeedDaemonReload, not because of its own
+	// bookkeeping. The unit is running, so systemd keeps it loaded with
+	// the old file and cannot have re-read the new one on its own.
+	if changed, err := d.Install(ctx, unit("3")); err != nil || !changed {
+		t.Fatalf("install v3: changed=%v err=%v", changed, err)
+	}
+	d2 := realDriver(t)
+	if err := d2.Start(ctx, app, slot.Blue); err != nil {
+		t.Fatalf("start from a fresh driver: %v", err)
+	}
+	if n := d2.reloadCount(); n != 1 {
+		t.Fatalf("fresh driver reloads = %d, want 1 (systemd reported the unit stale)", n)
+	}
+	if err := d2.Start(ctx, app, slot.Blue); err != nil {
+		t.Fatalf("second start from the fresh driver: %v", err)
+	}
+	if n := d2.reloadCount(); n != 1 {
+		t.Fatalf("second start from the fresh driver reloaded again: %d reloads", n)
+	}
+
 	// Stop: inactive, no main process; stopping again is fine.
 	if err := d.Stop(ctx, app, slot.Blue); err != nil {
 		t.Fatalf("stop: %v", err)
@@ -157,28 +179,15 @@ func TestDriverAgainstRealSystemd(t *testing.T) {
 		t.Fatalf("second stop: %v", err)
 	}
 
-	// A fresh driver (an agent restart) finds a file written but not yet
-	// loaded, and reloads because systemd says so, not because of its own
-	// bookkeeping.
-	if changed, err := d.Install(ctx, unit("3")); err != nil || !changed {
-		t.Fatalf("install v3: changed=%v err=%v", changed, err)
-	}
-	d2 := realDriver(t)
-	if err := d2.Start(ctx, app, slot.Blue); err != nil {
-		t.Fatalf("start v3 from a fresh driver: %v", err)
-	}
-	if n := d2.reloadCount(); n != 1 {
-		t.Fatalf("fresh driver reloads = %d, want 1 (systemd reported the unit stale)", n)
-	}
-	if err := d2.Stop(ctx, app, slot.Blue); err != nil {
-		t.Fatalf("stop v3: %v", err)
-	}
-
 	// A unit whose pre-start check fails: Start says ErrUnitFailed with
 	// systemd's view, and the error names the unit.
 	bad := unit("4")
 	bad.Slot = slot.Green
 	bad.ExecStartPre = [][]string{{"/bin/false"}}
+	// Without auto-restart the unit lands in "failed" on every systemd
+	// version (with it, 252 keeps the job waiting through restarts until
+	// the start limit, and 254+ reports "activating" between attempts).
+	bad.Restart = "no"
 	if _, err := d.Install(ctx, bad); err != nil {
 		t.Fatal(err)
 	}
