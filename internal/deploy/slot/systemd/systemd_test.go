@@ -115,6 +115,15 @@ func TestDriverAgainstRealSystemd(t *testing.T) {
 	}
 	firstPID := st.MainPID
 
+	// A closed connection (bus restarted, systemd re-executed) is replaced
+	// on the next call.
+	d.connMu.Lock()
+	d.conn.Close()
+	d.connMu.Unlock()
+	if st, err := d.Status(ctx, app, slot.Blue); err != nil || st.MainPID != firstPID {
+		t.Fatalf("status after the connection closed = %+v, %v; want a reconnect and the same PID", st, err)
+	}
+
 	// Identical install: nothing written, and starting again (a no-op on
 	// a running unit) does not reload.
 	if changed, err := d.Install(ctx, unit("1")); err != nil || changed {
