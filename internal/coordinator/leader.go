@@ -50,7 +50,8 @@ func (s *Server) startLeaderWork() {
 			return
 		}
 		s.log.Info("gained leadership")
-		s.pool.SetMeta(func(m *gossip.Meta) { m.Leader = true })
+		term := s.raft.CurrentTerm()
+		s.pool.SetMeta(func(m *gossip.Meta) { m.Leader, m.Term = true, term })
 		for _, h := range hooks {
 			h(ctx, true)
 		}
