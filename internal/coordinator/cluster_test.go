@@ -99,6 +99,11 @@ func TestReleaseSubmittedThroughFollowerIsReadableOnAll(t *testing.T) {
 	if resp.GetRelease().GetState() != rollwavev1.ReleaseState_RELEASE_STATE_PENDING {
 		t.Fatalf("new release state = %s, want pending", resp.GetRelease().GetState())
 	}
+	// Read-your-writes through the same server, with no waiting: the
+	// follower answers a forwarded write only once its replica applied it.
+	if _, err := c.Client(f).GetRelease(ctx(t), &rollwavev1.GetReleaseRequest{Id: "api-1.0.0"}); err != nil {
+		t.Fatalf("read right after a write through the same follower: %v", err)
+	}
 	for _, s := range c.Running() {
 		testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
 			r, err := c.Client(s).GetRelease(ctx(t), &rollwavev1.GetReleaseRequest{Id: "api-1.0.0"})

@@ -3,7 +3,9 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -98,7 +100,18 @@ func (s *Server) leaderClient(ctx context.Context) (client rollwavev1.OperatorSe
 	return rollwavev1.NewOperatorServiceClient(conn), out, false, nil
 }
 
+// indexKey carries, in a write's response header, the raft index the
+// leader had applied when it answered.
+const indexKey = "rollwave-applied-index"
+
+// forwardCatchUp bounds how long a follower waits to apply a write it
+// forwarded before answering.
+const forwardCatchUp = 5 * time.Second
+
 // forward runs a write either locally (this node leads) or on the leader.
+// After a forwarded write the follower waits until its own replica has
+// applied it, so a client that writes and then reads through the same
+// server always reads its own write.
 func forward[Req any, Resp any](s *Server, ctx context.Context, req Req,
 	remote func(rollwavev1.OperatorServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
 	local func(context.Context, Req) (Resp, error),
@@ -109,7 +122,47 @@ func forward[Req any, Resp any](s *Server, ctx context.Context, req Req,
 		return zero, err
 	}
 	if isLocal {
-		return local(ctx, req)
+		resp, err := local(ctx, req)
+		if err == nil {
+			idx := strconv.FormatUint(s.fsm.State().AppliedIndex(), 10)
+			_ = grpc.SetHeader(ctx, metadata.Pairs(indexKey, idx))
+		}
+		return resp, err
 	}
-	return remote(client, fctx, req)
+	var header metadata.MD
+	resp, err := remote(client, fctx, req, grpc.Header(&header))
+	if err != nil {
+		return resp, err
+	}
+	if v := header.Get(indexKey); len(v) == 1 {
+		if idx, perr := strconv.ParseUint(v[0], 10, 64); perr == nil {
+			s.waitApplied(ctx, idx, forwardCatchUp)
+		}
+	}
+	return resp, nil
+}
+
+// waitApplied waits (bounded) until the local replica has applied index.
+// It reports whether it got there; callers answer either way, since the
+// write itself is committed.
+func (s *Server) waitApplied(ctx context.Context, index uint64, max time.Duration) bool {
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	st := s.fsm.State()
+	for {
+		changed := st.Changed()
+		if st.AppliedIndex() >= index {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			s.log.Warn("replica did not catch up with a forwarded write in time", "index", index, "applied", st.AppliedIndex())
+			return false
+		case <-ctx.Done():
+			return false
+		case <-s.shutdownCh:
+			return false
+		}
+	}
 }

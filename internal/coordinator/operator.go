@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rollwave/rollwave/internal/gossip"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -50,7 +51,7 @@ func (o *operatorService) Members(ctx context.Context, _ *rollwavev1.MembersRequ
 			GrpcAddress: m.Meta.GRPCAddr,
 			Cell:        m.Meta.Cell,
 			Region:      m.Meta.Region,
-			Leader:      m.Meta.Leader,
+			Leader:      m.Meta.Leader && m.Status == gossip.StatusAlive,
 			Version:     m.Meta.Version,
 		})
 	}

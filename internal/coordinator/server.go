@@ -65,12 +65,12 @@ type Server struct {
 // New starts a coordinator: it binds its listeners, opens (or creates) its
 // raft state, joins gossip and, with BootstrapExpect, forms a cluster once
 // enough servers are seen.
-func New(cfg Config) (s *Server, err error) {
+func New(cfg Config) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid server configuration: %w", err)
 	}
 	log := cfg.logger().With("component", "coordinator", "node", cfg.NodeID)
-	s = &Server{
+	s := &Server{
 		cfg:          cfg,
 		log:          log,
 		fsm:          raftfsm.New(cfg.logger().With("component", "raftfsm", "node", cfg.NodeID)),
@@ -97,7 +97,7 @@ func New(cfg Config) (s *Server, err error) {
 	gcfg.NodeName = cfg.NodeID
 	gcfg.BindAddr = cfg.GossipAddr
 	gcfg.AdvertiseAddr = cfg.AdvertiseGossip
-	gcfg.Logger = cfg.logger().With("component", "gossip", "node", cfg.NodeID)
+	gcfg.Logger = cfg.logger() // the pool adds component and node itself
 	gcfg.Fast = cfg.GossipFast
 	gcfg.Meta = gossip.Meta{
 		Role:      gossip.RoleServer,
