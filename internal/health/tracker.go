@@ -381,21 +381,28 @@ func jitter(interval time.Duration, fraction float64) time.Duration {
 // moment the passing streak reaches MinHealthyTime, and publishes.
 func (t *Tracker) loop(ctx context.Context) {
 	defer t.wg.Done()
-	var healthyAt Timer
+	var (
+		healthyAt  Timer
+		fire       <-chan time.Time
+		wasHealthy bool
+	)
 	defer func() {
 		if healthyAt != nil {
 			healthyAt.Stop()
 		}
 	}()
-	wasHealthy := false
 
-	for {
+	// settle records r (if any), re-arms the healthy timer and publishes,
+	// all under one lock so the timer is in place before anyone can see
+	// the new state.
+	settle := func(r *result) {
 		t.mu.Lock()
+		if r != nil {
+			t.recordLocked(*r)
+		}
 		now := t.clock.Now()
 		st := t.statusLocked(now)
-		// Arm (or disarm) the timer for the healthy transition while holding
-		// the lock, so it is in place before anyone sees this state.
-		var fire <-chan time.Time
+		fire = nil
 		if healthyAt != nil {
 			healthyAt.Stop()
 		}
@@ -419,21 +426,23 @@ func (t *Tracker) loop(ctx context.Context) {
 			}
 			wasHealthy = st.Healthy
 		}
+	}
 
+	settle(nil)
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case r := <-t.results:
-			t.record(r)
+			settle(&r)
 		case <-fire:
+			settle(nil)
 		}
 	}
 }
 
-// record applies one check result.
-func (t *Tracker) record(r result) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// recordLocked applies one check result.
+func (t *Tracker) recordLocked(r result) {
 	c := &t.checks[r.idx]
 	wasPassing, ran := c.Passing, c.Runs > 0
 	c.Runs++
