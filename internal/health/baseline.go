@@ -37,8 +37,9 @@ const (
 	// DefaultMinSamples is the smallest sample on either side that
 	// CompareBaseline judges: from 8 samples a side the normal
 	// approximation of U is within 0.006 of the exact p-value (checked
-	// against the exact null distribution in the tests), and in the tail
-	// that matters it overstates p, erring towards Pass.
+	// against the exact null distribution for 8 to 60 samples a side), and
+	// wherever the exact p is below 0.04 it overstates p, erring towards
+	// Pass.
 	DefaultMinSamples = 8
 	// DefaultAlpha is the significance level.
 	DefaultAlpha = 0.01
@@ -102,8 +103,8 @@ type BaselineResult struct {
 // correction of 0.5 (the asymptotic method of SciPy's mannwhitneyu, whose
 // values the tests reproduce). The test is distribution-free, which suits
 // latency and CPU samples that are anything but normal. The approximation
-// is exact enough from 8 samples a side (see DefaultMinSamples); it is
-// conservative in the tail, so it errs towards Pass rather than Fail.
+// is exact enough from 8 samples a side (see DefaultMinSamples); below
+// p = 0.04 it is conservative, so it errs towards Pass rather than Fail.
 //
 // Verdicts:
 //   - Inconclusive when either side has fewer than MinSamples samples (or
