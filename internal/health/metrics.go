@@ -108,11 +108,12 @@ func (s *Sampler) cpuPercent(cur cpu.TimesStat) float64 {
 	return clampPercent(100 * busy / total)
 }
 
-// busyTotal splits CPU time into busy and total. Idle and iowait are not
-// busy; guest time is already inside user time, which gopsutil's Total
-// accounts for.
+// busyTotal splits CPU time into busy and total, as gopsutil's own
+// Percent does. Idle and iowait are not busy. Guest time is not added: the
+// kernel already counts it inside user (and guest_nice inside nice) time,
+// and on other systems gopsutil reports it as 0.
 func busyTotal(t cpu.TimesStat) (busy, total float64) {
-	total = t.Total()
+	total = t.User + t.System + t.Idle + t.Nice + t.Iowait + t.Irq + t.Softirq + t.Steal
 	return total - t.Idle - t.Iowait, total
 }
 
