@@ -21,6 +21,7 @@ const (
 	Fail
 )
 
+// String returns "pass", "fail" or "inconclusive".
 func (v Verdict) String() string {
 	switch v {
 	case Pass:

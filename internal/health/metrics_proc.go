@@ -85,6 +85,8 @@ func (s *Sampler) SampleProcess(ctx context.Context, pid int) (ProcSample, error
 		if err != nil {
 			continue
 		}
+		// Without a create time (0) the PID-reuse check degrades to
+		// matching PIDs only; the sample is still worth having.
 		created, _ := p.CreateTimeWithContext(ctx)
 		cur[m] = pidCPU{created: created, seconds: times.User + times.System}
 		ps.RSSBytes += mi.RSS
@@ -159,7 +161,9 @@ func (s *Sampler) evictLocked() {
 }
 
 // descendants returns every process below root, found with one pass over
-// all processes (gopsutil's Children rescans /proc for every level).
+// all processes (gopsutil's Children rescans /proc for every level). The
+// kernel's /proc/PID/task/TID/children would be cheaper but needs
+// CONFIG_PROC_CHILDREN, which not every kernel has.
 func descendants(ctx context.Context, root int32) ([]int32, error) {
 	pids, err := process.PidsWithContext(ctx)
 	if err != nil {

@@ -176,7 +176,9 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 }
 
 // Start runs every check once right away and then on its interval until
-// ctx ends or Stop is called. Calls after the first do nothing.
+// ctx ends or Stop is called; either way subscriptions are then closed
+// and Status keeps reporting the last results. Calls after the first do
+// nothing.
 func (t *Tracker) Start(ctx context.Context) {
 	t.startOnce.Do(func() {
 		ctx, cancel := context.WithCancel(ctx)
@@ -210,13 +212,19 @@ func (t *Tracker) Stop() {
 			cancel()
 		}
 		t.wg.Wait()
-		t.mu.Lock()
-		for id, ch := range t.subs {
-			close(ch)
-			delete(t.subs, id)
-		}
-		t.mu.Unlock()
+		t.closeSubs() // the loop did if it ran; not if Start never was
 	})
+}
+
+// closeSubs marks the tracker stopped and closes every subscription.
+func (t *Tracker) closeSubs() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopped = true
+	for id, ch := range t.subs {
+		close(ch)
+		delete(t.subs, id)
+	}
 }
 
 // Status returns the current state. Healthy and HealthyFor are computed
@@ -232,7 +240,9 @@ func (t *Tracker) Status() Status {
 // and on every health transition, and a function that ends the
 // subscription. The channel holds one value and updates coalesce: a slow
 // reader sees the latest status, never a backlog, and never blocks the
-// tracker. The channel is closed by cancel or by Stop.
+// tracker. The channel is closed by cancel or when the tracker stops
+// (Stop, or the Start context ending). Statuses received share their
+// Checks slice with other subscribers: treat them as read-only.
 func (t *Tracker) Subscribe() (<-chan Status, func()) {
 	ch := make(chan Status, 1)
 	t.mu.Lock()
@@ -381,6 +391,7 @@ func jitter(interval time.Duration, fraction float64) time.Duration {
 // moment the passing streak reaches MinHealthyTime, and publishes.
 func (t *Tracker) loop(ctx context.Context) {
 	defer t.wg.Done()
+	defer t.closeSubs()
 	var (
 		healthyAt  Timer
 		fire       <-chan time.Time

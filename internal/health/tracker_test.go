@@ -240,6 +240,36 @@ func TestWaitHealthyStopped(t *testing.T) {
 	tr.Stop() // idempotent
 }
 
+// TestTrackerStartContextEnds: cancelling Start's context stops the
+// tracker like Stop does.
+func TestTrackerStartContextEnds(t *testing.T) {
+	api := &flipCheck{name: "api"}
+	tr, err := NewTracker(TrackerConfig{
+		Checks: []CheckWithInterval{{api, time.Second}}, Clock: NewFakeClock(epoch), Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, unsubscribe := tr.Subscribe()
+	defer unsubscribe()
+	tr.Start(ctx)
+	waitRuns(t, tr, 1)
+	cancel()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				tr.Stop()
+				return
+			}
+		case <-deadline:
+			t.Fatal("subscription not closed after the Start context ended")
+		}
+	}
+}
+
 func TestWaitHealthyContextCancelled(t *testing.T) {
 	api := &flipCheck{name: "api"}
 	api.failWith("down")
