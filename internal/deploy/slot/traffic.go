@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
 // Switch points an app's public traffic at one slot.
@@ -138,19 +140,19 @@ func (s *ExecSwitch) Current() (Name, bool) {
 func (s *ExecSwitch) Close() error { return nil }
 
 // newDefaultSwitch builds the switch a traffic spec asks for.
-func newDefaultSwitch(logger *slog.Logger) func(app string, t *TrafficState) (Switch, error) {
-	return func(app string, t *TrafficState) (Switch, error) {
-		switch t.Mode {
+func newDefaultSwitch(logger *slog.Logger) func(app string, t *rollwavev1.TrafficSpec) (Switch, error) {
+	return func(app string, t *rollwavev1.TrafficSpec) (Switch, error) {
+		switch t.GetMode() {
 		case "", "none":
 			return NewNoneSwitch(), nil
 		case "exec":
-			return NewExecSwitch(t.Command)
+			return NewExecSwitch(t.GetCommand())
 		case "proxy":
-			if t.Listen == "" {
+			if t.GetListen() == "" {
 				return nil, fmt.Errorf("traffic.listen is required for mode proxy")
 			}
-			return NewProxy(t.Listen, logger.With("app", app))
+			return NewProxy(t.GetListen(), logger.With("app", app))
 		}
-		return nil, fmt.Errorf("traffic.mode %q: want proxy, exec or none", t.Mode)
+		return nil, fmt.Errorf("traffic.mode %q: want proxy, exec or none", t.GetMode())
 	}
 }
