@@ -174,7 +174,7 @@ func loadState(dataDir, app string, now time.Time) (*State, error) {
 	p := statePath(dataDir, app)
 	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return &State{Format: stateFormat, App: app}, nil
+		return &State{Format: stateFormat, App: app, Slots: map[Name]*SlotState{}}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read slot state: %w", err)
