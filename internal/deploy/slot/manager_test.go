@@ -282,11 +282,18 @@ func TestReconcileAfterRestartKeepsHotBake(t *testing.T) {
 	e.mustSwap(2, "v2")
 	// The agent restarts but the slots survive (as under systemd).
 	e.m.Close()
+	leftover := filepath.Join(e.dataDir, "apps", testApp, ".stage-blue-123")
+	if err := os.MkdirAll(leftover, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	e.restart(e.drv)
 	if err := e.m.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	waitBody(t, e.proxyAddr(), "v2")
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Fatalf("leftover of an interrupted stage not removed: %v", err)
+	}
 	if got := e.running(); len(got) != 2 {
 		t.Fatalf("running after reconcile during a hot bake = %v, want both", got)
 	}

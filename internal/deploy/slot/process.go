@@ -212,9 +212,19 @@ func (d *ProcessDriver) Start(ctx context.Context, app string, slot Name) error 
 		d.mu.Unlock()
 		return fmt.Errorf("start %s: not installed: %w", unitName, ErrUnitFailed)
 	}
-	if p.run != nil && !p.run.stopping {
+	if r := p.run; r != nil {
 		d.mu.Unlock()
-		return nil
+		if !r.stopping {
+			return nil
+		}
+		// A Stop is under way: let the old process go (and free its
+		// port) before starting a new one.
+		select {
+		case <-r.exited:
+		case <-ctx.Done():
+			return fmt.Errorf("start %s: waiting for the previous process to stop: %w", unitName, ctx.Err())
+		}
+		return d.Start(ctx, app, slot)
 	}
 	p.epoch++
 	if p.restartTimer != nil {

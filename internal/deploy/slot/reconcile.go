@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -48,6 +50,17 @@ func (m *Manager) reconcileApp(ctx context.Context, app string) error {
 	st := rt.st
 	log := m.log.With("app", app, "generation", st.Generation)
 	var errs []error
+
+	// 0. Leftovers of a stage the agent died in (see Stage).
+	for _, pat := range []string{".download-*", ".stage-*"} {
+		leftovers, _ := filepath.Glob(filepath.Join(m.cfg.DataDir, "apps", app, pat))
+		for _, l := range leftovers {
+			log.Info("reconcile: removing leftover", "path", l, "reason", "temporary file of an interrupted stage")
+			if err := os.RemoveAll(l); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 
 	// 1. Units from the state file.
 	for _, n := range []Name{Blue, Green} {
