@@ -4,8 +4,8 @@ package slot
 
 import (
 	"archive/tar"
-	"bytes"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"

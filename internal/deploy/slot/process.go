@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -110,7 +111,7 @@ type proc struct {
 	restarts     uint32
 	restartTimes []time.Time
 	restartTimer *time.Timer
-	unprivWarned bool
+	unprivWarned atomic.Bool // warned once that User is ignored
 }
 
 // run is one process of a unit.
@@ -418,8 +419,7 @@ func (d *ProcessDriver) command(p *proc, u Unit, argv []string, logw io.Writer) 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if u.User != "" {
 		if os.Geteuid() != 0 {
-			if !p.unprivWarned {
-				p.unprivWarned = true
+			if p.unprivWarned.CompareAndSwap(false, true) {
 				d.log.Warn("agent is not root: running slot as the agent's user, not the unit's",
 					"app", u.App, "slot", u.Slot, "user", u.User)
 			}

@@ -46,6 +46,9 @@ type Proxy struct {
 
 	backend atomic.Pointer[backend]
 	sem     chan struct{}
+	// refused counts connections turned away at the limit.
+	refused        atomic.Uint64
+	lastRefusalLog atomic.Int64
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -149,7 +152,13 @@ func (p *Proxy) serve() {
 		select {
 		case p.sem <- struct{}{}:
 		default:
-			p.log.Warn("proxy at connection limit, refusing connection", "max_conns", p.maxConns, "remote", c.RemoteAddr().String())
+			p.refused.Add(1)
+			// At most one line a second: an overload must not flood the log.
+			if now := time.Now().UnixNano(); now-p.lastRefusalLog.Load() > int64(time.Second) {
+				p.lastRefusalLog.Store(now)
+				p.log.Warn("proxy at connection limit, refusing connections", "max_conns", p.maxConns,
+					"refused_total", p.refused.Load(), "remote", c.RemoteAddr().String())
+			}
 			c.Close()
 			continue
 		}
