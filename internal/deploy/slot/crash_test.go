@@ -1,0 +1,131 @@
+//go:build linux
+
+package slot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// crashPoints runs a normal swap v1 → v2 and a revert, recording every
+// crash point they pass. The crash test iterates over this list, so a step
+// added to Swap or Revert is covered without touching the test.
+func crashPoints(t *testing.T) []string {
+	e := newEnv(t)
+	e.mustSwap(1, "v1")
+	var mu sync.Mutex
+	var points []string
+	e.m.crashPoint = func(p string) error {
+		mu.Lock()
+		points = append(points, p)
+		mu.Unlock()
+		return nil
+	}
+	e.mustSwap(2, "v2")
+	if err := e.m.Revert(context.Background(), testApp, "record", false); err != nil {
+		t.Fatal(err)
+	}
+	return points
+}
+
+func TestCrashPointsCoverEveryStep(t *testing.T) {
+	t.Parallel()
+	points := crashPoints(t)
+	var want []string
+	for _, s := range []string{StepStage, StepInstall, StepStart, StepReady, StepSwitch, StepKeepOld} {
+		want = append(want, "swap/"+s+"/begin", "swap/"+s+"/done")
+	}
+	for _, s := range []string{StepStartOld, StepSwitchBack, StepStopNew} {
+		want = append(want, "revert/"+s+"/begin", "revert/"+s+"/done")
+	}
+	if !slices.Equal(points, want) {
+		t.Fatalf("crash points\n got %q\nwant %q", points, want)
+	}
+}
+
+// TestCrashRecovery kills the agent (manager and process driver) at every
+// step boundary of Swap and Revert, starts a new one on the same data dir,
+// reconciles, and checks that the host serves exactly one slot: the one
+// the state file calls active, answering with its version.
+func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
+	points := crashPoints(t)
+	for _, keepOld := range []string{"hot", "cold"} {
+		for _, point := range points {
+			t.Run(keepOld+"/"+strings.ReplaceAll(point, "/", "_"), func(t *testing.T) {
+				t.Parallel()
+				crashAt(t, point, keepOld)
+			})
+		}
+	}
+}
+
+func crashAt(t *testing.T, point, keepOld string) {
+	e := newEnv(t)
+	e.mustSwap(1, "v1")
+	spec := e.spec("v2")
+	spec.Slots.KeepOld = keepOld
+	hit := false
+	e.m.crashPoint = func(p string) error {
+		if p == point {
+			hit = true
+			return fmt.Errorf("%w at %s", errTestCrash, p)
+		}
+		return nil
+	}
+	var err error
+	if strings.HasPrefix(point, "swap/") {
+		err = e.swap(2, spec)
+	} else {
+		if err := e.swap(2, spec); err != nil {
+			t.Fatal(err)
+		}
+		err = e.m.Revert(context.Background(), testApp, "ordered", false)
+	}
+	if !hit || !errors.Is(err, errTestCrash) {
+		t.Fatalf("crash point %s not hit (hit=%v, err=%v)", point, hit, err)
+	}
+
+	// kill -9 of the agent: the proxy socket closes, Pdeathsig kills the
+	// slot processes.
+	e.m.Close()
+	e.drv.kill()
+	e.restart(newTestDriver(t))
+	if err := e.m.Reconcile(context.Background()); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+
+	st := e.state()
+	if st.Op != nil {
+		t.Fatalf("operation still in flight after reconcile: %+v", *st.Op)
+	}
+	wantActive := Blue // rolled back, or reverted
+	if point == "swap/switch/done" || strings.HasPrefix(point, "swap/keep_old/") {
+		wantActive = Green // switched: the new slot keeps baking
+	}
+	if st.Active != wantActive {
+		t.Fatalf("active = %s, want %s (state %+v)", st.Active, wantActive, st)
+	}
+	if got := e.running(); !slices.Equal(got, []Name{st.Active}) {
+		t.Fatalf("running slots = %v, want exactly [%s]", got, st.Active)
+	}
+	mustBody(t, e.proxyAddr(), st.Slots[st.Active].Version)
+	r, _ := st.LastResult()
+	t.Logf("after crash at %s: active %s, generation %d %s (%s)", point, st.Active, r.Generation, r.State, r.Reason)
+
+	// The host is usable afterwards: reconcile again changes nothing, and
+	// a revert or a new generation works from here.
+	if err := e.m.Reconcile(context.Background()); err != nil {
+		t.Fatalf("second reconcile: %v", err)
+	}
+	if got := e.running(); !slices.Equal(got, []Name{st.Active}) {
+		t.Fatalf("running slots after a second reconcile = %v", got)
+	}
+	e.mustSwap(3, "v3")
+	mustBody(t, e.proxyAddr(), "v3")
+}

@@ -1,0 +1,440 @@
+package slot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// Errors callers test for.
+var (
+	// ErrStaleGeneration: an assignment or order older than the newest
+	// generation this host accepted.
+	ErrStaleGeneration = errors.New("stale generation")
+	// ErrBusy: an interrupted operation waits for Reconcile.
+	ErrBusy = errors.New("an interrupted slot operation needs Reconcile first")
+	// ErrNothingToRevert: no swap to revert (fresh host, or the first
+	// deploy of the app, which has no old slot).
+	ErrNothingToRevert = errors.New("nothing to revert")
+	// ErrVerified: the host's phase is verified; it does not revert on its
+	// own any more.
+	ErrVerified = errors.New("phase verified: no isolation revert")
+	// ErrWrongState: the generation is not in a state the call applies to.
+	ErrWrongState = errors.New("wrong assignment state")
+)
+
+// DefaultHealthyDeadline bounds the readiness wait when the spec sets no
+// health.healthy_deadline.
+const DefaultHealthyDeadline = 2 * time.Minute
+
+// cleanupTimeout bounds the clean-up after a failed step (stopping the
+// new slot), which runs even when the caller's context is done.
+const cleanupTimeout = 30 * time.Second
+
+// ManagerConfig configures a Manager.
+type ManagerConfig struct {
+	// DataDir holds apps/<app>/state.json and the slot directories
+	// apps/<app>/<slot>/. Required.
+	DataDir string
+	// Driver runs the slot units. Required. The Manager does not close it.
+	Driver Driver
+	// Logger receives the Manager's logs (component=slot is added).
+	Logger *slog.Logger
+	// Clock returns the time for state timestamps; default time.Now.
+	Clock func() time.Time
+	// NewSwitch builds an app's traffic switch from its spec; default:
+	// proxy, exec hook or none per traffic.mode.
+	NewSwitch func(app string, t *rollwavev1.TrafficSpec) (Switch, error)
+	// OnProgress is told every assignment state change (the agent sends
+	// them to the leader). It is called with the app's lock held, so it
+	// must not block long and must not call back into the Manager; hand
+	// the report to a buffered channel or queue. May be nil.
+	OnProgress func(app string, gen uint64, st rollwavev1.AssignmentState, reason string)
+}
+
+// Validate checks a config.
+func (c ManagerConfig) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("slot manager: DataDir is required")
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		return fmt.Errorf("slot manager: DataDir %q must be absolute", c.DataDir)
+	}
+	if c.Driver == nil {
+		return errors.New("slot manager: Driver is required")
+	}
+	return nil
+}
+
+// Manager runs the blue/green procedures of every app on this host: swap,
+// revert, finalize, and the start-up reconcile. Calls for one app are
+// serialised; different apps proceed in parallel.
+type Manager struct {
+	cfg ManagerConfig
+	log *slog.Logger
+
+	mu   sync.Mutex
+	apps map[string]*appRT
+
+	// crashPoint, when set, is called at every step boundary (after the
+	// state was persisted). An error simulates the agent dying there: the
+	// operation returns at once without any clean-up. Tests only.
+	crashPoint func(step string) error
+}
+
+// appRT is one app's runtime: its state and its traffic switch.
+type appRT struct {
+	name string
+	mu   sync.Mutex
+	st   *State
+	// loadErr: the state file was unreadable; the app is refused until
+	// an operator acts (see ErrCorruptState).
+	loadErr error
+	sw      Switch
+	swCfg   *TrafficState
+	// snap is a copy of st as last persisted, for readers (Facts,
+	// AppState) that must not wait behind a swap holding mu for minutes.
+	snap atomic.Pointer[State]
+}
+
+// NewManager returns a Manager. Call Reconcile before anything else when
+// the agent starts.
+func NewManager(cfg ManagerConfig) (*Manager, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.NewSwitch == nil {
+		cfg.NewSwitch = newDefaultSwitch(cfg.Logger)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "apps"), 0o755); err != nil {
+		return nil, fmt.Errorf("slot manager: %w", err)
+	}
+	return &Manager{
+		cfg:  cfg,
+		log:  cfg.Logger.With("component", "slot"),
+		apps: map[string]*appRT{},
+	}, nil
+}
+
+var appNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// validApp checks that an app name is safe as a path component and a
+// systemd unit name part.
+func validApp(app string) error {
+	if !appNameRE.MatchString(app) {
+		return fmt.Errorf("app name %q: want 1-64 of [A-Za-z0-9._-], starting with a letter or digit", app)
+	}
+	return nil
+}
+
+// app returns an app's runtime, loading its state file on first use.
+func (m *Manager) app(name string) (*appRT, error) {
+	if err := validApp(name); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rt, ok := m.apps[name]; ok {
+		return rt, nil
+	}
+	rt := &appRT{name: name}
+	rt.st, rt.loadErr = loadState(m.cfg.DataDir, name, m.cfg.Clock())
+	if rt.loadErr != nil {
+		m.log.Error("slot state unreadable; app refused until an operator acts", "app", name, "error", rt.loadErr)
+	} else {
+		c := rt.st.clone()
+		rt.snap.Store(&c)
+	}
+	m.apps[name] = rt
+	return rt, nil
+}
+
+// lock returns the app's runtime locked, or its load error.
+func (m *Manager) lock(name string) (*appRT, error) {
+	rt, err := m.app(name)
+	if err != nil {
+		return nil, err
+	}
+	rt.mu.Lock()
+	if rt.loadErr != nil {
+		rt.mu.Unlock()
+		return nil, rt.loadErr
+	}
+	return rt, nil
+}
+
+func (m *Manager) slotDir(app string, slot Name) string {
+	return filepath.Join(m.cfg.DataDir, "apps", app, string(slot))
+}
+
+// save persists the app's state and refreshes its snapshot.
+func (m *Manager) save(rt *appRT) error {
+	err := saveState(m.cfg.DataDir, rt.st)
+	c := rt.st.clone()
+	rt.snap.Store(&c)
+	return err
+}
+
+func (m *Manager) report(app string, gen uint64, st rollwavev1.AssignmentState, reason string) {
+	if m.cfg.OnProgress != nil {
+		m.cfg.OnProgress(app, gen, st, reason)
+	}
+}
+
+// setResult records and persists a generation's state, then reports it.
+func (m *Manager) setResult(rt *appRT, gen uint64, s rollwavev1.AssignmentState, reason string) error {
+	rt.st.setResult(gen, s, reason, m.cfg.Clock())
+	err := m.save(rt)
+	m.report(rt.name, gen, s, reason)
+	return err
+}
+
+// crashErr marks an error from the crash hook: the caller must return at
+// once, as if the process had died.
+type crashErr struct{ err error }
+
+func (e *crashErr) Error() string { return "crash point: " + e.err.Error() }
+func (e *crashErr) Unwrap() error { return e.err }
+
+func isCrash(err error) bool {
+	var c *crashErr
+	return errors.As(err, &c)
+}
+
+func (m *Manager) crash(point string) error {
+	if m.crashPoint == nil {
+		return nil
+	}
+	if err := m.crashPoint(point); err != nil {
+		return &crashErr{err}
+	}
+	return nil
+}
+
+// runStep runs one step of the app's operation: it persists "step
+// started", passes the crash point <kind>/<step>/begin, runs fn, persists
+// "step done" (with whatever fn changed in the state; on the last step the
+// operation is cleared in the same write) and passes <kind>/<step>/done.
+func (m *Manager) runStep(rt *appRT, step string, last bool, fn func() error) error {
+	st := rt.st
+	kind := st.Op.Kind
+	st.Op.Step, st.Op.StepDone = step, false
+	if err := m.save(rt); err != nil {
+		return err
+	}
+	if err := m.crash(kind + "/" + step + "/begin"); err != nil {
+		return err
+	}
+	m.log.Debug("step", "app", rt.name, "generation", st.Op.Generation, "op", kind, "step", step)
+	if err := fn(); err != nil {
+		return err
+	}
+	if last {
+		st.Op = nil
+	} else {
+		st.Op.StepDone = true
+	}
+	if err := m.save(rt); err != nil {
+		return err
+	}
+	return m.crash(kind + "/" + step + "/done")
+}
+
+// point points the app's traffic at slot, building (or rebuilding, when
+// the traffic spec changed) its switch first.
+func (m *Manager) point(ctx context.Context, rt *appRT, ts *TrafficState, slot Name, port int) error {
+	if ts == nil {
+		ts = &TrafficState{Mode: "none"}
+	}
+	if rt.sw == nil || !rt.swCfg.equal(ts) {
+		if rt.sw != nil {
+			// A changed spec (say a new listen address) needs a new switch;
+			// the old one cannot be kept alongside when it holds the port.
+			if err := rt.sw.Close(); err != nil {
+				m.log.Warn("closing old traffic switch", "app", rt.name, "error", err)
+			}
+			rt.sw, rt.swCfg = nil, nil
+		}
+		sw, err := m.cfg.NewSwitch(rt.name, &rollwavev1.TrafficSpec{Mode: ts.Mode, Listen: ts.Listen, Command: ts.Command})
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrSwitch, err)
+		}
+		rt.sw, rt.swCfg = sw, ts
+	}
+	if err := rt.sw.Point(ctx, slot, port); err != nil {
+		return err
+	}
+	rt.st.Traffic = ts
+	return nil
+}
+
+func (m *Manager) slotPort(st *State, slot Name) int {
+	if ss := st.Slots[slot]; ss != nil {
+		return ss.Port
+	}
+	return 0
+}
+
+// Apps lists the apps with state on this host, sorted.
+func (m *Manager) Apps() []string {
+	seen := map[string]bool{}
+	entries, _ := os.ReadDir(filepath.Join(m.cfg.DataDir, "apps"))
+	for _, e := range entries {
+		if !e.IsDir() || validApp(e.Name()) != nil {
+			continue
+		}
+		if _, err := os.Stat(statePath(m.cfg.DataDir, e.Name())); err == nil {
+			seen[e.Name()] = true
+		}
+	}
+	m.mu.Lock()
+	for name, rt := range m.apps {
+		if rt.loadErr == nil && rt.st != nil && rt.st.Generation > 0 {
+			seen[name] = true
+		}
+	}
+	m.mu.Unlock()
+	out := make([]string, 0, len(seen))
+	for name := range seen {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// AppState returns a copy of an app's state as last persisted. It does
+// not wait for an operation in flight.
+func (m *Manager) AppState(app string) (State, bool) {
+	rt, err := m.app(app)
+	if err != nil {
+		return State{}, false
+	}
+	snap := rt.snap.Load()
+	if snap == nil || (snap.Generation == 0 && snap.Active == "") {
+		return State{}, false
+	}
+	return snap.clone(), true
+}
+
+// ActivePID is the main PID of the app's active slot, 0 when none runs.
+func (m *Manager) ActivePID(app string) int {
+	st, ok := m.AppState(app)
+	if !ok || st.Active == "" {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	us, err := m.cfg.Driver.Status(ctx, app, st.Active)
+	if err != nil {
+		return 0
+	}
+	return us.MainPID
+}
+
+// Facts reports every app's slots, for hello and heartbeats.
+func (m *Manager) Facts() []*rollwavev1.SlotFacts {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []*rollwavev1.SlotFacts
+	for _, app := range m.Apps() {
+		st, ok := m.AppState(app)
+		if !ok {
+			continue
+		}
+		f := &rollwavev1.SlotFacts{App: app, Active: protoSlot(st.Active)}
+		for _, n := range []Name{Blue, Green} {
+			var version, state string
+			if ss := st.Slots[n]; ss != nil {
+				version = ss.Version
+			}
+			if us, err := m.cfg.Driver.Status(ctx, app, n); err == nil {
+				state = us.ActiveState
+			} else {
+				state = "unknown"
+			}
+			if n == Blue {
+				f.BlueVersion, f.BlueState = version, state
+			} else {
+				f.GreenVersion, f.GreenState = version, state
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// Applied reports, per app, the newest generation and where it got, for
+// the agent's hello after a restart.
+func (m *Manager) Applied() []*rollwavev1.AppliedGeneration {
+	var out []*rollwavev1.AppliedGeneration
+	for _, app := range m.Apps() {
+		st, ok := m.AppState(app)
+		if !ok {
+			continue
+		}
+		if r, ok := st.LastResult(); ok {
+			out = append(out, &rollwavev1.AppliedGeneration{
+				App: app, Generation: r.Generation, State: r.AssignmentState(),
+				Reason: r.Reason, TimeUnixNano: r.Time.UnixNano(),
+			})
+		}
+	}
+	return out
+}
+
+// Close closes the traffic switches (the proxies stop listening). Slot
+// processes and the state stay as they are; the driver is the caller's.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	apps := make([]*appRT, 0, len(m.apps))
+	for _, rt := range m.apps {
+		apps = append(apps, rt)
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, rt := range apps {
+		rt.mu.Lock()
+		if rt.sw != nil {
+			errs = append(errs, rt.sw.Close())
+			rt.sw, rt.swCfg = nil, nil
+		}
+		rt.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+func protoSlot(n Name) rollwavev1.Slot {
+	switch n {
+	case Blue:
+		return rollwavev1.Slot_SLOT_BLUE
+	case Green:
+		return rollwavev1.Slot_SLOT_GREEN
+	}
+	return rollwavev1.Slot_SLOT_UNSPECIFIED
+}
+
+func slotFromProto(s rollwavev1.Slot) Name {
+	switch s {
+	case rollwavev1.Slot_SLOT_BLUE:
+		return Blue
+	case rollwavev1.Slot_SLOT_GREEN:
+		return Green
+	}
+	return ""
+}

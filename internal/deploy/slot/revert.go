@@ -1,0 +1,242 @@
+package slot
+
+import (
+	"context"
+	"fmt"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// Revert steps, in order; crash points "revert/<step>/begin|done".
+const (
+	StepStartOld   = "start_old"   // install the old slot's unit from the state file, start it, require it running
+	StepSwitchBack = "switch_back" // point traffic at the old slot
+	StepStopNew    = "stop_new"    // stop the new slot → REVERTED / REVERTED_ISOLATED
+)
+
+// Revert takes the app back to the slot that served before its newest
+// swap: bring the old slot up if it is down, switch traffic back, stop the
+// new slot. It reports REVERTING, then REVERTED (or REVERTED_ISOLATED when
+// isolated: the agent decided alone after losing the leader). It needs
+// only the state file, so it works without a coordinator and after a
+// restart.
+//
+// If the old slot cannot be started, traffic stays on the new slot (a host
+// is never left without a serving slot) and FAILED is reported. A swap that
+// failed before its switch has nothing to move back: Revert makes sure the
+// new slot is stopped and reports REVERTED. Reverting a reverted
+// generation is a no-op; an isolated revert of a verified phase is refused
+// with ErrVerified.
+func (m *Manager) Revert(ctx context.Context, app string, reason string, isolated bool) error {
+	rt, err := m.lock(app)
+	if err != nil {
+		return fmt.Errorf("revert: %w", err)
+	}
+	defer rt.mu.Unlock()
+	st := rt.st
+	log := m.log.With("app", app, "generation", st.Generation)
+	if st.Op != nil && st.Op.Kind == OpSwap {
+		return fmt.Errorf("revert %s: %w (swap of generation %d at step %s)", app, ErrBusy, st.Op.Generation, st.Op.Step)
+	}
+	if st.Generation == 0 {
+		return fmt.Errorf("revert %s: %w: no swap recorded", app, ErrNothingToRevert)
+	}
+	switch st.PhaseState() {
+	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED:
+		if st.Op == nil {
+			log.Info("already reverted", "state", st.Phase)
+			return nil
+		}
+	}
+	if isolated && st.Verified {
+		return fmt.Errorf("revert %s generation %d: %w", app, st.Generation, ErrVerified)
+	}
+	if st.Op == nil {
+		if st.Active != st.To || st.From == st.To {
+			// Traffic never moved (the swap failed before its switch, or
+			// was refused outright).
+			log.Info("revert: traffic never left the old slot; making sure the new slot is stopped", "slot", st.To, "reason", reason)
+			if st.To.Valid() && st.To != st.Active {
+				if err := m.cfg.Driver.Stop(ctx, app, st.To); err != nil {
+					return fmt.Errorf("revert %s: stop %s: %w", app, st.To, err)
+				}
+			}
+			return m.setResult(rt, st.Generation, revertedState(isolated), reason)
+		}
+		if st.From == "" {
+			return fmt.Errorf("revert %s generation %d: %w: first deploy of the app, no old slot", app, st.Generation, ErrNothingToRevert)
+		}
+		st.Op = &Operation{Kind: OpRevert, Generation: st.Generation, From: st.To, To: st.From,
+			StartedAt: m.cfg.Clock(), Reason: reason, Isolated: isolated}
+		log.Warn("reverting", "from", st.To, "slot", st.From, "reason", reason, "isolated", isolated)
+		if err := m.setResult(rt, st.Generation, rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING, reason); err != nil {
+			return fmt.Errorf("revert %s: %w", app, err)
+		}
+	}
+	return m.runRevert(ctx, rt)
+}
+
+func revertedState(isolated bool) rollwavev1.AssignmentState {
+	if isolated {
+		return rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED
+	}
+	return rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED
+}
+
+// runRevert runs (or, after a restart, re-runs) the revert in st.Op. Every
+// step is idempotent, so re-running from the first one is safe.
+func (m *Manager) runRevert(ctx context.Context, rt *appRT) error {
+	st := rt.st
+	op := st.Op
+	oldSlot, newSlot := op.To, op.From
+	log := m.log.With("app", rt.name, "generation", op.Generation)
+	old := st.Slots[oldSlot]
+	if old == nil || old.Unit == nil {
+		return m.failRevert(rt, StepStartOld, fmt.Errorf("old slot %s has no unit in the state file", oldSlot))
+	}
+	err := m.runStep(rt, StepStartOld, false, func() error {
+		if _, err := m.cfg.Driver.Install(ctx, *old.Unit); err != nil {
+			return err
+		}
+		if err := m.cfg.Driver.Start(ctx, rt.name, oldSlot); err != nil {
+			return err
+		}
+		us, err := m.cfg.Driver.Status(ctx, rt.name, oldSlot)
+		if err != nil {
+			return err
+		}
+		if !us.Running() {
+			return fmt.Errorf("old slot %s is %s/%s: %w", oldSlot, us.ActiveState, us.SubState, ErrUnitFailed)
+		}
+		return nil
+	})
+	if err != nil {
+		return m.failRevert(rt, StepStartOld, err)
+	}
+	err = m.runStep(rt, StepSwitchBack, false, func() error {
+		if err := m.point(ctx, rt, st.Traffic, oldSlot, old.Port); err != nil {
+			return err
+		}
+		st.Active = oldSlot
+		return nil
+	})
+	if err != nil {
+		return m.failRevert(rt, StepSwitchBack, err)
+	}
+	final := revertedState(op.Isolated)
+	err = m.runStep(rt, StepStopNew, true, func() error {
+		if err := m.cfg.Driver.Stop(ctx, rt.name, newSlot); err != nil {
+			// Traffic is back on the old slot; the revert stands.
+			log.Error("revert: stopping the new slot failed", "slot", newSlot, "error", err)
+		}
+		st.setResult(op.Generation, final, op.Reason, m.cfg.Clock())
+		return nil
+	})
+	if err != nil {
+		return m.failRevert(rt, StepStopNew, err)
+	}
+	log.Warn("reverted", "slot", oldSlot, "stopped", newSlot, "state", final.String())
+	m.report(rt.name, op.Generation, final, op.Reason)
+	return nil
+}
+
+// failRevert ends a revert that could not complete. Traffic is left where
+// it is (on the new slot unless the switch back already happened), so
+// something keeps serving; FAILED is recorded.
+func (m *Manager) failRevert(rt *appRT, step string, cause error) error {
+	if isCrash(cause) {
+		return cause
+	}
+	st := rt.st
+	gen := st.Generation
+	m.log.Error("revert failed; traffic stays where it is", "app", rt.name, "generation", gen, "step", step,
+		"serving", st.Active, "error", cause)
+	st.Op = nil
+	if err := m.setResult(rt, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED,
+		fmt.Sprintf("revert: %s: %v (still serving %s)", step, cause, st.Active)); err != nil {
+		m.log.Error("persisting the failure failed", "app", rt.name, "error", err)
+	}
+	return fmt.Errorf("revert %s generation %d failed: %s: %w", rt.name, gen, step, cause)
+}
+
+// Finalize ends generation gen's bake: the old slot is stopped (if it was
+// kept hot), its files stay, and FINALIZED is reported. Finalizing a
+// finalized generation is a no-op.
+func (m *Manager) Finalize(ctx context.Context, app string, gen uint64) error {
+	rt, err := m.lock(app)
+	if err != nil {
+		return fmt.Errorf("finalize: %w", err)
+	}
+	defer rt.mu.Unlock()
+	st := rt.st
+	if err := checkGen(app, st, gen); err != nil {
+		return fmt.Errorf("finalize: %w", err)
+	}
+	switch st.PhaseState() {
+	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED:
+		return nil
+	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING,
+		rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY:
+	default:
+		return fmt.Errorf("finalize %s generation %d: %w: %s", app, gen, ErrWrongState, st.Phase)
+	}
+	if st.Op != nil {
+		return fmt.Errorf("finalize %s generation %d: %w", app, gen, ErrBusy)
+	}
+	if st.From != "" {
+		if err := m.cfg.Driver.Stop(ctx, app, st.From); err != nil {
+			return fmt.Errorf("finalize %s: stop old slot %s: %w", app, st.From, err)
+		}
+	}
+	m.log.Info("finalized", "app", app, "generation", gen, "slot", st.Active, "old_slot", st.From)
+	return m.setResult(rt, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED, "")
+}
+
+// MarkVerified records that generation gen's phase was verified: from now
+// on an isolated agent keeps the new slot instead of reverting.
+func (m *Manager) MarkVerified(app string, gen uint64) error {
+	rt, err := m.lock(app)
+	if err != nil {
+		return fmt.Errorf("mark verified: %w", err)
+	}
+	defer rt.mu.Unlock()
+	if err := checkGen(app, rt.st, gen); err != nil {
+		return fmt.Errorf("mark verified: %w", err)
+	}
+	if rt.st.Verified {
+		return nil
+	}
+	rt.st.Verified = true
+	return m.save(rt)
+}
+
+// MarkHealthy records that the agent's health tracking found generation
+// gen healthy (BAKING/SWITCHED → HEALTHY) and reports it.
+func (m *Manager) MarkHealthy(app string, gen uint64) error {
+	rt, err := m.lock(app)
+	if err != nil {
+		return fmt.Errorf("mark healthy: %w", err)
+	}
+	defer rt.mu.Unlock()
+	st := rt.st
+	if err := checkGen(app, st, gen); err != nil {
+		return fmt.Errorf("mark healthy: %w", err)
+	}
+	switch st.PhaseState() {
+	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY:
+		return nil
+	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING:
+		return m.setResult(rt, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY, "")
+	}
+	return fmt.Errorf("mark healthy %s generation %d: %w: %s", app, gen, ErrWrongState, st.Phase)
+}
+
+func checkGen(app string, st *State, gen uint64) error {
+	switch {
+	case gen < st.Generation:
+		return fmt.Errorf("%s: %w: generation %d, host is at %d", app, ErrStaleGeneration, gen, st.Generation)
+	case gen > st.Generation:
+		return fmt.Errorf("%s: generation %d unknown here (host is at %d): %w", app, gen, st.Generation, ErrWrongState)
+	}
+	return nil
+}

@@ -1,0 +1,316 @@
+package slot
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ErrChecksum is returned (wrapped) when an artifact's sha256 differs from
+// the one in the release spec. Nothing of the artifact is used then.
+var ErrChecksum = errors.New("artifact checksum mismatch")
+
+// ErrUnsafeArchive is returned (wrapped) when a tarball holds an entry
+// that would land outside the slot directory or is a device file.
+var ErrUnsafeArchive = errors.New("unsafe archive entry")
+
+// Staging limits. A var, not a const, so tests can lower them.
+var (
+	// maxArtifactBytes bounds a download (and a file:// copy).
+	maxArtifactBytes int64 = 2 << 30
+	// maxUnpackedBytes bounds the sum of a tarball's regular files
+	// (a gzip bomb must not fill the disk).
+	maxUnpackedBytes int64 = 8 << 30
+	// maxEntries bounds the number of tar entries.
+	maxEntries = 200_000
+	// httpTimeout bounds a whole download, headers to last byte.
+	httpTimeout = 15 * time.Minute
+)
+
+// artifactName is the file a non-archive artifact becomes in its slot.
+const artifactName = "artifact"
+
+// Stage fetches the artifact at rawURL (http://, https:// or file://),
+// verifies its sha256 and installs it as dir. A .tar.gz/.tgz artifact is
+// unpacked into dir; anything else becomes dir/artifact (mode 0755).
+//
+// The checksum is verified on a private temporary copy before anything is
+// unpacked or used. The new content is built in a fresh directory next to
+// dir and renamed into place only when complete, so a failed stage never
+// leaves half a slot; a previous dir is replaced as a whole.
+func Stage(ctx context.Context, rawURL, sha256Hex, dir string) error {
+	want := strings.ToLower(strings.TrimSpace(sha256Hex))
+	if len(want) != 64 {
+		return fmt.Errorf("artifact sha256 %q: want 64 hex digits", sha256Hex)
+	}
+	if _, err := hex.DecodeString(want); err != nil {
+		return fmt.Errorf("artifact sha256 %q: not hex", sha256Hex)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("artifact url %q: %w", rawURL, err)
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+
+	// 1. Fetch into a temp file next to the slot, hashing as we go.
+	tmp, err := os.CreateTemp(parent, ".download-*")
+	if err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	if err := fetch(ctx, u, io.MultiWriter(tmp, h)); err != nil {
+		return fmt.Errorf("fetch %s: %w", rawURL, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("%w: %s: expected sha256 %s, got %s", ErrChecksum, rawURL, want, got)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+
+	// 2. Build the new slot content in a fresh directory.
+	build, err := os.MkdirTemp(parent, ".stage-"+filepath.Base(dir)+"-*")
+	if err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	defer os.RemoveAll(build) // no-op after the rename below
+	if err := os.Chmod(build, 0o755); err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	p := strings.ToLower(u.Path)
+	if strings.HasSuffix(p, ".tar.gz") || strings.HasSuffix(p, ".tgz") {
+		if err := untar(tmp, build); err != nil {
+			return err
+		}
+	} else {
+		if err := copyFile(tmp, filepath.Join(build, artifactName), 0o755); err != nil {
+			return fmt.Errorf("stage: %w", err)
+		}
+	}
+
+	// 3. Swap it into place: old aside, new in, old removed.
+	old := ""
+	if _, err := os.Lstat(dir); err == nil {
+		old = build + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("stage: move old slot dir aside: %w", err)
+		}
+	}
+	if err := os.Rename(build, dir); err != nil {
+		if old != "" {
+			_ = os.Rename(old, dir)
+		}
+		return fmt.Errorf("stage: %w", err)
+	}
+	if old != "" {
+		_ = os.RemoveAll(old)
+	}
+	return syncDir(parent)
+}
+
+func fetch(ctx context.Context, u *url.URL, w io.Writer) error {
+	var body io.Reader
+	switch u.Scheme {
+	case "file":
+		p := u.Path
+		if u.Host != "" && u.Host != "localhost" {
+			return fmt.Errorf("file url with host %q: only file:///path is supported", u.Host)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		body = f
+	case "http", "https":
+		ctx, cancel := context.WithTimeout(ctx, httpTimeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("http status %s", resp.Status)
+		}
+		if resp.ContentLength > maxArtifactBytes {
+			return fmt.Errorf("artifact is %d bytes, limit %d", resp.ContentLength, maxArtifactBytes)
+		}
+		body = resp.Body
+	default:
+		return fmt.Errorf("unsupported scheme %q (want http, https or file)", u.Scheme)
+	}
+	n, err := io.Copy(w, io.LimitReader(body, maxArtifactBytes+1))
+	if err != nil {
+		return err
+	}
+	if n > maxArtifactBytes {
+		return fmt.Errorf("artifact larger than the %d byte limit", maxArtifactBytes)
+	}
+	return nil
+}
+
+// untar unpacks a gzipped tarball into dir (a fresh, empty directory).
+// Every entry is checked before it is written: its cleaned name must stay
+// inside dir and must not pass through a symlink the archive created;
+// symlink targets and hardlink sources must stay inside too; device files
+// and FIFOs are refused. Writes go through an os.Root, which refuses to
+// follow anything out of dir even if a check here were wrong.
+func untar(r io.Reader, dir string) error {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("unpack: %w", err)
+	}
+	defer gz.Close()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("unpack: %w", err)
+	}
+	defer root.Close()
+
+	tr := tar.NewReader(gz)
+	symlinks := map[string]bool{}
+	var total int64
+	for n := 0; ; n++ {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("unpack: %w", err)
+		}
+		if n >= maxEntries {
+			return fmt.Errorf("unpack: more than %d entries", maxEntries)
+		}
+		name, err := entryPath(hdr.Name)
+		if err != nil {
+			return fmt.Errorf("%w: %q: %v", ErrUnsafeArchive, hdr.Name, err)
+		}
+		if name == "." {
+			continue
+		}
+		for p := path.Dir(name); p != "."; p = path.Dir(p) {
+			if symlinks[p] {
+				return fmt.Errorf("%w: %q: path goes through symlink %q", ErrUnsafeArchive, hdr.Name, p)
+			}
+		}
+		if dirOf := path.Dir(name); dirOf != "." {
+			if err := root.MkdirAll(dirOf, 0o755); err != nil {
+				return fmt.Errorf("unpack %q: %w", hdr.Name, err)
+			}
+		}
+		// A later entry replaces an earlier one of the same name.
+		_ = root.RemoveAll(name)
+		delete(symlinks, name)
+		mode := hdr.FileInfo().Mode().Perm() // no setuid/setgid/sticky
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := root.MkdirAll(name, mode|0o700); err != nil {
+				return fmt.Errorf("unpack %q: %w", hdr.Name, err)
+			}
+		case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // TypeRegA appears in old archives
+			total += hdr.Size
+			if total > maxUnpackedBytes {
+				return fmt.Errorf("unpack: more than %d bytes unpacked", maxUnpackedBytes)
+			}
+			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+			if err != nil {
+				return fmt.Errorf("unpack %q: %w", hdr.Name, err)
+			}
+			_, err = io.Copy(f, io.LimitReader(tr, hdr.Size))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("unpack %q: %w", hdr.Name, err)
+			}
+		case tar.TypeSymlink:
+			target := hdr.Linkname
+			if path.IsAbs(target) {
+				return fmt.Errorf("%w: %q: absolute symlink target %q", ErrUnsafeArchive, hdr.Name, target)
+			}
+			if _, err := entryPath(path.Join(path.Dir(name), target)); err != nil {
+				return fmt.Errorf("%w: %q: symlink target %q escapes the slot", ErrUnsafeArchive, hdr.Name, target)
+			}
+			if err := root.Symlink(target, name); err != nil {
+				return fmt.Errorf("unpack %q: %w", hdr.Name, err)
+			}
+			symlinks[name] = true
+		case tar.TypeLink:
+			src, err := entryPath(hdr.Linkname)
+			if err != nil {
+				return fmt.Errorf("%w: %q: hardlink source %q: %v", ErrUnsafeArchive, hdr.Name, hdr.Linkname, err)
+			}
+			if err := root.Link(src, name); err != nil {
+				return fmt.Errorf("unpack %q: %w", hdr.Name, err)
+			}
+		case tar.TypeXGlobalHeader:
+			// pax metadata, nothing to write
+		default:
+			return fmt.Errorf("%w: %q: entry type %q not allowed (devices, FIFOs)", ErrUnsafeArchive, hdr.Name, string(hdr.Typeflag))
+		}
+	}
+}
+
+// entryPath cleans an archive path and refuses absolute paths and paths
+// that climb out of the archive root.
+func entryPath(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("empty name")
+	}
+	if path.IsAbs(name) || strings.HasPrefix(name, `\`) || filepath.VolumeName(name) != "" {
+		return "", errors.New("absolute path")
+	}
+	c := path.Clean(name)
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", errors.New("path escapes the slot directory")
+	}
+	return c, nil
+}
+
+func copyFile(src io.Reader, dst string, mode os.FileMode) error {
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, src); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil { // umask must not strip the x bit
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir fsyncs a directory so a rename in it survives a power cut.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
