@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -80,17 +81,26 @@ type TrafficState struct {
 	Command []string `json:"command,omitempty"`
 }
 
+// equal reports whether two traffic configs need the same switch (only
+// the fields of their mode count).
 func (t *TrafficState) equal(o *TrafficState) bool {
 	if t == nil || o == nil {
 		return t == o
 	}
-	if t.Mode != o.Mode || t.Listen != o.Listen || len(t.Command) != len(o.Command) {
+	mode := func(m string) string {
+		if m == "" {
+			return "none"
+		}
+		return m
+	}
+	if mode(t.Mode) != mode(o.Mode) {
 		return false
 	}
-	for i := range t.Command {
-		if t.Command[i] != o.Command[i] {
-			return false
-		}
+	switch mode(t.Mode) {
+	case "proxy":
+		return t.Listen == o.Listen
+	case "exec":
+		return slices.Equal(t.Command, o.Command)
 	}
 	return true
 }
