@@ -404,3 +404,29 @@ func TestSwapSwitchFailureKeepsOldProxy(t *testing.T) {
 		t.Fatalf("running = %v, want [blue]", got)
 	}
 }
+
+func TestRevertAfterRestartUsesOnlyTheStateFile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSwap(1, "v1")
+	spec := e.spec("v2")
+	spec.Slots.KeepOld = "cold"
+	if err := e.swap(2, spec); err != nil {
+		t.Fatal(err)
+	}
+	// The agent dies with everything it ran; a new one comes up and loses
+	// the leader before it even reconciled.
+	e.m.Close()
+	e.drv.kill()
+	e.restart(newTestDriver(t))
+	if err := e.m.Revert(context.Background(), testApp, "isolated", true); err != nil {
+		t.Fatal(err)
+	}
+	mustBody(t, e.proxyAddr(), "v1")
+	if got := e.running(); !slices.Equal(got, []Name{Blue}) {
+		t.Fatalf("running = %v, want [blue]", got)
+	}
+	if a := e.m.Applied(); len(a) != 1 || a[0].State != rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED {
+		t.Fatalf("applied = %v", a)
+	}
+}
