@@ -1,6 +1,8 @@
 package slot
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -267,4 +269,11 @@ func saveState(dataDir string, s *State) error {
 		return fmt.Errorf("save slot state: sync dir: %w", err)
 	}
 	return nil
+}
+
+// unitHash is a stable digest of a unit (JSON of a struct, map keys sorted).
+func unitHash(u Unit) string {
+	b, _ := json.Marshal(u)
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
