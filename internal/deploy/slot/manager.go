@@ -256,30 +256,36 @@ func (m *Manager) runStep(rt *appRT, step string, last bool, fn func() error) er
 	return m.crash(kind + "/" + step + "/done")
 }
 
-// point points the app's traffic at slot, building (or rebuilding, when
-// the traffic spec changed) its switch first.
+// point points the app's traffic at slot. When the traffic spec changed
+// (a new listen address, another mode), the new switch is built and
+// pointed first and only then the old one closed: if the new one cannot be
+// built, the old one keeps serving.
 func (m *Manager) point(ctx context.Context, rt *appRT, ts *TrafficState, slot Name, port int) error {
 	if ts == nil {
 		ts = &TrafficState{Mode: "none"}
 	}
-	if rt.sw == nil || !rt.swCfg.equal(ts) {
-		if rt.sw != nil {
-			// A changed spec (say a new listen address) needs a new switch;
-			// the old one cannot be kept alongside when it holds the port.
-			if err := rt.sw.Close(); err != nil {
-				m.log.Warn("closing old traffic switch", "app", rt.name, "error", err)
-			}
-			rt.sw, rt.swCfg = nil, nil
+	if rt.sw != nil && rt.swCfg.equal(ts) {
+		if err := rt.sw.Point(ctx, slot, port); err != nil {
+			return err
 		}
-		sw, err := m.cfg.NewSwitch(rt.name, &rollwavev1.TrafficSpec{Mode: ts.Mode, Listen: ts.Listen, Command: ts.Command})
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrSwitch, err)
-		}
-		rt.sw, rt.swCfg = sw, ts
+		rt.st.Traffic = ts
+		return nil
 	}
-	if err := rt.sw.Point(ctx, slot, port); err != nil {
+	sw, err := m.cfg.NewSwitch(rt.name, &rollwavev1.TrafficSpec{Mode: ts.Mode, Listen: ts.Listen, Command: ts.Command})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrSwitch, err)
+	}
+	if err := sw.Point(ctx, slot, port); err != nil {
+		sw.Close()
 		return err
 	}
+	if rt.sw != nil {
+		m.log.Info("traffic switch replaced", "app", rt.name, "mode", ts.Mode, "listen", ts.Listen)
+		if err := rt.sw.Close(); err != nil {
+			m.log.Warn("closing old traffic switch", "app", rt.name, "error", err)
+		}
+	}
+	rt.sw, rt.swCfg = sw, ts
 	rt.st.Traffic = ts
 	return nil
 }

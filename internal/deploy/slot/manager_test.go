@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -364,4 +365,68 @@ func TestManagerConfigValidate(t *testing.T) {
 func NewFakeDriverForTest() Driver {
 	d, _ := NewProcessDriver(ProcessConfig{StopTimeout: time.Second})
 	return d
+}
+
+func TestSwapMovesProxyToNewListenAddress(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSwap(1, "v1")
+	oldAddr := e.proxyAddr()
+	e.prox = freePort(t)
+	e.mustSwap(2, "v2")
+	mustBody(t, e.proxyAddr(), "v2")
+	if _, err := get(oldAddr); err == nil {
+		t.Fatal("old proxy address still served after the traffic spec moved")
+	}
+}
+
+func TestSwapSwitchFailureKeepsOldProxy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSwap(1, "v1")
+	oldAddr := e.proxyAddr()
+	// The new listen address is taken: the new switch cannot be built.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() })
+	spec := e.spec("v2")
+	spec.Traffic.Listen = busy.Addr().String()
+	if err := e.swap(2, spec); !errors.Is(err, ErrSwitch) {
+		t.Fatalf("err = %v, want ErrSwitch", err)
+	}
+	if ev := e.prog.last(2); ev.state != stFailed || !strings.Contains(ev.reason, "switch") {
+		t.Fatalf("last progress = %+v", ev)
+	}
+	mustBody(t, oldAddr, "v1")
+	if got := e.running(); !slices.Equal(got, []Name{Blue}) {
+		t.Fatalf("running = %v, want [blue]", got)
+	}
+}
+
+func TestRevertAfterRestartUsesOnlyTheStateFile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSwap(1, "v1")
+	spec := e.spec("v2")
+	spec.Slots.KeepOld = "cold"
+	if err := e.swap(2, spec); err != nil {
+		t.Fatal(err)
+	}
+	// The agent dies with everything it ran; a new one comes up and loses
+	// the leader before it even reconciled.
+	e.m.Close()
+	e.drv.kill()
+	e.restart(newTestDriver(t))
+	if err := e.m.Revert(context.Background(), testApp, "isolated", true); err != nil {
+		t.Fatal(err)
+	}
+	mustBody(t, e.proxyAddr(), "v1")
+	if got := e.running(); !slices.Equal(got, []Name{Blue}) {
+		t.Fatalf("running = %v, want [blue]", got)
+	}
+	if a := e.m.Applied(); len(a) != 1 || a[0].State != rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED {
+		t.Fatalf("applied = %v", a)
+	}
 }

@@ -1,11 +1,14 @@
 package slot
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -80,17 +83,26 @@ type TrafficState struct {
 	Command []string `json:"command,omitempty"`
 }
 
+// equal reports whether two traffic configs need the same switch (only
+// the fields of their mode count).
 func (t *TrafficState) equal(o *TrafficState) bool {
 	if t == nil || o == nil {
 		return t == o
 	}
-	if t.Mode != o.Mode || t.Listen != o.Listen || len(t.Command) != len(o.Command) {
+	mode := func(m string) string {
+		if m == "" {
+			return "none"
+		}
+		return m
+	}
+	if mode(t.Mode) != mode(o.Mode) {
 		return false
 	}
-	for i := range t.Command {
-		if t.Command[i] != o.Command[i] {
-			return false
-		}
+	switch mode(t.Mode) {
+	case "proxy":
+		return t.Listen == o.Listen
+	case "exec":
+		return slices.Equal(t.Command, o.Command)
 	}
 	return true
 }
@@ -257,4 +269,11 @@ func saveState(dataDir string, s *State) error {
 		return fmt.Errorf("save slot state: sync dir: %w", err)
 	}
 	return nil
+}
+
+// unitHash is a stable digest of a unit (JSON of a struct, map keys sorted).
+func unitHash(u Unit) string {
+	b, _ := json.Marshal(u)
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
