@@ -1,19 +1,206 @@
-// Command rollwave-agent runs on every host and executes the coordinator's
-// assignments on the host's blue/green slots.
+// Command rollwave-agent runs on every host: it joins the gossip pool, keeps
+// a session with the coordinator leader and runs assignments on the host's
+// blue/green slots.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 
+	"github.com/rollwave/rollwave/internal/agent"
+	"github.com/rollwave/rollwave/internal/deploy/slot"
+	"github.com/rollwave/rollwave/internal/deploy/slot/systemd"
+	"github.com/rollwave/rollwave/internal/spec"
 	"github.com/rollwave/rollwave/internal/version"
 )
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "version" || os.Args[1] == "-version" || os.Args[1] == "--version") {
-		fmt.Println("rollwave-agent", version.Version)
-		return
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// run returns the exit code: 0 ok, 1 error, 2 usage.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rollwave-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		configFile = fs.String("config", "", "agent config file (HCL, or JSON when it ends in .json)")
+		node       = fs.String("node", "", "host id (default: hostname)")
+		cell       = fs.String("cell", "", "the host's cell (required here or in the config)")
+		region     = fs.String("region", "", "region (default \"global\")")
+		dataDir    = fs.String("data-dir", "", "slot state and directories (default /var/lib/rollwave-agent)")
+		driver     = fs.String("unit-driver", "", "systemd (default) or process")
+		heartbeat  = fs.Duration("heartbeat-interval", 0, "how often to report to the leader (default 2s)")
+		gossipAddr = fs.String("gossip-addr", "", "gossip listen address (default 0.0.0.0:7423)")
+		advGossip  = fs.String("advertise-gossip", "", "gossip address others dial (default: the bound one)")
+		logLevel   = fs.String("log-level", "", "debug, info, warn or error")
+		showVer    = fs.Bool("version", false, "print the version and exit")
+		joins      stringList
+		labels     stringList
+	)
+	fs.Var(&joins, "join", "gossip address (host:port) of a coordinator; repeatable")
+	fs.Var(&labels, "label", "host label key=value; repeatable")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: rollwave-agent [flags]\n\nRuns the rollwave agent on this host. Settings: defaults, then -config, then flags.\n\nFlags:\n")
+		fs.PrintDefaults()
 	}
-	fmt.Fprintln(os.Stderr, "rollwave-agent: the agent runtime is being built (see issue 3); only 'version' works in this build")
-	os.Exit(1)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "Error: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	if *showVer {
+		fmt.Fprintln(stdout, "rollwave-agent", version.Version)
+		return 0
+	}
+
+	ac := spec.DefaultAgentConfig()
+	if *configFile != "" {
+		src, err := os.ReadFile(*configFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: read config file: %v\n", err)
+			return 1
+		}
+		parsed, err := spec.ParseAgentConfig(*configFile, src)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+			return 1
+		}
+		ac = parsed
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["node"] {
+		ac.NodeName = *node
+	}
+	if set["cell"] {
+		ac.Cell = *cell
+	}
+	if set["region"] {
+		ac.Region = *region
+	}
+	if set["data-dir"] {
+		ac.DataDir = *dataDir
+	}
+	if set["unit-driver"] {
+		ac.UnitDriver = *driver
+	}
+	if set["heartbeat-interval"] {
+		ac.HeartbeatInterval = *heartbeat
+	}
+	if set["gossip-addr"] {
+		ac.Addresses.Gossip = *gossipAddr
+	}
+	if set["advertise-gossip"] {
+		ac.Advertise.Gossip = *advGossip
+	}
+	if set["log-level"] {
+		ac.LogLevel = *logLevel
+	}
+	if set["join"] {
+		ac.Join = joins
+	}
+	if set["label"] {
+		ac.Labels = map[string]string{}
+		for _, l := range labels {
+			k, v, ok := strings.Cut(l, "=")
+			if !ok || k == "" {
+				fmt.Fprintf(stderr, "Error: -label %q must be key=value\n", l)
+				return 2
+			}
+			ac.Labels[k] = v
+		}
+	}
+	if ac.DataDir != "" && !filepath.IsAbs(ac.DataDir) {
+		if abs, err := filepath.Abs(ac.DataDir); err == nil {
+			ac.DataDir = abs
+		}
+	}
+	if err := ac.Validate(); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	log := newLogger(ac.LogLevel, stderr)
+	if err := os.MkdirAll(ac.DataDir, 0o755); err != nil {
+		fmt.Fprintf(stderr, "Error: create data dir: %v\n", err)
+		return 1
+	}
+
+	drv, err := newDriver(ac.UnitDriver, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	defer drv.Close()
+
+	cfg := agent.DefaultConfig()
+	cfg.NodeName, cfg.Cell, cfg.Region, cfg.Labels = ac.NodeName, ac.Cell, ac.Region, ac.Labels
+	cfg.DataDir, cfg.Join = ac.DataDir, ac.Join
+	cfg.GossipAddr, cfg.AdvertiseGossip = ac.Addresses.Gossip, ac.Advertise.Gossip
+	cfg.HeartbeatInterval = ac.HeartbeatInterval
+	cfg.Driver = drv
+	cfg.Version = version.Version
+	cfg.Logger = log
+	a, err := agent.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newDriver(name string, log *slog.Logger) (slot.Driver, error) {
+	switch name {
+	case "", spec.DriverSystemd:
+		c := systemd.DefaultConfig()
+		c.Logger = log
+		d, err := systemd.New(c)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Connect(ctx); err != nil {
+			return nil, fmt.Errorf("unit_driver systemd: cannot reach systemd over D-Bus (%v); on a host without systemd use -unit-driver process", err)
+		}
+		return d, nil
+	case spec.DriverProcess:
+		return slot.NewProcessDriver(slot.ProcessConfig{Logger: log})
+	}
+	return nil, fmt.Errorf("unit_driver must be systemd or process, got %q", name)
+}
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }

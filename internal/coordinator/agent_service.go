@@ -174,6 +174,14 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 	sess.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Welcome{
 		Welcome: &rollwavev1.Welcome{LeaderId: s.cfg.NodeID, HeartbeatIntervalMs: defaultHeartbeat.Milliseconds()},
 	}})
+	// What the agent applied while it had no session (or while another
+	// server led) is recorded before new orders go out.
+	for _, ap := range hello.GetApplied() {
+		if ap.GetGeneration() > 0 && ap.GetState() != rollwavev1.AssignmentState_ASSIGNMENT_STATE_UNSPECIFIED {
+			s.recordProgress(sess.hostID, ap.GetApp(), ap.GetGeneration(), ap.GetState(), ap.GetReason())
+		}
+	}
+	s.resendOrders(sess)
 
 	// Receiving runs in its own goroutine so that sending (acks, orders)
 	// never waits on the agent's next message.
@@ -234,9 +242,7 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 			}})
 		case *rollwavev1.AgentMessage_Progress:
 			p := msg.Progress
-			s.writer.updateAssignment(&rollwavev1.AssignmentUpdate{
-				Host: sess.hostID, App: p.GetApp(), Generation: p.GetGeneration(), State: p.GetState(), Reason: p.GetReason(),
-			})
+			s.recordProgress(sess.hostID, p.GetApp(), p.GetGeneration(), p.GetState(), p.GetReason())
 		case *rollwavev1.AgentMessage_Hello:
 			return status.Error(codes.InvalidArgument, "hello may only be the first message of a session")
 		default:

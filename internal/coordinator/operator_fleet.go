@@ -12,7 +12,15 @@ import (
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
+// ListHosts is answered by the leader when one is reachable, since only the
+// leader knows which agents have a session; otherwise from the local
+// replica (connected is then false for every host).
 func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHostsRequest) (*rollwavev1.ListHostsResponse, error) {
+	if client, fctx, isLocal, err := o.s.leaderClient(ctx); err == nil && !isLocal {
+		if resp, err := client.ListHosts(fctx, req); err == nil {
+			return resp, nil
+		}
+	}
 	liveness := o.s.livenessByName()
 	var out []*rollwavev1.HostView
 	for _, h := range o.s.fsm.State().Hosts() {

@@ -61,8 +61,10 @@ var assignmentTransitions = map[v1.AssignmentState][]v1.AssignmentState{
 	v1.AssignmentState_ASSIGNMENT_STATE_FAILED: {
 		v1.AssignmentState_ASSIGNMENT_STATE_REVERTING, v1.AssignmentState_ASSIGNMENT_STATE_REVERTED,
 	},
+	// An agent's isolated revert passes through reverting too.
 	v1.AssignmentState_ASSIGNMENT_STATE_REVERTING: {
-		v1.AssignmentState_ASSIGNMENT_STATE_REVERTED, v1.AssignmentState_ASSIGNMENT_STATE_FAILED,
+		v1.AssignmentState_ASSIGNMENT_STATE_REVERTED, v1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED,
+		v1.AssignmentState_ASSIGNMENT_STATE_FAILED,
 	},
 }
 

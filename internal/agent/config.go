@@ -1,0 +1,108 @@
+// Package agent assembles rollwave-agent: it joins the gossip pool, keeps a
+// session with the coordinator leader, runs assignments on the host's
+// blue/green slots, reports health and metrics, and reverts on its own when
+// it loses the leader in the middle of a bake.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/rollwave/rollwave/internal/deploy/slot"
+)
+
+// Config configures an agent.
+type Config struct {
+	// NodeName is the host id in gossip and raft. Required.
+	NodeName string
+	// Cell and Region place the host; Cell is required.
+	Cell   string
+	Region string
+	// Labels are free-form host labels used by release targets.
+	Labels map[string]string
+	// DataDir holds the slot state, slot directories and the agent's own
+	// order records. Must be absolute.
+	DataDir string
+	// Join lists gossip addresses (host:port) of coordinators or agents.
+	Join []string
+	// JoinTimeout bounds the first join at start; failing it is fatal.
+	JoinTimeout time.Duration
+	// GossipAddr is the gossip listen address (TCP and UDP).
+	GossipAddr string
+	// AdvertiseGossip overrides the address other members dial.
+	AdvertiseGossip string
+	// GossipFast selects short probe intervals (tests).
+	GossipFast bool
+	// HeartbeatInterval is how often the agent reports to the leader.
+	HeartbeatInterval time.Duration
+	// ReconnectMin and ReconnectMax bound the capped exponential backoff
+	// (full jitter) between session attempts.
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+	// Driver runs slot units (systemd or process). Required.
+	Driver slot.Driver
+	// DialContext, when set, replaces the TCP dialer for coordinator
+	// connections (tests use it to cut the agent off).
+	DialContext func(ctx context.Context, addr string) (net.Conn, error)
+	// DiskPath is the filesystem whose usage is reported (default DataDir).
+	DiskPath string
+	// Version is reported in hello and gossip.
+	Version string
+	// Logger receives all logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns defaults matching the agent's config file.
+func DefaultConfig() Config {
+	return Config{
+		Region:            "global",
+		DataDir:           "/var/lib/rollwave-agent",
+		GossipAddr:        "0.0.0.0:7423",
+		JoinTimeout:       30 * time.Second,
+		HeartbeatInterval: 2 * time.Second,
+		ReconnectMin:      200 * time.Millisecond,
+		ReconnectMax:      15 * time.Second,
+		Version:           "dev",
+	}
+}
+
+// Validate names the first bad field.
+func (c *Config) Validate() error {
+	switch {
+	case c.NodeName == "":
+		return errors.New("node_name must not be empty")
+	case c.Cell == "":
+		return errors.New("cell is required: every host belongs to a cell")
+	case c.DataDir == "" || !filepath.IsAbs(c.DataDir):
+		return fmt.Errorf("data_dir must be an absolute path, got %q", c.DataDir)
+	case len(c.Join) == 0:
+		return errors.New("join needs at least one gossip address of a coordinator")
+	case c.HeartbeatInterval <= 0:
+		return fmt.Errorf("heartbeat_interval must be positive, got %s", c.HeartbeatInterval)
+	case c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin:
+		return fmt.Errorf("reconnect backoff must satisfy 0 < min (%s) <= max (%s)", c.ReconnectMin, c.ReconnectMax)
+	case c.JoinTimeout <= 0:
+		return fmt.Errorf("join timeout must be positive, got %s", c.JoinTimeout)
+	case c.Driver == nil:
+		return errors.New("a unit driver is required")
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return fmt.Errorf("join address %q is not host:port: %v", j, err)
+		}
+	}
+	return nil
+}
+
+func (c *Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c.Logger
+}

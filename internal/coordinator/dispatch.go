@@ -1,0 +1,196 @@
+package coordinator
+
+import (
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rollwave/rollwave/internal/raftfsm"
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// The dispatch calls are how leader-side work (the rollout orchestrator)
+// gives orders to agents: each first commits the decision to raft, then
+// sends the order to the host's session if it is connected. An agent that
+// is not connected gets its orders again when its session opens
+// (resendOrders), and agents apply orders idempotently by generation.
+
+// AssignHosts creates the next generation of the release's app on each
+// host, for the given phase, and sends the orders.
+func (s *Server) AssignHosts(releaseID string, phase int32, hosts []string) ([]*rollwavev1.Assignment, error) {
+	if !s.IsLeader() {
+		return nil, notLeaderf("assign hosts")
+	}
+	st := s.fsm.State()
+	rel := st.Release(releaseID)
+	if rel == nil {
+		return nil, status.Errorf(codes.NotFound, "no release %q", releaseID)
+	}
+	app := rel.GetSpec().GetApp()
+	now := time.Now().UnixNano()
+	var as []*rollwavev1.Assignment
+	for _, h := range hosts {
+		var gen uint64 = 1
+		if cur := st.Assignment(h, app); cur != nil {
+			gen = cur.GetGeneration() + 1
+		}
+		as = append(as, &rollwavev1.Assignment{
+			Host: h, App: app, Generation: gen, ReleaseId: releaseID, Phase: phase,
+			State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_ASSIGNED, Version: rel.GetSpec().GetVersion(),
+			CreatedUnixNano: now, UpdatedUnixNano: now,
+		})
+	}
+	if err := s.applyErr(raftfsm.CreateAssignments, &rollwavev1.CreateAssignmentsCommand{TimeUnixNano: now, Assignments: as}); err != nil {
+		return nil, err
+	}
+	for _, a := range as {
+		s.sendTo(a.GetHost(), assignmentOrder(a, rel.GetSpec()))
+	}
+	return as, nil
+}
+
+func assignmentOrder(a *rollwavev1.Assignment, spec *rollwavev1.ReleaseSpec) *rollwavev1.CoordinatorMessage {
+	return &rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Assignment{
+		Assignment: &rollwavev1.AssignmentOrder{Assignment: a, Spec: spec},
+	}}
+}
+
+// OrderRevert records that the host's assignment must revert and tells the
+// agent.
+func (s *Server) OrderRevert(host, app string, gen uint64, reason string) error {
+	if !s.IsLeader() {
+		return notLeaderf("order revert")
+	}
+	res, err := s.Apply(raftfsm.UpdateAssignments, &rollwavev1.UpdateAssignmentsCommand{
+		TimeUnixNano: time.Now().UnixNano(),
+		Updates: []*rollwavev1.AssignmentUpdate{{Host: host, App: app, Generation: gen,
+			State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING, Reason: reason}},
+	})
+	if err != nil {
+		return err
+	}
+	if r, ok := res.(*raftfsm.UpdateResult); ok && r.Applied == 0 {
+		cur := s.fsm.State().Assignment(host, app)
+		return status.Errorf(codes.FailedPrecondition, "cannot revert %s/%s generation %d from state %s", host, app, gen, cur.GetState())
+	}
+	s.sendTo(host, revertOrder(app, gen, reason))
+	return nil
+}
+
+func revertOrder(app string, gen uint64, reason string) *rollwavev1.CoordinatorMessage {
+	return &rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Revert{
+		Revert: &rollwavev1.RevertOrder{App: app, Generation: gen, Reason: reason},
+	}}
+}
+
+// OrderFinalize tells the agent to finalize (drop the old slot per
+// keep_old). The agent reports FINALIZED as progress.
+func (s *Server) OrderFinalize(host, app string, gen uint64) bool {
+	return s.sendTo(host, &rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Finalize{
+		Finalize: &rollwavev1.FinalizeOrder{App: app, Generation: gen},
+	}})
+}
+
+// NotifyVerified tells the agent its phase is verified: it must no longer
+// revert on lost contact.
+func (s *Server) NotifyVerified(host, app string, gen uint64) bool {
+	return s.sendTo(host, &rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Verified{
+		Verified: &rollwavev1.PhaseVerified{App: app, Generation: gen},
+	}})
+}
+
+// sendTo queues a message on the host's session; false when the host is
+// not connected (it gets the order on reconnect).
+func (s *Server) sendTo(host string, m *rollwavev1.CoordinatorMessage) bool {
+	sess := s.agents.get(host)
+	if sess == nil {
+		return false
+	}
+	return sess.Send(m)
+}
+
+// resendOrders sends a freshly connected host what raft says it should be
+// doing: the order of every unfinished assignment, a revert for those being
+// reverted, and the verified flag for phases already verified.
+func (s *Server) resendOrders(sess *agentSession) {
+	st := s.fsm.State()
+	for _, a := range st.HostAssignments(sess.hostID) {
+		rel := st.Release(a.GetReleaseId())
+		if rel == nil {
+			continue
+		}
+		switch a.GetState() {
+		case rollwavev1.AssignmentState_ASSIGNMENT_STATE_ASSIGNED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING,
+			rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING,
+			rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY:
+			sess.Send(assignmentOrder(a, rel.GetSpec()))
+			if ph := phaseOf(rel, a.GetPhase()); ph != nil && ph.GetState() == rollwavev1.PhaseState_PHASE_STATE_VERIFIED {
+				sess.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Verified{
+					Verified: &rollwavev1.PhaseVerified{App: a.GetApp(), Generation: a.GetGeneration()},
+				}})
+			}
+		case rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING:
+			sess.Send(revertOrder(a.GetApp(), a.GetGeneration(), a.GetReason()))
+		}
+	}
+}
+
+func phaseOf(r *rollwavev1.Release, idx int32) *rollwavev1.Phase {
+	if idx < 0 || int(idx) >= len(r.GetPhases()) {
+		return nil
+	}
+	return r.GetPhases()[idx]
+}
+
+// AgentConnected reports whether the host has a session with this leader.
+func (s *Server) AgentConnected(host string) bool { return s.agents.connected(host) }
+
+// AgentHeartbeat returns the host's latest heartbeat and when it came.
+func (s *Server) AgentHeartbeat(host string) (*rollwavev1.Heartbeat, time.Time, bool) {
+	sess := s.agents.get(host)
+	if sess == nil {
+		return nil, time.Time{}, false
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.heartbeat, sess.lastContact, true
+}
+
+
+// happyPath is the order an assignment moves through when all goes well.
+var happyPath = []rollwavev1.AssignmentState{
+	rollwavev1.AssignmentState_ASSIGNMENT_STATE_ASSIGNED,
+	rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING,
+	rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED,
+	rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING,
+	rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY,
+	rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED,
+}
+
+func pathIndex(s rollwavev1.AssignmentState) int {
+	for i, p := range happyPath {
+		if p == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// recordProgress queues an agent's report for raft. Reports can arrive
+// out of step (a session broke, a leader changed, the agent restarted and
+// says where it is in its hello): when the agent is further along the
+// happy path than raft knows, the steps in between are written too, in
+// order, so the state machine is never skipped.
+func (s *Server) recordProgress(host, app string, gen uint64, to rollwavev1.AssignmentState, reason string) {
+	cur := s.fsm.State().Assignment(host, app)
+	if cur != nil && cur.GetGeneration() == gen {
+		from, target := pathIndex(cur.GetState()), pathIndex(to)
+		if from >= 0 && target > from+1 {
+			for _, step := range happyPath[from+1 : target] {
+				s.writer.updateAssignment(&rollwavev1.AssignmentUpdate{Host: host, App: app, Generation: gen, State: step, Reason: "reported late by the agent"})
+			}
+		}
+	}
+	s.writer.updateAssignment(&rollwavev1.AssignmentUpdate{Host: host, App: app, Generation: gen, State: to, Reason: reason})
+}
