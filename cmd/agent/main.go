@@ -50,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		advGossip  = fs.String("advertise-gossip", "", "gossip address others dial (default: the bound one)")
 		logLevel   = fs.String("log-level", "", "debug, info, warn or error")
 		showVer    = fs.Bool("version", false, "print the version and exit")
+		portOffset = fs.Int("port-offset", 0, "add this to every release port (only to run several agents on one machine, as the demo does)")
 		joins      stringList
 		labels     stringList
 	)
@@ -160,6 +161,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.GossipAddr, cfg.AdvertiseGossip = ac.Addresses.Gossip, ac.Advertise.Gossip
 	cfg.HeartbeatInterval = ac.HeartbeatInterval
 	cfg.Driver = drv
+	cfg.PortOffset = *portOffset
 	cfg.Version = version.Version
 	cfg.Logger = log
 	a, err := agent.New(cfg)

@@ -50,6 +50,11 @@ type Config struct {
 	// DialContext, when set, replaces the TCP dialer for coordinator
 	// connections (tests use it to cut the agent off).
 	DialContext func(ctx context.Context, addr string) (net.Conn, error)
+	// PortOffset is added to every port of every release spec this agent
+	// runs (blue_port, green_port, traffic.listen). It exists so several
+	// agents can share one machine's loopback (the demo, in-process
+	// tests); real hosts leave it 0.
+	PortOffset int
 	// DiskPath is the filesystem whose usage is reported (default DataDir).
 	DiskPath string
 	// Version is reported in hello and gossip.
@@ -89,6 +94,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("reconnect backoff must satisfy 0 < min (%s) <= max (%s)", c.ReconnectMin, c.ReconnectMax)
 	case c.JoinTimeout <= 0:
 		return fmt.Errorf("join timeout must be positive, got %s", c.JoinTimeout)
+	case c.PortOffset < 0 || c.PortOffset > 50000:
+		return fmt.Errorf("port offset must be between 0 and 50000, got %d", c.PortOffset)
 	case c.Driver == nil:
 		return errors.New("a unit driver is required")
 	}

@@ -232,6 +232,10 @@ func (a *Agent) recvLoop(ctx context.Context, stream sessionStream) error {
 				a.log.Warn("assignment order without app or spec; ignoring")
 				continue
 			}
+			if err := shiftPorts(o.GetSpec(), a.cfg.PortOffset); err != nil {
+				a.log.Warn("assignment order with a bad traffic address; ignoring", "error", err)
+				continue
+			}
 			a.worker(o.GetAssignment().GetApp()).assign(o)
 		case *rollwavev1.CoordinatorMessage_Revert:
 			a.worker(msg.Revert.GetApp()).revert(msg.Revert.GetGeneration(), msg.Revert.GetReason(), false)

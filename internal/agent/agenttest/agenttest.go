@@ -33,6 +33,9 @@ type Options struct {
 	DataDir string
 	// Heartbeat defaults to 200ms.
 	Heartbeat time.Duration
+	// PortOffset shifts every release port on this agent, so several
+	// agents can run the same release on one loopback.
+	PortOffset int
 }
 
 // Start runs an agent until the test ends (or Stop).
@@ -61,6 +64,7 @@ func Start(t testing.TB, name, cell string, o Options) *Agent {
 	cfg.HeartbeatInterval = hb
 	cfg.ReconnectMin, cfg.ReconnectMax = 50*time.Millisecond, 500*time.Millisecond
 	cfg.Driver = drv
+	cfg.PortOffset = o.PortOffset
 	cfg.DialContext = link.Dial
 	cfg.Logger = log
 	a, err := agent.New(cfg)
