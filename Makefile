@@ -23,8 +23,23 @@ test:
 e2e:
 	@echo "e2e: not yet (real-host scenarios arrive with the Real hosts issue)"
 
-bench:
-	@echo "bench: not yet (the fleet simulator arrives with the Performance issue)"
+# Benchmark suite (test/bench, docs/performance.md): Go micro-benchmarks,
+# the fleet simulator (3 coordinator processes + BENCH_N simulated agents,
+# one zero-bake release; several sizes: BENCH_N="500 1000 2000 5000"),
+# BENCH_KILLS leader-SIGKILL rounds with BENCH_KILL_N agents, and the agent
+# footprint over BENCH_FOOT_WINDOW. Prints a table; every figure lands in
+# $(BENCH_OUT)/results.json. Each part is time-bounded (< 20 min in all
+# with the defaults).
+BENCH_N ?= 1000
+BENCH_KILL_N ?= 200
+BENCH_KILLS ?= 20
+BENCH_FOOT_WINDOW ?= 60s
+BENCH_OUT ?= bin/bench
+bench: build
+	mkdir -p $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -timeout 5m ./test/bench/micro/ | tee $(BENCH_OUT)/micro.txt
+	$(GO) run ./test/bench/cmd/benchsuite -bin bin -n '$(BENCH_N)' -kill-n $(BENCH_KILL_N) -kills $(BENCH_KILLS) \
+		-foot-window $(BENCH_FOOT_WINDOW) -out $(BENCH_OUT)
 
 fuzz:
 	@echo "fuzz: not yet (fuzz targets arrive with the Security issue)"

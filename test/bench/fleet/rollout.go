@@ -136,9 +136,17 @@ func SubmitAndWait(ctx context.Context, c *Cluster, f *Fleet, name, app, maxSize
 	submitted := time.Now()
 	deadline := submitted.Add(timeout)
 	var rel *rollwavev1.Release
+	// A release whose state and phases stop changing for a minute is
+	// stuck (or no rollout engine runs): give up rather than wait.
+	lastChange, lastSig := time.Now(), ""
 	for {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("release %s did not end within %s (state %s)", name, timeout, rel.GetState())
+		}
+		if sig := progressSig(rel); sig != lastSig {
+			lastChange, lastSig = time.Now(), sig
+		} else if time.Since(lastChange) > time.Minute {
+			return nil, fmt.Errorf("release %s stuck for a minute in state %s (%s); is the rollout engine running?", name, rel.GetState(), sig)
 		}
 		time.Sleep(250 * time.Millisecond)
 		rel = nil
@@ -228,4 +236,12 @@ func Analyse(rel *rollwavev1.Release, ds []Delivery, submitted time.Time) *Rollo
 	res.PhaseLastAck = NewDist(lastAcks)
 	res.PhaseOverhead = NewDist(overheads)
 	return res
+}
+
+func progressSig(r *rollwavev1.Release) string {
+	sig := r.GetState().String()
+	for _, p := range r.GetPhases() {
+		sig += fmt.Sprintf(" %d:%s", p.GetIndex(), p.GetState())
+	}
+	return sig
 }

@@ -1,0 +1,225 @@
+// Command benchsuite runs rollwave's benchmark suite (`make bench`): the
+// fleet simulator at one or more fleet sizes, the leader-kill rounds and
+// the agent footprint, then prints a table and writes every figure as
+// JSON. Each part has its own time bound.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rollwave/rollwave/test/bench/fleet"
+	"github.com/rollwave/rollwave/test/bench/footprint"
+)
+
+// Results is everything one suite run measured.
+type Results struct {
+	Machine   Machine                `json:"machine"`
+	Started   time.Time              `json:"started"`
+	Fleet     []*fleet.Result        `json:"fleet"`
+	Kill      *fleet.Result          `json:"leader_kill,omitempty"`
+	Footprint *footprint.Result      `json:"agent_footprint,omitempty"`
+	Errors    map[string]string      `json:"errors,omitempty"`
+	Extra     map[string]interface{} `json:"extra,omitempty"`
+}
+
+// Machine describes where the suite ran.
+type Machine struct {
+	NProc  int    `json:"nproc"`
+	MemMiB int    `json:"mem_mib"`
+	Kernel string `json:"kernel"`
+	Go     string `json:"go"`
+	CPU    string `json:"cpu"`
+}
+
+func machine() Machine {
+	m := Machine{NProc: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		m.MemMiB = kb / 1024
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+func main() {
+	var (
+		bin    = flag.String("bin", "bin", "directory with rollwave and rollwave-agent")
+		ns     = flag.String("n", "1000", "fleet sizes to simulate, space or comma separated")
+		swap   = flag.Duration("swap-latency", 200*time.Millisecond, "simulated swap time per host")
+		killN  = flag.Int("kill-n", 200, "agents during the leader-kill rounds")
+		kills  = flag.Int("kills", 20, "leader-kill rounds (0 skips)")
+		window = flag.Duration("foot-window", 60*time.Second, "agent idle window (0 skips the footprint)")
+		out    = flag.String("out", "bench-results", "directory for results.json and logs")
+		perRun = flag.Duration("run-timeout", 8*time.Minute, "bound on each simulator run")
+		settle = flag.Duration("settle", 10*time.Second, "idle window of each simulator run")
+	)
+	flag.Parse()
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	res := &Results{Machine: machine(), Started: time.Now().UTC(), Errors: map[string]string{}}
+	server := filepath.Join(*bin, "rollwave")
+	agent := filepath.Join(*bin, "rollwave-agent")
+
+	for _, f := range strings.FieldsFunc(*ns, func(r rune) bool { return r == ' ' || r == ',' }) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "benchsuite: bad fleet size %q\n", f)
+			os.Exit(2)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), *perRun)
+		r, err := fleet.Run(ctx, fleet.Options{Bin: server, Fleet: fleetCfg(n, *swap, 0),
+			Ramp: time.Duration(n) * time.Second / 500, Settle: *settle, Rollout: true, MaxSize: "25%",
+			RolloutTimeout: *perRun, RegisterTimeout: 2*time.Minute + time.Duration(n)*20*time.Millisecond, Log: os.Stderr})
+		cancel()
+		if err != nil {
+			res.Errors[fmt.Sprintf("fleet-%d", n)] = err.Error()
+			fmt.Fprintf(os.Stderr, "benchsuite: fleet N=%d: %v\n", n, err)
+			continue
+		}
+		res.Fleet = append(res.Fleet, r)
+		save(*out, res)
+	}
+	if *kills > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), *perRun)
+		r, err := fleet.Run(ctx, fleet.Options{Bin: server, Fleet: fleetCfg(*killN, time.Second, 4*time.Second),
+			Ramp: time.Second, Settle: 2 * time.Second, LeaderKills: *kills,
+			RegisterTimeout: time.Minute, Log: os.Stderr})
+		cancel()
+		if err != nil {
+			res.Errors["leader-kill"] = err.Error()
+			fmt.Fprintf(os.Stderr, "benchsuite: leader kill: %v\n", err)
+		} else {
+			res.Kill = r
+		}
+		save(*out, res)
+	}
+	if *window > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), *window+4*time.Minute)
+		r, err := footprint.Run(ctx, footprint.Options{ServerBin: server, AgentBin: agent, Window: *window,
+			Warmup: 5 * time.Second, Swap: true, Log: os.Stderr})
+		cancel()
+		if err != nil {
+			res.Errors["footprint"] = err.Error()
+			fmt.Fprintf(os.Stderr, "benchsuite: footprint: %v\n", err)
+		} else {
+			res.Footprint = r
+		}
+		save(*out, res)
+	}
+	table(os.Stdout, res)
+	fmt.Printf("\nAll figures: %s\n", filepath.Join(*out, "results.json"))
+	if len(res.Errors) > 0 {
+		os.Exit(1)
+	}
+}
+
+func fleetCfg(n int, swap, jitter time.Duration) fleet.FleetConfig {
+	return fleet.FleetConfig{N: n, Cells: 10, Heartbeat: 2 * time.Second, SwapLatency: swap, SwapJitter: jitter,
+		ReconnectMin: 200 * time.Millisecond, ReconnectMax: 15 * time.Second}
+}
+
+func save(dir string, r *Results) {
+	b, _ := json.MarshalIndent(r, "", "  ")
+	_ = os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+func table(w0 *os.File, r *Results) {
+	m := r.Machine
+	fmt.Fprintf(w0, "\nrollwave bench — %d cores (%s), %d MiB, Linux %s, %s\n\n", m.NProc, m.CPU, m.MemMiB, m.Kernel, m.Go)
+	w := tabwriter.NewWriter(w0, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "FIGURE\tVALUE\tTARGET\t")
+	for _, f := range r.Fleet {
+		p := fmt.Sprintf("fleet N=%d:", f.N)
+		fmt.Fprintf(w, "%s register all agents\t%.1f s\t\t\n", p, f.RegisterSeconds)
+		fmt.Fprintf(w, "%s heartbeats handled\t%.0f /s (sent %.0f /s)\t\t\n", p, f.HeartbeatsPerSec, f.HeartbeatsSentPS)
+		if ro := f.Rollout; ro != nil {
+			t := ""
+			if f.N == 1000 {
+				t = verdict(ro.PhaseOverhead.P50 <= 100 && ro.PhaseOverhead.P99 <= 500)
+			}
+			fmt.Fprintf(w, "%s phase overhead p50/p99/max (%d phases)\t%.0f / %.0f / %.0f ms\tp50 ≤ 100, p99 ≤ 500 ms at 1,000 %s\t\n", p, len(ro.Phases), ro.PhaseOverhead.P50, ro.PhaseOverhead.P99, ro.PhaseOverhead.Max, t)
+			fmt.Fprintf(w, "%s decision → last ack p50/p99/max\t%.0f / %.0f / %.0f ms\t\t\n", p, ro.PhaseLastAck.P50, ro.PhaseLastAck.P99, ro.PhaseLastAck.Max)
+			fmt.Fprintf(w, "%s decision → order, all hosts p50/p99/max\t%.0f / %.0f / %.0f ms\t\t\n", p, ro.OrderLatency.P50, ro.OrderLatency.P99, ro.OrderLatency.Max)
+			fmt.Fprintf(w, "%s total rollout (%s)\t%.1f s\t\t\n", p, strings.TrimPrefix(ro.State, "RELEASE_STATE_"), ro.TotalSeconds)
+			fmt.Fprintf(w, "%s raft entries / bytes, rollout\t%d / %.0f KiB\t\t\n", p, f.Raft.RolloutEntries, float64(f.Raft.RolloutBytes)/1024)
+		}
+		fmt.Fprintf(w, "%s raft entries / bytes, registration\t%d / %.0f KiB\t\t\n", p, f.Raft.RegisterEntries, float64(f.Raft.RegisterBytes)/1024)
+		for _, c := range f.Coordinators {
+			role := "follower"
+			if c.Leader {
+				role = "leader"
+			}
+			fmt.Fprintf(w, "%s %s (%s) peak RSS / CPU\t%.1f MiB / %.1f s (idle %.1f%%)\t\t\n", p, c.Name, role, c.PeakRSSMiB, c.CPUSeconds, c.IdleCPUPct)
+		}
+		fmt.Fprintf(w, "%s leader RSS per 1,000 agents (peak; marginal)\t%.1f ; %.1f MiB\t≤ 64 MiB %s\t\n", p, f.LeaderPeakMiBPer1k, f.LeaderMarginalMiBPer1k, verdict(f.LeaderPeakMiBPer1k <= 64))
+		fmt.Fprintf(w, "%s elections after bootstrap / leader changes\t%d / %d\t0 %s\t\n", p, f.Elections, f.LeaderChanges, verdict(f.Elections == 0 && f.LeaderChanges == 0))
+		fmt.Fprintf(w, "%s simulator CPU / peak RSS\t%.1f s / %.0f MiB\t\t\n", p, f.SimCPUSeconds, f.SimPeakRSSMiB)
+	}
+	if k := r.Kill; k != nil && k.Kill != nil {
+		kk := k.Kill
+		fmt.Fprintf(w, "leader SIGKILL → progress recorded (N=%d, %d/%d rounds) p50/p99/max\t%.2f / %.2f / %.2f s\tp99 ≤ 3 s %s\t\n", k.N, len(kk.Seconds), kk.Rounds, kk.P50, kk.P99, kk.Max, verdict(kk.P99 <= 3 && kk.Failed == 0))
+	}
+	if f := r.Footprint; f != nil {
+		fmt.Fprintf(w, "agent idle RSS (anon + file-backed)\t%.1f MiB (%.1f + %.1f)\t≤ 20 MiB %s\t\n", f.IdleRSSMiB, f.IdleAnonMiB, f.IdleFileMiB, verdict(f.IdleRSSMiB <= 20))
+		fmt.Fprintf(w, "agent idle CPU over %.0f s\t%.2f %%\t≤ 0.5 %% %s\t\n", f.WindowSeconds, f.IdleCPUPct, verdict(f.IdleCPUPct <= 0.5))
+		if f.SwapError == "" {
+			fmt.Fprintf(w, "agent swap: peak RSS / CPU / time\t%.1f MiB / %.2f s / %.1f s\t\t\n", f.SwapPeakMiB, f.SwapCPUSeconds, f.SwapSeconds)
+		} else {
+			fmt.Fprintf(w, "agent swap\tnot measured: %s\t\t\n", f.SwapError)
+		}
+	}
+	w.Flush()
+	if len(r.Fleet) > 1 {
+		fmt.Fprintln(w0, "\nScaling:")
+		w = tabwriter.NewWriter(w0, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "N\tregister s\thb/s\toverhead p50/p99 ms\tlast ack p50/p99 ms\trollout s\tleader peak MiB\tMiB/1k\telections\t")
+		for _, f := range r.Fleet {
+			var o, a fleet.Dist
+			tot := 0.0
+			if f.Rollout != nil {
+				o, a, tot = f.Rollout.PhaseOverhead, f.Rollout.PhaseLastAck, f.Rollout.TotalSeconds
+			}
+			peak := 0.0
+			for _, c := range f.Coordinators {
+				if c.Leader {
+					peak = c.PeakRSSMiB
+				}
+			}
+			fmt.Fprintf(w, "%d\t%.1f\t%.0f\t%.0f / %.0f\t%.0f / %.0f\t%.1f\t%.1f\t%.1f\t%d\t\n", f.N, f.RegisterSeconds, f.HeartbeatsPerSec, o.P50, o.P99, a.P50, a.P99, tot, peak, f.LeaderPeakMiBPer1k, f.Elections)
+		}
+		w.Flush()
+	}
+	for k, v := range r.Errors {
+		fmt.Fprintf(w0, "ERROR %s: %s\n", k, v)
+	}
+}
