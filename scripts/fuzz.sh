@@ -6,6 +6,7 @@
 #
 #   FUZZTIME=30s scripts/fuzz.sh            # shorter runs
 #   FUZZPARALLEL=1 scripts/fuzz.sh          # fewer workers (default: GOMAXPROCS)
+#   FUZZMINIMIZETIME=10s scripts/fuzz.sh    # time spent minimizing each new input (default 30s)
 #   scripts/fuzz.sh FuzzParseRelease        # only the named targets
 set -euo pipefail
 
@@ -23,7 +24,7 @@ targets=(
 )
 
 fuzztime=${FUZZTIME:-2m}
-extra=()
+extra=(-fuzzminimizetime "${FUZZMINIMIZETIME:-30s}")
 if [[ -n "${FUZZPARALLEL:-}" ]]; then
 	extra+=(-parallel "$FUZZPARALLEL")
 fi
