@@ -261,7 +261,7 @@ func TestKeyringMerge(t *testing.T) {
 		nil,
 		[]byte("K{"),
 		[]byte(`K{"v":9,"o":"x","k":[],"p":""}`),
-		encodeKeyring(KeyringState{Keys: [][]byte{k1}, Primary: k2, Version: 9}),   // primary not listed
+		encodeKeyring(KeyringState{Keys: [][]byte{k1}, Primary: k2, Version: 9}), // primary not listed
 		encodeKeyring(KeyringState{Keys: [][]byte{[]byte("short")}, Primary: []byte("short"), Version: 9}),
 	}
 	for i, b := range bad {
