@@ -142,6 +142,10 @@ func (r *Reloader) serverConfig(m *material) *tls.Config {
 		ClientCAs:        m.roots,
 		NextProtos:       []string{"h2"},
 		VerifyConnection: r.verifyClient,
+		// No resumption: a resumed session would skip verifying the client
+		// against the CA current at that moment, and rollwave's connections
+		// are few and long-lived anyway.
+		SessionTicketsDisabled: true,
 	}
 }
 
