@@ -75,6 +75,7 @@ func FuzzStageTarGz(f *testing.F) {
 		{{name: "self", link: "self", typ: sym}, {name: "self/x", typ: reg, body: "x"}},
 		{{name: "a", link: ".", typ: sym}, {name: "a/a/b", typ: reg, body: "x"}},
 		{{name: "d/s", link: "..", typ: sym}, {name: "t", link: "d/s/..", typ: sym}},
+		{{name: "a/b/s", link: "../../x", typ: sym}, {name: "t", link: "a/b/s", typ: lnk}},
 	}
 	for _, s := range seeds {
 		f.Add(fuzzTarGz(f, s...))
