@@ -86,7 +86,10 @@ Flags take one dash or two: -address and --address are the same flag.`,
 		newCellsCommand(a),
 		newReleaseCommand(a),
 		newFreezeCommand(a),
+		newTLSCommand(),
+		newKeygenCommand(),
 	)
+	addGossipKeyringCommand(root, a)
 	return root
 }
 
