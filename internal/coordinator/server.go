@@ -44,10 +44,10 @@ type Server struct {
 	grpcLn  net.Listener
 	// tls holds the current certificates (nil without TLS); ReloadTLS
 	// swaps them.
-	tls *tlsutil.Reloader
-	fwd     *forwarder
-	agents  *agentRegistry
-	writer  *hostWriter
+	tls    *tlsutil.Reloader
+	fwd    *forwarder
+	agents *agentRegistry
+	writer *hostWriter
 
 	// advertised addresses, resolved after binding.
 	grpcAddr string

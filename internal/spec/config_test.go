@@ -26,6 +26,7 @@ func TestParseServerConfig(t *testing.T) {
 			SnapshotThreshold:  4096,
 			TrailingLogs:       2048,
 		},
+		TLS: TLSConfig{VerifyServerHostname: true},
 	}
 	for _, name := range []string{"testdata/config/server.hcl", "testdata/config/server.json"} {
 		got, err := ParseServerConfig(name, readFile(t, name))
@@ -196,6 +197,7 @@ func TestParseAgentConfig(t *testing.T) {
 		Addresses:         AgentAddresses{Gossip: "0.0.0.0:7423"},
 		Advertise:         AgentAddresses{Gossip: "10.1.2.17:7423"},
 		LogLevel:          LogWarn,
+		TLS:               TLSConfig{VerifyServerHostname: true},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", got, want)
