@@ -10,7 +10,8 @@ import (
 )
 
 // ReleaseSpec is a zero-bake release (bake 1 ms: a bake must be positive)
-// with geometric phases (canary 1, factor 2, max_size cap). The artifact
+// with geometric phases (canary, factor 2, max_size cap; phases from the
+// fourth on may span cells). The artifact
 // is never fetched: the simulated unit driver only sleeps.
 func ReleaseSpec(name, app, maxSize string, canary int) string {
 	return fmt.Sprintf(`release %q {
@@ -36,6 +37,7 @@ func ReleaseSpec(name, app, maxSize string, canary int) string {
     growth   = "geometric"
     factor   = 2
     max_size = %q
+    parallel_cells_after = 3
   }
   health {
     check "unit" {}
