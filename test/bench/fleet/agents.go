@@ -56,10 +56,13 @@ type Fleet struct {
 	Redirects atomic.Int64
 	connected atomic.Int64
 
-	mu         sync.Mutex
-	deliveries []*Delivery
-	byKey      map[string]*Delivery
-	lastReport atomic.Int64 // unix nano of the newest progress sent
+	mu          sync.Mutex
+	deliveries  []*Delivery
+	byKey       map[string]*Delivery
+	lastReport  atomic.Int64 // unix nano of the newest progress sent
+	lastWelcome atomic.Int64
+	// markAt/markWelcome: the first welcome after MarkWelcomes was called.
+	markAt, markWelcome atomic.Int64
 }
 
 // NewFleet prepares the agents; Run connects them.
@@ -223,6 +226,8 @@ func (a *simAgent) session(ctx context.Context, addr string) error {
 		return errors.New("welcome too late")
 	}
 	a.f.Sessions.Add(1)
+	a.f.lastWelcome.Store(time.Now().UnixNano())
+	a.f.firstWelcomeSince(time.Now())
 	a.f.connected.Add(1)
 	defer a.f.connected.Add(-1)
 
@@ -390,5 +395,26 @@ func (f *Fleet) healthy(host, app string, gen uint64) {
 	defer f.mu.Unlock()
 	if d := f.byKey[deliveryKey(host, app, gen)]; d != nil && d.HealthyAt.IsZero() {
 		d.HealthyAt = now
+	}
+}
+
+// MarkWelcomes starts watching for the first session welcomed from now on.
+func (f *Fleet) MarkWelcomes() {
+	f.markWelcome.Store(0)
+	f.markAt.Store(time.Now().UnixNano())
+}
+
+// FirstWelcome is when the first session after MarkWelcomes was welcomed
+// (zero if none yet).
+func (f *Fleet) FirstWelcome() time.Time {
+	if v := f.markWelcome.Load(); v != 0 {
+		return time.Unix(0, v)
+	}
+	return time.Time{}
+}
+
+func (f *Fleet) firstWelcomeSince(t time.Time) {
+	if at := f.markAt.Load(); at != 0 && t.UnixNano() > at {
+		f.markWelcome.CompareAndSwap(0, t.UnixNano())
 	}
 }

@@ -54,6 +54,7 @@ func leaderKills(ctx context.Context, c *Cluster, f *Fleet, o *Options, forced f
 			continue
 		}
 		time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
+		f.MarkWelcomes()
 		killAt := time.Now()
 		forced()
 		c.Kill(l)
@@ -63,6 +64,9 @@ func leaderKills(ctx context.Context, c *Cluster, f *Fleet, o *Options, forced f
 			if newLeaderAt.IsZero() {
 				if nl := c.Leader(); nl >= 0 && nl != l {
 					newLeaderAt = time.Now()
+					// The new leader's gossip flag reaches real agents
+					// within a gossip round; the hint stands in for it.
+					f.SetLeaderHint(c.Nodes[nl].GRPC)
 				}
 			}
 			for _, a := range assignments(ctx, c, follower, name) {
@@ -90,7 +94,13 @@ func leaderKills(ctx context.Context, c *Cluster, f *Fleet, o *Options, forced f
 			if !newLeaderAt.IsZero() {
 				kr.Election = append(kr.Election, newLeaderAt.Sub(killAt).Seconds())
 			}
-			o.logf("round %d: killed %s, progress recorded again after %.2fs", r, c.Nodes[l].Name, first.Seconds())
+			sess := 0.0
+			if w := f.FirstWelcome(); !w.IsZero() {
+				sess = w.Sub(killAt).Seconds()
+			}
+			kr.FirstSession = append(kr.FirstSession, sess)
+			o.logf("round %d: killed %s; new leader seen after %.2fs, first agent session %.2fs, progress recorded %.2fs",
+				r, c.Nodes[l].Name, newLeaderAt.Sub(killAt).Seconds(), sess, first.Seconds())
 		}
 		if nl, err := c.WaitLeader(30 * time.Second); err == nil {
 			actx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -66,13 +66,16 @@ type RaftUsage struct {
 
 // KillResult is the leader-kill bench.
 type KillResult struct {
-	Rounds   int       `json:"rounds"`
-	Failed   int       `json:"failed_rounds"`
-	Seconds  []float64 `json:"seconds"`
-	P50      float64   `json:"p50_seconds"`
-	P99      float64   `json:"p99_seconds"`
-	Max      float64   `json:"max_seconds"`
-	Election []float64 `json:"new_leader_seconds"`
+	Rounds  int       `json:"rounds"`
+	Failed  int       `json:"failed_rounds"`
+	Seconds []float64 `json:"seconds"`
+	P50     float64   `json:"p50_seconds"`
+	P99     float64   `json:"p99_seconds"`
+	Max     float64   `json:"max_seconds"`
+	// Per round: kill → a new leader answers Status (polled every 50 ms),
+	// kill → the first agent session welcomed again.
+	Election     []float64 `json:"new_leader_seconds"`
+	FirstSession []float64 `json:"first_session_seconds"`
 }
 
 // Result is what one run prints as JSON.
