@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
 
+	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -44,6 +45,9 @@ type Server struct {
 	fwd     *forwarder
 	agents  *agentRegistry
 	writer  *hostWriter
+	rollout *rollout.Orchestrator
+	// assignMu serialises AssignHosts (read the generation, then commit).
+	assignMu sync.Mutex
 
 	// advertised addresses, resolved after binding.
 	grpcAddr string
@@ -116,6 +120,9 @@ func New(cfg Config) (_ *Server, err error) {
 	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageSize))
 	rollwavev1.RegisterOperatorServiceServer(s.grpcSrv, &operatorService{s: s})
 	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, newAgentService(s))
+	if err := s.setupRollout(); err != nil {
+		return nil, fmt.Errorf("rollout orchestrator: %w", err)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
