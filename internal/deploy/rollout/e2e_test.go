@@ -20,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/rollwave/rollwave/internal/agent/agenttest"
 	"github.com/rollwave/rollwave/internal/coordinator"
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
@@ -263,11 +266,23 @@ func (f *fleet) spec(name, version string, o specOpts) string {
 
 func (f *fleet) start(name, version string, o specOpts) {
 	f.t.Helper()
-	if _, err := f.client().SubmitRelease(ctxT(f.t), &v1.SubmitReleaseRequest{
-		SourceName: name + ".hcl", Source: []byte(f.spec(name, version, o)), Start: true, Actor: "test",
-	}); err != nil {
+	src := []byte(f.spec(name, version, o))
+	// Retried while leadership settles (busy test machines re-elect).
+	testutil.WaitFor(f.t, 20*time.Second, func() (bool, string) {
+		_, err := f.client().SubmitRelease(ctxT(f.t), &v1.SubmitReleaseRequest{
+			SourceName: name + ".hcl", Source: src, Start: true, Actor: "test",
+		})
+		switch status.Code(err) {
+		case codes.OK:
+			return true, ""
+		case codes.Unavailable, codes.DeadlineExceeded:
+			return false, fmt.Sprintf("start %s: %v", name, err)
+		case codes.AlreadyExists:
+			return true, "" // an earlier attempt went through
+		}
 		f.t.Fatalf("start %s: %v", name, err)
-	}
+		return false, ""
+	})
 }
 
 func (f *fleet) release(id string) *v1.Release { return f.leader().FSM().State().Release(id) }

@@ -387,6 +387,9 @@ func (o *Orchestrator) recordHostFailures(ctx context.Context, rn *run, r *rollw
 
 // evaluateBake reads the phase gates at the bake deadline.
 func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase, views []hostView, budgets []gateResult) error {
+	if o.awaitingMetrics(views) {
+		return nil // a new leader: give agents time to reconnect and report
+	}
 	results := append([]gateResult{}, budgets...)
 	results = append(results, o.thresholdGates(r, views)...)
 	results = append(results, o.baselineGates(r, p, views)...)
@@ -415,6 +418,27 @@ func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.
 			p.GetIndex(), strings.Join(inconclusive, "; ")))
 	}
 	return o.setPhase(ctx, r, p, phVerified, fmt.Sprintf("bake of %s passed %d gate(s)", time.Duration(p.GetBakeMs())*time.Millisecond, len(results)), time.Time{})
+}
+
+// awaitingMetrics reports whether a healthy host has not sent this leader
+// a heartbeat yet while the leader is younger than UnreachableAfter: right
+// after a failover the gates would otherwise read "no data".
+func (o *Orchestrator) awaitingMetrics(views []hostView) bool {
+	o.mu.Lock()
+	young := o.now().Sub(o.enabledAt) < o.cfg.UnreachableAfter
+	o.mu.Unlock()
+	if !young {
+		return false
+	}
+	for _, v := range views {
+		if v.status != hostHealthy {
+			continue
+		}
+		if _, _, ok := o.agents.Heartbeat(v.host); !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // failPhase records every gate reading (the failing ones as gate.failed),
