@@ -76,14 +76,3 @@ func (s *sampleStore) values(host, app, metric, version string, want bool, from,
 	}
 	return out
 }
-
-// forget drops every series of a host (it left the fleet).
-func (s *sampleStore) forget(host string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k := range s.series {
-		if k.host == host {
-			delete(s.series, k)
-		}
-	}
-}

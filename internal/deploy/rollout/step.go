@@ -14,12 +14,6 @@ import (
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
-type (
-	rs = rollwavev1.ReleaseState
-	ps = rollwavev1.PhaseState
-	as = rollwavev1.AssignmentState
-)
-
 const (
 	relRunning     = rollwavev1.ReleaseState_RELEASE_STATE_RUNNING
 	relPaused      = rollwavev1.ReleaseState_RELEASE_STATE_PAUSED
@@ -110,14 +104,14 @@ func (o *Orchestrator) events(ctx context.Context, evs ...*rollwavev1.Event) err
 	return o.w.AppendEvents(ctx, &rollwavev1.AppendEventsCommand{TimeUnixNano: now, Events: evs})
 }
 
-func (o *Orchestrator) setRelease(ctx context.Context, r *rollwavev1.Release, to rs, reason string) error {
+func (o *Orchestrator) setRelease(ctx context.Context, r *rollwavev1.Release, to rollwavev1.ReleaseState, reason string) error {
 	o.log.Info("release state", "release_id", r.GetId(), "to", stateName(to), "reason", reason)
 	return o.w.SetReleaseState(ctx, &rollwavev1.SetReleaseStateCommand{
 		TimeUnixNano: o.now().UnixNano(), ReleaseId: r.GetId(), State: to, Reason: reason, Actor: Actor, CurrentPhase: -1,
 	})
 }
 
-func (o *Orchestrator) setPhase(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase, to ps, reason string, deadline time.Time) error {
+func (o *Orchestrator) setPhase(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase, to rollwavev1.PhaseState, reason string, deadline time.Time) error {
 	o.log.Info("phase state", "release_id", r.GetId(), "phase", p.GetIndex(), "to", stateName(to), "reason", reason)
 	cmd := &rollwavev1.SetPhaseStateCommand{
 		TimeUnixNano: o.now().UnixNano(), ReleaseId: r.GetId(), Index: p.GetIndex(), State: to, Reason: reason,
