@@ -32,6 +32,11 @@ type Config struct {
 	// RevertTimeout bounds the wait for ordered reverts; hosts still not
 	// reverted then make the release failed. Default 2m.
 	RevertTimeout time.Duration
+	// RevertSettle: a host still "reverting" this long after the order,
+	// connected and serving another version than the release's, is taken
+	// as back (an agent that never got the assignment ignores its revert).
+	// Default 10s.
+	RevertSettle time.Duration
 	// RevertAttempts bounds revert orders per host and generation.
 	// Default 3.
 	RevertAttempts int
@@ -59,6 +64,7 @@ func DefaultConfig() Config {
 		FinalizeTimeout:   time.Minute,
 		FinalizeResend:    2 * time.Second,
 		RevertTimeout:     2 * time.Minute,
+		RevertSettle:      10 * time.Second,
 		RevertAttempts:    3,
 		RetryMin:          200 * time.Millisecond,
 		RetryMax:          5 * time.Second,
@@ -73,7 +79,7 @@ func (c Config) Validate() error {
 		name string
 		v    time.Duration
 	}{{"Tick", c.Tick}, {"UnreachableAfter", c.UnreachableAfter}, {"FinalizeTimeout", c.FinalizeTimeout},
-		{"FinalizeResend", c.FinalizeResend}, {"RevertTimeout", c.RevertTimeout}, {"RetryMin", c.RetryMin}, {"RetryMax", c.RetryMax}} {
+		{"FinalizeResend", c.FinalizeResend}, {"RevertTimeout", c.RevertTimeout}, {"RevertSettle", c.RevertSettle}, {"RetryMin", c.RetryMin}, {"RetryMax", c.RetryMax}} {
 		if d.v <= 0 {
 			return fmt.Errorf("rollout: %s must be positive, got %s", d.name, d.v)
 		}

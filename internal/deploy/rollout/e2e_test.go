@@ -369,10 +369,19 @@ func (f *fleet) assignedOnce(id string) {
 		}
 		gens[k] = true
 	}
+	// The audit log agrees: one hosts.assigned entry per host.
+	audited := map[string]int{}
+	for _, e := range f.eventsOf(id) {
+		if e.GetKind() == "hosts.assigned" {
+			for _, h := range strings.Split(e.GetEvidence()["hosts"], ",") {
+				audited[h]++
+			}
+		}
+	}
 	for _, p := range f.release(id).GetPhases() {
 		for _, h := range p.GetHosts() {
-			if count[h] != 1 {
-				f.t.Errorf("host %s assigned %d times by %s, want once", h, count[h], id)
+			if count[h] != 1 || audited[h] != 1 {
+				f.t.Errorf("host %s assigned %d times by %s (%d in the audit log), want once", h, count[h], id, audited[h])
 			}
 		}
 	}

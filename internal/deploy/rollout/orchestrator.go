@@ -253,24 +253,26 @@ func (o *Orchestrator) ForgetForTest() {
 // repeated) by a new leader — flags that keep events from being written
 // twice, and the start of bounded waits.
 type run struct {
-	id            string
-	held          map[int32]string
-	verifiedSent  map[int32]bool
-	skipLogged    map[int32]bool
-	hostLogged    map[string]bool
-	finalizeStart time.Time
-	finalizeSent  map[string]time.Time
-	revertStart   time.Time
-	revertTries   map[string]int
-	revertLogged  bool
-	pausedPhase   int32
+	id              string
+	held            map[int32]string
+	verifiedSent    map[int32]bool
+	skipLogged      map[int32]bool
+	hostLogged      map[string]bool
+	finalizeStart   time.Time
+	finalizeSent    map[string]time.Time
+	revertStart     time.Time
+	revertTries     map[string]int
+	revertOrderedAt map[string]time.Time
+	revertLogged    bool
+	pausedPhase     int32
 }
 
 func newRun(id string) *run {
 	return &run{
 		id: id, held: map[int32]string{}, verifiedSent: map[int32]bool{}, skipLogged: map[int32]bool{},
 		hostLogged: map[string]bool{}, finalizeSent: map[string]time.Time{}, revertTries: map[string]int{},
-		pausedPhase: -1,
+		revertOrderedAt: map[string]time.Time{},
+		pausedPhase:     -1,
 	}
 }
 

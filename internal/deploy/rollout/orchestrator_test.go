@@ -422,3 +422,36 @@ func TestReleaseWithoutPhasesIsPlannedAtStart(t *testing.T) {
 		t.Fatalf("events:\n%s", c.dumpEvents("r"))
 	}
 }
+
+func TestRevertOfAHostThatNeverStartedSettles(t *testing.T) {
+	c := newCluster(t, sixHosts)
+	c.submit("r", [][]string{{"h1", "h2"}}, nil)
+	c.settle("r")
+	c.report("h1", healthy)
+	// h2 never got its order: still assigned, heartbeats show version 1.
+	c.hbs["h2"] = &v1.Heartbeat{Slots: []*v1.SlotMetrics{{App: "api", Version: "1"}}}
+	c.must(raftfsm.SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: c.now.UnixNano(), ReleaseId: "r", State: rollingBack, Actor: "bob", CurrentPhase: -1})
+	c.settle("r")
+	c.report("h1", reverted)
+	c.settle("r")
+	c.wantRelease("r", rollingBack) // h2 is reverting; its agent ignores the order
+	c.advance(11 * time.Second)
+	c.settle("r")
+	c.wantRelease("r", rolledBack)
+}
+
+func TestAssignmentsAreAudited(t *testing.T) {
+	c := newCluster(t, sixHosts)
+	c.submit("r", [][]string{{"h1", "h2"}}, nil)
+	c.settle("r")
+	ev := c.events("r", "hosts.assigned")
+	if len(ev) != 1 || ev[0].GetEvidence()["hosts"] != "h1,h2" || ev[0].GetEvidence()["host.h1"] != "generation 1" {
+		t.Fatalf("hosts.assigned:\n%s", c.dumpEvents("r"))
+	}
+	// A new leader does not assign again.
+	c.o.ForgetForTest()
+	c.settle("r")
+	if n := len(c.events("r", "hosts.assigned")); n != 1 {
+		t.Fatalf("%d hosts.assigned events after a failover, want 1", n)
+	}
+}

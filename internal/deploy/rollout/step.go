@@ -185,13 +185,13 @@ func (o *Orchestrator) startPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 	if err := o.setPhase(ctx, r, p, phDeploying, msg, time.Time{}); err != nil {
 		return err
 	}
-	return o.assignMissing(r, p)
+	return o.assignMissing(ctx, r, p)
 }
 
 // assignMissing assigns the phase's hosts that have no assignment of this
 // release yet, in one batch. A host is never assigned twice by a release:
 // after a failover the new leader only fills the gaps.
-func (o *Orchestrator) assignMissing(r *rollwavev1.Release, p *rollwavev1.Phase) error {
+func (o *Orchestrator) assignMissing(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase) error {
 	app := r.GetSpec().GetApp()
 	var hosts []string
 	for _, h := range p.GetHosts() {
@@ -210,10 +210,19 @@ func (o *Orchestrator) assignMissing(r *rollwavev1.Release, p *rollwavev1.Phase)
 	if len(hosts) == 0 {
 		return nil
 	}
-	if _, err := o.agents.AssignHosts(r.GetId(), p.GetIndex(), hosts); err != nil {
+	as, err := o.agents.AssignHosts(r.GetId(), p.GetIndex(), hosts)
+	if err != nil {
 		return fmt.Errorf("assign %d host(s) of phase %d: %w", len(hosts), p.GetIndex(), err)
 	}
-	return nil
+	evidence := map[string]string{}
+	var names []string
+	for _, a := range as {
+		evidence["host."+a.GetHost()] = fmt.Sprintf("generation %d", a.GetGeneration())
+		names = append(names, a.GetHost())
+	}
+	evidence["hosts"] = strings.Join(names, ",")
+	return o.events(ctx, ev(r, p.GetIndex(), "hosts.assigned",
+		fmt.Sprintf("phase %d: %d host(s) assigned version %s", p.GetIndex(), len(as), r.GetSpec().GetVersion()), evidence))
 }
 
 // hostDeadline is how long after assignment a host may take to become
@@ -296,7 +305,7 @@ func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now 
 // reads the phase gates at the bake deadline.
 func (o *Orchestrator) watchPhase(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase) error {
 	if p.GetState() == phDeploying {
-		if err := o.assignMissing(r, p); err != nil {
+		if err := o.assignMissing(ctx, r, p); err != nil {
 			return err
 		}
 	}
@@ -637,6 +646,17 @@ func (o *Orchestrator) orderReverts(ctx context.Context, rn *run, r *rollwavev1.
 			}
 			order = append(order, a)
 		case asReverting:
+			// An agent that never received its assignment ignores the
+			// revert order of that generation; once it is connected and
+			// shows the old version for a while, it is back.
+			ordered, ok := rn.revertOrderedAt[key]
+			if !ok {
+				ordered = rn.revertStart
+			}
+			if !ordered.IsZero() && o.now().Sub(ordered) > o.cfg.RevertSettle && o.agents.Connected(a.GetHost()) &&
+				!o.servesVersion(a.GetHost(), a.GetApp(), version) {
+				continue
+			}
 			waiting = append(waiting, a.GetHost())
 		case asFinalized:
 			stuck = append(stuck, a.GetHost()) // its old slot is gone
@@ -657,6 +677,7 @@ func (o *Orchestrator) orderReverts(ctx context.Context, rn *run, r *rollwavev1.
 	var errs []error
 	for _, a := range order {
 		rn.revertTries[hostGenKey(a.GetHost(), a.GetGeneration())]++
+		rn.revertOrderedAt[hostGenKey(a.GetHost(), a.GetGeneration())] = o.now()
 		if err := o.agents.OrderRevert(a.GetHost(), a.GetApp(), a.GetGeneration(), reason); err != nil {
 			errs = append(errs, fmt.Errorf("revert %s: %w", a.GetHost(), err))
 			continue
