@@ -287,7 +287,16 @@ func (f *fleet) start(name, version string, o specOpts) {
 
 func (f *fleet) release(id string) *v1.Release { return f.leader().FSM().State().Release(id) }
 
-func (f *fleet) eventsOf(id string) []*v1.Event { return f.leader().FSM().State().Events(id, 0, 0) }
+// eventsOf lists a release's audit events through the API behind
+// 'rollwave release events ID'.
+func (f *fleet) eventsOf(id string) []*v1.Event {
+	f.t.Helper()
+	resp, err := f.client().ListEvents(ctxT(f.t), &v1.ListEventsRequest{ReleaseId: id})
+	if err != nil {
+		return f.leader().FSM().State().Events(id, 0, 0) // leadership moving: read the replica
+	}
+	return resp.GetEvents()
+}
 
 func (f *fleet) dump(id string) string {
 	var b strings.Builder
