@@ -146,7 +146,9 @@ func (f *fleet) artifact(version string, burn bool) (string, string) {
 	}
 	burner := ""
 	if burn {
-		burner = "timeout 30 sh -c 'while :; do :; done' &\n"
+		// --foreground keeps timeout in the slot's process group, so
+		// stopping the slot kills the burner too; 20s bounds it anyway.
+		burner = "timeout --foreground 20 sh -c 'while :; do :; done' &\n"
 	}
 	run := "#!/bin/sh\n" +
 		"dir=\"$1\"; port=\"$2\"\n" +
