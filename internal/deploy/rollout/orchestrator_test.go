@@ -455,3 +455,21 @@ func TestAssignmentsAreAudited(t *testing.T) {
 		t.Fatalf("%d hosts.assigned events after a failover, want 1", n)
 	}
 }
+
+func TestNewLeaderWaitsBoundedForMetricsAtTheDeadline(t *testing.T) {
+	c := newCluster(t, sixHosts)
+	c.submit("r", [][]string{{"h1"}, {"h2"}}, func(s *v1.ReleaseSpec) { s.Gates.MaxCpuPercent = 90 })
+	c.settle("r")
+	c.healthyAll("r", 0)
+	c.now = time.Unix(0, c.phase("r", 0).GetBakeDeadlineUnixNano()).Add(time.Second)
+	c.o.ForgetForTest()
+	delete(c.hbs, "h1") // the new leader has no heartbeat from h1 yet
+	c.settle("r")
+	c.wantPhase("r", 0, baking)
+	c.advance(11 * time.Second) // UnreachableAfter: no more waiting; no data is inconclusive
+	c.settle("r")
+	c.wantRelease("r", paused)
+	if len(c.events("r", "gate.inconclusive")) != 1 {
+		t.Fatalf("events:\n%s", c.dumpEvents("r"))
+	}
+}
