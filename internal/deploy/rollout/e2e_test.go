@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -79,12 +78,6 @@ type fleet struct {
 	green  int
 }
 
-func freePort(t *testing.T) int {
-	_, p, _ := net.SplitHostPort(testutil.FreeAddr(t))
-	n, _ := strconv.Atoi(p)
-	return n
-}
-
 func ctxT(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -94,8 +87,9 @@ func ctxT(t *testing.T) context.Context {
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
 	octet := netOctet.Add(1)
+	ports := testutil.FreePorts(t, 2)
 	f := &fleet{t: t, agents: map[string]*agenttest.Agent{}, ips: map[string]string{}, cellOf: map[string]string{},
-		dir: t.TempDir(), blue: freePort(t), green: freePort(t)}
+		dir: t.TempDir(), blue: ports[0], green: ports[1]}
 	f.c = coordtest.NewCluster(t, 3)
 	l := f.leader()
 	for i, name := range cellNames {
