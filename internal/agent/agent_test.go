@@ -48,11 +48,6 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-func port(t *testing.T) int {
-	_, p, _ := strings.Cut(testutil.FreeAddr(t), ":")
-	n, _ := strconv.Atoi(p)
-	return n
-}
 
 // get fetches http://addr/ on a new connection (a kept-alive one would
 // stay on the slot it was opened to, by design of the switch) and returns
@@ -131,8 +126,9 @@ type fleet struct {
 
 func newFleet(t *testing.T) *fleet {
 	c := coordtest.NewCluster(t, 1)
-	f := &fleet{t: t, c: c, dir: t.TempDir(), blue: port(t), green: port(t)}
-	f.traffic = fmt.Sprintf("127.0.0.1:%d", port(t))
+	ports := testutil.FreePorts(t, 3)
+	f := &fleet{t: t, c: c, dir: t.TempDir(), blue: ports[0], green: ports[1]}
+	f.traffic = fmt.Sprintf("127.0.0.1:%d", ports[2])
 	f.agent = agenttest.Start(t, "h1", "a", agenttest.Options{Join: c.Leader(5 * time.Second).GossipAddr()})
 	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
 		return f.leader().AgentConnected("h1") && f.leader().FSM().State().Host("h1") != nil, "agent h1 not registered"

@@ -37,3 +37,19 @@ func FreeAddr(t testing.TB) string {
 	t.Fatal("no free loopback port found in 200 tries")
 	return ""
 }
+
+// FreePorts returns n distinct free loopback ports (see FreeAddr).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	seen := map[int]bool{}
+	var out []int
+	for len(out) < n {
+		_, p, _ := net.SplitHostPort(FreeAddr(t))
+		port, _ := strconv.Atoi(p)
+		if !seen[port] {
+			seen[port] = true
+			out = append(out, port)
+		}
+	}
+	return out
+}

@@ -272,11 +272,8 @@ func (d *ProcessDriver) runPre(ctx context.Context, p *proc, u Unit, argv []stri
 		return err
 	}
 	defer logw.Close()
-	cmd, err := d.command(p, u, argv, logw)
+	cmd, err := startRetryingBusy(func() (*exec.Cmd, error) { return d.command(p, u, argv, logw) })
 	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
 		return err
 	}
 	done := make(chan error, 1)
@@ -298,12 +295,8 @@ func (d *ProcessDriver) launch(p *proc) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := d.command(p, u, u.ExecStart, logw)
+	cmd, err := startRetryingBusy(func() (*exec.Cmd, error) { return d.command(p, u, u.ExecStart, logw) })
 	if err != nil {
-		logw.Close()
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		logw.Close()
 		return nil, err
 	}
@@ -497,5 +490,28 @@ func (d *ProcessDriver) kill() {
 	d.mu.Unlock()
 	for _, r := range runs {
 		<-r.exited
+	}
+}
+
+// startRetryingBusy builds and starts a command, retrying a few times on
+// ETXTBSY: a binary just unpacked by staging can still be open for writing
+// in a child that another goroutine forked at that moment (golang/go#22315);
+// the descriptor goes away as soon as that child execs.
+func startRetryingBusy(build func() (*exec.Cmd, error)) (*exec.Cmd, error) {
+	delay := 5 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		cmd, err := build()
+		if err != nil {
+			return nil, err
+		}
+		err = cmd.Start()
+		if err == nil {
+			return cmd, nil
+		}
+		if !errors.Is(err, syscall.ETXTBSY) || attempt == 5 {
+			return nil, err
+		}
+		time.Sleep(delay)
+		delay *= 2
 	}
 }
