@@ -20,6 +20,8 @@ type Options struct {
 	Bin, Dir string
 	KeepDir  bool
 	Fleet    FleetConfig
+	// GossipAgents is how many agents also join gossip (a sample).
+	GossipAgents int
 	// Ramp spreads the agents' first connections over this long.
 	Ramp time.Duration
 	// Settle is the idle window (all agents connected, no release) over
@@ -83,6 +85,7 @@ type Result struct {
 	N                  int            `json:"n"`
 	Cells              int            `json:"cells"`
 	HeartbeatMs        int64          `json:"heartbeat_ms"`
+	GossipAgents       int            `json:"gossip_agents"`
 	SwapLatencyMs      int64          `json:"swap_latency_ms"`
 	SwapJitterMs       int64          `json:"swap_jitter_ms"`
 	RegisterSeconds    float64        `json:"register_seconds"`
@@ -191,6 +194,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	base := c.Usage(l)
 	res.LeaderBaseMiB = MiB(base.RSSBytes)
 	startIdx := lastIndex(c, curLeader())
+	if o.GossipAgents > 0 {
+		var seeds []string
+		for _, co := range c.Nodes {
+			seeds = append(seeds, co.Gossip)
+		}
+		stopGossip, err := f.JoinGossip(ctx, min(o.GossipAgents, o.Fleet.N), seeds)
+		if err != nil {
+			return nil, err
+		}
+		defer stopGossip()
+		res.GossipAgents = min(o.GossipAgents, o.Fleet.N)
+	}
 	regStart := time.Now()
 	f.Run(fctx, o.Ramp)
 	if err := waitRegistered(ctx, c, f, o.Fleet.N, o.RegisterTimeout); err != nil {

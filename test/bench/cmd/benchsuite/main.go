@@ -64,15 +64,16 @@ func machine() Machine {
 
 func main() {
 	var (
-		bin    = flag.String("bin", "bin", "directory with rollwave and rollwave-agent")
-		ns     = flag.String("n", "1000", "fleet sizes to simulate, space or comma separated")
-		swap   = flag.Duration("swap-latency", 200*time.Millisecond, "simulated swap time per host")
-		killN  = flag.Int("kill-n", 200, "agents during the leader-kill rounds")
-		kills  = flag.Int("kills", 20, "leader-kill rounds (0 skips)")
-		window = flag.Duration("foot-window", 60*time.Second, "agent idle window (0 skips the footprint)")
-		out    = flag.String("out", "bench-results", "directory for results.json and logs")
-		perRun = flag.Duration("run-timeout", 8*time.Minute, "bound on each simulator run")
-		settle = flag.Duration("settle", 10*time.Second, "idle window of each simulator run")
+		bin     = flag.String("bin", "bin", "directory with rollwave and rollwave-agent")
+		ns      = flag.String("n", "1000", "fleet sizes to simulate, space or comma separated")
+		swap    = flag.Duration("swap-latency", 200*time.Millisecond, "simulated swap time per host")
+		killN   = flag.Int("kill-n", 200, "agents during the leader-kill rounds")
+		gossipK = flag.Int("gossip-agents", 50, "simulated agents that also join gossip (a sample)")
+		kills   = flag.Int("kills", 20, "leader-kill rounds (0 skips)")
+		window  = flag.Duration("foot-window", 60*time.Second, "agent idle window (0 skips the footprint)")
+		out     = flag.String("out", "bench-results", "directory for results.json and logs")
+		perRun  = flag.Duration("run-timeout", 8*time.Minute, "bound on each simulator run")
+		settle  = flag.Duration("settle", 10*time.Second, "idle window of each simulator run")
 	)
 	flag.Parse()
 	if err := os.MkdirAll(*out, 0o755); err != nil {
@@ -91,7 +92,7 @@ func main() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), *perRun)
 		r, err := fleet.Run(ctx, fleet.Options{Bin: server, Fleet: fleetCfg(n, *swap, 0),
-			Ramp: time.Duration(n) * time.Second / 500, Settle: *settle, Rollout: true, MaxSize: "25%",
+			GossipAgents: *gossipK, Ramp: time.Duration(n) * time.Second / 500, Settle: *settle, Rollout: true, MaxSize: "25%",
 			RolloutTimeout: *perRun, RegisterTimeout: 2*time.Minute + time.Duration(n)*20*time.Millisecond, Log: os.Stderr})
 		cancel()
 		if err != nil {
@@ -105,7 +106,7 @@ func main() {
 	if *kills > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), *perRun)
 		r, err := fleet.Run(ctx, fleet.Options{Bin: server, Fleet: fleetCfg(*killN, time.Second, 4*time.Second),
-			Ramp: time.Second, Settle: 2 * time.Second, LeaderKills: *kills,
+			GossipAgents: *gossipK, Ramp: time.Second, Settle: 2 * time.Second, LeaderKills: *kills,
 			RegisterTimeout: time.Minute, Log: os.Stderr})
 		cancel()
 		if err != nil {
