@@ -147,13 +147,19 @@ func (c *Cluster) Running(i int) bool {
 	}
 }
 
-// Kill sends SIGKILL to node i and waits for it to exit.
+// Kill samples /proc, then sends SIGKILL to node i and waits for it to
+// exit.
 func (c *Cluster) Kill(i int) {
+	c.Sample()
+	c.KillNow(i)
+}
+
+// KillNow sends SIGKILL to node i at once and waits for it to exit.
+func (c *Cluster) KillNow(i int) {
 	co := c.Nodes[i]
 	if !c.Running(i) {
 		return
 	}
-	c.Sample()
 	_ = co.cmd.Process.Signal(syscall.SIGKILL)
 	<-co.exited
 }

@@ -55,9 +55,10 @@ func leaderKills(ctx context.Context, c *Cluster, f *Fleet, o *Options, forced f
 		}
 		time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
 		f.MarkWelcomes()
-		killAt := time.Now()
+		c.Sample()
 		forced()
-		c.Kill(l)
+		killAt := time.Now()
+		c.KillNow(l)
 		var newLeaderAt time.Time
 		var resumed time.Duration
 		ok = pollUntil(ctx, 30*time.Second, func() bool {
@@ -95,7 +96,7 @@ func leaderKills(ctx context.Context, c *Cluster, f *Fleet, o *Options, forced f
 				kr.Election = append(kr.Election, newLeaderAt.Sub(killAt).Seconds())
 			}
 			sess := 0.0
-			if w := f.FirstWelcome(); !w.IsZero() {
+			if w := f.FirstWelcome(); w.After(killAt) {
 				sess = w.Sub(killAt).Seconds()
 			}
 			kr.FirstSession = append(kr.FirstSession, sess)
