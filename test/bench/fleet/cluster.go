@@ -41,6 +41,10 @@ type Cluster struct {
 	Bin   string
 	Dir   string
 	Nodes []*Coordinator
+	// RaftTimeout, when set, becomes raft's heartbeat and election timeout
+	// (leader lease: half of it) through a config file; zero keeps the
+	// defaults (1 s).
+	RaftTimeout time.Duration
 }
 
 // freeAddr returns a 127.0.0.1 port below the ephemeral range (the
@@ -66,8 +70,8 @@ func freeAddr() (string, error) {
 
 // StartCluster starts n coordinators with -bootstrap-expect n, each
 // joining the first, and waits (≤ timeout) for a leader.
-func StartCluster(bin, dir string, n int, timeout time.Duration) (*Cluster, error) {
-	c := &Cluster{Bin: bin, Dir: dir}
+func StartCluster(bin, dir string, n int, raftTimeout, timeout time.Duration) (*Cluster, error) {
+	c := &Cluster{Bin: bin, Dir: dir, RaftTimeout: raftTimeout}
 	for i := 0; i < n; i++ {
 		co := &Coordinator{Name: fmt.Sprintf("c%d", i+1), DataDir: filepath.Join(dir, fmt.Sprintf("c%d", i+1))}
 		var err error
@@ -109,6 +113,15 @@ func (c *Cluster) Start(i int) error {
 	}
 	args := []string{"server", "-node", co.Name, "-data-dir", co.DataDir, "-bootstrap-expect", strconv.Itoa(len(c.Nodes)),
 		"-grpc-addr", co.GRPC, "-raft-addr", co.Raft, "-gossip-addr", co.Gossip, "-log-level", "info"}
+	if c.RaftTimeout > 0 {
+		cfg := filepath.Join(c.Dir, co.Name+".hcl")
+		body := fmt.Sprintf("raft {\n  heartbeat_timeout = %q\n  election_timeout = %q\n  leader_lease_timeout = %q\n}\n",
+			c.RaftTimeout.String(), c.RaftTimeout.String(), (c.RaftTimeout / 2).String())
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			return err
+		}
+		args = append(args, "-config", cfg)
+	}
 	for j, o := range c.Nodes {
 		if j != i {
 			args = append(args, "-join", o.Gossip)

@@ -20,6 +20,8 @@ type Options struct {
 	Bin, Dir string
 	KeepDir  bool
 	Fleet    FleetConfig
+	// RaftTimeout overrides raft's heartbeat/election timeout (0: 1 s default).
+	RaftTimeout time.Duration
 	// GossipAgents is how many agents also join gossip (a sample).
 	GossipAgents int
 	// Ramp spreads the agents' first connections over this long.
@@ -86,6 +88,7 @@ type Result struct {
 	Cells              int            `json:"cells"`
 	HeartbeatMs        int64          `json:"heartbeat_ms"`
 	GossipAgents       int            `json:"gossip_agents"`
+	RaftTimeoutMs      int64          `json:"raft_timeout_ms,omitempty"`
 	SwapLatencyMs      int64          `json:"swap_latency_ms"`
 	SwapJitterMs       int64          `json:"swap_jitter_ms"`
 	RegisterSeconds    float64        `json:"register_seconds"`
@@ -141,13 +144,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if !o.KeepDir {
 		defer os.RemoveAll(o.Dir)
 	}
-	c, err := StartCluster(o.Bin, o.Dir, 3, 60*time.Second)
+	c, err := StartCluster(o.Bin, o.Dir, 3, o.RaftTimeout, 60*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Stop()
 	res := &Result{N: o.Fleet.N, Cells: o.Fleet.Cells, HeartbeatMs: o.Fleet.Heartbeat.Milliseconds(),
-		SwapLatencyMs: o.Fleet.SwapLatency.Milliseconds(), SwapJitterMs: o.Fleet.SwapJitter.Milliseconds()}
+		SwapLatencyMs: o.Fleet.SwapLatency.Milliseconds(), RaftTimeoutMs: o.RaftTimeout.Milliseconds(), SwapJitterMs: o.Fleet.SwapJitter.Milliseconds()}
 	l, _ := c.WaitLeader(10 * time.Second)
 	o.logf("cluster up, leader %s (logs in %s)", c.Nodes[l].Name, o.Dir)
 	// Let the bootstrap election settle before counting elections.

@@ -33,6 +33,7 @@ func main() {
 		rollout = flag.Bool("rollout", true, "roll a release out across the fleet")
 		maxSize = flag.String("max-size", "25%", "phases.max_size of the release")
 		gossipK = flag.Int("gossip-agents", 50, "how many simulated agents also join gossip (a sample; the rest rely on their session)")
+		raftTO  = flag.Duration("raft-timeout", 0, "raft heartbeat and election timeout (default: the server's, 1s)")
 		kills   = flag.Int("leader-kills", 0, "leader SIGKILL rounds (each with its own release)")
 		timeout = flag.Duration("timeout", 15*time.Minute, "bound on the whole run")
 		dir     = flag.String("dir", "", "work dir for data and logs (default: a temp dir, removed)")
@@ -50,7 +51,7 @@ func main() {
 		Bin: *bin, Dir: *dir, KeepDir: *keep || *dir != "",
 		Fleet: fleet.FleetConfig{N: *n, Cells: *cells, Heartbeat: *hb, SwapLatency: *swap, SwapJitter: *jitter,
 			ReconnectMin: 200 * time.Millisecond, ReconnectMax: 15 * time.Second},
-		GossipAgents: *gossipK, Ramp: *ramp, Settle: *settle, Rollout: *rollout, MaxSize: *maxSize, RolloutTimeout: *timeout,
+		GossipAgents: *gossipK, RaftTimeout: *raftTO, Ramp: *ramp, Settle: *settle, Rollout: *rollout, MaxSize: *maxSize, RolloutTimeout: *timeout,
 		LeaderKills: *kills, RegisterTimeout: 2*time.Minute + time.Duration(*n)*20*time.Millisecond, Log: os.Stderr,
 	})
 	if err != nil {
