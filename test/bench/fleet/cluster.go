@@ -115,8 +115,8 @@ func (c *Cluster) Start(i int) error {
 		"-grpc-addr", co.GRPC, "-raft-addr", co.Raft, "-gossip-addr", co.Gossip, "-log-level", "info"}
 	if c.RaftTimeout > 0 {
 		cfg := filepath.Join(c.Dir, co.Name+".hcl")
-		body := fmt.Sprintf("raft {\n  heartbeat_timeout = %q\n  election_timeout = %q\n  leader_lease_timeout = %q\n}\n",
-			c.RaftTimeout.String(), c.RaftTimeout.String(), (c.RaftTimeout / 2).String())
+		body := fmt.Sprintf("node_name = %q\ndata_dir = %q\nraft {\n  heartbeat_timeout = %q\n  election_timeout = %q\n  leader_lease_timeout = %q\n}\n",
+			co.Name, co.DataDir, c.RaftTimeout.String(), c.RaftTimeout.String(), (c.RaftTimeout / 2).String())
 		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 			return err
 		}
