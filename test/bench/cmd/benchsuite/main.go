@@ -182,7 +182,11 @@ func table(w0 *os.File, r *Results) {
 			}
 			fmt.Fprintf(w, "%s %s (%s) peak RSS / CPU\t%.1f MiB / %.1f s (idle %.1f%%)\t\t\n", p, c.Name, role, c.PeakRSSMiB, c.CPUSeconds, c.IdleCPUPct)
 		}
-		fmt.Fprintf(w, "%s leader RSS per 1,000 agents (peak; marginal)\t%.1f ; %.1f MiB\t≤ 64 MiB %s\t\n", p, f.LeaderPeakMiBPer1k, f.LeaderMarginalMiBPer1k, verdict(f.LeaderPeakMiBPer1k <= 64))
+		memVerdict := "(judged at N ≥ 1,000)"
+		if f.N >= 1000 {
+			memVerdict = verdict(f.LeaderPeakMiBPer1k <= 64)
+		}
+		fmt.Fprintf(w, "%s leader RSS per 1,000 agents (peak; marginal)\t%.1f ; %.1f MiB\t≤ 64 MiB %s\t\n", p, f.LeaderPeakMiBPer1k, f.LeaderMarginalMiBPer1k, memVerdict)
 		fmt.Fprintf(w, "%s elections after bootstrap / leader changes\t%d / %d\t0 %s\t\n", p, f.Elections, f.LeaderChanges, verdict(f.Elections == 0 && f.LeaderChanges == 0))
 		fmt.Fprintf(w, "%s simulator CPU / peak RSS\t%.1f s / %.0f MiB\t\t\n", p, f.SimCPUSeconds, f.SimPeakRSSMiB)
 	}
