@@ -8,6 +8,8 @@
 //	    -cpuprofile /tmp/coord.cpu -memprofile /tmp/coord.mem ./test/bench/profile/
 //	go tool pprof -top -focus 'rollwave/internal|hashicorp|grpc' /tmp/coord.cpu
 //
+// BENCH_HEAP=FILE also writes a heap profile once every agent is connected.
+//
 // The profile includes the simulated agents (package fleet); focus or
 // ignore them in pprof.
 package profile
@@ -16,6 +18,8 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -63,6 +67,30 @@ func TestProfileFleet(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(10 * time.Second) // idle heartbeats are part of the profile
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	// Coordinators and simulated agents share this process: roughly half
+	// of the goroutines and stacks are the agents' side of the sessions.
+	t.Logf("N=%d connected: goroutines %d, stacks in use %.1f MiB, heap in use %.1f MiB, heap objects %d",
+		n, runtime.NumGoroutine(), float64(ms.StackInuse)/(1<<20), float64(ms.HeapInuse)/(1<<20), ms.HeapObjects)
+	if path := os.Getenv("BENCH_HEAP"); path != "" {
+		// The heap with every session open (go test's -memprofile is
+		// written after teardown). Server-side allocations:
+		//   go tool pprof -sample_index=inuse_space -focus 'http2Server|coordinator' FILE
+		runtime.GC()
+		fh, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.Lookup("heap").WriteTo(fh, 0); err != nil {
+			t.Fatal(err)
+		}
+		fh.Close()
+		if gh, err := os.Create(path + ".goroutines.txt"); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(gh, 1)
+			gh.Close()
+		}
+	}
 	cl := c.Client(leader)
 	submitted := time.Now()
 	if _, err := cl.SubmitRelease(ctx, &rollwavev1.SubmitReleaseRequest{SourceName: "bench.hcl",
