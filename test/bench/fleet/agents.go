@@ -281,11 +281,20 @@ func (a *simAgent) sendLoop(ctx context.Context, s stream) error {
 	}
 }
 
+// sendHeartbeat sends a heartbeat shaped like a real agent's with one
+// app: host metrics, the app's slot metrics, and the raw samples since the
+// last heartbeat (a real agent samples every check interval; 2 s of 200 ms
+// checks is 10 values per metric). About 290 bytes on the wire.
 func (a *simAgent) sendHeartbeat(s stream, seq uint64) error {
 	a.f.Sent.Add(1)
 	return s.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Heartbeat{Heartbeat: &rollwavev1.Heartbeat{
 		Seq: seq, TimeUnixNano: time.Now().UnixNano(),
 		Host: &rollwavev1.HostMetrics{CpuPercent: 3, MemPercent: 20, Load1: 0.1, DiskPercent: 30},
+		Slots: []*rollwavev1.SlotMetrics{{App: "bench", Slot: rollwavev1.Slot_SLOT_BLUE, Version: "1.0.0", Healthy: true,
+			HealthyForMs: 60000, CpuPercent: 2, RssBytes: 50 << 20}},
+		Samples: []*rollwavev1.MetricSamples{
+			{App: "bench", Metric: "cpu_percent", Values: []float64{1, 2, 3, 2, 1, 2, 3, 2, 1, 2}},
+			{App: "bench", Metric: "check_failures", Values: []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0}}},
 	}}})
 }
 
