@@ -60,11 +60,11 @@ type Result struct {
 	Mappings []Mapping `json:"mappings"`
 }
 
+// freeAddr returns a free 127.0.0.1 address (TCP and UDP).
 func freeAddr() string {
 	for i := 0; i < 100; i++ {
-		l, err := (&net0{}).listen()
-		if err == nil {
-			return l
+		if a, err := tryFreeAddr(); err == nil {
+			return a
 		}
 	}
 	return "127.0.0.1:0"

@@ -6,10 +6,9 @@ import (
 	"strconv"
 )
 
-type net0 struct{}
-
-// listen returns a 127.0.0.1 port free for TCP and UDP right now.
-func (net0) listen() (string, error) {
+// tryFreeAddr returns a random 127.0.0.1 port below the ephemeral range if
+// it is free for TCP and UDP right now.
+func tryFreeAddr() (string, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
