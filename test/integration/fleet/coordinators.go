@@ -1,0 +1,291 @@
+//go:build e2e
+
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Coordinator ports: coordinator i (0-based) listens on BridgeIP at
+// coordBasePort+10*i (gRPC), +1 (raft) and +2 (gossip). The bridge
+// address is the fleet's own, so fixed ports cannot collide with anything
+// but an earlier run, whose coordinators Sweep kills.
+const coordBasePort = 17420
+
+// Coordinators are `rollwave server` processes (the real binary from
+// `make build`) on the machine, bound to the bridge address so agents in
+// the hosts reach them over the bridge.
+type Coordinators struct {
+	f     *Fleet
+	t     testing.TB
+	bin   string
+	nodes []*Coordinator
+}
+
+// Coordinator is one server process.
+type Coordinator struct {
+	Name string
+	// GRPC, Raft and Gossip are its addresses (host:port).
+	GRPC, Raft, Gossip string
+
+	c       *Coordinators
+	dataDir string
+	log     string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartCoordinators builds the binaries (make build) and starts n
+// servers with -bootstrap-expect n that join each other, then waits until
+// the CLI reaches a leader. Data dirs are in t.TempDir().
+func (f *Fleet) StartCoordinators(n int) *Coordinators {
+	f.t.Helper()
+	start := time.Now()
+	if err := f.buildBinaries(); err != nil {
+		f.t.Fatalf("make build: %v", err)
+	}
+	cs := &Coordinators{f: f, t: f.t, bin: filepath.Join(f.repo, "bin", "rollwave")}
+	dir := f.t.TempDir()
+	for i := 0; i < n; i++ {
+		p := coordBasePort + 10*i
+		cs.nodes = append(cs.nodes, &Coordinator{
+			Name:    fmt.Sprintf("c%d", i+1),
+			GRPC:    net.JoinHostPort(BridgeIP, strconv.Itoa(p)),
+			Raft:    net.JoinHostPort(BridgeIP, strconv.Itoa(p+1)),
+			Gossip:  net.JoinHostPort(BridgeIP, strconv.Itoa(p+2)),
+			c:       cs,
+			dataDir: filepath.Join(dir, fmt.Sprintf("c%d", i+1), "data"),
+			log:     filepath.Join(dir, fmt.Sprintf("c%d", i+1), "server.log"),
+		})
+	}
+	f.coords = cs
+	for _, c := range cs.nodes {
+		if err := c.start(); err != nil {
+			f.t.Fatalf("start %s: %v", c.Name, err)
+		}
+	}
+	cs.WaitLeader(60 * time.Second)
+	f.t.Logf("TIMING %d coordinators up with a leader: %s", n, time.Since(start).Round(time.Millisecond))
+	return cs
+}
+
+// Coordinators returns the fleet's coordinators (nil before
+// StartCoordinators).
+func (f *Fleet) Coordinators() *Coordinators { return f.coords }
+
+// Nodes returns the coordinators.
+func (cs *Coordinators) Nodes() []*Coordinator { return cs.nodes }
+
+// GossipAddrs are the coordinators' gossip addresses: an agent's join list.
+func (cs *Coordinators) GossipAddrs() []string {
+	var as []string
+	for _, c := range cs.nodes {
+		as = append(as, c.Gossip)
+	}
+	return as
+}
+
+func (c *Coordinator) start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
+		return err
+	}
+	args := []string{"server",
+		"-node", c.Name,
+		"-data-dir", c.dataDir,
+		"-bootstrap-expect", strconv.Itoa(len(c.c.nodes)),
+		"-grpc-addr", c.GRPC, "-raft-addr", c.Raft, "-gossip-addr", c.Gossip,
+	}
+	for _, o := range c.c.nodes {
+		if o != c {
+			args = append(args, "-join", o.Gossip)
+		}
+	}
+	logf, err := os.OpenFile(c.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(c.c.bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	// A pid file lets Sweep end this process if the test binary is killed.
+	os.WriteFile(c.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	c.cmd, c.exited = cmd, exited
+	return nil
+}
+
+func (c *Coordinator) pidFile() string {
+	return filepath.Join(c.c.f.state, "coordinator-"+c.Name+".pid")
+}
+
+// Running reports whether the server process is alive.
+func (c *Coordinator) Running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return false
+	}
+	select {
+	case <-c.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill SIGKILLs the server and waits for it to exit.
+func (c *Coordinator) Kill() { c.signal(syscall.SIGKILL, 10*time.Second) }
+
+// Stop SIGTERMs the server (a graceful leave) and waits for it to exit,
+// killing it after 30s.
+func (c *Coordinator) Stop() { c.signal(syscall.SIGTERM, 30*time.Second) }
+
+func (c *Coordinator) signal(sig syscall.Signal, timeout time.Duration) {
+	c.mu.Lock()
+	cmd, exited := c.cmd, c.exited
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(timeout):
+		c.c.t.Logf("%s did not exit within %s of %v; killing it", c.Name, timeout, sig)
+		cmd.Process.Kill()
+		<-exited
+	}
+	os.Remove(c.pidFile())
+}
+
+// Restart starts a stopped or killed server again with its data dir.
+func (c *Coordinator) Restart() {
+	c.c.t.Helper()
+	if c.Running() {
+		c.c.t.Fatalf("%s is still running", c.Name)
+	}
+	if err := c.start(); err != nil {
+		c.c.t.Fatalf("restart %s: %v", c.Name, err)
+	}
+}
+
+// Log returns the server's output so far.
+func (c *Coordinator) Log() string {
+	b, _ := os.ReadFile(c.log)
+	return string(b)
+}
+
+// CLI runs `bin/rollwave ARGS -address ADDR` against the first running
+// coordinator, bounded by 30s, and returns stdout, stderr and the error.
+func (cs *Coordinators) CLI(args ...string) (string, string, error) {
+	for _, c := range cs.nodes {
+		if c.Running() {
+			return cs.CLIAt(c, args...)
+		}
+	}
+	return "", "", fmt.Errorf("no coordinator is running")
+}
+
+// CLIAt is CLI against one coordinator.
+func (cs *Coordinators) CLIAt(c *Coordinator, args ...string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cs.bin, append(args, "-address", c.GRPC)...)
+	cmd.Env = append(os.Environ(), "ROLLWAVE_ACTOR=e2e")
+	cmd.WaitDelay = 2 * time.Second
+	var out, errb limitedBuffer
+	out.max, errb.max = 4<<20, 1<<20
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("rollwave %s: %w", strings.Join(args, " "), err)
+	}
+	return out.String(), errb.String(), err
+}
+
+// WaitLeader waits until the CLI can read cluster members through every
+// running coordinator (which needs a leader).
+func (cs *Coordinators) WaitLeader(timeout time.Duration) {
+	cs.t.Helper()
+	waitFor(cs.t, timeout, func() (bool, string) {
+		for _, c := range cs.nodes {
+			if !c.Running() {
+				continue
+			}
+			out, errOut, err := cs.CLIAt(c, "hosts")
+			if err != nil {
+				return false, fmt.Sprintf("%s: %v: %s%s", c.Name, err, out, errOut)
+			}
+		}
+		return true, ""
+	}, func() string {
+		var b strings.Builder
+		for _, c := range cs.nodes {
+			fmt.Fprintf(&b, "--- %s log:\n%s\n", c.Name, tail(c.Log(), 20))
+		}
+		return b.String()
+	})
+}
+
+func (cs *Coordinators) stopAll() {
+	var wg sync.WaitGroup
+	for _, c := range cs.nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Kill() }()
+	}
+	wg.Wait()
+}
+
+// killCoordinatorPIDs ends coordinators a killed run recorded in state,
+// by pid, when the pid is still a `rollwave server`.
+func killCoordinatorPIDs(state string, logf func(string, ...any)) {
+	files, _ := filepath.Glob(filepath.Join(state, "coordinator-*.pid"))
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 1 && filepath.Base(args[0]) == "rollwave" && args[1] == "server" {
+			logf("sweep: killing leftover coordinator pid %d", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// buildBinaries runs `make build` once per fleet: the coordinators and
+// the CLI are the real binaries.
+func (f *Fleet) buildBinaries() error {
+	f.binOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "make", "build")
+		cmd.Dir = f.repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			f.binErr = fmt.Errorf("%w\n%s", err, tail(string(out), 30))
+		}
+	})
+	return f.binErr
+}
