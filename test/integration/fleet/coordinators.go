@@ -4,6 +4,7 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
 // Coordinator ports: coordinator i (0-based) listens on BridgeIP at
@@ -223,21 +228,46 @@ func (cs *Coordinators) CLIAt(c *Coordinator, args ...string) (string, string, e
 	return out.String(), errb.String(), err
 }
 
-// WaitLeader waits until the CLI can read cluster members through every
-// running coordinator (which needs a leader).
-func (cs *Coordinators) WaitLeader(timeout time.Duration) {
+// Status runs `rollwave status -json` against c.
+func (cs *Coordinators) Status(c *Coordinator) (*rollwavev1.StatusResponse, error) {
+	out, errOut, err := cs.CLIAt(c, "status", "-json")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, errOut)
+	}
+	st := &rollwavev1.StatusResponse{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal([]byte(out), st); err != nil {
+		return nil, fmt.Errorf("decode status -json: %w\n%s", err, out)
+	}
+	return st, nil
+}
+
+// WaitLeader waits until every running coordinator names the same leader,
+// which is running, and returns it.
+func (cs *Coordinators) WaitLeader(timeout time.Duration) *Coordinator {
 	cs.t.Helper()
+	var leader *Coordinator
 	waitFor(cs.t, timeout, func() (bool, string) {
+		leader = nil
+		var id string
 		for _, c := range cs.nodes {
 			if !c.Running() {
 				continue
 			}
-			out, errOut, err := cs.CLIAt(c, "hosts")
+			st, err := cs.Status(c)
 			if err != nil {
-				return false, fmt.Sprintf("%s: %v: %s%s", c.Name, err, out, errOut)
+				return false, fmt.Sprintf("%s: %v", c.Name, err)
+			}
+			if st.GetLeaderId() == "" || (id != "" && st.GetLeaderId() != id) {
+				return false, fmt.Sprintf("%s: leader %q (others say %q)", c.Name, st.GetLeaderId(), id)
+			}
+			id = st.GetLeaderId()
+		}
+		for _, c := range cs.nodes {
+			if c.Name == id && c.Running() {
+				leader = c
 			}
 		}
-		return true, ""
+		return leader != nil, fmt.Sprintf("leader %q is not a running coordinator", id)
 	}, func() string {
 		var b strings.Builder
 		for _, c := range cs.nodes {
@@ -245,6 +275,7 @@ func (cs *Coordinators) WaitLeader(timeout time.Duration) {
 		}
 		return b.String()
 	})
+	return leader
 }
 
 func (cs *Coordinators) stopAll() {
@@ -288,4 +319,25 @@ func (f *Fleet) buildBinaries() error {
 		}
 	})
 	return f.binErr
+}
+
+// Hosts runs `rollwave hosts -json` and decodes its list.
+func (cs *Coordinators) Hosts() ([]*rollwavev1.HostView, error) {
+	out, errOut, err := cs.CLI("hosts", "-json")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, errOut)
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raws); err != nil {
+		return nil, fmt.Errorf("decode hosts -json: %w\n%s", err, out)
+	}
+	views := make([]*rollwavev1.HostView, 0, len(raws))
+	for _, r := range raws {
+		v := &rollwavev1.HostView{}
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(r, v); err != nil {
+			return nil, fmt.Errorf("decode host %s: %w", r, err)
+		}
+		views = append(views, v)
+	}
+	return views, nil
 }

@@ -91,6 +91,10 @@ type Fleet struct {
 
 	binOnce sync.Once
 	binErr  error
+
+	debOnce sync.Once
+	deb     string
+	debErr  error
 }
 
 // New prepares a fleet for t: skips unless root with the tools
@@ -269,16 +273,9 @@ func Sweep(state string, logf func(string, ...any)) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, _ := run(ctx, 10*time.Second, "ip", "netns", "list")
-	for _, line := range strings.Split(out, "\n") {
-		fields := strings.Fields(line)
-		if len(fields) > 0 && strings.HasPrefix(fields[0], netnsPrefix+"h") {
-			if o, err := run(ctx, 10*time.Second, "ip", "netns", "del", fields[0]); err != nil {
-				errs = append(errs, fmt.Errorf("%v: %s", err, o))
-			}
-		}
-	}
-	out, _ = run(ctx, 10*time.Second, "ip", "-o", "link", "show")
+	// Links first (deleting vh-hN takes its peer in the namespace with
+	// it), then namespaces; a link may vanish on its own meanwhile.
+	out, _ := run(ctx, 10*time.Second, "ip", "-o", "link", "show")
 	for _, line := range strings.Split(out, "\n") {
 		fields := strings.Fields(line)
 		if len(fields) < 2 {
@@ -286,7 +283,16 @@ func Sweep(state string, logf func(string, ...any)) error {
 		}
 		name, _, _ := strings.Cut(strings.TrimSuffix(fields[1], ":"), "@")
 		if strings.HasPrefix(name, vethPrefix+"h") || name == Bridge {
-			if o, err := run(ctx, 10*time.Second, "ip", "link", "del", name); err != nil {
+			if o, err := run(ctx, 10*time.Second, "ip", "link", "del", name); err != nil && !strings.Contains(o, "Cannot find device") {
+				errs = append(errs, fmt.Errorf("%v: %s", err, o))
+			}
+		}
+	}
+	out, _ = run(ctx, 10*time.Second, "ip", "netns", "list")
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 0 && strings.HasPrefix(fields[0], netnsPrefix+"h") {
+			if o, err := run(ctx, 10*time.Second, "ip", "netns", "del", fields[0]); err != nil {
 				errs = append(errs, fmt.Errorf("%v: %s", err, o))
 			}
 		}
@@ -427,4 +433,3 @@ func (b *limitedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
-

@@ -431,3 +431,16 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	}
 	return out.Close()
 }
+
+// MustExecOK runs argv and returns stdout whatever the exit status (for
+// commands like systemctl is-enabled that report through it); it fails
+// the test only when the command could not run at all.
+func (h *Host) MustExecOK(argv ...string) string {
+	h.f.t.Helper()
+	out, errOut, err := h.Exec(argv...)
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		h.f.t.Fatalf("%v\nstderr: %s", err, errOut)
+	}
+	return out
+}
