@@ -95,6 +95,10 @@ type Fleet struct {
 	debOnce sync.Once
 	deb     string
 	debErr  error
+
+	demoOnce sync.Once
+	demoBin  string
+	demoErr  error
 }
 
 // New prepares a fleet for t: skips unless root with the tools
