@@ -29,7 +29,7 @@ e2e:
 		command -v $$tool >/dev/null || { echo "e2e: SKIPPED: $$tool not installed; run: apt-get install -y systemd-container debootstrap iproute2"; exit 0; }; \
 	done; \
 	$(MAKE) build packages && \
-	$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/integration/... 2>&1 | tee /tmp/rollwave-e2e.log; \
+	$(GO) test -tags e2e -count=1 -timeout 40m -p 1 -v ./test/integration/... 2>&1 | tee /tmp/rollwave-e2e.log; \
 	rc=$${PIPESTATUS[0]}; echo "e2e timings:"; grep -h 'TIMING' /tmp/rollwave-e2e.log | sed 's/^ *//'; exit $$rc
 
 bench:

@@ -82,6 +82,8 @@ type Fleet struct {
 	share  string
 	repo   string
 
+	lock *os.File // the machine lock, held until Teardown
+
 	mu    sync.Mutex
 	hosts []*Host
 	next  int
@@ -120,7 +122,18 @@ func New(t testing.TB, opts Options) *Fleet {
 	f := &Fleet{t: t, opts: opts, state: state, share: filepath.Join(state, "share"), repo: RepoRoot()}
 
 	start := time.Now()
+	// One fleet per machine at a time (fixed names and addresses), also
+	// across test binaries running in parallel.
+	lock, err := lockMachine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Logf("waited %s for another fleet on this machine to finish", d.Round(time.Millisecond))
+	}
+	f.lock = lock
 	if err := Sweep(state, t.Logf); err != nil {
+		lock.Close()
 		t.Fatalf("sweep stale e2e resources: %v", err)
 	}
 	t.Cleanup(f.Teardown)
@@ -243,6 +256,10 @@ func (f *Fleet) Teardown() {
 	}
 	f.mu.Lock()
 	f.hosts = nil
+	if f.lock != nil {
+		f.lock.Close() // releases the machine lock
+		f.lock = nil
+	}
 	f.mu.Unlock()
 	f.t.Logf("TIMING teardown: %s", time.Since(start).Round(time.Millisecond))
 }
@@ -436,4 +453,22 @@ func (b *limitedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// lockMachine flocks fleet.lock in the cache dir (next to the rootfs) for
+// the fleet's whole life.
+func lockMachine() (*os.File, error) {
+	if err := os.MkdirAll(cacheDir(), 0o755); err != nil {
+		return nil, err
+	}
+	machineLock := filepath.Join(cacheDir(), "fleet.lock")
+	f, err := os.OpenFile(machineLock, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("machine lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("machine lock %s: %w", machineLock, err)
+	}
+	return f, nil
 }
