@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,13 +43,24 @@ func TestUpgradeInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	props, err := h.UnitProps(fleet.AgentUnit, "MainPID")
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	if err := h.InstallDeb(deb); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.WaitActive(fleet.AgentUnit, 60*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	// The upgrade's postinst try-restarts a running agent; it must come
+	// back ready (Type=notify: active/running only after READY=1).
+	waitFor(t, 60*time.Second, func() (bool, string) {
+		now, err := h.UnitProps(fleet.AgentUnit, "MainPID", "ActiveState", "SubState")
+		if err != nil {
+			return false, err.Error()
+		}
+		ok := now["ActiveState"] == "active" && now["SubState"] == "running" && now["MainPID"] != props["MainPID"] && now["MainPID"] != "0"
+		return ok, fmt.Sprintf("agent %v, before the upgrade MainPID=%s", now, props["MainPID"])
+	})
 	t.Logf("TIMING dpkg -i over an installed agent until active: %s", time.Since(start).Round(time.Millisecond))
 	if got, err := h.ReadFile(fleet.AgentConfigPath); err != nil || string(got) != string(config) {
 		t.Errorf("%s changed by the upgrade (err %v):\n%s\nwant:\n%s", fleet.AgentConfigPath, err, got, config)
@@ -94,8 +106,15 @@ func TestUpgradeInPlace(t *testing.T) {
 	if out := h.MustExecOK("dpkg-query", "-W", "-f", "${Status}", "rollwave-agent"); strings.Contains(out, "installed") && !strings.Contains(out, "not-installed") {
 		t.Errorf("dpkg status after purge %q", out)
 	}
-	left := h.MustExecOK("sh", "-c", "ls -d /etc/rollwave /var/lib/rollwave-agent /etc/systemd/system/rollwave-* 2>/dev/null")
-	t.Logf("left after purge (not the package's files): %q", strings.TrimSpace(left))
+	// Purge also deletes the agent's config and its data dir (slot state).
+	for _, p := range []string{fleet.AgentConfigPath, fleet.AgentDataDir} {
+		if _, err := os.Lstat(filepath.Join(h.Root(), p)); err == nil {
+			t.Errorf("%s still present after dpkg --purge", p)
+		}
+	}
+	// The slots' units are the operator's to remove (packaging/README.md).
+	left := h.MustExecOK("sh", "-c", "ls -d /etc/rollwave /etc/systemd/system/rollwave-* 2>/dev/null")
+	t.Logf("left after purge: %q", strings.TrimSpace(left))
 }
 
 type slotSnapshot struct {

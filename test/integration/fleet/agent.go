@@ -100,19 +100,15 @@ func (f *Fleet) InstallAgent(h *Host, cell string, opts AgentOptions) error {
 	if err := h.InstallDeb(deb); err != nil {
 		return err
 	}
-	if err := h.WriteFile(AgentConfigPath, []byte(AgentConfig(h.Name, cell, f.coords.GossipAddrs(), opts)), 0o644); err != nil {
+	// The package ships a placeholder agent.hcl (a conffile, 0640) and
+	// enables the unit without starting it; an operator edits the config,
+	// then starts the agent. Restart, not start, so this also applies a
+	// new config to a running agent.
+	if err := h.WriteFile(AgentConfigPath, []byte(AgentConfig(h.Name, cell, f.coords.GossipAddrs(), opts)), 0o640); err != nil {
 		return fmt.Errorf("%s: write %s: %w", h.Name, AgentConfigPath, err)
 	}
-	// The package may have started the agent before it had a config; a
-	// few failed starts must not leave it rate-limited.
-	for _, argv := range [][]string{
-		{"systemctl", "reset-failed", AgentUnit},
-		{"systemctl", "enable", AgentUnit},
-		{"systemctl", "restart", AgentUnit},
-	} {
-		if _, errOut, err := h.Exec(argv...); err != nil && argv[1] != "reset-failed" {
-			return fmt.Errorf("%w: %s\n%s", err, errOut, h.Journal(AgentUnit, 30))
-		}
+	if _, errOut, err := h.Exec("systemctl", "restart", AgentUnit); err != nil {
+		return fmt.Errorf("%w: %s\n%s", err, errOut, h.Journal(AgentUnit, 30))
 	}
 	return h.WaitActive(AgentUnit, 60*time.Second)
 }

@@ -64,6 +64,9 @@ func (f *Fleet) StartCoordinators(n int) *Coordinators {
 	}
 	cs := &Coordinators{f: f, t: f.t, bin: filepath.Join(f.repo, "bin", "rollwave")}
 	dir := f.t.TempDir()
+	// Cleanups run last-in first-out: stop the servers before their
+	// TempDir is removed.
+	f.t.Cleanup(cs.stopAll)
 	for i := 0; i < n; i++ {
 		p := coordBasePort + 10*i
 		cs.nodes = append(cs.nodes, &Coordinator{
