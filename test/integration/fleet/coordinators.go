@@ -35,6 +35,7 @@ type Coordinators struct {
 	f     *Fleet
 	t     testing.TB
 	bin   string
+	dir   string // the data dirs' parent, a TempDir
 	nodes []*Coordinator
 }
 
@@ -64,6 +65,7 @@ func (f *Fleet) StartCoordinators(n int) *Coordinators {
 	}
 	cs := &Coordinators{f: f, t: f.t, bin: filepath.Join(f.repo, "bin", "rollwave")}
 	dir := f.t.TempDir()
+	cs.dir = dir
 	// Cleanups run last-in first-out: stop the servers before their
 	// TempDir is removed.
 	f.t.Cleanup(cs.stopAll)
@@ -134,8 +136,9 @@ func (c *Coordinator) start() error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	// A pid file lets Sweep end this process if the test binary is killed.
-	os.WriteFile(c.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+	// A pid file lets Sweep end this process, and remove its data, if the
+	// test binary is killed.
+	os.WriteFile(c.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"+c.c.dir+"\n"), 0o644)
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	c.cmd, c.exited = cmd, exited
@@ -296,7 +299,8 @@ func killCoordinatorPIDs(state string, logf func(string, ...any)) {
 	files, _ := filepath.Glob(filepath.Join(state, "coordinator-*.pid"))
 	for _, p := range files {
 		b, _ := os.ReadFile(p)
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		pid, err := strconv.Atoi(lines[0])
 		if err != nil || pid <= 0 {
 			continue
 		}
@@ -305,6 +309,14 @@ func killCoordinatorPIDs(state string, logf func(string, ...any)) {
 		if len(args) > 1 && filepath.Base(args[0]) == "rollwave" && args[1] == "server" {
 			logf("sweep: killing leftover coordinator pid %d", pid)
 			syscall.Kill(pid, syscall.SIGKILL)
+			for i := 0; i < 100 && processAlive(pid); i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		// The killed test's TempDir (never removed when a test binary dies).
+		if len(lines) > 1 && filepath.IsAbs(lines[1]) && strings.HasPrefix(lines[1], os.TempDir()+"/") {
+			os.RemoveAll(lines[1])
+			os.Remove(filepath.Dir(lines[1])) // the test's parent dir, if now empty
 		}
 	}
 }
@@ -343,4 +355,18 @@ func (cs *Coordinators) Hosts() ([]*rollwavev1.HostView, error) {
 		views = append(views, v)
 	}
 	return views, nil
+}
+
+// processAlive reports whether pid exists and is not a zombie.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "State:"); ok {
+			return !strings.HasPrefix(strings.TrimSpace(rest), "Z")
+		}
+	}
+	return false
 }
