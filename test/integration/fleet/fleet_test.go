@@ -3,6 +3,7 @@
 package fleet
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -53,4 +54,36 @@ func TestFleet(t *testing.T) {
 		t.Errorf("after restart marker = %q, want kept", got)
 	}
 	t.Logf("TIMING stop+start: %s", time.Since(stop).Round(time.Millisecond))
+}
+
+// TestDemoHelpers checks the demo helpers without the rollout engine: an
+// artifact published to the share is readable in a host at its file://
+// URL, the packaged app runs there as a slot-named systemd unit, and
+// Curl/SlotUnits see it.
+func TestDemoHelpers(t *testing.T) {
+	f := New(t, Options{})
+	h := f.Boot(1)[0]
+	art := f.PublishDemo("9.9.9", true)
+	sum := h.MustExec("sh", "-c", "curl -sf "+art.URL+" | sha256sum")
+	if !strings.HasPrefix(sum, art.SHA256) {
+		t.Fatalf("artifact at %s inside the host has sha256 %q, want %s", art.URL, sum, art.SHA256)
+	}
+	dir := "/var/lib/demo-check"
+	h.MustExec("mkdir", "-p", dir)
+	h.MustExec("tar", "-xzf", strings.TrimPrefix(art.URL, "file://"), "-C", dir)
+	h.MustExec("systemd-run", "--unit="+SlotUnit(DemoApp, "blue"), dir+"/bin/demo-app", "-dir", dir, "-listen", "127.0.0.1:18081")
+	waitFor(t, 20*time.Second, func() (bool, string) {
+		out, err := h.Curl(DemoBluePort, "/")
+		return err == nil && strings.TrimSpace(out) == "9.9.9", fmt.Sprintf("curl: %q %v", out, err)
+	}, nil)
+	active, err := h.ActiveSlotUnits(DemoApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(active) != 1 || active[0] != "blue" {
+		t.Errorf("active slot units %v, want [blue]", active)
+	}
+	if _, err := h.Curl(DemoTrafficPort, "/"); err == nil {
+		t.Errorf("traffic port answers with no agent running")
+	}
 }
