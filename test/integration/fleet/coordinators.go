@@ -78,7 +78,9 @@ func (f *Fleet) StartCoordinators(n int) *Coordinators {
 			Gossip:  net.JoinHostPort(BridgeIP, strconv.Itoa(p+2)),
 			c:       cs,
 			dataDir: filepath.Join(dir, fmt.Sprintf("c%d", i+1), "data"),
-			log:     filepath.Join(dir, fmt.Sprintf("c%d", i+1), "server.log"),
+			// Logs live in the state dir, not the TempDir, so a failed
+			// test's teardown can still show them.
+			log: filepath.Join(f.state, "coordinators", fmt.Sprintf("c%d.log", i+1)),
 		})
 	}
 	f.coords = cs
@@ -111,8 +113,10 @@ func (cs *Coordinators) GossipAddrs() []string {
 func (c *Coordinator) start() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
-		return err
+	for _, d := range []string{c.dataDir, filepath.Dir(c.log)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
 	}
 	args := []string{"server",
 		"-node", c.Name,

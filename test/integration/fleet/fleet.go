@@ -237,6 +237,9 @@ func (f *Fleet) Boot(k int) []*Host {
 // to call more than once.
 func (f *Fleet) Teardown() {
 	start := time.Now()
+	if f.t.Failed() {
+		f.dumpDiagnostics()
+	}
 	if f.coords != nil {
 		f.coords.stopAll()
 	}
@@ -471,4 +474,23 @@ func lockMachine() (*os.File, error) {
 		return nil, fmt.Errorf("machine lock %s: %w", machineLock, err)
 	}
 	return f, nil
+}
+
+// dumpDiagnostics logs what helps after a failure: the end of every
+// coordinator's log and of every running host's agent journal and console.
+func (f *Fleet) dumpDiagnostics() {
+	if f.coords != nil {
+		for _, c := range f.coords.nodes {
+			f.t.Logf("--- coordinator %s log (tail):\n%s", c.Name, tail(c.Log(), 40))
+		}
+	}
+	for _, h := range f.Hosts() {
+		if !h.Running() {
+			f.t.Logf("--- %s is not running; console (tail):\n%s", h.Name, h.consoleTail(20))
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(h.Root(), "usr/bin/rollwave-agent")); err == nil {
+			f.t.Log(h.Journal(AgentUnit, 40))
+		}
+	}
 }
