@@ -88,8 +88,7 @@ type Fleet struct {
 	hosts []*Host
 	next  int
 
-	coordOnce sync.Once
-	coords    *Coordinators
+	coords *Coordinators
 
 	binOnce sync.Once
 	binErr  error
