@@ -19,8 +19,10 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
 
+	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/raftfsm"
+	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -41,9 +43,15 @@ type Server struct {
 
 	grpcSrv *grpc.Server
 	grpcLn  net.Listener
+	// tls holds the current certificates (nil without TLS); ReloadTLS
+	// swaps them.
+	tls     *tlsutil.Reloader
 	fwd     *forwarder
 	agents  *agentRegistry
 	writer  *hostWriter
+	rollout *rollout.Orchestrator
+	// assignMu serialises AssignHosts (read the generation, then commit).
+	assignMu sync.Mutex
 
 	// advertised addresses, resolved after binding.
 	grpcAddr string
@@ -99,6 +107,7 @@ func New(cfg Config) (_ *Server, err error) {
 	gcfg.AdvertiseAddr = cfg.AdvertiseGossip
 	gcfg.Logger = cfg.logger() // the pool adds component and node itself
 	gcfg.Fast = cfg.GossipFast
+	gcfg.SecretKey = cfg.GossipKey
 	gcfg.Meta = gossip.Meta{
 		Role:      gossip.RoleServer,
 		NodeID:    cfg.NodeID,
@@ -111,11 +120,23 @@ func New(cfg Config) (_ *Server, err error) {
 	if s.pool, err = gossip.New(gcfg); err != nil {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.GossipAddr, err)
 	}
+	if cfg.TLS != nil {
+		if s.tls, err = tlsutil.NewReloader(*cfg.TLS); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
 	s.fwd = newForwarder(s)
 
-	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageSize))
+	opts, err := s.grpcServerOptions()
+	if err != nil {
+		return nil, err
+	}
+	s.grpcSrv = grpc.NewServer(opts...)
 	rollwavev1.RegisterOperatorServiceServer(s.grpcSrv, &operatorService{s: s})
 	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, newAgentService(s))
+	if err := s.setupRollout(); err != nil {
+		return nil, fmt.Errorf("rollout orchestrator: %w", err)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
