@@ -40,6 +40,8 @@ type Options struct {
 	// TLS and GossipKey secure the agent like its coordinators.
 	TLS       *tlsutil.Config
 	GossipKey []byte
+	// Policy replaces the permissive default local policy.
+	Policy *agent.Policy
 }
 
 // Start runs an agent until the test ends (or Stop).
@@ -70,6 +72,9 @@ func Start(t testing.TB, name, cell string, o Options) *Agent {
 	cfg.Driver = drv
 	cfg.PortOffset = o.PortOffset
 	cfg.TLS = o.TLS
+	if o.Policy != nil {
+		cfg.Policy = *o.Policy
+	}
 	cfg.GossipKey = o.GossipKey
 	cfg.DialContext = link.Dial
 	cfg.Logger = log
