@@ -216,6 +216,10 @@ func TestIsolatedAgentRevertsAloneAndReportsIt(t *testing.T) {
 	// isolation_timeout is 3s in the demo spec.
 	f.agent.Link.Cut()
 	cut := time.Now()
+	// The leader notices the silent session by itself (no FIN on a cut).
+	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
+		return !f.leader().AgentConnected("h1"), "leader still holds the session of the cut agent"
+	})
 	waitServes(t, f.traffic, "1.0.0", 3*time.Second+2*time.Second)
 	t.Logf("old version answering %.2fs after the cut (isolation_timeout 3s)", time.Since(cut).Seconds())
 	if since := time.Since(cut); since < 3*time.Second {

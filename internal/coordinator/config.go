@@ -58,6 +58,10 @@ type Config struct {
 	// ReconcileInterval is how often the leader reconciles raft peers with
 	// the servers seen in gossip (also done on every gossip event).
 	ReconcileInterval time.Duration
+	// AgentSilenceTimeout closes an agent session that sent nothing for this
+	// long (or five of the agent's own heartbeat intervals, if longer): a
+	// cut link sends no FIN.
+	AgentSilenceTimeout time.Duration
 	// GossipFast selects short gossip probe intervals (tests).
 	GossipFast bool
 
@@ -76,20 +80,21 @@ type Config struct {
 // DefaultConfig returns production defaults, listening on loopback.
 func DefaultConfig() Config {
 	return Config{
-		Region:             "global",
-		GRPCAddr:           "127.0.0.1:7420",
-		RaftAddr:           "127.0.0.1:7421",
-		GossipAddr:         "127.0.0.1:7422",
-		HeartbeatTimeout:   1000 * time.Millisecond,
-		ElectionTimeout:    1000 * time.Millisecond,
-		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      50 * time.Millisecond,
-		SnapshotInterval:   120 * time.Second,
-		SnapshotThreshold:  8192,
-		TrailingLogs:       10240,
-		ApplyTimeout:       10 * time.Second,
-		ReconcileInterval:  10 * time.Second,
-		Version:            "dev",
+		Region:              "global",
+		GRPCAddr:            "127.0.0.1:7420",
+		RaftAddr:            "127.0.0.1:7421",
+		GossipAddr:          "127.0.0.1:7422",
+		HeartbeatTimeout:    1000 * time.Millisecond,
+		ElectionTimeout:     1000 * time.Millisecond,
+		LeaderLeaseTimeout:  500 * time.Millisecond,
+		CommitTimeout:       50 * time.Millisecond,
+		SnapshotInterval:    120 * time.Second,
+		SnapshotThreshold:   8192,
+		TrailingLogs:        10240,
+		ApplyTimeout:        10 * time.Second,
+		ReconcileInterval:   10 * time.Second,
+		AgentSilenceTimeout: 10 * time.Second,
+		Version:             "dev",
 	}
 }
 
@@ -135,6 +140,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		return fmt.Errorf("raft.leader_lease_timeout (%s) must not exceed raft.heartbeat_timeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.AgentSilenceTimeout <= 0 {
+		return fmt.Errorf("agent silence timeout must be positive, got %s", c.AgentSilenceTimeout)
 	}
 	if c.ApplyTimeout <= 0 {
 		return fmt.Errorf("apply timeout must be positive, got %s", c.ApplyTimeout)

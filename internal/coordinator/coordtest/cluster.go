@@ -48,6 +48,7 @@ func FastConfig(t testing.TB, name string) coordinator.Config {
 	c.ReconcileInterval = 500 * time.Millisecond
 	c.ApplyTimeout = 5 * time.Second
 	c.GossipFast = true
+	c.AgentSilenceTimeout = 2 * time.Second
 	c.Logger = testutil.Logger(t).With("test_node", name)
 	return c
 }
