@@ -113,11 +113,10 @@ func (d *demo) run(sig context.Context) (err error) {
 			d.say.section("Interrupted: stopping every process")
 		} else if err != nil {
 			d.say.section("The demo failed: %v", err)
-			d.keepLogs()
 		}
 		cancel(nil)
 		<-watchDone
-		d.cleanup()
+		d.cleanup(err != nil && sig.Err() == nil)
 	}()
 
 	err = d.session(ctx)
@@ -619,11 +618,15 @@ func waitFor(ctx context.Context, within time.Duration, what string, cond func()
 	}
 }
 
-// cleanup stops every child, sweeps for leftovers and removes the temp dir.
-func (d *demo) cleanup() {
+// cleanup stops every child, sweeps for leftovers, keeps the logs of a
+// failed run and removes the temp dir.
+func (d *demo) cleanup(failed bool) {
 	start := time.Now()
 	n, killed := d.sup.stopAll(stopGrace)
 	strays := sweep(d.tmp)
+	if failed {
+		d.keepLogs()
+	}
 	rmErr := os.RemoveAll(d.tmp)
 	msg := fmt.Sprintf("Stopped %d processes in %s", n, time.Since(start).Round(100*time.Millisecond))
 	if len(killed) > 0 {
