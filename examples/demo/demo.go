@@ -624,7 +624,7 @@ func (d *demo) cleanup(failed bool) {
 	start := time.Now()
 	n, killed := d.sup.stopAll(stopGrace)
 	strays := sweep(d.tmp)
-	if failed {
+	if failed || d.o.keepLogs {
 		d.keepLogs()
 	}
 	rmErr := os.RemoveAll(d.tmp)

@@ -34,6 +34,7 @@ type options struct {
 	short          bool          // cluster, cells and agents only; no releases
 	releaseTimeout time.Duration // per release
 	logsTo         string        // where the logs are copied when the demo fails
+	keepLogs       bool          // copy them even when it does not
 	out            io.Writer
 
 	// stage, when set, is called as each stage begins (tests).
@@ -56,6 +57,7 @@ func main() {
 	flag.BoolVar(&o.short, "short", false, "start the cluster and agents, show them, and stop (no releases)")
 	flag.DurationVar(&o.releaseTimeout, "release-timeout", 75*time.Second, "give up on a release that has not ended after this long")
 	flag.StringVar(&o.logsTo, "logs", "demo-data/logs", "where to copy the processes' logs if the demo fails")
+	flag.BoolVar(&o.keepLogs, "keep-logs", false, "copy the processes' logs to -logs even when the demo succeeds")
 	flag.Parse()
 	o.out = os.Stdout
 	if o.demoApp == "" {

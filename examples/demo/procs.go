@@ -118,8 +118,8 @@ func (s *supervisor) stop(ps []*proc, grace time.Duration) []string {
 	return late
 }
 
-// stopAll stops every child in two waves: the agents (which stop their
-// app slots on the way out), then the coordinators.
+// stopAll stops every child: the agents first, all together (they stop
+// their app slots on the way out), then the coordinators one by one.
 func (s *supervisor) stopAll(grace time.Duration) (stopped int, killed []string) {
 	s.mu.Lock()
 	all := append([]*proc(nil), s.procs...)
@@ -133,7 +133,13 @@ func (s *supervisor) stopAll(grace time.Duration) (stopped int, killed []string)
 		}
 	}
 	killed = append(killed, s.stop(agents, grace)...)
-	killed = append(killed, s.stop(servers, grace)...)
+	// One server at a time, newest first: each leaves gracefully while
+	// the others still form a quorum to take it out of the raft
+	// configuration. Stopped all at once, the last leader can hang in its
+	// leave and shutdown until it is killed.
+	for i := len(servers) - 1; i >= 0; i-- {
+		killed = append(killed, s.stop(servers[i:i+1], grace)...)
+	}
 	return len(all), killed
 }
 
