@@ -51,8 +51,13 @@ demo: build
 	CGO_ENABLED=0 $(GO) build -o bin/rollwave-demo ./examples/demo
 	@bin/rollwave-demo -bin bin -demo-app bin/demo-app
 
-packages:
-	@echo "packages: not yet (deb/rpm arrive with the Real hosts issue)"
+# deb and rpm of rollwave (server + CLI) and rollwave-agent in dist/, built
+# with nfpm as a Go library (packaging/cmd/mkpkg; no external tools).
+# VERSION (git describe, or VERSION=1.2.3) becomes a dpkg/rpm version by the
+# rule in packaging/README.md.
+packages: build
+	rm -f dist/rollwave_*.deb dist/rollwave-agent_*.deb dist/rollwave-*.rpm
+	$(GO) run ./packaging/cmd/mkpkg -version '$(VERSION)' -bin bin -out dist
 
 clean:
 	rm -rf bin dist

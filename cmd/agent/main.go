@@ -39,20 +39,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rollwave-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		configFile = fs.String("config", "", "agent config file (HCL, or JSON when it ends in .json)")
-		node       = fs.String("node", "", "host id (default: hostname)")
-		cell       = fs.String("cell", "", "the host's cell (required here or in the config)")
-		region     = fs.String("region", "", "region (default \"global\")")
-		dataDir    = fs.String("data-dir", "", "slot state and directories (default /var/lib/rollwave-agent)")
-		driver     = fs.String("unit-driver", "", "systemd (default) or process")
-		heartbeat  = fs.Duration("heartbeat-interval", 0, "how often to report to the leader (default 2s)")
-		gossipAddr = fs.String("gossip-addr", "", "gossip listen address (default 0.0.0.0:7423)")
-		advGossip  = fs.String("advertise-gossip", "", "gossip address others dial (default: the bound one)")
-		logLevel   = fs.String("log-level", "", "debug, info, warn or error")
-		showVer    = fs.Bool("version", false, "print the version and exit")
-		portOffset = fs.Int("port-offset", 0, "add this to every release port (only to run several agents on one machine, as the demo does)")
-		joins      stringList
-		labels     stringList
+		configFile  = fs.String("config", "", "agent config file (HCL, or JSON when it ends in .json)")
+		node        = fs.String("node", "", "host id (default: hostname)")
+		cell        = fs.String("cell", "", "the host's cell (required here or in the config)")
+		region      = fs.String("region", "", "region (default \"global\")")
+		dataDir     = fs.String("data-dir", "", "slot state and directories (default /var/lib/rollwave-agent)")
+		driver      = fs.String("unit-driver", "", "systemd (default) or process")
+		heartbeat   = fs.Duration("heartbeat-interval", 0, "how often to report to the leader (default 2s)")
+		gossipAddr  = fs.String("gossip-addr", "", "gossip listen address (default 0.0.0.0:7423)")
+		advGossip   = fs.String("advertise-gossip", "", "gossip address others dial (default: the bound one)")
+		logLevel    = fs.String("log-level", "", "debug, info, warn or error")
+		showVer     = fs.Bool("version", false, "print the version and exit")
+		joinTimeout = fs.Duration("join-timeout", 30*time.Second, "how long to try the join addresses at start before giving up")
+		portOffset  = fs.Int("port-offset", 0, "add this to every release port (only to run several agents on one machine, as the demo does)")
+		joins       stringList
+		labels      stringList
 	)
 	fs.Var(&joins, "join", "gossip address (host:port) of a coordinator; repeatable")
 	fs.Var(&labels, "label", "host label key=value; repeatable")
@@ -162,6 +163,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.HeartbeatInterval = ac.HeartbeatInterval
 	cfg.Driver = drv
 	cfg.PortOffset = *portOffset
+	cfg.JoinTimeout = *joinTimeout
 	cfg.Version = version.Version
 	cfg.Logger = log
 	a, err := agent.New(cfg)
