@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -293,7 +294,7 @@ func (d *demo) setCells(ctx context.Context) error {
 			return err
 		}
 	}
-	return d.show(ctx, "cells", "list")
+	return nil
 }
 
 // startAgents starts two agents per cell and waits until all six are
@@ -352,7 +353,10 @@ func (d *demo) startAgents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return d.show(ctx, "hosts")
+	if err := d.show(ctx, "hosts"); err != nil {
+		return err
+	}
+	return d.show(ctx, "cells", "list")
 }
 
 // roll starts one release, follows it to its end and checks the outcome.
@@ -400,6 +404,10 @@ func (d *demo) roll(ctx context.Context, r release) error {
 		return fmt.Errorf("release %s did not succeed: %v", r.id(), werr)
 	case !r.expectOK && werr == nil:
 		return fmt.Errorf("release %s succeeded; it should have been rolled back", r.id())
+	case r.expectOK:
+		d.say.note("(exit status 0: the release succeeded)")
+	default:
+		d.say.note("(exit status %d: the release did not succeed — here that is the point: it was rolled back)", exit.ExitCode())
 	}
 
 	var res rollwavev1.GetReleaseResponse
@@ -481,8 +489,9 @@ func (d *demo) summary(ctx context.Context, v3Start time.Time) error {
 }
 
 // rollbackTiming reports, from the audit events and the demo's own
-// traffic observations, how long the bad version served and how soon
-// after the failure every host served 2.0.0 again.
+// traffic observations (same machine, same clock), how long the bad
+// version served and how soon after the gate failed every host served the
+// good version again.
 func (d *demo) rollbackTiming(events []*rollwavev1.Event, v3Start time.Time) {
 	good, bad := releases[1].version, releases[2].version
 	var firstBad, lastGood time.Time
@@ -496,32 +505,42 @@ func (d *demo) rollbackTiming(events []*rollwavev1.Event, v3Start time.Time) {
 			lastGood = c.at
 		}
 	}
-	var failedAt time.Time
-	var failedKind string
+	first := map[string]time.Time{}
 	for _, e := range events {
-		k := e.GetKind()
-		if strings.Contains(k, "fail") || k == "release.rolling_back" {
-			failedAt, failedKind = time.Unix(0, e.GetTimeUnixNano()), k
-			break
+		if _, seen := first[e.GetKind()]; !seen {
+			first[e.GetKind()] = time.Unix(0, e.GetTimeUnixNano())
 		}
 	}
-	d.say.note("")
-	if !firstBad.IsZero() && !lastGood.IsZero() {
-		d.say.note("3.0.0 served the canary's traffic for %s before the canary was back on %s.",
-			lastGood.Sub(firstBad).Round(time.Millisecond), good)
+	type moment struct {
+		at   time.Time
+		what string
 	}
-	switch {
-	case failedAt.IsZero():
-		d.say.note("(no failure event found in the audit log to time the rollback from)")
-	case lastGood.IsZero():
-		d.say.note("First failure event: %s at %s.", failedKind, failedAt.UTC().Format("15:04:05.000"))
-	case lastGood.Before(failedAt):
-		d.say.note("The canary reverted itself %s before the first failure event (%s): its own checks",
-			failedAt.Sub(lastGood).Round(time.Millisecond), failedKind)
-		d.say.note("failed during the bake, so it did not wait for the coordinator's order.")
-	default:
-		d.say.note("From the first failure event (%s) to the last host serving %s again: %s.",
-			failedKind, good, lastGood.Sub(failedAt).Round(time.Millisecond))
+	var timeline []moment
+	if !firstBad.IsZero() {
+		timeline = append(timeline, moment{firstBad, "the canary serves " + bad + " (healthy for its first 3s, by design)"})
+	}
+	for _, k := range []string{"host.failed", "gate.failed", "release.rolling_back", "release.rolled_back"} {
+		if t, ok := first[k]; ok {
+			timeline = append(timeline, moment{t, k})
+		}
+	}
+	if !lastGood.IsZero() {
+		timeline = append(timeline, moment{lastGood, "every host serves " + good + " again"})
+	}
+	sort.SliceStable(timeline, func(i, j int) bool { return timeline[i].at.Before(timeline[j].at) })
+	d.say.note("")
+	d.say.note("How the bad release went (audit events, and GET / on each traffic port every 150ms):")
+	for _, m := range timeline {
+		d.say.note("  %s  %s", m.at.UTC().Format("15:04:05.000"), m.what)
+	}
+	if gate, ok := first["gate.failed"]; ok && !lastGood.IsZero() {
+		if lastGood.After(gate) {
+			d.say.note("From the gate failure to the last host serving %s again: %s.", good, lastGood.Sub(gate).Round(time.Millisecond))
+		} else {
+			d.say.note("The canary was back on %s %s before the gate failed: its own checks failed during the",
+				good, gate.Sub(lastGood).Round(time.Millisecond))
+			d.say.note("bake and the agent reverted at once, without waiting for the coordinator.")
+		}
 	}
 }
 
