@@ -35,13 +35,18 @@ var cells = []struct {
 
 const hostsPerCell = 2
 
-// The releases, in order.
+// The releases, in order. Bakes are seconds, not the minutes to hours of
+// a real fleet, so the whole session takes about a minute. The first
+// release bakes least: nothing runs on the hosts yet.
 var releases = []release{
-	{version: "1.0.0", healthy: "yes", expectOK: true, what: "the first version, to every host"},
-	{version: "2.0.0", healthy: "yes", expectOK: true, what: "a healthy update, phase by phase"},
+	{version: "1.0.0", healthy: "yes", bakeFirst: "2s", bakeMin: "1s", expectOK: true,
+		what: "the first version, to every host"},
+	{version: "2.0.0", healthy: "yes", bakeFirst: "5s", bakeMin: "2s", expectOK: true,
+		what: "a healthy update, phase by phase"},
 	// Healthy for 3s after it starts: it passes its readiness check (1s
-	// healthy), takes the canary's traffic, then fails during the bake.
-	{version: "3.0.0", healthy: "3s", expectOK: false, what: "a bad update: healthy at first, failing a few seconds later"},
+	// healthy), takes the canary's traffic, then fails during the 5s bake.
+	{version: "3.0.0", healthy: "3s", bakeFirst: "5s", bakeMin: "2s", expectOK: false,
+		what: "a bad update: healthy at first, failing a few seconds later"},
 }
 
 // Deadlines for the waits (not sleeps: each polls a condition).
@@ -373,8 +378,9 @@ func (d *demo) roll(ctx context.Context, r release) error {
 			return err
 		}
 	default:
-		d.say.note("%s is %s with version %q and the new artifact (config/healthy = %q).",
+		d.say.note("%s is %s with version %q, its artifact (config/healthy = %q)",
 			r.file(), releases[0].file(), r.version, r.healthy)
+		d.say.note("and bakes of %s, halving each phase, at least %s.", r.bakeFirst, r.bakeMin)
 	}
 	if err := d.show(ctx, "release", "start", r.file()); err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 type release struct {
 	version string
 	healthy string // the artifact's config/healthy: "yes", "no" or a duration
+	// bakeFirst and bakeMin shape the bakes (decay 0.5).
+	bakeFirst, bakeMin string
 	// expectOK says whether "release status -watch" should exit 0.
 	expectOK bool
 	what     string // one line for the narration
@@ -17,13 +19,6 @@ type release struct {
 
 func (r release) id() string   { return "demo-" + r.version }
 func (r release) file() string { return r.id() + ".hcl" }
-
-// Bakes and checks are short so the whole demo stays well under three
-// minutes; a real release bakes for minutes to hours.
-const (
-	bakeFirst = "6s"
-	bakeMin   = "2s"
-)
 
 // renderSpec writes the release spec an operator would write. The ports
 // are the spec's: each agent adds its -port-offset on its host.
@@ -87,5 +82,5 @@ func renderSpec(r release, a demoapp.Artifact, p appPorts) string {
     isolation_timeout = "5s"
   }
 }
-`, r.id(), r.version, a.URL, a.SHA256, p.blue, p.green, p.traffic, bakeFirst, bakeMin)
+`, r.id(), r.version, a.URL, a.SHA256, p.blue, p.green, p.traffic, r.bakeFirst, r.bakeMin)
 }
