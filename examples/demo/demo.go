@@ -403,7 +403,9 @@ func (d *demo) roll(ctx context.Context, r release) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case wctx.Err() != nil:
-		return fmt.Errorf("release %s did not end within %s (see `rollwave release status %s`)", r.id(), d.o.releaseTimeout, r.id())
+		// Show where it got stuck before everything stops.
+		_ = d.show(ctx, "release", "status", r.id())
+		return fmt.Errorf("release %s did not end within %s (its status is above)", r.id(), d.o.releaseTimeout)
 	case werr != nil && !errors.As(werr, &exit):
 		return werr
 	case r.expectOK && werr != nil:
