@@ -543,7 +543,8 @@ func (d *demo) rollbackTiming(events []*rollwavev1.Event, v3Start time.Time) {
 	}
 	if gate, ok := first["gate.failed"]; ok && !lastGood.IsZero() {
 		if lastGood.After(gate) {
-			d.say.note("From the gate failure to the last host serving %s again: %s.", good, lastGood.Sub(gate).Round(time.Millisecond))
+			d.say.note("From the gate failure to the last host serving %s again: %s (traffic polled every %s).",
+				good, lastGood.Sub(gate).Round(time.Millisecond), d.traffic.every)
 		} else {
 			d.say.note("The canary was back on %s %s before the gate failed: its own checks failed during the",
 				good, gate.Sub(lastGood).Round(time.Millisecond))
