@@ -476,6 +476,9 @@ func (d *demo) summary(ctx context.Context, v3Start time.Time) error {
 	if err := d.show(ctx, "release", "list"); err != nil {
 		return err
 	}
+	if err := d.show(ctx, "hosts"); err != nil {
+		return err
+	}
 	bad := releases[2]
 	out, err := d.quiet(ctx, "release", "events", bad.id())
 	if err != nil {

@@ -45,7 +45,12 @@ func (n *narrator) section(format string, args ...any) {
 func (n *narrator) note(format string, args ...any) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	fmt.Fprintf(n.w, "    %s\n", n.shorten(fmt.Sprintf(format, args...)))
+	line := n.shorten(fmt.Sprintf(format, args...))
+	if line == "" {
+		fmt.Fprintln(n.w)
+		return
+	}
+	fmt.Fprintf(n.w, "    %s\n", line)
 }
 
 // command shows a command line as the user would type it.
