@@ -21,6 +21,7 @@ import (
 	"github.com/rollwave/rollwave/internal/deploy/slot"
 	"github.com/rollwave/rollwave/internal/deploy/slot/systemd"
 	"github.com/rollwave/rollwave/internal/spec"
+	"github.com/rollwave/rollwave/internal/tlsutil"
 	"github.com/rollwave/rollwave/internal/version"
 )
 
@@ -164,6 +165,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.Driver = drv
 	cfg.PortOffset = *portOffset
 	cfg.JoinTimeout = *joinTimeout
+	cfg.GossipKey = spec.GossipKeyBytes(ac.Encrypt)
+	if ac.TLS.Enabled() {
+		tc := tlsutil.DefaultConfig()
+		tc.CAFile, tc.CertFile, tc.KeyFile = ac.TLS.CAFile, ac.TLS.CertFile, ac.TLS.KeyFile
+		tc.VerifyServerHostname = ac.TLS.VerifyServerHostname
+		tc.Region = ac.Region
+		cfg.TLS = &tc
+	}
 	cfg.Version = version.Version
 	cfg.Logger = log
 	a, err := agent.New(cfg)
@@ -173,6 +182,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := a.ReloadTLS(); err != nil {
+				log.Error("reload TLS certificates; keeping the old ones", "error", err)
+			} else {
+				log.Info("TLS certificates reloaded")
+			}
+		}
+	}()
 	if err := a.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rollwave/rollwave/internal/coordinator"
 	"github.com/rollwave/rollwave/internal/spec"
+	"github.com/rollwave/rollwave/internal/tlsutil"
 	"github.com/rollwave/rollwave/internal/version"
 )
 
@@ -34,6 +35,10 @@ type serverFlags struct {
 	advRaft         string
 	advGossip       string
 	logLevel        string
+	encrypt         string
+	caFile          string
+	certFile        string
+	keyFile         string
 }
 
 func newServerCommand() *cobra.Command {
@@ -80,6 +85,10 @@ first); a second signal stops at once.`,
 	fl.StringVar(&f.advRaft, "advertise-raft", "", "raft address other servers should dial (default: the bound one)")
 	fl.StringVar(&f.advGossip, "advertise-gossip", "", "gossip address other nodes should dial (default: the bound one)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info)")
+	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key (base64, from 'rollwave keygen')")
+	fl.StringVar(&f.caFile, "ca-file", "", "CA certificate: turns on mutual TLS with -cert-file and -key-file")
+	fl.StringVar(&f.certFile, "cert-file", "", "this server's certificate ('rollwave tls cert create -server')")
+	fl.StringVar(&f.keyFile, "key-file", "", "this server's certificate key")
 	return cmd
 }
 
@@ -115,6 +124,10 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	set("advertise-raft", func() { sc.Advertise.Raft = f.advRaft })
 	set("advertise-gossip", func() { sc.Advertise.Gossip = f.advGossip })
 	set("log-level", func() { sc.LogLevel = f.logLevel })
+	set("encrypt", func() { sc.Encrypt = f.encrypt })
+	set("ca-file", func() { sc.TLS.CAFile = f.caFile })
+	set("cert-file", func() { sc.TLS.CertFile = f.certFile })
+	set("key-file", func() { sc.TLS.KeyFile = f.keyFile })
 	if err := sc.Validate(); err != nil {
 		return coordinator.Config{}, err
 	}
@@ -137,6 +150,14 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	cfg.TrailingLogs = sc.Raft.TrailingLogs
 	cfg.Version = version.Version
 	cfg.Logger = newLogger(sc.LogLevel)
+	cfg.GossipKey = spec.GossipKeyBytes(sc.Encrypt)
+	if sc.TLS.Enabled() {
+		tc := tlsutil.DefaultConfig()
+		tc.CAFile, tc.CertFile, tc.KeyFile = sc.TLS.CAFile, sc.TLS.CertFile, sc.TLS.KeyFile
+		tc.VerifyServerHostname = sc.TLS.VerifyServerHostname
+		tc.Region = sc.Region
+		cfg.TLS = &tc
+	}
 	return cfg, cfg.Validate()
 }
 
@@ -155,9 +176,20 @@ func runServer(cfg coordinator.Config) error {
 		return err
 	}
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	sig := <-sigs
+	var sig os.Signal
+	for sig = range sigs {
+		if sig != syscall.SIGHUP {
+			break
+		}
+		// SIGHUP re-reads the TLS files; the cluster stays up.
+		if err := srv.ReloadTLS(); err != nil {
+			log.Error("reload TLS certificates; keeping the old ones", "error", err)
+		} else {
+			log.Info("TLS certificates reloaded")
+		}
+	}
 	log.Info("signal received; leaving the cluster", "signal", sig.String())
 	left := make(chan error, 1)
 	go func() { left <- srv.Leave(leaveTimeout) }()

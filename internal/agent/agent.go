@@ -12,6 +12,7 @@ import (
 	"github.com/rollwave/rollwave/internal/deploy/slot"
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/health"
+	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -24,6 +25,7 @@ type Agent struct {
 	mgr      *slot.Manager
 	sampler  *health.Sampler
 	orders   *orderStore
+	tls      *tlsutil.Reloader
 	progress *progressQueue
 	metrics  *metricWindows
 
@@ -65,6 +67,11 @@ func New(cfg Config) (*Agent, error) {
 	if a.orders, err = newOrderStore(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	if cfg.TLS != nil {
+		if a.tls, err = tlsutil.NewReloader(*cfg.TLS); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
 	a.mgr, err = slot.NewManager(slot.ManagerConfig{
 		DataDir: cfg.DataDir,
 		Driver:  cfg.Driver,
@@ -84,6 +91,7 @@ func New(cfg Config) (*Agent, error) {
 	gcfg.BindAddr = cfg.GossipAddr
 	gcfg.AdvertiseAddr = cfg.AdvertiseGossip
 	gcfg.Fast = cfg.GossipFast
+	gcfg.SecretKey = cfg.GossipKey
 	gcfg.Logger = cfg.logger()
 	gcfg.Meta = gossip.Meta{
 		Role:    gossip.RoleAgent,
@@ -97,6 +105,15 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.GossipAddr, err)
 	}
 	return a, nil
+}
+
+// ReloadTLS re-reads the agent's certificate, key and CA (SIGHUP); the
+// next session uses them.
+func (a *Agent) ReloadTLS() error {
+	if a.tls == nil {
+		return nil
+	}
+	return a.tls.Reload()
 }
 
 // GossipAddr is the bound gossip address.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rollwave/rollwave/internal/deploy/slot"
+	"github.com/rollwave/rollwave/internal/tlsutil"
 )
 
 // Config configures an agent.
@@ -55,6 +56,11 @@ type Config struct {
 	// agents can share one machine's loopback (the demo, in-process
 	// tests); real hosts leave it 0.
 	PortOffset int
+	// TLS, when set, makes the session mutual TLS: the agent presents its
+	// agent certificate and accepts only server certificates.
+	TLS *tlsutil.Config
+	// GossipKey encrypts gossip (16, 24 or 32 bytes); nil = clear.
+	GossipKey []byte
 	// DiskPath is the filesystem whose usage is reported (default DataDir).
 	DiskPath string
 	// Version is reported in hello and gossip.

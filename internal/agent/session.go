@@ -11,8 +11,10 @@ import (
 
 	"google.golang.org/grpc"
 	gbackoff "google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -83,9 +85,17 @@ func (a *Agent) pickCoordinator() string {
 	return ""
 }
 
-func (a *Agent) dialOptions() []grpc.DialOption {
+func (a *Agent) dialOptions() ([]grpc.DialOption, error) {
+	creds := insecure.NewCredentials()
+	if a.tls != nil {
+		tc, err := a.tls.ClientTLSConfig(tlsutil.RoleAgent)
+		if err != nil {
+			return nil, err
+		}
+		creds = credentials.NewTLS(tc)
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		// A coordinator that does not answer (a cut link drops packets, it
 		// does not refuse) must not hold the agent for grpc's default 20 s.
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: gbackoff.DefaultConfig, MinConnectTimeout: connectTimeout}),
@@ -93,13 +103,17 @@ func (a *Agent) dialOptions() []grpc.DialOption {
 	if d := a.cfg.DialContext; d != nil {
 		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return d(ctx, addr) }))
 	}
-	return opts
+	return opts, nil
 }
 
 // runSession runs one session until it breaks. It returns *errRedirect
 // when a follower pointed elsewhere.
 func (a *Agent) runSession(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr, a.dialOptions()...)
+	opts, err := a.dialOptions()
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", addr, err)
 	}

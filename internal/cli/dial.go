@@ -3,10 +3,16 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/rollwave/rollwave/internal/tlsutil"
 
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -14,11 +20,53 @@ import (
 // The one place the CLI builds its gRPC connection. Transport security (TLS,
 // client certificates, tokens) is added here and nowhere else.
 
-// dialOptions are the options every connection to a coordinator uses.
-func dialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+// TLS settings: flags, else environment variables (as Nomad's
+// NOMAD_CACERT…). With a CA file the CLI speaks mutual TLS and accepts only
+// server certificates.
+const (
+	EnvCACert     = "ROLLWAVE_CACERT"
+	EnvClientCert = "ROLLWAVE_CLIENT_CERT"
+	EnvClientKey  = "ROLLWAVE_CLIENT_KEY"
+	EnvRegion     = "ROLLWAVE_REGION"
+)
+
+type tlsFlags struct {
+	caFile, certFile, keyFile, region string
+}
+
+func (t *tlsFlags) register(pf *pflag.FlagSet) {
+	pf.StringVar(&t.caFile, "ca-file", "", "CA certificate for mutual TLS (env "+EnvCACert+")")
+	pf.StringVar(&t.certFile, "client-cert", "", "client certificate made with 'rollwave tls cert create -cli' (env "+EnvClientCert+")")
+	pf.StringVar(&t.keyFile, "client-key", "", "client certificate key (env "+EnvClientKey+")")
+	pf.StringVar(&t.region, "tls-region", "", "region of the server certificates to accept (env "+EnvRegion+"; default global)")
+}
+
+func orEnv(v, env string) string {
+	if v != "" {
+		return v
 	}
+	return strings.TrimSpace(os.Getenv(env))
+}
+
+// dialOptions are the options every connection to a coordinator uses.
+func (a *app) dialOptions() ([]grpc.DialOption, error) {
+	ca, cert, key := orEnv(a.tls.caFile, EnvCACert), orEnv(a.tls.certFile, EnvClientCert), orEnv(a.tls.keyFile, EnvClientKey)
+	if ca == "" && cert == "" && key == "" {
+		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
+	}
+	if ca == "" || cert == "" || key == "" {
+		return nil, usageErrorf("mutual TLS needs all of -ca-file, -client-cert and -client-key (or %s, %s, %s)", EnvCACert, EnvClientCert, EnvClientKey)
+	}
+	cfg := tlsutil.DefaultConfig()
+	cfg.CAFile, cfg.CertFile, cfg.KeyFile = ca, cert, key
+	if r := orEnv(a.tls.region, EnvRegion); r != "" {
+		cfg.Region = r
+	}
+	tc, err := cfg.ClientTLSConfig(tlsutil.RoleCLI)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}, nil
 }
 
 // connect returns an OperatorService client for the coordinator chosen by
@@ -33,7 +81,11 @@ func (a *app) connect(cmd *cobra.Command) (rollwavev1.OperatorServiceClient, fun
 	if st := stateOf(cmd); st != nil {
 		st.address = addr
 	}
-	conn, err := grpc.NewClient(addr, dialOptions()...)
+	opts, err := a.dialOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("coordinator address %q: %w", addr, err)
 	}

@@ -45,6 +45,7 @@ type app struct {
 	address string
 	timeout time.Duration
 	now     func() time.Time
+	tls     tlsFlags
 }
 
 // NewRootCommand builds the `rollwave` command tree with every operator
@@ -77,6 +78,7 @@ Flags take one dash or two: -address and --address are the same flag.`,
 	pf.StringVar(&a.address, "address", DefaultAddress,
 		"coordinator gRPC address (env "+EnvAddress+")")
 	pf.DurationVar(&a.timeout, "timeout", DefaultTimeout, "deadline for each request (streams such as snapshots and -watch have none)")
+	a.tls.register(pf)
 
 	root.AddCommand(
 		newMembersCommand(a),
@@ -86,7 +88,10 @@ Flags take one dash or two: -address and --address are the same flag.`,
 		newCellsCommand(a),
 		newReleaseCommand(a),
 		newFreezeCommand(a),
+		newTLSCommand(),
+		newKeygenCommand(),
 	)
+	addGossipKeyringCommand(root, a)
 	return root
 }
 

@@ -8,6 +8,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/tlsutil"
 )
 
 // Config configures one coordinator server. Build it with DefaultConfig and
@@ -58,6 +60,12 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// GossipFast selects short gossip probe intervals (tests).
 	GossipFast bool
+
+	// TLS, when set, turns on mutual TLS 1.3 for the gRPC API (operators,
+	// agents, other servers) and for forwarding. Nil means plaintext.
+	TLS *tlsutil.Config
+	// GossipKey encrypts the gossip pool (16, 24 or 32 bytes); nil = clear.
+	GossipKey []byte
 
 	// Version is reported in Status and gossip metadata.
 	Version string

@@ -157,7 +157,6 @@ func (s *Server) AgentHeartbeat(host string) (*rollwavev1.Heartbeat, time.Time, 
 	return sess.heartbeat, sess.lastContact, true
 }
 
-
 // happyPath is the order an assignment moves through when all goes well.
 var happyPath = []rollwavev1.AssignmentState{
 	rollwavev1.AssignmentState_ASSIGNMENT_STATE_ASSIGNED,

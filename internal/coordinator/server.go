@@ -21,6 +21,7 @@ import (
 
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/raftfsm"
+	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -41,9 +42,12 @@ type Server struct {
 
 	grpcSrv *grpc.Server
 	grpcLn  net.Listener
-	fwd     *forwarder
-	agents  *agentRegistry
-	writer  *hostWriter
+	// tls holds the current certificates (nil without TLS); ReloadTLS
+	// swaps them.
+	tls    *tlsutil.Reloader
+	fwd    *forwarder
+	agents *agentRegistry
+	writer *hostWriter
 
 	// advertised addresses, resolved after binding.
 	grpcAddr string
@@ -99,6 +103,7 @@ func New(cfg Config) (_ *Server, err error) {
 	gcfg.AdvertiseAddr = cfg.AdvertiseGossip
 	gcfg.Logger = cfg.logger() // the pool adds component and node itself
 	gcfg.Fast = cfg.GossipFast
+	gcfg.SecretKey = cfg.GossipKey
 	gcfg.Meta = gossip.Meta{
 		Role:      gossip.RoleServer,
 		NodeID:    cfg.NodeID,
@@ -111,9 +116,18 @@ func New(cfg Config) (_ *Server, err error) {
 	if s.pool, err = gossip.New(gcfg); err != nil {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.GossipAddr, err)
 	}
+	if cfg.TLS != nil {
+		if s.tls, err = tlsutil.NewReloader(*cfg.TLS); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
 	s.fwd = newForwarder(s)
 
-	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageSize))
+	opts, err := s.grpcServerOptions()
+	if err != nil {
+		return nil, err
+	}
+	s.grpcSrv = grpc.NewServer(opts...)
 	rollwavev1.RegisterOperatorServiceServer(s.grpcSrv, &operatorService{s: s})
 	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, newAgentService(s))
 	s.wg.Add(1)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -48,6 +49,13 @@ type Pool struct {
 	metaMu    sync.RWMutex
 	meta      Meta
 	metaBytes []byte
+
+	// keys is the encryption keyring (nil without Config.SecretKey); bcast
+	// queues keyring changes for gossip (keyring.go). mlReady is ml for
+	// the queue's member count, which memberlist may ask for inside Create.
+	keys    *keyManager
+	bcast   *memberlist.TransmitLimitedQueue
+	mlReady atomic.Pointer[memberlist.Memberlist]
 }
 
 // New validates cfg and starts a memberlist instance listening on
@@ -75,6 +83,21 @@ func New(cfg Config) (*Pool, error) {
 	p.view = newView(logger, p.hub, cfg.ReapAfter)
 
 	mc := cfg.memberlistConfig(logger)
+	if p.keys, err = newKeyManager(cfg.SecretKey); err != nil {
+		return nil, err
+	}
+	if p.keys != nil {
+		mc.Keyring = p.keys.ring
+	}
+	p.bcast = &memberlist.TransmitLimitedQueue{
+		NumNodes: func() int {
+			if ml := p.mlReady.Load(); ml != nil {
+				return ml.NumMembers()
+			}
+			return 1
+		},
+		RetransmitMult: mc.RetransmitMult,
+	}
 	mc.Delegate = &delegate{p: p}
 	mc.Events = p.view
 	ml, err := memberlist.Create(mc)
@@ -82,6 +105,7 @@ func New(cfg Config) (*Pool, error) {
 		return nil, fmt.Errorf("gossip: start memberlist on %s: %w", cfg.BindAddr, err)
 	}
 	p.ml = ml
+	p.mlReady.Store(ml)
 	// memberlist reported the local node to the view inside Create, with the
 	// address it advertises (the picked port when BindAddr's port was 0).
 	self, ok := p.view.get(cfg.NodeName)
@@ -271,8 +295,8 @@ func checkMeta(m Meta) error {
 	return nil
 }
 
-// delegate implements memberlist.Delegate. Only NodeMeta does anything: the
-// pool uses no user messages or push/pull state.
+// delegate implements memberlist.Delegate: node metadata, and the keyring
+// state in user messages and push/pull sync (keyring.go).
 type delegate struct{ p *Pool }
 
 // NodeMeta returns the encoded local metadata. It does not block beyond a
@@ -288,7 +312,30 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return append([]byte(nil), d.p.metaBytes...)
 }
 
-func (d *delegate) NotifyMsg([]byte)                           {}
-func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d *delegate) LocalState(join bool) []byte                { return nil }
-func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+// NotifyMsg handles a keyring broadcast; it does not block.
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) > 0 && b[0] == msgKeyring {
+		d.p.mergeKeyring(b, "broadcast")
+	}
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.p.bcast.GetBroadcasts(overhead, limit)
+}
+
+// LocalState sends this member's keyring in push/pull syncs.
+func (d *delegate) LocalState(join bool) []byte {
+	if d.p.keys == nil {
+		return nil
+	}
+	d.p.keys.mu.Lock()
+	defer d.p.keys.mu.Unlock()
+	return encodeKeyring(d.p.keys.stateLocked())
+}
+
+// MergeRemoteState adopts a newer keyring from a push/pull sync.
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	if len(buf) > 0 {
+		d.p.mergeKeyring(buf, "push/pull")
+	}
+}

@@ -46,6 +46,10 @@ type AgentConfig struct {
 	Advertise AgentAddresses
 	// LogLevel is debug, info (default), warn or error.
 	LogLevel string
+	// TLS turns on mutual TLS for the session with the coordinators.
+	TLS TLSConfig
+	// Encrypt is the gossip encryption key (base64, `rollwave keygen`).
+	Encrypt string
 }
 
 // AgentAddresses are an agent's endpoints, each host:port.
@@ -65,6 +69,7 @@ func DefaultAgentConfig() *AgentConfig {
 		HeartbeatInterval: 2 * time.Second,
 		Addresses:         AgentAddresses{Gossip: "0.0.0.0:7423"},
 		LogLevel:          LogInfo,
+		TLS:               TLSConfig{VerifyServerHostname: true},
 	}
 }
 
@@ -99,6 +104,8 @@ func (c *AgentConfig) fields() []field {
 		attr("log_level", str(&c.LogLevel)),
 		block("addresses", sub(attr("gossip", str(&c.Addresses.Gossip)))),
 		block("advertise", sub(attr("gossip", str(&c.Advertise.Gossip)))),
+		block("tls", tlsFields(&c.TLS)),
+		attr("encrypt", str(&c.Encrypt)),
 	}
 }
 
@@ -140,5 +147,7 @@ func (c *AgentConfig) validate() problems {
 	checkBind(&ps, "addresses.gossip", c.Addresses.Gossip)
 	checkAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)
 	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
+	c.TLS.validate(&ps)
+	checkGossipKey(&ps, "encrypt", c.Encrypt)
 	return ps
 }

@@ -26,6 +26,7 @@ func TestParseServerConfig(t *testing.T) {
 			SnapshotThreshold:  4096,
 			TrailingLogs:       2048,
 		},
+		TLS: TLSConfig{VerifyServerHostname: true},
 	}
 	for _, name := range []string{"testdata/config/server.hcl", "testdata/config/server.json"} {
 		got, err := ParseServerConfig(name, readFile(t, name))
@@ -196,6 +197,7 @@ func TestParseAgentConfig(t *testing.T) {
 		Addresses:         AgentAddresses{Gossip: "0.0.0.0:7423"},
 		Advertise:         AgentAddresses{Gossip: "10.1.2.17:7423"},
 		LogLevel:          LogWarn,
+		TLS:               TLSConfig{VerifyServerHostname: true},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", got, want)
@@ -274,5 +276,33 @@ func TestAgentConfigValidate(t *testing.T) {
 	c.Cell, c.Join = "c1", []string{"127.0.0.1:7422"}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSecuritySettings(t *testing.T) {
+	good := "dev = true\nencrypt = \"" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" + "\"\ntls {\n  ca_file = \"/etc/rollwave/ca.pem\"\n  cert_file = \"/etc/rollwave/s.pem\"\n  key_file = \"/etc/rollwave/s-key.pem\"\n}\n"
+	c, err := ParseServerConfig("server.hcl", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.TLS.Enabled() || !c.TLS.VerifyServerHostname || len(GossipKeyBytes(c.Encrypt)) != 32 {
+		t.Fatalf("tls/encrypt not parsed: %+v %q", c.TLS, c.Encrypt)
+	}
+	cases := []struct{ src, want string }{
+		// Half a TLS setup is an error naming the missing file.
+		{"dev = true\ntls {\n  ca_file = \"/ca.pem\"\n}\n", "tls.cert_file: is required"},
+		// A gossip key must be base64 of 16, 24 or 32 bytes.
+		{"dev = true\nencrypt = \"not base64!\"\n", "encrypt: must be base64"},
+		{"dev = true\nencrypt = \"AAAA\"\n", "must decode to 16, 24 or 32 bytes, got 3"},
+	}
+	for _, tc := range cases {
+		_, err := ParseServerConfig("server.hcl", []byte(tc.src))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: want error containing %q, got %v", tc.src, tc.want, err)
+		}
+	}
+	ag, err := ParseAgentConfig("agent.hcl", []byte("cell = \"a\"\njoin = [\"10.0.0.1:7422\"]\ntls {\n  ca_file = \"/ca.pem\"\n  cert_file = \"/a.pem\"\n  key_file = \"/a-key.pem\"\n  verify_server_hostname = false\n}\n"))
+	if err != nil || !ag.TLS.Enabled() || ag.TLS.VerifyServerHostname {
+		t.Fatalf("agent tls: %+v %v", ag.TLS, err)
 	}
 }

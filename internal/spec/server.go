@@ -33,6 +33,11 @@ type ServerConfig struct {
 	Advertise ServerAddresses
 	// Raft tunes hashicorp/raft.
 	Raft RaftConfig
+	// TLS turns on mutual TLS for every gRPC link.
+	TLS TLSConfig
+	// Encrypt is the gossip encryption key (base64, `rollwave keygen`);
+	// empty means gossip in the clear.
+	Encrypt string
 }
 
 // ServerAddresses are a server's three endpoints, each host:port.
@@ -84,6 +89,7 @@ func DefaultServerConfig() *ServerConfig {
 			Raft:   "127.0.0.1:7421",
 			Gossip: "127.0.0.1:7422",
 		},
+		TLS: TLSConfig{VerifyServerHostname: true},
 		Raft: RaftConfig{
 			HeartbeatTimeout:   time.Second,
 			ElectionTimeout:    time.Second,
@@ -132,6 +138,8 @@ func (c *ServerConfig) fields() []field {
 		attr("log_level", str(&c.LogLevel)),
 		block("addresses", addrs(&c.Addresses)),
 		block("advertise", addrs(&c.Advertise)),
+		block("tls", tlsFields(&c.TLS)),
+		attr("encrypt", str(&c.Encrypt)),
 		block("raft", sub(
 			attr("heartbeat_timeout", duration(&c.Raft.HeartbeatTimeout)),
 			attr("election_timeout", duration(&c.Raft.ElectionTimeout)),
@@ -178,6 +186,8 @@ func (c *ServerConfig) validate() problems {
 	checkAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)
 
 	c.Raft.validate(&ps)
+	c.TLS.validate(&ps)
+	checkGossipKey(&ps, "encrypt", c.Encrypt)
 	return ps
 }
 

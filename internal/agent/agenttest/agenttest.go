@@ -12,6 +12,7 @@ import (
 	"github.com/rollwave/rollwave/internal/agent"
 	"github.com/rollwave/rollwave/internal/deploy/slot"
 	"github.com/rollwave/rollwave/internal/testutil"
+	"github.com/rollwave/rollwave/internal/tlsutil"
 )
 
 // Agent is a running in-process agent.
@@ -36,6 +37,9 @@ type Options struct {
 	// PortOffset shifts every release port on this agent, so several
 	// agents can run the same release on one loopback.
 	PortOffset int
+	// TLS and GossipKey secure the agent like its coordinators.
+	TLS       *tlsutil.Config
+	GossipKey []byte
 }
 
 // Start runs an agent until the test ends (or Stop).
@@ -65,6 +69,8 @@ func Start(t testing.TB, name, cell string, o Options) *Agent {
 	cfg.ReconnectMin, cfg.ReconnectMax = 50*time.Millisecond, 500*time.Millisecond
 	cfg.Driver = drv
 	cfg.PortOffset = o.PortOffset
+	cfg.TLS = o.TLS
+	cfg.GossipKey = o.GossipKey
 	cfg.DialContext = link.Dial
 	cfg.Logger = log
 	a, err := agent.New(cfg)

@@ -254,6 +254,12 @@ func untar(r io.Reader, dir string) error {
 			if _, err := entryPath(path.Join(path.Dir(name), target)); err != nil {
 				return fmt.Errorf("%w: %q: symlink target %q escapes the slot", ErrUnsafeArchive, hdr.Name, target)
 			}
+			// The textual check above cannot see through other symlinks:
+			// "d/s -> .." then "t -> d/s/.." resolves outside. A ".." after a
+			// name is refused outright.
+			if err := climbsOnlyFirst(target); err != nil {
+				return fmt.Errorf("%w: %q: symlink target %q: %v", ErrUnsafeArchive, hdr.Name, target, err)
+			}
 			if err := root.Symlink(target, name); err != nil {
 				return fmt.Errorf("unpack %q: %w", hdr.Name, err)
 			}
@@ -262,6 +268,13 @@ func untar(r io.Reader, dir string) error {
 			src, err := entryPath(hdr.Linkname)
 			if err != nil {
 				return fmt.Errorf("%w: %q: hardlink source %q: %v", ErrUnsafeArchive, hdr.Name, hdr.Linkname, err)
+			}
+			// A hard link to a symlink would copy the symlink elsewhere in
+			// the slot, where its relative target may point outside.
+			if fi, err := root.Lstat(src); err != nil {
+				return fmt.Errorf("unpack %q: hardlink source: %w", hdr.Name, err)
+			} else if !fi.Mode().IsRegular() {
+				return fmt.Errorf("%w: %q: hardlink source %q is not a regular file", ErrUnsafeArchive, hdr.Name, hdr.Linkname)
 			}
 			if err := root.Link(src, name); err != nil {
 				return fmt.Errorf("unpack %q: %w", hdr.Name, err)
@@ -314,4 +327,22 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// climbsOnlyFirst accepts a relative symlink target only if every ".."
+// comes before the first name ("../../x" yes, "a/../x" no).
+func climbsOnlyFirst(target string) error {
+	named := false
+	for _, c := range strings.Split(target, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			if named {
+				return errors.New(`".." after a name`)
+			}
+		default:
+			named = true
+		}
+	}
+	return nil
 }

@@ -1,0 +1,232 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+)
+
+// KeyringClient manages the gossip encryption keyring through a
+// coordinator. The coordinator applies each change to its own keyring and
+// gossips it to every member (see internal/gossip, Pool.InstallKey and
+// friends); the RPC that carries these calls is wired by the coordinator
+// side (SetKeyringDialer).
+type KeyringClient interface {
+	// ListKeys returns the keyring as the answering coordinator holds it.
+	ListKeys(ctx context.Context) (*KeyringList, error)
+	// InstallKey adds key (base64) to every member's keyring.
+	InstallKey(ctx context.Context, key string) error
+	// UseKey makes key, already installed, the one members encrypt with.
+	UseKey(ctx context.Context, key string) error
+	// RemoveKey removes key from every member's keyring; the primary key
+	// cannot be removed.
+	RemoveKey(ctx context.Context, key string) error
+}
+
+// KeyringList is a keyring as one member holds it.
+type KeyringList struct {
+	// Keys are base64-encoded, the primary first.
+	Keys []string `json:"keys"`
+	// Primary is the key outgoing messages are encrypted with.
+	Primary string `json:"primary"`
+	// Version counts keyring changes (a Lamport clock over the pool).
+	Version uint64 `json:"version"`
+	// Node is the member that answered.
+	Node string `json:"node,omitempty"`
+}
+
+// KeyringDialer opens a KeyringClient to the coordinator at address; the
+// returned function closes it.
+type KeyringDialer func(ctx context.Context, address string) (KeyringClient, func(), error)
+
+// ErrKeyringUnavailable is what the keyring command reports until
+// SetKeyringDialer gave it a way to reach coordinators.
+var ErrKeyringUnavailable = errors.New("gossip keyring management is not available from this CLI build: " +
+	"no coordinator RPC is wired for it yet; rotate keys by changing every member's encryption key and restarting it")
+
+func unavailableKeyringDialer(context.Context, string) (KeyringClient, func(), error) {
+	return nil, nil, ErrKeyringUnavailable
+}
+
+// keyringDialers maps each keyring command to its dialer holder, so that
+// SetKeyringDialer can reach the one in a given command tree.
+var keyringDialers sync.Map // *cobra.Command -> *keyringDialerHolder
+
+type keyringDialerHolder struct {
+	mu   sync.Mutex
+	dial KeyringDialer
+}
+
+func (h *keyringDialerHolder) get() KeyringDialer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dial
+}
+
+// SetKeyringDialer makes `rollwave operator gossip keyring` in root use d.
+// It fails if root has no such command.
+func SetKeyringDialer(root *cobra.Command, d KeyringDialer) error {
+	if d == nil {
+		return errors.New("cli: nil KeyringDialer")
+	}
+	c, _, err := root.Find([]string{"operator", "gossip", "keyring"})
+	if err != nil || c.Name() != "keyring" {
+		return fmt.Errorf("cli: no operator gossip keyring command in %q", root.Name())
+	}
+	h, ok := keyringDialers.Load(c)
+	if !ok {
+		return fmt.Errorf("cli: %q is not the keyring command", c.CommandPath())
+	}
+	holder := h.(*keyringDialerHolder)
+	holder.mu.Lock()
+	holder.dial = d
+	holder.mu.Unlock()
+	return nil
+}
+
+// addGossipKeyringCommand puts `gossip keyring` under root's operator
+// command.
+func addGossipKeyringCommand(root *cobra.Command, a *app) {
+	op, _, err := root.Find([]string{"operator"})
+	if err != nil || op == root {
+		return
+	}
+	gossip := makeGroup(&cobra.Command{
+		Use:   "gossip",
+		Short: "Manage the gossip pool's encryption keys",
+	})
+	gossip.AddCommand(newKeyringCommand(a))
+	op.AddCommand(gossip)
+}
+
+func newKeyringCommand(a *app) *cobra.Command {
+	var (
+		install, use, remove string
+		list, asJSON         bool
+	)
+	holder := &keyringDialerHolder{dial: unavailableKeyringDialer}
+	cmd := &cobra.Command{
+		Use:   "keyring (-install KEY | -use KEY | -remove KEY | -list)",
+		Short: "Rotate the gossip encryption key",
+		Long: `Manage the keys the gossip pool is encrypted with. A member decrypts with
+any key in its keyring and encrypts with the primary one. Rotate a key in
+three steps, checking -list on several coordinators between them:
+
+  1. -install NEW   every member learns the new key
+  2. -use NEW       every member encrypts with it
+  3. -remove OLD    the old key is dropped
+
+Changes are gossiped to every member (best effort, then repaired by the
+periodic state sync); a member that was down catches up when it rejoins,
+provided it still has a key the pool uses. Keys are base64 (rollwave keygen).`,
+		Example: `  rollwave operator gossip keyring -list
+  rollwave operator gossip keyring -install "$(rollwave keygen)"
+  rollwave operator gossip keyring -use 4uhxHbB0k2mEGXW4x8YcLdSU8QpTvhTq9VrVmGM3nXw=
+  rollwave operator gossip keyring -remove bA6J2d1vh1BaZdzD0sJ/5p0VUSQ4iPT+tHPyaDGBvXI=`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n := 0
+			for _, set := range []bool{install != "", use != "", remove != "", list} {
+				if set {
+					n++
+				}
+			}
+			if n != 1 {
+				return usageErrorf("give exactly one of -install, -use, -remove or -list")
+			}
+			if asJSON && !list {
+				return usageErrorf("-json goes with -list")
+			}
+			for _, k := range []struct{ flag, val string }{{"install", install}, {"use", use}, {"remove", remove}} {
+				if k.val != "" {
+					if err := checkGossipKey(k.val); err != nil {
+						return usageErrorf("invalid -%s key: %v", k.flag, err)
+					}
+				}
+			}
+			if a.timeout <= 0 {
+				return usageErrorf("invalid -timeout %s: must be positive", a.timeout)
+			}
+			addr := a.resolvedAddress(cmd)
+			if st := stateOf(cmd); st != nil {
+				st.address = addr
+			}
+			ctx, cancel := a.unary(cmd)
+			defer cancel()
+			client, done, err := holder.get()(ctx, addr)
+			if err != nil {
+				return err
+			}
+			defer done()
+			out := cmd.OutOrStdout()
+			switch {
+			case install != "":
+				if err := client.InstallKey(ctx, install); err != nil {
+					return fmt.Errorf("installing key: %w", err)
+				}
+				fmt.Fprintln(out, "==> Installed key; gossiping it to every member")
+			case use != "":
+				if err := client.UseKey(ctx, use); err != nil {
+					return fmt.Errorf("changing primary key: %w", err)
+				}
+				fmt.Fprintln(out, "==> Changed primary key; gossiping it to every member")
+			case remove != "":
+				if err := client.RemoveKey(ctx, remove); err != nil {
+					return fmt.Errorf("removing key: %w", err)
+				}
+				fmt.Fprintln(out, "==> Removed key; gossiping it to every member")
+			default:
+				l, err := client.ListKeys(ctx)
+				if err != nil {
+					return fmt.Errorf("listing keys: %w", err)
+				}
+				if asJSON {
+					b, err := json.MarshalIndent(l, "", "  ")
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(out, string(b))
+					return nil
+				}
+				if l.Node != "" {
+					fmt.Fprintf(out, "Keyring of %s (version %d):\n", l.Node, l.Version)
+				} else {
+					fmt.Fprintf(out, "Keyring (version %d):\n", l.Version)
+				}
+				t := newTable(out, "KEY", "PRIMARY")
+				for _, k := range l.Keys {
+					t.row(k, yesNo(k == l.Primary))
+				}
+				return t.flush()
+			}
+			return nil
+		},
+	}
+	keyringDialers.Store(cmd, holder)
+	f := cmd.Flags()
+	f.StringVar(&install, "install", "", "add KEY to every member's keyring")
+	f.StringVar(&use, "use", "", "make the installed KEY the primary (encrypting) key")
+	f.StringVar(&remove, "remove", "", "remove KEY from every member's keyring")
+	f.BoolVar(&list, "list", false, "list the keys")
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+// checkGossipKey accepts base64 of 16, 24 or 32 bytes (AES-128/192/256).
+func checkGossipKey(s string) error {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return errors.New("not base64")
+	}
+	switch len(b) {
+	case 16, 24, 32:
+		return nil
+	}
+	return fmt.Errorf("%d bytes, want 16, 24 or 32", len(b))
+}

@@ -1,0 +1,57 @@
+package coordinator
+
+import (
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/rollwave/rollwave/internal/tlsutil"
+)
+
+// methodRoles says which certificate roles may call which service: agents
+// only the agent session; operators (cli) and other servers (forwarding,
+// bootstrap checks) only the operator API.
+var methodRoles = tlsutil.MethodRoles{
+	"/rollwave.v1.AgentService/":    {tlsutil.RoleAgent},
+	"/rollwave.v1.OperatorService/": {tlsutil.RoleCLI, tlsutil.RoleServer},
+}
+
+func (s *Server) grpcServerOptions() ([]grpc.ServerOption, error) {
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageSize)}
+	if s.tls == nil {
+		return opts, nil
+	}
+	tc, err := s.tls.ServerTLSConfig()
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return append(opts,
+		grpc.Creds(credentials.NewTLS(tc)),
+		grpc.ChainUnaryInterceptor(tlsutil.UnaryAuthorizer(methodRoles)),
+		grpc.ChainStreamInterceptor(tlsutil.StreamAuthorizer(methodRoles)),
+	), nil
+}
+
+// clientCreds are the credentials this server uses to call other servers.
+func (s *Server) clientCreds() (grpc.DialOption, error) {
+	if s.tls == nil {
+		return grpc.WithTransportCredentials(insecure.NewCredentials()), nil
+	}
+	tc, err := s.tls.ClientTLSConfig(tlsutil.RoleServer)
+	if err != nil {
+		return nil, err
+	}
+	return grpc.WithTransportCredentials(credentials.NewTLS(tc)), nil
+}
+
+// ReloadTLS re-reads the certificate, key and CA (SIGHUP). Open
+// connections stay up; new handshakes use the new files. A bad file keeps
+// the old material and returns the error.
+func (s *Server) ReloadTLS() error {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Reload()
+}

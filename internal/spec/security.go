@@ -1,0 +1,68 @@
+package spec
+
+import (
+	"encoding/base64"
+)
+
+// TLSConfig is the `tls { }` block of the server and agent config files.
+// With no files set TLS is off; set all three to turn it on.
+type TLSConfig struct {
+	// CAFile is the cluster CA certificate (PEM).
+	CAFile string
+	// CertFile and KeyFile are this node's certificate and key (PEM), made
+	// with `rollwave tls cert create`.
+	CertFile, KeyFile string
+	// VerifyServerHostname pins the region of server certificates
+	// (server.<region>.rollwave); default true.
+	VerifyServerHostname bool
+}
+
+// Enabled reports whether any TLS file is set.
+func (t TLSConfig) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
+func tlsFields(t *TLSConfig) blockFunc {
+	return sub(
+		attr("ca_file", str(&t.CAFile)),
+		attr("cert_file", str(&t.CertFile)),
+		attr("key_file", str(&t.KeyFile)),
+		attr("verify_server_hostname", boolean(&t.VerifyServerHostname)),
+	)
+}
+
+func (t TLSConfig) validate(ps *problems) {
+	if !t.Enabled() {
+		return
+	}
+	for _, f := range []struct{ name, v string }{{"tls.ca_file", t.CAFile}, {"tls.cert_file", t.CertFile}, {"tls.key_file", t.KeyFile}} {
+		if f.v == "" {
+			ps.add(f.name, "is required when any tls file is set; expected a PEM file path")
+		}
+	}
+}
+
+// checkGossipKey validates `encrypt`: empty (gossip in the clear) or a
+// base64 key of 16, 24 or 32 bytes, as `rollwave keygen` prints.
+func checkGossipKey(ps *problems, field, key string) {
+	if key == "" {
+		return
+	}
+	b, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		ps.add(field, "must be base64 (as printed by 'rollwave keygen'): %v", err)
+		return
+	}
+	switch len(b) {
+	case 16, 24, 32:
+	default:
+		ps.add(field, "must decode to 16, 24 or 32 bytes, got %d", len(b))
+	}
+}
+
+// GossipKeyBytes decodes a validated `encrypt` value (nil when empty).
+func GossipKeyBytes(key string) []byte {
+	if key == "" {
+		return nil
+	}
+	b, _ := base64.StdEncoding.DecodeString(key)
+	return b
+}
