@@ -226,6 +226,7 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 				sess.lastPersisted = now
 			}
 			sess.mu.Unlock()
+			s.observeHeartbeat(sess.hostID, hb, now)
 			facts := hb.GetFacts()
 			if persist || (len(facts) > 0 && !sameFacts(facts, hello.GetSlots())) {
 				if len(facts) > 0 {

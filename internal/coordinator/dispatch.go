@@ -22,6 +22,8 @@ func (s *Server) AssignHosts(releaseID string, phase int32, hosts []string) ([]*
 	if !s.IsLeader() {
 		return nil, notLeaderf("assign hosts")
 	}
+	s.assignMu.Lock()
+	defer s.assignMu.Unlock()
 	st := s.fsm.State()
 	rel := st.Release(releaseID)
 	if rel == nil {
@@ -29,10 +31,16 @@ func (s *Server) AssignHosts(releaseID string, phase int32, hosts []string) ([]*
 	}
 	app := rel.GetSpec().GetApp()
 	now := time.Now().UnixNano()
-	var as []*rollwavev1.Assignment
+	var as, live []*rollwavev1.Assignment
 	for _, h := range hosts {
 		var gen uint64 = 1
 		if cur := st.Assignment(h, app); cur != nil {
+			// Idempotent: a host this release already assigned in this
+			// phase keeps its generation (its order is sent again).
+			if cur.GetReleaseId() == releaseID && cur.GetPhase() == phase && !raftfsm.AssignmentEnded(cur.GetState()) {
+				live = append(live, cur)
+				continue
+			}
 			gen = cur.GetGeneration() + 1
 		}
 		as = append(as, &rollwavev1.Assignment{
@@ -41,9 +49,12 @@ func (s *Server) AssignHosts(releaseID string, phase int32, hosts []string) ([]*
 			CreatedUnixNano: now, UpdatedUnixNano: now,
 		})
 	}
-	if err := s.applyErr(raftfsm.CreateAssignments, &rollwavev1.CreateAssignmentsCommand{TimeUnixNano: now, Assignments: as}); err != nil {
-		return nil, err
+	if len(as) > 0 {
+		if err := s.applyErr(raftfsm.CreateAssignments, &rollwavev1.CreateAssignmentsCommand{TimeUnixNano: now, Assignments: as}); err != nil {
+			return nil, err
+		}
 	}
+	as = append(as, live...)
 	for _, a := range as {
 		s.sendTo(a.GetHost(), assignmentOrder(a, rel.GetSpec()))
 	}

@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
 
+	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	"github.com/rollwave/rollwave/internal/tlsutil"
@@ -44,10 +45,13 @@ type Server struct {
 	grpcLn  net.Listener
 	// tls holds the current certificates (nil without TLS); ReloadTLS
 	// swaps them.
-	tls    *tlsutil.Reloader
-	fwd    *forwarder
-	agents *agentRegistry
-	writer *hostWriter
+	tls     *tlsutil.Reloader
+	fwd     *forwarder
+	agents  *agentRegistry
+	writer  *hostWriter
+	rollout *rollout.Orchestrator
+	// assignMu serialises AssignHosts (read the generation, then commit).
+	assignMu sync.Mutex
 
 	// advertised addresses, resolved after binding.
 	grpcAddr string
@@ -130,6 +134,9 @@ func New(cfg Config) (_ *Server, err error) {
 	s.grpcSrv = grpc.NewServer(opts...)
 	rollwavev1.RegisterOperatorServiceServer(s.grpcSrv, &operatorService{s: s})
 	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, newAgentService(s))
+	if err := s.setupRollout(); err != nil {
+		return nil, fmt.Errorf("rollout orchestrator: %w", err)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -59,4 +59,6 @@ func init() {
 	register(AddFreeze, noResult(applyAddFreeze))
 	register(RemoveFreeze, noResult(applyRemoveFreeze))
 	register(SetGlobalFreeze, noResult(applySetGlobalFreeze))
+	register(SetReleasePlan, noResult(applySetReleasePlan))
+	register(AdvancePhase, noResult(applyAdvancePhase))
 }

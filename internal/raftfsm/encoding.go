@@ -28,6 +28,14 @@ const (
 	AddFreeze         MessageType = 12
 	RemoveFreeze      MessageType = 13
 	SetGlobalFreeze   MessageType = 14
+	// SetReleasePlan (body: SubmitReleaseCommand carrying only the release
+	// id and its phases) replaces the plan of a release none of whose
+	// phases has started: the orchestrator plans again at start.
+	SetReleasePlan MessageType = 15
+	// AdvancePhase (body: SetReleaseStateCommand; its state must be
+	// running or unspecified) moves a running release's current phase to
+	// the next one, once the current phase is verified.
+	AdvancePhase MessageType = 16
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -50,6 +58,8 @@ var messageTypeNames = map[MessageType]string{
 	AddFreeze:         "AddFreeze",
 	RemoveFreeze:      "RemoveFreeze",
 	SetGlobalFreeze:   "SetGlobalFreeze",
+	SetReleasePlan:    "SetReleasePlan",
+	AdvancePhase:      "AdvancePhase",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

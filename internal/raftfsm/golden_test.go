@@ -23,6 +23,13 @@ type goldenStep struct {
 	check func(t *testing.T, s *State)
 }
 
+// namedStep is a golden step whose file name is given: a second entry of a
+// type (setting up the state a newer command needs) needs its own file.
+type namedStep struct {
+	file string
+	goldenStep
+}
+
 // snapshotAfter names the step after which snapshot-v1.bin was taken: by
 // then every kind of snapshot record exists.
 const snapshotAfter = SetGlobalFreeze
@@ -142,6 +149,54 @@ func goldenSteps() []goldenStep {
 	}
 }
 
+// laterGoldenSteps follow goldenSteps, for command types added since.
+func laterGoldenSteps() []namedStep {
+	const now = int64(1_767_225_600_000_000_000)
+	return []namedStep{
+		// Since type 15 (SetReleasePlan): a release submitted without a plan
+		// is planned at start.
+		{goldenStep: goldenStep{cmd: cmd{SubmitRelease, &v1.SubmitReleaseCommand{TimeUnixNano: now + 14, Actor: "alice", Release: &v1.Release{
+			Id: "web-1.0.0", Spec: &v1.ReleaseSpec{Name: "web-1.0.0", App: "web", Version: "1.0.0"}}}},
+			check: func(t *testing.T, s *State) {
+				if r := s.Release("web-1.0.0"); r.GetState() != rsPending || len(r.GetPhases()) != 0 {
+					t.Errorf("release = %v", r)
+				}
+			}}, file: "cmd-submit-release-unplanned.bin"},
+		{goldenStep: goldenStep{cmd: cmd{SetReleasePlan, &v1.SubmitReleaseCommand{TimeUnixNano: now + 15, Actor: "rollout", Release: &v1.Release{
+			Id: "web-1.0.0", Phases: []*v1.Phase{{Index: 0, Hosts: []string{"h1"}, Cells: []string{"eu-1"}, BakeMs: 60_000}}}}},
+			check: func(t *testing.T, s *State) {
+				r := s.Release("web-1.0.0")
+				if len(r.GetPhases()) != 1 || r.GetPhases()[0].GetHosts()[0] != "h1" || r.GetPhases()[0].GetState() != psPending {
+					t.Errorf("release = %v", r)
+				}
+				if ev := s.Events("web-1.0.0", 0, 0); ev[len(ev)-1].GetKind() != "release.planned" {
+					t.Errorf("events = %v", ev)
+				}
+			}}},
+		// Since type 16 (AdvancePhase): phase 0 of api-2.4.0 bakes, is
+		// verified, and the release moves on to phase 1.
+		{goldenStep: goldenStep{cmd: cmd{SetPhaseState, &v1.SetPhaseStateCommand{TimeUnixNano: now + 16, ReleaseId: "api-2.4.0", Index: 0, State: psBaking,
+			BakeDeadlineUnixNano: now + 1_800_000_000_016, Reason: "all hosts healthy"}},
+			check: func(t *testing.T, s *State) {
+				if p := s.Release("api-2.4.0").GetPhases()[0]; p.GetState() != psBaking || p.GetBakeDeadlineUnixNano() != now+1_800_000_000_016 {
+					t.Errorf("phase = %v", p)
+				}
+			}}, file: "cmd-set-phase-state-baking.bin"},
+		{goldenStep: goldenStep{cmd: cmd{SetPhaseState, &v1.SetPhaseStateCommand{TimeUnixNano: now + 17, ReleaseId: "api-2.4.0", Index: 0, State: psVerified, Reason: "gates passed"}},
+			check: func(t *testing.T, s *State) {
+				if p := s.Release("api-2.4.0").GetPhases()[0]; p.GetState() != psVerified {
+					t.Errorf("phase = %v", p)
+				}
+			}}, file: "cmd-set-phase-state-verified.bin"},
+		{goldenStep: goldenStep{cmd: cmd{AdvancePhase, &v1.SetReleaseStateCommand{TimeUnixNano: now + 18, ReleaseId: "api-2.4.0", CurrentPhase: 1, Reason: "phase 0 verified", Actor: "rollout"}},
+			check: func(t *testing.T, s *State) {
+				if r := s.Release("api-2.4.0"); r.GetCurrentPhase() != 1 || r.GetState() != rsRunning {
+					t.Errorf("release = %v", r)
+				}
+			}}},
+	}
+}
+
 // kebab turns "SubmitRelease" into "submit-release".
 func kebab(s string) string {
 	var b strings.Builder
@@ -176,14 +231,25 @@ func goldenFile(t *testing.T, name string, fresh func() []byte) []byte {
 // type, in order, and restores the committed snapshot: today's code must
 // read what earlier versions wrote, and reach the same state.
 func TestGolden(t *testing.T) {
-	steps := goldenSteps()
-	if len(steps) != len(messageTypeNames) {
-		t.Fatalf("%d golden steps for %d command types: add one for the new type", len(steps), len(messageTypeNames))
+	var steps []namedStep
+	for _, st := range goldenSteps() {
+		steps = append(steps, namedStep{goldenStep: st})
+	}
+	steps = append(steps, laterGoldenSteps()...)
+	covered := map[MessageType]bool{}
+	for _, st := range steps {
+		covered[st.cmd.t] = true
+	}
+	if len(covered) != len(messageTypeNames) {
+		t.Fatalf("golden steps cover %d of %d command types: add one for the new type", len(covered), len(messageTypeNames))
 	}
 	f := New(testLogger(t))
 	var atSnapshot *FSM
 	for i, step := range steps {
 		name := "cmd-" + kebab(step.cmd.t.String()) + ".bin"
+		if step.file != "" {
+			name = step.file
+		}
 		data := goldenFile(t, name, func() []byte { return encodeCmd(t, step.cmd) })
 		typ, _, err := Decode(data)
 		if err != nil || typ != step.cmd.t {

@@ -1,0 +1,32 @@
+package rollout
+
+import (
+	"context"
+	"time"
+)
+
+// StepForTest runs one reconcile of a release, as its goroutine would:
+// unit tests drive the orchestrator with a fake clock through it, without
+// enabling it. It reports whether the release no longer needs watching.
+func (o *Orchestrator) StepForTest(ctx context.Context, releaseID string) (bool, error) {
+	o.mu.Lock()
+	rn, ok := o.runs[releaseID]
+	if !ok {
+		rn = newRun(releaseID)
+		o.runs[releaseID] = rn
+	}
+	o.mu.Unlock()
+	return o.step(ctx, rn)
+}
+
+// ForgetForTest drops the leader memory of every release, as a new leader
+// starts: tests use it to check that state in raft is enough to continue.
+func (o *Orchestrator) ForgetForTest() {
+	o.mu.Lock()
+	o.runs = map[string]*run{}
+	o.enabledAt = o.now()
+	o.mu.Unlock()
+	o.seenMu.Lock()
+	o.lastSeen = map[string]time.Time{}
+	o.seenMu.Unlock()
+}

@@ -1,0 +1,253 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/rollwave/rollwave/internal/raftfsm"
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// Actor is recorded on the events and state changes the orchestrator makes.
+const Actor = "rollout"
+
+// Orchestrator drives releases on the leader. Create it with New; the
+// coordinator calls SetEnabled on leadership changes and Observe with
+// every agent heartbeat. All methods are safe for concurrent use.
+type Orchestrator struct {
+	cfg     Config
+	state   *raftfsm.State
+	w       Writer
+	agents  Agents
+	log     *slog.Logger
+	now     func() time.Time
+	samples *sampleStore
+
+	mu        sync.Mutex
+	cancel    context.CancelFunc
+	done      chan struct{}
+	enabledAt time.Time
+	runs      map[string]*run
+	// lastSeen is when this leader last heard from each host (heartbeat
+	// or open session); it starts at enabledAt so that agents have time to
+	// reconnect to a new leader before they count as unreachable.
+	seenMu   sync.Mutex
+	lastSeen map[string]time.Time
+}
+
+// New returns a disabled orchestrator.
+func New(cfg Config, state *raftfsm.State, w Writer, agents Agents) (*Orchestrator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if state == nil || w == nil || agents == nil {
+		return nil, errors.New("rollout: state, writer and agents are required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := cfg.Clock
+	if now == nil {
+		now = time.Now
+	}
+	return &Orchestrator{
+		cfg: cfg, state: state, w: w, agents: agents, now: now,
+		log:      log.With("component", "rollout"),
+		samples:  newSampleStore(cfg.SampleWindow),
+		runs:     map[string]*run{},
+		lastSeen: map[string]time.Time{},
+	}, nil
+}
+
+// SetEnabled starts (true) or stops (false) the orchestrator. Enabling an
+// enabled orchestrator does nothing. Disabling cancels every release
+// goroutine and waits for them; it may block for as long as one raft
+// apply in flight takes to fail.
+func (o *Orchestrator) SetEnabled(enabled bool) {
+	o.mu.Lock()
+	if enabled {
+		if o.cancel != nil {
+			o.mu.Unlock()
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		o.cancel, o.done = cancel, make(chan struct{})
+		o.enabledAt = o.now()
+		o.runs = map[string]*run{}
+		done := o.done
+		o.mu.Unlock()
+		o.seenMu.Lock()
+		o.lastSeen = map[string]time.Time{}
+		o.seenMu.Unlock()
+		o.log.Info("orchestrator enabled")
+		go func() {
+			defer close(done)
+			o.loop(ctx)
+		}()
+		return
+	}
+	cancel, done := o.cancel, o.done
+	o.cancel, o.done = nil, nil
+	o.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+	o.log.Info("orchestrator disabled")
+}
+
+// Enabled reports whether the orchestrator runs.
+func (o *Orchestrator) Enabled() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.cancel != nil
+}
+
+// Observe records a heartbeat from host, received at at: its samples feed
+// the baseline comparison and it proves the host reachable. It does not
+// block (a short lock), so the session loop may call it inline.
+func (o *Orchestrator) Observe(host string, hb *rollwavev1.Heartbeat, at time.Time) {
+	o.samples.observe(host, hb, at)
+	o.seen(host, at)
+}
+
+func (o *Orchestrator) seen(host string, at time.Time) {
+	o.seenMu.Lock()
+	if at.After(o.lastSeen[host]) {
+		o.lastSeen[host] = at
+	}
+	o.seenMu.Unlock()
+}
+
+func (o *Orchestrator) lastSeenAt(host string) time.Time {
+	o.seenMu.Lock()
+	t := o.lastSeen[host]
+	o.seenMu.Unlock()
+	o.mu.Lock()
+	en := o.enabledAt
+	o.mu.Unlock()
+	if t.Before(en) {
+		return en
+	}
+	return t
+}
+
+// activeStates are the release states a goroutine watches.
+var activeStates = []rollwavev1.ReleaseState{
+	rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, rollwavev1.ReleaseState_RELEASE_STATE_PAUSED,
+	rollwavev1.ReleaseState_RELEASE_STATE_AWAITING_APPROVAL, rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK,
+}
+
+// loop starts a goroutine for each release that needs one and waits for
+// them all when the context ends.
+func (o *Orchestrator) loop(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(o.cfg.Tick)
+	defer tick.Stop()
+	for {
+		changed := o.state.Changed()
+		for _, r := range o.state.Releases("", activeStates...) {
+			o.mu.Lock()
+			_, running := o.runs[r.GetId()]
+			if !running {
+				rn := newRun(r.GetId())
+				o.runs[r.GetId()] = rn
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					o.runRelease(ctx, rn)
+					o.mu.Lock()
+					delete(o.runs, rn.id)
+					o.mu.Unlock()
+				}()
+			}
+			o.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+	}
+}
+
+// runRelease reconciles one release until it ends or leadership is lost.
+func (o *Orchestrator) runRelease(ctx context.Context, rn *run) {
+	log := o.log.With("release_id", rn.id)
+	log.Info("watching release")
+	tick := time.NewTicker(o.cfg.Tick)
+	defer tick.Stop()
+	backoff := o.cfg.RetryMin
+	for {
+		changed := o.state.Changed()
+		done, err := o.step(ctx, rn)
+		if done {
+			log.Info("release no longer active; stopping")
+			return
+		}
+		wait := time.Duration(0)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// Full jitter, capped: retries never hammer raft.
+			wait = time.Duration(rand.Int64N(int64(backoff)) + 1)
+			backoff = min(backoff*2, o.cfg.RetryMax)
+			log.Warn("rollout step failed; retrying", "error", err, "retry_in", wait)
+		} else {
+			backoff = o.cfg.RetryMin
+		}
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+	}
+}
+
+// run is a release's leader memory: only what may be rebuilt (or safely
+// repeated) by a new leader — flags that keep events from being written
+// twice, and the start of bounded waits.
+type run struct {
+	id              string
+	held            map[int32]string
+	verifiedSent    map[int32]bool
+	skipLogged      map[int32]bool
+	hostLogged      map[string]bool
+	finalizeStart   time.Time
+	finalizeSent    map[string]time.Time
+	revertStart     time.Time
+	revertTries     map[string]int
+	revertOrderedAt map[string]time.Time
+	revertLogged    bool
+	pausedPhase     int32
+}
+
+func newRun(id string) *run {
+	return &run{
+		id: id, held: map[int32]string{}, verifiedSent: map[int32]bool{}, skipLogged: map[int32]bool{},
+		hostLogged: map[string]bool{}, finalizeSent: map[string]time.Time{}, revertTries: map[string]int{},
+		revertOrderedAt: map[string]time.Time{},
+		pausedPhase:     -1,
+	}
+}
+
+func hostGenKey(host string, gen uint64) string { return fmt.Sprintf("%s/%d", host, gen) }

@@ -1,0 +1,727 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rollwave/rollwave/internal/deploy/plan"
+	"github.com/rollwave/rollwave/internal/health"
+	"github.com/rollwave/rollwave/internal/raftfsm"
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+const (
+	relRunning     = rollwavev1.ReleaseState_RELEASE_STATE_RUNNING
+	relPaused      = rollwavev1.ReleaseState_RELEASE_STATE_PAUSED
+	relAwaiting    = rollwavev1.ReleaseState_RELEASE_STATE_AWAITING_APPROVAL
+	relRollingBack = rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK
+	relRolledBack  = rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK
+	relSucceeded   = rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED
+	relFailed      = rollwavev1.ReleaseState_RELEASE_STATE_FAILED
+
+	phPending   = rollwavev1.PhaseState_PHASE_STATE_PENDING
+	phDeploying = rollwavev1.PhaseState_PHASE_STATE_DEPLOYING
+	phBaking    = rollwavev1.PhaseState_PHASE_STATE_BAKING
+	phVerified  = rollwavev1.PhaseState_PHASE_STATE_VERIFIED
+	phFailed    = rollwavev1.PhaseState_PHASE_STATE_FAILED
+
+	asAssigned  = rollwavev1.AssignmentState_ASSIGNMENT_STATE_ASSIGNED
+	asStaging   = rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING
+	asSwitched  = rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED
+	asBaking    = rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING
+	asHealthy   = rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY
+	asFinalized = rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED
+	asFailed    = rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED
+	asReverting = rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING
+)
+
+// Rollback policies (rollback.on_failure).
+const (
+	PolicyAll   = "all"
+	PolicyPhase = "phase"
+	PolicyPause = "pause"
+)
+
+// step takes the next action for a release. It reports true when the
+// release needs no more watching (terminal, gone or never started).
+func (o *Orchestrator) step(ctx context.Context, rn *run) (bool, error) {
+	r := o.state.Release(rn.id)
+	if r == nil || raftfsm.ReleaseTerminal(r.GetState()) {
+		return true, nil
+	}
+	switch r.GetState() {
+	case relRunning:
+		rn.pausedPhase = -1
+		return false, o.stepRunning(ctx, rn, r)
+	case relRollingBack:
+		return false, o.stepRollback(ctx, rn, r)
+	case relPaused, relAwaiting:
+		// Nothing advances; bake deadlines keep counting (they are absolute).
+		return false, nil
+	}
+	return true, nil // pending: not started
+}
+
+func (o *Orchestrator) stepRunning(ctx context.Context, rn *run, r *rollwavev1.Release) error {
+	if len(r.GetPhases()) == 0 {
+		return o.planRelease(ctx, r)
+	}
+	idx := r.GetCurrentPhase()
+	if idx < 0 || int(idx) >= len(r.GetPhases()) {
+		return fmt.Errorf("release %q: current phase %d out of range", r.GetId(), idx)
+	}
+	p := r.GetPhases()[idx]
+	switch p.GetState() {
+	case phPending:
+		return o.startPhase(ctx, rn, r, p)
+	case phDeploying, phBaking:
+		return o.watchPhase(ctx, rn, r, p)
+	case phVerified:
+		return o.afterVerified(ctx, rn, r, p)
+	case phFailed:
+		return o.applyPolicy(ctx, rn, r, p)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- writes
+
+func (o *Orchestrator) events(ctx context.Context, evs ...*rollwavev1.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	now := o.now().UnixNano()
+	for _, e := range evs {
+		if e.Actor == "" {
+			e.Actor = Actor
+		}
+		e.TimeUnixNano = now
+	}
+	return o.w.AppendEvents(ctx, &rollwavev1.AppendEventsCommand{TimeUnixNano: now, Events: evs})
+}
+
+func (o *Orchestrator) setRelease(ctx context.Context, r *rollwavev1.Release, to rollwavev1.ReleaseState, reason string) error {
+	o.log.Info("release state", "release_id", r.GetId(), "to", stateName(to), "reason", reason)
+	return o.w.SetReleaseState(ctx, &rollwavev1.SetReleaseStateCommand{
+		TimeUnixNano: o.now().UnixNano(), ReleaseId: r.GetId(), State: to, Reason: reason, Actor: Actor, CurrentPhase: -1,
+	})
+}
+
+func (o *Orchestrator) setPhase(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase, to rollwavev1.PhaseState, reason string, deadline time.Time) error {
+	o.log.Info("phase state", "release_id", r.GetId(), "phase", p.GetIndex(), "to", stateName(to), "reason", reason)
+	cmd := &rollwavev1.SetPhaseStateCommand{
+		TimeUnixNano: o.now().UnixNano(), ReleaseId: r.GetId(), Index: p.GetIndex(), State: to, Reason: reason,
+	}
+	if !deadline.IsZero() {
+		cmd.BakeDeadlineUnixNano = deadline.UnixNano()
+	}
+	return o.w.SetPhaseState(ctx, cmd)
+}
+
+func ev(r *rollwavev1.Release, phase int32, kind, msg string, evidence map[string]string) *rollwavev1.Event {
+	return &rollwavev1.Event{ReleaseId: r.GetId(), Phase: phase, Kind: kind, Message: msg, Evidence: evidence}
+}
+
+// ---------------------------------------------------------------- phases
+
+// planRelease plans a release that was submitted without a plan against
+// the fleet of this moment.
+func (o *Orchestrator) planRelease(ctx context.Context, r *rollwavev1.Release) error {
+	pl, err := plan.Compute(r.GetSpec(), o.agents.Fleet())
+	if err != nil {
+		if werr := o.events(ctx, ev(r, 0, "release.plan_failed", "cannot plan the release: "+err.Error(), nil)); werr != nil {
+			return werr
+		}
+		return o.setRelease(ctx, r, relPaused, "cannot plan the release: "+err.Error())
+	}
+	return o.w.SetReleasePlan(ctx, &rollwavev1.SubmitReleaseCommand{
+		TimeUnixNano: o.now().UnixNano(), Actor: Actor,
+		Release: &rollwavev1.Release{Id: r.GetId(), Phases: pl.Phases},
+	})
+}
+
+// frozen reports whether a freeze holds phase starts at now, and why.
+func (o *Orchestrator) frozen(now time.Time) (bool, string) {
+	if on, why := o.state.GlobalFreeze(); on {
+		return true, "global freeze: " + why
+	}
+	n := now.UnixNano()
+	for _, w := range o.state.Freezes() {
+		if w.GetFromUnixNano() <= n && n < w.GetToUnixNano() {
+			return true, fmt.Sprintf("freeze window %q until %s: %s", w.GetId(),
+				time.Unix(0, w.GetToUnixNano()).UTC().Format(time.RFC3339), w.GetReason())
+		}
+	}
+	return false, ""
+}
+
+func (o *Orchestrator) startPhase(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase) error {
+	idx := p.GetIndex()
+	if held, why := o.frozen(o.now()); held {
+		if rn.held[idx] != why {
+			if err := o.events(ctx, ev(r, idx, "phase.held", fmt.Sprintf("phase %d held: %s", idx, why),
+				map[string]string{"reason": why})); err != nil {
+				return err
+			}
+			rn.held[idx] = why
+		}
+		return nil
+	}
+	evidence := map[string]string{
+		"hosts": strings.Join(p.GetHosts(), ","), "cells": strings.Join(p.GetCells(), ","),
+		"bake_ms": fmt.Sprint(p.GetBakeMs()),
+	}
+	if why, ok := rn.held[idx]; ok {
+		evidence["held_by"] = why
+	}
+	msg := fmt.Sprintf("phase %d starts: %d host(s) in cell(s) %s", idx, len(p.GetHosts()), strings.Join(p.GetCells(), ", "))
+	if err := o.events(ctx, ev(r, idx, "phase.started", msg, evidence)); err != nil {
+		return err
+	}
+	if err := o.setPhase(ctx, r, p, phDeploying, msg, time.Time{}); err != nil {
+		return err
+	}
+	return o.assignMissing(ctx, r, p)
+}
+
+// assignMissing assigns the phase's hosts that have no assignment of this
+// release yet, in one batch. A host is never assigned twice by a release:
+// after a failover the new leader only fills the gaps.
+func (o *Orchestrator) assignMissing(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase) error {
+	app := r.GetSpec().GetApp()
+	var hosts []string
+	for _, h := range p.GetHosts() {
+		if o.state.Host(h) == nil {
+			continue // deleted; the host gate fails it at its deadline
+		}
+		cur := o.state.Assignment(h, app)
+		if cur != nil && cur.GetReleaseId() == r.GetId() {
+			continue
+		}
+		if cur != nil && !raftfsm.AssignmentEnded(cur.GetState()) {
+			continue // an older release's generation is still live; wait for it
+		}
+		hosts = append(hosts, h)
+	}
+	if len(hosts) == 0 {
+		return nil
+	}
+	as, err := o.agents.AssignHosts(r.GetId(), p.GetIndex(), hosts)
+	if err != nil {
+		return fmt.Errorf("assign %d host(s) of phase %d: %w", len(hosts), p.GetIndex(), err)
+	}
+	evidence := map[string]string{}
+	var names []string
+	for _, a := range as {
+		evidence["host."+a.GetHost()] = fmt.Sprintf("generation %d", a.GetGeneration())
+		names = append(names, a.GetHost())
+	}
+	evidence["hosts"] = strings.Join(names, ",")
+	return o.events(ctx, ev(r, p.GetIndex(), "hosts.assigned",
+		fmt.Sprintf("phase %d: %d host(s) assigned version %s", p.GetIndex(), len(as), r.GetSpec().GetVersion()), evidence))
+}
+
+// hostDeadline is how long after assignment a host may take to become
+// healthy before the orchestrator calls it failed.
+func (o *Orchestrator) hostDeadline(spec *rollwavev1.ReleaseSpec) time.Duration {
+	hd := time.Duration(spec.GetHealth().GetHealthyDeadlineMs()) * time.Millisecond
+	if hd <= 0 {
+		hd = 2 * time.Minute
+	}
+	return hd + time.Duration(spec.GetHealth().GetMinHealthyTimeMs())*time.Millisecond + o.cfg.HostGrace
+}
+
+type hostStatus int
+
+const (
+	hostPending hostStatus = iota
+	hostHealthy
+	hostFailed
+)
+
+// hostView is one host of a phase as the gates see it.
+type hostView struct {
+	host        string
+	a           *rollwavev1.Assignment // nil: none of this release
+	status      hostStatus
+	unreachable bool
+	reason      string
+	// markFailed: the orchestrator decided the failure (deadline) and
+	// must record it.
+	markFailed bool
+}
+
+func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now time.Time) []hostView {
+	app := r.GetSpec().GetApp()
+	deadline := o.hostDeadline(r.GetSpec())
+	var out []hostView
+	for _, h := range p.GetHosts() {
+		v := hostView{host: h}
+		cur := o.state.Assignment(h, app)
+		if cur != nil && cur.GetReleaseId() == r.GetId() {
+			v.a = cur
+		}
+		switch st := v.a.GetState(); {
+		case v.a == nil:
+			started := time.Unix(0, p.GetStartedUnixNano())
+			if now.Sub(started) > deadline {
+				v.status, v.reason = hostFailed, fmt.Sprintf("not assigned within %s of the phase start", deadline)
+				if o.state.Host(h) == nil {
+					v.reason = "host is no longer registered"
+				} else if cur != nil {
+					v.reason = fmt.Sprintf("generation %d of release %q is still %s", cur.GetGeneration(), cur.GetReleaseId(), stateName(cur.GetState()))
+				}
+			}
+		case st == asHealthy || st == asFinalized:
+			v.status = hostHealthy
+		case raftfsm.AssignmentEnded(st) || st == asReverting:
+			v.status, v.reason = hostFailed, fmt.Sprintf("%s: %s", stateName(st), v.a.GetReason())
+		default: // assigned, staging, switched, baking
+			if now.Sub(time.Unix(0, v.a.GetCreatedUnixNano())) > deadline {
+				v.status, v.markFailed = hostFailed, true
+				v.reason = fmt.Sprintf("not healthy within %s of assignment (healthy_deadline + min_healthy_time + grace); last state %s",
+					deadline, stateName(st))
+			}
+		}
+		if v.status != hostFailed && v.a != nil {
+			if o.agents.Connected(h) {
+				o.seen(h, now)
+			} else if since := now.Sub(o.lastSeenAt(h)); since > o.cfg.UnreachableAfter {
+				v.unreachable = true
+				v.reason = fmt.Sprintf("no session or heartbeat for %s", since.Round(time.Millisecond))
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// watchPhase runs the host gate and the budgets of a deploying or baking
+// phase, moves a deploying phase to baking once every host is decided, and
+// reads the phase gates at the bake deadline.
+func (o *Orchestrator) watchPhase(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase) error {
+	if p.GetState() == phDeploying {
+		if err := o.assignMissing(ctx, r, p); err != nil {
+			return err
+		}
+	}
+	now := o.now()
+	views := o.classify(r, p, now)
+	if err := o.recordHostFailures(ctx, rn, r, p, views); err != nil {
+		return err
+	}
+	budgets := o.budgetGates(r, p, views)
+	if len(failedOf(budgets)) > 0 {
+		return o.failPhase(ctx, r, p, budgets)
+	}
+	switch p.GetState() {
+	case phDeploying:
+		healthy, failed := 0, 0
+		for _, v := range views {
+			switch v.status {
+			case hostPending:
+				return nil // still deploying
+			case hostHealthy:
+				healthy++
+			case hostFailed:
+				failed++
+			}
+		}
+		bake := time.Duration(p.GetBakeMs()) * time.Millisecond
+		deadline := now.Add(bake)
+		hostGate := gateResult{Reading: health.Reading{Gate: "host_health", Value: float64(healthy), Limit: float64(len(views)), Passed: true,
+			Detail: fmt.Sprintf("%d of %d host(s) healthy for min_healthy_time, %d failed within budget", healthy, len(views), failed)}}
+		if err := o.events(ctx, gateEvent(r, p.GetIndex(), hostGate)); err != nil {
+			return err
+		}
+		return o.setPhase(ctx, r, p, phBaking, fmt.Sprintf("%s; baking %s until %s", hostGate.Detail, bake,
+			deadline.UTC().Format(time.RFC3339Nano)), deadline)
+	case phBaking:
+		if now.Before(time.Unix(0, p.GetBakeDeadlineUnixNano())) {
+			return nil
+		}
+		return o.evaluateBake(ctx, rn, r, p, views, budgets)
+	}
+	return nil
+}
+
+// recordHostFailures writes the host failures the orchestrator decided
+// (one UpdateAssignments) and one host.failed event per failed host and
+// generation (one AppendEvents).
+func (o *Orchestrator) recordHostFailures(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase, views []hostView) error {
+	var updates []*rollwavev1.AssignmentUpdate
+	var evs []*rollwavev1.Event
+	var keys []string
+	for _, v := range views {
+		if v.status != hostFailed {
+			continue
+		}
+		if v.markFailed {
+			updates = append(updates, &rollwavev1.AssignmentUpdate{Host: v.host, App: v.a.GetApp(), Generation: v.a.GetGeneration(),
+				State: asFailed, Reason: "orchestrator: " + v.reason})
+		}
+		key := hostGenKey(v.host, v.a.GetGeneration())
+		if rn.hostLogged[key] {
+			continue
+		}
+		e := ev(r, p.GetIndex(), "host.failed", fmt.Sprintf("host %s failed: %s", v.host, v.reason),
+			map[string]string{"reason": v.reason, "generation": fmt.Sprint(v.a.GetGeneration())})
+		e.Host = v.host
+		evs = append(evs, e)
+		keys = append(keys, key)
+	}
+	if len(updates) > 0 {
+		if err := o.w.UpdateAssignments(ctx, &rollwavev1.UpdateAssignmentsCommand{TimeUnixNano: o.now().UnixNano(), Updates: updates}); err != nil {
+			return err
+		}
+	}
+	if err := o.events(ctx, evs...); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		rn.hostLogged[k] = true
+	}
+	return nil
+}
+
+// evaluateBake reads the phase gates at the bake deadline.
+func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase, views []hostView, budgets []gateResult) error {
+	if g := r.GetSpec().GetGates(); (g.GetMaxCpuPercent() > 0 || g.GetMaxMemPercent() > 0 || g.GetMaxRestarts() > 0) && o.awaitingMetrics(views) {
+		return nil // a new leader: give agents time to reconnect and report
+	}
+	results := append([]gateResult{}, budgets...)
+	results = append(results, o.thresholdGates(r, views)...)
+	results = append(results, o.baselineGates(r, p, views)...)
+	if len(failedOf(results)) > 0 {
+		return o.failPhase(ctx, r, p, results)
+	}
+	var evs []*rollwavev1.Event
+	for _, g := range results {
+		evs = append(evs, gateEvent(r, p.GetIndex(), g))
+	}
+	if err := o.events(ctx, evs...); err != nil {
+		return err
+	}
+	var inconclusive []string
+	for _, g := range results {
+		if g.inconclusive {
+			inconclusive = append(inconclusive, g.Detail)
+		}
+	}
+	if len(inconclusive) > 0 {
+		if rn.pausedPhase == p.GetIndex() {
+			return nil
+		}
+		rn.pausedPhase = p.GetIndex()
+		return o.setRelease(ctx, r, relPaused, fmt.Sprintf("phase %d gates inconclusive, a human must decide (resume to read the gates again, promote -skip-bake, rollback or abort): %s",
+			p.GetIndex(), strings.Join(inconclusive, "; ")))
+	}
+	return o.setPhase(ctx, r, p, phVerified, fmt.Sprintf("bake of %s passed %d gate(s)", time.Duration(p.GetBakeMs())*time.Millisecond, len(results)), time.Time{})
+}
+
+// awaitingMetrics reports whether a healthy host has not sent this leader
+// a heartbeat yet while the leader is younger than UnreachableAfter: right
+// after a failover the gates would otherwise read "no data".
+func (o *Orchestrator) awaitingMetrics(views []hostView) bool {
+	o.mu.Lock()
+	young := o.now().Sub(o.enabledAt) < o.cfg.UnreachableAfter
+	o.mu.Unlock()
+	if !young {
+		return false
+	}
+	for _, v := range views {
+		if v.status != hostHealthy {
+			continue
+		}
+		if _, _, ok := o.agents.Heartbeat(v.host); !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// failPhase records every gate reading (the failing ones as gate.failed),
+// then fails the phase; the next step applies the rollback policy.
+func (o *Orchestrator) failPhase(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase, results []gateResult) error {
+	var evs []*rollwavev1.Event
+	var details []string
+	for _, g := range results {
+		evs = append(evs, gateEvent(r, p.GetIndex(), g))
+		if !g.Passed && !g.inconclusive {
+			details = append(details, g.Detail)
+		}
+	}
+	if err := o.events(ctx, evs...); err != nil {
+		return err
+	}
+	return o.setPhase(ctx, r, p, phFailed, "gate failed: "+strings.Join(details, "; "), time.Time{})
+}
+
+func (o *Orchestrator) applyPolicy(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase) error {
+	policy := r.GetSpec().GetRollback().GetOnFailure()
+	if policy == "" {
+		policy = PolicyAll
+	}
+	why := fmt.Sprintf("phase %d failed (%s); rollback.on_failure = %s", p.GetIndex(), p.GetReason(), policy)
+	switch policy {
+	case PolicyPhase:
+		// Only this phase's switched hosts go back; the release waits
+		// for a human (rollback reverts the rest, abort keeps them).
+		var live []*rollwavev1.Assignment
+		for _, a := range o.liveAssignments(r) {
+			if a.GetPhase() == p.GetIndex() {
+				live = append(live, a)
+			}
+		}
+		if _, _, err := o.orderReverts(ctx, rn, r, live, why); err != nil {
+			return err
+		}
+		return o.setRelease(ctx, r, relPaused, why+"; the phase's hosts were ordered to revert; rollback or abort next")
+	case PolicyPause:
+		return o.setRelease(ctx, r, relPaused, why+"; rollback or abort next")
+	default:
+		return o.setRelease(ctx, r, relRollingBack, why)
+	}
+}
+
+func (o *Orchestrator) afterVerified(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase) error {
+	idx := p.GetIndex()
+	if !rn.verifiedSent[idx] {
+		app := r.GetSpec().GetApp()
+		for _, h := range p.GetHosts() {
+			if a := o.state.Assignment(h, app); a != nil && a.GetReleaseId() == r.GetId() && !raftfsm.AssignmentEnded(a.GetState()) {
+				o.agents.NotifyVerified(h, app, a.GetGeneration())
+			}
+		}
+		rn.verifiedSent[idx] = true
+	}
+	// The FSM keeps bake_skipped only on a baking transition; a promote
+	// (baking -> verified with bake_skipped) shows as a phase verified
+	// before its bake deadline, which the orchestrator itself never does.
+	skipped := p.GetBakeSkipped() || p.GetFinishedUnixNano() < p.GetBakeDeadlineUnixNano()
+	if skipped && !rn.skipLogged[idx] {
+		if !o.hasEvent(r.GetId(), idx, "phase.bake_skipped") {
+			left := time.Duration(p.GetBakeDeadlineUnixNano()-p.GetFinishedUnixNano()) * time.Nanosecond
+			if err := o.events(ctx, ev(r, idx, "phase.bake_skipped",
+				fmt.Sprintf("phase %d promoted without its bake (emergency path): %s", idx, p.GetReason()),
+				map[string]string{"bake_ms": fmt.Sprint(p.GetBakeMs()), "bake_left": left.Round(time.Millisecond).String(), "reason": p.GetReason()})); err != nil {
+				return err
+			}
+		}
+		rn.skipLogged[idx] = true
+	}
+	if p.GetApprovalRequired() && !p.GetApproved() {
+		return o.setRelease(ctx, r, relAwaiting, fmt.Sprintf("phase %d verified; waiting for approval (rollwave release approve %s)", idx, r.GetId()))
+	}
+	if int(idx)+1 < len(r.GetPhases()) {
+		return o.w.AdvancePhase(ctx, &rollwavev1.SetReleaseStateCommand{
+			TimeUnixNano: o.now().UnixNano(), ReleaseId: r.GetId(), CurrentPhase: idx + 1, Actor: Actor,
+			Reason: fmt.Sprintf("phase %d verified", idx),
+		})
+	}
+	return o.finalize(ctx, rn, r)
+}
+
+func (o *Orchestrator) hasEvent(releaseID string, phase int32, kind string) bool {
+	for _, e := range o.state.Events(releaseID, 0, 0) {
+		if e.GetKind() == kind && e.GetPhase() == phase {
+			return true
+		}
+	}
+	return false
+}
+
+// finalize tells every healthy host of the release to finalize, waits
+// (bounded) for them, and ends the release as succeeded.
+func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Release) error {
+	now := o.now()
+	var waiting []string
+	finalized, failed := 0, 0
+	live := o.liveAssignments(r)
+	for _, a := range live {
+		switch a.GetState() {
+		case asHealthy:
+			waiting = append(waiting, a.GetHost())
+			if now.Sub(rn.finalizeSent[a.GetHost()]) >= o.cfg.FinalizeResend {
+				o.agents.OrderFinalize(a.GetHost(), a.GetApp(), a.GetGeneration())
+				rn.finalizeSent[a.GetHost()] = now
+			}
+		case asFinalized:
+			finalized++
+		default:
+			failed++
+		}
+	}
+	if rn.finalizeStart.IsZero() {
+		rn.finalizeStart = now
+		if len(waiting) > 0 {
+			if err := o.events(ctx, ev(r, r.GetCurrentPhase(), "release.finalizing",
+				fmt.Sprintf("every phase verified; finalizing %d host(s)", len(waiting)),
+				map[string]string{"hosts": strings.Join(waiting, ",")})); err != nil {
+				return err
+			}
+		}
+	}
+	timedOut := now.Sub(rn.finalizeStart) > o.cfg.FinalizeTimeout
+	if len(waiting) > 0 && !timedOut {
+		return nil
+	}
+	reason := fmt.Sprintf("every phase verified; %d host(s) finalized, %d failed during the rollout", finalized, failed)
+	if len(waiting) > 0 {
+		reason += fmt.Sprintf(", %d not finalized within %s: %s", len(waiting), o.cfg.FinalizeTimeout, strings.Join(waiting, ","))
+	}
+	return o.setRelease(ctx, r, relSucceeded, reason)
+}
+
+// ---------------------------------------------------------------- rollback
+
+// liveAssignments returns the current assignment of each host that this
+// release assigned (one per host).
+func (o *Orchestrator) liveAssignments(r *rollwavev1.Release) []*rollwavev1.Assignment {
+	var out []*rollwavev1.Assignment
+	seen := map[string]bool{}
+	for _, a := range o.state.ReleaseAssignments(r.GetId()) {
+		if seen[a.GetHost()] {
+			continue
+		}
+		cur := o.state.Assignment(a.GetHost(), a.GetApp())
+		if cur != nil && cur.GetReleaseId() == r.GetId() {
+			seen[a.GetHost()] = true
+			out = append(out, cur)
+		}
+	}
+	return out
+}
+
+// servesVersion reports whether the host's active slot for app runs
+// version, from its latest heartbeat, else from the slot facts in raft.
+// Unknown counts as yes: a needless revert order is harmless, a missed one
+// is not.
+func (o *Orchestrator) servesVersion(host, app, version string) bool {
+	if hb, _, ok := o.agents.Heartbeat(host); ok {
+		for _, s := range hb.GetSlots() {
+			if s.GetApp() == app {
+				return s.GetVersion() == version
+			}
+		}
+	}
+	if h := o.state.Host(host); h != nil {
+		for _, f := range h.GetApps() {
+			if f.GetApp() != app {
+				continue
+			}
+			switch f.GetActive() {
+			case rollwavev1.Slot_SLOT_BLUE:
+				return f.GetBlueVersion() == version
+			case rollwavev1.Slot_SLOT_GREEN:
+				return f.GetGreenVersion() == version
+			}
+		}
+	}
+	return true
+}
+
+// orderReverts orders back every assignment in live that switched to the
+// new version and has not reverted yet; it returns the hosts still on
+// their way back and those that could not be reverted.
+func (o *Orchestrator) orderReverts(ctx context.Context, rn *run, r *rollwavev1.Release, live []*rollwavev1.Assignment, reason string) (waiting, stuck []string, err error) {
+	var order []*rollwavev1.Assignment
+	version := r.GetSpec().GetVersion()
+	for _, a := range live {
+		key := hostGenKey(a.GetHost(), a.GetGeneration())
+		switch a.GetState() {
+		case asAssigned, asStaging, asSwitched, asBaking, asHealthy:
+			order = append(order, a)
+		case asFailed:
+			if !o.servesVersion(a.GetHost(), a.GetApp(), version) {
+				continue // failed before switching: the old version serves
+			}
+			if rn.revertTries[key] >= o.cfg.RevertAttempts {
+				stuck = append(stuck, a.GetHost())
+				continue
+			}
+			order = append(order, a)
+		case asReverting:
+			// An agent that never received its assignment ignores the
+			// revert order of that generation; once it is connected and
+			// shows the old version for a while, it is back.
+			ordered, ok := rn.revertOrderedAt[key]
+			if !ok {
+				ordered = rn.revertStart
+			}
+			if !ordered.IsZero() && o.now().Sub(ordered) > o.cfg.RevertSettle && o.agents.Connected(a.GetHost()) &&
+				!o.servesVersion(a.GetHost(), a.GetApp(), version) {
+				continue
+			}
+			waiting = append(waiting, a.GetHost())
+		case asFinalized:
+			stuck = append(stuck, a.GetHost()) // its old slot is gone
+		}
+	}
+	if len(order) == 0 {
+		return waiting, stuck, nil
+	}
+	var hosts []string
+	for _, a := range order {
+		hosts = append(hosts, a.GetHost())
+	}
+	if err := o.events(ctx, ev(r, r.GetCurrentPhase(), "revert.ordered",
+		fmt.Sprintf("reverting %d host(s): %s", len(hosts), reason),
+		map[string]string{"hosts": strings.Join(hosts, ","), "reason": reason})); err != nil {
+		return nil, nil, err
+	}
+	var errs []error
+	for _, a := range order {
+		rn.revertTries[hostGenKey(a.GetHost(), a.GetGeneration())]++
+		rn.revertOrderedAt[hostGenKey(a.GetHost(), a.GetGeneration())] = o.now()
+		if err := o.agents.OrderRevert(a.GetHost(), a.GetApp(), a.GetGeneration(), reason); err != nil {
+			errs = append(errs, fmt.Errorf("revert %s: %w", a.GetHost(), err))
+			continue
+		}
+		waiting = append(waiting, a.GetHost())
+	}
+	return waiting, stuck, errors.Join(errs...)
+}
+
+// stepRollback reverts every host this release switched and ends the
+// release rolled_back, or failed when hosts could not be reverted in time.
+func (o *Orchestrator) stepRollback(ctx context.Context, rn *run, r *rollwavev1.Release) error {
+	now := o.now()
+	if rn.revertStart.IsZero() {
+		rn.revertStart = now
+	}
+	waiting, stuck, err := o.orderReverts(ctx, rn, r, o.liveAssignments(r), "release "+r.GetId()+" rolling back: "+r.GetReason())
+	if err != nil {
+		return err
+	}
+	slices.Sort(waiting)
+	if len(waiting) > 0 {
+		if now.Sub(rn.revertStart) <= o.cfg.RevertTimeout {
+			return nil
+		}
+		stuck = append(stuck, waiting...)
+	}
+	reverted := 0
+	for _, a := range o.liveAssignments(r) {
+		if a.GetState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED || a.GetState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED {
+			reverted++
+		}
+	}
+	if len(stuck) > 0 {
+		return o.setRelease(ctx, r, relFailed, fmt.Sprintf("rollback incomplete: %d host(s) reverted, %d not: %s", reverted, len(stuck), strings.Join(stuck, ",")))
+	}
+	return o.setRelease(ctx, r, relRolledBack, fmt.Sprintf("%d host(s) reverted to the old version in %s", reverted, now.Sub(rn.revertStart).Round(time.Millisecond)))
+}
+
+// stateName turns RELEASE_STATE_ROLLING_BACK into "rolling_back".
+func stateName(e fmt.Stringer) string {
+	n := e.String()
+	if _, after, ok := strings.Cut(n, "STATE_"); ok {
+		n = after
+	}
+	return strings.ToLower(n)
+}
