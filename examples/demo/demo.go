@@ -476,6 +476,37 @@ func (d *demo) summary(ctx context.Context, v3Start time.Time) error {
 	if err := d.show(ctx, "release", "list"); err != nil {
 		return err
 	}
+	// The hosts' slot facts reach raft with their heartbeats; give them a
+	// moment to agree with what the traffic ports answer.
+	good := releases[1].version
+	start := time.Now()
+	err := waitFor(ctx, 10*time.Second, "every host's slot facts to show "+good+" active", func() (bool, string) {
+		var hosts []*rollwavev1.HostView
+		if err := d.cliJSON(ctx, &hosts, "hosts", "-json"); err != nil {
+			return false, err.Error()
+		}
+		ok := len(hosts) == len(d.hosts)
+		var seen []string
+		for _, h := range hosts {
+			for _, f := range h.GetHost().GetApps() {
+				active := f.GetBlueVersion()
+				if f.GetActive() == rollwavev1.Slot_SLOT_GREEN {
+					active = f.GetGreenVersion()
+				}
+				seen = append(seen, h.GetHost().GetId()+"="+active)
+				ok = ok && active == good
+			}
+		}
+		return ok, strings.Join(seen, " ")
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		d.say.note("warning: %v", err)
+	} else if waited := time.Since(start); waited > time.Second {
+		d.say.note("(the hosts' slot facts caught up with their traffic after %s)", waited.Round(100*time.Millisecond))
+	}
 	if err := d.show(ctx, "hosts"); err != nil {
 		return err
 	}
