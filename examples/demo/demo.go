@@ -36,7 +36,7 @@ var cells = []struct {
 const hostsPerCell = 2
 
 // The releases, in order. Bakes are seconds, not the minutes to hours of
-// a real fleet, so the whole session takes about a minute. The first
+// a real fleet, so the whole session takes under a minute. The first
 // release bakes least: nothing runs on the hosts yet.
 var releases = []release{
 	{version: "1.0.0", healthy: "yes", bakeFirst: "2s", bakeMin: "1s", expectOK: true,
