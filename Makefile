@@ -53,8 +53,13 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-demo:
-	@echo "demo: not yet (the demo arrives with the Rollout issue)"
+# A narrated local session: 3 coordinators and 6 agents on 127.0.0.1 (no
+# root), releases 1.0.0, 2.0.0 (phase by phase) and 3.0.0 (fails in canary,
+# rolled back). Stops every process it started on exit and on Ctrl-C.
+demo: build
+	CGO_ENABLED=0 $(GO) build -o bin/demo-app ./examples/demo-app
+	CGO_ENABLED=0 $(GO) build -o bin/rollwave-demo ./examples/demo
+	@bin/rollwave-demo -bin bin -demo-app bin/demo-app
 
 # deb and rpm of rollwave (server + CLI) and rollwave-agent in dist/, built
 # with nfpm as a Go library (packaging/cmd/mkpkg; no external tools).
