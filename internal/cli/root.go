@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	osuser "os/user"
 	"strings"
 	"time"
 
@@ -241,7 +242,11 @@ func actor() string {
 	}
 	user := os.Getenv("USER")
 	if user == "" {
-		user = "unknown"
+		if u, err := osuser.Current(); err == nil && u.Username != "" {
+			user = u.Username
+		} else {
+			user = "unknown"
+		}
 	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {
