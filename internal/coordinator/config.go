@@ -70,6 +70,10 @@ type Config struct {
 	TLS *tlsutil.Config
 	// GossipKey encrypts the gossip pool (16, 24 or 32 bytes); nil = clear.
 	GossipKey []byte
+	// ACLEnabled requires an operator ACL token (role read, deploy or
+	// admin) on every OperatorService call but Status; see acl.go. Set it
+	// on every server of a cluster alike.
+	ACLEnabled bool
 
 	// Version is reported in Status and gossip metadata.
 	Version string
