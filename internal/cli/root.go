@@ -47,6 +47,8 @@ type app struct {
 	timeout time.Duration
 	now     func() time.Time
 	tls     tlsFlags
+	// token is the operator ACL token secret (-token, else ROLLWAVE_TOKEN).
+	token string
 }
 
 // NewRootCommand builds the `rollwave` command tree with every operator
@@ -80,6 +82,7 @@ Flags take one dash or two: -address and --address are the same flag.`,
 		"coordinator gRPC address (env "+EnvAddress+")")
 	pf.DurationVar(&a.timeout, "timeout", DefaultTimeout, "deadline for each request (streams such as snapshots and -watch have none)")
 	a.tls.register(pf)
+	pf.StringVar(&a.token, "token", "", "operator ACL token secret, sent with every request (env "+EnvToken+")")
 
 	root.AddCommand(
 		newMembersCommand(a),
@@ -89,6 +92,7 @@ Flags take one dash or two: -address and --address are the same flag.`,
 		newCellsCommand(a),
 		newReleaseCommand(a),
 		newFreezeCommand(a),
+		newACLCommand(a),
 		newTLSCommand(),
 		newKeygenCommand(),
 	)
