@@ -65,6 +65,10 @@ type AgentPolicy struct {
 	// AllowRoot permits units that run as root (no user, or "root");
 	// default true.
 	AllowRoot bool
+	// UnitHardening replaces the default sandboxing lines written into every
+	// slot unit's [Service] section (systemd driver); nil keeps the
+	// defaults, an empty list turns them off.
+	UnitHardening []string
 }
 
 // AgentAddresses are an agent's endpoints, each host:port.
@@ -126,6 +130,7 @@ func (c *AgentConfig) fields() []field {
 			attr("artifact_prefixes", strList(&c.Policy.ArtifactPrefixes)),
 			attr("unit_users", strList(&c.Policy.UnitUsers)),
 			attr("allow_root", boolean(&c.Policy.AllowRoot)),
+			attr("unit_hardening", strList(&c.Policy.UnitHardening)),
 		)),
 	}
 }
