@@ -62,6 +62,11 @@ type Config struct {
 	// long (or five of the agent's own heartbeat intervals, if longer): a
 	// cut link sends no FIN.
 	AgentSilenceTimeout time.Duration
+	// OperatorRateLimit is how many operator API requests per second one
+	// client address may make (token bucket of OperatorRateBurst); 0 turns
+	// the limit off. Agents and forwarded requests are not limited.
+	OperatorRateLimit int
+	OperatorRateBurst int
 	// GossipFast selects short gossip probe intervals (tests).
 	GossipFast bool
 
@@ -98,6 +103,8 @@ func DefaultConfig() Config {
 		ApplyTimeout:        10 * time.Second,
 		ReconcileInterval:   10 * time.Second,
 		AgentSilenceTimeout: 10 * time.Second,
+		OperatorRateLimit:   50,
+		OperatorRateBurst:   100,
 		Version:             "dev",
 	}
 }
@@ -144,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		return fmt.Errorf("raft.leader_lease_timeout (%s) must not exceed raft.heartbeat_timeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.OperatorRateLimit < 0 || (c.OperatorRateLimit > 0 && c.OperatorRateBurst < 1) {
+		return fmt.Errorf("operator rate limit %d/s with burst %d: the rate must be 0 (off) or positive with a burst of at least 1", c.OperatorRateLimit, c.OperatorRateBurst)
 	}
 	if c.AgentSilenceTimeout <= 0 {
 		return fmt.Errorf("agent silence timeout must be positive, got %s", c.AgentSilenceTimeout)

@@ -20,6 +20,10 @@ var methodRoles = tlsutil.MethodRoles{
 
 func (s *Server) grpcServerOptions() ([]grpc.ServerOption, error) {
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageSize)}
+	if s.cfg.OperatorRateLimit > 0 {
+		rl := newRateLimiter(s.cfg.OperatorRateLimit, s.cfg.OperatorRateBurst)
+		opts = append(opts, grpc.ChainUnaryInterceptor(rl.unary), grpc.ChainStreamInterceptor(rl.stream))
+	}
 	if s.tls != nil {
 		tc, err := s.tls.ServerTLSConfig()
 		if err != nil {
