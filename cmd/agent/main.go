@@ -150,7 +150,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	drv, err := newDriver(ac.UnitDriver, log)
+	drv, err := newDriver(ac.UnitDriver, ac.Policy.UnitHardening, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
@@ -166,6 +166,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.PortOffset = *portOffset
 	cfg.JoinTimeout = *joinTimeout
 	cfg.GossipKey = spec.GossipKeyBytes(ac.Encrypt)
+	cfg.Policy = agent.Policy{ArtifactPrefixes: ac.Policy.ArtifactPrefixes, UnitUsers: ac.Policy.UnitUsers, AllowRoot: ac.Policy.AllowRoot}
 	if ac.TLS.Enabled() {
 		tc := tlsutil.DefaultConfig()
 		tc.CAFile, tc.CertFile, tc.KeyFile = ac.TLS.CAFile, ac.TLS.CertFile, ac.TLS.KeyFile
@@ -201,11 +202,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newDriver(name string, log *slog.Logger) (slot.Driver, error) {
+func newDriver(name string, hardening []string, log *slog.Logger) (slot.Driver, error) {
 	switch name {
 	case "", spec.DriverSystemd:
 		c := systemd.DefaultConfig()
 		c.Logger = log
+		c.Hardening = systemd.DefaultHardening
+		if hardening != nil {
+			c.Hardening = systemd.Hardening(hardening)
+		}
+		if err := c.Hardening.Validate(); err != nil {
+			return nil, fmt.Errorf("policy.unit_hardening: %w", err)
+		}
 		d, err := systemd.New(c)
 		if err != nil {
 			return nil, err

@@ -39,10 +39,13 @@ type serverFlags struct {
 	caFile          string
 	certFile        string
 	keyFile         string
+	aclEnabled      bool
 }
 
-func newServerCommand() *cobra.Command {
-	var f serverFlags
+func newServerCommand() *cobra.Command { return newServerCommandWith(&serverFlags{}) }
+
+// newServerCommandWith binds the command's flags to f (tests read f back).
+func newServerCommandWith(f *serverFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a coordinator server",
@@ -89,6 +92,7 @@ first); a second signal stops at once.`,
 	fl.StringVar(&f.caFile, "ca-file", "", "CA certificate: turns on mutual TLS with -cert-file and -key-file")
 	fl.StringVar(&f.certFile, "cert-file", "", "this server's certificate ('rollwave tls cert create -server')")
 	fl.StringVar(&f.keyFile, "key-file", "", "this server's certificate key")
+	fl.BoolVar(&f.aclEnabled, "acl-enabled", false, "require operator ACL tokens (acl { enabled = true }); bootstrap with 'rollwave acl bootstrap'")
 	return cmd
 }
 
@@ -128,6 +132,7 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	set("ca-file", func() { sc.TLS.CAFile = f.caFile })
 	set("cert-file", func() { sc.TLS.CertFile = f.certFile })
 	set("key-file", func() { sc.TLS.KeyFile = f.keyFile })
+	set("acl-enabled", func() { sc.ACL.Enabled = f.aclEnabled })
 	if err := sc.Validate(); err != nil {
 		return coordinator.Config{}, err
 	}
@@ -151,6 +156,7 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	cfg.Version = version.Version
 	cfg.Logger = newLogger(sc.LogLevel)
 	cfg.GossipKey = spec.GossipKeyBytes(sc.Encrypt)
+	cfg.ACLEnabled = sc.ACL.Enabled
 	if sc.TLS.Enabled() {
 		tc := tlsutil.DefaultConfig()
 		tc.CAFile, tc.CertFile, tc.KeyFile = sc.TLS.CAFile, sc.TLS.CertFile, sc.TLS.KeyFile

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/agent"
 	"github.com/rollwave/rollwave/internal/agent/agenttest"
 	"github.com/rollwave/rollwave/internal/coordinator"
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
@@ -124,12 +125,15 @@ type fleet struct {
 	green   int
 }
 
-func newFleet(t *testing.T) *fleet {
+func newFleet(t *testing.T) *fleet { return newFleetWith(t, agenttest.Options{}) }
+
+func newFleetWith(t *testing.T, o agenttest.Options) *fleet {
 	c := coordtest.NewCluster(t, 1)
 	ports := testutil.FreePorts(t, 3)
 	f := &fleet{t: t, c: c, dir: t.TempDir(), blue: ports[0], green: ports[1]}
 	f.traffic = fmt.Sprintf("127.0.0.1:%d", ports[2])
-	f.agent = agenttest.Start(t, "h1", "a", agenttest.Options{Join: c.Leader(5 * time.Second).GossipAddr()})
+	o.Join = c.Leader(5 * time.Second).GossipAddr()
+	f.agent = agenttest.Start(t, "h1", "a", o)
 	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
 		return f.leader().AgentConnected("h1") && f.leader().FSM().State().Host("h1") != nil, "agent h1 not registered"
 	})
@@ -212,6 +216,10 @@ func TestIsolatedAgentRevertsAloneAndReportsIt(t *testing.T) {
 	// isolation_timeout is 3s in the demo spec.
 	f.agent.Link.Cut()
 	cut := time.Now()
+	// The leader notices the silent session by itself (no FIN on a cut).
+	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
+		return !f.leader().AgentConnected("h1"), "leader still holds the session of the cut agent"
+	})
 	waitServes(t, f.traffic, "1.0.0", 3*time.Second+2*time.Second)
 	t.Logf("old version answering %.2fs after the cut (isolation_timeout 3s)", time.Since(cut).Seconds())
 	if since := time.Since(cut); since < 3*time.Second {
@@ -331,4 +339,28 @@ func TestHealthFailingDuringBakeRevertsAtOnce(t *testing.T) {
 		t.Fatalf("reason should say the checks failed during the bake: %q", cur.GetReason())
 	}
 	waitServes(t, f.traffic, "1.0.0", time.Second)
+}
+
+func TestPolicyViolatingAssignmentIsRefused(t *testing.T) {
+	allowed := t.TempDir()
+	f := newFleetWith(t, agenttest.Options{Policy: &agent.Policy{ArtifactPrefixes: []string{"file://" + allowed + "/"}, AllowRoot: true}})
+	ok, err := demoapp.Package(demoBin, allowed, "1.0.0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := f.release("demo-1", "1.0.0", ok)
+	f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY, 15*time.Second)
+	f.finish("demo-1", gen)
+	waitServes(t, f.traffic, "1.0.0", 5*time.Second)
+
+	// v2 comes from a directory the host's policy does not allow.
+	gen = f.release("demo-2", "2.0.0", f.artifact("2.0.0", true))
+	a := f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED, 15*time.Second)
+	if !strings.Contains(a.GetReason(), "local policy") || !strings.Contains(a.GetReason(), "not under an allowed prefix") {
+		t.Fatalf("reason should name the policy: %q", a.GetReason())
+	}
+	waitServes(t, f.traffic, "1.0.0", time.Second)
+	if st, _ := f.agent.Manager().AppState("demo"); st.Generation != 1 {
+		t.Fatalf("the refused generation reached the slots: state at generation %d", st.Generation)
+	}
 }

@@ -56,6 +56,8 @@ type Config struct {
 	// agents can share one machine's loopback (the demo, in-process
 	// tests); real hosts leave it 0.
 	PortOffset int
+	// Policy limits what any assignment may do on this host.
+	Policy Policy
 	// TLS, when set, makes the session mutual TLS: the agent presents its
 	// agent certificate and accepts only server certificates.
 	TLS *tlsutil.Config
@@ -80,6 +82,7 @@ func DefaultConfig() Config {
 		ReconnectMin:      200 * time.Millisecond,
 		ReconnectMax:      15 * time.Second,
 		Version:           "dev",
+		Policy:            Policy{AllowRoot: true},
 	}
 }
 

@@ -69,6 +69,15 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 	}
 }
 
+// rejoin contacts the join addresses again (bounded, best effort).
+func (a *Agent) rejoin(ctx context.Context) {
+	jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := a.pool.Join(jctx, a.cfg.Join); err != nil {
+		a.log.Debug("gossip rejoin after reconnect", "error", err)
+	}
+}
+
 // pickCoordinator prefers the server gossip says leads, else any alive
 // server.
 func (a *Agent) pickCoordinator() string {
@@ -153,17 +162,32 @@ func (a *Agent) runSession(ctx context.Context, addr string) error {
 	a.lastAck.Store(time.Now().UnixNano())
 	a.connected.Store(true)
 	defer a.connected.Store(false)
+	// After a cut the others may have declared this host dead in gossip; a
+	// fresh join makes it alive again at once instead of at the next
+	// push/pull sync.
+	go a.rejoin(ctx)
 	a.log.Info("session open", "coordinator", addr, "leader", a.LeaderID())
 
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- a.sendLoop(sctx, stream) }()
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- a.recvLoop(sctx, stream) }()
-	select {
-	case err = <-sendErr:
-	case err = <-recvErr:
-	case <-ctx.Done():
-		err = ctx.Err()
+	// A leader behind a cut link sends no FIN: when acks stop coming, give
+	// the session up and look for a leader again.
+	silentAfter := max(5*a.cfg.HeartbeatInterval, 2*time.Second)
+	check := time.NewTicker(silentAfter / 4)
+	defer check.Stop()
+	for err == nil {
+		select {
+		case err = <-sendErr:
+		case err = <-recvErr:
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-check.C:
+			if quiet := time.Since(time.Unix(0, a.lastAck.Load())); quiet > silentAfter {
+				err = fmt.Errorf("no heartbeat ack from the leader for %s", quiet.Round(time.Millisecond))
+			}
+		}
 	}
 	cancel()
 	return err

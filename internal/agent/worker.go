@@ -77,6 +77,13 @@ func (w *appWorker) assign(o *rollwavev1.AssignmentOrder) {
 			}
 			return
 		}
+		if err := w.a.cfg.Policy.Check(o.GetSpec()); err != nil {
+			log.Warn("assignment refused by local policy", "error", err)
+			w.a.progress.push(&rollwavev1.AssignmentProgress{App: w.app, Generation: a.GetGeneration(),
+				State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED, Reason: "refused by the host's local policy: " + err.Error(),
+				TimeUnixNano: time.Now().UnixNano()})
+			return
+		}
 		if err := w.a.orders.save(o); err != nil {
 			log.Error("persist assignment order; refusing it", "error", err)
 			w.a.progress.push(&rollwavev1.AssignmentProgress{App: w.app, Generation: a.GetGeneration(),

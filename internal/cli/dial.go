@@ -28,6 +28,8 @@ const (
 	EnvClientCert = "ROLLWAVE_CLIENT_CERT"
 	EnvClientKey  = "ROLLWAVE_CLIENT_KEY"
 	EnvRegion     = "ROLLWAVE_REGION"
+	// EnvToken holds the operator ACL token secret when -token is not given.
+	EnvToken = "ROLLWAVE_TOKEN"
 )
 
 type tlsFlags struct {
@@ -48,8 +50,32 @@ func orEnv(v, env string) string {
 	return strings.TrimSpace(os.Getenv(env))
 }
 
+// tokenCreds sends the operator ACL token with every call as
+// "authorization: Bearer <secret>".
+type tokenCreds struct{ secret string }
+
+func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + t.secret}, nil
+}
+
+// RequireTransportSecurity is false so tokens also work against servers
+// without TLS (dev clusters); in production the API runs over mutual TLS.
+func (tokenCreds) RequireTransportSecurity() bool { return false }
+
 // dialOptions are the options every connection to a coordinator uses.
 func (a *app) dialOptions() ([]grpc.DialOption, error) {
+	opts, err := a.transportOptions()
+	if err != nil {
+		return nil, err
+	}
+	if secret := orEnv(a.token, EnvToken); secret != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds{secret: secret}))
+	}
+	return opts, nil
+}
+
+// transportOptions choose plaintext or mutual TLS.
+func (a *app) transportOptions() ([]grpc.DialOption, error) {
 	ca, cert, key := orEnv(a.tls.caFile, EnvCACert), orEnv(a.tls.certFile, EnvClientCert), orEnv(a.tls.keyFile, EnvClientKey)
 	if ca == "" && cert == "" && key == "" {
 		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil

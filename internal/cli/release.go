@@ -233,7 +233,7 @@ repeated or comma-separated: ` + strings.Join(releaseStateNames(), ", ") + `.`,
 			if asJSON {
 				return writeJSONList(cmd.OutOrStdout(), resp.GetReleases())
 			}
-			t := newTable(cmd.OutOrStdout(), "ID", "APP", "VERSION", "STATE", "PHASE", "CREATED", "CREATED BY")
+			t := newTable(cmd.OutOrStdout(), "ID", "APP", "VERSION", "STATE", "PHASES VERIFIED", "CREATED", "CREATED BY")
 			for _, r := range resp.GetReleases() {
 				t.row(r.GetId(), r.GetSpec().GetApp(), r.GetSpec().GetVersion(), releaseStateName(r.GetState()),
 					phaseProgress(r), timestamp(r.GetCreatedUnixNano()), r.GetCreatedBy())
@@ -268,10 +268,16 @@ func parseReleaseState(s string) (rollwavev1.ReleaseState, error) {
 	return 0, usageErrorf("invalid -state %q: must be one of %s", s, strings.Join(releaseStateNames(), ", "))
 }
 
-// phaseProgress reads "2/5": the current phase (counted from 0) of all phases.
+// phaseProgress reads "2/5": phases verified of all phases.
 func phaseProgress(r *rollwavev1.Release) string {
 	if len(r.GetPhases()) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d/%d", r.GetCurrentPhase(), len(r.GetPhases()))
+	done := 0
+	for _, p := range r.GetPhases() {
+		if p.GetState() == rollwavev1.PhaseState_PHASE_STATE_VERIFIED {
+			done++
+		}
+	}
+	return fmt.Sprintf("%d/%d", done, len(r.GetPhases()))
 }

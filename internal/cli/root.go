@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	osuser "os/user"
 	"strings"
 	"time"
 
@@ -46,6 +47,8 @@ type app struct {
 	timeout time.Duration
 	now     func() time.Time
 	tls     tlsFlags
+	// token is the operator ACL token secret (-token, else ROLLWAVE_TOKEN).
+	token string
 }
 
 // NewRootCommand builds the `rollwave` command tree with every operator
@@ -79,6 +82,7 @@ Flags take one dash or two: -address and --address are the same flag.`,
 		"coordinator gRPC address (env "+EnvAddress+")")
 	pf.DurationVar(&a.timeout, "timeout", DefaultTimeout, "deadline for each request (streams such as snapshots and -watch have none)")
 	a.tls.register(pf)
+	pf.StringVar(&a.token, "token", "", "operator ACL token secret, sent with every request (env "+EnvToken+")")
 
 	root.AddCommand(
 		newMembersCommand(a),
@@ -88,6 +92,7 @@ Flags take one dash or two: -address and --address are the same flag.`,
 		newCellsCommand(a),
 		newReleaseCommand(a),
 		newFreezeCommand(a),
+		newACLCommand(a),
 		newTLSCommand(),
 		newKeygenCommand(),
 	)
@@ -241,7 +246,11 @@ func actor() string {
 	}
 	user := os.Getenv("USER")
 	if user == "" {
-		user = "unknown"
+		if u, err := osuser.Current(); err == nil && u.Username != "" {
+			user = u.Username
+		} else {
+			user = "unknown"
+		}
 	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {

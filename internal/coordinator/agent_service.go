@@ -59,6 +59,7 @@ type agentSession struct {
 
 	mu            sync.Mutex
 	lastContact   time.Time
+	gap           time.Duration
 	lastPersisted time.Time
 	heartbeat     *rollwavev1.Heartbeat
 }
@@ -187,8 +188,22 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 	// never waits on the agent's next message.
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- g.recvLoop(stream, sess, hello) }()
+	// A cut link sends no FIN: without this check a dead session would
+	// linger until TCP gives up, minutes later.
+	silenceTimeout := s.cfg.AgentSilenceTimeout
+	silence := time.NewTicker(silenceTimeout / 3)
+	defer silence.Stop()
 	for {
 		select {
+		case <-silence.C:
+			sess.mu.Lock()
+			quiet := time.Since(sess.lastContact)
+			limit := max(silenceTimeout, 5*sess.gap)
+			sess.mu.Unlock()
+			if quiet > limit {
+				log.Warn("agent silent; closing its session", "silent_for", quiet.Round(time.Millisecond))
+				return status.Errorf(codes.DeadlineExceeded, "no message from the agent for %s", quiet.Round(time.Second))
+			}
 		case m := <-sess.send:
 			if err := stream.Send(m); err != nil {
 				return err
@@ -219,6 +234,9 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 		case *rollwavev1.AgentMessage_Heartbeat:
 			hb := msg.Heartbeat
 			sess.mu.Lock()
+			// The agent's own heartbeat interval, as observed: a host
+			// configured with slow heartbeats is not called silent.
+			sess.gap = now.Sub(sess.lastContact)
 			sess.lastContact = now
 			sess.heartbeat = hb
 			persist := now.Sub(sess.lastPersisted) >= contactPersistEvery

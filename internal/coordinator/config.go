@@ -58,6 +58,15 @@ type Config struct {
 	// ReconcileInterval is how often the leader reconciles raft peers with
 	// the servers seen in gossip (also done on every gossip event).
 	ReconcileInterval time.Duration
+	// AgentSilenceTimeout closes an agent session that sent nothing for this
+	// long (or five of the agent's own heartbeat intervals, if longer): a
+	// cut link sends no FIN.
+	AgentSilenceTimeout time.Duration
+	// OperatorRateLimit is how many operator API requests per second one
+	// client address may make (token bucket of OperatorRateBurst); 0 turns
+	// the limit off. Agents and forwarded requests are not limited.
+	OperatorRateLimit int
+	OperatorRateBurst int
 	// GossipFast selects short gossip probe intervals (tests).
 	GossipFast bool
 
@@ -66,6 +75,10 @@ type Config struct {
 	TLS *tlsutil.Config
 	// GossipKey encrypts the gossip pool (16, 24 or 32 bytes); nil = clear.
 	GossipKey []byte
+	// ACLEnabled requires an operator ACL token (role read, deploy or
+	// admin) on every OperatorService call but Status; see acl.go. Set it
+	// on every server of a cluster alike.
+	ACLEnabled bool
 
 	// Version is reported in Status and gossip metadata.
 	Version string
@@ -76,20 +89,23 @@ type Config struct {
 // DefaultConfig returns production defaults, listening on loopback.
 func DefaultConfig() Config {
 	return Config{
-		Region:             "global",
-		GRPCAddr:           "127.0.0.1:7420",
-		RaftAddr:           "127.0.0.1:7421",
-		GossipAddr:         "127.0.0.1:7422",
-		HeartbeatTimeout:   1000 * time.Millisecond,
-		ElectionTimeout:    1000 * time.Millisecond,
-		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      50 * time.Millisecond,
-		SnapshotInterval:   120 * time.Second,
-		SnapshotThreshold:  8192,
-		TrailingLogs:       10240,
-		ApplyTimeout:       10 * time.Second,
-		ReconcileInterval:  10 * time.Second,
-		Version:            "dev",
+		Region:              "global",
+		GRPCAddr:            "127.0.0.1:7420",
+		RaftAddr:            "127.0.0.1:7421",
+		GossipAddr:          "127.0.0.1:7422",
+		HeartbeatTimeout:    1000 * time.Millisecond,
+		ElectionTimeout:     1000 * time.Millisecond,
+		LeaderLeaseTimeout:  500 * time.Millisecond,
+		CommitTimeout:       50 * time.Millisecond,
+		SnapshotInterval:    120 * time.Second,
+		SnapshotThreshold:   8192,
+		TrailingLogs:        10240,
+		ApplyTimeout:        10 * time.Second,
+		ReconcileInterval:   10 * time.Second,
+		AgentSilenceTimeout: 10 * time.Second,
+		OperatorRateLimit:   50,
+		OperatorRateBurst:   100,
+		Version:             "dev",
 	}
 }
 
@@ -135,6 +151,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		return fmt.Errorf("raft.leader_lease_timeout (%s) must not exceed raft.heartbeat_timeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.OperatorRateLimit < 0 || (c.OperatorRateLimit > 0 && c.OperatorRateBurst < 1) {
+		return fmt.Errorf("operator rate limit %d/s with burst %d: the rate must be 0 (off) or positive with a burst of at least 1", c.OperatorRateLimit, c.OperatorRateBurst)
+	}
+	if c.AgentSilenceTimeout <= 0 {
+		return fmt.Errorf("agent silence timeout must be positive, got %s", c.AgentSilenceTimeout)
 	}
 	if c.ApplyTimeout <= 0 {
 		return fmt.Errorf("apply timeout must be positive, got %s", c.ApplyTimeout)

@@ -99,6 +99,8 @@ func (s *Server) leaderClient(ctx context.Context) (client rollwavev1.OperatorSe
 		return nil, nil, false, status.Errorf(codes.Unavailable, "forward to leader %s: %v", id, err)
 	}
 	out := metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.NodeID)
+	// The caller's ACL token goes along; the leader checks it again.
+	out = forwardToken(ctx, out)
 	return rollwavev1.NewOperatorServiceClient(conn), out, false, nil
 }
 

@@ -94,7 +94,7 @@ func (o *operatorService) SetCell(ctx context.Context, req *rollwavev1.SetCellRe
 			}
 			now := time.Now().UnixNano()
 			c.UpdatedUnixNano = now
-			if err := o.s.applyErr(raftfsm.SetCell, &rollwavev1.SetCellCommand{TimeUnixNano: now, Cell: c, Actor: req.GetActor()}); err != nil {
+			if err := o.s.applyErr(raftfsm.SetCell, &rollwavev1.SetCellCommand{TimeUnixNano: now, Cell: c, Actor: actorOf(ctx, req.GetActor())}); err != nil {
 				return nil, err
 			}
 			return &rollwavev1.SetCellResponse{Cell: o.s.fsm.State().Cell(c.GetName())}, nil
@@ -114,7 +114,7 @@ func (o *operatorService) DeleteCell(ctx context.Context, req *rollwavev1.Delete
 			if o.s.fsm.State().Cell(req.GetName()) == nil {
 				return nil, status.Errorf(codes.NotFound, "no cell named %q", req.GetName())
 			}
-			err := o.s.applyErr(raftfsm.DeleteCell, &rollwavev1.DeleteCellCommand{TimeUnixNano: time.Now().UnixNano(), Name: req.GetName(), Actor: req.GetActor()})
+			err := o.s.applyErr(raftfsm.DeleteCell, &rollwavev1.DeleteCellCommand{TimeUnixNano: time.Now().UnixNano(), Name: req.GetName(), Actor: actorOf(ctx, req.GetActor())})
 			if err != nil {
 				return nil, err
 			}

@@ -29,7 +29,7 @@ func (o *operatorService) AddFreeze(ctx context.Context, req *rollwavev1.AddFree
 			now := time.Now().UnixNano()
 			w := &rollwavev1.FreezeWindow{
 				Id: newID("frz"), FromUnixNano: req.GetFromUnixNano(), ToUnixNano: req.GetToUnixNano(),
-				Reason: req.GetReason(), CreatedBy: req.GetActor(), CreatedUnixNano: now,
+				Reason: req.GetReason(), CreatedBy: actorOf(ctx, req.GetActor()), CreatedUnixNano: now,
 			}
 			if err := o.s.applyErr(raftfsm.AddFreeze, &rollwavev1.AddFreezeCommand{TimeUnixNano: now, Window: w}); err != nil {
 				return nil, err
@@ -64,7 +64,7 @@ func (o *operatorService) RemoveFreeze(ctx context.Context, req *rollwavev1.Remo
 			if !found {
 				return nil, status.Errorf(codes.NotFound, "no freeze window with id %q", req.GetId())
 			}
-			if err := o.s.applyErr(raftfsm.RemoveFreeze, &rollwavev1.RemoveFreezeCommand{TimeUnixNano: time.Now().UnixNano(), Id: req.GetId(), Actor: req.GetActor()}); err != nil {
+			if err := o.s.applyErr(raftfsm.RemoveFreeze, &rollwavev1.RemoveFreezeCommand{TimeUnixNano: time.Now().UnixNano(), Id: req.GetId(), Actor: actorOf(ctx, req.GetActor())}); err != nil {
 				return nil, err
 			}
 			return &rollwavev1.RemoveFreezeResponse{}, nil
@@ -78,7 +78,7 @@ func (o *operatorService) SetGlobalFreeze(ctx context.Context, req *rollwavev1.S
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.SetGlobalFreeze,
 		func(ctx context.Context, req *rollwavev1.SetGlobalFreezeRequest) (*rollwavev1.SetGlobalFreezeResponse, error) {
 			if err := o.s.applyErr(raftfsm.SetGlobalFreeze, &rollwavev1.SetGlobalFreezeCommand{
-				TimeUnixNano: time.Now().UnixNano(), On: req.GetOn(), Reason: req.GetReason(), Actor: req.GetActor(),
+				TimeUnixNano: time.Now().UnixNano(), On: req.GetOn(), Reason: req.GetReason(), Actor: actorOf(ctx, req.GetActor()),
 			}); err != nil {
 				return nil, err
 			}

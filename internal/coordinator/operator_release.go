@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rollwave/rollwave/internal/deploy/plan"
 	"github.com/rollwave/rollwave/internal/raftfsm"
@@ -102,6 +103,7 @@ func (o *operatorService) submitLocal(ctx context.Context, req *rollwavev1.Submi
 		return nil, status.Errorf(codes.InvalidArgument, "plan %s: %v", id, perr)
 	}
 	now := time.Now().UnixNano()
+	actor := actorOf(ctx, req.GetActor())
 	rel := &rollwavev1.Release{
 		Id:              id,
 		Spec:            sp,
@@ -110,15 +112,15 @@ func (o *operatorService) submitLocal(ctx context.Context, req *rollwavev1.Submi
 		CurrentPhase:    0,
 		CreatedUnixNano: now,
 		UpdatedUnixNano: now,
-		CreatedBy:       req.GetActor(),
+		CreatedBy:       actor,
 		SourceName:      req.GetSourceName(),
 		Source:          req.GetSource(),
 	}
-	if err := o.s.applyErr(raftfsm.SubmitRelease, &rollwavev1.SubmitReleaseCommand{TimeUnixNano: now, Release: rel, Actor: req.GetActor()}); err != nil {
+	if err := o.s.applyErr(raftfsm.SubmitRelease, &rollwavev1.SubmitReleaseCommand{TimeUnixNano: now, Release: rel, Actor: actor}); err != nil {
 		return nil, err
 	}
 	if req.GetStart() {
-		if err := o.s.setReleaseState(id, rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, "started on submit", req.GetActor()); err != nil {
+		if err := o.s.setReleaseState(id, rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, "started on submit", actor); err != nil {
 			return nil, err
 		}
 	}
@@ -169,6 +171,11 @@ func (o *operatorService) runAction(ctx context.Context, req *rollwavev1.Release
 		r := o.s.fsm.State().Release(req.GetId())
 		if r == nil {
 			return nil, status.Errorf(codes.NotFound, "no release with id %q", req.GetId())
+		}
+		// With ACLs the token's name is the actor, whatever the client sent.
+		if actor := actorOf(ctx, req.GetActor()); actor != req.GetActor() {
+			req = proto.CloneOf(req)
+			req.Actor = actor
 		}
 		if err := a.do(o.s, r, req); err != nil {
 			return nil, err

@@ -307,14 +307,41 @@ func (s *Server) Leave(timeout time.Duration) error {
 			}
 		}
 	}
-	if err := s.pool.Leave(time.Until(deadline)); err != nil {
-		return fmt.Errorf("leave gossip: %w", err)
+	// The leave broadcast needs someone to hear it; when everyone is
+	// leaving at once nobody confirms it, so do not wait long.
+	if err := s.pool.Leave(min(time.Until(deadline), 3*time.Second)); err != nil {
+		s.log.Warn("leave broadcast not confirmed; the others will see this server as failed instead of left", "error", err)
 	}
 	// Wait (bounded) until the leader has removed us, so a quorum is never
-	// counted with a server that is gone.
+	// counted with a server that is gone. Without a leader (the others are
+	// leaving too, or quorum is lost) nobody can: stop waiting.
+	var leaderless time.Time
 	for time.Now().Before(deadline) {
 		if !s.inRaftConfig() {
 			return nil
+		}
+		// Still the leader: no other voter took over, so nobody will
+		// remove this server (it is the last one, or the rest are gone).
+		if s.IsLeader() {
+			if s.voterCount() > 1 {
+				// A leader may remove itself; it steps down once committed.
+				if err := s.raft.RemoveServer(raft.ServerID(s.cfg.NodeID), 0, time.Until(deadline)).Error(); err != nil {
+					s.log.Warn("leader could not remove itself from raft", "error", err)
+				}
+				return nil
+			}
+			s.log.Info("last voter leaving; the cluster keeps its state on disk")
+			return nil
+		}
+		if addr, _ := s.raft.LeaderWithID(); addr == "" {
+			if leaderless.IsZero() {
+				leaderless = time.Now()
+			} else if time.Since(leaderless) > 2*s.cfg.ElectionTimeout {
+				s.log.Warn("no leader to remove this server from raft; leaving anyway")
+				return nil
+			}
+		} else {
+			leaderless = time.Time{}
 		}
 		select {
 		case <-time.After(100 * time.Millisecond):
@@ -359,6 +386,12 @@ func (s *Server) Shutdown() error {
 	var err error
 	s.shutdownOnce.Do(func() {
 		close(s.shutdownCh)
+		// Raft first: raft calls pending in leader work (a RemoveServer
+		// without quorum, an Apply) then fail at once instead of running
+		// out their timeouts.
+		if s.raft != nil {
+			_ = s.raft.Shutdown().Error()
+		}
 		s.stopLeaderWork()
 		err = s.closeAll()
 		s.wg.Wait()

@@ -20,18 +20,29 @@ var methodRoles = tlsutil.MethodRoles{
 
 func (s *Server) grpcServerOptions() ([]grpc.ServerOption, error) {
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageSize)}
-	if s.tls == nil {
-		return opts, nil
+	if s.cfg.OperatorRateLimit > 0 {
+		rl := newRateLimiter(s.cfg.OperatorRateLimit, s.cfg.OperatorRateBurst)
+		opts = append(opts, grpc.ChainUnaryInterceptor(rl.unary), grpc.ChainStreamInterceptor(rl.stream))
 	}
-	tc, err := s.tls.ServerTLSConfig()
-	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+	if s.tls != nil {
+		tc, err := s.tls.ServerTLSConfig()
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		opts = append(opts,
+			grpc.Creds(credentials.NewTLS(tc)),
+			grpc.ChainUnaryInterceptor(tlsutil.UnaryAuthorizer(methodRoles)),
+			grpc.ChainStreamInterceptor(tlsutil.StreamAuthorizer(methodRoles)),
+		)
 	}
-	return append(opts,
-		grpc.Creds(credentials.NewTLS(tc)),
-		grpc.ChainUnaryInterceptor(tlsutil.UnaryAuthorizer(methodRoles)),
-		grpc.ChainStreamInterceptor(tlsutil.StreamAuthorizer(methodRoles)),
-	), nil
+	// ACL tokens are checked after the certificate's role (acl.go).
+	if s.cfg.ACLEnabled {
+		opts = append(opts,
+			grpc.ChainUnaryInterceptor(s.aclUnaryInterceptor),
+			grpc.ChainStreamInterceptor(s.aclStreamInterceptor),
+		)
+	}
+	return opts, nil
 }
 
 // clientCreds are the credentials this server uses to call other servers.

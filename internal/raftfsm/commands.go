@@ -61,4 +61,7 @@ func init() {
 	register(SetGlobalFreeze, noResult(applySetGlobalFreeze))
 	register(SetReleasePlan, noResult(applySetReleasePlan))
 	register(AdvancePhase, noResult(applyAdvancePhase))
+	register(ACLBootstrap, noResult(applyACLBootstrap))
+	register(UpsertACLToken, noResult(applyUpsertACLToken))
+	register(DeleteACLToken, noResult(applyDeleteACLToken))
 }

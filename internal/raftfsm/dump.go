@@ -29,6 +29,7 @@ func (s *State) Equal(other *State) bool {
 var recordNames = map[recordType]string{
 	recHost: "host", recCell: "cell", recApp: "app", recRelease: "release",
 	recAssignment: "assignment", recEvent: "event", recFreeze: "freeze", recGlobalFreeze: "global_freeze",
+	recACLBootstrap: "acl_bootstrap", recACLToken: "acl_token",
 }
 
 // Dump renders the whole state, one object per line, in snapshot order. It

@@ -36,6 +36,13 @@ const (
 	// running or unspecified) moves a running release's current phase to
 	// the next one, once the current phase is verified.
 	AdvancePhase MessageType = 16
+	// ACLBootstrap (body: ACLBootstrapCommand) stores the first, admin,
+	// token; accepted once per cluster.
+	ACLBootstrap MessageType = 17
+	// UpsertACLToken (body: UpsertACLTokenCommand) adds a token.
+	UpsertACLToken MessageType = 18
+	// DeleteACLToken (body: DeleteACLTokenCommand) removes a token.
+	DeleteACLToken MessageType = 19
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -60,6 +67,9 @@ var messageTypeNames = map[MessageType]string{
 	SetGlobalFreeze:   "SetGlobalFreeze",
 	SetReleasePlan:    "SetReleasePlan",
 	AdvancePhase:      "AdvancePhase",
+	ACLBootstrap:      "ACLBootstrap",
+	UpsertACLToken:    "UpsertACLToken",
+	DeleteACLToken:    "DeleteACLToken",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

@@ -194,6 +194,35 @@ func laterGoldenSteps() []namedStep {
 					t.Errorf("release = %v", r)
 				}
 			}}},
+		// Since types 17-19 (ACL tokens): bootstrap, a second admin and a
+		// read token, then the bootstrap token is deleted.
+		{goldenStep: goldenStep{cmd: cmd{ACLBootstrap, &v1.ACLBootstrapCommand{TimeUnixNano: now + 19, Token: &v1.ACLToken{
+			AccessorId: "acc-bootstrap", SecretHash: strings.Repeat("1", 64), Name: "bootstrap", Role: RoleAdmin}}},
+			check: func(t *testing.T, s *State) {
+				if ok, at := s.ACLBootstrapped(); !ok || at != now+19 || s.ACLToken("acc-bootstrap").GetCreatedBy() != "bootstrap" {
+					t.Errorf("bootstrapped %v at %d, tokens %v", ok, at, s.ACLTokens())
+				}
+			}}, file: "cmd-acl-bootstrap.bin"},
+		{goldenStep: goldenStep{cmd: cmd{UpsertACLToken, &v1.UpsertACLTokenCommand{TimeUnixNano: now + 20, Actor: "bootstrap", Token: &v1.ACLToken{
+			AccessorId: "acc-ops", SecretHash: strings.Repeat("2", 64), Name: "ops", Role: RoleAdmin}}},
+			check: func(t *testing.T, s *State) {
+				if tok := s.ACLToken("acc-ops"); tok.GetRole() != RoleAdmin || tok.GetCreatedBy() != "bootstrap" || tok.GetCreatedUnixNano() != now+20 {
+					t.Errorf("token = %v", tok)
+				}
+			}}, file: "cmd-upsert-acl-token.bin"},
+		{goldenStep: goldenStep{cmd: cmd{UpsertACLToken, &v1.UpsertACLTokenCommand{TimeUnixNano: now + 21, Actor: "ops", Token: &v1.ACLToken{
+			AccessorId: "acc-ci", SecretHash: strings.Repeat("3", 64), Name: "ci", Role: RoleRead}}},
+			check: func(t *testing.T, s *State) {
+				if tok := s.ResolveACLToken(strings.Repeat("3", 64)); tok.GetName() != "ci" || tok.GetRole() != RoleRead {
+					t.Errorf("token = %v", tok)
+				}
+			}}, file: "cmd-upsert-acl-token-read.bin"},
+		{goldenStep: goldenStep{cmd: cmd{DeleteACLToken, &v1.DeleteACLTokenCommand{TimeUnixNano: now + 22, AccessorId: "acc-bootstrap", Actor: "ops"}},
+			check: func(t *testing.T, s *State) {
+				if s.ACLToken("acc-bootstrap") != nil || len(s.ACLTokens()) != 2 {
+					t.Errorf("tokens = %v", s.ACLTokens())
+				}
+			}}, file: "cmd-delete-acl-token.bin"},
 	}
 }
 
@@ -277,6 +306,18 @@ func TestGolden(t *testing.T) {
 	}
 	if atSnapshot == nil {
 		t.Fatal("no snapshot step")
+	}
+	// Since types 17-19: the state after every step, ACL records included.
+	final := goldenFile(t, "snapshot-v1-acl.bin", func() []byte { return persist(t, f) })
+	afterACL := New(testLogger(t))
+	if err := afterACL.Restore(nopCloser(final)); err != nil {
+		t.Fatalf("restore snapshot-v1-acl.bin: %v", err)
+	}
+	if !afterACL.State().Equal(f.State()) {
+		t.Fatalf("snapshot-v1-acl.bin restores to\n%s\nbut replaying the log gives\n%s", afterACL.State().Dump(), f.State().Dump())
+	}
+	if ok, _ := afterACL.State().ACLBootstrapped(); !ok || afterACL.State().ACLToken("acc-ci").GetName() != "ci" {
+		t.Errorf("restored ACL state:\n%s", afterACL.State().Dump())
 	}
 	s := atSnapshot.State()
 	if s.AppliedIndex() != 11 || len(s.Hosts()) != 2 || len(s.Freezes()) != 1 || s.Assignment("h1", "api").GetState() != asStaging {

@@ -12,7 +12,9 @@ import (
 //   - every assignment's release exists;
 //   - an app's active_release_id names an existing, non-terminal release of
 //     that app, and every non-terminal release is its app's active release;
-//   - audit event seqs strictly increase.
+//   - audit event seqs strictly increase;
+//   - ACL tokens exist only after bootstrap, each valid, keyed by its
+//     accessor, with unique names and secret hashes, and at least one admin.
 func CheckInvariants(s *State) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -71,8 +73,43 @@ func checkInvariantsLocked(s *State) error {
 			bad("event seq %d follows %d", s.events[i].GetSeq(), s.events[i-1].GetSeq())
 		}
 	}
+	checkACLInvariantsLocked(s, bad)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("raftfsm: invariants violated: %w", err)
 	}
 	return nil
+}
+
+func checkACLInvariantsLocked(s *State, bad func(string, ...any)) {
+	if len(s.aclTokens) == 0 {
+		if s.aclBootstrapUnixNano != 0 {
+			bad("ACLs are bootstrapped but no token exists")
+		}
+		return
+	}
+	if s.aclBootstrapUnixNano == 0 {
+		bad("%d ACL token(s) exist but ACLs are not bootstrapped", len(s.aclTokens))
+	}
+	names, hashes, admins := map[string]bool{}, map[string]bool{}, 0
+	for k, t := range s.aclTokens {
+		if k != t.GetAccessorId() {
+			bad("ACL token keyed %q has accessor %q", k, t.GetAccessorId())
+		}
+		if err := checkACLToken(t); err != nil {
+			bad("ACL token %q: %v", k, err)
+		}
+		if names[t.GetName()] {
+			bad("ACL token name %q is used twice", t.GetName())
+		}
+		if hashes[t.GetSecretHash()] {
+			bad("ACL token %q: secret hash used twice", k)
+		}
+		names[t.GetName()], hashes[t.GetSecretHash()] = true, true
+		if t.GetRole() == RoleAdmin {
+			admins++
+		}
+	}
+	if admins == 0 {
+		bad("no admin ACL token is left")
+	}
 }

@@ -2,6 +2,7 @@ package raftfsm
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -18,6 +19,8 @@ var (
 	poolCells    = []string{"c0", "c1", ""}
 	poolCrit     = []string{"low", "medium", "high", "critical", "bogus"}
 	poolFreezes  = []string{"f0", "f1", ""}
+	poolTokens   = []string{"t0", "t1", "t2", ""}
+	poolHashes   = []string{strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64), "AB", ""}
 )
 
 // prefer picks from likely (ids or states that exist now) most of the time
@@ -64,7 +67,7 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 			return uint64(max(0, cur+rapid.Int64Range(-1, 2).Draw(t, "gen_delta")))
 		}
 		// Deleting hosts and cells is rare so assignments have hosts to run on.
-		kind := rapid.SampledFrom([]int{0, 0, 1, 2, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12, 13, 13, 14, 14, 15, 15, 15, 16, 16, 17, 17, 18, 19}).Draw(t, "kind")
+		kind := rapid.SampledFrom([]int{0, 0, 1, 2, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12, 13, 13, 14, 14, 15, 15, 15, 16, 16, 17, 17, 18, 19, 20, 20}).Draw(t, "kind")
 		if kind == 1 && rapid.IntRange(0, 3).Draw(t, "really_delete") != 3 {
 			kind = 0
 		}
@@ -141,6 +144,21 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 				from := rapid.Int64Range(0, 10).Draw(t, "from")
 				return cmd{AddFreeze, &v1.AddFreezeCommand{TimeUnixNano: now, Window: &v1.FreezeWindow{
 					Id: rapid.SampledFrom(poolFreezes).Draw(t, "freeze"), FromUnixNano: from, ToUnixNano: from + rapid.Int64Range(-1, 5).Draw(t, "len")}}}
+			}
+		case 20:
+			tok := &v1.ACLToken{
+				AccessorId: rapid.SampledFrom(poolTokens).Draw(t, "accessor"),
+				SecretHash: rapid.SampledFrom(poolHashes).Draw(t, "hash"),
+				Name:       rapid.SampledFrom([]string{"n0", "n1", "n2", ""}).Draw(t, "name"),
+				Role:       rapid.SampledFrom([]string{RoleRead, RoleDeploy, RoleAdmin, "root"}).Draw(t, "role"),
+			}
+			switch rapid.IntRange(0, 2).Draw(t, "acl_kind") {
+			case 0:
+				return cmd{ACLBootstrap, &v1.ACLBootstrapCommand{TimeUnixNano: now, Token: tok}}
+			case 1:
+				return cmd{UpsertACLToken, &v1.UpsertACLTokenCommand{TimeUnixNano: now, Token: tok, Actor: "ops"}}
+			default:
+				return cmd{DeleteACLToken, &v1.DeleteACLTokenCommand{TimeUnixNano: now, AccessorId: tok.GetAccessorId(), Actor: "ops"}}
 			}
 		default:
 			return cmd{SetGlobalFreeze, &v1.SetGlobalFreezeCommand{TimeUnixNano: now, On: rapid.Bool().Draw(t, "on"),

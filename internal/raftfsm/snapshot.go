@@ -44,6 +44,10 @@ const (
 	recFreeze     recordType = 7
 	// The global freeze flag and reason, as a SetGlobalFreezeCommand body.
 	recGlobalFreeze recordType = 8
+	// ACL records are written only once ACLs are bootstrapped, so a state
+	// without ACLs snapshots to the same bytes as before they existed.
+	recACLBootstrap recordType = 9 // an ACLBootstrapCommand body carrying only the time
+	recACLToken     recordType = 10
 	recEnd          recordType = 0xFF
 )
 
@@ -92,6 +96,12 @@ func (s *State) recordsLocked() []record {
 		add(recFreeze, s.freezes[k])
 	}
 	add(recGlobalFreeze, &v1.SetGlobalFreezeCommand{On: s.globalFreeze, Reason: s.freezeReason})
+	if s.aclBootstrapUnixNano != 0 {
+		add(recACLBootstrap, &v1.ACLBootstrapCommand{TimeUnixNano: s.aclBootstrapUnixNano})
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.aclTokens)) {
+		add(recACLToken, s.aclTokens[k])
+	}
 	return out
 }
 
@@ -135,6 +145,11 @@ func (s *State) addRecord(t recordType, m proto.Message) {
 	case recGlobalFreeze:
 		g := m.(*v1.SetGlobalFreezeCommand)
 		s.globalFreeze, s.freezeReason = g.GetOn(), g.GetReason()
+	case recACLBootstrap:
+		s.aclBootstrapUnixNano = m.(*v1.ACLBootstrapCommand).GetTimeUnixNano()
+	case recACLToken:
+		t := m.(*v1.ACLToken)
+		s.aclTokens[t.GetAccessorId()] = t
 	}
 }
 
@@ -156,6 +171,10 @@ func newRecordMessage(t recordType) (proto.Message, bool) {
 		return &v1.FreezeWindow{}, true
 	case recGlobalFreeze:
 		return &v1.SetGlobalFreezeCommand{}, true
+	case recACLBootstrap:
+		return &v1.ACLBootstrapCommand{}, true
+	case recACLToken:
+		return &v1.ACLToken{}, true
 	}
 	return nil, false
 }
@@ -265,6 +284,7 @@ func (s *State) replaceWith(fresh *State) {
 	s.hosts, s.cells, s.apps, s.releases = fresh.hosts, fresh.cells, fresh.apps, fresh.releases
 	s.assignments, s.events, s.freezes = fresh.assignments, fresh.events, fresh.freezes
 	s.globalFreeze, s.freezeReason = fresh.globalFreeze, fresh.freezeReason
+	s.aclTokens, s.aclBootstrapUnixNano = fresh.aclTokens, fresh.aclBootstrapUnixNano
 	s.appliedIndex = fresh.appliedIndex
 	s.notifyLocked()
 }

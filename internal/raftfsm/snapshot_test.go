@@ -35,6 +35,8 @@ func richState(t testing.TB) *FSM {
 		submitCmd("web-1", "web", 1), relStateCmd("web-1", rsAborted),
 		cmd{AddFreeze, &v1.AddFreezeCommand{TimeUnixNano: t0, Window: &v1.FreezeWindow{Id: "xmas", FromUnixNano: 1, ToUnixNano: 2}}},
 		cmd{SetGlobalFreeze, &v1.SetGlobalFreezeCommand{On: true, Reason: "incident"}},
+		aclBootstrapCmd("boot", strings.Repeat("a", 64)),
+		aclTokenCmd("reader", "ci", RoleRead, strings.Repeat("b", 64)),
 	))...)
 	return f
 }
@@ -63,6 +65,12 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	mustApply(t, g, hostsCmd("zz", "stale")) // Restore must discard this.
 	if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
 		t.Fatal(err)
+	}
+	if tok := g.State().ACLToken("reader"); tok.GetName() != "ci" || tok.GetRole() != RoleRead {
+		t.Errorf("restored token = %v", tok)
+	}
+	if ok, at := g.State().ACLBootstrapped(); !ok || at != t0 {
+		t.Errorf("restored bootstrap = %v %d", ok, at)
 	}
 	if !f.State().Equal(g.State()) {
 		t.Fatalf("restored state differs:\n%s\nvs\n%s", f.State().Dump(), g.State().Dump())

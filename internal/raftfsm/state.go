@@ -31,7 +31,11 @@ type State struct {
 	freezes      map[string]*v1.FreezeWindow
 	globalFreeze bool
 	freezeReason string
-	appliedIndex uint64
+	// ACL tokens by accessor id; aclBootstrapUnixNano is when ACLs were
+	// bootstrapped (0: not yet).
+	aclTokens            map[string]*v1.ACLToken
+	aclBootstrapUnixNano int64
+	appliedIndex         uint64
 
 	// changed is closed, and replaced, after every applied entry and restore.
 	changed chan struct{}
@@ -46,6 +50,7 @@ func NewState() *State {
 		releases:    map[string]*v1.Release{},
 		assignments: map[hostApp][]*v1.Assignment{},
 		freezes:     map[string]*v1.FreezeWindow{},
+		aclTokens:   map[string]*v1.ACLToken{},
 		changed:     make(chan struct{}),
 	}
 }

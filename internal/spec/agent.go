@@ -48,8 +48,27 @@ type AgentConfig struct {
 	LogLevel string
 	// TLS turns on mutual TLS for the session with the coordinators.
 	TLS TLSConfig
+	// Policy is what this host accepts from any coordinator.
+	Policy AgentPolicy
 	// Encrypt is the gossip encryption key (base64, `rollwave keygen`).
 	Encrypt string
+}
+
+// AgentPolicy is the `policy { }` block: limits the host's operators put
+// on every assignment, whoever sends it.
+type AgentPolicy struct {
+	// ArtifactPrefixes, when set, are the only URL prefixes artifacts may
+	// come from.
+	ArtifactPrefixes []string
+	// UnitUsers, when set, are the only users slot units may run as.
+	UnitUsers []string
+	// AllowRoot permits units that run as root (no user, or "root");
+	// default true.
+	AllowRoot bool
+	// UnitHardening replaces the default sandboxing lines written into every
+	// slot unit's [Service] section (systemd driver); nil keeps the
+	// defaults, an empty list turns them off.
+	UnitHardening []string
 }
 
 // AgentAddresses are an agent's endpoints, each host:port.
@@ -70,6 +89,7 @@ func DefaultAgentConfig() *AgentConfig {
 		Addresses:         AgentAddresses{Gossip: "0.0.0.0:7423"},
 		LogLevel:          LogInfo,
 		TLS:               TLSConfig{VerifyServerHostname: true},
+		Policy:            AgentPolicy{AllowRoot: true},
 	}
 }
 
@@ -106,6 +126,12 @@ func (c *AgentConfig) fields() []field {
 		block("advertise", sub(attr("gossip", str(&c.Advertise.Gossip)))),
 		block("tls", tlsFields(&c.TLS)),
 		attr("encrypt", str(&c.Encrypt)),
+		block("policy", sub(
+			attr("artifact_prefixes", strList(&c.Policy.ArtifactPrefixes)),
+			attr("unit_users", strList(&c.Policy.UnitUsers)),
+			attr("allow_root", boolean(&c.Policy.AllowRoot)),
+			attr("unit_hardening", strList(&c.Policy.UnitHardening)),
+		)),
 	}
 }
 

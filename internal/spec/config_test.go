@@ -198,6 +198,7 @@ func TestParseAgentConfig(t *testing.T) {
 		Advertise:         AgentAddresses{Gossip: "10.1.2.17:7423"},
 		LogLevel:          LogWarn,
 		TLS:               TLSConfig{VerifyServerHostname: true},
+		Policy:            AgentPolicy{AllowRoot: true},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", got, want)
@@ -304,5 +305,9 @@ func TestSecuritySettings(t *testing.T) {
 	ag, err := ParseAgentConfig("agent.hcl", []byte("cell = \"a\"\njoin = [\"10.0.0.1:7422\"]\ntls {\n  ca_file = \"/ca.pem\"\n  cert_file = \"/a.pem\"\n  key_file = \"/a-key.pem\"\n  verify_server_hostname = false\n}\n"))
 	if err != nil || !ag.TLS.Enabled() || ag.TLS.VerifyServerHostname {
 		t.Fatalf("agent tls: %+v %v", ag.TLS, err)
+	}
+	ag, err = ParseAgentConfig("agent.hcl", []byte("cell = \"a\"\njoin = [\"10.0.0.1:7422\"]\npolicy {\n  artifact_prefixes = [\"https://artifacts.internal/\"]\n  unit_users = [\"api\"]\n  allow_root = false\n}\n"))
+	if err != nil || ag.Policy.AllowRoot || len(ag.Policy.ArtifactPrefixes) != 1 || ag.Policy.UnitUsers[0] != "api" {
+		t.Fatalf("agent policy: %+v %v", ag.Policy, err)
 	}
 }

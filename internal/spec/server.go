@@ -38,6 +38,15 @@ type ServerConfig struct {
 	// Encrypt is the gossip encryption key (base64, `rollwave keygen`);
 	// empty means gossip in the clear.
 	Encrypt string
+	// ACL configures operator ACL tokens.
+	ACL ACLConfig
+}
+
+// ACLConfig is the `acl { enabled = true }` block.
+type ACLConfig struct {
+	// Enabled requires an ACL token on every operator call but status.
+	// Set it alike on every server of a cluster.
+	Enabled bool
 }
 
 // ServerAddresses are a server's three endpoints, each host:port.
@@ -140,6 +149,9 @@ func (c *ServerConfig) fields() []field {
 		block("advertise", addrs(&c.Advertise)),
 		block("tls", tlsFields(&c.TLS)),
 		attr("encrypt", str(&c.Encrypt)),
+		block("acl", sub(
+			attr("enabled", boolean(&c.ACL.Enabled)),
+		)),
 		block("raft", sub(
 			attr("heartbeat_timeout", duration(&c.Raft.HeartbeatTimeout)),
 			attr("election_timeout", duration(&c.Raft.ElectionTimeout)),

@@ -40,6 +40,8 @@ type Options struct {
 	// TLS and GossipKey secure the agent like its coordinators.
 	TLS       *tlsutil.Config
 	GossipKey []byte
+	// Policy replaces the permissive default local policy.
+	Policy *agent.Policy
 }
 
 // Start runs an agent until the test ends (or Stop).
@@ -70,6 +72,9 @@ func Start(t testing.TB, name, cell string, o Options) *Agent {
 	cfg.Driver = drv
 	cfg.PortOffset = o.PortOffset
 	cfg.TLS = o.TLS
+	if o.Policy != nil {
+		cfg.Policy = *o.Policy
+	}
 	cfg.GossipKey = o.GossipKey
 	cfg.DialContext = link.Dial
 	cfg.Logger = log
@@ -105,7 +110,7 @@ func (a *Agent) Stop() {
 type Link struct {
 	mu    sync.Mutex
 	cut   bool
-	conns []net.Conn
+	conns []*linkConn
 }
 
 // Dial is the agent's DialContext.
@@ -123,26 +128,60 @@ func (l *Link) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	lc := &linkConn{Conn: c, l: l}
 	l.mu.Lock()
-	l.conns = append(l.conns, c)
+	l.conns = append(l.conns, lc)
 	l.mu.Unlock()
-	return c, nil
+	return lc, nil
 }
 
-// Cut closes every open connection and blocks new ones.
+func (l *Link) isCut() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cut
+}
+
+// linkConn drops everything in both directions while the link is cut,
+// without closing: like a pulled cable, neither side gets a FIN or RST and
+// each must notice the silence itself.
+type linkConn struct {
+	net.Conn
+	l *Link
+}
+
+func (c *linkConn) Read(b []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(b)
+		if err != nil || !c.l.isCut() {
+			return n, err
+		}
+		// Data that arrives across a cut link is lost.
+	}
+}
+
+func (c *linkConn) Write(b []byte) (int, error) {
+	if c.l.isCut() {
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
+// Cut silently drops all traffic on open connections and blocks new ones.
 func (l *Link) Cut() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.cut = true
-	for _, c := range l.conns {
-		c.Close()
-	}
-	l.conns = nil
 }
 
-// Heal lets connections through again.
+// Heal lets traffic through again. Connections that were open during the
+// cut are closed, as their streams are corrupt by now (a real cut long
+// enough would have timed them out too).
 func (l *Link) Heal() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.cut = false
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.conns = nil
 }

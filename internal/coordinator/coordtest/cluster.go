@@ -4,6 +4,7 @@
 package coordtest
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/rollwave/rollwave/internal/coordinator"
 	"github.com/rollwave/rollwave/internal/testutil"
@@ -48,6 +50,9 @@ func FastConfig(t testing.TB, name string) coordinator.Config {
 	c.ReconcileInterval = 500 * time.Millisecond
 	c.ApplyTimeout = 5 * time.Second
 	c.GossipFast = true
+	c.AgentSilenceTimeout = 2 * time.Second
+	// Tests poll the API from one address far faster than an operator.
+	c.OperatorRateLimit = 0
 	c.Logger = testutil.Logger(t).With("test_node", name)
 	return c
 }
@@ -216,4 +221,15 @@ func (c *Cluster) Close() {
 		cc.Close()
 		delete(c.conns, a)
 	}
+}
+
+// WithACLs turns on operator ACL tokens on every server.
+func WithACLs() Option {
+	return func(_ int, c *coordinator.Config) { c.ACLEnabled = true }
+}
+
+// WithToken returns ctx carrying an ACL token secret for outgoing calls,
+// as the CLI sends it.
+func WithToken(ctx context.Context, secret string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+secret)
 }

@@ -237,7 +237,6 @@ type run struct {
 	revertStart     time.Time
 	revertTries     map[string]int
 	revertOrderedAt map[string]time.Time
-	revertLogged    bool
 	pausedPhase     int32
 }
 

@@ -981,6 +981,180 @@ func (x *SetGlobalFreezeCommand) GetActor() string {
 	return ""
 }
 
+// The first ACL token (role admin). Accepted once per cluster.
+type ACLBootstrapCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Token         *ACLToken              `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLBootstrapCommand) Reset() {
+	*x = ACLBootstrapCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLBootstrapCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLBootstrapCommand) ProtoMessage() {}
+
+func (x *ACLBootstrapCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLBootstrapCommand.ProtoReflect.Descriptor instead.
+func (*ACLBootstrapCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ACLBootstrapCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *ACLBootstrapCommand) GetToken() *ACLToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// A new ACL token. Its accessor and name must be unused.
+type UpsertACLTokenCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Token         *ACLToken              `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertACLTokenCommand) Reset() {
+	*x = UpsertACLTokenCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertACLTokenCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertACLTokenCommand) ProtoMessage() {}
+
+func (x *UpsertACLTokenCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertACLTokenCommand.ProtoReflect.Descriptor instead.
+func (*UpsertACLTokenCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UpsertACLTokenCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *UpsertACLTokenCommand) GetToken() *ACLToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *UpsertACLTokenCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+type DeleteACLTokenCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	AccessorId    string                 `protobuf:"bytes,2,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteACLTokenCommand) Reset() {
+	*x = DeleteACLTokenCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteACLTokenCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteACLTokenCommand) ProtoMessage() {}
+
+func (x *DeleteACLTokenCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteACLTokenCommand.ProtoReflect.Descriptor instead.
+func (*DeleteACLTokenCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeleteACLTokenCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *DeleteACLTokenCommand) GetAccessorId() string {
+	if x != nil {
+		return x.AccessorId
+	}
+	return ""
+}
+
+func (x *DeleteACLTokenCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
 var File_rollwave_v1_command_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_command_proto_rawDesc = "" +
@@ -1056,7 +1230,19 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x0e\n" +
 	"\x02on\x18\x02 \x01(\bR\x02on\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05actor\x18\x04 \x01(\tR\x05actorB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
+	"\x05actor\x18\x04 \x01(\tR\x05actor\"h\n" +
+	"\x13ACLBootstrapCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12+\n" +
+	"\x05token\x18\x02 \x01(\v2\x15.rollwave.v1.ACLTokenR\x05token\"\x80\x01\n" +
+	"\x15UpsertACLTokenCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12+\n" +
+	"\x05token\x18\x02 \x01(\v2\x15.rollwave.v1.ACLTokenR\x05token\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"t\n" +
+	"\x15DeleteACLTokenCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1f\n" +
+	"\vaccessor_id\x18\x02 \x01(\tR\n" +
+	"accessorId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actorB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
 
 var (
 	file_rollwave_v1_command_proto_rawDescOnce sync.Once
@@ -1070,7 +1256,7 @@ func file_rollwave_v1_command_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_command_proto_rawDescData
 }
 
-var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_rollwave_v1_command_proto_goTypes = []any{
 	(*UpsertHostsCommand)(nil),       // 0: rollwave.v1.UpsertHostsCommand
 	(*DeleteHostCommand)(nil),        // 1: rollwave.v1.DeleteHostCommand
@@ -1087,32 +1273,38 @@ var file_rollwave_v1_command_proto_goTypes = []any{
 	(*AddFreezeCommand)(nil),         // 12: rollwave.v1.AddFreezeCommand
 	(*RemoveFreezeCommand)(nil),      // 13: rollwave.v1.RemoveFreezeCommand
 	(*SetGlobalFreezeCommand)(nil),   // 14: rollwave.v1.SetGlobalFreezeCommand
-	(*Host)(nil),                     // 15: rollwave.v1.Host
-	(*Cell)(nil),                     // 16: rollwave.v1.Cell
-	(*Release)(nil),                  // 17: rollwave.v1.Release
-	(ReleaseState)(0),                // 18: rollwave.v1.ReleaseState
-	(PhaseState)(0),                  // 19: rollwave.v1.PhaseState
-	(*Assignment)(nil),               // 20: rollwave.v1.Assignment
-	(AssignmentState)(0),             // 21: rollwave.v1.AssignmentState
-	(*Event)(nil),                    // 22: rollwave.v1.Event
-	(*FreezeWindow)(nil),             // 23: rollwave.v1.FreezeWindow
+	(*ACLBootstrapCommand)(nil),      // 15: rollwave.v1.ACLBootstrapCommand
+	(*UpsertACLTokenCommand)(nil),    // 16: rollwave.v1.UpsertACLTokenCommand
+	(*DeleteACLTokenCommand)(nil),    // 17: rollwave.v1.DeleteACLTokenCommand
+	(*Host)(nil),                     // 18: rollwave.v1.Host
+	(*Cell)(nil),                     // 19: rollwave.v1.Cell
+	(*Release)(nil),                  // 20: rollwave.v1.Release
+	(ReleaseState)(0),                // 21: rollwave.v1.ReleaseState
+	(PhaseState)(0),                  // 22: rollwave.v1.PhaseState
+	(*Assignment)(nil),               // 23: rollwave.v1.Assignment
+	(AssignmentState)(0),             // 24: rollwave.v1.AssignmentState
+	(*Event)(nil),                    // 25: rollwave.v1.Event
+	(*FreezeWindow)(nil),             // 26: rollwave.v1.FreezeWindow
+	(*ACLToken)(nil),                 // 27: rollwave.v1.ACLToken
 }
 var file_rollwave_v1_command_proto_depIdxs = []int32{
-	15, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
-	16, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
-	17, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
-	18, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
-	19, // 4: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
-	20, // 5: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
-	21, // 6: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
+	18, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
+	19, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
+	20, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
+	21, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
+	22, // 4: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
+	23, // 5: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
+	24, // 6: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
 	9,  // 7: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
-	22, // 8: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
-	23, // 9: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	25, // 8: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
+	26, // 9: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
+	27, // 10: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
+	27, // 11: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_command_proto_init() }
@@ -1127,7 +1319,7 @@ func file_rollwave_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_command_proto_rawDesc), len(file_rollwave_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2309,6 +2309,394 @@ func (*SetGlobalFreezeResponse) Descriptor() ([]byte, []int) {
 	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
 }
 
+// A token as listed: never its secret or its hash.
+type ACLTokenInfo struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	AccessorId      string                 `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	Name            string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Role            string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	CreatedUnixNano int64                  `protobuf:"varint,4,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	CreatedBy       string                 `protobuf:"bytes,5,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ACLTokenInfo) Reset() {
+	*x = ACLTokenInfo{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLTokenInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLTokenInfo) ProtoMessage() {}
+
+func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLTokenInfo.ProtoReflect.Descriptor instead.
+func (*ACLTokenInfo) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ACLTokenInfo) GetAccessorId() string {
+	if x != nil {
+		return x.AccessorId
+	}
+	return ""
+}
+
+func (x *ACLTokenInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ACLTokenInfo) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ACLTokenInfo) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *ACLTokenInfo) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+type ACLBootstrapRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the bootstrap token; default "bootstrap".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLBootstrapRequest) Reset() {
+	*x = ACLBootstrapRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLBootstrapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLBootstrapRequest) ProtoMessage() {}
+
+func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
+func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ACLBootstrapRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// The only answer that ever carries a token's secret.
+type ACLTokenSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *ACLTokenInfo          `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Secret        string                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLTokenSecretResponse) Reset() {
+	*x = ACLTokenSecretResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLTokenSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLTokenSecretResponse) ProtoMessage() {}
+
+func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLTokenSecretResponse.ProtoReflect.Descriptor instead.
+func (*ACLTokenSecretResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ACLTokenSecretResponse) GetToken() *ACLTokenInfo {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *ACLTokenSecretResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type ACLTokenCreateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "read", "deploy" or "admin".
+	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLTokenCreateRequest) Reset() {
+	*x = ACLTokenCreateRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLTokenCreateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLTokenCreateRequest) ProtoMessage() {}
+
+func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLTokenCreateRequest.ProtoReflect.Descriptor instead.
+func (*ACLTokenCreateRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ACLTokenCreateRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ACLTokenCreateRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type ACLTokenListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLTokenListRequest) Reset() {
+	*x = ACLTokenListRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLTokenListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLTokenListRequest) ProtoMessage() {}
+
+func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLTokenListRequest.ProtoReflect.Descriptor instead.
+func (*ACLTokenListRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
+}
+
+type ACLTokenListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*ACLTokenInfo        `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLTokenListResponse) Reset() {
+	*x = ACLTokenListResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLTokenListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLTokenListResponse) ProtoMessage() {}
+
+func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLTokenListResponse.ProtoReflect.Descriptor instead.
+func (*ACLTokenListResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ACLTokenListResponse) GetTokens() []*ACLTokenInfo {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type ACLTokenDeleteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccessorId    string                 `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLTokenDeleteRequest) Reset() {
+	*x = ACLTokenDeleteRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLTokenDeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLTokenDeleteRequest) ProtoMessage() {}
+
+func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLTokenDeleteRequest.ProtoReflect.Descriptor instead.
+func (*ACLTokenDeleteRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ACLTokenDeleteRequest) GetAccessorId() string {
+	if x != nil {
+		return x.AccessorId
+	}
+	return ""
+}
+
+type ACLTokenDeleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLTokenDeleteResponse) Reset() {
+	*x = ACLTokenDeleteResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLTokenDeleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLTokenDeleteResponse) ProtoMessage() {}
+
+func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLTokenDeleteResponse.ProtoReflect.Descriptor instead.
+func (*ACLTokenDeleteResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
+}
+
 var File_rollwave_v1_operator_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_operator_proto_rawDesc = "" +
@@ -2446,7 +2834,30 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x02on\x18\x01 \x01(\bR\x02on\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\"\x19\n" +
-	"\x17SetGlobalFreezeResponse2\xe0\x10\n" +
+	"\x17SetGlobalFreezeResponse\"\xa2\x01\n" +
+	"\fACLTokenInfo\x12\x1f\n" +
+	"\vaccessor_id\x18\x01 \x01(\tR\n" +
+	"accessorId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12*\n" +
+	"\x11created_unix_nano\x18\x04 \x01(\x03R\x0fcreatedUnixNano\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x05 \x01(\tR\tcreatedBy\")\n" +
+	"\x13ACLBootstrapRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"a\n" +
+	"\x16ACLTokenSecretResponse\x12/\n" +
+	"\x05token\x18\x01 \x01(\v2\x19.rollwave.v1.ACLTokenInfoR\x05token\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"?\n" +
+	"\x15ACLTokenCreateRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"\x15\n" +
+	"\x13ACLTokenListRequest\"I\n" +
+	"\x14ACLTokenListResponse\x121\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x19.rollwave.v1.ACLTokenInfoR\x06tokens\"8\n" +
+	"\x15ACLTokenDeleteRequest\x12\x1f\n" +
+	"\vaccessor_id\x18\x01 \x01(\tR\n" +
+	"accessorId\"\x18\n" +
+	"\x16ACLTokenDeleteResponse2\xc2\x13\n" +
 	"\x0fOperatorService\x12A\n" +
 	"\x06Status\x12\x1a.rollwave.v1.StatusRequest\x1a\x1b.rollwave.v1.StatusResponse\x12D\n" +
 	"\aMembers\x12\x1b.rollwave.v1.MembersRequest\x1a\x1c.rollwave.v1.MembersResponse\x12J\n" +
@@ -2477,7 +2888,11 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\tAddFreeze\x12\x1d.rollwave.v1.AddFreezeRequest\x1a\x1e.rollwave.v1.AddFreezeResponse\x12P\n" +
 	"\vListFreezes\x12\x1f.rollwave.v1.ListFreezesRequest\x1a .rollwave.v1.ListFreezesResponse\x12S\n" +
 	"\fRemoveFreeze\x12 .rollwave.v1.RemoveFreezeRequest\x1a!.rollwave.v1.RemoveFreezeResponse\x12\\\n" +
-	"\x0fSetGlobalFreeze\x12#.rollwave.v1.SetGlobalFreezeRequest\x1a$.rollwave.v1.SetGlobalFreezeResponseB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
+	"\x0fSetGlobalFreeze\x12#.rollwave.v1.SetGlobalFreezeRequest\x1a$.rollwave.v1.SetGlobalFreezeResponse\x12U\n" +
+	"\fACLBootstrap\x12 .rollwave.v1.ACLBootstrapRequest\x1a#.rollwave.v1.ACLTokenSecretResponse\x12Y\n" +
+	"\x0eACLTokenCreate\x12\".rollwave.v1.ACLTokenCreateRequest\x1a#.rollwave.v1.ACLTokenSecretResponse\x12S\n" +
+	"\fACLTokenList\x12 .rollwave.v1.ACLTokenListRequest\x1a!.rollwave.v1.ACLTokenListResponse\x12Y\n" +
+	"\x0eACLTokenDelete\x12\".rollwave.v1.ACLTokenDeleteRequest\x1a#.rollwave.v1.ACLTokenDeleteResponseB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
 
 var (
 	file_rollwave_v1_operator_proto_rawDescOnce sync.Once
@@ -2491,7 +2906,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -2538,97 +2953,115 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*RemoveFreezeResponse)(nil),    // 42: rollwave.v1.RemoveFreezeResponse
 	(*SetGlobalFreezeRequest)(nil),  // 43: rollwave.v1.SetGlobalFreezeRequest
 	(*SetGlobalFreezeResponse)(nil), // 44: rollwave.v1.SetGlobalFreezeResponse
-	(*Host)(nil),                    // 45: rollwave.v1.Host
-	(*Assignment)(nil),              // 46: rollwave.v1.Assignment
-	(*Cell)(nil),                    // 47: rollwave.v1.Cell
-	(*Release)(nil),                 // 48: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 49: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 50: rollwave.v1.Phase
-	(ReleaseState)(0),               // 51: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 52: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 53: rollwave.v1.FreezeWindow
+	(*ACLTokenInfo)(nil),            // 45: rollwave.v1.ACLTokenInfo
+	(*ACLBootstrapRequest)(nil),     // 46: rollwave.v1.ACLBootstrapRequest
+	(*ACLTokenSecretResponse)(nil),  // 47: rollwave.v1.ACLTokenSecretResponse
+	(*ACLTokenCreateRequest)(nil),   // 48: rollwave.v1.ACLTokenCreateRequest
+	(*ACLTokenListRequest)(nil),     // 49: rollwave.v1.ACLTokenListRequest
+	(*ACLTokenListResponse)(nil),    // 50: rollwave.v1.ACLTokenListResponse
+	(*ACLTokenDeleteRequest)(nil),   // 51: rollwave.v1.ACLTokenDeleteRequest
+	(*ACLTokenDeleteResponse)(nil),  // 52: rollwave.v1.ACLTokenDeleteResponse
+	(*Host)(nil),                    // 53: rollwave.v1.Host
+	(*Assignment)(nil),              // 54: rollwave.v1.Assignment
+	(*Cell)(nil),                    // 55: rollwave.v1.Cell
+	(*Release)(nil),                 // 56: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 57: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 58: rollwave.v1.Phase
+	(ReleaseState)(0),               // 59: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 60: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 61: rollwave.v1.FreezeWindow
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	45, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	46, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	53, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	54, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
 	13, // 4: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	47, // 5: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	55, // 5: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
 	17, // 6: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	47, // 7: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	47, // 8: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	48, // 9: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	49, // 10: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	50, // 11: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	48, // 12: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	46, // 13: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	51, // 14: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	48, // 15: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	48, // 16: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
-	52, // 17: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	48, // 18: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	46, // 19: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	52, // 20: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	53, // 21: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	53, // 22: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
-	0,  // 23: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
-	3,  // 24: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
-	6,  // 25: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
-	8,  // 26: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
-	10, // 27: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
-	11, // 28: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	14, // 29: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	16, // 30: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	19, // 31: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	21, // 32: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	23, // 33: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	25, // 34: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	27, // 35: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	29, // 36: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	31, // 37: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 38: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 39: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 40: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 41: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 42: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	33, // 43: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	35, // 44: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	37, // 45: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	39, // 46: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	41, // 47: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	43, // 48: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	1,  // 49: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 50: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 51: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 52: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 53: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 54: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	15, // 55: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	18, // 56: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	20, // 57: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	22, // 58: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	24, // 59: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	26, // 60: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	28, // 61: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	30, // 62: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	32, // 63: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 64: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 65: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 66: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 67: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 68: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	34, // 69: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	36, // 70: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	38, // 71: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	40, // 72: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	42, // 73: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	44, // 74: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	49, // [49:75] is the sub-list for method output_type
-	23, // [23:49] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	55, // 7: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	55, // 8: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	56, // 9: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	57, // 10: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	58, // 11: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	56, // 12: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	54, // 13: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	59, // 14: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	56, // 15: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	56, // 16: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	60, // 17: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	56, // 18: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	54, // 19: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	60, // 20: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	61, // 21: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	61, // 22: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	45, // 23: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
+	45, // 24: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
+	0,  // 25: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
+	3,  // 26: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
+	6,  // 27: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
+	8,  // 28: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
+	10, // 29: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
+	11, // 30: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
+	14, // 31: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	16, // 32: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	19, // 33: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	21, // 34: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	23, // 35: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	25, // 36: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	27, // 37: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	29, // 38: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	31, // 39: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	31, // 40: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	31, // 41: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	31, // 42: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	31, // 43: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	31, // 44: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	33, // 45: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	35, // 46: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	37, // 47: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	39, // 48: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	41, // 49: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	43, // 50: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	46, // 51: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	48, // 52: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	49, // 53: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	51, // 54: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	1,  // 55: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 56: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 57: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 58: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 59: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 60: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	15, // 61: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	18, // 62: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	20, // 63: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	22, // 64: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	24, // 65: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	26, // 66: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	28, // 67: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	30, // 68: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	32, // 69: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	32, // 70: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	32, // 71: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	32, // 72: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	32, // 73: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	32, // 74: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	34, // 75: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	36, // 76: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	38, // 77: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	40, // 78: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	42, // 79: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	44, // 80: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	47, // 81: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	47, // 82: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	50, // 83: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	52, // 84: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	55, // [55:85] is the sub-list for method output_type
+	25, // [25:55] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_operator_proto_init() }
@@ -2643,7 +3076,7 @@ func file_rollwave_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

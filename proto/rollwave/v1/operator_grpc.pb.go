@@ -49,6 +49,10 @@ const (
 	OperatorService_ListFreezes_FullMethodName     = "/rollwave.v1.OperatorService/ListFreezes"
 	OperatorService_RemoveFreeze_FullMethodName    = "/rollwave.v1.OperatorService/RemoveFreeze"
 	OperatorService_SetGlobalFreeze_FullMethodName = "/rollwave.v1.OperatorService/SetGlobalFreeze"
+	OperatorService_ACLBootstrap_FullMethodName    = "/rollwave.v1.OperatorService/ACLBootstrap"
+	OperatorService_ACLTokenCreate_FullMethodName  = "/rollwave.v1.OperatorService/ACLTokenCreate"
+	OperatorService_ACLTokenList_FullMethodName    = "/rollwave.v1.OperatorService/ACLTokenList"
+	OperatorService_ACLTokenDelete_FullMethodName  = "/rollwave.v1.OperatorService/ACLTokenDelete"
 )
 
 // OperatorServiceClient is the client API for OperatorService service.
@@ -87,6 +91,14 @@ type OperatorServiceClient interface {
 	ListFreezes(ctx context.Context, in *ListFreezesRequest, opts ...grpc.CallOption) (*ListFreezesResponse, error)
 	RemoveFreeze(ctx context.Context, in *RemoveFreezeRequest, opts ...grpc.CallOption) (*RemoveFreezeResponse, error)
 	SetGlobalFreeze(ctx context.Context, in *SetGlobalFreezeRequest, opts ...grpc.CallOption) (*SetGlobalFreezeResponse, error)
+	// Operator ACL tokens (servers started with acl { enabled = true }).
+	// Bootstrap makes the first admin token, once per cluster; it needs no
+	// token.
+	ACLBootstrap(ctx context.Context, in *ACLBootstrapRequest, opts ...grpc.CallOption) (*ACLTokenSecretResponse, error)
+	ACLTokenCreate(ctx context.Context, in *ACLTokenCreateRequest, opts ...grpc.CallOption) (*ACLTokenSecretResponse, error)
+	// Admins see every token; other roles only the token they call with.
+	ACLTokenList(ctx context.Context, in *ACLTokenListRequest, opts ...grpc.CallOption) (*ACLTokenListResponse, error)
+	ACLTokenDelete(ctx context.Context, in *ACLTokenDeleteRequest, opts ...grpc.CallOption) (*ACLTokenDeleteResponse, error)
 }
 
 type operatorServiceClient struct {
@@ -378,6 +390,46 @@ func (c *operatorServiceClient) SetGlobalFreeze(ctx context.Context, in *SetGlob
 	return out, nil
 }
 
+func (c *operatorServiceClient) ACLBootstrap(ctx context.Context, in *ACLBootstrapRequest, opts ...grpc.CallOption) (*ACLTokenSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ACLTokenSecretResponse)
+	err := c.cc.Invoke(ctx, OperatorService_ACLBootstrap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) ACLTokenCreate(ctx context.Context, in *ACLTokenCreateRequest, opts ...grpc.CallOption) (*ACLTokenSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ACLTokenSecretResponse)
+	err := c.cc.Invoke(ctx, OperatorService_ACLTokenCreate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) ACLTokenList(ctx context.Context, in *ACLTokenListRequest, opts ...grpc.CallOption) (*ACLTokenListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ACLTokenListResponse)
+	err := c.cc.Invoke(ctx, OperatorService_ACLTokenList_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) ACLTokenDelete(ctx context.Context, in *ACLTokenDeleteRequest, opts ...grpc.CallOption) (*ACLTokenDeleteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ACLTokenDeleteResponse)
+	err := c.cc.Invoke(ctx, OperatorService_ACLTokenDelete_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperatorServiceServer is the server API for OperatorService service.
 // All implementations must embed UnimplementedOperatorServiceServer
 // for forward compatibility.
@@ -414,6 +466,14 @@ type OperatorServiceServer interface {
 	ListFreezes(context.Context, *ListFreezesRequest) (*ListFreezesResponse, error)
 	RemoveFreeze(context.Context, *RemoveFreezeRequest) (*RemoveFreezeResponse, error)
 	SetGlobalFreeze(context.Context, *SetGlobalFreezeRequest) (*SetGlobalFreezeResponse, error)
+	// Operator ACL tokens (servers started with acl { enabled = true }).
+	// Bootstrap makes the first admin token, once per cluster; it needs no
+	// token.
+	ACLBootstrap(context.Context, *ACLBootstrapRequest) (*ACLTokenSecretResponse, error)
+	ACLTokenCreate(context.Context, *ACLTokenCreateRequest) (*ACLTokenSecretResponse, error)
+	// Admins see every token; other roles only the token they call with.
+	ACLTokenList(context.Context, *ACLTokenListRequest) (*ACLTokenListResponse, error)
+	ACLTokenDelete(context.Context, *ACLTokenDeleteRequest) (*ACLTokenDeleteResponse, error)
 	mustEmbedUnimplementedOperatorServiceServer()
 }
 
@@ -501,6 +561,18 @@ func (UnimplementedOperatorServiceServer) RemoveFreeze(context.Context, *RemoveF
 }
 func (UnimplementedOperatorServiceServer) SetGlobalFreeze(context.Context, *SetGlobalFreezeRequest) (*SetGlobalFreezeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetGlobalFreeze not implemented")
+}
+func (UnimplementedOperatorServiceServer) ACLBootstrap(context.Context, *ACLBootstrapRequest) (*ACLTokenSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ACLBootstrap not implemented")
+}
+func (UnimplementedOperatorServiceServer) ACLTokenCreate(context.Context, *ACLTokenCreateRequest) (*ACLTokenSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ACLTokenCreate not implemented")
+}
+func (UnimplementedOperatorServiceServer) ACLTokenList(context.Context, *ACLTokenListRequest) (*ACLTokenListResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ACLTokenList not implemented")
+}
+func (UnimplementedOperatorServiceServer) ACLTokenDelete(context.Context, *ACLTokenDeleteRequest) (*ACLTokenDeleteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ACLTokenDelete not implemented")
 }
 func (UnimplementedOperatorServiceServer) mustEmbedUnimplementedOperatorServiceServer() {}
 func (UnimplementedOperatorServiceServer) testEmbeddedByValue()                         {}
@@ -966,6 +1038,78 @@ func _OperatorService_SetGlobalFreeze_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorService_ACLBootstrap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ACLBootstrapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).ACLBootstrap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_ACLBootstrap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).ACLBootstrap(ctx, req.(*ACLBootstrapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_ACLTokenCreate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ACLTokenCreateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).ACLTokenCreate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_ACLTokenCreate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).ACLTokenCreate(ctx, req.(*ACLTokenCreateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_ACLTokenList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ACLTokenListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).ACLTokenList(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_ACLTokenList_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).ACLTokenList(ctx, req.(*ACLTokenListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_ACLTokenDelete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ACLTokenDeleteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).ACLTokenDelete(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_ACLTokenDelete_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).ACLTokenDelete(ctx, req.(*ACLTokenDeleteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OperatorService_ServiceDesc is the grpc.ServiceDesc for OperatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1064,6 +1208,22 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetGlobalFreeze",
 			Handler:    _OperatorService_SetGlobalFreeze_Handler,
+		},
+		{
+			MethodName: "ACLBootstrap",
+			Handler:    _OperatorService_ACLBootstrap_Handler,
+		},
+		{
+			MethodName: "ACLTokenCreate",
+			Handler:    _OperatorService_ACLTokenCreate_Handler,
+		},
+		{
+			MethodName: "ACLTokenList",
+			Handler:    _OperatorService_ACLTokenList_Handler,
+		},
+		{
+			MethodName: "ACLTokenDelete",
+			Handler:    _OperatorService_ACLTokenDelete_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

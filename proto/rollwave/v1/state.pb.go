@@ -2242,6 +2242,96 @@ func (x *FreezeWindow) GetCreatedUnixNano() int64 {
 	return 0
 }
 
+// An operator ACL token. Only the sha256 of its secret is stored; the secret
+// itself is shown once, when the token is created.
+type ACLToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Public id: names the token in lists, deletes and logs.
+	AccessorId string `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	// Lower-case hex sha256 of the secret.
+	SecretHash string `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	// Recorded as the actor of everything done with the token. Unique.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// "read", "deploy" or "admin".
+	Role            string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	CreatedUnixNano int64  `protobuf:"varint,5,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	CreatedBy       string `protobuf:"bytes,6,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ACLToken) Reset() {
+	*x = ACLToken{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLToken) ProtoMessage() {}
+
+func (x *ACLToken) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
+func (*ACLToken) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ACLToken) GetAccessorId() string {
+	if x != nil {
+		return x.AccessorId
+	}
+	return ""
+}
+
+func (x *ACLToken) GetSecretHash() string {
+	if x != nil {
+		return x.SecretHash
+	}
+	return ""
+}
+
+func (x *ACLToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ACLToken) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ACLToken) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *ACLToken) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
 var File_rollwave_v1_state_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_state_proto_rawDesc = "" +
@@ -2446,7 +2536,17 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
 	"created_by\x18\x05 \x01(\tR\tcreatedBy\x12*\n" +
-	"\x11created_unix_nano\x18\x06 \x01(\x03R\x0fcreatedUnixNano*\xb3\x02\n" +
+	"\x11created_unix_nano\x18\x06 \x01(\x03R\x0fcreatedUnixNano\"\xbf\x01\n" +
+	"\bACLToken\x12\x1f\n" +
+	"\vaccessor_id\x18\x01 \x01(\tR\n" +
+	"accessorId\x12\x1f\n" +
+	"\vsecret_hash\x18\x02 \x01(\tR\n" +
+	"secretHash\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12*\n" +
+	"\x11created_unix_nano\x18\x05 \x01(\x03R\x0fcreatedUnixNano\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x06 \x01(\tR\tcreatedBy*\xb3\x02\n" +
 	"\fReleaseState\x12\x1d\n" +
 	"\x19RELEASE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RELEASE_STATE_PENDING\x10\x01\x12\x19\n" +
@@ -2499,7 +2599,7 @@ func file_rollwave_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_rollwave_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_rollwave_v1_state_proto_goTypes = []any{
 	(ReleaseState)(0),    // 0: rollwave.v1.ReleaseState
 	(PhaseState)(0),      // 1: rollwave.v1.PhaseState
@@ -2528,17 +2628,18 @@ var file_rollwave_v1_state_proto_goTypes = []any{
 	(*Assignment)(nil),   // 24: rollwave.v1.Assignment
 	(*Event)(nil),        // 25: rollwave.v1.Event
 	(*FreezeWindow)(nil), // 26: rollwave.v1.FreezeWindow
-	nil,                  // 27: rollwave.v1.Host.LabelsEntry
-	nil,                  // 28: rollwave.v1.UnitSpec.EnvironmentEntry
-	nil,                  // 29: rollwave.v1.TargetSpec.LabelsEntry
-	nil,                  // 30: rollwave.v1.Event.EvidenceEntry
+	(*ACLToken)(nil),     // 27: rollwave.v1.ACLToken
+	nil,                  // 28: rollwave.v1.Host.LabelsEntry
+	nil,                  // 29: rollwave.v1.UnitSpec.EnvironmentEntry
+	nil,                  // 30: rollwave.v1.TargetSpec.LabelsEntry
+	nil,                  // 31: rollwave.v1.Event.EvidenceEntry
 }
 var file_rollwave_v1_state_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.SlotFacts.active:type_name -> rollwave.v1.Slot
-	27, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
+	28, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
 	5,  // 2: rollwave.v1.Host.apps:type_name -> rollwave.v1.SlotFacts
-	28, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
-	29, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
+	29, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
+	30, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
 	14, // 5: rollwave.v1.PhasesSpec.max_size:type_name -> rollwave.v1.Quantity
 	16, // 6: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
 	14, // 7: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
@@ -2560,7 +2661,7 @@ var file_rollwave_v1_state_proto_depIdxs = []int32{
 	22, // 23: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
 	2,  // 24: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
 	3,  // 25: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
-	30, // 26: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
+	31, // 26: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
 	27, // [27:27] is the sub-list for method output_type
 	27, // [27:27] is the sub-list for method input_type
 	27, // [27:27] is the sub-list for extension type_name
@@ -2579,7 +2680,7 @@ func file_rollwave_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_state_proto_rawDesc), len(file_rollwave_v1_state_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

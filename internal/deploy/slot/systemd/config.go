@@ -60,6 +60,19 @@ func (c Config) Validate() error {
 
 // Validate checks that every line is a single "Key=value" setting with a
 // key the driver does not own.
+// DefaultHardening is the sandboxing every slot unit gets unless the host's
+// policy says otherwise: no privilege gain, a private /tmp, /usr /boot /etc
+// read-only, kernel tunables, modules and the control groups protected.
+// The slot directory (/var/lib/rollwave-agent/apps/...) stays writable.
+var DefaultHardening = Hardening{
+	"NoNewPrivileges=yes",
+	"PrivateTmp=yes",
+	"ProtectSystem=full",
+	"ProtectKernelTunables=yes",
+	"ProtectKernelModules=yes",
+	"ProtectControlGroups=yes",
+}
+
 func (h Hardening) Validate() error {
 	for i, line := range h {
 		field := fmt.Sprintf("Hardening[%d]", i)

@@ -45,3 +45,18 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestDefaultHardeningIsValidAndRendered(t *testing.T) {
+	if err := DefaultHardening.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Render(baseUnit(), DefaultHardening)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range DefaultHardening {
+		if !strings.Contains(string(out), "\n"+l+"\n") {
+			t.Errorf("rendered unit lacks %q:\n%s", l, out)
+		}
+	}
+}

@@ -86,7 +86,9 @@ func Render(u slot.Unit, hardening Hardening) ([]byte, error) {
 	line("WorkingDirectory=%s", escapeSpecifiers(wd))
 	keys := make([]string, 0, len(u.Environment))
 	for k := range u.Environment {
-		keys = append(keys, k)
+		if k != EnvSlot && k != EnvPort {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
@@ -141,8 +143,11 @@ func validateUnit(u slot.Unit) error {
 		if !envKey.MatchString(k) {
 			return fmt.Errorf("Environment key %q: must match [A-Za-z_][A-Za-z0-9_]*", k)
 		}
-		if k == EnvSlot || k == EnvPort {
-			return fmt.Errorf("Environment key %s is reserved: rollwave sets it for every slot", k)
+		// The driver writes these itself; the same value from the unit
+		// (slot.RenderUnit sets them for every driver) is fine, another
+		// value would contradict the slot.
+		if (k == EnvSlot && v != string(u.Slot)) || (k == EnvPort && v != strconv.Itoa(u.Port)) {
+			return fmt.Errorf("Environment key %s is reserved: rollwave sets it to the slot's own value", k)
 		}
 		if err := checkValue("Environment["+k+"]", v); err != nil {
 			return err

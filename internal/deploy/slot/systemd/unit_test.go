@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rollwave/rollwave/internal/deploy/slot"
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
 // baseUnit is a valid unit each case modifies.
@@ -192,4 +193,29 @@ func TestRenderExecRoundTrip(t *testing.T) {
 		return
 	}
 	t.Fatal("no ExecStart line")
+}
+
+// The unit the slot manager renders for a release is accepted by this
+// driver as it is (the manager sets ROLLWAVE_SLOT and ROLLWAVE_PORT for
+// every driver), and each variable is written once.
+func TestRenderAcceptsTheSlotManagersUnit(t *testing.T) {
+	spec := &rollwavev1.ReleaseSpec{
+		App: "demo", Version: "2.0.0",
+		Unit:  &rollwavev1.UnitSpec{ExecStart: "{{slot_dir}}/bin/demo-app -listen 127.0.0.1:{{port}}", Environment: map[string]string{"LOG_LEVEL": "info"}},
+		Slots: &rollwavev1.SlotsSpec{BluePort: 8081, GreenPort: 8082},
+	}
+	u, err := slot.RenderUnit(spec, "demo", slot.Green, "2.0.0", "/var/lib/rollwave-agent/apps/demo/green", 8082)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Render(u, nil)
+	if err != nil {
+		t.Fatalf("the driver refused the slot manager's unit: %v", err)
+	}
+	if n := strings.Count(string(out), EnvPort+"="); n != 1 {
+		t.Fatalf("%s written %d times:\n%s", EnvPort, n, out)
+	}
+	if !strings.Contains(string(out), `ROLLWAVE_PORT=8082`) || !strings.Contains(string(out), "LOG_LEVEL=info") {
+		t.Fatalf("unexpected unit:\n%s", out)
+	}
 }

@@ -1,0 +1,376 @@
+//go:build e2e
+
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// Coordinator ports: coordinator i (0-based) listens on BridgeIP at
+// coordBasePort+10*i (gRPC), +1 (raft) and +2 (gossip). The bridge
+// address is the fleet's own, so fixed ports cannot collide with anything
+// but an earlier run, whose coordinators Sweep kills.
+const coordBasePort = 17420
+
+// Coordinators are `rollwave server` processes (the real binary from
+// `make build`) on the machine, bound to the bridge address so agents in
+// the hosts reach them over the bridge.
+type Coordinators struct {
+	f     *Fleet
+	t     testing.TB
+	bin   string
+	dir   string // the data dirs' parent, a TempDir
+	nodes []*Coordinator
+}
+
+// Coordinator is one server process.
+type Coordinator struct {
+	Name string
+	// GRPC, Raft and Gossip are its addresses (host:port).
+	GRPC, Raft, Gossip string
+
+	c       *Coordinators
+	dataDir string
+	log     string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartCoordinators builds the binaries (make build) and starts n
+// servers with -bootstrap-expect n that join each other, then waits until
+// the CLI reaches a leader. Data dirs are in t.TempDir().
+func (f *Fleet) StartCoordinators(n int) *Coordinators {
+	f.t.Helper()
+	start := time.Now()
+	if err := f.buildBinaries(); err != nil {
+		f.t.Fatalf("make build: %v", err)
+	}
+	cs := &Coordinators{f: f, t: f.t, bin: filepath.Join(f.repo, "bin", "rollwave")}
+	dir := f.t.TempDir()
+	cs.dir = dir
+	// Cleanups run last-in first-out: stop the servers before their
+	// TempDir is removed.
+	f.t.Cleanup(cs.stopAll)
+	for i := 0; i < n; i++ {
+		p := coordBasePort + 10*i
+		cs.nodes = append(cs.nodes, &Coordinator{
+			Name:    fmt.Sprintf("c%d", i+1),
+			GRPC:    net.JoinHostPort(BridgeIP, strconv.Itoa(p)),
+			Raft:    net.JoinHostPort(BridgeIP, strconv.Itoa(p+1)),
+			Gossip:  net.JoinHostPort(BridgeIP, strconv.Itoa(p+2)),
+			c:       cs,
+			dataDir: filepath.Join(dir, fmt.Sprintf("c%d", i+1), "data"),
+			// Logs live in the state dir, not the TempDir, so a failed
+			// test's teardown can still show them.
+			log: filepath.Join(f.state, "coordinators", fmt.Sprintf("c%d.log", i+1)),
+		})
+	}
+	f.coords = cs
+	for _, c := range cs.nodes {
+		if err := c.start(); err != nil {
+			f.t.Fatalf("start %s: %v", c.Name, err)
+		}
+	}
+	cs.WaitLeader(60 * time.Second)
+	f.t.Logf("TIMING %d coordinators up with a leader: %s", n, time.Since(start).Round(time.Millisecond))
+	return cs
+}
+
+// Coordinators returns the fleet's coordinators (nil before
+// StartCoordinators).
+func (f *Fleet) Coordinators() *Coordinators { return f.coords }
+
+// Nodes returns the coordinators.
+func (cs *Coordinators) Nodes() []*Coordinator { return cs.nodes }
+
+// GossipAddrs are the coordinators' gossip addresses: an agent's join list.
+func (cs *Coordinators) GossipAddrs() []string {
+	var as []string
+	for _, c := range cs.nodes {
+		as = append(as, c.Gossip)
+	}
+	return as
+}
+
+func (c *Coordinator) start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range []string{c.dataDir, filepath.Dir(c.log)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	args := []string{"server",
+		"-node", c.Name,
+		"-data-dir", c.dataDir,
+		"-bootstrap-expect", strconv.Itoa(len(c.c.nodes)),
+		"-grpc-addr", c.GRPC, "-raft-addr", c.Raft, "-gossip-addr", c.Gossip,
+	}
+	for _, o := range c.c.nodes {
+		if o != c {
+			args = append(args, "-join", o.Gossip)
+		}
+	}
+	logf, err := os.OpenFile(c.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(c.c.bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	// A pid file lets Sweep end this process, and remove its data, if the
+	// test binary is killed.
+	os.WriteFile(c.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"+c.c.dir+"\n"), 0o644)
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	c.cmd, c.exited = cmd, exited
+	return nil
+}
+
+func (c *Coordinator) pidFile() string {
+	return filepath.Join(c.c.f.state, "coordinator-"+c.Name+".pid")
+}
+
+// Running reports whether the server process is alive.
+func (c *Coordinator) Running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return false
+	}
+	select {
+	case <-c.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill SIGKILLs the server and waits for it to exit.
+func (c *Coordinator) Kill() { c.signal(syscall.SIGKILL, 10*time.Second) }
+
+// Stop SIGTERMs the server (a graceful leave) and waits for it to exit,
+// killing it after 30s.
+func (c *Coordinator) Stop() { c.signal(syscall.SIGTERM, 30*time.Second) }
+
+func (c *Coordinator) signal(sig syscall.Signal, timeout time.Duration) {
+	c.mu.Lock()
+	cmd, exited := c.cmd, c.exited
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(timeout):
+		c.c.t.Logf("%s did not exit within %s of %v; killing it", c.Name, timeout, sig)
+		cmd.Process.Kill()
+		<-exited
+	}
+	os.Remove(c.pidFile())
+}
+
+// Restart starts a stopped or killed server again with its data dir.
+func (c *Coordinator) Restart() {
+	c.c.t.Helper()
+	if c.Running() {
+		c.c.t.Fatalf("%s is still running", c.Name)
+	}
+	if err := c.start(); err != nil {
+		c.c.t.Fatalf("restart %s: %v", c.Name, err)
+	}
+}
+
+// Log returns the server's output so far.
+func (c *Coordinator) Log() string {
+	b, _ := os.ReadFile(c.log)
+	return string(b)
+}
+
+// CLI runs `bin/rollwave ARGS -address ADDR` against the first running
+// coordinator, bounded by 30s, and returns stdout, stderr and the error.
+func (cs *Coordinators) CLI(args ...string) (string, string, error) {
+	for _, c := range cs.nodes {
+		if c.Running() {
+			return cs.CLIAt(c, args...)
+		}
+	}
+	return "", "", fmt.Errorf("no coordinator is running")
+}
+
+// CLIAt is CLI against one coordinator.
+func (cs *Coordinators) CLIAt(c *Coordinator, args ...string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cs.bin, append(args, "-address", c.GRPC)...)
+	cmd.Env = append(os.Environ(), "ROLLWAVE_ACTOR=e2e")
+	cmd.WaitDelay = 2 * time.Second
+	var out, errb limitedBuffer
+	out.max, errb.max = 4<<20, 1<<20
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("rollwave %s: %w", strings.Join(args, " "), err)
+	}
+	return out.String(), errb.String(), err
+}
+
+// Status runs `rollwave status -json` against c.
+func (cs *Coordinators) Status(c *Coordinator) (*rollwavev1.StatusResponse, error) {
+	out, errOut, err := cs.CLIAt(c, "status", "-json")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, errOut)
+	}
+	st := &rollwavev1.StatusResponse{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal([]byte(out), st); err != nil {
+		return nil, fmt.Errorf("decode status -json: %w\n%s", err, out)
+	}
+	return st, nil
+}
+
+// WaitLeader waits until every running coordinator names the same leader,
+// which is running, and returns it.
+func (cs *Coordinators) WaitLeader(timeout time.Duration) *Coordinator {
+	cs.t.Helper()
+	var leader *Coordinator
+	waitFor(cs.t, timeout, func() (bool, string) {
+		leader = nil
+		var id string
+		for _, c := range cs.nodes {
+			if !c.Running() {
+				continue
+			}
+			st, err := cs.Status(c)
+			if err != nil {
+				return false, fmt.Sprintf("%s: %v", c.Name, err)
+			}
+			if st.GetLeaderId() == "" || (id != "" && st.GetLeaderId() != id) {
+				return false, fmt.Sprintf("%s: leader %q (others say %q)", c.Name, st.GetLeaderId(), id)
+			}
+			id = st.GetLeaderId()
+		}
+		for _, c := range cs.nodes {
+			if c.Name == id && c.Running() {
+				leader = c
+			}
+		}
+		return leader != nil, fmt.Sprintf("leader %q is not a running coordinator", id)
+	}, func() string {
+		var b strings.Builder
+		for _, c := range cs.nodes {
+			fmt.Fprintf(&b, "--- %s log:\n%s\n", c.Name, tail(c.Log(), 20))
+		}
+		return b.String()
+	})
+	return leader
+}
+
+func (cs *Coordinators) stopAll() {
+	var wg sync.WaitGroup
+	for _, c := range cs.nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Kill() }()
+	}
+	wg.Wait()
+}
+
+// killCoordinatorPIDs ends coordinators a killed run recorded in state,
+// by pid, when the pid is still a `rollwave server`.
+func killCoordinatorPIDs(state string, logf func(string, ...any)) {
+	files, _ := filepath.Glob(filepath.Join(state, "coordinator-*.pid"))
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		pid, err := strconv.Atoi(lines[0])
+		if err != nil || pid <= 0 {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 1 && filepath.Base(args[0]) == "rollwave" && args[1] == "server" {
+			logf("sweep: killing leftover coordinator pid %d", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+			for i := 0; i < 100 && processAlive(pid); i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		// The killed test's TempDir (never removed when a test binary dies).
+		if len(lines) > 1 && filepath.IsAbs(lines[1]) && strings.HasPrefix(lines[1], os.TempDir()+"/") {
+			os.RemoveAll(lines[1])
+			os.Remove(filepath.Dir(lines[1])) // the test's parent dir, if now empty
+		}
+	}
+}
+
+// buildBinaries runs `make build` once per fleet: the coordinators and
+// the CLI are the real binaries.
+func (f *Fleet) buildBinaries() error {
+	f.binOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "make", "build")
+		cmd.Dir = f.repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			f.binErr = fmt.Errorf("%w\n%s", err, tail(string(out), 30))
+		}
+	})
+	return f.binErr
+}
+
+// Hosts runs `rollwave hosts -json` and decodes its list.
+func (cs *Coordinators) Hosts() ([]*rollwavev1.HostView, error) {
+	out, errOut, err := cs.CLI("hosts", "-json")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, errOut)
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raws); err != nil {
+		return nil, fmt.Errorf("decode hosts -json: %w\n%s", err, out)
+	}
+	views := make([]*rollwavev1.HostView, 0, len(raws))
+	for _, r := range raws {
+		v := &rollwavev1.HostView{}
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(r, v); err != nil {
+			return nil, fmt.Errorf("decode host %s: %w", r, err)
+		}
+		views = append(views, v)
+	}
+	return views, nil
+}
+
+// processAlive reports whether pid exists and is not a zombie.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "State:"); ok {
+			return !strings.HasPrefix(strings.TrimSpace(rest), "Z")
+		}
+	}
+	return false
+}
