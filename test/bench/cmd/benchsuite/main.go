@@ -67,6 +67,7 @@ func main() {
 		bin     = flag.String("bin", "bin", "directory with rollwave and rollwave-agent")
 		ns      = flag.String("n", "1000", "fleet sizes to simulate, space or comma separated")
 		swap    = flag.Duration("swap-latency", 200*time.Millisecond, "simulated swap time per host")
+		jitter  = flag.Duration("swap-jitter", 100*time.Millisecond, "uniform random extra swap time per host (keeps phases from locking onto the leader's 100 ms flush tick)")
 		killN   = flag.Int("kill-n", 200, "agents during the leader-kill rounds")
 		gossipK = flag.Int("gossip-agents", 50, "simulated agents that also join gossip (a sample)")
 		kills   = flag.Int("kills", 20, "leader-kill rounds (0 skips)")
@@ -91,7 +92,7 @@ func main() {
 			os.Exit(2)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), *perRun)
-		r, err := fleet.Run(ctx, fleet.Options{Bin: server, Fleet: fleetCfg(n, *swap, 0),
+		r, err := fleet.Run(ctx, fleet.Options{Bin: server, Fleet: fleetCfg(n, *swap, *jitter),
 			GossipAgents: *gossipK, Ramp: time.Duration(n) * time.Second / 500, Settle: *settle, Rollout: true, MaxSize: "25%",
 			RolloutTimeout: *perRun, RegisterTimeout: 2*time.Minute + time.Duration(n)*20*time.Millisecond, Log: os.Stderr})
 		cancel()
