@@ -317,7 +317,7 @@ func TestIsolatedHostReverts(t *testing.T) {
 	// decay 1: phase 1 bakes as long as the canary, long enough to cut a
 	// host in the middle of it.
 	id := startRelease(t, cs, fleet.DemoSpecWith("demo-"+v2, v2, art, fleet.DemoSpecOptions{
-		Bake: "16s", Decay: "1", IsolationTimeout: isolation.String(),
+		Bake: "18s", Decay: "1", IsolationTimeout: isolation.String(),
 	}))
 	resp := waitPhase(t, cs, id, 1, phBaking, 90*time.Second)
 	t.Logf("TIMING v2 phase 1 baking: %s", time.Since(start).Round(time.Millisecond))
@@ -338,7 +338,14 @@ func TestIsolatedHostReverts(t *testing.T) {
 	})
 	waitServes(t, baking, v2)
 	waitServes(t, verified, v2)
+	// Into the bake: 4s after it started (the deadline in raft minus the
+	// bake), leaving the cut, the isolated revert, the heal and its report
+	// well before the deadline.
 	deadline := time.Unix(0, phases[1].GetBakeDeadlineUnixNano())
+	into := deadline.Add(-time.Duration(phases[1].GetBakeMs())*time.Millisecond + 4*time.Second)
+	waitFor(t, 20*time.Second, func() (bool, string) {
+		return !time.Now().Before(into), fmt.Sprintf("%s to 4s into phase 1's bake", time.Until(into).Round(time.Millisecond))
+	})
 	t.Logf("cutting %s (phase 1, baking, %s of bake left) and %s (phase 0, verified)", baking.Name,
 		time.Until(deadline).Round(time.Millisecond), verified.Name)
 
