@@ -457,7 +457,13 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 
 	start := time.Now()
 	art := f.PublishDemo(v2, true)
-	id := startRelease(t, cs, fleet.DemoSpecWith("demo-"+v2, v2, art, fleet.DemoSpecOptions{Bake: "20s"}))
+	// isolation_timeout must outlast a failover: the agents get no
+	// heartbeat ack from the kill until the new leader is elected (~2 s)
+	// and they reconnected to it, on top of up to one heartbeat interval
+	// (2 s) since the last ack. With demoapp.Spec's 3s the baking canary
+	// reverts itself (isolated) during the election and the release rolls
+	// back (seen in 1 of 2 runs); the product default is 30s.
+	id := startRelease(t, cs, fleet.DemoSpecWith("demo-"+v2, v2, art, fleet.DemoSpecOptions{Bake: "20s", IsolationTimeout: "15s"}))
 	resp := waitPhase(t, cs, id, 0, phBaking, 60*time.Second)
 	p0 := resp.GetRelease().GetPhases()[0]
 	deadline := time.Unix(0, p0.GetBakeDeadlineUnixNano())
