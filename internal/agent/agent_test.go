@@ -364,3 +364,19 @@ func TestPolicyViolatingAssignmentIsRefused(t *testing.T) {
 		t.Fatalf("the refused generation reached the slots: state at generation %d", st.Generation)
 	}
 }
+
+// The app's first deploy turning unhealthy during its bake cannot be
+// reverted (there is no old version): the agent reports the host failed at
+// once, with the reason, instead of leaving it "healthy".
+func TestFirstDeployFailingBakeIsReportedFailed(t *testing.T) {
+	f := newFleet(t)
+	a, err := demoapp.PackageWith(demoBin, f.dir, "1.0.0", "2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := f.release("demo-1", "1.0.0", a)
+	cur := f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED, 20*time.Second)
+	if !strings.Contains(cur.GetReason(), "first deploy") {
+		t.Fatalf("reason should say it is a first deploy: %q", cur.GetReason())
+	}
+}
