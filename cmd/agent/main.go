@@ -58,6 +58,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		advGossip   = fs.String("advertise-gossip", "", "gossip address others dial (default: the bound one)")
 		logLevel    = fs.String("log-level", "", "debug, info, warn or error")
 		showVer     = fs.Bool("version", false, "print the version and exit")
+		encrypt     = fs.String("encrypt", "", "gossip encryption key (base64, from 'rollwave keygen')")
+		caFile      = fs.String("ca-file", "", "CA certificate: turns on mutual TLS with -cert-file and -key-file")
+		certFile    = fs.String("cert-file", "", "this agent's certificate ('rollwave tls cert create -agent')")
+		keyFile     = fs.String("key-file", "", "this agent's certificate key")
 		joinTimeout = fs.Duration("join-timeout", 30*time.Second, "how long to try the join addresses at start before giving up")
 		portOffset  = fs.Int("port-offset", 0, "add this to every release port (only to run several agents on one machine, as the demo does)")
 		joins       stringList
@@ -127,6 +131,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if set["log-level"] {
 		ac.LogLevel = *logLevel
+	}
+	if set["encrypt"] {
+		ac.Encrypt = *encrypt
+	}
+	if set["ca-file"] {
+		ac.TLS.CAFile = *caFile
+	}
+	if set["cert-file"] {
+		ac.TLS.CertFile = *certFile
+	}
+	if set["key-file"] {
+		ac.TLS.KeyFile = *keyFile
 	}
 	if set["join"] {
 		ac.Join = joins
