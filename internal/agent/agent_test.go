@@ -49,7 +49,6 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-
 // get fetches http://addr/ on a new connection (a kept-alive one would
 // stay on the slot it was opened to, by design of the switch) and returns
 // the trimmed body.
