@@ -21,6 +21,7 @@ targets=(
 	"./internal/raftfsm FuzzSnapshotRestore"
 	"./internal/deploy/slot FuzzStageTarGz"
 	"./internal/coordinator FuzzBackupDecode"
+	"./internal/agent FuzzAssignmentOrder"
 )
 
 fuzztime=${FUZZTIME:-2m}

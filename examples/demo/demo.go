@@ -78,6 +78,7 @@ type demo struct {
 	agentBin string
 	sup      *supervisor
 	addr     string // ROLLWAVE_ADDR
+	sec      security
 	servers  []server
 	hosts    []host
 	ports    appPorts
@@ -143,6 +144,10 @@ func (d *demo) session(ctx context.Context) error {
 	d.say.subst = []string{d.tmp, "$DEMO"}
 	d.say.note("Ctrl-C stops the demo and every process it started.")
 	if err := d.prepare(); err != nil {
+		return err
+	}
+	d.stage("security")
+	if err := d.secure(ctx); err != nil {
 		return err
 	}
 	d.stage("servers")
@@ -257,6 +262,7 @@ func (d *demo) startServers(ctx context.Context) error {
 				args = append(args, "-join", local(o.gossip))
 			}
 		}
+		args = append(args, d.sec.serverArgs()...)
 		line := "rollwave " + strings.Join(args, " ") + " &"
 		if i == 0 {
 			d.say.command(line)
@@ -268,6 +274,21 @@ func (d *demo) startServers(ctx context.Context) error {
 		}
 	}
 	d.say.command("export ROLLWAVE_ADDR=" + d.addr)
+	d.say.command("export ROLLWAVE_CACERT=" + d.sec.ca + " ROLLWAVE_CLIENT_CERT=" + d.sec.cliCert + " ROLLWAVE_CLIENT_KEY=" + d.sec.cliKey)
+	// Status is the one call open before the ACL bootstrap.
+	err = waitFor(ctx, clusterTimeout, "a raft leader", func() (bool, string) {
+		var st rollwavev1.StatusResponse
+		if err := d.cliJSON(ctx, &st, "status", "-json"); err != nil {
+			return false, err.Error()
+		}
+		return st.GetLeaderId() != "", "no leader yet"
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.bootstrapACL(ctx); err != nil {
+		return err
+	}
 	err = waitFor(ctx, clusterTimeout, "a raft leader with 3 voters", func() (bool, string) {
 		var peers []*rollwavev1.RaftPeer
 		if err := d.cliJSON(ctx, &peers, "operator", "raft", "list-peers", "-json"); err != nil {
@@ -327,6 +348,7 @@ func (d *demo) startAgents(ctx context.Context) error {
 			for _, s := range d.servers {
 				args = append(args, "-join", local(s.gossip))
 			}
+			args = append(args, d.sec.agentArgs()...)
 			line := "rollwave-agent " + strings.Join(args, " ") + " &"
 			if i == 0 {
 				d.say.command(line)
@@ -617,6 +639,7 @@ func (d *demo) cliCmd(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, d.cli, args...)
 	cmd.Dir = d.tmp // spec files are named relative to it
 	cmd.Env = append(os.Environ(), "ROLLWAVE_ADDR="+d.addr, "NO_COLOR=1")
+	cmd.Env = append(cmd.Env, d.sec.cliEnv()...)
 	return cmd
 }
 

@@ -49,7 +49,6 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-
 // get fetches http://addr/ on a new connection (a kept-alive one would
 // stay on the slot it was opened to, by design of the switch) and returns
 // the trimmed body.
@@ -222,8 +221,10 @@ func TestIsolatedAgentRevertsAloneAndReportsIt(t *testing.T) {
 	})
 	waitServes(t, f.traffic, "1.0.0", 3*time.Second+2*time.Second)
 	t.Logf("old version answering %.2fs after the cut (isolation_timeout 3s)", time.Since(cut).Seconds())
-	if since := time.Since(cut); since < 3*time.Second {
-		t.Fatalf("reverted %s after the cut, before isolation_timeout", since)
+	// The agent counts from its last ack, which came up to one heartbeat
+	// (200 ms) before the cut.
+	if since := time.Since(cut); since < 3*time.Second-500*time.Millisecond {
+		t.Fatalf("reverted %s after the cut, well before isolation_timeout (3s since the last ack)", since)
 	}
 
 	f.agent.Link.Heal()
@@ -362,5 +363,21 @@ func TestPolicyViolatingAssignmentIsRefused(t *testing.T) {
 	waitServes(t, f.traffic, "1.0.0", time.Second)
 	if st, _ := f.agent.Manager().AppState("demo"); st.Generation != 1 {
 		t.Fatalf("the refused generation reached the slots: state at generation %d", st.Generation)
+	}
+}
+
+// The app's first deploy turning unhealthy during its bake cannot be
+// reverted (there is no old version): the agent reports the host failed at
+// once, with the reason, instead of leaving it "healthy".
+func TestFirstDeployFailingBakeIsReportedFailed(t *testing.T) {
+	f := newFleet(t)
+	a, err := demoapp.PackageWith(demoBin, f.dir, "1.0.0", "2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := f.release("demo-1", "1.0.0", a)
+	cur := f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED, 20*time.Second)
+	if !strings.Contains(cur.GetReason(), "first deploy") {
+		t.Fatalf("reason should say it is a first deploy: %q", cur.GetReason())
 	}
 }

@@ -21,6 +21,10 @@ type Policy struct {
 	// AllowRoot permits units without a user (they run as root under
 	// systemd) or with user "root".
 	AllowRoot bool
+	// SpecHardeningKeys are the sandboxing settings a release's
+	// unit.hardening may change ("ProtectSystem", "PrivateDevices"); any
+	// other key in a spec is refused. Empty: releases change none.
+	SpecHardeningKeys []string
 }
 
 // Check returns why the order is refused, or nil.
@@ -38,6 +42,12 @@ func (p Policy) Check(spec *rollwavev1.ReleaseSpec) error {
 	}
 	if user != "" && user != "root" && len(p.UnitUsers) > 0 && !slices.Contains(p.UnitUsers, user) {
 		return fmt.Errorf("unit.user %q is not an allowed unit user (%s)", user, strings.Join(p.UnitUsers, ", "))
+	}
+	for _, h := range spec.GetUnit().GetHardening() {
+		key, _, _ := strings.Cut(h, "=")
+		if !slices.Contains(p.SpecHardeningKeys, key) {
+			return fmt.Errorf("unit.hardening sets %s, which this host's policy does not let releases change (policy.spec_hardening_keys)", key)
+		}
 	}
 	return nil
 }

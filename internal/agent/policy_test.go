@@ -7,6 +7,11 @@ import (
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
+func withHardening(s *rollwavev1.ReleaseSpec, lines ...string) *rollwavev1.ReleaseSpec {
+	s.Unit.Hardening = lines
+	return s
+}
+
 func TestPolicyCheck(t *testing.T) {
 	spec := func(url, user string) *rollwavev1.ReleaseSpec {
 		return &rollwavev1.ReleaseSpec{Artifact: &rollwavev1.Artifact{Url: url}, Unit: &rollwavev1.UnitSpec{User: user}}
@@ -26,6 +31,9 @@ func TestPolicyCheck(t *testing.T) {
 		{"empty user is root", strict, spec("https://artifacts.internal/a.tgz", ""), "would run as root"},
 		{"explicit root", strict, spec("https://artifacts.internal/a.tgz", "root"), "is root"},
 		{"other user", strict, spec("https://artifacts.internal/a.tgz", "www"), `"www" is not an allowed unit user`},
+		// A release may change only the sandboxing keys the host allows.
+		{"hardening key not allowed", strict, withHardening(spec("https://artifacts.internal/a.tgz", "api"), "ProtectSystem=strict"), "does not let releases change"},
+		{"hardening key allowed", Policy{AllowRoot: true, SpecHardeningKeys: []string{"ProtectSystem"}}, withHardening(spec("x", "api"), "ProtectSystem=strict"), ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

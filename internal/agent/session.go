@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -39,6 +40,11 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 	b := backoff{min: a.cfg.ReconnectMin, max: a.cfg.ReconnectMax}
 	target := ""
 	redirects := 0
+	// A server announcing in gossip that it leads ends any backoff wait at
+	// once: after a failover the agents come back with the new leader, not
+	// when their (grown) backoff runs out.
+	events, unsubscribe := a.pool.Subscribe(16)
+	defer unsubscribe()
 	for ctx.Err() == nil {
 		if target == "" {
 			target = a.pickCoordinator()
@@ -61,10 +67,28 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 			a.log.Info("session ended; reconnecting", "coordinator", target, "error", err)
 		}
 		target, redirects = "", 0
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(b.next()):
+		wait := time.NewTimer(b.next())
+	waiting:
+		for {
+			select {
+			case <-ctx.Done():
+				wait.Stop()
+				return
+			case <-wait.C:
+				break waiting
+			case ev, ok := <-events:
+				if !ok {
+					events = nil // the pool is shutting down; keep the timer
+					continue
+				}
+				m := ev.Member
+				if m.Meta.Role == gossip.RoleServer && m.Meta.Leader && m.Status == gossip.StatusAlive && m.Meta.GRPCAddr != "" {
+					a.log.Debug("a leader announced itself; reconnecting now", "leader", m.Meta.NodeID)
+					target = m.Meta.GRPCAddr
+					wait.Stop()
+					break waiting
+				}
+			}
 		}
 	}
 }

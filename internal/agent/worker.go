@@ -140,7 +140,18 @@ func (w *appWorker) revert(gen uint64, reason string, isolated bool) {
 			return
 		}
 		w.stopBake()
-		if err := w.a.mgr.Revert(ctx, w.app, reason, isolated); err != nil {
+		err := w.a.mgr.Revert(ctx, w.app, reason, isolated)
+		switch {
+		case errors.Is(err, slot.ErrNothingToRevert):
+			// The app's first deploy on this host: there is nothing to go
+			// back to. Say so, so the leader counts the host as failed
+			// instead of waiting for a revert that cannot happen.
+			w.a.log.Warn("cannot revert the first deploy of the app; reporting it failed", "app", w.app, "reason", reason)
+			w.a.progress.push(&rollwavev1.AssignmentProgress{App: w.app, Generation: st.Generation,
+				State:        rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED,
+				Reason:       reason + "; first deploy of the app on this host: no old version to go back to, the new one keeps running",
+				TimeUnixNano: time.Now().UnixNano()})
+		case err != nil:
 			w.a.log.Warn("revert did not complete", "app", w.app, "error", err)
 		}
 	})

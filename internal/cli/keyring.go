@@ -10,6 +10,9 @@ import (
 	"sync"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
 // KeyringClient manages the gossip encryption keyring through a
@@ -110,7 +113,7 @@ func newKeyringCommand(a *app) *cobra.Command {
 		install, use, remove string
 		list, asJSON         bool
 	)
-	holder := &keyringDialerHolder{dial: unavailableKeyringDialer}
+	holder := &keyringDialerHolder{dial: a.grpcKeyringDialer}
 	cmd := &cobra.Command{
 		Use:   "keyring (-install KEY | -use KEY | -remove KEY | -list)",
 		Short: "Rotate the gossip encryption key",
@@ -229,4 +232,49 @@ func checkGossipKey(s string) error {
 		return nil
 	}
 	return fmt.Errorf("%d bytes, want 16, 24 or 32", len(b))
+}
+
+// grpcKeyringDialer reaches a coordinator's GossipKeyring RPC with the
+// CLI's usual connection settings (TLS, token).
+func (a *app) grpcKeyringDialer(_ context.Context, addr string) (KeyringClient, func(), error) {
+	opts, err := a.dialOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("coordinator address %q: %w", addr, err)
+	}
+	return grpcKeyring{rollwavev1.NewOperatorServiceClient(conn)}, func() { _ = conn.Close() }, nil
+}
+
+type grpcKeyring struct {
+	c rollwavev1.OperatorServiceClient
+}
+
+func (g grpcKeyring) call(ctx context.Context, op, key string) (*rollwavev1.GossipKeyringResponse, error) {
+	return g.c.GossipKeyring(ctx, &rollwavev1.GossipKeyringRequest{Op: op, Key: key})
+}
+
+func (g grpcKeyring) ListKeys(ctx context.Context) (*KeyringList, error) {
+	r, err := g.call(ctx, "list", "")
+	if err != nil {
+		return nil, err
+	}
+	return &KeyringList{Keys: r.GetKeys(), Primary: r.GetPrimary(), Version: r.GetVersion(), Node: r.GetNode()}, nil
+}
+
+func (g grpcKeyring) InstallKey(ctx context.Context, key string) error {
+	_, err := g.call(ctx, "install", key)
+	return err
+}
+
+func (g grpcKeyring) UseKey(ctx context.Context, key string) error {
+	_, err := g.call(ctx, "use", key)
+	return err
+}
+
+func (g grpcKeyring) RemoveKey(ctx context.Context, key string) error {
+	_, err := g.call(ctx, "remove", key)
+	return err
 }

@@ -122,10 +122,11 @@ func TestKeyringCommandUsage(t *testing.T) {
 	}
 }
 
-// Until the coordinator side is wired, the command says so (exit 1).
-func TestKeyringCommandUnavailable(t *testing.T) {
-	r := run(t, "operator", "gossip", "keyring", "-list").expect(t, ExitError)
-	if !strings.Contains(r.stderr, "not available") {
+// By default the command calls the coordinator's GossipKeyring RPC: an
+// unreachable coordinator is an error naming it (exit 1).
+func TestKeyringCommandTalksToTheCoordinator(t *testing.T) {
+	r := run(t, "operator", "gossip", "keyring", "-list", "-address", "127.0.0.1:1").expect(t, ExitError)
+	if !strings.Contains(r.stderr, "127.0.0.1:1") {
 		t.Errorf("stderr %q", r.stderr)
 	}
 	if err := SetKeyringDialer(newRoot("test", &app{now: time.Now}), nil); err == nil {

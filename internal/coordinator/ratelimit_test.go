@@ -61,4 +61,3 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
-

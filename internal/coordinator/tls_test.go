@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -108,6 +109,36 @@ func TestClusterWithMutualTLS(t *testing.T) {
 		l := c.Leader(5 * time.Second)
 		return a.Connected() && l.AgentConnected("h1"), fmt.Sprintf("agent connected=%v", a.Connected())
 	})
+	// Gossip key rotation over the API: install, use, remove the old key.
+	ring, err := cli.GossipKeyring(ctx, &rollwavev1.GossipKeyringRequest{Op: "list"})
+	if err != nil || len(ring.GetKeys()) != 1 {
+		t.Fatalf("keyring list: %v %v", ring, err)
+	}
+	oldKey := ring.GetPrimary()
+	newKey := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+	for _, op := range []string{"install", "use"} {
+		if _, err := cli.GossipKeyring(ctx, &rollwavev1.GossipKeyringRequest{Op: op, Key: newKey}); err != nil {
+			t.Fatalf("keyring %s: %v", op, err)
+		}
+	}
+	ring, err = cli.GossipKeyring(ctx, &rollwavev1.GossipKeyringRequest{Op: "remove", Key: oldKey})
+	if err != nil || len(ring.GetKeys()) != 1 || ring.GetPrimary() != newKey {
+		t.Fatalf("after rotation: %v %v", ring, err)
+	}
+	// The pool still works after the rotation: every member agrees on it.
+	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
+		for _, s := range c.Running() {
+			st, err := s.Gossip().ListKeys()
+			if err != nil || len(st.Keys) != 1 || base64.StdEncoding.EncodeToString(st.Primary) != newKey {
+				return false, fmt.Sprintf("%s keyring %d keys, err %v", s.NodeID(), len(st.Keys), err)
+			}
+		}
+		return true, ""
+	})
+	if _, err := cli.GossipKeyring(ctx, &rollwavev1.GossipKeyringRequest{Op: "use", Key: "not base64!"}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("bad key: want InvalidArgument, got %v", err)
+	}
+
 	// SIGHUP-style reload keeps serving.
 	if err := leader.ReloadTLS(); err != nil {
 		t.Fatalf("reload: %v", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/shirou/gopsutil/v4/process"
@@ -145,7 +146,10 @@ func (s *Sampler) procCPUPercent(pid int, rootCreated int64, now time.Time, cur 
 	if wall <= 0 {
 		return 0
 	}
-	return max(100*used/wall.Seconds(), 0)
+	// CPU times come in clock ticks (10 ms): over a very short wall time
+	// one tick reads as several cores. No process tree can use more than
+	// every core.
+	return min(max(100*used/wall.Seconds(), 0), 100*float64(runtime.NumCPU()))
 }
 
 func (s *Sampler) evictLocked() {

@@ -65,6 +65,9 @@ type AgentPolicy struct {
 	// AllowRoot permits units that run as root (no user, or "root");
 	// default true.
 	AllowRoot bool
+	// SpecHardeningKeys are the sandboxing settings a release's
+	// unit.hardening may change; empty: none.
+	SpecHardeningKeys []string
 	// UnitHardening replaces the default sandboxing lines written into every
 	// slot unit's [Service] section (systemd driver); nil keeps the
 	// defaults, an empty list turns them off.
@@ -131,6 +134,7 @@ func (c *AgentConfig) fields() []field {
 			attr("unit_users", strList(&c.Policy.UnitUsers)),
 			attr("allow_root", boolean(&c.Policy.AllowRoot)),
 			attr("unit_hardening", strList(&c.Policy.UnitHardening)),
+			attr("spec_hardening_keys", strList(&c.Policy.SpecHardeningKeys)),
 		)),
 	}
 }

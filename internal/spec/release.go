@@ -64,6 +64,9 @@ type Unit struct {
 	ExecStartPre []string
 	// Restart is systemd's Restart= setting; default "on-failure".
 	Restart string
+	// Hardening are sandboxing lines ("ProtectSystem=strict") replacing the
+	// host's defaults for the same keys, within the host's policy.
+	Hardening []string
 }
 
 // KeepOld says what happens to the old slot while the new one bakes.

@@ -65,6 +65,7 @@ func releaseFields(r *Release) []field {
 			attr("working_directory", str(&r.Unit.WorkingDirectory)),
 			attr("exec_start_pre", strList(&r.Unit.ExecStartPre)),
 			attr("restart", str(&r.Unit.Restart)),
+			attr("hardening", strList(&r.Unit.Hardening)),
 		)),
 		requiredBlock("slots", sub(
 			attr("blue_port", integer(&r.Slots.BluePort)),

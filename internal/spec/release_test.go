@@ -589,3 +589,18 @@ func TestParseReleaseJSONChecks(t *testing.T) {
 		t.Fatalf("checks %s", got)
 	}
 }
+
+func TestUnitHardening(t *testing.T) {
+	src := strings.Replace(string(readFile(t, "testdata/good/minimal.hcl")), "unit {", "unit {\n    hardening = [\"ProtectSystem=strict\", \"PrivateDevices=yes\"]", 1)
+	r, err := ParseRelease("h.hcl", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Unit.Hardening) != 2 || r.Unit.Hardening[0] != "ProtectSystem=strict" {
+		t.Fatalf("hardening not parsed: %v", r.Unit.Hardening)
+	}
+	bad := strings.Replace(string(readFile(t, "testdata/good/minimal.hcl")), "unit {", "unit {\n    hardening = [\"no equals sign\"]", 1)
+	if _, err := ParseRelease("h.hcl", []byte(bad)); err == nil || !strings.Contains(err.Error(), "release.unit.hardening[0]") {
+		t.Fatalf("want an error naming release.unit.hardening[0], got %v", err)
+	}
+}

@@ -147,7 +147,18 @@ func (u Unit) validate(ps *problems) {
 		unitString(ps, index(p+".exec_start_pre", i), c)
 	}
 	checkEnum(ps, p+".restart", u.Restart, restartValues...)
+	for i, h := range u.Hardening {
+		key, _, ok := strings.Cut(h, "=")
+		if !ok || !hardeningKey.MatchString(key) {
+			ps.add(index(p+".hardening", i), `must be a systemd setting "Key=value" such as "ProtectSystem=strict", got %q`, h)
+			continue
+		}
+		unitString(ps, index(p+".hardening", i), h)
+	}
 }
+
+// hardeningKey is a systemd [Service] setting name.
+var hardeningKey = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
 
 // checkEnum reports v unless it is one of allowed.
 func checkEnum(ps *problems, p, v string, allowed ...string) {

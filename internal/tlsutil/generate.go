@@ -361,6 +361,10 @@ func writePair(g *Generated) error {
 }
 
 func writeNew(name string, data []byte, perm os.FileMode) error {
+	// The target directory is made on demand (private: it holds keys).
+	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		return err
+	}
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {

@@ -625,6 +625,32 @@ func (o *Orchestrator) servesVersion(host, app, version string) bool {
 	return true
 }
 
+// hasOldVersion reports whether the host's other slot holds a version to
+// go back to (raft's slot facts, as the agent reported them). Unknown facts
+// count as yes: the agent decides.
+func (o *Orchestrator) hasOldVersion(host, app, version string) bool {
+	h := o.state.Host(host)
+	if h == nil {
+		return true
+	}
+	for _, f := range h.GetApps() {
+		if f.GetApp() != app {
+			continue
+		}
+		var other string
+		switch f.GetActive() {
+		case rollwavev1.Slot_SLOT_BLUE:
+			other = f.GetGreenVersion()
+		case rollwavev1.Slot_SLOT_GREEN:
+			other = f.GetBlueVersion()
+		default:
+			return true
+		}
+		return other != "" && other != version
+	}
+	return true
+}
+
 // orderReverts orders back every assignment in live that switched to the
 // new version and has not reverted yet; it returns the hosts still on
 // their way back and those that could not be reverted.
@@ -633,6 +659,16 @@ func (o *Orchestrator) orderReverts(ctx context.Context, rn *run, r *rollwavev1.
 	version := r.GetSpec().GetVersion()
 	for _, a := range live {
 		key := hostGenKey(a.GetHost(), a.GetGeneration())
+		switch a.GetState() {
+		case asSwitched, asBaking, asHealthy, asFailed:
+			// A host that switched on the app's first deploy has no old
+			// version to go back to: waiting for it would only run out
+			// the revert timeout.
+			if o.servesVersion(a.GetHost(), a.GetApp(), version) && !o.hasOldVersion(a.GetHost(), a.GetApp(), version) {
+				stuck = append(stuck, a.GetHost()+" (first deploy of the app: no old version to revert to)")
+				continue
+			}
+		}
 		switch a.GetState() {
 		case asAssigned, asStaging, asSwitched, asBaking, asHealthy:
 			order = append(order, a)

@@ -57,6 +57,9 @@ type Unit struct {
 	WorkingDirectory string
 	// Restart policy: "always", "on-failure" or "no".
 	Restart string
+	// Hardening are the release's own sandboxing lines ("Key=value"); the
+	// systemd driver lets them replace its defaults for the same keys.
+	Hardening []string
 }
 
 // UnitStatus is what a driver reports about a slot's unit.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -269,7 +270,8 @@ func checkSwap(spec *rollwavev1.ReleaseSpec, from, to Name, keepOld string) erro
 func RenderUnit(spec *rollwavev1.ReleaseSpec, app string, slot Name, version, dir string, port int) (Unit, error) {
 	us := spec.GetUnit()
 	v := Vars{App: app, Slot: slot, Version: version, SlotDir: dir, Port: port}
-	u := Unit{App: app, Slot: slot, Version: version, Dir: dir, Port: port, User: us.GetUser(), Restart: us.GetRestart()}
+	u := Unit{App: app, Slot: slot, Version: version, Dir: dir, Port: port, User: us.GetUser(), Restart: us.GetRestart(),
+		Hardening: slices.Clone(us.GetHardening())}
 	var err error
 	if u.ExecStart, err = RenderCommand(us.GetExecStart(), v); err != nil {
 		return Unit{}, fmt.Errorf("unit.exec_start: %w", err)

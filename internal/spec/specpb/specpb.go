@@ -46,6 +46,7 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			Environment:      maps.Clone(r.Unit.Environment),
 			WorkingDirectory: r.Unit.WorkingDirectory,
 			ExecStartPre:     slices.Clone(r.Unit.ExecStartPre),
+			Hardening:        slices.Clone(r.Unit.Hardening),
 			Restart:          r.Unit.Restart,
 		},
 		Slots: &rollwavev1.SlotsSpec{
@@ -139,6 +140,7 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			Environment:      cloneMap(p.GetUnit().GetEnvironment()),
 			WorkingDirectory: p.GetUnit().GetWorkingDirectory(),
 			ExecStartPre:     slices.Clone(p.GetUnit().GetExecStartPre()),
+			Hardening:        slices.Clone(p.GetUnit().GetHardening()),
 			Restart:          p.GetUnit().GetRestart(),
 		},
 		Slots: spec.Slots{

@@ -2697,6 +2697,130 @@ func (*ACLTokenDeleteResponse) Descriptor() ([]byte, []int) {
 	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
 }
 
+type GossipKeyringRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "list", "install", "use" or "remove".
+	Op string `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
+	// The key, base64 (as printed by `rollwave keygen`); empty for "list".
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKeyringRequest) Reset() {
+	*x = GossipKeyringRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKeyringRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKeyringRequest) ProtoMessage() {}
+
+func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKeyringRequest.ProtoReflect.Descriptor instead.
+func (*GossipKeyringRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *GossipKeyringRequest) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *GossipKeyringRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type GossipKeyringResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Base64 keys, the primary first.
+	Keys    []string `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	Primary string   `protobuf:"bytes,2,opt,name=primary,proto3" json:"primary,omitempty"`
+	Version uint64   `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// The server that answered.
+	Node          string `protobuf:"bytes,4,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKeyringResponse) Reset() {
+	*x = GossipKeyringResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKeyringResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKeyringResponse) ProtoMessage() {}
+
+func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKeyringResponse.ProtoReflect.Descriptor instead.
+func (*GossipKeyringResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *GossipKeyringResponse) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *GossipKeyringResponse) GetPrimary() string {
+	if x != nil {
+		return x.Primary
+	}
+	return ""
+}
+
+func (x *GossipKeyringResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GossipKeyringResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 var File_rollwave_v1_operator_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_operator_proto_rawDesc = "" +
@@ -2857,7 +2981,15 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x15ACLTokenDeleteRequest\x12\x1f\n" +
 	"\vaccessor_id\x18\x01 \x01(\tR\n" +
 	"accessorId\"\x18\n" +
-	"\x16ACLTokenDeleteResponse2\xc2\x13\n" +
+	"\x16ACLTokenDeleteResponse\"8\n" +
+	"\x14GossipKeyringRequest\x12\x0e\n" +
+	"\x02op\x18\x01 \x01(\tR\x02op\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"s\n" +
+	"\x15GossipKeyringResponse\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\tR\x04keys\x12\x18\n" +
+	"\aprimary\x18\x02 \x01(\tR\aprimary\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node2\x9a\x14\n" +
 	"\x0fOperatorService\x12A\n" +
 	"\x06Status\x12\x1a.rollwave.v1.StatusRequest\x1a\x1b.rollwave.v1.StatusResponse\x12D\n" +
 	"\aMembers\x12\x1b.rollwave.v1.MembersRequest\x1a\x1c.rollwave.v1.MembersResponse\x12J\n" +
@@ -2865,7 +2997,8 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\n" +
 	"RemovePeer\x12\x1e.rollwave.v1.RemovePeerRequest\x1a\x1f.rollwave.v1.RemovePeerResponse\x12N\n" +
 	"\fSnapshotSave\x12 .rollwave.v1.SnapshotSaveRequest\x1a\x1a.rollwave.v1.SnapshotChunk0\x01\x12U\n" +
-	"\x0fSnapshotRestore\x12\x1a.rollwave.v1.SnapshotChunk\x1a$.rollwave.v1.SnapshotRestoreResponse(\x01\x12J\n" +
+	"\x0fSnapshotRestore\x12\x1a.rollwave.v1.SnapshotChunk\x1a$.rollwave.v1.SnapshotRestoreResponse(\x01\x12V\n" +
+	"\rGossipKeyring\x12!.rollwave.v1.GossipKeyringRequest\x1a\".rollwave.v1.GossipKeyringResponse\x12J\n" +
 	"\tListHosts\x12\x1d.rollwave.v1.ListHostsRequest\x1a\x1e.rollwave.v1.ListHostsResponse\x12J\n" +
 	"\tListCells\x12\x1d.rollwave.v1.ListCellsRequest\x1a\x1e.rollwave.v1.ListCellsResponse\x12D\n" +
 	"\aSetCell\x12\x1b.rollwave.v1.SetCellRequest\x1a\x1c.rollwave.v1.SetCellResponse\x12M\n" +
@@ -2906,7 +3039,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -2961,40 +3094,42 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*ACLTokenListResponse)(nil),    // 50: rollwave.v1.ACLTokenListResponse
 	(*ACLTokenDeleteRequest)(nil),   // 51: rollwave.v1.ACLTokenDeleteRequest
 	(*ACLTokenDeleteResponse)(nil),  // 52: rollwave.v1.ACLTokenDeleteResponse
-	(*Host)(nil),                    // 53: rollwave.v1.Host
-	(*Assignment)(nil),              // 54: rollwave.v1.Assignment
-	(*Cell)(nil),                    // 55: rollwave.v1.Cell
-	(*Release)(nil),                 // 56: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 57: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 58: rollwave.v1.Phase
-	(ReleaseState)(0),               // 59: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 60: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 61: rollwave.v1.FreezeWindow
+	(*GossipKeyringRequest)(nil),    // 53: rollwave.v1.GossipKeyringRequest
+	(*GossipKeyringResponse)(nil),   // 54: rollwave.v1.GossipKeyringResponse
+	(*Host)(nil),                    // 55: rollwave.v1.Host
+	(*Assignment)(nil),              // 56: rollwave.v1.Assignment
+	(*Cell)(nil),                    // 57: rollwave.v1.Cell
+	(*Release)(nil),                 // 58: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 59: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 60: rollwave.v1.Phase
+	(ReleaseState)(0),               // 61: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 62: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 63: rollwave.v1.FreezeWindow
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	53, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	54, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	55, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	56, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
 	13, // 4: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	55, // 5: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	57, // 5: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
 	17, // 6: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	55, // 7: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	55, // 8: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	56, // 9: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	57, // 10: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	58, // 11: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	56, // 12: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	54, // 13: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	59, // 14: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	56, // 15: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	56, // 16: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
-	60, // 17: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	56, // 18: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	54, // 19: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	60, // 20: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	61, // 21: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	61, // 22: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	57, // 7: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	57, // 8: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	58, // 9: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	59, // 10: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	60, // 11: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	58, // 12: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	56, // 13: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	61, // 14: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	58, // 15: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	58, // 16: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	62, // 17: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	58, // 18: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	56, // 19: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	62, // 20: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	63, // 21: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	63, // 22: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
 	45, // 23: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
 	45, // 24: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
 	0,  // 25: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
@@ -3003,62 +3138,64 @@ var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	8,  // 28: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
 	10, // 29: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
 	11, // 30: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	14, // 31: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	16, // 32: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	19, // 33: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	21, // 34: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	23, // 35: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	25, // 36: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	27, // 37: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	29, // 38: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	31, // 39: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 40: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 41: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 42: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 43: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 44: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	33, // 45: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	35, // 46: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	37, // 47: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	39, // 48: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	41, // 49: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	43, // 50: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	46, // 51: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
-	48, // 52: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
-	49, // 53: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
-	51, // 54: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
-	1,  // 55: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 56: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 57: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 58: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 59: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 60: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	15, // 61: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	18, // 62: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	20, // 63: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	22, // 64: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	24, // 65: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	26, // 66: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	28, // 67: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	30, // 68: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	32, // 69: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 70: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 71: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 72: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 73: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 74: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	34, // 75: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	36, // 76: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	38, // 77: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	40, // 78: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	42, // 79: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	44, // 80: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	47, // 81: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
-	47, // 82: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
-	50, // 83: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
-	52, // 84: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
-	55, // [55:85] is the sub-list for method output_type
-	25, // [25:55] is the sub-list for method input_type
+	53, // 31: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
+	14, // 32: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	16, // 33: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	19, // 34: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	21, // 35: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	23, // 36: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	25, // 37: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	27, // 38: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	29, // 39: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	31, // 40: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	31, // 41: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	31, // 42: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	31, // 43: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	31, // 44: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	31, // 45: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	33, // 46: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	35, // 47: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	37, // 48: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	39, // 49: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	41, // 50: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	43, // 51: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	46, // 52: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	48, // 53: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	49, // 54: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	51, // 55: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	1,  // 56: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 57: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 58: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 59: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 60: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 61: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	54, // 62: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
+	15, // 63: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	18, // 64: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	20, // 65: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	22, // 66: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	24, // 67: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	26, // 68: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	28, // 69: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	30, // 70: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	32, // 71: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	32, // 72: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	32, // 73: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	32, // 74: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	32, // 75: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	32, // 76: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	34, // 77: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	36, // 78: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	38, // 79: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	40, // 80: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	42, // 81: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	44, // 82: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	47, // 83: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	47, // 84: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	50, // 85: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	52, // 86: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	56, // [56:87] is the sub-list for method output_type
+	25, // [25:56] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -3076,7 +3213,7 @@ func file_rollwave_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   53,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

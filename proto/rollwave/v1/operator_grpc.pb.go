@@ -29,6 +29,7 @@ const (
 	OperatorService_RemovePeer_FullMethodName      = "/rollwave.v1.OperatorService/RemovePeer"
 	OperatorService_SnapshotSave_FullMethodName    = "/rollwave.v1.OperatorService/SnapshotSave"
 	OperatorService_SnapshotRestore_FullMethodName = "/rollwave.v1.OperatorService/SnapshotRestore"
+	OperatorService_GossipKeyring_FullMethodName   = "/rollwave.v1.OperatorService/GossipKeyring"
 	OperatorService_ListHosts_FullMethodName       = "/rollwave.v1.OperatorService/ListHosts"
 	OperatorService_ListCells_FullMethodName       = "/rollwave.v1.OperatorService/ListCells"
 	OperatorService_SetCell_FullMethodName         = "/rollwave.v1.OperatorService/SetCell"
@@ -66,6 +67,9 @@ type OperatorServiceClient interface {
 	RemovePeer(ctx context.Context, in *RemovePeerRequest, opts ...grpc.CallOption) (*RemovePeerResponse, error)
 	SnapshotSave(ctx context.Context, in *SnapshotSaveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
 	SnapshotRestore(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SnapshotChunk, SnapshotRestoreResponse], error)
+	// Gossip encryption keyring: list, install, use or remove a key. The
+	// change is gossiped to every member from the answering server.
+	GossipKeyring(ctx context.Context, in *GossipKeyringRequest, opts ...grpc.CallOption) (*GossipKeyringResponse, error)
 	// Fleet.
 	ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error)
 	ListCells(ctx context.Context, in *ListCellsRequest, opts ...grpc.CallOption) (*ListCellsResponse, error)
@@ -180,6 +184,16 @@ func (c *operatorServiceClient) SnapshotRestore(ctx context.Context, opts ...grp
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperatorService_SnapshotRestoreClient = grpc.ClientStreamingClient[SnapshotChunk, SnapshotRestoreResponse]
+
+func (c *operatorServiceClient) GossipKeyring(ctx context.Context, in *GossipKeyringRequest, opts ...grpc.CallOption) (*GossipKeyringResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GossipKeyringResponse)
+	err := c.cc.Invoke(ctx, OperatorService_GossipKeyring_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 func (c *operatorServiceClient) ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -441,6 +455,9 @@ type OperatorServiceServer interface {
 	RemovePeer(context.Context, *RemovePeerRequest) (*RemovePeerResponse, error)
 	SnapshotSave(*SnapshotSaveRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
 	SnapshotRestore(grpc.ClientStreamingServer[SnapshotChunk, SnapshotRestoreResponse]) error
+	// Gossip encryption keyring: list, install, use or remove a key. The
+	// change is gossiped to every member from the answering server.
+	GossipKeyring(context.Context, *GossipKeyringRequest) (*GossipKeyringResponse, error)
 	// Fleet.
 	ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error)
 	ListCells(context.Context, *ListCellsRequest) (*ListCellsResponse, error)
@@ -501,6 +518,9 @@ func (UnimplementedOperatorServiceServer) SnapshotSave(*SnapshotSaveRequest, grp
 }
 func (UnimplementedOperatorServiceServer) SnapshotRestore(grpc.ClientStreamingServer[SnapshotChunk, SnapshotRestoreResponse]) error {
 	return status.Error(codes.Unimplemented, "method SnapshotRestore not implemented")
+}
+func (UnimplementedOperatorServiceServer) GossipKeyring(context.Context, *GossipKeyringRequest) (*GossipKeyringResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GossipKeyring not implemented")
 }
 func (UnimplementedOperatorServiceServer) ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListHosts not implemented")
@@ -684,6 +704,24 @@ func _OperatorService_SnapshotRestore_Handler(srv interface{}, stream grpc.Serve
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperatorService_SnapshotRestoreServer = grpc.ClientStreamingServer[SnapshotChunk, SnapshotRestoreResponse]
+
+func _OperatorService_GossipKeyring_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GossipKeyringRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).GossipKeyring(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_GossipKeyring_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).GossipKeyring(ctx, req.(*GossipKeyringRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
 
 func _OperatorService_ListHosts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListHostsRequest)
@@ -1132,6 +1170,10 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemovePeer",
 			Handler:    _OperatorService_RemovePeer_Handler,
+		},
+		{
+			MethodName: "GossipKeyring",
+			Handler:    _OperatorService_GossipKeyring_Handler,
 		},
 		{
 			MethodName: "ListHosts",

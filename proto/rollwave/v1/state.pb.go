@@ -683,8 +683,12 @@ type UnitSpec struct {
 	WorkingDirectory string                 `protobuf:"bytes,4,opt,name=working_directory,json=workingDirectory,proto3" json:"working_directory,omitempty"`
 	ExecStartPre     []string               `protobuf:"bytes,5,rep,name=exec_start_pre,json=execStartPre,proto3" json:"exec_start_pre,omitempty"`
 	Restart          string                 `protobuf:"bytes,6,opt,name=restart,proto3" json:"restart,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Extra [Service] sandboxing lines ("Key=value") for this app; they
+	// replace the host's defaults for the same keys, where the host's policy
+	// lets the spec override them.
+	Hardening     []string `protobuf:"bytes,7,rep,name=hardening,proto3" json:"hardening,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UnitSpec) Reset() {
@@ -757,6 +761,13 @@ func (x *UnitSpec) GetRestart() string {
 		return x.Restart
 	}
 	return ""
+}
+
+func (x *UnitSpec) GetHardening() []string {
+	if x != nil {
+		return x.Hardening
+	}
+	return nil
 }
 
 type SlotsSpec struct {
@@ -2372,7 +2383,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11updated_unix_nano\x18\x04 \x01(\x03R\x0fupdatedUnixNano\"4\n" +
 	"\bArtifact\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
-	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\xb4\x02\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\xd2\x02\n" +
 	"\bUnitSpec\x12\x1d\n" +
 	"\n" +
 	"exec_start\x18\x01 \x01(\tR\texecStart\x12\x12\n" +
@@ -2380,7 +2391,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\venvironment\x18\x03 \x03(\v2&.rollwave.v1.UnitSpec.EnvironmentEntryR\venvironment\x12+\n" +
 	"\x11working_directory\x18\x04 \x01(\tR\x10workingDirectory\x12$\n" +
 	"\x0eexec_start_pre\x18\x05 \x03(\tR\fexecStartPre\x12\x18\n" +
-	"\arestart\x18\x06 \x01(\tR\arestart\x1a>\n" +
+	"\arestart\x18\x06 \x01(\tR\arestart\x12\x1c\n" +
+	"\thardening\x18\a \x03(\tR\thardening\x1a>\n" +
 	"\x10EnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"b\n" +

@@ -104,7 +104,14 @@ func (f *Fleet) InstallAgent(h *Host, cell string, opts AgentOptions) error {
 	// enables the unit without starting it; an operator edits the config,
 	// then starts the agent. Restart, not start, so this also applies a
 	// new config to a running agent.
-	if err := h.WriteFile(AgentConfigPath, []byte(AgentConfig(h.Name, cell, f.coords.GossipAddrs(), opts)), 0o640); err != nil {
+	cfg := AgentConfig(h.Name, cell, f.coords.GossipAddrs(), opts)
+	if p := f.coords.pki; p != nil {
+		if err := p.installAgentTLS(h); err != nil {
+			return err
+		}
+		cfg += p.agentConfigBlock()
+	}
+	if err := h.WriteFile(AgentConfigPath, []byte(cfg), 0o640); err != nil {
 		return fmt.Errorf("%s: write %s: %w", h.Name, AgentConfigPath, err)
 	}
 	if _, errOut, err := h.Exec("systemctl", "restart", AgentUnit); err != nil {

@@ -37,6 +37,9 @@ type Coordinators struct {
 	bin   string
 	dir   string // the data dirs' parent, a TempDir
 	nodes []*Coordinator
+	// pki is the cluster's TLS material, gossip key and admin token; nil
+	// when the fleet runs in the clear (ROLLWAVE_E2E_INSECURE).
+	pki *pki
 }
 
 // Coordinator is one server process.
@@ -66,6 +69,13 @@ func (f *Fleet) StartCoordinators(n int) *Coordinators {
 	cs := &Coordinators{f: f, t: f.t, bin: filepath.Join(f.repo, "bin", "rollwave")}
 	dir := f.t.TempDir()
 	cs.dir = dir
+	if secureMode() {
+		p, err := newPKI(filepath.Join(dir, "pki"))
+		if err != nil {
+			f.t.Fatalf("fleet PKI: %v", err)
+		}
+		cs.pki = p
+	}
 	// Cleanups run last-in first-out: stop the servers before their
 	// TempDir is removed.
 	f.t.Cleanup(cs.stopAll)
@@ -90,7 +100,12 @@ func (f *Fleet) StartCoordinators(n int) *Coordinators {
 		}
 	}
 	cs.WaitLeader(60 * time.Second)
-	f.t.Logf("TIMING %d coordinators up with a leader: %s", n, time.Since(start).Round(time.Millisecond))
+	if cs.pki != nil {
+		if err := cs.bootstrapACL(); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	f.t.Logf("TIMING %d coordinators up with a leader (secured: %v): %s", n, cs.pki != nil, time.Since(start).Round(time.Millisecond))
 	return cs
 }
 
@@ -128,6 +143,9 @@ func (c *Coordinator) start() error {
 		if o != c {
 			args = append(args, "-join", o.Gossip)
 		}
+	}
+	if c.c.pki != nil {
+		args = append(args, c.c.pki.serverArgs()...)
 	}
 	logf, err := os.OpenFile(c.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -227,6 +245,9 @@ func (cs *Coordinators) CLIAt(c *Coordinator, args ...string) (string, string, e
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cs.bin, append(args, "-address", c.GRPC)...)
 	cmd.Env = append(os.Environ(), "ROLLWAVE_ACTOR=e2e")
+	if cs.pki != nil {
+		cmd.Env = append(cmd.Env, cs.pki.cliEnv()...)
+	}
 	cmd.WaitDelay = 2 * time.Second
 	var out, errb limitedBuffer
 	out.max, errb.max = 4<<20, 1<<20

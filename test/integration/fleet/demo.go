@@ -183,3 +183,71 @@ func (h *Host) SlotState(app string) (*slot.State, error) {
 	}
 	return st, nil
 }
+
+// PublishDemoWith is PublishDemo with the raw config/healthy setting:
+// "yes", "no", or a duration ("4s") after which the app turns unhealthy.
+func (f *Fleet) PublishDemoWith(version, healthy string) demoapp.Artifact {
+	f.t.Helper()
+	a, err := demoapp.PackageWith(f.DemoBinary(), filepath.Join(f.share, "artifacts"), version, healthy)
+	if err != nil {
+		f.t.Fatalf("package demo %s (healthy %q): %v", version, healthy, err)
+	}
+	a.URL = "file://" + SharePath + "/artifacts/" + filepath.Base(a.Path)
+	return a
+}
+
+// DemoSpecOptions change DemoSpec's defaults; an empty field keeps the
+// default.
+type DemoSpecOptions struct {
+	// Bake is bake.first (required).
+	Bake string
+	// Decay is bake.decay; default 0.5.
+	Decay string
+	// IsolationTimeout is rollback.isolation_timeout; default "3s".
+	IsolationTimeout string
+	// KeepOld is slots.keep_old; default "hot".
+	KeepOld string
+}
+
+// DemoSpecWith is DemoSpec with some settings changed.
+func DemoSpecWith(name, version string, a demoapp.Artifact, o DemoSpecOptions) string {
+	s := DemoSpec(name, version, a, o.Bake)
+	set := func(old, repl string) {
+		if !strings.Contains(s, old) {
+			panic(fmt.Sprintf("DemoSpecWith: %q not in demoapp.Spec's output; update the helper", old))
+		}
+		s = strings.Replace(s, old, repl, 1)
+	}
+	if o.Decay != "" {
+		set("decay = 0.5", "decay = "+o.Decay)
+	}
+	if o.IsolationTimeout != "" {
+		set(`isolation_timeout = "3s"`, fmt.Sprintf("isolation_timeout = %q", o.IsolationTimeout))
+	}
+	if o.KeepOld != "" {
+		set(`keep_old   = "hot"`, fmt.Sprintf("keep_old   = %q", o.KeepOld))
+	}
+	return s
+}
+
+// Events reads a release's audit events with `rollwave release events ID
+// -json` from the first running coordinator.
+func (cs *Coordinators) Events(id string) ([]*rollwavev1.Event, error) {
+	out, errOut, err := cs.CLI("release", "events", id, "-json")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, errOut)
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raws); err != nil {
+		return nil, fmt.Errorf("decode release events -json: %w\n%s", err, out)
+	}
+	evs := make([]*rollwavev1.Event, 0, len(raws))
+	for _, r := range raws {
+		e := &rollwavev1.Event{}
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(r, e); err != nil {
+			return nil, fmt.Errorf("decode event %s: %w", r, err)
+		}
+		evs = append(evs, e)
+	}
+	return evs, nil
+}

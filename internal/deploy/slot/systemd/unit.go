@@ -59,6 +59,10 @@ func Render(u slot.Unit, hardening Hardening) ([]byte, error) {
 	if err := validateUnit(u); err != nil {
 		return nil, fmt.Errorf("render unit for %s/%s: %w", u.App, u.Slot, err)
 	}
+	if err := Hardening(u.Hardening).Validate(); err != nil {
+		return nil, fmt.Errorf("render unit for %s/%s: unit hardening: %w", u.App, u.Slot, err)
+	}
+	hardening = mergeHardening(hardening, u.Hardening)
 	wd := u.WorkingDirectory
 	if wd == "" {
 		wd = u.Dir
@@ -199,4 +203,24 @@ func checkPrintable(field, v string) error {
 		return fmt.Errorf("%s %q contains a control character at byte %d", field, v, i)
 	}
 	return nil
+}
+
+// mergeHardening returns the host's lines with every key the unit sets
+// replaced by the unit's line (the agent's policy decided it may).
+func mergeHardening(host Hardening, unit []string) Hardening {
+	if len(unit) == 0 {
+		return host
+	}
+	set := map[string]bool{}
+	for _, l := range unit {
+		k, _, _ := strings.Cut(l, "=")
+		set[k] = true
+	}
+	var out Hardening
+	for _, l := range host {
+		if k, _, _ := strings.Cut(l, "="); !set[k] {
+			out = append(out, l)
+		}
+	}
+	return append(out, unit...)
 }

@@ -219,3 +219,27 @@ func TestRenderAcceptsTheSlotManagersUnit(t *testing.T) {
 		t.Fatalf("unexpected unit:\n%s", out)
 	}
 }
+
+// A unit's own hardening lines replace the host's lines for the same keys
+// and add new ones; the rest of the host's lines stay.
+func TestRenderMergesUnitHardening(t *testing.T) {
+	u := baseUnit()
+	u.Hardening = []string{"ProtectSystem=strict", "PrivateDevices=yes"}
+	out, err := Render(u, Hardening{"NoNewPrivileges=yes", "ProtectSystem=full"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(out)
+	for _, want := range []string{"\nNoNewPrivileges=yes\n", "\nProtectSystem=strict\n", "\nPrivateDevices=yes\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("unit lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "ProtectSystem=full") {
+		t.Errorf("the host line for an overridden key stayed:\n%s", text)
+	}
+	u.Hardening = []string{"ExecStart=/bin/sh"}
+	if _, err := Render(u, nil); err == nil {
+		t.Fatal("a unit hardening line setting ExecStart was accepted")
+	}
+}
