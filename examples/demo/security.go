@@ -13,8 +13,8 @@ import (
 // token: the demo runs secured, as production should.
 type security struct {
 	ca, serverCert, serverKey, agentCert, agentKey, cliCert, cliKey string
-	gossipKey                                                      string
-	token                                                          string
+	gossipKey                                                       string
+	token                                                           string
 }
 
 func (s security) serverArgs() []string {
