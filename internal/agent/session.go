@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rollwave/rollwave/internal/backoff"
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -37,7 +38,7 @@ func (e *errRedirect) Error() string {
 // coordinator from gossip, follows redirects, and waits between attempts
 // with capped exponential backoff and full jitter.
 func (a *Agent) sessionLoop(ctx context.Context) {
-	b := backoff{min: a.cfg.ReconnectMin, max: a.cfg.ReconnectMax}
+	b := backoff.New(a.cfg.ReconnectMin, a.cfg.ReconnectMax)
 	target := ""
 	redirects := 0
 	// A server announcing in gossip that it leads ends any backoff wait at
@@ -62,12 +63,12 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 				return
 			}
 			if time.Since(started) > 10*time.Second {
-				b.reset() // a session that lived is not a failure streak
+				b.Reset() // a session that lived is not a failure streak
 			}
 			a.log.Info("session ended; reconnecting", "coordinator", target, "error", err)
 		}
 		target, redirects = "", 0
-		wait := time.NewTimer(b.next())
+		wait := time.NewTimer(b.Next())
 	waiting:
 		for {
 			select {
@@ -312,21 +313,3 @@ func (a *Agent) recvLoop(ctx context.Context, stream sessionStream) error {
 		}
 	}
 }
-
-// backoff is capped exponential backoff with full jitter.
-type backoff struct {
-	min, max time.Duration
-	n        int
-}
-
-func (b *backoff) next() time.Duration {
-	d := b.min << b.n
-	if d <= 0 || d > b.max {
-		d = b.max
-	} else {
-		b.n++
-	}
-	return time.Duration(rand.Int64N(int64(d))) + time.Millisecond
-}
-
-func (b *backoff) reset() { b.n = 0 }

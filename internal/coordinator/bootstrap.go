@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/rollwave/rollwave/internal/backoff"
 	"github.com/rollwave/rollwave/internal/gossip"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -32,7 +33,7 @@ func (s *Server) bootstrapWhenExpected() {
 		select {
 		case <-s.shutdownCh:
 			return
-		case <-time.After(250*time.Millisecond + newBackoff(250*time.Millisecond, 250*time.Millisecond).next()):
+		case <-time.After(250*time.Millisecond + backoff.New(250*time.Millisecond, 250*time.Millisecond).Next()):
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/rollwave/rollwave/internal/backoff"
 	"github.com/rollwave/rollwave/internal/gossip"
 )
 
@@ -143,7 +144,7 @@ func (s *Server) reconcilePeers() {
 // the server shuts down.
 func (s *Server) joinLoop(addrs []string) {
 	defer s.wg.Done()
-	b := newBackoff(200*time.Millisecond, 30*time.Second)
+	b := backoff.New(200*time.Millisecond, 30*time.Second)
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		go func() {
@@ -163,7 +164,7 @@ func (s *Server) joinLoop(addrs []string) {
 		select {
 		case <-s.shutdownCh:
 			return
-		case <-time.After(b.next()):
+		case <-time.After(b.Next()):
 		}
 	}
 }
