@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/rollwave/rollwave/internal/fsutil"
+
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -32,7 +34,7 @@ func (s *orderStore) save(o *rollwavev1.AssignmentOrder) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path(o.GetAssignment().GetApp()), b)
+	return fsutil.WriteFileAtomic(s.path(o.GetAssignment().GetApp()), b, 0o600)
 }
 
 func (s *orderStore) load(app string) (*rollwavev1.AssignmentOrder, error) {
@@ -64,34 +66,4 @@ func (s *orderStore) all() map[string]*rollwavev1.AssignmentOrder {
 		}
 	}
 	return out
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/fsutil"
 )
 
 // ErrChecksum is returned (wrapped) when an artifact's sha256 differs from
@@ -122,7 +124,7 @@ func Stage(ctx context.Context, rawURL, sha256Hex, dir string) error {
 	if old != "" {
 		_ = os.RemoveAll(old)
 	}
-	return syncDir(parent)
+	return fsutil.SyncDir(parent)
 }
 
 func fetch(ctx context.Context, u *url.URL, w io.Writer) error {
@@ -317,16 +319,6 @@ func copyFile(src io.Reader, dst string, mode os.FileMode) error {
 		return err
 	}
 	return f.Close()
-}
-
-// syncDir fsyncs a directory so a rename in it survives a power cut.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // climbsOnlyFirst accepts a relative symlink target only if every ".."

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/fsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -246,27 +247,8 @@ func saveState(dataDir string, s *State) error {
 	if err != nil {
 		return fmt.Errorf("save slot state: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".state-*.json")
-	if err != nil {
+	if err := fsutil.WriteFileAtomic(p, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save slot state: %w", err)
-	}
-	defer os.Remove(f.Name()) // no-op after the rename
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("save slot state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("save slot state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save slot state: %w", err)
-	}
-	if err := os.Rename(f.Name(), p); err != nil {
-		return fmt.Errorf("save slot state: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("save slot state: sync dir: %w", err)
 	}
 	return nil
 }

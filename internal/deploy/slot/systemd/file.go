@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/rollwave/rollwave/internal/fsutil"
 )
 
 // writeIfChanged replaces path with content unless it already holds
@@ -23,38 +25,12 @@ func writeIfChanged(path string, content []byte) (bool, error) {
 		return false, fmt.Errorf("read %s: %w", path, err)
 	}
 
-	dir := filepath.Dir(path)
-	// The ".tmp" suffix is not a unit type, so systemd ignores the file
-	// even if a reload happens while it exists.
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return false, fmt.Errorf("create temp file in %s: %w", dir, err)
+	// fsutil names its temp file ".<name>.*.tmp": not a unit type, so
+	// systemd ignores it even if a reload happens while it exists.
+	if err := fsutil.WriteFileAtomic(path, content, 0o644); err != nil {
+		return false, err
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(content); err != nil {
-		return false, fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return false, fmt.Errorf("chmod %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		return false, fmt.Errorf("fsync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return false, fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return false, fmt.Errorf("rename %s to %s: %w", tmp, path, err)
-	}
-	ok = true
-	return true, syncDir(dir)
+	return true, nil
 }
 
 // removeFile deletes path and reports whether it existed.
@@ -66,20 +42,7 @@ func removeFile(path string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("remove %s: %w", path, err)
 	}
-	return true, syncDir(filepath.Dir(path))
-}
-
-// syncDir fsyncs a directory so a rename or unlink in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s for fsync: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	return true, fsutil.SyncDir(filepath.Dir(path))
 }
 
 // fileExists reports whether path exists (errors other than "not exist"
