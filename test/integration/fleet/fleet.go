@@ -100,6 +100,10 @@ type Fleet struct {
 	demoOnce sync.Once
 	demoBin  string
 	demoErr  error
+
+	sshOnce sync.Once
+	sshKey  string
+	sshErr  error
 }
 
 // New prepares a fleet for t: skips unless root with the tools

@@ -18,9 +18,12 @@ import (
 const Suite = "bookworm"
 
 // rootfsPackages are debootstrap's --include list. curl and
-// ca-certificates let tests query a host's traffic port from inside it.
+// ca-certificates let tests query a host's traffic port from inside it;
+// openssh-server and python3 are what Ansible needs on a managed host
+// (the peer comparison in test/bench/ansible), as on real servers.
 var rootfsPackages = []string{
 	"systemd", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "ca-certificates", "curl",
+	"openssh-server", "python3",
 }
 
 // maskedUnits would prompt, race the test or wake at random inside a
