@@ -54,6 +54,21 @@ func TestFleet(t *testing.T) {
 		t.Errorf("after restart marker = %q, want kept", got)
 	}
 	t.Logf("TIMING stop+start: %s", time.Since(stop).Round(time.Millisecond))
+
+	// SSH from the machine with the fleet's key, as Ansible logs in; a
+	// host without the key in authorized_keys refuses it.
+	if err := f.EnableSSH(h2); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := f.SSH(h2, "hostname"); err != nil || strings.TrimSpace(out) != "h2" {
+		t.Errorf("ssh h2 hostname = %q, %v; want h2", out, err)
+	}
+	if _, _, err := h1.Exec("systemctl", "start", SSHUnit); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := f.SSH(h1, "true"); err == nil {
+		t.Errorf("ssh into h1 without its authorized_keys succeeded: %q", out)
+	}
 }
 
 // TestDemoHelpers checks the demo helpers without the rollout engine: an

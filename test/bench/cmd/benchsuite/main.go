@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/rollwave/rollwave/test/bench/fleet"
 	"github.com/rollwave/rollwave/test/bench/footprint"
+	"github.com/rollwave/rollwave/test/bench/realhost"
 )
 
 // Results is everything one suite run measured.
@@ -28,6 +30,7 @@ type Results struct {
 	Fleet     []*fleet.Result        `json:"fleet"`
 	Kill      *fleet.Result          `json:"leader_kill,omitempty"`
 	Footprint *footprint.Result      `json:"agent_footprint,omitempty"`
+	RealHost  *realhost.Result       `json:"real_hosts,omitempty"`
 	Errors    map[string]string      `json:"errors,omitempty"`
 	Extra     map[string]interface{} `json:"extra,omitempty"`
 }
@@ -75,6 +78,10 @@ func main() {
 		out     = flag.String("out", "bench-results", "directory for results.json and logs")
 		perRun  = flag.Duration("run-timeout", 8*time.Minute, "bound on each simulator run")
 		settle  = flag.Duration("settle", 10*time.Second, "idle window of each simulator run")
+		real    = flag.Bool("realhost", false, "run the real-host part (root: systemd-nspawn hosts, Ansible comparison, isolation)")
+		hosts   = flag.Int("hosts", 20, "real hosts for the real-host part")
+		rounds  = flag.Int("rounds", 2, "timed rollouts per tool in the Ansible comparison")
+		isoR    = flag.Int("isolation-rounds", 3, "isolation rounds (each cuts the canary phase's hosts)")
 	)
 	flag.Parse()
 	if err := os.MkdirAll(*out, 0o755); err != nil {
@@ -131,11 +138,60 @@ func main() {
 		}
 		save(*out, res)
 	}
+	if *real {
+		r, err := runRealHost(*out, *hosts, *rounds, *isoR)
+		if err != nil {
+			res.Errors["real-hosts"] = err.Error()
+			fmt.Fprintf(os.Stderr, "benchsuite: real hosts: %v\n", err)
+		}
+		res.RealHost = r
+		save(*out, res)
+	}
 	table(os.Stdout, res)
 	fmt.Printf("\nAll figures: %s\n", filepath.Join(*out, "results.json"))
 	if len(res.Errors) > 0 {
 		os.Exit(1)
 	}
+}
+
+// runRealHost runs test/bench/realhost's TestRealHostBench (build tag
+// e2e, root) and reads the Result it writes. Its log goes to
+// out/realhost.log.
+func runRealHost(out string, hosts, rounds, isoRounds int) (*realhost.Result, error) {
+	file, err := filepath.Abs(filepath.Join(out, "realhost.json"))
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(file)
+	logf, err := os.Create(filepath.Join(out, "realhost.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "test", "-tags", "e2e", "-count=1", "-v", "-timeout", "40m",
+		"-run", "^TestRealHostBench$", "./test/bench/realhost/")
+	cmd.Env = append(os.Environ(), "BENCH_REALHOST_OUT="+file, fmt.Sprintf("BENCH_HOSTS=%d", hosts),
+		fmt.Sprintf("BENCH_ROUNDS=%d", rounds), fmt.Sprintf("BENCH_ISOLATION_ROUNDS=%d", isoRounds))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.WaitDelay = 10 * time.Second
+	fmt.Fprintf(os.Stderr, "benchsuite: real hosts (%d hosts; log %s)\n", hosts, logf.Name())
+	runErr := cmd.Run()
+	var r *realhost.Result
+	if b, err := os.ReadFile(file); err == nil {
+		r = &realhost.Result{}
+		if err := json.Unmarshal(b, r); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", file, err)
+		}
+	}
+	if runErr != nil {
+		return r, fmt.Errorf("go test ./test/bench/realhost: %v (see %s)", runErr, logf.Name())
+	}
+	if r == nil {
+		return nil, fmt.Errorf("no %s written; skipped? (see %s)", file, logf.Name())
+	}
+	return r, nil
 }
 
 func fleetCfg(n int, swap, jitter time.Duration) fleet.FleetConfig {
@@ -202,6 +258,18 @@ func table(w0 *os.File, r *Results) {
 			fmt.Fprintf(w, "agent swap: peak RSS / CPU / time\t%.1f MiB / %.2f s / %.1f s\t\t\n", f.SwapPeakMiB, f.SwapCPUSeconds, f.SwapSeconds)
 		} else {
 			fmt.Fprintf(w, "agent swap\tnot measured: %s\t\t\n", f.SwapError)
+		}
+	}
+	if rh := r.RealHost; rh != nil {
+		p := fmt.Sprintf("real hosts (%d, %d cells):", rh.Hosts, rh.Cells)
+		if len(rh.Rounds) > 0 {
+			fmt.Fprintf(w, "%s rollout, phases %v: rollwave (median of %d)\t%.2f s\t\t\n", p, rh.Phases, len(rh.Rounds), rh.RollwaveMedian)
+			fmt.Fprintf(w, "%s same phases, Ansible serial (median of %d)\t%.2f s\t\t\n", p, len(rh.Rounds), rh.AnsibleMedian)
+			fmt.Fprintf(w, "%s rollwave faster than Ansible serial\t%.1f×\t≥ 5× %s\t\n", p, rh.Ratio, verdict(rh.Ratio >= 5 && rh.Hosts >= 20))
+		}
+		if iso := rh.Isolation; iso != nil {
+			fmt.Fprintf(w, "%s isolation: cut → old version p50/max (%d hosts, %d missed)\t%.2f / %.2f s\t≤ isolation_timeout %.0f s + 2 s %s\t\n",
+				p, len(iso.Seconds), iso.Missed, iso.P50, iso.Max, iso.TimeoutSeconds, verdict(iso.Missed == 0 && len(iso.Seconds) > 0 && iso.Max <= iso.TimeoutSeconds+2))
 		}
 	}
 	w.Flush()
