@@ -105,7 +105,9 @@ func TestRealHostBench(t *testing.T) {
 	defer func() {
 		if out := os.Getenv("BENCH_REALHOST_OUT"); out != "" {
 			b, _ := json.MarshalIndent(res, "", "  ")
-			if err := os.WriteFile(out, b, 0o644); err != nil {
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				t.Error(err)
+			} else if err := os.WriteFile(out, b, 0o644); err != nil {
 				t.Error(err)
 			}
 		}
@@ -379,7 +381,8 @@ type ansible struct {
 	f        *fleet.Fleet
 	playbook string
 	dir      string // the playbooks
-	work     string // inventory, logs, SSH control sockets
+	work     string // inventory, SSH control sockets
+	logs     string // playbook output: next to $BENCH_REALHOST_OUT, else work
 	inv      string
 	key      string // the SSH identity
 	version  string
@@ -405,7 +408,13 @@ func newAnsible(t *testing.T, f *fleet.Fleet, playbook string, hosts []*fleet.Ho
 		os.RemoveAll(work)
 	})
 	a := &ansible{f: f, playbook: playbook, dir: filepath.Join(fleet.RepoRoot(), "test", "bench", "ansible"),
-		work: work, inv: filepath.Join(work, "inventory.ini"), key: key}
+		work: work, logs: work, inv: filepath.Join(work, "inventory.ini"), key: key}
+	if out := os.Getenv("BENCH_REALHOST_OUT"); out != "" {
+		a.logs = filepath.Dir(out)
+		if err := os.MkdirAll(a.logs, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	a.inventory(t, hosts)
 	out, err := exec.Command(playbook, "--version").CombinedOutput()
 	if err != nil {
@@ -454,12 +463,17 @@ func (a *ansible) run(t *testing.T, book string, vars map[string]any) {
 		"ANSIBLE_LOCAL_TEMP="+filepath.Join(a.work, "tmp"),
 		"ANSIBLE_NOCOLOR=1",
 	)
+	if os.Getenv("BENCH_ANSIBLE_PROFILE") != "" {
+		// Per-task timings in the playbook's log (ansible.posix, shipped in
+		// Debian's ansible package); off by default, it adds output.
+		cmd.Env = append(cmd.Env, "ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks")
+	}
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("ansible-playbook %s: still running after 10m\n%s", book, tail(string(out), 60))
 	}
-	log := filepath.Join(a.work, strings.TrimSuffix(book, ".yml")+"-"+fmt.Sprint(vars["version"])+".log")
+	log := filepath.Join(a.logs, "ansible-"+strings.TrimSuffix(book, ".yml")+"-"+fmt.Sprint(vars["version"])+".log")
 	_ = os.WriteFile(log, out, 0o644)
 	if err != nil {
 		t.Fatalf("ansible-playbook %s: %v\n%s", book, err, tail(string(out), 60))
