@@ -84,22 +84,7 @@ func bootFleet(t *testing.T, n int) (*fleet.Fleet, *fleet.Coordinators, []*fleet
 // waitConnected waits until the coordinators list each host as connected.
 func waitConnected(t *testing.T, cs *fleet.Coordinators, hosts []*fleet.Host) {
 	t.Helper()
-	waitFor(t, 60*time.Second, func() (bool, string) {
-		views, err := cs.Hosts()
-		if err != nil {
-			return false, err.Error()
-		}
-		connected := map[string]bool{}
-		for _, v := range views {
-			connected[v.GetHost().GetId()] = v.GetConnected()
-		}
-		for _, h := range hosts {
-			if !connected[h.Name] {
-				return false, fmt.Sprintf("%s not connected (hosts: %v)", h.Name, connected)
-			}
-		}
-		return true, ""
-	})
+	cs.WaitConnected(hosts, 60*time.Second)
 }
 
 // deployDemo publishes the demo app at version, starts a release of it,

@@ -98,7 +98,7 @@ func TestRealHostBench(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	waitConnected(t, cs, hosts)
+	cs.WaitConnected(hosts, 2*time.Minute)
 	t.Logf("agents installed and connected, sshd up on %d hosts: %s", n, time.Since(start).Round(time.Millisecond))
 
 	res := &Result{Hosts: n, Cells: cells}
@@ -184,12 +184,11 @@ func TestRealHostBench(t *testing.T) {
 	}
 }
 
-// comparisonSpec is the release both tools are timed on: the demo app,
-// zero bake (bake must be positive: 1 ms), canary 1 then doubling,
-// at most a quarter of the fleet per phase; a host counts as healthy at
-// its first passing /healthz check (min_healthy_time 1 ms), as Ansible's
-// uri check does.
-func comparisonSpec(version string, a demoapp.Artifact) string {
+// demoSpec is a release of the demo app on the fleet's demo ports. The
+// other arguments are the bodies (attribute lines) of its phases, bake
+// and rollback blocks; check is the health check's interval and timeout,
+// minHealthy its min_healthy_time.
+func demoSpec(version string, a demoapp.Artifact, phases string, check, minHealthy time.Duration, bake, rollback string) string {
 	return fmt.Sprintf(`release "demo-%[1]s" {
   app     = "demo"
   version = %[1]q
@@ -210,83 +209,51 @@ func comparisonSpec(version string, a demoapp.Artifact) string {
     listen = "127.0.0.1:%[6]d"
   }
   phases {
-    canary   = 1
-    growth   = "geometric"
-    factor   = 2
-    max_size = "25%%"
+%[7]s
   }
   health {
     check "http" {
       url      = "http://127.0.0.1:{{port}}/healthz"
-      interval = "100ms"
-      timeout  = "100ms"
+      interval = %[8]q
+      timeout  = %[8]q
     }
-    min_healthy_time = "1ms"
+    min_healthy_time = %[9]q
     healthy_deadline = "30s"
   }
   bake {
-    first = "1ms"
-    decay = 1
-    min   = "1ms"
+%[10]s
   }
   gates {
     max_failed_hosts = 0
   }
   rollback {
-    isolation_timeout = "30s"
+%[11]s
   }
 }
-`, version, a.URL, a.SHA256, fleet.DemoBluePort, fleet.DemoGreenPort, fleet.DemoTrafficPort)
+`, version, a.URL, a.SHA256, fleet.DemoBluePort, fleet.DemoGreenPort, fleet.DemoTrafficPort,
+		phases, check.String(), minHealthy.String(), bake, rollback)
 }
 
-// isolationSpec: the canary phase is canary hosts baking for a long time,
+// comparisonSpec is the release both tools are timed on: zero bake (bake
+// must be positive: 1 ms), canary 1 then doubling, at most a quarter of
+// the fleet per phase; a host counts as healthy at its first passing
+// /healthz check (min_healthy_time 1 ms), as Ansible's uri check does.
+func comparisonSpec(version string, a demoapp.Artifact) string {
+	return demoSpec(version, a,
+		"    canary = 1\n    growth = \"geometric\"\n    factor = 2\n    max_size = \"25%\"",
+		100*time.Millisecond, time.Millisecond,
+		"    first = \"1ms\"\n    decay = 1\n    min = \"1ms\"",
+		"    isolation_timeout = \"30s\"")
+}
+
+// isolationSpec: the canary phase is canary hosts baking for a minute,
 // isolation_timeout as given; a failed host rolls everything back.
 func isolationSpec(version string, a demoapp.Artifact, canary int, isolation time.Duration) string {
-	return fmt.Sprintf(`release "demo-%[1]s" {
-  app     = "demo"
-  version = %[1]q
-  artifact {
-    url    = %[2]q
-    sha256 = %[3]q
-  }
-  unit {
-    exec_start = "{{slot_dir}}/bin/demo-app -dir {{slot_dir}} -listen 127.0.0.1:{{port}}"
-  }
-  slots {
-    blue_port  = %[4]d
-    green_port = %[5]d
-    keep_old   = "hot"
-  }
-  traffic {
-    mode   = "proxy"
-    listen = "127.0.0.1:%[6]d"
-  }
-  phases {
-    canary = %[7]d
-  }
-  health {
-    check "http" {
-      url      = "http://127.0.0.1:{{port}}/healthz"
-      interval = "200ms"
-      timeout  = "200ms"
-    }
-    min_healthy_time = "200ms"
-    healthy_deadline = "30s"
-  }
-  bake {
-    first = "60s"
-    decay = 1
-    min   = "1s"
-  }
-  gates {
-    max_failed_hosts = 0
-  }
-  rollback {
-    on_failure        = "all"
-    isolation_timeout = %[8]q
-  }
-}
-`, version, a.URL, a.SHA256, fleet.DemoBluePort, fleet.DemoGreenPort, fleet.DemoTrafficPort, canary, isolation.String())
+	return demoSpec(version, a,
+		fmt.Sprintf("    canary = %d", canary),
+		200*time.Millisecond, 200*time.Millisecond,
+		"    first = \"60s\"\n    decay = 1\n    min = \"1s\"",
+		fmt.Sprintf("    on_failure = \"all\"\n    isolation_timeout = %q", isolation.String()))
 }
 
 // isolationBench cuts the canary phase's hosts 3 s into its bake and

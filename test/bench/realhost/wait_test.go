@@ -29,26 +29,6 @@ func waitFor(t *testing.T, timeout, interval time.Duration, cond func() (bool, s
 	}
 }
 
-func waitConnected(t *testing.T, cs *fleet.Coordinators, hosts []*fleet.Host) {
-	t.Helper()
-	waitFor(t, 2*time.Minute, 200*time.Millisecond, func() (bool, string) {
-		views, err := cs.Hosts()
-		if err != nil {
-			return false, err.Error()
-		}
-		connected := map[string]bool{}
-		for _, v := range views {
-			connected[v.GetHost().GetId()] = v.GetConnected()
-		}
-		for _, h := range hosts {
-			if !connected[h.Name] {
-				return false, h.Name + " not connected"
-			}
-		}
-		return true, ""
-	})
-}
-
 func startRelease(t *testing.T, cs *fleet.Coordinators, spec string) string {
 	t.Helper()
 	rel, err := cs.StartRelease(spec)

@@ -395,3 +395,25 @@ func processAlive(pid int) bool {
 	}
 	return false
 }
+
+// WaitConnected waits until the coordinators list each of hosts as
+// connected (an open agent session), failing the test after timeout.
+func (cs *Coordinators) WaitConnected(hosts []*Host, timeout time.Duration) {
+	cs.t.Helper()
+	waitFor(cs.t, timeout, func() (bool, string) {
+		views, err := cs.Hosts()
+		if err != nil {
+			return false, err.Error()
+		}
+		connected := map[string]bool{}
+		for _, v := range views {
+			connected[v.GetHost().GetId()] = v.GetConnected()
+		}
+		for _, h := range hosts {
+			if !connected[h.Name] {
+				return false, fmt.Sprintf("%s not connected (hosts: %v)", h.Name, connected)
+			}
+		}
+		return true, ""
+	}, nil)
+}
