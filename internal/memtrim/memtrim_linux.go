@@ -29,7 +29,7 @@ func ReleaseExecutable() (Result, error) {
 	var res Result
 	for _, m := range readOnlyMappings(smaps, exe) {
 		// The range comes from the kernel's own list of this process's
-		// mappings; it is not Go memory, so it is passed as plain numbers.
+		// mappings, not memory Go allocated, so it is passed as plain numbers.
 		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_DONTNEED); errno != 0 {
 			return res, fmt.Errorf("madvise %x-%x: %w", m.start, m.end, errno)
 		}
