@@ -7,6 +7,13 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 STATICCHECK_VERSION := v0.8.2
 TOOLS := $(CURDIR)/bin/tools
+# Build tags of rollwave-agent. grpcnotrace drops grpc-go's golang.org/x/net/trace
+# support (/debug/requests pages, which the agent never serves): x/net/trace
+# executes html/template, and a reachable template executor makes the linker
+# keep every exported method of every reachable type, ~3 MiB of the agent's
+# 18 MiB binary and of its resident pages (docs/performance.md, "Agent
+# footprint work (session 2)"). cmd/agent's TestAgentDependencies reads this line.
+AGENT_TAGS := grpcnotrace
 
 .PHONY: all build test e2e bench fuzz proto lint demo packages clean
 
@@ -14,7 +21,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/rollwave ./cmd/coordinator
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/rollwave-agent ./cmd/agent
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(AGENT_TAGS)' -ldflags '$(LDFLAGS)' -o bin/rollwave-agent ./cmd/agent
 
 test:
 	$(GO) vet ./...

@@ -55,7 +55,13 @@ type Result struct {
 	SwapCPUSeconds float64 `json:"swap_cpu_seconds,omitempty"`
 	SwapSeconds    float64 `json:"swap_seconds,omitempty"`
 	SwapError      string  `json:"swap_error,omitempty"`
-	BinaryMiB      float64 `json:"binary_mib"`
+	// AfterSwapRSSMiB is the RSS AfterSwapSettle after the release
+	// succeeded: whether the agent gives back what the swap touched (it
+	// releases its binary's pages a heartbeat after a worker's work).
+	AfterSwapRSSMiB  float64 `json:"after_swap_rss_mib,omitempty"`
+	AfterSwapAnonMiB float64 `json:"after_swap_anon_mib,omitempty"`
+	AfterSwapFileMiB float64 `json:"after_swap_file_mib,omitempty"`
+	BinaryMiB        float64 `json:"binary_mib"`
 	// Mappings is where the idle RSS is, by mapping.
 	Mappings []Mapping `json:"mappings"`
 }
@@ -167,6 +173,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
+// AfterSwapSettle is how long after the release's end the post-swap RSS is
+// read: the agent's page release waits one heartbeat (2 s) after work.
+const AfterSwapSettle = 10 * time.Second
+
 // swap rolls the demo app out to the one host and records the agent's
 // peak RSS and CPU from submit to the release's end.
 func swap(ctx context.Context, cl rollwavev1.OperatorServiceClient, dir string, pid int, res *Result) error {
@@ -211,6 +221,16 @@ func swap(ctx context.Context, cl rollwavev1.OperatorServiceClient, dir string, 
 			res.SwapPeakMiB = fleet.MiB(s1.PeakRSSBytes)
 			res.SwapCPUSeconds = s1.CPUSeconds - s0.CPUSeconds
 			res.SwapSeconds = time.Since(t0).Seconds()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(AfterSwapSettle):
+			}
+			s2, err := fleet.ReadProc(pid)
+			if err != nil {
+				return err
+			}
+			res.AfterSwapRSSMiB, res.AfterSwapAnonMiB, res.AfterSwapFileMiB = fleet.MiB(s2.RSSBytes), fleet.MiB(s2.AnonBytes), fleet.MiB(s2.FileBytes)
 			return nil
 		case rollwavev1.ReleaseState_RELEASE_STATE_FAILED, rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK,
 			rollwavev1.ReleaseState_RELEASE_STATE_ABORTED, rollwavev1.ReleaseState_RELEASE_STATE_PAUSED:

@@ -256,6 +256,7 @@ func table(w0 *os.File, r *Results) {
 		fmt.Fprintf(w, "agent idle CPU over %.0f s\t%.2f %%\t≤ 0.5 %% %s\t\n", f.WindowSeconds, f.IdleCPUPct, verdict(f.IdleCPUPct <= 0.5))
 		if f.SwapError == "" {
 			fmt.Fprintf(w, "agent swap: peak RSS / CPU / time\t%.1f MiB / %.2f s / %.1f s\t\t\n", f.SwapPeakMiB, f.SwapCPUSeconds, f.SwapSeconds)
+			fmt.Fprintf(w, "agent RSS %s after the swap (anon + file-backed)\t%.1f MiB (%.1f + %.1f)\t\t\n", footprint.AfterSwapSettle, f.AfterSwapRSSMiB, f.AfterSwapAnonMiB, f.AfterSwapFileMiB)
 		} else {
 			fmt.Fprintf(w, "agent swap\tnot measured: %s\t\t\n", f.SwapError)
 		}
