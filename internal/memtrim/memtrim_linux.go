@@ -45,11 +45,29 @@ type mapping struct {
 	perms      string
 	path       string
 	rss        uint64
+	anon       uint64 // private pages written since mapping (copy-on-write)
 }
 
-// readOnlyMappings returns the mappings of path that are not writable.
-// A mapping's header is "start-end perms offset dev inode path".
+// readOnlyMappings returns the mappings of path that are not writable and
+// hold only pages as the file has them. A read-only mapping with
+// anonymous pages was written before it was made read-only — relocations
+// of a position-independent build (RELRO, .data.rel.ro) — and dropping
+// those pages would bring back the unrelocated file contents, so such a
+// mapping is never returned. A mapping's header is
+// "start-end perms offset dev inode path".
 func readOnlyMappings(smaps []byte, path string) []mapping {
+	var clean []mapping
+	for _, m := range parseMappings(smaps, path) {
+		if m.anon == 0 {
+			clean = append(clean, m)
+		}
+	}
+	return clean
+}
+
+// parseMappings returns every read-only private mapping of path with its
+// Rss and Anonymous sizes.
+func parseMappings(smaps []byte, path string) []mapping {
 	var out []mapping
 	var cur *mapping
 	sc := bufio.NewScanner(bytes.NewReader(smaps))
@@ -71,9 +89,13 @@ func readOnlyMappings(smaps []byte, path string) []mapping {
 			cur = &out[len(out)-1]
 			continue
 		}
-		if cur != nil && len(f) == 3 && f[0] == "Rss:" {
+		if cur != nil && len(f) == 3 && (f[0] == "Rss:" || f[0] == "Anonymous:") {
 			if kb, err := strconv.ParseUint(f[1], 10, 64); err == nil {
-				cur.rss = kb << 10
+				if f[0] == "Rss:" {
+					cur.rss = kb << 10
+				} else {
+					cur.anon = kb << 10
+				}
 			}
 		}
 	}

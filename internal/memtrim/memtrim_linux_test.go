@@ -27,6 +27,14 @@ Rss:                1024 kB
 7f1000000000-7f1000001000 r--p 00000000 fe:00 77                         /opt/my dir/agent (deleted)
 Size:                  4 kB
 Rss:                   4 kB
+55d000000000-55d000200000 r-xp 00000000 fe:00 88                         /usr/bin/pie-agent
+Size:               2048 kB
+Rss:                1800 kB
+Anonymous:             0 kB
+55d000200000-55d000240000 r--p 00200000 fe:00 88                         /usr/bin/pie-agent
+Size:                256 kB
+Rss:                 256 kB
+Anonymous:           120 kB
 7ffec8b32000-7ffec8b53000 rw-p 00000000 00:00 0                          [stack]
 Size:                132 kB
 Rss:                  12 kB
@@ -45,6 +53,10 @@ func TestReadOnlyMappings(t *testing.T) {
 		// A replaced binary shows " (deleted)" in both readlink and smaps;
 		// a space in the path is kept.
 		{"deleted path with a space", "/opt/my dir/agent (deleted)", []string{"7f1000000000-7f1000001000 r--p 4"}},
+		// A position-independent build's RELRO mapping was written by
+		// relocation (Anonymous > 0): dropping it would undo that, so it
+		// is left alone; its clean text is still released.
+		{"relocated read-only data kept", "/usr/bin/pie-agent", []string{"55d000000000-55d000200000 r-xp 1800"}},
 		{"not mapped", "/usr/bin/nothing", nil},
 	}
 	for _, tc := range cases {
