@@ -100,6 +100,8 @@ func (o *Orchestrator) SetEnabled(enabled bool) {
 	}
 	cancel()
 	<-done
+	// Samples are leader memory; the next leader gathers its own.
+	o.samples.reset()
 	o.log.Info("orchestrator disabled")
 }
 
