@@ -57,4 +57,3 @@ func TestSessionKeepsHeartbeatWithoutSamples(t *testing.T) {
 		t.Fatalf("kept heartbeat still holds %d sample series", len(hb.GetSamples()))
 	}
 }
-
