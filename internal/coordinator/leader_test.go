@@ -44,3 +44,36 @@ func TestLeaderWorkStartsBeforeTheGossipAnnouncement(t *testing.T) {
 		t.Fatalf("%s announced itself as leader in gossip before its leader work started", nl.NodeID())
 	}
 }
+
+// TestFollowersCampaignEarlyWhenTheLeaderProcessDies: with raft timeouts
+// of 5 s a dead leader is normally replaced after 5-10 s; a leader whose
+// process is gone closes its raft connections and refuses new ones, and
+// the followers then campaign after leader_lease_timeout (100 ms here).
+func TestFollowersCampaignEarlyWhenTheLeaderProcessDies(t *testing.T) {
+	c := coordtest.NewCluster(t, 3)
+	old := c.Leader(10 * time.Second)
+	const slow = 5 * time.Second
+	for _, s := range c.Running() {
+		rc := s.Raft().ReloadableConfig()
+		rc.HeartbeatTimeout, rc.ElectionTimeout = slow, slow
+		if err := s.Raft().ReloadConfig(rc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Kill(c.Index(old))
+	start := time.Now()
+	nl := c.Leader(10 * time.Second)
+	took := time.Since(start)
+	t.Logf("%s leads %s after %s was stopped", nl.NodeID(), took.Round(time.Millisecond), old.NodeID())
+	if took >= slow {
+		t.Fatalf("new leader after %s: not earlier than the %s heartbeat timeout", took, slow)
+	}
+	// The timeouts are back to what they were.
+	for _, s := range c.Running() {
+		testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
+			rc := s.Raft().ReloadableConfig()
+			return rc.HeartbeatTimeout == slow && rc.ElectionTimeout == slow,
+				fmt.Sprintf("%s: heartbeat timeout %s, election timeout %s", s.NodeID(), rc.HeartbeatTimeout, rc.ElectionTimeout)
+		})
+	}
+}
