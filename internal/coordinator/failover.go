@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -98,15 +99,18 @@ func (s *Server) watchLeaderDeath(closed <-chan struct{}) {
 			return
 		case <-closed:
 		}
-		if s.raft.State() != raft.Follower {
+		if st := s.raft.State(); st != raft.Follower {
+			s.log.Debug("a raft connection ended; not a follower", "state", st.String())
 			continue
 		}
 		addr, id := s.raft.LeaderWithID()
 		if addr == "" {
+			s.log.Debug("a raft connection ended; no leader known")
 			continue
 		}
 		err := probeRaftPort(string(addr))
 		if err == nil {
+			s.log.Debug("a raft connection ended; the leader's raft port answers", "leader", string(id))
 			continue // alive: the connection ended for another reason
 		}
 		s.log.Info("the leader's raft port refuses connections; campaigning early",
@@ -115,13 +119,29 @@ func (s *Server) watchLeaderDeath(closed <-chan struct{}) {
 	}
 }
 
-// probeRaftPort reports whether a raft server's port accepts a connection.
+// probeRaftPort reports whether a raft server's port accepts a connection
+// and keeps it. A process being killed closes its connections before its
+// listener, and the kernel completes a handshake on a listener whose
+// process is exiting, only to reset the connection a moment later: so the
+// probe waits for that reset (a live server sends nothing until asked).
 func probeRaftPort(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, leaderProbeTimeout)
 	if err != nil {
 		return err
 	}
-	return c.Close()
+	defer c.Close()
+	if err := c.SetReadDeadline(time.Now().Add(leaderProbeTimeout)); err != nil {
+		return err
+	}
+	_, err = c.Read(make([]byte, 1))
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("unexpected data")
+	}
+	return fmt.Errorf("connection to %s closed right after it was accepted: %w", addr, err)
 }
 
 // campaignEarly shortens the raft timeouts until a leader other than dead

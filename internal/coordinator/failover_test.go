@@ -56,4 +56,23 @@ func TestProbeRaftPort(t *testing.T) {
 	if err := probeRaftPort(addr); err == nil {
 		t.Fatal("closed port answered the probe")
 	}
+	// A listener that accepts and closes at once (a server being killed
+	// resets the connections its kernel had completed).
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if err := probeRaftPort(ln.Addr().String()); err == nil {
+		t.Fatal("a port that closes every connection answered the probe")
+	}
 }
