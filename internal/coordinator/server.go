@@ -432,7 +432,11 @@ func (s *Server) closeAll() error {
 		}
 	}
 	if s.trans != nil {
+		// The listener first, then the pooled connections to the other
+		// servers (Close leaves them open): followers see them end and
+		// find the raft port closed, as after a crash (failover.go).
 		s.trans.Close()
+		s.trans.CloseStreams()
 	}
 	if s.boltStore != nil {
 		if err := s.boltStore.Close(); err != nil {
