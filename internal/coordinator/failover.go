@@ -24,7 +24,8 @@ import (
 // connections (power loss, a cut link) is still noticed by the timeouts.
 
 const (
-	// leaderProbeTimeout bounds the dial that checks the leader's raft port.
+	// leaderProbeTimeout bounds the dial that checks the leader's raft
+	// port, and then how long the probe waits for the connection's reset.
 	leaderProbeTimeout = 250 * time.Millisecond
 )
 

@@ -1,10 +1,13 @@
 package rollout
 
 import (
+	"context"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -108,5 +111,17 @@ func BenchmarkSampleStoreObserve(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		s.observe("h1", hb, at)
+	}
+}
+
+// TestReleaseGoroutineReleasesItsSamples: however a release's goroutine
+// ends (here: its release is gone), its need for samples ends with it.
+func TestReleaseGoroutineReleasesItsSamples(t *testing.T) {
+	o := &Orchestrator{cfg: DefaultConfig(), state: raftfsm.New(nil).State(), log: slog.New(slog.DiscardHandler),
+		now: time.Now, samples: newSampleStore(16)}
+	o.samples.need("gone", time.Now())
+	o.runRelease(context.Background(), newRun("gone"))
+	if n := len(o.samples.needs); n != 0 {
+		t.Fatalf("%d needs left after the release goroutine ended", n)
 	}
 }
