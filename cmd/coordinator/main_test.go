@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,19 @@ func TestServerCommandRejectsBadSettings(t *testing.T) {
 				t.Fatalf("exit %d (want %d), stderr %q (want %q)", code, tc.code, stderr, tc.want)
 			}
 		})
+	}
+}
+
+func TestDefaultGOGC(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	// GOGC set in the environment: the runtime already applied it.
+	applyDefaultGOGC("200")
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("with GOGC set the GC percent changed to %d", got)
+	}
+	applyDefaultGOGC("")
+	if got := debug.SetGCPercent(100); got != defaultGOGC {
+		t.Fatalf("without GOGC the GC percent is %d, want %d", got, defaultGOGC)
 	}
 }

@@ -233,6 +233,11 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 		switch msg := m.GetMsg().(type) {
 		case *rollwavev1.AgentMessage_Heartbeat:
 			hb := msg.Heartbeat
+			s.observeHeartbeat(sess.hostID, hb, now)
+			// The raw samples have been copied where they are needed; the
+			// session keeps the rest (gates read host and slot metrics), not
+			// a heartbeat's worth of samples per connected host.
+			hb.Samples = nil
 			sess.mu.Lock()
 			// The agent's own heartbeat interval, as observed: a host
 			// configured with slow heartbeats is not called silent.
@@ -244,7 +249,6 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 				sess.lastPersisted = now
 			}
 			sess.mu.Unlock()
-			s.observeHeartbeat(sess.hostID, hb, now)
 			facts := hb.GetFacts()
 			if persist || (len(facts) > 0 && !sameFacts(facts, hello.GetSlots())) {
 				if len(facts) > 0 {

@@ -51,11 +51,16 @@ func (s *Server) startLeaderWork() {
 			return
 		}
 		s.log.Info("gained leadership")
-		term := s.raft.CurrentTerm()
-		s.pool.SetMeta(func(m *gossip.Meta) { m.Leader, m.Term = true, term })
+		// Leader work first, the gossip announcement after: SetMeta waits
+		// until memberlist has sent the broadcast (~0.5 s, up to
+		// BroadcastTimeout), and agents reconnect the moment they hear it,
+		// so their reports must find the host writer and the orchestrator
+		// already running (docs/performance.md, leader failover).
 		for _, h := range hooks {
 			h(ctx, true)
 		}
+		term := s.raft.CurrentTerm()
+		s.pool.SetMeta(func(m *gossip.Meta) { m.Leader, m.Term = true, term })
 		s.reconcileLoop(ctx)
 	}()
 }

@@ -35,11 +35,13 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	fsm       *raftfsm.FSM
-	raft      *raft.Raft
-	trans     *raft.NetworkTransport
-	boltStore *raftboltdb.BoltStore // nil in dev mode
-	pool      *gossip.Pool
+	fsm   *raftfsm.FSM
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	// raftConnClosed receives when an accepted raft connection ends.
+	raftConnClosed <-chan struct{}
+	boltStore      *raftboltdb.BoltStore // nil in dev mode
+	pool           *gossip.Pool
 
 	grpcSrv *grpc.Server
 	grpcLn  net.Listener
@@ -147,6 +149,8 @@ func New(cfg Config) (_ *Server, err error) {
 
 	s.wg.Add(1)
 	go s.monitorLeadership()
+	s.wg.Add(1)
+	go s.watchLeaderDeath(s.raftConnClosed)
 
 	if cfg.Dev {
 		if err := s.bootstrapSingle(); err != nil {
@@ -204,11 +208,17 @@ func (s *Server) setupRaft() error {
 		}
 		advAddr = a
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, advAddr, 3, 10*time.Second, rc.Logger.Named("transport"))
+	// raft's TCP transport over a stream layer that reports ended
+	// connections (failover.go).
+	stream, err := newRaftStream(cfg.RaftAddr, advAddr)
 	if err != nil {
 		return fmt.Errorf("listen on raft address %s: %w", cfg.RaftAddr, err)
 	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger.Named("transport"),
+	})
 	s.trans = trans
+	s.raftConnClosed = stream.closed
 	s.raftAddr = string(trans.LocalAddr())
 
 	var (
@@ -422,7 +432,11 @@ func (s *Server) closeAll() error {
 		}
 	}
 	if s.trans != nil {
+		// The listener first, then the pooled connections to the other
+		// servers (Close leaves them open): followers see them end and
+		// find the raft port closed, as after a crash (failover.go).
 		s.trans.Close()
+		s.trans.CloseStreams()
 	}
 	if s.boltStore != nil {
 		if err := s.boltStore.Close(); err != nil {

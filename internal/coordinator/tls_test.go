@@ -139,6 +139,13 @@ func TestClusterWithMutualTLS(t *testing.T) {
 		t.Fatalf("bad key: want InvalidArgument, got %v", err)
 	}
 
+	// A message near the 8 MiB limit still arrives whole over TLS (the
+	// read buffer is 4 KiB): the spec is read, then refused as a spec.
+	big := []byte("# " + strings.Repeat("x", 7<<20) + "\n")
+	if _, err := cli.SubmitRelease(ctx, &rollwavev1.SubmitReleaseRequest{SourceName: "big.hcl", Source: big}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("7 MiB spec over TLS: want InvalidArgument from the spec parser, got %v", err)
+	}
+
 	// SIGHUP-style reload keeps serving.
 	if err := leader.ReloadTLS(); err != nil {
 		t.Fatalf("reload: %v", err)

@@ -100,6 +100,8 @@ func (o *Orchestrator) SetEnabled(enabled bool) {
 	}
 	cancel()
 	<-done
+	// Samples are leader memory; the next leader gathers its own.
+	o.samples.reset()
 	o.log.Info("orchestrator disabled")
 }
 
@@ -182,6 +184,8 @@ func (o *Orchestrator) loop(ctx context.Context) {
 
 // runRelease reconciles one release until it ends or leadership is lost.
 func (o *Orchestrator) runRelease(ctx context.Context, rn *run) {
+	// However the goroutine ends, its release stops holding samples.
+	defer o.samples.unneed(rn.id)
 	log := o.log.With("release_id", rn.id)
 	log.Info("watching release")
 	tick := time.NewTicker(o.cfg.Tick)

@@ -7,12 +7,81 @@ import (
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
-// sample is one metric value from a host's active slot, tagged with the
-// version that slot ran when the heartbeat carried it.
-type sample struct {
-	at      time.Time
+// point is one metric value and when the leader received it (unix nano).
+// The version it was taken on is kept per run of points (versionRun):
+// a slot's version changes once per deploy, so storing it per point
+// would triple the store's size (docs/performance.md).
+type point struct {
+	at    int64
+	value float64
+}
+
+// versionRun says that points from sequence number seq on were taken
+// while the slot ran version.
+type versionRun struct {
+	seq     uint64
 	version string
-	value   float64
+}
+
+// series is one (host, app, metric)'s bounded ring of points, oldest
+// first from head once full.
+type series struct {
+	ring  []point
+	head  int
+	total uint64 // points ever added; the oldest kept is total-len(ring)
+	runs  []versionRun
+}
+
+func (s *series) add(p point, version string, capacity int) {
+	if n := len(s.runs); n == 0 || s.runs[n-1].version != version {
+		s.runs = append(s.runs, versionRun{seq: s.total, version: version})
+	}
+	if len(s.ring) < capacity {
+		if len(s.ring) == cap(s.ring) {
+			grown := make([]point, len(s.ring), min(max(2*cap(s.ring), 16), capacity))
+			copy(grown, s.ring)
+			s.ring = grown
+		}
+		s.ring = append(s.ring, p)
+	} else {
+		s.ring[s.head] = p
+		s.head = (s.head + 1) % len(s.ring)
+	}
+	s.total++
+	s.trimRuns()
+}
+
+// at returns the i-th kept point, oldest first.
+func (s *series) at(i int) point { return s.ring[(s.head+i)%len(s.ring)] }
+
+// dropBefore removes the points received before horizon (unix nano).
+// Points arrive in time order, so they are a prefix.
+func (s *series) dropBefore(horizon int64) {
+	n := len(s.ring)
+	k := 0
+	for k < n && s.at(k).at < horizon {
+		k++
+	}
+	if k == 0 {
+		return
+	}
+	kept := make([]point, 0, n-k)
+	for i := k; i < n; i++ {
+		kept = append(kept, s.at(i))
+	}
+	s.ring, s.head = kept, 0
+	s.trimRuns()
+}
+
+func (s *series) trimRuns() {
+	oldest := s.total - uint64(len(s.ring))
+	i := 0
+	for i+1 < len(s.runs) && s.runs[i+1].seq <= oldest {
+		i++
+	}
+	if i > 0 {
+		s.runs = append(s.runs[:0:0], s.runs[i:]...)
+	}
 }
 
 type sampleKey struct{ host, app, metric string }
@@ -20,14 +89,67 @@ type sampleKey struct{ host, app, metric string }
 // sampleStore keeps recent samples per (host, app, metric) in leader
 // memory for the baseline comparison. Each series is a bounded ring: the
 // oldest samples are dropped first.
+//
+// Samples are kept only while a release that compares against a baseline
+// needs them (need/unneed, from the release's step), and only from the
+// start of its current phase on: the baseline gate never reads older
+// ones. Without such a release the store stays empty; at SampleWindow
+// 4,096 a series costs up to 64 KiB.
 type sampleStore struct {
 	mu     sync.Mutex
 	cap    int
-	series map[sampleKey][]sample
+	series map[sampleKey]*series
+	// needs holds, per release comparing against a baseline, the
+	// earliest receive time its gate may read.
+	needs   map[string]time.Time
+	horizon int64 // min of needs (unix nano); meaningful when needs is non-empty
 }
 
 func newSampleStore(capacity int) *sampleStore {
-	return &sampleStore{cap: capacity, series: map[sampleKey][]sample{}}
+	return &sampleStore{cap: capacity, series: map[sampleKey]*series{}, needs: map[string]time.Time{}}
+}
+
+// need records that release reads samples received from since on.
+func (s *sampleStore) need(release string, since time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.needs[release]; ok && old.Equal(since) {
+		return
+	}
+	s.needs[release] = since
+	s.recomputeLocked()
+}
+
+// unneed forgets release's need; with no release left the store empties.
+func (s *sampleStore) unneed(release string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.needs[release]; !ok {
+		return
+	}
+	delete(s.needs, release)
+	s.recomputeLocked()
+}
+
+// reset forgets every need and sample (leadership lost).
+func (s *sampleStore) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.needs = map[string]time.Time{}
+	s.series = map[sampleKey]*series{}
+}
+
+func (s *sampleStore) recomputeLocked() {
+	if len(s.needs) == 0 {
+		s.series = map[sampleKey]*series{}
+		return
+	}
+	first := true
+	for _, t := range s.needs {
+		if first || t.UnixNano() < s.horizon {
+			s.horizon, first = t.UnixNano(), false
+		}
+	}
 }
 
 // observe records a heartbeat's raw samples at the time the leader
@@ -38,27 +160,39 @@ func (s *sampleStore) observe(host string, hb *rollwavev1.Heartbeat, at time.Tim
 	if hb == nil || len(hb.GetSamples()) == 0 {
 		return
 	}
-	versions := map[string]string{}
-	for _, sl := range hb.GetSlots() {
-		versions[sl.GetApp()] = sl.GetVersion()
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.needs) == 0 {
+		return
+	}
 	for _, ms := range hb.GetSamples() {
-		v, ok := versions[ms.GetApp()]
-		if !ok || v == "" {
+		v := activeVersion(hb, ms.GetApp())
+		if v == "" {
 			continue
 		}
 		k := sampleKey{host, ms.GetApp(), ms.GetMetric()}
 		ser := s.series[k]
+		if ser == nil {
+			ser = &series{}
+			s.series[k] = ser
+		}
+		ser.dropBefore(s.horizon)
 		for _, x := range ms.GetValues() {
-			ser = append(ser, sample{at: at, version: v, value: x})
+			ser.add(point{at: at.UnixNano(), value: x}, v, s.cap)
 		}
-		if over := len(ser) - s.cap; over > 0 {
-			ser = append(ser[:0:0], ser[over:]...)
-		}
-		s.series[k] = ser
 	}
+}
+
+// activeVersion is the version app's active slot runs, per hb; "" if
+// none. A host runs a handful of apps: a scan beats a map.
+func activeVersion(hb *rollwavev1.Heartbeat, app string) string {
+	v := ""
+	for _, sl := range hb.GetSlots() {
+		if sl.GetApp() == app {
+			v = sl.GetVersion() // the last one wins, as with a map
+		}
+	}
+	return v
 }
 
 // values returns the samples of (host, app, metric) taken in [from, to]
@@ -67,12 +201,24 @@ func (s *sampleStore) observe(host string, hb *rollwavev1.Heartbeat, at time.Tim
 func (s *sampleStore) values(host, app, metric, version string, want bool, from, to time.Time) []float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ser := s.series[sampleKey{host, app, metric}]
+	if ser == nil {
+		return nil
+	}
 	var out []float64
-	for _, x := range s.series[sampleKey{host, app, metric}] {
-		if x.at.Before(from) || x.at.After(to) || (x.version == version) != want {
+	lo, hi := from.UnixNano(), to.UnixNano()
+	seq := ser.total - uint64(len(ser.ring))
+	run := 0
+	for i := range len(ser.ring) {
+		for run+1 < len(ser.runs) && ser.runs[run+1].seq <= seq {
+			run++
+		}
+		p := ser.at(i)
+		seq++
+		if p.at < lo || p.at > hi || (ser.runs[run].version == version) != want {
 			continue
 		}
-		out = append(out, x.value)
+		out = append(out, p.value)
 	}
 	return out
 }

@@ -51,7 +51,15 @@ const (
 func (o *Orchestrator) step(ctx context.Context, rn *run) (bool, error) {
 	r := o.state.Release(rn.id)
 	if r == nil || raftfsm.ReleaseTerminal(r.GetState()) {
+		o.samples.unneed(rn.id)
 		return true, nil
+	}
+	// Registered before anything below can start a phase, so that no
+	// sample the phase's baseline gate reads is missed.
+	if since, ok := o.samplesNeededSince(r); ok {
+		o.samples.need(rn.id, since)
+	} else {
+		o.samples.unneed(rn.id)
 	}
 	switch r.GetState() {
 	case relRunning:
@@ -64,6 +72,25 @@ func (o *Orchestrator) step(ctx context.Context, rn *run) (bool, error) {
 		return false, nil
 	}
 	return true, nil // pending: not started
+}
+
+// samplesNeededSince reports whether r's gates read heartbeat samples and
+// from when on: the baseline gate reads its current phase's window, which
+// never starts before the phase did; a phase not started yet starts after
+// now.
+func (o *Orchestrator) samplesNeededSince(r *rollwavev1.Release) (time.Time, bool) {
+	if r.GetSpec().GetGates().GetBaseline() != "compare" {
+		return time.Time{}, false
+	}
+	now := o.now()
+	idx := r.GetCurrentPhase()
+	if idx < 0 || int(idx) >= len(r.GetPhases()) {
+		return now, true
+	}
+	if st := r.GetPhases()[idx].GetStartedUnixNano(); st > 0 && st < now.UnixNano() {
+		return time.Unix(0, st), true
+	}
+	return now, true
 }
 
 func (o *Orchestrator) stepRunning(ctx context.Context, rn *run, r *rollwavev1.Release) error {

@@ -49,6 +49,9 @@ type Fleet struct {
 	addrs  []string
 	hint   atomic.Value // string: leader gRPC address, as gossip would say
 	agents []*simAgent
+	// views are the gossip members' leader announcements (JoinGossip).
+	viewMu sync.Mutex
+	views  []*leaderView
 
 	Acks      atomic.Int64 // heartbeat acks received
 	Sent      atomic.Int64 // heartbeats sent
@@ -71,7 +74,7 @@ func NewFleet(cfg FleetConfig, coordinators []string) *Fleet {
 	f.hint.Store("")
 	for i := 0; i < cfg.N; i++ {
 		f.agents = append(f.agents, &simAgent{
-			f: f, id: fmt.Sprintf("sim-%05d", i), cell: fmt.Sprintf("cell-%d", i%max(cfg.Cells, 1)),
+			f: f, idx: i, id: fmt.Sprintf("sim-%05d", i), cell: fmt.Sprintf("cell-%d", i%max(cfg.Cells, 1)),
 			apps: map[string]*appState{}, out: make(chan *rollwavev1.AssignmentProgress, 64),
 		})
 	}
@@ -136,6 +139,7 @@ type appState struct {
 
 type simAgent struct {
 	f        *Fleet
+	idx      int
 	id, cell string
 	mu       sync.Mutex
 	apps     map[string]*appState
@@ -147,6 +151,14 @@ func (a *simAgent) run(ctx context.Context) {
 	target := ""
 	redirects := 0
 	for ctx.Err() == nil {
+		// Like the real agent, which reads gossip events while its session
+		// runs and acts on them in its next backoff wait, an announcement
+		// from now on ends the wait below.
+		var announced <-chan struct{}
+		view := a.f.view(a.idx)
+		if view != nil {
+			announced = view.current()
+		}
 		if target == "" {
 			if h, _ := a.f.hint.Load().(string); h != "" {
 				target = h
@@ -170,10 +182,16 @@ func (a *simAgent) run(ctx context.Context) {
 		if b *= 2; b > a.f.cfg.ReconnectMax {
 			b = a.f.cfg.ReconnectMax
 		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
-		case <-time.After(wait):
+		case <-timer.C:
+		case <-announced:
+			// A leader announced itself in gossip: reconnect to it now.
+			timer.Stop()
+			target = view.leader()
 		}
 	}
 }

@@ -1,0 +1,188 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// A leader whose process dies (crash, OOM kill, SIGKILL) closes its raft
+// connections at once: the kernel sends FIN or RST for it. Raft itself
+// only notices the silence, after a randomised 1-2 heartbeat timeouts and
+// often more (docs/performance.md, leader failover). So a follower that
+// sees a raft connection end asks whether the leader's raft port still
+// accepts connections; when it refuses, the leader process is gone, and
+// the follower shortens its heartbeat and election timeouts to
+// LeaderLeaseTimeout (the shortest raft accepts) until a new leader is
+// known. That only moves the election earlier: a follower that still
+// hears from a leader does not campaign, and pre-vote keeps a wrong guess
+// from disrupting a live leader. A host that vanishes without closing its
+// connections (power loss, a cut link) is still noticed by the timeouts.
+
+const (
+	// leaderProbeTimeout bounds the dial that checks the leader's raft
+	// port, and then how long the probe waits for the connection's reset.
+	leaderProbeTimeout = 250 * time.Millisecond
+)
+
+// raftStream is the raft transport's stream layer (TCP, like raft's own
+// TCPStreamLayer) with every accepted connection reporting its end on
+// closed.
+type raftStream struct {
+	net.Listener
+	advertise net.Addr
+	closed    chan struct{} // capacity 1: ends coalesce
+}
+
+func newRaftStream(bind string, advertise net.Addr) (*raftStream, error) {
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, err
+	}
+	addr := advertise
+	if addr == nil {
+		addr = ln.Addr()
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || tcp.IP == nil || tcp.IP.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("raft address %s is not advertisable: set advertise.raft", addr)
+	}
+	return &raftStream{Listener: ln, advertise: addr, closed: make(chan struct{}, 1)}, nil
+}
+
+func (s *raftStream) Accept() (net.Conn, error) {
+	c, err := s.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &watchedConn{Conn: c, closed: s.closed}, nil
+}
+
+func (s *raftStream) Addr() net.Addr { return s.advertise }
+
+func (s *raftStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	return d.Dial("tcp", string(addr))
+}
+
+// watchedConn reports the first failed read (EOF included) on closed,
+// without blocking.
+type watchedConn struct {
+	net.Conn
+	closed chan<- struct{}
+	once   sync.Once
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.once.Do(func() {
+			select {
+			case c.closed <- struct{}{}:
+			default:
+			}
+		})
+	}
+	return n, err
+}
+
+// watchLeaderDeath runs on every server: see the comment at the top.
+func (s *Server) watchLeaderDeath(closed <-chan struct{}) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.shutdownCh:
+			return
+		case <-closed:
+		}
+		if st := s.raft.State(); st != raft.Follower {
+			s.log.Debug("a raft connection ended; not a follower", "state", st.String())
+			continue
+		}
+		addr, id := s.raft.LeaderWithID()
+		if addr == "" {
+			s.log.Debug("a raft connection ended; no leader known")
+			continue
+		}
+		err := probeRaftPort(string(addr))
+		if err == nil {
+			s.log.Debug("a raft connection ended; the leader's raft port answers", "leader", string(id))
+			continue // alive: the connection ended for another reason
+		}
+		s.log.Info("the leader's raft port refuses connections; campaigning early",
+			"leader", string(id), "error", err, "timeout", s.cfg.LeaderLeaseTimeout)
+		s.campaignEarly(id)
+	}
+}
+
+// probeRaftPort reports whether a raft server's port accepts a connection
+// and keeps it. A process being killed closes its connections before its
+// listener, and the kernel completes a handshake on a listener whose
+// process is exiting, only to reset the connection a moment later: so the
+// probe waits for that reset (a live server sends nothing until asked).
+func probeRaftPort(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, leaderProbeTimeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetReadDeadline(time.Now().Add(leaderProbeTimeout)); err != nil {
+		return err
+	}
+	_, err = c.Read(make([]byte, 1))
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("unexpected data")
+	}
+	return fmt.Errorf("connection to %s closed right after it was accepted: %w", addr, err)
+}
+
+// campaignEarly shortens the raft timeouts until a leader other than dead
+// is known (or a bound passes), then restores them.
+func (s *Server) campaignEarly(dead raft.ServerID) {
+	normal := s.raft.ReloadableConfig()
+	fast := normal
+	fast.HeartbeatTimeout, fast.ElectionTimeout = s.cfg.LeaderLeaseTimeout, s.cfg.LeaderLeaseTimeout
+	if fast.HeartbeatTimeout >= normal.HeartbeatTimeout {
+		return // nothing to gain
+	}
+	obs := make(chan raft.Observation, 4)
+	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	s.raft.RegisterObserver(observer)
+	defer s.raft.DeregisterObserver(observer)
+	if err := s.raft.ReloadConfig(fast); err != nil {
+		s.log.Warn("shorten raft timeouts", "error", err)
+		return
+	}
+	defer func() {
+		if err := s.raft.ReloadConfig(normal); err != nil {
+			s.log.Error("restore raft timeouts", "error", err)
+		}
+	}()
+	// An election, or two after a split vote, fits well within this.
+	bound := time.NewTimer(4*normal.ElectionTimeout + 2*normal.HeartbeatTimeout)
+	defer bound.Stop()
+	for {
+		if _, id := s.raft.LeaderWithID(); id != "" && id != dead {
+			return
+		}
+		select {
+		case <-s.shutdownCh:
+			return
+		case <-bound.C:
+			return
+		case <-obs:
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package coordinator
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+func TestRaftStreamReportsEndedConnections(t *testing.T) {
+	s, err := newRaftStream("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := s.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	client, err := s.Dial(raft.ServerAddress(s.Addr().String()), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := <-accepted
+	go func() { _, _ = server.Read(make([]byte, 1)) }()
+	client.Close()
+	select {
+	case <-s.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the peer's close was not reported")
+	}
+	server.Close()
+}
+
+func TestRaftStreamRefusesUnadvertisableAddress(t *testing.T) {
+	if s, err := newRaftStream("0.0.0.0:0", nil); err == nil {
+		s.Close()
+		t.Fatal("a wildcard bind address without advertise.raft was accepted")
+	}
+}
+
+func TestProbeRaftPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := probeRaftPort(addr); err != nil {
+		t.Fatalf("listening port: %v", err)
+	}
+	ln.Close()
+	if err := probeRaftPort(addr); err == nil {
+		t.Fatal("closed port answered the probe")
+	}
+	// A listener that accepts and closes at once (a server being killed
+	// resets the connections its kernel had completed).
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if err := probeRaftPort(ln.Addr().String()); err == nil {
+		t.Fatal("a port that closes every connection answered the probe")
+	}
+}

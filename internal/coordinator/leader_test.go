@@ -1,0 +1,79 @@
+package coordinator_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
+	"github.com/rollwave/rollwave/internal/testutil"
+)
+
+// TestLeaderWorkStartsBeforeTheGossipAnnouncement: agents reconnect the
+// moment gossip says a server leads, so a new leader's work (host writer,
+// orchestrator) must already run then; the announcement follows.
+func TestLeaderWorkStartsBeforeTheGossipAnnouncement(t *testing.T) {
+	c := coordtest.NewCluster(t, 3)
+	old := c.Leader(10 * time.Second)
+
+	var mu sync.Mutex
+	flagAtHook := map[string]bool{} // node → its gossip leader flag when its hook ran
+	for _, s := range c.Followers() {
+		s.AddLeaderHook(func(_ context.Context, leader bool) {
+			if !leader {
+				return
+			}
+			mu.Lock()
+			flagAtHook[s.NodeID()] = s.Gossip().LocalMeta().Leader
+			mu.Unlock()
+		})
+	}
+	c.Kill(c.Index(old))
+	nl := c.Leader(10 * time.Second)
+	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		_, ran := flagAtHook[nl.NodeID()]
+		return ran && nl.Gossip().LocalMeta().Leader, fmt.Sprintf("hooks ran: %v; %s gossip leader flag %v", flagAtHook, nl.NodeID(), nl.Gossip().LocalMeta().Leader)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if flagAtHook[nl.NodeID()] {
+		t.Fatalf("%s announced itself as leader in gossip before its leader work started", nl.NodeID())
+	}
+}
+
+// TestFollowersCampaignEarlyWhenTheLeaderProcessDies: with raft timeouts
+// of 5 s a dead leader is normally replaced after 5-10 s; a leader whose
+// process is gone closes its raft connections and refuses new ones, and
+// the followers then campaign after leader_lease_timeout (100 ms here).
+func TestFollowersCampaignEarlyWhenTheLeaderProcessDies(t *testing.T) {
+	c := coordtest.NewCluster(t, 3)
+	old := c.Leader(10 * time.Second)
+	const slow = 5 * time.Second
+	for _, s := range c.Running() {
+		rc := s.Raft().ReloadableConfig()
+		rc.HeartbeatTimeout, rc.ElectionTimeout = slow, slow
+		if err := s.Raft().ReloadConfig(rc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Kill(c.Index(old))
+	start := time.Now()
+	nl := c.Leader(10 * time.Second)
+	took := time.Since(start)
+	t.Logf("%s leads %s after %s was stopped", nl.NodeID(), took.Round(time.Millisecond), old.NodeID())
+	if took >= slow {
+		t.Fatalf("new leader after %s: not earlier than the %s heartbeat timeout", took, slow)
+	}
+	// The timeouts are back to what they were.
+	for _, s := range c.Running() {
+		testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
+			rc := s.Raft().ReloadableConfig()
+			return rc.HeartbeatTimeout == slow && rc.ElectionTimeout == slow,
+				fmt.Sprintf("%s: heartbeat timeout %s, election timeout %s", s.NodeID(), rc.HeartbeatTimeout, rc.ElectionTimeout)
+		})
+	}
+}

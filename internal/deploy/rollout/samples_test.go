@@ -1,0 +1,127 @@
+package rollout
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rollwave/rollwave/internal/raftfsm"
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+func hbWith(version string, values ...float64) *rollwavev1.Heartbeat {
+	return &rollwavev1.Heartbeat{
+		Slots:   []*rollwavev1.SlotMetrics{{App: "api", Version: version}},
+		Samples: []*rollwavev1.MetricSamples{{App: "api", Metric: "cpu_percent", Values: values}},
+	}
+}
+
+func TestSampleStore(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	all := func(s *sampleStore, version string, want bool) []float64 {
+		return s.values("h1", "api", "cpu_percent", version, want, sec(-1000), sec(1000))
+	}
+
+	t.Run("nothing kept while no release needs samples", func(t *testing.T) {
+		s := newSampleStore(8)
+		s.observe("h1", hbWith("1", 1, 2), sec(0))
+		if got := all(s, "1", true); got != nil {
+			t.Fatalf("kept %v without a need", got)
+		}
+		if len(s.series) != 0 {
+			t.Fatalf("%d series allocated", len(s.series))
+		}
+	})
+
+	t.Run("ring keeps the newest capacity samples, versions per run", func(t *testing.T) {
+		s := newSampleStore(4)
+		s.need("r", sec(0))
+		s.observe("h1", hbWith("1", 1, 2, 3), sec(1))
+		s.observe("h1", hbWith("2", 4, 5), sec(2))
+		s.observe("h1", hbWith("2", 6), sec(3))
+		// Kept: 3 (v1), 4, 5, 6 (v2).
+		if got := all(s, "2", true); !slices.Equal(got, []float64{4, 5, 6}) {
+			t.Fatalf("version 2: %v", got)
+		}
+		if got := all(s, "2", false); !slices.Equal(got, []float64{3}) {
+			t.Fatalf("other versions: %v", got)
+		}
+		s.observe("h1", hbWith("2", 7), sec(4))
+		// The version-1 run fell out of the ring.
+		if got := all(s, "2", false); got != nil {
+			t.Fatalf("other versions after wrap: %v", got)
+		}
+		if n := len(s.series[sampleKey{"h1", "api", "cpu_percent"}].runs); n != 1 {
+			t.Fatalf("%d version runs kept, want 1", n)
+		}
+		// The window bounds are inclusive.
+		if got := s.values("h1", "api", "cpu_percent", "2", true, sec(3), sec(4)); !slices.Equal(got, []float64{6, 7}) {
+			t.Fatalf("window [3s, 4s]: %v", got)
+		}
+	})
+
+	t.Run("samples before the earliest need are dropped", func(t *testing.T) {
+		s := newSampleStore(16)
+		s.need("a", sec(0))
+		s.observe("h1", hbWith("1", 1), sec(1))
+		s.observe("h1", hbWith("1", 2), sec(2))
+		s.need("b", sec(5))
+		s.need("a", sec(2)) // a's phase started at 2s
+		s.observe("h1", hbWith("1", 3), sec(3))
+		if got := all(s, "1", true); !slices.Equal(got, []float64{2, 3}) {
+			t.Fatalf("kept %v, want samples from 2s on", got)
+		}
+		s.unneed("a")
+		s.observe("h1", hbWith("1", 6), sec(6))
+		if got := all(s, "1", true); !slices.Equal(got, []float64{6}) {
+			t.Fatalf("kept %v, want samples from 5s on", got)
+		}
+		s.unneed("b")
+		if got := all(s, "1", true); got != nil {
+			t.Fatalf("kept %v after the last need ended", got)
+		}
+	})
+
+	t.Run("reset forgets needs and samples", func(t *testing.T) {
+		s := newSampleStore(16)
+		s.need("a", sec(0))
+		s.observe("h1", hbWith("1", 1), sec(1))
+		s.reset()
+		s.observe("h1", hbWith("1", 2), sec(2))
+		if got := all(s, "1", true); got != nil {
+			t.Fatalf("kept %v after reset", got)
+		}
+	})
+}
+
+// BenchmarkSampleStoreObserve: one heartbeat of 10 values into a full
+// series (the steady state of a long bake): no allocation.
+func BenchmarkSampleStoreObserve(b *testing.B) {
+	s := newSampleStore(4096)
+	s.need("r", time.Unix(0, 0))
+	hb := hbWith("1", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	at := time.Unix(1, 0)
+	for range 500 {
+		s.observe("h1", hb, at)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		s.observe("h1", hb, at)
+	}
+}
+
+// TestReleaseGoroutineReleasesItsSamples: however a release's goroutine
+// ends (here: its release is gone), its need for samples ends with it.
+func TestReleaseGoroutineReleasesItsSamples(t *testing.T) {
+	o := &Orchestrator{cfg: DefaultConfig(), state: raftfsm.New(nil).State(), log: slog.New(slog.DiscardHandler),
+		now: time.Now, samples: newSampleStore(16)}
+	o.samples.need("gone", time.Now())
+	o.runRelease(context.Background(), newRun("gone"))
+	if n := len(o.samples.needs); n != 0 {
+		t.Fatalf("%d needs left after the release goroutine ended", n)
+	}
+}
