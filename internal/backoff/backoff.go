@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// Backoff's n-th delay is uniform in [0, min(Max, Min·2^n)) plus 1 ms, so
-// it is never zero. The zero value is not usable; use New.
+// Backoff is capped exponential backoff with full jitter: its n-th delay
+// is uniform in [0, min(Max, Min·2^n)) plus 1 ms, so it is never zero.
+// The zero value is not usable; use New.
 type Backoff struct {
 	min, max time.Duration
 	n        int

@@ -48,15 +48,6 @@ type KeyringList struct {
 // returned function closes it.
 type KeyringDialer func(ctx context.Context, address string) (KeyringClient, func(), error)
 
-// ErrKeyringUnavailable is what the keyring command reports until
-// SetKeyringDialer gave it a way to reach coordinators.
-var ErrKeyringUnavailable = errors.New("gossip keyring management is not available from this CLI build: " +
-	"no coordinator RPC is wired for it yet; rotate keys by changing every member's encryption key and restarting it")
-
-func unavailableKeyringDialer(context.Context, string) (KeyringClient, func(), error) {
-	return nil, nil, ErrKeyringUnavailable
-}
-
 // keyringDialers maps each keyring command to its dialer holder, so that
 // SetKeyringDialer can reach the one in a given command tree.
 var keyringDialers sync.Map // *cobra.Command -> *keyringDialerHolder

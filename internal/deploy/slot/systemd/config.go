@@ -58,8 +58,6 @@ func (c Config) Validate() error {
 	return c.Hardening.Validate()
 }
 
-// Validate checks that every line is a single "Key=value" setting with a
-// key the driver does not own.
 // DefaultHardening is the sandboxing every slot unit gets unless the host's
 // policy says otherwise: no privilege gain, a private /tmp, /usr /boot /etc
 // read-only, kernel tunables, modules and the control groups protected.
@@ -73,6 +71,8 @@ var DefaultHardening = Hardening{
 	"ProtectControlGroups=yes",
 }
 
+// Validate checks that every line is a single "Key=value" setting with a
+// key the driver does not own.
 func (h Hardening) Validate() error {
 	for i, line := range h {
 		field := fmt.Sprintf("Hardening[%d]", i)
