@@ -68,7 +68,7 @@ bench: build
 		fi; \
 	fi; \
 	echo $$realhost > $(BENCH_OUT)/.realhost
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -timeout 5m ./test/bench/micro/ | tee $(BENCH_OUT)/micro.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -timeout 5m ./test/bench/micro/ | tee $(BENCH_OUT)/micro.txt
 	$(GO) run ./test/bench/cmd/benchsuite -bin bin -n '$(BENCH_N)' -kill-n $(BENCH_KILL_N) -kills $(BENCH_KILLS) \
 		-foot-window $(BENCH_FOOT_WINDOW) -realhost=$$(cat $(BENCH_OUT)/.realhost) -hosts $(BENCH_HOSTS) -out $(BENCH_OUT)
 
