@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/testutil"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -84,7 +86,7 @@ func TestMemberlistConfig(t *testing.T) {
 	c.NodeName = "n1"
 	c.BindAddr = ":7000"
 	c.AdvertiseAddr = "10.1.2.3:0"
-	mc := c.memberlistConfig(testLogger(t))
+	mc := c.memberlistConfig(testutil.Logger(t))
 	if mc.Name != "n1" || mc.BindAddr != "0.0.0.0" || mc.BindPort != 7000 {
 		t.Fatalf("bind: %s %s:%d", mc.Name, mc.BindAddr, mc.BindPort)
 	}
@@ -95,7 +97,7 @@ func TestMemberlistConfig(t *testing.T) {
 		t.Fatalf("LAN profile expected, probe interval %v", mc.ProbeInterval)
 	}
 	c.Fast = true
-	if mc := c.memberlistConfig(testLogger(t)); mc.ProbeInterval >= time.Second {
+	if mc := c.memberlistConfig(testutil.Logger(t)); mc.ProbeInterval >= time.Second {
 		t.Fatalf("Fast profile expected, probe interval %v", mc.ProbeInterval)
 	}
 }

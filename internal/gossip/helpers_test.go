@@ -3,37 +3,17 @@ package gossip
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// waitFor polls cond until it reports true or timeout passes; on timeout it
-// fails the test with what cond last reported seeing.
-func waitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v; last saw: %s", timeout, seen)
-		}
-		<-tick.C
-	}
 }
 
 // waitEvent reads events until match accepts one or timeout passes, and
@@ -59,41 +39,13 @@ func waitEvent(t *testing.T, ch <-chan Event, timeout time.Duration, match func(
 	}
 }
 
-// tLogWriter sends log lines to t.Log until the test ends; memberlist may
-// still log from its goroutines for a moment after Shutdown, and t.Log
-// after the test has finished panics.
-type tLogWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *tLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	w := &tLogWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // testConfig is a loopback, port-0, fast-timing configuration.
 func testConfig(t *testing.T, name string, meta Meta) Config {
 	cfg := DefaultConfig()
 	cfg.NodeName = name
 	cfg.BindAddr = "127.0.0.1:0"
 	cfg.Meta = meta
-	cfg.Logger = testLogger(t).With("pool", name) // which pool logged: all share t
+	cfg.Logger = testutil.Logger(t).With("pool", name) // which pool logged: all share t
 	cfg.Fast = true
 	cfg.BroadcastTimeout = 3 * time.Second
 	cfg.JoinBackoffMin = 5 * time.Millisecond
@@ -129,7 +81,7 @@ func testCluster(t *testing.T) []*Pool {
 		}
 	}
 	for _, p := range pools {
-		waitFor(t, 5*time.Second, func() (bool, string) {
+		testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
 			return countStatus(p, StatusAlive) == len(pools), summary(p)
 		})
 	}

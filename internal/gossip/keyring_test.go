@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/testutil"
 )
 
 func newKey(t *testing.T) []byte {
@@ -57,7 +59,7 @@ func keyedCluster(t *testing.T, key []byte) []*Pool {
 func waitAllAlive(t *testing.T, pools []*Pool, n int) {
 	t.Helper()
 	for _, p := range pools {
-		waitFor(t, 5*time.Second, func() (bool, string) {
+		testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
 			return countStatus(p, StatusAlive) == n, summary(p)
 		})
 	}
@@ -68,7 +70,7 @@ func waitAllAlive(t *testing.T, pools []*Pool, n int) {
 func waitKeyring(t *testing.T, pools []*Pool, primary []byte, keys ...[]byte) {
 	t.Helper()
 	for _, p := range pools {
-		waitFor(t, 10*time.Second, func() (bool, string) {
+		testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
 			s, err := p.ListKeys()
 			if err != nil {
 				return false, err.Error()
@@ -173,7 +175,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal("join with the removed key succeeded")
 	}
 	// The joiner received the rotated keyring's version through push/pull.
-	waitFor(t, 5*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
 		s, _ := joiner.ListKeys()
 		return s.Version == 3, fmt.Sprintf("joiner keyring version %d", s.Version)
 	})

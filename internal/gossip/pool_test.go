@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/testutil"
 )
 
 const converge = 10 * time.Second // generous: loopback converges in well under a second
@@ -72,7 +74,7 @@ func TestPoolLeaderAdvertised(t *testing.T) {
 	waitLeader := func(want string) {
 		t.Helper()
 		for _, p := range pools {
-			waitFor(t, converge, func() (bool, string) {
+			testutil.WaitFor(t, converge, func() (bool, string) {
 				l, ok := p.Leader()
 				return ok && l.Name == want, summary(p)
 			})
@@ -94,7 +96,7 @@ func TestPoolLeaderAdvertised(t *testing.T) {
 	if err := s1.SetMeta(func(m *Meta) { m.Leader, m.Term = false, 0 }); err != nil {
 		t.Fatalf("SetMeta: %v", err)
 	}
-	waitFor(t, converge, func() (bool, string) {
+	testutil.WaitFor(t, converge, func() (bool, string) {
 		m, _ := member(a1, "s1")
 		return !m.Meta.Leader, summary(a1)
 	})
@@ -136,7 +138,7 @@ func TestPoolLeaveSeenAsLeft(t *testing.T) {
 		t.Fatalf("Leave: %v", err)
 	}
 	for _, p := range pools[:2] {
-		waitFor(t, converge, func() (bool, string) {
+		testutil.WaitFor(t, converge, func() (bool, string) {
 			m, _ := member(p, "a1")
 			return m.Status == StatusLeft, summary(p)
 		})
@@ -173,7 +175,7 @@ func TestPoolShutdownSeenAsDead(t *testing.T) {
 		t.Fatal("Shutdown must close subscription channels")
 	}
 	for _, p := range []*Pool{s1, a1} {
-		waitFor(t, converge, func() (bool, string) {
+		testutil.WaitFor(t, converge, func() (bool, string) {
 			m, _ := member(p, "s2")
 			return m.Status == StatusDead, summary(p)
 		})
@@ -261,7 +263,7 @@ func TestJoinRetriesUntilSeedAppears(t *testing.T) {
 	seedCfg := testConfig(t, "s1", serverMeta("srv-1"))
 	seedCfg.BindAddr = seedAddr
 	var s1 *Pool
-	waitFor(t, converge, func() (bool, string) {
+	testutil.WaitFor(t, converge, func() (bool, string) {
 		// Something else may briefly hold the port; retry creation.
 		p, err := New(seedCfg)
 		if err != nil {
@@ -274,7 +276,7 @@ func TestJoinRetriesUntilSeedAppears(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Join should succeed once the seed is up: %v", err)
 	}
-	waitFor(t, converge, func() (bool, string) {
+	testutil.WaitFor(t, converge, func() (bool, string) {
 		return countStatus(s1, StatusAlive) == 2, summary(s1)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/rollwave/rollwave/internal/testutil"
 )
 
 // fakeClock is a settable clock for the view.
@@ -18,7 +19,7 @@ func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func newTestView(t *testing.T, reap time.Duration) (*view, *fakeClock) {
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	v := newView(testLogger(t), newHub(), reap)
+	v := newView(testutil.Logger(t), newHub(), reap)
 	v.now = clock.now
 	return v, clock
 }

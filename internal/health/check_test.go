@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -200,7 +201,7 @@ func TestExecCheckTimeoutKillsGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
 		return processGone(pid), fmt.Sprintf("background sleep %d still running", pid)
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/testutil"
 )
 
 func TestSampleHost(t *testing.T) {
@@ -67,7 +69,7 @@ func TestSampleProcessTree(t *testing.T) {
 
 	s := NewSampler("")
 	var ps ProcSample
-	waitFor(t, 5*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
 		var err error
 		ps, err = s.SampleProcess(testContext(t), cmd.Process.Pid)
 		return err == nil && ps.Procs == 3, fmt.Sprintf("sample %+v err %v", ps, err)

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/testutil"
 )
 
 // flipCheck passes or fails on command.
@@ -35,7 +37,7 @@ func startTracker(t *testing.T, minHealthy time.Duration, checks ...CheckWithInt
 		Checks:         checks,
 		MinHealthyTime: minHealthy,
 		Clock:          clk,
-		Logger:         testLogger(t),
+		Logger:         testutil.Logger(t),
 		JitterFraction: -1,
 	})
 	if err != nil {
@@ -50,7 +52,7 @@ func startTracker(t *testing.T, minHealthy time.Duration, checks ...CheckWithInt
 func waitRuns(t *testing.T, tr *Tracker, n uint64) Status {
 	t.Helper()
 	var st Status
-	waitFor(t, 5*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
 		st = tr.Status()
 		return st.Runs >= n, fmt.Sprintf("runs %d, want %d", st.Runs, n)
 	})
@@ -245,7 +247,7 @@ func TestWaitHealthyStopped(t *testing.T) {
 func TestTrackerStartContextEnds(t *testing.T) {
 	api := &flipCheck{name: "api"}
 	tr, err := NewTracker(TrackerConfig{
-		Checks: []CheckWithInterval{{api, time.Second}}, Clock: NewFakeClock(epoch), Logger: testLogger(t),
+		Checks: []CheckWithInterval{{api, time.Second}}, Clock: NewFakeClock(epoch), Logger: testutil.Logger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +337,7 @@ func TestTrackerRealClock(t *testing.T) {
 	tr, err := NewTracker(TrackerConfig{
 		Checks:         []CheckWithInterval{{c, 10 * time.Millisecond}},
 		MinHealthyTime: 30 * time.Millisecond,
-		Logger:         testLogger(t),
+		Logger:         testutil.Logger(t),
 	})
 	if err != nil {
 		t.Fatal(err)

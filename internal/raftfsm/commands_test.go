@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -25,7 +26,7 @@ func runCases(t *testing.T, cases []applyCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := New(testLogger(t))
+			f := New(testutil.Logger(t))
 			mustApply(t, f, tc.setup...)
 			before := dumpNoIndex(f.State())
 			res := apply(t, f, tc.cmd)
@@ -507,7 +508,7 @@ func TestApplyCreateAssignments(t *testing.T) {
 }
 
 func TestApplyUpdateAssignments(t *testing.T) {
-	f := New(testLogger(t))
+	f := New(testutil.Logger(t))
 	mustApply(t, f, with(base(), one(
 		assignCmd("h1", "api", "api-1", 1), updateCmd("h1", "api", 1, asFailed),
 		assignCmd("h1", "api", "api-1", 2),

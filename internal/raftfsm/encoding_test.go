@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+	"github.com/rollwave/rollwave/internal/testutil"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -119,7 +120,7 @@ func expectPanic(t *testing.T, fn func()) (msg string) {
 }
 
 func TestUnknownTypeFlaggedIsSkipped(t *testing.T) {
-	f := New(testLogger(t))
+	f := New(testutil.Logger(t))
 	mustApply(t, f, base()...)
 	before := dumpNoIndex(f.State())
 	ch := f.State().Changed()
@@ -142,7 +143,7 @@ func TestUnknownTypeFlaggedIsSkipped(t *testing.T) {
 }
 
 func TestUnknownTypeUnflaggedPanics(t *testing.T) {
-	f := New(testLogger(t))
+	f := New(testutil.Logger(t))
 	msg := expectPanic(t, func() {
 		f.Apply(&raft.Log{Index: 12, Type: raft.LogCommand, Data: []byte{99, 0x0a, 0x01, 'x'}})
 	})
@@ -156,7 +157,7 @@ func TestUnknownTypeUnflaggedPanics(t *testing.T) {
 }
 
 func TestUndecodableBodyPanics(t *testing.T) {
-	f := New(testLogger(t))
+	f := New(testutil.Logger(t))
 	msg := expectPanic(t, func() {
 		f.Apply(&raft.Log{Index: 7, Type: raft.LogCommand, Data: []byte{byte(SubmitRelease), 0x12, 0x50}})
 	})
@@ -172,7 +173,7 @@ func TestUndecodableBodyPanics(t *testing.T) {
 }
 
 func TestNonCommandLogsIgnored(t *testing.T) {
-	f := New(testLogger(t))
+	f := New(testutil.Logger(t))
 	if res := f.Apply(&raft.Log{Index: 3, Type: raft.LogConfiguration, Data: []byte{1, 2, 3}}); res != nil {
 		t.Fatalf("result %v", res)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -272,7 +273,7 @@ func TestGolden(t *testing.T) {
 	if len(covered) != len(messageTypeNames) {
 		t.Fatalf("golden steps cover %d of %d command types: add one for the new type", len(covered), len(messageTypeNames))
 	}
-	f := New(testLogger(t))
+	f := New(testutil.Logger(t))
 	var atSnapshot *FSM
 	for i, step := range steps {
 		name := "cmd-" + kebab(step.cmd.t.String()) + ".bin"
@@ -295,7 +296,7 @@ func TestGolden(t *testing.T) {
 		}
 		if step.cmd.t == snapshotAfter {
 			data := goldenFile(t, "snapshot-v1.bin", func() []byte { return persist(t, f) })
-			atSnapshot = New(testLogger(t))
+			atSnapshot = New(testutil.Logger(t))
 			if err := atSnapshot.Restore(nopCloser(data)); err != nil {
 				t.Fatalf("restore snapshot-v1.bin: %v", err)
 			}
@@ -309,7 +310,7 @@ func TestGolden(t *testing.T) {
 	}
 	// Since types 17-19: the state after every step, ACL records included.
 	final := goldenFile(t, "snapshot-v1-acl.bin", func() []byte { return persist(t, f) })
-	afterACL := New(testLogger(t))
+	afterACL := New(testutil.Logger(t))
 	if err := afterACL.Restore(nopCloser(final)); err != nil {
 		t.Fatalf("restore snapshot-v1-acl.bin: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -39,7 +40,7 @@ func TestSetReleasePlan(t *testing.T) {
 		{"terminal release", with(base(), one(relStateCmd("api-1", v1.ReleaseState_RELEASE_STATE_ABORTED))), planCmd("api-1", "h1"), "only a pending or running release"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := New(testLogger(t))
+			f := New(testutil.Logger(t))
 			mustApply(t, f, tc.setup...)
 			before := dumpNoIndex(f.State())
 			res := apply(t, f, tc.plan)
@@ -85,7 +86,7 @@ func TestAdvancePhase(t *testing.T) {
 		{"unknown release", verified, advanceCmd("nope", 1), "does not exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := New(testLogger(t))
+			f := New(testutil.Logger(t))
 			mustApply(t, f, tc.setup...)
 			before := dumpNoIndex(f.State())
 			res := apply(t, f, tc.adv)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -46,18 +45,6 @@ const (
 
 // t0 is the fixed "now" the test commands carry.
 const t0 = int64(1_780_000_000_000_000_000)
-
-// tLogWriter routes slog output to the test log.
-type tLogWriter struct{ t testing.TB }
-
-func (w tLogWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // cmd is one command to apply in a test.
 type cmd struct {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -24,7 +25,7 @@ func (s *memSink) Cancel() error { s.cancelled = true; return nil }
 // richState builds a state that touches every record type.
 func richState(t testing.TB) *FSM {
 	t.Helper()
-	f := New(testLogger(t))
+	f := New(testutil.Logger(t))
 	mustApply(t, f, with(base(), one(
 		cmd{UpsertHosts, &v1.UpsertHostsCommand{TimeUnixNano: t0, Hosts: []*v1.Host{{Id: "h3", Cell: "us-1", Labels: map[string]string{"rack": "r1", "gpu": "no"},
 			Apps: []*v1.SlotFacts{{App: "api", Active: v1.Slot_SLOT_BLUE, BlueVersion: "1.0"}}}}}},
@@ -61,7 +62,7 @@ func persist(t testing.TB, f *FSM) []byte {
 func TestSnapshotRoundTrip(t *testing.T) {
 	f := richState(t)
 	data := persist(t, f)
-	g := New(testLogger(t))
+	g := New(testutil.Logger(t))
 	mustApply(t, g, hostsCmd("zz", "stale")) // Restore must discard this.
 	if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
 		t.Fatal(err)

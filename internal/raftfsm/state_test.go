@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -43,7 +44,7 @@ func TestQueriesMissing(t *testing.T) {
 }
 
 func TestReleasesSortedByCreatedThenID(t *testing.T) {
-	f := New(testLogger(t))
+	f := New(testutil.Logger(t))
 	at := func(id string, created int64) cmd {
 		r := releaseMsg(id, "app-"+id, 1)
 		r.CreatedUnixNano = created
@@ -66,7 +67,7 @@ func TestReleasesSortedByCreatedThenID(t *testing.T) {
 }
 
 func TestChangedClosesOnApply(t *testing.T) {
-	f := New(testLogger(t))
+	f := New(testutil.Logger(t))
 	ch := f.State().Changed()
 	select {
 	case <-ch:
@@ -153,7 +154,7 @@ func TestCheckInvariantsDetectsViolations(t *testing.T) {
 // alongside Apply; run with -race. The watcher waits for the last index
 // without polling.
 func TestConcurrentReadersAndWatchers(t *testing.T) {
-	f := New(testLogger(t))
+	f := New(testutil.Logger(t))
 	const n = 200
 	done := make(chan struct{})
 	seen := make(chan uint64, 1)
