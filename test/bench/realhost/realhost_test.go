@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/internal/testutil/demoapp"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 	"github.com/rollwave/rollwave/test/integration/fleet"
@@ -277,7 +278,7 @@ func isolationBench(t *testing.T, f *fleet.Fleet, cs *fleet.Coordinators, hosts 
 			cut = append(cut, h)
 		}
 		into := time.Unix(0, p0.GetBakeDeadlineUnixNano()).Add(-time.Duration(p0.GetBakeMs())*time.Millisecond + 3*time.Second)
-		waitFor(t, 30*time.Second, 10*time.Millisecond, func() (bool, string) {
+		testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
 			return !time.Now().Before(into), fmt.Sprintf("%s to 3 s into the canary's bake", time.Until(into).Round(time.Millisecond))
 		})
 
