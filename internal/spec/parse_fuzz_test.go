@@ -64,6 +64,11 @@ func checkDiagnostics(t *testing.T, err error, file string) {
 // with Diagnostics that carry file:line:column.
 func FuzzParseRelease(f *testing.F) {
 	addSeeds(f, "good", "bad")
+	example, err := os.ReadFile(designExample)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(example, false)
 	f.Fuzz(func(t *testing.T, src []byte, json bool) {
 		name := fuzzName(json)
 		r, err := ParseRelease(name, src)

@@ -30,8 +30,11 @@ func parseFile(t *testing.T, name string) *Release {
 	return r
 }
 
-// designRelease is what testdata/good/release.hcl (the DESIGN.md example)
-// must decode to.
+// designExample is the DESIGN.md example as users see it (README,
+// operations.md): the one copy, parsed by the tests below.
+const designExample = "../../examples/release.hcl"
+
+// designRelease is what designExample must decode to.
 func designRelease() *Release {
 	return &Release{
 		Name:    "api-2.4.0",
@@ -74,14 +77,14 @@ func designRelease() *Release {
 }
 
 func TestParseReleaseDesignExample(t *testing.T) {
-	got := parseFile(t, "testdata/good/release.hcl")
+	got := parseFile(t, designExample)
 	if want := designRelease(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", got, want)
 	}
 }
 
 func TestParseReleaseJSONParity(t *testing.T) {
-	hcl := parseFile(t, "testdata/good/release.hcl")
+	hcl := parseFile(t, designExample)
 	json := parseFile(t, "testdata/good/release.json")
 	if !reflect.DeepEqual(hcl, json) {
 		t.Fatalf("HCL and JSON differ:\nhcl  %+v\njson %+v", hcl, json)

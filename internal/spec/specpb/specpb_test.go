@@ -57,7 +57,7 @@ func TestRoundTrip(t *testing.T) {
 		// Every field set.
 		{"full", func(*testing.T) *spec.Release { return fullRelease() }},
 		// The DESIGN.md example as parsed.
-		{"design example", parse("../testdata/good/release.hcl")},
+		{"design example", parse("../../../examples/release.hcl")},
 		// Only required fields: defaults and empty lists/maps.
 		{"minimal", parse("../testdata/good/minimal.hcl")},
 	}
