@@ -55,14 +55,7 @@ needs a snapshot restore (see docs/security.md).`,
   ROLLWAVE_TOKEN=<secret> rollwave acl token create -name alice -role deploy`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.ACLBootstrap(ctx, &rollwavev1.ACLBootstrapRequest{Name: strings.TrimSpace(name)})
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.ACLBootstrap, &rollwavev1.ACLBootstrapRequest{Name: strings.TrimSpace(name)})
 			if err != nil {
 				return err
 			}
@@ -93,14 +86,7 @@ func newACLTokenCreateCommand(a *app) *cobra.Command {
 			if !slices.Contains(aclRoles, role) {
 				return usageErrorf("invalid -role %q: must be one of %s", role, strings.Join(aclRoles, ", "))
 			}
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.ACLTokenCreate(ctx, &rollwavev1.ACLTokenCreateRequest{Name: name, Role: role})
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.ACLTokenCreate, &rollwavev1.ACLTokenCreateRequest{Name: name, Role: role})
 			if err != nil {
 				return err
 			}
@@ -141,14 +127,7 @@ func newACLTokenListCommand(a *app) *cobra.Command {
 		Short: "List tokens (admins see all, others their own); never shows secrets",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.ACLTokenList(ctx, &rollwavev1.ACLTokenListRequest{})
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.ACLTokenList, &rollwavev1.ACLTokenListRequest{})
 			if err != nil {
 				return err
 			}
@@ -181,17 +160,10 @@ func newACLTokenDeleteCommand(a *app) *cobra.Command {
 			if accessor == "" {
 				return usageErrorf("accessor must not be empty; see 'rollwave acl token list'")
 			}
-			client, done, err := a.connect(cmd)
-			if err != nil {
+			if _, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.ACLTokenDelete, &rollwavev1.ACLTokenDeleteRequest{AccessorId: accessor}); err != nil {
 				return err
 			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			if _, err := client.ACLTokenDelete(ctx, &rollwavev1.ACLTokenDeleteRequest{AccessorId: accessor}); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Deleted token %s\n", accessor)
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "Deleted token %s\n", accessor)
 			return err
 		},
 	}

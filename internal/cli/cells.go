@@ -55,14 +55,7 @@ func newCellsListCommand(a *app) *cobra.Command {
 }
 
 func listCells(a *app, cmd *cobra.Command) ([]*rollwavev1.CellView, error) {
-	client, done, err := a.connect(cmd)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	ctx, cancel := a.unary(cmd)
-	defer cancel()
-	resp, err := client.ListCells(ctx, &rollwavev1.ListCellsRequest{})
+	resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.ListCells, &rollwavev1.ListCellsRequest{})
 	if err != nil {
 		return nil, err
 	}
@@ -131,14 +124,7 @@ cell needs -criticality (risk and users default to 0).
 				return usageErrorf("cell %q is new: -criticality is required (%s)", name, strings.Join(criticalities, ", "))
 			}
 
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.SetCell(ctx, &rollwavev1.SetCellRequest{Cell: cell, Actor: actor()})
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.SetCell, &rollwavev1.SetCellRequest{Cell: cell, Actor: actor()})
 			if err != nil {
 				return err
 			}
@@ -162,17 +148,10 @@ func newCellsDeleteCommand(a *app) *cobra.Command {
 		Example: `  rollwave cells delete eu-1a`,
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, done, err := a.connect(cmd)
-			if err != nil {
+			if _, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.DeleteCell, &rollwavev1.DeleteCellRequest{Name: args[0], Actor: actor()}); err != nil {
 				return err
 			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			if _, err := client.DeleteCell(ctx, &rollwavev1.DeleteCellRequest{Name: args[0], Actor: actor()}); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Deleted cell %s\n", args[0])
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "Deleted cell %s\n", args[0])
 			return err
 		},
 	}

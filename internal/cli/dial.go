@@ -122,3 +122,19 @@ func (a *app) connect(cmd *cobra.Command) (rollwavev1.OperatorServiceClient, fun
 func (a *app) unary(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cmd.Context(), a.timeout)
 }
+
+// invoke connects to the coordinator and makes one unary call, bounded by
+// -timeout: method is the OperatorServiceClient method as an expression,
+// e.g. invoke(a, cmd, rollwavev1.OperatorServiceClient.Status, req).
+func invoke[Req, Resp any](a *app, cmd *cobra.Command,
+	method func(rollwavev1.OperatorServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	client, done, err := a.connect(cmd)
+	if err != nil {
+		var zero Resp
+		return zero, err
+	}
+	defer done()
+	ctx, cancel := a.unary(cmd)
+	defer cancel()
+	return method(client, ctx, req)
+}

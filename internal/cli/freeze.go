@@ -43,14 +43,7 @@ func newFreezeAddCommand(a *app) *cobra.Command {
 			if reason == "" {
 				return usageErrorf("-reason is required: say why rollouts are frozen")
 			}
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.AddFreeze(ctx, &rollwavev1.AddFreezeRequest{
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.AddFreeze, &rollwavev1.AddFreezeRequest{
 				FromUnixNano: start.UnixNano(), ToUnixNano: end.UnixNano(), Reason: reason, Actor: actor(),
 			})
 			if err != nil {
@@ -90,14 +83,7 @@ since a bare array would drop the global freeze.`,
 		Example: `  rollwave freeze list`,
 		Args:    exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.ListFreezes(ctx, &rollwavev1.ListFreezesRequest{})
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.ListFreezes, &rollwavev1.ListFreezesRequest{})
 			if err != nil {
 				return err
 			}
@@ -131,17 +117,10 @@ func newFreezeRemoveCommand(a *app) *cobra.Command {
 		Example: `  rollwave freeze remove fz-3`,
 		Args:    exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, done, err := a.connect(cmd)
-			if err != nil {
+			if _, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.RemoveFreeze, &rollwavev1.RemoveFreezeRequest{Id: args[0], Actor: actor()}); err != nil {
 				return err
 			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			if _, err := client.RemoveFreeze(ctx, &rollwavev1.RemoveFreezeRequest{Id: args[0], Actor: actor()}); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Removed freeze %s\n", args[0])
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "Removed freeze %s\n", args[0])
 			return err
 		},
 	}
@@ -163,17 +142,10 @@ func newFreezeGlobalCommand(a *app) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			on := args[0] == "on"
-			client, done, err := a.connect(cmd)
-			if err != nil {
+			if _, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.SetGlobalFreeze, &rollwavev1.SetGlobalFreezeRequest{On: on, Reason: reason, Actor: actor()}); err != nil {
 				return err
 			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			if _, err := client.SetGlobalFreeze(ctx, &rollwavev1.SetGlobalFreezeRequest{On: on, Reason: reason, Actor: actor()}); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Global freeze %s\n", args[0])
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "Global freeze %s\n", args[0])
 			return err
 		},
 	}

@@ -25,14 +25,7 @@ means blue serves 2.4.0 and green still holds 2.3.0.`,
   rollwave hosts -json`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.ListHosts(ctx, &rollwavev1.ListHostsRequest{Cell: cell})
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.ListHosts, &rollwavev1.ListHostsRequest{Cell: cell})
 			if err != nil {
 				return err
 			}

@@ -20,14 +20,7 @@ column marks the raft leader among the servers.`,
   rollwave members -json`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.Members(ctx, &rollwavev1.MembersRequest{})
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.Members, &rollwavev1.MembersRequest{})
 			if err != nil {
 				return err
 			}
@@ -59,14 +52,7 @@ func newStatusCommand(a *app) *cobra.Command {
   rollwave status -address 10.0.0.2:7420`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.Status(ctx, &rollwavev1.StatusRequest{})
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.Status, &rollwavev1.StatusRequest{})
 			if err != nil {
 				return err
 			}

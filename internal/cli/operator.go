@@ -38,14 +38,7 @@ func newRaftListPeersCommand(a *app) *cobra.Command {
   rollwave operator raft list-peers -json`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.RaftPeers(ctx, &rollwavev1.RaftPeersRequest{})
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.RaftPeers, &rollwavev1.RaftPeersRequest{})
 			if err != nil {
 				return err
 			}
@@ -81,21 +74,14 @@ coordinator this command talks to.`,
 			if (id == "") == (peerAddress == "") {
 				return usageErrorf("give exactly one of -id or -peer-address")
 			}
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			if _, err := client.RemovePeer(ctx, &rollwavev1.RemovePeerRequest{Id: id, Address: peerAddress}); err != nil {
+			if _, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.RemovePeer, &rollwavev1.RemovePeerRequest{Id: id, Address: peerAddress}); err != nil {
 				return err
 			}
 			who := id
 			if who == "" {
 				who = peerAddress
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Removed peer %s\n", who)
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "Removed peer %s\n", who)
 			return err
 		},
 	}

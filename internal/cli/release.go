@@ -71,14 +71,7 @@ Follow it with "rollwave release status ID -watch".`
 		if err != nil {
 			return err
 		}
-		client, done, err := a.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer done()
-		ctx, cancel := a.unary(cmd)
-		defer cancel()
-		resp, err := client.SubmitRelease(ctx, &rollwavev1.SubmitReleaseRequest{
+		resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.SubmitRelease, &rollwavev1.SubmitReleaseRequest{
 			SourceName: name, Source: src, Start: start, Actor: actor(),
 		})
 		if err != nil {
@@ -115,14 +108,7 @@ Nothing is stored.`,
 			if err != nil {
 				return err
 			}
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.PlanRelease(ctx, &rollwavev1.PlanReleaseRequest{SourceName: name, Source: src})
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.PlanRelease, &rollwavev1.PlanReleaseRequest{SourceName: name, Source: src})
 			if err != nil {
 				return err
 			}
@@ -158,14 +144,7 @@ func newReleaseGetCommand(a *app) *cobra.Command {
   rollwave release get api-2.4.0 -json`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.GetRelease(ctx, &rollwavev1.GetReleaseRequest{Id: args[0]})
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.GetRelease, &rollwavev1.GetReleaseRequest{Id: args[0]})
 			if err != nil {
 				return err
 			}
@@ -219,14 +198,7 @@ repeated or comma-separated: ` + strings.Join(releaseStateNames(), ", ") + `.`,
 				}
 				req.States = append(req.States, st)
 			}
-			client, done, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := a.unary(cmd)
-			defer cancel()
-			resp, err := client.ListReleases(ctx, req)
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.ListReleases, req)
 			if err != nil {
 				return err
 			}

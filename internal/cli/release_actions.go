@@ -104,15 +104,8 @@ as one, so it needs -skip-bake to say so explicitly, and should carry a
 }
 
 func runReleaseAction(a *app, cmd *cobra.Command, call actionCall, req *rollwavev1.ReleaseActionRequest) error {
-	client, done, err := a.connect(cmd)
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx, cancel := a.unary(cmd)
-	defer cancel()
 	req.Actor = actor()
-	resp, err := call(client, ctx, req)
+	resp, err := invoke(a, cmd, call, req)
 	if err != nil {
 		return err
 	}
