@@ -128,15 +128,7 @@ func CreateCA(opts CAOptions) (*Generated, error) {
 	if days < 0 {
 		return nil, fmt.Errorf("tlsutil: CA validity %d days: must be positive", days)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("tlsutil: generate CA key: %w", err)
-	}
-	serial, err := newSerial()
-	if err != nil {
-		return nil, err
-	}
-	skid, err := keyID(key.Public())
+	key, serial, skid, err := newKeyMaterial("CA key")
 	if err != nil {
 		return nil, err
 	}
@@ -228,15 +220,7 @@ func CreateCert(opts CertOptions) (*Generated, error) {
 		return nil, err
 	}
 
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("tlsutil: generate key: %w", err)
-	}
-	serial, err := newSerial()
-	if err != nil {
-		return nil, err
-	}
-	skid, err := keyID(key.Public())
+	key, serial, skid, err := newKeyMaterial("key")
 	if err != nil {
 		return nil, err
 	}
@@ -315,6 +299,23 @@ func validFrom(t time.Time) time.Time {
 		return time.Now().Add(-clockSkew).UTC().Truncate(time.Second)
 	}
 	return t.UTC()
+}
+
+// newKeyMaterial makes what every certificate needs: a P-256 key, a
+// random serial number and the key's subject key identifier. what names
+// the key in an error.
+func newKeyMaterial(what string) (key *ecdsa.PrivateKey, serial *big.Int, skid []byte, err error) {
+	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("tlsutil: generate %s: %w", what, err)
+	}
+	if serial, err = newSerial(); err != nil {
+		return nil, nil, nil, err
+	}
+	if skid, err = keyID(key.Public()); err != nil {
+		return nil, nil, nil, err
+	}
+	return key, serial, skid, nil
 }
 
 func newSerial() (*big.Int, error) {
