@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -20,7 +21,18 @@ const (
 // it, and may bind it again after a restart.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	for i := 0; i < 200; i++ {
+	addr, err := PickFreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// PickFreeAddr is FreeAddr for programs without a test (the benchmarks):
+// a random 127.0.0.1 port below the ephemeral range, free for TCP and UDP
+// right now, or an error after 500 tries.
+func PickFreeAddr() (string, error) {
+	for i := 0; i < 500; i++ {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lowPort+rand.IntN(highPort-lowPort)))
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -32,10 +44,9 @@ func FreeAddr(t testing.TB) string {
 			continue
 		}
 		u.Close()
-		return addr
+		return addr, nil
 	}
-	t.Fatal("no free loopback port found in 200 tries")
-	return ""
+	return "", errors.New("no free loopback port found in 500 tries")
 }
 
 // FreePorts returns n distinct free loopback ports (see FreeAddr).

@@ -2,10 +2,7 @@ package fleet
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -47,27 +45,6 @@ type Cluster struct {
 	RaftTimeout time.Duration
 }
 
-// freeAddr returns a 127.0.0.1 port below the ephemeral range (the
-// simulator's thousands of outgoing connections use that range), free for
-// TCP and UDP right now.
-func freeAddr() (string, error) {
-	for i := 0; i < 500; i++ {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return addr, nil
-	}
-	return "", errors.New("no free loopback port in 500 tries")
-}
-
 // StartCluster starts n coordinators with -bootstrap-expect n, each
 // joining the first, and waits (≤ timeout) for a leader.
 func StartCluster(bin, dir string, n int, raftTimeout, timeout time.Duration) (*Cluster, error) {
@@ -76,7 +53,7 @@ func StartCluster(bin, dir string, n int, raftTimeout, timeout time.Duration) (*
 		co := &Coordinator{Name: fmt.Sprintf("c%d", i+1), DataDir: filepath.Join(dir, fmt.Sprintf("c%d", i+1))}
 		var err error
 		for _, p := range []*string{&co.GRPC, &co.Raft, &co.Gossip} {
-			if *p, err = freeAddr(); err != nil {
+			if *p, err = testutil.PickFreeAddr(); err != nil {
 				return nil, err
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/internal/testutil/demoapp"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 	"github.com/rollwave/rollwave/test/bench/fleet"
@@ -66,12 +67,11 @@ type Result struct {
 	Mappings []Mapping `json:"mappings"`
 }
 
-// freeAddr returns a free 127.0.0.1 address (TCP and UDP).
+// freeAddr returns a free 127.0.0.1 address (TCP and UDP), or port 0
+// (which then fails loudly at bind) if none was found.
 func freeAddr() string {
-	for i := 0; i < 100; i++ {
-		if a, err := tryFreeAddr(); err == nil {
-			return a
-		}
+	if a, err := testutil.PickFreeAddr(); err == nil {
+		return a
 	}
 	return "127.0.0.1:0"
 }
