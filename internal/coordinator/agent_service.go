@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -250,7 +251,7 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 			}
 			sess.mu.Unlock()
 			facts := hb.GetFacts()
-			if persist || (len(facts) > 0 && !sameFacts(facts, hello.GetSlots())) {
+			if persist || (len(facts) > 0 && !protoSlicesEqual(facts, hello.GetSlots())) {
 				if len(facts) > 0 {
 					hello.Slots = facts
 				}
@@ -274,16 +275,10 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 	}
 }
 
-func sameFacts(a, b []*rollwavev1.SlotFacts) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !proto.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
+// protoSlicesEqual reports whether a and b hold equal messages in the
+// same order.
+func protoSlicesEqual[M proto.Message](a, b []M) bool {
+	return slices.EqualFunc(a, b, func(x, y M) bool { return proto.Equal(x, y) })
 }
 
 func recvWithTimeout(stream grpc.BidiStreamingServer[rollwavev1.AgentMessage, rollwavev1.CoordinatorMessage], d time.Duration) (*rollwavev1.AgentMessage, error) {

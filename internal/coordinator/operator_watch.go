@@ -31,7 +31,7 @@ func (o *operatorService) WatchRelease(req *rollwavev1.WatchReleaseRequest, stre
 			lastSeq = events[n-1].GetSeq()
 		}
 		resp := &rollwavev1.WatchReleaseResponse{Release: r, Assignments: o.s.fsm.State().ReleaseAssignments(r.GetId()), Events: events}
-		if lastSent == nil || len(events) > 0 || !proto.Equal(lastSent.GetRelease(), r) || !sameAssignments(lastSent.GetAssignments(), resp.GetAssignments()) {
+		if lastSent == nil || len(events) > 0 || !proto.Equal(lastSent.GetRelease(), r) || !protoSlicesEqual(lastSent.GetAssignments(), resp.GetAssignments()) {
 			if err := stream.Send(resp); err != nil {
 				return err
 			}
@@ -48,18 +48,6 @@ func (o *operatorService) WatchRelease(req *rollwavev1.WatchReleaseRequest, stre
 		case <-changed:
 		}
 	}
-}
-
-func sameAssignments(a, b []*rollwavev1.Assignment) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !proto.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // isTerminal reports whether a release can no longer change state.
