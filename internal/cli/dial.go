@@ -107,15 +107,25 @@ func (a *app) connect(cmd *cobra.Command) (rollwavev1.OperatorServiceClient, fun
 	if st := stateOf(cmd); st != nil {
 		st.address = addr
 	}
-	opts, err := a.dialOptions()
+	conn, err := a.dial(addr)
 	if err != nil {
 		return nil, nil, err
 	}
+	return rollwavev1.NewOperatorServiceClient(conn), func() { _ = conn.Close() }, nil
+}
+
+// dial opens a client connection to the coordinator at addr with the
+// CLI's connection settings (TLS, token).
+func (a *app) dial(addr string) (*grpc.ClientConn, error) {
+	opts, err := a.dialOptions()
+	if err != nil {
+		return nil, err
+	}
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("coordinator address %q: %w", addr, err)
+		return nil, fmt.Errorf("coordinator address %q: %w", addr, err)
 	}
-	return rollwavev1.NewOperatorServiceClient(conn), func() { _ = conn.Close() }, nil
+	return conn, nil
 }
 
 // unary returns a context bounded by -timeout for one unary call.

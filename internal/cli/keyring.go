@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -228,13 +227,9 @@ func checkGossipKey(s string) error {
 // grpcKeyringDialer reaches a coordinator's GossipKeyring RPC with the
 // CLI's usual connection settings (TLS, token).
 func (a *app) grpcKeyringDialer(_ context.Context, addr string) (KeyringClient, func(), error) {
-	opts, err := a.dialOptions()
+	conn, err := a.dial(addr)
 	if err != nil {
 		return nil, nil, err
-	}
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("coordinator address %q: %w", addr, err)
 	}
 	return grpcKeyring{rollwavev1.NewOperatorServiceClient(conn)}, func() { _ = conn.Close() }, nil
 }
