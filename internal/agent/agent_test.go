@@ -30,19 +30,7 @@ import (
 
 var demoBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rollwave-agent-test")
-	if err != nil {
-		panic(err)
-	}
-	demoBin, err = demoapp.Build(demoapp.RepoRoot(), dir)
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { demoapp.RunTests(m, &demoBin) }
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)

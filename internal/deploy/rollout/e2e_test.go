@@ -44,19 +44,7 @@ import (
 
 var demoBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rollwave-rollout-test")
-	if err != nil {
-		panic(err)
-	}
-	demoBin, err = demoapp.Build(demoapp.RepoRoot(), dir)
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { demoapp.RunTests(m, &demoBin) }
 
 // netOctet gives each e2e test its own 127.0.X.0/24 (nothing of one test
 // can answer another's).

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"testing"
 )
 
 // Build compiles examples/demo-app into dir and returns the binary's path.
@@ -26,6 +27,23 @@ func Build(repoRoot, dir string) (string, error) {
 		return "", fmt.Errorf("build demo-app: %v\n%s", err, b)
 	}
 	return out, nil
+}
+
+// RunTests is a TestMain body for packages whose tests run the demo app:
+// it builds the app into a temporary directory, sets *bin to it, runs the
+// tests, removes the directory and exits with the tests' code.
+func RunTests(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "rollwave-demoapp-test")
+	if err != nil {
+		panic(err)
+	}
+	if *bin, err = Build(RepoRoot(), dir); err != nil {
+		os.RemoveAll(dir)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // RepoRoot finds the module root from this source file's location.
