@@ -191,35 +191,27 @@ func quantity(dst *Quantity) attrFunc {
 }
 
 func strList(dst *[]string) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
-		elems, ok := d.list(expr, path, "a list of strings")
-		if !ok {
-			return
-		}
-		var out []string
-		for i, e := range elems {
-			// A failed element keeps its place (as "") so that later
-			// paths stay aligned with the source; it is marked failed.
-			d.pos[index(path, i)] = e.Range()
-			s, _ := d.stringValue(e, index(path, i))
-			out = append(out, s)
-		}
-		*dst = out
-	}
+	return listOf(dst, "a list of strings", (*decoder).stringValue)
 }
 
 func intList(dst *[]int) attrFunc {
+	return listOf(dst, "a list of numbers", (*decoder).intValue)
+}
+
+// listOf decodes a list whose elements elem decodes. A failed element
+// keeps its place (as T's zero value) so that later paths stay aligned
+// with the source; it is marked failed.
+func listOf[T any](dst *[]T, want string, elem func(*decoder, hcl.Expression, string) (T, bool)) attrFunc {
 	return func(d *decoder, expr hcl.Expression, path string) {
-		elems, ok := d.list(expr, path, "a list of numbers")
+		elems, ok := d.list(expr, path, want)
 		if !ok {
 			return
 		}
-		var out []int
+		var out []T
 		for i, e := range elems {
-			// As in strList, a failed element keeps its place.
 			d.pos[index(path, i)] = e.Range()
-			n, _ := d.intValue(e, index(path, i))
-			out = append(out, n)
+			v, _ := elem(d, e, index(path, i))
+			out = append(out, v)
 		}
 		*dst = out
 	}
