@@ -17,6 +17,13 @@ import (
 // poll interval, so it is a synchronisation point, not a delay.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
+	WaitForWith(t, timeout, cond, nil)
+}
+
+// WaitForWith is WaitFor that, when it fails, adds what more returns
+// (logs, events) to the failure; more may be nil.
+func WaitForWith(t testing.TB, timeout time.Duration, cond func() (bool, string), more func() string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	interval := 5 * time.Millisecond
 	var last string
@@ -27,7 +34,11 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 		}
 		last = msg
 		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %s", timeout, last)
+			extra := ""
+			if more != nil {
+				extra = "\n" + more()
+			}
+			t.Fatalf("condition not met within %s: %s%s", timeout, last, extra)
 		}
 		time.Sleep(interval)
 		if interval < 100*time.Millisecond {

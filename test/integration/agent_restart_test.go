@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/test/integration/fleet"
 )
 
@@ -31,7 +32,7 @@ func TestAgentKilledBySystemd(t *testing.T) {
 	}
 	killed := time.Now()
 	h.MustExec("systemctl", "kill", "-s", "KILL", fleet.AgentUnit)
-	waitFor(t, 60*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 60*time.Second, func() (bool, string) {
 		now, err := h.UnitProps(fleet.AgentUnit, "MainPID", "NRestarts", "ActiveState", "SubState")
 		if err != nil {
 			return false, err.Error()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/test/integration/fleet"
 )
 
@@ -30,7 +31,7 @@ func TestFirstDeployFailingBake(t *testing.T) {
 	final := map[string]bool{"RELEASE_STATE_SUCCEEDED": true, "RELEASE_STATE_ROLLED_BACK": true,
 		"RELEASE_STATE_FAILED": true, "RELEASE_STATE_ABORTED": true}
 	var state string
-	waitFor(t, 3*time.Minute, func() (bool, string) {
+	testutil.WaitFor(t, 3*time.Minute, func() (bool, string) {
 		resp, err := cs.Release(id)
 		if err != nil {
 			return false, err.Error()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/test/integration/fleet"
 )
 
@@ -69,7 +70,7 @@ func TestInstallFromPackage(t *testing.T) {
 	}
 
 	seen := time.Now()
-	waitFor(t, 60*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 60*time.Second, func() (bool, string) {
 		views, err := cs.Hosts()
 		if err != nil {
 			return false, err.Error()

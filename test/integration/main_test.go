@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rollwave/rollwave/internal/deploy/slot"
+	"github.com/rollwave/rollwave/internal/testutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 	"github.com/rollwave/rollwave/test/integration/fleet"
 )
@@ -108,7 +109,7 @@ func deployDemo(t *testing.T, f *fleet.Fleet, cs *fleet.Coordinators, hosts []*f
 // waitServes waits until h's traffic port answers with version.
 func waitServes(t *testing.T, h *fleet.Host, version string) {
 	t.Helper()
-	waitFor(t, 60*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 60*time.Second, func() (bool, string) {
 		got, err := h.ServedVersion()
 		if err != nil {
 			return false, fmt.Sprintf("%s: %v", h.Name, err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/test/integration/fleet"
 )
 
@@ -37,7 +38,7 @@ func TestLinkCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sessionGone, gossipGone time.Duration
-	waitFor(t, 90*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 90*time.Second, func() (bool, string) {
 		connected, liveness, err := hostView(cs, h.Name)
 		if err != nil {
 			return false, err.Error()
@@ -61,7 +62,7 @@ func TestLinkCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sessionBack, gossipBack time.Duration
-	waitFor(t, 90*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 90*time.Second, func() (bool, string) {
 		connected, liveness, err := hostView(cs, h.Name)
 		if err != nil {
 			return false, err.Error()
@@ -93,7 +94,7 @@ func TestCoordinatorLeaderKilled(t *testing.T) {
 		t.Fatalf("leader is still the killed %s", old.Name)
 	}
 	t.Logf("TIMING new leader %s after killing %s: %s", leader.Name, old.Name, time.Since(killed).Round(time.Millisecond))
-	waitFor(t, 90*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 90*time.Second, func() (bool, string) {
 		views, err := cs.Hosts()
 		if err != nil {
 			return false, err.Error()
@@ -109,7 +110,7 @@ func TestCoordinatorLeaderKilled(t *testing.T) {
 	t.Logf("TIMING agents reconnected after killing the leader: %s", time.Since(killed).Round(time.Millisecond))
 
 	old.Restart()
-	waitFor(t, 60*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 60*time.Second, func() (bool, string) {
 		st, err := cs.Status(old)
 		if err != nil {
 			return false, err.Error()

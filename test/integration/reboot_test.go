@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/test/integration/fleet"
 )
 
@@ -22,7 +23,7 @@ func TestHostReboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The coordinators notice the session is gone before it comes back.
-	waitFor(t, 60*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 60*time.Second, func() (bool, string) {
 		views, err := cs.Hosts()
 		if err != nil {
 			return false, err.Error()

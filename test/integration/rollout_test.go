@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rollwave/rollwave/internal/deploy/slot"
+	"github.com/rollwave/rollwave/internal/testutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 	"github.com/rollwave/rollwave/test/integration/fleet"
 )
@@ -48,7 +49,7 @@ func startRelease(t *testing.T, cs *fleet.Coordinators, spec string) string {
 func waitPhase(t *testing.T, cs *fleet.Coordinators, id string, idx int, want rollwavev1.PhaseState, timeout time.Duration) *rollwavev1.GetReleaseResponse {
 	t.Helper()
 	var resp *rollwavev1.GetReleaseResponse
-	waitFor(t, timeout, func() (bool, string) {
+	testutil.WaitFor(t, timeout, func() (bool, string) {
 		r, err := cs.Release(id)
 		if err != nil {
 			return false, err.Error()
@@ -209,7 +210,7 @@ func TestPhasedRollout(t *testing.T) {
 	// stopped by finalize and keeps its files (v1).
 	for _, h := range hosts {
 		old, cur := activeV1[h.Name], otherSlot(activeV1[h.Name])
-		waitFor(t, 30*time.Second, func() (bool, string) {
+		testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
 			a, o := h.IsActive(fleet.SlotUnit(fleet.DemoApp, cur)), h.IsActive(fleet.SlotUnit(fleet.DemoApp, old))
 			return a == "active" && o != "active", fmt.Sprintf("%s: %s is %q, old %s is %q", h.Name,
 				fleet.SlotUnit(fleet.DemoApp, cur), a, fleet.SlotUnit(fleet.DemoApp, old), o)
@@ -329,7 +330,7 @@ func TestIsolatedHostReverts(t *testing.T) {
 	verified := f.Host(phases[0].GetHosts()[0])
 	// The verified host was told so (PhaseVerified): it must not revert
 	// on lost contact any more.
-	waitFor(t, 10*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
 		st, err := verified.SlotState(fleet.DemoApp)
 		if err != nil {
 			return false, err.Error()
@@ -343,7 +344,7 @@ func TestIsolatedHostReverts(t *testing.T) {
 	// well before the deadline.
 	deadline := time.Unix(0, phases[1].GetBakeDeadlineUnixNano())
 	into := deadline.Add(-time.Duration(phases[1].GetBakeMs())*time.Millisecond + 4*time.Second)
-	waitFor(t, 20*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
 		return !time.Now().Before(into), fmt.Sprintf("%s to 4s into phase 1's bake", time.Until(into).Round(time.Millisecond))
 	})
 	t.Logf("cutting %s (phase 1, baking, %s of bake left) and %s (phase 0, verified)", baking.Name,
@@ -390,7 +391,7 @@ func TestIsolatedHostReverts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 60*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 60*time.Second, func() (bool, string) {
 		resp, err := cs.Release(id)
 		if err != nil {
 			return false, err.Error()
@@ -470,7 +471,7 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 	bake := time.Duration(p0.GetBakeMs()) * time.Millisecond
 	// The middle of the canary's bake: the deadline stored in raft.
 	mid := deadline.Add(-bake / 2)
-	waitFor(t, bake, func() (bool, string) {
+	testutil.WaitFor(t, bake, func() (bool, string) {
 		return !time.Now().Before(mid), fmt.Sprintf("%s to the middle of the bake", time.Until(mid).Round(time.Millisecond))
 	})
 	before, err := cs.Events(id)
@@ -493,7 +494,7 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 	t.Logf("TIMING e: new leader %s after killing %s: %s", leader.Name, old.Name, time.Since(killed).Round(time.Millisecond))
 
 	var next *rollwavev1.Event
-	waitFor(t, 90*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 90*time.Second, func() (bool, string) {
 		evs, err := cs.Events(id)
 		if err != nil {
 			return false, err.Error()

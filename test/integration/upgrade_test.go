@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/test/integration/fleet"
 )
 
@@ -53,7 +54,7 @@ func TestUpgradeInPlace(t *testing.T) {
 	}
 	// The upgrade's postinst try-restarts a running agent; it must come
 	// back ready (Type=notify: active/running only after READY=1).
-	waitFor(t, 60*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 60*time.Second, func() (bool, string) {
 		now, err := h.UnitProps(fleet.AgentUnit, "MainPID", "ActiveState", "SubState")
 		if err != nil {
 			return false, err.Error()

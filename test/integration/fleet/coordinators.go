@@ -19,6 +19,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -277,7 +278,7 @@ func (cs *Coordinators) Status(c *Coordinator) (*rollwavev1.StatusResponse, erro
 func (cs *Coordinators) WaitLeader(timeout time.Duration) *Coordinator {
 	cs.t.Helper()
 	var leader *Coordinator
-	waitFor(cs.t, timeout, func() (bool, string) {
+	testutil.WaitForWith(cs.t, timeout, func() (bool, string) {
 		leader = nil
 		var id string
 		for _, c := range cs.nodes {
@@ -400,7 +401,7 @@ func processAlive(pid int) bool {
 // connected (an open agent session), failing the test after timeout.
 func (cs *Coordinators) WaitConnected(hosts []*Host, timeout time.Duration) {
 	cs.t.Helper()
-	waitFor(cs.t, timeout, func() (bool, string) {
+	testutil.WaitFor(cs.t, timeout, func() (bool, string) {
 		views, err := cs.Hosts()
 		if err != nil {
 			return false, err.Error()
@@ -415,5 +416,5 @@ func (cs *Coordinators) WaitConnected(hosts []*Host, timeout time.Duration) {
 			}
 		}
 		return true, ""
-	}, nil)
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/rollwave/rollwave/internal/deploy/slot"
+	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/internal/testutil/demoapp"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -106,7 +107,7 @@ func (cs *Coordinators) WaitRelease(id string, want rollwavev1.ReleaseState, tim
 		rollwavev1.ReleaseState_RELEASE_STATE_ABORTED:     true,
 		rollwavev1.ReleaseState_RELEASE_STATE_FAILED:      true,
 	}
-	waitFor(cs.t, timeout, func() (bool, string) {
+	testutil.WaitForWith(cs.t, timeout, func() (bool, string) {
 		resp, err := cs.Release(id)
 		if err != nil {
 			return false, err.Error()

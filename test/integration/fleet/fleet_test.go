@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/testutil"
 )
 
 // TestFleet checks the harness itself: boot, exec, copy-in, cut/heal, and
@@ -36,10 +38,10 @@ func TestFleet(t *testing.T) {
 	if err := h2.Heal(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
 		_, _, err := h1.ExecTimeout(5*time.Second, "ping", "-c1", "-W1", h2.IP)
 		return err == nil, "h1 cannot ping h2 after heal"
-	}, nil)
+	})
 	t.Logf("TIMING cut+heal round trip: %s", time.Since(cut).Round(time.Millisecond))
 
 	stop := time.Now()
@@ -87,10 +89,10 @@ func TestDemoHelpers(t *testing.T) {
 	h.MustExec("mkdir", "-p", dir)
 	h.MustExec("tar", "-xzf", strings.TrimPrefix(art.URL, "file://"), "-C", dir)
 	h.MustExec("systemd-run", "--unit="+SlotUnit(DemoApp, "blue"), dir+"/bin/demo-app", "-dir", dir, "-listen", "127.0.0.1:18081")
-	waitFor(t, 20*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
 		out, err := h.Curl(DemoBluePort, "/")
 		return err == nil && strings.TrimSpace(out) == "9.9.9", fmt.Sprintf("curl: %q %v", out, err)
-	}, nil)
+	})
 	active, err := h.ActiveSlotUnits(DemoApp)
 	if err != nil {
 		t.Fatal(err)
