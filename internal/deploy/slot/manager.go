@@ -86,6 +86,13 @@ type Manager struct {
 	mu   sync.Mutex
 	apps map[string]*appRT
 
+	// onDisk lists the apps whose state files were on disk when Apps
+	// first looked. Read once: every state file written later is written
+	// by this Manager, for an app in apps, and Apps runs several times a
+	// second (heartbeats, the isolation watchdog).
+	diskOnce sync.Once
+	onDisk   []string
+
 	// crashPoint, when set, is called at every step boundary (after the
 	// state was persisted). An error simulates the agent dying there: the
 	// operation returns at once without any clean-up. Tests only.
@@ -299,15 +306,20 @@ func (m *Manager) slotPort(st *State, slot Name) int {
 
 // Apps lists the apps with state on this host, sorted.
 func (m *Manager) Apps() []string {
+	m.diskOnce.Do(func() {
+		entries, _ := os.ReadDir(filepath.Join(m.cfg.DataDir, "apps"))
+		for _, e := range entries {
+			if !e.IsDir() || validApp(e.Name()) != nil {
+				continue
+			}
+			if _, err := os.Stat(statePath(m.cfg.DataDir, e.Name())); err == nil {
+				m.onDisk = append(m.onDisk, e.Name())
+			}
+		}
+	})
 	seen := map[string]bool{}
-	entries, _ := os.ReadDir(filepath.Join(m.cfg.DataDir, "apps"))
-	for _, e := range entries {
-		if !e.IsDir() || validApp(e.Name()) != nil {
-			continue
-		}
-		if _, err := os.Stat(statePath(m.cfg.DataDir, e.Name())); err == nil {
-			seen[e.Name()] = true
-		}
+	for _, name := range m.onDisk {
+		seen[name] = true
 	}
 	m.mu.Lock()
 	for name, rt := range m.apps {
