@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -57,8 +59,9 @@ type AgentConfig struct {
 // AgentPolicy is the `policy { }` block: limits the host's operators put
 // on every assignment, whoever sends it.
 type AgentPolicy struct {
-	// ArtifactPrefixes, when set, are the only URL prefixes artifacts may
-	// come from.
+	// ArtifactPrefixes, when set, are the only places artifacts may come
+	// from: URLs compared by scheme, host, port and path directory
+	// (ArtifactPrefix), never as strings.
 	ArtifactPrefixes []string
 	// UnitUsers, when set, are the only users slot units may run as.
 	UnitUsers []string
@@ -179,5 +182,10 @@ func (c *AgentConfig) validate() problems {
 	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
 	c.TLS.validate(&ps)
 	checkGossipKey(&ps, "encrypt", c.Encrypt)
+	for i, pre := range c.Policy.ArtifactPrefixes {
+		if _, err := ParseArtifactPrefix(pre); err != nil {
+			ps.add(fmt.Sprintf("policy.artifact_prefixes[%d]", i), "%s", strings.TrimPrefix(err.Error(), ErrArtifactURL.Error()+": "))
+		}
+	}
 	return ps
 }
