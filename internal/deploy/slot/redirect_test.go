@@ -89,8 +89,8 @@ func TestSecuritySecretRedactionStage(t *testing.T) {
 	defer srv.Close()
 	for _, u := range []string{
 		strings.Replace(srv.URL, "http://", "http://deploy:hunter2@", 1) + "/x.tgz", // http 404
-		"http://deploy:hunter2@127.0.0.1:1/x.tgz",                               // connection refused
-		"file://deploy:hunter2@localhost/nonexistent.tgz",                         // file error
+		"http://deploy:hunter2@127.0.0.1:1/x.tgz",                                   // connection refused
+		"file://deploy:hunter2@localhost/nonexistent.tgz",                           // file error
 	} {
 		dir := filepath.Join(t.TempDir(), "apps", "web", "blue")
 		err := Stage(context.Background(), u, testArtifact.sha, dir)
