@@ -22,7 +22,6 @@ import (
 // or event path can forget it. AgentService is not redacted: the agent
 // fetching the artifact needs the URL as written.
 
-
 // redactUnary redacts OperatorService responses.
 func redactUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)
