@@ -54,6 +54,12 @@ type AgentConfig struct {
 	Policy AgentPolicy
 	// Encrypt is the gossip encryption key (base64, `rollwave keygen`).
 	Encrypt string
+	// EncryptFile names a file holding the gossip encryption key, so the
+	// key need not sit in the config file (or on the command line);
+	// exclusive with Encrypt. The command resolves it into Encrypt before
+	// Validate checks the key (spec.PickSecret: flags, then the
+	// environment, then the config file).
+	EncryptFile string
 }
 
 // AgentPolicy is the `policy { }` block: limits the host's operators put
@@ -132,6 +138,7 @@ func (c *AgentConfig) fields() []field {
 		block("advertise", sub(attr("gossip", str(&c.Advertise.Gossip)))),
 		block("tls", tlsFields(&c.TLS)),
 		attr("encrypt", str(&c.Encrypt)),
+		attr("encrypt_file", str(&c.EncryptFile)),
 		block("policy", sub(
 			attr("artifact_prefixes", strList(&c.Policy.ArtifactPrefixes)),
 			attr("unit_users", strList(&c.Policy.UnitUsers)),
@@ -182,6 +189,9 @@ func (c *AgentConfig) validate() problems {
 	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
 	c.TLS.validate(&ps)
 	checkGossipKey(&ps, "encrypt", c.Encrypt)
+	if c.Encrypt != "" && c.EncryptFile != "" {
+		ps.add("encrypt_file", "both encrypt and encrypt_file are set; give only one (encrypt_file keeps the key out of the config file)")
+	}
 	for i, pre := range c.Policy.ArtifactPrefixes {
 		if _, err := ParseArtifactPrefix(pre); err != nil {
 			ps.add(fmt.Sprintf("policy.artifact_prefixes[%d]", i), "%s", strings.TrimPrefix(err.Error(), ErrArtifactURL.Error()+": "))
