@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +21,10 @@ const (
 	// EnvEncryptFile names a file holding the gossip encryption key.
 	EnvEncryptFile = "ROLLWAVE_ENCRYPT_FILE"
 )
+
+// ErrSecretConflict is wrapped when one level sets a secret both ways
+// (-token and -token-file).
+var ErrSecretConflict = errors.New("conflicting secret settings")
 
 // maxSecretFileBytes bounds a secret file: tokens and keys are short, and
 // a path pointing at something large is a mistake.
@@ -76,7 +81,7 @@ func PickSecret(layers ...SecretLayer) (secret, from string, err error) {
 	for _, l := range layers {
 		switch {
 		case l.Value != "" && l.File != "":
-			return "", "", fmt.Errorf("both %s and %s are set; give only one", l.ValueName, l.FileName)
+			return "", "", fmt.Errorf("%w: both %s and %s are set; give only one", ErrSecretConflict, l.ValueName, l.FileName)
 		case l.File != "":
 			s, err := ReadSecretFile(l.File)
 			if err != nil {
