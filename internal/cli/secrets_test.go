@@ -90,3 +90,24 @@ func TestSecuritySecretRedactionCLI(t *testing.T) {
 		t.Errorf("event line: %s", b.String())
 	}
 }
+
+// TestSecurityTokenFromFileKeyring (issue 11 item 11b): gossip keys for the
+// keyring commands could only be written on the command line. KEY may now
+// be @FILE.
+func TestSecurityTokenFromFileKeyring(t *testing.T) {
+	f := &fakeKeyring{keys: []string{key1}, primary: key1}
+	p := filepath.Join(t.TempDir(), "new.key")
+	if err := os.WriteFile(p, []byte(key2+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"-address", "10.0.0.1:7420", "operator", "gossip", "keyring"}
+	runKeyring(t, f, append(base, "-install", "@"+p)...).expect(t, ExitOK)
+	runKeyring(t, f, append(base, "-use", "@"+p)...).expect(t, ExitOK)
+	if want := []string{"install " + key2, "use " + key2}; strings.Join(f.calls, ",") != strings.Join(want, ",") {
+		t.Errorf("calls %v, want %v", f.calls, want)
+	}
+	r := runKeyring(t, f, append(base, "-remove", "@"+p+".missing")...).expect(t, ExitError)
+	if !strings.Contains(r.stderr, p+".missing") || len(f.calls) != 2 {
+		t.Errorf("missing key file: stderr %q, calls %v", r.stderr, f.calls)
+	}
+}

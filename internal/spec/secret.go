@@ -31,21 +31,19 @@ var ErrSecretConflict = errors.New("conflicting secret settings")
 const maxSecretFileBytes = 64 << 10
 
 // ReadSecretFile reads a secret from path: the whole file with surrounding
-// whitespace (a trailing newline) removed. The file must be a regular file
-// of at most 64 KiB holding one non-empty line. Errors name the file, never
-// its content.
+// whitespace (a trailing newline) removed. It must hold one non-empty line
+// within 64 KiB; pipes work (/dev/stdin, a secrets manager's FIFO). Errors
+// name the file, never its content.
 func ReadSecretFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
+	if st, err := f.Stat(); err != nil {
 		return "", err
-	}
-	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file", path)
+	} else if st.IsDir() {
+		return "", fmt.Errorf("%s is a directory; expected a file holding the secret", path)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileBytes+1))
 	if err != nil {
