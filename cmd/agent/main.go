@@ -257,6 +257,10 @@ func resolveGossipKey(key, file *string, flagKey, flagFile string) (string, erro
 		}
 	}
 	*key, *file = k, ""
+	// Commands this process runs (exec hooks and checks) inherit its
+	// environment: they must not inherit the key.
+	os.Unsetenv(spec.EnvEncrypt)
+	os.Unsetenv(spec.EnvEncryptFile)
 	return from, nil
 }
 

@@ -29,9 +29,13 @@ func TestSecurityTokenFromFileAgentKey(t *testing.T) {
 	if from, err := resolveGossipKey(&key, &file, "", fileA); err != nil || key != keyA || from != "-encrypt-file" {
 		t.Fatalf("flag file with env set: key %q from %q, %v; want the file's key", key, from, err)
 	}
-	key, file = "", fileA // config encrypt_file loses to the environment
+	t.Setenv(spec.EnvEncrypt, keyB) // the call above unset it
+	key, file = "", fileA           // config encrypt_file loses to the environment
 	if from, err := resolveGossipKey(&key, &file, "", ""); err != nil || key != keyB || from != spec.EnvEncrypt || file != "" {
 		t.Fatalf("env over config: key %q file %q from %q, %v", key, file, from, err)
+	}
+	if v, ok := os.LookupEnv(spec.EnvEncrypt); ok {
+		t.Fatalf("%s is still set (%q): exec hooks and checks would inherit the key", spec.EnvEncrypt, v)
 	}
 	t.Setenv(spec.EnvEncrypt, "")
 	key, file = "", fileA
