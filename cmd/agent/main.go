@@ -59,7 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		advGossip   = fs.String("advertise-gossip", "", "gossip address others dial (default: the bound one)")
 		logLevel    = fs.String("log-level", "", "debug, info, warn or error")
 		showVer     = fs.Bool("version", false, "print the version and exit")
-		encrypt     = fs.String("encrypt", "", "gossip encryption key (base64, from 'rollwave keygen')")
+		encrypt     = fs.String("encrypt", "", "gossip encryption key (base64, from 'rollwave keygen'); visible in ps: prefer -encrypt-file or env "+spec.EnvEncrypt)
+		encryptFile = fs.String("encrypt-file", "", "file holding the gossip encryption key (env "+spec.EnvEncryptFile+", config encrypt_file)")
 		caFile      = fs.String("ca-file", "", "CA certificate: turns on mutual TLS with -cert-file and -key-file")
 		certFile    = fs.String("cert-file", "", "this agent's certificate ('rollwave tls cert create -agent')")
 		keyFile     = fs.String("key-file", "", "this agent's certificate key")
@@ -133,9 +134,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if set["log-level"] {
 		ac.LogLevel = *logLevel
 	}
-	if set["encrypt"] {
-		ac.Encrypt = *encrypt
-	}
 	if set["ca-file"] {
 		ac.TLS.CAFile = *caFile
 	}
@@ -164,11 +162,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 			ac.DataDir = abs
 		}
 	}
+	keyFrom, err := resolveGossipKey(&ac.Encrypt, &ac.EncryptFile, *encrypt, *encryptFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
 	if err := ac.Validate(); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}
 	log := newLogger(ac.LogLevel, stderr)
+	if keyFrom == "-encrypt" {
+		log.Warn("the gossip key was given with -encrypt, which every local user can read in ps; use -encrypt-file, " +
+			spec.EnvEncrypt + " or encrypt_file in the config file")
+	}
 	if err := os.MkdirAll(ac.DataDir, 0o755); err != nil {
 		fmt.Fprintf(stderr, "Error: create data dir: %v\n", err)
 		return 1
@@ -229,6 +236,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// resolveGossipKey settles the gossip key from, in order, -encrypt or
+// -encrypt-file, then ROLLWAVE_ENCRYPT or ROLLWAVE_ENCRYPT_FILE, then the
+// config file's encrypt or encrypt_file (as the server does). It stores the
+// key in *key, clears *file and returns what set it ("" for none).
+func resolveGossipKey(key, file *string, flagKey, flagFile string) (string, error) {
+	k, from, err := spec.PickSecret(
+		spec.SecretLayer{Value: flagKey, File: flagFile, ValueName: "-encrypt", FileName: "-encrypt-file"},
+		spec.SecretLayer{Value: strings.TrimSpace(os.Getenv(spec.EnvEncrypt)), File: os.Getenv(spec.EnvEncryptFile), ValueName: spec.EnvEncrypt, FileName: spec.EnvEncryptFile},
+		spec.SecretLayer{Value: *key, File: *file, ValueName: "encrypt", FileName: "encrypt_file"},
+	)
+	if err != nil {
+		return "", err
+	}
+	if from != "" && from != "encrypt" {
+		if err := spec.CheckGossipKey(k); err != nil {
+			return "", fmt.Errorf("gossip key from %s: %w", from, err)
+		}
+	}
+	*key, *file = k, ""
+	// Commands this process runs (exec hooks and checks) inherit its
+	// environment: they must not inherit the key.
+	os.Unsetenv(spec.EnvEncrypt)
+	os.Unsetenv(spec.EnvEncryptFile)
+	return from, nil
 }
 
 func newDriver(name string, hardening []string, log *slog.Logger) (slot.Driver, error) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,6 +38,7 @@ type serverFlags struct {
 	advGossip       string
 	logLevel        string
 	encrypt         string
+	encryptFile     string
 	caFile          string
 	certFile        string
 	keyFile         string
@@ -89,7 +91,8 @@ first); a second signal stops at once.`,
 	fl.StringVar(&f.advRaft, "advertise-raft", "", "raft address other servers should dial (default: the bound one)")
 	fl.StringVar(&f.advGossip, "advertise-gossip", "", "gossip address other nodes should dial (default: the bound one)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info)")
-	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key (base64, from 'rollwave keygen')")
+	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key (base64, from 'rollwave keygen'); visible in ps: prefer -encrypt-file or env "+spec.EnvEncrypt)
+	fl.StringVar(&f.encryptFile, "encrypt-file", "", "file holding the gossip encryption key (env "+spec.EnvEncryptFile+", config encrypt_file)")
 	fl.StringVar(&f.caFile, "ca-file", "", "CA certificate: turns on mutual TLS with -cert-file and -key-file")
 	fl.StringVar(&f.certFile, "cert-file", "", "this server's certificate ('rollwave tls cert create -server')")
 	fl.StringVar(&f.keyFile, "key-file", "", "this server's certificate key")
@@ -129,11 +132,14 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	set("advertise-raft", func() { sc.Advertise.Raft = f.advRaft })
 	set("advertise-gossip", func() { sc.Advertise.Gossip = f.advGossip })
 	set("log-level", func() { sc.LogLevel = f.logLevel })
-	set("encrypt", func() { sc.Encrypt = f.encrypt })
 	set("ca-file", func() { sc.TLS.CAFile = f.caFile })
 	set("cert-file", func() { sc.TLS.CertFile = f.certFile })
 	set("key-file", func() { sc.TLS.KeyFile = f.keyFile })
 	set("acl-enabled", func() { sc.ACL.Enabled = f.aclEnabled })
+	keyFrom, err := resolveGossipKey(&sc.Encrypt, &sc.EncryptFile, f.encrypt, f.encryptFile)
+	if err != nil {
+		return coordinator.Config{}, err
+	}
 	if err := sc.Validate(); err != nil {
 		return coordinator.Config{}, err
 	}
@@ -157,6 +163,10 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	cfg.Version = version.Version
 	cfg.Logger = newLogger(sc.LogLevel)
 	cfg.GossipKey = spec.GossipKeyBytes(sc.Encrypt)
+	if keyFrom == "-encrypt" {
+		cfg.Logger.Warn("the gossip key was given with -encrypt, which every local user can read in ps; use -encrypt-file, " +
+			spec.EnvEncrypt + " or encrypt_file in the config file")
+	}
 	cfg.ACLEnabled = sc.ACL.Enabled
 	if sc.TLS.Enabled() {
 		tc := tlsutil.DefaultConfig()
@@ -166,6 +176,33 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 		cfg.TLS = &tc
 	}
 	return cfg, cfg.Validate()
+}
+
+// resolveGossipKey settles the gossip key from, in order, -encrypt or
+// -encrypt-file, then ROLLWAVE_ENCRYPT or ROLLWAVE_ENCRYPT_FILE, then the
+// config file's encrypt or encrypt_file. It stores the key in *key, clears
+// *file and returns what set it ("" for none). A file's key is checked here,
+// naming the file.
+func resolveGossipKey(key, file *string, flagKey, flagFile string) (string, error) {
+	k, from, err := spec.PickSecret(
+		spec.SecretLayer{Value: flagKey, File: flagFile, ValueName: "-encrypt", FileName: "-encrypt-file"},
+		spec.SecretLayer{Value: strings.TrimSpace(os.Getenv(spec.EnvEncrypt)), File: os.Getenv(spec.EnvEncryptFile), ValueName: spec.EnvEncrypt, FileName: spec.EnvEncryptFile},
+		spec.SecretLayer{Value: *key, File: *file, ValueName: "encrypt", FileName: "encrypt_file"},
+	)
+	if err != nil {
+		return "", err
+	}
+	if from != "" && from != "encrypt" {
+		if err := spec.CheckGossipKey(k); err != nil {
+			return "", fmt.Errorf("gossip key from %s: %w", from, err)
+		}
+	}
+	*key, *file = k, ""
+	// Commands this process runs (exec hooks and checks) inherit its
+	// environment: they must not inherit the key.
+	os.Unsetenv(spec.EnvEncrypt)
+	os.Unsetenv(spec.EnvEncryptFile)
+	return from, nil
 }
 
 func newLogger(level string) *slog.Logger {

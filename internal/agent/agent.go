@@ -81,6 +81,8 @@ func New(cfg Config) (*Agent, error) {
 		DataDir: cfg.DataDir,
 		Driver:  cfg.Driver,
 		Logger:  cfg.logger().With("host", cfg.NodeName),
+		// Every redirect hop of a download is held to the same policy.
+		CheckArtifactURL: cfg.Policy.CheckArtifactURL,
 		OnProgress: func(app string, gen uint64, st rollwavev1.AssignmentState, reason string) {
 			a.progress.push(&rollwavev1.AssignmentProgress{
 				App: app, Generation: gen, State: st, Reason: reason, TimeUnixNano: time.Now().UnixNano(),

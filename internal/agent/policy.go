@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rollwave/rollwave/internal/spec"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -13,8 +14,11 @@ import (
 // assignment outside it is refused with the reason and reported as
 // FAILED; the serving slot is not touched.
 type Policy struct {
-	// ArtifactPrefixes, when non-empty, are the only URL prefixes artifacts
-	// may come from ("https://artifacts.internal/", "file:///srv/releases/").
+	// ArtifactPrefixes, when non-empty, are the only places artifacts may
+	// come from ("https://artifacts.internal/builds/", "file:///srv/releases/"):
+	// scheme, host and port must match and the path must lie inside the
+	// prefix's directory (spec.ArtifactPrefix). Every redirect hop of a
+	// download is checked too.
 	ArtifactPrefixes []string
 	// UnitUsers, when non-empty, are the only users slot units may run as.
 	UnitUsers []string
@@ -27,11 +31,26 @@ type Policy struct {
 	SpecHardeningKeys []string
 }
 
+// CheckArtifactURL returns why an artifact may not be fetched from rawURL
+// (the order's URL, or any redirect hop of its download), or nil. With
+// artifact prefixes set the URL must also be a well-formed artifact URL
+// (no credentials, no dot segments, no file://host); a prefix that does
+// not parse refuses everything, so a typo never opens the policy.
+func (p Policy) CheckArtifactURL(rawURL string) error {
+	if len(p.ArtifactPrefixes) == 0 {
+		return nil
+	}
+	prefixes, err := spec.ParseArtifactPrefixes(p.ArtifactPrefixes)
+	if err != nil {
+		return fmt.Errorf("policy.%w", err)
+	}
+	return prefixes.Check(rawURL)
+}
+
 // Check returns why the order is refused, or nil.
 func (p Policy) Check(spec *rollwavev1.ReleaseSpec) error {
-	url := spec.GetArtifact().GetUrl()
-	if len(p.ArtifactPrefixes) > 0 && !slices.ContainsFunc(p.ArtifactPrefixes, func(pre string) bool { return strings.HasPrefix(url, pre) }) {
-		return fmt.Errorf("artifact URL %q is not under an allowed prefix (%s)", url, strings.Join(p.ArtifactPrefixes, ", "))
+	if err := p.CheckArtifactURL(spec.GetArtifact().GetUrl()); err != nil {
+		return err
 	}
 	user := spec.GetUnit().GetUser()
 	if (user == "" || user == "root" || user == "0") && !p.AllowRoot {

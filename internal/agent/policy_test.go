@@ -50,3 +50,44 @@ func TestPolicyCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestSecurityArtifactPrefixPolicy (issue 11 item 4): the host's
+// artifact_prefixes were compared as strings, so these escapes were
+// accepted and fetched. The agent checks them itself, whatever the
+// coordinator validated.
+func TestSecurityArtifactPrefixPolicy(t *testing.T) {
+	p := Policy{AllowRoot: true, ArtifactPrefixes: []string{"https://a.example/builds/", "file:///srv/releases/"}}
+	spec := func(url string) *rollwavev1.ReleaseSpec {
+		return &rollwavev1.ReleaseSpec{Artifact: &rollwavev1.Artifact{Url: url}, Unit: &rollwavev1.UnitSpec{}}
+	}
+	for _, url := range []string{
+		"file:///srv/releases/../../../etc/shadow",
+		"file:///srv/releases/%2e%2e/%2e%2e/etc/shadow",
+		"https://a.example/builds/../private/x.tgz",
+		"https://a.example/builds/..%2f..%2fprivate",
+		"https://a.example/builds-evil/x.tgz",
+		"https://a.example.evil.com/builds/x.tgz",
+		"https://a.example/builds@evil.com/builds/x.tgz",
+		"https://user:pw@a.example/builds/x.tgz",
+		"file:///srv/releases-old/x.tgz",
+	} {
+		err := p.Check(spec(url))
+		if err == nil {
+			t.Errorf("%q: accepted", url)
+			continue
+		}
+		if strings.Contains(err.Error(), "pw@") {
+			t.Errorf("%q: the refusal shows the credentials: %v", url, err)
+		}
+	}
+	for _, url := range []string{"https://a.example/builds/api/1.0/api.tgz", "file:///srv/releases/api.tgz", "https://A.EXAMPLE:443/builds/x.tgz"} {
+		if err := p.Check(spec(url)); err != nil {
+			t.Errorf("%q: refused: %v", url, err)
+		}
+	}
+	// A prefix that does not parse refuses everything (fail closed).
+	bad := Policy{AllowRoot: true, ArtifactPrefixes: []string{"a.example/builds/"}}
+	if err := bad.Check(spec("https://a.example/builds/x.tgz")); err == nil || !strings.Contains(err.Error(), "artifact_prefixes[0]") {
+		t.Errorf("unparsable prefix: want a refusal naming artifact_prefixes[0], got %v", err)
+	}
+}

@@ -19,7 +19,9 @@ func newACLCommand(a *app) *cobra.Command {
 		Use:   "acl",
 		Short: "Bootstrap operator ACLs and manage tokens",
 		Long: `With ACLs enabled on the servers (acl { enabled = true } or -acl-enabled),
-every request but "status" needs a token, passed with -token or ROLLWAVE_TOKEN.
+every request but "status" needs a token, passed with -token-file FILE,
+ROLLWAVE_TOKEN_FILE, ROLLWAVE_TOKEN or -token (which every local user can
+see in ps).
 A token's role says what it may do:
 
   read    look: status, members, hosts, cells, releases, events, plans, freezes
@@ -116,7 +118,7 @@ func printSecret(cmd *cobra.Command, resp *rollwavev1.ACLTokenSecretResponse, as
 		}
 	}
 	_, err := fmt.Fprintln(cmd.ErrOrStderr(), "\nWARNING: store the secret now (a secrets manager, not a shell history); it is shown only once.\n"+
-		"Use it with -token or "+EnvToken+".")
+		"Use it with -token-file, "+EnvTokenFile+" or "+EnvToken+".")
 	return err
 }
 

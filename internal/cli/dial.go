@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rollwave/rollwave/internal/spec"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -28,8 +30,12 @@ const (
 	EnvClientCert = "ROLLWAVE_CLIENT_CERT"
 	EnvClientKey  = "ROLLWAVE_CLIENT_KEY"
 	EnvRegion     = "ROLLWAVE_REGION"
-	// EnvToken holds the operator ACL token secret when -token is not given.
+	// EnvToken holds the operator ACL token secret when neither -token nor
+	// -token-file is given.
 	EnvToken = "ROLLWAVE_TOKEN"
+	// EnvTokenFile names a file holding the token secret (exclusive with
+	// ROLLWAVE_TOKEN).
+	EnvTokenFile = "ROLLWAVE_TOKEN_FILE"
 )
 
 type tlsFlags struct {
@@ -68,10 +74,32 @@ func (a *app) dialOptions() ([]grpc.DialOption, error) {
 	if err != nil {
 		return nil, err
 	}
-	if secret := orEnv(a.token, EnvToken); secret != "" {
+	secret, err := a.tokenSecret()
+	if err != nil {
+		return nil, err
+	}
+	if secret != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds{secret: secret}))
 	}
 	return opts, nil
+}
+
+// tokenSecret is the operator ACL token: -token or -token-file, else
+// ROLLWAVE_TOKEN or ROLLWAVE_TOKEN_FILE; giving both forms at one level is
+// a usage error. -token shows in ps: scripts should use the file or the
+// environment.
+func (a *app) tokenSecret() (string, error) {
+	s, _, err := spec.PickSecret(
+		spec.SecretLayer{Value: a.token, File: a.tokenFile, ValueName: "-token", FileName: "-token-file"},
+		spec.SecretLayer{Value: strings.TrimSpace(os.Getenv(EnvToken)), File: os.Getenv(EnvTokenFile), ValueName: EnvToken, FileName: EnvTokenFile},
+	)
+	if errors.Is(err, spec.ErrSecretConflict) {
+		return "", usageErrorf("%v", err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	return s, nil
 }
 
 // transportOptions choose plaintext or mutual TLS.

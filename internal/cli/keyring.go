@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rollwave/rollwave/internal/spec"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -117,11 +118,15 @@ three steps, checking -list on several coordinators between them:
 
 Changes are gossiped to every member (best effort, then repaired by the
 periodic state sync); a member that was down catches up when it rejoins,
-provided it still has a key the pool uses. Keys are base64 (rollwave keygen).`,
+provided it still has a key the pool uses. Keys are base64 (rollwave keygen).
+
+A key given as @FILE is read from FILE (@/dev/stdin reads standard input):
+a key written on the command line is visible to every local user in ps.`,
 		Example: `  rollwave operator gossip keyring -list
-  rollwave operator gossip keyring -install "$(rollwave keygen)"
-  rollwave operator gossip keyring -use 4uhxHbB0k2mEGXW4x8YcLdSU8QpTvhTq9VrVmGM3nXw=
-  rollwave operator gossip keyring -remove bA6J2d1vh1BaZdzD0sJ/5p0VUSQ4iPT+tHPyaDGBvXI=`,
+  rollwave keygen > /etc/rollwave/gossip-new.key
+  rollwave operator gossip keyring -install @/etc/rollwave/gossip-new.key
+  rollwave operator gossip keyring -use @/etc/rollwave/gossip-new.key
+  rollwave operator gossip keyring -remove @/etc/rollwave/gossip-old.key`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			n := 0
@@ -136,9 +141,20 @@ provided it still has a key the pool uses. Keys are base64 (rollwave keygen).`,
 			if asJSON && !list {
 				return usageErrorf("-json goes with -list")
 			}
-			for _, k := range []struct{ flag, val string }{{"install", install}, {"use", use}, {"remove", remove}} {
-				if k.val != "" {
-					if err := checkGossipKey(k.val); err != nil {
+			for _, k := range []struct {
+				flag string
+				val  *string
+			}{{"install", &install}, {"use", &use}, {"remove", &remove}} {
+				if file, ok := strings.CutPrefix(*k.val, "@"); ok {
+					// Base64 never starts with '@': this is a file.
+					key, err := spec.ReadSecretFile(file)
+					if err != nil {
+						return fmt.Errorf("-%s: %w", k.flag, err)
+					}
+					*k.val = key
+				}
+				if *k.val != "" {
+					if err := checkGossipKey(*k.val); err != nil {
 						return usageErrorf("invalid -%s key: %v", k.flag, err)
 					}
 				}
@@ -203,9 +219,9 @@ provided it still has a key the pool uses. Keys are base64 (rollwave keygen).`,
 	}
 	keyringDialers.Store(cmd, holder)
 	f := cmd.Flags()
-	f.StringVar(&install, "install", "", "add KEY to every member's keyring")
-	f.StringVar(&use, "use", "", "make the installed KEY the primary (encrypting) key")
-	f.StringVar(&remove, "remove", "", "remove KEY from every member's keyring")
+	f.StringVar(&install, "install", "", "add KEY (or @FILE holding it) to every member's keyring")
+	f.StringVar(&use, "use", "", "make the installed KEY (or @FILE) the primary (encrypting) key")
+	f.StringVar(&remove, "remove", "", "remove KEY (or @FILE) from every member's keyring")
 	f.BoolVar(&list, "list", false, "list the keys")
 	addJSONFlag(cmd, &asJSON)
 	return cmd

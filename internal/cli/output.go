@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/rollwave/rollwave/internal/spec"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -61,7 +62,8 @@ func writeIndented(w io.Writer, raw []byte) error {
 	if err := json.Compact(&compact, raw); err != nil {
 		return err
 	}
-	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
+	// Servers redact URL credentials; an older server may not have.
+	if err := json.Indent(&out, []byte(spec.RedactURLsIn(compact.String())), "", "  "); err != nil {
 		return err
 	}
 	out.WriteByte('\n')

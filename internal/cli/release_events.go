@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rollwave/rollwave/internal/spec"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -95,5 +96,5 @@ func eventLine(w io.Writer, e *rollwavev1.Event) {
 		parts = append(parts, "["+ev+"]")
 	}
 	parts = slices.DeleteFunc(parts, func(s string) bool { return s == "" })
-	fmt.Fprintln(w, strings.Join(parts, "  "))
+	fmt.Fprintln(w, spec.RedactURLsIn(strings.Join(parts, "  ")))
 }

@@ -47,8 +47,9 @@ type app struct {
 	timeout time.Duration
 	now     func() time.Time
 	tls     tlsFlags
-	// token is the operator ACL token secret (-token, else ROLLWAVE_TOKEN).
-	token string
+	// token is the operator ACL token secret (-token); tokenFile names a
+	// file holding it (-token-file). See tokenSecret for the environment.
+	token, tokenFile string
 }
 
 // NewRootCommand builds the `rollwave` command tree with every operator
@@ -82,7 +83,8 @@ Flags take one dash or two: -address and --address are the same flag.`,
 		"coordinator gRPC address (env "+EnvAddress+")")
 	pf.DurationVar(&a.timeout, "timeout", DefaultTimeout, "deadline for each request (streams such as snapshots and -watch have none)")
 	a.tls.register(pf)
-	pf.StringVar(&a.token, "token", "", "operator ACL token secret, sent with every request (env "+EnvToken+")")
+	pf.StringVar(&a.token, "token", "", "operator ACL token secret, sent with every request; visible in ps: prefer -token-file or env "+EnvToken)
+	pf.StringVar(&a.tokenFile, "token-file", "", "file holding the operator ACL token secret (env "+EnvTokenFile+")")
 
 	root.AddCommand(
 		newMembersCommand(a),

@@ -233,6 +233,9 @@ func (o *operatorService) ACLBootstrap(ctx context.Context, req *rollwavev1.ACLB
 			if name == "" {
 				name = "bootstrap"
 			}
+			if err := raftfsm.CheckACLTokenName(name); err != nil {
+				return nil, status.Error(codes.InvalidArgument, err.Error())
+			}
 			accessor, secret, err := newSecretToken()
 			if err != nil {
 				return nil, status.Errorf(codes.Internal, "make token: %v", err)
@@ -252,8 +255,8 @@ func (o *operatorService) ACLTokenCreate(ctx context.Context, req *rollwavev1.AC
 	if err := o.s.requireACLs(); err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(req.GetName()) == "" {
-		return nil, status.Error(codes.InvalidArgument, "a token needs a name (it is recorded as the actor of what the token does)")
+	if err := raftfsm.CheckACLTokenName(strings.TrimSpace(req.GetName())); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if roleRank(req.GetRole()) < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "role %q must be one of %s", req.GetRole(), strings.Join(raftfsm.ACLRoles, ", "))

@@ -54,6 +54,8 @@ func (s *Server) grpcServerOptions() ([]grpc.ServerOption, error) {
 			grpc.ChainStreamInterceptor(s.aclStreamInterceptor),
 		)
 	}
+	// URL credentials never leave in an operator response (redact.go).
+	opts = append(opts, grpc.ChainUnaryInterceptor(redactUnary), grpc.ChainStreamInterceptor(redactStream))
 	return opts, nil
 }
 

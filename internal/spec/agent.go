@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -52,13 +54,20 @@ type AgentConfig struct {
 	Policy AgentPolicy
 	// Encrypt is the gossip encryption key (base64, `rollwave keygen`).
 	Encrypt string
+	// EncryptFile names a file holding the gossip encryption key, so the
+	// key need not sit in the config file (or on the command line);
+	// exclusive with Encrypt. The command resolves it into Encrypt before
+	// Validate checks the key (spec.PickSecret: flags, then the
+	// environment, then the config file).
+	EncryptFile string
 }
 
 // AgentPolicy is the `policy { }` block: limits the host's operators put
 // on every assignment, whoever sends it.
 type AgentPolicy struct {
-	// ArtifactPrefixes, when set, are the only URL prefixes artifacts may
-	// come from.
+	// ArtifactPrefixes, when set, are the only places artifacts may come
+	// from: URLs compared by scheme, host, port and path directory
+	// (ArtifactPrefix), never as strings.
 	ArtifactPrefixes []string
 	// UnitUsers, when set, are the only users slot units may run as.
 	UnitUsers []string
@@ -129,6 +138,7 @@ func (c *AgentConfig) fields() []field {
 		block("advertise", sub(attr("gossip", str(&c.Advertise.Gossip)))),
 		block("tls", tlsFields(&c.TLS)),
 		attr("encrypt", str(&c.Encrypt)),
+		attr("encrypt_file", str(&c.EncryptFile)),
 		block("policy", sub(
 			attr("artifact_prefixes", strList(&c.Policy.ArtifactPrefixes)),
 			attr("unit_users", strList(&c.Policy.UnitUsers)),
@@ -179,5 +189,13 @@ func (c *AgentConfig) validate() problems {
 	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
 	c.TLS.validate(&ps)
 	checkGossipKey(&ps, "encrypt", c.Encrypt)
+	if c.Encrypt != "" && c.EncryptFile != "" {
+		ps.add("encrypt_file", "both encrypt and encrypt_file are set; give only one (encrypt_file keeps the key out of the config file)")
+	}
+	for i, pre := range c.Policy.ArtifactPrefixes {
+		if _, err := ParseArtifactPrefix(pre); err != nil {
+			ps.add(fmt.Sprintf("policy.artifact_prefixes[%d]", i), "%s", strings.TrimPrefix(err.Error(), ErrArtifactURL.Error()+": "))
+		}
+	}
 	return ps
 }

@@ -70,8 +70,9 @@ func (a Artifact) validate(ps *problems) {
 		ps.missing(p, "url")
 	} else if msg := checkTemplate(a.URL, artifactPlaceholders); msg != "" {
 		ps.add(p+".url", "%s", msg)
-	} else if msg := checkURL(Expand(a.URL, sampleVars), "http", "https", "file"); msg != "" {
-		ps.add(p+".url", "%s", msg)
+	} else if err := CheckArtifactURL(Expand(a.URL, sampleVars)); err != nil {
+		// The agent runs the same check (policy.artifact_prefixes).
+		ps.add(p+".url", "%s", strings.TrimPrefix(err.Error(), ErrArtifactURL.Error()+": "))
 	}
 	if a.SHA256 == "" {
 		ps.missing(p, "sha256")

@@ -38,6 +38,12 @@ type ServerConfig struct {
 	// Encrypt is the gossip encryption key (base64, `rollwave keygen`);
 	// empty means gossip in the clear.
 	Encrypt string
+	// EncryptFile names a file holding the gossip encryption key, so the
+	// key need not sit in the config file (or on the command line);
+	// exclusive with Encrypt. The command resolves it into Encrypt before
+	// Validate checks the key (spec.PickSecret: flags, then the
+	// environment, then the config file).
+	EncryptFile string
 	// ACL configures operator ACL tokens.
 	ACL ACLConfig
 }
@@ -149,6 +155,7 @@ func (c *ServerConfig) fields() []field {
 		block("advertise", addrs(&c.Advertise)),
 		block("tls", tlsFields(&c.TLS)),
 		attr("encrypt", str(&c.Encrypt)),
+		attr("encrypt_file", str(&c.EncryptFile)),
 		block("acl", sub(
 			attr("enabled", boolean(&c.ACL.Enabled)),
 		)),
@@ -200,6 +207,9 @@ func (c *ServerConfig) validate() problems {
 	c.Raft.validate(&ps)
 	c.TLS.validate(&ps)
 	checkGossipKey(&ps, "encrypt", c.Encrypt)
+	if c.Encrypt != "" && c.EncryptFile != "" {
+		ps.add("encrypt_file", "both encrypt and encrypt_file are set; give only one (encrypt_file keeps the key out of the config file)")
+	}
 	return ps
 }
 

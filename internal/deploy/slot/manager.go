@@ -60,6 +60,10 @@ type ManagerConfig struct {
 	// must not block long and must not call back into the Manager; hand
 	// the report to a buffered channel or queue. May be nil.
 	OnProgress func(app string, gen uint64, st rollwavev1.AssignmentState, reason string)
+	// CheckArtifactURL, when set, must accept an artifact's URL and every
+	// redirect hop of its download before it is fetched (the agent's
+	// artifact_prefixes policy). It must not block. May be nil.
+	CheckArtifactURL URLCheck
 }
 
 // Validate checks a config.

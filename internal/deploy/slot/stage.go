@@ -39,7 +39,19 @@ var (
 	maxEntries = 200_000
 	// httpTimeout bounds a whole download, headers to last byte.
 	httpTimeout = 15 * time.Minute
+	// maxRedirects bounds the redirect hops of one download.
+	maxRedirects = 5
 )
+
+// ErrRedirect is returned (wrapped) when a download is redirected where
+// the host's policy does not allow artifacts from, too many times, or from
+// https to plain http.
+var ErrRedirect = errors.New("artifact redirect refused")
+
+// URLCheck says whether an artifact may be fetched from rawURL; the agent
+// passes its policy (artifact_prefixes). It is called for the order's URL
+// and for every redirect hop before it is requested.
+type URLCheck func(rawURL string) error
 
 // artifactName is the file a non-archive artifact becomes in its slot.
 const artifactName = "artifact"
@@ -53,6 +65,13 @@ const artifactName = "artifact"
 // dir and renamed into place only when complete, so a failed stage never
 // leaves half a slot; a previous dir is replaced as a whole.
 func Stage(ctx context.Context, rawURL, sha256Hex, dir string) error {
+	return StageChecked(ctx, rawURL, sha256Hex, dir, nil)
+}
+
+// StageChecked is Stage with the host's URL policy: allow (may be nil)
+// must accept rawURL and every redirect hop, or nothing is fetched from
+// it. Errors show URLs with their credentials redacted.
+func StageChecked(ctx context.Context, rawURL, sha256Hex, dir string, allow URLCheck) error {
 	want := strings.ToLower(strings.TrimSpace(sha256Hex))
 	if len(want) != 64 {
 		return fmt.Errorf("artifact sha256 %q: want 64 hex digits", sha256Hex)
@@ -62,8 +81,16 @@ func Stage(ctx context.Context, rawURL, sha256Hex, dir string) error {
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return fmt.Errorf("artifact url %q: %w", rawURL, err)
+		return fmt.Errorf("artifact url %q: parse error", redactURL(rawURL))
 	}
+	if allow != nil {
+		if err := allow(rawURL); err != nil {
+			return err
+		}
+	}
+	// From here on rawURL is only shown (errors, reports, logs), never
+	// fetched (fetch uses u): hide credentials that old specs may carry.
+	rawURL = redactURL(rawURL)
 	parent := filepath.Dir(filepath.Clean(dir))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("stage: %w", err)
@@ -77,7 +104,7 @@ func Stage(ctx context.Context, rawURL, sha256Hex, dir string) error {
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	h := sha256.New()
-	if err := fetch(ctx, u, io.MultiWriter(tmp, h)); err != nil {
+	if err := fetch(ctx, u, io.MultiWriter(tmp, h), allow); err != nil {
 		return fmt.Errorf("fetch %s: %w", rawURL, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
@@ -127,7 +154,7 @@ func Stage(ctx context.Context, rawURL, sha256Hex, dir string) error {
 	return fsutil.SyncDir(parent)
 }
 
-func fetch(ctx context.Context, u *url.URL, w io.Writer) error {
+func fetch(ctx context.Context, u *url.URL, w io.Writer, allow URLCheck) error {
 	var body io.Reader
 	switch u.Scheme {
 	case "file":
@@ -148,8 +175,14 @@ func fetch(ctx context.Context, u *url.URL, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		client := &http.Client{CheckRedirect: checkRedirect(allow)}
+		resp, err := client.Do(req)
 		if err != nil {
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				// url.Error repeats the URL, credentials and all.
+				return fmt.Errorf("%s %s: %w", uerr.Op, redactURL(uerr.URL), uerr.Err)
+			}
 			return err
 		}
 		defer resp.Body.Close()
@@ -171,6 +204,47 @@ func fetch(ctx context.Context, u *url.URL, w io.Writer) error {
 		return fmt.Errorf("artifact larger than the %d byte limit", maxArtifactBytes)
 	}
 	return nil
+}
+
+// checkRedirect bounds a download's redirects: at most maxRedirects hops,
+// never from https down to http, and every hop must pass allow before it
+// is requested, so a redirect off the allowed prefixes fetches nothing.
+func checkRedirect(allow URLCheck) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) > maxRedirects {
+			return fmt.Errorf("%w: more than %d redirects", ErrRedirect, maxRedirects)
+		}
+		if prev := via[len(via)-1]; prev.URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return fmt.Errorf("%w: from https to %s", ErrRedirect, redactURL(req.URL.String()))
+		}
+		if allow != nil {
+			if err := allow(req.URL.String()); err != nil {
+				return fmt.Errorf("%w: to %s: %v", ErrRedirect, redactURL(req.URL.String()), err)
+			}
+		}
+		return nil
+	}
+}
+
+// redactURL hides the credentials of a URL, which need not parse:
+// "user:pw@" becomes "user:xxxxx@" (as url.URL.Redacted) and a bare
+// "token@" becomes "xxxxx@". (spec.RedactURL does the same for the
+// coordinator; slot does not import spec.)
+func redactURL(raw string) string {
+	if i := strings.Index(raw, "://"); i >= 0 {
+		rest := raw[i+3:]
+		end := strings.IndexAny(rest, "/?#")
+		if end < 0 {
+			end = len(rest)
+		}
+		if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
+			if c := strings.IndexByte(rest[:at], ':'); c >= 0 {
+				return raw[:i+3] + rest[:c+1] + "xxxxx" + rest[at:]
+			}
+			return raw[:i+3] + "xxxxx" + rest[at:]
+		}
+	}
+	return raw
 }
 
 // untar unpacks a gzipped tarball into dir (a fresh, empty directory).
