@@ -80,6 +80,7 @@ func New(cfg Config) (*Agent, error) {
 	a.mgr, err = slot.NewManager(slot.ManagerConfig{
 		DataDir: cfg.DataDir,
 		Driver:  cfg.Driver,
+		Limits:  cfg.Limits,
 		Logger:  cfg.logger().With("host", cfg.NodeName),
 		OnProgress: func(app string, gen uint64, st rollwavev1.AssignmentState, reason string) {
 			a.progress.push(&rollwavev1.AssignmentProgress{

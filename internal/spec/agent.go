@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -52,6 +53,9 @@ type AgentConfig struct {
 	Policy AgentPolicy
 	// Encrypt is the gossip encryption key (base64, `rollwave keygen`).
 	Encrypt string
+	// Limits bound what one assignment may make the agent download and
+	// unpack.
+	Limits AgentLimits
 }
 
 // AgentPolicy is the `policy { }` block: limits the host's operators put
@@ -93,6 +97,7 @@ func DefaultAgentConfig() *AgentConfig {
 		LogLevel:          LogInfo,
 		TLS:               TLSConfig{VerifyServerHostname: true},
 		Policy:            AgentPolicy{AllowRoot: true},
+		Limits:            DefaultAgentLimits(),
 	}
 }
 
@@ -136,6 +141,7 @@ func (c *AgentConfig) fields() []field {
 			attr("unit_hardening", strList(&c.Policy.UnitHardening)),
 			attr("spec_hardening_keys", strList(&c.Policy.SpecHardeningKeys)),
 		)),
+		block("limits", limitsFields(&c.Limits)),
 	}
 }
 
@@ -179,5 +185,25 @@ func (c *AgentConfig) validate() problems {
 	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
 	c.TLS.validate(&ps)
 	checkGossipKey(&ps, "encrypt", c.Encrypt)
+	c.Policy.validate(&ps)
+	c.Limits.validate(&ps)
 	return ps
+}
+
+// validate checks the policy's users and hardening lines with the same
+// checks releases get (unitsafety.go).
+func (p AgentPolicy) validate(ps *problems) {
+	for i, u := range p.UnitUsers {
+		if err := CheckUnitUser(u); err != nil || u == "" {
+			if err == nil {
+				err = fmt.Errorf("must not be empty")
+			}
+			ps.add(index("policy.unit_users", i), "%v", err)
+		}
+	}
+	for i, h := range p.UnitHardening {
+		if err := CheckHardeningLine(h); err != nil {
+			ps.add(index("policy.unit_hardening", i), "%v", err)
+		}
+	}
 }

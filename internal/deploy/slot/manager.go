@@ -60,6 +60,9 @@ type ManagerConfig struct {
 	// must not block long and must not call back into the Manager; hand
 	// the report to a buffered channel or queue. May be nil.
 	OnProgress func(app string, gen uint64, st rollwavev1.AssignmentState, reason string)
+	// Limits bound each artifact's download and unpacked size; zero
+	// fields take the defaults (2 GiB each).
+	Limits Limits
 }
 
 // Validate checks a config.
