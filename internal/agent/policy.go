@@ -30,6 +30,12 @@ type Policy struct {
 	SpecHardeningKeys []string
 }
 
+// PolicyFromConfig is the Policy of an agent config file's policy block.
+func PolicyFromConfig(c rollwavespec.AgentPolicy) Policy {
+	return Policy{ArtifactPrefixes: c.ArtifactPrefixes, UnitUsers: c.UnitUsers, AllowRoot: c.AllowRoot,
+		SpecHardeningKeys: c.SpecHardeningKeys}
+}
+
 // Check returns why the order is refused, or nil.
 func (p Policy) Check(spec *rollwavev1.ReleaseSpec) error {
 	url := spec.GetArtifact().GetUrl()
