@@ -71,7 +71,7 @@ func TestSecurityUnitCommandPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg = append(cfg, []byte("policy {\n  allow_root = false\n  unit_users = [\"nobody\"]\n}\nlimits {\n  max_artifact_unpacked = \"512MiB\"\n}\n")...)
+	cfg = append(cfg, []byte("policy {\n  allow_root = false\n  unit_users = [\"nobody\", \"rwapp\"]\n}\nlimits {\n  max_artifact_unpacked = \"512MiB\"\n}\n")...)
 	if err := h.WriteFile(fleet.AgentConfigPath, cfg, 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +82,7 @@ func TestSecurityUnitCommandPrefix(t *testing.T) {
 		t.Fatalf("agent with policy and limits blocks: %v\n%s", err, h.Journal(fleet.AgentUnit, 30))
 	}
 
+	h.MustExec("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "rwapp")
 	probe := filepath.Join(t.TempDir(), "rw-prefixprobe")
 	build := exec.Command("go", "build", "-tags", "e2e", "-o", probe, "./test/integration/prefixprobe")
 	build.Dir = fleet.RepoRoot()
