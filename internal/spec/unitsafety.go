@@ -42,7 +42,7 @@ func CheckExecCommand(cmd string) error {
 	}
 	first := strings.TrimLeft(cmd, " \t\"'\\")
 	if first != "" && strings.ContainsRune(ExecPrefixChars, rune(first[0])) {
-		return fmt.Errorf("starts with %q, which systemd reads as a command prefix (%s: \"+\" and \"!\" run it as root, outside the sandbox), got %q; start the command with the executable's path",
+		return fmt.Errorf("starts with %q, which systemd reads as a command prefix (one of %s; \"+\" and \"!\" run the command as root, outside the sandbox), got %q; start the command with the executable's path",
 			first[:1], strings.Join(strings.Split(ExecPrefixChars, ""), " "), cmd)
 	}
 	return nil
