@@ -197,8 +197,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.PortOffset = *portOffset
 	cfg.JoinTimeout = *joinTimeout
 	cfg.GossipKey = spec.GossipKeyBytes(ac.Encrypt)
-	cfg.Policy = agent.Policy{ArtifactPrefixes: ac.Policy.ArtifactPrefixes, UnitUsers: ac.Policy.UnitUsers, AllowRoot: ac.Policy.AllowRoot,
-		SpecHardeningKeys: ac.Policy.SpecHardeningKeys}
+	cfg.Policy = agent.PolicyFromConfig(ac.Policy)
+	cfg.Limits = slot.Limits{MaxDownloadBytes: ac.Limits.MaxArtifactDownload, MaxUnpackedBytes: ac.Limits.MaxArtifactUnpacked}
 	if ac.TLS.Enabled() {
 		tc := tlsutil.DefaultConfig()
 		tc.CAFile, tc.CertFile, tc.KeyFile = ac.TLS.CAFile, ac.TLS.CertFile, ac.TLS.KeyFile

@@ -80,6 +80,7 @@ func New(cfg Config) (*Agent, error) {
 	a.mgr, err = slot.NewManager(slot.ManagerConfig{
 		DataDir: cfg.DataDir,
 		Driver:  cfg.Driver,
+		Limits:  cfg.Limits,
 		Logger:  cfg.logger().With("host", cfg.NodeName),
 		// Every redirect hop of a download is held to the same policy.
 		CheckArtifactURL: cfg.Policy.CheckArtifactURL,

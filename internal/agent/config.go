@@ -58,6 +58,9 @@ type Config struct {
 	PortOffset int
 	// Policy limits what any assignment may do on this host.
 	Policy Policy
+	// Limits bound each artifact's download and unpacked size (the config
+	// file's limits block); zero fields take the defaults (2 GiB each).
+	Limits slot.Limits
 	// TLS, when set, makes the session mutual TLS: the agent presents its
 	// agent certificate and accepts only server certificates.
 	TLS *tlsutil.Config

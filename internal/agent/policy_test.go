@@ -14,7 +14,7 @@ func withHardening(s *rollwavev1.ReleaseSpec, lines ...string) *rollwavev1.Relea
 
 func TestPolicyCheck(t *testing.T) {
 	spec := func(url, user string) *rollwavev1.ReleaseSpec {
-		return &rollwavev1.ReleaseSpec{Artifact: &rollwavev1.Artifact{Url: url}, Unit: &rollwavev1.UnitSpec{User: user}}
+		return &rollwavev1.ReleaseSpec{Artifact: &rollwavev1.Artifact{Url: url}, Unit: &rollwavev1.UnitSpec{User: user, ExecStart: "{{slot_dir}}/bin/api"}}
 	}
 	strict := Policy{ArtifactPrefixes: []string{"https://artifacts.internal/"}, UnitUsers: []string{"api"}}
 	cases := []struct {
@@ -58,7 +58,7 @@ func TestPolicyCheck(t *testing.T) {
 func TestSecurityArtifactPrefixPolicy(t *testing.T) {
 	p := Policy{AllowRoot: true, ArtifactPrefixes: []string{"https://a.example/builds/", "file:///srv/releases/"}}
 	spec := func(url string) *rollwavev1.ReleaseSpec {
-		return &rollwavev1.ReleaseSpec{Artifact: &rollwavev1.Artifact{Url: url}, Unit: &rollwavev1.UnitSpec{}}
+		return &rollwavev1.ReleaseSpec{Artifact: &rollwavev1.Artifact{Url: url}, Unit: &rollwavev1.UnitSpec{ExecStart: "{{slot_dir}}/bin/api"}}
 	}
 	for _, url := range []string{
 		"file:///srv/releases/../../../etc/shadow",
@@ -89,5 +89,85 @@ func TestSecurityArtifactPrefixPolicy(t *testing.T) {
 	bad := Policy{AllowRoot: true, ArtifactPrefixes: []string{"a.example/builds/"}}
 	if err := bad.Check(spec("https://a.example/builds/x.tgz")); err == nil || !strings.Contains(err.Error(), "artifact_prefixes[0]") {
 		t.Errorf("unparsable prefix: want a refusal naming artifact_prefixes[0], got %v", err)
+	}
+}
+
+// TestSecurityAgentPolicyUnitPrefix (issue 11 items 3 and 12): the agent
+// does not trust the coordinator's spec validation. An order crafted past
+// it (a forged or old coordinator) whose command starts with a systemd
+// prefix ("+" runs it as root, outside the sandbox), whose user is "00",
+// or whose hardening line continues into the next directive, is refused by
+// the host's policy with the field named, even with the permissive
+// default policy; with allow_root = false, commands the agent itself runs
+// (traffic hooks, exec health checks) and users that are root under
+// another name are refused too.
+func TestSecurityAgentPolicyUnitPrefix(t *testing.T) {
+	order := func(edit func(u *rollwavev1.UnitSpec)) *rollwavev1.ReleaseSpec {
+		s := &rollwavev1.ReleaseSpec{App: "api", Version: "1.0.0",
+			Artifact: &rollwavev1.Artifact{Url: "https://artifacts.internal/api.tgz"},
+			Unit:     &rollwavev1.UnitSpec{ExecStart: "{{slot_dir}}/bin/api", User: "nobody"}}
+		edit(s.Unit)
+		return s
+	}
+	strict := Policy{UnitUsers: []string{"nobody", "api", "toor"}}
+	permissive := Policy{AllowRoot: true, SpecHardeningKeys: []string{"ProtectSystem"}}
+	cases := []struct {
+		name string
+		p    Policy
+		spec *rollwavev1.ReleaseSpec
+		want string // "" = allowed
+	}{
+		{"plain command", strict, order(func(u *rollwavev1.UnitSpec) {}), ""},
+		{"+ prefix", strict, order(func(u *rollwavev1.UnitSpec) { u.ExecStart = "+/bin/sh -c 'id > /tmp/pwned'" }), "unit.exec_start: starts with \"+\""},
+		{"quoted + prefix", strict, order(func(u *rollwavev1.UnitSpec) { u.ExecStart = `"+/bin/sh" -c id` }), "command prefix"},
+		{"! prefix after blanks", strict, order(func(u *rollwavev1.UnitSpec) { u.ExecStart = "  !!/bin/sh" }), "command prefix"},
+		{"@ prefix", strict, order(func(u *rollwavev1.UnitSpec) { u.ExecStart = "@/bin/sh sh" }), "command prefix"},
+		{"- prefix", strict, order(func(u *rollwavev1.UnitSpec) { u.ExecStart = "-/bin/false" }), "command prefix"},
+		{": prefix", strict, order(func(u *rollwavev1.UnitSpec) { u.ExecStart = ":/bin/echo" }), "command prefix"},
+		{"| prefix", strict, order(func(u *rollwavev1.UnitSpec) { u.ExecStart = "|/bin/sh" }), "command prefix"},
+		{"prefix in exec_start_pre", strict, order(func(u *rollwavev1.UnitSpec) { u.ExecStartPre = []string{"/bin/true", "+/bin/sh -c id"} }), "unit.exec_start_pre[1]: starts with"},
+		// The permissive default policy (allow_root) still refuses: a
+		// prefix is not a way to run as root, it is a way around User=.
+		{"+ prefix, permissive policy", permissive, order(func(u *rollwavev1.UnitSpec) { u.ExecStart = "+/bin/sh" }), "command prefix"},
+		{"newline in exec_start", permissive, order(func(u *rollwavev1.UnitSpec) { u.ExecStart = "/bin/true\nExecStartPost=/bin/sh" }), "control characters"},
+		{"newline in environment", permissive, order(func(u *rollwavev1.UnitSpec) {
+			u.Environment = map[string]string{"A": "1\nExecStartPost=+/bin/sh"}
+		}), "unit.environment.A"},
+		{"user 00", strict, order(func(u *rollwavev1.UnitSpec) { u.User = "00" }), "leading zeros"},
+		{"user 0", strict, order(func(u *rollwavev1.UnitSpec) { u.User = "0" }), "is root"},
+		{"user named like root on this host", strict, order(func(u *rollwavev1.UnitSpec) { u.User = "toor" }), "is root"},
+		{"hardening continuation", permissive, order(func(u *rollwavev1.UnitSpec) { u.Hardening = []string{`ProtectSystem=strict \`} }), "line continuation"},
+		{"exec traffic hook without root", strict, func() *rollwavev1.ReleaseSpec {
+			s := order(func(u *rollwavev1.UnitSpec) {})
+			s.Traffic = &rollwavev1.TrafficSpec{Mode: "exec", Command: []string{"/bin/sh", "-c", "id"}}
+			return s
+		}(), "traffic.command as root"},
+		{"exec health check without root", strict, func() *rollwavev1.ReleaseSpec {
+			s := order(func(u *rollwavev1.UnitSpec) {})
+			s.Health = &rollwavev1.HealthSpec{Checks: []*rollwavev1.HealthCheck{{Name: "x", Kind: "exec"}}}
+			return s
+		}(), "exec check"},
+	}
+	old := lookupUID
+	lookupUID = func(name string) (string, error) {
+		if name == "toor" {
+			return "0", nil
+		}
+		return "1000", nil
+	}
+	t.Cleanup(func() { lookupUID = old })
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.p.Check(tc.spec)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("want allowed, got %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want refused with %q, got %v", tc.want, err)
+			}
+		})
 	}
 }

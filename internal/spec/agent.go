@@ -60,6 +60,9 @@ type AgentConfig struct {
 	// Validate checks the key (spec.PickSecret: flags, then the
 	// environment, then the config file).
 	EncryptFile string
+	// Limits bound what one assignment may make the agent download and
+	// unpack.
+	Limits AgentLimits
 }
 
 // AgentPolicy is the `policy { }` block: limits the host's operators put
@@ -102,6 +105,7 @@ func DefaultAgentConfig() *AgentConfig {
 		LogLevel:          LogInfo,
 		TLS:               TLSConfig{VerifyServerHostname: true},
 		Policy:            AgentPolicy{AllowRoot: true},
+		Limits:            DefaultAgentLimits(),
 	}
 }
 
@@ -146,6 +150,7 @@ func (c *AgentConfig) fields() []field {
 			attr("unit_hardening", strList(&c.Policy.UnitHardening)),
 			attr("spec_hardening_keys", strList(&c.Policy.SpecHardeningKeys)),
 		)),
+		block("limits", limitsFields(&c.Limits)),
 	}
 }
 
@@ -197,5 +202,25 @@ func (c *AgentConfig) validate() problems {
 			ps.add(fmt.Sprintf("policy.artifact_prefixes[%d]", i), "%s", strings.TrimPrefix(err.Error(), ErrArtifactURL.Error()+": "))
 		}
 	}
+	c.Policy.validate(&ps)
+	c.Limits.validate(&ps)
 	return ps
+}
+
+// validate checks the policy's users and hardening lines with the same
+// checks releases get (unitsafety.go).
+func (p AgentPolicy) validate(ps *problems) {
+	for i, u := range p.UnitUsers {
+		if err := CheckUnitUser(u); err != nil || u == "" {
+			if err == nil {
+				err = fmt.Errorf("must not be empty")
+			}
+			ps.add(index("policy.unit_users", i), "%v", err)
+		}
+	}
+	for i, h := range p.UnitHardening {
+		if err := CheckHardeningLine(h); err != nil {
+			ps.add(index("policy.unit_hardening", i), "%v", err)
+		}
+	}
 }

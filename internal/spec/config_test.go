@@ -199,6 +199,7 @@ func TestParseAgentConfig(t *testing.T) {
 		LogLevel:          LogWarn,
 		TLS:               TLSConfig{VerifyServerHostname: true},
 		Policy:            AgentPolicy{AllowRoot: true},
+		Limits:            DefaultAgentLimits(),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", got, want)

@@ -123,10 +123,10 @@ func (u Unit) validate(ps *problems) {
 	if strings.TrimSpace(u.ExecStart) == "" {
 		ps.missing(p, "exec_start")
 	} else {
-		unitString(ps, p+".exec_start", u.ExecStart)
+		execCommand(ps, p+".exec_start", u.ExecStart)
 	}
-	if u.User != "" && !userRE.MatchString(u.User) {
-		ps.add(p+".user", "must be a user name or numeric id, got %q", u.User)
+	if err := CheckUnitUser(u.User); err != nil {
+		ps.add(p+".user", "%v", err)
 	}
 	for _, k := range sortedKeys(u.Environment) {
 		v := u.Environment[k]
@@ -145,16 +145,26 @@ func (u Unit) validate(ps *problems) {
 			ps.add(index(p+".exec_start_pre", i), "must not be empty")
 			continue
 		}
-		unitString(ps, index(p+".exec_start_pre", i), c)
+		execCommand(ps, index(p+".exec_start_pre", i), c)
 	}
 	checkEnum(ps, p+".restart", u.Restart, restartValues...)
 	for i, h := range u.Hardening {
-		key, _, ok := strings.Cut(h, "=")
-		if !ok || !hardeningKey.MatchString(key) {
-			ps.add(index(p+".hardening", i), `must be a systemd setting "Key=value" such as "ProtectSystem=strict", got %q`, h)
+		if err := CheckHardeningLine(h); err != nil {
+			ps.add(index(p+".hardening", i), "%v", err)
 			continue
 		}
 		unitString(ps, index(p+".hardening", i), h)
+	}
+}
+
+// execCommand checks a command line rendered into an Exec*= setting:
+// unitString's checks, then CheckExecCommand (no systemd command prefix).
+func execCommand(ps *problems, p, s string) {
+	if !unitString(ps, p, s) {
+		return
+	}
+	if err := CheckExecCommand(s); err != nil {
+		ps.add(p, "%v", err)
 	}
 }
 

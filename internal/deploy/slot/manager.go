@@ -64,6 +64,9 @@ type ManagerConfig struct {
 	// redirect hop of its download before it is fetched (the agent's
 	// artifact_prefixes policy). It must not block. May be nil.
 	CheckArtifactURL URLCheck
+	// Limits bound each artifact's download and unpacked size; zero
+	// fields take the defaults (2 GiB each).
+	Limits Limits
 }
 
 // Validate checks a config.

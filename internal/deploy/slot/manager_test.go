@@ -88,7 +88,7 @@ func TestSwapChecksumMismatchKeepsServing(t *testing.T) {
 		t.Fatalf("swap with a wrong sha256: err = %v, want ErrChecksum", err)
 	}
 	ev := e.prog.last(2)
-	if ev.state != stFailed || !strings.Contains(ev.reason, "checksum") || !strings.Contains(ev.reason, strings.Repeat("ab", 32)) {
+	if ev.state != stFailed || !strings.Contains(ev.reason, "checksum") || !strings.Contains(ev.reason, strings.Repeat("ab", 32)) || strings.Contains(ev.reason, testArtifact.sha) {
 		t.Fatalf("last progress = %+v, want FAILED naming the checksum", ev)
 	}
 	mustBody(t, e.proxyAddr(), "v1")

@@ -55,7 +55,7 @@ func TestSecurityRedirectOffPrefix(t *testing.T) {
 
 	for _, name := range []string{"same-host.tgz", "other-host.tgz"} {
 		dir := filepath.Join(t.TempDir(), "apps", "web", "blue")
-		err := StageChecked(context.Background(), srv.URL+"/builds/"+name, testArtifact.sha, dir, allow)
+		err := StageWith(context.Background(), srv.URL+"/builds/"+name, testArtifact.sha, dir, StageOptions{Allow: allow})
 		if !errors.Is(err, ErrRedirect) || !strings.Contains(err.Error(), "not under an allowed prefix") {
 			t.Errorf("%s: want ErrRedirect naming the prefix, got %v", name, err)
 		}
@@ -66,14 +66,14 @@ func TestSecurityRedirectOffPrefix(t *testing.T) {
 
 	// A redirect that stays under the prefix is followed.
 	dir := filepath.Join(t.TempDir(), "apps", "web", "blue")
-	if err := StageChecked(context.Background(), srv.URL+"/builds/inside.tgz", testArtifact.sha, dir, allow); err != nil {
+	if err := StageWith(context.Background(), srv.URL+"/builds/inside.tgz", testArtifact.sha, dir, StageOptions{Allow: allow}); err != nil {
 		t.Fatalf("redirect inside the prefix: %v", err)
 	}
 
 	// Hops are capped, with or without a policy.
 	for _, check := range []URLCheck{allow, nil} {
 		dir := filepath.Join(t.TempDir(), "apps", "web", "blue")
-		err := StageChecked(context.Background(), srv.URL+"/builds/loop.tgz", testArtifact.sha, dir, check)
+		err := StageWith(context.Background(), srv.URL+"/builds/loop.tgz", testArtifact.sha, dir, StageOptions{Allow: check})
 		if !errors.Is(err, ErrRedirect) || !strings.Contains(err.Error(), "more than 5 redirects") {
 			t.Errorf("redirect loop (policy %v): want ErrRedirect after 5 hops, got %v", check != nil, err)
 		}

@@ -28,13 +28,14 @@ var ErrChecksum = errors.New("artifact checksum mismatch")
 // that would land outside the slot directory or is a device file.
 var ErrUnsafeArchive = errors.New("unsafe archive entry")
 
-// Staging limits. A var, not a const, so tests can lower them.
+// Default staging limits (the agent config's limits block sets others).
+// A var, not a const, so tests can lower them.
 var (
 	// maxArtifactBytes bounds a download (and a file:// copy).
 	maxArtifactBytes int64 = 2 << 30
-	// maxUnpackedBytes bounds the sum of a tarball's regular files
-	// (a gzip bomb must not fill the disk).
-	maxUnpackedBytes int64 = 8 << 30
+	// maxUnpackedBytes bounds a tarball's uncompressed stream, so the sum
+	// of its files too (a gzip bomb must not fill the disk).
+	maxUnpackedBytes int64 = 2 << 30
 	// maxEntries bounds the number of tar entries.
 	maxEntries = 200_000
 	// httpTimeout bounds a whole download, headers to last byte.
@@ -53,6 +54,32 @@ var ErrRedirect = errors.New("artifact redirect refused")
 // and for every redirect hop before it is requested.
 type URLCheck func(rawURL string) error
 
+// ErrArtifactTooLarge is returned (wrapped) when an artifact's download
+// or its unpacked content passes a limit; the error names the limit.
+var ErrArtifactTooLarge = errors.New("artifact too large")
+
+// Limits bound what staging one artifact may read and write. Zero fields
+// take the defaults (2 GiB each).
+type Limits struct {
+	// MaxDownloadBytes bounds the artifact as fetched (the agent config's
+	// limits.max_artifact_download).
+	MaxDownloadBytes int64
+	// MaxUnpackedBytes bounds a .tar.gz artifact's uncompressed tar stream
+	// (file contents and headers; limits.max_artifact_unpacked). Reading
+	// stops there: a gzip bomb costs at most this much CPU and disk.
+	MaxUnpackedBytes int64
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxDownloadBytes <= 0 {
+		l.MaxDownloadBytes = maxArtifactBytes
+	}
+	if l.MaxUnpackedBytes <= 0 {
+		l.MaxUnpackedBytes = maxUnpackedBytes
+	}
+	return l
+}
+
 // artifactName is the file a non-archive artifact becomes in its slot.
 const artifactName = "artifact"
 
@@ -64,14 +91,27 @@ const artifactName = "artifact"
 // unpacked or used. The new content is built in a fresh directory next to
 // dir and renamed into place only when complete, so a failed stage never
 // leaves half a slot; a previous dir is replaced as a whole.
+//
+// Stage uses no URL policy and the default Limits; StageWith takes both.
 func Stage(ctx context.Context, rawURL, sha256Hex, dir string) error {
-	return StageChecked(ctx, rawURL, sha256Hex, dir, nil)
+	return StageWith(ctx, rawURL, sha256Hex, dir, StageOptions{})
 }
 
-// StageChecked is Stage with the host's URL policy: allow (may be nil)
-// must accept rawURL and every redirect hop, or nothing is fetched from
-// it. Errors show URLs with their credentials redacted.
-func StageChecked(ctx context.Context, rawURL, sha256Hex, dir string, allow URLCheck) error {
+// StageOptions are what a host's policy and config add to Stage.
+type StageOptions struct {
+	// Allow, when set, must accept the URL and every redirect hop of its
+	// download before it is fetched (the agent's artifact_prefixes).
+	Allow URLCheck
+	// Limits bound the download and the unpacked size; zero fields take
+	// the defaults (2 GiB each). Past a limit reading stops and the stage
+	// fails with ErrArtifactTooLarge, naming the limit.
+	Limits Limits
+}
+
+// StageWith is Stage with the host's URL policy and size limits. Errors
+// show URLs with their credentials redacted.
+func StageWith(ctx context.Context, rawURL, sha256Hex, dir string, opt StageOptions) error {
+	lim := opt.Limits.withDefaults()
 	want := strings.ToLower(strings.TrimSpace(sha256Hex))
 	if len(want) != 64 {
 		return fmt.Errorf("artifact sha256 %q: want 64 hex digits", sha256Hex)
@@ -83,8 +123,8 @@ func StageChecked(ctx context.Context, rawURL, sha256Hex, dir string, allow URLC
 	if err != nil {
 		return fmt.Errorf("artifact url %q: parse error", redactURL(rawURL))
 	}
-	if allow != nil {
-		if err := allow(rawURL); err != nil {
+	if opt.Allow != nil {
+		if err := opt.Allow(rawURL); err != nil {
 			return err
 		}
 	}
@@ -104,11 +144,14 @@ func StageChecked(ctx context.Context, rawURL, sha256Hex, dir string, allow URLC
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	h := sha256.New()
-	if err := fetch(ctx, u, io.MultiWriter(tmp, h), allow); err != nil {
+	if err := fetch(ctx, u, io.MultiWriter(tmp, h), opt.Allow, lim.MaxDownloadBytes); err != nil {
 		return fmt.Errorf("fetch %s: %w", rawURL, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("%w: %s: expected sha256 %s, got %s", ErrChecksum, rawURL, want, got)
+		// Only the expected digest: the actual one would tell whoever
+		// reads events (read tokens) the sha256 of any file the agent can
+		// read, through a file:// URL.
+		return fmt.Errorf("%w: %s: expected sha256 %s", ErrChecksum, rawURL, want)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("stage: %w", err)
@@ -125,7 +168,7 @@ func StageChecked(ctx context.Context, rawURL, sha256Hex, dir string, allow URLC
 	}
 	p := strings.ToLower(u.Path)
 	if strings.HasSuffix(p, ".tar.gz") || strings.HasSuffix(p, ".tgz") {
-		if err := untar(tmp, build); err != nil {
+		if err := untar(tmp, build, lim.MaxUnpackedBytes); err != nil {
 			return err
 		}
 	} else {
@@ -154,7 +197,7 @@ func StageChecked(ctx context.Context, rawURL, sha256Hex, dir string, allow URLC
 	return fsutil.SyncDir(parent)
 }
 
-func fetch(ctx context.Context, u *url.URL, w io.Writer, allow URLCheck) error {
+func fetch(ctx context.Context, u *url.URL, w io.Writer, allow URLCheck, limit int64) error {
 	var body io.Reader
 	switch u.Scheme {
 	case "file":
@@ -189,19 +232,19 @@ func fetch(ctx context.Context, u *url.URL, w io.Writer, allow URLCheck) error {
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("http status %s", resp.Status)
 		}
-		if resp.ContentLength > maxArtifactBytes {
-			return fmt.Errorf("artifact is %d bytes, limit %d", resp.ContentLength, maxArtifactBytes)
+		if resp.ContentLength > limit {
+			return fmt.Errorf("%w: %d bytes, more than limits.max_artifact_download (%d bytes)", ErrArtifactTooLarge, resp.ContentLength, limit)
 		}
 		body = resp.Body
 	default:
 		return fmt.Errorf("unsupported scheme %q (want http, https or file)", u.Scheme)
 	}
-	n, err := io.Copy(w, io.LimitReader(body, maxArtifactBytes+1))
+	n, err := io.Copy(w, io.LimitReader(body, limit+1))
 	if err != nil {
 		return err
 	}
-	if n > maxArtifactBytes {
-		return fmt.Errorf("artifact larger than the %d byte limit", maxArtifactBytes)
+	if n > limit {
+		return fmt.Errorf("%w: larger than limits.max_artifact_download (%d bytes)", ErrArtifactTooLarge, limit)
 	}
 	return nil
 }
@@ -247,25 +290,59 @@ func redactURL(raw string) string {
 	return raw
 }
 
+// limitedReader reads at most limit bytes from r; reading more fails
+// with ErrArtifactTooLarge instead of returning io.EOF, so a truncated
+// stream can never pass for a complete one.
+type limitedReader struct {
+	r     io.Reader
+	left  int64
+	limit int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// One byte more tells "exactly at the limit" from "past it".
+		var b [1]byte
+		if n, _ := l.r.Read(b[:]); n == 0 {
+			return 0, io.EOF
+		}
+		return 0, fmt.Errorf("%w: unpacks to more than limits.max_artifact_unpacked (%d bytes); stopped reading there", ErrArtifactTooLarge, l.limit)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
 // untar unpacks a gzipped tarball into dir (a fresh, empty directory).
 // Every entry is checked before it is written: its cleaned name must stay
 // inside dir and must not pass through a symlink the archive created;
 // symlink targets and hardlink sources must stay inside too; device files
 // and FIFOs are refused. Writes go through an os.Root, which refuses to
 // follow anything out of dir even if a check here were wrong.
-func untar(r io.Reader, dir string) error {
+//
+// At most maxUnpacked bytes of uncompressed tar stream are read: entries
+// whose declared sizes add up to more are refused before they are
+// written, and data the archive skips (a directory entry with a size, say)
+// counts too.
+func untar(r io.Reader, dir string, maxUnpacked int64) error {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("unpack: %w", err)
 	}
 	defer gz.Close()
+	// gzip.Reader reads concatenated members (multistream) to the end;
+	// the limit covers them all.
+	stream := &limitedReader{r: gz, left: maxUnpacked, limit: maxUnpacked}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("unpack: %w", err)
 	}
 	defer root.Close()
 
-	tr := tar.NewReader(gz)
+	tr := tar.NewReader(stream)
 	symlinks := map[string]bool{}
 	var total int64
 	for n := 0; ; n++ {
@@ -308,8 +385,8 @@ func untar(r io.Reader, dir string) error {
 		//lint:ignore SA1019 TypeRegA still appears in archives written by old tools
 		case tar.TypeReg, tar.TypeRegA:
 			total += hdr.Size
-			if total > maxUnpackedBytes {
-				return fmt.Errorf("unpack: more than %d bytes unpacked", maxUnpackedBytes)
+			if hdr.Size < 0 || total > maxUnpacked {
+				return fmt.Errorf("unpack %q: %w: files add up to more than limits.max_artifact_unpacked (%d bytes)", hdr.Name, ErrArtifactTooLarge, maxUnpacked)
 			}
 			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 			if err != nil {

@@ -55,9 +55,7 @@ func within(dir, p string) bool {
 // directory: untar runs into outer/slot, and afterwards outer holds
 // nothing but slot, and no symlink inside slot resolves outside it.
 func FuzzStageTarGz(f *testing.F) {
-	saved := maxUnpackedBytes
-	maxUnpackedBytes = 1 << 20 // a small gzip bomb must not fill the disk
-	f.Cleanup(func() { maxUnpackedBytes = saved })
+	const maxUnpacked = 1 << 20 // a small gzip bomb must not fill the disk
 
 	reg, dir, sym, lnk := byte(tar.TypeReg), byte(tar.TypeDir), byte(tar.TypeSymlink), byte(tar.TypeLink)
 	seeds := [][]fuzzTarEntry{
@@ -95,7 +93,7 @@ func FuzzStageTarGz(f *testing.F) {
 		if err := os.Mkdir(slotDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		_ = untar(bytes.NewReader(archive), slotDir) // errors are fine; escapes are not
+		_ = untar(bytes.NewReader(archive), slotDir, maxUnpacked) // errors are fine; escapes are not
 
 		err = filepath.WalkDir(outer, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {

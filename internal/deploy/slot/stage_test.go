@@ -96,8 +96,8 @@ func TestStageChecksumMismatch(t *testing.T) {
 	}
 	wrong := strings.Repeat("0", 64)
 	err := Stage(context.Background(), testArtifact.url, wrong, dir)
-	if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), wrong) || !strings.Contains(err.Error(), testArtifact.sha) {
-		t.Fatalf("err = %v, want ErrChecksum naming expected and got", err)
+	if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), testArtifact.sha) {
+		t.Fatalf("err = %v, want ErrChecksum naming the expected digest only", err)
 	}
 	// The old content is untouched and no temp file is left.
 	if b, _ := os.ReadFile(filepath.Join(dir, "current")); string(b) != "v1" {

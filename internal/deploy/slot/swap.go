@@ -115,7 +115,7 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 				return fmt.Errorf("stop idle slot: %w", err)
 			}
 			art := spec.GetArtifact()
-			return StageChecked(ctx, art.GetUrl(), art.GetSha256(), dir, m.cfg.CheckArtifactURL)
+			return StageWith(ctx, art.GetUrl(), art.GetSha256(), dir, StageOptions{Allow: m.cfg.CheckArtifactURL, Limits: m.cfg.Limits})
 		}},
 		{StepInstall, func() error {
 			if _, err := m.cfg.Driver.Install(ctx, unit); err != nil {

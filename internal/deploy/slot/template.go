@@ -149,5 +149,25 @@ func RenderCommand(tmpl string, v Vars) ([]string, error) {
 			return nil, err
 		}
 	}
+	if args[0] == "" {
+		return nil, fmt.Errorf("%w: empty executable in %q", ErrQuoting, tmpl)
+	}
+	if strings.ContainsRune(ExecPrefixes, rune(args[0][0])) {
+		return nil, fmt.Errorf("%w: executable %q starts with %q, which systemd reads as a command prefix (\"+\" and \"!\" run it as root, outside the sandbox)",
+			ErrUnsafeCommand, args[0], args[0][:1])
+	}
 	return args, nil
 }
+
+// ExecPrefixes are the characters systemd reads as command prefixes at
+// the start of an Exec*= line's first word, after removing quotes (so
+// quoting does not neutralise them): "-" "@" ":" "+" "!" "|". The same
+// set as spec.ExecPrefixChars, which spec validation and the agent's
+// policy check; RenderCommand checks the expanded executable again, since
+// a placeholder ({{version}}) may put one there.
+const ExecPrefixes = "-@:+!|"
+
+// ErrUnsafeCommand is returned (wrapped) for a command line systemd would
+// run differently from what it says (an executable starting with a
+// command prefix).
+var ErrUnsafeCommand = errors.New("unsafe command line")

@@ -3,6 +3,7 @@ package slot
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -81,5 +82,31 @@ func TestRenderCommandKeepsValuesWhole(t *testing.T) {
 	}
 	if _, err := RenderCommand("   ", v); err == nil {
 		t.Fatal("empty command accepted")
+	}
+}
+
+// TestSecurityRenderCommandPrefix (issue 11 item 3): whatever reached the
+// agent, the executable RenderCommand returns never starts with a systemd
+// command prefix, including one put there by a placeholder (a forged
+// order's version) or hidden in quotes the splitter removes.
+func TestSecurityRenderCommandPrefix(t *testing.T) {
+	v := Vars{App: "api", Slot: Blue, Version: "+x", SlotDir: "/srv/api/blue", Port: 8081}
+	for _, tmpl := range []string{
+		"+/bin/sh -c id",
+		`"+/bin/sh" -c id`,
+		`'!!/bin/sh'`,
+		`\@/bin/sh sh`,
+		`""-/bin/false`,
+		"  :/bin/echo",
+		"|/bin/sh",
+		"{{version}}/bin/sh", // expands to "+x/bin/sh"
+	} {
+		argv, err := RenderCommand(tmpl, v)
+		if !errors.Is(err, ErrUnsafeCommand) || !strings.Contains(err.Error(), "command prefix") {
+			t.Errorf("RenderCommand(%q) = %q, %v; want ErrUnsafeCommand", tmpl, argv, err)
+		}
+	}
+	if argv, err := RenderCommand("{{slot_dir}}/bin/api --opt=+1 -v @f", v); err != nil || argv[0] != "/srv/api/blue/bin/api" {
+		t.Errorf("plain command: %q, %v", argv, err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/rollwave/rollwave/internal/deploy/slot"
 )
 
 // This file renders values in the syntax systemd's unit file parser reads
@@ -50,9 +52,11 @@ func isSafeByte(b byte) bool {
 
 // execPrefixes are the characters that, at the very start of an Exec*=
 // line, change how systemd runs the command ("-" ignore failure, "@" argv0,
-// ":" no expansion, "+"/"!" privileges, "|" shell). A first argument
-// starting with one is quoted so it stays a plain path.
-const execPrefixes = "-@:+!|"
+// ":" no expansion, "+"/"!" privileges, "|" shell). systemd unquotes the
+// first word before it looks for them, so quoting does not keep them
+// literal: checkCommand refuses an executable starting with one. The
+// quoting below stays as a second guard for older parsers.
+const execPrefixes = slot.ExecPrefixes
 
 // quoteWord renders one word. expandDollar is true for Exec*= arguments,
 // where "$" must be doubled; first is true for the executable, which must

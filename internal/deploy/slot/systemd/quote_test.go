@@ -36,8 +36,10 @@ func TestQuoteWord(t *testing.T) {
 		// Control characters are escaped so no whitespace or line end eats them.
 		{"a\tb", true, false, `"a\tb"`},
 		{"a\rb", true, false, `"a\x0db"`},
-		// An executable starting with an Exec prefix is quoted so "-" is not
-		// "ignore failure"; the same word later in argv stays bare.
+		// An executable starting with an Exec prefix is quoted, though that
+		// does not hide the prefix from systemd (it unquotes first):
+		// checkCommand refuses such an executable before anything is
+		// written. The same word later in argv stays bare.
 		{"-weird", true, true, `"-weird"`},
 		{"-v", true, false, "-v"},
 		{"@x", true, true, `"@x"`},

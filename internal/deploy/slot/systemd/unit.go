@@ -163,11 +163,17 @@ func validateUnit(u slot.Unit) error {
 	return nil
 }
 
-// checkCommand validates an argv: non-empty, with a non-empty executable,
-// and every argument single-line.
+// checkCommand validates an argv: non-empty, with a non-empty executable
+// that does not start with a systemd command prefix, and every argument
+// single-line.
 func checkCommand(field string, argv []string) error {
 	if len(argv) == 0 || argv[0] == "" {
 		return fmt.Errorf("%s: no command", field)
+	}
+	if strings.ContainsRune(execPrefixes, rune(argv[0][0])) {
+		// systemd strips the quotes Render would add and then reads the
+		// prefix: "+" and "!" would run the command as root, unsandboxed.
+		return fmt.Errorf("%s: executable %q starts with %q, which systemd reads as a command prefix", field, argv[0], argv[0][:1])
 	}
 	for i, a := range argv {
 		if err := checkValue(fmt.Sprintf("%s[%d]", field, i), a); err != nil {

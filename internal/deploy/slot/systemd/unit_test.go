@@ -243,3 +243,24 @@ func TestRenderMergesUnitHardening(t *testing.T) {
 		t.Fatal("a unit hardening line setting ExecStart was accepted")
 	}
 }
+
+// TestSecurityRenderRefusesExecPrefix (issue 11 item 3): systemd unquotes
+// an Exec*= line's first word before it looks for the "+", "!", "@", "-",
+// ":" and "|" prefixes, so quoting ExecStart="+/bin/sh" still runs
+// /bin/sh as root, outside the sandbox. Render refuses the unit instead,
+// naming the field.
+func TestSecurityRenderRefusesExecPrefix(t *testing.T) {
+	for _, exe := range []string{"+/bin/sh", "!/bin/sh", "!!/bin/sh", "@/bin/sh", "-/bin/sh", ":/bin/sh", "|/bin/sh", "+!/bin/sh"} {
+		u := baseUnit()
+		u.User = "nobody"
+		u.ExecStart = []string{exe, "-c", "id"}
+		if out, err := Render(u, DefaultHardening); err == nil || !strings.Contains(err.Error(), "ExecStart: executable") {
+			t.Errorf("ExecStart %q: want refused naming ExecStart, got %v\n%s", exe, err, out)
+		}
+		u = baseUnit()
+		u.ExecStartPre = [][]string{{"/bin/true"}, {exe}}
+		if _, err := Render(u, DefaultHardening); err == nil || !strings.Contains(err.Error(), "ExecStartPre[1]: executable") {
+			t.Errorf("ExecStartPre %q: want refused naming ExecStartPre[1], got %v", exe, err)
+		}
+	}
+}
