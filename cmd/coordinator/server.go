@@ -158,6 +158,12 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	cfg.Logger = newLogger(sc.LogLevel)
 	cfg.GossipKey = spec.GossipKeyBytes(sc.Encrypt)
 	cfg.ACLEnabled = sc.ACL.Enabled
+	cfg.Limits = coordinator.Limits{
+		RPCMaxConnsPerClient: sc.Limits.RPCMaxConnsPerClient,
+		RPCMaxConns:          sc.Limits.RPCMaxConns,
+		RPCHandshakeTimeout:  sc.Limits.RPCHandshakeTimeout,
+		RPCIdleTimeout:       sc.Limits.RPCIdleTimeout,
+	}
 	if sc.TLS.Enabled() {
 		tc := tlsutil.DefaultConfig()
 		tc.CAFile, tc.CertFile, tc.KeyFile = sc.TLS.CAFile, sc.TLS.CertFile, sc.TLS.KeyFile

@@ -97,6 +97,7 @@ func New(cfg Config) (_ *Server, err error) {
 	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen on gRPC address %s: %w", cfg.GRPCAddr, err)
 	}
+	s.grpcLn = newLimitListener(s.grpcLn, cfg.Limits, log.With("listener", "grpc"))
 	s.grpcAddr = advertised(cfg.AdvertiseGRPC, s.grpcLn.Addr())
 
 	if err := s.setupRaft(); err != nil {
