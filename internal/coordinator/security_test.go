@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -251,4 +252,48 @@ func TestSecurityRateLimitForwardedMetadataWithoutTLS(t *testing.T) {
 			t.Fatalf("forwarded call %d from a raft server's address: %v", i, err)
 		}
 	}
+}
+
+// Issue 11 item 12: a restarted server that has not caught up with the
+// leader says so, instead of "ACLs are enabled but not bootstrapped yet",
+// and serves the token once it has caught up.
+func TestSecurityRestartedFollowerSaysCatchingUpNotUnbootstrapped(t *testing.T) {
+	c := coordtest.NewCluster(t, 3, coordtest.WithACLs())
+	leader := c.Leader(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	boot, err := c.Client(leader).ACLBootstrap(ctx, &rollwavev1.ACLBootstrapRequest{})
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	tctx := coordtest.WithToken(ctx, boot.GetSecret())
+	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
+		for _, s := range c.Running() {
+			if done, _ := s.FSM().State().ACLBootstrapped(); !done {
+				return false, s.NodeID() + " has not applied the bootstrap"
+			}
+		}
+		return true, ""
+	})
+	// Stop every server, then start one alone: it has the bootstrap in
+	// its log but no leader to tell it the entry is committed.
+	for i := range c.Servers {
+		c.Kill(i)
+	}
+	s := c.Start(0)
+	_, err = c.Client(s).ListReleases(tctx, &rollwavev1.ListReleasesRequest{})
+	if status.Code(err) != codes.Unavailable || strings.Contains(err.Error(), "not bootstrapped") ||
+		!strings.Contains(err.Error(), "cannot tell yet whether they were bootstrapped") {
+		t.Fatalf("restarted server without a leader: want Unavailable saying it cannot tell yet, got %v", err)
+	}
+	// With a second server there is a leader again; the restarted server
+	// catches up and serves the token.
+	c.Start(1)
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		_, err := c.Client(s).ListReleases(tctx, &rollwavev1.ListReleasesRequest{})
+		if err != nil && strings.Contains(err.Error(), "not bootstrapped") {
+			t.Fatalf("a restarted server said ACLs are not bootstrapped: %v", err)
+		}
+		return err == nil, fmt.Sprint(err)
+	})
 }

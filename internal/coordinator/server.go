@@ -55,6 +55,10 @@ type Server struct {
 	// assignMu serialises AssignHosts (read the generation, then commit).
 	assignMu sync.Mutex
 
+	// startLastIndex is the last raft index on disk at start: until it is
+	// applied (after contact with a leader) the state is stale.
+	startLastIndex uint64
+
 	// advertised addresses, resolved after binding.
 	grpcAddr string
 	raftAddr string
@@ -103,6 +107,7 @@ func New(cfg Config) (_ *Server, err error) {
 	if err := s.setupRaft(); err != nil {
 		return nil, err
 	}
+	s.startLastIndex = s.raft.LastIndex()
 
 	gcfg := gossip.DefaultConfig()
 	gcfg.NodeName = cfg.NodeID
