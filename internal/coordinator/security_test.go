@@ -16,9 +16,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rollwave/rollwave/internal/coordinator"
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
+	"github.com/rollwave/rollwave/internal/raftfsm"
 	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -296,4 +298,44 @@ func TestSecurityRestartedFollowerSaysCatchingUpNotUnbootstrapped(t *testing.T) 
 		}
 		return err == nil, fmt.Sprint(err)
 	})
+}
+
+// Issue 11 item 12: a release rolling back whose host never answers (it
+// would sit there until the revert timeout, minutes) can be aborted.
+func TestSecurityAbortReleaseWhileRollingBack(t *testing.T) {
+	c := coordtest.NewCluster(t, 1)
+	s := c.Leader(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	now := time.Now().UnixNano()
+	for _, step := range []struct {
+		t   raftfsm.MessageType
+		msg proto.Message
+	}{
+		{raftfsm.UpsertHosts, &rollwavev1.UpsertHostsCommand{TimeUnixNano: now, Hosts: []*rollwavev1.Host{{Id: "h1", Cell: "a"}}}},
+		{raftfsm.SubmitRelease, &rollwavev1.SubmitReleaseCommand{TimeUnixNano: now, Actor: "test", Release: &rollwavev1.Release{
+			Id: "r", Spec: &rollwavev1.ReleaseSpec{Name: "r", App: "api", Version: "2"},
+			Phases: []*rollwavev1.Phase{{Index: 0, Hosts: []string{"h1"}, Cells: []string{"a"}, BakeMs: 60_000}}}}},
+		{raftfsm.SetReleaseState, &rollwavev1.SetReleaseStateCommand{TimeUnixNano: now, ReleaseId: "r",
+			State: rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, Actor: "test", CurrentPhase: -1}},
+	} {
+		if _, err := s.Apply(step.t, step.msg); err != nil {
+			t.Fatalf("%v: %v", step.t, err)
+		}
+	}
+	// The orchestrator assigns h1, which has no agent to answer.
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		return s.FSM().State().Assignment("h1", "api") != nil, "h1 not assigned yet"
+	})
+	client := c.Client(s)
+	if _, err := client.RollbackRelease(ctx, &rollwavev1.ReleaseActionRequest{Id: "r"}); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	resp, err := client.AbortRelease(ctx, &rollwavev1.ReleaseActionRequest{Id: "r", Reason: "give up the rollback"})
+	if err != nil {
+		t.Fatalf("abort while rolling back: %v", err)
+	}
+	if r := resp.GetRelease(); r.GetState() != rollwavev1.ReleaseState_RELEASE_STATE_ABORTED || r.GetReason() != "give up the rollback" {
+		t.Fatalf("release after abort = %v", r)
+	}
 }
