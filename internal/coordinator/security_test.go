@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/rollwave/rollwave/internal/agent/agenttest"
 	"github.com/rollwave/rollwave/internal/coordinator"
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
 	"github.com/rollwave/rollwave/internal/raftfsm"
@@ -338,4 +339,25 @@ func TestSecurityAbortReleaseWhileRollingBack(t *testing.T) {
 	if r := resp.GetRelease(); r.GetState() != rollwavev1.ReleaseState_RELEASE_STATE_ABORTED || r.GetReason() != "give up the rollback" {
 		t.Fatalf("release after abort = %v", r)
 	}
+}
+
+// The idle timeout and the keepalive policy do not touch agents: a
+// session is an open stream, so an agent stays connected, on the same
+// session, across several idle timeouts.
+func TestSecurityIdleTimeoutKeepsAgentSessions(t *testing.T) {
+	lim := coordinator.DefaultLimits()
+	lim.RPCIdleTimeout = time.Second
+	c := coordtest.NewCluster(t, 1, limitsOption(lim))
+	s := c.Leader(10 * time.Second)
+	a := agenttest.Start(t, "h1", "edge", agenttest.Options{Join: s.GossipAddr()})
+	testutil.WaitFor(t, 15*time.Second, func() (bool, string) {
+		return a.Connected() && s.AgentConnected("h1"), "agent not connected yet"
+	})
+	until := time.Now().Add(3 * lim.RPCIdleTimeout)
+	testutil.WaitFor(t, 10*lim.RPCIdleTimeout, func() (bool, string) {
+		if !a.Connected() || !s.AgentConnected("h1") {
+			t.Fatal("the agent's session was dropped by the idle timeout")
+		}
+		return time.Now().After(until), "watching the session"
+	})
 }
