@@ -64,7 +64,9 @@ type Config struct {
 	AgentSilenceTimeout time.Duration
 	// OperatorRateLimit is how many operator API requests per second one
 	// client address may make (token bucket of OperatorRateBurst); 0 turns
-	// the limit off. Agents and forwarded requests are not limited.
+	// the limit off. Agents, and calls from other servers (a server
+	// certificate; without TLS, a forwarded call from a raft server's IP
+	// address), are not limited.
 	OperatorRateLimit int
 	OperatorRateBurst int
 	// Limits bound the connections clients may hold on the gRPC listener
