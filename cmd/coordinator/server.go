@@ -168,6 +168,12 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 			spec.EnvEncrypt + " or encrypt_file in the config file")
 	}
 	cfg.ACLEnabled = sc.ACL.Enabled
+	cfg.Limits = coordinator.Limits{
+		RPCMaxConnsPerClient: sc.Limits.RPCMaxConnsPerClient,
+		RPCMaxConns:          sc.Limits.RPCMaxConns,
+		RPCHandshakeTimeout:  sc.Limits.RPCHandshakeTimeout,
+		RPCIdleTimeout:       sc.Limits.RPCIdleTimeout,
+	}
 	if sc.TLS.Enabled() {
 		tc := tlsutil.DefaultConfig()
 		tc.CAFile, tc.CertFile, tc.KeyFile = sc.TLS.CAFile, sc.TLS.CertFile, sc.TLS.KeyFile

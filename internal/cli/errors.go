@@ -28,6 +28,9 @@ func describeError(err error, address string) string {
 	msg := st.Message()
 	switch st.Code() {
 	case codes.Unavailable:
+		if hint := tlsMismatch(msg); hint != "" {
+			return fmt.Sprintf("%sUnavailable: cannot talk to the coordinator at %s: %s\n%s", prefix, address, cleanTransportMessage(msg), hint)
+		}
 		if isTransportFailure(msg) {
 			return fmt.Sprintf("%sUnavailable: cannot reach a coordinator at %s: %s\n"+
 				"Is it running? Choose another with -address or %s.",
@@ -44,6 +47,26 @@ func describeError(err error, address string) string {
 		return prefix + "canceled"
 	}
 	return prefix + msg
+}
+
+// tlsMismatch explains a dial failure caused by one side speaking TLS and
+// the other not, or returns "". A TLS server drops a plaintext client
+// without a word (the client then reads EOF where the server's HTTP/2
+// preface should be: a TLS client would have failed in the handshake
+// instead); a plaintext server answers a TLS client with HTTP/2 bytes that
+// are no TLS record.
+func tlsMismatch(msg string) string {
+	switch {
+	case strings.Contains(msg, "error reading server preface") &&
+		(strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset by peer")):
+		return fmt.Sprintf("The server closed the connection without speaking gRPC: it wants mutual TLS (or refused the connection over its limits). "+
+			"Give the CLI the cluster CA and a cli certificate with -ca-file, -client-cert and -client-key, or %s, %s and %s "+
+			"(make one with 'rollwave tls cert create -cli').", EnvCACert, EnvClientCert, EnvClientKey)
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return fmt.Sprintf("The server does not speak TLS but the CLI does: check the address, or drop -ca-file, -client-cert and -client-key (and %s, %s, %s).",
+			EnvCACert, EnvClientCert, EnvClientKey)
+	}
+	return ""
 }
 
 // isTransportFailure tells a connection that could not be made from an
@@ -66,6 +89,10 @@ func cleanTransportMessage(msg string) string {
 	const marker = "Error while dialing: "
 	if i := strings.Index(msg, marker); i >= 0 {
 		return strings.TrimSuffix(msg[i+len(marker):], `"`)
+	}
+	// connection error: desc = "error reading server preface: EOF"
+	if rest, ok := strings.CutPrefix(msg, `connection error: desc = "`); ok {
+		return strings.TrimPrefix(strings.TrimSuffix(rest, `"`), "transport: ")
 	}
 	return msg
 }

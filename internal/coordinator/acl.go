@@ -132,6 +132,10 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 		return ctx, nil
 	}
 	if done, _ := s.fsm.State().ACLBootstrapped(); !done {
+		if why := s.catchingUp(); why != "" {
+			return nil, status.Errorf(codes.Unavailable,
+				"ACLs are enabled and this server cannot tell yet whether they were bootstrapped: %s; retry in a few seconds (%s refused)", why, method)
+		}
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"ACLs are enabled but not bootstrapped yet: run 'rollwave acl bootstrap' to create the first admin token (%s refused)", method)
 	}
@@ -150,6 +154,23 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 			tok.GetName(), tok.GetRole(), method, need)
 	}
 	return context.WithValue(ctx, aclTokenCtxKey{}, tok), nil
+}
+
+// catchingUp says why this server's replica cannot be trusted to be
+// current, or "": it knows no leader (starting, electing, cut off), or it
+// has not applied the log it had on disk when it started. A restarted
+// follower applies its log only once a leader tells it what is
+// committed, so for its first seconds its state is older than the
+// cluster's: without this, it would tell operators that ACLs are not
+// bootstrapped.
+func (s *Server) catchingUp() string {
+	if _, lid := s.raft.LeaderWithID(); lid == "" {
+		return "it knows no raft leader yet (it is starting, an election is under way, or it cannot reach the other servers)"
+	}
+	if applied := s.raft.AppliedIndex(); applied < s.startLastIndex {
+		return fmt.Sprintf("it is catching up with the leader after a restart (applied index %d of %d)", applied, s.startLastIndex)
+	}
+	return ""
 }
 
 func (s *Server) aclUnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

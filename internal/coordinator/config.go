@@ -64,9 +64,14 @@ type Config struct {
 	AgentSilenceTimeout time.Duration
 	// OperatorRateLimit is how many operator API requests per second one
 	// client address may make (token bucket of OperatorRateBurst); 0 turns
-	// the limit off. Agents and forwarded requests are not limited.
+	// the limit off. Agents, and calls from other servers (a server
+	// certificate; without TLS, a forwarded call from a raft server's IP
+	// address), are not limited.
 	OperatorRateLimit int
 	OperatorRateBurst int
+	// Limits bound the connections clients may hold on the gRPC listener
+	// (per client IP, in total, handshake and idle deadlines).
+	Limits Limits
 	// GossipFast selects short gossip probe intervals (tests).
 	GossipFast bool
 
@@ -105,6 +110,7 @@ func DefaultConfig() Config {
 		AgentSilenceTimeout: 10 * time.Second,
 		OperatorRateLimit:   50,
 		OperatorRateBurst:   100,
+		Limits:              DefaultLimits(),
 		Version:             "dev",
 	}
 }
@@ -154,6 +160,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OperatorRateLimit < 0 || (c.OperatorRateLimit > 0 && c.OperatorRateBurst < 1) {
 		return fmt.Errorf("operator rate limit %d/s with burst %d: the rate must be 0 (off) or positive with a burst of at least 1", c.OperatorRateLimit, c.OperatorRateBurst)
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	if c.AgentSilenceTimeout <= 0 {
 		return fmt.Errorf("agent silence timeout must be positive, got %s", c.AgentSilenceTimeout)

@@ -208,8 +208,17 @@ func (o *operatorService) ResumeRelease(ctx context.Context, req *rollwavev1.Rel
 }
 
 func (o *operatorService) AbortRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
-	return o.runAction(ctx, req, releaseAction{"abort", transition(rollwavev1.ReleaseState_RELEASE_STATE_ABORTED, "aborted by operator")},
-		rollwavev1.OperatorServiceClient.AbortRelease)
+	return o.runAction(ctx, req, releaseAction{"abort", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
+		if r.GetState() != rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK {
+			return s.setReleaseState(r.GetId(), rollwavev1.ReleaseState_RELEASE_STATE_ABORTED, reasonOr(req, "aborted by operator"), req.GetActor())
+		}
+		// Stop a rollback where it is: only AbortRelease (type 20) may
+		// (see raftfsm.AbortRelease).
+		return s.applyErr(raftfsm.AbortRelease, &rollwavev1.SetReleaseStateCommand{
+			TimeUnixNano: time.Now().UnixNano(), ReleaseId: r.GetId(), State: rollwavev1.ReleaseState_RELEASE_STATE_ABORTED,
+			Reason: reasonOr(req, "rollback aborted by operator; hosts stay where they are"), Actor: req.GetActor(), CurrentPhase: -1,
+		})
+	}}, rollwavev1.OperatorServiceClient.AbortRelease)
 }
 
 func (o *operatorService) RollbackRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {

@@ -9,14 +9,18 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/rollwave/rollwave/internal/tlsutil"
 )
 
 // rateLimiter is a token bucket per client address for the operator API:
 // a runaway script must not starve the leader. Agents' sessions and
-// requests forwarded by other servers are not limited.
+// requests forwarded by other servers (proven servers only, see
+// clientKey) are not limited.
 type rateLimiter struct {
 	rate  float64 // tokens per second
 	burst float64
@@ -25,6 +29,10 @@ type rateLimiter struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
 	swept   time.Time
+
+	// isServer reports whether the caller is another server, exempt from
+	// the limit; nil exempts nobody.
+	isServer func(ctx context.Context) bool
 }
 
 type bucket struct {
@@ -69,10 +77,13 @@ func (l *rateLimiter) allow(key string) bool {
 	return true
 }
 
-// clientKey is the caller's IP; requests forwarded by another server are
-// not the caller's own and are exempt (the first server counted them).
-func clientKey(ctx context.Context) (string, bool) {
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
+// clientKey is the caller's IP, and whether the call counts against the
+// limit. Calls from other servers (forwarded requests, bootstrap checks)
+// are exempt: a forwarded request was counted by the first server. Only a
+// proven server is exempt (see Server.callerIsServer): the
+// rollwave-forwarded-by metadata alone is a claim anyone can make.
+func (l *rateLimiter) clientKey(ctx context.Context) (string, bool) {
+	if l.isServer != nil && l.isServer(ctx) {
 		return "", false
 	}
 	p, ok := peer.FromContext(ctx)
@@ -90,11 +101,69 @@ func (l *rateLimiter) check(ctx context.Context, method string) error {
 	if !strings.HasPrefix(method, "/rollwave.v1.OperatorService/") {
 		return nil
 	}
-	key, limited := clientKey(ctx)
+	key, limited := l.clientKey(ctx)
 	if !limited || l.allow(key) {
 		return nil
 	}
 	return status.Errorf(codes.ResourceExhausted, "rate limit: more than %.0f operator requests per second (burst %.0f) from %s; slow down and retry", l.rate, l.burst, key)
+}
+
+// peerRole is the role of the caller's verified client certificate. The
+// TLS authorizer may not have run yet (the limiter comes first in the
+// chain), so the certificate is read from the peer when the context does
+// not carry the role.
+func peerRole(ctx context.Context) (tlsutil.Role, bool) {
+	if r, ok := tlsutil.RoleFromContext(ctx); ok {
+		return r, true
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.AuthInfo == nil {
+		return "", false
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return "", false
+	}
+	r, err := tlsutil.PeerRole(info.State)
+	return r, err == nil
+}
+
+// callerIsServer reports whether the caller is another coordinator. With
+// TLS that is a verified certificate of role server, nothing else. Without
+// TLS there is no identity to check; a caller counts as a server when it
+// says it forwards (rollwave-forwarded-by) and calls from the IP address
+// of a server in the raft configuration: a follower's forwarded traffic
+// (its clients' combined requests) is then not throttled as one client,
+// while a client anywhere else cannot bypass the limit by setting the
+// metadata. (A local process on a server host still can; a cluster
+// without TLS trusts its network, and docs/security.md says so.)
+func (s *Server) callerIsServer(ctx context.Context) bool {
+	if s.tls != nil {
+		r, ok := peerRole(ctx)
+		return ok && r == tlsutil.RoleServer
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); !ok || len(md.Get(forwardedKey)) == 0 {
+		return false
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return false
+	}
+	ip := remoteIP(p.Addr)
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		host, _, err := net.SplitHostPort(string(srv.Address))
+		if err != nil {
+			continue
+		}
+		if a := net.ParseIP(host); a != nil && a.String() == ip {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *rateLimiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -41,17 +41,25 @@ func TestRateLimiter(t *testing.T) {
 	if err := l.check(from("10.0.0.1"), op); err != nil {
 		t.Fatalf("after refill: %v", err)
 	}
-	// Agent sessions and forwarded requests are never limited.
+	// Agent sessions and calls from proven servers are never limited.
+	l.isServer = func(ctx context.Context) bool { return ctx.Value(serverKey{}) != nil }
 	for i := 0; i < 20; i++ {
 		if err := l.check(from("10.0.0.1"), "/rollwave.v1.AgentService/Session"); err != nil {
 			t.Fatalf("agent session limited: %v", err)
 		}
 		fwd := metadata.NewIncomingContext(from("10.0.0.1"), metadata.Pairs(forwardedKey, "c2"))
-		if err := l.check(fwd, op); err != nil {
+		if err := l.check(context.WithValue(fwd, serverKey{}, true), op); err != nil {
 			t.Fatalf("forwarded request limited: %v", err)
 		}
 	}
+	// The forwarded-by metadata alone exempts nobody (issue 11 item 8).
+	fwd := metadata.NewIncomingContext(from("10.0.0.1"), metadata.Pairs(forwardedKey, "c2"))
+	if err := l.check(fwd, op); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("metadata without a server identity: want ResourceExhausted, got %v", err)
+	}
 }
+
+type serverKey struct{}
 
 func containsAll(s string, subs ...string) bool {
 	for _, x := range subs {

@@ -55,6 +55,10 @@ type Server struct {
 	// assignMu serialises AssignHosts (read the generation, then commit).
 	assignMu sync.Mutex
 
+	// startLastIndex is the last raft index on disk at start: until it is
+	// applied (after contact with a leader) the state is stale.
+	startLastIndex uint64
+
 	// advertised addresses, resolved after binding.
 	grpcAddr string
 	raftAddr string
@@ -97,11 +101,13 @@ func New(cfg Config) (_ *Server, err error) {
 	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen on gRPC address %s: %w", cfg.GRPCAddr, err)
 	}
+	s.grpcLn = newLimitListener(s.grpcLn, cfg.Limits, log.With("listener", "grpc"))
 	s.grpcAddr = advertised(cfg.AdvertiseGRPC, s.grpcLn.Addr())
 
 	if err := s.setupRaft(); err != nil {
 		return nil, err
 	}
+	s.startLastIndex = s.raft.LastIndex()
 
 	gcfg := gossip.DefaultConfig()
 	gcfg.NodeName = cfg.NodeID

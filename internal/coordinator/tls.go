@@ -31,8 +31,13 @@ var methodRoles = tlsutil.MethodRoles{
 
 func (s *Server) grpcServerOptions() ([]grpc.ServerOption, error) {
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageSize)}
+	// First in the chains, so a panic anywhere below (interceptors
+	// included) becomes codes.Internal instead of ending the process.
+	opts = append(opts, s.recoveryOptions()...)
+	opts = append(opts, s.cfg.Limits.connectionOptions()...)
 	if s.cfg.OperatorRateLimit > 0 {
 		rl := newRateLimiter(s.cfg.OperatorRateLimit, s.cfg.OperatorRateBurst)
+		rl.isServer = s.callerIsServer
 		opts = append(opts, grpc.ChainUnaryInterceptor(rl.unary), grpc.ChainStreamInterceptor(rl.stream))
 	}
 	if s.tls != nil {

@@ -64,4 +64,5 @@ func init() {
 	register(ACLBootstrap, noResult(applyACLBootstrap))
 	register(UpsertACLToken, noResult(applyUpsertACLToken))
 	register(DeleteACLToken, noResult(applyDeleteACLToken))
+	register(AbortRelease, noResult(applyAbortRelease))
 }

@@ -43,6 +43,12 @@ const (
 	UpsertACLToken MessageType = 18
 	// DeleteACLToken (body: DeleteACLTokenCommand) removes a token.
 	DeleteACLToken MessageType = 19
+	// AbortRelease (body: SetReleaseStateCommand; its state must be
+	// aborted) aborts a live release, rolling_back included: hosts stay
+	// where they are. SetReleaseState keeps refusing rolling_back ->
+	// aborted: entries written before type 20 that tried it were
+	// rejected, and replaying them must reject them again.
+	AbortRelease MessageType = 20
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -70,6 +76,7 @@ var messageTypeNames = map[MessageType]string{
 	ACLBootstrap:      "ACLBootstrap",
 	UpsertACLToken:    "UpsertACLToken",
 	DeleteACLToken:    "DeleteACLToken",
+	AbortRelease:      "AbortRelease",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

@@ -224,6 +224,25 @@ func laterGoldenSteps() []namedStep {
 					t.Errorf("tokens = %v", s.ACLTokens())
 				}
 			}}, file: "cmd-delete-acl-token.bin"},
+		// Since type 20 (AbortRelease): a release rolling back is aborted;
+		// its live assignments are abandoned where they are.
+		{goldenStep: goldenStep{cmd: cmd{SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: now + 23, ReleaseId: "api-2.4.0",
+			State: v1.ReleaseState_RELEASE_STATE_ROLLING_BACK, Reason: "phase 1 failed", Actor: "rollout", CurrentPhase: -1}},
+			check: func(t *testing.T, s *State) {
+				if r := s.Release("api-2.4.0"); r.GetState() != v1.ReleaseState_RELEASE_STATE_ROLLING_BACK {
+					t.Errorf("release = %v", r)
+				}
+			}}, file: "cmd-set-release-state-rolling-back.bin"},
+		{goldenStep: goldenStep{cmd: cmd{AbortRelease, &v1.SetReleaseStateCommand{TimeUnixNano: now + 24, ReleaseId: "api-2.4.0",
+			State: v1.ReleaseState_RELEASE_STATE_ABORTED, Reason: "stop the rollback", Actor: "ops", CurrentPhase: -1}},
+			check: func(t *testing.T, s *State) {
+				if r := s.Release("api-2.4.0"); r.GetState() != v1.ReleaseState_RELEASE_STATE_ABORTED || r.GetReason() != "stop the rollback" {
+					t.Errorf("release = %v", r)
+				}
+				if a := s.Assignment("h1", "api"); a.GetState() != v1.AssignmentState_ASSIGNMENT_STATE_ABANDONED {
+					t.Errorf("assignment = %v", a)
+				}
+			}}},
 	}
 }
 
@@ -294,6 +313,9 @@ func TestGolden(t *testing.T) {
 		if err := CheckInvariants(f.State()); err != nil {
 			t.Fatalf("after %s: %v", name, err)
 		}
+		if step.file == "cmd-delete-acl-token.bin" {
+			checkACLSnapshot(t, f)
+		}
 		if step.cmd.t == snapshotAfter {
 			data := goldenFile(t, "snapshot-v1.bin", func() []byte { return persist(t, f) })
 			atSnapshot = New(testutil.Logger(t))
@@ -308,7 +330,16 @@ func TestGolden(t *testing.T) {
 	if atSnapshot == nil {
 		t.Fatal("no snapshot step")
 	}
-	// Since types 17-19: the state after every step, ACL records included.
+	s := atSnapshot.State()
+	if s.AppliedIndex() != 11 || len(s.Hosts()) != 2 || len(s.Freezes()) != 1 || s.Assignment("h1", "api").GetState() != asStaging {
+		t.Errorf("restored snapshot:\n%s", s.Dump())
+	}
+}
+
+// checkACLSnapshot compares snapshot-v1-acl.bin with the state after the
+// ACL steps (types 17-19): the state then, ACL records included.
+func checkACLSnapshot(t *testing.T, f *FSM) {
+	t.Helper()
 	final := goldenFile(t, "snapshot-v1-acl.bin", func() []byte { return persist(t, f) })
 	afterACL := New(testutil.Logger(t))
 	if err := afterACL.Restore(nopCloser(final)); err != nil {
@@ -319,9 +350,5 @@ func TestGolden(t *testing.T) {
 	}
 	if ok, _ := afterACL.State().ACLBootstrapped(); !ok || afterACL.State().ACLToken("acc-ci").GetName() != "ci" {
 		t.Errorf("restored ACL state:\n%s", afterACL.State().Dump())
-	}
-	s := atSnapshot.State()
-	if s.AppliedIndex() != 11 || len(s.Hosts()) != 2 || len(s.Freezes()) != 1 || s.Assignment("h1", "api").GetState() != asStaging {
-		t.Errorf("restored snapshot:\n%s", s.Dump())
 	}
 }

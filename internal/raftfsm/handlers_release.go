@@ -69,12 +69,25 @@ func applySubmitRelease(s *State, _ uint64, cmd *v1.SubmitReleaseCommand) error 
 }
 
 func applySetReleaseState(s *State, _ uint64, cmd *v1.SetReleaseStateCommand) error {
+	return setReleaseState(s, cmd, false)
+}
+
+// applyAbortRelease aborts a release from any live state, rolling_back
+// included (type 20; see AbortRelease).
+func applyAbortRelease(s *State, _ uint64, cmd *v1.SetReleaseStateCommand) error {
+	if cmd.GetState() != v1.ReleaseState_RELEASE_STATE_ABORTED {
+		return reject(ErrInvalid, "AbortRelease must set state aborted, got %s", stateName(cmd.GetState()))
+	}
+	return setReleaseState(s, cmd, true)
+}
+
+func setReleaseState(s *State, cmd *v1.SetReleaseStateCommand, abortRollback bool) error {
 	r, ok := s.releases[cmd.GetReleaseId()]
 	if !ok {
 		return reject(ErrNotFound, "release %q does not exist", cmd.GetReleaseId())
 	}
 	from, to := r.GetState(), cmd.GetState()
-	if !ReleaseTransitionAllowed(from, to) {
+	if !ReleaseTransitionAllowed(from, to) && !(abortRollback && from == v1.ReleaseState_RELEASE_STATE_ROLLING_BACK) {
 		return reject(ErrIllegalTransition, "release %q cannot go from %s to %s", r.GetId(), stateName(from), stateName(to))
 	}
 	cp := cmd.GetCurrentPhase()

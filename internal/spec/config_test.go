@@ -26,7 +26,8 @@ func TestParseServerConfig(t *testing.T) {
 			SnapshotThreshold:  4096,
 			TrailingLogs:       2048,
 		},
-		TLS: TLSConfig{VerifyServerHostname: true},
+		TLS:    TLSConfig{VerifyServerHostname: true},
+		Limits: DefaultServerConfig().Limits,
 	}
 	for _, name := range []string{"testdata/config/server.hcl", "testdata/config/server.json"} {
 		got, err := ParseServerConfig(name, readFile(t, name))
@@ -57,6 +58,35 @@ func TestParseServerConfigDefaults(t *testing.T) {
 			SnapshotThreshold: 8192, TrailingLogs: 10240,
 		}) {
 		t.Fatalf("unexpected defaults: %+v", want)
+	}
+}
+
+// The limits block (issue 11 item 7): defaults, parsing, validation.
+func TestParseServerConfigLimits(t *testing.T) {
+	def := DefaultServerConfig().Limits
+	if def != (LimitsConfig{RPCMaxConnsPerClient: 100, RPCMaxConns: 30000, RPCHandshakeTimeout: 5 * time.Second, RPCIdleTimeout: 5 * time.Minute}) {
+		t.Fatalf("defaults changed: %+v", def)
+	}
+	got, err := ParseServerConfig("s.hcl", []byte("dev = true\nlimits {\n  rpc_max_conns_per_client = 0\n  rpc_max_conns = 500\n  rpc_handshake_timeout = \"2s\"\n  rpc_idle_timeout = \"1m\"\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (LimitsConfig{RPCMaxConns: 500, RPCHandshakeTimeout: 2 * time.Second, RPCIdleTimeout: time.Minute}); got.Limits != want {
+		t.Fatalf("limits = %+v, want %+v", got.Limits, want)
+	}
+	_, err = ParseServerConfig("s.hcl", []byte("dev = true\nlimits {\n  rpc_max_conns_per_client = -1\n  rpc_max_conns = 10\n  rpc_handshake_timeout = \"0s\"\n  rpc_idle_timeout = \"9999h\"\n}\n"))
+	for _, want := range []string{
+		"s.hcl:3:30: limits.rpc_max_conns_per_client: must be 0 (no cap) or more, got -1",
+		"s.hcl:5:27: limits.rpc_handshake_timeout: must be from 100ms to 5m0s, got 0s",
+		"s.hcl:6:22: limits.rpc_idle_timeout: must be from 1s to 24h0m0s, got 9999h0m0s",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in\n%v", want, err)
+		}
+	}
+	_, err = ParseServerConfig("s.hcl", []byte("dev = true\nlimits {\n  rpc_max_conns_per_client = 200\n  rpc_max_conns = 100\n}\n"))
+	if err == nil || !strings.Contains(err.Error(), "limits.rpc_max_conns_per_client: must not exceed rpc_max_conns (100), got 200") {
+		t.Errorf("per-client above total: %v", err)
 	}
 }
 

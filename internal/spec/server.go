@@ -46,6 +46,29 @@ type ServerConfig struct {
 	EncryptFile string
 	// ACL configures operator ACL tokens.
 	ACL ACLConfig
+	// Limits bound the connections clients may hold on the gRPC address.
+	Limits LimitsConfig
+}
+
+// LimitsConfig is the `limits { }` block (as Consul's): what one client,
+// and all clients together, may hold open on the gRPC listener. A
+// connection over a cap is closed as soon as it is accepted.
+type LimitsConfig struct {
+	// RPCMaxConnsPerClient caps the open gRPC connections from one IP
+	// address; default 100, 0 = no cap. An agent holds one connection;
+	// raise it only for many clients behind one address (NAT).
+	RPCMaxConnsPerClient int
+	// RPCMaxConns caps all open gRPC connections; default 30000, 0 = no
+	// cap. Keep it below the process's file descriptor limit
+	// (LimitNOFILE=65536 in the packaged unit).
+	RPCMaxConns int
+	// RPCHandshakeTimeout closes a connection that has not completed its
+	// TLS handshake and HTTP/2 preface in time; default 5s, from 100ms to
+	// 5m.
+	RPCHandshakeTimeout time.Duration
+	// RPCIdleTimeout closes a connection with no call open for this long
+	// (clients reconnect when they next call); default 5m, from 1s to 24h.
+	RPCIdleTimeout time.Duration
 }
 
 // ACLConfig is the `acl { enabled = true }` block.
@@ -105,6 +128,12 @@ func DefaultServerConfig() *ServerConfig {
 			Gossip: "127.0.0.1:7422",
 		},
 		TLS: TLSConfig{VerifyServerHostname: true},
+		Limits: LimitsConfig{
+			RPCMaxConnsPerClient: 100,
+			RPCMaxConns:          30000,
+			RPCHandshakeTimeout:  5 * time.Second,
+			RPCIdleTimeout:       5 * time.Minute,
+		},
 		Raft: RaftConfig{
 			HeartbeatTimeout:   time.Second,
 			ElectionTimeout:    time.Second,
@@ -159,6 +188,12 @@ func (c *ServerConfig) fields() []field {
 		block("acl", sub(
 			attr("enabled", boolean(&c.ACL.Enabled)),
 		)),
+		block("limits", sub(
+			attr("rpc_max_conns_per_client", integer(&c.Limits.RPCMaxConnsPerClient)),
+			attr("rpc_max_conns", integer(&c.Limits.RPCMaxConns)),
+			attr("rpc_handshake_timeout", duration(&c.Limits.RPCHandshakeTimeout)),
+			attr("rpc_idle_timeout", duration(&c.Limits.RPCIdleTimeout)),
+		)),
 		block("raft", sub(
 			attr("heartbeat_timeout", duration(&c.Raft.HeartbeatTimeout)),
 			attr("election_timeout", duration(&c.Raft.ElectionTimeout)),
@@ -205,6 +240,7 @@ func (c *ServerConfig) validate() problems {
 	checkAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)
 
 	c.Raft.validate(&ps)
+	c.Limits.validate(&ps)
 	c.TLS.validate(&ps)
 	checkGossipKey(&ps, "encrypt", c.Encrypt)
 	if c.Encrypt != "" && c.EncryptFile != "" {
@@ -252,4 +288,24 @@ func (r RaftConfig) validate(ps *problems) {
 	if r.SnapshotThreshold < 1 {
 		ps.add(p+".snapshot_threshold", "must be at least 1, got %d", r.SnapshotThreshold)
 	}
+}
+
+func (l LimitsConfig) validate(ps *problems) {
+	const p = "limits"
+	if l.RPCMaxConnsPerClient < 0 {
+		ps.add(p+".rpc_max_conns_per_client", "must be 0 (no cap) or more, got %d", l.RPCMaxConnsPerClient)
+	}
+	if l.RPCMaxConns < 0 {
+		ps.add(p+".rpc_max_conns", "must be 0 (no cap) or more, got %d", l.RPCMaxConns)
+	}
+	if l.RPCMaxConns > 0 && l.RPCMaxConnsPerClient > l.RPCMaxConns {
+		ps.add(p+".rpc_max_conns_per_client", "must not exceed rpc_max_conns (%d), got %d", l.RPCMaxConns, l.RPCMaxConnsPerClient)
+	}
+	within := func(name string, v, min, max time.Duration) {
+		if v < min || v > max {
+			ps.add(p+"."+name, "must be from %s to %s, got %s", min, max, v)
+		}
+	}
+	within("rpc_handshake_timeout", l.RPCHandshakeTimeout, 100*time.Millisecond, 5*time.Minute)
+	within("rpc_idle_timeout", l.RPCIdleTimeout, time.Second, 24*time.Hour)
 }

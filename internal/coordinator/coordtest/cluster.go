@@ -53,6 +53,9 @@ func FastConfig(t testing.TB, name string) coordinator.Config {
 	c.AgentSilenceTimeout = 2 * time.Second
 	// Tests poll the API from one address far faster than an operator.
 	c.OperatorRateLimit = 0
+	// Every test agent and client connects from 127.0.0.1: the production
+	// cap of 100 connections per client IP would refuse large fleets.
+	c.Limits.RPCMaxConnsPerClient = 10000
 	c.Logger = testutil.Logger(t).With("test_node", name)
 	return c
 }

@@ -678,6 +678,27 @@ func (o *Orchestrator) hasOldVersion(host, app, version string) bool {
 	return true
 }
 
+// untouchedReasons start the reason of an assignment the agent failed
+// before touching a slot (internal/agent/worker.go): refused by the
+// host's local policy, or an order it could not persist. Such a host
+// serves what it served before; there is nothing to revert, and a revert
+// order for a generation it never took is ignored, so waiting for it would
+// only run out RevertTimeout.
+var untouchedReasons = []string{"refused by the host's local policy", "agent cannot persist the order"}
+
+// untouched reports whether a failed assignment never touched the host.
+func untouched(a *rollwavev1.Assignment) bool {
+	if a.GetState() != asFailed {
+		return false
+	}
+	for _, p := range untouchedReasons {
+		if strings.HasPrefix(a.GetReason(), p) {
+			return true
+		}
+	}
+	return false
+}
+
 // orderReverts orders back every assignment in live that switched to the
 // new version and has not reverted yet; it returns the hosts still on
 // their way back and those that could not be reverted.
@@ -686,6 +707,9 @@ func (o *Orchestrator) orderReverts(ctx context.Context, rn *run, r *rollwavev1.
 	version := r.GetSpec().GetVersion()
 	for _, a := range live {
 		key := hostGenKey(a.GetHost(), a.GetGeneration())
+		if untouched(a) {
+			continue // refused before touching anything: nothing to revert
+		}
 		switch a.GetState() {
 		case asSwitched, asBaking, asHealthy, asFailed:
 			// A host that switched on the app's first deploy has no old
@@ -769,15 +793,24 @@ func (o *Orchestrator) stepRollback(ctx context.Context, rn *run, r *rollwavev1.
 		stuck = append(stuck, waiting...)
 	}
 	reverted := 0
+	var refused []string
 	for _, a := range o.liveAssignments(r) {
 		if a.GetState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED || a.GetState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED {
 			reverted++
 		}
+		if untouched(a) {
+			refused = append(refused, fmt.Sprintf("%s (%s)", a.GetHost(), a.GetReason()))
+		}
+	}
+	slices.Sort(refused)
+	note := ""
+	if len(refused) > 0 {
+		note = fmt.Sprintf("; %d host(s) never took the release, nothing to revert there: %s", len(refused), strings.Join(refused, "; "))
 	}
 	if len(stuck) > 0 {
-		return o.setRelease(ctx, r, relFailed, fmt.Sprintf("rollback incomplete: %d host(s) reverted, %d not: %s", reverted, len(stuck), strings.Join(stuck, ",")))
+		return o.setRelease(ctx, r, relFailed, fmt.Sprintf("rollback incomplete: %d host(s) reverted, %d not: %s%s", reverted, len(stuck), strings.Join(stuck, ","), note))
 	}
-	return o.setRelease(ctx, r, relRolledBack, fmt.Sprintf("%d host(s) reverted to the old version in %s", reverted, now.Sub(rn.revertStart).Round(time.Millisecond)))
+	return o.setRelease(ctx, r, relRolledBack, fmt.Sprintf("%d host(s) reverted to the old version in %s%s", reverted, now.Sub(rn.revertStart).Round(time.Millisecond), note))
 }
 
 // stateName turns RELEASE_STATE_ROLLING_BACK into "rolling_back".

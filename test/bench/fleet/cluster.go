@@ -90,15 +90,18 @@ func (c *Cluster) Start(i int) error {
 	}
 	args := []string{"server", "-node", co.Name, "-data-dir", co.DataDir, "-bootstrap-expect", strconv.Itoa(len(c.Nodes)),
 		"-grpc-addr", co.GRPC, "-raft-addr", co.Raft, "-gossip-addr", co.Gossip, "-log-level", "info"}
+	// Every simulated agent connects from 127.0.0.1: lift the per-client
+	// connection cap (production default 100) for the simulator.
+	body := fmt.Sprintf("node_name = %q\ndata_dir = %q\nlimits {\n  rpc_max_conns_per_client = 0\n}\n", co.Name, co.DataDir)
 	if c.RaftTimeout > 0 {
-		cfg := filepath.Join(c.Dir, co.Name+".hcl")
-		body := fmt.Sprintf("node_name = %q\ndata_dir = %q\nraft {\n  heartbeat_timeout = %q\n  election_timeout = %q\n  leader_lease_timeout = %q\n}\n",
-			co.Name, co.DataDir, c.RaftTimeout.String(), c.RaftTimeout.String(), (c.RaftTimeout / 2).String())
-		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-			return err
-		}
-		args = append(args, "-config", cfg)
+		body += fmt.Sprintf("raft {\n  heartbeat_timeout = %q\n  election_timeout = %q\n  leader_lease_timeout = %q\n}\n",
+			c.RaftTimeout.String(), c.RaftTimeout.String(), (c.RaftTimeout / 2).String())
 	}
+	cfg := filepath.Join(c.Dir, co.Name+".hcl")
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		return err
+	}
+	args = append(args, "-config", cfg)
 	for j, o := range c.Nodes {
 		if j != i {
 			args = append(args, "-join", o.Gossip)
