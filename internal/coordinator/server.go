@@ -62,7 +62,11 @@ type Server struct {
 	leaderNotify chan bool
 	leaderMu     sync.Mutex
 	leaderCancel context.CancelFunc
-	leaderDone   chan struct{}
+	// leaderWG tracks every goroutine of the current leadership term
+	// (leader.go: goLeader); stepping down waits for all of them.
+	leaderWG *sync.WaitGroup
+	// seams replace raft calls of the leadership loop in tests (leader.go).
+	seams leaderSeams
 	// leaderHooks run when this node gains (true) or loses (false)
 	// leadership, in order. They must not block for long.
 	leaderHooks []func(ctx context.Context, leader bool)
