@@ -137,6 +137,7 @@ func New(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	opts = append(opts, errorInterceptors()...) // innermost: maps error kinds to codes (errkind.go)
 	s.grpcSrv = grpc.NewServer(opts...)
 	rollwavev1.RegisterOperatorServiceServer(s.grpcSrv, &operatorService{s: s})
 	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, newAgentService(s))
