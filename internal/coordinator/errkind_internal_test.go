@@ -64,6 +64,9 @@ func TestToStatusAndBack(t *testing.T) {
 			}
 		})
 	}
+	if err := notLeaderf("assign hosts"); !errors.Is(err, ErrNotLeader) || status.Code(toStatus(err)) != codes.Unavailable {
+		t.Errorf("notLeaderf: %v does not match ErrNotLeader as Unavailable", err)
+	}
 	if !errors.Is(withStatus(codes.Unavailable, raft.ErrLeadershipLost, "x"), raft.ErrLeadershipLost) {
 		t.Error("a raft failure no longer matches raft.ErrLeadershipLost")
 	}
