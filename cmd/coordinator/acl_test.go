@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/cli"
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
 )
 
@@ -25,7 +26,7 @@ func TestACLThroughCLI(t *testing.T) {
 	}
 
 	code, _, stderr := run(t, "release", "list", "-address", addr)
-	if code != 1 || !strings.Contains(stderr, "rollwave acl bootstrap") {
+	if code != cli.ExitConflict || !strings.Contains(stderr, "rollwave acl bootstrap") {
 		t.Fatalf("before bootstrap: exit %d, %s", code, stderr)
 	}
 	secret := func(args ...string) string {
@@ -41,7 +42,7 @@ func TestACLThroughCLI(t *testing.T) {
 		return resp.Secret
 	}
 	admin := secret("acl", "bootstrap")
-	if code, _, stderr := run(t, "acl", "bootstrap", "-address", addr); code != 1 || !strings.Contains(stderr, "already done") {
+	if code, _, stderr := run(t, "acl", "bootstrap", "-address", addr); code != cli.ExitConflict || !strings.Contains(stderr, "already done") {
 		t.Fatalf("second bootstrap: exit %d, %s", code, stderr)
 	}
 	reader := secret("acl", "token", "create", "-name", "ci", "-role", "read", "-token", admin)
@@ -51,11 +52,11 @@ func TestACLThroughCLI(t *testing.T) {
 		t.Fatalf("read token lists: exit %d, %s", code, stderr)
 	}
 	code, _, stderr = run(t, "release", "start", spec, "-address", addr, "-token", reader)
-	if code != 1 || !strings.Contains(stderr, "SubmitRelease needs role deploy") {
+	if code != cli.ExitDenied || !strings.Contains(stderr, "SubmitRelease needs role deploy") {
 		t.Fatalf("read token starts a release: exit %d, %s", code, stderr)
 	}
 	code, _, stderr = run(t, "release", "list", "-address", addr, "-token", "wrong")
-	if code != 1 || !strings.Contains(stderr, "token not found") {
+	if code != cli.ExitDenied || !strings.Contains(stderr, "token not found") {
 		t.Fatalf("unknown token: exit %d, %s", code, stderr)
 	}
 	t.Setenv("ROLLWAVE_TOKEN", deployer)

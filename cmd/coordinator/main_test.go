@@ -43,7 +43,7 @@ const goodSpec = `release "web-1.0.0" {
 `
 
 // Bad specs submitted with the CLI against a real 3-server cluster: each is
-// refused with file:line, the field and the reason, exit 1, and nothing in
+// refused with file:line, the field and the reason, exit 5 (invalid), and nothing in
 // the cluster changes.
 func TestReleaseSubmitBadSpecThroughCLI(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
@@ -75,8 +75,8 @@ func TestReleaseSubmitBadSpecThroughCLI(t *testing.T) {
 				t.Fatal(err)
 			}
 			code, _, stderr := run(t, "release", "submit", path, "-address", addr)
-			if code != 1 {
-				t.Fatalf("exit code %d, want 1; stderr: %s", code, stderr)
+			if code != cli.ExitInvalid {
+				t.Fatalf("exit code %d, want %d; stderr: %s", code, cli.ExitInvalid, stderr)
 			}
 			for _, w := range append([]string{path}, tc.want...) {
 				if !strings.Contains(stderr, w) {

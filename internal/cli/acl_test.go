@@ -177,7 +177,7 @@ func TestACLTokenCommands(t *testing.T) {
 
 	// The server's refusal exits 1 with its message.
 	f.err = status.Error(codes.PermissionDenied, `token "ci" has role read; ACLTokenCreate needs role admin`)
-	r = runAt(t, addr, "acl", "token", "create", "-name", "y", "-role", "admin").expect(t, ExitError)
+	r = runAt(t, addr, "acl", "token", "create", "-name", "y", "-role", "admin").expect(t, ExitDenied)
 	if !strings.Contains(r.stderr, "needs role admin") {
 		t.Errorf("stderr: %s", r.stderr)
 	}

@@ -9,6 +9,47 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// Exit codes for a request the coordinator refused or could not serve,
+// one per kind of gRPC status code, so scripts can tell "no such release"
+// from "try again later" without parsing messages. Other errors (local
+// failures, a watched release that ended without succeeding, Internal,
+// Unknown) are ExitError; usage errors are ExitUsage.
+const (
+	ExitNotFound    = 3 // NotFound: no such release, cell, token, ...
+	ExitExists      = 4 // AlreadyExists: the id or name is taken
+	ExitInvalid     = 5 // InvalidArgument, OutOfRange: the request or spec is wrong
+	ExitConflict    = 6 // FailedPrecondition, Aborted: not possible in the current state
+	ExitDenied      = 7 // PermissionDenied, Unauthenticated: the token or certificate does not allow it
+	ExitUnavailable = 8 // Unavailable, DeadlineExceeded, ResourceExhausted: try again
+)
+
+// exitCode returns the exit code for an error that reached Run after the
+// command started: the status code's, or ExitError.
+func exitCode(err error) int {
+	var se interface {
+		error
+		GRPCStatus() *status.Status
+	}
+	if !errors.As(err, &se) {
+		return ExitError
+	}
+	switch se.GRPCStatus().Code() {
+	case codes.NotFound:
+		return ExitNotFound
+	case codes.AlreadyExists:
+		return ExitExists
+	case codes.InvalidArgument, codes.OutOfRange:
+		return ExitInvalid
+	case codes.FailedPrecondition, codes.Aborted:
+		return ExitConflict
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return ExitDenied
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return ExitUnavailable
+	}
+	return ExitError
+}
+
 // describeError turns err into the message after "Error: ". A gRPC status
 // error becomes its message alone, verbatim (spec errors span several lines
 // and read "bad.hcl:21:14: …"), except where the code itself tells the

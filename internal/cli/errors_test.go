@@ -42,7 +42,7 @@ func TestTimeout(t *testing.T) {
 	f := fixture()
 	f.blockStatus = true
 	addr := startServer(t, f)
-	r := runAt(t, addr, "-timeout", "50ms", "status").expect(t, ExitError)
+	r := runAt(t, addr, "-timeout", "50ms", "status").expect(t, ExitUnavailable)
 	if !strings.Contains(r.stderr, "DeadlineExceeded") || !strings.Contains(r.stderr, addr) {
 		t.Errorf("stderr = %q", r.stderr)
 	}

@@ -125,7 +125,7 @@ func TestKeyringCommandUsage(t *testing.T) {
 // By default the command calls the coordinator's GossipKeyring RPC: an
 // unreachable coordinator is an error naming it (exit 1).
 func TestKeyringCommandTalksToTheCoordinator(t *testing.T) {
-	r := run(t, "operator", "gossip", "keyring", "-list", "-address", "127.0.0.1:1").expect(t, ExitError)
+	r := run(t, "operator", "gossip", "keyring", "-list", "-address", "127.0.0.1:1").expect(t, ExitUnavailable)
 	if !strings.Contains(r.stderr, "127.0.0.1:1") {
 		t.Errorf("stderr %q", r.stderr)
 	}

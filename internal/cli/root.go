@@ -2,9 +2,11 @@
 // subcommand except `server`, each a thin gRPC client of a coordinator's
 // OperatorService.
 //
-// Exit codes: 0 success, 1 runtime error (the RPC failed or the server
-// refused), 2 usage error (unknown command or flag, wrong argument count,
-// bad flag value).
+// Exit codes: 0 success, 1 runtime error, 2 usage error (unknown command
+// or flag, wrong argument count, bad flag value), and 3-8 when the
+// coordinator refused or could not serve the request, by gRPC code
+// (errors.go: not found, already exists, invalid, wrong state, denied,
+// unavailable).
 package cli
 
 import (
@@ -130,7 +132,7 @@ func Run(root *cobra.Command, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	fmt.Fprintf(stderr, "Error: %s\n", describeError(err, st.address))
-	return ExitError
+	return exitCode(err)
 }
 
 // usageError marks an error as the operator's mistake in calling the

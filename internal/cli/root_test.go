@@ -24,7 +24,7 @@ func TestExitCodes(t *testing.T) {
 		// A plain successful read.
 		{"ok", []string{"members"}, ExitOK, ""},
 		// The server refusing: status message only, no grpc prefix.
-		{"server error", []string{"release", "get", "nope"}, ExitError, `Error: release "nope" not found`},
+		{"server error", []string{"release", "get", "nope"}, ExitNotFound, `Error: release "nope" not found`},
 		// Unknown top-level command, with a suggestion and the usage.
 		{"unknown command", []string{"membres"}, ExitUsage, `unknown command "membres" for "rollwave"; did you mean members?`},
 		// Unknown subcommand of a group.
@@ -59,7 +59,7 @@ func TestExitCodes(t *testing.T) {
 			if tc.code == ExitUsage && !strings.Contains(r.stderr, "Usage:") {
 				t.Errorf("usage error without usage: %q", r.stderr)
 			}
-			if tc.code == ExitError && strings.Contains(r.stderr, "Usage:") {
+			if tc.code != ExitUsage && strings.Contains(r.stderr, "Usage:") {
 				t.Errorf("runtime error shows usage: %q", r.stderr)
 			}
 			if n := strings.Count(r.stderr, "Error:"); tc.code != ExitOK && n != 1 {
@@ -73,7 +73,40 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// A spec error spanning lines is printed verbatim after "Error: ", exit 1.
+// A spec error spanning lines is printed verbatim after "Error: ", exit 5.
+// TestExitCodeFollowsStatusCode: each kind of refusal has its exit code,
+// and the message stays the coordinator's.
+func TestExitCodeFollowsStatusCode(t *testing.T) {
+	cases := []struct {
+		code codes.Code
+		exit int
+	}{
+		{codes.NotFound, ExitNotFound},
+		{codes.AlreadyExists, ExitExists},
+		{codes.InvalidArgument, ExitInvalid},
+		{codes.OutOfRange, ExitInvalid},
+		{codes.FailedPrecondition, ExitConflict},
+		{codes.Aborted, ExitConflict},
+		{codes.PermissionDenied, ExitDenied},
+		{codes.Unauthenticated, ExitDenied},
+		{codes.Unavailable, ExitUnavailable},
+		{codes.ResourceExhausted, ExitUnavailable},
+		{codes.Internal, ExitError},
+		{codes.Unknown, ExitError},
+	}
+	for _, tc := range cases {
+		t.Run(tc.code.String(), func(t *testing.T) {
+			f := fixture()
+			f.errs["PauseRelease"] = statusErr(tc.code, "refused: "+tc.code.String())
+			addr := startServer(t, f)
+			r := runAt(t, addr, "release", "pause", "api-2.4.0").expect(t, tc.exit)
+			if !strings.Contains(r.stderr, "refused: "+tc.code.String()) || strings.Contains(r.stderr, "Usage:") {
+				t.Errorf("stderr = %q", r.stderr)
+			}
+		})
+	}
+}
+
 func TestSpecErrorVerbatim(t *testing.T) {
 	f := fixture()
 	specErr := "bad.hcl:21:14: phases.factor: must be at least 1, got 0.5\nbad.hcl:30:3: rollback.on_failure: unknown value \"some\"; want all, phase or pause"
@@ -82,7 +115,7 @@ func TestSpecErrorVerbatim(t *testing.T) {
 	dir := t.TempDir()
 	spec := writeTemp(t, dir, "bad.hcl", `release "api" {}`)
 
-	r := runAt(t, addr, "release", "submit", spec).expect(t, ExitError)
+	r := runAt(t, addr, "release", "submit", spec).expect(t, ExitInvalid)
 	if r.stderr != "Error: "+specErr+"\n" {
 		t.Errorf("stderr = %q, want the status message verbatim", r.stderr)
 	}
@@ -129,7 +162,7 @@ func TestAddressFlagAndEnv(t *testing.T) {
 
 func TestUnreachable(t *testing.T) {
 	dead := deadAddress(t)
-	r := run(t, "-address", dead, "members").expect(t, ExitError)
+	r := run(t, "-address", dead, "members").expect(t, ExitUnavailable)
 	for _, want := range []string{"Unavailable", dead, "-address", EnvAddress} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr %q does not mention %q", r.stderr, want)
@@ -140,7 +173,7 @@ func TestUnreachable(t *testing.T) {
 	}
 
 	t.Setenv(EnvAddress, dead)
-	r = run(t, "status").expect(t, ExitError)
+	r = run(t, "status").expect(t, ExitUnavailable)
 	if !strings.Contains(r.stderr, dead) {
 		t.Errorf("stderr %q does not name the ROLLWAVE_ADDR address", r.stderr)
 	}

@@ -52,7 +52,7 @@ func startTLSServer(t *testing.T) (addr, ca, cert, key string) {
 // "Is it running?".
 func TestSecurityPlaintextClientOnTLSPortIsToldToUseTLS(t *testing.T) {
 	addr, ca, cert, key := startTLSServer(t)
-	r := runAt(t, addr, "status").expect(t, ExitError)
+	r := runAt(t, addr, "status").expect(t, ExitUnavailable)
 	for _, want := range []string{addr, "TLS", "-ca-file", "-client-cert", "-client-key", EnvCACert, EnvClientCert, EnvClientKey} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr does not mention %q:\n%s", want, r.stderr)
@@ -69,7 +69,7 @@ func TestSecurityPlaintextClientOnTLSPortIsToldToUseTLS(t *testing.T) {
 func TestTLSClientOnPlaintextPort(t *testing.T) {
 	_, ca, cert, key := startTLSServer(t)
 	addr := startServer(t, fixture())
-	r := runAt(t, addr, "-ca-file", ca, "-client-cert", cert, "-client-key", key, "status").expect(t, ExitError)
+	r := runAt(t, addr, "-ca-file", ca, "-client-cert", cert, "-client-key", key, "status").expect(t, ExitUnavailable)
 	if !strings.Contains(r.stderr, "does not speak TLS") || strings.Contains(r.stderr, "Is it running?") {
 		t.Errorf("stderr:\n%s", r.stderr)
 	}

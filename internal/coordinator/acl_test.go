@@ -79,7 +79,7 @@ func TestACLTokensAndRoles(t *testing.T) {
 	_, err = fc.ACLTokenCreate(admin, &rollwavev1.ACLTokenCreateRequest{Name: "x", Role: "root"})
 	wantCode(t, "bad role", err, codes.InvalidArgument, "read, deploy, admin")
 	_, err = fc.ACLTokenCreate(admin, &rollwavev1.ACLTokenCreateRequest{Name: "deployer", Role: raftfsm.RoleRead})
-	wantCode(t, "duplicate name", err, codes.FailedPrecondition, `named "deployer"`)
+	wantCode(t, "duplicate name", err, codes.AlreadyExists, `named "deployer"`)
 
 	// No token, an unknown token: Unauthenticated, on any server.
 	for _, cl := range []rollwavev1.OperatorServiceClient{lc, fc} {

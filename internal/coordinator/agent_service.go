@@ -41,7 +41,7 @@ func newAgentService(s *Server) *agentService {
 	s.writer = newHostWriter(s)
 	s.AddLeaderHook(func(ctx context.Context, leader bool) {
 		if leader {
-			go s.writer.run(ctx)
+			goLeader(ctx, func() { s.writer.run(ctx) })
 			return
 		}
 		// Sessions belong to a leader; agents reconnect and are redirected.

@@ -5,7 +5,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rollwave/rollwave/internal/raftfsm"
@@ -13,31 +12,35 @@ import (
 
 // Apply encodes a command, commits it through raft on this node (which
 // must lead) and returns the FSM's answer. A rejection by the FSM comes back
-// as a FailedPrecondition status carrying its message; nothing changed.
+// as the FSM's *raftfsm.RejectedError, whose kind (errors.Is with
+// raftfsm.ErrNotFound, ErrExists, ErrInvalid, ErrConflict, ...) the error
+// interceptor turns into the gRPC code (errkind.go); nothing changed.
+// Raft's own failures are Unavailable or DeadlineExceeded statuses that
+// still match raft's errors (errors.Is(err, raft.ErrNotLeader)).
 // Returning only after the entry is committed and applied is what makes an
 // acknowledged write durable on a quorum.
 func (s *Server) Apply(t raftfsm.MessageType, msg proto.Message) (any, error) {
 	buf, err := raftfsm.Encode(t, msg)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "encode %s command: %v", t, err)
+		return nil, withStatus(codes.Internal, err, "encode %s command: %v", t, err)
 	}
 	if len(buf) > maxMessageSize {
-		return nil, status.Errorf(codes.InvalidArgument, "%s command is %d bytes, over the %d byte limit", t, len(buf), maxMessageSize)
+		return nil, errorf(raftfsm.ErrInvalid, "%s command is %d bytes, over the %d byte limit", t, len(buf), maxMessageSize)
 	}
 	f := s.raft.Apply(buf, s.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return nil, status.Errorf(codes.Unavailable, "leadership changed while applying %s; retry: %v", t, err)
+			return nil, withStatus(codes.Unavailable, err, "leadership changed while applying %s; retry: %v", t, err)
 		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return nil, status.Errorf(codes.DeadlineExceeded, "raft did not accept the %s command within %s", t, s.cfg.ApplyTimeout)
+			return nil, withStatus(codes.DeadlineExceeded, err, "raft did not accept the %s command within %s", t, s.cfg.ApplyTimeout)
 		default:
-			return nil, status.Errorf(codes.Unavailable, "apply %s: %v", t, err)
+			return nil, withStatus(codes.Unavailable, err, "apply %s: %v", t, err)
 		}
 	}
 	resp := f.Response()
 	if rerr, ok := resp.(error); ok && rerr != nil {
-		return nil, status.Error(codes.FailedPrecondition, rerr.Error())
+		return nil, rerr
 	}
 	return resp, nil
 }

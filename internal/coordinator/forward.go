@@ -136,7 +136,7 @@ func forward[Req any, Resp any](s *Server, ctx context.Context, req Req,
 	var header metadata.MD
 	resp, err := remote(client, fctx, req, grpc.Header(&header))
 	if err != nil {
-		return resp, err
+		return resp, fromRemote(err) // the leader's error kind, for errors.Is here
 	}
 	if v := header.Get(indexKey); len(v) == 1 {
 		if idx, perr := strconv.ParseUint(v[0], 10, 64); perr == nil {

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -29,53 +30,159 @@ func (s *Server) monitorLeadership() {
 	}
 }
 
+const (
+	// barrierAttempts is how many raft barriers in a row may fail after
+	// gaining leadership before this server hands leadership to another
+	// voter: a leader that cannot commit cannot drive releases, and a
+	// leader that stays leader keeps every other server from trying.
+	barrierAttempts = 3
+	// barrierRetryMin is the first wait before a failed barrier is tried
+	// again; the waits grow up to ReconcileInterval (full jitter).
+	barrierRetryMin = 100 * time.Millisecond
+)
+
+// leaderSeams replace the raft calls of the leadership loop; tests set them
+// (SetLeaderSeams) to inject failures. Nil fields call raft.
+type leaderSeams struct {
+	mu                 sync.Mutex
+	barrier            func(timeout time.Duration) error
+	leadershipTransfer func() error
+}
+
+// LeaderSeams replace raft calls of the leadership loop, for tests that
+// inject failures. A nil field calls raft.
+type LeaderSeams struct {
+	// Barrier replaces raft.Barrier(timeout).Error().
+	Barrier func(timeout time.Duration) error
+	// LeadershipTransfer replaces raft.LeadershipTransfer().Error().
+	LeadershipTransfer func() error
+}
+
+// SetLeaderSeams installs test replacements for the raft calls of the
+// leadership loop; they apply from the next call on. Production code never
+// calls it.
+func (s *Server) SetLeaderSeams(ls LeaderSeams) {
+	s.seams.mu.Lock()
+	defer s.seams.mu.Unlock()
+	s.seams.barrier, s.seams.leadershipTransfer = ls.Barrier, ls.LeadershipTransfer
+}
+
+func (s *Server) barrier(timeout time.Duration) error {
+	s.seams.mu.Lock()
+	fn := s.seams.barrier
+	s.seams.mu.Unlock()
+	if fn != nil {
+		return fn(timeout)
+	}
+	return s.raft.Barrier(timeout).Error()
+}
+
+func (s *Server) leadershipTransfer() error {
+	s.seams.mu.Lock()
+	fn := s.seams.leadershipTransfer
+	s.seams.mu.Unlock()
+	if fn != nil {
+		return fn()
+	}
+	return s.raft.LeadershipTransfer().Error()
+}
+
+// leaderWGKey carries a leadership term's WaitGroup in its context.
+type leaderWGKey struct{}
+
+// goLeader runs fn in a goroutine that belongs to the leadership term of
+// ctx (the context leader hooks receive): losing leadership cancels ctx and
+// waits for fn to return before the next term can start. Every leader-only
+// goroutine is started this way, so none outlives its term.
+func goLeader(ctx context.Context, fn func()) {
+	wg, ok := ctx.Value(leaderWGKey{}).(*sync.WaitGroup)
+	if !ok {
+		panic("coordinator: goLeader needs a leadership context")
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		fn()
+	}()
+}
+
 func (s *Server) startLeaderWork() {
 	s.leaderMu.Lock()
 	defer s.leaderMu.Unlock()
 	if s.leaderCancel != nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	s.leaderCancel, s.leaderDone = cancel, done
+	wg := &sync.WaitGroup{}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), leaderWGKey{}, wg))
+	s.leaderCancel, s.leaderWG = cancel, wg
 	hooks := append([]func(context.Context, bool){}, s.leaderHooks...)
-	go func() {
-		defer close(done)
-		// A barrier makes sure every entry of earlier terms is applied to
-		// our FSM before leader work reads it.
-		if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
-			s.log.Warn("barrier after gaining leadership failed; stepping back", "error", err)
-			return
-		}
+	goLeader(ctx, func() { s.leaderLoop(ctx, hooks) })
+}
+
+// leaderLoop is one leadership term, after Nomad's leaderLoop: a raft
+// barrier first, so every entry of earlier terms is applied to our FSM
+// before leader work reads it; retried with capped, jittered backoff (up to
+// ReconcileInterval) while it fails; after barrierAttempts failures in a row
+// leadership goes to another voter. Then the leader hooks start the leader
+// work and the loop reconciles raft peers until the term ends.
+func (s *Server) leaderLoop(ctx context.Context, hooks []func(context.Context, bool)) {
+	b := backoff.New(min(barrierRetryMin, s.cfg.ReconcileInterval), s.cfg.ReconcileInterval)
+	for failures := 0; ; {
+		err := s.barrier(s.cfg.ApplyTimeout)
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Info("gained leadership")
-		// Leader work first, the gossip announcement after: SetMeta waits
-		// until memberlist has sent the broadcast (~0.5 s, up to
-		// BroadcastTimeout), and agents reconnect the moment they hear it,
-		// so their reports must find the host writer and the orchestrator
-		// already running (docs/performance.md, leader failover).
-		for _, h := range hooks {
-			h(ctx, true)
+		if err == nil {
+			break
 		}
-		term := s.raft.CurrentTerm()
-		s.pool.SetMeta(func(m *gossip.Meta) { m.Leader, m.Term = true, term })
-		s.reconcileLoop(ctx)
-	}()
+		failures++
+		if failures < barrierAttempts {
+			s.log.Warn("raft barrier after gaining leadership failed; retrying", "attempt", failures, "error", err)
+		} else {
+			s.log.Error("raft barrier keeps failing; transferring leadership", "attempts", failures, "error", err)
+			terr := s.leadershipTransfer()
+			if terr == nil {
+				// raft has stepped down; monitorLeadership ends this term.
+				s.log.Info("leadership transferred after failed barriers")
+				return
+			}
+			s.log.Warn("leadership transfer failed; retrying the barrier", "error", terr)
+			failures = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(b.Next()):
+		}
+	}
+	s.log.Info("gained leadership")
+	// Leader work first, the gossip announcement after: SetMeta waits
+	// until memberlist has sent the broadcast (~0.5 s, up to
+	// BroadcastTimeout), and agents reconnect the moment they hear it,
+	// so their reports must find the host writer and the orchestrator
+	// already running (docs/performance.md, leader failover).
+	for _, h := range hooks {
+		h(ctx, true)
+	}
+	term := s.raft.CurrentTerm()
+	s.pool.SetMeta(func(m *gossip.Meta) { m.Leader, m.Term = true, term })
+	s.reconcileLoop(ctx)
 }
 
+// stopLeaderWork ends the leadership term: it cancels the term's context,
+// waits for every goroutine of the term (leader loop, orchestrator, host
+// writer, ...) and then runs the hooks with leader = false.
 func (s *Server) stopLeaderWork() {
 	s.leaderMu.Lock()
-	cancel, done := s.leaderCancel, s.leaderDone
-	s.leaderCancel, s.leaderDone = nil, nil
+	cancel, wg := s.leaderCancel, s.leaderWG
+	s.leaderCancel, s.leaderWG = nil, nil
 	hooks := append([]func(context.Context, bool){}, s.leaderHooks...)
 	s.leaderMu.Unlock()
 	if cancel == nil {
 		return
 	}
 	cancel()
-	<-done
+	wg.Wait()
 	for _, h := range hooks {
 		h(context.Background(), false)
 	}

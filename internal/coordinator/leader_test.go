@@ -2,11 +2,16 @@ package coordinator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
+	"github.com/rollwave/rollwave/internal/coordinator"
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
 	"github.com/rollwave/rollwave/internal/testutil"
 )
@@ -75,5 +80,56 @@ func TestFollowersCampaignEarlyWhenTheLeaderProcessDies(t *testing.T) {
 			return rc.HeartbeatTimeout == slow && rc.ElectionTimeout == slow,
 				fmt.Sprintf("%s: heartbeat timeout %s, election timeout %s", s.NodeID(), rc.HeartbeatTimeout, rc.ElectionTimeout)
 		})
+	}
+}
+
+// TestPersistentBarrierFailureTransfersLeadership: a server that gains
+// leadership but cannot pass a raft barrier starts no leader work, retries
+// the barrier, and after barrierAttempts failures hands leadership to
+// another voter, which then leads and runs the orchestrator.
+func TestPersistentBarrierFailureTransfersLeadership(t *testing.T) {
+	c := coordtest.NewCluster(t, 3)
+	old := c.Leader(10 * time.Second)
+	target := c.Followers()[0]
+
+	var barriers, transfers, gains atomic.Int32
+	target.SetLeaderSeams(coordinator.LeaderSeams{
+		Barrier: func(time.Duration) error {
+			barriers.Add(1)
+			return errors.New("injected barrier failure")
+		},
+		LeadershipTransfer: func() error {
+			transfers.Add(1)
+			return target.Raft().LeadershipTransfer().Error()
+		},
+	})
+	target.AddLeaderHook(func(_ context.Context, leader bool) {
+		if leader {
+			gains.Add(1)
+		}
+	})
+
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		if target.IsLeader() {
+			return true, ""
+		}
+		// Raft may refuse while a transfer or election is in progress.
+		err := old.Raft().LeadershipTransferToServer(raft.ServerID(target.NodeID()), raft.ServerAddress(target.RaftAddr())).Error()
+		return target.IsLeader(), fmt.Sprintf("transfer to %s: %v", target.NodeID(), err)
+	})
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		l := c.Leader(10 * time.Second)
+		return transfers.Load() >= 1 && l != target && l.Rollout().Enabled(),
+			fmt.Sprintf("%d barriers failed and %d transfers on %s; %s leads (orchestrator enabled %v)",
+				barriers.Load(), transfers.Load(), target.NodeID(), l.NodeID(), l.Rollout().Enabled())
+	})
+	if n := barriers.Load(); n < 3 {
+		t.Fatalf("%s transferred leadership after %d failed barriers, want at least 3 attempts", target.NodeID(), n)
+	}
+	if n := gains.Load(); n != 0 {
+		t.Fatalf("%s started leader work %d times without a successful barrier", target.NodeID(), n)
+	}
+	if target.Rollout().Enabled() {
+		t.Fatalf("%s runs the orchestrator without leading", target.NodeID())
 	}
 }

@@ -214,7 +214,8 @@ func (o *operatorService) SnapshotRestore(stream grpc.ClientStreamingServer[roll
 	return stream.SendAndClose(&rollwavev1.SnapshotRestoreResponse{Index: index})
 }
 
-// notLeaderf is an Unavailable status for leader-only paths.
+// notLeaderf is an Unavailable status for leader-only paths that matches
+// errors.Is(err, ErrNotLeader).
 func notLeaderf(format string, args ...any) error {
-	return status.Errorf(codes.Unavailable, "%s: %v", fmt.Sprintf(format, args...), ErrNotLeader)
+	return withStatus(codes.Unavailable, ErrNotLeader, "%s: %v", fmt.Sprintf(format, args...), ErrNotLeader)
 }

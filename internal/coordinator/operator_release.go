@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rollwave/rollwave/internal/deploy/plan"
@@ -29,14 +27,14 @@ func parseSpec(name string, src []byte) (*rollwavev1.ReleaseSpec, error) {
 		name = "spec.hcl"
 	}
 	if len(src) == 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "%s: the release spec is empty", name)
+		return nil, errorf(raftfsm.ErrInvalid, "%s: the release spec is empty", name)
 	}
 	if len(src) > maxSpecSize {
-		return nil, status.Errorf(codes.InvalidArgument, "%s: the release spec is %d bytes, over the %d byte limit", name, len(src), maxSpecSize)
+		return nil, errorf(raftfsm.ErrInvalid, "%s: the release spec is %d bytes, over the %d byte limit", name, len(src), maxSpecSize)
 	}
 	r, err := spec.ParseRelease(name, src)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, withKind(raftfsm.ErrInvalid, err)
 	}
 	return specpb.ToProto(r), nil
 }
@@ -63,7 +61,7 @@ func (o *operatorService) PlanRelease(ctx context.Context, req *rollwavev1.PlanR
 	}
 	p, err := plan.Compute(sp, o.s.fleetForPlanning())
 	if err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "plan %s: %v", sp.GetName(), err)
+		return nil, errorf(raftfsm.ErrConflict, "plan %s: %v", sp.GetName(), err)
 	}
 	return &rollwavev1.PlanReleaseResponse{Spec: sp, Phases: p.Phases, TargetedHosts: int32(p.Targeted)}, nil
 }
@@ -84,10 +82,10 @@ func (o *operatorService) submitLocal(ctx context.Context, req *rollwavev1.Submi
 	}
 	id := sp.GetName()
 	if o.s.fsm.State().Release(id) != nil {
-		return nil, status.Errorf(codes.AlreadyExists, "a release named %q exists already; give the new one another name", id)
+		return nil, errorf(raftfsm.ErrExists, "a release named %q exists already; give the new one another name", id)
 	}
 	if active := o.s.fsm.State().ActiveRelease(sp.GetApp()); active != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "app %q already has release %q (%s); abort or finish it first",
+		return nil, errorf(raftfsm.ErrConflict, "app %q already has release %q (%s); abort or finish it first",
 			sp.GetApp(), active.GetId(), stateName(active.GetState()))
 	}
 	// The plan is computed now for the record; a release that starts later
@@ -98,9 +96,9 @@ func (o *operatorService) submitLocal(ctx context.Context, req *rollwavev1.Submi
 	case perr == nil:
 		phases = p.Phases
 	case req.GetStart():
-		return nil, status.Errorf(codes.FailedPrecondition, "cannot start %s: %v", id, perr)
+		return nil, errorf(raftfsm.ErrConflict, "cannot start %s: %v", id, perr)
 	case !errors.Is(perr, plan.ErrNoHosts):
-		return nil, status.Errorf(codes.InvalidArgument, "plan %s: %v", id, perr)
+		return nil, errorf(raftfsm.ErrInvalid, "plan %s: %v", id, perr)
 	}
 	now := time.Now().UnixNano()
 	actor := actorOf(ctx, req.GetActor())
@@ -140,7 +138,7 @@ func (s *Server) setReleaseState(id string, st rollwavev1.ReleaseState, reason, 
 func (o *operatorService) GetRelease(ctx context.Context, req *rollwavev1.GetReleaseRequest) (*rollwavev1.GetReleaseResponse, error) {
 	r := o.s.fsm.State().Release(req.GetId())
 	if r == nil {
-		return nil, status.Errorf(codes.NotFound, "no release with id %q; see 'rollwave release list'", req.GetId())
+		return nil, errorf(raftfsm.ErrNotFound, "no release with id %q; see 'rollwave release list'", req.GetId())
 	}
 	return &rollwavev1.GetReleaseResponse{Release: r, Assignments: o.s.fsm.State().ReleaseAssignments(r.GetId())}, nil
 }
@@ -165,12 +163,12 @@ func (o *operatorService) runAction(ctx context.Context, req *rollwavev1.Release
 	remote func(rollwavev1.OperatorServiceClient, context.Context, *rollwavev1.ReleaseActionRequest, ...grpc.CallOption) (*rollwavev1.ReleaseActionResponse, error),
 ) (*rollwavev1.ReleaseActionResponse, error) {
 	if req.GetId() == "" {
-		return nil, status.Errorf(codes.InvalidArgument, "%s needs a release id", a.name)
+		return nil, errorf(raftfsm.ErrInvalid, "%s needs a release id", a.name)
 	}
 	return forward(o.s, ctx, req, remote, func(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
 		r := o.s.fsm.State().Release(req.GetId())
 		if r == nil {
-			return nil, status.Errorf(codes.NotFound, "no release with id %q", req.GetId())
+			return nil, errorf(raftfsm.ErrNotFound, "no release with id %q", req.GetId())
 		}
 		// With ACLs the token's name is the actor, whatever the client sent.
 		if actor := actorOf(ctx, req.GetActor()); actor != req.GetActor() {
@@ -229,7 +227,7 @@ func (o *operatorService) RollbackRelease(ctx context.Context, req *rollwavev1.R
 func (o *operatorService) ApproveRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
 	return o.runAction(ctx, req, releaseAction{"approve", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
 		if r.GetState() != rollwavev1.ReleaseState_RELEASE_STATE_AWAITING_APPROVAL {
-			return status.Errorf(codes.FailedPrecondition, "release %q is %s, not awaiting approval", r.GetId(), stateName(r.GetState()))
+			return errorf(raftfsm.ErrConflict, "release %q is %s, not awaiting approval", r.GetId(), stateName(r.GetState()))
 		}
 		if err := s.applyErr(raftfsm.ApprovePhase, &rollwavev1.ApprovePhaseCommand{
 			TimeUnixNano: time.Now().UnixNano(), ReleaseId: r.GetId(), Index: r.GetCurrentPhase(), Actor: req.GetActor(),
@@ -243,11 +241,11 @@ func (o *operatorService) ApproveRelease(ctx context.Context, req *rollwavev1.Re
 func (o *operatorService) PromoteRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
 	return o.runAction(ctx, req, releaseAction{"promote", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
 		if !req.GetSkipBake() {
-			return status.Error(codes.InvalidArgument, "promote only skips the current bake; pass -skip-bake to confirm this emergency path")
+			return errorf(raftfsm.ErrInvalid, "promote only skips the current bake; pass -skip-bake to confirm this emergency path")
 		}
 		idx := r.GetCurrentPhase()
 		if idx < 0 || int(idx) >= len(r.GetPhases()) || r.GetPhases()[idx].GetState() != rollwavev1.PhaseState_PHASE_STATE_BAKING {
-			return status.Errorf(codes.FailedPrecondition, "release %q has no phase baking right now", r.GetId())
+			return errorf(raftfsm.ErrConflict, "release %q has no phase baking right now", r.GetId())
 		}
 		return s.applyErr(raftfsm.SetPhaseState, &rollwavev1.SetPhaseStateCommand{
 			TimeUnixNano: time.Now().UnixNano(), ReleaseId: r.GetId(), Index: idx,
@@ -259,7 +257,7 @@ func (o *operatorService) PromoteRelease(ctx context.Context, req *rollwavev1.Re
 
 func (o *operatorService) ListEvents(ctx context.Context, req *rollwavev1.ListEventsRequest) (*rollwavev1.ListEventsResponse, error) {
 	if req.GetReleaseId() != "" && o.s.fsm.State().Release(req.GetReleaseId()) == nil {
-		return nil, status.Errorf(codes.NotFound, "no release with id %q", req.GetReleaseId())
+		return nil, errorf(raftfsm.ErrNotFound, "no release with id %q", req.GetReleaseId())
 	}
 	limit := int(req.GetLimit())
 	if limit <= 0 || limit > 10000 {

@@ -11,8 +11,8 @@ import (
 )
 
 // setupRollout creates the rollout orchestrator and enables it while this
-// server leads (the leader hook runs after the barrier; on loss it cancels
-// and waits for every release goroutine).
+// server leads (the leader hook runs after the barrier; losing leadership
+// disables it and waits for every release goroutine).
 func (s *Server) setupRollout() error {
 	cfg := rollout.DefaultConfig()
 	cfg.Logger = s.cfg.logger().With("node", s.cfg.NodeID)
@@ -21,7 +21,19 @@ func (s *Server) setupRollout() error {
 		return err
 	}
 	s.rollout = o
-	s.AddLeaderHook(func(_ context.Context, leader bool) { o.SetEnabled(leader) })
+	s.AddLeaderHook(func(ctx context.Context, leader bool) {
+		if !leader {
+			return
+		}
+		// Enabled before the hook returns (agents reconnect once gossip
+		// announces the leader); disabled inside the term, so stepping
+		// down waits for every release goroutine.
+		o.SetEnabled(true)
+		goLeader(ctx, func() {
+			<-ctx.Done()
+			o.SetEnabled(false)
+		})
+	})
 	return nil
 }
 

@@ -66,7 +66,11 @@ type Server struct {
 	leaderNotify chan bool
 	leaderMu     sync.Mutex
 	leaderCancel context.CancelFunc
-	leaderDone   chan struct{}
+	// leaderWG tracks every goroutine of the current leadership term
+	// (leader.go: goLeader); stepping down waits for all of them.
+	leaderWG *sync.WaitGroup
+	// seams replace raft calls of the leadership loop in tests (leader.go).
+	seams leaderSeams
 	// leaderHooks run when this node gains (true) or loses (false)
 	// leadership, in order. They must not block for long.
 	leaderHooks []func(ctx context.Context, leader bool)
@@ -139,6 +143,7 @@ func New(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	opts = append(opts, errorInterceptors()...) // innermost: maps error kinds to codes (errkind.go)
 	s.grpcSrv = grpc.NewServer(opts...)
 	rollwavev1.RegisterOperatorServiceServer(s.grpcSrv, &operatorService{s: s})
 	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, newAgentService(s))

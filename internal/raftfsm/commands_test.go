@@ -381,6 +381,36 @@ func TestApplyPhases(t *testing.T) {
 		},
 		{name: "pending to failed", setup: base(), cmd: phaseCmd("api-1", 1, psFailed)},
 		{
+			// A decision's evidence lands in the same entry, before the
+			// transition's own event, with the command's time.
+			name:  "evidence in the same entry",
+			setup: with(base(), one(phaseCmd("api-1", 0, psDeploying), phaseCmd("api-1", 0, psBaking))),
+			cmd: cmd{SetPhaseState, &v1.SetPhaseStateCommand{TimeUnixNano: t0 + 20, ReleaseId: "api-1", Index: 0, State: psFailed, Reason: "gate failed",
+				Events: []*v1.Event{{ReleaseId: "api-1", Kind: "gate.failed", Evidence: map[string]string{"gate": "max_cpu_percent"}}}}},
+			check: func(t *testing.T, s *State) {
+				ev := s.Events("api-1", 0, 0)
+				gate, trans := ev[len(ev)-2], ev[len(ev)-1]
+				if gate.GetKind() != "gate.failed" || gate.GetTimeUnixNano() != t0+20 || trans.GetKind() != "phase.failed" {
+					t.Errorf("events = %v, %v", gate, trans)
+				}
+			},
+		},
+		{
+			// Bad evidence refuses the decision too: neither is applied.
+			name:  "evidence without a kind",
+			setup: with(base(), one(phaseCmd("api-1", 0, psDeploying), phaseCmd("api-1", 0, psBaking))),
+			cmd: cmd{SetPhaseState, &v1.SetPhaseStateCommand{TimeUnixNano: t0 + 20, ReleaseId: "api-1", Index: 0, State: psFailed,
+				Events: []*v1.Event{{ReleaseId: "api-1", Kind: "gate.failed"}, {ReleaseId: "api-1"}}}},
+			wantErr: ErrInvalid, wantMsg: "events[1]: kind is required",
+		},
+		{
+			name:  "release decision with evidence without a kind",
+			setup: base(),
+			cmd: cmd{SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: t0 + 20, ReleaseId: "api-1", State: rsPaused, CurrentPhase: -1,
+				Events: []*v1.Event{{ReleaseId: "api-1"}}}},
+			wantErr: ErrInvalid, wantMsg: "events[0]: kind is required",
+		},
+		{
 			name: "illegal", setup: base(), cmd: phaseCmd("api-1", 0, psBaking),
 			wantErr: ErrIllegalTransition, wantMsg: `release "api-1" phase 0 cannot go from pending to baking`,
 		},

@@ -19,6 +19,10 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrIllegalTransition: the requested state change is not in the state machine.
 	ErrIllegalTransition = errors.New("illegal state transition")
+	// ErrPermissionDenied: the caller may not do this (an ACL token's role,
+	// a certificate's role). The FSM itself never returns it; it is here
+	// so that every error kind the API knows is one sentinel of this list.
+	ErrPermissionDenied = errors.New("permission denied")
 )
 
 // RejectedError is what Apply returns for a command it refused. Rejection is

@@ -35,6 +35,10 @@ type namedStep struct {
 // then every kind of snapshot record exists.
 const snapshotAfter = SetGlobalFreeze
 
+// aclSnapshotAfter names the step after which snapshot-v1-acl.bin was
+// taken: the last of the ACL steps.
+const aclSnapshotAfter = "cmd-delete-acl-token.bin"
+
 func goldenSteps() []goldenStep {
 	const now = int64(1_767_225_600_000_000_000) // 2026-01-01T00:00:00Z
 	return []goldenStep{
@@ -224,16 +228,52 @@ func laterGoldenSteps() []namedStep {
 					t.Errorf("tokens = %v", s.ACLTokens())
 				}
 			}}, file: "cmd-delete-acl-token.bin"},
-		// Since type 20 (AbortRelease): a release rolling back is aborted;
-		// its live assignments are abandoned where they are.
-		{goldenStep: goldenStep{cmd: cmd{SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: now + 23, ReleaseId: "api-2.4.0",
-			State: v1.ReleaseState_RELEASE_STATE_ROLLING_BACK, Reason: "phase 1 failed", Actor: "rollout", CurrentPhase: -1}},
+		// Since the transition commands carry events (SetPhaseStateCommand
+		// field 8, SetReleaseStateCommand field 7): a decision and its
+		// evidence in one entry, the evidence first.
+		{goldenStep: goldenStep{cmd: cmd{SetPhaseState, &v1.SetPhaseStateCommand{TimeUnixNano: now + 23, ReleaseId: "api-2.4.0", Index: 1, State: psDeploying,
+			Reason: "phase 1 starts", Events: []*v1.Event{{ReleaseId: "api-2.4.0", Phase: 1, Kind: "phase.started", Actor: "rollout",
+				Message: "phase 1 starts: 1 host(s)", Evidence: map[string]string{"hosts": "h2", "bake_ms": "900000"}}}}},
 			check: func(t *testing.T, s *State) {
-				if r := s.Release("api-2.4.0"); r.GetState() != v1.ReleaseState_RELEASE_STATE_ROLLING_BACK {
+				ev := s.Events("api-2.4.0", 0, 0)
+				started, trans := ev[len(ev)-2], ev[len(ev)-1]
+				if started.GetKind() != "phase.started" || started.GetEvidence()["hosts"] != "h2" || started.GetTimeUnixNano() != now+23 ||
+					trans.GetKind() != "phase.deploying" || trans.GetSeq() != started.GetSeq()+1 {
+					t.Errorf("events = %v, %v", started, trans)
+				}
+			}}, file: "cmd-set-phase-state-with-events.bin"},
+		{goldenStep: goldenStep{cmd: cmd{SetPhaseState, &v1.SetPhaseStateCommand{TimeUnixNano: now + 24, ReleaseId: "api-2.4.0", Index: 1, State: psFailed,
+			Reason: "gate failed: cpu 97.5% > 90%", Events: []*v1.Event{
+				{ReleaseId: "api-2.4.0", Phase: 1, Kind: "gate.failed", Actor: "rollout", Message: "max_cpu_percent",
+					Evidence: map[string]string{"gate": "max_cpu_percent", "value": "97.5", "limit": "90", "worst_host": "h2"}},
+				{ReleaseId: "api-2.4.0", Phase: 1, Kind: "gate.passed", Actor: "rollout", Message: "max_failed_hosts",
+					Evidence: map[string]string{"gate": "max_failed_hosts", "value": "0", "limit": "0"}},
+			}}},
+			check: func(t *testing.T, s *State) {
+				if p := s.Release("api-2.4.0").GetPhases()[1]; p.GetState() != psFailed {
+					t.Errorf("phase 1 = %v", p)
+				}
+				ev := s.Events("api-2.4.0", 0, 0)
+				if k := []string{ev[len(ev)-3].GetKind(), ev[len(ev)-2].GetKind(), ev[len(ev)-1].GetKind()}; strings.Join(k, " ") != "gate.failed gate.passed phase.failed" {
+					t.Errorf("last events %v", k)
+				}
+			}}, file: "cmd-set-phase-state-failed-with-events.bin"},
+		{goldenStep: goldenStep{cmd: cmd{SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: now + 25, ReleaseId: "api-2.4.0", State: rsRollBack,
+			Reason: "phase 1 failed; rollback.on_failure = all", Actor: "rollout", CurrentPhase: -1, Events: []*v1.Event{
+				{ReleaseId: "api-2.4.0", Phase: 1, Kind: "release.policy", Actor: "rollout", Message: "rollback.on_failure = all",
+					Evidence: map[string]string{"policy": "all"}}}}},
+			check: func(t *testing.T, s *State) {
+				if r := s.Release("api-2.4.0"); r.GetState() != rsRollBack {
 					t.Errorf("release = %v", r)
 				}
-			}}, file: "cmd-set-release-state-rolling-back.bin"},
-		{goldenStep: goldenStep{cmd: cmd{AbortRelease, &v1.SetReleaseStateCommand{TimeUnixNano: now + 24, ReleaseId: "api-2.4.0",
+				ev := s.Events("api-2.4.0", 0, 0)
+				if ev[len(ev)-2].GetKind() != "release.policy" || ev[len(ev)-1].GetKind() != "release.rolling_back" {
+					t.Errorf("last events %v, %v", ev[len(ev)-2], ev[len(ev)-1])
+				}
+			}}, file: "cmd-set-release-state-with-events.bin"},
+		// Since type 20 (AbortRelease): a release rolling back is aborted;
+		// its live assignments are abandoned where they are.
+		{goldenStep: goldenStep{cmd: cmd{AbortRelease, &v1.SetReleaseStateCommand{TimeUnixNano: now + 26, ReleaseId: "api-2.4.0",
 			State: v1.ReleaseState_RELEASE_STATE_ABORTED, Reason: "stop the rollback", Actor: "ops", CurrentPhase: -1}},
 			check: func(t *testing.T, s *State) {
 				if r := s.Release("api-2.4.0"); r.GetState() != v1.ReleaseState_RELEASE_STATE_ABORTED || r.GetReason() != "stop the rollback" {
@@ -293,7 +333,7 @@ func TestGolden(t *testing.T) {
 		t.Fatalf("golden steps cover %d of %d command types: add one for the new type", len(covered), len(messageTypeNames))
 	}
 	f := New(testutil.Logger(t))
-	var atSnapshot *FSM
+	var atSnapshot, afterACL *FSM
 	for i, step := range steps {
 		name := "cmd-" + kebab(step.cmd.t.String()) + ".bin"
 		if step.file != "" {
@@ -313,8 +353,16 @@ func TestGolden(t *testing.T) {
 		if err := CheckInvariants(f.State()); err != nil {
 			t.Fatalf("after %s: %v", name, err)
 		}
-		if step.file == "cmd-delete-acl-token.bin" {
-			checkACLSnapshot(t, f)
+		// Since types 17-19: the state after the ACL steps, ACL records included.
+		if name == aclSnapshotAfter {
+			data := goldenFile(t, "snapshot-v1-acl.bin", func() []byte { return persist(t, f) })
+			afterACL = New(testutil.Logger(t))
+			if err := afterACL.Restore(nopCloser(data)); err != nil {
+				t.Fatalf("restore snapshot-v1-acl.bin: %v", err)
+			}
+			if !afterACL.State().Equal(f.State()) {
+				t.Fatalf("snapshot-v1-acl.bin restores to\n%s\nbut replaying the log gives\n%s", afterACL.State().Dump(), f.State().Dump())
+			}
 		}
 		if step.cmd.t == snapshotAfter {
 			data := goldenFile(t, "snapshot-v1.bin", func() []byte { return persist(t, f) })
@@ -330,25 +378,14 @@ func TestGolden(t *testing.T) {
 	if atSnapshot == nil {
 		t.Fatal("no snapshot step")
 	}
-	s := atSnapshot.State()
-	if s.AppliedIndex() != 11 || len(s.Hosts()) != 2 || len(s.Freezes()) != 1 || s.Assignment("h1", "api").GetState() != asStaging {
-		t.Errorf("restored snapshot:\n%s", s.Dump())
-	}
-}
-
-// checkACLSnapshot compares snapshot-v1-acl.bin with the state after the
-// ACL steps (types 17-19): the state then, ACL records included.
-func checkACLSnapshot(t *testing.T, f *FSM) {
-	t.Helper()
-	final := goldenFile(t, "snapshot-v1-acl.bin", func() []byte { return persist(t, f) })
-	afterACL := New(testutil.Logger(t))
-	if err := afterACL.Restore(nopCloser(final)); err != nil {
-		t.Fatalf("restore snapshot-v1-acl.bin: %v", err)
-	}
-	if !afterACL.State().Equal(f.State()) {
-		t.Fatalf("snapshot-v1-acl.bin restores to\n%s\nbut replaying the log gives\n%s", afterACL.State().Dump(), f.State().Dump())
+	if afterACL == nil {
+		t.Fatal("no ACL snapshot step")
 	}
 	if ok, _ := afterACL.State().ACLBootstrapped(); !ok || afterACL.State().ACLToken("acc-ci").GetName() != "ci" {
 		t.Errorf("restored ACL state:\n%s", afterACL.State().Dump())
+	}
+	s := atSnapshot.State()
+	if s.AppliedIndex() != 11 || len(s.Hosts()) != 2 || len(s.Freezes()) != 1 || s.Assignment("h1", "api").GetState() != asStaging {
+		t.Errorf("restored snapshot:\n%s", s.Dump())
 	}
 }

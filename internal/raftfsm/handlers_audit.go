@@ -9,19 +9,34 @@ import (
 // applyAppendEvents adds audit events. Seqs are assigned here, whatever the
 // proposer sent; a missing time takes the command's.
 func applyAppendEvents(s *State, _ uint64, cmd *v1.AppendEventsCommand) error {
-	for i, e := range cmd.GetEvents() {
+	if err := checkEvents(cmd.GetEvents()); err != nil {
+		return err
+	}
+	s.appendEventsLocked(cmd.GetEvents(), cmd.GetTimeUnixNano())
+	return nil
+}
+
+// checkEvents validates events a command carries, before anything changes.
+func checkEvents(evs []*v1.Event) error {
+	for i, e := range evs {
 		if e.GetKind() == "" {
 			return reject(ErrInvalid, "events[%d]: kind is required", i)
 		}
 	}
-	for _, e := range cmd.GetEvents() {
+	return nil
+}
+
+// appendEventsLocked appends copies of evs; a missing time takes now. The
+// transition commands call it once every check has passed, so a decision
+// and its evidence are applied together or not at all.
+func (s *State) appendEventsLocked(evs []*v1.Event, now int64) {
+	for _, e := range evs {
 		e = clone(e)
 		if e.TimeUnixNano == 0 {
-			e.TimeUnixNano = cmd.GetTimeUnixNano()
+			e.TimeUnixNano = now
 		}
 		s.appendEventLocked(e)
 	}
-	return nil
 }
 
 func applyAddFreeze(s *State, _ uint64, cmd *v1.AddFreezeCommand) error {

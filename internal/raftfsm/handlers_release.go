@@ -95,8 +95,12 @@ func setReleaseState(s *State, cmd *v1.SetReleaseStateCommand, abortRollback boo
 	if cp != -1 && (cp < 0 || (int(cp) >= len(r.GetPhases()) && !(cp == 0 && len(r.GetPhases()) == 0))) {
 		return reject(ErrInvalid, "release %q: current_phase %d out of range (release has %d phase(s); -1 leaves it unchanged)", r.GetId(), cp, len(r.GetPhases()))
 	}
+	if err := checkEvents(cmd.GetEvents()); err != nil {
+		return err
+	}
 
 	now := cmd.GetTimeUnixNano()
+	s.appendEventsLocked(cmd.GetEvents(), now)
 	r.State = to
 	r.Reason = cmd.GetReason()
 	r.UpdatedUnixNano = now
@@ -160,7 +164,11 @@ func applySetPhaseState(s *State, _ uint64, cmd *v1.SetPhaseStateCommand) error 
 	if !PhaseTransitionAllowed(from, to) {
 		return reject(ErrIllegalTransition, "release %q phase %d cannot go from %s to %s", r.Id, p.Index, stateName(from), stateName(to))
 	}
+	if err := checkEvents(cmd.GetEvents()); err != nil {
+		return err
+	}
 	now := cmd.GetTimeUnixNano()
+	s.appendEventsLocked(cmd.GetEvents(), now)
 	switch to {
 	case v1.PhaseState_PHASE_STATE_DEPLOYING:
 		p.StartedUnixNano = now

@@ -83,7 +83,11 @@ func applyAdvancePhase(s *State, _ uint64, cmd *v1.SetReleaseStateCommand) error
 	if p := r.Phases[cur]; p.GetState() != v1.PhaseState_PHASE_STATE_VERIFIED {
 		return reject(ErrConflict, "release %q phase %d is %s; it must be verified first", r.Id, cur, stateName(p.GetState()))
 	}
+	if err := checkEvents(cmd.GetEvents()); err != nil {
+		return err
+	}
 	now := cmd.GetTimeUnixNano()
+	s.appendEventsLocked(cmd.GetEvents(), now)
 	r.CurrentPhase = next
 	r.UpdatedUnixNano = now
 	s.appendEventLocked(&v1.Event{

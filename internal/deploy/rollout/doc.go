@@ -34,6 +34,13 @@
 //     old slot, wait (bounded) for the reverts, then rolled_back, or
 //     failed when some host could not revert.
 //
+// A decision and its evidence are one raft entry: the phase.started event
+// rides in the transition to deploying, the gate readings in the
+// transition to baking, verified or failed (or in the pause of an
+// inconclusive bake), so a leader lost between reading the gates and
+// writing the decision leaves neither behind, and the next leader takes
+// the decision once.
+//
 // A failing gate records gate.failed with its readings, fails the phase,
 // and applies rollback.on_failure: "all" rolls the whole release back;
 // "phase" reverts only the failed phase's switched hosts and pauses the

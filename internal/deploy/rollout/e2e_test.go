@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -586,4 +587,59 @@ func TestE2EInconclusiveBaselinePauses(t *testing.T) {
 	if f.release("demo-1").GetPhases()[1].GetState() != v1.PhaseState_PHASE_STATE_PENDING {
 		t.Fatal("phase 1 started while the release is paused")
 	}
+}
+
+// TestE2EReleaseContinuesAfterBarrierFailures: the leader dies during a
+// bake and the new leader's first raft barriers fail. It retries them,
+// starts no leader work until one passes, and then drives the release to
+// success.
+func TestE2EReleaseContinuesAfterBarrierFailures(t *testing.T) {
+	f := newFleet(t)
+	f.start("demo-1", "1.0.0", specOpts{bake: "3s"})
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		r := f.release("demo-1")
+		return r.GetCurrentPhase() == 1 && r.GetPhases()[1].GetState() == v1.PhaseState_PHASE_STATE_BAKING,
+			fmt.Sprintf("phase %d %v", r.GetCurrentPhase(), r.GetPhases()[r.GetCurrentPhase()].GetState())
+	})
+	const inject = 2 // below the attempts that hand leadership on
+	type seam struct {
+		failed       atomic.Int32
+		enabledEarly atomic.Bool // the orchestrator ran while a barrier failed
+	}
+	seams := map[*coordinator.Server]*seam{}
+	old := f.leader()
+	for _, s := range f.c.Followers() {
+		sm := &seam{}
+		seams[s] = sm
+		s.SetLeaderSeams(coordinator.LeaderSeams{Barrier: func(timeout time.Duration) error {
+			if s.Rollout().Enabled() {
+				sm.enabledEarly.Store(true)
+			}
+			if sm.failed.Load() < inject {
+				sm.failed.Add(1)
+				return errors.New("injected barrier failure")
+			}
+			return s.Raft().Barrier(timeout).Error()
+		}})
+	}
+	f.c.Kill(f.c.Index(old))
+	t.Logf("leader %s killed during phase 1's bake; %s leads", old.NodeID(), f.c.Leader(15*time.Second).NodeID())
+	r := f.waitRelease("demo-1", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 40*time.Second)
+	if r.GetPhases()[1].GetState() != v1.PhaseState_PHASE_STATE_VERIFIED {
+		t.Fatalf("phase 1 is %v", r.GetPhases()[1].GetState())
+	}
+	sm := seams[f.leader()]
+	if sm == nil {
+		t.Fatalf("the release finished under %s, which had no barrier seam", f.leader().NodeID())
+	}
+	if n := sm.failed.Load(); n != inject {
+		t.Fatalf("%s failed %d barriers, want %d", f.leader().NodeID(), n, inject)
+	}
+	for s, sm := range seams {
+		if sm.enabledEarly.Load() {
+			t.Fatalf("%s ran the orchestrator before its barrier passed", s.NodeID())
+		}
+	}
+	f.assignedOnce("demo-1")
+	f.waitServing(f.hosts, "1.0.0", 5*time.Second)
 }

@@ -30,6 +30,9 @@ type cluster struct {
 	finalizes []string
 	verified  []string
 	o         *rollout.Orchestrator
+	// failWrite, when set, may refuse an orchestrator write before it
+	// reaches raft (a leader lost at that moment).
+	failWrite func(typ raftfsm.MessageType, m proto.Message) error
 }
 
 func newCluster(t *testing.T, hosts map[string]string) *cluster {
@@ -71,24 +74,34 @@ func (c *cluster) must(typ raftfsm.MessageType, m proto.Message) {
 	}
 }
 
+// write is a Writer call: the failure seam, then raft.
+func (c *cluster) write(typ raftfsm.MessageType, m proto.Message) error {
+	if c.failWrite != nil {
+		if err := c.failWrite(typ, m); err != nil {
+			return err
+		}
+	}
+	return c.apply(typ, m)
+}
+
 // Writer.
 func (c *cluster) SetReleaseState(_ context.Context, cmd *v1.SetReleaseStateCommand) error {
-	return c.apply(raftfsm.SetReleaseState, cmd)
+	return c.write(raftfsm.SetReleaseState, cmd)
 }
 func (c *cluster) SetPhaseState(_ context.Context, cmd *v1.SetPhaseStateCommand) error {
-	return c.apply(raftfsm.SetPhaseState, cmd)
+	return c.write(raftfsm.SetPhaseState, cmd)
 }
 func (c *cluster) SetReleasePlan(_ context.Context, cmd *v1.SubmitReleaseCommand) error {
-	return c.apply(raftfsm.SetReleasePlan, cmd)
+	return c.write(raftfsm.SetReleasePlan, cmd)
 }
 func (c *cluster) AdvancePhase(_ context.Context, cmd *v1.SetReleaseStateCommand) error {
-	return c.apply(raftfsm.AdvancePhase, cmd)
+	return c.write(raftfsm.AdvancePhase, cmd)
 }
 func (c *cluster) UpdateAssignments(_ context.Context, cmd *v1.UpdateAssignmentsCommand) error {
-	return c.apply(raftfsm.UpdateAssignments, cmd)
+	return c.write(raftfsm.UpdateAssignments, cmd)
 }
 func (c *cluster) AppendEvents(_ context.Context, cmd *v1.AppendEventsCommand) error {
-	return c.apply(raftfsm.AppendEvents, cmd)
+	return c.write(raftfsm.AppendEvents, cmd)
 }
 
 // Agents.

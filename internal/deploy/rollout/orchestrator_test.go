@@ -1,11 +1,16 @@
 package rollout_test
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -471,5 +476,104 @@ func TestNewLeaderWaitsBoundedForMetricsAtTheDeadline(t *testing.T) {
 	c.wantRelease("r", paused)
 	if len(c.events("r", "gate.inconclusive")) != 1 {
 		t.Fatalf("events:\n%s", c.dumpEvents("r"))
+	}
+}
+
+// checkDecisionsCarryEvidence fails unless every decision in the release's
+// audit log comes with its evidence, in the same entry: each phase.started
+// or gate.* event is followed by the phase transition it justified, and
+// each phase transition of the orchestrator by the evidence before it.
+// (The FSM appends a transition's evidence right before the transition's
+// own event, so one entry shows as adjacent events with one timestamp.)
+func checkDecisionsCarryEvidence(t *testing.T, c *cluster, id string) {
+	t.Helper()
+	evs := c.state().Events(id, 0, 0)
+	evidence := func(e *v1.Event) bool {
+		return e.GetKind() == "phase.started" || strings.HasPrefix(e.GetKind(), "gate.")
+	}
+	decision := func(e *v1.Event) bool {
+		switch e.GetKind() {
+		case "phase.deploying", "phase.baking", "phase.verified", "phase.failed":
+			return e.GetActor() == "" || e.GetActor() == rollout.Actor
+		}
+		return false
+	}
+	for i, e := range evs {
+		if evidence(e) {
+			j := i
+			for j < len(evs) && evidence(evs[j]) {
+				j++
+			}
+			if j == len(evs) || !decision(evs[j]) || evs[j].GetTimeUnixNano() != e.GetTimeUnixNano() {
+				t.Fatalf("event %d (%s) is evidence without its decision:\n%s", e.GetSeq(), e.GetKind(), c.dumpEvents(id))
+			}
+		}
+		if decision(e) && e.GetMessage() != "" && !strings.Contains(e.GetMessage(), "bake skipped") {
+			if i == 0 || !evidence(evs[i-1]) || evs[i-1].GetTimeUnixNano() != e.GetTimeUnixNano() {
+				t.Fatalf("event %d (%s) is a decision without its evidence:\n%s", e.GetSeq(), e.GetKind(), c.dumpEvents(id))
+			}
+		}
+	}
+}
+
+// TestDecisionAndEvidenceAreOneEntry: the leader is lost (its writes fail)
+// right after it evaluated a phase's gates, before the phase is failed, and
+// once as it starts the next phase. The log never shows the gate readings
+// without the failed phase, nor a phase started twice; the next leader
+// takes each decision once, with its evidence.
+func TestDecisionAndEvidenceAreOneEntry(t *testing.T) {
+	c := newCluster(t, sixHosts)
+	c.submit("r", [][]string{{"h1"}, {"h2", "h3"}}, func(s *v1.ReleaseSpec) { s.Gates.MaxCpuPercent = 90 })
+	lost := errors.New("injected: leadership lost")
+
+	// Starting phase 0: the decision's write fails once.
+	c.failWrite = func(typ raftfsm.MessageType, m proto.Message) error {
+		if cmd, ok := m.(*v1.SetPhaseStateCommand); ok && cmd.GetState() == deploying {
+			return lost
+		}
+		return nil
+	}
+	if _, err := c.o.StepForTest(context.Background(), "r"); !errors.Is(err, lost) {
+		t.Fatalf("step: %v, want the injected failure", err)
+	}
+	checkDecisionsCarryEvidence(t, c, "r")
+	c.wantPhase("r", 0, pending)
+	c.failWrite = nil
+	c.o.ForgetForTest() // a new leader
+	c.settle("r")
+	c.wantPhase("r", 0, deploying)
+	if n := len(c.events("r", "phase.started")); n != 1 {
+		t.Fatalf("phase.started %d times:\n%s", n, c.dumpEvents("r"))
+	}
+
+	c.healthyAll("r", 0)
+	c.wantPhase("r", 0, baking)
+	c.hbs["h1"].Slots[0].CpuPercent = 97.5
+	c.now = time.Unix(0, c.phase("r", 0).GetBakeDeadlineUnixNano()).Add(time.Millisecond)
+
+	// Gates evaluated, failing; the write of "phase failed" fails.
+	c.failWrite = func(typ raftfsm.MessageType, m proto.Message) error {
+		if cmd, ok := m.(*v1.SetPhaseStateCommand); ok && cmd.GetState() == phFailed {
+			return lost
+		}
+		return nil
+	}
+	if _, err := c.o.StepForTest(context.Background(), "r"); !errors.Is(err, lost) {
+		t.Fatalf("step: %v, want the injected failure", err)
+	}
+	checkDecisionsCarryEvidence(t, c, "r")
+	c.wantPhase("r", 0, baking)
+	if gf := c.events("r", "gate.failed"); len(gf) != 0 {
+		t.Fatalf("gate.failed in the log while phase 0 is still baking:\n%s", c.dumpEvents("r"))
+	}
+
+	c.failWrite = nil
+	c.o.ForgetForTest()
+	c.settle("r")
+	c.wantPhase("r", 0, phFailed)
+	c.wantRelease("r", rollingBack)
+	checkDecisionsCarryEvidence(t, c, "r")
+	if gf := c.events("r", "gate.failed"); len(gf) != 1 || gf[0].GetEvidence()["gate"] != "max_cpu_percent" {
+		t.Fatalf("gate.failed:\n%s", c.dumpEvents("r"))
 	}
 }

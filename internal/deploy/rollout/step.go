@@ -117,31 +117,47 @@ func (o *Orchestrator) stepRunning(ctx context.Context, rn *run, r *rollwavev1.R
 
 // ---------------------------------------------------------------- writes
 
+// events writes audit events that go with no decision (a phase held by a
+// freeze, a host failure, gates read again). Evidence of a decision goes
+// into the decision's own entry instead: setRelease and setPhase take it.
 func (o *Orchestrator) events(ctx context.Context, evs ...*rollwavev1.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	now := o.now().UnixNano()
+	return o.w.AppendEvents(ctx, &rollwavev1.AppendEventsCommand{TimeUnixNano: now, Events: stamp(evs, now)})
+}
+
+// stamp sets the orchestrator's actor and the time on events.
+func stamp(evs []*rollwavev1.Event, now int64) []*rollwavev1.Event {
 	for _, e := range evs {
 		if e.Actor == "" {
 			e.Actor = Actor
 		}
 		e.TimeUnixNano = now
 	}
-	return o.w.AppendEvents(ctx, &rollwavev1.AppendEventsCommand{TimeUnixNano: now, Events: evs})
+	return evs
 }
 
-func (o *Orchestrator) setRelease(ctx context.Context, r *rollwavev1.Release, to rollwavev1.ReleaseState, reason string) error {
+// setRelease moves the release to another state; evs, the decision's
+// evidence, are committed in the same raft entry.
+func (o *Orchestrator) setRelease(ctx context.Context, r *rollwavev1.Release, to rollwavev1.ReleaseState, reason string, evs ...*rollwavev1.Event) error {
 	o.log.Info("release state", "release_id", r.GetId(), "to", stateName(to), "reason", reason)
+	now := o.now().UnixNano()
 	return o.w.SetReleaseState(ctx, &rollwavev1.SetReleaseStateCommand{
-		TimeUnixNano: o.now().UnixNano(), ReleaseId: r.GetId(), State: to, Reason: reason, Actor: Actor, CurrentPhase: -1,
+		TimeUnixNano: now, ReleaseId: r.GetId(), State: to, Reason: reason, Actor: Actor, CurrentPhase: -1,
+		Events: stamp(evs, now),
 	})
 }
 
-func (o *Orchestrator) setPhase(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase, to rollwavev1.PhaseState, reason string, deadline time.Time) error {
+// setPhase moves a phase to another state; evs, the decision's evidence,
+// are committed in the same raft entry.
+func (o *Orchestrator) setPhase(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase, to rollwavev1.PhaseState, reason string, deadline time.Time, evs ...*rollwavev1.Event) error {
 	o.log.Info("phase state", "release_id", r.GetId(), "phase", p.GetIndex(), "to", stateName(to), "reason", reason)
+	now := o.now().UnixNano()
 	cmd := &rollwavev1.SetPhaseStateCommand{
-		TimeUnixNano: o.now().UnixNano(), ReleaseId: r.GetId(), Index: p.GetIndex(), State: to, Reason: reason,
+		TimeUnixNano: now, ReleaseId: r.GetId(), Index: p.GetIndex(), State: to, Reason: reason,
+		Events: stamp(evs, now),
 	}
 	if !deadline.IsZero() {
 		cmd.BakeDeadlineUnixNano = deadline.UnixNano()
@@ -160,10 +176,8 @@ func ev(r *rollwavev1.Release, phase int32, kind, msg string, evidence map[strin
 func (o *Orchestrator) planRelease(ctx context.Context, r *rollwavev1.Release) error {
 	pl, err := plan.Compute(r.GetSpec(), o.agents.Fleet())
 	if err != nil {
-		if werr := o.events(ctx, ev(r, 0, "release.plan_failed", "cannot plan the release: "+err.Error(), nil)); werr != nil {
-			return werr
-		}
-		return o.setRelease(ctx, r, relPaused, "cannot plan the release: "+err.Error())
+		return o.setRelease(ctx, r, relPaused, "cannot plan the release: "+err.Error(),
+			ev(r, 0, "release.plan_failed", "cannot plan the release: "+err.Error(), nil))
 	}
 	return o.w.SetReleasePlan(ctx, &rollwavev1.SubmitReleaseCommand{
 		TimeUnixNano: o.now().UnixNano(), Actor: Actor,
@@ -206,10 +220,7 @@ func (o *Orchestrator) startPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 		evidence["held_by"] = why
 	}
 	msg := fmt.Sprintf("phase %d starts: %d host(s) in cell(s) %s", idx, len(p.GetHosts()), strings.Join(p.GetCells(), ", "))
-	if err := o.events(ctx, ev(r, idx, "phase.started", msg, evidence)); err != nil {
-		return err
-	}
-	if err := o.setPhase(ctx, r, p, phDeploying, msg, time.Time{}); err != nil {
+	if err := o.setPhase(ctx, r, p, phDeploying, msg, time.Time{}, ev(r, idx, "phase.started", msg, evidence)); err != nil {
 		return err
 	}
 	return o.assignMissing(ctx, r, p)
@@ -362,11 +373,8 @@ func (o *Orchestrator) watchPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 		deadline := now.Add(bake)
 		hostGate := gateResult{Reading: health.Reading{Gate: "host_health", Value: float64(healthy), Limit: float64(len(views)), Passed: true,
 			Detail: fmt.Sprintf("%d of %d host(s) healthy for min_healthy_time, %d failed within budget", healthy, len(views), failed)}}
-		if err := o.events(ctx, gateEvent(r, p.GetIndex(), hostGate)); err != nil {
-			return err
-		}
 		return o.setPhase(ctx, r, p, phBaking, fmt.Sprintf("%s; baking %s until %s", hostGate.Detail, bake,
-			deadline.UTC().Format(time.RFC3339Nano)), deadline)
+			deadline.UTC().Format(time.RFC3339Nano)), deadline, gateEvent(r, p.GetIndex(), hostGate))
 	case phBaking:
 		if now.Before(time.Unix(0, p.GetBakeDeadlineUnixNano())) {
 			return nil
@@ -430,9 +438,6 @@ func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.
 	for _, g := range results {
 		evs = append(evs, gateEvent(r, p.GetIndex(), g))
 	}
-	if err := o.events(ctx, evs...); err != nil {
-		return err
-	}
 	var inconclusive []string
 	for _, g := range results {
 		if g.inconclusive {
@@ -441,13 +446,18 @@ func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.
 	}
 	if len(inconclusive) > 0 {
 		if rn.pausedPhase == p.GetIndex() {
-			return nil
+			// Read again after a resume, still inconclusive: the
+			// readings are recorded, the decision stays the human's.
+			return o.events(ctx, evs...)
+		}
+		if err := o.setRelease(ctx, r, relPaused, fmt.Sprintf("phase %d gates inconclusive, a human must decide (resume to read the gates again, promote -skip-bake, rollback or abort): %s",
+			p.GetIndex(), strings.Join(inconclusive, "; ")), evs...); err != nil {
+			return err
 		}
 		rn.pausedPhase = p.GetIndex()
-		return o.setRelease(ctx, r, relPaused, fmt.Sprintf("phase %d gates inconclusive, a human must decide (resume to read the gates again, promote -skip-bake, rollback or abort): %s",
-			p.GetIndex(), strings.Join(inconclusive, "; ")))
+		return nil
 	}
-	return o.setPhase(ctx, r, p, phVerified, fmt.Sprintf("bake of %s passed %d gate(s)", time.Duration(p.GetBakeMs())*time.Millisecond, len(results)), time.Time{})
+	return o.setPhase(ctx, r, p, phVerified, fmt.Sprintf("bake of %s passed %d gate(s)", time.Duration(p.GetBakeMs())*time.Millisecond, len(results)), time.Time{}, evs...)
 }
 
 // awaitingMetrics reports whether a healthy host has not sent this leader
@@ -471,8 +481,8 @@ func (o *Orchestrator) awaitingMetrics(views []hostView) bool {
 	return false
 }
 
-// failPhase records every gate reading (the failing ones as gate.failed),
-// then fails the phase; the next step applies the rollback policy.
+// failPhase fails the phase with every gate reading (the failing ones as
+// gate.failed) in the same entry; the next step applies the rollback policy.
 func (o *Orchestrator) failPhase(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase, results []gateResult) error {
 	var evs []*rollwavev1.Event
 	var details []string
@@ -482,10 +492,7 @@ func (o *Orchestrator) failPhase(ctx context.Context, r *rollwavev1.Release, p *
 			details = append(details, g.Detail)
 		}
 	}
-	if err := o.events(ctx, evs...); err != nil {
-		return err
-	}
-	return o.setPhase(ctx, r, p, phFailed, "gate failed: "+strings.Join(details, "; "), time.Time{})
+	return o.setPhase(ctx, r, p, phFailed, "gate failed: "+strings.Join(details, "; "), time.Time{}, evs...)
 }
 
 func (o *Orchestrator) applyPolicy(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase) error {

@@ -328,7 +328,11 @@ type SetReleaseStateCommand struct {
 	Reason       string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	Actor        string                 `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Optional: move current_phase too (-1 leaves it unchanged).
-	CurrentPhase  int32 `protobuf:"varint,6,opt,name=current_phase,json=currentPhase,proto3" json:"current_phase,omitempty"`
+	CurrentPhase int32 `protobuf:"varint,6,opt,name=current_phase,json=currentPhase,proto3" json:"current_phase,omitempty"`
+	// Audit events of the decision (its evidence), appended in this same
+	// entry before the transition's own event: a decision is never in the
+	// log without its evidence, nor the reverse. Empty in older entries.
+	Events        []*Event `protobuf:"bytes,7,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -405,6 +409,13 @@ func (x *SetReleaseStateCommand) GetCurrentPhase() int32 {
 	return 0
 }
 
+func (x *SetReleaseStateCommand) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 type SetPhaseStateCommand struct {
 	state                protoimpl.MessageState `protogen:"open.v1"`
 	TimeUnixNano         int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
@@ -414,8 +425,10 @@ type SetPhaseStateCommand struct {
 	Reason               string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	BakeDeadlineUnixNano int64                  `protobuf:"varint,6,opt,name=bake_deadline_unix_nano,json=bakeDeadlineUnixNano,proto3" json:"bake_deadline_unix_nano,omitempty"`
 	BakeSkipped          bool                   `protobuf:"varint,7,opt,name=bake_skipped,json=bakeSkipped,proto3" json:"bake_skipped,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Audit events of the decision, as in SetReleaseStateCommand.events.
+	Events        []*Event `protobuf:"bytes,8,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetPhaseStateCommand) Reset() {
@@ -495,6 +508,13 @@ func (x *SetPhaseStateCommand) GetBakeSkipped() bool {
 		return x.BakeSkipped
 	}
 	return false
+}
+
+func (x *SetPhaseStateCommand) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
 }
 
 type ApprovePhaseCommand struct {
@@ -1178,7 +1198,7 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x14SubmitReleaseCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12.\n" +
 	"\arelease\x18\x02 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"\xe1\x01\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"\x8d\x02\n" +
 	"\x16SetReleaseStateCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
 	"\n" +
@@ -1186,7 +1206,8 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\x0e2\x19.rollwave.v1.ReleaseStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05actor\x18\x05 \x01(\tR\x05actor\x12#\n" +
-	"\rcurrent_phase\x18\x06 \x01(\x05R\fcurrentPhase\"\x92\x02\n" +
+	"\rcurrent_phase\x18\x06 \x01(\x05R\fcurrentPhase\x12*\n" +
+	"\x06events\x18\a \x03(\v2\x12.rollwave.v1.EventR\x06events\"\xbe\x02\n" +
 	"\x14SetPhaseStateCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
 	"\n" +
@@ -1195,7 +1216,8 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\x0e2\x17.rollwave.v1.PhaseStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x125\n" +
 	"\x17bake_deadline_unix_nano\x18\x06 \x01(\x03R\x14bakeDeadlineUnixNano\x12!\n" +
-	"\fbake_skipped\x18\a \x01(\bR\vbakeSkipped\"\x86\x01\n" +
+	"\fbake_skipped\x18\a \x01(\bR\vbakeSkipped\x12*\n" +
+	"\x06events\x18\b \x03(\v2\x12.rollwave.v1.EventR\x06events\"\x86\x01\n" +
 	"\x13ApprovePhaseCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
 	"\n" +
@@ -1280,10 +1302,10 @@ var file_rollwave_v1_command_proto_goTypes = []any{
 	(*Cell)(nil),                     // 19: rollwave.v1.Cell
 	(*Release)(nil),                  // 20: rollwave.v1.Release
 	(ReleaseState)(0),                // 21: rollwave.v1.ReleaseState
-	(PhaseState)(0),                  // 22: rollwave.v1.PhaseState
-	(*Assignment)(nil),               // 23: rollwave.v1.Assignment
-	(AssignmentState)(0),             // 24: rollwave.v1.AssignmentState
-	(*Event)(nil),                    // 25: rollwave.v1.Event
+	(*Event)(nil),                    // 22: rollwave.v1.Event
+	(PhaseState)(0),                  // 23: rollwave.v1.PhaseState
+	(*Assignment)(nil),               // 24: rollwave.v1.Assignment
+	(AssignmentState)(0),             // 25: rollwave.v1.AssignmentState
 	(*FreezeWindow)(nil),             // 26: rollwave.v1.FreezeWindow
 	(*ACLToken)(nil),                 // 27: rollwave.v1.ACLToken
 }
@@ -1292,19 +1314,21 @@ var file_rollwave_v1_command_proto_depIdxs = []int32{
 	19, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
 	20, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
 	21, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
-	22, // 4: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
-	23, // 5: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
-	24, // 6: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
-	9,  // 7: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
-	25, // 8: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
-	26, // 9: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
-	27, // 10: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
-	27, // 11: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	22, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
+	23, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
+	22, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
+	24, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
+	25, // 8: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
+	9,  // 9: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
+	22, // 10: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
+	26, // 11: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
+	27, // 12: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
+	27, // 13: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_command_proto_init() }

@@ -1,0 +1,93 @@
+package coordinator_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rollwave/rollwave/internal/coordinator"
+	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
+	"github.com/rollwave/rollwave/internal/raftfsm"
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// TestErrorKindsBecomeGRPCCodes: clients see the kind of a refusal as its
+// gRPC code on the leader and through a follower alike, and inside the
+// server the error still matches the raftfsm sentinel, across the
+// follower → leader forwarding path too.
+func TestErrorKindsBecomeGRPCCodes(t *testing.T) {
+	c := coordtest.NewCluster(t, 3)
+	leader := c.Leader(10 * time.Second)
+	follower := c.Followers()[0]
+	submit := &rollwavev1.SubmitReleaseRequest{SourceName: "api-1.hcl", Source: specSource("api-1", "api"), Actor: "test"}
+	if _, err := c.Client(follower).SubmitRelease(ctx(t), submit); err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(specSource("x-1", "x")), `version = "1.0.0"`, `version = ""`, 1)
+
+	for _, s := range []*coordinator.Server{leader, follower} {
+		cl := c.Client(s)
+		cases := []struct {
+			what string
+			err  func() error
+			want codes.Code
+		}{
+			// A read of an unknown id.
+			{"get an unknown release", func() error {
+				_, err := cl.GetRelease(ctx(t), &rollwavev1.GetReleaseRequest{Id: "nope"})
+				return err
+			}, codes.NotFound},
+			// The same release id twice.
+			{"submit api-1 again", func() error { _, err := cl.SubmitRelease(ctx(t), submit); return err }, codes.AlreadyExists},
+			// A spec that does not validate.
+			{"submit a bad spec", func() error {
+				_, err := cl.SubmitRelease(ctx(t), &rollwavev1.SubmitReleaseRequest{SourceName: "bad.hcl", Source: []byte(bad)})
+				return err
+			}, codes.InvalidArgument},
+			// An action on a release in the wrong state (pending cannot pause).
+			{"pause a pending release", func() error {
+				_, err := cl.PauseRelease(ctx(t), &rollwavev1.ReleaseActionRequest{Id: "api-1", Actor: "test"})
+				return err
+			}, codes.FailedPrecondition},
+			// Another kind of object, another handler.
+			{"remove an unknown freeze window", func() error {
+				_, err := cl.RemoveFreeze(ctx(t), &rollwavev1.RemoveFreezeRequest{Id: "fw-nope", Actor: "test"})
+				return err
+			}, codes.NotFound},
+		}
+		for _, tc := range cases {
+			err := tc.err()
+			if got := status.Code(err); got != tc.want {
+				t.Errorf("%s on %s: code %v (%v), want %v", tc.what, s.NodeID(), got, err, tc.want)
+			}
+		}
+	}
+
+	// Inside the server, through the forwarding path: the follower's handler
+	// gets the leader's refusal with its kind.
+	op := coordinator.OperatorForTest(follower)
+	_, err := op.SubmitRelease(ctx(t), submit)
+	if !errors.Is(err, raftfsm.ErrExists) {
+		t.Errorf("forwarded duplicate submit: %v (%T) does not match raftfsm.ErrExists", err, err)
+	}
+	_, err = op.PauseRelease(ctx(t), &rollwavev1.ReleaseActionRequest{Id: "api-1", Actor: "test"})
+	if !errors.Is(err, raftfsm.ErrIllegalTransition) {
+		t.Errorf("forwarded pause of a pending release: %v (%T) does not match raftfsm.ErrIllegalTransition", err, err)
+	}
+	if errors.Is(err, raftfsm.ErrConflict) {
+		t.Errorf("forwarded pause of a pending release matches raftfsm.ErrConflict too: %v", err)
+	}
+	// And a write refused by the FSM on the leader keeps its kind.
+	_, err = leader.Apply(raftfsm.SubmitRelease, &rollwavev1.SubmitReleaseCommand{
+		TimeUnixNano: time.Now().UnixNano(), Actor: "test",
+		Release: &rollwavev1.Release{Id: "api-1", Spec: &rollwavev1.ReleaseSpec{App: "api"}},
+	})
+	var rej *raftfsm.RejectedError
+	if !errors.Is(err, raftfsm.ErrExists) || !errors.As(err, &rej) || rej.Type != raftfsm.SubmitRelease {
+		t.Errorf("Apply of a duplicate release: %v (%T), want a RejectedError of SubmitRelease matching raftfsm.ErrExists", err, err)
+	}
+}
