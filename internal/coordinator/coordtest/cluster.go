@@ -152,8 +152,8 @@ func (c *Cluster) Index(s *coordinator.Server) int {
 	return -1
 }
 
-// Leader waits until exactly one running server leads and every running
-// server agrees on it, and returns it.
+// Leader waits until exactly one running server leads, every running
+// server agrees on it and it has started its leader work, and returns it.
 func (c *Cluster) Leader(timeout time.Duration) *coordinator.Server {
 	c.t.Helper()
 	var leader *coordinator.Server
@@ -177,6 +177,12 @@ func (c *Cluster) Leader(timeout time.Duration) *coordinator.Server {
 			if _, id := s.Raft().LeaderWithID(); string(id) != leader.NodeID() {
 				return false, "not all agree: " + strings.Join(seen, " ")
 			}
+		}
+		// The leader announces itself in gossip only after its barrier
+		// and its leader work: until then it may still append entries
+		// (the barrier itself), which tests counting log entries see.
+		if !leader.Gossip().LocalMeta().Leader {
+			return false, leader.NodeID() + " leads but has not started its leader work yet"
 		}
 		return true, ""
 	})
