@@ -21,7 +21,6 @@ import (
 	"github.com/rollwave/rollwave/internal/agent"
 	"github.com/rollwave/rollwave/internal/deploy/slot"
 	"github.com/rollwave/rollwave/internal/deploy/slot/systemd"
-	"github.com/rollwave/rollwave/internal/memtrim"
 	"github.com/rollwave/rollwave/internal/spec"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	"github.com/rollwave/rollwave/internal/version"
@@ -201,10 +200,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Version = version.Version
 	cfg.Logger = log
-	cfg.ReleaseExecutablePages = func() (uint64, error) {
-		r, err := memtrim.ReleaseExecutable()
-		return r.ResidentBytes, err
-	}
 	a, err := agent.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)

@@ -41,9 +41,6 @@ type Agent struct {
 	mu      sync.Mutex
 	workers map[string]*appWorker
 
-	// releaseKick asks releaseLoop to release the binary's pages.
-	releaseKick chan struct{}
-
 	wg sync.WaitGroup
 }
 
@@ -59,8 +56,6 @@ func New(cfg Config) (*Agent, error) {
 		progress: newProgressQueue(1024),
 		metrics:  newMetricWindows(256),
 		workers:  map[string]*appWorker{},
-
-		releaseKick: make(chan struct{}, 1),
 	}
 	a.leaderID.Store("")
 	disk := cfg.DiskPath
@@ -155,11 +150,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent started", "joined", n, "cell", a.cfg.Cell, "driver", a.cfg.Driver.Name(), "gossip_addr", a.pool.LocalAddr())
 
 	a.resumeBakes(ctx)
-	a.wg.Add(4)
+	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.sessionLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.isolationLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.sampleLoop(ctx) }()
-	go func() { defer a.wg.Done(); a.releaseLoop(ctx) }()
 	notifyReady(a.log)
 	a.wg.Add(1)
 	go func() { defer a.wg.Done(); watchdogLoop(ctx, a.log) }()

@@ -192,7 +192,6 @@ func (a *Agent) runSession(ctx context.Context, addr string) error {
 	// push/pull sync.
 	go a.rejoin(ctx)
 	a.log.Info("session open", "coordinator", addr, "leader", a.LeaderID())
-	a.requestPageRelease()
 
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- a.sendLoop(sctx, stream) }()

@@ -42,10 +42,6 @@ type Options struct {
 	GossipKey []byte
 	// Policy replaces the permissive default local policy.
 	Policy *agent.Policy
-	// ReleasePages stands in for the real binary-page release
-	// (agent.Config.ReleaseExecutablePages), which in-process agents do not
-	// do; with it set, releases may follow each other after 50 ms.
-	ReleasePages func() (uint64, error)
 }
 
 // Start runs an agent until the test ends (or Stop).
@@ -80,10 +76,6 @@ func Start(t testing.TB, name, cell string, o Options) *Agent {
 		cfg.Policy = *o.Policy
 	}
 	cfg.GossipKey = o.GossipKey
-	if o.ReleasePages != nil {
-		cfg.ReleaseExecutablePages = o.ReleasePages
-		cfg.ReleasePagesEvery = 50 * time.Millisecond
-	}
 	cfg.DialContext = link.Dial
 	cfg.Logger = log
 	a, err := agent.New(cfg)
