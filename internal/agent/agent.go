@@ -25,6 +25,8 @@ type Agent struct {
 	mgr      *slot.Manager
 	sampler  *health.Sampler
 	orders   *orderStore
+	known    *coordinatorBook
+	find     finder
 	tls      *tlsutil.Reloader
 	progress *progressQueue
 	metrics  *metricWindows
@@ -58,6 +60,7 @@ func New(cfg Config) (*Agent, error) {
 		workers:  map[string]*appWorker{},
 	}
 	a.leaderID.Store("")
+	a.known = loadCoordinatorBook(cfg.DataDir, a.log)
 	disk := cfg.DiskPath
 	if disk == "" {
 		disk = cfg.DataDir
@@ -128,9 +131,10 @@ func (a *Agent) Connected() bool { return a.connected.Load() }
 // LeaderID is the id of the leader of the current or last session.
 func (a *Agent) LeaderID() string { return a.leaderID.Load().(string) }
 
-// Run reconciles the host, joins the pool and serves until ctx ends. A
-// failure to join at start is returned (the command exits 1); later
-// failures are retried.
+// Run reconciles the host, joins the pool and serves until ctx ends. An
+// agent that never knew a coordinator returns a failure to join at start
+// (the command exits 1); one that did (coordinators.json in its data dir)
+// starts anyway and keeps looking for them.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.shutdown()
 	a.runCtx = ctx
@@ -141,12 +145,21 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.mgr.Reconcile(ctx); err != nil {
 		return fmt.Errorf("reconcile slots at start: %w", err)
 	}
-	jctx, cancel := context.WithTimeout(ctx, a.cfg.JoinTimeout)
-	n, err := a.pool.Join(jctx, a.cfg.Join)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("join gossip pool: %w", err)
+	n := 0
+	if a.known.empty() {
+		// An agent that never knew a coordinator: a join nobody answers is
+		// most likely a wrong address, and is reported as such.
+		jctx, cancel := context.WithTimeout(ctx, a.cfg.JoinTimeout)
+		var err error
+		n, err = a.pool.Join(jctx, a.cfg.Join)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("join gossip pool: %w", err)
+		}
 	}
+	// Otherwise the session loop joins (join addresses and the last known
+	// coordinators) and keeps trying, however long the coordinators are
+	// down: the agent starts its work at once.
 	a.log.Info("agent started", "joined", n, "cell", a.cfg.Cell, "driver", a.cfg.Driver.Name(), "gossip_addr", a.pool.LocalAddr())
 
 	a.resumeBakes(ctx)

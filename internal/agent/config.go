@@ -32,7 +32,9 @@ type Config struct {
 	DataDir string
 	// Join lists gossip addresses (host:port) of coordinators or agents.
 	Join []string
-	// JoinTimeout bounds the first join at start; failing it is fatal.
+	// JoinTimeout bounds the first join at start of an agent that never
+	// knew a coordinator; failing it is fatal. An agent that did (its data
+	// dir records them) starts without waiting and keeps looking.
 	JoinTimeout time.Duration
 	// GossipAddr is the gossip listen address (TCP and UDP).
 	GossipAddr string
