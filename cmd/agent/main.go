@@ -210,8 +210,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	hupDone := make(chan struct{})
+	defer close(hupDone) // signal.Stop does not close hup: end the reader
 	go func() {
-		for range hup {
+		for {
+			select {
+			case <-hupDone:
+				return
+			case <-hup:
+			}
 			if err := a.ReloadTLS(); err != nil {
 				log.Error("reload TLS certificates; keeping the old ones", "error", err)
 			} else {
