@@ -39,8 +39,9 @@ type finder struct {
 }
 
 // Searching reports whether the agent is looking for the coordinators:
-// gossip lists none alive, so it re-joins and dials the last known ones.
-func (a *Agent) Searching() bool { return a.find.searching.Load() }
+// it has no session and gossip lists none alive, so it re-joins and dials
+// the last known ones.
+func (a *Agent) Searching() bool { return a.find.searching.Load() && !a.Connected() }
 
 // knownCoordinator is one coordinator as gossip advertised it.
 type knownCoordinator struct {

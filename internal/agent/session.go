@@ -98,7 +98,7 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 			}
 		}
 		if wasSearching && !searching {
-			a.log.Info("coordinators found again in gossip", "coordinator", target)
+			a.log.Info("coordinators found again", "coordinator", target)
 		}
 		wasSearching = searching
 		a.find.searching.Store(searching)
