@@ -46,10 +46,14 @@ func (e *errRedirect) Error() string {
 // per round. Rounds are spaced by their own backoff, capped at searchMax,
 // so that a coordinator that starts again is found within seconds.
 const (
-	// searchMax caps the wait between two search rounds.
-	searchMax = 5 * time.Second
-	// joinRoundTimeout bounds one gossip re-join (its attempts included).
-	joinRoundTimeout = 10 * time.Second
+	// searchMax caps the wait between two search rounds (full jitter: 1.5 s
+	// on average). While every coordinator is down a round costs each of
+	// them a refused connection; once they are up, gossip spreads them to
+	// the agents that have not found them yet.
+	searchMax = 3 * time.Second
+	// joinRoundTimeout bounds one gossip re-join (its attempts, spaced by
+	// the pool's join backoff, included); the next round starts another.
+	joinRoundTimeout = 5 * time.Second
 	// spreadPerMember and spreadMax size the random delay before an agent
 	// reconnects on a gossip announcement (a leader elected, a coordinator
 	// back): about a thousand agents per second, never more than

@@ -5,6 +5,8 @@ package integration
 import (
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/test/integration/fleet"
 )
 
 // TestControlPlaneRestartAgentsReconnect: every coordinator stopped
@@ -32,6 +34,13 @@ func TestControlPlaneRestartAgentsReconnect(t *testing.T) {
 		}
 		leader := cs.WaitLeader(60 * time.Second)
 		elected := time.Now()
+		t.Cleanup(func() {
+			if t.Failed() {
+				for _, h := range hosts {
+					t.Logf("--- %s agent journal:\n%s", h.Name, h.Journal(fleet.AgentUnit, 60))
+				}
+			}
+		})
 		cs.WaitConnected(hosts, 10*time.Second)
 		t.Logf("TIMING %s: every agent connected %s after the new leader %s was seen", mode, time.Since(elected).Round(time.Millisecond), leader.Name)
 	}
