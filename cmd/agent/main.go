@@ -21,7 +21,6 @@ import (
 	"github.com/rollwave/rollwave/internal/agent"
 	"github.com/rollwave/rollwave/internal/deploy/slot"
 	"github.com/rollwave/rollwave/internal/deploy/slot/systemd"
-	"github.com/rollwave/rollwave/internal/memtrim"
 	"github.com/rollwave/rollwave/internal/spec"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	"github.com/rollwave/rollwave/internal/version"
@@ -208,10 +207,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Version = version.Version
 	cfg.Logger = log
-	cfg.ReleaseExecutablePages = func() (uint64, error) {
-		r, err := memtrim.ReleaseExecutable()
-		return r.ResidentBytes, err
-	}
 	a, err := agent.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
@@ -222,8 +217,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	hupDone := make(chan struct{})
+	defer close(hupDone) // signal.Stop does not close hup: end the reader
 	go func() {
-		for range hup {
+		for {
+			select {
+			case <-hupDone:
+				return
+			case <-hup:
+			}
 			if err := a.ReloadTLS(); err != nil {
 				log.Error("reload TLS certificates; keeping the old ones", "error", err)
 			} else {

@@ -25,6 +25,8 @@ type Agent struct {
 	mgr      *slot.Manager
 	sampler  *health.Sampler
 	orders   *orderStore
+	known    *coordinatorBook
+	find     finder
 	tls      *tlsutil.Reloader
 	progress *progressQueue
 	metrics  *metricWindows
@@ -41,9 +43,6 @@ type Agent struct {
 	mu      sync.Mutex
 	workers map[string]*appWorker
 
-	// releaseKick asks releaseLoop to release the binary's pages.
-	releaseKick chan struct{}
-
 	wg sync.WaitGroup
 }
 
@@ -59,10 +58,9 @@ func New(cfg Config) (*Agent, error) {
 		progress: newProgressQueue(1024),
 		metrics:  newMetricWindows(256),
 		workers:  map[string]*appWorker{},
-
-		releaseKick: make(chan struct{}, 1),
 	}
 	a.leaderID.Store("")
+	a.known = loadCoordinatorBook(cfg.DataDir, a.log)
 	disk := cfg.DiskPath
 	if disk == "" {
 		disk = cfg.DataDir
@@ -136,9 +134,10 @@ func (a *Agent) Connected() bool { return a.connected.Load() }
 // LeaderID is the id of the leader of the current or last session.
 func (a *Agent) LeaderID() string { return a.leaderID.Load().(string) }
 
-// Run reconciles the host, joins the pool and serves until ctx ends. A
-// failure to join at start is returned (the command exits 1); later
-// failures are retried.
+// Run reconciles the host, joins the pool and serves until ctx ends. An
+// agent that never knew a coordinator returns a failure to join at start
+// (the command exits 1); one that did (coordinators.json in its data dir)
+// starts anyway and keeps looking for them.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.shutdown()
 	a.runCtx = ctx
@@ -149,20 +148,28 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.mgr.Reconcile(ctx); err != nil {
 		return fmt.Errorf("reconcile slots at start: %w", err)
 	}
-	jctx, cancel := context.WithTimeout(ctx, a.cfg.JoinTimeout)
-	n, err := a.pool.Join(jctx, a.cfg.Join)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("join gossip pool: %w", err)
+	n := 0
+	if a.known.empty() {
+		// An agent that never knew a coordinator: a join nobody answers is
+		// most likely a wrong address, and is reported as such.
+		jctx, cancel := context.WithTimeout(ctx, a.cfg.JoinTimeout)
+		var err error
+		n, err = a.pool.Join(jctx, a.cfg.Join)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("join gossip pool: %w", err)
+		}
 	}
+	// Otherwise the session loop joins (join addresses and the last known
+	// coordinators) and keeps trying, however long the coordinators are
+	// down: the agent starts its work at once.
 	a.log.Info("agent started", "joined", n, "cell", a.cfg.Cell, "driver", a.cfg.Driver.Name(), "gossip_addr", a.pool.LocalAddr())
 
 	a.resumeBakes(ctx)
-	a.wg.Add(4)
+	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.sessionLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.isolationLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.sampleLoop(ctx) }()
-	go func() { defer a.wg.Done(); a.releaseLoop(ctx) }()
 	notifyReady(a.log)
 	a.wg.Add(1)
 	go func() { defer a.wg.Done(); watchdogLoop(ctx, a.log) }()

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,23 +368,4 @@ func TestFirstDeployFailingBakeIsReportedFailed(t *testing.T) {
 	if !strings.Contains(cur.GetReason(), "first deploy") {
 		t.Fatalf("reason should say it is a first deploy: %q", cur.GetReason())
 	}
-}
-
-// The agent gives back its binary's start-up pages once its session is open
-// and again when a swap is over (cmd/agent wires in memtrim; here a counter
-// stands in for it).
-func TestAgentReleasesBinaryPagesAfterStartAndAfterWork(t *testing.T) {
-	var calls atomic.Int64
-	f := newFleetWith(t, agenttest.Options{ReleasePages: func() (uint64, error) {
-		calls.Add(1)
-		return 0, nil
-	}})
-	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
-		return calls.Load() >= 1, "no page release after the session opened"
-	})
-	before := calls.Load()
-	f.v1() // a swap and a finalize
-	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
-		return calls.Load() > before, fmt.Sprintf("no page release after the swap (%d calls, %d before it)", calls.Load(), before)
-	})
 }

@@ -32,7 +32,9 @@ type Config struct {
 	DataDir string
 	// Join lists gossip addresses (host:port) of coordinators or agents.
 	Join []string
-	// JoinTimeout bounds the first join at start; failing it is fatal.
+	// JoinTimeout bounds the first join at start of an agent that never
+	// knew a coordinator; failing it is fatal. An agent that did (its data
+	// dir records them) starts without waiting and keeps looking.
 	JoinTimeout time.Duration
 	// GossipAddr is the gossip listen address (TCP and UDP).
 	GossipAddr string
@@ -72,18 +74,6 @@ type Config struct {
 	Version string
 	// Logger receives all logs; nil discards them.
 	Logger *slog.Logger
-	// ReleaseExecutablePages, when set, is called from the agent's own
-	// goroutine after start-up work (a session opened) and after work on
-	// an app (a swap, revert or finalize) has finished, at most once per
-	// ReleasePagesEvery, to give back the resident pages of the agent's
-	// binary that only that work used; it returns how many bytes were
-	// resident before. rollwave-agent sets it to memtrim.ReleaseExecutable;
-	// nil (tests, embedders) does nothing. It may block briefly (it reads
-	// /proc/self/smaps).
-	ReleaseExecutablePages func() (residentBytes uint64, err error)
-	// ReleasePagesEvery is the minimum time between two calls of
-	// ReleaseExecutablePages; later requests wait for it. Default 1m.
-	ReleasePagesEvery time.Duration
 }
 
 // DefaultConfig returns defaults matching the agent's config file.
@@ -98,7 +88,6 @@ func DefaultConfig() Config {
 		ReconnectMax:      15 * time.Second,
 		Version:           "dev",
 		Policy:            Policy{AllowRoot: true},
-		ReleasePagesEvery: time.Minute,
 	}
 }
 
@@ -123,8 +112,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("port offset must be between 0 and 50000, got %d", c.PortOffset)
 	case c.Driver == nil:
 		return errors.New("a unit driver is required")
-	case c.ReleaseExecutablePages != nil && c.ReleasePagesEvery <= 0:
-		return fmt.Errorf("release pages interval must be positive, got %s", c.ReleasePagesEvery)
 	}
 	for _, j := range c.Join {
 		if _, _, err := net.SplitHostPort(j); err != nil {

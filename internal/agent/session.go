@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -34,22 +35,77 @@ func (e *errRedirect) Error() string {
 	return fmt.Sprintf("redirected to leader %s at %s", e.leaderID, e.addr)
 }
 
-// sessionLoop keeps one session with the leader open: it picks a
-// coordinator from gossip, follows redirects, and waits between attempts
-// with capped exponential backoff and full jitter.
+// Finding the coordinators again. While gossip lists a live coordinator
+// the agent dials it (the leader if gossip names one) and follows
+// redirects, with capped exponential backoff and full jitter between
+// attempts. When gossip lists none — every coordinator stopped, or the
+// agent started while they were down — it searches, forever: each round
+// re-joins gossip from the configured join addresses (memberlist resolves
+// DNS names again on every join) and from the coordinators it last knew
+// (coordinators.go), and dials the last known gRPC addresses directly, one
+// per round. Rounds are spaced by their own backoff, capped at searchMax,
+// so that a coordinator that starts again is found within seconds.
+const (
+	// searchMax caps the wait between two search rounds (full jitter: 1.5 s
+	// on average). While every coordinator is down a round costs each of
+	// them a refused connection; once they are up, gossip spreads them to
+	// the agents that have not found them yet.
+	searchMax = 3 * time.Second
+	// joinRoundTimeout bounds one gossip re-join (its attempts, spaced by
+	// the pool's join backoff, included); the next round starts another.
+	joinRoundTimeout = 5 * time.Second
+	// spreadPerMember and spreadMax size the random delay before an agent
+	// reconnects on a gossip announcement (a leader elected, a coordinator
+	// back): about a thousand agents per second, never more than
+	// spreadMax, so that 5,000 agents do not open their sessions in the
+	// same instant.
+	spreadPerMember = time.Millisecond
+	spreadMax       = 5 * time.Second
+	// sessionLived is how long a session must have lasted for its end not
+	// to count as one more failure in the backoff streak.
+	sessionLived = 10 * time.Second
+)
+
+// sessionLoop keeps one session with the leader open until ctx ends.
 func (a *Agent) sessionLoop(ctx context.Context) {
 	b := backoff.New(a.cfg.ReconnectMin, a.cfg.ReconnectMax)
+	search := backoff.New(a.cfg.ReconnectMin, min(a.cfg.ReconnectMax, searchMax))
+	defer a.find.joins.Wait()
+	// A server announcing in gossip that it leads (or, while searching,
+	// any coordinator coming back) ends a backoff wait early, after a
+	// bounded random delay: after a failover or a control-plane restart
+	// the agents come back with the coordinators, not when their (grown)
+	// backoff runs out, and not all at once.
+	events, unsubscribe := a.pool.Subscribe(64)
+	defer unsubscribe()
+	a.find.joins.Add(1)
+	go func() { defer a.find.joins.Done(); a.recordCoordinators(ctx) }()
+
 	target := ""
 	redirects := 0
-	// A server announcing in gossip that it leads ends any backoff wait at
-	// once: after a failover the agents come back with the new leader, not
-	// when their (grown) backoff runs out.
-	events, unsubscribe := a.pool.Subscribe(16)
-	defer unsubscribe()
+	wasSearching := false
 	for ctx.Err() == nil {
+		searching := false
 		if target == "" {
 			target = a.pickCoordinator()
 		}
+		if target == "" {
+			searching = true
+			if !wasSearching {
+				a.log.Info("no live coordinator in gossip; searching the join addresses and the last known coordinators",
+					"join", a.cfg.Join, "known", a.known.gossipAddrs())
+			}
+			a.rejoinInBackground(ctx)
+			target = a.known.nextGRPCAddr()
+			if target != "" {
+				a.log.Debug("no live coordinator in gossip; dialing a last known one", "coordinator", target)
+			}
+		}
+		if wasSearching && !searching {
+			a.log.Info("coordinators found again", "coordinator", target)
+		}
+		wasSearching = searching
+		a.find.searching.Store(searching)
 		if target != "" {
 			started := time.Now()
 			err := a.runSession(ctx, target)
@@ -62,49 +118,145 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if time.Since(started) > 10*time.Second {
+			if time.Since(started) > sessionLived {
 				b.Reset() // a session that lived is not a failure streak
+				search.Reset()
 			}
-			a.log.Info("session ended; reconnecting", "coordinator", target, "error", err)
+			if searching {
+				a.log.Debug("last known coordinator did not take the session", "coordinator", target, "error", err)
+			} else {
+				a.log.Info("session ended; reconnecting", "coordinator", target, "error", err)
+			}
 		}
-		target, redirects = "", 0
-		wait := time.NewTimer(b.Next())
-	waiting:
-		for {
-			select {
-			case <-ctx.Done():
-				wait.Stop()
-				return
-			case <-wait.C:
-				break waiting
-			case ev, ok := <-events:
-				if !ok {
-					events = nil // the pool is shutting down; keep the timer
-					continue
+		searching = searching || len(a.pool.Servers()) == 0
+		wait := b.Next()
+		if searching {
+			wait = search.Next()
+		}
+		target, redirects = a.awaitReconnect(ctx, wait, events, searching, search), 0
+	}
+}
+
+// awaitReconnect waits d, or less when gossip announces a leader (or,
+// while searching, any live coordinator): then it waits a random spread
+// instead, if that ends sooner. When the last live coordinator leaves
+// gossip meanwhile, the wait becomes a search wait (search.Next()) if that
+// ends sooner. It returns the announced leader's gRPC address, or ""
+// (pick from gossip).
+func (a *Agent) awaitReconnect(ctx context.Context, d time.Duration, events <-chan gossip.Event, searching bool, search *backoff.Backoff) string {
+	deadline := time.Now().Add(d)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	shorten := func(d time.Duration) bool {
+		if at := time.Now().Add(d); at.Before(deadline) {
+			deadline = at
+			timer.Reset(d)
+			return true
+		}
+		return false
+	}
+	announced, spread := "", false
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-timer.C:
+			return announced
+		case ev, ok := <-events:
+			if !ok {
+				events = nil // the pool is shutting down; keep the timer
+				continue
+			}
+			m := ev.Member
+			if m.Meta.Role != gossip.RoleServer {
+				continue
+			}
+			if m.Status != gossip.StatusAlive {
+				if !searching && len(a.pool.Servers()) == 0 {
+					searching = true
+					shorten(search.Next())
 				}
-				m := ev.Member
-				if m.Meta.Role == gossip.RoleServer && m.Meta.Leader && m.Status == gossip.StatusAlive && m.Meta.GRPCAddr != "" {
-					a.log.Debug("a leader announced itself; reconnecting now", "leader", m.Meta.NodeID)
-					target = m.Meta.GRPCAddr
-					wait.Stop()
-					break waiting
-				}
+				continue
+			}
+			leader := m.Meta.Leader && m.Meta.GRPCAddr != ""
+			if leader {
+				announced = m.Meta.GRPCAddr
+			}
+			if spread || !(leader || searching) {
+				continue
+			}
+			spread = true
+			if delay := a.reconnectSpread(); shorten(delay) {
+				a.log.Debug("a coordinator announced itself; reconnecting soon", "coordinator", m.Meta.NodeID, "leader", leader, "in", delay)
 			}
 		}
 	}
 }
 
-// rejoin contacts the join addresses again (bounded, best effort).
-func (a *Agent) rejoin(ctx context.Context) {
-	jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := a.pool.Join(jctx, a.cfg.Join); err != nil {
-		a.log.Debug("gossip rejoin after reconnect", "error", err)
+// reconnectSpread is a random delay in [1 ms, bound], bound growing with
+// the pool's size (spreadPerMember each) between ReconnectMin and
+// min(spreadMax, ReconnectMax).
+func (a *Agent) reconnectSpread() time.Duration {
+	bound := time.Duration(len(a.pool.Members())) * spreadPerMember
+	bound = min(max(bound, a.cfg.ReconnectMin), spreadMax, a.cfg.ReconnectMax)
+	return time.Duration(rand.Int64N(int64(bound))) + time.Millisecond
+}
+
+// recordCoordinators keeps the book of known coordinators up to date with
+// what gossip says, until ctx ends.
+func (a *Agent) recordCoordinators(ctx context.Context) {
+	events, unsubscribe := a.pool.Subscribe(64)
+	defer unsubscribe()
+	a.known.observe(a.pool.Servers())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if ev.Member.Meta.Role == gossip.RoleServer || ev.Missed > 0 {
+				a.known.observe(a.pool.Servers())
+			}
+		}
 	}
+}
+
+// rejoinInBackground starts one gossip re-join unless one is running.
+func (a *Agent) rejoinInBackground(ctx context.Context) {
+	if !a.find.joining.CompareAndSwap(false, true) {
+		return
+	}
+	a.find.joins.Add(1)
+	go func() {
+		defer a.find.joins.Done()
+		defer a.find.joining.Store(false)
+		a.rejoin(ctx)
+	}()
+}
+
+// rejoin contacts the join addresses and the last known coordinators
+// again (bounded, best effort).
+func (a *Agent) rejoin(ctx context.Context) {
+	addrs := slices.Clone(a.cfg.Join)
+	for _, g := range a.known.gossipAddrs() {
+		if !slices.Contains(addrs, g) {
+			addrs = append(addrs, g)
+		}
+	}
+	jctx, cancel := context.WithTimeout(ctx, joinRoundTimeout)
+	defer cancel()
+	n, err := a.pool.Join(jctx, addrs)
+	if err != nil {
+		a.log.Debug("gossip rejoin", "addresses", addrs, "error", err)
+		return
+	}
+	a.log.Debug("gossip rejoined", "reached", n)
 }
 
 // pickCoordinator prefers the server gossip says leads, else any alive
-// server.
+// server; "" when gossip lists none.
 func (a *Agent) pickCoordinator() string {
 	if m, ok := a.pool.Leader(); ok && m.Meta.GRPCAddr != "" {
 		return m.Meta.GRPCAddr
@@ -189,10 +341,10 @@ func (a *Agent) runSession(ctx context.Context, addr string) error {
 	defer a.connected.Store(false)
 	// After a cut the others may have declared this host dead in gossip; a
 	// fresh join makes it alive again at once instead of at the next
-	// push/pull sync.
-	go a.rejoin(ctx)
+	// push/pull sync. (After a session opened by a direct dial, it also
+	// joins this agent's gossip to the coordinators' again.)
+	a.rejoinInBackground(ctx)
 	a.log.Info("session open", "coordinator", addr, "leader", a.LeaderID())
-	a.requestPageRelease()
 
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- a.sendLoop(sctx, stream) }()

@@ -46,9 +46,6 @@ func (w *appWorker) run() {
 			return
 		case t := <-w.tasks:
 			t(w.ctx)
-			if len(w.tasks) == 0 {
-				w.a.requestPageRelease()
-			}
 		}
 	}
 }

@@ -155,34 +155,47 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 		}})
 	}
 
+	// The truth first: the hello's slot facts and what the agent applied
+	// while it had no session (or while another server led, or while
+	// every coordinator was down: an isolated revert) are committed to
+	// raft before the session is registered. Until then the orchestrator
+	// sees the host as not connected, so no decision is taken on the state
+	// raft held before (a stale HEALTHY for a host that reverted), and the
+	// orders resent below are read from the truth.
 	now := time.Now()
+	var updates []*rollwavev1.AssignmentUpdate
+	for _, ap := range hello.GetApplied() {
+		if ap.GetGeneration() > 0 && ap.GetState() != rollwavev1.AssignmentState_ASSIGNMENT_STATE_UNSPECIFIED {
+			updates = append(updates, s.progressUpdates(hello.GetHostId(), ap.GetApp(), ap.GetGeneration(), ap.GetState(), ap.GetReason())...)
+		}
+	}
+	wctx, cancel := context.WithTimeout(stream.Context(), s.cfg.ApplyTimeout)
+	err = s.writer.commit(wctx, &rollwavev1.Host{
+		Id: hello.GetHostId(), Cell: hello.GetCell(), Region: hello.GetRegion(), Labels: hello.GetLabels(),
+		AgentVersion: hello.GetAgentVersion(), Address: hello.GetAddress(), Apps: hello.GetSlots(),
+		LastContactUnixNano: now.UnixNano(),
+	}, updates)
+	cancel()
+	if err != nil {
+		s.log.Warn("could not record an agent's hello; it will reconnect", "host", hello.GetHostId(), "error", err)
+		return status.Errorf(codes.Unavailable, "record the host's state from its hello: %v", err)
+	}
+
 	sess := &agentSession{
 		hostID:      hello.GetHostId(),
 		send:        make(chan *rollwavev1.CoordinatorMessage, sessionSendBuffer),
 		done:        make(chan struct{}),
-		lastContact: now,
+		lastContact: time.Now(),
 	}
 	s.agents.add(sess)
 	defer s.agents.remove(sess)
 	defer sess.close(nil)
 	log := s.log.With("host", sess.hostID)
-	log.Info("agent session opened", "cell", hello.GetCell(), "agent_version", hello.GetAgentVersion())
+	log.Info("agent session opened", "cell", hello.GetCell(), "agent_version", hello.GetAgentVersion(), "applied_reported", len(updates))
 
-	s.writer.upsertHost(&rollwavev1.Host{
-		Id: hello.GetHostId(), Cell: hello.GetCell(), Region: hello.GetRegion(), Labels: hello.GetLabels(),
-		AgentVersion: hello.GetAgentVersion(), Address: hello.GetAddress(), Apps: hello.GetSlots(),
-		LastContactUnixNano: now.UnixNano(),
-	})
 	sess.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Welcome{
 		Welcome: &rollwavev1.Welcome{LeaderId: s.cfg.NodeID, HeartbeatIntervalMs: defaultHeartbeat.Milliseconds()},
 	}})
-	// What the agent applied while it had no session (or while another
-	// server led) is recorded before new orders go out.
-	for _, ap := range hello.GetApplied() {
-		if ap.GetGeneration() > 0 && ap.GetState() != rollwavev1.AssignmentState_ASSIGNMENT_STATE_UNSPECIFIED {
-			s.recordProgress(sess.hostID, ap.GetApp(), ap.GetGeneration(), ap.GetState(), ap.GetReason())
-		}
-	}
 	s.resendOrders(sess)
 
 	// Receiving runs in its own goroutine so that sending (acks, orders)

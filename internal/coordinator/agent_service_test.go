@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
+	"github.com/rollwave/rollwave/internal/raftfsm"
+	"github.com/rollwave/rollwave/internal/testutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -55,5 +57,99 @@ func TestSessionKeepsHeartbeatWithoutSamples(t *testing.T) {
 	}
 	if len(hb.GetSamples()) != 0 {
 		t.Fatalf("kept heartbeat still holds %d sample series", len(hb.GetSamples()))
+	}
+}
+
+// TestHelloFactsReplaceStaleStateBeforeTheSessionCounts: a host that
+// reverted on its own while no leader heard it (raft still says HEALTHY,
+// and its facts say green serves) reconnects. By the time its session is
+// visible — the welcome comes, AgentConnected is true — raft holds what the
+// hello says (REVERTED_ISOLATED, blue serving), and the orders resent on
+// connect are read from that truth: no assignment order for the
+// generation the host already left. Before, the session was registered and
+// the stale orders resent while the hello's facts were still queued.
+func TestHelloFactsReplaceStaleStateBeforeTheSessionCounts(t *testing.T) {
+	c := coordtest.NewCluster(t, 1)
+	leader := c.Leader(10 * time.Second)
+	conn, err := grpc.NewClient(leader.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	session := func(hello *rollwavev1.Hello) rollwavev1.AgentService_SessionClient {
+		t.Helper()
+		stream, err := rollwavev1.NewAgentServiceClient(conn).Session(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Hello{Hello: hello}}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := stream.Recv(); err != nil || m.GetWelcome() == nil {
+			t.Fatalf("first message %v, %v; want a welcome", m, err)
+		}
+		return stream
+	}
+	green := []*rollwavev1.SlotFacts{{App: "api", Active: rollwavev1.Slot_SLOT_GREEN, BlueVersion: "0.9.0", GreenVersion: "1.0.0"}}
+	blue := []*rollwavev1.SlotFacts{{App: "api", Active: rollwavev1.Slot_SLOT_BLUE, BlueVersion: "0.9.0", GreenVersion: "1.0.0"}}
+
+	// Register h1, give it generation 1 of a release and walk it to
+	// HEALTHY, as a leader would have recorded before the outage.
+	first := session(&rollwavev1.Hello{HostId: "h1", Cell: "c1", Slots: green})
+	if _, err := c.Client(leader).SubmitRelease(ctx(t), &rollwavev1.SubmitReleaseRequest{SourceName: "api.hcl", Source: specSource("api-1", "api")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.AssignHosts("api-1", 0, []string{"h1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []rollwavev1.AssignmentState{
+		rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING, rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED,
+		rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING, rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY,
+	} {
+		if _, err := leader.Apply(raftfsm.UpdateAssignments, &rollwavev1.UpdateAssignmentsCommand{TimeUnixNano: time.Now().UnixNano(),
+			Updates: []*rollwavev1.AssignmentUpdate{{Host: "h1", App: "api", Generation: 1, State: st}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := first.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
+		return !leader.AgentConnected("h1"), "h1 still connected after closing its first session"
+	})
+	if st := leader.FSM().State().Assignment("h1", "api").GetState(); st != rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY {
+		t.Fatalf("set-up: assignment is %s, want HEALTHY", st)
+	}
+
+	// It reconnects with the truth.
+	stream := session(&rollwavev1.Hello{HostId: "h1", Cell: "c1", Slots: blue, Applied: []*rollwavev1.AppliedGeneration{{
+		App: "api", Generation: 1, State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED, Reason: "no leader ack for 31s",
+	}}})
+	st := leader.FSM().State()
+	if got := st.Assignment("h1", "api").GetState(); got != rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED {
+		t.Fatalf("at the welcome raft says generation 1 is %s; want REVERTED_ISOLATED from the hello", got)
+	}
+	if apps := st.Host("h1").GetApps(); len(apps) != 1 || apps[0].GetActive() != rollwavev1.Slot_SLOT_BLUE {
+		t.Fatalf("at the welcome raft says h1 serves %v; want blue from the hello", apps)
+	}
+	if !leader.AgentConnected("h1") {
+		t.Fatal("h1 not connected after its welcome")
+	}
+	// Everything sent on connect comes before the ack of the first
+	// heartbeat: none of it may be the order of generation 1.
+	if err := stream.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Heartbeat{Heartbeat: &rollwavev1.Heartbeat{Seq: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := m.GetAssignment(); a != nil {
+			t.Fatalf("on reconnect the leader resent the order of generation %d, which the host had already reverted", a.GetAssignment().GetGeneration())
+		}
+		if m.GetAck() != nil {
+			break
+		}
 	}
 }

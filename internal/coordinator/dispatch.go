@@ -193,14 +193,22 @@ func pathIndex(s rollwavev1.AssignmentState) int {
 // happy path than raft knows, the steps in between are written too, in
 // order, so the state machine is never skipped.
 func (s *Server) recordProgress(host, app string, gen uint64, to rollwavev1.AssignmentState, reason string) {
+	for _, u := range s.progressUpdates(host, app, gen, to, reason) {
+		s.writer.updateAssignment(u)
+	}
+}
+
+// progressUpdates are the assignment updates recordProgress writes.
+func (s *Server) progressUpdates(host, app string, gen uint64, to rollwavev1.AssignmentState, reason string) []*rollwavev1.AssignmentUpdate {
+	var out []*rollwavev1.AssignmentUpdate
 	cur := s.fsm.State().Assignment(host, app)
 	if cur != nil && cur.GetGeneration() == gen {
 		from, target := pathIndex(cur.GetState()), pathIndex(to)
 		if from >= 0 && target > from+1 {
 			for _, step := range happyPath[from+1 : target] {
-				s.writer.updateAssignment(&rollwavev1.AssignmentUpdate{Host: host, App: app, Generation: gen, State: step, Reason: "reported late by the agent"})
+				out = append(out, &rollwavev1.AssignmentUpdate{Host: host, App: app, Generation: gen, State: step, Reason: "reported late by the agent"})
 			}
 		}
 	}
-	s.writer.updateAssignment(&rollwavev1.AssignmentUpdate{Host: host, App: app, Generation: gen, State: to, Reason: reason})
+	return append(out, &rollwavev1.AssignmentUpdate{Host: host, App: app, Generation: gen, State: to, Reason: reason})
 }

@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -19,10 +21,16 @@ const (
 	writerMaxBatch   = 256
 )
 
+// errWriterStopped tells a waiter that leadership ended before its write
+// was committed.
+var errWriterStopped = errors.New("leadership ended before the write was committed")
+
 // hostWriter batches host registrations and assignment progress into raft
 // entries. It runs only on the leader. Pending host upserts are keyed by host,
 // so the queue never grows past the fleet size; assignment updates are kept
 // in arrival order (each is a state transition and must not be merged).
+// A caller that must know its write is in raft before it goes on (a hello)
+// waits on it (commit); the write still goes out in the same batches.
 type hostWriter struct {
 	s    *Server
 	kick chan struct{}
@@ -30,10 +38,60 @@ type hostWriter struct {
 	mu      sync.Mutex
 	hosts   map[string]*rollwavev1.Host
 	updates []*rollwavev1.AssignmentUpdate
+	// hostWaiters[id] are told when hosts[id] (or a newer upsert of the
+	// same host) is committed; updateWaiters[i], when updates[i] is (nil
+	// for most).
+	hostWaiters   map[string][]chan error
+	updateWaiters []chan error
 }
 
 func newHostWriter(s *Server) *hostWriter {
-	return &hostWriter{s: s, kick: make(chan struct{}, 1), hosts: map[string]*rollwavev1.Host{}}
+	return &hostWriter{s: s, kick: make(chan struct{}, 1), hosts: map[string]*rollwavev1.Host{}, hostWaiters: map[string][]chan error{}}
+}
+
+// commit queues a host upsert and assignment updates like upsertHost and
+// updateAssignment, flushes at once, and waits until all of them are
+// committed to raft, ctx ends or leadership ends. Updates are written in
+// order, so the last one being committed means they all are.
+func (w *hostWriter) commit(ctx context.Context, h *rollwavev1.Host, updates []*rollwavev1.AssignmentUpdate) error {
+	hostDone := make(chan error, 1)
+	var updDone chan error
+	w.mu.Lock()
+	w.hosts[h.GetId()] = h
+	w.hostWaiters[h.GetId()] = append(w.hostWaiters[h.GetId()], hostDone)
+	if len(updates) > 0 {
+		updDone = make(chan error, 1)
+		w.updates = append(w.updates, updates...)
+		for range updates[:len(updates)-1] {
+			w.updateWaiters = append(w.updateWaiters, nil)
+		}
+		w.updateWaiters = append(w.updateWaiters, updDone)
+	}
+	w.mu.Unlock()
+	w.nudge()
+	for _, ch := range []chan error{hostDone, updDone} {
+		if ch == nil {
+			continue
+		}
+		select {
+		case err := <-ch:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the write to raft: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// tell sends err to each waiter (each has room for one value).
+func tell(waiters []chan error, err error) {
+	for _, ch := range waiters {
+		if ch != nil {
+			ch <- err
+		}
+	}
 }
 
 func (w *hostWriter) upsertHost(h *rollwavev1.Host) {
@@ -49,6 +107,7 @@ func (w *hostWriter) upsertHost(h *rollwavev1.Host) {
 func (w *hostWriter) updateAssignment(u *rollwavev1.AssignmentUpdate) {
 	w.mu.Lock()
 	w.updates = append(w.updates, u)
+	w.updateWaiters = append(w.updateWaiters, nil)
 	n := len(w.updates)
 	w.mu.Unlock()
 	if n >= writerMaxBatch {
@@ -74,7 +133,13 @@ func (w *hostWriter) run(ctx context.Context) {
 			w.mu.Lock()
 			w.hosts = map[string]*rollwavev1.Host{}
 			w.updates = nil
+			hw, uw := w.hostWaiters, w.updateWaiters
+			w.hostWaiters, w.updateWaiters = map[string][]chan error{}, nil
 			w.mu.Unlock()
+			for _, ws := range hw {
+				tell(ws, errWriterStopped)
+			}
+			tell(uw, errWriterStopped)
 			return
 		case <-t.C:
 		case <-w.kick:
@@ -87,17 +152,25 @@ func (w *hostWriter) run(ctx context.Context) {
 func (w *hostWriter) flush() {
 	w.mu.Lock()
 	var hosts []*rollwavev1.Host
+	hostWaiters := map[string][]chan error{}
 	for id, h := range w.hosts {
 		hosts = append(hosts, h)
+		if ws := w.hostWaiters[id]; len(ws) > 0 {
+			hostWaiters[id] = ws
+			delete(w.hostWaiters, id)
+		}
 		delete(w.hosts, id)
 		if len(hosts) == writerMaxBatch {
 			break
 		}
 	}
 	var updates []*rollwavev1.AssignmentUpdate
+	var updateWaiters []chan error
 	if n := min(len(w.updates), writerMaxBatch); n > 0 {
 		updates = append(updates, w.updates[:n]...)
+		updateWaiters = append(updateWaiters, w.updateWaiters[:n]...)
 		w.updates = w.updates[n:]
+		w.updateWaiters = w.updateWaiters[n:]
 	}
 	more := len(w.hosts) > 0 || len(w.updates) > 0
 	w.mu.Unlock()
@@ -106,13 +179,19 @@ func (w *hostWriter) flush() {
 	if len(hosts) > 0 {
 		if err := w.s.applyErr(raftfsm.UpsertHosts, &rollwavev1.UpsertHostsCommand{TimeUnixNano: now, Hosts: hosts}); err != nil {
 			w.s.log.Warn("write host batch; will retry", "hosts", len(hosts), "error", err)
-			w.requeueHosts(hosts)
+			w.requeueHosts(hosts, hostWaiters)
+		} else {
+			for _, ws := range hostWaiters {
+				tell(ws, nil)
+			}
 		}
 	}
 	if len(updates) > 0 {
 		if err := w.s.applyErr(raftfsm.UpdateAssignments, &rollwavev1.UpdateAssignmentsCommand{TimeUnixNano: now, Updates: updates}); err != nil {
 			w.s.log.Warn("write assignment progress batch; will retry", "updates", len(updates), "error", err)
-			w.requeueUpdates(updates)
+			w.requeueUpdates(updates, updateWaiters)
+		} else {
+			tell(updateWaiters, nil)
 		}
 	}
 	if more {
@@ -120,7 +199,10 @@ func (w *hostWriter) flush() {
 	}
 }
 
-func (w *hostWriter) requeueHosts(hs []*rollwavev1.Host) {
+// requeueHosts puts back a batch that failed, unless a newer upsert of the
+// same host came meanwhile; a host's waiters then wait for the newer one
+// (it carries the same or newer facts).
+func (w *hostWriter) requeueHosts(hs []*rollwavev1.Host, waiters map[string][]chan error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, h := range hs {
@@ -128,10 +210,14 @@ func (w *hostWriter) requeueHosts(hs []*rollwavev1.Host) {
 			w.hosts[h.GetId()] = h
 		}
 	}
+	for id, ws := range waiters {
+		w.hostWaiters[id] = append(w.hostWaiters[id], ws...)
+	}
 }
 
-func (w *hostWriter) requeueUpdates(us []*rollwavev1.AssignmentUpdate) {
+func (w *hostWriter) requeueUpdates(us []*rollwavev1.AssignmentUpdate, waiters []chan error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.updates = append(us, w.updates...)
+	w.updateWaiters = append(waiters, w.updateWaiters...)
 }

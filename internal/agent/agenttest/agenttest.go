@@ -42,10 +42,6 @@ type Options struct {
 	GossipKey []byte
 	// Policy replaces the permissive default local policy.
 	Policy *agent.Policy
-	// ReleasePages stands in for the real binary-page release
-	// (agent.Config.ReleaseExecutablePages), which in-process agents do not
-	// do; with it set, releases may follow each other after 50 ms.
-	ReleasePages func() (uint64, error)
 }
 
 // Start runs an agent until the test ends (or Stop).
@@ -69,7 +65,9 @@ func Start(t testing.TB, name, cell string, o Options) *Agent {
 	cfg.NodeName, cfg.Cell, cfg.DataDir = name, cell, dir
 	cfg.Join = []string{o.Join}
 	cfg.JoinTimeout = 10 * time.Second
-	cfg.GossipAddr = testutil.FreeAddr(t)
+	// Gossip binds port 0 itself and reports the port (GossipAddr): no
+	// port is picked and bound again later.
+	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.GossipFast = true
 	cfg.HeartbeatInterval = hb
 	cfg.ReconnectMin, cfg.ReconnectMax = 50*time.Millisecond, 500*time.Millisecond
@@ -80,10 +78,6 @@ func Start(t testing.TB, name, cell string, o Options) *Agent {
 		cfg.Policy = *o.Policy
 	}
 	cfg.GossipKey = o.GossipKey
-	if o.ReleasePages != nil {
-		cfg.ReleaseExecutablePages = o.ReleasePages
-		cfg.ReleasePagesEvery = 50 * time.Millisecond
-	}
 	cfg.DialContext = link.Dial
 	cfg.Logger = log
 	a, err := agent.New(cfg)

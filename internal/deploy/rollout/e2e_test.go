@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -45,7 +46,8 @@ import (
 
 var demoBin string
 
-func TestMain(m *testing.M) { demoapp.RunTests(m, &demoBin) }
+// Every goroutine a test started is gone when the tests end.
+func TestMain(m *testing.M) { demoapp.RunTests(m, &demoBin, func() error { return goleak.Find() }) }
 
 // netOctet gives each e2e test its own 127.0.X.0/24 (nothing of one test
 // can answer another's).

@@ -24,6 +24,7 @@ import (
 
 	"github.com/rollwave/rollwave/internal/testutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+	"go.uber.org/goleak"
 )
 
 // testArtifact is the test app (testdata/httpd) packaged as a tarball.
@@ -64,7 +65,16 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	testArtifact.bin, testArtifact.url, testArtifact.sha, testArtifact.data = bin, "file://"+p, sha256Hex(data), data
-	return m.Run()
+	code := m.Run()
+	if code == 0 {
+		// Every goroutine a test started (units' waiters, proxies, health
+		// trackers) is gone when the tests end.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			return 1
+		}
+	}
+	return code
 }
 
 func sha256Hex(b []byte) string {
@@ -120,32 +130,11 @@ func tarGz(entries []tarEntry) []byte {
 	return buf.Bytes()
 }
 
-var (
-	portsMu   sync.Mutex
-	portsUsed = map[int]bool{}
-)
-
-// freePort returns a loopback port nobody listens on, never the same one
-// twice in this test process (parallel tests must not collide).
-func freePort(t *testing.T) int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if !portsUsed[p] {
-			portsUsed[p] = true
-			return p
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
+// freePort returns a loopback port for a slot or the proxy: the test
+// gives it to the app (a child process) and to the spec, so it cannot let
+// the code bind port 0; testutil picks it below the ephemeral range and
+// never twice in this process.
+func freePort(t *testing.T) int { return testutil.FreePort(t) }
 
 func newTestDriver(t *testing.T) *ProcessDriver {
 	t.Helper()

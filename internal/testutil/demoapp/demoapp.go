@@ -31,8 +31,10 @@ func Build(repoRoot, dir string) (string, error) {
 
 // RunTests is a TestMain body for packages whose tests run the demo app:
 // it builds the app into a temporary directory, sets *bin to it, runs the
-// tests, removes the directory and exits with the tests' code.
-func RunTests(m *testing.M, bin *string) {
+// tests, removes the directory and exits with the tests' code. When the
+// tests passed, each afterPass check runs too (goleak.Find); an error
+// fails the run.
+func RunTests(m *testing.M, bin *string, afterPass ...func() error) {
 	dir, err := os.MkdirTemp("", "rollwave-demoapp-test")
 	if err != nil {
 		panic(err)
@@ -43,6 +45,14 @@ func RunTests(m *testing.M, bin *string) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if code == 0 {
+		for _, check := range afterPass {
+			if err := check(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				code = 1
+			}
+		}
+	}
 	os.Exit(code)
 }
 

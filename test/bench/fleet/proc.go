@@ -20,6 +20,14 @@ type ProcSample struct {
 	// mostly clean, shared-able pages of the binary).
 	AnonBytes uint64 `json:"anon_bytes"`
 	FileBytes uint64 `json:"file_bytes"`
+	// PSSBytes is the proportional set size (smaps_rollup Pss): each page
+	// counted once over all the processes that map it, so a page of the
+	// binary shared with the page cache of other processes counts only in
+	// part. PSSAnonBytes and PSSFileBytes split it (Pss_Anon, Pss_File;
+	// zero on kernels before 5.10, which do not report them).
+	PSSBytes     uint64 `json:"pss_bytes"`
+	PSSAnonBytes uint64 `json:"pss_anon_bytes"`
+	PSSFileBytes uint64 `json:"pss_file_bytes"`
 }
 
 // clockTicks is USER_HZ; 100 on every Linux this runs on.
@@ -65,7 +73,8 @@ func ReadProc(pid int) (ProcSample, error) {
 	}
 	kv(fmt.Sprintf("/proc/%d/status", pid), map[string]*uint64{"VmRSS": &s.RSSBytes, "VmHWM": &s.PeakRSSBytes})
 	var rss uint64
-	kv(fmt.Sprintf("/proc/%d/smaps_rollup", pid), map[string]*uint64{"Rss": &rss, "Anonymous": &s.AnonBytes})
+	kv(fmt.Sprintf("/proc/%d/smaps_rollup", pid), map[string]*uint64{"Rss": &rss, "Anonymous": &s.AnonBytes,
+		"Pss": &s.PSSBytes, "Pss_Anon": &s.PSSAnonBytes, "Pss_File": &s.PSSFileBytes})
 	if rss >= s.AnonBytes {
 		s.FileBytes = rss - s.AnonBytes
 	}

@@ -1,6 +1,8 @@
-// Package footprint measures the real rollwave-agent: idle RSS and CPU over
-// a window with default heartbeats against a -dev server, and the peak
-// during a swap of the demo app (when the rollout engine is present).
+// Package footprint measures the real rollwave-agent: idle RSS, PSS and CPU
+// over a window with default heartbeats against a -dev server, and the peak
+// during a swap of the demo app (when the rollout engine is present). It
+// reads /proc as it is: nothing is done to the agent's pages before a
+// reading.
 package footprint
 
 import (
@@ -34,34 +36,37 @@ type Options struct {
 	Swap bool
 	// Env is added to the agent's environment (e.g. GOGC=50).
 	Env []string
-	// PageOut reclaims the agent's binary pages after the warm-up (see
-	// PageOutBinary), so the window shows the steady-state working set.
-	PageOut bool
-	Log     io.Writer
+	Log io.Writer
 }
 
 // Result of one measurement.
 type Result struct {
 	WindowSeconds float64 `json:"window_seconds"`
 	Env           string  `json:"env,omitempty"`
-	PageOut       bool    `json:"paged_out_after_warmup,omitempty"`
 	IdleRSSMiB    float64 `json:"idle_rss_mib"`
 	IdleAnonMiB   float64 `json:"idle_anon_mib"`
 	IdleFileMiB   float64 `json:"idle_file_mib"`
-	IdleCPUPct    float64 `json:"idle_cpu_percent"`
-	IdlePeakMiB   float64 `json:"idle_peak_rss_mib"`
+	// IdlePSSMiB is the proportional set size (/proc/PID/smaps_rollup
+	// Pss): pages shared with other processes count in part. Reported next
+	// to RSS, never instead of it; IdlePSSAnonMiB and IdlePSSFileMiB split
+	// it (zero on kernels before 5.10).
+	IdlePSSMiB     float64 `json:"idle_pss_mib"`
+	IdlePSSAnonMiB float64 `json:"idle_pss_anon_mib"`
+	IdlePSSFileMiB float64 `json:"idle_pss_file_mib"`
+	IdleCPUPct     float64 `json:"idle_cpu_percent"`
+	IdlePeakMiB    float64 `json:"idle_peak_rss_mib"`
 	// Swap: the peak RSS (VmHWM) and the CPU seconds from the order until
 	// the host is finalized; SwapError says why it was not measured.
 	SwapPeakMiB    float64 `json:"swap_peak_rss_mib,omitempty"`
 	SwapCPUSeconds float64 `json:"swap_cpu_seconds,omitempty"`
 	SwapSeconds    float64 `json:"swap_seconds,omitempty"`
 	SwapError      string  `json:"swap_error,omitempty"`
-	// AfterSwapRSSMiB is the RSS AfterSwapSettle after the release
-	// succeeded: whether the agent gives back what the swap touched (it
-	// releases its binary's pages a heartbeat after a worker's work).
+	// AfterSwapRSSMiB and AfterSwapPSSMiB are read AfterSwapSettle after
+	// the release succeeded: what the agent keeps after a swap.
 	AfterSwapRSSMiB  float64 `json:"after_swap_rss_mib,omitempty"`
 	AfterSwapAnonMiB float64 `json:"after_swap_anon_mib,omitempty"`
 	AfterSwapFileMiB float64 `json:"after_swap_file_mib,omitempty"`
+	AfterSwapPSSMiB  float64 `json:"after_swap_pss_mib,omitempty"`
 	BinaryMiB        float64 `json:"binary_mib"`
 	// Mappings is where the idle RSS is, by mapping.
 	Mappings []Mapping `json:"mappings"`
@@ -136,11 +141,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	logf("agent connected; warm-up %s, then %s idle window", o.Warmup, o.Window)
 	time.Sleep(o.Warmup)
-	if o.PageOut {
-		if err := PageOutBinary(pid); err != nil {
-			return nil, err
-		}
-	}
 	s0, err := fleet.ReadProc(pid)
 	if err != nil {
 		return nil, err
@@ -156,14 +156,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	dt := time.Since(t0).Seconds()
-	res := &Result{WindowSeconds: dt, Env: strings.Join(o.Env, " "), PageOut: o.PageOut, IdleRSSMiB: fleet.MiB(s1.RSSBytes), IdleAnonMiB: fleet.MiB(s1.AnonBytes),
+	res := &Result{WindowSeconds: dt, Env: strings.Join(o.Env, " "), IdleRSSMiB: fleet.MiB(s1.RSSBytes), IdleAnonMiB: fleet.MiB(s1.AnonBytes),
 		IdleFileMiB: fleet.MiB(s1.FileBytes), IdlePeakMiB: fleet.MiB(s1.PeakRSSBytes),
+		IdlePSSMiB: fleet.MiB(s1.PSSBytes), IdlePSSAnonMiB: fleet.MiB(s1.PSSAnonBytes), IdlePSSFileMiB: fleet.MiB(s1.PSSFileBytes),
 		IdleCPUPct: 100 * (s1.CPUSeconds - s0.CPUSeconds) / dt}
 	res.Mappings, _ = Mappings(pid)
 	if st, err := os.Stat(o.AgentBin); err == nil {
 		res.BinaryMiB = fleet.MiB(uint64(st.Size()))
 	}
-	logf("idle: RSS %.1f MiB (anon %.1f, file %.1f), CPU %.2f%%", res.IdleRSSMiB, res.IdleAnonMiB, res.IdleFileMiB, res.IdleCPUPct)
+	logf("idle: RSS %.1f MiB (anon %.1f, file %.1f), PSS %.1f MiB (anon %.1f, file %.1f), CPU %.2f%%", res.IdleRSSMiB, res.IdleAnonMiB, res.IdleFileMiB,
+		res.IdlePSSMiB, res.IdlePSSAnonMiB, res.IdlePSSFileMiB, res.IdleCPUPct)
 	if o.Swap {
 		if err := swap(ctx, cl, dir, pid, res); err != nil {
 			res.SwapError = err.Error()
@@ -173,8 +175,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// AfterSwapSettle is how long after the release's end the post-swap RSS is
-// read: the agent's page release waits one heartbeat (2 s) after work.
+// AfterSwapSettle is how long after the release's end the post-swap RSS
+// and PSS are read (a few heartbeats: the agent is idle again).
 const AfterSwapSettle = 10 * time.Second
 
 // swap rolls the demo app out to the one host and records the agent's
@@ -231,6 +233,7 @@ func swap(ctx context.Context, cl rollwavev1.OperatorServiceClient, dir string, 
 				return err
 			}
 			res.AfterSwapRSSMiB, res.AfterSwapAnonMiB, res.AfterSwapFileMiB = fleet.MiB(s2.RSSBytes), fleet.MiB(s2.AnonBytes), fleet.MiB(s2.FileBytes)
+			res.AfterSwapPSSMiB = fleet.MiB(s2.PSSBytes)
 			return nil
 		case rollwavev1.ReleaseState_RELEASE_STATE_FAILED, rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK,
 			rollwavev1.ReleaseState_RELEASE_STATE_ABORTED, rollwavev1.ReleaseState_RELEASE_STATE_PAUSED:

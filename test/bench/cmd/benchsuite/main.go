@@ -253,10 +253,12 @@ func table(w0 *os.File, r *Results) {
 	}
 	if f := r.Footprint; f != nil {
 		fmt.Fprintf(w, "agent idle RSS (anon + file-backed)\t%.1f MiB (%.1f + %.1f)\t≤ 20 MiB %s\t\n", f.IdleRSSMiB, f.IdleAnonMiB, f.IdleFileMiB, verdict(f.IdleRSSMiB <= 20))
+		fmt.Fprintf(w, "agent idle PSS (anon + file-backed)\t%.1f MiB (%.1f + %.1f)\t\t\n", f.IdlePSSMiB, f.IdlePSSAnonMiB, f.IdlePSSFileMiB)
 		fmt.Fprintf(w, "agent idle CPU over %.0f s\t%.2f %%\t≤ 0.5 %% %s\t\n", f.WindowSeconds, f.IdleCPUPct, verdict(f.IdleCPUPct <= 0.5))
 		if f.SwapError == "" {
 			fmt.Fprintf(w, "agent swap: peak RSS / CPU / time\t%.1f MiB / %.2f s / %.1f s\t\t\n", f.SwapPeakMiB, f.SwapCPUSeconds, f.SwapSeconds)
 			fmt.Fprintf(w, "agent RSS %s after the swap (anon + file-backed)\t%.1f MiB (%.1f + %.1f)\t\t\n", footprint.AfterSwapSettle, f.AfterSwapRSSMiB, f.AfterSwapAnonMiB, f.AfterSwapFileMiB)
+			fmt.Fprintf(w, "agent PSS %s after the swap\t%.1f MiB\t\t\n", footprint.AfterSwapSettle, f.AfterSwapPSSMiB)
 		} else {
 			fmt.Fprintf(w, "agent swap\tnot measured: %s\t\t\n", f.SwapError)
 		}

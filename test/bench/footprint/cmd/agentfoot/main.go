@@ -1,5 +1,5 @@
-// Command agentfoot measures the rollwave-agent's footprint: idle RSS and
-// CPU over -window with default heartbeats against a -dev server, and the
+// Command agentfoot measures the rollwave-agent's footprint: idle RSS, PSS
+// and CPU over -window with default heartbeats against a -dev server, and the
 // peak during a swap of the demo app. JSON on stdout.
 package main
 
@@ -17,19 +17,18 @@ import (
 
 func main() {
 	var (
-		server  = flag.String("server-bin", "bin/rollwave", "the rollwave binary")
-		agent   = flag.String("agent-bin", "bin/rollwave-agent", "the rollwave-agent binary")
-		window  = flag.Duration("window", 60*time.Second, "idle measurement window")
-		warmup  = flag.Duration("warmup", 5*time.Second, "wait after the session opens before measuring")
-		swap    = flag.Bool("swap", true, "also roll the demo app out to the agent and record the peak")
-		pageout = flag.Bool("pageout", false, "after the warm-up, reclaim the agent's binary pages (process_madvise MADV_PAGEOUT) to see its steady-state working set")
-		env     = flag.String("env", "", "extra agent environment, space separated (e.g. \"GOGC=50 GOMEMLIMIT=8MiB\")")
+		server = flag.String("server-bin", "bin/rollwave", "the rollwave binary")
+		agent  = flag.String("agent-bin", "bin/rollwave-agent", "the rollwave-agent binary")
+		window = flag.Duration("window", 60*time.Second, "idle measurement window")
+		warmup = flag.Duration("warmup", 5*time.Second, "wait after the session opens before measuring")
+		swap   = flag.Bool("swap", true, "also roll the demo app out to the agent and record the peak")
+		env    = flag.String("env", "", "extra agent environment, space separated (e.g. \"GOGC=50 GOMEMLIMIT=8MiB\")")
 	)
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), *window+*warmup+5*time.Minute)
 	defer cancel()
 	res, err := footprint.Run(ctx, footprint.Options{ServerBin: *server, AgentBin: *agent, Window: *window, Warmup: *warmup,
-		Swap: *swap, PageOut: *pageout, Env: strings.Fields(*env), Log: os.Stderr})
+		Swap: *swap, Env: strings.Fields(*env), Log: os.Stderr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agentfoot:", err)
 		os.Exit(1)
