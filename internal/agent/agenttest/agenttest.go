@@ -46,6 +46,8 @@ type Options struct {
 	// (agent.Config.ReleaseExecutablePages), which in-process agents do not
 	// do; with it set, releases may follow each other after 50 ms.
 	ReleasePages func() (uint64, error)
+	// Clock replaces the agent's real clock (tests step its wall time).
+	Clock agent.Clock
 }
 
 // Start runs an agent until the test ends (or Stop).
@@ -84,6 +86,9 @@ func Start(t testing.TB, name, cell string, o Options) *Agent {
 		cfg.ReleaseExecutablePages = o.ReleasePages
 		cfg.ReleasePagesEvery = 50 * time.Millisecond
 	}
+	cfg.ReconcileEvery = 100 * time.Millisecond
+	cfg.RetryMin, cfg.RetryMax = 50*time.Millisecond, time.Second
+	cfg.Clock = o.Clock
 	cfg.DialContext = link.Dial
 	cfg.Logger = log
 	a, err := agent.New(cfg)
