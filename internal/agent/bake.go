@@ -127,6 +127,13 @@ func (c *appCtl) runBake(ctx context.Context, b *bakeRun, o *rollwavev1.Assignme
 	}()
 	tick := time.NewTicker(grace / 3)
 	defer tick.Stop()
+	// The deadline fires on its own timer (Go timers run on the monotonic
+	// clock), not at the next check tick.
+	expire := time.NewTimer(dl.remaining(clock))
+	defer expire.Stop()
+	if healthy {
+		expire.Stop()
+	}
 
 	var failingSince time.Duration
 	failing := false
@@ -171,6 +178,11 @@ func (c *appCtl) runBake(ctx context.Context, b *bakeRun, o *rollwavev1.Assignme
 				return
 			}
 			if !check(st) {
+				return
+			}
+		case <-expire.C:
+			if !healthy && dl.passed(clock) {
+				c.requestRevert(gen, fmt.Sprintf("not healthy within healthy_deadline %s: %s", deadlineD, tr.Status().LastError))
 				return
 			}
 		case <-tick.C:
