@@ -146,7 +146,9 @@ func (a *Agent) LeaderID() string { return a.leaderID.Load().(string) }
 // failures are retried.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.shutdown()
+	a.mu.Lock()
 	a.runCtx = ctx
+	a.mu.Unlock()
 	a.lastAck.Store(int64(a.clock.Mono()))
 
 	// First make the host serve exactly one slot per app, whatever state a
