@@ -31,17 +31,21 @@ type Agent struct {
 	progress *progressQueue
 	metrics  *metricWindows
 
-	// lastAck is the unix-nano time of the last heartbeat ack from a
-	// leader (or of the agent's start): the agent's idea of "contact".
+	clock Clock
+	// lastAck is the monotonic reading (Clock.Mono, in nanoseconds) of the
+	// last heartbeat ack from a leader (or of the agent's start): the
+	// agent's idea of "contact". Never a wall-clock time.
 	lastAck   atomic.Int64
 	connected atomic.Bool
 	leaderID  atomic.Value // string
 
-	// runCtx is Run's context: app workers live as long as the agent,
+	// runCtx is Run's context: app reconcilers live as long as the agent,
 	// not as long as one session.
-	runCtx  context.Context
-	mu      sync.Mutex
-	workers map[string]*appWorker
+	runCtx context.Context
+	mu     sync.Mutex
+	ctls   map[string]*appCtl
+	closed bool
+	ctlWG  sync.WaitGroup
 
 	wg sync.WaitGroup
 }
@@ -57,9 +61,13 @@ func New(cfg Config) (*Agent, error) {
 		log:      cfg.logger().With("component", "agent", "host", cfg.NodeName),
 		progress: newProgressQueue(1024),
 		metrics:  newMetricWindows(256),
-		workers:  map[string]*appWorker{},
+		ctls:     map[string]*appCtl{},
+		clock:    cfg.Clock,
 	}
 	a.leaderID.Store("")
+	if a.clock == nil {
+		a.clock = RealClock()
+	}
 	a.known = loadCoordinatorBook(cfg.DataDir, a.log)
 	disk := cfg.DiskPath
 	if disk == "" {
@@ -84,7 +92,7 @@ func New(cfg Config) (*Agent, error) {
 		CheckArtifactURL: cfg.Policy.CheckArtifactURL,
 		OnProgress: func(app string, gen uint64, st rollwavev1.AssignmentState, reason string) {
 			a.progress.push(&rollwavev1.AssignmentProgress{
-				App: app, Generation: gen, State: st, Reason: reason, TimeUnixNano: time.Now().UnixNano(),
+				App: app, Generation: gen, State: st, Reason: reason, TimeUnixNano: a.clock.Now().UnixNano(),
 			})
 		},
 	})
@@ -140,8 +148,10 @@ func (a *Agent) LeaderID() string { return a.leaderID.Load().(string) }
 // starts anyway and keeps looking for them.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.shutdown()
+	a.mu.Lock()
 	a.runCtx = ctx
-	a.lastAck.Store(time.Now().UnixNano())
+	a.mu.Unlock()
+	a.lastAck.Store(int64(a.clock.Mono()))
 
 	// First make the host serve exactly one slot per app, whatever state a
 	// crash left it in.
@@ -165,10 +175,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	// down: the agent starts its work at once.
 	a.log.Info("agent started", "joined", n, "cell", a.cfg.Cell, "driver", a.cfg.Driver.Name(), "gossip_addr", a.pool.LocalAddr())
 
-	a.resumeBakes(ctx)
-	a.wg.Add(3)
+	// One reconciler per app the host knows (state file or persisted
+	// order): bakes resume, interrupted swaps are redone, and the contact
+	// watch runs from the start.
+	for app := range a.orders.all() {
+		a.ctl(app)
+	}
+	for _, app := range a.mgr.Apps() {
+		a.ctl(app)
+	}
+	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.sessionLoop(ctx) }()
-	go func() { defer a.wg.Done(); a.isolationLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.sampleLoop(ctx) }()
 	notifyReady(a.log)
 	a.wg.Add(1)
@@ -181,12 +198,9 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) shutdown() {
 	a.wg.Wait()
 	a.mu.Lock()
-	workers := a.workers
-	a.workers = map[string]*appWorker{}
+	a.closed = true
 	a.mu.Unlock()
-	for _, w := range workers {
-		w.stop()
-	}
+	a.ctlWG.Wait()
 	if err := a.pool.Leave(5 * time.Second); err != nil && !errors.Is(err, gossip.ErrShutdown) {
 		a.log.Warn("leave gossip", "error", err)
 	}
@@ -195,14 +209,85 @@ func (a *Agent) shutdown() {
 	a.log.Info("agent stopped")
 }
 
-// worker returns the app's worker, starting it on first use.
-func (a *Agent) worker(app string) *appWorker {
+// ctl returns the app's reconciler, starting it on first use. After
+// shutdown began it returns one that is not running (orders then wait for
+// the next start, where the persisted order and the leader's resend bring
+// them back).
+func (a *Agent) ctl(app string) *appCtl {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	w, ok := a.workers[app]
+	c, ok := a.ctls[app]
 	if !ok {
-		w = newAppWorker(a.runCtx, a, app)
-		a.workers[app] = w
+		c = newAppCtl(a, app)
+		a.ctls[app] = c
+		if !a.closed && a.runCtx != nil {
+			a.ctlWG.Add(1)
+			go func() { defer a.ctlWG.Done(); c.run(a.runCtx) }()
+		}
 	}
-	return w
+	return c
+}
+
+// existingCtl returns the app's reconciler if there is one.
+func (a *Agent) existingCtl(app string) *appCtl {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ctls[app]
+}
+
+// kickAll asks every app's reconciler to look now.
+func (a *Agent) kickAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.ctls {
+		c.poke()
+	}
+}
+
+// Holding reports whether the app's bake is being held through a
+// control-plane outage (rollback.on_control_plane_loss = hold).
+func (a *Agent) Holding(app string) bool {
+	c := a.existingCtl(app)
+	return c != nil && c.holding()
+}
+
+// Deliver hands the agent one message from the leader: an assignment,
+// revert, finalize or verified order. The session calls it for every
+// order it receives; orders coalesce per app (the newest generation
+// wins), so delivering faster than the host can act loses nothing but
+// superseded generations. It returns an error, and changes nothing, for an
+// order it cannot take.
+func (a *Agent) Deliver(m *rollwavev1.CoordinatorMessage) error {
+	switch msg := m.GetMsg().(type) {
+	case *rollwavev1.CoordinatorMessage_Assignment:
+		o := msg.Assignment
+		if o.GetAssignment().GetApp() == "" || o.GetSpec() == nil {
+			return errors.New("assignment order without app or spec")
+		}
+		if o.GetAssignment().GetGeneration() == 0 {
+			return errors.New("assignment order with generation 0")
+		}
+		if err := shiftPorts(o.GetSpec(), a.cfg.PortOffset); err != nil {
+			return fmt.Errorf("assignment order with a bad traffic address: %w", err)
+		}
+		a.ctl(o.GetAssignment().GetApp()).setOrder(o)
+	case *rollwavev1.CoordinatorMessage_Revert:
+		if msg.Revert.GetApp() == "" {
+			return errors.New("revert order without app")
+		}
+		a.ctl(msg.Revert.GetApp()).setRevertOrder(msg.Revert.GetGeneration(), msg.Revert.GetReason())
+	case *rollwavev1.CoordinatorMessage_Finalize:
+		if msg.Finalize.GetApp() == "" {
+			return errors.New("finalize order without app")
+		}
+		a.ctl(msg.Finalize.GetApp()).setFinalize(msg.Finalize.GetGeneration())
+	case *rollwavev1.CoordinatorMessage_Verified:
+		if msg.Verified.GetApp() == "" {
+			return errors.New("verified notice without app")
+		}
+		a.ctl(msg.Verified.GetApp()).setVerified(msg.Verified.GetGeneration())
+	default:
+		return fmt.Errorf("not an order: %T", m.GetMsg())
+	}
+	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/rollwave/rollwave/internal/agent"
 	"github.com/rollwave/rollwave/internal/agent/agenttest"
 	"github.com/rollwave/rollwave/internal/coordinator"
@@ -29,7 +31,20 @@ import (
 
 var demoBin string
 
-func TestMain(m *testing.M) { demoapp.RunTests(m, &demoBin) }
+// TestMain builds the demo app, runs the tests and then fails the run if
+// any goroutine the tests started (agents, reconcilers, bake monitors,
+// sessions, coordinators) is still running.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rollwave-agent-test")
+	if err != nil {
+		panic(err)
+	}
+	if demoBin, err = demoapp.Build(demoapp.RepoRoot(), dir); err != nil {
+		os.RemoveAll(dir)
+		panic(err)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
+}
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)

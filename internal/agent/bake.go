@@ -2,51 +2,108 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/rollwave/rollwave/internal/deploy/slot"
+	"github.com/rollwave/rollwave/internal/fsutil"
 	"github.com/rollwave/rollwave/internal/health"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
-// bakeMonitor watches the new slot of a generation while it bakes: it
-// reports HEALTHY once every check has passed continuously for
-// min_healthy_time, and reverts at once when the checks keep failing (for
-// three check intervals) or the slot is not healthy by healthy_deadline.
-// Once the phase is verified it no longer reverts on its own: the leader
-// decides from the heartbeats.
-type bakeMonitor struct {
-	w     *appWorker
-	order *rollwavev1.AssignmentOrder
-	port  int
-	slot  slot.Name
+// bakeRun is the bake monitor of one generation: it watches the new slot
+// while it bakes, reports HEALTHY once every check has passed continuously
+// for min_healthy_time, and asks for a revert when the checks keep failing
+// (for three check intervals) or the slot is not healthy by
+// healthy_deadline. Once the phase is verified it no longer reverts on its
+// own: the leader decides from the heartbeats. All its timing is on the
+// monotonic clock; healthy_deadline survives an agent restart as a
+// persisted remaining duration (see deadlineRecord).
+type bakeRun struct {
+	gen    uint64
+	cancel context.CancelFunc
+	done   chan struct{}
 
 	mu sync.Mutex
 	st health.Status
 }
 
-func (m *bakeMonitor) status() health.Status {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.st
+func (b *bakeRun) status() health.Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.st
 }
 
-func (m *bakeMonitor) run(ctx context.Context) {
-	w := m.w
-	spec := m.order.GetSpec()
-	gen := m.order.GetAssignment().GetGeneration()
-	log := w.a.log.With("app", w.app, "generation", gen, "slot", m.slot)
-	checks, err := w.checks(spec, m.port, m.slot)
+// ensureBake starts the bake monitor of the generation the state says is
+// baking, and stops one whose generation no longer bakes.
+func (c *appCtl) ensureBake(st slot.State, o *rollwavev1.AssignmentOrder) {
+	gen := st.Generation
+	want := live(st) && o.GetAssignment().GetGeneration() == gen && st.Active != "" && st.Slots[st.Active] != nil
+	c.mu.Lock()
+	cur := c.bake
+	c.mu.Unlock()
+	if cur != nil && (!want || cur.gen != gen) {
+		c.stopBake()
+		cur = nil
+	}
+	if !want || cur != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(c.a.runCtx)
+	b := &bakeRun{gen: gen, cancel: cancel, done: make(chan struct{})}
+	c.mu.Lock()
+	c.bake = b
+	c.mu.Unlock()
+	healthy := st.PhaseState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY
+	c.log.Info("watching the bake", "generation", gen, "slot", st.Active, "already_healthy", healthy)
+	go func() {
+		defer close(b.done)
+		c.runBake(ctx, b, o, st.Slots[st.Active].Port, st.Active, healthy)
+	}()
+}
+
+func (c *appCtl) stopBake() {
+	c.mu.Lock()
+	b := c.bake
+	c.bake = nil
+	c.mu.Unlock()
+	if b != nil {
+		b.cancel()
+		<-b.done
+	}
+}
+
+// healthStatus is the bake monitor's latest view, for heartbeats.
+func (c *appCtl) healthStatus() (health.Status, bool) {
+	c.mu.Lock()
+	b := c.bake
+	c.mu.Unlock()
+	if b == nil {
+		return health.Status{}, false
+	}
+	return b.status(), true
+}
+
+func (c *appCtl) runBake(ctx context.Context, b *bakeRun, o *rollwavev1.AssignmentOrder, port int, slotName slot.Name, healthy bool) {
+	spec := o.GetSpec()
+	gen := b.gen
+	clock := c.a.clock
+	log := c.log.With("generation", gen, "slot", slotName)
+	checks, err := c.checks(spec, port, slotName)
 	if err != nil {
-		w.revert(gen, "bake: cannot build health checks: "+err.Error(), false)
+		c.requestRevert(gen, "bake: cannot build health checks: "+err.Error())
 		return
 	}
 	minHealthy := time.Duration(spec.GetHealth().GetMinHealthyTimeMs()) * time.Millisecond
-	tr, err := health.NewTracker(health.TrackerConfig{Checks: checks, MinHealthyTime: minHealthy, Logger: w.a.log})
+	tr, err := health.NewTracker(health.TrackerConfig{Checks: checks, MinHealthyTime: minHealthy, Logger: c.a.log})
 	if err != nil {
-		w.revert(gen, "bake: "+err.Error(), false)
+		c.requestRevert(gen, "bake: "+err.Error())
 		return
 	}
 	tr.Start(ctx)
@@ -55,62 +112,67 @@ func (m *bakeMonitor) run(ctx context.Context) {
 	defer unsubscribe()
 
 	var grace time.Duration
-	for _, c := range checks {
-		grace = max(grace, 3*c.Interval)
+	for _, ch := range checks {
+		grace = max(grace, 3*ch.Interval)
 	}
 	if grace == 0 {
 		grace = 3 * health.DefaultInterval
 	}
-	deadlineD := time.Duration(spec.GetHealth().GetHealthyDeadlineMs()) * time.Millisecond
-	if deadlineD <= 0 {
-		deadlineD = 2 * time.Minute
-	}
-	deadline := time.NewTimer(deadlineD)
-	defer deadline.Stop()
+	deadlineD := healthyDeadline(spec)
+	dl := c.loadDeadline(gen, deadlineD)
+	defer func() {
+		if !healthy {
+			c.saveDeadline(gen, dl) // a restart goes on from here, not from zero
+		}
+	}()
 	tick := time.NewTicker(grace / 3)
 	defer tick.Stop()
+	// The deadline fires on its own timer (Go timers run on the monotonic
+	// clock), not at the next check tick.
+	expire := time.NewTimer(dl.remaining(clock))
+	defer expire.Stop()
+	if healthy {
+		expire.Stop()
+	}
 
-	healthy := false
-	var failingSince time.Time
+	var failingSince time.Duration
+	failing := false
 	check := func(st health.Status) bool {
-		m.mu.Lock()
-		m.st = st
-		m.mu.Unlock()
+		b.mu.Lock()
+		b.st = st
+		b.mu.Unlock()
 		if st.Healthy && !healthy {
 			healthy = true
-			if err := w.a.mgr.MarkHealthy(w.app, gen); err != nil {
+			c.clearBakeRecord()
+			if err := c.a.mgr.MarkHealthy(c.app, gen); err != nil {
 				log.Warn("mark healthy", "error", err)
 			}
 		}
-		failing := false
-		for _, c := range st.Checks {
-			failing = failing || (c.Runs > 0 && !c.Passing)
+		bad := false
+		for _, ch := range st.Checks {
+			bad = bad || (ch.Runs > 0 && !ch.Passing)
+		}
+		now := clock.Mono()
+		if !bad {
+			failing = false
+			return true
 		}
 		if !failing {
-			failingSince = time.Time{}
+			failing, failingSince = true, now
+		}
+		if now-failingSince < grace {
 			return true
 		}
-		if failingSince.IsZero() {
-			failingSince = time.Now()
-		}
-		if time.Since(failingSince) < grace {
-			return true
-		}
-		if cur, ok := w.a.mgr.AppState(w.app); ok && cur.Verified {
+		if cur, ok := c.a.mgr.AppState(c.app); ok && cur.Verified {
 			return true // verified: report, do not revert alone
 		}
-		w.revert(gen, fmt.Sprintf("health checks failing during bake for %s: %s", time.Since(failingSince).Round(time.Millisecond), st.LastError), false)
+		c.requestRevert(gen, fmt.Sprintf("health checks failing during bake for %s: %s", (now-failingSince).Round(time.Millisecond), st.LastError))
 		return false
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-deadline.C:
-			if !healthy {
-				w.revert(gen, fmt.Sprintf("not healthy within healthy_deadline %s: %s", deadlineD, tr.Status().LastError), false)
-				return
-			}
 		case st, ok := <-sub:
 			if !ok {
 				return
@@ -118,7 +180,22 @@ func (m *bakeMonitor) run(ctx context.Context) {
 			if !check(st) {
 				return
 			}
+		case <-expire.C:
+			if !healthy && dl.passed(clock) {
+				c.requestRevert(gen, fmt.Sprintf("not healthy within healthy_deadline %s: %s", deadlineD, tr.Status().LastError))
+				return
+			}
 		case <-tick.C:
+			if !healthy {
+				if dl.passed(clock) {
+					c.requestRevert(gen, fmt.Sprintf("not healthy within healthy_deadline %s: %s", deadlineD, tr.Status().LastError))
+					return
+				}
+				if dl.wallStepped(clock) {
+					log.Warn("the wall clock was stepped; healthy_deadline is kept on the monotonic clock", "remaining", dl.remaining(clock).Round(time.Millisecond))
+					c.saveDeadline(gen, dl)
+				}
+			}
 			if !check(tr.Status()) {
 				return
 			}
@@ -126,19 +203,138 @@ func (m *bakeMonitor) run(ctx context.Context) {
 	}
 }
 
-// resumeBakes restarts bake monitors for apps that were baking when the
-// agent stopped, from the state file and the stored order.
-func (a *Agent) resumeBakes(ctx context.Context) {
-	for app, o := range a.orders.all() {
-		st, ok := a.mgr.AppState(app)
-		if !ok || st.Generation != o.GetAssignment().GetGeneration() {
-			continue
-		}
-		switch st.Phase {
-		case rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED.String(), rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING.String(),
-			rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY.String():
-			a.log.Info("resuming bake after restart", "app", app, "generation", st.Generation)
-			a.worker(app).startBake(o)
+func healthyDeadline(spec *rollwavev1.ReleaseSpec) time.Duration {
+	if ms := spec.GetHealth().GetHealthyDeadlineMs(); ms > 0 {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return slot.DefaultHealthyDeadline
+}
+
+// deadline is a deadline on the monotonic clock, with the wall-clock
+// anchor it was last persisted with.
+type deadline struct {
+	at         time.Duration // monotonic
+	anchorMono time.Duration
+	anchorWall time.Time
+}
+
+func (d *deadline) passed(c Clock) bool             { return c.Mono() >= d.at }
+func (d *deadline) remaining(c Clock) time.Duration { return max(0, d.at-c.Mono()) }
+
+// wallStepped reports whether the wall clock moved more than a second
+// away from the monotonic clock since the anchor.
+func (d *deadline) wallStepped(c Clock) bool {
+	skew := c.Now().Sub(d.anchorWall) - (c.Mono() - d.anchorMono)
+	return skew > time.Second || skew < -time.Second
+}
+
+// deadlineRecord is a healthy_deadline persisted across agent restarts:
+// the time that remained when it was written, and the wall time it was
+// written at. A monotonic reading does not survive the process, so the
+// time the agent was down is measured on the wall clock — the only span
+// that is — bounded to [0, remaining].
+type deadlineRecord struct {
+	Generation     uint64 `json:"generation"`
+	RemainingMs    int64  `json:"remaining_ms"`
+	AnchorUnixNano int64  `json:"anchor_unix_nano"`
+}
+
+func (c *appCtl) deadlinePath() string { return filepath.Join(c.a.orders.dir, c.app+".deadline") }
+
+// loadDeadline resumes generation gen's healthy_deadline from its record,
+// or starts it (and persists it) when there is none.
+func (c *appCtl) loadDeadline(gen uint64, full time.Duration) *deadline {
+	now, wall := c.a.clock.Mono(), c.a.clock.Now()
+	d := &deadline{at: now + full, anchorMono: now, anchorWall: wall}
+	if b, err := os.ReadFile(c.deadlinePath()); err == nil {
+		var r deadlineRecord
+		if json.Unmarshal(b, &r) == nil && r.Generation == gen {
+			rem := time.Duration(r.RemainingMs) * time.Millisecond
+			down := min(max(0, wall.Sub(time.Unix(0, r.AnchorUnixNano))), rem)
+			d.at = now + rem - down
+			c.log.Info("healthy_deadline resumed after a restart", "generation", gen, "remaining", (rem - down).Round(time.Millisecond), "down_for", down.Round(time.Millisecond))
+			c.saveDeadline(gen, d)
+			return d
 		}
 	}
+	c.saveDeadline(gen, d)
+	return d
+}
+
+func (c *appCtl) saveDeadline(gen uint64, d *deadline) {
+	d.anchorMono, d.anchorWall = c.a.clock.Mono(), c.a.clock.Now()
+	b, _ := json.Marshal(deadlineRecord{Generation: gen, RemainingMs: d.remaining(c.a.clock).Milliseconds(), AnchorUnixNano: d.anchorWall.UnixNano()})
+	if err := fsutil.WriteFileAtomic(c.deadlinePath(), b, 0o600); err != nil {
+		c.log.Warn("persist healthy_deadline", "generation", gen, "error", err)
+	}
+}
+
+func (c *appCtl) clearBakeRecord() {
+	if err := os.Remove(c.deadlinePath()); err != nil && !os.IsNotExist(err) {
+		c.log.Warn("remove healthy_deadline record", "error", err)
+	}
+}
+
+// readyFunc checks a freshly started slot: every health check must pass
+// once within healthy_deadline.
+func (c *appCtl) readyFunc(spec *rollwavev1.ReleaseSpec) slot.ReadyFunc {
+	return func(ctx context.Context, port int) error {
+		checks, err := c.checks(spec, port, "")
+		if err != nil {
+			return err
+		}
+		tr, err := health.NewTracker(health.TrackerConfig{Checks: checks, MinHealthyTime: 0, Logger: c.a.log})
+		if err != nil {
+			return err
+		}
+		tr.Start(ctx)
+		defer tr.Stop()
+		deadline := healthyDeadline(spec)
+		if err := tr.WaitHealthy(ctx, deadline); err != nil {
+			return fmt.Errorf("not ready within healthy_deadline %s: %w", deadline, err)
+		}
+		return nil
+	}
+}
+
+// checks turns the spec's checks into health checks for a slot port. A
+// "unit" check asks the driver whether the slot's unit is running.
+func (c *appCtl) checks(spec *rollwavev1.ReleaseSpec, port int, slotName slot.Name) ([]health.CheckWithInterval, error) {
+	r := strings.NewReplacer(
+		"{{port}}", strconv.Itoa(port),
+		"{{slot}}", string(slotName),
+		"{{app}}", spec.GetApp(),
+		"{{version}}", spec.GetVersion(),
+	)
+	var out []health.CheckWithInterval
+	for _, hc := range spec.GetHealth().GetChecks() {
+		if hc.GetKind() == "unit" {
+			if slotName == "" {
+				continue // readiness: the driver already waited for the unit
+			}
+			iv := time.Duration(hc.GetIntervalMs()) * time.Millisecond
+			if iv <= 0 {
+				iv = health.DefaultInterval
+			}
+			app := c.app
+			ch := health.NewFuncCheck("unit", func(ctx context.Context) error {
+				st, err := c.a.cfg.Driver.Status(ctx, app, slotName)
+				if err != nil {
+					return err
+				}
+				if !st.Running() {
+					return fmt.Errorf("unit %s is %s/%s", slot.UnitName(app, slotName), st.ActiveState, st.SubState)
+				}
+				return nil
+			})
+			out = append(out, health.CheckWithInterval{Check: ch, Interval: iv})
+			continue
+		}
+		ch, iv, err := health.FromSpec(hc, r.Replace)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, health.CheckWithInterval{Check: ch, Interval: iv})
+	}
+	return out, nil
 }

@@ -72,6 +72,17 @@ type Config struct {
 	DiskPath string
 	// Version is reported in hello and gossip.
 	Version string
+	// Clock is the agent's time source; nil is RealClock. Deadlines and
+	// "how long since" use its monotonic reading only.
+	Clock Clock
+	// ReconcileEvery is the reconcilers' tick: how often each app's
+	// desired and current state are compared even when nothing happened.
+	ReconcileEvery time.Duration
+	// RetryMin and RetryMax bound the capped exponential backoff (full
+	// jitter) between attempts of a reconcile task that failed (a revert
+	// that did not hold, a finalize that could not stop the old slot).
+	RetryMin time.Duration
+	RetryMax time.Duration
 	// Logger receives all logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -88,6 +99,9 @@ func DefaultConfig() Config {
 		ReconnectMax:      15 * time.Second,
 		Version:           "dev",
 		Policy:            Policy{AllowRoot: true},
+		ReconcileEvery:    time.Second,
+		RetryMin:          time.Second,
+		RetryMax:          30 * time.Second,
 	}
 }
 
@@ -112,6 +126,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("port offset must be between 0 and 50000, got %d", c.PortOffset)
 	case c.Driver == nil:
 		return errors.New("a unit driver is required")
+	case c.ReconcileEvery <= 0:
+		return fmt.Errorf("reconcile interval must be positive, got %s", c.ReconcileEvery)
+	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
+		return fmt.Errorf("retry backoff must satisfy 0 < min (%s) <= max (%s)", c.RetryMin, c.RetryMax)
 	}
 	for _, j := range c.Join {
 		if _, _, err := net.SplitHostPort(j); err != nil {

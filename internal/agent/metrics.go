@@ -94,7 +94,7 @@ func (a *Agent) heartbeat(ctx context.Context, seq uint64) *rollwavev1.Heartbeat
 
 	hb := &rollwavev1.Heartbeat{
 		Seq:          seq,
-		TimeUnixNano: time.Now().UnixNano(),
+		TimeUnixNano: a.clock.Now().UnixNano(),
 		Host:         health.HostMetricsProto(host),
 		Samples:      samples,
 		Facts:        a.mgr.Facts(),
@@ -111,7 +111,10 @@ func (a *Agent) heartbeat(ctx context.Context, seq uint64) *rollwavev1.Heartbeat
 		if us, err := a.cfg.Driver.Status(ctx, app, st.Active); err == nil {
 			info.Restarts = us.Restarts
 		}
-		hs, _ := a.worker(app).healthStatus()
+		var hs health.Status
+		if c := a.existingCtl(app); c != nil {
+			hs, _ = c.healthStatus()
+		}
 		hb.Slots = append(hb.Slots, health.SlotMetricsProto(info, hs, procs[app]))
 	}
 	return hb

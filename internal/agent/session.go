@@ -336,7 +336,7 @@ func (a *Agent) runSession(ctx context.Context, addr string) error {
 	if !openTimer.Stop() {
 		return fmt.Errorf("session with %s: welcome came too late", addr)
 	}
-	a.lastAck.Store(time.Now().UnixNano())
+	a.markAck()
 	a.connected.Store(true)
 	defer a.connected.Store(false)
 	// After a cut the others may have declared this host dead in gossip; a
@@ -362,7 +362,7 @@ func (a *Agent) runSession(ctx context.Context, addr string) error {
 		case <-ctx.Done():
 			err = ctx.Err()
 		case <-check.C:
-			if quiet := time.Since(time.Unix(0, a.lastAck.Load())); quiet > silentAfter {
+			if quiet := a.sinceAck(); quiet > silentAfter {
 				err = fmt.Errorf("no heartbeat ack from the leader for %s", quiet.Round(time.Millisecond))
 			}
 		}
@@ -441,24 +441,12 @@ func (a *Agent) recvLoop(ctx context.Context, stream sessionStream) error {
 		}
 		switch msg := m.GetMsg().(type) {
 		case *rollwavev1.CoordinatorMessage_Ack:
-			a.lastAck.Store(time.Now().UnixNano())
-		case *rollwavev1.CoordinatorMessage_Assignment:
-			o := msg.Assignment
-			if o.GetAssignment().GetApp() == "" || o.GetSpec() == nil {
-				a.log.Warn("assignment order without app or spec; ignoring")
-				continue
+			a.markAck()
+		case *rollwavev1.CoordinatorMessage_Assignment, *rollwavev1.CoordinatorMessage_Revert,
+			*rollwavev1.CoordinatorMessage_Finalize, *rollwavev1.CoordinatorMessage_Verified:
+			if err := a.Deliver(m); err != nil {
+				a.log.Warn("order from the leader ignored", "error", err)
 			}
-			if err := shiftPorts(o.GetSpec(), a.cfg.PortOffset); err != nil {
-				a.log.Warn("assignment order with a bad traffic address; ignoring", "error", err)
-				continue
-			}
-			a.worker(o.GetAssignment().GetApp()).assign(o)
-		case *rollwavev1.CoordinatorMessage_Revert:
-			a.worker(msg.Revert.GetApp()).revert(msg.Revert.GetGeneration(), msg.Revert.GetReason(), false)
-		case *rollwavev1.CoordinatorMessage_Finalize:
-			a.worker(msg.Finalize.GetApp()).finalize(msg.Finalize.GetGeneration())
-		case *rollwavev1.CoordinatorMessage_Verified:
-			a.worker(msg.Verified.GetApp()).verified(msg.Verified.GetGeneration())
 		case *rollwavev1.CoordinatorMessage_Redirect:
 			return &errRedirect{leaderID: msg.Redirect.GetLeaderId(), addr: msg.Redirect.GetLeaderAddress()}
 		default:

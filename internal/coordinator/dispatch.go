@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -202,6 +203,13 @@ func (s *Server) recordProgress(host, app string, gen uint64, to rollwavev1.Assi
 func (s *Server) progressUpdates(host, app string, gen uint64, to rollwavev1.AssignmentState, reason string) []*rollwavev1.AssignmentUpdate {
 	var out []*rollwavev1.AssignmentUpdate
 	cur := s.fsm.State().Assignment(host, app)
+	if to == rollwavev1.AssignmentState_ASSIGNMENT_STATE_HELD_CONTROL_PLANE_DOWN {
+		// Not a step of the assignment: the agent tells what it did while
+		// no coordinator was up. It goes to the audit log (release status
+		// shows it); the assignment keeps its state.
+		s.recordHeld(host, app, gen, cur, reason)
+		return nil
+	}
 	if cur != nil && cur.GetGeneration() == gen {
 		from, target := pathIndex(cur.GetState()), pathIndex(to)
 		if from >= 0 && target > from+1 {
@@ -211,4 +219,23 @@ func (s *Server) progressUpdates(host, app string, gen uint64, to rollwavev1.Ass
 		}
 	}
 	return append(out, &rollwavev1.AssignmentUpdate{Host: host, App: app, Generation: gen, State: to, Reason: reason})
+}
+
+// recordHeld writes a host.held_control_plane_down event for an agent that
+// kept its new version through a control-plane outage. It runs beside the
+// session (raft may take a moment) and is bounded by the apply timeout.
+func (s *Server) recordHeld(host, app string, gen uint64, cur *rollwavev1.Assignment, reason string) {
+	ev := &rollwavev1.Event{
+		TimeUnixNano: time.Now().UnixNano(), Kind: "host.held_control_plane_down", Actor: "agent:" + host, Host: host,
+		Message:  fmt.Sprintf("host %s held %s generation %d through a control-plane outage: %s", host, app, gen, reason),
+		Evidence: map[string]string{"app": app, "generation": fmt.Sprint(gen), "report": reason},
+	}
+	if cur != nil && cur.GetGeneration() == gen {
+		ev.ReleaseId, ev.Phase = cur.GetReleaseId(), cur.GetPhase()
+	}
+	go func() {
+		if err := s.applyErr(raftfsm.AppendEvents, &rollwavev1.AppendEventsCommand{TimeUnixNano: ev.GetTimeUnixNano(), Events: []*rollwavev1.Event{ev}}); err != nil {
+			s.log.Warn("record a control-plane hold", "host", host, "app", app, "generation", gen, "error", err)
+		}
+	}()
 }

@@ -249,6 +249,19 @@ const (
 	OnFailurePause OnFailure = "pause"
 )
 
+// ControlPlaneLoss says what a baking host does when it loses the leader
+// and its gossip peers see no live coordinator either.
+type ControlPlaneLoss string
+
+const (
+	// ControlPlaneLossHold keeps the new version while the host's own
+	// health checks pass, and reverts at once when they fail (default).
+	ControlPlaneLossHold ControlPlaneLoss = "hold"
+	// ControlPlaneLossRevert reverts after isolation_timeout, as an
+	// isolated host does.
+	ControlPlaneLossRevert ControlPlaneLoss = "revert"
+)
+
 // Rollback says what happens when a phase fails.
 type Rollback struct {
 	// OnFailure is all (default), phase or pause.
@@ -256,6 +269,10 @@ type Rollback struct {
 	// IsolationTimeout is how long an agent mid-bake waits without the
 	// leader before reverting alone; default 30s.
 	IsolationTimeout time.Duration
+	// OnControlPlaneLoss is hold (default) or revert: what a baking host
+	// does when no coordinator is alive (as its gossip peers see it too),
+	// as opposed to being cut off itself.
+	OnControlPlaneLoss ControlPlaneLoss
 }
 
 // Approval lists phases after which the release waits for
@@ -320,7 +337,7 @@ func DefaultRelease() *Release {
 		Bake:     Bake{First: DefaultBakeFirst, Decay: DefaultBakeDecay, Min: DefaultBakeMin},
 		Health:   Health{MinHealthyTime: DefaultMinHealthyTime, HealthyDeadline: DefaultHealthyDeadline},
 		Gates:    Gates{Baseline: BaselineOff, BaselineMinSamples: DefaultBaselineMinSamples},
-		Rollback: Rollback{OnFailure: OnFailureAll, IsolationTimeout: DefaultIsolationTimeout},
+		Rollback: Rollback{OnFailure: OnFailureAll, IsolationTimeout: DefaultIsolationTimeout, OnControlPlaneLoss: ControlPlaneLossHold},
 	}
 }
 

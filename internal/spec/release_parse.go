@@ -119,6 +119,7 @@ func releaseFields(r *Release) []field {
 		block("rollback", sub(
 			attr("on_failure", str((*string)(&r.Rollback.OnFailure))),
 			attr("isolation_timeout", duration(&r.Rollback.IsolationTimeout)),
+			attr("on_control_plane_loss", str((*string)(&r.Rollback.OnControlPlaneLoss))),
 		)),
 		block("approval", sub(
 			attr("after_phases", intList(&r.Approval.AfterPhases)),

@@ -71,7 +71,7 @@ func designRelease() *Release {
 			MaxCPUPercent: 90, MaxMemPercent: 90, MaxRestarts: 2,
 			Baseline: BaselineCompare, BaselineMinSamples: 20,
 		},
-		Rollback: Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second},
+		Rollback: Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold},
 		Approval: Approval{AfterPhases: []int{0}},
 	}
 }
@@ -109,7 +109,7 @@ func TestParseReleaseDefaults(t *testing.T) {
 		d.Slots.KeepOld != KeepHot || d.Traffic.Mode != TrafficProxy ||
 		d.Bake != (Bake{First: 30 * time.Minute, Decay: 0.5, Min: 5 * time.Minute}) ||
 		d.Health.MinHealthyTime != 10*time.Second || d.Health.HealthyDeadline != 2*time.Minute ||
-		d.Rollback != (Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second}) ||
+		d.Rollback != (Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold}) ||
 		d.Gates.Baseline != BaselineOff || d.Gates.BaselineMinSamples != 20 ||
 		d.Gates.MaxFailedHosts != (Quantity{}) || d.Gates.MaxUnreachable != (Quantity{}) {
 		t.Fatalf("unexpected defaults: %+v", d)
@@ -273,6 +273,14 @@ func TestParseReleaseInvalid(t *testing.T) {
 				`spec.hcl:26:13: release.bake.decay: must be greater than 0 and at most 1, got 1.5`,
 				`spec.hcl:27:11: release.bake.min: must not exceed first (1m0s), got 2m0s`,
 				`spec.hcl:30:25: release.rollback.isolation_timeout: must be a positive duration, got -5s`,
+			},
+		},
+		{
+			// on_control_plane_loss is hold or revert.
+			name:  "control plane loss",
+			extra: "  rollback {\n    on_control_plane_loss = \"panic\"\n  }\n",
+			want: []string{
+				`spec.hcl:25:29: release.rollback.on_control_plane_loss: must be one of hold, revert, got "panic"`,
 			},
 		},
 		{

@@ -327,6 +327,9 @@ func (r Rollback) validate(ps *problems) {
 	const p = "release.rollback"
 	checkEnum(ps, p+".on_failure", string(r.OnFailure), string(OnFailureAll), string(OnFailurePhase), string(OnFailurePause))
 	positive(ps, p+".isolation_timeout", r.IsolationTimeout)
+	if r.OnControlPlaneLoss != "" { // empty: a spec built before the field existed; agents read it as hold
+		checkEnum(ps, p+".on_control_plane_loss", string(r.OnControlPlaneLoss), string(ControlPlaneLossHold), string(ControlPlaneLossRevert))
+	}
 }
 
 func (a Approval) validate(ps *problems) {

@@ -42,6 +42,8 @@ type Options struct {
 	GossipKey []byte
 	// Policy replaces the permissive default local policy.
 	Policy *agent.Policy
+	// Clock replaces the agent's real clock (tests step its wall time).
+	Clock agent.Clock
 }
 
 // Start runs an agent until the test ends (or Stop).
@@ -78,6 +80,9 @@ func Start(t testing.TB, name, cell string, o Options) *Agent {
 		cfg.Policy = *o.Policy
 	}
 	cfg.GossipKey = o.GossipKey
+	cfg.ReconcileEvery = 100 * time.Millisecond
+	cfg.RetryMin, cfg.RetryMax = 50*time.Millisecond, time.Second
+	cfg.Clock = o.Clock
 	cfg.DialContext = link.Dial
 	cfg.Logger = log
 	a, err := agent.New(cfg)

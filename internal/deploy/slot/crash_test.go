@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
 // crashPoints runs a normal swap v1 → v2 and a revert, recording every
@@ -114,7 +117,9 @@ func crashAt(t *testing.T, point, keepOld string) {
 	if got := e.running(); !slices.Equal(got, []Name{st.Active}) {
 		t.Fatalf("running slots = %v, want exactly [%s]", got, st.Active)
 	}
-	mustBody(t, e.proxyAddr(), st.Slots[st.Active].Version)
+	// The slot's process was just started: wait for it to listen (a
+	// loaded machine may take a moment) rather than assume it does.
+	waitBody(t, e.proxyAddr(), st.Slots[st.Active].Version)
 	r, _ := st.LastResult()
 	t.Logf("after crash at %s: active %s, generation %d %s (%s)", point, st.Active, r.Generation, r.State, r.Reason)
 
@@ -128,4 +133,85 @@ func crashAt(t *testing.T, point, keepOld string) {
 	}
 	e.mustSwap(3, "v3")
 	mustBody(t, e.proxyAddr(), "v3")
+}
+
+// An agent stopping in the middle of a swap (its context cancelled while
+// the new slot's readiness is checked) is not a failed swap: nothing is
+// recorded as FAILED, and after the restart the same generation is swapped
+// again and completes.
+func TestSwapInterruptedByShutdownIsRedoneAfterRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSwap(1, "v1")
+	spec := e.spec("v2")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopping := func(ctx context.Context, port int) error {
+		cancel() // the agent is told to stop while it waits for readiness
+		<-ctx.Done()
+		return fmt.Errorf("waiting for health: %w", ctx.Err())
+	}
+	err := e.m.Swap(ctx, assignment(2, "v2"), spec, stopping)
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("swap cancelled by shutdown returned %v, want ErrInterrupted", err)
+	}
+	for _, s := range e.prog.states(2) {
+		if s == rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED {
+			t.Fatalf("a shutdown was reported as a failed swap: %v", e.prog.states(2))
+		}
+	}
+	if st := e.state(); st.Op == nil || st.PhaseState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED {
+		t.Fatalf("interrupted swap should stay recorded as in flight, got op %+v phase %s", st.Op, st.Phase)
+	}
+
+	e.m.Close()
+	e.drv.kill()
+	e.restart(newTestDriver(t))
+	if err := e.m.Reconcile(context.Background()); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	st := e.state()
+	if st.Active != Blue || st.Resume != StepReady || st.PhaseState() != rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING {
+		t.Fatalf("after restart: active %s resume %q phase %s; want blue, %q, STAGING", st.Active, st.Resume, st.Phase, StepReady)
+	}
+	waitBody(t, e.proxyAddr(), "v1")
+
+	if err := e.swap(2, spec); err != nil {
+		t.Fatalf("redo of the interrupted generation: %v", err)
+	}
+	st = e.state()
+	if st.Active != Green || st.Resume != "" || st.PhaseState() != rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING {
+		t.Fatalf("after the redo: active %s resume %q phase %s; want green, none, BAKING", st.Active, st.Resume, st.Phase)
+	}
+	waitBody(t, e.proxyAddr(), "v2")
+}
+
+// A revert with a readiness check counts only when the old slot passes
+// it: a failing check leaves traffic on the new slot with FAILED and the
+// reason, and a later attempt whose check passes completes the revert.
+func TestRevertCheckedNeedsTheOldSlotHealthy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSwap(1, "v1")
+	e.mustSwap(2, "v2")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sick := func(context.Context, int) error { return errors.New("healthz: 503") }
+	err := e.m.RevertChecked(ctx, testApp, "ordered", false, sick)
+	if err == nil {
+		t.Fatal("revert with a failing old slot succeeded")
+	}
+	st := e.state()
+	r, _ := st.LastResult()
+	if st.Active != Green || r.AssignmentState() != rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED || !strings.Contains(r.Reason, "health checks") {
+		t.Fatalf("after a failed revert: active %s, %s %q; want green, FAILED naming the health checks", st.Active, r.State, r.Reason)
+	}
+	waitBody(t, e.proxyAddr(), "v2")
+	if err := e.m.RevertChecked(ctx, testApp, "ordered", false, httpReady); err != nil {
+		t.Fatalf("retried revert: %v", err)
+	}
+	if st := e.state(); st.Active != Blue || st.PhaseState() != rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED {
+		t.Fatalf("after the retry: active %s phase %s", st.Active, st.Phase)
+	}
+	waitBody(t, e.proxyAddr(), "v1")
 }

@@ -31,6 +31,11 @@ var (
 	ErrVerified = errors.New("phase verified: no isolation revert")
 	// ErrWrongState: the generation is not in a state the call applies to.
 	ErrWrongState = errors.New("wrong assignment state")
+	// ErrInterrupted: the caller's context ended (the agent is shutting
+	// down) in the middle of an operation. Nothing is recorded as failed:
+	// the operation stays in the state file, as after a crash, and
+	// Reconcile takes it up at the next start.
+	ErrInterrupted = errors.New("interrupted by shutdown")
 )
 
 // DefaultHealthyDeadline bounds the readiness wait when the spec sets no

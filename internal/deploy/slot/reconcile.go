@@ -18,8 +18,9 @@ import (
 //  1. Units recorded in the state file are installed again (the process
 //     driver forgets them with the agent; systemd reloads only if changed).
 //  2. An interrupted swap whose switch had not completed is rolled back:
-//     the new slot is stopped, the old slot stays active, FAILED is
-//     recorded. One whose switch completed keeps the new slot (it is
+//     the new slot is stopped, the old slot stays active, and the
+//     generation stays STAGING with State.Resume set, so Swap of the same
+//     generation redoes it (a restart is not a failure of the swap). One whose switch completed keeps the new slot (it is
 //     baking; the coordinator decides): keep_old is applied and BAKING
 //     recorded.
 //  3. An interrupted revert is completed.
@@ -105,14 +106,17 @@ func (m *Manager) reconcileApp(ctx context.Context, app string) error {
 				}
 				st.Active = op.From
 				st.Op = nil
-				if err := m.setResult(rt, op.Generation, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED,
-					fmt.Sprintf("agent restarted during step %s; rolled back to the old slot", op.Step)); err != nil {
+				// A restart is not a failure of the swap: the generation
+				// stays STAGING and is redone (Swap of the same generation).
+				st.Resume = op.Step
+				if err := m.setResult(rt, op.Generation, rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING,
+					fmt.Sprintf("agent restarted during step %s; old slot kept, the swap is redone", op.Step)); err != nil {
 					errs = append(errs, err)
 				}
 			}
 		case OpRevert:
 			log.Warn("reconcile: completing an interrupted revert", "slot", op.To, "reason", "a revert is never left half done")
-			if err := m.runRevert(ctx, rt); err != nil {
+			if err := m.runRevert(ctx, rt, nil); err != nil {
 				errs = append(errs, err)
 			}
 		}

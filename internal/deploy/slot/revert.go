@@ -28,6 +28,15 @@ const (
 // generation is a no-op; an isolated revert of a verified phase is refused
 // with ErrVerified.
 func (m *Manager) Revert(ctx context.Context, app string, reason string, isolated bool) error {
+	return m.RevertChecked(ctx, app, reason, isolated, nil)
+}
+
+// RevertChecked is Revert whose start_old step also requires ready (the
+// agent's health checks on the old slot's port) to pass: a revert counts
+// only when the old slot serves again, not when its unit merely runs. If
+// ready fails, traffic stays where it is and FAILED is recorded with the
+// reason; calling RevertChecked again retries from the start.
+func (m *Manager) RevertChecked(ctx context.Context, app string, reason string, isolated bool, ready ReadyFunc) error {
 	rt, err := m.lock(app)
 	if err != nil {
 		return fmt.Errorf("revert: %w", err)
@@ -73,7 +82,7 @@ func (m *Manager) Revert(ctx context.Context, app string, reason string, isolate
 			return fmt.Errorf("revert %s: %w", app, err)
 		}
 	}
-	return m.runRevert(ctx, rt)
+	return m.runRevert(ctx, rt, ready)
 }
 
 func revertedState(isolated bool) rollwavev1.AssignmentState {
@@ -85,7 +94,7 @@ func revertedState(isolated bool) rollwavev1.AssignmentState {
 
 // runRevert runs (or, after a restart, re-runs) the revert in st.Op. Every
 // step is idempotent, so re-running from the first one is safe.
-func (m *Manager) runRevert(ctx context.Context, rt *appRT) error {
+func (m *Manager) runRevert(ctx context.Context, rt *appRT, ready ReadyFunc) error {
 	st := rt.st
 	op := st.Op
 	oldSlot, newSlot := op.To, op.From
@@ -108,9 +117,19 @@ func (m *Manager) runRevert(ctx context.Context, rt *appRT) error {
 		if !us.Running() {
 			return fmt.Errorf("old slot %s is %s/%s: %w", oldSlot, us.ActiveState, us.SubState, ErrUnitFailed)
 		}
+		if ready != nil {
+			if err := ready(ctx, old.Port); err != nil {
+				return fmt.Errorf("old slot %s runs but does not pass its health checks: %w", oldSlot, err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
+		if ctx.Err() != nil && !isCrash(err) {
+			// Shutdown: the revert stays recorded and is completed at the
+			// next start (Reconcile); it did not fail.
+			return fmt.Errorf("revert %s at step %s: %w", rt.name, StepStartOld, ErrInterrupted)
+		}
 		return m.failRevert(rt, StepStartOld, err)
 	}
 	err = m.runStep(rt, StepSwitchBack, false, func() error {

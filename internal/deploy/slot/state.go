@@ -60,6 +60,11 @@ type State struct {
 	// Op is the operation in flight; nil when none. A restarted agent
 	// finds here where it stopped.
 	Op *Operation `json:"op,omitempty"`
+	// Resume names the step at which a swap of Generation was interrupted
+	// (the agent stopped or was killed) before traffic moved. Reconcile
+	// put the old slot back; Swap of the same generation redoes the swap
+	// instead of reporting "already applied". Empty otherwise.
+	Resume string `json:"resume,omitempty"`
 
 	// Results holds the outcome of the last few generations, newest last,
 	// so a restarted agent can still report them.

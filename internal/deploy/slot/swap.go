@@ -53,6 +53,8 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 		return fmt.Errorf("swap %s: generation 0 is not valid", rt.name)
 	case gen < st.Generation:
 		return fmt.Errorf("swap %s: %w: generation %d, host is at %d", rt.name, ErrStaleGeneration, gen, st.Generation)
+	case gen == st.Generation && st.Resume != "" && st.Op == nil:
+		log.Info("redoing a swap interrupted by an agent restart", "interrupted_at", st.Resume)
 	case gen == st.Generation:
 		r, _ := st.LastResult()
 		log.Info("generation already applied; not redoing it", "state", r.State)
@@ -85,7 +87,7 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 	// The generation is accepted from here on: it is recorded, and every
 	// outcome (even a bad spec) is reported against it.
 	now := m.cfg.Clock()
-	st.Generation, st.From, st.To, st.Verified = gen, from, to, false
+	st.Generation, st.From, st.To, st.Verified, st.Resume = gen, from, to, false, ""
 	st.setResult(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING, "", now)
 	if err := checkSwap(spec, from, to, keepOld); err != nil {
 		return m.failSwap(ctx, rt, "validate", err, false)
@@ -207,6 +209,14 @@ func (m *Manager) failSwap(ctx context.Context, rt *appRT, step string, cause er
 	}
 	st := rt.st
 	gen := st.Generation
+	if ctx.Err() != nil && st.Op != nil {
+		// The agent is stopping: that is not the swap failing. Leave the
+		// operation recorded, as a crash would; Reconcile at the next
+		// start puts the old slot back and the swap is redone.
+		m.log.Warn("swap interrupted by shutdown; it resumes when the agent starts again",
+			"app", rt.name, "generation", gen, "step", step, "cause", cause)
+		return fmt.Errorf("swap %s generation %d at step %s: %w", rt.name, gen, step, ErrInterrupted)
+	}
 	reason := fmt.Sprintf("%s: %v", step, cause)
 	log := m.log.With("app", rt.name, "generation", gen, "step", step)
 	log.Error("swap failed; the serving slot keeps serving", "error", cause, "slot", st.To, "serving", st.From)

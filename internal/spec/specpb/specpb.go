@@ -95,6 +95,7 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 		Rollback: &rollwavev1.RollbackSpec{
 			OnFailure:          string(r.Rollback.OnFailure),
 			IsolationTimeoutMs: ms(r.Rollback.IsolationTimeout),
+			OnControlPlaneLoss: string(r.Rollback.OnControlPlaneLoss),
 		},
 		Approval: &rollwavev1.ApprovalSpec{
 			AfterPhases: int32s(r.Approval.AfterPhases),
@@ -187,8 +188,9 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			BaselineMinSamples: int(p.GetGates().GetBaselineMinSamples()),
 		},
 		Rollback: spec.Rollback{
-			OnFailure:        spec.OnFailure(p.GetRollback().GetOnFailure()),
-			IsolationTimeout: dur(p.GetRollback().GetIsolationTimeoutMs()),
+			OnFailure:          spec.OnFailure(p.GetRollback().GetOnFailure()),
+			IsolationTimeout:   dur(p.GetRollback().GetIsolationTimeoutMs()),
+			OnControlPlaneLoss: spec.ControlPlaneLoss(p.GetRollback().GetOnControlPlaneLoss()),
 		},
 		Approval: spec.Approval{
 			AfterPhases: ints(p.GetApproval().GetAfterPhases()),

@@ -171,6 +171,11 @@ const (
 	AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED AssignmentState = 10
 	// The release was aborted: the host stays where it was, nothing reverts.
 	AssignmentState_ASSIGNMENT_STATE_ABANDONED AssignmentState = 11
+	// Reported by an agent when contact returns: it kept the new version
+	// while every coordinator was down (rollback.on_control_plane_loss =
+	// "hold"). The reason carries how long and the gossip evidence. The
+	// coordinator records it as an event; the assignment keeps its state.
+	AssignmentState_ASSIGNMENT_STATE_HELD_CONTROL_PLANE_DOWN AssignmentState = 12
 )
 
 // Enum value maps for AssignmentState.
@@ -188,20 +193,22 @@ var (
 		9:  "ASSIGNMENT_STATE_REVERTED",
 		10: "ASSIGNMENT_STATE_REVERTED_ISOLATED",
 		11: "ASSIGNMENT_STATE_ABANDONED",
+		12: "ASSIGNMENT_STATE_HELD_CONTROL_PLANE_DOWN",
 	}
 	AssignmentState_value = map[string]int32{
-		"ASSIGNMENT_STATE_UNSPECIFIED":       0,
-		"ASSIGNMENT_STATE_ASSIGNED":          1,
-		"ASSIGNMENT_STATE_STAGING":           2,
-		"ASSIGNMENT_STATE_SWITCHED":          3,
-		"ASSIGNMENT_STATE_BAKING":            4,
-		"ASSIGNMENT_STATE_HEALTHY":           5,
-		"ASSIGNMENT_STATE_FINALIZED":         6,
-		"ASSIGNMENT_STATE_FAILED":            7,
-		"ASSIGNMENT_STATE_REVERTING":         8,
-		"ASSIGNMENT_STATE_REVERTED":          9,
-		"ASSIGNMENT_STATE_REVERTED_ISOLATED": 10,
-		"ASSIGNMENT_STATE_ABANDONED":         11,
+		"ASSIGNMENT_STATE_UNSPECIFIED":             0,
+		"ASSIGNMENT_STATE_ASSIGNED":                1,
+		"ASSIGNMENT_STATE_STAGING":                 2,
+		"ASSIGNMENT_STATE_SWITCHED":                3,
+		"ASSIGNMENT_STATE_BAKING":                  4,
+		"ASSIGNMENT_STATE_HEALTHY":                 5,
+		"ASSIGNMENT_STATE_FINALIZED":               6,
+		"ASSIGNMENT_STATE_FAILED":                  7,
+		"ASSIGNMENT_STATE_REVERTING":               8,
+		"ASSIGNMENT_STATE_REVERTED":                9,
+		"ASSIGNMENT_STATE_REVERTED_ISOLATED":       10,
+		"ASSIGNMENT_STATE_ABANDONED":               11,
+		"ASSIGNMENT_STATE_HELD_CONTROL_PLANE_DOWN": 12,
 	}
 )
 
@@ -1427,6 +1434,10 @@ type RollbackSpec struct {
 	// "all", "phase" or "pause".
 	OnFailure          string `protobuf:"bytes,1,opt,name=on_failure,json=onFailure,proto3" json:"on_failure,omitempty"`
 	IsolationTimeoutMs int64  `protobuf:"varint,2,opt,name=isolation_timeout_ms,json=isolationTimeoutMs,proto3" json:"isolation_timeout_ms,omitempty"`
+	// What a baking host does when it loses the leader and its gossip peers
+	// see no live coordinator either: "hold" (default, also when empty):
+	// keep the new version while local checks pass; "revert".
+	OnControlPlaneLoss string `protobuf:"bytes,3,opt,name=on_control_plane_loss,json=onControlPlaneLoss,proto3" json:"on_control_plane_loss,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -1473,6 +1484,13 @@ func (x *RollbackSpec) GetIsolationTimeoutMs() int64 {
 		return x.IsolationTimeoutMs
 	}
 	return 0
+}
+
+func (x *RollbackSpec) GetOnControlPlaneLoss() string {
+	if x != nil {
+		return x.OnControlPlaneLoss
+	}
+	return ""
 }
 
 type ApprovalSpec struct {
@@ -2455,11 +2473,12 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x0fmax_mem_percent\x18\x04 \x01(\x01R\rmaxMemPercent\x12!\n" +
 	"\fmax_restarts\x18\x05 \x01(\x05R\vmaxRestarts\x12\x1a\n" +
 	"\bbaseline\x18\x06 \x01(\tR\bbaseline\x120\n" +
-	"\x14baseline_min_samples\x18\a \x01(\x05R\x12baselineMinSamples\"_\n" +
+	"\x14baseline_min_samples\x18\a \x01(\x05R\x12baselineMinSamples\"\x92\x01\n" +
 	"\fRollbackSpec\x12\x1d\n" +
 	"\n" +
 	"on_failure\x18\x01 \x01(\tR\tonFailure\x120\n" +
-	"\x14isolation_timeout_ms\x18\x02 \x01(\x03R\x12isolationTimeoutMs\"1\n" +
+	"\x14isolation_timeout_ms\x18\x02 \x01(\x03R\x12isolationTimeoutMs\x121\n" +
+	"\x15on_control_plane_loss\x18\x03 \x01(\tR\x12onControlPlaneLoss\"1\n" +
 	"\fApprovalSpec\x12!\n" +
 	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\xe7\x04\n" +
 	"\vReleaseSpec\x12\x12\n" +
@@ -2577,7 +2596,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x15PHASE_STATE_DEPLOYING\x10\x02\x12\x16\n" +
 	"\x12PHASE_STATE_BAKING\x10\x03\x12\x18\n" +
 	"\x14PHASE_STATE_VERIFIED\x10\x04\x12\x16\n" +
-	"\x12PHASE_STATE_FAILED\x10\x05*\x8e\x03\n" +
+	"\x12PHASE_STATE_FAILED\x10\x05*\xbc\x03\n" +
 	"\x0fAssignmentState\x12 \n" +
 	"\x1cASSIGNMENT_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ASSIGNMENT_STATE_ASSIGNED\x10\x01\x12\x1c\n" +
@@ -2591,7 +2610,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x19ASSIGNMENT_STATE_REVERTED\x10\t\x12&\n" +
 	"\"ASSIGNMENT_STATE_REVERTED_ISOLATED\x10\n" +
 	"\x12\x1e\n" +
-	"\x1aASSIGNMENT_STATE_ABANDONED\x10\v*;\n" +
+	"\x1aASSIGNMENT_STATE_ABANDONED\x10\v\x12,\n" +
+	"(ASSIGNMENT_STATE_HELD_CONTROL_PLANE_DOWN\x10\f*;\n" +
 	"\x04Slot\x12\x14\n" +
 	"\x10SLOT_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tSLOT_BLUE\x10\x01\x12\x0e\n" +

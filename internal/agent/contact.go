@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/rollwave/rollwave/internal/gossip"
+)
+
+// markAck records contact with a leader (a heartbeat ack, a welcome, or
+// the agent's start) on the monotonic clock.
+func (a *Agent) markAck() {
+	now := a.clock.Mono()
+	prev := time.Duration(a.lastAck.Swap(int64(now)))
+	if now-prev > 3*a.cfg.HeartbeatInterval {
+		// Contact came back after a silence: let every app look at once
+		// (a hold to report, a revert no longer needed).
+		a.kickAll()
+	}
+}
+
+// sinceAck is how long ago the last contact was, on the monotonic clock.
+func (a *Agent) sinceAck() time.Duration {
+	return a.clock.Mono() - time.Duration(a.lastAck.Load())
+}
+
+// contactVerdict says why the agent hears no leader, from its gossip view.
+type contactVerdict struct {
+	// controlPlaneDown: this host still reaches its gossip peers and none
+	// of them sees a live leader either. Otherwise the host is isolated.
+	controlPlaneDown bool
+	// evidence is the gossip view the verdict rests on, for logs, the
+	// state file and the report.
+	evidence string
+}
+
+// classifyContact tells "I am cut off" from "the control plane is down".
+// Isolated: a live leader is still advertised in gossip (the peers see it;
+// only this host has lost it), or no gossip peer is reachable (no evidence
+// either way: the host behaves as cut off). Control plane down: peers are
+// alive in this host's view and none of them advertises a live leader.
+// memberlist disseminates failures, so "no live leader" here means the
+// peers that gossip with this host see none either.
+func (a *Agent) classifyContact() contactVerdict {
+	var peers, peersAlive, servers, serversAlive int
+	for _, m := range a.pool.Members() {
+		if m.Name == a.cfg.NodeName {
+			continue
+		}
+		alive := m.Status == gossip.StatusAlive
+		switch m.Meta.Role {
+		case gossip.RoleServer:
+			servers++
+			if alive {
+				serversAlive++
+			}
+		case gossip.RoleAgent:
+			peers++
+			if alive {
+				peersAlive++
+			}
+		}
+	}
+	view := fmt.Sprintf("%d of %d agent peers alive, %d of %d coordinators alive", peersAlive, peers, serversAlive, servers)
+	if l, ok := a.pool.Leader(); ok {
+		return contactVerdict{evidence: fmt.Sprintf("isolated: peers still see leader %s alive (%s)", l.Meta.NodeID, view)}
+	}
+	if peersAlive == 0 {
+		return contactVerdict{evidence: fmt.Sprintf("isolated: no gossip peer reachable (%s)", view)}
+	}
+	return contactVerdict{controlPlaneDown: true, evidence: fmt.Sprintf("control plane down: peers reachable and no live leader (%s)", view)}
+}

@@ -1,0 +1,514 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rollwave/rollwave/internal/backoff"
+	"github.com/rollwave/rollwave/internal/deploy/slot"
+	"github.com/rollwave/rollwave/internal/spec"
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// The agent is a level-triggered reconciler, one per app (the pattern of
+// coreos/fleet's agent/reconcile.go and of Kubernetes controllers):
+//
+//   - desired state: the newest order (a value, persisted before it is
+//     acted on: generation, version, spec with its checks and deadlines),
+//     the flags the leader sent (revert, verified, finalize), and the
+//     contact state (how long since a leader ack, and gossip's view);
+//   - current state: the slot state file (slot.Manager.AppState) and what
+//     the unit driver reports;
+//   - on every tick (Config.ReconcileEvery) and on every event (an order,
+//     contact coming back, a bake monitor's verdict) plan computes the
+//     ordered tasks that bring current to desired, each with its reason;
+//     the first one runs, and a task that fails is retried with capped
+//     exponential backoff and full jitter for as long as it is still
+//     needed. Orders coalesce (the newest generation wins): nothing is
+//     queued, so nothing can be dropped.
+
+// appCtl reconciles one app.
+type appCtl struct {
+	a    *Agent
+	app  string
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu    sync.Mutex
+	want  desired
+	retry map[string]*retryState
+	bake  *bakeRun
+	held  *holdEpisode
+}
+
+// desired is what the leader (and the agent's own safety rules) want for
+// the app.
+type desired struct {
+	// order is the newest assignment order received or persisted.
+	order *rollwavev1.AssignmentOrder
+	// refused is a generation the host refused (local policy, or the
+	// order could not be persisted); it is reported once, not retried.
+	refused uint64
+	// revert, when set, is a revert of generation gen that must hold.
+	revert *revertWant
+	// finalize and verified are the newest generations so flagged.
+	finalize uint64
+	verified uint64
+}
+
+type revertWant struct {
+	gen      uint64
+	reason   string
+	isolated bool
+}
+
+// holdEpisode is a bake kept through a control-plane outage
+// (on_control_plane_loss = hold), reported when contact returns.
+type holdEpisode struct {
+	gen      uint64
+	version  string
+	silentAt time.Duration // monotonic time of the last ack before the outage
+	heldAt   time.Duration // monotonic time the hold was decided
+	evidence string
+}
+
+type retryState struct {
+	b        *backoff.Backoff
+	next     time.Duration // monotonic time of the next allowed attempt
+	attempts int
+}
+
+// task is one step toward the desired state.
+type task struct {
+	key    string // identifies the task across ticks, for its backoff
+	what   string
+	reason string
+	run    func(ctx context.Context) error
+}
+
+func newAppCtl(a *Agent, app string) *appCtl {
+	c := &appCtl{a: a, app: app, log: a.log.With("app", app), kick: make(chan struct{}, 1), retry: map[string]*retryState{}}
+	if o, err := a.orders.load(app); err == nil {
+		c.want.order = o
+	}
+	return c
+}
+
+// poke asks for a reconcile pass now (never blocks).
+func (c *appCtl) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *appCtl) run(ctx context.Context) {
+	t := time.NewTicker(c.a.cfg.ReconcileEvery)
+	defer t.Stop()
+	defer c.stopBake()
+	for {
+		c.reconcileOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// maxTasksPerPass bounds one pass; each task changes the state, and the
+// next tick goes on where a pass stopped.
+const maxTasksPerPass = 8
+
+func (c *appCtl) reconcileOnce(ctx context.Context) {
+	for i := 0; i < maxTasksPerPass && ctx.Err() == nil; i++ {
+		tasks := c.plan()
+		if len(tasks) == 0 {
+			return
+		}
+		t := tasks[0]
+		if !c.due(t.key) {
+			return
+		}
+		c.log.Info("reconcile: "+t.what, "task", t.key, "reason", t.reason)
+		err := t.run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			wait, n := c.failed(t.key)
+			c.log.Warn("reconcile: task did not complete; retrying while it is still needed",
+				"task", t.key, "reason", t.reason, "error", err, "attempt", n, "retry_in", wait.Round(time.Millisecond))
+			return
+		}
+		c.mu.Lock()
+		delete(c.retry, t.key)
+		c.mu.Unlock()
+	}
+}
+
+func (c *appCtl) due(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.retry[key]
+	return !ok || c.a.clock.Mono() >= r.next
+}
+
+// failed schedules the next attempt of a task after capped exponential
+// backoff with full jitter, and wakes the loop when it is due.
+func (c *appCtl) failed(key string) (time.Duration, int) {
+	c.mu.Lock()
+	r, ok := c.retry[key]
+	if !ok {
+		r = &retryState{b: backoff.New(c.a.cfg.RetryMin, c.a.cfg.RetryMax)}
+		c.retry[key] = r
+	}
+	wait := r.b.Next()
+	r.next = c.a.clock.Mono() + wait
+	r.attempts++
+	n := r.attempts
+	c.mu.Unlock()
+	if wait < c.a.cfg.ReconcileEvery {
+		time.AfterFunc(wait, c.poke)
+	}
+	return wait, n
+}
+
+func live(st slot.State) bool {
+	switch st.PhaseState() {
+	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING,
+		rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY:
+		return st.Op == nil
+	}
+	return false
+}
+
+func reverted(s rollwavev1.AssignmentState) bool {
+	return s == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED || s == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED
+}
+
+// plan compares desired with current and returns the tasks to run, in
+// order, each with its reason. It also keeps the bake monitor in step
+// with the state and reports a finished hold.
+func (c *appCtl) plan() []task {
+	c.mu.Lock()
+	want := c.want
+	c.mu.Unlock()
+	st, ok := c.a.mgr.AppState(c.app)
+	var gen uint64
+	if ok {
+		gen = st.Generation
+	}
+	o := want.order
+	og := o.GetAssignment().GetGeneration()
+
+	// 1. A newer order: swap to it. A swap the agent was stopped in the
+	// middle of is done again (a restart is not a failure).
+	if o != nil && og != want.refused {
+		switch {
+		case og > gen:
+			return []task{c.swapTask(o, fmt.Sprintf("start %s: order gen %d (version %s)", targetName(st, o), og, versionOf(o)))}
+		case og == gen && st.Resume != "" && st.Op == nil:
+			return []task{c.swapTask(o, fmt.Sprintf("start %s again: order gen %d was interrupted at step %s by an agent restart", targetName(st, o), og, st.Resume))}
+		}
+	}
+	if !ok {
+		c.stopBake()
+		return nil
+	}
+	var tasks []task
+	// 2. A revert that must hold (ordered, or decided here).
+	if rw := want.revert; rw != nil {
+		if rw.gen == gen && !reverted(st.PhaseState()) {
+			tasks = append(tasks, c.revertTask(*rw, o))
+		} else if rw.gen != gen {
+			c.clearRevert(rw.gen)
+		}
+	}
+	// 3. The leader's flags.
+	if want.verified == gen && !st.Verified && st.Op == nil {
+		tasks = append(tasks, task{key: fmt.Sprintf("verified/%d", gen), what: "mark verified",
+			reason: fmt.Sprintf("leader: phase of gen %d verified", gen),
+			run: func(context.Context) error {
+				err := c.a.mgr.MarkVerified(c.app, gen)
+				if errors.Is(err, slot.ErrStaleGeneration) || errors.Is(err, slot.ErrWrongState) {
+					return nil
+				}
+				return err
+			}})
+	}
+	if want.finalize == gen && live(st) {
+		tasks = append(tasks, task{key: fmt.Sprintf("finalize/%d", gen), what: "finalize",
+			reason: fmt.Sprintf("leader: finalize gen %d", gen),
+			run: func(ctx context.Context) error {
+				c.stopBake()
+				err := c.a.mgr.Finalize(ctx, c.app, gen)
+				if errors.Is(err, slot.ErrStaleGeneration) || errors.Is(err, slot.ErrWrongState) {
+					return nil
+				}
+				return err
+			}})
+	}
+	if len(tasks) > 0 {
+		return tasks
+	}
+	// 4. Contact: a bake without a leader.
+	since := c.a.sinceAck()
+	limit := isolationTimeout(o, gen)
+	if live(st) && !st.Verified && since >= limit {
+		v := c.a.classifyContact()
+		if !v.controlPlaneDown || controlPlaneLoss(o, gen) == spec.ControlPlaneLossRevert {
+			reason := fmt.Sprintf("revert: no leader ack for %s (isolation_timeout %s); %s", since.Round(time.Millisecond), limit, v.evidence)
+			if v.controlPlaneDown {
+				reason = fmt.Sprintf("revert: %s, on_control_plane_loss = revert; no leader ack for %s (isolation_timeout %s)", v.evidence, since.Round(time.Millisecond), limit)
+			}
+			rw := revertWant{gen: gen, reason: reason, isolated: true}
+			c.mu.Lock()
+			if c.want.revert == nil || c.want.revert.gen != gen {
+				c.want.revert = &rw
+			}
+			c.mu.Unlock()
+			c.log.Warn("no contact with a leader in the middle of a bake; reverting alone", "generation", gen,
+				"since_last_ack", since.Round(time.Millisecond), "isolation_timeout", limit, "evidence", v.evidence)
+			return []task{c.revertTask(rw, o)}
+		}
+		c.noteHold(gen, versionOf(o), since, v.evidence)
+	} else if since < limit {
+		c.reportHold()
+	}
+	// 5. The bake monitor follows the state.
+	c.ensureBake(st, o)
+	return nil
+}
+
+func targetName(st slot.State, o *rollwavev1.AssignmentOrder) string {
+	switch o.GetAssignment().GetTargetSlot() {
+	case rollwavev1.Slot_SLOT_BLUE:
+		return string(slot.Blue)
+	case rollwavev1.Slot_SLOT_GREEN:
+		return string(slot.Green)
+	}
+	if st.Resume != "" && st.To != "" {
+		return string(st.To)
+	}
+	if st.Active != "" {
+		return string(st.Active.Other())
+	}
+	return string(slot.Blue)
+}
+
+func versionOf(o *rollwavev1.AssignmentOrder) string {
+	if v := o.GetAssignment().GetVersion(); v != "" {
+		return v
+	}
+	return o.GetSpec().GetVersion()
+}
+
+// isolationTimeout is the release's rollback.isolation_timeout for
+// generation gen (default 30 s).
+func isolationTimeout(o *rollwavev1.AssignmentOrder, gen uint64) time.Duration {
+	if o.GetAssignment().GetGeneration() == gen {
+		if ms := o.GetSpec().GetRollback().GetIsolationTimeoutMs(); ms > 0 {
+			return time.Duration(ms) * time.Millisecond
+		}
+	}
+	return spec.DefaultIsolationTimeout
+}
+
+// controlPlaneLoss is the release's rollback.on_control_plane_loss
+// (empty, or an order the agent does not have: hold).
+func controlPlaneLoss(o *rollwavev1.AssignmentOrder, gen uint64) spec.ControlPlaneLoss {
+	if o.GetAssignment().GetGeneration() == gen && o.GetSpec().GetRollback().GetOnControlPlaneLoss() == string(spec.ControlPlaneLossRevert) {
+		return spec.ControlPlaneLossRevert
+	}
+	return spec.ControlPlaneLossHold
+}
+
+func (c *appCtl) refuse(gen uint64, reason string) {
+	c.a.progress.push(&rollwavev1.AssignmentProgress{App: c.app, Generation: gen,
+		State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED, Reason: reason, TimeUnixNano: c.a.clock.Now().UnixNano()})
+	c.mu.Lock()
+	c.want.refused = gen
+	c.mu.Unlock()
+}
+
+func (c *appCtl) swapTask(o *rollwavev1.AssignmentOrder, reason string) task {
+	gen := o.GetAssignment().GetGeneration()
+	return task{key: fmt.Sprintf("swap/%d", gen), what: "swap", reason: reason, run: func(ctx context.Context) error {
+		log := c.log.With("generation", gen, "release_id", o.GetAssignment().GetReleaseId())
+		if err := c.a.cfg.Policy.Check(o.GetSpec()); err != nil {
+			log.Warn("assignment refused by local policy", "error", err)
+			c.refuse(gen, "refused by the host's local policy: "+err.Error())
+			return nil
+		}
+		if err := c.a.orders.save(o); err != nil {
+			log.Error("persist assignment order; refusing it", "error", err)
+			c.refuse(gen, "agent cannot persist the order: "+err.Error())
+			return nil
+		}
+		c.stopBake()
+		c.clearBakeRecord()
+		err := c.a.mgr.Swap(ctx, o.GetAssignment(), o.GetSpec(), c.readyFunc(o.GetSpec()))
+		switch {
+		case err == nil, errors.Is(err, slot.ErrInterrupted), ctx.Err() != nil:
+			return nil
+		case errors.Is(err, slot.ErrStaleGeneration):
+			log.Info("order older than what the host runs; ignoring it", "error", err)
+			return nil
+		}
+		if st, ok := c.a.mgr.AppState(c.app); ok && st.Generation == gen && st.PhaseState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED {
+			// The swap itself failed and said so; the leader decides.
+			log.Warn("swap did not complete", "error", err)
+			return nil
+		}
+		return err
+	}}
+}
+
+func (c *appCtl) revertTask(rw revertWant, o *rollwavev1.AssignmentOrder) task {
+	return task{key: fmt.Sprintf("revert/%d", rw.gen), what: "revert", reason: rw.reason, run: func(ctx context.Context) error {
+		c.stopBake()
+		var ready slot.ReadyFunc
+		if o.GetAssignment().GetGeneration() == rw.gen && o.GetSpec() != nil {
+			ready = c.readyFunc(o.GetSpec())
+		}
+		err := c.a.mgr.RevertChecked(ctx, c.app, rw.reason, rw.isolated, ready)
+		switch {
+		case err == nil:
+			c.clearRevert(rw.gen)
+			return nil
+		case errors.Is(err, slot.ErrInterrupted), ctx.Err() != nil:
+			return nil
+		case errors.Is(err, slot.ErrNothingToRevert):
+			// The app's first deploy on this host: there is nothing to go
+			// back to. Say so, so the leader counts the host as failed
+			// instead of waiting for a revert that cannot happen.
+			c.log.Warn("cannot revert the first deploy of the app; reporting it failed", "reason", rw.reason)
+			c.a.progress.push(&rollwavev1.AssignmentProgress{App: c.app, Generation: rw.gen,
+				State:        rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED,
+				Reason:       rw.reason + "; first deploy of the app on this host: no old version to go back to, the new one keeps running",
+				TimeUnixNano: c.a.clock.Now().UnixNano()})
+			c.clearRevert(rw.gen)
+			return nil
+		case errors.Is(err, slot.ErrVerified):
+			c.log.Info("phase verified meanwhile; not reverting alone", "generation", rw.gen)
+			c.clearRevert(rw.gen)
+			return nil
+		}
+		return err
+	}}
+}
+
+func (c *appCtl) clearRevert(gen uint64) {
+	c.mu.Lock()
+	if c.want.revert != nil && c.want.revert.gen == gen {
+		c.want.revert = nil
+	}
+	c.mu.Unlock()
+}
+
+// requestRevert is how a bake monitor asks for a revert.
+func (c *appCtl) requestRevert(gen uint64, reason string) {
+	c.mu.Lock()
+	if c.want.revert == nil || c.want.revert.gen != gen {
+		c.want.revert = &revertWant{gen: gen, reason: reason}
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+// noteHold records that the bake of gen is kept through a control-plane
+// outage.
+func (c *appCtl) noteHold(gen uint64, version string, since time.Duration, evidence string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held != nil && c.held.gen == gen {
+		return
+	}
+	now := c.a.clock.Mono()
+	c.held = &holdEpisode{gen: gen, version: version, silentAt: now - since, heldAt: now, evidence: evidence}
+	c.log.Warn("no leader and the control plane is down; holding the new version while its checks pass",
+		"generation", gen, "on_control_plane_loss", "hold", "since_last_ack", since.Round(time.Millisecond), "evidence", evidence)
+}
+
+// reportHold reports a hold once contact is back.
+func (c *appCtl) reportHold() {
+	c.mu.Lock()
+	h := c.held
+	c.held = nil
+	c.mu.Unlock()
+	if h == nil {
+		return
+	}
+	now := c.a.clock.Mono()
+	reason := fmt.Sprintf("held version %s for %s while the control plane was down (no leader for %s; %s)",
+		h.version, (now - h.heldAt).Round(time.Millisecond), (now - h.silentAt).Round(time.Millisecond), h.evidence)
+	c.log.Info("contact is back after a hold", "generation", h.gen, "reason", reason)
+	c.a.progress.push(&rollwavev1.AssignmentProgress{App: c.app, Generation: h.gen,
+		State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_HELD_CONTROL_PLANE_DOWN, Reason: reason, TimeUnixNano: c.a.clock.Now().UnixNano()})
+}
+
+// holding reports whether the app is in a hold right now.
+func (c *appCtl) holding() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held != nil
+}
+
+// setOrder takes an assignment order. Orders coalesce: a newer
+// generation replaces an older one not yet acted on.
+func (c *appCtl) setOrder(o *rollwavev1.AssignmentOrder) {
+	gen := o.GetAssignment().GetGeneration()
+	if st, ok := c.a.mgr.AppState(c.app); ok && gen <= st.Generation && !(gen == st.Generation && st.Resume != "") {
+		if gen == st.Generation {
+			// Already applied: report where it is, do not redo.
+			if r, ok := st.LastResult(); ok && r.Generation == gen {
+				c.a.progress.push(&rollwavev1.AssignmentProgress{App: c.app, Generation: gen, State: r.AssignmentState(),
+					Reason: r.Reason, TimeUnixNano: c.a.clock.Now().UnixNano()})
+			}
+			c.mu.Lock()
+			if c.want.order.GetAssignment().GetGeneration() < gen {
+				c.want.order = o // e.g. the order file was lost: keep its checks
+			}
+			c.mu.Unlock()
+		}
+		return
+	}
+	c.mu.Lock()
+	if gen > c.want.order.GetAssignment().GetGeneration() || (gen == c.want.order.GetAssignment().GetGeneration() && c.want.refused != gen) {
+		c.want.order = o
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *appCtl) setRevertOrder(gen uint64, reason string) {
+	if gen == 0 {
+		if st, ok := c.a.mgr.AppState(c.app); ok {
+			gen = st.Generation
+		}
+	}
+	c.mu.Lock()
+	c.want.revert = &revertWant{gen: gen, reason: reason}
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *appCtl) setFinalize(gen uint64) {
+	c.mu.Lock()
+	c.want.finalize = max(c.want.finalize, gen)
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *appCtl) setVerified(gen uint64) {
+	c.mu.Lock()
+	c.want.verified = max(c.want.verified, gen)
+	c.mu.Unlock()
+	c.poke()
+}
