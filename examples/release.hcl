@@ -68,6 +68,7 @@ release "api-2.4.0" {
   rollback {
     on_failure        = "all"
     isolation_timeout = "30s"
+    on_control_plane_loss = "hold"   # every coordinator down mid-bake: keep the new version while healthy ("revert": go back)
   }
 
   approval { after_phases = [0] }
