@@ -14,6 +14,7 @@ import (
 	"github.com/rollwave/rollwave/internal/deploy/slot"
 	"github.com/rollwave/rollwave/internal/fsutil"
 	"github.com/rollwave/rollwave/internal/health"
+	"github.com/rollwave/rollwave/internal/sattime"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -100,7 +101,7 @@ func (c *appCtl) runBake(ctx context.Context, b *bakeRun, o *rollwavev1.Assignme
 		c.requestRevert(gen, "bake: cannot build health checks: "+err.Error())
 		return
 	}
-	minHealthy := time.Duration(spec.GetHealth().GetMinHealthyTimeMs()) * time.Millisecond
+	minHealthy := sattime.Millis(spec.GetHealth().GetMinHealthyTimeMs())
 	tr, err := health.NewTracker(health.TrackerConfig{Checks: checks, MinHealthyTime: minHealthy, Logger: c.a.log})
 	if err != nil {
 		c.requestRevert(gen, "bake: "+err.Error())
@@ -205,7 +206,7 @@ func (c *appCtl) runBake(ctx context.Context, b *bakeRun, o *rollwavev1.Assignme
 
 func healthyDeadline(spec *rollwavev1.ReleaseSpec) time.Duration {
 	if ms := spec.GetHealth().GetHealthyDeadlineMs(); ms > 0 {
-		return time.Duration(ms) * time.Millisecond
+		return sattime.Millis(ms)
 	}
 	return slot.DefaultHealthyDeadline
 }
@@ -245,13 +246,13 @@ func (c *appCtl) deadlinePath() string { return filepath.Join(c.a.orders.dir, c.
 // or starts it (and persists it) when there is none.
 func (c *appCtl) loadDeadline(gen uint64, full time.Duration) *deadline {
 	now, wall := c.a.clock.Mono(), c.a.clock.Now()
-	d := &deadline{at: now + full, anchorMono: now, anchorWall: wall}
+	d := &deadline{at: sattime.Sum(now, full), anchorMono: now, anchorWall: wall} // saturating: full may be huge
 	if b, err := os.ReadFile(c.deadlinePath()); err == nil {
 		var r deadlineRecord
 		if json.Unmarshal(b, &r) == nil && r.Generation == gen {
-			rem := time.Duration(r.RemainingMs) * time.Millisecond
+			rem := sattime.Millis(r.RemainingMs)
 			down := min(max(0, wall.Sub(time.Unix(0, r.AnchorUnixNano))), rem)
-			d.at = now + rem - down
+			d.at = sattime.Sum(now, rem, -down)
 			c.log.Info("healthy_deadline resumed after a restart", "generation", gen, "remaining", (rem - down).Round(time.Millisecond), "down_for", down.Round(time.Millisecond))
 			c.saveDeadline(gen, d)
 			return d

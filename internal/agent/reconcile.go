@@ -10,6 +10,7 @@ import (
 
 	"github.com/rollwave/rollwave/internal/backoff"
 	"github.com/rollwave/rollwave/internal/deploy/slot"
+	"github.com/rollwave/rollwave/internal/sattime"
 	"github.com/rollwave/rollwave/internal/spec"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -314,7 +315,7 @@ func versionOf(o *rollwavev1.AssignmentOrder) string {
 func isolationTimeout(o *rollwavev1.AssignmentOrder, gen uint64) time.Duration {
 	if o.GetAssignment().GetGeneration() == gen {
 		if ms := o.GetSpec().GetRollback().GetIsolationTimeoutMs(); ms > 0 {
-			return time.Duration(ms) * time.Millisecond
+			return sattime.Millis(ms)
 		}
 	}
 	return spec.DefaultIsolationTimeout

@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rollwave/rollwave/internal/sattime"
+
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -68,6 +70,11 @@ func parseTimeFlag(name, value string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339, value)
 	if err != nil {
 		return time.Time{}, usageErrorf("invalid -%s %q: want an RFC 3339 time such as 2026-12-24T00:00:00Z", name, value)
+	}
+	// Windows travel as Unix nanoseconds, which wrap outside these years:
+	// a -to of 3000-01-01 would arrive as a date in the past.
+	if t.Before(time.Unix(0, 1)) || t.After(sattime.Latest) {
+		return time.Time{}, usageErrorf("invalid -%s %q: must be between 1970-01-01T00:00:00Z and %s", name, value, sattime.Latest.Format(time.RFC3339))
 	}
 	return t, nil
 }

@@ -188,7 +188,7 @@ func (c *AgentConfig) validate() problems {
 	}
 	checkJoin(&ps, "join", c.Join)
 	checkEnum(&ps, "unit_driver", c.UnitDriver, DriverSystemd, DriverProcess)
-	positive(&ps, "heartbeat_interval", c.HeartbeatInterval)
+	within(&ps, "heartbeat_interval", c.HeartbeatInterval, MaxHeartbeatInterval)
 	checkBind(&ps, "addresses.gossip", c.Addresses.Gossip)
 	checkAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)
 	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)

@@ -30,11 +30,16 @@ func newDecoder(file string) *decoder {
 }
 
 // parse parses src as JSON when the file name ends in ".json" and as HCL
-// native syntax otherwise. It returns nil when the source does not parse.
+// native syntax otherwise, after checking it against the limits in
+// parse_limits.go. It returns nil when the source does not parse.
 func (d *decoder) parse(src []byte) hcl.Body {
 	var f *hcl.File
 	var diags hcl.Diagnostics
-	if strings.HasSuffix(strings.ToLower(d.file), ".json") {
+	isJSON := strings.HasSuffix(strings.ToLower(d.file), ".json")
+	if !d.checkLimits(src, isJSON) {
+		return nil
+	}
+	if isJSON {
 		f, diags = json.Parse(src, d.file)
 	} else {
 		f, diags = hclsyntax.ParseConfig(src, d.file, hcl.InitialPos)

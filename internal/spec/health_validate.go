@@ -20,8 +20,8 @@ func (h Health) validate(ps *problems) {
 		names[c.Name] = i
 		c.validate(ps, cp)
 	}
-	positive(ps, p+".min_healthy_time", h.MinHealthyTime)
-	positive(ps, p+".healthy_deadline", h.HealthyDeadline)
+	within(ps, p+".min_healthy_time", h.MinHealthyTime, MaxHealthyWait)
+	within(ps, p+".healthy_deadline", h.HealthyDeadline, MaxHealthyWait)
 	if h.MinHealthyTime > 0 && h.HealthyDeadline > 0 && h.HealthyDeadline <= h.MinHealthyTime {
 		ps.add(p+".healthy_deadline", "must be longer than min_healthy_time (%s), got %s", h.MinHealthyTime, h.HealthyDeadline)
 	}
@@ -88,8 +88,8 @@ func (c Check) validate(ps *problems, p string) {
 		notUsed("expect_status", c.ExpectStatus != 0)
 		notUsed("body_match", c.BodyMatch != "")
 	}
-	positive(ps, p+".interval", c.Interval)
-	positive(ps, p+".timeout", c.Timeout)
+	within(ps, p+".interval", c.Interval, MaxCheckInterval)
+	within(ps, p+".timeout", c.Timeout, MaxCheckInterval)
 	if c.Timeout > 0 && c.Interval > 0 && c.Timeout > c.Interval {
 		ps.add(p+".timeout", "must not exceed interval (%s), got %s", c.Interval, c.Timeout)
 	}

@@ -30,6 +30,29 @@ func addSeeds(f *testing.F, dirs ...string) {
 	f.Add([]byte(`release "x" {`), false)
 	f.Add([]byte(`release "x" { app = 1 }`), false)
 	f.Add([]byte(`{"release": {"x": {"app": []}}}`), true)
+	// Deep nesting of every kind the pre-scan counts, a little past the
+	// limit so that the fuzzer mutates around it (issue 11: 100,000 '('
+	// overflowed the stack), and expensive expressions.
+	deep := MaxNestingDepth + 2
+	f.Add([]byte(strings.Repeat("[", deep)), true)
+	f.Add([]byte(strings.Repeat(`{"a":`, deep)), true)
+	f.Add([]byte(`{"release": {"x": {"app": `+strings.Repeat("[", deep)+strings.Repeat("]", deep)+`}}}`), true)
+	f.Add([]byte("a = "+strings.Repeat("(", deep)+"1"+strings.Repeat(")", deep)), false)
+	f.Add([]byte(`release "x" { app = `+strings.Repeat("[", deep)+strings.Repeat("]", deep)+" }"), false)
+	f.Add([]byte("a = "+strings.Repeat("{a=", deep)+strings.Repeat("}", deep)), false)
+	f.Add([]byte(strings.Repeat("b {\n", deep)+strings.Repeat("}\n", deep)), false)
+	f.Add([]byte("a = "+strings.Repeat(`"${`, deep)+strings.Repeat(`}"`, deep)), false)
+	f.Add([]byte(`a = "`+strings.Repeat("%{if true}", deep)+strings.Repeat("%{endif}", deep)+`"`), false)
+	f.Add([]byte("a = <<EOT\n"+strings.Repeat("%{if true}\n", deep)+"EOT\n"), false)
+	f.Add([]byte("a = "+strings.Repeat("-", deep)+"1"), false)
+	f.Add([]byte("a = "+strings.Repeat("!", deep)+"true"), false)
+	f.Add([]byte("a = "+strings.Repeat("1+", MaxOperators+1)+"1"), false)
+	f.Add([]byte("a = [1]"+strings.Repeat("[0]", MaxOperators+1)), false)
+	f.Add([]byte(`a = [for x in [1, 2]: [for y in [3]: x]]`), false)
+	f.Add([]byte(`a = "%{for x in [1, 2]}${x}%{endfor}"`), false)
+	f.Add([]byte(`a = 1e100000000`), false)
+	f.Add([]byte(`{"a": 1e-100000000}`), true)
+	f.Add([]byte(`a = 1e300 * 1e300 * 1e300`), false)
 }
 
 func fuzzName(json bool) string {

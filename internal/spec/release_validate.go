@@ -286,8 +286,8 @@ func checkQuantity(ps *problems, p string, q Quantity) {
 
 func (b Bake) validate(ps *problems) {
 	const p = "release.bake"
-	positive(ps, p+".first", b.First)
-	positive(ps, p+".min", b.Min)
+	within(ps, p+".first", b.First, MaxBakeDuration)
+	within(ps, p+".min", b.Min, MaxBakeDuration)
 	if !(b.Decay > 0 && b.Decay <= 1) {
 		ps.add(p+".decay", "must be greater than 0 and at most 1, got %s", formatFloat(b.Decay))
 	}
@@ -326,7 +326,7 @@ func (g Gates) validate(ps *problems) {
 func (r Rollback) validate(ps *problems) {
 	const p = "release.rollback"
 	checkEnum(ps, p+".on_failure", string(r.OnFailure), string(OnFailureAll), string(OnFailurePhase), string(OnFailurePause))
-	positive(ps, p+".isolation_timeout", r.IsolationTimeout)
+	within(ps, p+".isolation_timeout", r.IsolationTimeout, MaxIsolationTimeout)
 	if r.OnControlPlaneLoss != "" { // empty: a spec built before the field existed; agents read it as hold
 		checkEnum(ps, p+".on_control_plane_loss", string(r.OnControlPlaneLoss), string(ControlPlaneLossHold), string(ControlPlaneLossRevert))
 	}

@@ -279,6 +279,11 @@ func (r RaftConfig) validate(ps *problems) {
 	atLeast("leader_lease_timeout", r.LeaderLeaseTimeout, 5*time.Millisecond)
 	atLeast("commit_timeout", r.CommitTimeout, time.Millisecond)
 	atLeast("snapshot_interval", r.SnapshotInterval, 5*time.Millisecond)
+	atMost(ps, p+".heartbeat_timeout", r.HeartbeatTimeout, MaxRaftTimeout)
+	atMost(ps, p+".election_timeout", r.ElectionTimeout, MaxRaftTimeout)
+	atMost(ps, p+".leader_lease_timeout", r.LeaderLeaseTimeout, MaxRaftTimeout)
+	atMost(ps, p+".commit_timeout", r.CommitTimeout, MaxRaftTimeout)
+	atMost(ps, p+".snapshot_interval", r.SnapshotInterval, MaxSnapshotInterval)
 	if r.LeaderLeaseTimeout > r.HeartbeatTimeout {
 		ps.add(p+".leader_lease_timeout", "must not exceed heartbeat_timeout (%s), got %s", r.HeartbeatTimeout, r.LeaderLeaseTimeout)
 	}

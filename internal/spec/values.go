@@ -14,6 +14,9 @@ import (
 // eval evaluates a constant expression. Specs have no variables or
 // functions, so any reference is an error.
 func (d *decoder) eval(expr hcl.Expression, path string) (cty.Value, bool) {
+	if !d.checkFor(expr, path) {
+		return cty.NilVal, false
+	}
 	v, diags := expr.Value(nil)
 	if diags.HasErrors() {
 		d.hclDiags(diags, path)
@@ -38,7 +41,7 @@ func describe(v cty.Value) string {
 	case t == cty.String:
 		return "string " + strconv.Quote(v.AsString())
 	case t == cty.Number:
-		return "number " + v.AsBigFloat().Text('g', -1)
+		return "number " + numberText(v.AsBigFloat())
 	case t == cty.Bool:
 		return "bool " + strconv.FormatBool(v.True())
 	case t.IsTupleType() || t.IsListType() || t.IsSetType():
@@ -120,12 +123,12 @@ func (d *decoder) intValue(expr hcl.Expression, path string) (int, bool) {
 	}
 	bf := v.AsBigFloat()
 	if !bf.IsInt() {
-		d.fail(expr.Range(), path, "expected a whole number, got %s", bf.Text('g', -1))
+		d.fail(expr.Range(), path, "expected a whole number, got %s", numberText(bf))
 		return 0, false
 	}
 	n, acc := bf.Int64()
 	if acc != big.Exact || n > math.MaxInt32 || n < math.MinInt32 {
-		d.fail(expr.Range(), path, "number %s is out of range", bf.Text('g', -1))
+		d.fail(expr.Range(), path, "number %s is out of range", numberText(bf))
 		return 0, false
 	}
 	return int(n), true
@@ -144,7 +147,7 @@ func unsigned(dst *uint64) attrFunc {
 		bf := v.AsBigFloat()
 		n, acc := bf.Uint64()
 		if !bf.IsInt() || acc != big.Exact {
-			d.fail(expr.Range(), path, "expected a whole number of at least 0, got %s", bf.Text('g', -1))
+			d.fail(expr.Range(), path, "expected a whole number of at least 0, got %s", numberText(bf))
 			return
 		}
 		*dst = n

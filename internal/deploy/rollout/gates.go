@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rollwave/rollwave/internal/health"
+	"github.com/rollwave/rollwave/internal/sattime"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -176,7 +177,7 @@ func (o *Orchestrator) baselineGates(r *rollwavev1.Release, p *rollwavev1.Phase,
 	if now := o.now(); now.Before(to) {
 		to = now
 	}
-	from := to.Add(-time.Duration(p.GetBakeMs()) * time.Millisecond)
+	from := sattime.Add(to, -sattime.Millis(p.GetBakeMs()))
 	if st := time.Unix(0, p.GetStartedUnixNano()); p.GetBakeMs() <= 0 || from.Before(st) {
 		from = st
 	}

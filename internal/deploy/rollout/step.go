@@ -11,6 +11,7 @@ import (
 	"github.com/rollwave/rollwave/internal/deploy/plan"
 	"github.com/rollwave/rollwave/internal/health"
 	"github.com/rollwave/rollwave/internal/raftfsm"
+	"github.com/rollwave/rollwave/internal/sattime"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -266,11 +267,11 @@ func (o *Orchestrator) assignMissing(ctx context.Context, r *rollwavev1.Release,
 // hostDeadline is how long after assignment a host may take to become
 // healthy before the orchestrator calls it failed.
 func (o *Orchestrator) hostDeadline(spec *rollwavev1.ReleaseSpec) time.Duration {
-	hd := time.Duration(spec.GetHealth().GetHealthyDeadlineMs()) * time.Millisecond
+	hd := sattime.Millis(spec.GetHealth().GetHealthyDeadlineMs())
 	if hd <= 0 {
 		hd = 2 * time.Minute
 	}
-	return hd + time.Duration(spec.GetHealth().GetMinHealthyTimeMs())*time.Millisecond + o.cfg.HostGrace
+	return sattime.Sum(hd, sattime.Millis(spec.GetHealth().GetMinHealthyTimeMs()), o.cfg.HostGrace)
 }
 
 type hostStatus int
@@ -369,8 +370,10 @@ func (o *Orchestrator) watchPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 				failed++
 			}
 		}
-		bake := time.Duration(p.GetBakeMs()) * time.Millisecond
-		deadline := now.Add(bake)
+		// Saturating: a deadline past 2262 would wrap in UnixNano and
+		// pass at once.
+		bake := sattime.Millis(p.GetBakeMs())
+		deadline := sattime.Add(now, bake)
 		hostGate := gateResult{Reading: health.Reading{Gate: "host_health", Value: float64(healthy), Limit: float64(len(views)), Passed: true,
 			Detail: fmt.Sprintf("%d of %d host(s) healthy for min_healthy_time, %d failed within budget", healthy, len(views), failed)}}
 		return o.setPhase(ctx, r, p, phBaking, fmt.Sprintf("%s; baking %s until %s", hostGate.Detail, bake,
@@ -457,7 +460,7 @@ func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.
 		rn.pausedPhase = p.GetIndex()
 		return nil
 	}
-	return o.setPhase(ctx, r, p, phVerified, fmt.Sprintf("bake of %s passed %d gate(s)", time.Duration(p.GetBakeMs())*time.Millisecond, len(results)), time.Time{}, evs...)
+	return o.setPhase(ctx, r, p, phVerified, fmt.Sprintf("bake of %s passed %d gate(s)", sattime.Millis(p.GetBakeMs()), len(results)), time.Time{}, evs...)
 }
 
 // awaitingMetrics reports whether a healthy host has not sent this leader

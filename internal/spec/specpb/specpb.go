@@ -6,6 +6,7 @@ package specpb
 
 import (
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -200,7 +201,19 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-func dur(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+// dur converts milliseconds, saturating instead of wrapping: a wrapped
+// value could land inside the caps Validate checks. (Written here rather
+// than importing internal/sattime: spec depends on nothing internal.)
+func dur(ms int64) time.Duration {
+	const limit = math.MaxInt64 / int64(time.Millisecond)
+	switch {
+	case ms > limit:
+		return math.MaxInt64
+	case ms < -limit:
+		return -math.MaxInt64
+	}
+	return time.Duration(ms) * time.Millisecond
+}
 
 func quantityToProto(q spec.Quantity) *rollwavev1.Quantity {
 	return &rollwavev1.Quantity{Value: q.Value, Percent: q.Percent}
