@@ -149,7 +149,15 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 		return status.Error(codes.InvalidArgument, "hello.host_id must not be empty")
 	}
 	if !s.IsLeader() {
-		id, addr, _ := s.LeaderGRPCAddr()
+		// Never a redirect to an empty address: the agent would dial
+		// nowhere until the leader shows up in this server's gossip.
+		id, addr, ok := s.leaderAddrForClients()
+		if !ok {
+			if id == "" {
+				return status.Error(codes.Unavailable, "no raft leader is known right now; the cluster may be electing one; retry")
+			}
+			return status.Errorf(codes.Unavailable, "the leader is %s but this server does not know its address yet; retry, or try another server", id)
+		}
 		return stream.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Redirect{
 			Redirect: &rollwavev1.Redirect{LeaderId: id, LeaderAddress: addr},
 		}})

@@ -31,11 +31,13 @@ const (
 
 // raftStream is the raft transport's stream layer (TCP, like raft's own
 // TCPStreamLayer) with every accepted connection reporting its end on
-// closed.
+// closed. With tls set, connections are mutual TLS in both directions and
+// only server certificates are accepted (raft_tls.go).
 type raftStream struct {
 	net.Listener
 	advertise net.Addr
 	closed    chan struct{} // capacity 1: ends coalesce
+	tls       *raftTLS      // nil: plaintext
 }
 
 func newRaftStream(bind string, advertise net.Addr) (*raftStream, error) {
@@ -56,16 +58,35 @@ func newRaftStream(bind string, advertise net.Addr) (*raftStream, error) {
 }
 
 func (s *raftStream) Accept() (net.Conn, error) {
-	c, err := s.Listener.Accept()
+	var (
+		c   net.Conn
+		err error
+	)
+	if s.tls != nil {
+		c, err = s.tls.accept()
+	} else {
+		c, err = s.Listener.Accept()
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &watchedConn{Conn: c, closed: s.closed}, nil
 }
 
+func (s *raftStream) Close() error {
+	err := s.Listener.Close()
+	if s.tls != nil {
+		s.tls.close()
+	}
+	return err
+}
+
 func (s *raftStream) Addr() net.Addr { return s.advertise }
 
 func (s *raftStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	if s.tls != nil {
+		return s.tls.dial(string(addr), timeout)
+	}
 	d := net.Dialer{Timeout: timeout}
 	return d.Dial("tcp", string(addr))
 }

@@ -28,7 +28,7 @@ const snapshotChunk = 256 << 10
 
 func (o *operatorService) Status(ctx context.Context, _ *rollwavev1.StatusRequest) (*rollwavev1.StatusResponse, error) {
 	s := o.s
-	id, addr, _ := s.LeaderGRPCAddr()
+	id, addr, _ := s.leaderAddrForClients()
 	return &rollwavev1.StatusResponse{
 		NodeId:        s.cfg.NodeID,
 		RaftState:     s.raft.State().String(),

@@ -42,6 +42,8 @@ type Server struct {
 	raftConnClosed <-chan struct{}
 	boltStore      *raftboltdb.BoltStore // nil in dev mode
 	pool           *gossip.Pool
+	// known are the servers last seen in gossip (rejoin.go).
+	known *knownServers
 
 	grpcSrv *grpc.Server
 	grpcLn  net.Listener
@@ -108,10 +110,22 @@ func New(cfg Config) (_ *Server, err error) {
 	s.grpcLn = newLimitListener(s.grpcLn, cfg.Limits, log.With("listener", "grpc"))
 	s.grpcAddr = advertised(cfg.AdvertiseGRPC, s.grpcLn.Addr())
 
+	// The certificates first: raft uses them too (raft_tls.go).
+	if cfg.TLS != nil {
+		if s.tls, err = tlsutil.NewReloader(*cfg.TLS); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
 	if err := s.setupRaft(); err != nil {
 		return nil, err
 	}
 	s.startLastIndex = s.raft.LastIndex()
+
+	dataDir := cfg.DataDir
+	if cfg.Dev {
+		dataDir = ""
+	}
+	s.known = loadKnownServers(dataDir, s.log)
 
 	gcfg := gossip.DefaultConfig()
 	gcfg.NodeName = cfg.NodeID
@@ -131,11 +145,6 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	if s.pool, err = gossip.New(gcfg); err != nil {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.GossipAddr, err)
-	}
-	if cfg.TLS != nil {
-		if s.tls, err = tlsutil.NewReloader(*cfg.TLS); err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
-		}
 	}
 	s.fwd = newForwarder(s)
 
@@ -175,6 +184,8 @@ func New(cfg Config) (_ *Server, err error) {
 		s.wg.Add(1)
 		go s.joinLoop(cfg.Join)
 	}
+	s.wg.Add(1)
+	go s.rejoinLoop()
 	s.log.Info("coordinator started", "grpc_addr", s.grpcAddr, "raft_addr", s.raftAddr,
 		"gossip_addr", s.pool.LocalAddr(), "dev", cfg.Dev, "bootstrap_expect", cfg.BootstrapExpect)
 	return s, nil
@@ -225,6 +236,10 @@ func (s *Server) setupRaft() error {
 	if err != nil {
 		return fmt.Errorf("listen on raft address %s: %w", cfg.RaftAddr, err)
 	}
+	if err := s.secureRaftStream(stream); err != nil {
+		stream.Close()
+		return err
+	}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger.Named("transport"),
 	})
@@ -232,42 +247,42 @@ func (s *Server) setupRaft() error {
 	s.raftConnClosed = stream.closed
 	s.raftAddr = string(trans.LocalAddr())
 
-	var (
-		logs   raft.LogStore
-		stable raft.StableStore
-		snaps  raft.SnapshotStore
-	)
 	if cfg.Dev {
 		store := raft.NewInmemStore()
-		logs, stable, snaps = store, store, raft.NewInmemSnapshotStore()
-	} else {
-		raftDir := filepath.Join(cfg.DataDir, "raft")
-		if err := os.MkdirAll(raftDir, 0o700); err != nil {
-			return fmt.Errorf("create data dir: %w", err)
-		}
-		bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+		r, err := raft.NewRaft(rc, s.fsm, store, store, raft.NewInmemSnapshotStore(), trans)
 		if err != nil {
-			return fmt.Errorf("open raft store %s: %w", filepath.Join(raftDir, "raft.db"), err)
+			return fmt.Errorf("start raft: %w", err)
 		}
-		s.boltStore = bolt
-		// A small cache in front of bolt keeps recent entries in memory for
-		// replication to followers.
-		cached, err := raft.NewLogCache(512, bolt)
-		if err != nil {
-			return err
-		}
-		fss, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, rc.Logger.Named("snapshots"))
-		if err != nil {
-			return fmt.Errorf("open snapshot store in %s: %w", raftDir, err)
-		}
-		logs, stable, snaps = cached, bolt, fss
+		s.raft = r
+		return nil
 	}
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	// raft.db and the snapshots, opened defensively (raft_store.go).
+	return s.openRaftStore(rc, raftDir, trans)
+}
 
-	r, err := raft.NewRaft(rc, s.fsm, logs, stable, snaps, trans)
-	if err != nil {
-		return fmt.Errorf("start raft: %w", err)
+// secureRaftStream turns on mutual TLS on the raft stream layer when TLS
+// is configured (raft_tls.go), and otherwise warns that the raft port is
+// open to anyone who can reach it.
+func (s *Server) secureRaftStream(stream *raftStream) error {
+	if s.tls == nil {
+		s.log.Warn("RAFT PORT IS UNAUTHENTICATED: TLS is not configured, so anyone who can reach the raft port can write to the cluster state "+
+			"(ACL tokens, releases that run commands on every agent); firewall it to the other servers only, or configure tls",
+			"raft_addr", stream.Listener.Addr().String())
+		return nil
 	}
-	s.raft = r
+	server, err := s.tls.ServerOnlyTLSConfig()
+	if err != nil {
+		return fmt.Errorf("raft tls: %w", err)
+	}
+	client, err := s.tls.ClientTLSConfig(tlsutil.RoleServer)
+	if err != nil {
+		return fmt.Errorf("raft tls: %w", err)
+	}
+	stream.enableTLS(server, client, s.log.With("subsystem", "raft_tls"))
 	return nil
 }
 

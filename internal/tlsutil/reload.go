@@ -223,3 +223,43 @@ func (r *Reloader) verifyServer(cs tls.ConnectionState) error {
 	}
 	return nil
 }
+
+// ServerOnlyTLSConfig returns a configuration for a listener that only the
+// cluster's other servers may use (the raft transport): as ServerTLSConfig,
+// but the client must present a *server* certificate — an agent's or the
+// CLI's certificate from the same CA fails the handshake — and no ALPN is
+// offered. This part's own certificate must be a server certificate.
+func (r *Reloader) ServerOnlyTLSConfig() (*tls.Config, error) {
+	if got := r.Identity().Role; got != RoleServer {
+		return nil, fmt.Errorf("tlsutil: %s is a %s certificate; only a server certificate may serve here (rollwave tls cert create -server)",
+			r.cfg.CertFile, got)
+	}
+	if _, err := r.ServerTLSConfig(); err != nil {
+		return nil, err
+	}
+	base := r.serverOnlyConfig(r.cur.Load())
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return r.serverOnlyConfig(r.cur.Load()), nil
+	}
+	return base, nil
+}
+
+func (r *Reloader) serverOnlyConfig(m *material) *tls.Config {
+	c := r.serverConfig(m)
+	c.NextProtos = nil
+	c.VerifyConnection = r.verifyServerClient
+	return c
+}
+
+// verifyServerClient accepts only a verified server certificate of this
+// cluster on the client side of a connection.
+func (r *Reloader) verifyServerClient(cs tls.ConnectionState) error {
+	id, err := PeerIdentity(cs)
+	if err != nil {
+		return err
+	}
+	if id.Role != RoleServer {
+		return fmt.Errorf("tlsutil: the peer presented a %s certificate (%s); only servers may connect here", id.Role, id.Name())
+	}
+	return r.cfg.accepts(id)
+}

@@ -411,3 +411,41 @@ func TestWriteNewNeverOverwrites(t *testing.T) {
 		t.Errorf("content %q", b)
 	}
 }
+
+// TestSecurityRaftServerOnlyTLSConfig: the raft listener's configuration
+// lets in only server certificates of the cluster; agent and cli
+// certificates from the same CA fail the handshake, and a node holding a
+// non-server certificate cannot build it.
+func TestSecurityRaftServerOnlyTLSConfig(t *testing.T) {
+	p := newPKI(t)
+	scfg, err := p.reloader(p.issue(RoleServer)).ServerOnlyTLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startEcho(t, scfg)
+	other := newPKI(t)
+	cases := []struct {
+		name string
+		cfg  *tls.Config
+		ok   bool
+	}{
+		{"server", p.clientConfig(RoleServer), true},
+		{"agent", p.clientConfig(RoleAgent), false},
+		{"cli", p.clientConfig(RoleCLI), false},
+		{"server of another CA", p.rawClient(other.issue(RoleServer)), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := dial(t, s.addr(), tc.cfg)
+			if tc.ok && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tc.ok && err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	if _, err := p.reloader(p.issue(RoleAgent)).ServerOnlyTLSConfig(); err == nil || !strings.Contains(err.Error(), "only a server certificate") {
+		t.Fatalf("an agent certificate built a server-only listener config: %v", err)
+	}
+}
