@@ -161,7 +161,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			ac.DataDir = abs
 		}
 	}
-	keyFrom, err := resolveGossipKey(&ac.Encrypt, &ac.EncryptFile, *encrypt, *encryptFile)
+	keyFrom, err := spec.ResolveGossipKey(&ac.Encrypt, &ac.EncryptFile, *encrypt, *encryptFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
@@ -238,32 +238,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// resolveGossipKey settles the gossip key from, in order, -encrypt or
-// -encrypt-file, then ROLLWAVE_ENCRYPT or ROLLWAVE_ENCRYPT_FILE, then the
-// config file's encrypt or encrypt_file (as the server does). It stores the
-// key in *key, clears *file and returns what set it ("" for none).
-func resolveGossipKey(key, file *string, flagKey, flagFile string) (string, error) {
-	k, from, err := spec.PickSecret(
-		spec.SecretLayer{Value: flagKey, File: flagFile, ValueName: "-encrypt", FileName: "-encrypt-file"},
-		spec.SecretLayer{Value: strings.TrimSpace(os.Getenv(spec.EnvEncrypt)), File: os.Getenv(spec.EnvEncryptFile), ValueName: spec.EnvEncrypt, FileName: spec.EnvEncryptFile},
-		spec.SecretLayer{Value: *key, File: *file, ValueName: "encrypt", FileName: "encrypt_file"},
-	)
-	if err != nil {
-		return "", err
-	}
-	if from != "" && from != "encrypt" {
-		if err := spec.CheckGossipKey(k); err != nil {
-			return "", fmt.Errorf("gossip key from %s: %w", from, err)
-		}
-	}
-	*key, *file = k, ""
-	// Commands this process runs (exec hooks and checks) inherit its
-	// environment: they must not inherit the key.
-	os.Unsetenv(spec.EnvEncrypt)
-	os.Unsetenv(spec.EnvEncryptFile)
-	return from, nil
 }
 
 func newDriver(name string, hardening []string, log *slog.Logger) (slot.Driver, error) {

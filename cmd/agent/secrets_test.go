@@ -26,12 +26,12 @@ func TestSecurityTokenFromFileAgentKey(t *testing.T) {
 	t.Setenv(spec.EnvEncrypt, keyB)
 	t.Setenv(spec.EnvEncryptFile, "")
 	key, file := "", ""
-	if from, err := resolveGossipKey(&key, &file, "", fileA); err != nil || key != keyA || from != "-encrypt-file" {
+	if from, err := spec.ResolveGossipKey(&key, &file, "", fileA); err != nil || key != keyA || from != "-encrypt-file" {
 		t.Fatalf("flag file with env set: key %q from %q, %v; want the file's key", key, from, err)
 	}
 	t.Setenv(spec.EnvEncrypt, keyB) // the call above unset it
 	key, file = "", fileA           // config encrypt_file loses to the environment
-	if from, err := resolveGossipKey(&key, &file, "", ""); err != nil || key != keyB || from != spec.EnvEncrypt || file != "" {
+	if from, err := spec.ResolveGossipKey(&key, &file, "", ""); err != nil || key != keyB || from != spec.EnvEncrypt || file != "" {
 		t.Fatalf("env over config: key %q file %q from %q, %v", key, file, from, err)
 	}
 	if v, ok := os.LookupEnv(spec.EnvEncrypt); ok {
@@ -39,7 +39,7 @@ func TestSecurityTokenFromFileAgentKey(t *testing.T) {
 	}
 	t.Setenv(spec.EnvEncrypt, "")
 	key, file = "", fileA
-	if from, err := resolveGossipKey(&key, &file, "", ""); err != nil || key != keyA || from != "encrypt_file" {
+	if from, err := spec.ResolveGossipKey(&key, &file, "", ""); err != nil || key != keyA || from != "encrypt_file" {
 		t.Fatalf("config encrypt_file: key %q from %q, %v", key, from, err)
 	}
 

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
@@ -136,7 +135,7 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	set("cert-file", func() { sc.TLS.CertFile = f.certFile })
 	set("key-file", func() { sc.TLS.KeyFile = f.keyFile })
 	set("acl-enabled", func() { sc.ACL.Enabled = f.aclEnabled })
-	keyFrom, err := resolveGossipKey(&sc.Encrypt, &sc.EncryptFile, f.encrypt, f.encryptFile)
+	keyFrom, err := spec.ResolveGossipKey(&sc.Encrypt, &sc.EncryptFile, f.encrypt, f.encryptFile)
 	if err != nil {
 		return coordinator.Config{}, err
 	}
@@ -182,33 +181,6 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 		cfg.TLS = &tc
 	}
 	return cfg, cfg.Validate()
-}
-
-// resolveGossipKey settles the gossip key from, in order, -encrypt or
-// -encrypt-file, then ROLLWAVE_ENCRYPT or ROLLWAVE_ENCRYPT_FILE, then the
-// config file's encrypt or encrypt_file. It stores the key in *key, clears
-// *file and returns what set it ("" for none). A file's key is checked here,
-// naming the file.
-func resolveGossipKey(key, file *string, flagKey, flagFile string) (string, error) {
-	k, from, err := spec.PickSecret(
-		spec.SecretLayer{Value: flagKey, File: flagFile, ValueName: "-encrypt", FileName: "-encrypt-file"},
-		spec.SecretLayer{Value: strings.TrimSpace(os.Getenv(spec.EnvEncrypt)), File: os.Getenv(spec.EnvEncryptFile), ValueName: spec.EnvEncrypt, FileName: spec.EnvEncryptFile},
-		spec.SecretLayer{Value: *key, File: *file, ValueName: "encrypt", FileName: "encrypt_file"},
-	)
-	if err != nil {
-		return "", err
-	}
-	if from != "" && from != "encrypt" {
-		if err := spec.CheckGossipKey(k); err != nil {
-			return "", fmt.Errorf("gossip key from %s: %w", from, err)
-		}
-	}
-	*key, *file = k, ""
-	// Commands this process runs (exec hooks and checks) inherit its
-	// environment: they must not inherit the key.
-	os.Unsetenv(spec.EnvEncrypt)
-	os.Unsetenv(spec.EnvEncryptFile)
-	return from, nil
 }
 
 func newLogger(level string) *slog.Logger {

@@ -104,3 +104,30 @@ func CheckGossipKey(key string) error {
 	}
 	return nil
 }
+
+// ResolveGossipKey settles the gossip key from, in order, -encrypt or
+// -encrypt-file, then ROLLWAVE_ENCRYPT or ROLLWAVE_ENCRYPT_FILE, then the
+// config file's encrypt or encrypt_file (server and agent alike). It stores the key in *key, clears
+// *file and returns what set it ("" for none). A file's key is checked here,
+// naming the file.
+func ResolveGossipKey(key, file *string, flagKey, flagFile string) (string, error) {
+	k, from, err := PickSecret(
+		SecretLayer{Value: flagKey, File: flagFile, ValueName: "-encrypt", FileName: "-encrypt-file"},
+		SecretLayer{Value: strings.TrimSpace(os.Getenv(EnvEncrypt)), File: os.Getenv(EnvEncryptFile), ValueName: EnvEncrypt, FileName: EnvEncryptFile},
+		SecretLayer{Value: *key, File: *file, ValueName: "encrypt", FileName: "encrypt_file"},
+	)
+	if err != nil {
+		return "", err
+	}
+	if from != "" && from != "encrypt" {
+		if err := CheckGossipKey(k); err != nil {
+			return "", fmt.Errorf("gossip key from %s: %w", from, err)
+		}
+	}
+	*key, *file = k, ""
+	// Commands this process runs (exec hooks and checks) inherit its
+	// environment: they must not inherit the key.
+	os.Unsetenv(EnvEncrypt)
+	os.Unsetenv(EnvEncryptFile)
+	return from, nil
+}
