@@ -1,17 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/testutil"
 )
 
 // binDir holds rollwave and rollwave-agent built for these tests.
@@ -35,24 +35,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// syncBuffer is the demo's output, written by several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // checkClean fails the test if anything the demo started is still there.
@@ -82,7 +64,7 @@ func TestShortRunStartsClusterAndCleansUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 9 processes")
 	}
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	var res runResult
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -102,7 +84,7 @@ func TestInterruptStopsEverything(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 9 processes")
 	}
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	var res runResult
 	// Like Ctrl-C (signal.NotifyContext cancels): once the agents are
 	// being waited for, interrupt.

@@ -1,13 +1,11 @@
 package coordinator
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,24 +18,6 @@ import (
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Issue 11 item 7: the listener's total cap holds whatever the client
 // addresses, connections over it are closed at once (and logged, rate
 // limited), and a slot given back is reused.
@@ -46,7 +26,7 @@ func TestSecurityConnectionExhaustionTotalCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	ln := newLimitListener(inner, Limits{RPCMaxConns: 3}, slog.New(slog.NewTextHandler(&logs, nil)))
 	defer ln.Close()
 	accepted := make(chan net.Conn, 16)
@@ -143,7 +123,7 @@ func TestLimitsValidate(t *testing.T) {
 // A panic in a gRPC handler becomes codes.Internal and an ERROR log line;
 // the server keeps serving.
 func TestSecurityHandlerPanicIsRecovered(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	s := &Server{cfg: Config{NodeID: "c1"}, log: slog.New(slog.NewTextHandler(&logs, nil))}
 	srv := grpc.NewServer(append(s.recoveryOptions(),
 		grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error { panic("stream boom") }))...)

@@ -5,34 +5,16 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rollwave/rollwave/internal/testutil"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Issue 11 item 12: garbage sent to the gossip port gives one ERROR line,
 // not one per packet.
 func TestSecurityGossipGarbagePacketsLogOnce(t *testing.T) {
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	cfg := testConfig(t, "s1", Meta{Role: RoleServer, NodeID: "s1", GRPCAddr: "127.0.0.1:7420", RaftAddr: "127.0.0.1:7421"})
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	p, err := New(cfg)

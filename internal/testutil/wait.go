@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -110,4 +111,23 @@ func (h *testHandler) WithGroup(name string) slog.Handler {
 	c := *h
 	c.groups = h.groups + name + "."
 	return &c
+}
+
+// SyncBuffer is an in-memory log sink that goroutines of the code under
+// test may write to while the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

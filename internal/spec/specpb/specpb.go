@@ -6,10 +6,10 @@ package specpb
 
 import (
 	"maps"
-	"math"
 	"slices"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/sattime"
 	"github.com/rollwave/rollwave/internal/spec"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -202,18 +202,8 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
 // dur converts milliseconds, saturating instead of wrapping: a wrapped
-// value could land inside the caps Validate checks. (Written here rather
-// than importing internal/sattime: spec depends on nothing internal.)
-func dur(ms int64) time.Duration {
-	const limit = math.MaxInt64 / int64(time.Millisecond)
-	switch {
-	case ms > limit:
-		return math.MaxInt64
-	case ms < -limit:
-		return -math.MaxInt64
-	}
-	return time.Duration(ms) * time.Millisecond
-}
+// value could land inside the caps Validate checks.
+func dur(ms int64) time.Duration { return sattime.Millis(ms) }
 
 func quantityToProto(q spec.Quantity) *rollwavev1.Quantity {
 	return &rollwavev1.Quantity{Value: q.Value, Percent: q.Percent}
