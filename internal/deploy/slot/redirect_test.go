@@ -28,8 +28,7 @@ func TestSecurityRedirectOffPrefix(t *testing.T) {
 		_, _ = w.Write(testArtifact.data)
 	}))
 	defer other.Close()
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/builds/same-host.tgz":
 			http.Redirect(w, r, "/private/httpd.tar.gz", http.StatusFound)
