@@ -313,7 +313,7 @@ func (c *appCtl) checks(spec *rollwavev1.ReleaseSpec, port int, slotName slot.Na
 			if slotName == "" {
 				continue // readiness: the driver already waited for the unit
 			}
-			iv := time.Duration(hc.GetIntervalMs()) * time.Millisecond
+			iv := sattime.Millis(hc.GetIntervalMs())
 			if iv <= 0 {
 				iv = health.DefaultInterval
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/sattime"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -91,8 +92,8 @@ func FromSpec(hc *rollwavev1.HealthCheck, render func(string) string) (Check, ti
 	if name == "" {
 		name = hc.GetKind()
 	}
-	interval := time.Duration(hc.GetIntervalMs()) * time.Millisecond
-	timeout := time.Duration(hc.GetTimeoutMs()) * time.Millisecond
+	interval := sattime.Millis(hc.GetIntervalMs())
+	timeout := sattime.Millis(hc.GetTimeoutMs())
 	switch {
 	case interval < 0:
 		return nil, 0, fmt.Errorf("health check %s: interval %s is negative", name, interval)

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"time"
 
+	"github.com/rollwave/rollwave/internal/sattime"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -179,7 +179,7 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 func (m *Manager) checkReady(ctx context.Context, app string, slot Name, port int, spec *rollwavev1.ReleaseSpec, ready ReadyFunc) error {
 	deadline := DefaultHealthyDeadline
 	if ms := spec.GetHealth().GetHealthyDeadlineMs(); ms > 0 {
-		deadline = time.Duration(ms) * time.Millisecond
+		deadline = sattime.Millis(ms)
 	}
 	if ready != nil {
 		rctx, cancel := context.WithTimeout(ctx, deadline)
