@@ -6,8 +6,10 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rollwave/rollwave/internal/raftfsm"
+	"github.com/rollwave/rollwave/internal/spec"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -62,10 +64,25 @@ func (s *Server) AssignHosts(releaseID string, phase int32, hosts []string) ([]*
 	return as, nil
 }
 
-func assignmentOrder(a *rollwavev1.Assignment, spec *rollwavev1.ReleaseSpec) *rollwavev1.CoordinatorMessage {
+func assignmentOrder(a *rollwavev1.Assignment, rs *rollwavev1.ReleaseSpec) *rollwavev1.CoordinatorMessage {
 	return &rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Assignment{
-		Assignment: &rollwavev1.AssignmentOrder{Assignment: a, Spec: spec},
+		Assignment: &rollwavev1.AssignmentOrder{Assignment: a, Spec: withArtifactURLExpanded(rs)},
 	}}
+}
+
+// withArtifactURLExpanded returns rs with {{version}} and {{app}} in its
+// artifact URL replaced (spec validation allows them there), so the agent
+// fetches, and checks against its policy, the URL it will really use. The
+// stored release keeps the spec as written; rs is not modified.
+func withArtifactURLExpanded(rs *rollwavev1.ReleaseSpec) *rollwavev1.ReleaseSpec {
+	u := rs.GetArtifact().GetUrl()
+	x := spec.Expand(u, spec.TemplateVars{Version: rs.GetVersion(), App: rs.GetApp()})
+	if x == u {
+		return rs
+	}
+	out := proto.Clone(rs).(*rollwavev1.ReleaseSpec)
+	out.Artifact.Url = x
+	return out
 }
 
 // OrderRevert records that the host's assignment must revert and tells the
