@@ -15,6 +15,13 @@ import (
 // ListHosts is answered by the leader when one is reachable, since only the
 // leader knows which agents have a session; otherwise from the local
 // replica (connected is then false for every host).
+//
+// Last contact: raft holds a host's last contact as written at most every
+// contactPersistEvery, so it can be that much behind. The leader shows
+// the time of the host's last message on its session instead (or of the
+// last message before that session ended), whichever is later. An answer
+// from a follower's replica shows raft's value (or a later contact this
+// server saw itself while it led); the CLI prints its age.
 func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHostsRequest) (*rollwavev1.ListHostsResponse, error) {
 	if client, fctx, isLocal, err := o.s.leaderClient(ctx); err == nil && !isLocal {
 		if resp, err := client.ListHosts(fctx, req); err == nil {
@@ -30,6 +37,9 @@ func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHos
 		l, ok := liveness[h.GetId()]
 		if !ok {
 			l = "unknown"
+		}
+		if at, ok := o.s.agents.lastContact(h.GetId()); ok && at.UnixNano() > h.GetLastContactUnixNano() {
+			h.LastContactUnixNano = at.UnixNano()
 		}
 		out = append(out, &rollwavev1.HostView{
 			Host:        h,
