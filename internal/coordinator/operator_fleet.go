@@ -5,9 +5,6 @@ import (
 	"sort"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -88,13 +85,13 @@ func (o *operatorService) SetCell(ctx context.Context, req *rollwavev1.SetCellRe
 	c := req.GetCell()
 	switch {
 	case c.GetName() == "":
-		return nil, status.Error(codes.InvalidArgument, "cell name must not be empty")
+		return nil, errorf(raftfsm.ErrInvalid, "cell name must not be empty")
 	case c.GetRisk() < 0:
-		return nil, status.Errorf(codes.InvalidArgument, "cell %q: risk must be 0 or more, got %d", c.GetName(), c.GetRisk())
+		return nil, errorf(raftfsm.ErrInvalid, "cell %q: risk must be 0 or more, got %d", c.GetName(), c.GetRisk())
 	case c.GetUsers() < 0:
-		return nil, status.Errorf(codes.InvalidArgument, "cell %q: users must be 0 or more, got %d", c.GetName(), c.GetUsers())
+		return nil, errorf(raftfsm.ErrInvalid, "cell %q: users must be 0 or more, got %d", c.GetName(), c.GetUsers())
 	case c.GetCriticality() != "" && !criticalities[c.GetCriticality()]:
-		return nil, status.Errorf(codes.InvalidArgument, "cell %q: criticality must be one of low, medium, high, critical; got %q", c.GetName(), c.GetCriticality())
+		return nil, errorf(raftfsm.ErrInvalid, "cell %q: criticality must be one of low, medium, high, critical; got %q", c.GetName(), c.GetCriticality())
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.SetCell,
 		func(ctx context.Context, req *rollwavev1.SetCellRequest) (*rollwavev1.SetCellResponse, error) {
@@ -117,12 +114,12 @@ func cloneCell(c *rollwavev1.Cell) *rollwavev1.Cell {
 
 func (o *operatorService) DeleteCell(ctx context.Context, req *rollwavev1.DeleteCellRequest) (*rollwavev1.DeleteCellResponse, error) {
 	if req.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "cell name must not be empty")
+		return nil, errorf(raftfsm.ErrInvalid, "cell name must not be empty")
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.DeleteCell,
 		func(ctx context.Context, req *rollwavev1.DeleteCellRequest) (*rollwavev1.DeleteCellResponse, error) {
 			if o.s.fsm.State().Cell(req.GetName()) == nil {
-				return nil, status.Errorf(codes.NotFound, "no cell named %q", req.GetName())
+				return nil, errorf(raftfsm.ErrNotFound, "no cell named %q", req.GetName())
 			}
 			err := o.s.applyErr(raftfsm.DeleteCell, &rollwavev1.DeleteCellCommand{TimeUnixNano: time.Now().UnixNano(), Name: req.GetName(), Actor: actorOf(ctx, req.GetActor())})
 			if err != nil {
