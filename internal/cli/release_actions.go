@@ -32,8 +32,8 @@ var releaseActions = []releaseAction{
 	},
 	{
 		name:    "resume",
-		short:   "Resume a paused release",
-		long:    `Resume a paused release where it stopped.`,
+		short:   "Resume a paused release, or start a pending one",
+		long:    `Resume a paused release where it stopped. A pending (submitted, not started) release starts: it is planned again against the hosts alive now, the difference from the preview is recorded in a release.replanned event, and it is refused, changing nothing, if no host matches its target.`,
 		example: `  rollwave release resume api-2.4.0`,
 		call:    rollwavev1.OperatorServiceClient.ResumeRelease,
 	},

@@ -136,7 +136,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 			return nil, status.Errorf(codes.Unavailable,
 				"ACLs are enabled and this server cannot tell yet whether they were bootstrapped: %s; retry in a few seconds (%s refused)", why, method)
 		}
-		return nil, status.Errorf(codes.FailedPrecondition,
+		return nil, errorf(raftfsm.ErrConflict,
 			"ACLs are enabled but not bootstrapped yet: run 'rollwave acl bootstrap' to create the first admin token (%s refused)", method)
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -150,7 +150,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 	}
 	need := methodRole(method)
 	if roleRank(tok.GetRole()) < roleRank(need) {
-		return nil, status.Errorf(codes.PermissionDenied, "token %q has role %s; %s needs role %s",
+		return nil, errorf(raftfsm.ErrPermissionDenied, "token %q has role %s; %s needs role %s",
 			tok.GetName(), tok.GetRole(), method, need)
 	}
 	return context.WithValue(ctx, aclTokenCtxKey{}, tok), nil
@@ -176,7 +176,8 @@ func (s *Server) catchingUp() string {
 func (s *Server) aclUnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ctx, err := s.authorize(ctx, info.FullMethod)
 	if err != nil {
-		return nil, err
+		// Outside the error interceptor (errkind.go): map the kind here.
+		return nil, toStatus(err)
 	}
 	return handler(ctx, req)
 }
@@ -184,7 +185,7 @@ func (s *Server) aclUnaryInterceptor(ctx context.Context, req any, info *grpc.Un
 func (s *Server) aclStreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx, err := s.authorize(ss.Context(), info.FullMethod)
 	if err != nil {
-		return err
+		return toStatus(err)
 	}
 	return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
 }
@@ -235,7 +236,7 @@ func tokenInfo(t *rollwavev1.ACLToken) *rollwavev1.ACLTokenInfo {
 
 func (s *Server) requireACLs() error {
 	if !s.cfg.ACLEnabled {
-		return status.Error(codes.FailedPrecondition, "ACLs are not enabled on this server; start every server with acl { enabled = true } (or -acl-enabled)")
+		return errorf(raftfsm.ErrConflict, "ACLs are not enabled on this server; start every server with acl { enabled = true } (or -acl-enabled)")
 	}
 	return nil
 }
@@ -245,7 +246,7 @@ func (o *operatorService) ACLBootstrap(ctx context.Context, req *rollwavev1.ACLB
 		return nil, err
 	}
 	if done, at := o.s.fsm.State().ACLBootstrapped(); done {
-		return nil, status.Errorf(codes.FailedPrecondition, "ACL bootstrap already done (at %s); ask an admin token holder for a token (resetting needs a snapshot restore, see docs/security.md)",
+		return nil, errorf(raftfsm.ErrConflict, "ACL bootstrap already done (at %s); ask an admin token holder for a token (resetting needs a snapshot restore, see docs/security.md)",
 			timeRFC3339(at))
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.ACLBootstrap,
@@ -255,7 +256,7 @@ func (o *operatorService) ACLBootstrap(ctx context.Context, req *rollwavev1.ACLB
 				name = "bootstrap"
 			}
 			if err := raftfsm.CheckACLTokenName(name); err != nil {
-				return nil, status.Error(codes.InvalidArgument, err.Error())
+				return nil, withKind(raftfsm.ErrInvalid, err)
 			}
 			accessor, secret, err := newSecretToken()
 			if err != nil {
@@ -277,10 +278,10 @@ func (o *operatorService) ACLTokenCreate(ctx context.Context, req *rollwavev1.AC
 		return nil, err
 	}
 	if err := raftfsm.CheckACLTokenName(strings.TrimSpace(req.GetName())); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, withKind(raftfsm.ErrInvalid, err)
 	}
 	if roleRank(req.GetRole()) < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "role %q must be one of %s", req.GetRole(), strings.Join(raftfsm.ACLRoles, ", "))
+		return nil, errorf(raftfsm.ErrInvalid, "role %q must be one of %s", req.GetRole(), strings.Join(raftfsm.ACLRoles, ", "))
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.ACLTokenCreate,
 		func(ctx context.Context, req *rollwavev1.ACLTokenCreateRequest) (*rollwavev1.ACLTokenSecretResponse, error) {
@@ -320,12 +321,12 @@ func (o *operatorService) ACLTokenDelete(ctx context.Context, req *rollwavev1.AC
 		return nil, err
 	}
 	if req.GetAccessorId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "delete needs a token's accessor id; see 'rollwave acl token list'")
+		return nil, errorf(raftfsm.ErrInvalid, "delete needs a token's accessor id; see 'rollwave acl token list'")
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.ACLTokenDelete,
 		func(ctx context.Context, req *rollwavev1.ACLTokenDeleteRequest) (*rollwavev1.ACLTokenDeleteResponse, error) {
 			if o.s.fsm.State().ACLToken(req.GetAccessorId()) == nil {
-				return nil, status.Errorf(codes.NotFound, "no token with accessor %q; see 'rollwave acl token list'", req.GetAccessorId())
+				return nil, errorf(raftfsm.ErrNotFound, "no token with accessor %q; see 'rollwave acl token list'", req.GetAccessorId())
 			}
 			if err := o.s.applyErr(raftfsm.DeleteACLToken, &rollwavev1.DeleteACLTokenCommand{
 				TimeUnixNano: nowUnixNano(), AccessorId: req.GetAccessorId(), Actor: actorOf(ctx, ""),

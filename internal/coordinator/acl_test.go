@@ -105,9 +105,10 @@ func TestACLTokensAndRoles(t *testing.T) {
 	_, err = fc.SetGlobalFreeze(deployCtx, &rollwavev1.SetGlobalFreezeRequest{On: true, Reason: "x"})
 	wantCode(t, "deploy token sets the global freeze", err, codes.PermissionDenied, "needs role admin")
 
-	// deploy: submits and starts a release through a follower (with no
-	// agents in this test the release is submitted, then resumed from
-	// pending); the token's name is the actor, whatever the client claims.
+	// deploy: submits a release and acts on it through a follower; the
+	// token's name is the actor, whatever the client claims. With no
+	// agents in this test the start is refused (no host to plan for) by
+	// the handler, past the ACL check; the abort goes through.
 	start.Start = false
 	sub, err := fc.SubmitRelease(deployCtx, start)
 	if err != nil {
@@ -116,12 +117,14 @@ func TestACLTokensAndRoles(t *testing.T) {
 	if sub.GetRelease().GetCreatedBy() != "deployer" {
 		t.Errorf("created by %q, want deployer", sub.GetRelease().GetCreatedBy())
 	}
-	res, err := fc.ResumeRelease(deployCtx, &rollwavev1.ReleaseActionRequest{Id: "api-1", Actor: "mallory"})
+	_, err = fc.ResumeRelease(deployCtx, &rollwavev1.ReleaseActionRequest{Id: "api-1", Actor: "mallory"})
+	wantCode(t, "deploy token starts a release with no host", err, codes.FailedPrecondition, "no live host matches its target")
+	res, err := fc.AbortRelease(deployCtx, &rollwavev1.ReleaseActionRequest{Id: "api-1", Actor: "mallory"})
 	if err != nil {
-		t.Fatalf("deploy token starts a release: %v", err)
+		t.Fatalf("deploy token aborts a release: %v", err)
 	}
-	if res.GetRelease().GetState() == rollwavev1.ReleaseState_RELEASE_STATE_PENDING {
-		t.Errorf("release still pending after resume")
+	if res.GetRelease().GetState() != rollwavev1.ReleaseState_RELEASE_STATE_ABORTED {
+		t.Errorf("release %s after abort", res.GetRelease().GetState())
 	}
 	ev, err := fc.ListEvents(readCtx, &rollwavev1.ListEventsRequest{ReleaseId: "api-1"})
 	if err != nil {

@@ -90,16 +90,21 @@ func (a *agentSession) Send(m *rollwavev1.CoordinatorMessage) bool {
 type agentRegistry struct {
 	mu       sync.Mutex
 	sessions map[string]*agentSession
+	// ended holds the last contact of each host whose session ended on
+	// this leader: raft's copy may be up to contactPersistEvery older.
+	// One entry per host at most; it goes when the host reconnects.
+	ended map[string]time.Time
 }
 
 func newAgentRegistry() *agentRegistry {
-	return &agentRegistry{sessions: map[string]*agentSession{}}
+	return &agentRegistry{sessions: map[string]*agentSession{}, ended: map[string]time.Time{}}
 }
 
 func (r *agentRegistry) add(a *agentSession) {
 	r.mu.Lock()
 	old := r.sessions[a.hostID]
 	r.sessions[a.hostID] = a
+	delete(r.ended, a.hostID)
 	r.mu.Unlock()
 	if old != nil {
 		old.close(status.Error(codes.AlreadyExists, "a newer session for this host replaced this one"))
@@ -110,8 +115,30 @@ func (r *agentRegistry) remove(a *agentSession) {
 	r.mu.Lock()
 	if r.sessions[a.hostID] == a {
 		delete(r.sessions, a.hostID)
+		a.mu.Lock()
+		r.ended[a.hostID] = a.lastContact
+		a.mu.Unlock()
 	}
 	r.mu.Unlock()
+}
+
+// lastContact returns when this leader last heard from the host: now, for
+// a connected host, the last message of its session; for a host whose
+// session ended here, the last message of that session. ok is false for a
+// host this server has had no session with since it became leader.
+func (r *agentRegistry) lastContact(host string) (time.Time, bool) {
+	r.mu.Lock()
+	sess, at, ok := r.sessions[host], time.Time{}, false
+	if sess == nil {
+		at, ok = r.ended[host]
+	}
+	r.mu.Unlock()
+	if sess != nil {
+		sess.mu.Lock()
+		defer sess.mu.Unlock()
+		return sess.lastContact, true
+	}
+	return at, ok
 }
 
 func (r *agentRegistry) get(host string) *agentSession {

@@ -5,9 +5,6 @@ import (
 	"sort"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -15,6 +12,13 @@ import (
 // ListHosts is answered by the leader when one is reachable, since only the
 // leader knows which agents have a session; otherwise from the local
 // replica (connected is then false for every host).
+//
+// Last contact: raft holds a host's last contact as written at most every
+// contactPersistEvery, so it can be that much behind. The leader shows
+// the time of the host's last message on its session instead (or of the
+// last message before that session ended), whichever is later. An answer
+// from a follower's replica shows raft's value (or a later contact this
+// server saw itself while it led); the CLI prints its age.
 func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHostsRequest) (*rollwavev1.ListHostsResponse, error) {
 	if client, fctx, isLocal, err := o.s.leaderClient(ctx); err == nil && !isLocal {
 		if resp, err := client.ListHosts(fctx, req); err == nil {
@@ -30,6 +34,9 @@ func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHos
 		l, ok := liveness[h.GetId()]
 		if !ok {
 			l = "unknown"
+		}
+		if at, ok := o.s.agents.lastContact(h.GetId()); ok && at.UnixNano() > h.GetLastContactUnixNano() {
+			h.LastContactUnixNano = at.UnixNano()
 		}
 		out = append(out, &rollwavev1.HostView{
 			Host:        h,
@@ -78,13 +85,13 @@ func (o *operatorService) SetCell(ctx context.Context, req *rollwavev1.SetCellRe
 	c := req.GetCell()
 	switch {
 	case c.GetName() == "":
-		return nil, status.Error(codes.InvalidArgument, "cell name must not be empty")
+		return nil, errorf(raftfsm.ErrInvalid, "cell name must not be empty")
 	case c.GetRisk() < 0:
-		return nil, status.Errorf(codes.InvalidArgument, "cell %q: risk must be 0 or more, got %d", c.GetName(), c.GetRisk())
+		return nil, errorf(raftfsm.ErrInvalid, "cell %q: risk must be 0 or more, got %d", c.GetName(), c.GetRisk())
 	case c.GetUsers() < 0:
-		return nil, status.Errorf(codes.InvalidArgument, "cell %q: users must be 0 or more, got %d", c.GetName(), c.GetUsers())
+		return nil, errorf(raftfsm.ErrInvalid, "cell %q: users must be 0 or more, got %d", c.GetName(), c.GetUsers())
 	case c.GetCriticality() != "" && !criticalities[c.GetCriticality()]:
-		return nil, status.Errorf(codes.InvalidArgument, "cell %q: criticality must be one of low, medium, high, critical; got %q", c.GetName(), c.GetCriticality())
+		return nil, errorf(raftfsm.ErrInvalid, "cell %q: criticality must be one of low, medium, high, critical; got %q", c.GetName(), c.GetCriticality())
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.SetCell,
 		func(ctx context.Context, req *rollwavev1.SetCellRequest) (*rollwavev1.SetCellResponse, error) {
@@ -107,12 +114,12 @@ func cloneCell(c *rollwavev1.Cell) *rollwavev1.Cell {
 
 func (o *operatorService) DeleteCell(ctx context.Context, req *rollwavev1.DeleteCellRequest) (*rollwavev1.DeleteCellResponse, error) {
 	if req.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "cell name must not be empty")
+		return nil, errorf(raftfsm.ErrInvalid, "cell name must not be empty")
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.DeleteCell,
 		func(ctx context.Context, req *rollwavev1.DeleteCellRequest) (*rollwavev1.DeleteCellResponse, error) {
 			if o.s.fsm.State().Cell(req.GetName()) == nil {
-				return nil, status.Errorf(codes.NotFound, "no cell named %q", req.GetName())
+				return nil, errorf(raftfsm.ErrNotFound, "no cell named %q", req.GetName())
 			}
 			err := o.s.applyErr(raftfsm.DeleteCell, &rollwavev1.DeleteCellCommand{TimeUnixNano: time.Now().UnixNano(), Name: req.GetName(), Actor: actorOf(ctx, req.GetActor())})
 			if err != nil {

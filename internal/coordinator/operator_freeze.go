@@ -6,23 +6,20 @@ import (
 	"encoding/hex"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
 func (o *operatorService) AddFreeze(ctx context.Context, req *rollwavev1.AddFreezeRequest) (*rollwavev1.AddFreezeResponse, error) {
 	if req.GetFromUnixNano() <= 0 || req.GetToUnixNano() <= 0 {
-		return nil, status.Error(codes.InvalidArgument, "a freeze window needs both -from and -to")
+		return nil, errorf(raftfsm.ErrInvalid, "a freeze window needs both -from and -to")
 	}
 	if req.GetToUnixNano() <= req.GetFromUnixNano() {
-		return nil, status.Errorf(codes.InvalidArgument, "freeze window ends (%s) before it starts (%s)",
+		return nil, errorf(raftfsm.ErrInvalid, "freeze window ends (%s) before it starts (%s)",
 			time.Unix(0, req.GetToUnixNano()).UTC().Format(time.RFC3339), time.Unix(0, req.GetFromUnixNano()).UTC().Format(time.RFC3339))
 	}
 	if req.GetReason() == "" {
-		return nil, status.Error(codes.InvalidArgument, "a freeze window needs a -reason, so others know why")
+		return nil, errorf(raftfsm.ErrInvalid, "a freeze window needs a -reason, so others know why")
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.AddFreeze,
 		func(ctx context.Context, req *rollwavev1.AddFreezeRequest) (*rollwavev1.AddFreezeResponse, error) {
@@ -53,7 +50,7 @@ func (o *operatorService) ListFreezes(ctx context.Context, _ *rollwavev1.ListFre
 
 func (o *operatorService) RemoveFreeze(ctx context.Context, req *rollwavev1.RemoveFreezeRequest) (*rollwavev1.RemoveFreezeResponse, error) {
 	if req.GetId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "remove needs a freeze window id; see 'rollwave freeze list'")
+		return nil, errorf(raftfsm.ErrInvalid, "remove needs a freeze window id; see 'rollwave freeze list'")
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.RemoveFreeze,
 		func(ctx context.Context, req *rollwavev1.RemoveFreezeRequest) (*rollwavev1.RemoveFreezeResponse, error) {
@@ -62,7 +59,7 @@ func (o *operatorService) RemoveFreeze(ctx context.Context, req *rollwavev1.Remo
 				found = found || w.GetId() == req.GetId()
 			}
 			if !found {
-				return nil, status.Errorf(codes.NotFound, "no freeze window with id %q", req.GetId())
+				return nil, errorf(raftfsm.ErrNotFound, "no freeze window with id %q", req.GetId())
 			}
 			if err := o.s.applyErr(raftfsm.RemoveFreeze, &rollwavev1.RemoveFreezeCommand{TimeUnixNano: time.Now().UnixNano(), Id: req.GetId(), Actor: actorOf(ctx, req.GetActor())}); err != nil {
 				return nil, err
@@ -73,7 +70,7 @@ func (o *operatorService) RemoveFreeze(ctx context.Context, req *rollwavev1.Remo
 
 func (o *operatorService) SetGlobalFreeze(ctx context.Context, req *rollwavev1.SetGlobalFreezeRequest) (*rollwavev1.SetGlobalFreezeResponse, error) {
 	if req.GetOn() && req.GetReason() == "" {
-		return nil, status.Error(codes.InvalidArgument, "turning the global freeze on needs a -reason")
+		return nil, errorf(raftfsm.ErrInvalid, "turning the global freeze on needs a -reason")
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.SetGlobalFreeze,
 		func(ctx context.Context, req *rollwavev1.SetGlobalFreezeRequest) (*rollwavev1.SetGlobalFreezeResponse, error) {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rollwave/rollwave/internal/gossip"
+	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -20,7 +21,7 @@ func (o *operatorService) GossipKeyring(ctx context.Context, req *rollwavev1.Gos
 	if req.GetOp() != "list" {
 		k, err := base64.StdEncoding.DecodeString(req.GetKey())
 		if err != nil || req.GetKey() == "" {
-			return nil, status.Errorf(codes.InvalidArgument, "key must be base64 as printed by 'rollwave keygen'")
+			return nil, errorf(raftfsm.ErrInvalid, "key must be base64 as printed by 'rollwave keygen'")
 		}
 		key = k
 	}
@@ -34,17 +35,17 @@ func (o *operatorService) GossipKeyring(ctx context.Context, req *rollwavev1.Gos
 	case "remove":
 		err = o.s.pool.RemoveKey(key)
 	default:
-		return nil, status.Errorf(codes.InvalidArgument, "op must be list, install, use or remove; got %q", req.GetOp())
+		return nil, errorf(raftfsm.ErrInvalid, "op must be list, install, use or remove; got %q", req.GetOp())
 	}
 	if errors.Is(err, gossip.ErrNoEncryption) {
-		return nil, status.Error(codes.FailedPrecondition, "gossip is not encrypted on this server (no encrypt key configured); a keyring needs one to start from")
+		return nil, errorf(raftfsm.ErrConflict, "gossip is not encrypted on this server (no encrypt key configured); a keyring needs one to start from")
 	}
 	if err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "%s key: %v", req.GetOp(), err)
+		return nil, errorf(raftfsm.ErrConflict, "%s key: %v", req.GetOp(), err)
 	}
 	st, err := o.s.pool.ListKeys()
 	if errors.Is(err, gossip.ErrNoEncryption) {
-		return nil, status.Error(codes.FailedPrecondition, "gossip is not encrypted on this server (no encrypt key configured)")
+		return nil, errorf(raftfsm.ErrConflict, "gossip is not encrypted on this server (no encrypt key configured)")
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list keys: %v", err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -201,8 +203,103 @@ func (o *operatorService) PauseRelease(ctx context.Context, req *rollwavev1.Rele
 }
 
 func (o *operatorService) ResumeRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
-	return o.runAction(ctx, req, releaseAction{"resume", transition(rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, "resumed by operator")},
-		rollwavev1.OperatorServiceClient.ResumeRelease)
+	return o.runAction(ctx, req, releaseAction{"resume", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
+		if r.GetState() == rollwavev1.ReleaseState_RELEASE_STATE_PENDING {
+			return s.startPending(r, req)
+		}
+		return s.setReleaseState(r.GetId(), rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, reasonOr(req, "resumed by operator"), req.GetActor())
+	}}, rollwavev1.OperatorServiceClient.ResumeRelease)
+}
+
+// maxEvidenceHosts caps the host names listed in one evidence value; the
+// counts are always complete.
+const maxEvidenceHosts = 50
+
+// startPending starts a pending release against the fleet as it is now:
+// the plan made at submit was a preview, and hosts may have joined or gone
+// since. It refuses, changing nothing, if no host matches the target now.
+// The new plan is one entry (SetReleasePlan carries no events); the start
+// is the next, and carries the difference from the preview as its
+// evidence, so a start is never in the log without it.
+func (s *Server) startPending(r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
+	p, err := plan.Compute(r.GetSpec(), s.fleetForPlanning())
+	switch {
+	case errors.Is(err, plan.ErrNoHosts):
+		return errorf(raftfsm.ErrConflict, "cannot start release %q: no live host matches its target now (%v); nothing was changed. "+
+			"Check 'rollwave hosts' and the spec's target, then resume again", r.GetId(), err)
+	case err != nil:
+		return errorf(raftfsm.ErrConflict, "cannot start release %q: plan: %v; nothing was changed", r.GetId(), err)
+	}
+	added, removed := planDiff(r.GetPhases(), p.Phases)
+	if err := s.applyErr(raftfsm.SetReleasePlan, &rollwavev1.SubmitReleaseCommand{
+		TimeUnixNano: time.Now().UnixNano(), Actor: req.GetActor(),
+		Release: &rollwavev1.Release{Id: r.GetId(), Phases: p.Phases},
+	}); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("release %q planned again at start: %d host(s) targeted, %d added and %d removed since the preview",
+		r.GetId(), p.Targeted, len(added), len(removed))
+	evidence := map[string]string{
+		"preview_hosts":  strconv.Itoa(hostCount(r.GetPhases())),
+		"planned_hosts":  strconv.Itoa(p.Targeted),
+		"hosts_added":    strconv.Itoa(len(added)),
+		"hosts_removed":  strconv.Itoa(len(removed)),
+		"planned_phases": strconv.Itoa(len(p.Phases)),
+	}
+	if len(added) > 0 {
+		evidence["added"] = hostList(added)
+	}
+	if len(removed) > 0 {
+		evidence["removed"] = hostList(removed)
+	}
+	now := time.Now().UnixNano()
+	return s.applyErr(raftfsm.SetReleaseState, &rollwavev1.SetReleaseStateCommand{
+		TimeUnixNano: now, ReleaseId: r.GetId(), State: rollwavev1.ReleaseState_RELEASE_STATE_RUNNING,
+		Reason: reasonOr(req, "started by operator"), Actor: req.GetActor(), CurrentPhase: -1,
+		Events: []*rollwavev1.Event{{
+			TimeUnixNano: now, ReleaseId: r.GetId(), Kind: "release.replanned", Actor: req.GetActor(),
+			Message: msg, Evidence: evidence,
+		}},
+	})
+}
+
+// planDiff returns the hosts in next but not in preview, and the reverse,
+// each sorted.
+func planDiff(preview, next []*rollwavev1.Phase) (added, removed []string) {
+	before, after := phaseHosts(preview), phaseHosts(next)
+	for h := range after {
+		if !before[h] {
+			added = append(added, h)
+		}
+	}
+	for h := range before {
+		if !after[h] {
+			removed = append(removed, h)
+		}
+	}
+	sort.Strings(added)
+	sort.Strings(removed)
+	return added, removed
+}
+
+func phaseHosts(phases []*rollwavev1.Phase) map[string]bool {
+	m := make(map[string]bool)
+	for _, p := range phases {
+		for _, h := range p.GetHosts() {
+			m[h] = true
+		}
+	}
+	return m
+}
+
+func hostCount(phases []*rollwavev1.Phase) int { return len(phaseHosts(phases)) }
+
+// hostList joins at most maxEvidenceHosts names, saying how many it left out.
+func hostList(hosts []string) string {
+	if len(hosts) <= maxEvidenceHosts {
+		return strings.Join(hosts, ",")
+	}
+	return fmt.Sprintf("%s,... (%d more)", strings.Join(hosts[:maxEvidenceHosts], ","), len(hosts)-maxEvidenceHosts)
 }
 
 func (o *operatorService) AbortRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {

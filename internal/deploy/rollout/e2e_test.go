@@ -67,6 +67,7 @@ type fleet struct {
 	dir    string
 	blue   int
 	green  int
+	octet  int32
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -89,23 +90,39 @@ func newFleet(t *testing.T) *fleet {
 			t.Fatalf("set cell %s: %v", name, err)
 		}
 	}
-	join := l.GossipAddr()
+	f.octet = octet
 	for i := 0; i < 9; i++ {
-		name := fmt.Sprintf("h%d", i+1)
-		cell := cellNames[i/3]
-		dd := filepath.Join(t.TempDir(), name)
-		if err := os.MkdirAll(dd, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		ip := fmt.Sprintf("127.0.%d.%d", octet, i+1)
-		if err := os.WriteFile(filepath.Join(dd, "ip"), []byte(ip+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		f.ips[name], f.cellOf[name] = ip, cell
-		f.hosts = append(f.hosts, name)
-		f.agents[name] = agenttest.Start(t, name, cell, agenttest.Options{Join: join, DataDir: dd})
+		f.addHost(cellNames[i/3])
 	}
-	testutil.WaitFor(t, 15*time.Second, func() (bool, string) {
+	f.waitRegistered()
+	return f
+}
+
+// addHost starts one more agent, hN, in cell, on the fleet's next address;
+// waitRegistered waits for it.
+func (f *fleet) addHost(cell string) string {
+	f.t.Helper()
+	i := len(f.hosts)
+	name := fmt.Sprintf("h%d", i+1)
+	dd := filepath.Join(f.t.TempDir(), name)
+	if err := os.MkdirAll(dd, 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	ip := fmt.Sprintf("127.0.%d.%d", f.octet, i+1)
+	if err := os.WriteFile(filepath.Join(dd, "ip"), []byte(ip+"\n"), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	f.ips[name], f.cellOf[name] = ip, cell
+	f.hosts = append(f.hosts, name)
+	f.agents[name] = agenttest.Start(f.t, name, cell, agenttest.Options{Join: f.leader().GossipAddr(), DataDir: dd})
+	return name
+}
+
+// waitRegistered waits until every host of the fleet is connected to the
+// leader and known to raft.
+func (f *fleet) waitRegistered() {
+	f.t.Helper()
+	testutil.WaitFor(f.t, 15*time.Second, func() (bool, string) {
 		l := f.leader()
 		for _, h := range f.hosts {
 			if !l.AgentConnected(h) || l.FSM().State().Host(h) == nil {
@@ -114,7 +131,6 @@ func newFleet(t *testing.T) *fleet {
 		}
 		return true, ""
 	})
-	return f
 }
 
 func (f *fleet) leader() *coordinator.Server { return f.c.Leader(10 * time.Second) }
@@ -184,6 +200,7 @@ type specOpts struct {
 	burn      bool
 	gates     string // extra lines inside gates {}
 	onFailure string
+	target    string // a target block; empty = every host
 }
 
 func (f *fleet) spec(name, version string, o specOpts) string {
@@ -213,6 +230,7 @@ func (f *fleet) spec(name, version string, o specOpts) string {
   traffic {
     mode = "none"
   }
+%s
   phases {
     canary = 1
     growth = "geometric"
@@ -248,7 +266,7 @@ func (f *fleet) spec(name, version string, o specOpts) string {
     isolation_timeout = "20s"
   }
 }
-`, name, version, url, sum, f.blue, f.green, o.bake, o.gates, o.onFailure)
+`, name, version, url, sum, f.blue, f.green, o.target, o.bake, o.gates, o.onFailure)
 }
 
 func (f *fleet) start(name, version string, o specOpts) {
