@@ -447,6 +447,8 @@ func (c *appCtl) reportHold() {
 		return
 	}
 	now := c.a.clock.Mono()
+	// The coordinator reads "held version V for D while" for the event's
+	// held_for evidence (internal/coordinator/dispatch.go heldFor).
 	reason := fmt.Sprintf("held version %s for %s while the control plane was down (no leader for %s; %s)",
 		h.version, (now - h.heldAt).Round(time.Millisecond), (now - h.silentAt).Round(time.Millisecond), h.evidence)
 	c.log.Info("contact is back after a hold", "generation", h.gen, "reason", reason)
