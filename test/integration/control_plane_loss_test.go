@@ -309,8 +309,12 @@ func TestControlPlaneLossRevert(t *testing.T) {
 	}
 	var why []string
 	for _, e := range evs {
-		if strings.Contains(e.GetMessage(), "on_control_plane_loss = revert") {
-			why = append(why, e.GetKind()+": "+e.GetMessage())
+		text := e.GetMessage()
+		for k, v := range e.GetEvidence() {
+			text += " " + k + "=" + v
+		}
+		if strings.Contains(text, "on_control_plane_loss = revert") {
+			why = append(why, e.GetKind()+": "+text)
 		}
 	}
 	if len(why) == 0 {
