@@ -29,6 +29,9 @@ type contactVerdict struct {
 	// controlPlaneDown: this host still reaches its gossip peers and none
 	// of them sees a live leader either. Otherwise the host is isolated.
 	controlPlaneDown bool
+	// leaderSeen: gossip advertises a live leader (the host is isolated
+	// only if that stays so without an ack; see appCtl.leaderBack).
+	leaderSeen bool
 	// evidence is the gossip view the verdict rests on, for logs, the
 	// state file and the report.
 	evidence string
@@ -63,10 +66,59 @@ func (a *Agent) classifyContact() contactVerdict {
 	}
 	view := fmt.Sprintf("%d of %d agent peers alive, %d of %d coordinators alive", peersAlive, peers, serversAlive, servers)
 	if l, ok := a.pool.Leader(); ok {
-		return contactVerdict{evidence: fmt.Sprintf("isolated: peers still see leader %s alive (%s)", l.Meta.NodeID, view)}
+		// A killed coordinator stays alive in gossip until memberlist
+		// declares it dead, which can take longer than isolation_timeout
+		// (seen on real hosts: every coordinator SIGKILLed, the agents
+		// still listed the leader alive 10 s later and reverted as
+		// isolated). So ask the coordinators directly: if one answers a
+		// gossip ping, the control plane is up and only this host lacks
+		// its ack; if none does while peers are reachable, it is down.
+		answered := a.pingServers()
+		if answered != "" {
+			return contactVerdict{leaderSeen: true, evidence: fmt.Sprintf("isolated: peers still see leader %s alive (%s; coordinator %s answers gossip pings)", l.Meta.NodeID, view, answered)}
+		}
+		if peersAlive == 0 {
+			return contactVerdict{evidence: fmt.Sprintf("isolated: no gossip peer reachable and no coordinator answers a gossip ping (%s)", view)}
+		}
+		return contactVerdict{controlPlaneDown: true, evidence: fmt.Sprintf("control plane down: peers reachable, leader %s still listed but no coordinator answers a gossip ping (%s)", l.Meta.NodeID, view)}
 	}
 	if peersAlive == 0 {
 		return contactVerdict{evidence: fmt.Sprintf("isolated: no gossip peer reachable (%s)", view)}
 	}
 	return contactVerdict{controlPlaneDown: true, evidence: fmt.Sprintf("control plane down: peers reachable and no live leader (%s)", view)}
+}
+
+// pingAttempts is how many gossip pings each coordinator gets before it
+// counts as not answering (one lost UDP packet is not an outage).
+const pingAttempts = 2
+
+// pingServers pings every coordinator gossip lists as alive, all at once,
+// and returns the name of one that answered ("" if none did). It takes at
+// most pingAttempts × memberlist's ProbeTimeout.
+func (a *Agent) pingServers() string {
+	var servers []gossip.Member
+	for _, m := range a.pool.Members() {
+		if m.Meta.Role == gossip.RoleServer && m.Status == gossip.StatusAlive {
+			servers = append(servers, m)
+		}
+	}
+	answered := make(chan string, len(servers))
+	for _, m := range servers {
+		go func() {
+			for range pingAttempts {
+				if _, err := a.pool.Ping(m.Name, m.Addr); err == nil {
+					answered <- m.Name
+					return
+				}
+			}
+			answered <- ""
+		}()
+	}
+	first := ""
+	for range servers {
+		if n := <-answered; n != "" && first == "" {
+			first = n
+		}
+	}
+	return first
 }
