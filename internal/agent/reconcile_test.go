@@ -15,6 +15,7 @@ import (
 	"github.com/rollwave/rollwave/internal/agent"
 	"github.com/rollwave/rollwave/internal/agent/agenttest"
 	"github.com/rollwave/rollwave/internal/deploy/slot"
+	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/internal/testutil/demoapp"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -443,14 +444,30 @@ func TestHoldSurvivesTheControlPlaneComingBack(t *testing.T) {
 // later). The agent asks the coordinators with a gossip ping: none
 // answers while its peers do, so the control plane is down and the host
 // holds. Before, "peers still see a live leader" made every baking host
-// revert as isolated. isolation_timeout here (1 s) is shorter than gossip
-// can declare the coordinator dead.
+// revert as isolated. An in-process coordinator withdraws its leader claim
+// from gossip as it shuts down, which SIGKILL does not; so the test stands
+// in a gossip member that claims leadership and then vanishes without a
+// word, and uses an isolation_timeout (1 s) shorter than gossip takes to
+// declare it dead.
 func TestKilledLeaderStillInGossipIsControlPlaneDown(t *testing.T) {
 	f := controlPlaneFleet(t)
 	f.v1()
 	gen := f.releaseWith("demo-2", "2.0.0", f.artifact("2.0.0", true), replace(t, `isolation_timeout = "3s"`, `isolation_timeout = "1s"`))
 	f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING, 15*time.Second)
 	f.c.Kill(0)
+	gc := gossip.DefaultConfig()
+	gc.NodeName, gc.BindAddr, gc.Fast, gc.Logger = "ghost", "127.0.0.1:0", true, testutil.Logger(t)
+	gc.Meta = gossip.Meta{Role: gossip.RoleServer, NodeID: "ghost", GRPCAddr: "127.0.0.1:1", RaftAddr: "127.0.0.1:2", Leader: true, Term: 99}
+	ghost, err := gossip.New(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ghost.Join(ctx(t), []string{f.agent.GossipAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ghost.Shutdown(); err != nil { // no leave: like SIGKILL
+		t.Fatal(err)
+	}
 	st := agentState(t, f.agent, 15*time.Second, "hold, or a revert", func(st slot.State) bool {
 		return f.agent.Holding("demo") || reverted(st.PhaseState())
 	})
