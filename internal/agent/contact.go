@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/rollwave/rollwave/internal/gossip"
@@ -73,14 +74,16 @@ func (a *Agent) classifyContact() contactVerdict {
 		// isolated). So ask the coordinators directly: if one answers a
 		// gossip ping, the control plane is up and only this host lacks
 		// its ack; if none does while peers are reachable, it is down.
-		answered := a.pingServers()
+		answered := a.pingMembers(gossip.RoleServer, 0)
 		if answered != "" {
 			return contactVerdict{leaderSeen: true, evidence: fmt.Sprintf("isolated: peers still see leader %s alive (%s; coordinator %s answers gossip pings)", l.Meta.NodeID, view, answered)}
 		}
-		if peersAlive == 0 {
-			return contactVerdict{evidence: fmt.Sprintf("isolated: no gossip peer reachable and no coordinator answers a gossip ping (%s)", view)}
+		// The same lag hides a cut of this host's own network: its peers
+		// stay alive in its view too. One of them must answer.
+		if peersAlive == 0 || a.pingMembers(gossip.RoleAgent, maxPeerPings) == "" {
+			return contactVerdict{evidence: fmt.Sprintf("isolated: no coordinator and no gossip peer answers a gossip ping (%s)", view)}
 		}
-		return contactVerdict{controlPlaneDown: true, evidence: fmt.Sprintf("control plane down: peers reachable, leader %s still listed but no coordinator answers a gossip ping (%s)", l.Meta.NodeID, view)}
+		return contactVerdict{controlPlaneDown: true, evidence: fmt.Sprintf("control plane down: peers answer, leader %s still listed but no coordinator answers a gossip ping (%s)", l.Meta.NodeID, view)}
 	}
 	if peersAlive == 0 {
 		return contactVerdict{evidence: fmt.Sprintf("isolated: no gossip peer reachable (%s)", view)}
@@ -92,18 +95,27 @@ func (a *Agent) classifyContact() contactVerdict {
 // counts as not answering (one lost UDP packet is not an outage).
 const pingAttempts = 2
 
-// pingServers pings every coordinator gossip lists as alive, all at once,
-// and returns the name of one that answered ("" if none did). It takes at
-// most pingAttempts × memberlist's ProbeTimeout.
-func (a *Agent) pingServers() string {
-	var servers []gossip.Member
+// maxPeerPings is how many agent peers are pinged to learn whether this
+// host still reaches any.
+const maxPeerPings = 3
+
+// pingMembers pings the members of role that gossip lists as alive (at
+// most limit of them, 0 = all), all at once, and returns the name of one
+// that answered ("" if none did). It takes at most pingAttempts ×
+// memberlist's ProbeTimeout.
+func (a *Agent) pingMembers(role gossip.Role, limit int) string {
+	var targets []gossip.Member
 	for _, m := range a.pool.Members() {
-		if m.Meta.Role == gossip.RoleServer && m.Status == gossip.StatusAlive {
-			servers = append(servers, m)
+		if m.Name != a.cfg.NodeName && m.Meta.Role == role && m.Status == gossip.StatusAlive {
+			targets = append(targets, m)
 		}
 	}
-	answered := make(chan string, len(servers))
-	for _, m := range servers {
+	if limit > 0 && len(targets) > limit {
+		rand.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+		targets = targets[:limit]
+	}
+	answered := make(chan string, len(targets))
+	for _, m := range targets {
 		go func() {
 			for range pingAttempts {
 				if _, err := a.pool.Ping(m.Name, m.Addr); err == nil {
@@ -115,7 +127,7 @@ func (a *Agent) pingServers() string {
 		}()
 	}
 	first := ""
-	for range servers {
+	for range targets {
 		if n := <-answered; n != "" && first == "" {
 			first = n
 		}

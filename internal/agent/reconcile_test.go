@@ -429,12 +429,14 @@ func TestHoldSurvivesTheControlPlaneComingBack(t *testing.T) {
 		}
 		return false, "no host.held_control_plane_down event of h1"
 	})
+	// What the leader does next is its call (with the link cut this long
+	// it may count the host unreachable and roll back); the host itself
+	// must not have reverted as isolated.
 	st, _ := f.agent.Manager().AppState("demo")
-	if st.Generation != gen || reverted(st.PhaseState()) {
+	if st.Generation != gen || st.PhaseState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED {
 		r, _ := st.LastResult()
-		t.Fatalf("after the outage the host is at %d %s (%q), want generation %d not reverted", st.Generation, st.Phase, r.Reason, gen)
+		t.Fatalf("after the outage the host is at %d %s (%q), want generation %d not reverted by the host", st.Generation, st.Phase, r.Reason, gen)
 	}
-	waitServes(t, f.traffic, "2.0.0", 5*time.Second)
 }
 
 // A coordinator killed a moment ago is still alive in gossip: memberlist
