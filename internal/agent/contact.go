@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/rollwave/rollwave/internal/gossip"
@@ -29,6 +30,9 @@ type contactVerdict struct {
 	// controlPlaneDown: this host still reaches its gossip peers and none
 	// of them sees a live leader either. Otherwise the host is isolated.
 	controlPlaneDown bool
+	// leaderSeen: gossip advertises a live leader (the host is isolated
+	// only if that stays so without an ack; see appCtl.leaderBack).
+	leaderSeen bool
 	// evidence is the gossip view the verdict rests on, for logs, the
 	// state file and the report.
 	evidence string
@@ -63,10 +67,70 @@ func (a *Agent) classifyContact() contactVerdict {
 	}
 	view := fmt.Sprintf("%d of %d agent peers alive, %d of %d coordinators alive", peersAlive, peers, serversAlive, servers)
 	if l, ok := a.pool.Leader(); ok {
-		return contactVerdict{evidence: fmt.Sprintf("isolated: peers still see leader %s alive (%s)", l.Meta.NodeID, view)}
+		// A killed coordinator stays alive in gossip until memberlist
+		// declares it dead, which can take longer than isolation_timeout
+		// (seen on real hosts: every coordinator SIGKILLed, the agents
+		// still listed the leader alive 10 s later and reverted as
+		// isolated). So ask the coordinators directly: if one answers a
+		// gossip ping, the control plane is up and only this host lacks
+		// its ack; if none does while peers are reachable, it is down.
+		answered := a.pingMembers(gossip.RoleServer, 0)
+		if answered != "" {
+			return contactVerdict{leaderSeen: true, evidence: fmt.Sprintf("isolated: peers still see leader %s alive (%s; coordinator %s answers gossip pings)", l.Meta.NodeID, view, answered)}
+		}
+		// The same lag hides a cut of this host's own network: its peers
+		// stay alive in its view too. One of them must answer.
+		if peersAlive == 0 || a.pingMembers(gossip.RoleAgent, maxPeerPings) == "" {
+			return contactVerdict{evidence: fmt.Sprintf("isolated: no coordinator and no gossip peer answers a gossip ping (%s)", view)}
+		}
+		return contactVerdict{controlPlaneDown: true, evidence: fmt.Sprintf("control plane down: peers answer, leader %s still listed but no coordinator answers a gossip ping (%s)", l.Meta.NodeID, view)}
 	}
 	if peersAlive == 0 {
 		return contactVerdict{evidence: fmt.Sprintf("isolated: no gossip peer reachable (%s)", view)}
 	}
 	return contactVerdict{controlPlaneDown: true, evidence: fmt.Sprintf("control plane down: peers reachable and no live leader (%s)", view)}
+}
+
+// pingAttempts is how many gossip pings each coordinator gets before it
+// counts as not answering (one lost UDP packet is not an outage).
+const pingAttempts = 2
+
+// maxPeerPings is how many agent peers are pinged to learn whether this
+// host still reaches any.
+const maxPeerPings = 3
+
+// pingMembers pings the members of role that gossip lists as alive (at
+// most limit of them, 0 = all), all at once, and returns the name of one
+// that answered ("" if none did). It takes at most pingAttempts ×
+// memberlist's ProbeTimeout.
+func (a *Agent) pingMembers(role gossip.Role, limit int) string {
+	var targets []gossip.Member
+	for _, m := range a.pool.Members() {
+		if m.Name != a.cfg.NodeName && m.Meta.Role == role && m.Status == gossip.StatusAlive {
+			targets = append(targets, m)
+		}
+	}
+	if limit > 0 && len(targets) > limit {
+		rand.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+		targets = targets[:limit]
+	}
+	answered := make(chan string, len(targets))
+	for _, m := range targets {
+		go func() {
+			for range pingAttempts {
+				if _, err := a.pool.Ping(m.Name, m.Addr); err == nil {
+					answered <- m.Name
+					return
+				}
+			}
+			answered <- ""
+		}()
+	}
+	first := ""
+	for range targets {
+		if n := <-answered; n != "" && first == "" {
+			first = n
+		}
+	}
+	return first
 }

@@ -75,6 +75,9 @@ type holdEpisode struct {
 	silentAt time.Duration // monotonic time of the last ack before the outage
 	heldAt   time.Duration // monotonic time the hold was decided
 	evidence string
+	// backAt is the monotonic time gossip first advertised a live leader
+	// again during the hold (0: none seen since the hold began).
+	backAt time.Duration
 }
 
 type retryState struct {
@@ -263,6 +266,14 @@ func (c *appCtl) plan() []task {
 	limit := isolationTimeout(o, gen)
 	if live(st) && !st.Verified && since >= limit {
 		v := c.a.classifyContact()
+		if wait, ok := c.leaderBack(gen, v, limit); ok {
+			// The control plane is coming back: gossip advertises a
+			// leader again but the session has no ack from it yet. That
+			// is not isolation until it lasts isolation_timeout.
+			c.log.Debug("leader back in gossip after a hold; waiting for its ack", "generation", gen, "wait", wait.Round(time.Millisecond), "evidence", v.evidence)
+			c.ensureBake(st, o)
+			return nil
+		}
 		if !v.controlPlaneDown || controlPlaneLoss(o, gen) == spec.ControlPlaneLossRevert {
 			reason := fmt.Sprintf("revert: no leader ack for %s (isolation_timeout %s); %s", since.Round(time.Millisecond), limit, v.evidence)
 			if v.controlPlaneDown {
@@ -437,6 +448,41 @@ func (c *appCtl) noteHold(gen uint64, version string, since time.Duration, evide
 		"generation", gen, "on_control_plane_loss", "hold", "since_last_ack", since.Round(time.Millisecond), "evidence", evidence)
 }
 
+// leaderBack decides for a host holding gen through a control-plane
+// outage whose gossip now advertises a live leader again, while its
+// session has no ack yet (the coordinators restarted; the agent is still
+// reconnecting, or the new leader is still taking its hello). Without
+// this, that moment reads as "peers see a live leader, I have no ack":
+// isolated, and the host reverted the version it had held the whole
+// outage just as the control plane returned (seen on real hosts). The
+// host keeps holding until isolation_timeout has passed since it first
+// saw the leader again; then, still without an ack, it is isolated. It
+// reports how long is left, and ok=false when the rule does not apply
+// (no hold, the leader not seen, or the wait is over). A verdict of
+// control plane down again resets the wait.
+func (c *appCtl) leaderBack(gen uint64, v contactVerdict, limit time.Duration) (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.held
+	if h == nil || h.gen != gen {
+		return 0, false
+	}
+	if !v.leaderSeen {
+		if v.controlPlaneDown {
+			h.backAt = 0
+		}
+		return 0, false
+	}
+	now := c.a.clock.Mono()
+	if h.backAt == 0 {
+		h.backAt = now
+	}
+	if left := limit - (now - h.backAt); left > 0 {
+		return left, true
+	}
+	return 0, false
+}
+
 // reportHold reports a hold once contact is back.
 func (c *appCtl) reportHold() {
 	c.mu.Lock()
@@ -447,6 +493,8 @@ func (c *appCtl) reportHold() {
 		return
 	}
 	now := c.a.clock.Mono()
+	// The coordinator reads "held version V for D while" for the event's
+	// held_for evidence (internal/coordinator/dispatch.go heldFor).
 	reason := fmt.Sprintf("held version %s for %s while the control plane was down (no leader for %s; %s)",
 		h.version, (now - h.heldAt).Round(time.Millisecond), (now - h.silentAt).Round(time.Millisecond), h.evidence)
 	c.log.Info("contact is back after a hold", "generation", h.gen, "reason", reason)

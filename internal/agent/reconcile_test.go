@@ -15,6 +15,7 @@ import (
 	"github.com/rollwave/rollwave/internal/agent"
 	"github.com/rollwave/rollwave/internal/agent/agenttest"
 	"github.com/rollwave/rollwave/internal/deploy/slot"
+	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/testutil"
 	"github.com/rollwave/rollwave/internal/testutil/demoapp"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -380,4 +381,101 @@ func TestCutHostWithLiveLeaderRevertsAsIsolated(t *testing.T) {
 func reverted(s rollwavev1.AssignmentState) bool {
 	return s == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING || s == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED ||
 		s == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED
+}
+
+// A host holding through a control-plane outage does not revert when the
+// control plane comes back: in the moment between gossip advertising the
+// restarted leader and the agent's session getting its first ack, the
+// host is not isolated. Here the agent's own gRPC link stays cut while the
+// coordinator restarts, so that moment lasts: the host keeps the new
+// version (isolation_timeout from when it saw the leader again), and when
+// the link heals it reports the hold and has reverted nothing. Before, the
+// first tick after gossip showed the leader read "peers still see leader
+// alive, no ack" as isolation and reverted the version it had held the
+// whole outage (seen on real hosts: test/integration
+// TestControlPlaneLossHold).
+func TestHoldSurvivesTheControlPlaneComingBack(t *testing.T) {
+	f := controlPlaneFleet(t)
+	f.v1()
+	gen := f.releaseWith("demo-2", "2.0.0", f.artifact("2.0.0", true), replace(t, `isolation_timeout = "3s"`, `isolation_timeout = "5s"`))
+	f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING, 15*time.Second)
+	f.c.Kill(0)
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		return f.agent.Holding("demo"), "the host should hold the new version (isolation_timeout 5s)"
+	})
+	f.agent.Link.Cut()
+	f.c.Start(0)
+	// The restarted leader sees h1 alive in gossip (and so h1 sees it).
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		l := f.c.Leader(20 * time.Second)
+		resp, err := f.c.Client(l).Members(ctx(t), &rollwavev1.MembersRequest{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var leader, h1 bool
+		for _, m := range resp.GetMembers() {
+			leader = leader || m.GetLeader()
+			h1 = h1 || (m.GetName() == "h1" && m.GetStatus() == "alive")
+		}
+		return leader && h1, fmt.Sprintf("gossip: %v", resp.GetMembers())
+	})
+	holdFor(t, f, 3*time.Second, "2.0.0", "leader back in gossip, no ack yet")
+	f.agent.Link.Heal()
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		for _, e := range f.leader().FSM().State().Events("", 0, 10000) {
+			if e.GetKind() == "host.held_control_plane_down" && e.GetHost() == "h1" {
+				return true, ""
+			}
+		}
+		return false, "no host.held_control_plane_down event of h1"
+	})
+	// What the leader does next is its call (with the link cut this long
+	// it may count the host unreachable and roll back); the host itself
+	// must not have reverted as isolated.
+	st, _ := f.agent.Manager().AppState("demo")
+	if st.Generation != gen || st.PhaseState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED {
+		r, _ := st.LastResult()
+		t.Fatalf("after the outage the host is at %d %s (%q), want generation %d not reverted by the host", st.Generation, st.Phase, r.Reason, gen)
+	}
+}
+
+// A coordinator killed a moment ago is still alive in gossip: memberlist
+// declares it dead only after probes fail and a suspicion timeout passes,
+// which on real hosts took longer than isolation_timeout (every
+// coordinator SIGKILLed, the agents still listed the leader alive 10 s
+// later). The agent asks the coordinators with a gossip ping: none
+// answers while its peers do, so the control plane is down and the host
+// holds. Before, "peers still see a live leader" made every baking host
+// revert as isolated. An in-process coordinator withdraws its leader claim
+// from gossip as it shuts down, which SIGKILL does not; so the test stands
+// in a gossip member that claims leadership and then vanishes without a
+// word, and uses an isolation_timeout (1 s) shorter than gossip takes to
+// declare it dead.
+func TestKilledLeaderStillInGossipIsControlPlaneDown(t *testing.T) {
+	f := controlPlaneFleet(t)
+	f.v1()
+	gen := f.releaseWith("demo-2", "2.0.0", f.artifact("2.0.0", true), replace(t, `isolation_timeout = "3s"`, `isolation_timeout = "1s"`))
+	f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING, 15*time.Second)
+	f.c.Kill(0)
+	gc := gossip.DefaultConfig()
+	gc.NodeName, gc.BindAddr, gc.Fast, gc.Logger = "ghost", "127.0.0.1:0", true, testutil.Logger(t)
+	gc.Meta = gossip.Meta{Role: gossip.RoleServer, NodeID: "ghost", GRPCAddr: "127.0.0.1:1", RaftAddr: "127.0.0.1:2", Leader: true, Term: 99}
+	ghost, err := gossip.New(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ghost.Join(ctx(t), []string{f.agent.GossipAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ghost.Shutdown(); err != nil { // no leave: like SIGKILL
+		t.Fatal(err)
+	}
+	st := agentState(t, f.agent, 15*time.Second, "hold, or a revert", func(st slot.State) bool {
+		return f.agent.Holding("demo") || reverted(st.PhaseState())
+	})
+	if st.Generation != gen || reverted(st.PhaseState()) {
+		r, _ := st.LastResult()
+		t.Fatalf("the host reverted instead of holding: generation %d %s %q", st.Generation, st.Phase, r.Reason)
+	}
+	holdFor(t, f, 2*time.Second, "2.0.0", "coordinator killed, peers reachable")
 }

@@ -48,9 +48,9 @@ func TestReadTables(t *testing.T) {
 			"coord-2 10.0.0.2:7421 voter no",
 		}},
 		{"hosts", []string{"hosts"}, []string{
-			"HOST CELL REGION LIVENESS CONNECTED LAST CONTACT APPS",
-			"web-1 eu-1a eu alive yes 3s ago api:blue@2.4.0(green 2.3.0)",
-			"web-2 eu-1b eu dead no never api:green@2.4.0(blue 2.3.0)",
+			"HOST CELL REGION LIVENESS CONNECTED LAST CONTACT APPS NOTE",
+			"web-1 eu-1a eu alive yes 3s ago api:blue@2.4.0(green 2.3.0) -",
+			"web-2 eu-1b eu dead no never api:green@2.4.0(blue 2.3.0) -",
 		}},
 		{"cells", []string{"cells", "list"}, []string{
 			"NAME RISK CRITICALITY USERS HOSTS UPDATED",

@@ -240,6 +240,27 @@ func renderStatus(w io.Writer, now time.Time, r *rollwavev1.Release, assignments
 		t.row(strconv.Itoa(int(p.GetIndex())), phaseStateName(p.GetState()), hostsDone(p, assignments),
 			bakeCell(now, p), strings.Join(p.GetCells(), ","), gate)
 	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	return renderContactNotes(w, contactNotes(assignments, events))
+}
+
+// renderContactNotes lists the hosts that reverted alone or held through
+// a control-plane outage, with the agent's reason; nothing when none did.
+func renderContactNotes(w io.Writer, notes []contactNote) error {
+	if len(notes) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nWithout a leader:")
+	t := newTable(w, "HOST", "APP", "GEN", "WHAT", "FOR", "REASON")
+	for _, n := range notes {
+		held := ""
+		if n.heldFor > 0 {
+			held = shortDuration(n.heldFor)
+		}
+		t.row(n.host, n.app, strconv.FormatUint(n.gen, 10), n.kind, held, n.reason)
+	}
 	return t.flush()
 }
 

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"fmt"
+	"regexp"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -247,6 +248,9 @@ func (s *Server) recordHeld(host, app string, gen uint64, cur *rollwavev1.Assign
 		Message:  fmt.Sprintf("host %s held %s generation %d through a control-plane outage: %s", host, app, gen, reason),
 		Evidence: map[string]string{"app": app, "generation": fmt.Sprint(gen), "report": reason},
 	}
+	if d, ok := heldFor(reason); ok {
+		ev.Evidence["held_for"] = d.String()
+	}
 	if cur != nil && cur.GetGeneration() == gen {
 		ev.ReleaseId, ev.Phase = cur.GetReleaseId(), cur.GetPhase()
 	}
@@ -255,4 +259,20 @@ func (s *Server) recordHeld(host, app string, gen uint64, cur *rollwavev1.Assign
 			s.log.Warn("record a control-plane hold", "host", host, "app", app, "generation", gen, "error", err)
 		}
 	}()
+}
+
+// heldReport matches how long the agent held, from its report ("held
+// version 2.0.0 for 35.2s while the control plane was down …", written by
+// internal/agent's reportHold).
+var heldReport = regexp.MustCompile(`^held version \S+ for (\S+) while`)
+
+// heldFor reads how long an agent held from its report, for the event's
+// held_for evidence (`rollwave hosts` and `release status` show it).
+func heldFor(report string) (time.Duration, bool) {
+	m := heldReport.FindStringSubmatch(report)
+	if m == nil {
+		return 0, false
+	}
+	d, err := time.ParseDuration(m[1])
+	return d, err == nil && d >= 0
 }

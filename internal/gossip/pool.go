@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,6 +133,19 @@ func (p *Pool) LocalMeta() Meta {
 // Members returns every member this node knows, itself included, sorted by
 // name: alive ones, and dead or left ones until ReapAfter has passed.
 func (p *Pool) Members() []Member { return p.view.list() }
+
+// Ping sends one gossip ping to member name at addr ("ip:port") and waits
+// up to memberlist's ProbeTimeout for its ack: whether that member answers
+// this node now. The view says alive until memberlist declares a member
+// dead (several probe rounds and a suspicion timeout after it stopped);
+// Ping does not wait for that. It blocks for at most ProbeTimeout.
+func (p *Pool) Ping(name, addr string) (time.Duration, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return 0, fmt.Errorf("gossip: ping %s: %w", name, err)
+	}
+	return p.ml.Ping(name, ua)
+}
 
 // Servers returns the alive members with role server, sorted by name.
 func (p *Pool) Servers() []Member {
