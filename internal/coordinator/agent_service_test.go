@@ -19,15 +19,7 @@ import (
 func TestSessionKeepsHeartbeatWithoutSamples(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
 	leader := c.Leader(10 * time.Second)
-	conn, err := grpc.NewClient(leader.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	stream, err := rollwavev1.NewAgentServiceClient(conn).Session(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := openAgentSession(t, leader.GRPCAddr())
 	send := func(m *rollwavev1.AgentMessage) {
 		t.Helper()
 		if err := stream.Send(m); err != nil {
@@ -152,4 +144,20 @@ func TestHelloFactsReplaceStaleStateBeforeTheSessionCounts(t *testing.T) {
 			break
 		}
 	}
+}
+
+// openAgentSession opens an agent session to addr without TLS, as an
+// agent would; the connection closes when the test ends.
+func openAgentSession(t *testing.T, addr string) rollwavev1.AgentService_SessionClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	stream, err := rollwavev1.NewAgentServiceClient(conn).Session(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stream
 }

@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
 	"github.com/rollwave/rollwave/internal/testutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -22,15 +19,7 @@ import (
 func TestHeldReportRecordsHowLong(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
 	leader := c.Leader(10 * time.Second)
-	conn, err := grpc.NewClient(leader.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	stream, err := rollwavev1.NewAgentServiceClient(conn).Session(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := openAgentSession(t, leader.GRPCAddr())
 	if err := stream.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Hello{Hello: &rollwavev1.Hello{HostId: "h1", Cell: "c1"}}}); err != nil {
 		t.Fatal(err)
 	}
