@@ -12,7 +12,7 @@ TOOLS := $(CURDIR)/bin/tools
 # executes html/template, and a reachable template executor makes the linker
 # keep every exported method of every reachable type, ~3 MiB of the agent's
 # 18 MiB binary and of its resident pages (docs/performance.md, "Agent
-# footprint work (session 2)"). cmd/agent's TestAgentDependencies reads this line.
+# footprint"). cmd/agent's TestAgentDependencies reads this line.
 AGENT_TAGS := grpcnotrace
 
 .PHONY: all build test e2e bench fuzz proto lint demo packages clean
