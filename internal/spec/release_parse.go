@@ -42,6 +42,7 @@ func ParseRelease(filename string, src []byte) (*Release, error) {
 	d.pos["release"] = b.DefRange
 	d.pos["release.name"] = b.LabelRanges[0]
 	d.body(b.Body, "release", b.DefRange, releaseFields(r))
+	applyDerivedDefaults(r, func(path string) bool { _, ok := d.pos[path]; return ok })
 	d.place(r.validate())
 	if err := d.result(); err != nil {
 		return nil, err

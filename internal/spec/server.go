@@ -157,6 +157,7 @@ func ParseServerConfig(filename string, src []byte) (*ServerConfig, error) {
 	}
 	c := DefaultServerConfig()
 	d.body(body, "", d.start(), c.fields())
+	applyServerDerivedDefaults(c, func(path string) bool { _, ok := d.pos[path]; return ok })
 	d.place(c.validate())
 	if err := d.result(); err != nil {
 		return nil, err

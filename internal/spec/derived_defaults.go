@@ -1,0 +1,68 @@
+package spec
+
+import "time"
+
+// Some defaults depend on a field the user may have written: a default must
+// never turn a valid-looking spec into an invalid one by breaking a rule
+// about a field the user did not write. `bake { first = "10s" }` alone used
+// to be refused with "release.bake.min: must not exceed first (10s), got
+// 5m0s". So, for each rule between two fields, the one left unwritten is
+// derived from the written one:
+//
+//   - bake.min defaults to min(5m, bake.first);
+//   - health.healthy_deadline defaults to max(2m, 2 × min_healthy_time),
+//     at most MaxHealthyWait;
+//   - a check's timeout defaults to min(1s, its interval).
+//
+// When the user writes both fields, the rule is checked as written.
+
+// applyDerivedDefaults adjusts the defaults of fields the source did not set
+// (written reports whether a field path appeared in the source).
+func applyDerivedDefaults(r *Release, written func(path string) bool) {
+	if !written("release.bake.min") && r.Bake.First > 0 && r.Bake.Min > r.Bake.First {
+		r.Bake.Min = r.Bake.First
+	}
+	if !written("release.health.healthy_deadline") {
+		r.Health.HealthyDeadline = derivedHealthyDeadline(r.Health.MinHealthyTime)
+	}
+	for i := range r.Health.Checks {
+		c := &r.Health.Checks[i]
+		if !written(index("release.health.check", i)+".timeout") && c.Interval > 0 && c.Timeout > c.Interval {
+			c.Timeout = c.Interval
+		}
+	}
+}
+
+// derivedHealthyDeadline is healthy_deadline's default for a given
+// min_healthy_time: the default 2m, or twice min_healthy_time when that is
+// longer, so a host has as long again to become healthy as it must stay so;
+// never above the cap MaxHealthyWait.
+func derivedHealthyDeadline(minHealthy time.Duration) time.Duration {
+	switch {
+	case minHealthy <= DefaultHealthyDeadline/2:
+		return DefaultHealthyDeadline
+	case minHealthy >= MaxHealthyWait/2:
+		return MaxHealthyWait
+	default:
+		return 2 * minHealthy
+	}
+}
+
+// applyServerDerivedDefaults is applyDerivedDefaults for the server config:
+//
+//   - raft.leader_lease_timeout defaults to min(500ms, heartbeat_timeout);
+//   - raft.election_timeout defaults to max(1s, heartbeat_timeout);
+//   - limits.rpc_max_conns_per_client defaults to min(100, rpc_max_conns)
+//     (rpc_max_conns = 0 means no cap).
+func applyServerDerivedDefaults(c *ServerConfig, written func(path string) bool) {
+	hb := c.Raft.HeartbeatTimeout
+	if !written("raft.leader_lease_timeout") && hb > 0 && c.Raft.LeaderLeaseTimeout > hb {
+		c.Raft.LeaderLeaseTimeout = hb
+	}
+	if !written("raft.election_timeout") && c.Raft.ElectionTimeout < hb {
+		c.Raft.ElectionTimeout = hb
+	}
+	if !written("limits.rpc_max_conns_per_client") && c.Limits.RPCMaxConns > 0 && c.Limits.RPCMaxConnsPerClient > c.Limits.RPCMaxConns {
+		c.Limits.RPCMaxConnsPerClient = c.Limits.RPCMaxConns
+	}
+}
