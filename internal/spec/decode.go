@@ -23,6 +23,9 @@ type decoder struct {
 	diags  Diagnostics
 	pos    map[string]hcl.Range
 	failed map[string]bool
+	// described, when set, puts the decoder in describe mode (describe.go):
+	// body records field paths instead of decoding.
+	described map[string]bool
 }
 
 func newDecoder(file string) *decoder {
@@ -182,6 +185,10 @@ func requiredBlock(name string, fn blockFunc) field {
 // body decodes body, whose own path is path and whose definition is at
 // where, against fields.
 func (d *decoder) body(body hcl.Body, path string, where hcl.Range, fields []field) {
+	if d.described != nil {
+		d.describeBody(path, fields)
+		return
+	}
 	native, _ := body.(*hclsyntax.Body)
 	schema := &hcl.BodySchema{}
 	for _, f := range fields {
