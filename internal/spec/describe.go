@@ -16,7 +16,7 @@ import (
 // "release.bake.first" and "release.health.check.url" (repeated blocks
 // without an index), sorted.
 func ReleaseFields() []string {
-	return describeFields("release", releaseFields(DefaultRelease()))
+	return append([]string{"release"}, describeFields("release", releaseFields(DefaultRelease()))...)
 }
 
 // ServerConfigFields lists every field path a server config file accepts.

@@ -7,7 +7,7 @@ import (
 )
 
 // Release is a validated release spec: what to roll out, where, and how
-// carefully. See DESIGN.md "A release spec" for the file format.
+// carefully. docs/release-spec.md describes every field.
 type Release struct {
 	// Name is the release block's label, e.g. "api-2.4.0".
 	Name string
