@@ -2,7 +2,7 @@
 //
 // The package definitions are the nfpm YAML files next to this file
 // (rollwave.yaml, rollwave-agent.yaml); Build expands ${VERSION}, ${ARCH},
-// ${BINDIR} and ${MAINTAINER} in them, resolves relative paths against the
+// ${BINDIR}, ${DOCDIR} and ${MAINTAINER} in them, resolves relative paths against the
 // packaging directory and writes one package per (definition, format).
 package packaging
 
@@ -37,6 +37,9 @@ type Options struct {
 	Dir string
 	// BinDir holds the built rollwave and rollwave-agent binaries.
 	BinDir string
+	// DocsDir holds what `rollwave gen-docs` writes for the binary in
+	// BinDir: man1/*.1 and completion/{rollwave.bash,_rollwave,rollwave.fish}.
+	DocsDir string
 	// OutDir receives the packages; created if missing.
 	OutDir string
 	// Version is a package version as returned by PackageVersion.
@@ -52,8 +55,8 @@ type Options struct {
 // Build writes every definition in every format to o.OutDir and returns
 // the paths written.
 func Build(o Options) ([]string, error) {
-	if o.Version == "" || o.Arch == "" || o.Dir == "" || o.BinDir == "" || o.OutDir == "" {
-		return nil, errors.New("packaging: Dir, BinDir, OutDir, Version and Arch are all required")
+	if o.Version == "" || o.Arch == "" || o.Dir == "" || o.BinDir == "" || o.DocsDir == "" || o.OutDir == "" {
+		return nil, errors.New("packaging: Dir, BinDir, DocsDir, OutDir, Version and Arch are all required")
 	}
 	if !validVersion.MatchString(o.Version) {
 		return nil, fmt.Errorf("packaging: version %q is not a package version; convert it with PackageVersion", o.Version)
@@ -66,6 +69,10 @@ func Build(o Options) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	docs, err := filepath.Abs(o.DocsDir)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -73,6 +80,7 @@ func Build(o Options) ([]string, error) {
 		"VERSION":    o.Version,
 		"ARCH":       o.Arch,
 		"BINDIR":     bin,
+		"DOCDIR":     docs,
 		"MAINTAINER": o.Maintainer,
 	}
 	if env["MAINTAINER"] == "" {

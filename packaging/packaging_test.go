@@ -171,7 +171,24 @@ func TestBuild(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	paths, err := Build(Options{Dir: ".", BinDir: bin, OutDir: out, Version: "0.1.0+5.gabc1234", Arch: "amd64"})
+	docs := t.TempDir()
+	docFiles := map[string]string{ // as `rollwave gen-docs` writes them → where the package installs them
+		"man1/rollwave.1":               "/usr/share/man/man1/rollwave.1",
+		"man1/rollwave-release-start.1": "/usr/share/man/man1/rollwave-release-start.1",
+		"completion/rollwave.bash":      "/usr/share/bash-completion/completions/rollwave",
+		"completion/_rollwave":          "/usr/share/zsh/vendor-completions/_rollwave",
+		"completion/rollwave.fish":      "/usr/share/fish/vendor_completions.d/rollwave.fish",
+	}
+	for src := range docFiles {
+		p := filepath.Join(docs, src)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(src+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths, err := Build(Options{Dir: ".", BinDir: bin, DocsDir: docs, OutDir: out, Version: "0.1.0+5.gabc1234", Arch: "amd64"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +239,13 @@ func TestBuild(t *testing.T) {
 				t.Errorf("%s.deb: %s missing or not a 0%o file (%+v)", p.name, path, mode, h)
 			}
 		}
+		if p.name == "rollwave" {
+			for _, dst := range docFiles {
+				if h, ok := data["."+dst]; !ok || h.FileInfo().Mode().Perm() != 0o644 || h.Typeflag != tar.TypeReg {
+					t.Errorf("%s.deb: %s missing or not a 0644 file (%+v)", p.name, dst, h)
+				}
+			}
+		}
 		if h, ok := data["."+p.dataDir+"/"]; !ok || h.FileInfo().Mode().Perm() != p.dataMode || h.Uname != p.dataOwner {
 			t.Errorf("%s.deb: %s missing or not 0%o %s (%+v)", p.name, p.dataDir, p.dataMode, p.dataOwner, h)
 		}
@@ -240,6 +264,19 @@ func TestBuild(t *testing.T) {
 			p.unit + "  -rw-r--r-- root",
 			p.config + " cn -rw-r----- root",
 			p.dataDir + "  " + (os.ModeDir | p.dataMode).String() + " " + p.dataOwner,
+		} {
+			if !slices.Contains(strings.Split(string(q), "\n"), l) {
+				t.Errorf("%s: no line %q in\n%s", filepath.Base(rpmPath), l, q)
+			}
+		}
+		if p.name != "rollwave" {
+			continue
+		}
+		for _, l := range []string{
+			"/usr/share/man/man1/rollwave-release-start.1  -rw-r--r-- root",
+			"/usr/share/bash-completion/completions/rollwave  -rw-r--r-- root",
+			"/usr/share/zsh/site-functions/_rollwave  -rw-r--r-- root",
+			"/usr/share/fish/vendor_completions.d/rollwave.fish  -rw-r--r-- root",
 		} {
 			if !slices.Contains(strings.Split(string(q), "\n"), l) {
 				t.Errorf("%s: no line %q in\n%s", filepath.Base(rpmPath), l, q)

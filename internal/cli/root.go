@@ -99,6 +99,7 @@ Flags take one dash or two: -address and --address are the same flag.`,
 		newACLCommand(a),
 		newTLSCommand(),
 		newKeygenCommand(),
+		newGenDocsCommand(),
 	)
 	addGossipKeyringCommand(root, a)
 	return root
