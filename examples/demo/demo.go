@@ -668,9 +668,17 @@ func decodeList[M any, PM interface {
 	*M
 	proto.Message
 }](raw []byte, dst *[]PM, un protojson.UnmarshalOptions) error {
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
+	// A list prints as {"hosts": [...]}: one key holding the list.
+	var wrapped map[string][]json.RawMessage
+	if err := json.Unmarshal(raw, &wrapped); err != nil {
 		return err
+	}
+	if len(wrapped) != 1 {
+		return fmt.Errorf("want one list in %s", raw)
+	}
+	var items []json.RawMessage
+	for _, l := range wrapped {
+		items = l
 	}
 	for _, it := range items {
 		m := PM(new(M))

@@ -134,7 +134,7 @@ func newACLTokenListCommand(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSONList(cmd.OutOrStdout(), resp.GetTokens())
+				return writeJSONList(cmd.OutOrStdout(), "tokens", resp.GetTokens())
 			}
 			return tokenTable(cmd.OutOrStdout(), resp.GetTokens())
 		},

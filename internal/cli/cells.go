@@ -39,7 +39,7 @@ func newCellsListCommand(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSONList(cmd.OutOrStdout(), cells)
+				return writeJSONList(cmd.OutOrStdout(), "cells", cells)
 			}
 			t := newTable(cmd.OutOrStdout(), "NAME", "RISK", "CRITICALITY", "USERS", "HOSTS", "UPDATED")
 			for _, cv := range cells {

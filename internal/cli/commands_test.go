@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -103,62 +104,92 @@ func TestReleasePlanTable(t *testing.T) {
 	}
 }
 
-// -json prints protojson with the proto field names; lists are arrays.
+// Every read command's -json prints one JSON object of a pinned shape
+// (docs/operations.md, "JSON output"): lists wrapped under a plural key,
+// every field present (zero values too), integers as JSON numbers.
 func TestJSONOutput(t *testing.T) {
 	addr := startServer(t, fixture())
-	lists := map[string][]string{
-		"members":    {"members", "-json"},
-		"peers":      {"operator", "raft", "list-peers", "-json"},
-		"hosts":      {"hosts", "-json"},
-		"cells":      {"cells", "list", "-json"},
-		"releases":   {"release", "list", "-json"},
-		"events":     {"release", "events", "api-2.4.0", "-json"},
-		"no results": {"hosts", "-cell", "nowhere", "-json"},
+	shapes := []struct {
+		name string
+		args []string
+		keys []string // the object's top-level keys, exactly
+	}{
+		{"members", []string{"members", "-json"}, []string{"members"}},
+		{"peers", []string{"operator", "raft", "list-peers", "-json"}, []string{"peers"}},
+		{"hosts", []string{"hosts", "-json"}, []string{"hosts"}},
+		{"no results", []string{"hosts", "-cell", "nowhere", "-json"}, []string{"hosts"}},
+		{"cells", []string{"cells", "list", "-json"}, []string{"cells"}},
+		{"releases", []string{"release", "list", "-json"}, []string{"releases"}},
+		{"events", []string{"release", "events", "api-2.4.0", "-json"}, []string{"events"}},
+		{"status", []string{"status", "-json"}, nil},
+		{"get", []string{"release", "get", "api-2.4.0", "-json"}, nil},
+		{"rstatus", []string{"release", "status", "api-2.4.0", "-json"}, nil},
+		{"freezes", []string{"freeze", "list", "-json"}, nil},
 	}
-	for name, args := range lists {
-		t.Run(name, func(t *testing.T) {
-			r := runAt(t, addr, args...).expect(t, ExitOK)
-			var v []map[string]any
-			if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
-				t.Fatalf("not a JSON array: %v\n%s", err, r.stdout)
-			}
-		})
-	}
-	objects := map[string][]string{
-		"status":  {"status", "-json"},
-		"get":     {"release", "get", "api-2.4.0", "-json"},
-		"rstatus": {"release", "status", "api-2.4.0", "-json"},
-		"freezes": {"freeze", "list", "-json"},
-	}
-	for name, args := range objects {
-		t.Run(name, func(t *testing.T) {
-			r := runAt(t, addr, args...).expect(t, ExitOK)
+	objects := map[string]map[string]any{}
+	for _, tc := range shapes {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runAt(t, addr, tc.args...).expect(t, ExitOK)
+			dec := json.NewDecoder(strings.NewReader(r.stdout))
+			dec.UseNumber()
 			var v map[string]any
-			if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
-				t.Fatalf("not a JSON object: %v\n%s", err, r.stdout)
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("not one JSON object: %v\n%s", err, r.stdout)
+			}
+			if dec.More() {
+				t.Fatalf("more than one JSON value:\n%s", r.stdout)
+			}
+			if tc.keys != nil {
+				got := slices.Sorted(maps.Keys(v))
+				if !slices.Equal(got, tc.keys) {
+					t.Fatalf("top-level keys %v, want %v", got, tc.keys)
+				}
+				if _, ok := v[tc.keys[0]].([]any); !ok {
+					t.Fatalf("%q is not a list: %v", tc.keys[0], v[tc.keys[0]])
+				}
+			}
+			objects[tc.name] = v
+			// The same call prints the same bytes.
+			if again := runAt(t, addr, tc.args...).expect(t, ExitOK); again.stdout != r.stdout {
+				t.Errorf("JSON output is not stable:\n%s\nvs\n%s", r.stdout, again.stdout)
 			}
 		})
 	}
 
-	r := runAt(t, addr, "status", "-json").expect(t, ExitOK)
-	if !strings.Contains(r.stdout, `"node_id": "coord-1"`) || !strings.Contains(r.stdout, `"raft_state": "leader"`) {
-		t.Errorf("want proto field names in:\n%s", r.stdout)
+	// Zero values are present: phase 0's index, a false flag, an empty reason.
+	get := objects["get"]
+	rel, _ := get["release"].(map[string]any)
+	phases, _ := rel["phases"].([]any)
+	if len(phases) == 0 {
+		t.Fatalf("release get -json has no phases: %v", get)
 	}
-	// The same call prints the same bytes (protojson alone varies spacing).
-	if again := runAt(t, addr, "status", "-json").expect(t, ExitOK); again.stdout != r.stdout {
-		t.Errorf("JSON output is not stable:\n%s\nvs\n%s", r.stdout, again.stdout)
+	p0 := phases[0].(map[string]any)
+	for _, k := range []string{"index", "approved", "reason", "started_unix_nano"} {
+		if _, ok := p0[k]; !ok {
+			t.Errorf("phase 0 lacks %q (zero values must be present): %v", k, p0)
+		}
 	}
-	r = runAt(t, addr, "hosts", "-json").expect(t, ExitOK)
-	var hosts []struct {
-		Host struct {
-			ID   string `json:"id"`
-			Apps []struct {
-				BlueVersion string `json:"blue_version"`
-			} `json:"apps"`
-		} `json:"host"`
+	if p0["index"] != json.Number("0") {
+		t.Errorf("phase 0 index = %#v, want the number 0", p0["index"])
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &hosts); err != nil || len(hosts) != 2 || hosts[0].Host.ID != "web-1" || hosts[0].Host.Apps[0].BlueVersion != "2.4.0" {
-		t.Errorf("hosts JSON = %+v (%v)", hosts, err)
+	// 64-bit integers are numbers, not strings.
+	if n, ok := rel["created_unix_nano"].(json.Number); !ok || n.String() == "" {
+		t.Errorf("created_unix_nano = %#v, want a JSON number", rel["created_unix_nano"])
+	}
+	events := objects["events"]["events"].([]any)
+	if seq, ok := events[0].(map[string]any)["seq"].(json.Number); !ok || seq.String() == "" {
+		t.Errorf("event seq = %#v, want a JSON number", events[0].(map[string]any)["seq"])
+	}
+	// Proto field names and enum names.
+	st := objects["status"]
+	if st["node_id"] != "coord-1" || st["raft_state"] != "leader" {
+		t.Errorf("status -json = %v, want node_id coord-1 and raft_state leader", st)
+	}
+	hosts := objects["hosts"]["hosts"].([]any)
+	h0 := hosts[0].(map[string]any)["host"].(map[string]any)
+	apps := h0["apps"].([]any)
+	if h0["id"] != "web-1" || apps[0].(map[string]any)["blue_version"] != "2.4.0" {
+		t.Errorf("hosts -json first host = %v", h0)
 	}
 }
 

@@ -44,7 +44,7 @@ with rollback.on_control_plane_loss = "hold", it kept the new version for
 				return err
 			}
 			if asJSON {
-				return writeJSONList(cmd.OutOrStdout(), resp.GetHosts())
+				return writeJSONList(cmd.OutOrStdout(), "hosts", resp.GetHosts())
 			}
 			// The notes come from the hosts' current assignments and the
 			// events of their releases (one ListEvents per release).

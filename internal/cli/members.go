@@ -27,7 +27,7 @@ column marks the raft leader among the servers.`,
 			members := resp.GetMembers()
 			sort.SliceStable(members, func(i, j int) bool { return members[i].GetName() < members[j].GetName() })
 			if asJSON {
-				return writeJSONList(cmd.OutOrStdout(), members)
+				return writeJSONList(cmd.OutOrStdout(), "members", members)
 			}
 			t := newTable(cmd.OutOrStdout(), "NAME", "ADDRESS", "ROLE", "STATUS", "CELL", "REGION", "LEADER", "VERSION")
 			for _, m := range members {

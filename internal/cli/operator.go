@@ -43,7 +43,7 @@ func newRaftListPeersCommand(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSONList(cmd.OutOrStdout(), resp.GetPeers())
+				return writeJSONList(cmd.OutOrStdout(), "peers", resp.GetPeers())
 			}
 			t := newTable(cmd.OutOrStdout(), "ID", "ADDRESS", "SUFFRAGE", "LEADER")
 			for _, p := range resp.GetPeers() {

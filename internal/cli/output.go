@@ -14,61 +14,141 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/rollwave/rollwave/internal/spec"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
-// jsonOptions keep field names as in the .proto files, so scripts depend on
-// the protocol's names and not on Go's.
-var jsonOptions = protojson.MarshalOptions{Multiline: true, UseProtoNames: true, EmitUnpopulated: false}
+// The -json shape, the same for every read command (docs/operations.md,
+// "JSON output"): one JSON object; a list is wrapped in an object under a
+// plural name ({"hosts": [...]}); every field is present, zero values
+// included (phase 0, false, ""), with the .proto field names; integers are
+// JSON numbers (protojson writes 64-bit integers as strings, which
+// shapeJSON turns back into numbers); enums are their names; keys sorted.
+var jsonOptions = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
 
 // addJSONFlag gives a read command its -json flag.
 func addJSONFlag(cmd *cobra.Command, target *bool) {
-	cmd.Flags().BoolVar(target, "json", false, "print the result as JSON (protobuf field names)")
+	cmd.Flags().BoolVar(target, "json", false, "print the result as one JSON object (protobuf field names, every field present)")
 }
 
 // writeJSON prints one message as indented JSON.
 func writeJSON(w io.Writer, m proto.Message) error {
-	raw, err := jsonOptions.Marshal(m)
+	v, err := shapeJSON(m)
 	if err != nil {
 		return err
 	}
-	return writeIndented(w, raw)
+	return writeValue(w, v, true)
 }
 
-// writeJSONList prints messages as one indented JSON array ("[]" when empty).
-func writeJSONList[M proto.Message](w io.Writer, items []M) error {
-	var buf bytes.Buffer
-	buf.WriteByte('[')
-	for i, m := range items {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		raw, err := jsonOptions.Marshal(m)
+// writeJSONLine prints one message as JSON on a single line, for streams
+// (one object per line).
+func writeJSONLine(w io.Writer, m proto.Message) error {
+	v, err := shapeJSON(m)
+	if err != nil {
+		return err
+	}
+	return writeValue(w, v, false)
+}
+
+// writeJSONList prints messages as {"key": [...]} ("[]" when empty).
+func writeJSONList[M proto.Message](w io.Writer, key string, items []M) error {
+	list := make([]any, 0, len(items))
+	for _, m := range items {
+		v, err := shapeJSON(m)
 		if err != nil {
 			return err
 		}
-		buf.Write(raw)
+		list = append(list, v)
 	}
-	buf.WriteByte(']')
-	return writeIndented(w, buf.Bytes())
+	return writeValue(w, map[string]any{key: list}, true)
 }
 
-// writeIndented re-indents JSON. protojson deliberately varies its whitespace
-// between runs; compacting and indenting again makes the output stable.
-func writeIndented(w io.Writer, raw []byte) error {
-	var compact, out bytes.Buffer
-	if err := json.Compact(&compact, raw); err != nil {
+// writeValue encodes v (keys sorted by encoding/json, so the same value
+// always prints the same bytes).
+func writeValue(w io.Writer, v any, indent bool) error {
+	var raw []byte
+	var err error
+	if indent {
+		raw, err = json.MarshalIndent(v, "", "  ")
+	} else {
+		raw, err = json.Marshal(v)
+	}
+	if err != nil {
 		return err
 	}
 	// Servers redact URL credentials; an older server may not have.
-	if err := json.Indent(&out, []byte(spec.RedactURLsIn(compact.String())), "", "  "); err != nil {
-		return err
-	}
-	out.WriteByte('\n')
-	_, err := w.Write(out.Bytes())
+	out := append([]byte(spec.RedactURLsIn(string(raw))), '\n')
+	_, err = w.Write(out)
 	return err
+}
+
+// shapeJSON is protojson's encoding of m as a generic value, with 64-bit
+// integer fields as numbers. protojson has no option for that (it follows
+// the proto3 JSON mapping, which quotes them for JavaScript's sake), so the
+// fields are found through m's descriptor: a string field that happens to
+// hold digits stays a string.
+func shapeJSON(m proto.Message) (any, error) {
+	raw, err := jsonOptions.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return numbers(v, m.ProtoReflect().Descriptor()), nil
+}
+
+// numbers rewrites the 64-bit integer fields of the JSON object v, which
+// encodes a message of type md.
+func numbers(v any, md protoreflect.MessageDescriptor) any {
+	obj, ok := v.(map[string]any)
+	if !ok || md.ParentFile().Package() == "google.protobuf" {
+		return v // well-known types keep their own JSON forms
+	}
+	fields := md.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		val, ok := obj[string(fd.Name())]
+		if !ok {
+			continue
+		}
+		switch {
+		case fd.IsMap():
+			if m, ok := val.(map[string]any); ok {
+				for k, e := range m {
+					m[k] = fieldNumbers(e, fd.MapValue())
+				}
+			}
+		case fd.IsList():
+			if l, ok := val.([]any); ok {
+				for j, e := range l {
+					l[j] = fieldNumbers(e, fd)
+				}
+			}
+		default:
+			obj[string(fd.Name())] = fieldNumbers(val, fd)
+		}
+	}
+	return obj
+}
+
+// fieldNumbers converts one value of field fd.
+func fieldNumbers(v any, fd protoreflect.FieldDescriptor) any {
+	switch fd.Kind() {
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
+		protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		if s, ok := v.(string); ok {
+			return json.Number(s)
+		}
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return numbers(v, fd.Message())
+	}
+	return v
 }
 
 // table writes aligned columns; rows are tab-separated cells.

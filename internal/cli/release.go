@@ -203,7 +203,7 @@ repeated or comma-separated: ` + strings.Join(releaseStateNames(), ", ") + `.`,
 				return err
 			}
 			if asJSON {
-				return writeJSONList(cmd.OutOrStdout(), resp.GetReleases())
+				return writeJSONList(cmd.OutOrStdout(), "releases", resp.GetReleases())
 			}
 			t := newTable(cmd.OutOrStdout(), "ID", "APP", "VERSION", "STATE", "PHASES VERIFIED", "CREATED", "CREATED BY")
 			for _, r := range resp.GetReleases() {

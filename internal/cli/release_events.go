@@ -40,7 +40,7 @@ host and phase, why, and the evidence (gate readings and the like).`,
 				return err
 			}
 			if asJSON {
-				return writeJSONList(cmd.OutOrStdout(), events)
+				return writeJSONList(cmd.OutOrStdout(), "events", events)
 			}
 			t := newTable(cmd.OutOrStdout(), "SEQ", "TIME", "KIND", "ACTOR", "HOST", "PHASE", "MESSAGE", "EVIDENCE")
 			for _, e := range events {

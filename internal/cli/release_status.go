@@ -72,6 +72,12 @@ func (a *app) watchRelease(cmd *cobra.Command, client rollwavev1.OperatorService
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 	defer stop()
 	out := cmd.OutOrStdout()
+	// With -json, stdout holds only JSON (one object per update and line);
+	// the closing "Release … succeeded" line goes to stderr.
+	outcome := out
+	if asJSON {
+		outcome = cmd.ErrOrStderr()
+	}
 	redraw := !asJSON && isTerminal(out)
 
 	// Events from before the watch started, so the first view already
@@ -104,7 +110,7 @@ func (a *app) watchRelease(cmd *cobra.Command, client rollwavev1.OperatorService
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
 			if last != nil && releaseEnded(last.GetState()) {
-				return releaseOutcome(out, last)
+				return releaseOutcome(outcome, last)
 			}
 			state := "unknown"
 			if last != nil {
@@ -129,7 +135,7 @@ func (a *app) watchRelease(cmd *cobra.Command, client rollwavev1.OperatorService
 
 		switch {
 		case asJSON:
-			if err := writeJSON(out, msg); err != nil {
+			if err := writeJSONLine(out, msg); err != nil {
 				return err
 			}
 		case redraw:
@@ -154,7 +160,7 @@ func (a *app) watchRelease(cmd *cobra.Command, client rollwavev1.OperatorService
 		lastState, lastPhase = last.GetState(), last.GetCurrentPhase()
 
 		if releaseEnded(last.GetState()) {
-			return releaseOutcome(out, last)
+			return releaseOutcome(outcome, last)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -81,7 +82,22 @@ func TestReleaseStatusWatchJSON(t *testing.T) {
 	f.watch = watchScript(rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED, "")
 	addr := startServer(t, f)
 	r := runAt(t, addr, "release", "status", "api-2.4.0", "-watch", "-json").expect(t, ExitOK)
-	if n := strings.Count(r.stdout, `"release": {`); n != 3 {
-		t.Errorf("%d JSON updates, want 3:\n%s", n, r.stdout)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3 JSON updates, one per line:\n%s", len(lines), r.stdout)
+	}
+	for _, l := range lines {
+		var u struct {
+			Release struct {
+				State        string `json:"state"`
+				CurrentPhase *int   `json:"current_phase"`
+			} `json:"release"`
+		}
+		if err := json.Unmarshal([]byte(l), &u); err != nil || u.Release.State == "" || u.Release.CurrentPhase == nil {
+			t.Errorf("not a release update with state and current_phase: %v\n%s", err, l)
+		}
+	}
+	if !strings.Contains(r.stderr, "Release api-2.4.0 succeeded") {
+		t.Errorf("the outcome line belongs on stderr with -json; stderr = %q", r.stderr)
 	}
 }

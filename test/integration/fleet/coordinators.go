@@ -368,12 +368,14 @@ func (cs *Coordinators) Hosts() ([]*rollwavev1.HostView, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", err, errOut)
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal([]byte(out), &raws); err != nil {
+	var list struct {
+		Hosts []json.RawMessage `json:"hosts"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		return nil, fmt.Errorf("decode hosts -json: %w\n%s", err, out)
 	}
-	views := make([]*rollwavev1.HostView, 0, len(raws))
-	for _, r := range raws {
+	views := make([]*rollwavev1.HostView, 0, len(list.Hosts))
+	for _, r := range list.Hosts {
 		v := &rollwavev1.HostView{}
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(r, v); err != nil {
 			return nil, fmt.Errorf("decode host %s: %w", r, err)

@@ -238,12 +238,14 @@ func (cs *Coordinators) Events(id string) ([]*rollwavev1.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", err, errOut)
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal([]byte(out), &raws); err != nil {
+	var list struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		return nil, fmt.Errorf("decode release events -json: %w\n%s", err, out)
 	}
-	evs := make([]*rollwavev1.Event, 0, len(raws))
-	for _, r := range raws {
+	evs := make([]*rollwavev1.Event, 0, len(list.Events))
+	for _, r := range list.Events {
 		e := &rollwavev1.Event{}
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(r, e); err != nil {
 			return nil, fmt.Errorf("decode event %s: %w", r, err)
