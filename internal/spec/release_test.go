@@ -288,8 +288,8 @@ func TestParseReleaseInvalid(t *testing.T) {
 		{
 			// Request gates: a share above 100%, a negative p99, no
 			// traffic floor, an unknown proxy protocol.
-			name:  "request gates",
-			old:   `listen = "0.0.0.0:9000"`, new: "listen = \"0.0.0.0:9000\"\n    protocol = \"udp\"",
+			name: "request gates",
+			old:  `listen = "0.0.0.0:9000"`, new: "listen = \"0.0.0.0:9000\"\n    protocol = \"udp\"",
 			extra: "  gates {\n    max_error_rate = \"150%\"\n    max_latency_p99 = \"-1s\"\n    min_requests = 0\n  }\n",
 			want: []string{
 				`spec.hcl:18:16: release.traffic.protocol: must be one of tcp, http, got "udp"`,
