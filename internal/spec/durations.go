@@ -43,6 +43,11 @@ const (
 	// MaxSnapshotInterval caps raft.snapshot_interval (default 2m): a
 	// day between checks lets the log grow without bound.
 	MaxSnapshotInterval = 24 * time.Hour
+
+	// MaxLatencyP99 caps gates.max_latency_p99: the proxy's latency
+	// buckets end at about 168s, and a request gate above two minutes
+	// judges a hung service, which the health checks already do.
+	MaxLatencyP99 = 2 * time.Minute
 )
 
 // within reports a duration that is not positive or exceeds max.

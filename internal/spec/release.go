@@ -109,7 +109,22 @@ type Traffic struct {
 	// Command is the exec hook and its arguments (required for exec);
 	// placeholders expand.
 	Command []string
+	// Protocol is what the proxy speaks (mode proxy only): tcp (default),
+	// a byte pipe counting connections, failed connects and connection
+	// durations; or http, a reverse proxy counting requests, 5xx answers,
+	// upstream errors and latency per slot, for the request gates.
+	Protocol TrafficProtocol
 }
+
+// TrafficProtocol is what the agent's proxy speaks.
+type TrafficProtocol string
+
+const (
+	// ProtocolTCP pipes bytes (default).
+	ProtocolTCP TrafficProtocol = "tcp"
+	// ProtocolHTTP proxies HTTP requests and measures them.
+	ProtocolHTTP TrafficProtocol = "http"
+)
 
 // Target selects hosts.
 type Target struct {
@@ -235,7 +250,21 @@ type Gates struct {
 	Baseline Baseline
 	// BaselineMinSamples is the least data a comparison needs; default 20.
 	BaselineMinSamples int
+	// MaxErrorRate fails a phase whose hosts' proxies saw a larger share
+	// of failed requests (5xx, upstream errors) over the bake, as a
+	// fraction (0.01; written "1%" or 0.01); 0 means no gate.
+	MaxErrorRate float64
+	// MaxLatencyP99 fails a phase whose requests' p99 latency over the
+	// bake is above it; 0 means no gate.
+	MaxLatencyP99 time.Duration
+	// MinRequests is the least traffic the request gates (and the
+	// baseline comparison of requests) judge; fewer is inconclusive and
+	// pauses the release. Default 200.
+	MinRequests int
 }
+
+// DefaultMinRequests is gates.min_requests when the spec leaves it out.
+const DefaultMinRequests = 200
 
 // OnFailure says how far a failure rolls back.
 type OnFailure string
@@ -336,7 +365,7 @@ func DefaultRelease() *Release {
 		Phases:   Phases{Canary: DefaultCanary, Growth: GrowthGeometric, Factor: DefaultFactor},
 		Bake:     Bake{First: DefaultBakeFirst, Decay: DefaultBakeDecay, Min: DefaultBakeMin},
 		Health:   Health{MinHealthyTime: DefaultMinHealthyTime, HealthyDeadline: DefaultHealthyDeadline},
-		Gates:    Gates{Baseline: BaselineOff, BaselineMinSamples: DefaultBaselineMinSamples},
+		Gates:    Gates{Baseline: BaselineOff, BaselineMinSamples: DefaultBaselineMinSamples, MinRequests: DefaultMinRequests},
 		Rollback: Rollback{OnFailure: OnFailureAll, IsolationTimeout: DefaultIsolationTimeout, OnControlPlaneLoss: ControlPlaneLossHold},
 	}
 }

@@ -77,6 +77,7 @@ func releaseFields(r *Release) []field {
 			attr("mode", str((*string)(&r.Traffic.Mode))),
 			attr("listen", str(&r.Traffic.Listen)),
 			attr("command", strList(&r.Traffic.Command)),
+			attr("protocol", str((*string)(&r.Traffic.Protocol))),
 		)),
 		block("target", sub(
 			attr("cells", strList(&r.Target.Cells)),
@@ -116,6 +117,9 @@ func releaseFields(r *Release) []field {
 			attr("max_restarts", integer(&r.Gates.MaxRestarts)),
 			attr("baseline", str((*string)(&r.Gates.Baseline))),
 			attr("baseline_min_samples", integer(&r.Gates.BaselineMinSamples)),
+			attr("max_error_rate", ratio(&r.Gates.MaxErrorRate)),
+			attr("max_latency_p99", duration(&r.Gates.MaxLatencyP99)),
+			attr("min_requests", integer(&r.Gates.MinRequests)),
 		)),
 		block("rollback", sub(
 			attr("on_failure", str((*string)(&r.Rollback.OnFailure))),

@@ -69,7 +69,7 @@ func designRelease() *Release {
 		Gates: Gates{
 			MaxFailedHosts: Quantity{Value: 5, Percent: true}, MaxUnreachable: Quantity{Value: 1},
 			MaxCPUPercent: 90, MaxMemPercent: 90, MaxRestarts: 2,
-			Baseline: BaselineCompare, BaselineMinSamples: 20,
+			Baseline: BaselineCompare, BaselineMinSamples: 20, MinRequests: DefaultMinRequests,
 		},
 		Rollback: Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold},
 		Approval: Approval{AfterPhases: []int{0}},
@@ -134,6 +134,26 @@ func checkDiags(t *testing.T, err error, want []string) {
 	for i, w := range want {
 		if !strings.Contains(lines[i], w) {
 			t.Errorf("diagnostic %d:\n got  %s\n want substring %s", i, lines[i], w)
+		}
+	}
+}
+
+// The request gates and the proxy protocol parse: "1%" and 0.01 are the
+// same share.
+func TestParseReleaseRequestGates(t *testing.T) {
+	src, err := os.ReadFile("testdata/good/minimal.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, share := range []string{`"1%"`, "0.01"} {
+		s := strings.Replace(string(src), `listen = "0.0.0.0:9000"`, "listen = \"0.0.0.0:9000\"\n    protocol = \"http\"", 1)
+		s = strings.Replace(s, "  health {", "  gates {\n    max_error_rate = "+share+"\n    max_latency_p99 = \"300ms\"\n    min_requests = 500\n  }\n  health {", 1)
+		r, err := ParseRelease("spec.hcl", []byte(s))
+		if err != nil {
+			t.Fatalf("%s: %v", share, err)
+		}
+		if r.Traffic.Protocol != ProtocolHTTP || r.Gates.MaxErrorRate != 0.01 || r.Gates.MaxLatencyP99 != 300*time.Millisecond || r.Gates.MinRequests != 500 {
+			t.Fatalf("%s: traffic %+v gates %+v", share, r.Traffic, r.Gates)
 		}
 	}
 }
@@ -264,6 +284,34 @@ func TestParseReleaseInvalid(t *testing.T) {
 				`spec.hcl:25:23: release.gates.max_cpu_percent: must be a percentage from 0 to 100 (0 means no gate), got 120`,
 				`spec.hcl:26:16: release.gates.baseline: must be one of compare, off, got "on"`,
 			},
+		},
+		{
+			// Request gates: a share above 100%, a negative p99, no
+			// traffic floor, an unknown proxy protocol.
+			name: "request gates",
+			old:  `listen = "0.0.0.0:9000"`, new: "listen = \"0.0.0.0:9000\"\n    protocol = \"udp\"",
+			extra: "  gates {\n    max_error_rate = \"150%\"\n    max_latency_p99 = \"-1s\"\n    min_requests = 0\n  }\n",
+			want: []string{
+				`spec.hcl:18:16: release.traffic.protocol: must be one of tcp, http, got "udp"`,
+				`spec.hcl:26:22: release.gates.max_error_rate: must be from "0%" (no gate) to below "100%", got 150%`,
+				`spec.hcl:27:23: release.gates.max_latency_p99: must not be negative (0 means no gate), got -1s`,
+				`spec.hcl:28:20: release.gates.min_requests: must be at least 1, got 0`,
+			},
+		},
+		{
+			// A share must be a percentage or a fraction; a p99 above the cap.
+			name:  "error rate text and p99 cap",
+			extra: "  gates {\n    max_error_rate = \"lots\"\n    max_latency_p99 = \"3m\"\n  }\n",
+			want: []string{
+				`spec.hcl:25:22: release.gates.max_error_rate: expected a percentage such as "1%" or a fraction such as 0.01, got "lots"`,
+				`spec.hcl:26:23: release.gates.max_latency_p99: must be at most 2m0s, got 3m0s`,
+			},
+		},
+		{
+			// protocol is the proxy's; an exec hook has none.
+			name: "protocol without proxy",
+			old:  `listen = "0.0.0.0:9000"`, new: "mode = \"exec\"\n    command = [\"/lb\"]\n    protocol = \"http\"",
+			want: []string{`release.traffic.protocol: applies to mode "proxy" only (mode is "exec"); remove it`},
 		},
 		{
 			// Decay outside (0,1], min above first, a negative duration.

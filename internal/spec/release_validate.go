@@ -216,6 +216,12 @@ func (t Traffic) validate(ps *problems, s Slots) {
 			ps.add(p+".command", `is required when mode is "exec"; expected a list such as ["/usr/local/bin/lb-switch", "{{port}}"]`)
 		}
 	}
+	if t.Protocol != "" {
+		checkEnum(ps, p+".protocol", string(t.Protocol), string(ProtocolTCP), string(ProtocolHTTP))
+		if t.Mode != TrafficProxy {
+			ps.add(p+".protocol", `applies to mode "proxy" only (mode is %q); remove it`, t.Mode)
+		}
+	}
 	for i, c := range t.Command {
 		if msg := checkTemplate(c, Placeholders); msg != "" {
 			ps.add(index(p+".command", i), "%s", msg)
@@ -320,6 +326,16 @@ func (g Gates) validate(ps *problems) {
 	checkEnum(ps, p+".baseline", string(g.Baseline), string(BaselineCompare), string(BaselineOff))
 	if g.BaselineMinSamples < 1 {
 		ps.add(p+".baseline_min_samples", "must be at least 1, got %d", g.BaselineMinSamples)
+	}
+	if !(g.MaxErrorRate >= 0 && g.MaxErrorRate < 1) {
+		ps.add(p+".max_error_rate", `must be from "0%%" (no gate) to below "100%%", got %s%%`, formatFloat(100*g.MaxErrorRate))
+	}
+	if g.MaxLatencyP99 < 0 {
+		ps.add(p+".max_latency_p99", "must not be negative (0 means no gate), got %s", g.MaxLatencyP99)
+	}
+	atMost(ps, p+".max_latency_p99", g.MaxLatencyP99, MaxLatencyP99)
+	if g.MinRequests < 1 {
+		ps.add(p+".min_requests", "must be at least 1, got %d", g.MinRequests)
 	}
 }
 

@@ -193,6 +193,31 @@ func quantity(dst *Quantity) attrFunc {
 	}
 }
 
+// ratio decodes a share: a percentage string ("1%", "0.5%") or a plain
+// fraction (0.01). Range checks belong to Validate.
+func ratio(dst *float64) attrFunc {
+	return func(d *decoder, expr hcl.Expression, path string) {
+		v, ok := d.eval(expr, path)
+		if !ok {
+			return
+		}
+		const want = `a percentage such as "1%" or a fraction such as 0.01`
+		switch v.Type() {
+		case cty.Number:
+			*dst, _ = v.AsBigFloat().Float64()
+		case cty.String:
+			q, err := ParseQuantity(v.AsString())
+			if err != nil || !q.Percent {
+				d.fail(expr.Range(), path, "expected %s, got %q", want, v.AsString())
+				return
+			}
+			*dst = q.Value / 100
+		default:
+			d.typeErr(expr, path, want, v)
+		}
+	}
+}
+
 func strList(dst *[]string) attrFunc {
 	return listOf(dst, "a list of strings", (*decoder).stringValue)
 }

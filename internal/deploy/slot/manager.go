@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/health"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -121,6 +122,9 @@ type appRT struct {
 	loadErr error
 	sw      Switch
 	swCfg   *TrafficState
+	// meter is sw when it measures traffic, readable without mu (a swap
+	// holds mu for minutes; heartbeats must not wait).
+	meter atomic.Pointer[Meter]
 	// snap is a copy of st as last persisted, for readers (Facts,
 	// AppState) that must not wait behind a swap holding mu for minutes.
 	snap atomic.Pointer[State]
@@ -284,13 +288,18 @@ func (m *Manager) point(ctx context.Context, rt *appRT, ts *TrafficState, slot N
 		ts = &TrafficState{Mode: "none"}
 	}
 	if rt.sw != nil && rt.swCfg.equal(ts) {
+		if ps, ok := rt.sw.(interface{ SetProtocol(string) error }); ok {
+			if err := ps.SetProtocol(ts.Protocol); err != nil {
+				return err
+			}
+		}
 		if err := rt.sw.Point(ctx, slot, port); err != nil {
 			return err
 		}
 		rt.st.Traffic = ts
 		return nil
 	}
-	sw, err := m.cfg.NewSwitch(rt.name, &rollwavev1.TrafficSpec{Mode: ts.Mode, Listen: ts.Listen, Command: ts.Command})
+	sw, err := m.cfg.NewSwitch(rt.name, &rollwavev1.TrafficSpec{Mode: ts.Mode, Listen: ts.Listen, Command: ts.Command, Protocol: ts.Protocol})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSwitch, err)
 	}
@@ -305,6 +314,11 @@ func (m *Manager) point(ctx context.Context, rt *appRT, ts *TrafficState, slot N
 		}
 	}
 	rt.sw, rt.swCfg = sw, ts
+	if mt, ok := sw.(Meter); ok {
+		rt.meter.Store(&mt)
+	} else {
+		rt.meter.Store(nil)
+	}
 	rt.st.Traffic = ts
 	return nil
 }
@@ -360,6 +374,23 @@ func (m *Manager) AppState(app string) (State, bool) {
 		return State{}, false
 	}
 	return snap.clone(), true
+}
+
+// DrainRequestStats returns what the app's traffic proxy measured per slot
+// since the last call, and its protocol; ok is false when the app's
+// switch measures nothing (exec, none, or no switch yet). It does not
+// wait for an operation in flight.
+func (m *Manager) DrainRequestStats(app string) (protocol string, stats map[Name]*health.RequestStats, ok bool) {
+	rt, err := m.app(app)
+	if err != nil {
+		return "", nil, false
+	}
+	mt := rt.meter.Load()
+	if mt == nil {
+		return "", nil, false
+	}
+	protocol, stats = (*mt).DrainStats()
+	return protocol, stats, true
 }
 
 // ActivePID is the main PID of the app's active slot, 0 when none runs.
@@ -443,6 +474,7 @@ func (m *Manager) Close() error {
 		if rt.sw != nil {
 			errs = append(errs, rt.sw.Close())
 			rt.sw, rt.swCfg = nil, nil
+			rt.meter.Store(nil)
 		}
 		rt.mu.Unlock()
 	}

@@ -7,10 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/health"
 )
 
 // Proxy defaults.
@@ -27,16 +32,36 @@ type ProxyOption func(*Proxy)
 // and closed at once.
 func WithMaxConns(n int) ProxyOption { return func(p *Proxy) { p.maxConns = n } }
 
+// WithProtocol sets what the proxy speaks: "tcp" (or "") or "http"; see
+// SetProtocol.
+func WithProtocol(protocol string) ProxyOption {
+	return func(p *Proxy) { p.initialProtocol = protocol }
+}
+
 // WithIdleTimeout closes a connection with no bytes in either direction
 // for d.
 func WithIdleTimeout(d time.Duration) ProxyOption { return func(p *Proxy) { p.idle = d } }
 
-// Proxy is the agent's TCP traffic switch: it listens on the app's public
-// address and forwards each connection to 127.0.0.1:<port of the active
-// slot>. Switching is one atomic pointer store: a connection keeps the
-// backend it was dialled to until it closes (so in-flight requests finish
-// on the old slot), and every connection accepted afterwards goes to the
-// new one.
+// Proxy is the agent's traffic switch: it listens on the app's public
+// address and forwards to 127.0.0.1:<port of the active slot>. Switching
+// is one atomic pointer store.
+//
+// With protocol "tcp" it pipes bytes: a connection keeps the backend it was
+// dialled to until it closes (so in-flight requests finish on the old
+// slot), and every connection accepted afterwards goes to the new one. It
+// counts, per slot, connections, failed connects and connection duration.
+//
+// With protocol "http" it is a reverse proxy (net/http/httputil): client
+// connections are kept alive, each request goes to the slot active when it
+// arrives, bodies stream (responses are flushed as they come), and
+// Upgrade requests (websockets) are passed through as a byte pipe. It
+// counts, per slot, requests, 5xx answers, upstream connect errors and
+// timeouts (both as errors, answered 502/504) and latency until the end of
+// the response (upgraded connections are counted, not timed).
+//
+// Both share one accept loop, connection limit and shutdown; the protocol
+// can change while connections are open (SetProtocol): it applies to
+// connections accepted afterwards.
 type Proxy struct {
 	ln       net.Listener
 	log      *slog.Logger
@@ -54,11 +79,20 @@ type Proxy struct {
 	conns  map[net.Conn]struct{}
 	closed bool
 	wg     sync.WaitGroup
+
+	initialProtocol string
+	http            atomic.Bool // protocol is "http"
+	httpConns       *connQueue
+	httpSrv         *http.Server
+	transport       *http.Transport
+	rp              *httputil.ReverseProxy
+	meter           meter
 }
 
 type backend struct {
 	slot Name
 	addr string
+	url  *url.URL
 }
 
 var _ Switch = (*Proxy)(nil)
@@ -82,15 +116,57 @@ func NewProxy(listen string, logger *slog.Logger, opts ...ProxyOption) (*Proxy, 
 	if p.maxConns < 1 {
 		return nil, fmt.Errorf("proxy: max connections %d must be at least 1", p.maxConns)
 	}
+	if err := p.SetProtocol(p.initialProtocol); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: listen %s: %w", listen, err)
 	}
 	p.ln = ln
 	p.sem = make(chan struct{}, p.maxConns)
-	p.wg.Add(1)
+	p.initHTTP()
+	p.wg.Add(2)
 	go p.serve()
+	go func() {
+		defer p.wg.Done()
+		// Returns when the queue is closed (Close).
+		_ = p.httpSrv.Serve(p.httpConns)
+	}()
 	return p, nil
+}
+
+// Proxy protocols.
+const (
+	ProtocolTCP  = "tcp"
+	ProtocolHTTP = "http"
+)
+
+// SetProtocol switches between "tcp" ("" too) and "http" for connections
+// accepted from now on.
+func (p *Proxy) SetProtocol(protocol string) error {
+	switch protocol {
+	case "", ProtocolTCP:
+		p.http.Store(false)
+	case ProtocolHTTP:
+		p.http.Store(true)
+	default:
+		return fmt.Errorf("%w: traffic.protocol %q: want tcp or http", ErrSwitch, protocol)
+	}
+	return nil
+}
+
+// Protocol is "tcp" or "http".
+func (p *Proxy) Protocol() string {
+	if p.http.Load() {
+		return ProtocolHTTP
+	}
+	return ProtocolTCP
+}
+
+// DrainStats implements Meter.
+func (p *Proxy) DrainStats() (string, map[Name]*health.RequestStats) {
+	return p.Protocol(), p.meter.drain()
 }
 
 // Addr is the address the proxy listens on.
@@ -101,7 +177,8 @@ func (p *Proxy) Point(_ context.Context, slot Name, port int) error {
 	if port <= 0 || port > 65535 {
 		return fmt.Errorf("%w: port %d out of range", ErrSwitch, port)
 	}
-	p.backend.Store(&backend{slot: slot, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	p.backend.Store(&backend{slot: slot, addr: addr, url: &url.URL{Scheme: "http", Host: addr}})
 	p.log.Info("traffic switched", "slot", slot, "port", port)
 	return nil
 }
@@ -129,7 +206,12 @@ func (p *Proxy) Close() error {
 		c.Close()
 	}
 	p.mu.Unlock()
+	p.httpConns.close()
+	// The HTTP server's own connections are among p.conns (closed above);
+	// Close also ends its idle-connection bookkeeping.
+	_ = p.httpSrv.Close()
 	p.wg.Wait()
+	p.transport.CloseIdleConnections()
 	return err
 }
 
@@ -167,6 +249,14 @@ func (p *Proxy) serve() {
 			c.Close()
 			return
 		}
+		if p.http.Load() {
+			if !p.httpConns.put(&releasingConn{Conn: c, release: func() { p.untrack(c); <-p.sem }}) {
+				p.untrack(c)
+				<-p.sem
+				return
+			}
+			continue
+		}
 		p.wg.Add(1)
 		go p.handle(c)
 	}
@@ -198,8 +288,10 @@ func (p *Proxy) handle(client net.Conn) {
 	if b == nil {
 		return
 	}
+	start := time.Now()
 	server, err := net.DialTimeout("tcp", b.addr, p.dial)
 	if err != nil {
+		p.meter.record(b.slot, outcome{failed: true, upstream: true})
 		p.log.Warn("proxy dial failed", "slot", b.slot, "addr", b.addr, "error", err)
 		return
 	}
@@ -208,6 +300,7 @@ func (p *Proxy) handle(client net.Conn) {
 		return
 	}
 	defer p.untrack(server)
+	defer func() { p.meter.record(b.slot, outcome{timed: true, took: time.Since(start)}) }()
 
 	var last atomic.Int64 // unix nanos of the last byte either way
 	last.Store(time.Now().UnixNano())

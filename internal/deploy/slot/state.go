@@ -87,6 +87,9 @@ type TrafficState struct {
 	Mode    string   `json:"mode,omitempty"`
 	Listen  string   `json:"listen,omitempty"`
 	Command []string `json:"command,omitempty"`
+	// Protocol of a proxy: "tcp" (also "") or "http". A change keeps the
+	// proxy (it switches in place, see Proxy.SetProtocol).
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // equal reports whether two traffic configs need the same switch (only

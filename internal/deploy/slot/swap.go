@@ -81,7 +81,7 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 		keepOld = "hot"
 	}
 	traffic := &TrafficState{Mode: spec.GetTraffic().GetMode(), Listen: spec.GetTraffic().GetListen(),
-		Command: append([]string(nil), spec.GetTraffic().GetCommand()...)}
+		Command: append([]string(nil), spec.GetTraffic().GetCommand()...), Protocol: spec.GetTraffic().GetProtocol()}
 	port := portOf(spec, to)
 
 	// The generation is accepted from here on: it is recorded, and every

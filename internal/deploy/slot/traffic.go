@@ -151,7 +151,7 @@ func newDefaultSwitch(logger *slog.Logger) func(app string, t *rollwavev1.Traffi
 			if t.GetListen() == "" {
 				return nil, fmt.Errorf("traffic.listen is required for mode proxy")
 			}
-			return NewProxy(t.GetListen(), logger.With("app", app))
+			return NewProxy(t.GetListen(), logger.With("app", app), WithProtocol(t.GetProtocol()))
 		}
 		return nil, fmt.Errorf("traffic.mode %q: want proxy, exec or none", t.GetMode())
 	}

@@ -56,9 +56,10 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			KeepOld:   string(r.Slots.KeepOld),
 		},
 		Traffic: &rollwavev1.TrafficSpec{
-			Mode:    string(r.Traffic.Mode),
-			Listen:  r.Traffic.Listen,
-			Command: slices.Clone(r.Traffic.Command),
+			Mode:     string(r.Traffic.Mode),
+			Listen:   r.Traffic.Listen,
+			Command:  slices.Clone(r.Traffic.Command),
+			Protocol: string(r.Traffic.Protocol),
 		},
 		Target: &rollwavev1.TargetSpec{
 			Cells:   slices.Clone(r.Target.Cells),
@@ -92,6 +93,9 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			MaxRestarts:        int32(r.Gates.MaxRestarts),
 			Baseline:           string(r.Gates.Baseline),
 			BaselineMinSamples: int32(r.Gates.BaselineMinSamples),
+			MaxErrorRate:       r.Gates.MaxErrorRate,
+			MaxLatencyP99Ms:    r.Gates.MaxLatencyP99.Milliseconds(),
+			MinRequests:        int64(r.Gates.MinRequests),
 		},
 		Rollback: &rollwavev1.RollbackSpec{
 			OnFailure:          string(r.Rollback.OnFailure),
@@ -151,9 +155,10 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			KeepOld:   spec.KeepOld(p.GetSlots().GetKeepOld()),
 		},
 		Traffic: spec.Traffic{
-			Mode:    spec.TrafficMode(p.GetTraffic().GetMode()),
-			Listen:  p.GetTraffic().GetListen(),
-			Command: slices.Clone(p.GetTraffic().GetCommand()),
+			Mode:     spec.TrafficMode(p.GetTraffic().GetMode()),
+			Listen:   p.GetTraffic().GetListen(),
+			Command:  slices.Clone(p.GetTraffic().GetCommand()),
+			Protocol: spec.TrafficProtocol(p.GetTraffic().GetProtocol()),
 		},
 		Target: spec.Target{
 			Cells:   slices.Clone(p.GetTarget().GetCells()),
@@ -187,6 +192,9 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			MaxRestarts:        int(p.GetGates().GetMaxRestarts()),
 			Baseline:           spec.Baseline(p.GetGates().GetBaseline()),
 			BaselineMinSamples: int(p.GetGates().GetBaselineMinSamples()),
+			MaxErrorRate:       p.GetGates().GetMaxErrorRate(),
+			MaxLatencyP99:      time.Duration(p.GetGates().GetMaxLatencyP99Ms()) * time.Millisecond,
+			MinRequests:        minRequests(p.GetGates().GetMinRequests()),
 		},
 		Rollback: spec.Rollback{
 			OnFailure:          spec.OnFailure(p.GetRollback().GetOnFailure()),
@@ -242,4 +250,13 @@ func ints(in []int32) []int {
 		out[i] = int(v)
 	}
 	return out
+}
+
+// minRequests reads gates.min_requests; a spec stored before the field
+// existed has 0 and gets the default.
+func minRequests(n int64) int {
+	if n <= 0 {
+		return spec.DefaultMinRequests
+	}
+	return int(n)
 }

@@ -43,7 +43,8 @@ func fullRelease() *spec.Release {
 		HealthyDeadline: 5 * time.Minute,
 	}
 	r.Gates = spec.Gates{MaxFailedHosts: spec.Quantity{Value: 5, Percent: true}, MaxUnreachable: spec.Quantity{Value: 2},
-		MaxCPUPercent: 90.5, MaxMemPercent: 80, MaxRestarts: 3, Baseline: spec.BaselineCompare, BaselineMinSamples: 50}
+		MaxCPUPercent: 90.5, MaxMemPercent: 80, MaxRestarts: 3, Baseline: spec.BaselineCompare, BaselineMinSamples: 50,
+		MaxErrorRate: 0.015, MaxLatencyP99: 300 * time.Millisecond, MinRequests: 250}
 	r.Rollback = spec.Rollback{OnFailure: spec.OnFailurePause, IsolationTimeout: time.Minute}
 	r.Approval = spec.Approval{AfterPhases: []int{0, 2}}
 	return r

@@ -805,21 +805,143 @@ func (x *MetricSamples) GetValues() []float64 {
 	return nil
 }
 
+// Request counts and a latency histogram from the agent's traffic proxy for
+// one slot, since the previous heartbeat (a delta: the leader adds them up
+// over a window).
+type RequestStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Slot  Slot                   `protobuf:"varint,2,opt,name=slot,proto3,enum=rollwave.v1.Slot" json:"slot,omitempty"`
+	// The version the slot ran (the agent fills it from its slot state).
+	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	// "http": HTTP requests; "tcp": connections.
+	Protocol string `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Requests uint64 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Requests that failed: 5xx answers plus upstream connect errors and
+	// timeouts (http), or failed connects to the slot (tcp).
+	Errors uint64 `protobuf:"varint,6,opt,name=errors,proto3" json:"errors,omitempty"`
+	// Of errors: those that never reached the app (connect error, timeout).
+	UpstreamErrors uint64 `protobuf:"varint,7,opt,name=upstream_errors,json=upstreamErrors,proto3" json:"upstream_errors,omitempty"`
+	// Latency (http: request to end of response; tcp: connection duration)
+	// in the fixed log buckets of internal/health (LatencyHistogram), sparse:
+	// latency_buckets[i] holds latency_counts[i] observations.
+	LatencyBuckets []uint32 `protobuf:"varint,8,rep,packed,name=latency_buckets,json=latencyBuckets,proto3" json:"latency_buckets,omitempty"`
+	LatencyCounts  []uint64 `protobuf:"varint,9,rep,packed,name=latency_counts,json=latencyCounts,proto3" json:"latency_counts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RequestStats) Reset() {
+	*x = RequestStats{}
+	mi := &file_rollwave_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestStats) ProtoMessage() {}
+
+func (x *RequestStats) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestStats.ProtoReflect.Descriptor instead.
+func (*RequestStats) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RequestStats) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *RequestStats) GetSlot() Slot {
+	if x != nil {
+		return x.Slot
+	}
+	return Slot_SLOT_UNSPECIFIED
+}
+
+func (x *RequestStats) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *RequestStats) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *RequestStats) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *RequestStats) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *RequestStats) GetUpstreamErrors() uint64 {
+	if x != nil {
+		return x.UpstreamErrors
+	}
+	return 0
+}
+
+func (x *RequestStats) GetLatencyBuckets() []uint32 {
+	if x != nil {
+		return x.LatencyBuckets
+	}
+	return nil
+}
+
+func (x *RequestStats) GetLatencyCounts() []uint64 {
+	if x != nil {
+		return x.LatencyCounts
+	}
+	return nil
+}
+
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	TimeUnixNano  int64                  `protobuf:"varint,2,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
-	Host          *HostMetrics           `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
-	Slots         []*SlotMetrics         `protobuf:"bytes,4,rep,name=slots,proto3" json:"slots,omitempty"`
-	Samples       []*MetricSamples       `protobuf:"bytes,5,rep,name=samples,proto3" json:"samples,omitempty"`
-	Facts         []*SlotFacts           `protobuf:"bytes,6,rep,name=facts,proto3" json:"facts,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Seq          uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	TimeUnixNano int64                  `protobuf:"varint,2,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Host         *HostMetrics           `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	Slots        []*SlotMetrics         `protobuf:"bytes,4,rep,name=slots,proto3" json:"slots,omitempty"`
+	Samples      []*MetricSamples       `protobuf:"bytes,5,rep,name=samples,proto3" json:"samples,omitempty"`
+	Facts        []*SlotFacts           `protobuf:"bytes,6,rep,name=facts,proto3" json:"facts,omitempty"`
+	// What the agent's traffic proxy saw since the previous heartbeat, per
+	// app and slot.
+	Requests      []*RequestStats `protobuf:"bytes,7,rep,name=requests,proto3" json:"requests,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[9]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +953,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[9]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +966,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Heartbeat) GetSeq() uint64 {
@@ -889,6 +1011,13 @@ func (x *Heartbeat) GetFacts() []*SlotFacts {
 	return nil
 }
 
+func (x *Heartbeat) GetRequests() []*RequestStats {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
 type HeartbeatAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -900,7 +1029,7 @@ type HeartbeatAck struct {
 
 func (x *HeartbeatAck) Reset() {
 	*x = HeartbeatAck{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[10]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1041,7 @@ func (x *HeartbeatAck) String() string {
 func (*HeartbeatAck) ProtoMessage() {}
 
 func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[10]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1054,7 @@ func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
 func (*HeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HeartbeatAck) GetSeq() uint64 {
@@ -963,7 +1092,7 @@ type AssignmentProgress struct {
 
 func (x *AssignmentProgress) Reset() {
 	*x = AssignmentProgress{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[11]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1104,7 @@ func (x *AssignmentProgress) String() string {
 func (*AssignmentProgress) ProtoMessage() {}
 
 func (x *AssignmentProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[11]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1117,7 @@ func (x *AssignmentProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentProgress.ProtoReflect.Descriptor instead.
 func (*AssignmentProgress) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AssignmentProgress) GetApp() string {
@@ -1043,7 +1172,7 @@ type AssignmentOrder struct {
 
 func (x *AssignmentOrder) Reset() {
 	*x = AssignmentOrder{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[12]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1184,7 @@ func (x *AssignmentOrder) String() string {
 func (*AssignmentOrder) ProtoMessage() {}
 
 func (x *AssignmentOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[12]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1197,7 @@ func (x *AssignmentOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentOrder.ProtoReflect.Descriptor instead.
 func (*AssignmentOrder) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AssignmentOrder) GetAssignment() *Assignment {
@@ -1096,7 +1225,7 @@ type RevertOrder struct {
 
 func (x *RevertOrder) Reset() {
 	*x = RevertOrder{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[13]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1237,7 @@ func (x *RevertOrder) String() string {
 func (*RevertOrder) ProtoMessage() {}
 
 func (x *RevertOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[13]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1250,7 @@ func (x *RevertOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevertOrder.ProtoReflect.Descriptor instead.
 func (*RevertOrder) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RevertOrder) GetApp() string {
@@ -1155,7 +1284,7 @@ type FinalizeOrder struct {
 
 func (x *FinalizeOrder) Reset() {
 	*x = FinalizeOrder{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[14]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1296,7 @@ func (x *FinalizeOrder) String() string {
 func (*FinalizeOrder) ProtoMessage() {}
 
 func (x *FinalizeOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[14]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1309,7 @@ func (x *FinalizeOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinalizeOrder.ProtoReflect.Descriptor instead.
 func (*FinalizeOrder) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FinalizeOrder) GetApp() string {
@@ -1208,7 +1337,7 @@ type PhaseVerified struct {
 
 func (x *PhaseVerified) Reset() {
 	*x = PhaseVerified{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[15]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1349,7 @@ func (x *PhaseVerified) String() string {
 func (*PhaseVerified) ProtoMessage() {}
 
 func (x *PhaseVerified) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[15]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1362,7 @@ func (x *PhaseVerified) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhaseVerified.ProtoReflect.Descriptor instead.
 func (*PhaseVerified) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PhaseVerified) GetApp() string {
@@ -1318,14 +1447,25 @@ const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"\rMetricSamples\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x16\n" +
 	"\x06metric\x18\x02 \x01(\tR\x06metric\x12\x16\n" +
-	"\x06values\x18\x03 \x03(\x01R\x06values\"\x85\x02\n" +
+	"\x06values\x18\x03 \x03(\x01R\x06values\"\xaa\x02\n" +
+	"\fRequestStats\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12%\n" +
+	"\x04slot\x18\x02 \x01(\x0e2\x11.rollwave.v1.SlotR\x04slot\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x1a\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\x12\x1a\n" +
+	"\brequests\x18\x05 \x01(\x04R\brequests\x12\x16\n" +
+	"\x06errors\x18\x06 \x01(\x04R\x06errors\x12'\n" +
+	"\x0fupstream_errors\x18\a \x01(\x04R\x0eupstreamErrors\x12'\n" +
+	"\x0flatency_buckets\x18\b \x03(\rR\x0elatencyBuckets\x12%\n" +
+	"\x0elatency_counts\x18\t \x03(\x04R\rlatencyCounts\"\xbc\x02\n" +
 	"\tHeartbeat\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12$\n" +
 	"\x0etime_unix_nano\x18\x02 \x01(\x03R\ftimeUnixNano\x12,\n" +
 	"\x04host\x18\x03 \x01(\v2\x18.rollwave.v1.HostMetricsR\x04host\x12.\n" +
 	"\x05slots\x18\x04 \x03(\v2\x18.rollwave.v1.SlotMetricsR\x05slots\x124\n" +
 	"\asamples\x18\x05 \x03(\v2\x1a.rollwave.v1.MetricSamplesR\asamples\x12,\n" +
-	"\x05facts\x18\x06 \x03(\v2\x16.rollwave.v1.SlotFactsR\x05facts\"c\n" +
+	"\x05facts\x18\x06 \x03(\v2\x16.rollwave.v1.SlotFactsR\x05facts\x125\n" +
+	"\brequests\x18\a \x03(\v2\x19.rollwave.v1.RequestStatsR\brequests\"c\n" +
 	"\fHeartbeatAck\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12$\n" +
@@ -1378,7 +1518,7 @@ func file_rollwave_v1_agent_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_agent_proto_rawDescData
 }
 
-var file_rollwave_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_rollwave_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_rollwave_v1_agent_proto_goTypes = []any{
 	(*AgentMessage)(nil),       // 0: rollwave.v1.AgentMessage
 	(*CoordinatorMessage)(nil), // 1: rollwave.v1.CoordinatorMessage
@@ -1389,52 +1529,55 @@ var file_rollwave_v1_agent_proto_goTypes = []any{
 	(*HostMetrics)(nil),        // 6: rollwave.v1.HostMetrics
 	(*SlotMetrics)(nil),        // 7: rollwave.v1.SlotMetrics
 	(*MetricSamples)(nil),      // 8: rollwave.v1.MetricSamples
-	(*Heartbeat)(nil),          // 9: rollwave.v1.Heartbeat
-	(*HeartbeatAck)(nil),       // 10: rollwave.v1.HeartbeatAck
-	(*AssignmentProgress)(nil), // 11: rollwave.v1.AssignmentProgress
-	(*AssignmentOrder)(nil),    // 12: rollwave.v1.AssignmentOrder
-	(*RevertOrder)(nil),        // 13: rollwave.v1.RevertOrder
-	(*FinalizeOrder)(nil),      // 14: rollwave.v1.FinalizeOrder
-	(*PhaseVerified)(nil),      // 15: rollwave.v1.PhaseVerified
-	nil,                        // 16: rollwave.v1.Hello.LabelsEntry
-	nil,                        // 17: rollwave.v1.AssignmentProgress.EvidenceEntry
-	(AssignmentState)(0),       // 18: rollwave.v1.AssignmentState
-	(*SlotFacts)(nil),          // 19: rollwave.v1.SlotFacts
-	(Slot)(0),                  // 20: rollwave.v1.Slot
-	(*Assignment)(nil),         // 21: rollwave.v1.Assignment
-	(*ReleaseSpec)(nil),        // 22: rollwave.v1.ReleaseSpec
+	(*RequestStats)(nil),       // 9: rollwave.v1.RequestStats
+	(*Heartbeat)(nil),          // 10: rollwave.v1.Heartbeat
+	(*HeartbeatAck)(nil),       // 11: rollwave.v1.HeartbeatAck
+	(*AssignmentProgress)(nil), // 12: rollwave.v1.AssignmentProgress
+	(*AssignmentOrder)(nil),    // 13: rollwave.v1.AssignmentOrder
+	(*RevertOrder)(nil),        // 14: rollwave.v1.RevertOrder
+	(*FinalizeOrder)(nil),      // 15: rollwave.v1.FinalizeOrder
+	(*PhaseVerified)(nil),      // 16: rollwave.v1.PhaseVerified
+	nil,                        // 17: rollwave.v1.Hello.LabelsEntry
+	nil,                        // 18: rollwave.v1.AssignmentProgress.EvidenceEntry
+	(AssignmentState)(0),       // 19: rollwave.v1.AssignmentState
+	(*SlotFacts)(nil),          // 20: rollwave.v1.SlotFacts
+	(Slot)(0),                  // 21: rollwave.v1.Slot
+	(*Assignment)(nil),         // 22: rollwave.v1.Assignment
+	(*ReleaseSpec)(nil),        // 23: rollwave.v1.ReleaseSpec
 }
 var file_rollwave_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.AgentMessage.hello:type_name -> rollwave.v1.Hello
-	9,  // 1: rollwave.v1.AgentMessage.heartbeat:type_name -> rollwave.v1.Heartbeat
-	11, // 2: rollwave.v1.AgentMessage.progress:type_name -> rollwave.v1.AssignmentProgress
+	10, // 1: rollwave.v1.AgentMessage.heartbeat:type_name -> rollwave.v1.Heartbeat
+	12, // 2: rollwave.v1.AgentMessage.progress:type_name -> rollwave.v1.AssignmentProgress
 	4,  // 3: rollwave.v1.CoordinatorMessage.welcome:type_name -> rollwave.v1.Welcome
 	5,  // 4: rollwave.v1.CoordinatorMessage.redirect:type_name -> rollwave.v1.Redirect
-	10, // 5: rollwave.v1.CoordinatorMessage.ack:type_name -> rollwave.v1.HeartbeatAck
-	12, // 6: rollwave.v1.CoordinatorMessage.assignment:type_name -> rollwave.v1.AssignmentOrder
-	13, // 7: rollwave.v1.CoordinatorMessage.revert:type_name -> rollwave.v1.RevertOrder
-	14, // 8: rollwave.v1.CoordinatorMessage.finalize:type_name -> rollwave.v1.FinalizeOrder
-	15, // 9: rollwave.v1.CoordinatorMessage.verified:type_name -> rollwave.v1.PhaseVerified
-	18, // 10: rollwave.v1.AppliedGeneration.state:type_name -> rollwave.v1.AssignmentState
-	16, // 11: rollwave.v1.Hello.labels:type_name -> rollwave.v1.Hello.LabelsEntry
-	19, // 12: rollwave.v1.Hello.slots:type_name -> rollwave.v1.SlotFacts
+	11, // 5: rollwave.v1.CoordinatorMessage.ack:type_name -> rollwave.v1.HeartbeatAck
+	13, // 6: rollwave.v1.CoordinatorMessage.assignment:type_name -> rollwave.v1.AssignmentOrder
+	14, // 7: rollwave.v1.CoordinatorMessage.revert:type_name -> rollwave.v1.RevertOrder
+	15, // 8: rollwave.v1.CoordinatorMessage.finalize:type_name -> rollwave.v1.FinalizeOrder
+	16, // 9: rollwave.v1.CoordinatorMessage.verified:type_name -> rollwave.v1.PhaseVerified
+	19, // 10: rollwave.v1.AppliedGeneration.state:type_name -> rollwave.v1.AssignmentState
+	17, // 11: rollwave.v1.Hello.labels:type_name -> rollwave.v1.Hello.LabelsEntry
+	20, // 12: rollwave.v1.Hello.slots:type_name -> rollwave.v1.SlotFacts
 	2,  // 13: rollwave.v1.Hello.applied:type_name -> rollwave.v1.AppliedGeneration
-	20, // 14: rollwave.v1.SlotMetrics.slot:type_name -> rollwave.v1.Slot
-	6,  // 15: rollwave.v1.Heartbeat.host:type_name -> rollwave.v1.HostMetrics
-	7,  // 16: rollwave.v1.Heartbeat.slots:type_name -> rollwave.v1.SlotMetrics
-	8,  // 17: rollwave.v1.Heartbeat.samples:type_name -> rollwave.v1.MetricSamples
-	19, // 18: rollwave.v1.Heartbeat.facts:type_name -> rollwave.v1.SlotFacts
-	18, // 19: rollwave.v1.AssignmentProgress.state:type_name -> rollwave.v1.AssignmentState
-	17, // 20: rollwave.v1.AssignmentProgress.evidence:type_name -> rollwave.v1.AssignmentProgress.EvidenceEntry
-	21, // 21: rollwave.v1.AssignmentOrder.assignment:type_name -> rollwave.v1.Assignment
-	22, // 22: rollwave.v1.AssignmentOrder.spec:type_name -> rollwave.v1.ReleaseSpec
-	0,  // 23: rollwave.v1.AgentService.Session:input_type -> rollwave.v1.AgentMessage
-	1,  // 24: rollwave.v1.AgentService.Session:output_type -> rollwave.v1.CoordinatorMessage
-	24, // [24:25] is the sub-list for method output_type
-	23, // [23:24] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	21, // 14: rollwave.v1.SlotMetrics.slot:type_name -> rollwave.v1.Slot
+	21, // 15: rollwave.v1.RequestStats.slot:type_name -> rollwave.v1.Slot
+	6,  // 16: rollwave.v1.Heartbeat.host:type_name -> rollwave.v1.HostMetrics
+	7,  // 17: rollwave.v1.Heartbeat.slots:type_name -> rollwave.v1.SlotMetrics
+	8,  // 18: rollwave.v1.Heartbeat.samples:type_name -> rollwave.v1.MetricSamples
+	20, // 19: rollwave.v1.Heartbeat.facts:type_name -> rollwave.v1.SlotFacts
+	9,  // 20: rollwave.v1.Heartbeat.requests:type_name -> rollwave.v1.RequestStats
+	19, // 21: rollwave.v1.AssignmentProgress.state:type_name -> rollwave.v1.AssignmentState
+	18, // 22: rollwave.v1.AssignmentProgress.evidence:type_name -> rollwave.v1.AssignmentProgress.EvidenceEntry
+	22, // 23: rollwave.v1.AssignmentOrder.assignment:type_name -> rollwave.v1.Assignment
+	23, // 24: rollwave.v1.AssignmentOrder.spec:type_name -> rollwave.v1.ReleaseSpec
+	0,  // 25: rollwave.v1.AgentService.Session:input_type -> rollwave.v1.AgentMessage
+	1,  // 26: rollwave.v1.AgentService.Session:output_type -> rollwave.v1.CoordinatorMessage
+	26, // [26:27] is the sub-list for method output_type
+	25, // [25:26] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_agent_proto_init() }
@@ -1463,7 +1606,7 @@ func file_rollwave_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_agent_proto_rawDesc), len(file_rollwave_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

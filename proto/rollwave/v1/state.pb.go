@@ -844,7 +844,11 @@ type TrafficSpec struct {
 	Mode   string `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
 	Listen string `protobuf:"bytes,2,opt,name=listen,proto3" json:"listen,omitempty"`
 	// For mode "exec": the hook and its arguments; {{slot}}, {{port}} expand.
-	Command       []string `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
+	Command []string `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
+	// For mode "proxy": "tcp" (byte pipe; also when empty, as in specs
+	// written before the field existed) or "http" (HTTP-aware reverse proxy
+	// that measures requests, 5xx and latency per slot).
+	Protocol      string `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -898,6 +902,13 @@ func (x *TrafficSpec) GetCommand() []string {
 		return x.Command
 	}
 	return nil
+}
+
+func (x *TrafficSpec) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
 }
 
 type TargetSpec struct {
@@ -1346,8 +1357,16 @@ type GatesSpec struct {
 	// "compare" or "off".
 	Baseline           string `protobuf:"bytes,6,opt,name=baseline,proto3" json:"baseline,omitempty"`
 	BaselineMinSamples int32  `protobuf:"varint,7,opt,name=baseline_min_samples,json=baselineMinSamples,proto3" json:"baseline_min_samples,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Request gates, read from the agents' traffic proxy over the bake
+	// window. max_error_rate is a fraction (0.01 = 1%); 0 turns it off.
+	MaxErrorRate float64 `protobuf:"fixed64,8,opt,name=max_error_rate,json=maxErrorRate,proto3" json:"max_error_rate,omitempty"`
+	// p99 of request latency (HTTP) or connection duration (TCP); 0 = off.
+	MaxLatencyP99Ms int64 `protobuf:"varint,9,opt,name=max_latency_p99_ms,json=maxLatencyP99Ms,proto3" json:"max_latency_p99_ms,omitempty"`
+	// Fewer requests than this on either side of a reading (the phase's
+	// hosts; the baseline peers) make it inconclusive.
+	MinRequests   int64 `protobuf:"varint,10,opt,name=min_requests,json=minRequests,proto3" json:"min_requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GatesSpec) Reset() {
@@ -1425,6 +1444,27 @@ func (x *GatesSpec) GetBaseline() string {
 func (x *GatesSpec) GetBaselineMinSamples() int32 {
 	if x != nil {
 		return x.BaselineMinSamples
+	}
+	return 0
+}
+
+func (x *GatesSpec) GetMaxErrorRate() float64 {
+	if x != nil {
+		return x.MaxErrorRate
+	}
+	return 0
+}
+
+func (x *GatesSpec) GetMaxLatencyP99Ms() int64 {
+	if x != nil {
+		return x.MaxLatencyP99Ms
+	}
+	return 0
+}
+
+func (x *GatesSpec) GetMinRequests() int64 {
+	if x != nil {
+		return x.MinRequests
 	}
 	return 0
 }
@@ -2418,11 +2458,12 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\tblue_port\x18\x01 \x01(\x05R\bbluePort\x12\x1d\n" +
 	"\n" +
 	"green_port\x18\x02 \x01(\x05R\tgreenPort\x12\x19\n" +
-	"\bkeep_old\x18\x03 \x01(\tR\akeepOld\"S\n" +
+	"\bkeep_old\x18\x03 \x01(\tR\akeepOld\"o\n" +
 	"\vTrafficSpec\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x16\n" +
 	"\x06listen\x18\x02 \x01(\tR\x06listen\x12\x18\n" +
-	"\acommand\x18\x03 \x03(\tR\acommand\"\xb4\x01\n" +
+	"\acommand\x18\x03 \x03(\tR\acommand\x12\x1a\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\"\xb4\x01\n" +
 	"\n" +
 	"TargetSpec\x12\x14\n" +
 	"\x05cells\x18\x01 \x03(\tR\x05cells\x12\x18\n" +
@@ -2465,7 +2506,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"HealthSpec\x120\n" +
 	"\x06checks\x18\x01 \x03(\v2\x18.rollwave.v1.HealthCheckR\x06checks\x12-\n" +
 	"\x13min_healthy_time_ms\x18\x02 \x01(\x03R\x10minHealthyTimeMs\x12.\n" +
-	"\x13healthy_deadline_ms\x18\x03 \x01(\x03R\x11healthyDeadlineMs\"\xcd\x02\n" +
+	"\x13healthy_deadline_ms\x18\x03 \x01(\x03R\x11healthyDeadlineMs\"\xc3\x03\n" +
 	"\tGatesSpec\x12?\n" +
 	"\x10max_failed_hosts\x18\x01 \x01(\v2\x15.rollwave.v1.QuantityR\x0emaxFailedHosts\x12>\n" +
 	"\x0fmax_unreachable\x18\x02 \x01(\v2\x15.rollwave.v1.QuantityR\x0emaxUnreachable\x12&\n" +
@@ -2473,7 +2514,11 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x0fmax_mem_percent\x18\x04 \x01(\x01R\rmaxMemPercent\x12!\n" +
 	"\fmax_restarts\x18\x05 \x01(\x05R\vmaxRestarts\x12\x1a\n" +
 	"\bbaseline\x18\x06 \x01(\tR\bbaseline\x120\n" +
-	"\x14baseline_min_samples\x18\a \x01(\x05R\x12baselineMinSamples\"\x92\x01\n" +
+	"\x14baseline_min_samples\x18\a \x01(\x05R\x12baselineMinSamples\x12$\n" +
+	"\x0emax_error_rate\x18\b \x01(\x01R\fmaxErrorRate\x12+\n" +
+	"\x12max_latency_p99_ms\x18\t \x01(\x03R\x0fmaxLatencyP99Ms\x12!\n" +
+	"\fmin_requests\x18\n" +
+	" \x01(\x03R\vminRequests\"\x92\x01\n" +
 	"\fRollbackSpec\x12\x1d\n" +
 	"\n" +
 	"on_failure\x18\x01 \x01(\tR\tonFailure\x120\n" +
