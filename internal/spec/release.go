@@ -235,6 +235,8 @@ type Gates struct {
 	Baseline Baseline
 	// BaselineMinSamples is the least data a comparison needs; default 20.
 	BaselineMinSamples int
+	// Metric are the external gates (gate "prometheus"/"http" blocks).
+	Metric []MetricGate
 }
 
 // OnFailure says how far a failure rolls back.

@@ -115,6 +115,13 @@ func releaseFields(r *Release) []field {
 			attr("max_restarts", integer(&r.Gates.MaxRestarts)),
 			attr("baseline", str((*string)(&r.Gates.Baseline))),
 			attr("baseline_min_samples", integer(&r.Gates.BaselineMinSamples)),
+			field{
+				name:          "gate",
+				labels:        []string{"kind"},
+				optionalLabel: "name",
+				repeated:      true,
+				block:         metricGateBlock(&r.Gates.Metric),
+			},
 		)),
 		block("rollback", sub(
 			attr("on_failure", str((*string)(&r.Rollback.OnFailure))),

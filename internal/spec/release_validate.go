@@ -321,6 +321,7 @@ func (g Gates) validate(ps *problems) {
 	if g.BaselineMinSamples < 1 {
 		ps.add(p+".baseline_min_samples", "must be at least 1, got %d", g.BaselineMinSamples)
 	}
+	validateMetricGates(ps, g.Metric)
 }
 
 func (r Rollback) validate(ps *problems) {

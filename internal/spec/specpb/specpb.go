@@ -92,6 +92,7 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			MaxRestarts:        int32(r.Gates.MaxRestarts),
 			Baseline:           string(r.Gates.Baseline),
 			BaselineMinSamples: int32(r.Gates.BaselineMinSamples),
+			MetricGates:        metricGatesToProto(r.Gates.Metric),
 		},
 		Rollback: &rollwavev1.RollbackSpec{
 			OnFailure:          string(r.Rollback.OnFailure),
@@ -187,6 +188,7 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			MaxRestarts:        int(p.GetGates().GetMaxRestarts()),
 			Baseline:           spec.Baseline(p.GetGates().GetBaseline()),
 			BaselineMinSamples: int(p.GetGates().GetBaselineMinSamples()),
+			Metric:             metricGatesFromProto(p.GetGates().GetMetricGates()),
 		},
 		Rollback: spec.Rollback{
 			OnFailure:          spec.OnFailure(p.GetRollback().GetOnFailure()),
@@ -242,4 +244,38 @@ func ints(in []int32) []int {
 		out[i] = int(v)
 	}
 	return out
+}
+
+func metricGatesToProto(gs []spec.MetricGate) []*rollwavev1.MetricGate {
+	var out []*rollwavev1.MetricGate
+	for _, g := range gs {
+		out = append(out, &rollwavev1.MetricGate{
+			Kind: string(g.Kind), Name: g.Name, Address: g.Address, Query: g.Query,
+			Max: cloneFloat(g.Max), Min: cloneFloat(g.Min), Url: g.URL,
+			IntervalMs: ms(g.Interval), TimeoutMs: ms(g.Timeout), Attempts: int32(g.Attempts),
+			BearerTokenFile: g.BearerTokenFile, Username: g.Username, PasswordFile: g.PasswordFile, CaFile: g.CAFile,
+		})
+	}
+	return out
+}
+
+func metricGatesFromProto(gs []*rollwavev1.MetricGate) []spec.MetricGate {
+	var out []spec.MetricGate
+	for _, g := range gs {
+		out = append(out, spec.MetricGate{
+			Kind: spec.MetricGateKind(g.GetKind()), Name: g.GetName(), Address: g.GetAddress(), Query: g.GetQuery(),
+			Max: cloneFloat(g.Max), Min: cloneFloat(g.Min), URL: g.GetUrl(),
+			Interval: dur(g.GetIntervalMs()), Timeout: dur(g.GetTimeoutMs()), Attempts: int(g.GetAttempts()),
+			BearerTokenFile: g.GetBearerTokenFile(), Username: g.GetUsername(), PasswordFile: g.GetPasswordFile(), CAFile: g.GetCaFile(),
+		})
+	}
+	return out
+}
+
+func cloneFloat(f *float64) *float64 {
+	if f == nil {
+		return nil
+	}
+	v := *f
+	return &v
 }
