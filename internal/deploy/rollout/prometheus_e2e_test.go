@@ -260,4 +260,3 @@ func TestE2EPrometheusGate(t *testing.T) {
 		f.waitServing(r.GetPhases()[0].GetHosts(), "3.0.0", 5*time.Second)
 	})
 }
-
