@@ -19,6 +19,9 @@ type Config struct {
 	NodeID string
 	// Region is advertised in gossip metadata.
 	Region string
+	// GateCredentialsDir is where external gates' credential files are
+	// (spec.ServerConfig.GateCredentialsDir); empty: none.
+	GateCredentialsDir string
 	// DataDir holds raft.db (log + stable store) and snapshots/. Required
 	// unless Dev is set.
 	DataDir string

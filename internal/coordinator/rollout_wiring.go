@@ -16,6 +16,7 @@ import (
 func (s *Server) setupRollout() error {
 	cfg := rollout.DefaultConfig()
 	cfg.Logger = s.cfg.logger().With("node", s.cfg.NodeID)
+	cfg.MetricGates.CredentialsDir = s.cfg.GateCredentialsDir
 	o, err := rollout.New(cfg, s.fsm.State(), rolloutWriter{s}, rolloutAgents{s})
 	if err != nil {
 		return err

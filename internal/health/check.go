@@ -113,12 +113,38 @@ func FromSpec(hc *rollwavev1.HealthCheck, render func(string) string) (Check, ti
 	)
 	switch hc.GetKind() {
 	case "http":
+		var headers map[string]string
+		for k, v := range hc.GetHeaders() {
+			if headers == nil {
+				headers = map[string]string{}
+			}
+			headers[k] = render(v)
+		}
+		var statuses []int
+		for _, s := range hc.GetExpectStatuses() {
+			statuses = append(statuses, int(s))
+		}
 		c, err = NewHTTPCheck(HTTPConfig{
-			Name:         name,
-			URL:          render(hc.GetUrl()),
-			ExpectStatus: int(hc.GetExpectStatus()),
-			BodyMatch:    hc.GetBodyMatch(),
-			Timeout:      timeout,
+			Name:           name,
+			URL:            render(hc.GetUrl()),
+			Method:         hc.GetMethod(),
+			Headers:        headers,
+			Body:           render(hc.GetBody()),
+			ExpectStatus:   int(hc.GetExpectStatus()),
+			ExpectStatuses: statuses,
+			BodyMatch:      hc.GetBodyMatch(),
+			BodyContains:   hc.GetBodyContains(),
+			Timeout:        timeout,
+		})
+	case "grpc":
+		c, err = NewGRPCCheck(GRPCConfig{
+			Name:       name,
+			Address:    render(hc.GetAddress()),
+			Service:    hc.GetGrpcService(),
+			TLS:        hc.GetTls(),
+			ServerName: hc.GetTlsServerName(),
+			CAFile:     hc.GetCaFile(),
+			Timeout:    timeout,
 		})
 	case "tcp":
 		c, err = NewTCPCheck(render(hc.GetAddress()), timeout)
@@ -131,7 +157,7 @@ func FromSpec(hc *rollwavev1.HealthCheck, render func(string) string) (Check, ti
 	case "unit":
 		return nil, 0, fmt.Errorf("health check %s: %w", name, ErrUnitCheck)
 	default:
-		return nil, 0, fmt.Errorf("health check %s: unknown kind %q (want http, tcp, exec or unit)", name, hc.GetKind())
+		return nil, 0, fmt.Errorf("health check %s: unknown kind %q (want http, grpc, tcp, exec or unit)", name, hc.GetKind())
 	}
 	if err != nil {
 		return nil, 0, err

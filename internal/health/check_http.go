@@ -1,6 +1,7 @@
 package health
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,24 +10,41 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // maxBodyMatch is how much of a response body BodyMatch looks at. Health
 // endpoints answer with a few bytes; a runaway body must not cost memory.
 const maxBodyMatch = 64 << 10
 
-// HTTPConfig describes an HTTP GET check.
+// HTTPConfig describes an HTTP check: by default a GET that expects a
+// 2xx; with Method, Headers and Body a synthetic request that looks like
+// the app's real traffic.
 type HTTPConfig struct {
 	// Name appears in errors and status; empty means the URL.
 	Name string
-	// URL is fetched with GET. http and https only.
+	// URL is requested. http and https only.
 	URL string
+	// Method is the request method; empty means GET.
+	Method string
+	// Headers are set on the request (a "Host" entry sets the Host).
+	Headers map[string]string
+	// Body is sent with the request; empty sends none.
+	Body string
 	// ExpectStatus is the required status code; 0 accepts any 2xx.
 	ExpectStatus int
+	// ExpectStatuses, when set, are the accepted status codes (any of
+	// them) and ExpectStatus is ignored.
+	ExpectStatuses []int
 	// BodyMatch, when set, is a regular expression (RE2) that must match
 	// somewhere in the first 64 KiB of the body.
 	BodyMatch string
+	// BodyContains, when set, must occur in the first 64 KiB of the body.
+	BodyContains string
 	// Timeout bounds the whole request, body included. 0 means DefaultTimeout.
 	Timeout time.Duration
 }
@@ -59,6 +77,22 @@ func NewHTTPCheck(cfg HTTPConfig) (Check, error) {
 	if cfg.ExpectStatus != 0 && (cfg.ExpectStatus < 100 || cfg.ExpectStatus > 599) {
 		return nil, fmt.Errorf("http check %s: expect_status %d: want 100-599, or 0 for any 2xx", name, cfg.ExpectStatus)
 	}
+	for _, s := range cfg.ExpectStatuses {
+		if s < 100 || s > 599 {
+			return nil, fmt.Errorf("http check %s: expect_status %d: want 100-599", name, s)
+		}
+	}
+	if cfg.Method == "" {
+		cfg.Method = http.MethodGet
+	}
+	if !validMethod(cfg.Method) {
+		return nil, fmt.Errorf("http check %s: method %q: want one of %s", name, cfg.Method, strings.Join(HTTPMethods, ", "))
+	}
+	for k, v := range cfg.Headers {
+		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
+			return nil, fmt.Errorf("http check %s: header %q: not a valid HTTP header name and value", name, k)
+		}
+	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("http check %s: timeout %s is negative", name, cfg.Timeout)
 	}
@@ -90,11 +124,22 @@ func (c *httpCheck) Name() string { return c.name }
 func (c *httpCheck) withName(name string) Check { cp := *c; cp.name = name; return &cp }
 
 func (c *httpCheck) Run(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.URL, nil)
+	var reqBody io.Reader
+	if c.cfg.Body != "" {
+		reqBody = strings.NewReader(c.cfg.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, c.cfg.Method, c.cfg.URL, reqBody)
 	if err != nil {
 		return c.errorf("%w", err)
 	}
 	req.Header.Set("User-Agent", "rollwave-health")
+	for k, v := range c.cfg.Headers {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -108,12 +153,16 @@ func (c *httpCheck) Run(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 
-	if want := c.cfg.ExpectStatus; want != 0 && resp.StatusCode != want {
+	if set := c.cfg.ExpectStatuses; len(set) > 0 {
+		if !slices.Contains(set, resp.StatusCode) {
+			return c.errorf("status %d, want one of %v", resp.StatusCode, set)
+		}
+	} else if want := c.cfg.ExpectStatus; want != 0 && resp.StatusCode != want {
 		return c.errorf("status %d, want %d", resp.StatusCode, want)
 	} else if want == 0 && (resp.StatusCode < 200 || resp.StatusCode > 299) {
 		return c.errorf("status %d, want 2xx", resp.StatusCode)
 	}
-	if c.re == nil {
+	if c.re == nil && c.cfg.BodyContains == "" {
 		// Drain a little so the server does not see a reset mid-write.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		return nil
@@ -122,14 +171,22 @@ func (c *httpCheck) Run(ctx context.Context) error {
 	if err != nil {
 		return c.errorf("reading body: %w", err)
 	}
-	if !c.re.Match(body) {
+	if c.re != nil && !c.re.Match(body) {
 		return c.errorf("body does not match %q (got %q)", c.cfg.BodyMatch, snippet(body, 120))
+	}
+	if c.cfg.BodyContains != "" && !bytes.Contains(body, []byte(c.cfg.BodyContains)) {
+		return c.errorf("body does not contain %q (got %q)", c.cfg.BodyContains, snippet(body, 120))
 	}
 	return nil
 }
 
+// HTTPMethods are the methods an http check may use.
+var HTTPMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
+
+func validMethod(m string) bool { return slices.Contains(HTTPMethods, m) }
+
 func (c *httpCheck) errorf(format string, args ...any) error {
-	return fmt.Errorf("http check %s: GET %s: "+format, append([]any{c.name, c.cfg.URL}, args...)...)
+	return fmt.Errorf("http check %s: %s %s: "+format, append([]any{c.name, c.cfg.Method, c.cfg.URL}, args...)...)
 }
 
 // snippet returns at most n bytes of b for an error message.

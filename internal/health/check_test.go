@@ -303,8 +303,8 @@ func TestFromSpec(t *testing.T) {
 	if !errors.Is(err, ErrUnitCheck) {
 		t.Fatalf("unit: %v", err)
 	}
-	_, _, err = FromSpec(&rollwavev1.HealthCheck{Kind: "grpc", Name: "g"}, nil)
-	wantErrContains(t, err, `health check g: unknown kind "grpc"`)
+	_, _, err = FromSpec(&rollwavev1.HealthCheck{Kind: "smtp", Name: "g"}, nil)
+	wantErrContains(t, err, `health check g: unknown kind "smtp"`)
 	_, _, err = FromSpec(&rollwavev1.HealthCheck{Kind: "http", Name: "h", Url: "http://x/", IntervalMs: -1}, nil)
 	wantErrContains(t, err, "interval")
 	_, _, err = FromSpec(&rollwavev1.HealthCheck{Kind: "http", Name: "h", Url: "::bad"}, nil)

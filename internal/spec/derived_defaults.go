@@ -12,7 +12,8 @@ import "time"
 //   - bake.min defaults to min(5m, bake.first);
 //   - health.healthy_deadline defaults to max(2m, 2 × min_healthy_time),
 //     at most MaxHealthyWait;
-//   - a check's timeout defaults to min(1s, its interval).
+//   - a check's timeout defaults to min(1s, its interval), and an external
+//     gate's to min(10s, its interval).
 //
 // When the user writes both fields, the rule is checked as written.
 
@@ -24,6 +25,12 @@ func applyDerivedDefaults(r *Release, written func(path string) bool) {
 	}
 	if !written("release.health.healthy_deadline") {
 		r.Health.HealthyDeadline = derivedHealthyDeadline(r.Health.MinHealthyTime)
+	}
+	for i := range r.Gates.Metric {
+		g := &r.Gates.Metric[i]
+		if !written(index("release.gates.gate", i)+".timeout") && g.Interval > 0 && g.Timeout > g.Interval {
+			g.Timeout = g.Interval
+		}
 	}
 	for i := range r.Health.Checks {
 		c := &r.Health.Checks[i]

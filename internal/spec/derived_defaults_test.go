@@ -62,6 +62,15 @@ func TestDerivedDefaults(t *testing.T) {
 			},
 		},
 		{
+			name:  "short gate interval alone: timeout follows it",
+			extra: "  gates {\n    gate \"http\" {\n      url = \"https://verdicts.example.com/rollwave\"\n      interval = \"5s\"\n    }\n  }\n",
+			check: func(t *testing.T, r *Release) {
+				if g := r.Gates.Metric[0]; g.Timeout != 5*time.Second {
+					t.Errorf("gate timeout = %s, want 5s", g.Timeout)
+				}
+			},
+		},
+		{
 			name: "nothing written: the plain defaults",
 			check: func(t *testing.T, r *Release) {
 				if r.Bake.Min != DefaultBakeMin || r.Health.HealthyDeadline != DefaultHealthyDeadline || r.Health.Checks[0].Timeout != DefaultCheckTimeout {

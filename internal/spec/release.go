@@ -261,6 +261,8 @@ type Gates struct {
 	// baseline comparison of requests) judge; fewer is inconclusive and
 	// pauses the release. Default 200.
 	MinRequests int
+	// Metric are the external gates (gate "prometheus"/"http" blocks).
+	Metric []MetricGate
 }
 
 // DefaultMinRequests is gates.min_requests when the spec leaves it out.

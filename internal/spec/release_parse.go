@@ -120,6 +120,13 @@ func releaseFields(r *Release) []field {
 			attr("max_error_rate", ratio(&r.Gates.MaxErrorRate)),
 			attr("max_latency_p99", duration(&r.Gates.MaxLatencyP99)),
 			attr("min_requests", integer(&r.Gates.MinRequests)),
+			field{
+				name:          "gate",
+				labels:        []string{"kind"},
+				optionalLabel: "name",
+				repeated:      true,
+				block:         metricGateBlock(&r.Gates.Metric),
+			},
 		)),
 		block("rollback", sub(
 			attr("on_failure", str((*string)(&r.Rollback.OnFailure))),

@@ -337,6 +337,7 @@ func (g Gates) validate(ps *problems) {
 	if g.MinRequests < 1 {
 		ps.add(p+".min_requests", "must be at least 1, got %d", g.MinRequests)
 	}
+	validateMetricGates(ps, g.Metric)
 }
 
 func (r Rollback) validate(ps *problems) {

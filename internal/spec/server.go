@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 )
 
@@ -48,6 +49,12 @@ type ServerConfig struct {
 	ACL ACLConfig
 	// Limits bound the connections clients may hold on the gRPC address.
 	Limits LimitsConfig
+	// GateCredentialsDir holds the files that release specs' external
+	// gates name (bearer_token_file, password_file, ca_file): specs give
+	// only a file name, so a release author can make the leader send
+	// these files and no other. Empty: gates with credentials are
+	// inconclusive. Absolute.
+	GateCredentialsDir string
 }
 
 // LimitsConfig is the `limits { }` block (as Consul's): what one client,
@@ -186,6 +193,7 @@ func (c *ServerConfig) fields() []field {
 		block("tls", tlsFields(&c.TLS)),
 		attr("encrypt", str(&c.Encrypt)),
 		attr("encrypt_file", str(&c.EncryptFile)),
+		attr("gate_credentials_dir", str(&c.GateCredentialsDir)),
 		block("acl", sub(
 			attr("enabled", boolean(&c.ACL.Enabled)),
 		)),
@@ -228,6 +236,9 @@ func (c *ServerConfig) validate() problems {
 		ps.add("bootstrap_expect", "cannot be combined with dev (a dev server bootstraps itself), got %d", c.BootstrapExpect)
 	}
 	checkJoin(&ps, "join", c.Join)
+	if c.GateCredentialsDir != "" && !filepath.IsAbs(c.GateCredentialsDir) {
+		ps.add("gate_credentials_dir", "must be an absolute path, got %q", c.GateCredentialsDir)
+	}
 	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
 
 	checkBind(&ps, "addresses.grpc", c.Addresses.GRPC)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rollwave/rollwave/internal/deploy/plan"
+	"github.com/rollwave/rollwave/internal/health/extgate"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	// BaselineMinEffect is the relative worsening of the median that
 	// counts as clearly worse (see health.BaselineConfig). Default 0.10.
 	BaselineMinEffect float64
+	// MetricGates are the leader's settings for external gates (the
+	// credentials directory, the response cap, the retry backoff).
+	MetricGates extgate.Options
 	// Clock returns the time; default time.Now. Tests inject a fake.
 	Clock func() time.Time
 	// Logger receives the orchestrator's logs; component=rollout is added.

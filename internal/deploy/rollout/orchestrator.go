@@ -242,6 +242,7 @@ type run struct {
 	revertTries     map[string]int
 	revertOrderedAt map[string]time.Time
 	pausedPhase     int32
+	metric          metricGateRun
 }
 
 func newRun(id string) *run {

@@ -380,7 +380,7 @@ func (o *Orchestrator) watchPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 			deadline.UTC().Format(time.RFC3339Nano)), deadline, gateEvent(r, p.GetIndex(), hostGate))
 	case phBaking:
 		if now.Before(time.Unix(0, p.GetBakeDeadlineUnixNano())) {
-			return nil
+			return o.watchMetricGates(ctx, rn, r, p, budgets)
 		}
 		return o.evaluateBake(ctx, rn, r, p, views, budgets)
 	}
@@ -434,6 +434,12 @@ func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.
 	results := append([]gateResult{}, budgets...)
 	results = append(results, o.thresholdGates(r, views)...)
 	results = append(results, o.baselineGates(r, p, views)...)
+	if len(r.GetSpec().GetGates().GetMetricGates()) > 0 {
+		results = append(results, o.readMetricGates(ctx, rn, r, p, nil)...)
+		if ctx.Err() != nil {
+			return ctx.Err() // leadership lost mid-reading: not evidence
+		}
+	}
 	if len(failedOf(results)) > 0 {
 		return o.failPhase(ctx, r, p, results)
 	}

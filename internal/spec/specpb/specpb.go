@@ -96,6 +96,7 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			MaxErrorRate:       r.Gates.MaxErrorRate,
 			MaxLatencyP99Ms:    r.Gates.MaxLatencyP99.Milliseconds(),
 			MinRequests:        int64(r.Gates.MinRequests),
+			MetricGates:        metricGatesToProto(r.Gates.Metric),
 		},
 		Rollback: &rollwavev1.RollbackSpec{
 			OnFailure:          string(r.Rollback.OnFailure),
@@ -195,6 +196,7 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			MaxErrorRate:       p.GetGates().GetMaxErrorRate(),
 			MaxLatencyP99:      time.Duration(p.GetGates().GetMaxLatencyP99Ms()) * time.Millisecond,
 			MinRequests:        minRequests(p.GetGates().GetMinRequests()),
+			Metric:             metricGatesFromProto(p.GetGates().GetMetricGates()),
 		},
 		Rollback: spec.Rollback{
 			OnFailure:          spec.OnFailure(p.GetRollback().GetOnFailure()),
@@ -259,4 +261,38 @@ func minRequests(n int64) int {
 		return spec.DefaultMinRequests
 	}
 	return int(n)
+}
+
+func metricGatesToProto(gs []spec.MetricGate) []*rollwavev1.MetricGate {
+	var out []*rollwavev1.MetricGate
+	for _, g := range gs {
+		out = append(out, &rollwavev1.MetricGate{
+			Kind: string(g.Kind), Name: g.Name, Address: g.Address, Query: g.Query,
+			Max: cloneFloat(g.Max), Min: cloneFloat(g.Min), Url: g.URL,
+			IntervalMs: ms(g.Interval), TimeoutMs: ms(g.Timeout), Attempts: int32(g.Attempts),
+			BearerTokenFile: g.BearerTokenFile, Username: g.Username, PasswordFile: g.PasswordFile, CaFile: g.CAFile,
+		})
+	}
+	return out
+}
+
+func metricGatesFromProto(gs []*rollwavev1.MetricGate) []spec.MetricGate {
+	var out []spec.MetricGate
+	for _, g := range gs {
+		out = append(out, spec.MetricGate{
+			Kind: spec.MetricGateKind(g.GetKind()), Name: g.GetName(), Address: g.GetAddress(), Query: g.GetQuery(),
+			Max: cloneFloat(g.Max), Min: cloneFloat(g.Min), URL: g.GetUrl(),
+			Interval: dur(g.GetIntervalMs()), Timeout: dur(g.GetTimeoutMs()), Attempts: int(g.GetAttempts()),
+			BearerTokenFile: g.GetBearerTokenFile(), Username: g.GetUsername(), PasswordFile: g.GetPasswordFile(), CAFile: g.GetCaFile(),
+		})
+	}
+	return out
+}
+
+func cloneFloat(f *float64) *float64 {
+	if f == nil {
+		return nil
+	}
+	v := *f
+	return &v
 }

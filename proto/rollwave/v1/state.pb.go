@@ -1181,15 +1181,30 @@ func (x *BakeSpec) GetMinMs() int64 {
 type HealthCheck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "http", "tcp", "exec" or "unit".
-	Kind          string   `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	Name          string   `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Url           string   `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
-	Address       string   `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
-	Command       []string `protobuf:"bytes,5,rep,name=command,proto3" json:"command,omitempty"`
-	ExpectStatus  int32    `protobuf:"varint,6,opt,name=expect_status,json=expectStatus,proto3" json:"expect_status,omitempty"`
-	BodyMatch     string   `protobuf:"bytes,7,opt,name=body_match,json=bodyMatch,proto3" json:"body_match,omitempty"`
-	IntervalMs    int64    `protobuf:"varint,8,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
-	TimeoutMs     int64    `protobuf:"varint,9,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Kind         string   `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name         string   `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Url          string   `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Address      string   `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	Command      []string `protobuf:"bytes,5,rep,name=command,proto3" json:"command,omitempty"`
+	ExpectStatus int32    `protobuf:"varint,6,opt,name=expect_status,json=expectStatus,proto3" json:"expect_status,omitempty"`
+	BodyMatch    string   `protobuf:"bytes,7,opt,name=body_match,json=bodyMatch,proto3" json:"body_match,omitempty"`
+	IntervalMs   int64    `protobuf:"varint,8,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	TimeoutMs    int64    `protobuf:"varint,9,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// http: request method (default GET), headers and body.
+	Method  string            `protobuf:"bytes,10,opt,name=method,proto3" json:"method,omitempty"`
+	Headers map[string]string `protobuf:"bytes,11,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Body    string            `protobuf:"bytes,12,opt,name=body,proto3" json:"body,omitempty"`
+	// http: any of these statuses passes (expect_status is the single form).
+	ExpectStatuses []int32 `protobuf:"varint,13,rep,packed,name=expect_statuses,json=expectStatuses,proto3" json:"expect_statuses,omitempty"`
+	// http: a substring the body must contain (body_match is a regexp).
+	BodyContains string `protobuf:"bytes,14,opt,name=body_contains,json=bodyContains,proto3" json:"body_contains,omitempty"`
+	// grpc: the service name asked of grpc.health.v1.Health/Check ("" is
+	// the server as a whole).
+	GrpcService string `protobuf:"bytes,15,opt,name=grpc_service,json=grpcService,proto3" json:"grpc_service,omitempty"`
+	// grpc: dial with TLS (system roots, or ca_file); server name override.
+	Tls           bool   `protobuf:"varint,16,opt,name=tls,proto3" json:"tls,omitempty"`
+	TlsServerName string `protobuf:"bytes,17,opt,name=tls_server_name,json=tlsServerName,proto3" json:"tls_server_name,omitempty"`
+	CaFile        string `protobuf:"bytes,18,opt,name=ca_file,json=caFile,proto3" json:"ca_file,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1287,6 +1302,69 @@ func (x *HealthCheck) GetTimeoutMs() int64 {
 	return 0
 }
 
+func (x *HealthCheck) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetExpectStatuses() []int32 {
+	if x != nil {
+		return x.ExpectStatuses
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetBodyContains() string {
+	if x != nil {
+		return x.BodyContains
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetGrpcService() string {
+	if x != nil {
+		return x.GrpcService
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetTls() bool {
+	if x != nil {
+		return x.Tls
+	}
+	return false
+}
+
+func (x *HealthCheck) GetTlsServerName() string {
+	if x != nil {
+		return x.TlsServerName
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetCaFile() string {
+	if x != nil {
+		return x.CaFile
+	}
+	return ""
+}
+
 type HealthSpec struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Checks            []*HealthCheck         `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
@@ -1364,7 +1442,11 @@ type GatesSpec struct {
 	MaxLatencyP99Ms int64 `protobuf:"varint,9,opt,name=max_latency_p99_ms,json=maxLatencyP99Ms,proto3" json:"max_latency_p99_ms,omitempty"`
 	// Fewer requests than this on either side of a reading (the phase's
 	// hosts; the baseline peers) make it inconclusive.
-	MinRequests   int64 `protobuf:"varint,10,opt,name=min_requests,json=minRequests,proto3" json:"min_requests,omitempty"`
+	MinRequests int64 `protobuf:"varint,10,opt,name=min_requests,json=minRequests,proto3" json:"min_requests,omitempty"`
+	// External metric gates (gate "prometheus" / gate "http" blocks), read
+	// by the leader during every bake. Numbered from 20 so that fields of
+	// the built-in gates can keep the low numbers.
+	MetricGates   []*MetricGate `protobuf:"bytes,20,rep,name=metric_gates,json=metricGates,proto3" json:"metric_gates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1469,6 +1551,170 @@ func (x *GatesSpec) GetMinRequests() int64 {
 	return 0
 }
 
+func (x *GatesSpec) GetMetricGates() []*MetricGate {
+	if x != nil {
+		return x.MetricGates
+	}
+	return nil
+}
+
+// One external metric gate. Credentials are never in the spec: the
+// *_file fields name files in the coordinator's gate credentials
+// directory, read by the leader when it evaluates the gate.
+type MetricGate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "prometheus" or "http".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// prometheus: the server's base URL; query is a PromQL instant query
+	// with {{placeholders}}.
+	Address string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Query   string `protobuf:"bytes,4,opt,name=query,proto3" json:"query,omitempty"`
+	// prometheus: the result must be <= max and/or >= min.
+	Max *float64 `protobuf:"fixed64,5,opt,name=max,proto3,oneof" json:"max,omitempty"`
+	Min *float64 `protobuf:"fixed64,6,opt,name=min,proto3,oneof" json:"min,omitempty"`
+	// http: the URL the phase context is POSTed to.
+	Url        string `protobuf:"bytes,7,opt,name=url,proto3" json:"url,omitempty"`
+	IntervalMs int64  `protobuf:"varint,8,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	TimeoutMs  int64  `protobuf:"varint,9,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// Attempts per reading (retries with capped, jittered backoff).
+	Attempts        int32  `protobuf:"varint,10,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	BearerTokenFile string `protobuf:"bytes,11,opt,name=bearer_token_file,json=bearerTokenFile,proto3" json:"bearer_token_file,omitempty"`
+	Username        string `protobuf:"bytes,12,opt,name=username,proto3" json:"username,omitempty"`
+	PasswordFile    string `protobuf:"bytes,13,opt,name=password_file,json=passwordFile,proto3" json:"password_file,omitempty"`
+	CaFile          string `protobuf:"bytes,14,opt,name=ca_file,json=caFile,proto3" json:"ca_file,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *MetricGate) Reset() {
+	*x = MetricGate{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricGate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricGate) ProtoMessage() {}
+
+func (x *MetricGate) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricGate.ProtoReflect.Descriptor instead.
+func (*MetricGate) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MetricGate) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *MetricGate) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MetricGate) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *MetricGate) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *MetricGate) GetMax() float64 {
+	if x != nil && x.Max != nil {
+		return *x.Max
+	}
+	return 0
+}
+
+func (x *MetricGate) GetMin() float64 {
+	if x != nil && x.Min != nil {
+		return *x.Min
+	}
+	return 0
+}
+
+func (x *MetricGate) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *MetricGate) GetIntervalMs() int64 {
+	if x != nil {
+		return x.IntervalMs
+	}
+	return 0
+}
+
+func (x *MetricGate) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *MetricGate) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *MetricGate) GetBearerTokenFile() string {
+	if x != nil {
+		return x.BearerTokenFile
+	}
+	return ""
+}
+
+func (x *MetricGate) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *MetricGate) GetPasswordFile() string {
+	if x != nil {
+		return x.PasswordFile
+	}
+	return ""
+}
+
+func (x *MetricGate) GetCaFile() string {
+	if x != nil {
+		return x.CaFile
+	}
+	return ""
+}
+
 type RollbackSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "all", "phase" or "pause".
@@ -1484,7 +1730,7 @@ type RollbackSpec struct {
 
 func (x *RollbackSpec) Reset() {
 	*x = RollbackSpec{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[15]
+	mi := &file_rollwave_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1742,7 @@ func (x *RollbackSpec) String() string {
 func (*RollbackSpec) ProtoMessage() {}
 
 func (x *RollbackSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[15]
+	mi := &file_rollwave_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1755,7 @@ func (x *RollbackSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackSpec.ProtoReflect.Descriptor instead.
 func (*RollbackSpec) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RollbackSpec) GetOnFailure() string {
@@ -1542,7 +1788,7 @@ type ApprovalSpec struct {
 
 func (x *ApprovalSpec) Reset() {
 	*x = ApprovalSpec{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[16]
+	mi := &file_rollwave_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1800,7 @@ func (x *ApprovalSpec) String() string {
 func (*ApprovalSpec) ProtoMessage() {}
 
 func (x *ApprovalSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[16]
+	mi := &file_rollwave_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1813,7 @@ func (x *ApprovalSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalSpec.ProtoReflect.Descriptor instead.
 func (*ApprovalSpec) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ApprovalSpec) GetAfterPhases() []int32 {
@@ -1599,7 +1845,7 @@ type ReleaseSpec struct {
 
 func (x *ReleaseSpec) Reset() {
 	*x = ReleaseSpec{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[17]
+	mi := &file_rollwave_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1857,7 @@ func (x *ReleaseSpec) String() string {
 func (*ReleaseSpec) ProtoMessage() {}
 
 func (x *ReleaseSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[17]
+	mi := &file_rollwave_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1870,7 @@ func (x *ReleaseSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSpec.ProtoReflect.Descriptor instead.
 func (*ReleaseSpec) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReleaseSpec) GetName() string {
@@ -1746,7 +1992,7 @@ type Phase struct {
 
 func (x *Phase) Reset() {
 	*x = Phase{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[18]
+	mi := &file_rollwave_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +2004,7 @@ func (x *Phase) String() string {
 func (*Phase) ProtoMessage() {}
 
 func (x *Phase) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[18]
+	mi := &file_rollwave_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +2017,7 @@ func (x *Phase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Phase.ProtoReflect.Descriptor instead.
 func (*Phase) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Phase) GetIndex() int32 {
@@ -1879,7 +2125,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	mi := &file_rollwave_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2137,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	mi := &file_rollwave_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2150,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Release) GetId() string {
@@ -2005,7 +2251,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	mi := &file_rollwave_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2263,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	mi := &file_rollwave_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2276,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Assignment) GetHost() string {
@@ -2136,7 +2382,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[21]
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2394,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[21]
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2407,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2241,7 +2487,7 @@ type FreezeWindow struct {
 
 func (x *FreezeWindow) Reset() {
 	*x = FreezeWindow{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2499,7 @@ func (x *FreezeWindow) String() string {
 func (*FreezeWindow) ProtoMessage() {}
 
 func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2512,7 @@ func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeWindow.ProtoReflect.Descriptor instead.
 func (*FreezeWindow) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FreezeWindow) GetId() string {
@@ -2331,7 +2577,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2343,7 +2589,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2356,7 +2602,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ACLToken) GetAccessorId() string {
@@ -2488,7 +2734,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\bBakeSpec\x12\x19\n" +
 	"\bfirst_ms\x18\x01 \x01(\x03R\afirstMs\x12\x14\n" +
 	"\x05decay\x18\x02 \x01(\x01R\x05decay\x12\x15\n" +
-	"\x06min_ms\x18\x03 \x01(\x03R\x05minMs\"\xff\x01\n" +
+	"\x06min_ms\x18\x03 \x01(\x03R\x05minMs\"\xec\x04\n" +
 	"\vHealthCheck\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -2501,12 +2747,25 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\vinterval_ms\x18\b \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\t \x01(\x03R\ttimeoutMs\"\x9d\x01\n" +
+	"timeout_ms\x18\t \x01(\x03R\ttimeoutMs\x12\x16\n" +
+	"\x06method\x18\n" +
+	" \x01(\tR\x06method\x12?\n" +
+	"\aheaders\x18\v \x03(\v2%.rollwave.v1.HealthCheck.HeadersEntryR\aheaders\x12\x12\n" +
+	"\x04body\x18\f \x01(\tR\x04body\x12'\n" +
+	"\x0fexpect_statuses\x18\r \x03(\x05R\x0eexpectStatuses\x12#\n" +
+	"\rbody_contains\x18\x0e \x01(\tR\fbodyContains\x12!\n" +
+	"\fgrpc_service\x18\x0f \x01(\tR\vgrpcService\x12\x10\n" +
+	"\x03tls\x18\x10 \x01(\bR\x03tls\x12&\n" +
+	"\x0ftls_server_name\x18\x11 \x01(\tR\rtlsServerName\x12\x17\n" +
+	"\aca_file\x18\x12 \x01(\tR\x06caFile\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9d\x01\n" +
 	"\n" +
 	"HealthSpec\x120\n" +
 	"\x06checks\x18\x01 \x03(\v2\x18.rollwave.v1.HealthCheckR\x06checks\x12-\n" +
 	"\x13min_healthy_time_ms\x18\x02 \x01(\x03R\x10minHealthyTimeMs\x12.\n" +
-	"\x13healthy_deadline_ms\x18\x03 \x01(\x03R\x11healthyDeadlineMs\"\xc3\x03\n" +
+	"\x13healthy_deadline_ms\x18\x03 \x01(\x03R\x11healthyDeadlineMs\"\xff\x03\n" +
 	"\tGatesSpec\x12?\n" +
 	"\x10max_failed_hosts\x18\x01 \x01(\v2\x15.rollwave.v1.QuantityR\x0emaxFailedHosts\x12>\n" +
 	"\x0fmax_unreachable\x18\x02 \x01(\v2\x15.rollwave.v1.QuantityR\x0emaxUnreachable\x12&\n" +
@@ -2518,7 +2777,29 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x0emax_error_rate\x18\b \x01(\x01R\fmaxErrorRate\x12+\n" +
 	"\x12max_latency_p99_ms\x18\t \x01(\x03R\x0fmaxLatencyP99Ms\x12!\n" +
 	"\fmin_requests\x18\n" +
-	" \x01(\x03R\vminRequests\"\x92\x01\n" +
+	" \x01(\x03R\vminRequests\x12:\n" +
+	"\fmetric_gates\x18\x14 \x03(\v2\x17.rollwave.v1.MetricGateR\vmetricGates\"\x96\x03\n" +
+	"\n" +
+	"MetricGate\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05query\x18\x04 \x01(\tR\x05query\x12\x15\n" +
+	"\x03max\x18\x05 \x01(\x01H\x00R\x03max\x88\x01\x01\x12\x15\n" +
+	"\x03min\x18\x06 \x01(\x01H\x01R\x03min\x88\x01\x01\x12\x10\n" +
+	"\x03url\x18\a \x01(\tR\x03url\x12\x1f\n" +
+	"\vinterval_ms\x18\b \x01(\x03R\n" +
+	"intervalMs\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\t \x01(\x03R\ttimeoutMs\x12\x1a\n" +
+	"\battempts\x18\n" +
+	" \x01(\x05R\battempts\x12*\n" +
+	"\x11bearer_token_file\x18\v \x01(\tR\x0fbearerTokenFile\x12\x1a\n" +
+	"\busername\x18\f \x01(\tR\busername\x12#\n" +
+	"\rpassword_file\x18\r \x01(\tR\fpasswordFile\x12\x17\n" +
+	"\aca_file\x18\x0e \x01(\tR\x06caFileB\x06\n" +
+	"\x04_maxB\x06\n" +
+	"\x04_min\"\x92\x01\n" +
 	"\fRollbackSpec\x12\x1d\n" +
 	"\n" +
 	"on_failure\x18\x01 \x01(\tR\tonFailure\x120\n" +
@@ -2676,7 +2957,7 @@ func file_rollwave_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_rollwave_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_rollwave_v1_state_proto_goTypes = []any{
 	(ReleaseState)(0),    // 0: rollwave.v1.ReleaseState
 	(PhaseState)(0),      // 1: rollwave.v1.PhaseState
@@ -2697,53 +2978,57 @@ var file_rollwave_v1_state_proto_goTypes = []any{
 	(*HealthCheck)(nil),  // 16: rollwave.v1.HealthCheck
 	(*HealthSpec)(nil),   // 17: rollwave.v1.HealthSpec
 	(*GatesSpec)(nil),    // 18: rollwave.v1.GatesSpec
-	(*RollbackSpec)(nil), // 19: rollwave.v1.RollbackSpec
-	(*ApprovalSpec)(nil), // 20: rollwave.v1.ApprovalSpec
-	(*ReleaseSpec)(nil),  // 21: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),        // 22: rollwave.v1.Phase
-	(*Release)(nil),      // 23: rollwave.v1.Release
-	(*Assignment)(nil),   // 24: rollwave.v1.Assignment
-	(*Event)(nil),        // 25: rollwave.v1.Event
-	(*FreezeWindow)(nil), // 26: rollwave.v1.FreezeWindow
-	(*ACLToken)(nil),     // 27: rollwave.v1.ACLToken
-	nil,                  // 28: rollwave.v1.Host.LabelsEntry
-	nil,                  // 29: rollwave.v1.UnitSpec.EnvironmentEntry
-	nil,                  // 30: rollwave.v1.TargetSpec.LabelsEntry
-	nil,                  // 31: rollwave.v1.Event.EvidenceEntry
+	(*MetricGate)(nil),   // 19: rollwave.v1.MetricGate
+	(*RollbackSpec)(nil), // 20: rollwave.v1.RollbackSpec
+	(*ApprovalSpec)(nil), // 21: rollwave.v1.ApprovalSpec
+	(*ReleaseSpec)(nil),  // 22: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),        // 23: rollwave.v1.Phase
+	(*Release)(nil),      // 24: rollwave.v1.Release
+	(*Assignment)(nil),   // 25: rollwave.v1.Assignment
+	(*Event)(nil),        // 26: rollwave.v1.Event
+	(*FreezeWindow)(nil), // 27: rollwave.v1.FreezeWindow
+	(*ACLToken)(nil),     // 28: rollwave.v1.ACLToken
+	nil,                  // 29: rollwave.v1.Host.LabelsEntry
+	nil,                  // 30: rollwave.v1.UnitSpec.EnvironmentEntry
+	nil,                  // 31: rollwave.v1.TargetSpec.LabelsEntry
+	nil,                  // 32: rollwave.v1.HealthCheck.HeadersEntry
+	nil,                  // 33: rollwave.v1.Event.EvidenceEntry
 }
 var file_rollwave_v1_state_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.SlotFacts.active:type_name -> rollwave.v1.Slot
-	28, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
+	29, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
 	5,  // 2: rollwave.v1.Host.apps:type_name -> rollwave.v1.SlotFacts
-	29, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
-	30, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
+	30, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
+	31, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
 	14, // 5: rollwave.v1.PhasesSpec.max_size:type_name -> rollwave.v1.Quantity
-	16, // 6: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
-	14, // 7: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
-	14, // 8: rollwave.v1.GatesSpec.max_unreachable:type_name -> rollwave.v1.Quantity
-	8,  // 9: rollwave.v1.ReleaseSpec.artifact:type_name -> rollwave.v1.Artifact
-	9,  // 10: rollwave.v1.ReleaseSpec.unit:type_name -> rollwave.v1.UnitSpec
-	10, // 11: rollwave.v1.ReleaseSpec.slots:type_name -> rollwave.v1.SlotsSpec
-	11, // 12: rollwave.v1.ReleaseSpec.traffic:type_name -> rollwave.v1.TrafficSpec
-	12, // 13: rollwave.v1.ReleaseSpec.target:type_name -> rollwave.v1.TargetSpec
-	13, // 14: rollwave.v1.ReleaseSpec.phases:type_name -> rollwave.v1.PhasesSpec
-	15, // 15: rollwave.v1.ReleaseSpec.bake:type_name -> rollwave.v1.BakeSpec
-	17, // 16: rollwave.v1.ReleaseSpec.health:type_name -> rollwave.v1.HealthSpec
-	18, // 17: rollwave.v1.ReleaseSpec.gates:type_name -> rollwave.v1.GatesSpec
-	19, // 18: rollwave.v1.ReleaseSpec.rollback:type_name -> rollwave.v1.RollbackSpec
-	20, // 19: rollwave.v1.ReleaseSpec.approval:type_name -> rollwave.v1.ApprovalSpec
-	1,  // 20: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
-	21, // 21: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
-	0,  // 22: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
-	22, // 23: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
-	2,  // 24: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
-	3,  // 25: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
-	31, // 26: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	32, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
+	16, // 7: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
+	14, // 8: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
+	14, // 9: rollwave.v1.GatesSpec.max_unreachable:type_name -> rollwave.v1.Quantity
+	19, // 10: rollwave.v1.GatesSpec.metric_gates:type_name -> rollwave.v1.MetricGate
+	8,  // 11: rollwave.v1.ReleaseSpec.artifact:type_name -> rollwave.v1.Artifact
+	9,  // 12: rollwave.v1.ReleaseSpec.unit:type_name -> rollwave.v1.UnitSpec
+	10, // 13: rollwave.v1.ReleaseSpec.slots:type_name -> rollwave.v1.SlotsSpec
+	11, // 14: rollwave.v1.ReleaseSpec.traffic:type_name -> rollwave.v1.TrafficSpec
+	12, // 15: rollwave.v1.ReleaseSpec.target:type_name -> rollwave.v1.TargetSpec
+	13, // 16: rollwave.v1.ReleaseSpec.phases:type_name -> rollwave.v1.PhasesSpec
+	15, // 17: rollwave.v1.ReleaseSpec.bake:type_name -> rollwave.v1.BakeSpec
+	17, // 18: rollwave.v1.ReleaseSpec.health:type_name -> rollwave.v1.HealthSpec
+	18, // 19: rollwave.v1.ReleaseSpec.gates:type_name -> rollwave.v1.GatesSpec
+	20, // 20: rollwave.v1.ReleaseSpec.rollback:type_name -> rollwave.v1.RollbackSpec
+	21, // 21: rollwave.v1.ReleaseSpec.approval:type_name -> rollwave.v1.ApprovalSpec
+	1,  // 22: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
+	22, // 23: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
+	0,  // 24: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
+	23, // 25: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
+	2,  // 26: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
+	3,  // 27: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
+	33, // 28: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_state_proto_init() }
@@ -2751,13 +3036,14 @@ func file_rollwave_v1_state_proto_init() {
 	if File_rollwave_v1_state_proto != nil {
 		return
 	}
+	file_rollwave_v1_state_proto_msgTypes[15].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_state_proto_rawDesc), len(file_rollwave_v1_state_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

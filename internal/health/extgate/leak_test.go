@@ -1,0 +1,13 @@
+package extgate
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Every goroutine a test starts (servers, idle connections) is gone when
+// the tests end.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
