@@ -26,6 +26,36 @@ func (o *Orchestrator) bakeWindow(p *rollwavev1.Phase) (from, to time.Time) {
 	return from, to
 }
 
+// requestWindow is the span the request gates read: the bake window,
+// except on a leader that took over after the bake started. The proxies'
+// counts live in leader memory, so such a leader has seen only the
+// requests since its start; it reads a window of the bake's length from
+// its own start instead, and ready is false until that has passed (later
+// than the deadline: waiting is safe, while judging a sliver of traffic
+// would pause the release as inconclusive after every failover).
+func (o *Orchestrator) requestWindow(p *rollwavev1.Phase) (from, to time.Time, ready bool) {
+	from, to = o.bakeWindow(p)
+	o.mu.Lock()
+	enabled := o.enabledAt
+	o.mu.Unlock()
+	if !enabled.After(from) {
+		return from, to, true
+	}
+	length := time.Unix(0, p.GetBakeDeadlineUnixNano()).Sub(from)
+	end := enabled.Add(length)
+	if now := o.now(); now.Before(end) {
+		return enabled, now, false
+	}
+	return enabled, end, true
+}
+
+// requestGatesOn says whether any gate reads the proxies' counts.
+func requestGatesOn(r *rollwavev1.Release) bool {
+	g := r.GetSpec().GetGates()
+	return g.GetMaxErrorRate() > 0 || g.GetMaxLatencyP99Ms() > 0 ||
+		(g.GetBaseline() == "compare" && r.GetSpec().GetTraffic().GetMode() == "proxy")
+}
+
 func windowText(from, to time.Time) string {
 	return fmt.Sprintf("%s..%s", from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano))
 }
@@ -68,7 +98,7 @@ func (o *Orchestrator) requestGates(r *rollwavev1.Release, p *rollwavev1.Phase, 
 		return nil
 	}
 	app, version := r.GetSpec().GetApp(), r.GetSpec().GetVersion()
-	from, to := o.bakeWindow(p)
+	from, to, _ := o.requestWindow(p)
 	hosts := hostsWhere(views, func(v hostView) bool { return v.status == hostHealthy })
 	total, perHost := o.phaseRequests(hosts, app, version, true, from, to)
 	need := minRequests(g)
@@ -132,7 +162,7 @@ func (o *Orchestrator) baselineRequestGates(r *rollwavev1.Release, p *rollwavev1
 	}
 	g := r.GetSpec().GetGates()
 	app, version := r.GetSpec().GetApp(), r.GetSpec().GetVersion()
-	from, to := o.bakeWindow(p)
+	from, to, _ := o.requestWindow(p)
 	need := minRequests(g)
 	canary, canaryPer := o.phaseRequests(canaryHosts, app, version, true, from, to)
 	scope, baseHosts := "cells", sameCell

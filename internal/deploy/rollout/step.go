@@ -432,6 +432,9 @@ func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.
 		g.GetMaxErrorRate() > 0 || g.GetMaxLatencyP99Ms() > 0) && o.awaitingMetrics(views) {
 		return nil // a new leader: give agents time to reconnect and report
 	}
+	if _, _, ready := o.requestWindow(p); requestGatesOn(r) && !ready {
+		return nil // a new leader: let it see a bake's worth of requests
+	}
 	results := append([]gateResult{}, budgets...)
 	results = append(results, o.thresholdGates(r, views)...)
 	results = append(results, o.requestGates(r, p, views)...)
