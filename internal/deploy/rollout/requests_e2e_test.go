@@ -66,7 +66,12 @@ func newReqFleet(t *testing.T) *reqFleet {
 	f := &reqFleet{fleet: &fleet{t: t, agents: map[string]*agenttest.Agent{}, ips: map[string]string{}, cellOf: map[string]string{},
 		dir: t.TempDir()}}
 	f.base = freePortRun(t, reqHosts*reqPortStride)
-	f.c = coordtest.NewCluster(t, 3)
+	// One coordinator: these tests are about the gates, and on a loaded
+	// machine a 3-node test cluster with fast raft timeouts re-elects
+	// every second or two; each new leader holds only the requests seen
+	// since its start and waits a bake length before reading them
+	// (requestWindow), which such flapping never grants.
+	f.c = coordtest.NewCluster(t, 1)
 	// Retried while leadership settles (a loaded machine re-elects).
 	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
 		_, err := f.c.Client(f.leader()).SetCell(ctxT(t), &v1.SetCellRequest{Actor: "test",
@@ -141,11 +146,11 @@ func (f *reqFleet) release(name, version, bake string, config map[string]string,
   health {
     check "http" {
       url      = "http://127.0.0.1:{{port}}/healthz"
-      interval = "300ms"
-      timeout  = "300ms"
+      interval = "1s"
+      timeout  = "900ms"
     }
     min_healthy_time = "400ms"
-    healthy_deadline = "10s"
+    healthy_deadline = "20s"
   }
   bake {
     first = %q
@@ -191,6 +196,7 @@ func (f *reqFleet) gateEvent(id, kind, gate string) *v1.Event {
 // request in its own goroutine, at most 64 in flight per host, so slow
 // answers do not slow the rate) until stopped.
 type loadGen struct {
+	tr     *http.Transport
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sent   atomic.Int64
@@ -198,8 +204,8 @@ type loadGen struct {
 
 func startLoad(t *testing.T, addrs []string, every time.Duration) *loadGen {
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &loadGen{cancel: cancel}
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	g := &loadGen{cancel: cancel, tr: tr}
 	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	for _, addr := range addrs {
 		g.wg.Add(1)
@@ -244,6 +250,7 @@ func startLoad(t *testing.T, addrs []string, every time.Duration) *loadGen {
 func (g *loadGen) stop() {
 	g.cancel()
 	g.wg.Wait()
+	g.tr.CloseIdleConnections() // no keep-alive goroutines outlive the test (goleak)
 }
 
 // TestE2ERequestGates: with steady traffic through the agents' HTTP
