@@ -5,6 +5,11 @@
 // a "broken" release is built for the demo without a different binary.
 // config/healthy may also hold a duration ("3s"): healthy for that long
 // after start, then failing, like a release with a slow leak.
+// config/error_rate ("0.1") makes that share of requests to / answer 500
+// (every n-th, deterministically: 0.1 fails requests 10, 20, 30, …) while
+// /healthz stays fine; config/delay ("250ms") delays every answer to /.
+// That is how a release that hurts users but passes its health check is
+// built.
 package main
 
 import (
@@ -15,7 +20,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -53,8 +60,31 @@ func main() {
 		return healthySetting != "no"
 	}
 
+	errorRate, err := strconv.ParseFloat(readFile(*dir, "error_rate", "0"), 64)
+	if err != nil || errorRate < 0 || errorRate > 1 {
+		log.Fatalf("config/error_rate: want a fraction from 0 to 1, got %q", readFile(*dir, "error_rate", "0"))
+	}
+	delay, err := time.ParseDuration(readFile(*dir, "delay", "0s"))
+	if err != nil || delay < 0 || delay > time.Minute {
+		log.Fatalf("config/delay: want a duration from 0s to 1m, got %q", readFile(*dir, "delay", "0s"))
+	}
+	var served atomic.Uint64
+
 	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		// Request n fails when it crosses the next multiple of 1/rate.
+		n := float64(served.Add(1))
+		if int64(n*errorRate) > int64((n-1)*errorRate) {
+			http.Error(w, "injected failure", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintln(w, version)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -117,7 +117,33 @@ func (a *Agent) heartbeat(ctx context.Context, seq uint64) *rollwavev1.Heartbeat
 		}
 		hb.Slots = append(hb.Slots, health.SlotMetricsProto(info, hs, procs[app]))
 	}
+	hb.Requests = a.requestStats()
 	return hb
+}
+
+// requestStats drains what each app's traffic proxy measured since the
+// last heartbeat, per slot, with the version each slot runs.
+func (a *Agent) requestStats() []*rollwavev1.RequestStats {
+	var out []*rollwavev1.RequestStats
+	for _, app := range a.mgr.Apps() {
+		protocol, stats, ok := a.mgr.DrainRequestStats(app)
+		if !ok || len(stats) == 0 {
+			continue
+		}
+		st, _ := a.mgr.AppState(app)
+		for _, name := range []slot.Name{slot.Blue, slot.Green} {
+			s := stats[name]
+			if s == nil {
+				continue
+			}
+			version := ""
+			if ss := st.Slots[name]; ss != nil {
+				version = ss.Version
+			}
+			out = append(out, health.RequestStatsProto(app, slotProto(name), version, protocol, s))
+		}
+	}
+	return out
 }
 
 func slotProto(n slot.Name) rollwavev1.Slot {

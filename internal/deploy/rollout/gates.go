@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rollwave/rollwave/internal/health"
-	"github.com/rollwave/rollwave/internal/sattime"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -173,14 +172,7 @@ func (o *Orchestrator) baselineGates(r *rollwavev1.Release, p *rollwavev1.Phase,
 		return nil
 	}
 	app, version := r.GetSpec().GetApp(), r.GetSpec().GetVersion()
-	to := time.Unix(0, p.GetBakeDeadlineUnixNano())
-	if now := o.now(); now.Before(to) {
-		to = now
-	}
-	from := sattime.Add(to, -sattime.Millis(p.GetBakeMs()))
-	if st := time.Unix(0, p.GetStartedUnixNano()); p.GetBakeMs() <= 0 || from.Before(st) {
-		from = st
-	}
+	from, to := o.bakeWindow(p)
 	canaryHosts := hostsWhere(views, func(v hostView) bool { return v.status == hostHealthy })
 	inRelease := map[string]bool{}
 	for _, a := range o.state.ReleaseAssignments(r.GetId()) {
@@ -227,7 +219,7 @@ func (o *Orchestrator) baselineGates(r *rollwavev1.Release, p *rollwavev1.Phase,
 				"canary_samples": fmt.Sprint(res.N1), "baseline_samples": fmt.Sprint(res.N2), "min_samples": fmt.Sprint(minSamples),
 				"canary_median": fmtFloat(res.CanaryMedian), "baseline_median": fmtFloat(res.BaselineMedian),
 				"canary_hosts": strings.Join(canaryHosts, ","), "baseline_hosts": strings.Join(baseHosts, ","),
-				"baseline_scope": scope, "window": fmt.Sprintf("%s..%s", from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano)),
+				"baseline_scope": scope, "window": windowText(from, to),
 			},
 		}
 		if gr.inconclusive && !strings.Contains(gr.Detail, "inconclusive") {
@@ -235,7 +227,7 @@ func (o *Orchestrator) baselineGates(r *rollwavev1.Release, p *rollwavev1.Phase,
 		}
 		out = append(out, gr)
 	}
-	return out
+	return append(out, o.baselineRequestGates(r, p, canaryHosts, sameCell, fleet)...)
 }
 
 func (o *Orchestrator) collect(hosts []string, app, metric, version string, from, to time.Time) []float64 {

@@ -116,7 +116,9 @@ func (o *Orchestrator) Enabled() bool {
 // the baseline comparison and it proves the host reachable. It does not
 // block (a short lock), so the session loop may call it inline.
 func (o *Orchestrator) Observe(host string, hb *rollwavev1.Heartbeat, at time.Time) {
-	o.samples.observe(host, hb, at)
+	if bad := o.samples.observe(host, hb, at); bad > 0 {
+		o.log.Warn("heartbeat request stats rejected", "host", host, "entries", bad)
+	}
 	o.seen(host, at)
 }
 

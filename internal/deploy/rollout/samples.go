@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/health"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -103,10 +104,13 @@ type sampleStore struct {
 	// earliest receive time its gate may read.
 	needs   map[string]time.Time
 	horizon int64 // min of needs (unix nano); meaningful when needs is non-empty
+	// reqs holds the traffic proxy's request stats per (host, app), in
+	// receive order, under the same needs (request gates, baseline).
+	reqs map[reqKey][]reqEntry
 }
 
 func newSampleStore(capacity int) *sampleStore {
-	return &sampleStore{cap: capacity, series: map[sampleKey]*series{}, needs: map[string]time.Time{}}
+	return &sampleStore{cap: capacity, series: map[sampleKey]*series{}, needs: map[string]time.Time{}, reqs: map[reqKey][]reqEntry{}}
 }
 
 // need records that release reads samples received from since on.
@@ -137,11 +141,13 @@ func (s *sampleStore) reset() {
 	defer s.mu.Unlock()
 	s.needs = map[string]time.Time{}
 	s.series = map[sampleKey]*series{}
+	s.reqs = map[reqKey][]reqEntry{}
 }
 
 func (s *sampleStore) recomputeLocked() {
 	if len(s.needs) == 0 {
 		s.series = map[sampleKey]*series{}
+		s.reqs = map[reqKey][]reqEntry{}
 		return
 	}
 	first := true
@@ -156,15 +162,16 @@ func (s *sampleStore) recomputeLocked() {
 // received it (the leader's clock also defines bake windows). The version of each app's
 // samples is the version of its active slot in the same heartbeat;
 // samples of an app with no active slot are dropped.
-func (s *sampleStore) observe(host string, hb *rollwavev1.Heartbeat, at time.Time) {
-	if hb == nil || len(hb.GetSamples()) == 0 {
-		return
+func (s *sampleStore) observe(host string, hb *rollwavev1.Heartbeat, at time.Time) (badRequestStats int) {
+	if hb == nil || (len(hb.GetSamples()) == 0 && len(hb.GetRequests()) == 0) {
+		return 0
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.needs) == 0 {
-		return
+		return 0
 	}
+	badRequestStats = s.observeRequestsLocked(host, hb, at)
 	for _, ms := range hb.GetSamples() {
 		v := activeVersion(hb, ms.GetApp())
 		if v == "" {
@@ -181,6 +188,7 @@ func (s *sampleStore) observe(host string, hb *rollwavev1.Heartbeat, at time.Tim
 			ser.add(point{at: at.UnixNano(), value: x}, v, s.cap)
 		}
 	}
+	return badRequestStats
 }
 
 // activeVersion is the version app's active slot runs, per hb; "" if
@@ -219,6 +227,65 @@ func (s *sampleStore) values(host, app, metric, version string, want bool, from,
 			continue
 		}
 		out = append(out, p.value)
+	}
+	return out
+}
+
+// reqEntry is one heartbeat's request stats for one slot of (host, app),
+// as received (sparse: a few hundred bytes), and when.
+type reqEntry struct {
+	at      int64
+	version string
+	stats   *health.RequestStats
+}
+
+type reqKey struct{ host, app string }
+
+// observeRequests records a heartbeat's request stats under the same
+// needs as the samples; each (host, app) keeps at most s.cap entries,
+// oldest dropped first. An entry that does not decode (a bad agent) is
+// dropped and counted for the caller, never trusted.
+func (s *sampleStore) observeRequestsLocked(host string, hb *rollwavev1.Heartbeat, at time.Time) (bad int) {
+	for _, rs := range hb.GetRequests() {
+		if rs.GetRequests() == 0 {
+			continue
+		}
+		st, err := health.RequestStatsFromProto(rs)
+		if err != nil {
+			bad++
+			continue
+		}
+		k := reqKey{host, rs.GetApp()}
+		list := s.reqs[k]
+		// Drop what no release reads any more, and the oldest beyond cap.
+		i := 0
+		for i < len(list) && list[i].at < s.horizon {
+			i++
+		}
+		if over := len(list) - i + 1 - s.cap; over > 0 {
+			i += over
+		}
+		if i > 0 {
+			list = append(list[:0:0], list[i:]...)
+		}
+		s.reqs[k] = append(list, reqEntry{at: at.UnixNano(), version: rs.GetVersion(), stats: st})
+	}
+	return bad
+}
+
+// requests adds up the request stats of (host, app) received in [from,
+// to] from slots running version (want == true) or any other version
+// (want == false).
+func (s *sampleStore) requests(host, app, version string, want bool, from, to time.Time) health.RequestStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out health.RequestStats
+	lo, hi := from.UnixNano(), to.UnixNano()
+	for _, e := range s.reqs[reqKey{host, app}] {
+		if e.at < lo || e.at > hi || (e.version == version) != want {
+			continue
+		}
+		out.Merge(e.stats)
 	}
 	return out
 }

@@ -125,3 +125,43 @@ func TestReleaseGoroutineReleasesItsSamples(t *testing.T) {
 		t.Fatalf("%d needs left after the release goroutine ended", n)
 	}
 }
+
+// Request stats from the proxies are kept under the same needs: per
+// (host, app), at most capacity entries, none from before the horizon,
+// summed per version over a window; a malformed entry is rejected.
+func TestSampleStoreRequests(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	hb := func(version string, requests, errors uint64) *rollwavev1.Heartbeat {
+		return &rollwavev1.Heartbeat{Requests: []*rollwavev1.RequestStats{{App: "api", Version: version, Requests: requests, Errors: errors,
+			LatencyBuckets: []uint32{40}, LatencyCounts: []uint64{requests}}}}
+	}
+	s := newSampleStore(3)
+	s.observe("h1", hb("1", 10, 1), sec(0))
+	if st := s.requests("h1", "api", "1", true, sec(-10), sec(10)); st.Requests != 0 {
+		t.Fatalf("kept %+v without a need", st)
+	}
+	s.need("r", sec(5))
+	s.observe("h1", hb("1", 10, 1), sec(4)) // before the horizon: dropped on the next observe
+	s.observe("h1", hb("2", 20, 2), sec(6))
+	s.observe("h1", hb("1", 30, 3), sec(7))
+	if bad := s.observe("h1", hb("2", 1, 5), sec(8)); bad != 1 {
+		t.Fatalf("%d bad entries reported, want 1", bad)
+	}
+	s.observe("h1", hb("2", 40, 4), sec(9))
+	if n := len(s.reqs[reqKey{"h1", "api"}]); n != 3 {
+		t.Fatalf("%d entries kept, want 3", n)
+	}
+	v2 := s.requests("h1", "api", "2", true, sec(0), sec(9))
+	other := s.requests("h1", "api", "2", false, sec(0), sec(9))
+	if v2.Requests != 60 || v2.Errors != 6 || v2.Latency.Count() != 60 || other.Requests != 30 || other.Errors != 3 {
+		t.Fatalf("version 2 %+v, others %+v", v2, other)
+	}
+	if w := s.requests("h1", "api", "2", true, sec(7), sec(8)); w.Requests != 0 {
+		t.Fatalf("window [7s, 8s] holds %+v", w)
+	}
+	s.unneed("r")
+	if len(s.reqs) != 0 {
+		t.Fatal("request stats kept with no release needing them")
+	}
+}

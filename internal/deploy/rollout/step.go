@@ -80,7 +80,7 @@ func (o *Orchestrator) step(ctx context.Context, rn *run) (bool, error) {
 // never starts before the phase did; a phase not started yet starts after
 // now.
 func (o *Orchestrator) samplesNeededSince(r *rollwavev1.Release) (time.Time, bool) {
-	if r.GetSpec().GetGates().GetBaseline() != "compare" {
+	if g := r.GetSpec().GetGates(); g.GetBaseline() != "compare" && g.GetMaxErrorRate() <= 0 && g.GetMaxLatencyP99Ms() <= 0 {
 		return time.Time{}, false
 	}
 	now := o.now()
@@ -428,11 +428,16 @@ func (o *Orchestrator) recordHostFailures(ctx context.Context, rn *run, r *rollw
 
 // evaluateBake reads the phase gates at the bake deadline.
 func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase, views []hostView, budgets []gateResult) error {
-	if g := r.GetSpec().GetGates(); (g.GetMaxCpuPercent() > 0 || g.GetMaxMemPercent() > 0 || g.GetMaxRestarts() > 0) && o.awaitingMetrics(views) {
+	if g := r.GetSpec().GetGates(); (g.GetMaxCpuPercent() > 0 || g.GetMaxMemPercent() > 0 || g.GetMaxRestarts() > 0 ||
+		g.GetMaxErrorRate() > 0 || g.GetMaxLatencyP99Ms() > 0) && o.awaitingMetrics(views) {
 		return nil // a new leader: give agents time to reconnect and report
+	}
+	if _, _, ready := o.requestWindow(p); requestGatesOn(r) && !ready {
+		return nil // a new leader: let it see a bake's worth of requests
 	}
 	results := append([]gateResult{}, budgets...)
 	results = append(results, o.thresholdGates(r, views)...)
+	results = append(results, o.requestGates(r, p, views)...)
 	results = append(results, o.baselineGates(r, p, views)...)
 	if len(r.GetSpec().GetGates().GetMetricGates()) > 0 {
 		results = append(results, o.readMetricGates(ctx, rn, r, p, nil)...)

@@ -9,10 +9,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -82,6 +84,13 @@ func Package(bin, dir, version string, healthy bool) (Artifact, error) {
 // PackageWith is Package with the raw config/healthy setting: "yes", "no",
 // or a duration after which the app turns unhealthy.
 func PackageWith(bin, dir, version, h string) (Artifact, error) {
+	return PackageConfig(bin, dir, version, map[string]string{"healthy": h})
+}
+
+// PackageConfig writes demo-app-<version>.tar.gz into dir with
+// config/version and a config/<name> file per entry of config (healthy,
+// error_rate, delay: see examples/demo-app).
+func PackageConfig(bin, dir, version string, config map[string]string) (Artifact, error) {
 	exe, err := os.ReadFile(bin)
 	if err != nil {
 		return Artifact{}, err
@@ -107,8 +116,10 @@ func PackageWith(bin, dir, version, h string) (Artifact, error) {
 	if err := add("config/version", 0o644, []byte(version+"\n")); err != nil {
 		return Artifact{}, err
 	}
-	if err := add("config/healthy", 0o644, []byte(h+"\n")); err != nil {
-		return Artifact{}, err
+	for _, name := range slices.Sorted(maps.Keys(config)) {
+		if err := add("config/"+name, 0o644, []byte(config[name]+"\n")); err != nil {
+			return Artifact{}, err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return Artifact{}, err
