@@ -103,13 +103,7 @@ func (c Check) validate(ps *problems, p string) {
 		notUsed("address", c.Address != "")
 		notUsed("command", len(c.Command) > 0)
 	case CheckGRPC:
-		if c.Address == "" {
-			ps.missing(p, "address")
-		} else if msg := checkTemplate(c.Address, Placeholders); msg != "" {
-			ps.add(p+".address", "%s", msg)
-		} else if msg := checkHostPort(Expand(c.Address, sampleVars), 1); msg != "" {
-			ps.add(p+".address", "%s", msg)
-		}
+		c.validateAddress(ps, p)
 		if len(c.GRPCService) > 255 || strings.IndexFunc(c.GRPCService, isCtl) >= 0 {
 			ps.add(p+".grpc_service", "must be a gRPC service name such as \"shop.Cart\" (at most 255 characters, no control characters)")
 		}
@@ -122,13 +116,7 @@ func (c Check) validate(ps *problems, p string) {
 		notUsed("url", c.URL != "")
 		notUsed("command", len(c.Command) > 0)
 	case CheckTCP:
-		if c.Address == "" {
-			ps.missing(p, "address")
-		} else if msg := checkTemplate(c.Address, Placeholders); msg != "" {
-			ps.add(p+".address", "%s", msg)
-		} else if msg := checkHostPort(Expand(c.Address, sampleVars), 1); msg != "" {
-			ps.add(p+".address", "%s", msg)
-		}
+		c.validateAddress(ps, p)
 		notUsed("url", c.URL != "")
 		notUsed("command", len(c.Command) > 0)
 	case CheckExec:
@@ -167,5 +155,16 @@ func (c Check) validate(ps *problems, p string) {
 	within(ps, p+".timeout", c.Timeout, MaxCheckInterval)
 	if c.Timeout > 0 && c.Interval > 0 && c.Timeout > c.Interval {
 		ps.add(p+".timeout", "must not exceed interval (%s), got %s", c.Interval, c.Timeout)
+	}
+}
+
+// validateAddress checks the host:port of tcp and grpc checks.
+func (c Check) validateAddress(ps *problems, p string) {
+	if c.Address == "" {
+		ps.missing(p, "address")
+	} else if msg := checkTemplate(c.Address, Placeholders); msg != "" {
+		ps.add(p+".address", "%s", msg)
+	} else if msg := checkHostPort(Expand(c.Address, sampleVars), 1); msg != "" {
+		ps.add(p+".address", "%s", msg)
 	}
 }
