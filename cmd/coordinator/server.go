@@ -168,6 +168,9 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	}
 	cfg.ACLEnabled = sc.ACL.Enabled
 	cfg.GateCredentialsDir = sc.GateCredentialsDir
+	if cfg.GateURLPrefixes, err = spec.ParseArtifactPrefixes(sc.GateURLPrefixes); err != nil {
+		return coordinator.Config{}, err // Validate reported it already
+	}
 	cfg.Limits = coordinator.Limits{
 		RPCMaxConnsPerClient: sc.Limits.RPCMaxConnsPerClient,
 		RPCMaxConns:          sc.Limits.RPCMaxConns,

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/spec"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 )
 
@@ -19,6 +20,9 @@ type Config struct {
 	NodeID string
 	// Region is advertised in gossip metadata.
 	Region string
+	// GateURLPrefixes, when set, are the only URLs external gates may
+	// read (spec.ServerConfig.GateURLPrefixes, parsed).
+	GateURLPrefixes spec.ArtifactPrefixes
 	// GateCredentialsDir is where external gates' credential files are
 	// (spec.ServerConfig.GateCredentialsDir); empty: none.
 	GateCredentialsDir string

@@ -82,6 +82,9 @@ func (o *operatorService) submitLocal(ctx context.Context, req *rollwavev1.Submi
 	if err != nil {
 		return nil, err
 	}
+	if err := o.s.checkGateURLs(sp); err != nil {
+		return nil, err
+	}
 	id := sp.GetName()
 	if o.s.fsm.State().Release(id) != nil {
 		return nil, errorf(raftfsm.ErrExists, "a release named %q exists already; give the new one another name", id)

@@ -17,6 +17,7 @@ func (s *Server) setupRollout() error {
 	cfg := rollout.DefaultConfig()
 	cfg.Logger = s.cfg.logger().With("node", s.cfg.NodeID)
 	cfg.MetricGates.CredentialsDir = s.cfg.GateCredentialsDir
+	cfg.MetricGates.AllowURL = s.allowGateURL
 	o, err := rollout.New(cfg, s.fsm.State(), rolloutWriter{s}, rolloutAgents{s})
 	if err != nil {
 		return err

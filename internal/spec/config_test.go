@@ -133,6 +133,16 @@ func TestParseServerConfigInvalid(t *testing.T) {
 			},
 		},
 		{
+			// Gate settings: an absolute directory, http(s) prefixes.
+			name: "gate settings",
+			src:  "dev = true\ngate_credentials_dir = \"creds\"\ngate_url_prefixes = [\"http://prom:9090\", \"file:///etc\", \"ftp://x\"]\n",
+			want: []string{
+				`server.hcl:2:24: gate_credentials_dir: must be an absolute path, got "creds"`,
+				`gate_url_prefixes[1]: must be an http:// or https:// prefix, got "file:///etc"`,
+				`gate_url_prefixes[2]: invalid artifact URL: URL scheme must be one of`,
+			},
+		},
+		{
 			// Two endpoints on one port.
 			name: "port clash",
 			src:  "dev = true\naddresses {\n  raft = \"127.0.0.1:7420\"\n}\n",

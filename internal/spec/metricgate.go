@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // MetricGateKind is an external gate's type.
@@ -115,22 +114,6 @@ func metricGateBlock(dst *[]MetricGate) blockFunc {
 			attr("ca_file", str(&g.CAFile)),
 		})
 		*dst = append(*dst, g)
-	}
-}
-
-// optNumber decodes a number whose absence matters.
-func optNumber(dst **float64) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
-		v, ok := d.eval(expr, path)
-		if !ok {
-			return
-		}
-		if v.Type() != cty.Number {
-			d.typeErr(expr, path, "a number", v)
-			return
-		}
-		f, _ := v.AsBigFloat().Float64()
-		*dst = &f
 	}
 }
 

@@ -122,3 +122,11 @@ func TestParseMetricGatesInvalid(t *testing.T) {
 		})
 	}
 }
+
+// The example in examples/ parses.
+func TestParseGatesExample(t *testing.T) {
+	r := parseFile(t, "../../examples/release-gates.hcl")
+	if len(r.Gates.Metric) != 2 || len(r.Health.Checks) != 2 || r.Health.Checks[1].Kind != CheckGRPC {
+		t.Fatalf("gates %+v, checks %+v", r.Gates.Metric, r.Health.Checks)
+	}
+}

@@ -188,6 +188,9 @@ const (
 	CheckExec CheckKind = "exec"
 	// CheckUnit expects the slot's systemd unit to be active.
 	CheckUnit CheckKind = "unit"
+	// CheckGRPC expects grpc.health.v1.Health/Check on Address to answer
+	// SERVING for GRPCService.
+	CheckGRPC CheckKind = "grpc"
 )
 
 // Check is one health check.
@@ -207,6 +210,26 @@ type Check struct {
 	ExpectStatus int
 	// BodyMatch is a regular expression the HTTP body must match.
 	BodyMatch string
+	// Method, Headers and Body make an http check a synthetic request
+	// (default GET, no headers, no body); placeholders expand in header
+	// values and the body.
+	Method  string
+	Headers map[string]string
+	Body    string
+	// ExpectStatuses is set when expect_status is a list: any of them
+	// passes (ExpectStatus is then its first element).
+	ExpectStatuses []int
+	// BodyContains is a substring the HTTP body must contain.
+	BodyContains string
+	// GRPCService is the service a grpc check asks about; "" is the
+	// server as a whole.
+	GRPCService string
+	// TLS makes a grpc check dial with TLS (system roots, or CAFile, an
+	// absolute path on the host); TLSServerName overrides the name
+	// verified.
+	TLS           bool
+	TLSServerName string
+	CAFile        string
 	// Interval between probes; default 2s.
 	Interval time.Duration
 	// Timeout per probe (<= Interval); default 1s.

@@ -162,11 +162,41 @@ func checkBlock(dst *[]Check) blockFunc {
 			attr("url", str(&c.URL)),
 			attr("address", str(&c.Address)),
 			attr("command", strList(&c.Command)),
-			attr("expect_status", integer(&c.ExpectStatus)),
+			attr("expect_status", statusOrList(&c.ExpectStatus, &c.ExpectStatuses)),
 			attr("body_match", str(&c.BodyMatch)),
+			attr("method", str(&c.Method)),
+			attr("headers", strMap(&c.Headers)),
+			attr("body", str(&c.Body)),
+			attr("body_contains", str(&c.BodyContains)),
+			attr("grpc_service", str(&c.GRPCService)),
+			attr("tls", boolean(&c.TLS)),
+			attr("tls_server_name", str(&c.TLSServerName)),
+			attr("ca_file", str(&c.CAFile)),
 			attr("interval", duration(&c.Interval)),
 			attr("timeout", duration(&c.Timeout)),
 		})
 		*dst = append(*dst, c)
+	}
+}
+
+// statusOrList decodes expect_status: one status (expect_status = 200) or
+// a set of them (expect_status = [200, 204]), whose first element also
+// goes to *one so that readers of the single field still see a status.
+func statusOrList(one *int, set *[]int) attrFunc {
+	return func(d *decoder, expr hcl.Expression, path string) {
+		v, ok := d.eval(expr, path)
+		if !ok {
+			return
+		}
+		if t := v.Type(); !t.IsTupleType() && !t.IsListType() {
+			integer(one)(d, expr, path)
+			*set = nil
+			return
+		}
+		intList(set)(d, expr, path)
+		*one = 0
+		if len(*set) > 0 {
+			*one = (*set)[0]
+		}
 	}
 }

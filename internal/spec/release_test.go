@@ -383,7 +383,7 @@ func TestParseReleaseInvalid(t *testing.T) {
 			// Unknown check kind, named at its label.
 			name: "bad check kind",
 			old:  `check "tcp"`, new: `check "icmp"`,
-			want: []string{`spec.hcl:20:11: release.health.check[0].kind: must be one of http, tcp, exec, unit, got "icmp"`},
+			want: []string{`spec.hcl:20:11: release.health.check[0].kind: must be one of http, grpc, tcp, exec, unit, got "icmp"`},
 		},
 		{
 			// Two unnamed checks of one kind collide; a second label fixes it.

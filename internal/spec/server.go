@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -55,6 +56,11 @@ type ServerConfig struct {
 	// these files and no other. Empty: gates with credentials are
 	// inconclusive. Absolute.
 	GateCredentialsDir string
+	// GateURLPrefixes, when set, are the only URLs (http/https prefixes,
+	// as an agent's artifact_prefixes) that external gates may read: the
+	// operators of the coordinators bound where a release author can make
+	// the leader send requests. Empty allows any http(s) URL.
+	GateURLPrefixes []string
 }
 
 // LimitsConfig is the `limits { }` block (as Consul's): what one client,
@@ -194,6 +200,7 @@ func (c *ServerConfig) fields() []field {
 		attr("encrypt", str(&c.Encrypt)),
 		attr("encrypt_file", str(&c.EncryptFile)),
 		attr("gate_credentials_dir", str(&c.GateCredentialsDir)),
+		attr("gate_url_prefixes", strList(&c.GateURLPrefixes)),
 		block("acl", sub(
 			attr("enabled", boolean(&c.ACL.Enabled)),
 		)),
@@ -238,6 +245,13 @@ func (c *ServerConfig) validate() problems {
 	checkJoin(&ps, "join", c.Join)
 	if c.GateCredentialsDir != "" && !filepath.IsAbs(c.GateCredentialsDir) {
 		ps.add("gate_credentials_dir", "must be an absolute path, got %q", c.GateCredentialsDir)
+	}
+	for i, raw := range c.GateURLPrefixes {
+		if _, err := ParseArtifactPrefix(raw); err != nil {
+			ps.add(index("gate_url_prefixes", i), "%v", err)
+		} else if strings.HasPrefix(strings.ToLower(raw), "file:") {
+			ps.add(index("gate_url_prefixes", i), "must be an http:// or https:// prefix, got %q", RedactURL(raw))
+		}
 	}
 	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
 

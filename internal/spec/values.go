@@ -89,17 +89,32 @@ func boolean(dst *bool) attrFunc {
 
 func number(dst *float64) attrFunc {
 	return func(d *decoder, expr hcl.Expression, path string) {
-		v, ok := d.eval(expr, path)
-		if !ok {
-			return
+		if f, ok := d.numberValue(expr, path); ok {
+			*dst = f
 		}
-		if v.Type() != cty.Number {
-			d.typeErr(expr, path, "a number", v)
-			return
-		}
-		f, _ := v.AsBigFloat().Float64()
-		*dst = f
 	}
+}
+
+// optNumber decodes a number whose absence matters (nil: not set).
+func optNumber(dst **float64) attrFunc {
+	return func(d *decoder, expr hcl.Expression, path string) {
+		if f, ok := d.numberValue(expr, path); ok {
+			*dst = &f
+		}
+	}
+}
+
+func (d *decoder) numberValue(expr hcl.Expression, path string) (float64, bool) {
+	v, ok := d.eval(expr, path)
+	if !ok {
+		return 0, false
+	}
+	if v.Type() != cty.Number {
+		d.typeErr(expr, path, "a number", v)
+		return 0, false
+	}
+	f, _ := v.AsBigFloat().Float64()
+	return f, true
 }
 
 func integer(dst *int) attrFunc {

@@ -19,8 +19,8 @@ import (
 type metricGateRun struct {
 	gates []*extgate.Gate
 	// buildErr is why the gates could not be built (a credential file
-	// outside the directory, no directory configured): every reading is
-	// then inconclusive.
+	// outside the directory, no directory configured, a URL outside
+	// gate_url_prefixes): the reading is then inconclusive.
 	buildErr error
 	built    bool
 	// lastRead is keyed by phase index and gate name.
@@ -29,19 +29,24 @@ type metricGateRun struct {
 
 func (o *Orchestrator) metricGatesOf(rn *run, r *rollwavev1.Release) *metricGateRun {
 	mg := &rn.metric
+	if mg.lastRead == nil {
+		mg.lastRead = map[string]time.Time{}
+	}
 	if mg.built {
 		return mg
 	}
-	mg.built, mg.lastRead = true, map[string]time.Time{}
+	// Built again at the next reading after an error: the operator may
+	// fix a credential file and resume.
+	mg.gates, mg.buildErr = nil, nil
 	for _, spec := range r.GetSpec().GetGates().GetMetricGates() {
 		g, err := extgate.New(spec, o.cfg.MetricGates)
 		if err != nil {
-			mg.buildErr = err
-			mg.gates = nil
+			mg.gates, mg.buildErr = nil, err
 			return mg
 		}
 		mg.gates = append(mg.gates, g)
 	}
+	mg.built = true
 	return mg
 }
 

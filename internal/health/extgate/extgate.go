@@ -65,6 +65,9 @@ type Options struct {
 	// RetryMin and RetryMax bound the jittered backoff between attempts
 	// of one reading; defaults 200ms and 2s.
 	RetryMin, RetryMax time.Duration
+	// AllowURL, when set, returns why a gate may not be read at a URL
+	// (the coordinator's gate_url_prefixes); nil allows every URL.
+	AllowURL func(raw string) error
 }
 
 // Context is what a reading is about; it fills the query placeholders and
@@ -157,6 +160,11 @@ func New(mg *rollwavev1.MetricGate, opts Options) (*Gate, error) {
 	if err := CheckURL(target); err != nil {
 		return nil, fmt.Errorf("gate %s: %w", g.name, err)
 	}
+	if opts.AllowURL != nil {
+		if err := opts.AllowURL(target); err != nil {
+			return nil, fmt.Errorf("gate %s: %w", g.name, err)
+		}
+	}
 	cfg := promconfig.HTTPClientConfig{FollowRedirects: false, EnableHTTP2: false}
 	file := func(field, base string) (string, error) {
 		if base == "" {
@@ -215,6 +223,9 @@ func (g *Gate) MaxDuration() time.Duration {
 	return time.Duration(g.attempts)*g.timeout + time.Duration(g.attempts-1)*g.opts.RetryMax
 }
 
+// maxErrorText bounds an error copied into a reading.
+const maxErrorText = 300
+
 // errInconclusive marks an answer that is well-formed but no evidence
 // (no data, NaN): retrying it would not help.
 var errInconclusive = errors.New("inconclusive")
@@ -252,6 +263,11 @@ func (g *Gate) Read(ctx context.Context, c Context) Result {
 		msg := err.Error()
 		if errors.Is(err, errInconclusive) {
 			msg = strings.TrimSuffix(msg, ": "+errInconclusive.Error())
+		}
+		// Capped: an error may quote the answer (a JSON decoder's
+		// snippet), and whatever a gate URL answers ends up in events.
+		if len(msg) > maxErrorText {
+			msg = msg[:maxErrorText] + "…"
 		}
 		res.Evidence["error"] = msg
 		res.Detail = fmt.Sprintf("%s inconclusive: %s", g.name, msg)

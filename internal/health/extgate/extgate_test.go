@@ -10,12 +10,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rollwave/rollwave/internal/health"
+	"github.com/rollwave/rollwave/internal/spec"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -260,5 +262,29 @@ func TestExpandQueryEscapes(t *testing.T) {
 	want := `a\"b 1\\2 3 h.1 ^(h\\.1)$ ^(x|y)$ {{other}}`
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// The spec validates gate queries against its own copy of the
+// placeholder list (it imports nothing of health); both must agree.
+func TestPlaceholdersMatchSpec(t *testing.T) {
+	if !slices.Equal(Placeholders, spec.GatePlaceholders) {
+		t.Fatalf("extgate.Placeholders %v != spec.GatePlaceholders %v", Placeholders, spec.GatePlaceholders)
+	}
+}
+
+// The coordinator's gate_url_prefixes (Options.AllowURL) refuse a gate
+// before any request is sent.
+func TestAllowURLRefusesBeforeAnyRequest(t *testing.T) {
+	ps := newPromServer(t, nil, "0")
+	opts := Options{AllowURL: func(raw string) error {
+		if strings.HasPrefix(raw, "http://prometheus.internal") {
+			return nil
+		}
+		return fmt.Errorf("URL %q is not under the coordinator's gate_url_prefixes", raw)
+	}}
+	_, err := New(&rollwavev1.MetricGate{Kind: KindPrometheus, Address: ps.URL, Query: "up", Max: f64(1)}, opts)
+	if err == nil || !strings.Contains(err.Error(), "gate_url_prefixes") || ps.calls.Load() != 0 {
+		t.Fatalf("err %v after %d calls, want a refusal before any request", err, ps.calls.Load())
 	}
 }

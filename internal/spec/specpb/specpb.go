@@ -22,15 +22,24 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 	checks := make([]*rollwavev1.HealthCheck, 0, len(r.Health.Checks))
 	for _, c := range r.Health.Checks {
 		checks = append(checks, &rollwavev1.HealthCheck{
-			Kind:         string(c.Kind),
-			Name:         c.Name,
-			Url:          c.URL,
-			Address:      c.Address,
-			Command:      slices.Clone(c.Command),
-			ExpectStatus: int32(c.ExpectStatus),
-			BodyMatch:    c.BodyMatch,
-			IntervalMs:   ms(c.Interval),
-			TimeoutMs:    ms(c.Timeout),
+			Kind:           string(c.Kind),
+			Name:           c.Name,
+			Url:            c.URL,
+			Address:        c.Address,
+			Command:        slices.Clone(c.Command),
+			ExpectStatus:   int32(c.ExpectStatus),
+			BodyMatch:      c.BodyMatch,
+			IntervalMs:     ms(c.Interval),
+			TimeoutMs:      ms(c.Timeout),
+			Method:         c.Method,
+			Headers:        maps.Clone(c.Headers),
+			Body:           c.Body,
+			ExpectStatuses: int32s(c.ExpectStatuses),
+			BodyContains:   c.BodyContains,
+			GrpcService:    c.GRPCService,
+			Tls:            c.TLS,
+			TlsServerName:  c.TLSServerName,
+			CaFile:         c.CAFile,
 		})
 	}
 	return &rollwavev1.ReleaseSpec{
@@ -122,15 +131,24 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 	var checks []spec.Check
 	for _, c := range p.GetHealth().GetChecks() {
 		checks = append(checks, spec.Check{
-			Kind:         spec.CheckKind(c.GetKind()),
-			Name:         c.GetName(),
-			URL:          c.GetUrl(),
-			Address:      c.GetAddress(),
-			Command:      slices.Clone(c.GetCommand()),
-			ExpectStatus: int(c.GetExpectStatus()),
-			BodyMatch:    c.GetBodyMatch(),
-			Interval:     dur(c.GetIntervalMs()),
-			Timeout:      dur(c.GetTimeoutMs()),
+			Kind:           spec.CheckKind(c.GetKind()),
+			Name:           c.GetName(),
+			URL:            c.GetUrl(),
+			Address:        c.GetAddress(),
+			Command:        slices.Clone(c.GetCommand()),
+			ExpectStatus:   int(c.GetExpectStatus()),
+			BodyMatch:      c.GetBodyMatch(),
+			Interval:       dur(c.GetIntervalMs()),
+			Timeout:        dur(c.GetTimeoutMs()),
+			Method:         c.GetMethod(),
+			Headers:        cloneMap(c.GetHeaders()),
+			Body:           c.GetBody(),
+			ExpectStatuses: ints(c.GetExpectStatuses()),
+			BodyContains:   c.GetBodyContains(),
+			GRPCService:    c.GetGrpcService(),
+			TLS:            c.GetTls(),
+			TLSServerName:  c.GetTlsServerName(),
+			CAFile:         c.GetCaFile(),
 		})
 	}
 	return &spec.Release{
