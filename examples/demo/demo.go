@@ -59,8 +59,8 @@ const (
 )
 
 type server struct {
-	name               string
-	grpc, raft, gossip int
+	name                     string
+	grpc, raft, gossip, http int
 }
 
 // appPorts are the ports written in the release specs; agent i serves
@@ -243,20 +243,21 @@ func (d *demo) prepare() error {
 // three voters.
 func (d *demo) startServers(ctx context.Context) error {
 	d.say.section("Starting 3 coordinators (raft + gossip + gRPC)")
-	ports, err := freePorts(9)
+	ports, err := freePorts(12)
 	if err != nil {
 		return err
 	}
 	for i := range 3 {
 		d.servers = append(d.servers, server{name: fmt.Sprintf("c%d", i+1),
-			grpc: ports[3*i], raft: ports[3*i+1], gossip: ports[3*i+2]})
+			grpc: ports[4*i], raft: ports[4*i+1], gossip: ports[4*i+2], http: ports[4*i+3]})
 	}
 	d.addr = fmt.Sprintf("127.0.0.1:%d", d.servers[0].grpc)
 	for i, s := range d.servers {
 		args := []string{"server", "-node", s.name,
 			"-data-dir", filepath.Join(d.tmp, "servers", s.name),
 			"-bootstrap-expect", "3",
-			"-grpc-addr", local(s.grpc), "-raft-addr", local(s.raft), "-gossip-addr", local(s.gossip)}
+			"-grpc-addr", local(s.grpc), "-raft-addr", local(s.raft), "-gossip-addr", local(s.gossip),
+			"-http-addr", local(s.http)}
 		for _, o := range d.servers {
 			if o.name != s.name {
 				args = append(args, "-join", local(o.gossip))
@@ -330,7 +331,7 @@ func (d *demo) startAgents(ctx context.Context) error {
 	d.say.note("All six share 127.0.0.1, so each adds its own -port-offset to the ports of")
 	d.say.note("every release spec (on real hosts the offset is 0).")
 	n := len(cells) * hostsPerCell
-	gossip, err := freePorts(n)
+	gossip, err := freePorts(2 * n) // gossip, then HTTP
 	if err != nil {
 		return err
 	}
@@ -343,6 +344,7 @@ func (d *demo) startAgents(ctx context.Context) error {
 				"-data-dir", filepath.Join(d.tmp, "agents", h.name),
 				"-unit-driver", "process",
 				"-gossip-addr", local(gossip[i]),
+				"-http-addr", local(gossip[n+i]),
 				"-heartbeat-interval", "500ms",
 				"-port-offset", strconv.Itoa(h.offset)}
 			for _, s := range d.servers {

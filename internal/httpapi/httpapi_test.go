@@ -168,6 +168,13 @@ func TestPprofGuard(t *testing.T) {
 		t.Fatalf("pprof with read token: %d %s", code, body)
 	}
 	code, body := do(t, hc, "GET", base+"/debug/pprof/goroutine?debug=1", map[string]string{"Authorization": "Bearer admin-secret"})
+	if !httpapi.PprofBuilt {
+		// Built with -tags nopprof (the packaged agent): allowed, but absent.
+		if code != 404 || !strings.Contains(body, "without pprof") {
+			t.Fatalf("pprof in a nopprof build: %d %s", code, body)
+		}
+		return
+	}
 	if code != 200 || !strings.Contains(body, "goroutine profile") {
 		t.Fatalf("pprof with admin token: %d %.200s", code, body)
 	}
