@@ -45,6 +45,9 @@ type fakeOperator struct {
 	saveErr   error                              // returned after the chunks
 	restored  [][]byte                           // chunks SnapshotRestore received
 	watch     []*rollwavev1.WatchReleaseResponse // messages WatchRelease streams
+	// watchFirst, when set, are the messages of the first WatchRelease
+	// calls, one script per call; later calls stream watch.
+	watchFirst [][]*rollwavev1.WatchReleaseResponse
 	restoreAt uint64
 	// blockStatus makes Status wait for the caller's deadline.
 	blockStatus bool
@@ -211,7 +214,13 @@ func (f *fakeOperator) WatchRelease(req *rollwavev1.WatchReleaseRequest, stream 
 	if err := f.record("WatchRelease", req); err != nil {
 		return err
 	}
-	for _, m := range f.watch {
+	f.mu.Lock()
+	script := f.watch
+	if len(f.watchFirst) > 0 {
+		script, f.watchFirst = f.watchFirst[0], f.watchFirst[1:]
+	}
+	f.mu.Unlock()
+	for _, m := range script {
 		if err := stream.Send(m); err != nil {
 			return err
 		}
