@@ -81,9 +81,11 @@ type demo struct {
 	sec      security
 	servers  []server
 	hosts    []host
-	ports    appPorts
-	traffic  *traffic
-	specs    map[string]string // release id → spec text
+	// agentHTTP are the agents' HTTP listeners (/metrics), in host order.
+	agentHTTP []string
+	ports     appPorts
+	traffic   *traffic
+	specs     map[string]string // release id → spec text
 }
 
 func (d *demo) stage(name string) {
@@ -185,7 +187,11 @@ func (d *demo) session(ctx context.Context) error {
 		}
 	}
 	d.stage("summary")
-	return d.summary(ctx, v3Start)
+	if err := d.summary(ctx, v3Start); err != nil {
+		return err
+	}
+	d.metricsNote()
+	return nil
 }
 
 // prepare finds the binaries and packages the three releases' artifacts.
@@ -361,6 +367,7 @@ func (d *demo) startAgents(ctx context.Context) error {
 				return err
 			}
 			d.hosts = append(d.hosts, h)
+			d.agentHTTP = append(d.agentHTTP, local(gossip[n+i]))
 			i++
 		}
 	}
@@ -817,4 +824,22 @@ func pickAppPorts(agents int) (appPorts, error) {
 		}
 	}
 	return appPorts{}, errors.New("cannot find free ports for the demo app on 127.0.0.1")
+}
+
+// metricsNote says where each process serves its Prometheus metrics and
+// how to read them (HTTPS with a client certificate: the demo runs with
+// TLS). examples/monitoring has a dashboard and alerting rules for them.
+func (d *demo) metricsNote() {
+	d.say.section("Metrics: until the demo stops them, every process serves /metrics, /v1/health and /v1/ready")
+	for _, s := range d.servers {
+		d.say.note("  coordinator %s: https://%s/metrics", s.name, local(s.http))
+	}
+	for i, a := range d.agentHTTP {
+		d.say.note("  agent %s: https://%s/metrics", d.hosts[i].name, a)
+	}
+	if d.sec.ca != "" {
+		d.say.note("With TLS on, /metrics needs a client certificate of the cluster, e.g.:")
+		d.say.note("  curl --cacert %s --cert %s --key %s https://%s/metrics", d.sec.ca, d.sec.cliCert, d.sec.cliKey, local(d.servers[0].http))
+	}
+	d.say.note("(examples/monitoring has a Grafana dashboard and Prometheus alerting rules for them.)")
 }
