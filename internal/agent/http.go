@@ -21,13 +21,7 @@ func (a *Agent) startHTTP() error {
 		Ready:    a.ready,
 		Pprof:    a.pprofAllowed,
 		Logger:   a.log.With("listener", "http"),
-	}
-	if a.tls != nil {
-		tc, err := a.tls.HTTPServerTLSConfig()
-		if err != nil {
-			return fmt.Errorf("http tls: %w", err)
-		}
-		hc.TLS = tc
+		Certs:    a.tls, // nil without TLS
 	}
 	h, err := httpapi.Start(hc)
 	if err != nil {

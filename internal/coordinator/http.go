@@ -27,13 +27,7 @@ func (s *Server) startHTTP() error {
 		Ready:    s.ready,
 		Pprof:    s.pprofAllowed,
 		Logger:   s.log.With("listener", "http"),
-	}
-	if s.tls != nil {
-		tc, err := s.tls.HTTPServerTLSConfig()
-		if err != nil {
-			return fmt.Errorf("http tls: %w", err)
-		}
-		hc.TLS = tc
+		Certs:    s.tls, // nil without TLS
 	}
 	h, err := httpapi.Start(hc)
 	if err != nil {

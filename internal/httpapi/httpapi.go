@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/netutil"
+
+	"github.com/rollwave/rollwave/internal/tlsutil"
 )
 
 // Off is the address value that turns the listener off (as does "").
@@ -49,11 +51,12 @@ const (
 type Config struct {
 	// Addr is host:port; port 0 picks a free port (tests).
 	Addr string
-	// TLS, when set, serves HTTPS with it (tlsutil.Reloader's
-	// HTTPServerTLSConfig: client certificates verified when given).
-	// /metrics and pprof then need a verified client certificate of this
-	// cluster; /v1/health and /v1/ready do not.
-	TLS *tls.Config
+	// Certs, when set, serves HTTPS with the part's certificate
+	// (tlsutil.Reloader.HTTPServerTLSConfig: client certificates verified
+	// when given, reloaded with the rest on SIGHUP). /metrics and pprof
+	// then need a verified client certificate of this cluster;
+	// /v1/health and /v1/ready do not.
+	Certs *tlsutil.Reloader
 	// Gatherer serves /metrics; nil serves an empty page.
 	Gatherer prometheus.Gatherer
 	// Ready says why the process is not ready, or nil when it is. It must
@@ -100,6 +103,13 @@ func Start(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	var tc *tls.Config
+	if cfg.Certs != nil {
+		var err error
+		if tc, err = cfg.Certs.HTTPServerTLSConfig(); err != nil {
+			return nil, fmt.Errorf("http tls: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on HTTP address %s: %w", cfg.Addr, err)
@@ -108,8 +118,8 @@ func Start(cfg Config) (*Server, error) {
 	// closes (netutil's semaphore), so a flood of idle clients cannot
 	// take the process's file descriptors.
 	ln = netutil.LimitListener(ln, cfg.MaxConns)
-	if cfg.TLS != nil {
-		ln = tls.NewListener(ln, cfg.TLS)
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	s := &Server{cfg: cfg, log: log, ln: ln, done: make(chan struct{})}
 	s.srv = &http.Server{
@@ -149,17 +159,16 @@ func (s *Server) Close(ctx context.Context) error {
 
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
-	var metrics http.Handler = http.NotFoundHandler()
-	if s.cfg.Gatherer != nil {
-		metrics = promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{
-			ErrorLog:            slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-			ErrorHandling:       promhttp.ContinueOnError,
-			MaxRequestsInFlight: 4,
-			Timeout:             10 * time.Second,
-		})
-	} else {
-		metrics = promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{})
+	gatherer := s.cfg.Gatherer
+	if gatherer == nil {
+		gatherer = prometheus.NewRegistry() // an empty page
 	}
+	metrics := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+	})
 	mux.Handle("/metrics", s.needClientCert(metrics))
 	mux.HandleFunc("/v1/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
@@ -188,7 +197,7 @@ func onlyReads(next http.Handler) http.Handler {
 // certificate (the TLS config verified it against the cluster CA).
 func (s *Server) needClientCert(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.TLS != nil && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+		if s.cfg.Certs != nil && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
 			writeError(w, http.StatusUnauthorized, r.URL.Path+" needs a client certificate from this cluster's CA when TLS is on "+
 				"(for Prometheus: 'rollwave tls cert create -cli' and tls_config { ca_file, cert_file, key_file } in the scrape job)")
 			return

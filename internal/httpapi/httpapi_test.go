@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,8 +75,13 @@ func TestEndpoints(t *testing.T) {
 	reg.MustRegister(c)
 	c.Add(3)
 	notReady := errors.New("no raft leader known")
-	var readyErr error = notReady
-	s := start(t, httpapi.Config{Gatherer: reg, Ready: func() error { return readyErr }})
+	var isReady atomic.Bool
+	s := start(t, httpapi.Config{Gatherer: reg, Ready: func() error {
+		if isReady.Load() {
+			return nil
+		}
+		return notReady
+	}})
 	base := "http://" + s.Addr()
 	hc := client(nil)
 
@@ -96,7 +102,7 @@ func TestEndpoints(t *testing.T) {
 	if code != 503 || got.Status != "not_ready" || got.Reason != notReady.Error() {
 		t.Fatalf("/v1/ready while not ready: %d %s", code, body)
 	}
-	readyErr = nil
+	isReady.Store(true)
 	if code, body := do(t, hc, "GET", base+"/v1/ready", nil); code != 200 {
 		t.Fatalf("/v1/ready when ready: %d %s", code, body)
 	}
@@ -202,11 +208,7 @@ func TestTLSNeedsClientCertForMetrics(t *testing.T) {
 		}
 		return r
 	}
-	srvTLS, err := issue(tlsutil.RoleServer).HTTPServerTLSConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := start(t, httpapi.Config{TLS: srvTLS, Gatherer: prometheus.NewRegistry(), Pprof: func(*http.Request) error { return nil }})
+	s := start(t, httpapi.Config{Certs: issue(tlsutil.RoleServer), Gatherer: prometheus.NewRegistry(), Pprof: func(*http.Request) error { return nil }})
 	base := "https://" + s.Addr()
 
 	withCert, err := issue(tlsutil.RoleCLI).ClientTLSConfig(tlsutil.RoleCLI)
