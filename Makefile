@@ -13,7 +13,7 @@ TOOLS := $(CURDIR)/bin/tools
 # keep every exported method of every reachable type, ~3 MiB of the agent's
 # 18 MiB binary and of its resident pages (docs/performance.md, "Agent
 # footprint"). cmd/agent's TestAgentDependencies reads this line.
-AGENT_TAGS := grpcnotrace
+AGENT_TAGS := grpcnotrace nopprof
 
 .PHONY: all build test e2e bench fuzz proto lint demo packages clean
 

@@ -55,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		driver      = fs.String("unit-driver", "", "systemd (default) or process")
 		heartbeat   = fs.Duration("heartbeat-interval", 0, "how often to report to the leader (default 2s)")
 		gossipAddr  = fs.String("gossip-addr", "", "gossip listen address (default 0.0.0.0:7423)")
+		httpAddr    = fs.String("http-addr", "", "HTTP listen address for /metrics, /v1/health, /v1/ready and pprof; \"off\" for none (default "+spec.DefaultAgentHTTPAddr+")")
+		enablePprof = fs.Bool("enable-pprof", false, "serve pprof on the HTTP address (agents have no ACL tokens; with TLS a cluster client certificate is still needed)")
 		advGossip   = fs.String("advertise-gossip", "", "gossip address others dial (default: the bound one)")
 		logLevel    = fs.String("log-level", "", "debug, info, warn or error")
 		showVer     = fs.Bool("version", false, "print the version and exit")
@@ -127,6 +129,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if set["gossip-addr"] {
 		ac.Addresses.Gossip = *gossipAddr
 	}
+	if set["http-addr"] {
+		ac.HTTPAddr = *httpAddr
+	}
+	if set["enable-pprof"] {
+		ac.EnablePprof = *enablePprof
+	}
 	if set["advertise-gossip"] {
 		ac.Advertise.Gossip = *advGossip
 	}
@@ -191,6 +199,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.NodeName, cfg.Cell, cfg.Region, cfg.Labels = ac.NodeName, ac.Cell, ac.Region, ac.Labels
 	cfg.DataDir, cfg.Join = ac.DataDir, ac.Join
 	cfg.GossipAddr, cfg.AdvertiseGossip = ac.Addresses.Gossip, ac.Advertise.Gossip
+	cfg.HTTPAddr, cfg.EnablePprof = ac.HTTPAddr, ac.EnablePprof
 	cfg.HeartbeatInterval = ac.HeartbeatInterval
 	cfg.Driver = drv
 	cfg.PortOffset = *portOffset

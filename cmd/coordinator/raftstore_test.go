@@ -24,7 +24,7 @@ func TestSecurityCorruptRaftDBExitsOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr := run(t, "server", "-node", "c1", "-data-dir", dir,
-		"-grpc-addr", "127.0.0.1:0", "-raft-addr", "127.0.0.1:0", "-gossip-addr", "127.0.0.1:0")
+		"-grpc-addr", "127.0.0.1:0", "-raft-addr", "127.0.0.1:0", "-gossip-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 	}

@@ -32,6 +32,8 @@ type serverFlags struct {
 	grpcAddr        string
 	raftAddr        string
 	gossipAddr      string
+	httpAddr        string
+	enablePprof     bool
 	advGRPC         string
 	advRaft         string
 	advGossip       string
@@ -86,6 +88,8 @@ first); a second signal stops at once.`,
 	fl.StringVar(&f.grpcAddr, "grpc-addr", "", "gRPC listen address for operators and agents (default 127.0.0.1:7420)")
 	fl.StringVar(&f.raftAddr, "raft-addr", "", "raft listen address (default 127.0.0.1:7421)")
 	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "gossip listen address, TCP and UDP (default 127.0.0.1:7422)")
+	fl.StringVar(&f.httpAddr, "http-addr", "", "HTTP listen address for /metrics, /v1/health, /v1/ready and pprof; \"off\" for none (default "+spec.DefaultServerHTTPAddr+")")
+	fl.BoolVar(&f.enablePprof, "enable-pprof", false, "serve pprof on the HTTP address without a token when ACLs are off (with ACLs, an admin token is needed)")
 	fl.StringVar(&f.advGRPC, "advertise-grpc", "", "gRPC address other nodes should dial (default: the bound one)")
 	fl.StringVar(&f.advRaft, "advertise-raft", "", "raft address other servers should dial (default: the bound one)")
 	fl.StringVar(&f.advGossip, "advertise-gossip", "", "gossip address other nodes should dial (default: the bound one)")
@@ -127,6 +131,8 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	set("grpc-addr", func() { sc.Addresses.GRPC = f.grpcAddr })
 	set("raft-addr", func() { sc.Addresses.Raft = f.raftAddr })
 	set("gossip-addr", func() { sc.Addresses.Gossip = f.gossipAddr })
+	set("http-addr", func() { sc.HTTPAddr = f.httpAddr })
+	set("enable-pprof", func() { sc.EnablePprof = f.enablePprof })
 	set("advertise-grpc", func() { sc.Advertise.GRPC = f.advGRPC })
 	set("advertise-raft", func() { sc.Advertise.Raft = f.advRaft })
 	set("advertise-gossip", func() { sc.Advertise.Gossip = f.advGossip })
@@ -152,6 +158,7 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	cfg.Join = sc.Join
 	cfg.GRPCAddr, cfg.RaftAddr, cfg.GossipAddr = sc.Addresses.GRPC, sc.Addresses.Raft, sc.Addresses.Gossip
 	cfg.AdvertiseGRPC, cfg.AdvertiseRaft, cfg.AdvertiseGossip = sc.Advertise.GRPC, sc.Advertise.Raft, sc.Advertise.Gossip
+	cfg.HTTPAddr, cfg.EnablePprof = sc.HTTPAddr, sc.EnablePprof
 	cfg.HeartbeatTimeout = sc.Raft.HeartbeatTimeout
 	cfg.ElectionTimeout = sc.Raft.ElectionTimeout
 	cfg.LeaderLeaseTimeout = sc.Raft.LeaderLeaseTimeout

@@ -59,8 +59,8 @@ const (
 )
 
 type server struct {
-	name               string
-	grpc, raft, gossip int
+	name                     string
+	grpc, raft, gossip, http int
 }
 
 // appPorts are the ports written in the release specs; agent i serves
@@ -81,9 +81,11 @@ type demo struct {
 	sec      security
 	servers  []server
 	hosts    []host
-	ports    appPorts
-	traffic  *traffic
-	specs    map[string]string // release id → spec text
+	// agentHTTP are the agents' HTTP listeners (/metrics), in host order.
+	agentHTTP []string
+	ports     appPorts
+	traffic   *traffic
+	specs     map[string]string // release id → spec text
 }
 
 func (d *demo) stage(name string) {
@@ -185,7 +187,11 @@ func (d *demo) session(ctx context.Context) error {
 		}
 	}
 	d.stage("summary")
-	return d.summary(ctx, v3Start)
+	if err := d.summary(ctx, v3Start); err != nil {
+		return err
+	}
+	d.metricsNote()
+	return nil
 }
 
 // prepare finds the binaries and packages the three releases' artifacts.
@@ -243,20 +249,21 @@ func (d *demo) prepare() error {
 // three voters.
 func (d *demo) startServers(ctx context.Context) error {
 	d.say.section("Starting 3 coordinators (raft + gossip + gRPC)")
-	ports, err := freePorts(9)
+	ports, err := freePorts(12)
 	if err != nil {
 		return err
 	}
 	for i := range 3 {
 		d.servers = append(d.servers, server{name: fmt.Sprintf("c%d", i+1),
-			grpc: ports[3*i], raft: ports[3*i+1], gossip: ports[3*i+2]})
+			grpc: ports[4*i], raft: ports[4*i+1], gossip: ports[4*i+2], http: ports[4*i+3]})
 	}
 	d.addr = fmt.Sprintf("127.0.0.1:%d", d.servers[0].grpc)
 	for i, s := range d.servers {
 		args := []string{"server", "-node", s.name,
 			"-data-dir", filepath.Join(d.tmp, "servers", s.name),
 			"-bootstrap-expect", "3",
-			"-grpc-addr", local(s.grpc), "-raft-addr", local(s.raft), "-gossip-addr", local(s.gossip)}
+			"-grpc-addr", local(s.grpc), "-raft-addr", local(s.raft), "-gossip-addr", local(s.gossip),
+			"-http-addr", local(s.http)}
 		for _, o := range d.servers {
 			if o.name != s.name {
 				args = append(args, "-join", local(o.gossip))
@@ -330,7 +337,7 @@ func (d *demo) startAgents(ctx context.Context) error {
 	d.say.note("All six share 127.0.0.1, so each adds its own -port-offset to the ports of")
 	d.say.note("every release spec (on real hosts the offset is 0).")
 	n := len(cells) * hostsPerCell
-	gossip, err := freePorts(n)
+	gossip, err := freePorts(2 * n) // gossip, then HTTP
 	if err != nil {
 		return err
 	}
@@ -343,6 +350,7 @@ func (d *demo) startAgents(ctx context.Context) error {
 				"-data-dir", filepath.Join(d.tmp, "agents", h.name),
 				"-unit-driver", "process",
 				"-gossip-addr", local(gossip[i]),
+				"-http-addr", local(gossip[n+i]),
 				"-heartbeat-interval", "500ms",
 				"-port-offset", strconv.Itoa(h.offset)}
 			for _, s := range d.servers {
@@ -359,6 +367,7 @@ func (d *demo) startAgents(ctx context.Context) error {
 				return err
 			}
 			d.hosts = append(d.hosts, h)
+			d.agentHTTP = append(d.agentHTTP, local(gossip[n+i]))
 			i++
 		}
 	}
@@ -823,4 +832,22 @@ func pickAppPorts(agents int) (appPorts, error) {
 		}
 	}
 	return appPorts{}, errors.New("cannot find free ports for the demo app on 127.0.0.1")
+}
+
+// metricsNote says where each process serves its Prometheus metrics and
+// how to read them (HTTPS with a client certificate: the demo runs with
+// TLS). examples/monitoring has a dashboard and alerting rules for them.
+func (d *demo) metricsNote() {
+	d.say.section("Metrics: until the demo stops them, every process serves /metrics, /v1/health and /v1/ready")
+	for _, s := range d.servers {
+		d.say.note("  coordinator %s: https://%s/metrics", s.name, local(s.http))
+	}
+	for i, a := range d.agentHTTP {
+		d.say.note("  agent %s: https://%s/metrics", d.hosts[i].name, a)
+	}
+	if d.sec.ca != "" {
+		d.say.note("With TLS on, /metrics needs a client certificate of the cluster, e.g.:")
+		d.say.note("  curl --cacert %s --cert %s --key %s https://%s/metrics", d.sec.ca, d.sec.cliCert, d.sec.cliKey, local(d.servers[0].http))
+	}
+	d.say.note("(examples/monitoring has a Grafana dashboard and Prometheus alerting rules for them.)")
 }

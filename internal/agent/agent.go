@@ -12,6 +12,7 @@ import (
 	"github.com/rollwave/rollwave/internal/deploy/slot"
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/health"
+	"github.com/rollwave/rollwave/internal/httpapi"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -30,6 +31,10 @@ type Agent struct {
 	tls      *tlsutil.Reloader
 	progress *progressQueue
 	metrics  *metricWindows
+	// prom are the Prometheus metrics (prom.go); http serves them
+	// (nil when the listener is off).
+	prom *promMetrics
+	http *httpapi.Server
 
 	clock Clock
 	// lastAck is the monotonic reading (Clock.Mono, in nanoseconds) of the
@@ -65,6 +70,7 @@ func New(cfg Config) (*Agent, error) {
 		clock:    cfg.Clock,
 	}
 	a.leaderID.Store("")
+	a.prom = newPromMetrics(a)
 	if a.clock == nil {
 		a.clock = RealClock()
 	}
@@ -90,7 +96,9 @@ func New(cfg Config) (*Agent, error) {
 		Logger:  cfg.logger().With("host", cfg.NodeName),
 		// Every redirect hop of a download is held to the same policy.
 		CheckArtifactURL: cfg.Policy.CheckArtifactURL,
+		OnStep:           a.prom.onStep,
 		OnProgress: func(app string, gen uint64, st rollwavev1.AssignmentState, reason string) {
+			a.prom.onProgress(st, reason)
 			a.progress.push(&rollwavev1.AssignmentProgress{
 				App: app, Generation: gen, State: st, Reason: reason, TimeUnixNano: a.clock.Now().UnixNano(),
 			})
@@ -184,6 +192,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	for _, app := range a.mgr.Apps() {
 		a.ctl(app)
 	}
+	if err := a.startHTTP(); err != nil {
+		return err
+	}
 	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.sessionLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.sampleLoop(ctx) }()
@@ -197,6 +208,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 func (a *Agent) shutdown() {
 	a.wg.Wait()
+	a.closeHTTP()
 	a.mu.Lock()
 	a.closed = true
 	a.mu.Unlock()

@@ -337,5 +337,5 @@ func (c *appCtl) checks(spec *rollwavev1.ReleaseSpec, port int, slotName slot.Na
 		}
 		out = append(out, health.CheckWithInterval{Check: ch, Interval: iv})
 	}
-	return out, nil
+	return c.a.prom.timeChecks(c.app, out), nil
 }

@@ -68,6 +68,13 @@ type Config struct {
 	TLS *tlsutil.Config
 	// GossipKey encrypts gossip (16, 24 or 32 bytes); nil = clear.
 	GossipKey []byte
+	// HTTPAddr is the HTTP listener's address (/metrics, /v1/health,
+	// /v1/ready, pprof; internal/httpapi); "" or "off" turns it off (the
+	// default here: the command sets the config file's default, 127.0.0.1:7425).
+	HTTPAddr string
+	// EnablePprof serves pprof on the HTTP listener (agents hold no ACL
+	// tokens: this is the only way to turn it on).
+	EnablePprof bool
 	// DiskPath is the filesystem whose usage is reported (default DataDir).
 	DiskPath string
 	// Version is reported in hello and gossip.
@@ -130,6 +137,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("reconcile interval must be positive, got %s", c.ReconcileEvery)
 	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
 		return fmt.Errorf("retry backoff must satisfy 0 < min (%s) <= max (%s)", c.RetryMin, c.RetryMax)
+	}
+	if c.HTTPAddr != "" && c.HTTPAddr != "off" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return fmt.Errorf("addresses.http %q is not host:port: %v", c.HTTPAddr, err)
+		}
 	}
 	for _, j := range c.Join {
 		if _, _, err := net.SplitHostPort(j); err != nil {

@@ -26,6 +26,10 @@ const (
 // exitCode returns the exit code for an error that reached Run after the
 // command started: the status code's, or ExitError.
 func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
 	var se interface {
 		error
 		GRPCStatus() *status.Status

@@ -49,6 +49,7 @@ func readSpec(path string) (string, []byte, error) {
 
 func newReleaseSubmitCommand(a *app, start bool) *cobra.Command {
 	var asJSON bool
+	var wf waitFlags
 	cmd := &cobra.Command{
 		Use:   "submit FILE",
 		Short: "Submit a release spec; it waits, pending, until started",
@@ -62,8 +63,15 @@ as pending. Spec errors name FILE, line and column.`,
 		cmd.Short = "Submit a release spec and start rolling it out at once"
 		cmd.Long = `Submit the release described in FILE (HCL, or JSON when FILE ends in .json)
 and start it: the first phase begins as soon as the leader gets to it.
-Follow it with "rollwave release status ID -watch".`
-		cmd.Example = `  rollwave release start api-2.4.0.hcl`
+Follow it with "rollwave release status ID -watch".
+
+With -wait (for CI pipelines), stay and print one line per change until the
+release ends, as "release status ID -wait" does; -timeout then bounds the
+whole wait (default 30m). Exit codes: 0 succeeded; 1 rolled back, failed or
+aborted; 9 timed out (still running, paused or waiting for approval —
+nothing is stopped); 2 usage; 3–8 the coordinator refused the request.`
+		cmd.Example = `  rollwave release start api-2.4.0.hcl
+  rollwave release start api-2.4.0.hcl -wait -timeout 45m`
 	}
 	cmd.Args = exactArgs("FILE")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -78,6 +86,17 @@ Follow it with "rollwave release status ID -watch".`
 			return err
 		}
 		r := resp.GetRelease()
+		if wf.wait {
+			client, done, err := a.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if !asJSON {
+				fmt.Fprintf(cmd.OutOrStdout(), "Release %s submitted and started; waiting for it to end\n", r.GetId())
+			}
+			return a.waitRelease(cmd, client, r.GetId(), a.waitTimeout(cmd), asJSON)
+		}
 		if asJSON {
 			return writeJSON(cmd.OutOrStdout(), r)
 		}
@@ -89,6 +108,9 @@ Follow it with "rollwave release status ID -watch".`
 		return nil
 	}
 	addJSONFlag(cmd, &asJSON)
+	if start {
+		addWaitFlag(cmd, &wf)
+	}
 	return cmd
 }
 

@@ -22,8 +22,9 @@ const watchRecentEvents = 8
 
 func newReleaseStatusCommand(a *app) *cobra.Command {
 	var asJSON, watch bool
+	var wf waitFlags
 	cmd := &cobra.Command{
-		Use:   "status ID [-watch]",
+		Use:   "status ID [-watch | -wait [-timeout 30m]]",
 		Short: "Show a release's progress phase by phase",
 		Long: `Show a release's progress: per phase its state, hosts done out of total,
 the bake countdown and the latest gate readings.
@@ -32,9 +33,18 @@ With -watch, follow the release until it ends: on a terminal the view is
 redrawn on every change, otherwise each event is appended as a line. The
 exit code then tells how it ended: 0 if it succeeded, 1 if it was rolled
 back, aborted or failed. -watch has no -timeout; interrupt to stop watching
-(the release carries on).`,
+(the release carries on).
+
+With -wait (for CI pipelines), print one line per change of state, phase or
+hosts done (-json: one JSON object per line, the last with "outcome" and
+"exit_code") until the release ends or -timeout (default 30m, for the whole
+wait) passes; the stream is reopened if the coordinator ends it. Exit codes:
+0 succeeded; 1 rolled back, failed or aborted; 9 timed out (still running,
+paused or waiting for approval — nothing is stopped); 2 usage; 3–8 the
+coordinator refused the request (see docs/operations.md).`,
 		Example: `  rollwave release status api-2.4.0
-  rollwave release status api-2.4.0 -watch`,
+  rollwave release status api-2.4.0 -watch
+  rollwave release status api-2.4.0 -wait -timeout 45m -json`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, done, err := a.connect(cmd)
@@ -42,6 +52,12 @@ back, aborted or failed. -watch has no -timeout; interrupt to stop watching
 				return err
 			}
 			defer done()
+			if watch && wf.wait {
+				return usageErrorf("-watch and -wait are exclusive: -watch is for people (redraws a terminal), -wait for pipelines")
+			}
+			if wf.wait {
+				return a.waitRelease(cmd, client, args[0], a.waitTimeout(cmd), asJSON)
+			}
 			if watch {
 				return a.watchRelease(cmd, client, args[0], asJSON)
 			}
@@ -63,6 +79,7 @@ back, aborted or failed. -watch has no -timeout; interrupt to stop watching
 	}
 	addJSONFlag(cmd, &asJSON)
 	cmd.Flags().BoolVar(&watch, "watch", false, "follow the release until it ends; exit 1 unless it succeeds")
+	addWaitFlag(cmd, &wf)
 	return cmd
 }
 

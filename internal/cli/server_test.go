@@ -31,21 +31,24 @@ type fakeOperator struct {
 	reqs map[string][]proto.Message
 	errs map[string]error
 
-	status    *rollwavev1.StatusResponse
-	members   []*rollwavev1.Member
-	peers     []*rollwavev1.RaftPeer
-	hosts     []*rollwavev1.HostView
-	cells     []*rollwavev1.CellView
-	plan      *rollwavev1.PlanReleaseResponse
-	release   *rollwavev1.GetReleaseResponse
-	releases  []*rollwavev1.Release
-	events    []*rollwavev1.Event
-	freezes   *rollwavev1.ListFreezesResponse
-	snapshot  [][]byte                           // chunks SnapshotSave streams
-	saveErr   error                              // returned after the chunks
-	restored  [][]byte                           // chunks SnapshotRestore received
-	watch     []*rollwavev1.WatchReleaseResponse // messages WatchRelease streams
-	restoreAt uint64
+	status   *rollwavev1.StatusResponse
+	members  []*rollwavev1.Member
+	peers    []*rollwavev1.RaftPeer
+	hosts    []*rollwavev1.HostView
+	cells    []*rollwavev1.CellView
+	plan     *rollwavev1.PlanReleaseResponse
+	release  *rollwavev1.GetReleaseResponse
+	releases []*rollwavev1.Release
+	events   []*rollwavev1.Event
+	freezes  *rollwavev1.ListFreezesResponse
+	snapshot [][]byte                           // chunks SnapshotSave streams
+	saveErr  error                              // returned after the chunks
+	restored [][]byte                           // chunks SnapshotRestore received
+	watch    []*rollwavev1.WatchReleaseResponse // messages WatchRelease streams
+	// watchFirst, when set, are the messages of the first WatchRelease
+	// calls, one script per call; later calls stream watch.
+	watchFirst [][]*rollwavev1.WatchReleaseResponse
+	restoreAt  uint64
 	// blockStatus makes Status wait for the caller's deadline.
 	blockStatus bool
 }
@@ -211,7 +214,13 @@ func (f *fakeOperator) WatchRelease(req *rollwavev1.WatchReleaseRequest, stream 
 	if err := f.record("WatchRelease", req); err != nil {
 		return err
 	}
-	for _, m := range f.watch {
+	f.mu.Lock()
+	script := f.watch
+	if len(f.watchFirst) > 0 {
+		script, f.watchFirst = f.watchFirst[0], f.watchFirst[1:]
+	}
+	f.mu.Unlock()
+	for _, m := range script {
 		if err := stream.Send(m); err != nil {
 			return err
 		}

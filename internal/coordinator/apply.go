@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"errors"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
@@ -27,8 +28,11 @@ func (s *Server) Apply(t raftfsm.MessageType, msg proto.Message) (any, error) {
 	if len(buf) > maxMessageSize {
 		return nil, errorf(raftfsm.ErrInvalid, "%s command is %d bytes, over the %d byte limit", t, len(buf), maxMessageSize)
 	}
+	start := time.Now()
 	f := s.raft.Apply(buf, s.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
+	err = f.Error()
+	s.metrics.observeApply(t, time.Since(start))
+	if err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return nil, withStatus(codes.Unavailable, err, "leadership changed while applying %s; retry: %v", t, err)

@@ -79,6 +79,13 @@ type Config struct {
 	// Limits bound the connections clients may hold on the gRPC listener
 	// (per client IP, in total, handshake and idle deadlines).
 	Limits Limits
+	// HTTPAddr is the HTTP listener's address (/metrics, /v1/health,
+	// /v1/ready, pprof; internal/httpapi); "" or "off" turns it off (the
+	// default here: the command sets the config file's default, 127.0.0.1:7424).
+	HTTPAddr string
+	// EnablePprof serves pprof on the HTTP listener when ACLs are off; with
+	// ACLs on, pprof needs an admin token whatever this says.
+	EnablePprof bool
 	// GossipFast selects short gossip probe intervals (tests).
 	GossipFast bool
 
@@ -142,6 +149,11 @@ func (c *Config) Validate() error {
 	} {
 		if err := checkHostPort(a.v); err != nil {
 			return fmt.Errorf("%s: %w", a.name, err)
+		}
+	}
+	if c.HTTPAddr != "" && c.HTTPAddr != "off" {
+		if err := checkHostPort(c.HTTPAddr); err != nil {
+			return fmt.Errorf("addresses.http: %w", err)
 		}
 	}
 	for _, a := range []struct{ name, v string }{

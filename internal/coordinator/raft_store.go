@@ -60,7 +60,7 @@ func (s *Server) openRaftStore(rc *raft.Config, raftDir string, trans raft.Trans
 	if err != nil {
 		return fmt.Errorf("open snapshot store in %s: %w", raftDir, err)
 	}
-	r, err := raft.NewRaft(rc, s.fsm, cached, bolt, fss, trans)
+	r, err := raft.NewRaft(rc, timedFSM{s.fsm, s.metrics}, cached, bolt, fss, trans)
 	if err != nil {
 		// The configuration was validated: what fails here is reading the
 		// stores (the term, the last entry, a snapshot).

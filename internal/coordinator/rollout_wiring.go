@@ -45,6 +45,7 @@ func (s *Server) Rollout() *rollout.Orchestrator { return s.rollout }
 // observeHeartbeat hands an agent heartbeat to the orchestrator (samples
 // for the baseline gate, reachability). It does not block.
 func (s *Server) observeHeartbeat(host string, hb *rollwavev1.Heartbeat, at time.Time) {
+	s.metrics.heartbeats.Inc()
 	if s.rollout != nil {
 		s.rollout.Observe(host, hb, at)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/gossip"
+	"github.com/rollwave/rollwave/internal/httpapi"
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -47,6 +48,10 @@ type Server struct {
 
 	grpcSrv *grpc.Server
 	grpcLn  net.Listener
+	// metrics and the HTTP listener serving them (metrics.go, http.go);
+	// http is nil when the listener is off.
+	metrics *metrics
+	http    *httpapi.Server
 	// tls holds the current certificates (nil without TLS); ReloadTLS
 	// swaps them.
 	tls     *tlsutil.Reloader
@@ -97,6 +102,7 @@ func New(cfg Config) (_ *Server, err error) {
 		leaderNotify: make(chan bool, 16),
 		shutdownCh:   make(chan struct{}),
 	}
+	s.metrics = newMetrics(s)
 	// Whatever was opened is closed again when a later step fails.
 	defer func() {
 		if err != nil {
@@ -152,7 +158,8 @@ func New(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, errorInterceptors()...) // innermost: maps error kinds to codes (errkind.go)
+	opts = append(s.metrics.grpcOptions(), opts...) // outermost: every call is timed (metrics.go)
+	opts = append(opts, errorInterceptors()...)     // innermost: maps error kinds to codes (errkind.go)
 	s.grpcSrv = grpc.NewServer(opts...)
 	rollwavev1.RegisterOperatorServiceServer(s.grpcSrv, &operatorService{s: s})
 	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, newAgentService(s))
@@ -167,6 +174,11 @@ func New(cfg Config) (_ *Server, err error) {
 		}
 	}()
 
+	if err := s.startHTTP(); err != nil {
+		return nil, err
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.metrics.watchLeader(s.raft, s.shutdownCh) }()
 	s.wg.Add(1)
 	go s.monitorLeadership()
 	s.wg.Add(1)
@@ -186,7 +198,7 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	s.wg.Add(1)
 	go s.rejoinLoop()
-	s.log.Info("coordinator started", "grpc_addr", s.grpcAddr, "raft_addr", s.raftAddr,
+	s.log.Info("coordinator started", "grpc_addr", s.grpcAddr, "raft_addr", s.raftAddr, "http_addr", s.HTTPAddr(),
 		"gossip_addr", s.pool.LocalAddr(), "dev", cfg.Dev, "bootstrap_expect", cfg.BootstrapExpect)
 	return s, nil
 }
@@ -249,7 +261,7 @@ func (s *Server) setupRaft() error {
 
 	if cfg.Dev {
 		store := raft.NewInmemStore()
-		r, err := raft.NewRaft(rc, s.fsm, store, store, raft.NewInmemSnapshotStore(), trans)
+		r, err := raft.NewRaft(rc, timedFSM{s.fsm, s.metrics}, store, store, raft.NewInmemSnapshotStore(), trans)
 		if err != nil {
 			return fmt.Errorf("start raft: %w", err)
 		}
@@ -438,6 +450,7 @@ func (s *Server) Shutdown() error {
 
 func (s *Server) closeAll() error {
 	var errs []error
+	s.closeHTTP()
 	if s.grpcSrv != nil {
 		// Stop, not GracefulStop: watch streams would hold it open forever.
 		s.grpcSrv.Stop()

@@ -63,6 +63,13 @@ type AgentConfig struct {
 	// Limits bound what one assignment may make the agent download and
 	// unpack.
 	Limits AgentLimits
+	// HTTPAddr is the HTTP listener (/metrics, /v1/health, /v1/ready,
+	// pprof), the config file's addresses.http; default
+	// DefaultAgentHTTPAddr, "" or "off" turns it off (http_config.go).
+	HTTPAddr string
+	// EnablePprof serves pprof on the HTTP listener (agents have no ACL
+	// tokens: the flag is the only way to turn it on).
+	EnablePprof bool
 }
 
 // AgentPolicy is the `policy { }` block: limits the host's operators put
@@ -102,6 +109,7 @@ func DefaultAgentConfig() *AgentConfig {
 		UnitDriver:        DriverSystemd,
 		HeartbeatInterval: 2 * time.Second,
 		Addresses:         AgentAddresses{Gossip: "0.0.0.0:7423"},
+		HTTPAddr:          DefaultAgentHTTPAddr,
 		LogLevel:          LogInfo,
 		TLS:               TLSConfig{VerifyServerHostname: true},
 		Policy:            AgentPolicy{AllowRoot: true},
@@ -138,7 +146,11 @@ func (c *AgentConfig) fields() []field {
 		attr("unit_driver", str(&c.UnitDriver)),
 		attr("heartbeat_interval", duration(&c.HeartbeatInterval)),
 		attr("log_level", str(&c.LogLevel)),
-		block("addresses", sub(attr("gossip", str(&c.Addresses.Gossip)))),
+		block("addresses", sub(
+			attr("gossip", str(&c.Addresses.Gossip)),
+			attr("http", str(&c.HTTPAddr)),
+		)),
+		attr("enable_pprof", boolean(&c.EnablePprof)),
 		block("advertise", sub(attr("gossip", str(&c.Advertise.Gossip)))),
 		block("tls", tlsFields(&c.TLS)),
 		attr("encrypt", str(&c.Encrypt)),
@@ -190,6 +202,10 @@ func (c *AgentConfig) validate() problems {
 	checkEnum(&ps, "unit_driver", c.UnitDriver, DriverSystemd, DriverProcess)
 	within(&ps, "heartbeat_interval", c.HeartbeatInterval, MaxHeartbeatInterval)
 	checkBind(&ps, "addresses.gossip", c.Addresses.Gossip)
+	checkHTTPAddr(&ps, "addresses.http", c.HTTPAddr)
+	checkDistinct(&ps, "addresses", map[string]string{
+		"gossip": c.Addresses.Gossip, "http": httpBind(c.HTTPAddr),
+	}, []string{"gossip", "http"})
 	checkAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)
 	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
 	c.TLS.validate(&ps)

@@ -26,8 +26,10 @@ func TestParseServerConfig(t *testing.T) {
 			SnapshotThreshold:  4096,
 			TrailingLogs:       2048,
 		},
-		TLS:    TLSConfig{VerifyServerHostname: true},
-		Limits: DefaultServerConfig().Limits,
+		TLS:         TLSConfig{VerifyServerHostname: true},
+		Limits:      DefaultServerConfig().Limits,
+		HTTPAddr:    "0.0.0.0:7424",
+		EnablePprof: true,
 	}
 	for _, name := range []string{"testdata/config/server.hcl", "testdata/config/server.json"} {
 		got, err := ParseServerConfig(name, readFile(t, name))
@@ -149,6 +151,22 @@ func TestParseServerConfigInvalid(t *testing.T) {
 			want: []string{`server.hcl:3:10: addresses.raft: 127.0.0.1:7420 is also addresses.grpc; each endpoint needs its own port`},
 		},
 		{
+			// The HTTP listener: a bind address or "off"; its own port;
+			// no advertised form; enable_pprof is a bool.
+			name: "http address",
+			src:  "dev = true\naddresses {\n  http = \"127.0.0.1:7420\"\n}\nadvertise {\n  http = \"10.0.0.1:7424\"\n}\nenable_pprof = \"yes\"\n",
+			want: []string{
+				`server.hcl:3:10: addresses.http: 127.0.0.1:7420 is also addresses.grpc; each endpoint needs its own port`,
+				`server.hcl:6:3: advertise: unknown field "http"`,
+				`server.hcl:8:16: enable_pprof: expected true or false, got string "yes"`,
+			},
+		},
+		{
+			name: "http address not host:port",
+			src:  "dev = true\naddresses {\n  http = \"metrics\"\n}\n",
+			want: []string{`server.hcl:3:10: addresses.http: expected host:port such as "127.0.0.1:8080" or ":8080", got "metrics" (or "off" for no HTTP listener)`},
+		},
+		{
 			// Advertised and joined addresses must be dialable.
 			name: "advertise and join",
 			src:  "dev = true\njoin = [\"10.0.0.1:7422\", \"10.0.0.2\"]\nadvertise {\n  grpc = \"0.0.0.0:7420\"\n  raft = \":7421\"\n}\n",
@@ -240,6 +258,7 @@ func TestParseAgentConfig(t *testing.T) {
 		TLS:               TLSConfig{VerifyServerHostname: true},
 		Policy:            AgentPolicy{AllowRoot: true},
 		Limits:            DefaultAgentLimits(),
+		HTTPAddr:          "off",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", got, want)

@@ -61,6 +61,13 @@ type ServerConfig struct {
 	// operators of the coordinators bound where a release author can make
 	// the leader send requests. Empty allows any http(s) URL.
 	GateURLPrefixes []string
+	// HTTPAddr is the HTTP listener (/metrics, /v1/health, /v1/ready,
+	// pprof), the config file's addresses.http; default
+	// DefaultServerHTTPAddr, "" or "off" turns it off (http_config.go).
+	HTTPAddr string
+	// EnablePprof serves pprof on the HTTP listener without a token when
+	// ACLs are off (with ACLs on, an admin token is always needed).
+	EnablePprof bool
 }
 
 // LimitsConfig is the `limits { }` block (as Consul's): what one client,
@@ -140,7 +147,8 @@ func DefaultServerConfig() *ServerConfig {
 			Raft:   "127.0.0.1:7421",
 			Gossip: "127.0.0.1:7422",
 		},
-		TLS: TLSConfig{VerifyServerHostname: true},
+		HTTPAddr: DefaultServerHTTPAddr,
+		TLS:      TLSConfig{VerifyServerHostname: true},
 		Limits: LimitsConfig{
 			RPCMaxConnsPerClient: 100,
 			RPCMaxConns:          30000,
@@ -194,7 +202,13 @@ func (c *ServerConfig) fields() []field {
 		attr("bootstrap_expect", integer(&c.BootstrapExpect)),
 		attr("join", strList(&c.Join)),
 		attr("log_level", str(&c.LogLevel)),
-		block("addresses", addrs(&c.Addresses)),
+		block("addresses", sub(
+			attr("grpc", str(&c.Addresses.GRPC)),
+			attr("raft", str(&c.Addresses.Raft)),
+			attr("gossip", str(&c.Addresses.Gossip)),
+			attr("http", str(&c.HTTPAddr)),
+		)),
+		attr("enable_pprof", boolean(&c.EnablePprof)),
 		block("advertise", addrs(&c.Advertise)),
 		block("tls", tlsFields(&c.TLS)),
 		attr("encrypt", str(&c.Encrypt)),
@@ -258,9 +272,10 @@ func (c *ServerConfig) validate() problems {
 	checkBind(&ps, "addresses.grpc", c.Addresses.GRPC)
 	checkBind(&ps, "addresses.raft", c.Addresses.Raft)
 	checkBind(&ps, "addresses.gossip", c.Addresses.Gossip)
+	checkHTTPAddr(&ps, "addresses.http", c.HTTPAddr)
 	checkDistinct(&ps, "addresses", map[string]string{
-		"grpc": c.Addresses.GRPC, "raft": c.Addresses.Raft, "gossip": c.Addresses.Gossip,
-	}, []string{"grpc", "raft", "gossip"})
+		"grpc": c.Addresses.GRPC, "raft": c.Addresses.Raft, "gossip": c.Addresses.Gossip, "http": httpBind(c.HTTPAddr),
+	}, []string{"grpc", "raft", "gossip", "http"})
 	checkAdvertiseField(&ps, "advertise.grpc", c.Advertise.GRPC)
 	checkAdvertiseField(&ps, "advertise.raft", c.Advertise.Raft)
 	checkAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)

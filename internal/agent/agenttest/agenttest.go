@@ -70,6 +70,7 @@ func Start(t testing.TB, name, cell string, o Options) *Agent {
 	// Gossip binds port 0 itself and reports the port (GossipAddr): no
 	// port is picked and bound again later.
 	cfg.GossipAddr = "127.0.0.1:0"
+	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.GossipFast = true
 	cfg.HeartbeatInterval = hb
 	cfg.ReconnectMin, cfg.ReconnectMax = 50*time.Millisecond, 500*time.Millisecond

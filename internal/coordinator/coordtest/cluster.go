@@ -43,6 +43,8 @@ func FastConfig(t testing.TB, name string) coordinator.Config {
 	c.GRPCAddr = testutil.FreeAddr(t)
 	c.RaftAddr = testutil.FreeAddr(t)
 	c.GossipAddr = testutil.FreeAddr(t)
+	// The HTTP listener binds a port of its own choosing (Server.HTTPAddr).
+	c.HTTPAddr = "127.0.0.1:0"
 	c.HeartbeatTimeout = 200 * time.Millisecond
 	c.ElectionTimeout = 200 * time.Millisecond
 	c.LeaderLeaseTimeout = 100 * time.Millisecond

@@ -73,6 +73,10 @@ type ManagerConfig struct {
 	// Limits bound each artifact's download and unpacked size; zero
 	// fields take the defaults (2 GiB each).
 	Limits Limits
+	// OnStep is told how long each step of a swap or revert took (op is
+	// OpSwap or OpRevert) and whether it failed: the agent's metrics. It
+	// is called with the app's lock held and must not block. May be nil.
+	OnStep func(app, op, step string, d time.Duration, err error)
 }
 
 // Validate checks a config.
@@ -265,7 +269,12 @@ func (m *Manager) runStep(rt *appRT, step string, last bool, fn func() error) er
 		return err
 	}
 	m.log.Debug("step", "app", rt.name, "generation", st.Op.Generation, "op", kind, "step", step)
-	if err := fn(); err != nil {
+	began := time.Now()
+	err := fn()
+	if m.cfg.OnStep != nil {
+		m.cfg.OnStep(rt.name, kind, step, time.Since(began), err)
+	}
+	if err != nil {
 		return err
 	}
 	if last {

@@ -139,6 +139,9 @@ func (c *Coordinator) start() error {
 		"-data-dir", c.dataDir,
 		"-bootstrap-expect", strconv.Itoa(len(c.c.nodes)),
 		"-grpc-addr", c.GRPC, "-raft-addr", c.Raft, "-gossip-addr", c.Gossip,
+		// Several coordinators may share one network namespace: each HTTP
+		// listener takes a port of its own.
+		"-http-addr", "127.0.0.1:0",
 	}
 	for _, o := range c.c.nodes {
 		if o != c {

@@ -11,6 +11,7 @@ log_level          = "warn"
 
 addresses {
   gossip = "0.0.0.0:7423"
+  http   = "off"
 }
 
 advertise {

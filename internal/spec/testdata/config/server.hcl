@@ -10,7 +10,10 @@ addresses {
   grpc   = "0.0.0.0:7420"
   raft   = "0.0.0.0:7421"
   gossip = "0.0.0.0:7422"
+  http   = "0.0.0.0:7424"
 }
+
+enable_pprof = true
 
 advertise {
   grpc   = "10.0.0.1:7420"

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// A stream the coordinator ends before the release does (a leader
+// change) is opened again: -wait still sees the release succeed.
+func TestReleaseStatusWaitReopensTheStream(t *testing.T) {
+	f := fixture()
+	full := watchScript(rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED, "")
+	f.watchFirst = [][]*rollwavev1.WatchReleaseResponse{full[:1], full[:2]}
+	f.watch = full
+	addr := startServer(t, f)
+	r := runAt(t, addr, "release", "status", "api-2.4.0", "-wait", "-timeout", "1m").expect(t, ExitOK)
+	if n := len(f.requests("WatchRelease")); n != 3 {
+		t.Errorf("WatchRelease called %d times, want 3 (two streams ended early)", n)
+	}
+	if !strings.Contains(r.stdout, "api-2.4.0: succeeded (exit 0)") {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+	// One line per change, not per message: running (once), succeeded, outcome.
+	if n := strings.Count(r.stdout, "\n"); n != 3 {
+		t.Errorf("%d lines, want 3:\n%s", n, r.stdout)
+	}
+}
+
+// A release waiting for approval past -timeout: exit 9, and the message
+// says how to approve it.
+func TestReleaseStatusWaitTimesOutAwaitingApproval(t *testing.T) {
+	f := fixture()
+	waiting := proto.Clone(f.release.GetRelease()).(*rollwavev1.Release)
+	waiting.State = rollwavev1.ReleaseState_RELEASE_STATE_AWAITING_APPROVAL
+	f.watch = []*rollwavev1.WatchReleaseResponse{{Release: waiting}}
+	addr := startServer(t, f)
+	r := runAt(t, addr, "release", "status", "api-2.4.0", "-wait", "-timeout", "1s", "-json").expect(t, ExitTimedOut)
+	if !strings.Contains(r.stderr, "waiting for approval of phase 1; approve it with 'rollwave release approve api-2.4.0'") {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"outcome":"timed_out"`) || !strings.Contains(last, `"exit_code":9`) ||
+		!strings.Contains(last, `"state":"awaiting_approval"`) {
+		t.Errorf("last -json line = %s", last)
+	}
+}
+
+// Rolled back: exit 1 with the reason.
+func TestReleaseStatusWaitRolledBack(t *testing.T) {
+	f := fixture()
+	f.watch = watchScript(rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK, "gate cpu failed")
+	addr := startServer(t, f)
+	r := runAt(t, addr, "release", "status", "api-2.4.0", "-wait").expect(t, ExitError)
+	if !strings.Contains(r.stderr, "release api-2.4.0 ended rolled_back: gate cpu failed") {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+}
