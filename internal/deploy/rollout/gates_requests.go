@@ -53,7 +53,17 @@ func (o *Orchestrator) requestWindow(p *rollwavev1.Phase) (from, to time.Time, r
 func requestGatesOn(r *rollwavev1.Release) bool {
 	g := r.GetSpec().GetGates()
 	return g.GetMaxErrorRate() > 0 || g.GetMaxLatencyP99Ms() > 0 ||
-		(g.GetBaseline() == "compare" && r.GetSpec().GetTraffic().GetMode() == "proxy")
+		(g.GetBaseline() == "compare" && comparesRequests(r))
+}
+
+// comparesRequests says whether the baseline comparison covers requests:
+// only behind the HTTP proxy. A TCP proxy's "latency" is connection
+// lifetime, which says little about users, and specs written before
+// traffic.protocol existed keep the comparison they were started with
+// (CPU and RSS) instead of pausing on a service with little traffic.
+func comparesRequests(r *rollwavev1.Release) bool {
+	t := r.GetSpec().GetTraffic()
+	return t.GetMode() == "proxy" && t.GetProtocol() == "http"
 }
 
 func windowText(from, to time.Time) string {
@@ -150,15 +160,15 @@ func (o *Orchestrator) requestGates(r *rollwavev1.Release, p *rollwavev1.Phase, 
 }
 
 // baselineRequestGates extends the baseline comparison to what users
-// feel, when the agents' proxy carries the app's traffic: the phase's
+// feel, when the agents' HTTP proxy carries the app's traffic: the phase's
 // new-version hosts against old-version peers (same cells, else the
 // fleet), error rate by a one-sided two-proportion z-test (Fisher's exact
 // test for few errors) and latency by a one-sided Mann-Whitney U test on
 // the merged histograms. Fewer than min_requests on either side is
 // inconclusive.
 func (o *Orchestrator) baselineRequestGates(r *rollwavev1.Release, p *rollwavev1.Phase, canaryHosts, sameCell, fleet []string) []gateResult {
-	if r.GetSpec().GetTraffic().GetMode() != "proxy" {
-		return nil // nothing measures requests
+	if !comparesRequests(r) {
+		return nil
 	}
 	g := r.GetSpec().GetGates()
 	app, version := r.GetSpec().GetApp(), r.GetSpec().GetVersion()
