@@ -105,16 +105,25 @@ func optNumber(dst **float64) attrFunc {
 }
 
 func (d *decoder) numberValue(expr hcl.Expression, path string) (float64, bool) {
-	v, ok := d.eval(expr, path)
+	bf, ok := d.numeric(expr, path)
 	if !ok {
 		return 0, false
 	}
+	f, _ := bf.Float64()
+	return f, true
+}
+
+// numeric evaluates a number attribute, reporting anything else.
+func (d *decoder) numeric(expr hcl.Expression, path string) (*big.Float, bool) {
+	v, ok := d.eval(expr, path)
+	if !ok {
+		return nil, false
+	}
 	if v.Type() != cty.Number {
 		d.typeErr(expr, path, "a number", v)
-		return 0, false
+		return nil, false
 	}
-	f, _ := v.AsBigFloat().Float64()
-	return f, true
+	return v.AsBigFloat(), true
 }
 
 func integer(dst *int) attrFunc {
@@ -128,15 +137,10 @@ func integer(dst *int) attrFunc {
 // intValue decodes a whole number that fits in 32 bits (the protocol's
 // int32 fields); range checks beyond that belong to Validate.
 func (d *decoder) intValue(expr hcl.Expression, path string) (int, bool) {
-	v, ok := d.eval(expr, path)
+	bf, ok := d.numeric(expr, path)
 	if !ok {
 		return 0, false
 	}
-	if v.Type() != cty.Number {
-		d.typeErr(expr, path, "a number", v)
-		return 0, false
-	}
-	bf := v.AsBigFloat()
 	if !bf.IsInt() {
 		d.fail(expr.Range(), path, "expected a whole number, got %s", numberText(bf))
 		return 0, false

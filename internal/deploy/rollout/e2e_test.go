@@ -76,13 +76,17 @@ func ctxT(t *testing.T) context.Context {
 	return c
 }
 
-func newFleet(t *testing.T) *fleet {
+func newFleet(t *testing.T) *fleet { return newFleetOf(t, 3, 3) }
+
+// newFleetOf starts coordinators servers and hostsPerCell agents in each
+// cell.
+func newFleetOf(t *testing.T, coordinators, hostsPerCell int) *fleet {
 	t.Helper()
 	octet := netOctet.Add(1)
 	ports := testutil.FreePorts(t, 2)
 	f := &fleet{t: t, agents: map[string]*agenttest.Agent{}, ips: map[string]string{}, cellOf: map[string]string{},
 		dir: t.TempDir(), blue: ports[0], green: ports[1]}
-	f.c = coordtest.NewCluster(t, 3)
+	f.c = coordtest.NewCluster(t, coordinators)
 	l := f.leader()
 	for i, name := range cellNames {
 		if _, err := f.c.Client(l).SetCell(ctxT(t), &v1.SetCellRequest{Actor: "test",
@@ -91,8 +95,8 @@ func newFleet(t *testing.T) *fleet {
 		}
 	}
 	f.octet = octet
-	for i := 0; i < 9; i++ {
-		f.addHost(cellNames[i/3])
+	for i := 0; i < len(cellNames)*hostsPerCell; i++ {
+		f.addHost(cellNames[i/hostsPerCell])
 	}
 	f.waitRegistered()
 	return f

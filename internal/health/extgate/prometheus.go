@@ -139,7 +139,10 @@ func (g *Gate) judge(values []float64, series []string, res *Result) {
 	res.Evidence["value"], res.Evidence["worst_series"] = fmtFloat(res.Value), series[bestAt]
 	if best > 0 {
 		res.Verdict = health.Fail
-		res.Detail = fmt.Sprintf("%s %s %s %s (%s)", g.name, fmtFloat(res.Value), op, fmtFloat(limit), series[bestAt])
+		res.Detail = fmt.Sprintf("%s %s %s %s", g.name, fmtFloat(res.Value), op, fmtFloat(limit))
+		if series[bestAt] != "{}" { // an aggregate has no labels to show
+			res.Detail += " (" + series[bestAt] + ")"
+		}
 		return
 	}
 	res.Verdict = health.Pass
