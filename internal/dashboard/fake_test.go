@@ -152,7 +152,7 @@ func simulatedFleet(n int) *fakeAPI {
 		})
 	}
 	f.releases = []*rollwavev1.Release{{Id: "api-2.0.0", State: rollwavev1.ReleaseState_RELEASE_STATE_RUNNING,
-		Spec: &rollwavev1.ReleaseSpec{App: "api", Version: "2.0.0"},
+		Spec:   &rollwavev1.ReleaseSpec{App: "api", Version: "2.0.0"},
 		Phases: []*rollwavev1.Phase{{Index: 0, State: rollwavev1.PhaseState_PHASE_STATE_VERIFIED}, {Index: 1, State: rollwavev1.PhaseState_PHASE_STATE_BAKING}}}}
 	return f
 }

@@ -40,12 +40,24 @@ const (
 
 // actionCalls maps an action's URL name to its operator API call.
 var actionCalls = map[string]func(API, context.Context, *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error){
-	"pause":    func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) { return a.PauseRelease(c, r) },
-	"resume":   func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) { return a.ResumeRelease(c, r) },
-	"approve":  func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) { return a.ApproveRelease(c, r) },
-	"abort":    func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) { return a.AbortRelease(c, r) },
-	"rollback": func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) { return a.RollbackRelease(c, r) },
-	"promote":  func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) { return a.PromoteRelease(c, r) },
+	"pause": func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+		return a.PauseRelease(c, r)
+	},
+	"resume": func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+		return a.ResumeRelease(c, r)
+	},
+	"approve": func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+		return a.ApproveRelease(c, r)
+	},
+	"abort": func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+		return a.AbortRelease(c, r)
+	},
+	"rollback": func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+		return a.RollbackRelease(c, r)
+	},
+	"promote": func(a API, c context.Context, r *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+		return a.PromoteRelease(c, r)
+	},
 }
 
 func (d *Dashboard) routes() {

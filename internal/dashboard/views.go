@@ -339,12 +339,12 @@ type gateRow struct {
 }
 
 type eventRow struct {
-	Seq              uint64
+	Seq               uint64
 	Time, Kind, Actor string
-	Host             string
-	Phase            int32
-	Message          string
-	Evidence         []kv
+	Host              string
+	Phase             int32
+	Message           string
+	Evidence          []kv
 }
 
 type kv struct{ K, V string }
@@ -475,11 +475,11 @@ type slotRow struct {
 
 type hostView struct {
 	ID, Cell, Region, Address, AgentVersion, Liveness, LastContact, FirstSeen, State string
-	Connected                                                                    bool
-	Labels                                                                       []kv
-	Slots                                                                        []slotRow
-	Assignments                                                                  []assignmentRow
-	Events                                                                       []eventRow
+	Connected                                                                        bool
+	Labels                                                                           []kv
+	Slots                                                                            []slotRow
+	Assignments                                                                      []assignmentRow
+	Events                                                                           []eventRow
 }
 
 func buildHost(hv *rollwavev1.HostView, rels []*rollwavev1.Release, events []*rollwavev1.Event) hostView {
