@@ -97,6 +97,8 @@ type pageData struct {
 	Error      string
 	Nav        string
 	LoginError string
+	// NowMS is the server's clock (unix ms) for the bake countdowns.
+	NowMS int64
 }
 
 // viewFor reads what the page at path (with query q) shows. Every read
@@ -147,7 +149,7 @@ func (d *Dashboard) viewFor(ctx context.Context, s session, path string, q url.V
 		if err != nil {
 			return "", "", nil, err
 		}
-		return "release", "Release " + id, buildRelease(rel, evs.GetEvents(), time.Now()), nil
+		return "release", "Release " + id, buildRelease(rel, evs.GetEvents()), nil
 	case strings.HasPrefix(rest, "hosts/"):
 		id, err := pathID(strings.TrimPrefix(rest, "hosts/"), "host id")
 		if err != nil {
@@ -209,7 +211,7 @@ func (d *Dashboard) page(w http.ResponseWriter, r *http.Request) {
 	live := d.cfg.Prefix + "events?" + url.Values{"path": {r.URL.RequestURI()}}.Encode()
 	d.render(w, http.StatusOK, "layout", pageData{Prefix: d.cfg.Prefix, Title: title, View: name, Data: data,
 		Header: d.header(r.Context(), s.secret), ACLOff: !d.cfg.ACLEnabled, Who: s.name, Role: s.role,
-		CanAct: s.canAct(), CSRF: s.csrf, Live: live, Flash: flash(r.URL.Query().Get("done")), Nav: navOf(name)})
+		CanAct: s.canAct(), CSRF: s.csrf, Live: live, Flash: flash(r.URL.Query().Get("done")), Nav: navOf(name), NowMS: time.Now().UnixMilli()})
 }
 
 // flash is the note shown after an action ("approve" → "approve done").

@@ -364,7 +364,6 @@ type releaseView struct {
 	Spec        string
 	SourceName  string
 	Actions     []string
-	NowMS       int64
 }
 
 // actionsFor lists what an operator may do to a release in its state, in
@@ -384,9 +383,9 @@ func actionsFor(s rollwavev1.ReleaseState) []string {
 	return nil
 }
 
-func buildRelease(resp *rollwavev1.GetReleaseResponse, events []*rollwavev1.Event, now time.Time) releaseView {
+func buildRelease(resp *rollwavev1.GetReleaseResponse, events []*rollwavev1.Event) releaseView {
 	r := resp.GetRelease()
-	v := releaseView{releaseRow: releaseRowOf(r), NowMS: now.UnixMilli(), SourceName: r.GetSourceName(),
+	v := releaseView{releaseRow: releaseRowOf(r), SourceName: r.GetSourceName(),
 		Actions: actionsFor(r.GetState())}
 	for _, p := range r.GetPhases() {
 		pr := phaseRow{Index: p.GetIndex(), State: phaseName(p.GetState()), Hosts: len(p.GetHosts()),

@@ -7,12 +7,9 @@
   var conn = document.getElementById('conn');
   window.rwSwaps = 0;
 
-  // Server clock minus browser clock, from the release view's data-now.
-  var skew = 0;
-  function readSkew() {
-    var el = view && view.querySelector('[data-now]');
-    if (el) { skew = Number(el.dataset.now) - Date.now(); }
-  }
+  // Server clock minus browser clock, from the page's data-now: bake
+  // countdowns follow the server's deadline whatever the browser's clock.
+  var skew = view && view.dataset.now ? Number(view.dataset.now) - Date.now() : 0;
 
   function fmt(ms) {
     var s = Math.max(0, Math.round(ms / 1000));
@@ -30,23 +27,39 @@
     });
   }
 
-  // swap replaces the view, keeping what the user typed into a form and
-  // which field had the focus.
+  // swap brings the view up to date with a fragment from the server.
+  // When the fragment has the same shape as the last one, only the parts
+  // that changed are replaced, so a form the user is filling in (the
+  // action buttons) stays as it is; otherwise the whole view is
+  // replaced, keeping what was typed into fields with the same id.
+  var last = [];
   function swap(html) {
     var t0 = performance.now();
-    var keep = {};
-    var focused = document.activeElement && view.contains(document.activeElement) ? document.activeElement.id : '';
-    view.querySelectorAll('input[id], textarea[id]').forEach(function (el) {
-      if (el.type === 'checkbox') { keep[el.id] = el.checked; } else if (el.value) { keep[el.id] = el.value; }
-    });
-    view.innerHTML = html;
-    Object.keys(keep).forEach(function (id) {
-      var el = document.getElementById(id);
-      if (!el) { return; }
-      if (el.type === 'checkbox') { el.checked = keep[id]; } else { el.value = keep[id]; }
-    });
-    if (focused && document.getElementById(focused)) { document.getElementById(focused).focus(); }
-    readSkew();
+    var tpl = document.createElement('template');
+    tpl.innerHTML = html;
+    var next = tpl.content.firstElementChild;
+    var cur = view.firstElementChild;
+    var parts = next ? Array.prototype.slice.call(next.children) : [];
+    var html2 = parts.map(function (el) { return el.outerHTML; });
+    if (cur && next && cur.id === next.id && cur.children.length === parts.length && last.length === parts.length) {
+      Array.prototype.slice.call(next.attributes).forEach(function (a) { cur.setAttribute(a.name, a.value); });
+      var kids = Array.prototype.slice.call(cur.children);
+      parts.forEach(function (el, i) {
+        if (html2[i] !== last[i]) { cur.replaceChild(el, kids[i]); }
+      });
+    } else {
+      var keep = {};
+      view.querySelectorAll('input[id], textarea[id]').forEach(function (el) {
+        if (el.type === 'checkbox') { keep[el.id] = el.checked; } else if (el.value) { keep[el.id] = el.value; }
+      });
+      view.replaceChildren.apply(view, Array.prototype.slice.call(tpl.content.childNodes));
+      Object.keys(keep).forEach(function (id) {
+        var el = document.getElementById(id);
+        if (!el) { return; }
+        if (el.type === 'checkbox') { el.checked = keep[id]; } else { el.value = keep[id]; }
+      });
+    }
+    last = html2;
     tick();
     window.rwSwaps++;
     window.rwLastSwapMs = performance.now() - t0;
@@ -58,7 +71,10 @@
     conn.className = 'conn ' + (cls || '');
   }
 
-  readSkew();
+  // What the server sent for each part of the view, as the page loaded.
+  if (view && view.firstElementChild) {
+    last = Array.prototype.slice.call(view.firstElementChild.children).map(function (el) { return el.outerHTML; });
+  }
   tick();
   setInterval(tick, 1000);
 
