@@ -42,6 +42,7 @@ type serverFlags struct {
 	certFile        string
 	keyFile         string
 	aclEnabled      bool
+	dashboardAddr   string
 }
 
 func newServerCommand() *cobra.Command { return newServerCommandWith(&serverFlags{}) }
@@ -72,7 +73,7 @@ first); a second signal stops at once.`,
 			if err != nil {
 				return err
 			}
-			return runServer(cfg)
+			return runServer(cfg, f.dashboardAddr)
 		},
 	}
 	fl := cmd.Flags()
@@ -95,6 +96,7 @@ first); a second signal stops at once.`,
 	fl.StringVar(&f.caFile, "ca-file", "", "CA certificate: turns on mutual TLS with -cert-file and -key-file")
 	fl.StringVar(&f.certFile, "cert-file", "", "this server's certificate ('rollwave tls cert create -server')")
 	fl.StringVar(&f.keyFile, "key-file", "", "this server's certificate key")
+	fl.StringVar(&f.dashboardAddr, "dashboard-addr", "", "serve the web dashboard at /ui/ on this address (host:port; HTTPS with -cert-file when TLS is on); empty: off")
 	fl.BoolVar(&f.aclEnabled, "acl-enabled", false, "require operator ACL tokens (acl { enabled = true }); bootstrap with 'rollwave acl bootstrap'")
 	return cmd
 }
@@ -206,13 +208,19 @@ func applyDefaultGOGC(env string) {
 	}
 }
 
-func runServer(cfg coordinator.Config) error {
+func runServer(cfg coordinator.Config, dashboardAddr string) error {
 	log := cfg.Logger
 	applyDefaultGOGC(os.Getenv("GOGC"))
 	srv, err := coordinator.New(cfg)
 	if err != nil {
 		return err
 	}
+	stopDashboard, err := startDashboard(srv, dashboardAddr, cfg.TLS, log)
+	if err != nil {
+		_ = srv.Shutdown()
+		return err
+	}
+	defer stopDashboard()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

@@ -270,7 +270,7 @@ func orNone(v string) string {
 
 type releaseRow struct {
 	ID, App, Version, State, StateClass, CreatedBy, Created, Reason string
-	PhasesDone, Phases                                              int
+	PhasesDone, PhaseCount                                          int
 	Progress                                                        int // percent of phases verified
 }
 
@@ -296,15 +296,15 @@ func fmtTime(unixNano int64) string {
 func releaseRowOf(r *rollwavev1.Release) releaseRow {
 	row := releaseRow{ID: r.GetId(), App: r.GetSpec().GetApp(), Version: r.GetSpec().GetVersion(),
 		State: stateName(r.GetState()), CreatedBy: r.GetCreatedBy(), Created: fmtTime(r.GetCreatedUnixNano()),
-		Reason: r.GetReason(), Phases: len(r.GetPhases())}
+		Reason: r.GetReason(), PhaseCount: len(r.GetPhases())}
 	row.StateClass = "st-" + row.State
 	for _, p := range r.GetPhases() {
 		if p.GetState() == rollwavev1.PhaseState_PHASE_STATE_VERIFIED {
 			row.PhasesDone++
 		}
 	}
-	if row.Phases > 0 {
-		row.Progress = row.PhasesDone * 100 / row.Phases
+	if row.PhaseCount > 0 {
+		row.Progress = row.PhasesDone * 100 / row.PhaseCount
 	}
 	return row
 }
@@ -428,17 +428,27 @@ func buildRelease(resp *rollwavev1.GetReleaseResponse, events []*rollwavev1.Even
 // the value and the limit as evidence).
 func gateRows(g *rollwavev1.GatesSpec, events []*rollwavev1.Event) []gateRow {
 	quantity := func(q *rollwavev1.Quantity) string {
-		if q == nil {
+		switch {
+		case q == nil:
 			return "—"
+		case q.GetPercent():
+			return fmt.Sprintf("%g%%", q.GetValue())
 		}
-		return strings.TrimSpace(prototext.MarshalOptions{}.Format(q))
+		return fmt.Sprintf("%g", q.GetValue())
 	}
+	off := func(v float64) string {
+		if v == 0 {
+			return "off"
+		}
+		return fmt.Sprintf("%g", v)
+	}
+	// Named as the orchestrator names its readings (rollout/gates.go).
 	rows := []gateRow{
-		{Name: "failed_hosts", Threshold: quantity(g.GetMaxFailedHosts())},
-		{Name: "unreachable", Threshold: quantity(g.GetMaxUnreachable())},
-		{Name: "cpu_percent", Threshold: fmt.Sprintf("%g", g.GetMaxCpuPercent())},
-		{Name: "mem_percent", Threshold: fmt.Sprintf("%g", g.GetMaxMemPercent())},
-		{Name: "restarts", Threshold: fmt.Sprintf("%d", g.GetMaxRestarts())},
+		{Name: "max_failed_hosts", Threshold: quantity(g.GetMaxFailedHosts())},
+		{Name: "max_unreachable", Threshold: quantity(g.GetMaxUnreachable())},
+		{Name: "max_cpu_percent", Threshold: off(g.GetMaxCpuPercent())},
+		{Name: "max_mem_percent", Threshold: off(g.GetMaxMemPercent())},
+		{Name: "max_restarts", Threshold: off(float64(g.GetMaxRestarts()))},
 		{Name: "baseline", Threshold: orNone(g.GetBaseline())},
 	}
 	index := map[string]int{}
