@@ -61,6 +61,8 @@ const (
 type server struct {
 	name               string
 	grpc, raft, gossip int
+	// dashboard is the web dashboard's port (https://127.0.0.1:PORT/ui/).
+	dashboard int
 }
 
 // appPorts are the ports written in the release specs; agent i serves
@@ -243,20 +245,21 @@ func (d *demo) prepare() error {
 // three voters.
 func (d *demo) startServers(ctx context.Context) error {
 	d.say.section("Starting 3 coordinators (raft + gossip + gRPC)")
-	ports, err := freePorts(9)
+	ports, err := freePorts(12)
 	if err != nil {
 		return err
 	}
 	for i := range 3 {
 		d.servers = append(d.servers, server{name: fmt.Sprintf("c%d", i+1),
-			grpc: ports[3*i], raft: ports[3*i+1], gossip: ports[3*i+2]})
+			grpc: ports[4*i], raft: ports[4*i+1], gossip: ports[4*i+2], dashboard: ports[4*i+3]})
 	}
 	d.addr = fmt.Sprintf("127.0.0.1:%d", d.servers[0].grpc)
 	for i, s := range d.servers {
 		args := []string{"server", "-node", s.name,
 			"-data-dir", filepath.Join(d.tmp, "servers", s.name),
 			"-bootstrap-expect", "3",
-			"-grpc-addr", local(s.grpc), "-raft-addr", local(s.raft), "-gossip-addr", local(s.gossip)}
+			"-grpc-addr", local(s.grpc), "-raft-addr", local(s.raft), "-gossip-addr", local(s.gossip),
+			"-dashboard-addr", local(s.dashboard)}
 		for _, o := range d.servers {
 			if o.name != s.name {
 				args = append(args, "-join", local(o.gossip))
