@@ -74,7 +74,9 @@ type Config struct {
 	// this long (the write deadline of every event).
 	IdleTimeout time.Duration
 	// PollInterval is how often a stream re-reads its view; an event is
-	// sent only when the view changed.
+	// sent only when the view changed. Each read is 2 to 4 operator API
+	// calls from this server's own address, which count against the
+	// coordinator's per-address operator rate limit (50/s by default).
 	PollInterval time.Duration
 	// CallTimeout bounds each operator API call.
 	CallTimeout time.Duration
@@ -92,7 +94,7 @@ func DefaultConfig() Config {
 		MaxStreams:     64,
 		StreamLifetime: 10 * time.Minute,
 		IdleTimeout:    30 * time.Second,
-		PollInterval:   time.Second,
+		PollInterval:   2 * time.Second,
 		CallTimeout:    5 * time.Second,
 		AggregateAbove: 300,
 	}
