@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/rollwave/rollwave/internal/agent/agenttest"
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
@@ -24,6 +26,23 @@ import (
 	"github.com/rollwave/rollwave/internal/testutil"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
+
+// onLeader runs a write on the current leader, retried while leadership
+// settles (a busy machine re-elects: Unavailable means "retry").
+func onLeader(t *testing.T, c *coordtest.Cluster, what string, call func(v1.OperatorServiceClient) error) {
+	t.Helper()
+	testutil.WaitFor(t, 90*time.Second, func() (bool, string) {
+		err := call(c.Client(c.Leader(30 * time.Second)))
+		switch status.Code(err) {
+		case codes.OK:
+			return true, ""
+		case codes.Unavailable, codes.DeadlineExceeded:
+			return false, fmt.Sprintf("%s: %v", what, err)
+		}
+		t.Fatalf("%s: %v", what, err)
+		return false, ""
+	})
+}
 
 func callCtx(t *testing.T, secret string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -126,23 +145,26 @@ func TestBrowserLiveCluster(t *testing.T) {
 	ctx := newBrowser(t)
 	c := coordtest.NewCluster(t, 3, coordtest.WithACLs())
 	leader := c.Leader(30 * time.Second)
-	boot, err := c.Client(leader).ACLBootstrap(callCtx(t, ""), &v1.ACLBootstrapRequest{Name: "root"})
-	if err != nil {
-		t.Fatalf("bootstrap ACLs: %v", err)
-	}
-	admin := boot.GetSecret()
-	token := func(name, role string) string {
-		resp, err := c.Client(leader).ACLTokenCreate(callCtx(t, admin), &v1.ACLTokenCreateRequest{Name: name, Role: role})
-		if err != nil {
-			t.Fatalf("create token %s: %v", name, err)
-		}
-		return resp.GetSecret()
+	var admin string
+	onLeader(t, c, "bootstrap ACLs", func(cl v1.OperatorServiceClient) error {
+		boot, err := cl.ACLBootstrap(callCtx(t, ""), &v1.ACLBootstrapRequest{Name: "root"})
+		admin = boot.GetSecret()
+		return err
+	})
+	token := func(name, role string) (secret string) {
+		onLeader(t, c, "create token "+name, func(cl v1.OperatorServiceClient) error {
+			resp, err := cl.ACLTokenCreate(callCtx(t, admin), &v1.ACLTokenCreateRequest{Name: name, Role: role})
+			secret = resp.GetSecret()
+			return err
+		})
+		return secret
 	}
 	alice, rita := token("alice", "deploy"), token("rita", "read")
 	for i, cell := range []string{"edge", "core"} {
-		if _, err := c.Client(leader).SetCell(callCtx(t, admin), &v1.SetCellRequest{Cell: &v1.Cell{Name: cell, Risk: int32(i + 1), Criticality: "low"}}); err != nil {
-			t.Fatalf("set cell %s: %v", cell, err)
-		}
+		onLeader(t, c, "set cell "+cell, func(cl v1.OperatorServiceClient) error {
+			_, err := cl.SetCell(callCtx(t, admin), &v1.SetCellRequest{Cell: &v1.Cell{Name: cell, Risk: int32(i + 1), Criticality: "low"}})
+			return err
+		})
 	}
 	hosts := []string{"h1", "h2", "h3", "h4"}
 	for i, h := range hosts {
@@ -190,10 +212,14 @@ func TestBrowserLiveCluster(t *testing.T) {
 
 	// A release starts; the canary's tile takes the new version's colour
 	// and baking state, in place.
-	if _, err := c.Client(c.Leader(30*time.Second)).SubmitRelease(callCtx(t, admin), &v1.SubmitReleaseRequest{
-		SourceName: "sleeper.hcl", Source: releaseSpec(t, "2.0.0"), Start: true}); err != nil {
-		t.Fatalf("submit: %v", err)
-	}
+	src := releaseSpec(t, "2.0.0")
+	onLeader(t, c, "submit", func(cl v1.OperatorServiceClient) error {
+		_, err := cl.SubmitRelease(callCtx(t, admin), &v1.SubmitReleaseRequest{SourceName: "sleeper.hcl", Source: src, Start: true})
+		if status.Code(err) == codes.AlreadyExists {
+			return nil // an earlier attempt went through
+		}
+		return err
+	})
 	const id = "sleeper-2.0.0"
 	waitJS(t, ctx, browserStep, `document.querySelectorAll('#fleet .tile[data-version="2.0.0"]').length === 1`,
 		`Array.from(document.querySelectorAll('#fleet .tile')).map(e => e.id + ':' + e.dataset.version + ':' + e.dataset.state + ':' + e.className).join(' ')`)
@@ -285,7 +311,15 @@ func TestBrowserLiveCluster(t *testing.T) {
 	eval[bool](t, ctx, `window.rwMarker = true`)
 	old := c.Leader(30 * time.Second)
 	if old == follower {
-		t.Fatal("the dashboard's server became leader; the test wants it a follower")
+		// Re-elections on a busy machine made the dashboard's server the
+		// leader: hand leadership on, the test kills another server.
+		if err := follower.Raft().LeadershipTransfer().Error(); err != nil {
+			t.Fatalf("hand leadership away from the dashboard's server: %v", err)
+		}
+		testutil.WaitFor(t, 60*time.Second, func() (bool, string) {
+			old = c.Leader(30 * time.Second)
+			return old != follower, "the dashboard's server still leads"
+		})
 	}
 	c.Kill(c.Index(old))
 	waitJS(t, ctx, 2*browserStep, `window.rwStatus && /leader c\d/.test(window.rwStatus) && window.rwStatus.indexOf('leader `+old.NodeID()+`') < 0`,
