@@ -85,5 +85,7 @@ func (d *demo) bootstrapACL(ctx context.Context) error {
 	}
 	d.sec.token = dep.GetSecret()
 	d.say.command("export ROLLWAVE_TOKEN=<the demo-operator secret>")
+	d.say.note("Dashboard: https://127.0.0.1:%d/ui/ (every coordinator serves one; the certificate is the demo CA's %s)", d.servers[0].http, d.sec.ca)
+	d.say.note("Log in there with the demo-operator token: %s", d.sec.token)
 	return nil
 }

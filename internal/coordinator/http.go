@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/dashboard"
 	"github.com/rollwave/rollwave/internal/httpapi"
 	"github.com/rollwave/rollwave/internal/raftfsm"
 )
@@ -21,6 +22,12 @@ func (s *Server) startHTTP() error {
 	if !httpapi.Enabled(s.cfg.HTTPAddr) {
 		return nil
 	}
+	dcfg := dashboard.DefaultConfig()
+	dcfg.SecureCookies = s.tls != nil
+	d, err := s.Dashboard(dcfg)
+	if err != nil {
+		return err
+	}
 	hc := httpapi.Config{
 		Addr:     s.cfg.HTTPAddr,
 		Gatherer: s.metrics.reg,
@@ -28,12 +35,18 @@ func (s *Server) startHTTP() error {
 		Pprof:    s.pprofAllowed,
 		Logger:   s.log.With("listener", "http"),
 		Certs:    s.tls, // nil without TLS
+		UI:       d,
+		UIPrefix: dcfg.Prefix,
+		// The dashboard's live streams each hold a connection: room for
+		// all of them and for scrapes and probes besides.
+		MaxConns: httpapi.DefaultMaxConns + dcfg.MaxStreams,
 	}
 	h, err := httpapi.Start(hc)
 	if err != nil {
+		d.Close()
 		return err
 	}
-	s.http = h
+	s.http, s.dash = h, d
 	return nil
 }
 
@@ -49,6 +62,9 @@ func (s *Server) closeHTTP() {
 	if s.http == nil {
 		return
 	}
+	// The dashboard's live streams first: Shutdown does not wait for
+	// hijacked or streaming responses to end by themselves.
+	s.dash.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), httpCloseTimeout)
 	defer cancel()
 	if err := s.http.Close(ctx); err != nil {

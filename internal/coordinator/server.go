@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
 
+	"github.com/rollwave/rollwave/internal/dashboard"
 	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/httpapi"
@@ -52,6 +53,7 @@ type Server struct {
 	// http is nil when the listener is off.
 	metrics *metrics
 	http    *httpapi.Server
+	dash    *dashboard.Dashboard // served on http at /ui/
 	// tls holds the current certificates (nil without TLS); ReloadTLS
 	// swaps them.
 	tls     *tlsutil.Reloader

@@ -67,6 +67,12 @@ type Config struct {
 	// to allow, or an error (ErrUnauthorized, ErrForbidden, wrapped with
 	// the reason) to refuse. Nil refuses every pprof request.
 	Pprof func(r *http.Request) error
+	// UI, when set, is served under UIPrefix (e.g. the coordinator's web
+	// dashboard at "/ui/"), and "/" redirects there. It is the one part of
+	// the listener that takes POSTs and needs no client certificate: it
+	// authenticates its users itself (ACL token login, CSRF tokens).
+	UI       http.Handler
+	UIPrefix string
 	// MaxConns caps open connections; 0 takes DefaultMaxConns.
 	MaxConns int
 	// Logger receives errors; nil discards them.
@@ -95,6 +101,9 @@ type Server struct {
 func Start(cfg Config) (*Server, error) {
 	if !Enabled(cfg.Addr) {
 		return nil, errors.New("httpapi: no address (the listener is off)")
+	}
+	if cfg.UI != nil && (!strings.HasPrefix(cfg.UIPrefix, "/") || !strings.HasSuffix(cfg.UIPrefix, "/") || len(cfg.UIPrefix) < 3) {
+		return nil, fmt.Errorf("httpapi: UIPrefix %q must be a path such as /ui/", cfg.UIPrefix)
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
@@ -175,10 +184,25 @@ func (s *Server) handler() http.Handler {
 	})
 	mux.HandleFunc("/v1/ready", s.ready)
 	mux.Handle("/debug/pprof/", s.needClientCert(s.pprofGuard(http.HandlerFunc(pprofIndex))))
+	endpoints := "/metrics, /v1/health, /v1/ready and /debug/pprof/"
+	if s.cfg.UI != nil {
+		endpoints = "/metrics, /v1/health, /v1/ready, /debug/pprof/ and " + s.cfg.UIPrefix
+		mux.Handle("/{$}", http.RedirectHandler(s.cfg.UIPrefix, http.StatusSeeOther))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %q; this listener serves /metrics, /v1/health, /v1/ready and /debug/pprof/", r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %q; this listener serves %s", r.URL.Path, endpoints))
 	})
-	return onlyReads(mux)
+	reads := onlyReads(mux)
+	if s.cfg.UI == nil {
+		return reads
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, s.cfg.UIPrefix) {
+			s.cfg.UI.ServeHTTP(w, r)
+			return
+		}
+		reads.ServeHTTP(w, r)
+	})
 }
 
 // onlyReads refuses every method but GET and HEAD before any handler runs.
