@@ -169,8 +169,10 @@ func New(cfg Config) (_ *Server, err error) {
 
 	s.wg.Add(1)
 	go s.monitorLeadership()
-	s.wg.Add(1)
-	go s.watchLeaderDeath(s.raftConnClosed)
+	if cfg.FastFailover && cfg.LeaderLeaseTimeout < cfg.HeartbeatTimeout {
+		s.wg.Add(1)
+		go s.watchLeaderDeath(s.raftConnClosed, cfg.raftNet.probeDial)
+	}
 
 	if cfg.Dev {
 		if err := s.bootstrapSingle(); err != nil {
@@ -187,7 +189,8 @@ func New(cfg Config) (_ *Server, err error) {
 	s.wg.Add(1)
 	go s.rejoinLoop()
 	s.log.Info("coordinator started", "grpc_addr", s.grpcAddr, "raft_addr", s.raftAddr,
-		"gossip_addr", s.pool.LocalAddr(), "dev", cfg.Dev, "bootstrap_expect", cfg.BootstrapExpect)
+		"gossip_addr", s.pool.LocalAddr(), "dev", cfg.Dev, "bootstrap_expect", cfg.BootstrapExpect,
+		"fast_failover", cfg.FastFailover)
 	return s, nil
 }
 
@@ -232,7 +235,7 @@ func (s *Server) setupRaft() error {
 	}
 	// raft's TCP transport over a stream layer that reports ended
 	// connections (failover.go).
-	stream, err := newRaftStream(cfg.RaftAddr, advAddr)
+	stream, err := newRaftStream(cfg.RaftAddr, advAddr, cfg.raftNet)
 	if err != nil {
 		return fmt.Errorf("listen on raft address %s: %w", cfg.RaftAddr, err)
 	}
