@@ -90,9 +90,9 @@ func New(cfg Config) (*Agent, error) {
 		Logger:  cfg.logger().With("host", cfg.NodeName),
 		// Every redirect hop of a download is held to the same policy.
 		CheckArtifactURL: cfg.Policy.CheckArtifactURL,
-		OnProgress: func(app string, gen uint64, st rollwavev1.AssignmentState, reason string) {
+		OnProgress: func(app string, gen uint64, st rollwavev1.AssignmentState, reason string, evidence map[string]string) {
 			a.progress.push(&rollwavev1.AssignmentProgress{
-				App: app, Generation: gen, State: st, Reason: reason, TimeUnixNano: a.clock.Now().UnixNano(),
+				App: app, Generation: gen, State: st, Reason: reason, TimeUnixNano: a.clock.Now().UnixNano(), Evidence: evidence,
 			})
 		},
 	})

@@ -201,7 +201,10 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 	var updates []*rollwavev1.AssignmentUpdate
 	for _, ap := range hello.GetApplied() {
 		if ap.GetGeneration() > 0 && ap.GetState() != rollwavev1.AssignmentState_ASSIGNMENT_STATE_UNSPECIFIED {
-			updates = append(updates, s.progressUpdates(hello.GetHostId(), ap.GetApp(), ap.GetGeneration(), ap.GetState(), ap.GetReason())...)
+			updates = append(updates, s.progressUpdates(hello.GetHostId(), &rollwavev1.AssignmentProgress{
+				App: ap.GetApp(), Generation: ap.GetGeneration(), State: ap.GetState(), Reason: ap.GetReason(),
+				TimeUnixNano: ap.GetTimeUnixNano(), Evidence: slotsEvidence(hello.GetSlots(), ap.GetApp()),
+			})...)
 		}
 	}
 	wctx, cancel := context.WithTimeout(stream.Context(), s.cfg.ApplyTimeout)
@@ -313,8 +316,7 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 				Ack: &rollwavev1.HeartbeatAck{Seq: hb.GetSeq(), LeaderId: s.cfg.NodeID, TimeUnixNano: now.UnixNano()},
 			}})
 		case *rollwavev1.AgentMessage_Progress:
-			p := msg.Progress
-			s.recordProgress(sess.hostID, p.GetApp(), p.GetGeneration(), p.GetState(), p.GetReason())
+			s.recordProgress(sess.hostID, msg.Progress)
 		case *rollwavev1.AgentMessage_Hello:
 			return status.Error(codes.InvalidArgument, "hello may only be the first message of a session")
 		default:

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -211,14 +212,18 @@ func pathIndex(s rollwavev1.AssignmentState) int {
 // says where it is in its hello): when the agent is further along the
 // happy path than raft knows, the steps in between are written too, in
 // order, so the state machine is never skipped.
-func (s *Server) recordProgress(host, app string, gen uint64, to rollwavev1.AssignmentState, reason string) {
-	for _, u := range s.progressUpdates(host, app, gen, to, reason) {
+func (s *Server) recordProgress(host string, p *rollwavev1.AssignmentProgress) {
+	for _, u := range s.progressUpdates(host, p) {
 		s.writer.updateAssignment(u)
 	}
 }
 
-// progressUpdates are the assignment updates recordProgress writes.
-func (s *Server) progressUpdates(host, app string, gen uint64, to rollwavev1.AssignmentState, reason string) []*rollwavev1.AssignmentUpdate {
+// progressUpdates are the assignment updates recordProgress writes. A
+// traffic move (switched, reverted) carries its audit event in its update,
+// so the FSM records both in one entry, and only if the step applies: an
+// agent resending a report cannot write a second event.
+func (s *Server) progressUpdates(host string, p *rollwavev1.AssignmentProgress) []*rollwavev1.AssignmentUpdate {
+	app, gen, to, reason := p.GetApp(), p.GetGeneration(), p.GetState(), p.GetReason()
 	var out []*rollwavev1.AssignmentUpdate
 	cur := s.fsm.State().Assignment(host, app)
 	if to == rollwavev1.AssignmentState_ASSIGNMENT_STATE_HELD_CONTROL_PLANE_DOWN {
@@ -232,11 +237,103 @@ func (s *Server) progressUpdates(host, app string, gen uint64, to rollwavev1.Ass
 		from, target := pathIndex(cur.GetState()), pathIndex(to)
 		if from >= 0 && target > from+1 {
 			for _, step := range happyPath[from+1 : target] {
-				out = append(out, &rollwavev1.AssignmentUpdate{Host: host, App: app, Generation: gen, State: step, Reason: "reported late by the agent"})
+				late := &rollwavev1.AssignmentProgress{App: app, Generation: gen, State: step, Evidence: p.GetEvidence()}
+				out = append(out, &rollwavev1.AssignmentUpdate{Host: host, App: app, Generation: gen, State: step, Reason: "reported late by the agent",
+					Event: moveEvent(host, late, cur)})
 			}
 		}
 	}
-	return append(out, &rollwavev1.AssignmentUpdate{Host: host, App: app, Generation: gen, State: to, Reason: reason})
+	return append(out, &rollwavev1.AssignmentUpdate{Host: host, App: app, Generation: gen, State: to, Reason: reason,
+		Event: moveEvent(host, p, cur)})
+}
+
+// The agent's evidence of a traffic move (internal/deploy/slot's
+// SwitchEvidence keys; the agent side is not imported here). A move event
+// keeps only these, each value at most maxMoveEvidence bytes: what an
+// agent sends beyond that does not go into raft.
+const (
+	evFromSlot    = "from_slot"
+	evToSlot      = "to_slot"
+	evFromVersion = "from_version"
+	evToVersion   = "to_version"
+)
+
+var moveEventKeys = []string{evFromSlot, evToSlot, evFromVersion, evToVersion}
+
+const maxMoveEvidence = 128
+
+// moveEvent is the audit event of a progress report that moves traffic:
+// host.switched for SWITCHED, host.reverted for REVERTED and
+// REVERTED_ISOLATED; nil for every other state. cur is the assignment as
+// raft has it (nil if none): it gives the version switched to when the
+// agent's report does not say.
+func moveEvent(host string, p *rollwavev1.AssignmentProgress, cur *rollwavev1.Assignment) *rollwavev1.Event {
+	var kind string
+	switch p.GetState() {
+	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED:
+		kind = "host.switched"
+	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED:
+		kind = "host.reverted"
+	default:
+		return nil
+	}
+	ev := map[string]string{"app": p.GetApp(), "generation": fmt.Sprint(p.GetGeneration())}
+	for _, k := range moveEventKeys {
+		if v := p.GetEvidence()[k]; v != "" && len(v) <= maxMoveEvidence {
+			ev[k] = v
+		}
+	}
+	if cur != nil && cur.GetGeneration() == p.GetGeneration() && cur.GetVersion() != "" {
+		// The version of this generation is raft's to say.
+		if kind == "host.switched" {
+			ev[evToVersion] = cur.GetVersion()
+		} else {
+			ev[evFromVersion] = cur.GetVersion()
+		}
+	}
+	move := fmt.Sprintf("from %s (%s) to %s (%s)", orUnknown(ev[evFromSlot]), orUnknown(ev[evFromVersion]),
+		orUnknown(ev[evToSlot]), orUnknown(ev[evToVersion]))
+	msg := fmt.Sprintf("host %s switched %s generation %d %s", host, p.GetApp(), p.GetGeneration(), move)
+	if kind == "host.reverted" {
+		ev["reason"] = p.GetReason()
+		if p.GetState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED {
+			ev["isolated"] = "true"
+		}
+		msg = fmt.Sprintf("host %s reverted %s generation %d %s: %s", host, p.GetApp(), p.GetGeneration(), move, p.GetReason())
+	}
+	return &rollwavev1.Event{Kind: kind, Actor: "agent:" + host, Host: host, Message: msg, Evidence: ev}
+}
+
+// slotsEvidence is a move's evidence read from a hello's slot facts: the
+// active slot is where traffic went, the other where it came from. A
+// hello reports moves made while no leader listened.
+func slotsEvidence(facts []*rollwavev1.SlotFacts, app string) map[string]string {
+	for _, f := range facts {
+		if f.GetApp() != app {
+			continue
+		}
+		version := map[rollwavev1.Slot]string{rollwavev1.Slot_SLOT_BLUE: f.GetBlueVersion(), rollwavev1.Slot_SLOT_GREEN: f.GetGreenVersion()}
+		other := map[rollwavev1.Slot]rollwavev1.Slot{rollwavev1.Slot_SLOT_BLUE: rollwavev1.Slot_SLOT_GREEN, rollwavev1.Slot_SLOT_GREEN: rollwavev1.Slot_SLOT_BLUE}
+		to := f.GetActive()
+		from, ok := other[to]
+		if !ok {
+			return nil
+		}
+		return map[string]string{evFromSlot: slotName(from), evToSlot: slotName(to), evFromVersion: version[from], evToVersion: version[to]}
+	}
+	return nil
+}
+
+// slotName is a slot as the agent names it ("blue", "green").
+func slotName(s rollwavev1.Slot) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "SLOT_"))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 // recordHeld writes a host.held_control_plane_down event for an agent that
