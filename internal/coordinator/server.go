@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
 
+	"github.com/rollwave/rollwave/internal/deploy/dispatch"
 	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/raftfsm"
@@ -49,13 +50,13 @@ type Server struct {
 	grpcLn  net.Listener
 	// tls holds the current certificates (nil without TLS); ReloadTLS
 	// swaps them.
-	tls     *tlsutil.Reloader
-	fwd     *forwarder
-	agents  *agentRegistry
-	writer  *hostWriter
-	rollout *rollout.Orchestrator
-	// assignMu serialises AssignHosts (read the generation, then commit).
-	assignMu sync.Mutex
+	tls    *tlsutil.Reloader
+	fwd    *forwarder
+	agents *agentRegistry
+	// dispatch gives agents their orders and batches their reports
+	// into raft (internal/deploy/dispatch).
+	dispatch *dispatch.Dispatcher
+	rollout  *rollout.Orchestrator
 
 	// startLastIndex is the last raft index on disk at start: until it is
 	// applied (after contact with a leader) the state is stale.
@@ -155,7 +156,11 @@ func New(cfg Config) (_ *Server, err error) {
 	opts = append(opts, errorInterceptors()...) // innermost: maps error kinds to codes (errkind.go)
 	s.grpcSrv = grpc.NewServer(opts...)
 	rollwavev1.RegisterOperatorServiceServer(s.grpcSrv, &operatorService{s: s})
-	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, newAgentService(s))
+	agentSvc, err := newAgentService(s)
+	if err != nil {
+		return nil, fmt.Errorf("agent service: %w", err)
+	}
+	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, agentSvc)
 	if err := s.setupRollout(); err != nil {
 		return nil, fmt.Errorf("rollout orchestrator: %w", err)
 	}

@@ -1,4 +1,4 @@
-package coordinator
+package dispatch
 
 import (
 	"maps"
@@ -47,7 +47,7 @@ func TestMoveEvent(t *testing.T) {
 		t.Errorf("an over-long evidence value was kept: %d bytes", len(big.GetEvidence()["from_slot"]))
 	}
 	rv := moveEvent("h1", &rollwavev1.AssignmentProgress{App: "api", Generation: 4, State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED,
-		Reason: "no leader ack for 5s", Evidence: slotsEvidence([]*rollwavev1.SlotFacts{{App: "api", Active: rollwavev1.Slot_SLOT_BLUE, BlueVersion: "2.3.0", GreenVersion: "2.4.0"}}, "api")}, cur)
+		Reason: "no leader ack for 5s", Evidence: SlotsEvidence([]*rollwavev1.SlotFacts{{App: "api", Active: rollwavev1.Slot_SLOT_BLUE, BlueVersion: "2.3.0", GreenVersion: "2.4.0"}}, "api")}, cur)
 	want = map[string]string{"app": "api", "generation": "4", "from_slot": "green", "to_slot": "blue", "from_version": "2.4.0", "to_version": "2.3.0",
 		"reason": "no leader ack for 5s", "isolated": "true"}
 	if rv.GetKind() != "host.reverted" || !maps.Equal(rv.GetEvidence(), want) {

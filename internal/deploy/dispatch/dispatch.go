@@ -1,13 +1,25 @@
-package coordinator
+// Package dispatch is the leader's link to agents: it numbers assignment
+// generations, commits each order to raft before sending it, resends what
+// raft holds to an agent whose session opens, and batches agents' reports
+// (registrations, assignment progress) into raft entries (HostWriter).
+//
+// It reaches raft and the agents only through two narrow interfaces, Raft
+// (read the state, apply one entry) and Agents (send to a connected
+// host), which the coordinator implements. Leadership is the caller's
+// business: the coordinator calls dispatch only while it leads, and runs
+// the HostWriter inside the leadership term.
+package dispatch
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rollwave/rollwave/internal/raftfsm"
@@ -15,24 +27,83 @@ import (
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
+// Raft is the replicated state as dispatch uses it.
+type Raft interface {
+	// State is the local replica, for reads.
+	State() *raftfsm.State
+	// Apply commits cmd as one raft entry and returns the FSM's result
+	// (an error of a raftfsm kind when the FSM refused it). It blocks
+	// until the entry is applied or a bounded timeout passes.
+	Apply(t raftfsm.MessageType, cmd proto.Message) (any, error)
+}
+
+// Agents reaches connected agents.
+type Agents interface {
+	// Send queues m on the host's session and reports whether it was
+	// queued (false: the host is not connected; it gets its orders again
+	// when its session opens). It must not block.
+	Send(host string, m *rollwavev1.CoordinatorMessage) bool
+}
+
+// Config configures a Dispatcher.
+type Config struct {
+	// Raft and Agents are required.
+	Raft   Raft
+	Agents Agents
+	// Logger receives warnings (writes that will be retried); nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Dispatcher gives agents their orders (Assign, Revert, Finalize,
+// Verified) and records what they report. Create it with New.
+type Dispatcher struct {
+	raft   Raft
+	agents Agents
+	log    *slog.Logger
+	writer *HostWriter
+	// assignMu serialises AssignHosts (read the generation, then commit).
+	assignMu sync.Mutex
+}
+
+// New returns a Dispatcher; its HostWriter runs only when the caller runs
+// it (Writer().Run, for the length of a leadership term).
+func New(cfg Config) (*Dispatcher, error) {
+	if cfg.Raft == nil || cfg.Agents == nil {
+		return nil, errors.New("dispatch: Config.Raft and Config.Agents are required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	d := &Dispatcher{raft: cfg.Raft, agents: cfg.Agents, log: log}
+	d.writer = newHostWriter(cfg.Raft, log)
+	return d, nil
+}
+
+// Writer is the batcher of agents' reports into raft.
+func (d *Dispatcher) Writer() *HostWriter { return d.writer }
+
+func (d *Dispatcher) apply(t raftfsm.MessageType, cmd proto.Message) error {
+	_, err := d.raft.Apply(t, cmd)
+	return err
+}
+
 // The dispatch calls are how leader-side work (the rollout orchestrator)
 // gives orders to agents: each first commits the decision to raft, then
 // sends the order to the host's session if it is connected. An agent that
 // is not connected gets its orders again when its session opens
-// (resendOrders), and agents apply orders idempotently by generation.
+// (ResendOrders), and agents apply orders idempotently by generation.
 
 // AssignHosts creates the next generation of the release's app on each
 // host, for the given phase, and sends the orders.
-func (s *Server) AssignHosts(releaseID string, phase int32, hosts []string) ([]*rollwavev1.Assignment, error) {
-	if !s.IsLeader() {
-		return nil, notLeaderf("assign hosts")
-	}
-	s.assignMu.Lock()
-	defer s.assignMu.Unlock()
-	st := s.fsm.State()
+func (d *Dispatcher) AssignHosts(releaseID string, phase int32, hosts []string) ([]*rollwavev1.Assignment, error) {
+	d.assignMu.Lock()
+	defer d.assignMu.Unlock()
+	st := d.raft.State()
 	rel := st.Release(releaseID)
 	if rel == nil {
-		return nil, status.Errorf(codes.NotFound, "no release %q", releaseID)
+		return nil, &raftfsm.RejectedError{Type: raftfsm.CreateAssignments, Reason: fmt.Sprintf("no release %q", releaseID), Err: raftfsm.ErrNotFound}
 	}
 	app := rel.GetSpec().GetApp()
 	now := time.Now().UnixNano()
@@ -55,13 +126,13 @@ func (s *Server) AssignHosts(releaseID string, phase int32, hosts []string) ([]*
 		})
 	}
 	if len(as) > 0 {
-		if err := s.applyErr(raftfsm.CreateAssignments, &rollwavev1.CreateAssignmentsCommand{TimeUnixNano: now, Assignments: as}); err != nil {
+		if err := d.apply(raftfsm.CreateAssignments, &rollwavev1.CreateAssignmentsCommand{TimeUnixNano: now, Assignments: as}); err != nil {
 			return nil, err
 		}
 	}
 	as = append(as, live...)
 	for _, a := range as {
-		s.sendTo(a.GetHost(), assignmentOrder(a, rel.GetSpec()))
+		d.agents.Send(a.GetHost(), assignmentOrder(a, rel.GetSpec()))
 	}
 	return as, nil
 }
@@ -89,11 +160,8 @@ func withArtifactURLExpanded(rs *rollwavev1.ReleaseSpec) *rollwavev1.ReleaseSpec
 
 // OrderRevert records that the host's assignment must revert and tells the
 // agent.
-func (s *Server) OrderRevert(host, app string, gen uint64, reason string) error {
-	if !s.IsLeader() {
-		return notLeaderf("order revert")
-	}
-	res, err := s.Apply(raftfsm.UpdateAssignments, &rollwavev1.UpdateAssignmentsCommand{
+func (d *Dispatcher) OrderRevert(host, app string, gen uint64, reason string) error {
+	res, err := d.raft.Apply(raftfsm.UpdateAssignments, &rollwavev1.UpdateAssignmentsCommand{
 		TimeUnixNano: time.Now().UnixNano(),
 		Updates: []*rollwavev1.AssignmentUpdate{{Host: host, App: app, Generation: gen,
 			State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING, Reason: reason}},
@@ -102,10 +170,11 @@ func (s *Server) OrderRevert(host, app string, gen uint64, reason string) error 
 		return err
 	}
 	if r, ok := res.(*raftfsm.UpdateResult); ok && r.Applied == 0 {
-		cur := s.fsm.State().Assignment(host, app)
-		return status.Errorf(codes.FailedPrecondition, "cannot revert %s/%s generation %d from state %s", host, app, gen, cur.GetState())
+		cur := d.raft.State().Assignment(host, app)
+		return &raftfsm.RejectedError{Type: raftfsm.UpdateAssignments, Err: raftfsm.ErrIllegalTransition,
+			Reason: fmt.Sprintf("cannot revert %s/%s generation %d from state %s", host, app, gen, cur.GetState())}
 	}
-	s.sendTo(host, revertOrder(app, gen, reason))
+	d.agents.Send(host, revertOrder(app, gen, reason))
 	return nil
 }
 
@@ -117,36 +186,27 @@ func revertOrder(app string, gen uint64, reason string) *rollwavev1.CoordinatorM
 
 // OrderFinalize tells the agent to finalize (drop the old slot per
 // keep_old). The agent reports FINALIZED as progress.
-func (s *Server) OrderFinalize(host, app string, gen uint64) bool {
-	return s.sendTo(host, &rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Finalize{
+func (d *Dispatcher) OrderFinalize(host, app string, gen uint64) bool {
+	return d.agents.Send(host, &rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Finalize{
 		Finalize: &rollwavev1.FinalizeOrder{App: app, Generation: gen},
 	}})
 }
 
 // NotifyVerified tells the agent its phase is verified: it must no longer
 // revert on lost contact.
-func (s *Server) NotifyVerified(host, app string, gen uint64) bool {
-	return s.sendTo(host, &rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Verified{
+func (d *Dispatcher) NotifyVerified(host, app string, gen uint64) bool {
+	return d.agents.Send(host, &rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Verified{
 		Verified: &rollwavev1.PhaseVerified{App: app, Generation: gen},
 	}})
 }
 
-// sendTo queues a message on the host's session; false when the host is
-// not connected (it gets the order on reconnect).
-func (s *Server) sendTo(host string, m *rollwavev1.CoordinatorMessage) bool {
-	sess := s.agents.get(host)
-	if sess == nil {
-		return false
-	}
-	return sess.Send(m)
-}
-
-// resendOrders sends a freshly connected host what raft says it should be
-// doing: the order of every unfinished assignment, a revert for those being
-// reverted, and the verified flag for phases already verified.
-func (s *Server) resendOrders(sess *agentSession) {
-	st := s.fsm.State()
-	for _, a := range st.HostAssignments(sess.hostID) {
+// ResendOrders sends a freshly connected host, through send (its new
+// session), what raft says it should be doing: the order of every
+// unfinished assignment, a revert for those being reverted, and the
+// verified flag for phases already verified.
+func (d *Dispatcher) ResendOrders(host string, send func(*rollwavev1.CoordinatorMessage) bool) {
+	st := d.raft.State()
+	for _, a := range st.HostAssignments(host) {
 		rel := st.Release(a.GetReleaseId())
 		if rel == nil {
 			continue
@@ -155,14 +215,14 @@ func (s *Server) resendOrders(sess *agentSession) {
 		case rollwavev1.AssignmentState_ASSIGNMENT_STATE_ASSIGNED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING,
 			rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING,
 			rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY:
-			sess.Send(assignmentOrder(a, rel.GetSpec()))
+			send(assignmentOrder(a, rel.GetSpec()))
 			if ph := phaseOf(rel, a.GetPhase()); ph != nil && ph.GetState() == rollwavev1.PhaseState_PHASE_STATE_VERIFIED {
-				sess.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Verified{
+				send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Verified{
 					Verified: &rollwavev1.PhaseVerified{App: a.GetApp(), Generation: a.GetGeneration()},
 				}})
 			}
 		case rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING:
-			sess.Send(revertOrder(a.GetApp(), a.GetGeneration(), a.GetReason()))
+			send(revertOrder(a.GetApp(), a.GetGeneration(), a.GetReason()))
 		}
 	}
 }
@@ -172,20 +232,6 @@ func phaseOf(r *rollwavev1.Release, idx int32) *rollwavev1.Phase {
 		return nil
 	}
 	return r.GetPhases()[idx]
-}
-
-// AgentConnected reports whether the host has a session with this leader.
-func (s *Server) AgentConnected(host string) bool { return s.agents.connected(host) }
-
-// AgentHeartbeat returns the host's latest heartbeat and when it came.
-func (s *Server) AgentHeartbeat(host string) (*rollwavev1.Heartbeat, time.Time, bool) {
-	sess := s.agents.get(host)
-	if sess == nil {
-		return nil, time.Time{}, false
-	}
-	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	return sess.heartbeat, sess.lastContact, true
 }
 
 // happyPath is the order an assignment moves through when all goes well.
@@ -207,30 +253,31 @@ func pathIndex(s rollwavev1.AssignmentState) int {
 	return -1
 }
 
-// recordProgress queues an agent's report for raft. Reports can arrive
+// RecordProgress queues an agent's report for raft. Reports can arrive
 // out of step (a session broke, a leader changed, the agent restarted and
 // says where it is in its hello): when the agent is further along the
 // happy path than raft knows, the steps in between are written too, in
 // order, so the state machine is never skipped.
-func (s *Server) recordProgress(host string, p *rollwavev1.AssignmentProgress) {
-	for _, u := range s.progressUpdates(host, p) {
-		s.writer.updateAssignment(u)
+func (d *Dispatcher) RecordProgress(host string, p *rollwavev1.AssignmentProgress) {
+	for _, u := range d.ProgressUpdates(host, p) {
+		d.writer.UpdateAssignment(u)
 	}
 }
 
-// progressUpdates are the assignment updates recordProgress writes. A
+// ProgressUpdates are the assignment updates RecordProgress writes (a
+// hello's reports go through HostWriter.Commit instead). A
 // traffic move (switched, reverted) carries its audit event in its update,
 // so the FSM records both in one entry, and only if the step applies: an
 // agent resending a report cannot write a second event.
-func (s *Server) progressUpdates(host string, p *rollwavev1.AssignmentProgress) []*rollwavev1.AssignmentUpdate {
+func (d *Dispatcher) ProgressUpdates(host string, p *rollwavev1.AssignmentProgress) []*rollwavev1.AssignmentUpdate {
 	app, gen, to, reason := p.GetApp(), p.GetGeneration(), p.GetState(), p.GetReason()
 	var out []*rollwavev1.AssignmentUpdate
-	cur := s.fsm.State().Assignment(host, app)
+	cur := d.raft.State().Assignment(host, app)
 	if to == rollwavev1.AssignmentState_ASSIGNMENT_STATE_HELD_CONTROL_PLANE_DOWN {
 		// Not a step of the assignment: the agent tells what it did while
 		// no coordinator was up. It goes to the audit log (release status
 		// shows it); the assignment keeps its state.
-		s.recordHeld(host, app, gen, cur, reason)
+		d.recordHeld(host, app, gen, cur, reason)
 		return nil
 	}
 	if cur != nil && cur.GetGeneration() == gen {
@@ -304,10 +351,10 @@ func moveEvent(host string, p *rollwavev1.AssignmentProgress, cur *rollwavev1.As
 	return &rollwavev1.Event{Kind: kind, Actor: "agent:" + host, Host: host, Message: msg, Evidence: ev}
 }
 
-// slotsEvidence is a move's evidence read from a hello's slot facts: the
+// SlotsEvidence is a move's evidence read from a hello's slot facts: the
 // active slot is where traffic went, the other where it came from. A
 // hello reports moves made while no leader listened.
-func slotsEvidence(facts []*rollwavev1.SlotFacts, app string) map[string]string {
+func SlotsEvidence(facts []*rollwavev1.SlotFacts, app string) map[string]string {
 	for _, f := range facts {
 		if f.GetApp() != app {
 			continue
@@ -339,7 +386,7 @@ func orUnknown(s string) string {
 // recordHeld writes a host.held_control_plane_down event for an agent that
 // kept its new version through a control-plane outage. It runs beside the
 // session (raft may take a moment) and is bounded by the apply timeout.
-func (s *Server) recordHeld(host, app string, gen uint64, cur *rollwavev1.Assignment, reason string) {
+func (d *Dispatcher) recordHeld(host, app string, gen uint64, cur *rollwavev1.Assignment, reason string) {
 	ev := &rollwavev1.Event{
 		TimeUnixNano: time.Now().UnixNano(), Kind: "host.held_control_plane_down", Actor: "agent:" + host, Host: host,
 		Message:  fmt.Sprintf("host %s held %s generation %d through a control-plane outage: %s", host, app, gen, reason),
@@ -352,8 +399,8 @@ func (s *Server) recordHeld(host, app string, gen uint64, cur *rollwavev1.Assign
 		ev.ReleaseId, ev.Phase = cur.GetReleaseId(), cur.GetPhase()
 	}
 	go func() {
-		if err := s.applyErr(raftfsm.AppendEvents, &rollwavev1.AppendEventsCommand{TimeUnixNano: ev.GetTimeUnixNano(), Events: []*rollwavev1.Event{ev}}); err != nil {
-			s.log.Warn("record a control-plane hold", "host", host, "app", app, "generation", gen, "error", err)
+		if err := d.apply(raftfsm.AppendEvents, &rollwavev1.AppendEventsCommand{TimeUnixNano: ev.GetTimeUnixNano(), Events: []*rollwavev1.Event{ev}}); err != nil {
+			d.log.Warn("record a control-plane hold", "host", host, "app", app, "generation", gen, "error", err)
 		}
 	}()
 }
