@@ -107,6 +107,17 @@ func (s *Server) OrderRevert(host, app string, gen uint64, reason string) error 
 	return s.dispatch.OrderRevert(host, app, gen, reason)
 }
 
+// OrderFinalize tells the agent to finalize (dispatch.OrderFinalize).
+func (s *Server) OrderFinalize(host, app string, gen uint64) bool {
+	return s.dispatch.OrderFinalize(host, app, gen)
+}
+
+// NotifyVerified tells the agent its phase is verified
+// (dispatch.NotifyVerified).
+func (s *Server) NotifyVerified(host, app string, gen uint64) bool {
+	return s.dispatch.NotifyVerified(host, app, gen)
+}
+
 // AgentConnected reports whether the host has a session with this leader.
 func (s *Server) AgentConnected(host string) bool { return s.agents.connected(host) }
 
@@ -133,11 +144,11 @@ func (a rolloutAgents) OrderRevert(host, app string, gen uint64, reason string) 
 }
 
 func (a rolloutAgents) OrderFinalize(host, app string, gen uint64) bool {
-	return a.s.dispatch.OrderFinalize(host, app, gen)
+	return a.s.OrderFinalize(host, app, gen)
 }
 
 func (a rolloutAgents) NotifyVerified(host, app string, gen uint64) bool {
-	return a.s.dispatch.NotifyVerified(host, app, gen)
+	return a.s.NotifyVerified(host, app, gen)
 }
 
 func (a rolloutAgents) Connected(host string) bool { return a.s.AgentConnected(host) }
