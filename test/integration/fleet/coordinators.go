@@ -51,8 +51,8 @@ type CoordinatorOptions struct {
 	// shape (Shape) or cut. Without it the coordinators share BridgeIP and
 	// talk to each other over the machine's loopback.
 	OwnNetns bool
-	// Config is a server config file (HCL) given to every server with
-	// -config; flags win over it.
+	// Config is server config (HCL) given to every server as a -config
+	// file, after its data_dir; flags win over it.
 	Config string
 }
 
@@ -64,7 +64,7 @@ type Coordinator struct {
 	// netns and veth are its namespace and the machine side of its link
 	// (CoordinatorOptions.OwnNetns); empty: the machine's.
 	netns, veth string
-	config      string // -config file, or empty
+	config      string // -config file's body after data_dir, or empty
 
 	c       *Coordinators
 	dataDir string
@@ -103,20 +103,13 @@ func (f *Fleet) StartCoordinatorsWith(n int, opts CoordinatorOptions) *Coordinat
 	// Cleanups run last-in first-out: stop the servers before their
 	// TempDir is removed.
 	f.t.Cleanup(cs.stopAll)
-	var config string
-	if opts.Config != "" {
-		config = filepath.Join(dir, "server.hcl")
-		if err := os.WriteFile(config, []byte(opts.Config), 0o644); err != nil {
-			f.t.Fatal(err)
-		}
-	}
 	for i := 0; i < n; i++ {
 		p := coordBasePort + 10*i
 		ip := BridgeIP
 		c := &Coordinator{
 			Name:    fmt.Sprintf("c%d", i+1),
 			c:       cs,
-			config:  config,
+			config:  opts.Config,
 			dataDir: filepath.Join(dir, fmt.Sprintf("c%d", i+1), "data"),
 			// Logs live in the state dir, not the TempDir, so a failed
 			// test's teardown can still show them.
@@ -189,7 +182,13 @@ func (c *Coordinator) start() error {
 		args = append(args, c.c.pki.serverArgs()...)
 	}
 	if c.config != "" {
-		args = append(args, "-config", c.config)
+		// A config file is validated on its own: it names the data dir.
+		file := filepath.Join(filepath.Dir(c.dataDir), "server.hcl")
+		body := fmt.Sprintf("data_dir = %q\n%s", c.dataDir, c.config)
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			return err
+		}
+		args = append(args, "-config", file)
 	}
 	logf, err := os.OpenFile(c.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -270,9 +269,12 @@ func (c *Coordinator) Restart() {
 	}
 }
 
-// Shape puts `tc qdisc replace ... root netem NETEM...` on both ends of
-// c's link (CoordinatorOptions.OwnNetns): what c sends and what it is sent.
-func (c *Coordinator) Shape(netem ...string) error {
+// Shape puts `tc qdisc replace dev DEV root QDISC...` on both ends of c's
+// link (CoordinatorOptions.OwnNetns): what c sends and what it is sent.
+// QDISC is the kind and its parameters, e.g. "netem", "delay", "100ms"
+// (where the kernel has sch_netem) or "tbf", "rate", "256kbit", ... (a
+// slow link that queues, then drops).
+func (c *Coordinator) Shape(qdisc ...string) error {
 	if c.netns == "" {
 		return fmt.Errorf("%s has no link of its own (CoordinatorOptions.OwnNetns)", c.Name)
 	}
@@ -283,7 +285,7 @@ func (c *Coordinator) Shape(netem ...string) error {
 		if len(dev) > 1 {
 			ifname = "eth0"
 		}
-		args := append(append(dev[1:], "qdisc", "replace", "dev", ifname, "root", "netem"), netem...)
+		args := append(append(dev[1:], "qdisc", "replace", "dev", ifname, "root"), qdisc...)
 		if out, err := run(ctx, 10*time.Second, dev[0], args...); err != nil {
 			return fmt.Errorf("%s %s: %w: %s", dev[0], strings.Join(args, " "), err, out)
 		}
@@ -305,6 +307,25 @@ func (c *Coordinator) Unshape() error {
 		if out, err := run(ctx, 10*time.Second, argv[0], argv[1:]...); err != nil && !strings.Contains(out, "No such file") {
 			return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, out)
 		}
+	}
+	return nil
+}
+
+// Cut takes c's link down (its machine side): everything c sends or is
+// sent is lost until Heal; no connection is reset.
+func (c *Coordinator) Cut() error { return c.link("down") }
+
+// Heal brings c's link back up.
+func (c *Coordinator) Heal() error { return c.link("up") }
+
+func (c *Coordinator) link(state string) error {
+	if c.netns == "" {
+		return fmt.Errorf("%s has no link of its own (CoordinatorOptions.OwnNetns)", c.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := run(ctx, 10*time.Second, "ip", "link", "set", c.veth, state); err != nil {
+		return fmt.Errorf("%w: %s", err, out)
 	}
 	return nil
 }
