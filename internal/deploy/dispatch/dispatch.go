@@ -352,8 +352,9 @@ func moveEvent(host string, p *rollwavev1.AssignmentProgress, cur *rollwavev1.As
 }
 
 // SlotsEvidence is a move's evidence read from a hello's slot facts: the
-// active slot is where traffic went, the other where it came from. A
-// hello reports moves made while no leader listened.
+// active slot is where traffic went, the other (if it holds a version)
+// where it came from. A hello reports moves made while no leader
+// listened.
 func SlotsEvidence(facts []*rollwavev1.SlotFacts, app string) map[string]string {
 	for _, f := range facts {
 		if f.GetApp() != app {
@@ -366,7 +367,12 @@ func SlotsEvidence(facts []*rollwavev1.SlotFacts, app string) map[string]string 
 		if !ok {
 			return nil
 		}
-		return map[string]string{evFromSlot: slotName(from), evToSlot: slotName(to), evFromVersion: version[from], evToVersion: version[to]}
+		ev := map[string]string{evToSlot: slotName(to), evToVersion: version[to]}
+		if version[from] != "" {
+			// The first deploy of the app came from no slot at all.
+			ev[evFromSlot], ev[evFromVersion] = slotName(from), version[from]
+		}
+		return ev
 	}
 	return nil
 }

@@ -53,4 +53,9 @@ func TestMoveEvent(t *testing.T) {
 	if rv.GetKind() != "host.reverted" || !maps.Equal(rv.GetEvidence(), want) {
 		t.Errorf("reverted event = %v, want evidence %v", rv, want)
 	}
+	// A first deploy, reported in a hello: nothing was switched from.
+	first := SlotsEvidence([]*rollwavev1.SlotFacts{{App: "api", Active: rollwavev1.Slot_SLOT_BLUE, BlueVersion: "1.0.0"}}, "api")
+	if want := map[string]string{"to_slot": "blue", "to_version": "1.0.0"}; !maps.Equal(first, want) {
+		t.Errorf("first deploy evidence = %v, want %v", first, want)
+	}
 }
