@@ -166,6 +166,7 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	cfg.SnapshotInterval = sc.Raft.SnapshotInterval
 	cfg.SnapshotThreshold = sc.Raft.SnapshotThreshold
 	cfg.TrailingLogs = sc.Raft.TrailingLogs
+	cfg.FastFailover = sc.Raft.FastFailover
 	cfg.Version = version.Version
 	cfg.Logger = newLogger(sc.LogLevel)
 	cfg.GossipKey = spec.GossipKeyBytes(sc.Encrypt)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/rollwave/rollwave/internal/deploy/dispatch"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -36,18 +37,22 @@ type agentService struct {
 	s *Server
 }
 
-func newAgentService(s *Server) *agentService {
+func newAgentService(s *Server) (*agentService, error) {
 	s.agents = newAgentRegistry()
-	s.writer = newHostWriter(s)
+	d, err := dispatch.New(dispatch.Config{Raft: dispatchRaft{s}, Agents: s.agents, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	s.dispatch = d
 	s.AddLeaderHook(func(ctx context.Context, leader bool) {
 		if leader {
-			goLeader(ctx, func() { s.writer.run(ctx) })
+			goLeader(ctx, func() { d.Writer().Run(ctx) })
 			return
 		}
 		// Sessions belong to a leader; agents reconnect and are redirected.
 		s.agents.closeAll(status.Error(codes.Unavailable, "leadership lost"))
 	})
-	return &agentService{s: s}
+	return &agentService{s: s}, nil
 }
 
 // agentSession is one connected agent.
@@ -149,6 +154,16 @@ func (r *agentRegistry) get(host string) *agentSession {
 
 func (r *agentRegistry) connected(host string) bool { return r.get(host) != nil }
 
+// Send queues a message on the host's session; false when the host is not
+// connected (it gets its orders on reconnect). It is dispatch.Agents.
+func (r *agentRegistry) Send(host string, m *rollwavev1.CoordinatorMessage) bool {
+	sess := r.get(host)
+	if sess == nil {
+		return false
+	}
+	return sess.Send(m)
+}
+
 func (r *agentRegistry) closeAll(err error) {
 	r.mu.Lock()
 	all := make([]*agentSession, 0, len(r.sessions))
@@ -201,11 +216,14 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 	var updates []*rollwavev1.AssignmentUpdate
 	for _, ap := range hello.GetApplied() {
 		if ap.GetGeneration() > 0 && ap.GetState() != rollwavev1.AssignmentState_ASSIGNMENT_STATE_UNSPECIFIED {
-			updates = append(updates, s.progressUpdates(hello.GetHostId(), ap.GetApp(), ap.GetGeneration(), ap.GetState(), ap.GetReason())...)
+			updates = append(updates, s.dispatch.ProgressUpdates(hello.GetHostId(), &rollwavev1.AssignmentProgress{
+				App: ap.GetApp(), Generation: ap.GetGeneration(), State: ap.GetState(), Reason: ap.GetReason(),
+				TimeUnixNano: ap.GetTimeUnixNano(), Evidence: dispatch.SlotsEvidence(hello.GetSlots(), ap.GetApp()),
+			})...)
 		}
 	}
 	wctx, cancel := context.WithTimeout(stream.Context(), s.cfg.ApplyTimeout)
-	err = s.writer.commit(wctx, &rollwavev1.Host{
+	err = s.dispatch.Writer().Commit(wctx, &rollwavev1.Host{
 		Id: hello.GetHostId(), Cell: hello.GetCell(), Region: hello.GetRegion(), Labels: hello.GetLabels(),
 		AgentVersion: hello.GetAgentVersion(), Address: hello.GetAddress(), Apps: hello.GetSlots(),
 		LastContactUnixNano: now.UnixNano(),
@@ -231,7 +249,7 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 	sess.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Welcome{
 		Welcome: &rollwavev1.Welcome{LeaderId: s.cfg.NodeID, HeartbeatIntervalMs: defaultHeartbeat.Milliseconds()},
 	}})
-	s.resendOrders(sess)
+	s.dispatch.ResendOrders(sess.hostID, sess.Send)
 
 	// Receiving runs in its own goroutine so that sending (acks, orders)
 	// never waits on the agent's next message.
@@ -303,7 +321,7 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 				if len(facts) > 0 {
 					hello.Slots = facts
 				}
-				s.writer.upsertHost(&rollwavev1.Host{
+				s.dispatch.Writer().UpsertHost(&rollwavev1.Host{
 					Id: hello.GetHostId(), Cell: hello.GetCell(), Region: hello.GetRegion(), Labels: hello.GetLabels(),
 					AgentVersion: hello.GetAgentVersion(), Address: hello.GetAddress(), Apps: hello.GetSlots(),
 					LastContactUnixNano: now.UnixNano(),
@@ -313,8 +331,7 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 				Ack: &rollwavev1.HeartbeatAck{Seq: hb.GetSeq(), LeaderId: s.cfg.NodeID, TimeUnixNano: now.UnixNano()},
 			}})
 		case *rollwavev1.AgentMessage_Progress:
-			p := msg.Progress
-			s.recordProgress(sess.hostID, p.GetApp(), p.GetGeneration(), p.GetState(), p.GetReason())
+			s.dispatch.RecordProgress(sess.hostID, msg.Progress)
 		case *rollwavev1.AgentMessage_Hello:
 			return status.Error(codes.InvalidArgument, "hello may only be the first message of a session")
 		default:

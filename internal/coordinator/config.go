@@ -59,6 +59,11 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	SnapshotThreshold  uint64
 	TrailingLogs       uint64
+	// FastFailover lets a follower campaign after LeaderLeaseTimeout when a
+	// raft connection ends and the leader's raft port refuses connections
+	// (failover.go). It has no effect when LeaderLeaseTimeout equals
+	// HeartbeatTimeout. Config file: raft.fast_failover.
+	FastFailover bool
 
 	// ApplyTimeout bounds one raft write, forwarding included.
 	ApplyTimeout time.Duration
@@ -103,6 +108,10 @@ type Config struct {
 	Version string
 	// Logger receives all logs; nil discards them.
 	Logger *slog.Logger
+
+	// raftNet replaces parts of the raft network in tests (fault
+	// injection, failover_test.go); the zero value is the real network.
+	raftNet raftNetHooks
 }
 
 // DefaultConfig returns production defaults, listening on loopback.
@@ -119,6 +128,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:    120 * time.Second,
 		SnapshotThreshold:   8192,
 		TrailingLogs:        10240,
+		FastFailover:        true,
 		ApplyTimeout:        10 * time.Second,
 		ReconcileInterval:   10 * time.Second,
 		AgentSilenceTimeout: 10 * time.Second,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -15,13 +16,20 @@ import (
 // only notices the silence, after a randomised 1-2 heartbeat timeouts and
 // often more (docs/performance.md, leader failover). So a follower that
 // sees a raft connection end asks whether the leader's raft port still
-// accepts connections; when it refuses, the leader process is gone, and
-// the follower shortens its heartbeat and election timeouts to
-// LeaderLeaseTimeout (the shortest raft accepts) until a new leader is
-// known. That only moves the election earlier: a follower that still
-// hears from a leader does not campaign, and pre-vote keeps a wrong guess
-// from disrupting a live leader. A host that vanishes without closing its
-// connections (power loss, a cut link) is still noticed by the timeouts.
+// accepts connections; when the leader's host answers that nothing listens
+// there (connection refused, or a connection reset right after the
+// handshake), the leader process is gone, and the follower shortens its
+// heartbeat and election timeouts to LeaderLeaseTimeout (the shortest raft
+// accepts) until a new leader is known. That only moves the election
+// earlier: a follower that still hears from a leader does not campaign,
+// and pre-vote keeps a wrong guess from disrupting a live leader.
+//
+// Only a refusal counts as proof. A probe that times out says the link is
+// slow or lossy (or the host has vanished, power loss or a cut cable):
+// then the follower waits for raft's own timeouts, as it would without
+// this mechanism. Campaigning on a timed-out probe would turn a lossy link
+// into elections (TestLossyLinkToTheLeaderCausesNoElection). The whole
+// mechanism can be turned off with raft.fast_failover = false.
 
 const (
 	// leaderProbeTimeout bounds the dial that checks the leader's raft
@@ -38,9 +46,18 @@ type raftStream struct {
 	advertise net.Addr
 	closed    chan struct{} // capacity 1: ends coalesce
 	tls       *raftTLS      // nil: plaintext
+	hooks     raftNetHooks
 }
 
-func newRaftStream(bind string, advertise net.Addr) (*raftStream, error) {
+// raftNetHooks let tests put faults between raft servers: acceptWrap wraps
+// every accepted raft connection, probeDial replaces the probe's dial. Nil
+// fields mean the real network.
+type raftNetHooks struct {
+	acceptWrap func(net.Conn) net.Conn
+	probeDial  func(addr string, timeout time.Duration) (net.Conn, error)
+}
+
+func newRaftStream(bind string, advertise net.Addr, hooks raftNetHooks) (*raftStream, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, err
@@ -54,7 +71,7 @@ func newRaftStream(bind string, advertise net.Addr) (*raftStream, error) {
 		ln.Close()
 		return nil, fmt.Errorf("raft address %s is not advertisable: set advertise.raft", addr)
 	}
-	return &raftStream{Listener: ln, advertise: addr, closed: make(chan struct{}, 1)}, nil
+	return &raftStream{Listener: ln, advertise: addr, closed: make(chan struct{}, 1), hooks: hooks}, nil
 }
 
 func (s *raftStream) Accept() (net.Conn, error) {
@@ -69,6 +86,9 @@ func (s *raftStream) Accept() (net.Conn, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if s.hooks.acceptWrap != nil {
+		c = s.hooks.acceptWrap(c)
 	}
 	return &watchedConn{Conn: c, closed: s.closed}, nil
 }
@@ -112,8 +132,9 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// watchLeaderDeath runs on every server: see the comment at the top.
-func (s *Server) watchLeaderDeath(closed <-chan struct{}) {
+// watchLeaderDeath runs on every server with FastFailover: see the
+// comment at the top.
+func (s *Server) watchLeaderDeath(closed <-chan struct{}, probeDial func(string, time.Duration) (net.Conn, error)) {
 	defer s.wg.Done()
 	for {
 		select {
@@ -130,10 +151,16 @@ func (s *Server) watchLeaderDeath(closed <-chan struct{}) {
 			s.log.Debug("a raft connection ended; no leader known")
 			continue
 		}
-		err := probeRaftPort(string(addr))
-		if err == nil {
+		err := probeRaftPort(string(addr), probeDial)
+		switch {
+		case err == nil:
 			s.log.Debug("a raft connection ended; the leader's raft port answers", "leader", string(id))
 			continue // alive: the connection ended for another reason
+		case !errors.Is(err, errRaftPortRefused):
+			// Slow, lossy or gone: raft's own timeouts decide.
+			s.log.Info("a raft connection ended and the leader's raft port did not answer in time; not campaigning early (the link may be slow or lossy)",
+				"leader", string(id), "error", err)
+			continue
 		}
 		s.log.Info("the leader's raft port refuses connections; campaigning early",
 			"leader", string(id), "error", err, "timeout", s.cfg.LeaderLeaseTimeout)
@@ -141,14 +168,29 @@ func (s *Server) watchLeaderDeath(closed <-chan struct{}) {
 	}
 }
 
+// errRaftPortRefused marks a probe answered by the leader's host with "no
+// process here": the only answer that proves the leader process is gone.
+var errRaftPortRefused = errors.New("raft port refuses connections")
+
 // probeRaftPort reports whether a raft server's port accepts a connection
 // and keeps it. A process being killed closes its connections before its
 // listener, and the kernel completes a handshake on a listener whose
 // process is exiting, only to reset the connection a moment later: so the
 // probe waits for that reset (a live server sends nothing until asked).
-func probeRaftPort(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, leaderProbeTimeout)
+// The error wraps errRaftPortRefused when the host refused or reset the
+// connection; any other error (a dial that timed out, an unreachable
+// network) proves nothing about the process. dial nil means net.DialTimeout.
+func probeRaftPort(addr string, dial func(string, time.Duration) (net.Conn, error)) error {
+	if dial == nil {
+		dial = func(addr string, timeout time.Duration) (net.Conn, error) {
+			return net.DialTimeout("tcp", addr, timeout)
+		}
+	}
+	c, err := dial(addr, leaderProbeTimeout)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w: %w", errRaftPortRefused, err)
+		}
 		return err
 	}
 	defer c.Close()
@@ -161,9 +203,9 @@ func probeRaftPort(addr string) error {
 		return nil
 	}
 	if err == nil {
-		err = errors.New("unexpected data")
+		return fmt.Errorf("connection to %s: unexpected data from a raft server that was not asked anything", addr)
 	}
-	return fmt.Errorf("connection to %s closed right after it was accepted: %w", addr, err)
+	return fmt.Errorf("%w: connection to %s closed right after it was accepted: %w", errRaftPortRefused, addr, err)
 }
 
 // campaignEarly shortens the raft timeouts until a leader other than dead

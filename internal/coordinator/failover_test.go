@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -9,7 +10,7 @@ import (
 )
 
 func TestRaftStreamReportsEndedConnections(t *testing.T) {
-	s, err := newRaftStream("127.0.0.1:0", nil)
+	s, err := newRaftStream("127.0.0.1:0", nil, raftNetHooks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func TestRaftStreamReportsEndedConnections(t *testing.T) {
 }
 
 func TestRaftStreamRefusesUnadvertisableAddress(t *testing.T) {
-	if s, err := newRaftStream("0.0.0.0:0", nil); err == nil {
+	if s, err := newRaftStream("0.0.0.0:0", nil, raftNetHooks{}); err == nil {
 		s.Close()
 		t.Fatal("a wildcard bind address without advertise.raft was accepted")
 	}
@@ -49,12 +50,12 @@ func TestProbeRaftPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	if err := probeRaftPort(addr); err != nil {
+	if err := probeRaftPort(addr, nil); err != nil {
 		t.Fatalf("listening port: %v", err)
 	}
 	ln.Close()
-	if err := probeRaftPort(addr); err == nil {
-		t.Fatal("closed port answered the probe")
+	if err := probeRaftPort(addr, nil); !errors.Is(err, errRaftPortRefused) {
+		t.Fatalf("closed port: %v, want a refusal", err)
 	}
 	// A listener that accepts and closes at once (a server being killed
 	// resets the connections its kernel had completed).
@@ -72,7 +73,25 @@ func TestProbeRaftPort(t *testing.T) {
 			c.Close()
 		}
 	}()
-	if err := probeRaftPort(ln.Addr().String()); err == nil {
-		t.Fatal("a port that closes every connection answered the probe")
+	if err := probeRaftPort(ln.Addr().String(), nil); !errors.Is(err, errRaftPortRefused) {
+		t.Fatalf("a port that closes every connection: %v, want a refusal", err)
 	}
 }
+
+// A probe whose dial times out (a lossy link drops the SYN) proves nothing
+// about the leader process: it is an error, but not a refusal.
+func TestProbeRaftPortTimeoutIsNotARefusal(t *testing.T) {
+	timeout := func(addr string, d time.Duration) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: timeoutError{}}
+	}
+	err := probeRaftPort("127.0.0.1:1", timeout)
+	if err == nil || errors.Is(err, errRaftPortRefused) {
+		t.Fatalf("timed-out dial: %v, want an error that is not a refusal", err)
+	}
+}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }

@@ -47,7 +47,7 @@ func tlsStream(t *testing.T, role tlsutil.Role) (*raftStream, *tls.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newRaftStream("127.0.0.1:0", nil)
+	s, err := newRaftStream("127.0.0.1:0", nil, raftNetHooks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +148,11 @@ func TestSecurityRaftProbeWorksWithTLS(t *testing.T) {
 	s, _ := tlsStream(t, tlsutil.RoleServer)
 	acceptOne(s)
 	addr := s.Addr().String()
-	if err := probeRaftPort(addr); err != nil {
+	if err := probeRaftPort(addr, nil); err != nil {
 		t.Fatalf("live TLS raft port: %v", err)
 	}
 	s.Close()
-	if err := probeRaftPort(addr); err == nil {
+	if err := probeRaftPort(addr, nil); err == nil {
 		t.Fatal("closed TLS raft port answered the probe")
 	}
 }
@@ -212,7 +212,7 @@ func TestSecurityRaftTLSReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newRaftStream("127.0.0.1:0", nil)
+	s, err := newRaftStream("127.0.0.1:0", nil, raftNetHooks{})
 	if err != nil {
 		t.Fatal(err)
 	}

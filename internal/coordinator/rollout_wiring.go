@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/rollwave/rollwave/internal/deploy/plan"
 	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/raftfsm"
@@ -77,6 +79,60 @@ func (w rolloutWriter) UpdateAssignments(_ context.Context, cmd *rollwavev1.Upda
 
 func (w rolloutWriter) AppendEvents(_ context.Context, cmd *rollwavev1.AppendEventsCommand) error {
 	return w.s.applyErr(raftfsm.AppendEvents, cmd)
+}
+
+// dispatchRaft is dispatch.Raft: the local replica and Server.Apply (one
+// raft entry per call, bounded by the apply timeout).
+type dispatchRaft struct{ s *Server }
+
+func (r dispatchRaft) State() *raftfsm.State { return r.s.fsm.State() }
+
+func (r dispatchRaft) Apply(t raftfsm.MessageType, cmd proto.Message) (any, error) {
+	return r.s.Apply(t, cmd)
+}
+
+// AssignHosts creates the next generation of the release's app on each
+// host, for the given phase, and sends the orders (dispatch.AssignHosts),
+// on the leader only.
+func (s *Server) AssignHosts(releaseID string, phase int32, hosts []string) ([]*rollwavev1.Assignment, error) {
+	if !s.IsLeader() {
+		return nil, notLeaderf("assign hosts")
+	}
+	return s.dispatch.AssignHosts(releaseID, phase, hosts)
+}
+
+// OrderRevert records that the host's assignment must revert and tells the
+// agent, on the leader only.
+func (s *Server) OrderRevert(host, app string, gen uint64, reason string) error {
+	if !s.IsLeader() {
+		return notLeaderf("order revert")
+	}
+	return s.dispatch.OrderRevert(host, app, gen, reason)
+}
+
+// OrderFinalize tells the agent to finalize (dispatch.OrderFinalize).
+func (s *Server) OrderFinalize(host, app string, gen uint64) bool {
+	return s.dispatch.OrderFinalize(host, app, gen)
+}
+
+// NotifyVerified tells the agent its phase is verified
+// (dispatch.NotifyVerified).
+func (s *Server) NotifyVerified(host, app string, gen uint64) bool {
+	return s.dispatch.NotifyVerified(host, app, gen)
+}
+
+// AgentConnected reports whether the host has a session with this leader.
+func (s *Server) AgentConnected(host string) bool { return s.agents.connected(host) }
+
+// AgentHeartbeat returns the host's latest heartbeat and when it came.
+func (s *Server) AgentHeartbeat(host string) (*rollwavev1.Heartbeat, time.Time, bool) {
+	sess := s.agents.get(host)
+	if sess == nil {
+		return nil, time.Time{}, false
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.heartbeat, sess.lastContact, true
 }
 
 // rolloutAgents is the orchestrator's rollout.Agents: the dispatch calls.

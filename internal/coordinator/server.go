@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/rollwave/rollwave/internal/dashboard"
+	"github.com/rollwave/rollwave/internal/deploy/dispatch"
 	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/httpapi"
@@ -56,13 +57,13 @@ type Server struct {
 	dash    *dashboard.Dashboard // served on http at /ui/
 	// tls holds the current certificates (nil without TLS); ReloadTLS
 	// swaps them.
-	tls     *tlsutil.Reloader
-	fwd     *forwarder
-	agents  *agentRegistry
-	writer  *hostWriter
-	rollout *rollout.Orchestrator
-	// assignMu serialises AssignHosts (read the generation, then commit).
-	assignMu sync.Mutex
+	tls    *tlsutil.Reloader
+	fwd    *forwarder
+	agents *agentRegistry
+	// dispatch gives agents their orders and batches their reports
+	// into raft (internal/deploy/dispatch).
+	dispatch *dispatch.Dispatcher
+	rollout  *rollout.Orchestrator
 
 	// startLastIndex is the last raft index on disk at start: until it is
 	// applied (after contact with a leader) the state is stale.
@@ -164,7 +165,11 @@ func New(cfg Config) (_ *Server, err error) {
 	opts = append(opts, errorInterceptors()...)     // innermost: maps error kinds to codes (errkind.go)
 	s.grpcSrv = grpc.NewServer(opts...)
 	rollwavev1.RegisterOperatorServiceServer(s.grpcSrv, &operatorService{s: s})
-	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, newAgentService(s))
+	agentSvc, err := newAgentService(s)
+	if err != nil {
+		return nil, fmt.Errorf("agent service: %w", err)
+	}
+	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, agentSvc)
 	if err := s.setupRollout(); err != nil {
 		return nil, fmt.Errorf("rollout orchestrator: %w", err)
 	}
@@ -183,8 +188,10 @@ func New(cfg Config) (_ *Server, err error) {
 	go func() { defer s.wg.Done(); s.metrics.watchLeader(s.raft, s.shutdownCh) }()
 	s.wg.Add(1)
 	go s.monitorLeadership()
-	s.wg.Add(1)
-	go s.watchLeaderDeath(s.raftConnClosed)
+	if cfg.FastFailover && cfg.LeaderLeaseTimeout < cfg.HeartbeatTimeout {
+		s.wg.Add(1)
+		go s.watchLeaderDeath(s.raftConnClosed, cfg.raftNet.probeDial)
+	}
 
 	if cfg.Dev {
 		if err := s.bootstrapSingle(); err != nil {
@@ -201,7 +208,8 @@ func New(cfg Config) (_ *Server, err error) {
 	s.wg.Add(1)
 	go s.rejoinLoop()
 	s.log.Info("coordinator started", "grpc_addr", s.grpcAddr, "raft_addr", s.raftAddr, "http_addr", s.HTTPAddr(),
-		"gossip_addr", s.pool.LocalAddr(), "dev", cfg.Dev, "bootstrap_expect", cfg.BootstrapExpect)
+		"gossip_addr", s.pool.LocalAddr(), "dev", cfg.Dev, "bootstrap_expect", cfg.BootstrapExpect,
+		"fast_failover", cfg.FastFailover)
 	return s, nil
 }
 
@@ -246,7 +254,7 @@ func (s *Server) setupRaft() error {
 	}
 	// raft's TCP transport over a stream layer that reports ended
 	// connections (failover.go).
-	stream, err := newRaftStream(cfg.RaftAddr, advAddr)
+	stream, err := newRaftStream(cfg.RaftAddr, advAddr, cfg.raftNet)
 	if err != nil {
 		return fmt.Errorf("listen on raft address %s: %w", cfg.RaftAddr, err)
 	}

@@ -271,6 +271,24 @@ func laterGoldenSteps() []namedStep {
 					t.Errorf("last events %v, %v", ev[len(ev)-2], ev[len(ev)-1])
 				}
 			}}, file: "cmd-set-release-state-with-events.bin"},
+		// Since AssignmentUpdate field 6 (event): a host's switch and its
+		// audit event in one entry; the event takes the assignment's
+		// release, phase and host.
+		{goldenStep: goldenStep{cmd: cmd{UpdateAssignments, &v1.UpdateAssignmentsCommand{TimeUnixNano: now + 25, Updates: []*v1.AssignmentUpdate{
+			{Host: "h1", App: "api", Generation: 1, State: v1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, Event: &v1.Event{
+				Kind: "host.switched", Actor: "agent:h1", Message: "h1 switched api generation 1 from blue (2.3.0) to green (2.4.0)",
+				Evidence: map[string]string{"app": "api", "generation": "1", "from_slot": "blue", "to_slot": "green", "from_version": "2.3.0", "to_version": "2.4.0"}}},
+		}}},
+			check: func(t *testing.T, s *State) {
+				if a := s.Assignment("h1", "api"); a.GetState() != v1.AssignmentState_ASSIGNMENT_STATE_SWITCHED {
+					t.Errorf("assignment = %v", a)
+				}
+				ev := s.Events("api-2.4.0", 0, 0)
+				if last := ev[len(ev)-1]; last.GetKind() != "host.switched" || last.GetHost() != "h1" || last.GetReleaseId() != "api-2.4.0" ||
+					last.GetEvidence()["to_version"] != "2.4.0" || last.GetTimeUnixNano() != now+25 {
+					t.Errorf("last event = %v", last)
+				}
+			}}, file: "cmd-update-assignments-with-event.bin"},
 		// Since type 20 (AbortRelease): a release rolling back is aborted;
 		// its live assignments are abandoned where they are.
 		{goldenStep: goldenStep{cmd: cmd{AbortRelease, &v1.SetReleaseStateCommand{TimeUnixNano: now + 26, ReleaseId: "api-2.4.0",

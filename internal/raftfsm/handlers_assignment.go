@@ -84,6 +84,23 @@ func applyUpdateAssignments(s *State, _ uint64, cmd *v1.UpdateAssignmentsCommand
 		cur.Reason = u.GetReason()
 		cur.UpdatedUnixNano = cmd.GetTimeUnixNano()
 		res.Applied++
+		if ev := u.GetEvent(); ev != nil {
+			s.appendEventsLocked([]*v1.Event{assignmentEvent(ev, cur)}, cmd.GetTimeUnixNano())
+		}
 	}
 	return res
+}
+
+// assignmentEvent is an update's event with the release, phase and host
+// it belongs to taken from the assignment where the event leaves them
+// empty (ev itself is not modified).
+func assignmentEvent(ev *v1.Event, a *v1.Assignment) *v1.Event {
+	ev = clone(ev)
+	if ev.ReleaseId == "" {
+		ev.ReleaseId, ev.Phase = a.GetReleaseId(), a.GetPhase()
+	}
+	if ev.Host == "" {
+		ev.Host = a.GetHost()
+	}
+	return ev
 }

@@ -25,6 +25,7 @@ func TestParseServerConfig(t *testing.T) {
 			SnapshotInterval:   time.Minute,
 			SnapshotThreshold:  4096,
 			TrailingLogs:       2048,
+			FastFailover:       true,
 		},
 		TLS:         TLSConfig{VerifyServerHostname: true},
 		Limits:      DefaultServerConfig().Limits,
@@ -57,7 +58,7 @@ func TestParseServerConfigDefaults(t *testing.T) {
 		want.Raft != (RaftConfig{
 			HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond,
 			CommitTimeout: 50 * time.Millisecond, SnapshotInterval: 120 * time.Second,
-			SnapshotThreshold: 8192, TrailingLogs: 10240,
+			SnapshotThreshold: 8192, TrailingLogs: 10240, FastFailover: true,
 		}) {
 		t.Fatalf("unexpected defaults: %+v", want)
 	}
@@ -370,4 +371,21 @@ func TestSecuritySettings(t *testing.T) {
 	if err != nil || ag.Policy.AllowRoot || len(ag.Policy.ArtifactPrefixes) != 1 || ag.Policy.UnitUsers[0] != "api" {
 		t.Fatalf("agent policy: %+v %v", ag.Policy, err)
 	}
+}
+
+// raft.fast_failover (issue 13 item 9): on by default, can be turned off,
+// and anything but a bool is refused naming the field.
+func TestParseServerConfigFastFailover(t *testing.T) {
+	got, err := ParseServerConfig("s.hcl", []byte("dev = true\nraft {\n  fast_failover = false\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Raft.FastFailover {
+		t.Fatal("fast_failover = false was not applied")
+	}
+	c, err := ParseServerConfig("s.hcl", []byte("dev = true\nraft {\n  fast_failover = \"yes\"\n}\n"))
+	if c != nil {
+		t.Error("got a config with errors")
+	}
+	checkDiags(t, err, []string{`s.hcl:3:19: raft.fast_failover: expected true or false, got string "yes"`})
 }

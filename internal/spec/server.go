@@ -133,6 +133,12 @@ type RaftConfig struct {
 	// TrailingLogs is how many entries stay after a snapshot so slow
 	// followers can catch up from the log; default 10240.
 	TrailingLogs uint64
+	// FastFailover lets a follower campaign after LeaderLeaseTimeout
+	// instead of HeartbeatTimeout when a raft connection ends and the
+	// leader's raft port refuses connections (its process is gone);
+	// default true. It has no effect when LeaderLeaseTimeout equals
+	// HeartbeatTimeout.
+	FastFailover bool
 }
 
 // DefaultServerConfig returns the defaults. NodeName is the host name
@@ -163,6 +169,7 @@ func DefaultServerConfig() *ServerConfig {
 			SnapshotInterval:   120 * time.Second,
 			SnapshotThreshold:  8192,
 			TrailingLogs:       10240,
+			FastFailover:       true,
 		},
 	}
 }
@@ -232,6 +239,7 @@ func (c *ServerConfig) fields() []field {
 			attr("snapshot_interval", duration(&c.Raft.SnapshotInterval)),
 			attr("snapshot_threshold", unsigned(&c.Raft.SnapshotThreshold)),
 			attr("trailing_logs", unsigned(&c.Raft.TrailingLogs)),
+			attr("fast_failover", boolean(&c.Raft.FastFailover)),
 		)),
 	}
 }

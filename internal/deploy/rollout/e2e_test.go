@@ -405,6 +405,50 @@ func (f *fleet) assignedOnce(id string) {
 	}
 }
 
+// movesFromEvents reads, from the release's audit events alone (what
+// 'rollwave release events ID' shows), each host's traffic moves: the
+// host.switched and host.reverted events, with generation, slots and
+// versions (issue 13 item 8).
+func (f *fleet) movesFromEvents(id string) (switched, reverted map[string][]map[string]string) {
+	switched, reverted = map[string][]map[string]string{}, map[string][]map[string]string{}
+	for _, e := range f.eventsOf(id) {
+		switch e.GetKind() {
+		case "host.switched":
+			switched[e.GetHost()] = append(switched[e.GetHost()], e.GetEvidence())
+		case "host.reverted":
+			reverted[e.GetHost()] = append(reverted[e.GetHost()], e.GetEvidence())
+		}
+	}
+	return switched, reverted
+}
+
+// switchedOnce checks, from the audit events alone, that every host of
+// the release's phases switched exactly once, from the other slot running
+// from to the slot running to, at one generation.
+func (f *fleet) switchedOnce(id, from, to string) map[string][]map[string]string {
+	f.t.Helper()
+	switched, _ := f.movesFromEvents(id)
+	n := 0
+	for _, p := range f.release(id).GetPhases() {
+		for _, h := range p.GetHosts() {
+			n++
+			evs := switched[h]
+			if len(evs) != 1 {
+				f.t.Errorf("%s: %d host.switched events in %s, want exactly 1:\n%s", h, len(evs), id, f.dump(id))
+				continue
+			}
+			ev := evs[0]
+			if ev["from_version"] != from || ev["to_version"] != to || ev["from_slot"] == ev["to_slot"] || ev["generation"] == "" {
+				f.t.Errorf("%s: host.switched evidence %v, want %s → %s between two slots", h, ev, from, to)
+			}
+		}
+	}
+	if len(switched) > n {
+		f.t.Errorf("host.switched for hosts outside the plan of %s: %v", id, switched)
+	}
+	return switched
+}
+
 func (f *fleet) cellRank(cell string) int { return slices.Index(cellNames, cell) }
 
 // TestE2EReleasesV2ThenV3FailsCanary: v1 then v2 roll across 3 cells × 3
@@ -421,6 +465,10 @@ func TestE2EReleasesV2ThenV3FailsCanary(t *testing.T) {
 		r := f.waitRelease("demo-2", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 40*time.Second)
 		f.waitServing(f.hosts, "2.0.0", 5*time.Second)
 		f.assignedOnce("demo-2")
+		f.switchedOnce("demo-2", "1.0.0", "2.0.0")
+		if _, reverted := f.movesFromEvents("demo-2"); len(reverted) > 0 {
+			t.Errorf("host.reverted in a release that succeeded: %v", reverted)
+		}
 		// The plan: least risky cell first, the canary alone.
 		phases := r.GetPhases()
 		if len(phases) < 3 || len(phases[0].GetHosts()) != 1 || f.cellOf[phases[0].GetHosts()[0]] != "edge" {
@@ -496,6 +544,24 @@ func TestE2EReleasesV2ThenV3FailsCanary(t *testing.T) {
 		failedAt := time.Unix(0, gateFailed.GetTimeUnixNano())
 		t.Logf("v3: gate %s failed (%s); last host reported reverted %.3fs later; v2 confirmed on every switched host (%v) %.3fs after the gate failure",
 			gateFailed.GetEvidence()["gate"], gateFailed.GetEvidence()["detail"], time.Unix(0, lastReverted).Sub(failedAt).Seconds(), hosts, done.Sub(failedAt).Seconds())
+		// From the events alone: each switched host switched once and
+		// reverted once, back the way it came, at the same generation.
+		moved, reverted := f.movesFromEvents("demo-3")
+		if len(moved) == 0 || len(reverted) != len(moved) {
+			t.Errorf("%d hosts switched, %d reverted, want the same non-zero count:\n%s", len(moved), len(reverted), f.dump("demo-3"))
+		}
+		for h, sw := range moved {
+			rv := reverted[h]
+			if len(sw) != 1 || len(rv) != 1 {
+				t.Errorf("%s: %d switches and %d reverts, want one each", h, len(sw), len(rv))
+				continue
+			}
+			s, r := sw[0], rv[0]
+			if s["from_version"] != "2.0.0" || s["to_version"] != "3.0.0" || r["from_version"] != "3.0.0" || r["to_version"] != "2.0.0" ||
+				r["from_slot"] != s["to_slot"] || r["to_slot"] != s["from_slot"] || r["generation"] != s["generation"] || r["reason"] == "" {
+				t.Errorf("%s: switched %v, reverted %v: want 2.0.0 → 3.0.0 and back between the same slots, with a reason", h, s, r)
+			}
+		}
 		for _, kind := range []string{"revert.ordered", "phase.failed", "release.rolling_back", "release.rolled_back"} {
 			if !slices.ContainsFunc(f.eventsOf("demo-3"), func(e *v1.Event) bool { return e.GetKind() == kind }) {
 				t.Errorf("no %s event:\n%s", kind, f.dump("demo-3"))

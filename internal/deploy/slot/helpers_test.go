@@ -153,15 +153,16 @@ type progress struct {
 }
 
 type progressEvent struct {
-	app    string
-	gen    uint64
-	state  rollwavev1.AssignmentState
-	reason string
+	app      string
+	gen      uint64
+	state    rollwavev1.AssignmentState
+	reason   string
+	evidence map[string]string
 }
 
-func (p *progress) add(app string, gen uint64, st rollwavev1.AssignmentState, reason string) {
+func (p *progress) add(app string, gen uint64, st rollwavev1.AssignmentState, reason string, evidence map[string]string) {
 	p.mu.Lock()
-	p.evs = append(p.evs, progressEvent{app, gen, st, reason})
+	p.evs = append(p.evs, progressEvent{app, gen, st, reason, evidence})
 	p.mu.Unlock()
 }
 
@@ -173,6 +174,19 @@ func (p *progress) states(gen uint64) []rollwavev1.AssignmentState {
 	for _, e := range p.evs {
 		if e.gen == gen {
 			out = append(out, e.state)
+		}
+	}
+	return out
+}
+
+// all returns the reports for gen, in order.
+func (p *progress) all(gen uint64) []progressEvent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []progressEvent
+	for _, e := range p.evs {
+		if e.gen == gen {
+			out = append(out, e)
 		}
 	}
 	return out

@@ -64,8 +64,10 @@ type ManagerConfig struct {
 	// OnProgress is told every assignment state change (the agent sends
 	// them to the leader). It is called with the app's lock held, so it
 	// must not block long and must not call back into the Manager; hand
-	// the report to a buffered channel or queue. May be nil.
-	OnProgress func(app string, gen uint64, st rollwavev1.AssignmentState, reason string)
+	// the report to a buffered channel or queue. evidence is set when
+	// traffic moved (SWITCHED, and REVERTED or REVERTED_ISOLATED after a
+	// switch back): SwitchEvidence's keys. May be nil.
+	OnProgress func(app string, gen uint64, st rollwavev1.AssignmentState, reason string, evidence map[string]string)
 	// CheckArtifactURL, when set, must accept an artifact's URL and every
 	// redirect hop of its download before it is fetched (the agent's
 	// artifact_prefixes policy). It must not block. May be nil.
@@ -219,9 +221,35 @@ func (m *Manager) save(rt *appRT) error {
 }
 
 func (m *Manager) report(app string, gen uint64, st rollwavev1.AssignmentState, reason string) {
+	m.reportMoved(app, gen, st, reason, nil)
+}
+
+// reportMoved is report with the evidence of a traffic move.
+func (m *Manager) reportMoved(app string, gen uint64, st rollwavev1.AssignmentState, reason string, evidence map[string]string) {
 	if m.cfg.OnProgress != nil {
-		m.cfg.OnProgress(app, gen, st, reason)
+		m.cfg.OnProgress(app, gen, st, reason, evidence)
 	}
+}
+
+// Keys of a traffic move's evidence (OnProgress): the slots traffic left
+// and went to, and the versions installed in them.
+const (
+	EvidenceFromSlot    = "from_slot"
+	EvidenceToSlot      = "to_slot"
+	EvidenceFromVersion = "from_version"
+	EvidenceToVersion   = "to_version"
+)
+
+// SwitchEvidence describes traffic moving from one slot of st to another.
+func SwitchEvidence(st *State, from, to Name) map[string]string {
+	ev := map[string]string{EvidenceFromSlot: string(from), EvidenceToSlot: string(to)}
+	if s := st.Slots[from]; s != nil {
+		ev[EvidenceFromVersion] = s.Version
+	}
+	if s := st.Slots[to]; s != nil {
+		ev[EvidenceToVersion] = s.Version
+	}
+	return ev
 }
 
 // setResult records and persists a generation's state, then reports it.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -64,6 +65,25 @@ func TestSwapAndRevertThroughProxy(t *testing.T) {
 	}
 	if got := e.prog.states(2); !slices.Equal(got[len(got)-2:], []rollwavev1.AssignmentState{stRevertng, stReverted}) {
 		t.Fatalf("progress after revert = %v", got)
+	}
+	// The traffic moves carry their evidence (the per-host audit events,
+	// issue 13 item 8): blue v1 → green v2, then back.
+	for _, want := range []struct {
+		state rollwavev1.AssignmentState
+		ev    map[string]string
+	}{
+		{stSwitched, map[string]string{EvidenceFromSlot: "blue", EvidenceToSlot: "green", EvidenceFromVersion: "v1", EvidenceToVersion: "v2"}},
+		{stReverted, map[string]string{EvidenceFromSlot: "green", EvidenceToSlot: "blue", EvidenceFromVersion: "v2", EvidenceToVersion: "v1"}},
+	} {
+		var got map[string]string
+		for _, p := range e.prog.all(2) {
+			if p.state == want.state {
+				got = p.evidence
+			}
+		}
+		if !maps.Equal(got, want.ev) {
+			t.Errorf("%s evidence = %v, want %v", want.state, got, want.ev)
+		}
 	}
 	// Reverting again is a no-op.
 	if err := e.m.Revert(ctx, testApp, "again", false); err != nil {

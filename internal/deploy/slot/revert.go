@@ -155,7 +155,7 @@ func (m *Manager) runRevert(ctx context.Context, rt *appRT, ready ReadyFunc) err
 		return m.failRevert(rt, StepStopNew, err)
 	}
 	log.Warn("reverted", "slot", oldSlot, "stopped", newSlot, "state", final.String())
-	m.report(rt.name, op.Generation, final, op.Reason)
+	m.reportMoved(rt.name, op.Generation, final, op.Reason, SwitchEvidence(st, newSlot, oldSlot))
 	return nil
 }
 

@@ -147,7 +147,7 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 		return m.failSwap(ctx, rt, StepSwitch, err, true)
 	}
 	log.Info("traffic switched", "from", from, "slot", to)
-	m.report(rt.name, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, "")
+	m.reportMoved(rt.name, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, "", SwitchEvidence(st, from, to))
 
 	var bakeNote string
 	err = m.runStep(rt, StepKeepOld, true, func() error {

@@ -640,12 +640,17 @@ func (x *CreateAssignmentsCommand) GetAssignments() []*Assignment {
 }
 
 type AssignmentUpdate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
-	App           string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
-	Generation    uint64                 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
-	State         AssignmentState        `protobuf:"varint,4,opt,name=state,proto3,enum=rollwave.v1.AssignmentState" json:"state,omitempty"`
-	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Host       string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	App        string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	Generation uint64                 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	State      AssignmentState        `protobuf:"varint,4,opt,name=state,proto3,enum=rollwave.v1.AssignmentState" json:"state,omitempty"`
+	Reason     string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The audit event of this step (host.switched, host.reverted), written
+	// in the same entry and only when the update applies: the evidence and
+	// the state change it proves are never apart. Its release, phase and
+	// host are filled from the assignment when empty.
+	Event         *Event `protobuf:"bytes,6,opt,name=event,proto3" json:"event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -713,6 +718,13 @@ func (x *AssignmentUpdate) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *AssignmentUpdate) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
 }
 
 // Progress of existing assignments. Batched; an update for a stale
@@ -1226,7 +1238,7 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\"{\n" +
 	"\x18CreateAssignmentsCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x129\n" +
-	"\vassignments\x18\x02 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\"\xa4\x01\n" +
+	"\vassignments\x18\x02 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\"\xce\x01\n" +
 	"\x10AssignmentUpdate\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x1e\n" +
@@ -1234,7 +1246,8 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"generation\x18\x03 \x01(\x04R\n" +
 	"generation\x122\n" +
 	"\x05state\x18\x04 \x01(\x0e2\x1c.rollwave.v1.AssignmentStateR\x05state\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"y\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12(\n" +
+	"\x05event\x18\x06 \x01(\v2\x12.rollwave.v1.EventR\x05event\"y\n" +
 	"\x18UpdateAssignmentsCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x127\n" +
 	"\aupdates\x18\x02 \x03(\v2\x1d.rollwave.v1.AssignmentUpdateR\aupdates\"g\n" +
@@ -1319,16 +1332,17 @@ var file_rollwave_v1_command_proto_depIdxs = []int32{
 	22, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
 	24, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
 	25, // 8: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
-	9,  // 9: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
-	22, // 10: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
-	26, // 11: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
-	27, // 12: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
-	27, // 13: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	22, // 9: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
+	9,  // 10: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
+	22, // 11: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
+	26, // 12: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
+	27, // 13: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
+	27, // 14: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_command_proto_init() }

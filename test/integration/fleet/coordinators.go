@@ -43,11 +43,28 @@ type Coordinators struct {
 	pki *pki
 }
 
+// CoordinatorOptions change how StartCoordinatorsWith starts servers.
+type CoordinatorOptions struct {
+	// OwnNetns runs coordinator cN in its own network namespace rw-cN,
+	// linked to the bridge by the veth vh-cN, at subnetPrefix + (200+N):
+	// raft and gossip between coordinators then cross links a test can
+	// shape (Shape) or cut. Without it the coordinators share BridgeIP and
+	// talk to each other over the machine's loopback.
+	OwnNetns bool
+	// Config is server config (HCL) given to every server as a -config
+	// file, after its data_dir; flags win over it.
+	Config string
+}
+
 // Coordinator is one server process.
 type Coordinator struct {
 	Name string
 	// GRPC, Raft and Gossip are its addresses (host:port).
 	GRPC, Raft, Gossip string
+	// netns and veth are its namespace and the machine side of its link
+	// (CoordinatorOptions.OwnNetns); empty: the machine's.
+	netns, veth string
+	config      string // -config file's body after data_dir, or empty
 
 	c       *Coordinators
 	dataDir string
@@ -62,6 +79,12 @@ type Coordinator struct {
 // servers with -bootstrap-expect n that join each other, then waits until
 // the CLI reaches a leader. Data dirs are in t.TempDir().
 func (f *Fleet) StartCoordinators(n int) *Coordinators {
+	f.t.Helper()
+	return f.StartCoordinatorsWith(n, CoordinatorOptions{})
+}
+
+// StartCoordinatorsWith is StartCoordinators with options.
+func (f *Fleet) StartCoordinatorsWith(n int, opts CoordinatorOptions) *Coordinators {
 	f.t.Helper()
 	start := time.Now()
 	if err := f.buildBinaries(); err != nil {
@@ -82,17 +105,27 @@ func (f *Fleet) StartCoordinators(n int) *Coordinators {
 	f.t.Cleanup(cs.stopAll)
 	for i := 0; i < n; i++ {
 		p := coordBasePort + 10*i
-		cs.nodes = append(cs.nodes, &Coordinator{
+		ip := BridgeIP
+		c := &Coordinator{
 			Name:    fmt.Sprintf("c%d", i+1),
-			GRPC:    net.JoinHostPort(BridgeIP, strconv.Itoa(p)),
-			Raft:    net.JoinHostPort(BridgeIP, strconv.Itoa(p+1)),
-			Gossip:  net.JoinHostPort(BridgeIP, strconv.Itoa(p+2)),
 			c:       cs,
+			config:  opts.Config,
 			dataDir: filepath.Join(dir, fmt.Sprintf("c%d", i+1), "data"),
 			// Logs live in the state dir, not the TempDir, so a failed
 			// test's teardown can still show them.
 			log: filepath.Join(f.state, "coordinators", fmt.Sprintf("c%d.log", i+1)),
-		})
+		}
+		if opts.OwnNetns {
+			ip = fmt.Sprintf("%s%d", subnetPrefix, 201+i)
+			c.netns, c.veth = netnsPrefix+c.Name, vethPrefix+c.Name
+			if err := createNetns(c.netns, c.veth, ip); err != nil {
+				f.t.Fatalf("network namespace of %s: %v", c.Name, err)
+			}
+		}
+		c.GRPC = net.JoinHostPort(ip, strconv.Itoa(p))
+		c.Raft = net.JoinHostPort(ip, strconv.Itoa(p+1))
+		c.Gossip = net.JoinHostPort(ip, strconv.Itoa(p+2))
+		cs.nodes = append(cs.nodes, c)
 	}
 	f.coords = cs
 	for _, c := range cs.nodes {
@@ -151,12 +184,25 @@ func (c *Coordinator) start() error {
 	if c.c.pki != nil {
 		args = append(args, c.c.pki.serverArgs()...)
 	}
+	if c.config != "" {
+		// A config file is validated on its own: it names the data dir.
+		file := filepath.Join(filepath.Dir(c.dataDir), "server.hcl")
+		body := fmt.Sprintf("data_dir = %q\n%s", c.dataDir, c.config)
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			return err
+		}
+		args = append(args, "-config", file)
+	}
 	logf, err := os.OpenFile(c.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
 	cmd := exec.Command(c.c.bin, args...)
+	if c.netns != "" {
+		// ip netns exec execs the server in place: the pid is the server's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", c.netns, c.c.bin}, args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -224,6 +270,84 @@ func (c *Coordinator) Restart() {
 	if err := c.start(); err != nil {
 		c.c.t.Fatalf("restart %s: %v", c.Name, err)
 	}
+}
+
+// Shape puts `tc qdisc replace dev DEV root QDISC...` on both ends of c's
+// link (CoordinatorOptions.OwnNetns): what c sends and what it is sent.
+// QDISC is the kind and its parameters, e.g. "netem", "delay", "100ms"
+// (where the kernel has sch_netem) or "tbf", "rate", "256kbit", ... (a
+// slow link that queues, then drops).
+func (c *Coordinator) Shape(qdisc ...string) error {
+	if c.netns == "" {
+		return fmt.Errorf("%s has no link of its own (CoordinatorOptions.OwnNetns)", c.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, dev := range [][]string{{"tc"}, {"ip", "netns", "exec", c.netns, "tc"}} {
+		ifname := c.veth
+		if len(dev) > 1 {
+			ifname = "eth0"
+		}
+		args := append(append(dev[1:], "qdisc", "replace", "dev", ifname, "root"), qdisc...)
+		if out, err := run(ctx, 10*time.Second, dev[0], args...); err != nil {
+			return fmt.Errorf("%s %s: %w: %s", dev[0], strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// Unshape removes what Shape put on c's link.
+func (c *Coordinator) Unshape() error {
+	if c.netns == "" {
+		return fmt.Errorf("%s has no link of its own (CoordinatorOptions.OwnNetns)", c.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, argv := range [][]string{
+		{"tc", "qdisc", "del", "dev", c.veth, "root"},
+		{"ip", "netns", "exec", c.netns, "tc", "qdisc", "del", "dev", "eth0", "root"},
+	} {
+		if out, err := run(ctx, 10*time.Second, argv[0], argv[1:]...); err != nil && !strings.Contains(out, "No such file") {
+			return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// Cut takes c's link down (its machine side): everything c sends or is
+// sent is lost until Heal; no connection is reset.
+func (c *Coordinator) Cut() error { return c.link("down") }
+
+// Heal brings c's link back up.
+func (c *Coordinator) Heal() error { return c.link("up") }
+
+func (c *Coordinator) link(state string) error {
+	if c.netns == "" {
+		return fmt.Errorf("%s has no link of its own (CoordinatorOptions.OwnNetns)", c.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := run(ctx, 10*time.Second, "ip", "link", "set", c.veth, state); err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return nil
+}
+
+// ResetRaftConns aborts the raft connections c accepted (ss -K inside its
+// namespace), as a middlebox resetting them would: the server's reads
+// fail while the peers are alive. It returns ss's listing of them.
+func (c *Coordinator) ResetRaftConns() (string, error) {
+	if c.netns == "" {
+		return "", fmt.Errorf("%s has no link of its own (CoordinatorOptions.OwnNetns)", c.Name)
+	}
+	_, port, _ := net.SplitHostPort(c.Raft)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := run(ctx, 10*time.Second, "ip", "netns", "exec", c.netns, "ss", "-K", "-t", "state", "established", "( sport = :"+port+" )")
+	if err != nil {
+		return out, fmt.Errorf("ss -K: %w: %s", err, out)
+	}
+	return out, nil
 }
 
 // Log returns the server's output so far.

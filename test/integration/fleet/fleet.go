@@ -309,7 +309,7 @@ func Sweep(state string, logf func(string, ...any)) error {
 			continue
 		}
 		name, _, _ := strings.Cut(strings.TrimSuffix(fields[1], ":"), "@")
-		if strings.HasPrefix(name, vethPrefix+"h") || name == Bridge {
+		if strings.HasPrefix(name, vethPrefix+"h") || strings.HasPrefix(name, vethPrefix+"c") || name == Bridge {
 			if o, err := run(ctx, 10*time.Second, "ip", "link", "del", name); err != nil && !strings.Contains(o, "Cannot find device") {
 				errs = append(errs, fmt.Errorf("%v: %s", err, o))
 			}
@@ -318,7 +318,7 @@ func Sweep(state string, logf func(string, ...any)) error {
 	out, _ = run(ctx, 10*time.Second, "ip", "netns", "list")
 	for _, line := range strings.Split(out, "\n") {
 		fields := strings.Fields(line)
-		if len(fields) > 0 && strings.HasPrefix(fields[0], netnsPrefix+"h") {
+		if len(fields) > 0 && (strings.HasPrefix(fields[0], netnsPrefix+"h") || strings.HasPrefix(fields[0], netnsPrefix+"c")) {
 			if o, err := run(ctx, 10*time.Second, "ip", "netns", "del", fields[0]); err != nil {
 				errs = append(errs, fmt.Errorf("%v: %s", err, o))
 			}

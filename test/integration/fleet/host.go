@@ -56,15 +56,21 @@ func (h *Host) create() error {
 			return err
 		}
 	}
+	return createNetns(h.netns, h.veth, h.IP)
+}
+
+// createNetns makes the network namespace netns linked to the bridge by
+// veth (its peer is eth0 inside, at ip/24).
+func createNetns(netns, veth, ip string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmds := [][]string{
-		{"netns", "add", h.netns},
-		{"link", "add", h.veth, "type", "veth", "peer", "name", "eth0", "netns", h.netns},
-		{"link", "set", h.veth, "master", Bridge, "up"},
-		{"-n", h.netns, "link", "set", "lo", "up"},
-		{"-n", h.netns, "addr", "add", h.IP + "/24", "dev", "eth0"},
-		{"-n", h.netns, "link", "set", "eth0", "up"},
+		{"netns", "add", netns},
+		{"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns},
+		{"link", "set", veth, "master", Bridge, "up"},
+		{"-n", netns, "link", "set", "lo", "up"},
+		{"-n", netns, "addr", "add", ip + "/24", "dev", "eth0"},
+		{"-n", netns, "link", "set", "eth0", "up"},
 	}
 	for _, c := range cmds {
 		if out, err := run(ctx, 10*time.Second, "ip", c...); err != nil {

@@ -180,3 +180,6 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Tail returns the last n lines of s (for tests' failure messages).
+func Tail(s string, n int) string { return tail(s, n) }

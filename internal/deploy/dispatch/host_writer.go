@@ -1,9 +1,10 @@
-package coordinator
+package dispatch
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -21,18 +22,19 @@ const (
 	writerMaxBatch   = 256
 )
 
-// errWriterStopped tells a waiter that leadership ended before its write
+// ErrWriterStopped tells a waiter that leadership ended before its write
 // was committed.
-var errWriterStopped = errors.New("leadership ended before the write was committed")
+var ErrWriterStopped = errors.New("leadership ended before the write was committed")
 
-// hostWriter batches host registrations and assignment progress into raft
+// HostWriter batches host registrations and assignment progress into raft
 // entries. It runs only on the leader. Pending host upserts are keyed by host,
 // so the queue never grows past the fleet size; assignment updates are kept
 // in arrival order (each is a state transition and must not be merged).
 // A caller that must know its write is in raft before it goes on (a hello)
-// waits on it (commit); the write still goes out in the same batches.
-type hostWriter struct {
-	s    *Server
+// waits on it (Commit); the write still goes out in the same batches.
+type HostWriter struct {
+	raft Raft
+	log  *slog.Logger
 	kick chan struct{}
 
 	mu      sync.Mutex
@@ -45,15 +47,15 @@ type hostWriter struct {
 	updateWaiters []chan error
 }
 
-func newHostWriter(s *Server) *hostWriter {
-	return &hostWriter{s: s, kick: make(chan struct{}, 1), hosts: map[string]*rollwavev1.Host{}, hostWaiters: map[string][]chan error{}}
+func newHostWriter(r Raft, log *slog.Logger) *HostWriter {
+	return &HostWriter{raft: r, log: log, kick: make(chan struct{}, 1), hosts: map[string]*rollwavev1.Host{}, hostWaiters: map[string][]chan error{}}
 }
 
-// commit queues a host upsert and assignment updates like upsertHost and
-// updateAssignment, flushes at once, and waits until all of them are
+// Commit queues a host upsert and assignment updates like UpsertHost and
+// UpdateAssignment, flushes at once, and waits until all of them are
 // committed to raft, ctx ends or leadership ends. Updates are written in
 // order, so the last one being committed means they all are.
-func (w *hostWriter) commit(ctx context.Context, h *rollwavev1.Host, updates []*rollwavev1.AssignmentUpdate) error {
+func (w *HostWriter) Commit(ctx context.Context, h *rollwavev1.Host, updates []*rollwavev1.AssignmentUpdate) error {
 	hostDone := make(chan error, 1)
 	var updDone chan error
 	w.mu.Lock()
@@ -94,7 +96,9 @@ func tell(waiters []chan error, err error) {
 	}
 }
 
-func (w *hostWriter) upsertHost(h *rollwavev1.Host) {
+// UpsertHost queues a host registration; a newer one of the same host
+// replaces it.
+func (w *HostWriter) UpsertHost(h *rollwavev1.Host) {
 	w.mu.Lock()
 	w.hosts[h.GetId()] = h
 	n := len(w.hosts)
@@ -104,7 +108,8 @@ func (w *hostWriter) upsertHost(h *rollwavev1.Host) {
 	}
 }
 
-func (w *hostWriter) updateAssignment(u *rollwavev1.AssignmentUpdate) {
+// UpdateAssignment queues an assignment step, in order.
+func (w *HostWriter) UpdateAssignment(u *rollwavev1.AssignmentUpdate) {
 	w.mu.Lock()
 	w.updates = append(w.updates, u)
 	w.updateWaiters = append(w.updateWaiters, nil)
@@ -115,16 +120,16 @@ func (w *hostWriter) updateAssignment(u *rollwavev1.AssignmentUpdate) {
 	}
 }
 
-func (w *hostWriter) nudge() {
+func (w *HostWriter) nudge() {
 	select {
 	case w.kick <- struct{}{}:
 	default:
 	}
 }
 
-// run flushes until ctx (leadership) ends; what is still pending then is
+// Run flushes until ctx (leadership) ends; what is still pending then is
 // dropped, since agents resend their state to the next leader.
-func (w *hostWriter) run(ctx context.Context) {
+func (w *HostWriter) Run(ctx context.Context) {
 	t := time.NewTicker(writerFlushEvery)
 	defer t.Stop()
 	for {
@@ -137,9 +142,9 @@ func (w *hostWriter) run(ctx context.Context) {
 			w.hostWaiters, w.updateWaiters = map[string][]chan error{}, nil
 			w.mu.Unlock()
 			for _, ws := range hw {
-				tell(ws, errWriterStopped)
+				tell(ws, ErrWriterStopped)
 			}
-			tell(uw, errWriterStopped)
+			tell(uw, ErrWriterStopped)
 			return
 		case <-t.C:
 		case <-w.kick:
@@ -148,8 +153,8 @@ func (w *hostWriter) run(ctx context.Context) {
 	}
 }
 
-// Flush writes everything pending now (tests and shutdown use it too).
-func (w *hostWriter) flush() {
+// flush writes everything pending now.
+func (w *HostWriter) flush() {
 	w.mu.Lock()
 	var hosts []*rollwavev1.Host
 	hostWaiters := map[string][]chan error{}
@@ -177,8 +182,8 @@ func (w *hostWriter) flush() {
 
 	now := time.Now().UnixNano()
 	if len(hosts) > 0 {
-		if err := w.s.applyErr(raftfsm.UpsertHosts, &rollwavev1.UpsertHostsCommand{TimeUnixNano: now, Hosts: hosts}); err != nil {
-			w.s.log.Warn("write host batch; will retry", "hosts", len(hosts), "error", err)
+		if _, err := w.raft.Apply(raftfsm.UpsertHosts, &rollwavev1.UpsertHostsCommand{TimeUnixNano: now, Hosts: hosts}); err != nil {
+			w.log.Warn("write host batch; will retry", "hosts", len(hosts), "error", err)
 			w.requeueHosts(hosts, hostWaiters)
 		} else {
 			for _, ws := range hostWaiters {
@@ -187,8 +192,8 @@ func (w *hostWriter) flush() {
 		}
 	}
 	if len(updates) > 0 {
-		if err := w.s.applyErr(raftfsm.UpdateAssignments, &rollwavev1.UpdateAssignmentsCommand{TimeUnixNano: now, Updates: updates}); err != nil {
-			w.s.log.Warn("write assignment progress batch; will retry", "updates", len(updates), "error", err)
+		if _, err := w.raft.Apply(raftfsm.UpdateAssignments, &rollwavev1.UpdateAssignmentsCommand{TimeUnixNano: now, Updates: updates}); err != nil {
+			w.log.Warn("write assignment progress batch; will retry", "updates", len(updates), "error", err)
 			w.requeueUpdates(updates, updateWaiters)
 		} else {
 			tell(updateWaiters, nil)
@@ -202,7 +207,7 @@ func (w *hostWriter) flush() {
 // requeueHosts puts back a batch that failed, unless a newer upsert of the
 // same host came meanwhile; a host's waiters then wait for the newer one
 // (it carries the same or newer facts).
-func (w *hostWriter) requeueHosts(hs []*rollwavev1.Host, waiters map[string][]chan error) {
+func (w *HostWriter) requeueHosts(hs []*rollwavev1.Host, waiters map[string][]chan error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, h := range hs {
@@ -215,7 +220,7 @@ func (w *hostWriter) requeueHosts(hs []*rollwavev1.Host, waiters map[string][]ch
 	}
 }
 
-func (w *hostWriter) requeueUpdates(us []*rollwavev1.AssignmentUpdate, waiters []chan error) {
+func (w *HostWriter) requeueUpdates(us []*rollwavev1.AssignmentUpdate, waiters []chan error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.updates = append(us, w.updates...)

@@ -1,0 +1,116 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/rollwave/rollwave/internal/raftfsm"
+	"github.com/rollwave/rollwave/internal/testutil"
+	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+)
+
+// fakeRaft records applied commands; the first failures calls fail.
+type fakeRaft struct {
+	mu       sync.Mutex
+	failures int
+	applied  []proto.Message
+}
+
+func (f *fakeRaft) State() *raftfsm.State { return nil }
+
+func (f *fakeRaft) Apply(t raftfsm.MessageType, cmd proto.Message) (any, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failures > 0 {
+		f.failures--
+		return nil, errors.New("leadership changed while applying; retry")
+	}
+	f.applied = append(f.applied, proto.Clone(cmd))
+	return &raftfsm.UpdateResult{}, nil
+}
+
+func (f *fakeRaft) commands() []proto.Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]proto.Message(nil), f.applied...)
+}
+
+// TestHostWriterRetriesAndKeepsOrder: a batch whose raft write fails is
+// written again, updates keep their order, a host's newer registration
+// replaces an older one, and Commit returns once its writes are in raft.
+func TestHostWriterRetriesAndKeepsOrder(t *testing.T) {
+	r := &fakeRaft{failures: 2}
+	w := newHostWriter(r, testutil.Logger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	w.UpsertHost(&rollwavev1.Host{Id: "h1", AgentVersion: "old"})
+	var ups []*rollwavev1.AssignmentUpdate
+	for _, st := range []rollwavev1.AssignmentState{rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING, rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED} {
+		ups = append(ups, &rollwavev1.AssignmentUpdate{Host: "h1", App: "api", Generation: 1, State: st})
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer ccancel()
+	if err := w.Commit(cctx, &rollwavev1.Host{Id: "h1", AgentVersion: "new"}, ups); err != nil {
+		t.Fatal(err)
+	}
+	var hosts []string
+	var states []rollwavev1.AssignmentState
+	for _, c := range r.commands() {
+		switch c := c.(type) {
+		case *rollwavev1.UpsertHostsCommand:
+			for _, h := range c.GetHosts() {
+				hosts = append(hosts, h.GetAgentVersion())
+			}
+		case *rollwavev1.UpdateAssignmentsCommand:
+			for _, u := range c.GetUpdates() {
+				states = append(states, u.GetState())
+			}
+		}
+	}
+	if fmt.Sprint(hosts) != "[new]" {
+		t.Errorf("hosts written: %v, want only the newer registration", hosts)
+	}
+	if len(states) != 2 || states[0] != ups[0].GetState() || states[1] != ups[1].GetState() {
+		t.Errorf("updates written: %v, want staging then switched", states)
+	}
+}
+
+// TestHostWriterStopTellsWaiters: when leadership ends before a write is
+// committed, its waiter hears ErrWriterStopped instead of waiting on.
+func TestHostWriterStopTellsWaiters(t *testing.T) {
+	r := &fakeRaft{failures: 1 << 30}
+	w := newHostWriter(r, testutil.Logger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	errc := make(chan error, 1)
+	go func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer ccancel()
+		errc <- w.Commit(cctx, &rollwavev1.Host{Id: "h1"}, nil)
+	}()
+	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.failures < 1<<30-1, "no write attempted yet"
+	})
+	cancel()
+	<-done
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrWriterStopped) {
+			t.Fatalf("Commit = %v, want ErrWriterStopped", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Commit still waits after the writer stopped")
+	}
+}
