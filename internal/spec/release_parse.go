@@ -124,6 +124,7 @@ func releaseFields(r *Release) []field {
 		block("approval", sub(
 			attr("after_phases", intList(&r.Approval.AfterPhases)),
 		)),
+		attr("converge", str((*string)(&r.Converge))),
 	}
 }
 

@@ -46,6 +46,7 @@ func fullRelease() *spec.Release {
 		MaxCPUPercent: 90.5, MaxMemPercent: 80, MaxRestarts: 3, Baseline: spec.BaselineCompare, BaselineMinSamples: 50}
 	r.Rollback = spec.Rollback{OnFailure: spec.OnFailurePause, IsolationTimeout: time.Minute}
 	r.Approval = spec.Approval{AfterPhases: []int{0, 2}}
+	r.Converge = spec.ConvergeAuto
 	return r
 }
 
@@ -114,6 +115,9 @@ func TestFields(t *testing.T) {
 	}
 	if q := p.GetGates().GetMaxUnreachable(); q.GetValue() != 2 || q.GetPercent() {
 		t.Errorf("max_unreachable: %v", q)
+	}
+	if p.GetConverge() != "auto" {
+		t.Errorf("converge: %q", p.GetConverge())
 	}
 }
 
