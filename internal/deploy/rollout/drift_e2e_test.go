@@ -31,9 +31,12 @@ func TestE2ECutOffHostRevertsAloneThenConverges(t *testing.T) {
 	})
 	f.agents[victim].Link.Cut()
 	t.Logf("cut %s's link during phase 1's bake", victim)
+	// Its isolation watchdog reverts it alone; then the link heals and
+	// it reports reverted_isolated.
+	f.waitServing([]string{victim}, "1.0.0", 20*time.Second)
+	f.agents[victim].Link.Heal()
 	r := f.waitRelease("demo-2", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 90*time.Second)
 	t.Logf("demo-2: %s", r.GetReason())
-	f.agents[victim].Link.Heal()
 	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
 		a := f.leader().FSM().State().Assignment(victim, "demo")
 		return a.GetState() == v1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED, fmt.Sprintf("%s is %v", victim, a.GetState())
