@@ -13,6 +13,7 @@ func newHostsCommand(a *app) *cobra.Command {
 	var (
 		asJSON bool
 		cell   string
+		drift  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "hosts",
@@ -26,9 +27,16 @@ NOTE tells what a host did about its current assignment while it had no
 leader: "api gen 7: reverted_isolated" (it was cut off and reverted alone)
 or "api gen 7: held_control_plane_down 35s" (every coordinator was down and,
 with rollback.on_control_plane_loss = "hold", it kept the new version for
-35s). -json lists the hosts as the server returns them, without notes.`,
+35s). -json lists the hosts as the server returns them, without notes.
+
+-drift lists only drifted hosts: hosts in the target of an app's last
+succeeded release that do not run its version (they joined later, were down
+when it was planned, failed within its budget, or reverted on their own when
+cut off), with a DRIFT column "api: has 2.3.0, wants 2.4.0 (api-2.4.0): why".
+"rollwave release converge APP" rolls them to the release.`,
 		Example: `  rollwave hosts
   rollwave hosts -cell eu-1a
+  rollwave hosts -drift
   rollwave hosts -json`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -39,7 +47,7 @@ with rollback.on_control_plane_loss = "hold", it kept the new version for
 			defer done()
 			ctx, cancel := a.unary(cmd)
 			defer cancel()
-			resp, err := client.ListHosts(ctx, &rollwavev1.ListHostsRequest{Cell: cell})
+			resp, err := client.ListHosts(ctx, &rollwavev1.ListHostsRequest{Cell: cell, DriftOnly: drift})
 			if err != nil {
 				return err
 			}
@@ -69,18 +77,38 @@ with rollback.on_control_plane_loss = "hold", it kept the new version for
 				notes[n.host] = append(notes[n.host], n.short())
 			}
 			now := a.now()
-			t := newTable(cmd.OutOrStdout(), "HOST", "CELL", "REGION", "LIVENESS", "CONNECTED", "LAST CONTACT", "APPS", "NOTE")
+			cols := []string{"HOST", "CELL", "REGION", "LIVENESS", "CONNECTED", "LAST CONTACT", "APPS", "NOTE"}
+			if drift {
+				cols = append(cols, "DRIFT")
+			}
+			t := newTable(cmd.OutOrStdout(), cols...)
 			for _, hv := range resp.GetHosts() {
 				h := hv.GetHost()
-				t.row(h.GetId(), h.GetCell(), h.GetRegion(), hv.GetLiveness(), yesNo(hv.GetConnected()),
-					ago(now, h.GetLastContactUnixNano()), appsString(h.GetApps()), strings.Join(notes[h.GetId()], "; "))
+				row := []string{h.GetId(), h.GetCell(), h.GetRegion(), hv.GetLiveness(), yesNo(hv.GetConnected()),
+					ago(now, h.GetLastContactUnixNano()), appsString(h.GetApps()), strings.Join(notes[h.GetId()], "; ")}
+				if drift {
+					row = append(row, driftString(hv.GetDrift()))
+				}
+				t.row(row...)
 			}
 			return t.flush()
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
 	cmd.Flags().StringVar(&cell, "cell", "", "only hosts in this cell")
+	cmd.Flags().BoolVar(&drift, "drift", false, "only hosts not on their app's last succeeded release, with a DRIFT column")
 	return cmd
+}
+
+// driftString renders "api: has 2.3.0, wants 2.4.0 (api-2.4.0): why",
+// one per app, joined by "; ".
+func driftString(ds []*rollwavev1.DriftedHost) string {
+	parts := make([]string, 0, len(ds))
+	for _, d := range ds {
+		parts = append(parts, fmt.Sprintf("%s: has %s, wants %s (%s): %s", d.GetApp(), versionOrNone(d.GetHasVersion()),
+			d.GetWantsVersion(), d.GetReleaseId(), d.GetReason()))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // appsString renders slot facts as "api:blue@2.4.0(green 2.3.0)", joined by

@@ -29,6 +29,7 @@ gates before the next. Releases are described in HCL (or JSON) spec files.`,
 		newReleasePromoteCommand(a),
 		newReleaseEventsCommand(a),
 		newReleaseStatusCommand(a),
+		newReleaseConvergeCommand(a),
 	)
 	for _, act := range releaseActions {
 		cmd.AddCommand(newReleaseActionCommand(a, act))

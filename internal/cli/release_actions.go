@@ -121,3 +121,41 @@ func printReleaseLine(w io.Writer, r *rollwavev1.Release) error {
 	_, err := fmt.Fprintln(w, line)
 	return err
 }
+
+func newReleaseConvergeCommand(a *app) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "converge APP [-reason R]",
+		Short: "Roll an app's drifted hosts to its last succeeded release",
+		Long: `Converge an app: its drifted hosts (in the target of its last succeeded
+release but not on its version; see "rollwave hosts -drift") get that release
+through a new convergence release, APP-RELEASE-converge-N: the same spec and
+gates, one host per phase, audited like any release (its events say which
+release it converges). Drifted hosts not connected to the leader are left out
+and listed. Refused while the app has an active release.
+
+With converge = "auto" in the release spec the leader does this by itself,
+one host at a time, backing off after a host fails to converge.`,
+		Example: `  rollwave release converge api -reason "db-3 back from maintenance"`,
+		Args:    exactArgs("APP"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			resp, err := invoke(a, cmd, rollwavev1.OperatorServiceClient.ConvergeRelease,
+				&rollwavev1.ConvergeReleaseRequest{App: args[0], Reason: reason, Actor: actor()})
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if err := printReleaseLine(w, resp.GetRelease()); err != nil {
+				return err
+			}
+			for _, d := range resp.GetSkipped() {
+				if _, err := fmt.Fprintf(w, "left out (not connected): %s: %s\n", d.GetHost(), d.GetReason()); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
+	return cmd
+}

@@ -74,7 +74,10 @@ coordinator refused the request (see docs/operations.md).`,
 			if err != nil {
 				return err
 			}
-			return renderStatus(cmd.OutOrStdout(), a.now(), resp.GetRelease(), resp.GetAssignments(), events)
+			if err := renderStatus(cmd.OutOrStdout(), a.now(), resp.GetRelease(), resp.GetAssignments(), events); err != nil {
+				return err
+			}
+			return renderDrifted(cmd.OutOrStdout(), resp.GetRelease(), resp.GetDrifted())
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
@@ -267,6 +270,27 @@ func renderStatus(w io.Writer, now time.Time, r *rollwavev1.Release, assignments
 		return err
 	}
 	return renderContactNotes(w, contactNotes(assignments, events))
+}
+
+// renderDrifted lists the hosts of the release's target not on its
+// version, when the release is its app's desired (last succeeded) one.
+func renderDrifted(w io.Writer, r *rollwavev1.Release, ds []*rollwavev1.DriftedHost) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\nDrifted (%d host(s) of the target not on %s; rollwave release converge %s):\n", len(ds), r.GetSpec().GetVersion(), r.GetSpec().GetApp())
+	t := newTable(w, "HOST", "HAS", "WANTS", "WHY")
+	for _, d := range ds {
+		t.row(d.GetHost(), versionOrNone(d.GetHasVersion()), d.GetWantsVersion(), d.GetReason())
+	}
+	return t.flush()
+}
+
+func versionOrNone(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return v
 }
 
 // renderContactNotes lists the hosts that reverted alone or held through

@@ -61,6 +61,7 @@ var aclMethodRoles = map[string]string{
 	"AbortRelease":    raftfsm.RoleDeploy,
 	"RollbackRelease": raftfsm.RoleDeploy,
 	"PromoteRelease":  raftfsm.RoleDeploy,
+	"ConvergeRelease": raftfsm.RoleDeploy,
 	"SetCell":         raftfsm.RoleDeploy,
 	"DeleteCell":      raftfsm.RoleDeploy,
 	"AddFreeze":       raftfsm.RoleDeploy,

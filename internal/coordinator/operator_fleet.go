@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/deploy/drift"
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -26,9 +27,16 @@ func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHos
 		}
 	}
 	liveness := o.s.livenessByName()
+	drifted := map[string][]*rollwavev1.DriftedHost{}
+	for _, d := range drift.All(o.s.fsm.State()) {
+		drifted[d.GetHost()] = append(drifted[d.GetHost()], d)
+	}
 	var out []*rollwavev1.HostView
 	for _, h := range o.s.fsm.State().Hosts() {
 		if req.GetCell() != "" && h.GetCell() != req.GetCell() {
+			continue
+		}
+		if req.GetDriftOnly() && len(drifted[h.GetId()]) == 0 {
 			continue
 		}
 		l, ok := liveness[h.GetId()]
@@ -43,6 +51,7 @@ func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHos
 			Liveness:    l,
 			Connected:   o.s.agents.connected(h.GetId()),
 			Assignments: o.s.fsm.State().HostAssignments(h.GetId()),
+			Drift:       drifted[h.GetId()],
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Host.GetId() < out[j].Host.GetId() })

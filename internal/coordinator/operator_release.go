@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/rollwave/rollwave/internal/deploy/drift"
 	"github.com/rollwave/rollwave/internal/deploy/plan"
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	"github.com/rollwave/rollwave/internal/spec"
@@ -145,7 +146,31 @@ func (o *operatorService) GetRelease(ctx context.Context, req *rollwavev1.GetRel
 	if r == nil {
 		return nil, errorf(raftfsm.ErrNotFound, "no release with id %q; see 'rollwave release list'", req.GetId())
 	}
-	return &rollwavev1.GetReleaseResponse{Release: r, Assignments: o.s.fsm.State().ReleaseAssignments(r.GetId())}, nil
+	resp := &rollwavev1.GetReleaseResponse{Release: r, Assignments: o.s.fsm.State().ReleaseAssignments(r.GetId())}
+	if d := drift.Desired(o.s.fsm.State(), r.GetSpec().GetApp()); d.GetId() == r.GetId() {
+		resp.Drifted = drift.Hosts(o.s.fsm.State(), r.GetSpec().GetApp())
+	}
+	return resp, nil
+}
+
+// ConvergeRelease rolls the app's drifted hosts to its last succeeded
+// release through a convergence release (see internal/deploy/drift); the
+// leader builds, submits and starts it.
+func (o *operatorService) ConvergeRelease(ctx context.Context, req *rollwavev1.ConvergeReleaseRequest) (*rollwavev1.ConvergeReleaseResponse, error) {
+	if req.GetApp() == "" {
+		return nil, errorf(raftfsm.ErrInvalid, "converge needs an app name (rollwave release converge APP)")
+	}
+	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.ConvergeRelease, func(ctx context.Context, req *rollwavev1.ConvergeReleaseRequest) (*rollwavev1.ConvergeReleaseResponse, error) {
+		why := req.GetReason()
+		if why == "" {
+			why = "converge requested by operator"
+		}
+		r, skipped, err := o.s.rollout.Converge(ctx, req.GetApp(), actorOf(ctx, req.GetActor()), why)
+		if err != nil {
+			return nil, err
+		}
+		return &rollwavev1.ConvergeReleaseResponse{Release: r, Skipped: skipped}, nil
+	})
 }
 
 func (o *operatorService) ListReleases(ctx context.Context, req *rollwavev1.ListReleasesRequest) (*rollwavev1.ListReleasesResponse, error) {
@@ -225,6 +250,11 @@ const maxEvidenceHosts = 50
 // is the next, and carries the difference from the preview as its
 // evidence, so a start is never in the log without it.
 func (s *Server) startPending(r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
+	if r.GetConvergeOf() != "" {
+		// A convergence release's hosts are the drifted hosts it was
+		// made for, not its target: it starts as it was planned.
+		return s.setReleaseState(r.GetId(), rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, reasonOr(req, "started by operator"), req.GetActor())
+	}
 	p, err := plan.Compute(r.GetSpec(), s.fleetForPlanning())
 	switch {
 	case errors.Is(err, plan.ErrNoHosts):

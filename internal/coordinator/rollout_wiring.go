@@ -69,6 +69,10 @@ func (w rolloutWriter) SetReleasePlan(_ context.Context, cmd *rollwavev1.SubmitR
 	return w.s.applyErr(raftfsm.SetReleasePlan, cmd)
 }
 
+func (w rolloutWriter) SubmitRelease(_ context.Context, cmd *rollwavev1.SubmitReleaseCommand) error {
+	return w.s.applyErr(raftfsm.SubmitRelease, cmd)
+}
+
 func (w rolloutWriter) AdvancePhase(_ context.Context, cmd *rollwavev1.SetReleaseStateCommand) error {
 	return w.s.applyErr(raftfsm.AdvancePhase, cmd)
 }

@@ -37,7 +37,22 @@ type Release struct {
 	Rollback Rollback
 	// Approval lists phases that wait for an operator.
 	Approval Approval
+	// Converge says how hosts left behind once the release succeeded
+	// (drifted hosts) are brought to its version: manual (default) or auto.
+	Converge Converge
 }
+
+// Converge is the release's convergence mode.
+type Converge string
+
+const (
+	// ConvergeManual shows drifted hosts and waits for
+	// `rollwave release converge APP`.
+	ConvergeManual Converge = "manual"
+	// ConvergeAuto lets the leader roll drifted hosts to the release, one
+	// host per phase, with the release's gates.
+	ConvergeAuto Converge = "auto"
+)
 
 // Artifact is the release's downloadable payload.
 type Artifact struct {
@@ -392,6 +407,7 @@ func DefaultRelease() *Release {
 		Health:   Health{MinHealthyTime: DefaultMinHealthyTime, HealthyDeadline: DefaultHealthyDeadline},
 		Gates:    Gates{Baseline: BaselineOff, BaselineMinSamples: DefaultBaselineMinSamples, MinRequests: DefaultMinRequests},
 		Rollback: Rollback{OnFailure: OnFailureAll, IsolationTimeout: DefaultIsolationTimeout, OnControlPlaneLoss: ControlPlaneLossHold},
+		Converge: ConvergeManual,
 	}
 }
 

@@ -136,6 +136,7 @@ func releaseFields(r *Release) []field {
 		block("approval", sub(
 			attr("after_phases", intList(&r.Approval.AfterPhases)),
 		)),
+		attr("converge", str((*string)(&r.Converge))),
 	}
 }
 

@@ -73,6 +73,7 @@ func designRelease() *Release {
 		},
 		Rollback: Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold},
 		Approval: Approval{AfterPhases: []int{0}},
+		Converge: ConvergeManual,
 	}
 }
 
@@ -111,7 +112,8 @@ func TestParseReleaseDefaults(t *testing.T) {
 		d.Health.MinHealthyTime != 10*time.Second || d.Health.HealthyDeadline != 2*time.Minute ||
 		d.Rollback != (Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold}) ||
 		d.Gates.Baseline != BaselineOff || d.Gates.BaselineMinSamples != 20 ||
-		d.Gates.MaxFailedHosts != (Quantity{}) || d.Gates.MaxUnreachable != (Quantity{}) {
+		d.Gates.MaxFailedHosts != (Quantity{}) || d.Gates.MaxUnreachable != (Quantity{}) ||
+		d.Converge != ConvergeManual {
 		t.Fatalf("unexpected defaults: %+v", d)
 	}
 }
@@ -329,6 +331,14 @@ func TestParseReleaseInvalid(t *testing.T) {
 			extra: "  rollback {\n    on_control_plane_loss = \"panic\"\n  }\n",
 			want: []string{
 				`spec.hcl:25:29: release.rollback.on_control_plane_loss: must be one of hold, revert, got "panic"`,
+			},
+		},
+		{
+			// converge is manual or auto.
+			name:  "converge",
+			extra: "  converge = \"always\"\n",
+			want: []string{
+				`release.converge: must be one of manual, auto, got "always"`,
 			},
 		},
 		{

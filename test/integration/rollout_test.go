@@ -301,10 +301,12 @@ func TestFailingHealthRollsBack(t *testing.T) {
 // isolation_timeout + 2s (queried from inside the host). At the same time
 // a host of the already verified canary phase is cut off: it keeps v2.
 // After the heal the coordinators record the cut host's assignment as
-// reverted_isolated. Per docs/design.md that host counts as failed (and,
-// while cut, as unreachable) against the phase's budgets (both 0), so
-// the phase fails and rollback.on_failure = all rolls the release back:
-// every host serves v1 in the end.
+// reverted_isolated. A cut-off host is unreachable, not failed (issue 13
+// item 7): it counts against max_unreachable, which is 0 here, so the
+// phase fails on max_unreachable — the evidence names the host and that it
+// reverted isolated — and rollback.on_failure = all rolls the release
+// back: every host serves v1 in the end. (With max_unreachable = 1 the
+// release goes on instead: TestCutOffHostConvergesAfterHeal.)
 func TestIsolatedHostReverts(t *testing.T) {
 	timed(t)
 	requireEngine(t)
@@ -426,12 +428,26 @@ func TestIsolatedHostReverts(t *testing.T) {
 	if r.GetPhases()[1].GetState() != phFailed {
 		t.Errorf("phase 1 is %s, want failed", r.GetPhases()[1].GetState())
 	}
-	if evs, err := cs.Events(id); err == nil {
-		for _, e := range evs {
-			if e.GetKind() == "gate.failed" || e.GetKind() == "host.failed" {
-				t.Logf("%s: %s", e.GetKind(), e.GetMessage())
-			}
+	evs, err := cs.Events(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreachableGate := false
+	for _, e := range evs {
+		switch e.GetKind() {
+		case "gate.failed", "host.failed", "host.unreachable":
+			t.Logf("%s: %s %v", e.GetKind(), e.GetMessage(), e.GetEvidence())
 		}
+		if e.GetKind() == "host.failed" && e.GetHost() == baking.Name {
+			t.Errorf("%s counted as failed: %s", baking.Name, e.GetMessage())
+		}
+		if e.GetKind() == "gate.failed" && e.GetPhase() == 1 && e.GetEvidence()["gate"] == "max_unreachable" &&
+			strings.Contains(e.GetEvidence()["hosts"], baking.Name) {
+			unreachableGate = true
+		}
+	}
+	if !unreachableGate {
+		t.Errorf("no gate.failed max_unreachable naming %s in phase 1", baking.Name)
 	}
 	if as := assignmentsOf(resp, baking.Name); len(as) != 1 || as[0].GetState() != asRevertedIsolated {
 		t.Errorf("%s: assignments %v, want one reverted_isolated", baking.Name, as)

@@ -72,3 +72,8 @@ func matchAny(globs []string, name string) bool {
 	}
 	return false
 }
+
+// Targets reports whether the target t selects host h (the same rule a
+// plan uses). Globs in t are assumed valid (checked when the spec was
+// parsed); a bad one matches nothing.
+func Targets(t *rollwavev1.TargetSpec, h HostInfo) bool { return targeted(t, h) }

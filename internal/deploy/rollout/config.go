@@ -53,6 +53,18 @@ type Config struct {
 	// MetricGates are the leader's settings for external gates (the
 	// credentials directory, the response cap, the retry backoff).
 	MetricGates extgate.Options
+	// ConvergeEvery is how often the leader looks for drifted hosts of
+	// apps with converge = "auto". Default 5s.
+	ConvergeEvery time.Duration
+	// ConvergeAttempts bounds automatic convergence releases per host
+	// that end without the host finalized; after that the host stays
+	// drifted until an operator runs `rollwave release converge`.
+	// Default 3.
+	ConvergeAttempts int
+	// ConvergeBackoffMin and ConvergeBackoffMax bound the wait (full
+	// jitter, doubling per failed attempt) before a host's next automatic
+	// convergence. Defaults 30s and 10m.
+	ConvergeBackoffMin, ConvergeBackoffMax time.Duration
 	// Clock returns the time; default time.Now. Tests inject a fake.
 	Clock func() time.Time
 	// Logger receives the orchestrator's logs; component=rollout is added.
@@ -62,18 +74,22 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Tick:              250 * time.Millisecond,
-		UnreachableAfter:  10 * time.Second,
-		HostGrace:         5 * time.Second,
-		FinalizeTimeout:   time.Minute,
-		FinalizeResend:    2 * time.Second,
-		RevertTimeout:     2 * time.Minute,
-		RevertSettle:      10 * time.Second,
-		RevertAttempts:    3,
-		RetryMin:          200 * time.Millisecond,
-		RetryMax:          5 * time.Second,
-		SampleWindow:      4096,
-		BaselineMinEffect: 0.10,
+		Tick:               250 * time.Millisecond,
+		UnreachableAfter:   10 * time.Second,
+		HostGrace:          5 * time.Second,
+		FinalizeTimeout:    time.Minute,
+		FinalizeResend:     2 * time.Second,
+		RevertTimeout:      2 * time.Minute,
+		RevertSettle:       10 * time.Second,
+		RevertAttempts:     3,
+		RetryMin:           200 * time.Millisecond,
+		RetryMax:           5 * time.Second,
+		SampleWindow:       4096,
+		BaselineMinEffect:  0.10,
+		ConvergeEvery:      5 * time.Second,
+		ConvergeAttempts:   3,
+		ConvergeBackoffMin: 30 * time.Second,
+		ConvergeBackoffMax: 10 * time.Minute,
 	}
 }
 
@@ -83,7 +99,8 @@ func (c Config) Validate() error {
 		name string
 		v    time.Duration
 	}{{"Tick", c.Tick}, {"UnreachableAfter", c.UnreachableAfter}, {"FinalizeTimeout", c.FinalizeTimeout},
-		{"FinalizeResend", c.FinalizeResend}, {"RevertTimeout", c.RevertTimeout}, {"RevertSettle", c.RevertSettle}, {"RetryMin", c.RetryMin}, {"RetryMax", c.RetryMax}} {
+		{"FinalizeResend", c.FinalizeResend}, {"RevertTimeout", c.RevertTimeout}, {"RevertSettle", c.RevertSettle}, {"RetryMin", c.RetryMin}, {"RetryMax", c.RetryMax},
+		{"ConvergeEvery", c.ConvergeEvery}, {"ConvergeBackoffMin", c.ConvergeBackoffMin}, {"ConvergeBackoffMax", c.ConvergeBackoffMax}} {
 		if d.v <= 0 {
 			return fmt.Errorf("rollout: %s must be positive, got %s", d.name, d.v)
 		}
@@ -93,6 +110,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("rollout: HostGrace must not be negative, got %s", c.HostGrace)
 	case c.RetryMax < c.RetryMin:
 		return fmt.Errorf("rollout: RetryMax %s is below RetryMin %s", c.RetryMax, c.RetryMin)
+	case c.ConvergeBackoffMax < c.ConvergeBackoffMin:
+		return fmt.Errorf("rollout: ConvergeBackoffMax %s is below ConvergeBackoffMin %s", c.ConvergeBackoffMax, c.ConvergeBackoffMin)
+	case c.ConvergeAttempts <= 0:
+		return fmt.Errorf("rollout: ConvergeAttempts must be positive, got %d", c.ConvergeAttempts)
 	case c.RevertAttempts <= 0:
 		return fmt.Errorf("rollout: RevertAttempts must be positive, got %d", c.RevertAttempts)
 	case c.SampleWindow <= 0:
@@ -113,6 +134,8 @@ type Writer interface {
 	SetPhaseState(ctx context.Context, cmd *rollwavev1.SetPhaseStateCommand) error
 	// SetReleasePlan writes raftfsm.SetReleasePlan (type 15).
 	SetReleasePlan(ctx context.Context, cmd *rollwavev1.SubmitReleaseCommand) error
+	// SubmitRelease writes raftfsm.SubmitRelease (a convergence release).
+	SubmitRelease(ctx context.Context, cmd *rollwavev1.SubmitReleaseCommand) error
 	// AdvancePhase writes raftfsm.AdvancePhase (type 16).
 	AdvancePhase(ctx context.Context, cmd *rollwavev1.SetReleaseStateCommand) error
 	UpdateAssignments(ctx context.Context, cmd *rollwavev1.UpdateAssignmentsCommand) error

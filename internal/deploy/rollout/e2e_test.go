@@ -205,6 +205,12 @@ type specOpts struct {
 	gates     string // extra lines inside gates {}
 	onFailure string
 	target    string // a target block; empty = every host
+	// maxUnreachable is gates.max_unreachable (default 0), isolation
+	// rollback.isolation_timeout (default 20s), top extra lines at the
+	// release block's top level (converge = "auto").
+	maxUnreachable int
+	isolation      string
+	top            string
 }
 
 func (f *fleet) spec(name, version string, o specOpts) string {
@@ -214,6 +220,9 @@ func (f *fleet) spec(name, version string, o specOpts) string {
 	}
 	if o.onFailure == "" {
 		o.onFailure = "all"
+	}
+	if o.isolation == "" {
+		o.isolation = "20s"
 	}
 	return fmt.Sprintf(`release %q {
   app     = "demo"
@@ -261,16 +270,17 @@ func (f *fleet) spec(name, version string, o specOpts) string {
   }
   gates {
     max_failed_hosts = 0
-    max_unreachable  = 0
+    max_unreachable  = %d
     max_cpu_percent  = 20
 %s
   }
   rollback {
     on_failure        = %q
-    isolation_timeout = "20s"
+    isolation_timeout = %q
   }
+%s
 }
-`, name, version, url, sum, f.blue, f.green, o.target, o.bake, o.gates, o.onFailure)
+`, name, version, url, sum, f.blue, f.green, o.target, o.bake, o.maxUnreachable, o.gates, o.onFailure, o.isolation, o.top)
 }
 
 func (f *fleet) start(name, version string, o specOpts) {

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -29,4 +30,22 @@ func (o *Orchestrator) ForgetForTest() {
 	o.seenMu.Lock()
 	o.lastSeen = map[string]time.Time{}
 	o.seenMu.Unlock()
+}
+
+var (
+	testConvergersMu sync.Mutex
+	testConvergers   = map[*Orchestrator]*converger{}
+)
+
+// ConvergeOnceForTest runs one round of automatic convergence, keeping
+// the leader memory of earlier rounds of the same orchestrator.
+func (o *Orchestrator) ConvergeOnceForTest(ctx context.Context) error {
+	testConvergersMu.Lock()
+	cv, ok := testConvergers[o]
+	if !ok {
+		cv = &converger{connectedSince: map[string]time.Time{}, retryAt: map[string]retry{}}
+		testConvergers[o] = cv
+	}
+	testConvergersMu.Unlock()
+	return o.convergeOnce(ctx, cv)
 }

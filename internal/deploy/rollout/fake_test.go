@@ -94,6 +94,9 @@ func (c *cluster) SetPhaseState(_ context.Context, cmd *v1.SetPhaseStateCommand)
 func (c *cluster) SetReleasePlan(_ context.Context, cmd *v1.SubmitReleaseCommand) error {
 	return c.write(raftfsm.SetReleasePlan, cmd)
 }
+func (c *cluster) SubmitRelease(_ context.Context, cmd *v1.SubmitReleaseCommand) error {
+	return c.write(raftfsm.SubmitRelease, cmd)
+}
 func (c *cluster) AdvancePhase(_ context.Context, cmd *v1.SetReleaseStateCommand) error {
 	return c.write(raftfsm.AdvancePhase, cmd)
 }

@@ -66,7 +66,10 @@ func hostsWhere(views []hostView, keep func(hostView) bool) []string {
 }
 
 // budgetGates: failed hosts against max_failed_hosts, unreachable hosts
-// against max_unreachable.
+// against max_unreachable. A host that reverted on its own because it was
+// cut off (reverted_isolated), or whose deadline passed while it was
+// unreachable, is unreachable, not failed: a flapping link says nothing
+// about the release.
 func (o *Orchestrator) budgetGates(r *rollwavev1.Release, p *rollwavev1.Phase, views []hostView) []gateResult {
 	g := r.GetSpec().GetGates()
 	failed := hostsWhere(views, func(v hostView) bool { return v.status == hostFailed })
@@ -80,10 +83,18 @@ func (o *Orchestrator) budgetGates(r *rollwavev1.Release, p *rollwavev1.Phase, v
 	}
 	ur := gateResult{Reading: health.EvalBudget("max_unreachable", len(unreachable), len(views), health.QuantityFromProto(g.GetMaxUnreachable()))}
 	ur.evidence = map[string]string{"hosts": strings.Join(unreachable, ",")}
+	var isolated []string
 	for _, v := range views {
 		if v.unreachable {
 			ur.evidence["host."+v.host] = v.reason
 		}
+		if !v.isolatedAt.IsZero() {
+			isolated = append(isolated, v.host)
+			ur.evidence["host."+v.host+".reverted_isolated_at"] = timeRFC(v.isolatedAt)
+		}
+	}
+	if len(isolated) > 0 {
+		ur.evidence["reverted_isolated"] = strings.Join(isolated, ",")
 	}
 	return []gateResult{fr, ur}
 }

@@ -154,6 +154,11 @@ var activeStates = []rollwavev1.ReleaseState{
 func (o *Orchestrator) loop(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		o.convergeLoop(ctx)
+	}()
 	tick := time.NewTicker(o.cfg.Tick)
 	defer tick.Stop()
 	for {

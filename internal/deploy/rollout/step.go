@@ -38,6 +38,7 @@ const (
 	asFinalized = rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED
 	asFailed    = rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED
 	asReverting = rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING
+	asIsolated  = rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED
 )
 
 // Rollback policies (rollback.on_failure).
@@ -280,7 +281,17 @@ const (
 	hostPending hostStatus = iota
 	hostHealthy
 	hostFailed
+	// hostUnreachable: decided, and counted against max_unreachable
+	// only: the host reverted on its own because it was cut off, or its
+	// deadline passed while the leader could not reach it. A lost link
+	// says nothing about the release; the host is drifted afterwards.
+	hostUnreachable
 )
+
+// unreachableReason starts the reason the orchestrator writes when it ends
+// the assignment of a host whose deadline passed while it was unreachable;
+// classify reads it back so that a new leader counts the host the same way.
+const unreachableReason = "orchestrator: unreachable: "
 
 // hostView is one host of a phase as the gates see it.
 type hostView struct {
@@ -292,7 +303,12 @@ type hostView struct {
 	// markFailed: the orchestrator decided the failure (deadline) and
 	// must record it.
 	markFailed bool
+	// isolatedAt is when the host reported it reverted on its own
+	// (REVERTED_ISOLATED); zero otherwise.
+	isolatedAt time.Time
 }
+
+func timeRFC(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now time.Time) []hostView {
 	app := r.GetSpec().GetApp()
@@ -317,19 +333,36 @@ func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now 
 			}
 		case st == asHealthy || st == asFinalized:
 			v.status = hostHealthy
+		case st == asIsolated:
+			v.status, v.unreachable = hostUnreachable, true
+			v.isolatedAt = time.Unix(0, v.a.GetUpdatedUnixNano())
+			v.reason = fmt.Sprintf("reverted on its own after losing contact (reverted_isolated, reported %s): %s",
+				timeRFC(v.isolatedAt), v.a.GetReason())
+		case st == asFailed && strings.HasPrefix(v.a.GetReason(), unreachableReason):
+			v.status, v.unreachable = hostUnreachable, true
+			v.reason = strings.TrimPrefix(v.a.GetReason(), unreachableReason)
 		case raftfsm.AssignmentEnded(st) || st == asReverting:
 			v.status, v.reason = hostFailed, fmt.Sprintf("%s: %s", stateName(st), v.a.GetReason())
 		default: // assigned, staging, switched, baking
-			if now.Sub(time.Unix(0, v.a.GetCreatedUnixNano())) > deadline {
-				v.status, v.markFailed = hostFailed, true
-				v.reason = fmt.Sprintf("not healthy within %s of assignment (healthy_deadline + min_healthy_time + grace); last state %s",
-					deadline, stateName(st))
+			if now.Sub(time.Unix(0, v.a.GetCreatedUnixNano())) <= deadline {
+				break
 			}
+			v.markFailed = true
+			if since, ok := o.unreachableFor(h, now); ok {
+				// Cut off: the host may still be working, or have
+				// reverted; either way the link is at fault, not the
+				// release.
+				v.status, v.unreachable = hostUnreachable, true
+				v.reason = fmt.Sprintf("not healthy within %s of assignment and no session or heartbeat for %s; last state %s",
+					deadline, since.Round(time.Millisecond), stateName(st))
+				break
+			}
+			v.status = hostFailed
+			v.reason = fmt.Sprintf("not healthy within %s of assignment (healthy_deadline + min_healthy_time + grace); last state %s",
+				deadline, stateName(st))
 		}
-		if v.status != hostFailed && v.a != nil {
-			if o.agents.Connected(h) {
-				o.seen(h, now)
-			} else if since := now.Sub(o.lastSeenAt(h)); since > o.cfg.UnreachableAfter {
+		if v.status != hostFailed && v.status != hostUnreachable && v.a != nil {
+			if since, ok := o.unreachableFor(h, now); ok {
 				v.unreachable = true
 				v.reason = fmt.Sprintf("no session or heartbeat for %s", since.Round(time.Millisecond))
 			}
@@ -337,6 +370,17 @@ func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now 
 		out = append(out, v)
 	}
 	return out
+}
+
+// unreachableFor reports whether host has had no session and no heartbeat
+// with this leader for longer than UnreachableAfter, and for how long.
+func (o *Orchestrator) unreachableFor(host string, now time.Time) (time.Duration, bool) {
+	if o.agents.Connected(host) {
+		o.seen(host, now)
+		return 0, false
+	}
+	since := now.Sub(o.lastSeenAt(host))
+	return since, since > o.cfg.UnreachableAfter
 }
 
 // watchPhase runs the host gate and the budgets of a deploying or baking
@@ -359,7 +403,7 @@ func (o *Orchestrator) watchPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 	}
 	switch p.GetState() {
 	case phDeploying:
-		healthy, failed := 0, 0
+		healthy, failed, unreachable := 0, 0, 0
 		for _, v := range views {
 			switch v.status {
 			case hostPending:
@@ -368,6 +412,8 @@ func (o *Orchestrator) watchPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 				healthy++
 			case hostFailed:
 				failed++
+			case hostUnreachable:
+				unreachable++
 			}
 		}
 		// Saturating: a deadline past 2262 would wrap in UnixNano and
@@ -375,7 +421,7 @@ func (o *Orchestrator) watchPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 		bake := sattime.Millis(p.GetBakeMs())
 		deadline := sattime.Add(now, bake)
 		hostGate := gateResult{Reading: health.Reading{Gate: "host_health", Value: float64(healthy), Limit: float64(len(views)), Passed: true,
-			Detail: fmt.Sprintf("%d of %d host(s) healthy for min_healthy_time, %d failed within budget", healthy, len(views), failed)}}
+			Detail: fmt.Sprintf("%d of %d host(s) healthy for min_healthy_time, %d failed and %d unreachable within budget", healthy, len(views), failed, unreachable)}}
 		return o.setPhase(ctx, r, p, phBaking, fmt.Sprintf("%s; baking %s until %s", hostGate.Detail, bake,
 			deadline.UTC().Format(time.RFC3339Nano)), deadline, gateEvent(r, p.GetIndex(), hostGate))
 	case phBaking:
@@ -395,19 +441,32 @@ func (o *Orchestrator) recordHostFailures(ctx context.Context, rn *run, r *rollw
 	var evs []*rollwavev1.Event
 	var keys []string
 	for _, v := range views {
-		if v.status != hostFailed {
+		if v.status != hostFailed && v.status != hostUnreachable {
 			continue
 		}
 		if v.markFailed {
+			prefix := "orchestrator: "
+			if v.status == hostUnreachable {
+				prefix = unreachableReason
+			}
 			updates = append(updates, &rollwavev1.AssignmentUpdate{Host: v.host, App: v.a.GetApp(), Generation: v.a.GetGeneration(),
-				State: asFailed, Reason: "orchestrator: " + v.reason})
+				State: asFailed, Reason: prefix + v.reason})
 		}
 		key := hostGenKey(v.host, v.a.GetGeneration())
 		if rn.hostLogged[key] {
 			continue
 		}
-		e := ev(r, p.GetIndex(), "host.failed", fmt.Sprintf("host %s failed: %s", v.host, v.reason),
-			map[string]string{"reason": v.reason, "generation": fmt.Sprint(v.a.GetGeneration())})
+		evidence := map[string]string{"reason": v.reason, "generation": fmt.Sprint(v.a.GetGeneration())}
+		kind, msg := "host.failed", fmt.Sprintf("host %s failed: %s", v.host, v.reason)
+		if v.status == hostUnreachable {
+			// Not a failure of the release: counted against
+			// max_unreachable, and the host is drifted afterwards.
+			kind, msg = "host.unreachable", fmt.Sprintf("host %s unreachable, counted against max_unreachable: %s", v.host, v.reason)
+			if !v.isolatedAt.IsZero() {
+				evidence["reverted_isolated_at"] = timeRFC(v.isolatedAt)
+			}
+		}
+		e := ev(r, p.GetIndex(), kind, msg, evidence)
 		e.Host = v.host
 		evs = append(evs, e)
 		keys = append(keys, key)
@@ -588,9 +647,13 @@ func (o *Orchestrator) hasEvent(releaseID string, phase int32, kind string) bool
 func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Release) error {
 	now := o.now()
 	var waiting []string
-	finalized, failed := 0, 0
+	finalized, failed, unreachable := 0, 0, 0
 	live := o.liveAssignments(r)
 	for _, a := range live {
+		if cutOff(a) {
+			unreachable++
+			continue
+		}
 		switch a.GetState() {
 		case asHealthy:
 			waiting = append(waiting, a.GetHost())
@@ -618,11 +681,21 @@ func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Rele
 	if len(waiting) > 0 && !timedOut {
 		return nil
 	}
-	reason := fmt.Sprintf("every phase verified; %d host(s) finalized, %d failed during the rollout", finalized, failed)
+	reason := fmt.Sprintf("every phase verified; %d host(s) finalized, %d failed and %d unreachable during the rollout", finalized, failed, unreachable)
+	if unreachable > 0 {
+		reason += " (unreachable hosts are drifted: they converge to this release later)"
+	}
 	if len(waiting) > 0 {
 		reason += fmt.Sprintf(", %d not finalized within %s: %s", len(waiting), o.cfg.FinalizeTimeout, strings.Join(waiting, ","))
 	}
 	return o.setRelease(ctx, r, relSucceeded, reason)
+}
+
+// cutOff reports whether an assignment ended because its host was cut
+// off: reverted on its own (reverted_isolated) or unreachable past its
+// deadline.
+func cutOff(a *rollwavev1.Assignment) bool {
+	return a.GetState() == asIsolated || (a.GetState() == asFailed && strings.HasPrefix(a.GetReason(), unreachableReason))
 }
 
 // ---------------------------------------------------------------- rollback

@@ -115,6 +115,7 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 		Approval: &rollwavev1.ApprovalSpec{
 			AfterPhases: int32s(r.Approval.AfterPhases),
 		},
+		Converge: string(r.Converge),
 	}
 }
 
@@ -224,6 +225,7 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 		Approval: spec.Approval{
 			AfterPhases: ints(p.GetApproval().GetAfterPhases()),
 		},
+		Converge: spec.Converge(p.GetConverge()),
 	}
 }
 

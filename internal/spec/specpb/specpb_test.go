@@ -47,6 +47,7 @@ func fullRelease() *spec.Release {
 		MaxErrorRate: 0.015, MaxLatencyP99: 300 * time.Millisecond, MinRequests: 250}
 	r.Rollback = spec.Rollback{OnFailure: spec.OnFailurePause, IsolationTimeout: time.Minute}
 	r.Approval = spec.Approval{AfterPhases: []int{0, 2}}
+	r.Converge = spec.ConvergeAuto
 	return r
 }
 
@@ -115,6 +116,9 @@ func TestFields(t *testing.T) {
 	}
 	if q := p.GetGates().GetMaxUnreachable(); q.GetValue() != 2 || q.GetPercent() {
 		t.Errorf("max_unreachable: %v", q)
+	}
+	if p.GetConverge() != "auto" {
+		t.Errorf("converge: %q", p.GetConverge())
 	}
 }
 

@@ -709,9 +709,12 @@ type HostView struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Host  *Host                  `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
 	// From gossip: "alive", "suspect", "dead", "left", or "unknown".
-	Liveness      string        `protobuf:"bytes,2,opt,name=liveness,proto3" json:"liveness,omitempty"`
-	Connected     bool          `protobuf:"varint,3,opt,name=connected,proto3" json:"connected,omitempty"`
-	Assignments   []*Assignment `protobuf:"bytes,4,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	Liveness    string        `protobuf:"bytes,2,opt,name=liveness,proto3" json:"liveness,omitempty"`
+	Connected   bool          `protobuf:"varint,3,opt,name=connected,proto3" json:"connected,omitempty"`
+	Assignments []*Assignment `protobuf:"bytes,4,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	// Apps this host has drifted from: in the target of the app's last
+	// succeeded release but not on its version.
+	Drift         []*DriftedHost `protobuf:"bytes,5,rep,name=drift,proto3" json:"drift,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -774,9 +777,18 @@ func (x *HostView) GetAssignments() []*Assignment {
 	return nil
 }
 
+func (x *HostView) GetDrift() []*DriftedHost {
+	if x != nil {
+		return x.Drift
+	}
+	return nil
+}
+
 type ListHostsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cell          string                 `protobuf:"bytes,1,opt,name=cell,proto3" json:"cell,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Cell  string                 `protobuf:"bytes,1,opt,name=cell,proto3" json:"cell,omitempty"`
+	// Only hosts that drifted from at least one app's desired version.
+	DriftOnly     bool `protobuf:"varint,2,opt,name=drift_only,json=driftOnly,proto3" json:"drift_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -818,6 +830,103 @@ func (x *ListHostsRequest) GetCell() string {
 	return ""
 }
 
+func (x *ListHostsRequest) GetDriftOnly() bool {
+	if x != nil {
+		return x.DriftOnly
+	}
+	return false
+}
+
+// A host in the target of an app's last succeeded release (the desired
+// release) that does not run its version.
+type DriftedHost struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	App   string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	// Version the host's active slot runs ("" when it has none).
+	HasVersion   string `protobuf:"bytes,3,opt,name=has_version,json=hasVersion,proto3" json:"has_version,omitempty"`
+	WantsVersion string `protobuf:"bytes,4,opt,name=wants_version,json=wantsVersion,proto3" json:"wants_version,omitempty"`
+	// The desired release.
+	ReleaseId string `protobuf:"bytes,5,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
+	// Why the host is behind, e.g. "reverted on its own during ..." or
+	// "joined after the release was planned".
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DriftedHost) Reset() {
+	*x = DriftedHost{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DriftedHost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DriftedHost) ProtoMessage() {}
+
+func (x *DriftedHost) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DriftedHost.ProtoReflect.Descriptor instead.
+func (*DriftedHost) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DriftedHost) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *DriftedHost) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *DriftedHost) GetHasVersion() string {
+	if x != nil {
+		return x.HasVersion
+	}
+	return ""
+}
+
+func (x *DriftedHost) GetWantsVersion() string {
+	if x != nil {
+		return x.WantsVersion
+	}
+	return ""
+}
+
+func (x *DriftedHost) GetReleaseId() string {
+	if x != nil {
+		return x.ReleaseId
+	}
+	return ""
+}
+
+func (x *DriftedHost) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type ListHostsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Hosts         []*HostView            `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
@@ -827,7 +936,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +948,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +961,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{15}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListHostsResponse) GetHosts() []*HostView {
@@ -870,7 +979,7 @@ type ListCellsRequest struct {
 
 func (x *ListCellsRequest) Reset() {
 	*x = ListCellsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +991,7 @@ func (x *ListCellsRequest) String() string {
 func (*ListCellsRequest) ProtoMessage() {}
 
 func (x *ListCellsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +1004,7 @@ func (x *ListCellsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCellsRequest.ProtoReflect.Descriptor instead.
 func (*ListCellsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{16}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{17}
 }
 
 type CellView struct {
@@ -908,7 +1017,7 @@ type CellView struct {
 
 func (x *CellView) Reset() {
 	*x = CellView{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1029,7 @@ func (x *CellView) String() string {
 func (*CellView) ProtoMessage() {}
 
 func (x *CellView) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1042,7 @@ func (x *CellView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CellView.ProtoReflect.Descriptor instead.
 func (*CellView) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{17}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CellView) GetCell() *Cell {
@@ -959,7 +1068,7 @@ type ListCellsResponse struct {
 
 func (x *ListCellsResponse) Reset() {
 	*x = ListCellsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1080,7 @@ func (x *ListCellsResponse) String() string {
 func (*ListCellsResponse) ProtoMessage() {}
 
 func (x *ListCellsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1093,7 @@ func (x *ListCellsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCellsResponse.ProtoReflect.Descriptor instead.
 func (*ListCellsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{18}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListCellsResponse) GetCells() []*CellView {
@@ -1004,7 +1113,7 @@ type SetCellRequest struct {
 
 func (x *SetCellRequest) Reset() {
 	*x = SetCellRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1125,7 @@ func (x *SetCellRequest) String() string {
 func (*SetCellRequest) ProtoMessage() {}
 
 func (x *SetCellRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1138,7 @@ func (x *SetCellRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCellRequest.ProtoReflect.Descriptor instead.
 func (*SetCellRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetCellRequest) GetCell() *Cell {
@@ -1055,7 +1164,7 @@ type SetCellResponse struct {
 
 func (x *SetCellResponse) Reset() {
 	*x = SetCellResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1176,7 @@ func (x *SetCellResponse) String() string {
 func (*SetCellResponse) ProtoMessage() {}
 
 func (x *SetCellResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1189,7 @@ func (x *SetCellResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCellResponse.ProtoReflect.Descriptor instead.
 func (*SetCellResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetCellResponse) GetCell() *Cell {
@@ -1100,7 +1209,7 @@ type DeleteCellRequest struct {
 
 func (x *DeleteCellRequest) Reset() {
 	*x = DeleteCellRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1221,7 @@ func (x *DeleteCellRequest) String() string {
 func (*DeleteCellRequest) ProtoMessage() {}
 
 func (x *DeleteCellRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1234,7 @@ func (x *DeleteCellRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCellRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCellRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{21}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteCellRequest) GetName() string {
@@ -1150,7 +1259,7 @@ type DeleteCellResponse struct {
 
 func (x *DeleteCellResponse) Reset() {
 	*x = DeleteCellResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1271,7 @@ func (x *DeleteCellResponse) String() string {
 func (*DeleteCellResponse) ProtoMessage() {}
 
 func (x *DeleteCellResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1284,7 @@ func (x *DeleteCellResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCellResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCellResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{22}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{23}
 }
 
 type SubmitReleaseRequest struct {
@@ -1192,7 +1301,7 @@ type SubmitReleaseRequest struct {
 
 func (x *SubmitReleaseRequest) Reset() {
 	*x = SubmitReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1313,7 @@ func (x *SubmitReleaseRequest) String() string {
 func (*SubmitReleaseRequest) ProtoMessage() {}
 
 func (x *SubmitReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1326,7 @@ func (x *SubmitReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReleaseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SubmitReleaseRequest) GetSourceName() string {
@@ -1257,7 +1366,7 @@ type SubmitReleaseResponse struct {
 
 func (x *SubmitReleaseResponse) Reset() {
 	*x = SubmitReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1378,7 @@ func (x *SubmitReleaseResponse) String() string {
 func (*SubmitReleaseResponse) ProtoMessage() {}
 
 func (x *SubmitReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1391,7 @@ func (x *SubmitReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReleaseResponse.ProtoReflect.Descriptor instead.
 func (*SubmitReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{24}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SubmitReleaseResponse) GetRelease() *Release {
@@ -1302,7 +1411,7 @@ type PlanReleaseRequest struct {
 
 func (x *PlanReleaseRequest) Reset() {
 	*x = PlanReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1423,7 @@ func (x *PlanReleaseRequest) String() string {
 func (*PlanReleaseRequest) ProtoMessage() {}
 
 func (x *PlanReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1436,7 @@ func (x *PlanReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanReleaseRequest.ProtoReflect.Descriptor instead.
 func (*PlanReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{25}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PlanReleaseRequest) GetSourceName() string {
@@ -1355,7 +1464,7 @@ type PlanReleaseResponse struct {
 
 func (x *PlanReleaseResponse) Reset() {
 	*x = PlanReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1476,7 @@ func (x *PlanReleaseResponse) String() string {
 func (*PlanReleaseResponse) ProtoMessage() {}
 
 func (x *PlanReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1489,7 @@ func (x *PlanReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanReleaseResponse.ProtoReflect.Descriptor instead.
 func (*PlanReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{26}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PlanReleaseResponse) GetSpec() *ReleaseSpec {
@@ -1413,7 +1522,7 @@ type GetReleaseRequest struct {
 
 func (x *GetReleaseRequest) Reset() {
 	*x = GetReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1534,7 @@ func (x *GetReleaseRequest) String() string {
 func (*GetReleaseRequest) ProtoMessage() {}
 
 func (x *GetReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1547,7 @@ func (x *GetReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleaseRequest.ProtoReflect.Descriptor instead.
 func (*GetReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{27}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetReleaseRequest) GetId() string {
@@ -1449,16 +1558,19 @@ func (x *GetReleaseRequest) GetId() string {
 }
 
 type GetReleaseResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Release       *Release               `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
-	Assignments   []*Assignment          `protobuf:"bytes,2,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Release     *Release               `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	Assignments []*Assignment          `protobuf:"bytes,2,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	// When the release is its app's desired release (the last succeeded
+	// one): the hosts of its target not on its version.
+	Drifted       []*DriftedHost `protobuf:"bytes,3,rep,name=drifted,proto3" json:"drifted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetReleaseResponse) Reset() {
 	*x = GetReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1582,7 @@ func (x *GetReleaseResponse) String() string {
 func (*GetReleaseResponse) ProtoMessage() {}
 
 func (x *GetReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1595,7 @@ func (x *GetReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleaseResponse.ProtoReflect.Descriptor instead.
 func (*GetReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{28}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetReleaseResponse) GetRelease() *Release {
@@ -1500,6 +1612,127 @@ func (x *GetReleaseResponse) GetAssignments() []*Assignment {
 	return nil
 }
 
+func (x *GetReleaseResponse) GetDrifted() []*DriftedHost {
+	if x != nil {
+		return x.Drifted
+	}
+	return nil
+}
+
+type ConvergeReleaseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	App           string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConvergeReleaseRequest) Reset() {
+	*x = ConvergeReleaseRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvergeReleaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvergeReleaseRequest) ProtoMessage() {}
+
+func (x *ConvergeReleaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvergeReleaseRequest.ProtoReflect.Descriptor instead.
+func (*ConvergeReleaseRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ConvergeReleaseRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *ConvergeReleaseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ConvergeReleaseRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+type ConvergeReleaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The convergence release, submitted and started.
+	Release *Release `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	// Drifted hosts it leaves out (not connected to the leader).
+	Skipped       []*DriftedHost `protobuf:"bytes,2,rep,name=skipped,proto3" json:"skipped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConvergeReleaseResponse) Reset() {
+	*x = ConvergeReleaseResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvergeReleaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvergeReleaseResponse) ProtoMessage() {}
+
+func (x *ConvergeReleaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvergeReleaseResponse.ProtoReflect.Descriptor instead.
+func (*ConvergeReleaseResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ConvergeReleaseResponse) GetRelease() *Release {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+func (x *ConvergeReleaseResponse) GetSkipped() []*DriftedHost {
+	if x != nil {
+		return x.Skipped
+	}
+	return nil
+}
+
 type ListReleasesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	App           string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
@@ -1510,7 +1743,7 @@ type ListReleasesRequest struct {
 
 func (x *ListReleasesRequest) Reset() {
 	*x = ListReleasesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1755,7 @@ func (x *ListReleasesRequest) String() string {
 func (*ListReleasesRequest) ProtoMessage() {}
 
 func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1768,7 @@ func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{29}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListReleasesRequest) GetApp() string {
@@ -1561,7 +1794,7 @@ type ListReleasesResponse struct {
 
 func (x *ListReleasesResponse) Reset() {
 	*x = ListReleasesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1806,7 @@ func (x *ListReleasesResponse) String() string {
 func (*ListReleasesResponse) ProtoMessage() {}
 
 func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1819,7 @@ func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{30}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListReleasesResponse) GetReleases() []*Release {
@@ -1609,7 +1842,7 @@ type ReleaseActionRequest struct {
 
 func (x *ReleaseActionRequest) Reset() {
 	*x = ReleaseActionRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1854,7 @@ func (x *ReleaseActionRequest) String() string {
 func (*ReleaseActionRequest) ProtoMessage() {}
 
 func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1867,7 @@ func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseActionRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{31}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReleaseActionRequest) GetId() string {
@@ -1674,7 +1907,7 @@ type ReleaseActionResponse struct {
 
 func (x *ReleaseActionResponse) Reset() {
 	*x = ReleaseActionResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +1919,7 @@ func (x *ReleaseActionResponse) String() string {
 func (*ReleaseActionResponse) ProtoMessage() {}
 
 func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +1932,7 @@ func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseActionResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{32}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReleaseActionResponse) GetRelease() *Release {
@@ -1720,7 +1953,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1965,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1978,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{33}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListEventsRequest) GetReleaseId() string {
@@ -1778,7 +2011,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +2023,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +2036,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -1822,7 +2055,7 @@ type WatchReleaseRequest struct {
 
 func (x *WatchReleaseRequest) Reset() {
 	*x = WatchReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +2067,7 @@ func (x *WatchReleaseRequest) String() string {
 func (*WatchReleaseRequest) ProtoMessage() {}
 
 func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +2080,7 @@ func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseRequest.ProtoReflect.Descriptor instead.
 func (*WatchReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WatchReleaseRequest) GetId() string {
@@ -1868,7 +2101,7 @@ type WatchReleaseResponse struct {
 
 func (x *WatchReleaseResponse) Reset() {
 	*x = WatchReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +2113,7 @@ func (x *WatchReleaseResponse) String() string {
 func (*WatchReleaseResponse) ProtoMessage() {}
 
 func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2126,7 @@ func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseResponse.ProtoReflect.Descriptor instead.
 func (*WatchReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WatchReleaseResponse) GetRelease() *Release {
@@ -1929,7 +2162,7 @@ type AddFreezeRequest struct {
 
 func (x *AddFreezeRequest) Reset() {
 	*x = AddFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2174,7 @@ func (x *AddFreezeRequest) String() string {
 func (*AddFreezeRequest) ProtoMessage() {}
 
 func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2187,7 @@ func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeRequest.ProtoReflect.Descriptor instead.
 func (*AddFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AddFreezeRequest) GetFromUnixNano() int64 {
@@ -1994,7 +2227,7 @@ type AddFreezeResponse struct {
 
 func (x *AddFreezeResponse) Reset() {
 	*x = AddFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2006,7 +2239,7 @@ func (x *AddFreezeResponse) String() string {
 func (*AddFreezeResponse) ProtoMessage() {}
 
 func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2019,7 +2252,7 @@ func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeResponse.ProtoReflect.Descriptor instead.
 func (*AddFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AddFreezeResponse) GetWindow() *FreezeWindow {
@@ -2037,7 +2270,7 @@ type ListFreezesRequest struct {
 
 func (x *ListFreezesRequest) Reset() {
 	*x = ListFreezesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2049,7 +2282,7 @@ func (x *ListFreezesRequest) String() string {
 func (*ListFreezesRequest) ProtoMessage() {}
 
 func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2062,7 +2295,7 @@ func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesRequest.ProtoReflect.Descriptor instead.
 func (*ListFreezesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
 }
 
 type ListFreezesResponse struct {
@@ -2076,7 +2309,7 @@ type ListFreezesResponse struct {
 
 func (x *ListFreezesResponse) Reset() {
 	*x = ListFreezesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2321,7 @@ func (x *ListFreezesResponse) String() string {
 func (*ListFreezesResponse) ProtoMessage() {}
 
 func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2334,7 @@ func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesResponse.ProtoReflect.Descriptor instead.
 func (*ListFreezesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListFreezesResponse) GetWindows() []*FreezeWindow {
@@ -2135,7 +2368,7 @@ type RemoveFreezeRequest struct {
 
 func (x *RemoveFreezeRequest) Reset() {
 	*x = RemoveFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2380,7 @@ func (x *RemoveFreezeRequest) String() string {
 func (*RemoveFreezeRequest) ProtoMessage() {}
 
 func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2393,7 @@ func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RemoveFreezeRequest) GetId() string {
@@ -2185,7 +2418,7 @@ type RemoveFreezeResponse struct {
 
 func (x *RemoveFreezeResponse) Reset() {
 	*x = RemoveFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2430,7 @@ func (x *RemoveFreezeResponse) String() string {
 func (*RemoveFreezeResponse) ProtoMessage() {}
 
 func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2443,7 @@ func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
 }
 
 type SetGlobalFreezeRequest struct {
@@ -2224,7 +2457,7 @@ type SetGlobalFreezeRequest struct {
 
 func (x *SetGlobalFreezeRequest) Reset() {
 	*x = SetGlobalFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2236,7 +2469,7 @@ func (x *SetGlobalFreezeRequest) String() string {
 func (*SetGlobalFreezeRequest) ProtoMessage() {}
 
 func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2249,7 +2482,7 @@ func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeRequest.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SetGlobalFreezeRequest) GetOn() bool {
@@ -2281,7 +2514,7 @@ type SetGlobalFreezeResponse struct {
 
 func (x *SetGlobalFreezeResponse) Reset() {
 	*x = SetGlobalFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2526,7 @@ func (x *SetGlobalFreezeResponse) String() string {
 func (*SetGlobalFreezeResponse) ProtoMessage() {}
 
 func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2539,7 @@ func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeResponse.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
 }
 
 // A token as listed: never its secret or its hash.
@@ -2323,7 +2556,7 @@ type ACLTokenInfo struct {
 
 func (x *ACLTokenInfo) Reset() {
 	*x = ACLTokenInfo{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2568,7 @@ func (x *ACLTokenInfo) String() string {
 func (*ACLTokenInfo) ProtoMessage() {}
 
 func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2581,7 @@ func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenInfo.ProtoReflect.Descriptor instead.
 func (*ACLTokenInfo) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ACLTokenInfo) GetAccessorId() string {
@@ -2396,7 +2629,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2641,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2654,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ACLBootstrapRequest) GetName() string {
@@ -2442,7 +2675,7 @@ type ACLTokenSecretResponse struct {
 
 func (x *ACLTokenSecretResponse) Reset() {
 	*x = ACLTokenSecretResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +2687,7 @@ func (x *ACLTokenSecretResponse) String() string {
 func (*ACLTokenSecretResponse) ProtoMessage() {}
 
 func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2700,7 @@ func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenSecretResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenSecretResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ACLTokenSecretResponse) GetToken() *ACLTokenInfo {
@@ -2495,7 +2728,7 @@ type ACLTokenCreateRequest struct {
 
 func (x *ACLTokenCreateRequest) Reset() {
 	*x = ACLTokenCreateRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2507,7 +2740,7 @@ func (x *ACLTokenCreateRequest) String() string {
 func (*ACLTokenCreateRequest) ProtoMessage() {}
 
 func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2520,7 +2753,7 @@ func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenCreateRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenCreateRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ACLTokenCreateRequest) GetName() string {
@@ -2545,7 +2778,7 @@ type ACLTokenListRequest struct {
 
 func (x *ACLTokenListRequest) Reset() {
 	*x = ACLTokenListRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2790,7 @@ func (x *ACLTokenListRequest) String() string {
 func (*ACLTokenListRequest) ProtoMessage() {}
 
 func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2803,7 @@ func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenListRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
 }
 
 type ACLTokenListResponse struct {
@@ -2582,7 +2815,7 @@ type ACLTokenListResponse struct {
 
 func (x *ACLTokenListResponse) Reset() {
 	*x = ACLTokenListResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2827,7 @@ func (x *ACLTokenListResponse) String() string {
 func (*ACLTokenListResponse) ProtoMessage() {}
 
 func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2840,7 @@ func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenListResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ACLTokenListResponse) GetTokens() []*ACLTokenInfo {
@@ -2626,7 +2859,7 @@ type ACLTokenDeleteRequest struct {
 
 func (x *ACLTokenDeleteRequest) Reset() {
 	*x = ACLTokenDeleteRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2871,7 @@ func (x *ACLTokenDeleteRequest) String() string {
 func (*ACLTokenDeleteRequest) ProtoMessage() {}
 
 func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2884,7 @@ func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ACLTokenDeleteRequest) GetAccessorId() string {
@@ -2669,7 +2902,7 @@ type ACLTokenDeleteResponse struct {
 
 func (x *ACLTokenDeleteResponse) Reset() {
 	*x = ACLTokenDeleteResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2681,7 +2914,7 @@ func (x *ACLTokenDeleteResponse) String() string {
 func (*ACLTokenDeleteResponse) ProtoMessage() {}
 
 func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2694,7 +2927,7 @@ func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
 }
 
 type GossipKeyringRequest struct {
@@ -2709,7 +2942,7 @@ type GossipKeyringRequest struct {
 
 func (x *GossipKeyringRequest) Reset() {
 	*x = GossipKeyringRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +2954,7 @@ func (x *GossipKeyringRequest) String() string {
 func (*GossipKeyringRequest) ProtoMessage() {}
 
 func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +2967,7 @@ func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeyringRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GossipKeyringRequest) GetOp() string {
@@ -2765,7 +2998,7 @@ type GossipKeyringResponse struct {
 
 func (x *GossipKeyringResponse) Reset() {
 	*x = GossipKeyringResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3010,7 @@ func (x *GossipKeyringResponse) String() string {
 func (*GossipKeyringResponse) ProtoMessage() {}
 
 func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3023,7 @@ func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeyringResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GossipKeyringResponse) GetKeys() []string {
@@ -2866,14 +3099,26 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\rSnapshotChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"/\n" +
 	"\x17SnapshotRestoreResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\xa6\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\xd6\x01\n" +
 	"\bHostView\x12%\n" +
 	"\x04host\x18\x01 \x01(\v2\x11.rollwave.v1.HostR\x04host\x12\x1a\n" +
 	"\bliveness\x18\x02 \x01(\tR\bliveness\x12\x1c\n" +
 	"\tconnected\x18\x03 \x01(\bR\tconnected\x129\n" +
-	"\vassignments\x18\x04 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\"&\n" +
+	"\vassignments\x18\x04 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\x12.\n" +
+	"\x05drift\x18\x05 \x03(\v2\x18.rollwave.v1.DriftedHostR\x05drift\"E\n" +
 	"\x10ListHostsRequest\x12\x12\n" +
-	"\x04cell\x18\x01 \x01(\tR\x04cell\"@\n" +
+	"\x04cell\x18\x01 \x01(\tR\x04cell\x12\x1d\n" +
+	"\n" +
+	"drift_only\x18\x02 \x01(\bR\tdriftOnly\"\xb0\x01\n" +
+	"\vDriftedHost\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12\x1f\n" +
+	"\vhas_version\x18\x03 \x01(\tR\n" +
+	"hasVersion\x12#\n" +
+	"\rwants_version\x18\x04 \x01(\tR\fwantsVersion\x12\x1d\n" +
+	"\n" +
+	"release_id\x18\x05 \x01(\tR\treleaseId\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"@\n" +
 	"\x11ListHostsResponse\x12+\n" +
 	"\x05hosts\x18\x01 \x03(\v2\x15.rollwave.v1.HostViewR\x05hosts\"\x12\n" +
 	"\x10ListCellsRequest\"G\n" +
@@ -2908,10 +3153,18 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x06phases\x18\x02 \x03(\v2\x12.rollwave.v1.PhaseR\x06phases\x12%\n" +
 	"\x0etargeted_hosts\x18\x03 \x01(\x05R\rtargetedHosts\"#\n" +
 	"\x11GetReleaseRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x7f\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xb3\x01\n" +
 	"\x12GetReleaseResponse\x12.\n" +
 	"\arelease\x18\x01 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x129\n" +
-	"\vassignments\x18\x02 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\"Z\n" +
+	"\vassignments\x18\x02 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\x122\n" +
+	"\adrifted\x18\x03 \x03(\v2\x18.rollwave.v1.DriftedHostR\adrifted\"X\n" +
+	"\x16ConvergeReleaseRequest\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"}\n" +
+	"\x17ConvergeReleaseResponse\x12.\n" +
+	"\arelease\x18\x01 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x122\n" +
+	"\askipped\x18\x02 \x03(\v2\x18.rollwave.v1.DriftedHostR\askipped\"Z\n" +
 	"\x13ListReleasesRequest\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x121\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x19.rollwave.v1.ReleaseStateR\x06states\"H\n" +
@@ -2989,7 +3242,7 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x04keys\x18\x01 \x03(\tR\x04keys\x12\x18\n" +
 	"\aprimary\x18\x02 \x01(\tR\aprimary\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x12\n" +
-	"\x04node\x18\x04 \x01(\tR\x04node2\x9a\x14\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node2\xf8\x14\n" +
 	"\x0fOperatorService\x12A\n" +
 	"\x06Status\x12\x1a.rollwave.v1.StatusRequest\x1a\x1b.rollwave.v1.StatusResponse\x12D\n" +
 	"\aMembers\x12\x1b.rollwave.v1.MembersRequest\x1a\x1c.rollwave.v1.MembersResponse\x12J\n" +
@@ -3014,7 +3267,8 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x0eApproveRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12U\n" +
 	"\fAbortRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12X\n" +
 	"\x0fRollbackRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12W\n" +
-	"\x0ePromoteRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12M\n" +
+	"\x0ePromoteRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12\\\n" +
+	"\x0fConvergeRelease\x12#.rollwave.v1.ConvergeReleaseRequest\x1a$.rollwave.v1.ConvergeReleaseResponse\x12M\n" +
 	"\n" +
 	"ListEvents\x12\x1e.rollwave.v1.ListEventsRequest\x1a\x1f.rollwave.v1.ListEventsResponse\x12U\n" +
 	"\fWatchRelease\x12 .rollwave.v1.WatchReleaseRequest\x1a!.rollwave.v1.WatchReleaseResponse0\x01\x12J\n" +
@@ -3039,7 +3293,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -3056,149 +3310,158 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*SnapshotRestoreResponse)(nil), // 12: rollwave.v1.SnapshotRestoreResponse
 	(*HostView)(nil),                // 13: rollwave.v1.HostView
 	(*ListHostsRequest)(nil),        // 14: rollwave.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),       // 15: rollwave.v1.ListHostsResponse
-	(*ListCellsRequest)(nil),        // 16: rollwave.v1.ListCellsRequest
-	(*CellView)(nil),                // 17: rollwave.v1.CellView
-	(*ListCellsResponse)(nil),       // 18: rollwave.v1.ListCellsResponse
-	(*SetCellRequest)(nil),          // 19: rollwave.v1.SetCellRequest
-	(*SetCellResponse)(nil),         // 20: rollwave.v1.SetCellResponse
-	(*DeleteCellRequest)(nil),       // 21: rollwave.v1.DeleteCellRequest
-	(*DeleteCellResponse)(nil),      // 22: rollwave.v1.DeleteCellResponse
-	(*SubmitReleaseRequest)(nil),    // 23: rollwave.v1.SubmitReleaseRequest
-	(*SubmitReleaseResponse)(nil),   // 24: rollwave.v1.SubmitReleaseResponse
-	(*PlanReleaseRequest)(nil),      // 25: rollwave.v1.PlanReleaseRequest
-	(*PlanReleaseResponse)(nil),     // 26: rollwave.v1.PlanReleaseResponse
-	(*GetReleaseRequest)(nil),       // 27: rollwave.v1.GetReleaseRequest
-	(*GetReleaseResponse)(nil),      // 28: rollwave.v1.GetReleaseResponse
-	(*ListReleasesRequest)(nil),     // 29: rollwave.v1.ListReleasesRequest
-	(*ListReleasesResponse)(nil),    // 30: rollwave.v1.ListReleasesResponse
-	(*ReleaseActionRequest)(nil),    // 31: rollwave.v1.ReleaseActionRequest
-	(*ReleaseActionResponse)(nil),   // 32: rollwave.v1.ReleaseActionResponse
-	(*ListEventsRequest)(nil),       // 33: rollwave.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),      // 34: rollwave.v1.ListEventsResponse
-	(*WatchReleaseRequest)(nil),     // 35: rollwave.v1.WatchReleaseRequest
-	(*WatchReleaseResponse)(nil),    // 36: rollwave.v1.WatchReleaseResponse
-	(*AddFreezeRequest)(nil),        // 37: rollwave.v1.AddFreezeRequest
-	(*AddFreezeResponse)(nil),       // 38: rollwave.v1.AddFreezeResponse
-	(*ListFreezesRequest)(nil),      // 39: rollwave.v1.ListFreezesRequest
-	(*ListFreezesResponse)(nil),     // 40: rollwave.v1.ListFreezesResponse
-	(*RemoveFreezeRequest)(nil),     // 41: rollwave.v1.RemoveFreezeRequest
-	(*RemoveFreezeResponse)(nil),    // 42: rollwave.v1.RemoveFreezeResponse
-	(*SetGlobalFreezeRequest)(nil),  // 43: rollwave.v1.SetGlobalFreezeRequest
-	(*SetGlobalFreezeResponse)(nil), // 44: rollwave.v1.SetGlobalFreezeResponse
-	(*ACLTokenInfo)(nil),            // 45: rollwave.v1.ACLTokenInfo
-	(*ACLBootstrapRequest)(nil),     // 46: rollwave.v1.ACLBootstrapRequest
-	(*ACLTokenSecretResponse)(nil),  // 47: rollwave.v1.ACLTokenSecretResponse
-	(*ACLTokenCreateRequest)(nil),   // 48: rollwave.v1.ACLTokenCreateRequest
-	(*ACLTokenListRequest)(nil),     // 49: rollwave.v1.ACLTokenListRequest
-	(*ACLTokenListResponse)(nil),    // 50: rollwave.v1.ACLTokenListResponse
-	(*ACLTokenDeleteRequest)(nil),   // 51: rollwave.v1.ACLTokenDeleteRequest
-	(*ACLTokenDeleteResponse)(nil),  // 52: rollwave.v1.ACLTokenDeleteResponse
-	(*GossipKeyringRequest)(nil),    // 53: rollwave.v1.GossipKeyringRequest
-	(*GossipKeyringResponse)(nil),   // 54: rollwave.v1.GossipKeyringResponse
-	(*Host)(nil),                    // 55: rollwave.v1.Host
-	(*Assignment)(nil),              // 56: rollwave.v1.Assignment
-	(*Cell)(nil),                    // 57: rollwave.v1.Cell
-	(*Release)(nil),                 // 58: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 59: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 60: rollwave.v1.Phase
-	(ReleaseState)(0),               // 61: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 62: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 63: rollwave.v1.FreezeWindow
+	(*DriftedHost)(nil),             // 15: rollwave.v1.DriftedHost
+	(*ListHostsResponse)(nil),       // 16: rollwave.v1.ListHostsResponse
+	(*ListCellsRequest)(nil),        // 17: rollwave.v1.ListCellsRequest
+	(*CellView)(nil),                // 18: rollwave.v1.CellView
+	(*ListCellsResponse)(nil),       // 19: rollwave.v1.ListCellsResponse
+	(*SetCellRequest)(nil),          // 20: rollwave.v1.SetCellRequest
+	(*SetCellResponse)(nil),         // 21: rollwave.v1.SetCellResponse
+	(*DeleteCellRequest)(nil),       // 22: rollwave.v1.DeleteCellRequest
+	(*DeleteCellResponse)(nil),      // 23: rollwave.v1.DeleteCellResponse
+	(*SubmitReleaseRequest)(nil),    // 24: rollwave.v1.SubmitReleaseRequest
+	(*SubmitReleaseResponse)(nil),   // 25: rollwave.v1.SubmitReleaseResponse
+	(*PlanReleaseRequest)(nil),      // 26: rollwave.v1.PlanReleaseRequest
+	(*PlanReleaseResponse)(nil),     // 27: rollwave.v1.PlanReleaseResponse
+	(*GetReleaseRequest)(nil),       // 28: rollwave.v1.GetReleaseRequest
+	(*GetReleaseResponse)(nil),      // 29: rollwave.v1.GetReleaseResponse
+	(*ConvergeReleaseRequest)(nil),  // 30: rollwave.v1.ConvergeReleaseRequest
+	(*ConvergeReleaseResponse)(nil), // 31: rollwave.v1.ConvergeReleaseResponse
+	(*ListReleasesRequest)(nil),     // 32: rollwave.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),    // 33: rollwave.v1.ListReleasesResponse
+	(*ReleaseActionRequest)(nil),    // 34: rollwave.v1.ReleaseActionRequest
+	(*ReleaseActionResponse)(nil),   // 35: rollwave.v1.ReleaseActionResponse
+	(*ListEventsRequest)(nil),       // 36: rollwave.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),      // 37: rollwave.v1.ListEventsResponse
+	(*WatchReleaseRequest)(nil),     // 38: rollwave.v1.WatchReleaseRequest
+	(*WatchReleaseResponse)(nil),    // 39: rollwave.v1.WatchReleaseResponse
+	(*AddFreezeRequest)(nil),        // 40: rollwave.v1.AddFreezeRequest
+	(*AddFreezeResponse)(nil),       // 41: rollwave.v1.AddFreezeResponse
+	(*ListFreezesRequest)(nil),      // 42: rollwave.v1.ListFreezesRequest
+	(*ListFreezesResponse)(nil),     // 43: rollwave.v1.ListFreezesResponse
+	(*RemoveFreezeRequest)(nil),     // 44: rollwave.v1.RemoveFreezeRequest
+	(*RemoveFreezeResponse)(nil),    // 45: rollwave.v1.RemoveFreezeResponse
+	(*SetGlobalFreezeRequest)(nil),  // 46: rollwave.v1.SetGlobalFreezeRequest
+	(*SetGlobalFreezeResponse)(nil), // 47: rollwave.v1.SetGlobalFreezeResponse
+	(*ACLTokenInfo)(nil),            // 48: rollwave.v1.ACLTokenInfo
+	(*ACLBootstrapRequest)(nil),     // 49: rollwave.v1.ACLBootstrapRequest
+	(*ACLTokenSecretResponse)(nil),  // 50: rollwave.v1.ACLTokenSecretResponse
+	(*ACLTokenCreateRequest)(nil),   // 51: rollwave.v1.ACLTokenCreateRequest
+	(*ACLTokenListRequest)(nil),     // 52: rollwave.v1.ACLTokenListRequest
+	(*ACLTokenListResponse)(nil),    // 53: rollwave.v1.ACLTokenListResponse
+	(*ACLTokenDeleteRequest)(nil),   // 54: rollwave.v1.ACLTokenDeleteRequest
+	(*ACLTokenDeleteResponse)(nil),  // 55: rollwave.v1.ACLTokenDeleteResponse
+	(*GossipKeyringRequest)(nil),    // 56: rollwave.v1.GossipKeyringRequest
+	(*GossipKeyringResponse)(nil),   // 57: rollwave.v1.GossipKeyringResponse
+	(*Host)(nil),                    // 58: rollwave.v1.Host
+	(*Assignment)(nil),              // 59: rollwave.v1.Assignment
+	(*Cell)(nil),                    // 60: rollwave.v1.Cell
+	(*Release)(nil),                 // 61: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 62: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 63: rollwave.v1.Phase
+	(ReleaseState)(0),               // 64: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 65: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 66: rollwave.v1.FreezeWindow
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	55, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	56, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
-	13, // 4: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	57, // 5: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
-	17, // 6: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	57, // 7: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	57, // 8: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	58, // 9: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	59, // 10: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	60, // 11: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	58, // 12: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	56, // 13: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	61, // 14: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	58, // 15: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	58, // 16: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
-	62, // 17: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	58, // 18: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	56, // 19: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	62, // 20: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	63, // 21: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	63, // 22: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
-	45, // 23: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
-	45, // 24: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
-	0,  // 25: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
-	3,  // 26: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
-	6,  // 27: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
-	8,  // 28: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
-	10, // 29: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
-	11, // 30: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	53, // 31: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
-	14, // 32: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	16, // 33: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	19, // 34: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	21, // 35: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	23, // 36: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	25, // 37: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	27, // 38: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	29, // 39: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	31, // 40: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 41: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 42: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 43: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 44: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	31, // 45: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	33, // 46: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	35, // 47: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	37, // 48: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	39, // 49: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	41, // 50: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	43, // 51: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	46, // 52: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
-	48, // 53: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
-	49, // 54: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
-	51, // 55: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
-	1,  // 56: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 57: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 58: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 59: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 60: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 61: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	54, // 62: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
-	15, // 63: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	18, // 64: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	20, // 65: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	22, // 66: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	24, // 67: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	26, // 68: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	28, // 69: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	30, // 70: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	32, // 71: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 72: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 73: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 74: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 75: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	32, // 76: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	34, // 77: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	36, // 78: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	38, // 79: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	40, // 80: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	42, // 81: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	44, // 82: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	47, // 83: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
-	47, // 84: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
-	50, // 85: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
-	52, // 86: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
-	56, // [56:87] is the sub-list for method output_type
-	25, // [25:56] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	58, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	59, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	15, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
+	13, // 5: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
+	60, // 6: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	18, // 7: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
+	60, // 8: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	60, // 9: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	61, // 10: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	62, // 11: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	63, // 12: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	61, // 13: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	59, // 14: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	15, // 15: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
+	61, // 16: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
+	15, // 17: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
+	64, // 18: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	61, // 19: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	61, // 20: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	65, // 21: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	61, // 22: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	59, // 23: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	65, // 24: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	66, // 25: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	66, // 26: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	48, // 27: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
+	48, // 28: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
+	0,  // 29: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
+	3,  // 30: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
+	6,  // 31: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
+	8,  // 32: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
+	10, // 33: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
+	11, // 34: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
+	56, // 35: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
+	14, // 36: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	17, // 37: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	20, // 38: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	22, // 39: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	24, // 40: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	26, // 41: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	28, // 42: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	32, // 43: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	34, // 44: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	34, // 45: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	34, // 46: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	34, // 47: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	34, // 48: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	34, // 49: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	30, // 50: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
+	36, // 51: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	38, // 52: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	40, // 53: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	42, // 54: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	44, // 55: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	46, // 56: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	49, // 57: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	51, // 58: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	52, // 59: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	54, // 60: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	1,  // 61: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 62: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 63: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 64: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 65: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 66: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	57, // 67: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
+	16, // 68: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	19, // 69: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	21, // 70: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	23, // 71: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	25, // 72: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	27, // 73: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	29, // 74: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	33, // 75: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	35, // 76: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	35, // 77: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	35, // 78: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	35, // 79: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	35, // 80: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	35, // 81: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	31, // 82: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
+	37, // 83: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	39, // 84: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	41, // 85: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	43, // 86: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	45, // 87: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	47, // 88: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	50, // 89: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	50, // 90: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	53, // 91: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	55, // 92: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	61, // [61:93] is the sub-list for method output_type
+	29, // [29:61] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_operator_proto_init() }
@@ -3213,7 +3476,7 @@ func file_rollwave_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   55,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

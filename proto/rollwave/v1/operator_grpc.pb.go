@@ -44,6 +44,7 @@ const (
 	OperatorService_AbortRelease_FullMethodName    = "/rollwave.v1.OperatorService/AbortRelease"
 	OperatorService_RollbackRelease_FullMethodName = "/rollwave.v1.OperatorService/RollbackRelease"
 	OperatorService_PromoteRelease_FullMethodName  = "/rollwave.v1.OperatorService/PromoteRelease"
+	OperatorService_ConvergeRelease_FullMethodName = "/rollwave.v1.OperatorService/ConvergeRelease"
 	OperatorService_ListEvents_FullMethodName      = "/rollwave.v1.OperatorService/ListEvents"
 	OperatorService_WatchRelease_FullMethodName    = "/rollwave.v1.OperatorService/WatchRelease"
 	OperatorService_AddFreeze_FullMethodName       = "/rollwave.v1.OperatorService/AddFreeze"
@@ -86,6 +87,9 @@ type OperatorServiceClient interface {
 	AbortRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
 	RollbackRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
 	PromoteRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
+	// Rolls the app's drifted hosts to its last succeeded release, one host
+	// per phase, through a new release.
+	ConvergeRelease(ctx context.Context, in *ConvergeReleaseRequest, opts ...grpc.CallOption) (*ConvergeReleaseResponse, error)
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 	// Streams the release whenever it changes, until it ends or the client
 	// goes away.
@@ -335,6 +339,16 @@ func (c *operatorServiceClient) PromoteRelease(ctx context.Context, in *ReleaseA
 	return out, nil
 }
 
+func (c *operatorServiceClient) ConvergeRelease(ctx context.Context, in *ConvergeReleaseRequest, opts ...grpc.CallOption) (*ConvergeReleaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConvergeReleaseResponse)
+	err := c.cc.Invoke(ctx, OperatorService_ConvergeRelease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *operatorServiceClient) ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListEventsResponse)
@@ -474,6 +488,9 @@ type OperatorServiceServer interface {
 	AbortRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
 	RollbackRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
 	PromoteRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
+	// Rolls the app's drifted hosts to its last succeeded release, one host
+	// per phase, through a new release.
+	ConvergeRelease(context.Context, *ConvergeReleaseRequest) (*ConvergeReleaseResponse, error)
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	// Streams the release whenever it changes, until it ends or the client
 	// goes away.
@@ -563,6 +580,9 @@ func (UnimplementedOperatorServiceServer) RollbackRelease(context.Context, *Rele
 }
 func (UnimplementedOperatorServiceServer) PromoteRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PromoteRelease not implemented")
+}
+func (UnimplementedOperatorServiceServer) ConvergeRelease(context.Context, *ConvergeReleaseRequest) (*ConvergeReleaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConvergeRelease not implemented")
 }
 func (UnimplementedOperatorServiceServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
@@ -975,6 +995,24 @@ func _OperatorService_PromoteRelease_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorService_ConvergeRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConvergeReleaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).ConvergeRelease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_ConvergeRelease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).ConvergeRelease(ctx, req.(*ConvergeReleaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OperatorService_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListEventsRequest)
 	if err := dec(in); err != nil {
@@ -1230,6 +1268,10 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PromoteRelease",
 			Handler:    _OperatorService_PromoteRelease_Handler,
+		},
+		{
+			MethodName: "ConvergeRelease",
+			Handler:    _OperatorService_ConvergeRelease_Handler,
 		},
 		{
 			MethodName: "ListEvents",

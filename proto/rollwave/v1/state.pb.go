@@ -1824,21 +1824,25 @@ func (x *ApprovalSpec) GetAfterPhases() []int32 {
 }
 
 type ReleaseSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	App           string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
-	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	Artifact      *Artifact              `protobuf:"bytes,4,opt,name=artifact,proto3" json:"artifact,omitempty"`
-	Unit          *UnitSpec              `protobuf:"bytes,5,opt,name=unit,proto3" json:"unit,omitempty"`
-	Slots         *SlotsSpec             `protobuf:"bytes,6,opt,name=slots,proto3" json:"slots,omitempty"`
-	Traffic       *TrafficSpec           `protobuf:"bytes,7,opt,name=traffic,proto3" json:"traffic,omitempty"`
-	Target        *TargetSpec            `protobuf:"bytes,8,opt,name=target,proto3" json:"target,omitempty"`
-	Phases        *PhasesSpec            `protobuf:"bytes,9,opt,name=phases,proto3" json:"phases,omitempty"`
-	Bake          *BakeSpec              `protobuf:"bytes,10,opt,name=bake,proto3" json:"bake,omitempty"`
-	Health        *HealthSpec            `protobuf:"bytes,11,opt,name=health,proto3" json:"health,omitempty"`
-	Gates         *GatesSpec             `protobuf:"bytes,12,opt,name=gates,proto3" json:"gates,omitempty"`
-	Rollback      *RollbackSpec          `protobuf:"bytes,13,opt,name=rollback,proto3" json:"rollback,omitempty"`
-	Approval      *ApprovalSpec          `protobuf:"bytes,14,opt,name=approval,proto3" json:"approval,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	App      string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	Version  string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	Artifact *Artifact              `protobuf:"bytes,4,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	Unit     *UnitSpec              `protobuf:"bytes,5,opt,name=unit,proto3" json:"unit,omitempty"`
+	Slots    *SlotsSpec             `protobuf:"bytes,6,opt,name=slots,proto3" json:"slots,omitempty"`
+	Traffic  *TrafficSpec           `protobuf:"bytes,7,opt,name=traffic,proto3" json:"traffic,omitempty"`
+	Target   *TargetSpec            `protobuf:"bytes,8,opt,name=target,proto3" json:"target,omitempty"`
+	Phases   *PhasesSpec            `protobuf:"bytes,9,opt,name=phases,proto3" json:"phases,omitempty"`
+	Bake     *BakeSpec              `protobuf:"bytes,10,opt,name=bake,proto3" json:"bake,omitempty"`
+	Health   *HealthSpec            `protobuf:"bytes,11,opt,name=health,proto3" json:"health,omitempty"`
+	Gates    *GatesSpec             `protobuf:"bytes,12,opt,name=gates,proto3" json:"gates,omitempty"`
+	Rollback *RollbackSpec          `protobuf:"bytes,13,opt,name=rollback,proto3" json:"rollback,omitempty"`
+	Approval *ApprovalSpec          `protobuf:"bytes,14,opt,name=approval,proto3" json:"approval,omitempty"`
+	// What happens to hosts of the target left off this release's version
+	// once it succeeded (drifted hosts): "manual" (default; shown, and rolled
+	// by `rollwave release converge APP`) or "auto" (the leader rolls them).
+	Converge      string `protobuf:"bytes,15,opt,name=converge,proto3" json:"converge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1969,6 +1973,13 @@ func (x *ReleaseSpec) GetApproval() *ApprovalSpec {
 		return x.Approval
 	}
 	return nil
+}
+
+func (x *ReleaseSpec) GetConverge() string {
+	if x != nil {
+		return x.Converge
+	}
+	return ""
 }
 
 type Phase struct {
@@ -2117,8 +2128,12 @@ type Release struct {
 	// Why the release is in its state (gate that failed, operator reason, ...).
 	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Source file name and text as submitted, for audit.
-	SourceName    string `protobuf:"bytes,10,opt,name=source_name,json=sourceName,proto3" json:"source_name,omitempty"`
-	Source        []byte `protobuf:"bytes,11,opt,name=source,proto3" json:"source,omitempty"`
+	SourceName string `protobuf:"bytes,10,opt,name=source_name,json=sourceName,proto3" json:"source_name,omitempty"`
+	Source     []byte `protobuf:"bytes,11,opt,name=source,proto3" json:"source,omitempty"`
+	// Set on a convergence release: the id of the succeeded release whose
+	// version it rolls to drifted hosts (one host per phase); its phases are
+	// fixed at submit and never replanned from the target.
+	ConvergeOf    string `protobuf:"bytes,12,opt,name=converge_of,json=convergeOf,proto3" json:"converge_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2228,6 +2243,13 @@ func (x *Release) GetSource() []byte {
 		return x.Source
 	}
 	return nil
+}
+
+func (x *Release) GetConvergeOf() string {
+	if x != nil {
+		return x.ConvergeOf
+	}
+	return ""
 }
 
 type Assignment struct {
@@ -2806,7 +2828,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x14isolation_timeout_ms\x18\x02 \x01(\x03R\x12isolationTimeoutMs\x121\n" +
 	"\x15on_control_plane_loss\x18\x03 \x01(\tR\x12onControlPlaneLoss\"1\n" +
 	"\fApprovalSpec\x12!\n" +
-	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\xe7\x04\n" +
+	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\x83\x05\n" +
 	"\vReleaseSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
@@ -2822,7 +2844,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x06health\x18\v \x01(\v2\x17.rollwave.v1.HealthSpecR\x06health\x12,\n" +
 	"\x05gates\x18\f \x01(\v2\x16.rollwave.v1.GatesSpecR\x05gates\x125\n" +
 	"\brollback\x18\r \x01(\v2\x19.rollwave.v1.RollbackSpecR\brollback\x125\n" +
-	"\bapproval\x18\x0e \x01(\v2\x19.rollwave.v1.ApprovalSpecR\bapproval\"\xa6\x03\n" +
+	"\bapproval\x18\x0e \x01(\v2\x19.rollwave.v1.ApprovalSpecR\bapproval\x12\x1a\n" +
+	"\bconverge\x18\x0f \x01(\tR\bconverge\"\xa6\x03\n" +
 	"\x05Phase\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12-\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x17.rollwave.v1.PhaseStateR\x05state\x12\x14\n" +
@@ -2836,7 +2859,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11approval_required\x18\n" +
 	" \x01(\bR\x10approvalRequired\x12\x1a\n" +
 	"\bapproved\x18\v \x01(\bR\bapproved\x12!\n" +
-	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\x91\x03\n" +
+	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\xb2\x03\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x04spec\x18\x02 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\x12/\n" +
@@ -2851,7 +2874,9 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\vsource_name\x18\n" +
 	" \x01(\tR\n" +
 	"sourceName\x12\x16\n" +
-	"\x06source\x18\v \x01(\fR\x06source\"\xb0\x03\n" +
+	"\x06source\x18\v \x01(\fR\x06source\x12\x1f\n" +
+	"\vconverge_of\x18\f \x01(\tR\n" +
+	"convergeOf\"\xb0\x03\n" +
 	"\n" +
 	"Assignment\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
