@@ -169,13 +169,13 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 
 // checkStep verifies that one applied command moved every object only along
 // its state machine. prev and cur are private copies.
-func checkStep(t *rapid.T, prev, cur *State, c cmd, res interface{}) {
-	if err := checkInvariantsLocked(cur); err != nil {
+func checkStep(t *rapid.T, prev, cur *plain, c cmd, res interface{}) {
+	if err := checkInvariants(cur); err != nil {
 		t.Fatalf("after %v: %v", c.t, err)
 	}
 	if err, ok := res.(error); ok {
 		cur.appliedIndex = prev.appliedIndex
-		if !prev.Equal(cur) {
+		if !plainState(prev).Equal(plainState(cur)) {
 			t.Fatalf("rejected %v (%v) changed state", c.t, err)
 		}
 		return
@@ -229,7 +229,7 @@ func checkStep(t *rapid.T, prev, cur *State, c cmd, res interface{}) {
 // assignments: updates apply in order, each only if its generation is
 // current and its transition legal. The FSM must agree on every final state
 // and on the counts.
-func checkUpdateBatch(t *rapid.T, prev, cur *State, c *v1.UpdateAssignmentsCommand, ur *UpdateResult) {
+func checkUpdateBatch(t *rapid.T, prev, cur *plain, c *v1.UpdateAssignmentsCommand, ur *UpdateResult) {
 	type genState struct {
 		gen uint64
 		st  v1.AssignmentState
@@ -275,12 +275,12 @@ func TestPropertyRandomCommands(t *testing.T) {
 				t.Fatal(err)
 			}
 			log = append(log, data)
-			prev := f.State().copyForSnapshot()
+			prev := plainOf(f.State())
 			res := f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: data})
 			if res == nil {
 				accepted++
 			}
-			checkStep(t, prev, f.State().copyForSnapshot(), c, res)
+			checkStep(t, prev, plainOf(f.State()), c, res)
 		}
 
 		// Snapshot -> Persist -> Restore into a fresh FSM gives the same state.
