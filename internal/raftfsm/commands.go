@@ -67,4 +67,5 @@ func init() {
 	register(UpsertACLToken, noResult(applyUpsertACLToken))
 	register(DeleteACLToken, noResult(applyDeleteACLToken))
 	register(AbortRelease, noResult(applyAbortRelease))
+	register(Prune, noResult(applyPrune))
 }

@@ -202,11 +202,13 @@ func (v *view) del(tbl string, obj any) {
 	}
 }
 
-func (v *view) host(id string) *v1.Host          { return first[*v1.Host](v, tHost, strKey(id)) }
-func (v *view) cell(name string) *v1.Cell        { return first[*v1.Cell](v, tCell, strKey(name)) }
-func (v *view) app(name string) *v1.App          { return first[*v1.App](v, tApp, strKey(name)) }
-func (v *view) release(id string) *v1.Release    { return first[*v1.Release](v, tRelease, strKey(id)) }
-func (v *view) freeze(id string) *v1.FreezeWindow { return first[*v1.FreezeWindow](v, tFreeze, strKey(id)) }
+func (v *view) host(id string) *v1.Host       { return first[*v1.Host](v, tHost, strKey(id)) }
+func (v *view) cell(name string) *v1.Cell     { return first[*v1.Cell](v, tCell, strKey(name)) }
+func (v *view) app(name string) *v1.App       { return first[*v1.App](v, tApp, strKey(name)) }
+func (v *view) release(id string) *v1.Release { return first[*v1.Release](v, tRelease, strKey(id)) }
+func (v *view) freeze(id string) *v1.FreezeWindow {
+	return first[*v1.FreezeWindow](v, tFreeze, strKey(id))
+}
 func (v *view) aclToken(acc string) *v1.ACLToken { return first[*v1.ACLToken](v, tACL, strKey(acc)) }
 
 // current returns the newest assignment of app on host, or nil.

@@ -1185,8 +1185,9 @@ type PruneCommand struct {
 	Actor        string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Keep the newest keep_releases_per_app finished releases of each app (by
 	// creation time, then id); older finished ones go with their events and
-	// their assignment history that is no host's current assignment. An
-	// active release is never dropped. 0 keeps every release.
+	// their assignment history. An active release is never dropped, nor one
+	// that is still some host's current assignment (what the host runs).
+	// 0 keeps every release.
 	KeepReleasesPerApp int32 `protobuf:"varint,3,opt,name=keep_releases_per_app,json=keepReleasesPerApp,proto3" json:"keep_releases_per_app,omitempty"`
 	// Events older than this go (0: events are not pruned by age).
 	EventsBeforeUnixNano int64 `protobuf:"varint,4,opt,name=events_before_unix_nano,json=eventsBeforeUnixNano,proto3" json:"events_before_unix_nano,omitempty"`
