@@ -167,6 +167,7 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 			spec.EnvEncrypt + " or encrypt_file in the config file")
 	}
 	cfg.ACLEnabled = sc.ACL.Enabled
+	cfg.Retention.ReleasesPerApp, cfg.Retention.Events = sc.Retention.ReleasesPerApp, sc.Retention.Events
 	cfg.Limits = coordinator.Limits{
 		RPCMaxConnsPerClient: sc.Limits.RPCMaxConnsPerClient,
 		RPCMaxConns:          sc.Limits.RPCMaxConns,
