@@ -26,7 +26,7 @@ func TestParseServerConfig(t *testing.T) {
 			SnapshotThreshold:  4096,
 			TrailingLogs:       2048,
 		},
-		TLS:    TLSConfig{VerifyServerHostname: true},
+		TLS:       TLSConfig{VerifyServerHostname: true},
 		Limits:    DefaultServerConfig().Limits,
 		Retention: DefaultServerConfig().Retention,
 	}
