@@ -66,6 +66,9 @@ func (s *State) AppliedIndex() uint64 { return s.appliedIndex.Load() }
 // watch, read the state, then Wait: no change can slip in between.
 type Watch struct{ ws memdb.WatchSet }
 
+// Add makes the watch also fire when ch is closed (a shutdown channel).
+func (w Watch) Add(ch <-chan struct{}) { w.ws.Add(ch) }
+
 // Wait blocks until a watched part of the state changes (true) or ctx ends
 // (false). It starts no goroutine for up to 32 channels (memdb's watchFew).
 func (w Watch) Wait(ctx context.Context) bool { return w.ws.WatchCtx(ctx) == nil }
