@@ -179,6 +179,7 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 	if cfg.GateURLPrefixes, err = spec.ParseArtifactPrefixes(sc.GateURLPrefixes); err != nil {
 		return coordinator.Config{}, err // Validate reported it already
 	}
+	cfg.Retention.ReleasesPerApp, cfg.Retention.Events = sc.Retention.ReleasesPerApp, sc.Retention.Events
 	cfg.Limits = coordinator.Limits{
 		RPCMaxConnsPerClient: sc.Limits.RPCMaxConnsPerClient,
 		RPCMaxConns:          sc.Limits.RPCMaxConns,

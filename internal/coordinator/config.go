@@ -93,6 +93,8 @@ type Config struct {
 	EnablePprof bool
 	// GossipFast selects short gossip probe intervals (tests).
 	GossipFast bool
+	// Retention bounds the history the replicated state keeps (gc.go).
+	Retention Retention
 
 	// TLS, when set, turns on mutual TLS 1.3 for the gRPC API (operators,
 	// agents, other servers) and for forwarding. Nil means plaintext.
@@ -135,6 +137,7 @@ func DefaultConfig() Config {
 		OperatorRateLimit:   50,
 		OperatorRateBurst:   100,
 		Limits:              DefaultLimits(),
+		Retention:           DefaultRetention(),
 		Version:             "dev",
 	}
 }
@@ -189,6 +192,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OperatorRateLimit < 0 || (c.OperatorRateLimit > 0 && c.OperatorRateBurst < 1) {
 		return fmt.Errorf("operator rate limit %d/s with burst %d: the rate must be 0 (off) or positive with a burst of at least 1", c.OperatorRateLimit, c.OperatorRateBurst)
+	}
+	if err := c.Retention.validate(); err != nil {
+		return err
 	}
 	if err := c.Limits.validate(); err != nil {
 		return err

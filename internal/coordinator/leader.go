@@ -164,6 +164,7 @@ func (s *Server) leaderLoop(ctx context.Context, hooks []func(context.Context, b
 	for _, h := range hooks {
 		h(ctx, true)
 	}
+	goLeader(ctx, func() { s.gcLoop(ctx) })
 	term := s.raft.CurrentTerm()
 	s.pool.SetMeta(func(m *gossip.Meta) { m.Leader, m.Term = true, term })
 	s.reconcileLoop(ctx)

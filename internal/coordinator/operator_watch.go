@@ -18,9 +18,11 @@ func (o *operatorService) WatchRelease(req *rollwavev1.WatchReleaseRequest, stre
 		lastSent *rollwavev1.WatchReleaseResponse
 	)
 	for {
-		// Take the change channel before reading, so no change is missed
-		// between the read and the wait.
-		changed := o.s.fsm.State().Changed()
+		// Take the watch before reading, so no change is missed between
+		// the read and the wait. Only entries about this release (or the
+		// freezes) wake the stream, not every entry of the cluster.
+		changed := o.s.fsm.State().WatchRelease(req.GetId())
+		changed.Add(o.s.shutdownCh)
 		r := o.s.fsm.State().Release(req.GetId())
 		if r == nil {
 			return status.Errorf(codes.NotFound, "no release with id %q", req.GetId())
@@ -40,12 +42,13 @@ func (o *operatorService) WatchRelease(req *rollwavev1.WatchReleaseRequest, stre
 		if isTerminal(r.GetState()) {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if !changed.Wait(ctx) {
 			return ctx.Err()
+		}
+		select {
 		case <-o.s.shutdownCh:
 			return status.Error(codes.Unavailable, "server shutting down")
-		case <-changed:
+		default:
 		}
 	}
 }

@@ -27,13 +27,17 @@ func applyCommand(s *State, logger *slog.Logger, index uint64, t MessageType, ms
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.notifyLocked()
-	s.appliedIndex = index
+	defer s.appliedIndex.Store(index)
 	if !ok {
 		logger.Warn("skipping unknown command type marked ignorable", "type", uint8(t), "index", index)
 		return nil, nil
 	}
-	res, err := h.apply(s, index, msg)
+	// One write transaction per entry: a rejected command aborts it, so it
+	// changes nothing whatever the handler did before rejecting.
+	v := &view{tx: s.db.Load().Txn(true)}
+	res, err := h.apply(v, index, msg)
 	if err != nil {
+		v.tx.Abort()
 		var rej *RejectedError
 		if errors.As(err, &rej) {
 			rej.Type = t.Base()
@@ -41,6 +45,7 @@ func applyCommand(s *State, logger *slog.Logger, index uint64, t MessageType, ms
 		logger.Debug("command rejected", "type", t.Base().String(), "index", index, "error", err)
 		return nil, err
 	}
+	v.tx.Commit()
 	return res, nil
 }
 
@@ -113,10 +118,12 @@ func (f *FSM) ApplyEntry(index uint64, data []byte) (*UpdateResult, error) {
 	return nil, nil
 }
 
-// Snapshot implements raft.FSM: it deep-copies the state under the read
-// lock; Persist does the encoding and I/O.
+// Snapshot implements raft.FSM: it takes a memdb read transaction, a
+// point-in-time view that costs O(1) whatever the size of the state;
+// Persist does the encoding and I/O while Apply carries on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{data: f.state.copyForSnapshot()}, nil
+	v, idx := f.state.pointInTime()
+	return &fsmSnapshot{data: v, index: idx}, nil
 }
 
 // Restore implements raft.FSM: it reads a whole snapshot into a fresh state,
@@ -128,6 +135,6 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("raftfsm: restore: %w", err)
 	}
 	f.state.replaceWith(fresh)
-	f.logger.Info("restored snapshot", "applied_index", fresh.appliedIndex)
+	f.logger.Info("restored snapshot", "applied_index", f.state.AppliedIndex())
 	return nil
 }

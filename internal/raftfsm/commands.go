@@ -9,10 +9,12 @@ import (
 
 // A handler validates a command completely and only then mutates the state,
 // so a rejected command changes nothing. It runs with the state's write lock
-// held. The result is nil or *UpdateResult.
+// held, in the entry's write transaction; objects it reads are stored ones,
+// so it stores a changed clone, never modifies one. The result is nil or
+// *UpdateResult.
 type handler struct {
 	newMsg func() proto.Message
-	apply  func(s *State, index uint64, msg proto.Message) (any, error)
+	apply  func(v *view, index uint64, msg proto.Message) (any, error)
 }
 
 // handlers is filled at init and read-only afterwards.
@@ -20,7 +22,7 @@ var handlers = map[MessageType]handler{}
 
 // register adds the handler for t. Registering a type twice is a programming
 // error and panics at start-up, never at apply time.
-func register[M proto.Message](t MessageType, fn func(s *State, index uint64, cmd M) (any, error)) {
+func register[M proto.Message](t MessageType, fn func(v *view, index uint64, cmd M) (any, error)) {
 	if t.Ignorable() {
 		panic(fmt.Sprintf("raftfsm: register %v: the ignore flag is not part of a type's number", t))
 	}
@@ -31,15 +33,15 @@ func register[M proto.Message](t MessageType, fn func(s *State, index uint64, cm
 	handlers[t] = handler{
 		// Generated messages answer ProtoReflect on a nil pointer.
 		newMsg: func() proto.Message { return zero.ProtoReflect().New().Interface() },
-		apply: func(s *State, index uint64, msg proto.Message) (any, error) {
-			return fn(s, index, msg.(M))
+		apply: func(v *view, index uint64, msg proto.Message) (any, error) {
+			return fn(v, index, msg.(M))
 		},
 	}
 }
 
 // noResult adapts handlers that only succeed or reject.
-func noResult[M proto.Message](fn func(s *State, index uint64, cmd M) error) func(*State, uint64, M) (any, error) {
-	return func(s *State, index uint64, cmd M) (any, error) { return nil, fn(s, index, cmd) }
+func noResult[M proto.Message](fn func(v *view, index uint64, cmd M) error) func(*view, uint64, M) (any, error) {
+	return func(v *view, index uint64, cmd M) (any, error) { return nil, fn(v, index, cmd) }
 }
 
 func init() {
@@ -52,8 +54,8 @@ func init() {
 	register(SetPhaseState, noResult(applySetPhaseState))
 	register(ApprovePhase, noResult(applyApprovePhase))
 	register(CreateAssignments, noResult(applyCreateAssignments))
-	register(UpdateAssignments, func(s *State, index uint64, cmd *v1.UpdateAssignmentsCommand) (any, error) {
-		return applyUpdateAssignments(s, index, cmd), nil
+	register(UpdateAssignments, func(v *view, index uint64, cmd *v1.UpdateAssignmentsCommand) (any, error) {
+		return applyUpdateAssignments(v, index, cmd), nil
 	})
 	register(AppendEvents, noResult(applyAppendEvents))
 	register(AddFreeze, noResult(applyAddFreeze))
@@ -65,4 +67,5 @@ func init() {
 	register(UpsertACLToken, noResult(applyUpsertACLToken))
 	register(DeleteACLToken, noResult(applyDeleteACLToken))
 	register(AbortRelease, noResult(applyAbortRelease))
+	register(Prune, noResult(applyPrune))
 }

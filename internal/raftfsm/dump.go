@@ -8,13 +8,29 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+type record struct {
+	typ recordType
+	msg proto.Message
+}
+
+// records lists a view's objects (the stored ones) in snapshot order.
+func (v *view) records() []record {
+	var out []record
+	_ = v.eachRecord(func(t recordType, m proto.Message) error {
+		out = append(out, record{t, m})
+		return nil
+	})
+	return out
+}
+
 // Equal reports whether two states hold the same objects and applied index.
 func (s *State) Equal(other *State) bool {
-	a, b := s.copyForSnapshot(), other.copyForSnapshot()
-	if a.appliedIndex != b.appliedIndex {
+	va, ia := s.pointInTime()
+	vb, ib := other.pointInTime()
+	if ia != ib {
 		return false
 	}
-	ra, rb := a.recordsLocked(), b.recordsLocked()
+	ra, rb := va.records(), vb.records()
 	if len(ra) != len(rb) {
 		return false
 	}
@@ -37,10 +53,10 @@ var recordNames = map[recordType]string{
 // one binary, but the protobuf text format may differ between builds, so
 // never persist or parse it.
 func (s *State) Dump() string {
-	c := s.copyForSnapshot()
+	v, idx := s.pointInTime()
 	var b strings.Builder
-	fmt.Fprintf(&b, "applied_index: %d\n", c.appliedIndex)
-	for _, r := range c.recordsLocked() {
+	fmt.Fprintf(&b, "applied_index: %d\n", idx)
+	for _, r := range v.records() {
 		fmt.Fprintf(&b, "%s: %s\n", recordNames[r.typ], prototext.MarshalOptions{}.Format(r.msg))
 	}
 	return b.String()

@@ -49,6 +49,10 @@ const (
 	// aborted: entries written before type 20 that tried it were
 	// rejected, and replaying them must reject them again.
 	AbortRelease MessageType = 20
+	// Prune (body: PruneCommand) drops finished releases beyond the
+	// retention count, with their events and assignment history, and
+	// events older than the retention age. The leader's GC writes it.
+	Prune MessageType = 21
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -77,6 +81,7 @@ var messageTypeNames = map[MessageType]string{
 	UpsertACLToken:    "UpsertACLToken",
 	DeleteACLToken:    "DeleteACLToken",
 	AbortRelease:      "AbortRelease",
+	Prune:             "Prune",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

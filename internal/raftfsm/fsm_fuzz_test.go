@@ -59,7 +59,8 @@ func FuzzDecodeEntry(f *testing.F) {
 func snapshotBytes(t *testing.T, s *State) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := writeSnapshot(&buf, s.copyForSnapshot()); err != nil {
+	v, idx := s.pointInTime()
+	if err := writeSnapshot(&buf, v, idx); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -301,6 +301,24 @@ func laterGoldenSteps() []namedStep {
 					t.Errorf("assignment = %v", a)
 				}
 			}}},
+		// Since type 21 (Prune): retention drops events older than the
+		// cutoff; the only release of api is kept (keep 1, and h1 runs it).
+		{goldenStep: goldenStep{cmd: cmd{Prune, &v1.PruneCommand{TimeUnixNano: now + 27, Actor: "gc",
+			KeepReleasesPerApp: 1, EventsBeforeUnixNano: now + 10}},
+			check: func(t *testing.T, s *State) {
+				if s.Release("api-2.4.0") == nil {
+					t.Error("release api-2.4.0 was pruned")
+				}
+				ev := s.Events("", 0, 0)
+				for _, e := range ev {
+					if e.GetTimeUnixNano() < now+10 {
+						t.Errorf("event older than the cutoff kept: %v", e)
+					}
+				}
+				if last := ev[len(ev)-1]; last.GetKind() != "state.pruned" || last.GetEvidence()["releases"] != "0" {
+					t.Errorf("last event = %v", last)
+				}
+			}}},
 	}
 }
 

@@ -1,10 +1,8 @@
 package raftfsm
 
 import (
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -52,13 +50,13 @@ func isLowerHex(s string) bool {
 	return true
 }
 
-// addACLTokenLocked checks that the token's accessor, name and hash are
+// addACLToken checks that the token's accessor, name and hash are
 // unused, then stores it. Nothing changes on rejection.
-func (s *State) addACLTokenLocked(t *v1.ACLToken, now int64, actor string) *RejectedError {
-	if _, dup := s.aclTokens[t.GetAccessorId()]; dup {
+func (v *view) addACLToken(t *v1.ACLToken, now int64, actor string) *RejectedError {
+	if v.aclToken(t.GetAccessorId()) != nil {
 		return reject(ErrExists, "a token with accessor %s already exists", t.GetAccessorId())
 	}
-	for _, o := range s.aclTokens {
+	for _, o := range all[*v1.ACLToken](v, tACL, "id", nil) {
 		if o.GetName() == t.GetName() {
 			return reject(ErrExists, "a token named %q already exists (accessor %s); choose another name", t.GetName(), o.GetAccessorId())
 		}
@@ -73,17 +71,18 @@ func (s *State) addACLTokenLocked(t *v1.ACLToken, now int64, actor string) *Reje
 	if t.CreatedBy == "" {
 		t.CreatedBy = actor
 	}
-	s.aclTokens[t.AccessorId] = t
+	v.put(tACL, t)
 	return nil
 }
 
 // applyACLBootstrap stores the first, admin, token. A cluster is
 // bootstrapped once: the only way back is restoring a snapshot taken
 // before the bootstrap.
-func applyACLBootstrap(s *State, _ uint64, cmd *v1.ACLBootstrapCommand) error {
-	if s.aclBootstrapUnixNano != 0 {
+func applyACLBootstrap(s *view, _ uint64, cmd *v1.ACLBootstrapCommand) error {
+	m := s.meta()
+	if m.aclBootstrapUnixNano != 0 {
 		return reject(ErrConflict, "ACL bootstrap already done (%s); ask an admin token holder for a token (resetting needs a snapshot restore, see docs/security.md)",
-			timeString(s.aclBootstrapUnixNano))
+			timeString(m.aclBootstrapUnixNano))
 	}
 	if cmd.GetTimeUnixNano() <= 0 {
 		return reject(ErrInvalid, "time is required")
@@ -95,11 +94,12 @@ func applyACLBootstrap(s *State, _ uint64, cmd *v1.ACLBootstrapCommand) error {
 	if t.GetRole() != RoleAdmin {
 		return reject(ErrInvalid, "the bootstrap token must have role admin, not %q", t.GetRole())
 	}
-	if err := s.addACLTokenLocked(t, cmd.GetTimeUnixNano(), t.GetName()); err != nil {
+	if err := s.addACLToken(t, cmd.GetTimeUnixNano(), t.GetName()); err != nil {
 		return err
 	}
-	s.aclBootstrapUnixNano = cmd.GetTimeUnixNano()
-	s.appendEventLocked(&v1.Event{
+	m.aclBootstrapUnixNano = cmd.GetTimeUnixNano()
+	s.setMeta(m)
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: cmd.GetTimeUnixNano(), Kind: "acl.bootstrapped", Actor: t.GetName(),
 		Message: fmt.Sprintf("ACLs bootstrapped: admin token %q (%s)", t.GetName(), t.GetAccessorId()),
 	})
@@ -108,18 +108,18 @@ func applyACLBootstrap(s *State, _ uint64, cmd *v1.ACLBootstrapCommand) error {
 
 // applyUpsertACLToken adds a token. Tokens are never edited: delete one
 // and create another.
-func applyUpsertACLToken(s *State, _ uint64, cmd *v1.UpsertACLTokenCommand) error {
-	if s.aclBootstrapUnixNano == 0 {
+func applyUpsertACLToken(s *view, _ uint64, cmd *v1.UpsertACLTokenCommand) error {
+	if s.meta().aclBootstrapUnixNano == 0 {
 		return reject(ErrConflict, "ACLs are not bootstrapped; run 'rollwave acl bootstrap' first")
 	}
 	t := cmd.GetToken()
 	if err := checkACLToken(t); err != nil {
 		return err
 	}
-	if err := s.addACLTokenLocked(t, cmd.GetTimeUnixNano(), cmd.GetActor()); err != nil {
+	if err := s.addACLToken(t, cmd.GetTimeUnixNano(), cmd.GetActor()); err != nil {
 		return err
 	}
-	s.appendEventLocked(&v1.Event{
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: cmd.GetTimeUnixNano(), Kind: "acl.token_created", Actor: cmd.GetActor(),
 		Message: fmt.Sprintf("token %q (%s) created with role %s", t.GetName(), t.GetAccessorId(), t.GetRole()),
 	})
@@ -128,14 +128,14 @@ func applyUpsertACLToken(s *State, _ uint64, cmd *v1.UpsertACLTokenCommand) erro
 
 // applyDeleteACLToken removes a token. The last admin token cannot go:
 // without one nobody could manage tokens again.
-func applyDeleteACLToken(s *State, _ uint64, cmd *v1.DeleteACLTokenCommand) error {
-	t, ok := s.aclTokens[cmd.GetAccessorId()]
-	if !ok {
+func applyDeleteACLToken(s *view, _ uint64, cmd *v1.DeleteACLTokenCommand) error {
+	t := s.aclToken(cmd.GetAccessorId())
+	if t == nil {
 		return reject(ErrNotFound, "no token with accessor %q; see 'rollwave acl token list'", cmd.GetAccessorId())
 	}
 	if t.GetRole() == RoleAdmin {
 		admins := 0
-		for _, o := range s.aclTokens {
+		for _, o := range all[*v1.ACLToken](s, tACL, "id", nil) {
 			if o.GetRole() == RoleAdmin {
 				admins++
 			}
@@ -144,53 +144,12 @@ func applyDeleteACLToken(s *State, _ uint64, cmd *v1.DeleteACLTokenCommand) erro
 			return reject(ErrConflict, "token %q is the last admin token; create another admin token before deleting it", t.GetName())
 		}
 	}
-	delete(s.aclTokens, t.GetAccessorId())
-	s.appendEventLocked(&v1.Event{
+	s.del(tACL, t)
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: cmd.GetTimeUnixNano(), Kind: "acl.token_deleted", Actor: cmd.GetActor(),
 		Message: fmt.Sprintf("token %q (%s) deleted", t.GetName(), t.GetAccessorId()),
 	})
 	return nil
-}
-
-// ACLBootstrapped reports whether ACLs were bootstrapped, and when.
-func (s *State) ACLBootstrapped() (bool, int64) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.aclBootstrapUnixNano != 0, s.aclBootstrapUnixNano
-}
-
-// ACLTokens returns every token, sorted by accessor id.
-func (s *State) ACLTokens() []*v1.ACLToken {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return cloneSorted(s.aclTokens)
-}
-
-// ACLToken returns one token by accessor id, or nil.
-func (s *State) ACLToken(accessor string) *v1.ACLToken {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return cloneOrNil(s.aclTokens, accessor)
-}
-
-// ResolveACLToken returns the token whose secret hashes to secretHash (hex
-// sha256), or nil. It compares against every token in constant time per
-// token, so the answer time does not tell how much of a hash matched.
-func (s *State) ResolveACLToken(secretHash string) *v1.ACLToken {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var found *v1.ACLToken
-	want := []byte(secretHash)
-	for _, k := range slices.Sorted(maps.Keys(s.aclTokens)) {
-		t := s.aclTokens[k]
-		if subtle.ConstantTimeCompare([]byte(t.GetSecretHash()), want) == 1 {
-			found = t
-		}
-	}
-	if found == nil {
-		return nil
-	}
-	return clone(found)
 }
 
 func timeString(unixNano int64) string {

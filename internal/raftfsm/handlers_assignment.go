@@ -6,7 +6,7 @@ import (
 
 // applyCreateAssignments starts new generations. The batch is all or
 // nothing: one bad assignment rejects it, naming the host.
-func applyCreateAssignments(s *State, _ uint64, cmd *v1.CreateAssignmentsCommand) error {
+func applyCreateAssignments(s *view, _ uint64, cmd *v1.CreateAssignmentsCommand) error {
 	seen := map[hostApp]bool{}
 	for i, a := range cmd.GetAssignments() {
 		if err := s.validateNewAssignment(i, a); err != nil {
@@ -26,13 +26,12 @@ func applyCreateAssignments(s *State, _ uint64, cmd *v1.CreateAssignmentsCommand
 			a.CreatedUnixNano = now
 		}
 		a.UpdatedUnixNano = now
-		k := hostApp{a.Host, a.App}
-		s.assignments[k] = append(s.assignments[k], a)
+		s.putAssignment(a)
 	}
 	return nil
 }
 
-func (s *State) validateNewAssignment(i int, a *v1.Assignment) error {
+func (s *view) validateNewAssignment(i int, a *v1.Assignment) error {
 	switch {
 	case a.GetHost() == "" || a.GetApp() == "":
 		return reject(ErrInvalid, "assignments[%d]: host and app are required", i)
@@ -42,12 +41,12 @@ func (s *State) validateNewAssignment(i int, a *v1.Assignment) error {
 	if st := a.GetState(); st != v1.AssignmentState_ASSIGNMENT_STATE_UNSPECIFIED && st != v1.AssignmentState_ASSIGNMENT_STATE_ASSIGNED {
 		return reject(ErrInvalid, "assignments[%d]: host %q: a new assignment must be assigned, not %s", i, a.GetHost(), stateName(st))
 	}
-	if _, ok := s.hosts[a.GetHost()]; !ok {
+	if s.host(a.GetHost()) == nil {
 		return reject(ErrNotFound, "assignments[%d]: host %q is not registered", i, a.GetHost())
 	}
-	r, ok := s.releases[a.GetReleaseId()]
+	r := s.release(a.GetReleaseId())
 	switch {
-	case !ok:
+	case r == nil:
 		return reject(ErrNotFound, "assignments[%d]: host %q: release %q does not exist", i, a.GetHost(), a.GetReleaseId())
 	case r.GetSpec().GetApp() != a.GetApp():
 		return reject(ErrInvalid, "assignments[%d]: host %q: release %q is for app %q, not %q", i, a.GetHost(), r.Id, r.GetSpec().GetApp(), a.GetApp())
@@ -56,7 +55,7 @@ func (s *State) validateNewAssignment(i int, a *v1.Assignment) error {
 	case len(r.GetPhases()) > 0 && (a.GetPhase() < 0 || int(a.GetPhase()) >= len(r.GetPhases())):
 		return reject(ErrInvalid, "assignments[%d]: host %q: release %q has no phase %d", i, a.GetHost(), r.Id, a.GetPhase())
 	}
-	if cur := s.currentLocked(a.GetHost(), a.GetApp()); cur != nil {
+	if cur := s.current(a.GetHost(), a.GetApp()); cur != nil {
 		if a.GetGeneration() <= cur.GetGeneration() {
 			return reject(ErrConflict, "assignments[%d]: host %q app %q: generation %d must exceed %d", i, a.GetHost(), a.GetApp(), a.GetGeneration(), cur.GetGeneration())
 		}
@@ -71,21 +70,23 @@ func (s *State) validateNewAssignment(i int, a *v1.Assignment) error {
 // applyUpdateAssignments records agents' progress. Each update stands alone:
 // agents resend, and reports race with newer generations, so a stale or
 // illegal update is skipped and counted rather than failing the batch.
-func applyUpdateAssignments(s *State, _ uint64, cmd *v1.UpdateAssignmentsCommand) *UpdateResult {
+func applyUpdateAssignments(s *view, _ uint64, cmd *v1.UpdateAssignmentsCommand) *UpdateResult {
 	res := &UpdateResult{}
 	for _, u := range cmd.GetUpdates() {
-		cur := s.currentLocked(u.GetHost(), u.GetApp())
+		cur := s.current(u.GetHost(), u.GetApp())
 		if cur == nil || cur.GetGeneration() != u.GetGeneration() ||
 			!AssignmentTransitionAllowed(cur.GetState(), u.GetState()) {
 			res.Skipped++
 			continue
 		}
+		cur = clone(cur)
 		cur.State = u.GetState()
 		cur.Reason = u.GetReason()
 		cur.UpdatedUnixNano = cmd.GetTimeUnixNano()
+		s.putAssignment(cur)
 		res.Applied++
 		if ev := u.GetEvent(); ev != nil {
-			s.appendEventsLocked([]*v1.Event{assignmentEvent(ev, cur)}, cmd.GetTimeUnixNano())
+			s.appendEvents([]*v1.Event{assignmentEvent(ev, cur)}, cmd.GetTimeUnixNano())
 		}
 	}
 	return res

@@ -8,11 +8,11 @@ import (
 
 // applyAppendEvents adds audit events. Seqs are assigned here, whatever the
 // proposer sent; a missing time takes the command's.
-func applyAppendEvents(s *State, _ uint64, cmd *v1.AppendEventsCommand) error {
+func applyAppendEvents(s *view, _ uint64, cmd *v1.AppendEventsCommand) error {
 	if err := checkEvents(cmd.GetEvents()); err != nil {
 		return err
 	}
-	s.appendEventsLocked(cmd.GetEvents(), cmd.GetTimeUnixNano())
+	s.appendEvents(cmd.GetEvents(), cmd.GetTimeUnixNano())
 	return nil
 }
 
@@ -26,20 +26,20 @@ func checkEvents(evs []*v1.Event) error {
 	return nil
 }
 
-// appendEventsLocked appends copies of evs; a missing time takes now. The
+// appendEvents appends copies of evs; a missing time takes now. The
 // transition commands call it once every check has passed, so a decision
 // and its evidence are applied together or not at all.
-func (s *State) appendEventsLocked(evs []*v1.Event, now int64) {
+func (s *view) appendEvents(evs []*v1.Event, now int64) {
 	for _, e := range evs {
 		e = clone(e)
 		if e.TimeUnixNano == 0 {
 			e.TimeUnixNano = now
 		}
-		s.appendEventLocked(e)
+		s.appendEvent(e)
 	}
 }
 
-func applyAddFreeze(s *State, _ uint64, cmd *v1.AddFreezeCommand) error {
+func applyAddFreeze(s *view, _ uint64, cmd *v1.AddFreezeCommand) error {
 	w := cmd.GetWindow()
 	switch {
 	case w == nil:
@@ -49,44 +49,46 @@ func applyAddFreeze(s *State, _ uint64, cmd *v1.AddFreezeCommand) error {
 	case w.GetFromUnixNano() >= w.GetToUnixNano():
 		return reject(ErrInvalid, "freeze window %q: from (%d) must be before to (%d)", w.GetId(), w.GetFromUnixNano(), w.GetToUnixNano())
 	}
-	if _, dup := s.freezes[w.GetId()]; dup {
+	if s.freeze(w.GetId()) != nil {
 		return reject(ErrExists, "freeze window %q already exists; remove it first or choose another id", w.GetId())
 	}
 	w = clone(w)
 	if w.CreatedUnixNano == 0 {
 		w.CreatedUnixNano = cmd.GetTimeUnixNano()
 	}
-	s.freezes[w.Id] = w
-	s.appendEventLocked(&v1.Event{
+	s.put(tFreeze, w)
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: cmd.GetTimeUnixNano(), Kind: "freeze.added", Actor: w.GetCreatedBy(),
 		Message: fmt.Sprintf("freeze window %q added: %s", w.Id, w.GetReason()),
 	})
 	return nil
 }
 
-func applyRemoveFreeze(s *State, _ uint64, cmd *v1.RemoveFreezeCommand) error {
-	if _, ok := s.freezes[cmd.GetId()]; !ok {
+func applyRemoveFreeze(s *view, _ uint64, cmd *v1.RemoveFreezeCommand) error {
+	w := s.freeze(cmd.GetId())
+	if w == nil {
 		return reject(ErrNotFound, "freeze window %q does not exist", cmd.GetId())
 	}
-	delete(s.freezes, cmd.GetId())
-	s.appendEventLocked(&v1.Event{
+	s.del(tFreeze, w)
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: cmd.GetTimeUnixNano(), Kind: "freeze.removed", Actor: cmd.GetActor(),
 		Message: fmt.Sprintf("freeze window %q removed", cmd.GetId()),
 	})
 	return nil
 }
 
-func applySetGlobalFreeze(s *State, _ uint64, cmd *v1.SetGlobalFreezeCommand) error {
+func applySetGlobalFreeze(s *view, _ uint64, cmd *v1.SetGlobalFreezeCommand) error {
 	if cmd.GetOn() && cmd.GetReason() == "" {
 		return reject(ErrInvalid, "a global freeze needs a reason")
 	}
-	s.globalFreeze = cmd.GetOn()
-	s.freezeReason = cmd.GetReason()
+	m := s.meta()
+	m.globalFreeze, m.freezeReason = cmd.GetOn(), cmd.GetReason()
+	s.setMeta(m)
 	kind := "freeze.global_off"
 	if cmd.GetOn() {
 		kind = "freeze.global_on"
 	}
-	s.appendEventLocked(&v1.Event{
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: cmd.GetTimeUnixNano(), Kind: kind, Actor: cmd.GetActor(), Message: cmd.GetReason(),
 	})
 	return nil

@@ -9,23 +9,25 @@ import (
 // applyUpsertHosts registers hosts or merges news about known ones: set
 // fields overwrite, labels are replaced when any are sent, slot facts are
 // replaced per app, last contact only moves forward, first seen never changes.
-func applyUpsertHosts(s *State, _ uint64, cmd *v1.UpsertHostsCommand) error {
+func applyUpsertHosts(s *view, _ uint64, cmd *v1.UpsertHostsCommand) error {
 	for i, h := range cmd.GetHosts() {
 		if h.GetId() == "" {
 			return reject(ErrInvalid, "hosts[%d]: id is required", i)
 		}
 	}
 	for _, in := range cmd.GetHosts() {
-		cur, ok := s.hosts[in.GetId()]
-		if !ok {
+		cur := s.host(in.GetId())
+		if cur == nil {
 			h := clone(in)
 			if h.FirstSeenUnixNano == 0 {
 				h.FirstSeenUnixNano = cmd.GetTimeUnixNano()
 			}
-			s.hosts[h.Id] = h
+			s.put(tHost, h)
 			continue
 		}
+		cur = clone(cur)
 		mergeHost(cur, in)
+		s.put(tHost, cur)
 	}
 	return nil
 }
@@ -68,25 +70,25 @@ func setIf(dst *string, v string) {
 
 // applyDeleteHost forgets a host. Its assignment history is kept so later
 // generations for a re-registered host still increase.
-func applyDeleteHost(s *State, _ uint64, cmd *v1.DeleteHostCommand) error {
+func applyDeleteHost(s *view, _ uint64, cmd *v1.DeleteHostCommand) error {
 	id := cmd.GetId()
-	if _, ok := s.hosts[id]; !ok {
+	h := s.host(id)
+	if h == nil {
 		return reject(ErrNotFound, "host %q does not exist", id)
 	}
-	for k, hist := range s.assignments {
-		cur := hist[len(hist)-1]
-		if k.host == id && !AssignmentEnded(cur.GetState()) {
+	for _, cur := range all[*v1.Assignment](s, tCur, "id", strKey(id)) {
+		if !AssignmentEnded(cur.GetState()) {
 			return reject(ErrConflict, "host %q is still running release %q for app %q (generation %d, %s); wait for it to end or abort the release first",
-				id, cur.GetReleaseId(), k.app, cur.GetGeneration(), stateName(cur.GetState()))
+				id, cur.GetReleaseId(), cur.GetApp(), cur.GetGeneration(), stateName(cur.GetState()))
 		}
 	}
-	delete(s.hosts, id)
+	s.del(tHost, h)
 	return nil
 }
 
 var criticalities = []string{"low", "medium", "high", "critical"}
 
-func applySetCell(s *State, _ uint64, cmd *v1.SetCellCommand) error {
+func applySetCell(s *view, _ uint64, cmd *v1.SetCellCommand) error {
 	c := cmd.GetCell()
 	switch {
 	case c == nil:
@@ -102,26 +104,28 @@ func applySetCell(s *State, _ uint64, cmd *v1.SetCellCommand) error {
 	}
 	c = clone(c)
 	c.UpdatedUnixNano = cmd.GetTimeUnixNano()
-	s.cells[c.Name] = c
+	s.put(tCell, c)
 	return nil
 }
 
 // applyDeleteCell refuses while hosts still name the cell: the planner would
 // otherwise see hosts whose cell has no risk or criticality.
-func applyDeleteCell(s *State, _ uint64, cmd *v1.DeleteCellCommand) error {
+func applyDeleteCell(s *view, _ uint64, cmd *v1.DeleteCellCommand) error {
 	name := cmd.GetName()
-	if _, ok := s.cells[name]; !ok {
+	c := s.cell(name)
+	if c == nil {
 		return reject(ErrNotFound, "cell %q does not exist", name)
 	}
 	n := 0
-	for _, h := range s.hosts {
+	each(s, tHost, "id", nil, func(h *v1.Host) bool {
 		if h.GetCell() == name {
 			n++
 		}
-	}
+		return true
+	})
 	if n > 0 {
 		return reject(ErrConflict, "cell %q still has %d host(s); move or delete them first", name, n)
 	}
-	delete(s.cells, name)
+	s.del(tCell, c)
 	return nil
 }

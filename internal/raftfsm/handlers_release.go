@@ -8,7 +8,7 @@ import (
 
 // applySubmitRelease stores a new release with its computed plan and makes
 // it the app's active release. One active release per app.
-func applySubmitRelease(s *State, _ uint64, cmd *v1.SubmitReleaseCommand) error {
+func applySubmitRelease(s *view, _ uint64, cmd *v1.SubmitReleaseCommand) error {
 	r := cmd.GetRelease()
 	switch {
 	case r == nil:
@@ -18,7 +18,7 @@ func applySubmitRelease(s *State, _ uint64, cmd *v1.SubmitReleaseCommand) error 
 	case r.GetSpec().GetApp() == "":
 		return reject(ErrInvalid, "release %q: spec.app is required", r.GetId())
 	}
-	if _, dup := s.releases[r.GetId()]; dup {
+	if s.release(r.GetId()) != nil {
 		return reject(ErrExists, "release %q already exists; choose another id", r.GetId())
 	}
 	if st := r.GetState(); st != v1.ReleaseState_RELEASE_STATE_UNSPECIFIED && st != v1.ReleaseState_RELEASE_STATE_PENDING {
@@ -33,8 +33,8 @@ func applySubmitRelease(s *State, _ uint64, cmd *v1.SubmitReleaseCommand) error 
 		}
 	}
 	app := r.GetSpec().GetApp()
-	if a, ok := s.apps[app]; ok && a.GetActiveReleaseId() != "" {
-		active := s.releases[a.GetActiveReleaseId()]
+	if a := s.app(app); a.GetActiveReleaseId() != "" {
+		active := s.release(a.GetActiveReleaseId())
 		return reject(ErrConflict, "app %q already has release %q (%s); abort or finish it first",
 			app, a.GetActiveReleaseId(), stateName(active.GetState()))
 	}
@@ -53,37 +53,39 @@ func applySubmitRelease(s *State, _ uint64, cmd *v1.SubmitReleaseCommand) error 
 	if r.CreatedBy == "" {
 		r.CreatedBy = cmd.GetActor()
 	}
-	s.releases[r.Id] = r
-	a, ok := s.apps[app]
-	if !ok {
+	s.put(tRelease, r)
+	a := s.app(app)
+	if a == nil {
 		a = &v1.App{Name: app}
-		s.apps[app] = a
+	} else {
+		a = clone(a)
 	}
 	a.ActiveReleaseId = r.Id
 	a.UpdatedUnixNano = now
-	s.appendEventLocked(&v1.Event{
+	s.put(tApp, a)
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: now, ReleaseId: r.Id, Kind: "release.submitted", Actor: cmd.GetActor(),
 		Message: fmt.Sprintf("release %q of app %q version %q submitted with %d phase(s)", r.Id, app, r.GetSpec().GetVersion(), len(r.Phases)),
 	})
 	return nil
 }
 
-func applySetReleaseState(s *State, _ uint64, cmd *v1.SetReleaseStateCommand) error {
+func applySetReleaseState(s *view, _ uint64, cmd *v1.SetReleaseStateCommand) error {
 	return setReleaseState(s, cmd, false)
 }
 
 // applyAbortRelease aborts a release from any live state, rolling_back
 // included (type 20; see AbortRelease).
-func applyAbortRelease(s *State, _ uint64, cmd *v1.SetReleaseStateCommand) error {
+func applyAbortRelease(s *view, _ uint64, cmd *v1.SetReleaseStateCommand) error {
 	if cmd.GetState() != v1.ReleaseState_RELEASE_STATE_ABORTED {
 		return reject(ErrInvalid, "AbortRelease must set state aborted, got %s", stateName(cmd.GetState()))
 	}
 	return setReleaseState(s, cmd, true)
 }
 
-func setReleaseState(s *State, cmd *v1.SetReleaseStateCommand, abortRollback bool) error {
-	r, ok := s.releases[cmd.GetReleaseId()]
-	if !ok {
+func setReleaseState(s *view, cmd *v1.SetReleaseStateCommand, abortRollback bool) error {
+	r := s.release(cmd.GetReleaseId())
+	if r == nil {
 		return reject(ErrNotFound, "release %q does not exist", cmd.GetReleaseId())
 	}
 	from, to := r.GetState(), cmd.GetState()
@@ -100,50 +102,57 @@ func setReleaseState(s *State, cmd *v1.SetReleaseStateCommand, abortRollback boo
 	}
 
 	now := cmd.GetTimeUnixNano()
-	s.appendEventsLocked(cmd.GetEvents(), now)
+	s.appendEvents(cmd.GetEvents(), now)
+	r = clone(r)
 	r.State = to
 	r.Reason = cmd.GetReason()
 	r.UpdatedUnixNano = now
 	if cp != -1 {
 		r.CurrentPhase = cp
 	}
+	s.put(tRelease, r)
 	if ReleaseTerminal(to) {
-		app := s.apps[r.GetSpec().GetApp()]
+		app := s.app(r.GetSpec().GetApp())
 		if app != nil && app.ActiveReleaseId == r.Id {
+			app = clone(app)
 			app.ActiveReleaseId = ""
 			app.UpdatedUnixNano = now
 			if to == v1.ReleaseState_RELEASE_STATE_SUCCEEDED {
 				app.CurrentVersion = r.GetSpec().GetVersion()
 			}
+			s.put(tApp, app)
 		}
 	}
 	if to == v1.ReleaseState_RELEASE_STATE_ABORTED {
-		s.abandonAssignmentsLocked(r.Id, now)
+		s.abandonAssignments(r.Id, now)
 	}
-	s.appendEventLocked(&v1.Event{
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: now, ReleaseId: r.Id, Kind: "release." + stateName(to), Actor: cmd.GetActor(),
 		Phase: r.CurrentPhase, Message: fmt.Sprintf("release %q: %s -> %s: %s", r.Id, stateName(from), stateName(to), cmd.GetReason()),
 	})
 	return nil
 }
 
-// abandonAssignmentsLocked leaves hosts where they are: an abort stops the
+// abandonAssignments leaves hosts where they are: an abort stops the
 // rollout without reverting anything.
-func (s *State) abandonAssignmentsLocked(releaseID string, now int64) {
-	for _, hist := range s.assignments {
-		cur := hist[len(hist)-1]
-		if cur.GetReleaseId() == releaseID && !AssignmentEnded(cur.GetState()) {
+func (s *view) abandonAssignments(releaseID string, now int64) {
+	for _, a := range all[*v1.Assignment](s, tHist, "release", strKey(releaseID)) {
+		cur := s.current(a.GetHost(), a.GetApp())
+		if cur == a && !AssignmentEnded(cur.GetState()) {
+			cur = clone(cur)
 			cur.State = v1.AssignmentState_ASSIGNMENT_STATE_ABANDONED
 			cur.Reason = "release aborted"
 			cur.UpdatedUnixNano = now
+			s.putAssignment(cur)
 		}
 	}
 }
 
-// phaseOf finds a phase of a live release for the phase commands.
-func (s *State) phaseOf(releaseID string, index int32) (*v1.Release, *v1.Phase, error) {
-	r, ok := s.releases[releaseID]
-	if !ok {
+// phaseOf finds a phase of a live release for the phase commands. It
+// returns clones, for the caller to change and store (put(tRelease, r)).
+func (s *view) phaseOf(releaseID string, index int32) (*v1.Release, *v1.Phase, error) {
+	r := s.release(releaseID)
+	if r == nil {
 		return nil, nil, reject(ErrNotFound, "release %q does not exist", releaseID)
 	}
 	if index < 0 || int(index) >= len(r.GetPhases()) {
@@ -152,10 +161,11 @@ func (s *State) phaseOf(releaseID string, index int32) (*v1.Release, *v1.Phase, 
 	if ReleaseTerminal(r.GetState()) {
 		return nil, nil, reject(ErrConflict, "release %q is %s; its phases can no longer change", releaseID, stateName(r.GetState()))
 	}
+	r = clone(r)
 	return r, r.Phases[index], nil
 }
 
-func applySetPhaseState(s *State, _ uint64, cmd *v1.SetPhaseStateCommand) error {
+func applySetPhaseState(s *view, _ uint64, cmd *v1.SetPhaseStateCommand) error {
 	r, p, err := s.phaseOf(cmd.GetReleaseId(), cmd.GetIndex())
 	if err != nil {
 		return err
@@ -168,7 +178,7 @@ func applySetPhaseState(s *State, _ uint64, cmd *v1.SetPhaseStateCommand) error 
 		return err
 	}
 	now := cmd.GetTimeUnixNano()
-	s.appendEventsLocked(cmd.GetEvents(), now)
+	s.appendEvents(cmd.GetEvents(), now)
 	switch to {
 	case v1.PhaseState_PHASE_STATE_DEPLOYING:
 		p.StartedUnixNano = now
@@ -182,7 +192,8 @@ func applySetPhaseState(s *State, _ uint64, cmd *v1.SetPhaseStateCommand) error 
 	p.State = to
 	p.Reason = cmd.GetReason()
 	r.UpdatedUnixNano = now
-	s.appendEventLocked(&v1.Event{
+	s.put(tRelease, r)
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: now, ReleaseId: r.Id, Kind: "phase." + stateName(to), Phase: p.Index,
 		Message: fmt.Sprintf("phase %d: %s -> %s: %s", p.Index, stateName(from), stateName(to), cmd.GetReason()),
 	})
@@ -191,7 +202,7 @@ func applySetPhaseState(s *State, _ uint64, cmd *v1.SetPhaseStateCommand) error 
 
 // applyApprovePhase records an operator's approval. Moving the release on
 // from awaiting_approval is the orchestrator's separate SetReleaseState.
-func applyApprovePhase(s *State, _ uint64, cmd *v1.ApprovePhaseCommand) error {
+func applyApprovePhase(s *view, _ uint64, cmd *v1.ApprovePhaseCommand) error {
 	r, p, err := s.phaseOf(cmd.GetReleaseId(), cmd.GetIndex())
 	if err != nil {
 		return err
@@ -205,7 +216,8 @@ func applyApprovePhase(s *State, _ uint64, cmd *v1.ApprovePhaseCommand) error {
 	now := cmd.GetTimeUnixNano()
 	p.Approved = true
 	r.UpdatedUnixNano = now
-	s.appendEventLocked(&v1.Event{
+	s.put(tRelease, r)
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: now, ReleaseId: r.Id, Kind: "phase.approved", Actor: cmd.GetActor(), Phase: p.Index,
 		Message: fmt.Sprintf("phase %d approved by %s", p.Index, cmd.GetActor()),
 	})

@@ -10,10 +10,10 @@ import (
 // pending or running, none of whose phases has started, may be planned
 // again, and no host may yet be assigned to it: the orchestrator plans a
 // release at start against the fleet of that moment.
-func applySetReleasePlan(s *State, _ uint64, cmd *v1.SubmitReleaseCommand) error {
+func applySetReleasePlan(s *view, _ uint64, cmd *v1.SubmitReleaseCommand) error {
 	in := cmd.GetRelease()
-	r, ok := s.releases[in.GetId()]
-	if !ok {
+	r := s.release(in.GetId())
+	if r == nil {
 		return reject(ErrNotFound, "release %q does not exist", in.GetId())
 	}
 	switch r.GetState() {
@@ -26,12 +26,8 @@ func applySetReleasePlan(s *State, _ uint64, cmd *v1.SubmitReleaseCommand) error
 			return reject(ErrConflict, "release %q phase %d is %s; a plan cannot change once a phase started", r.Id, p.GetIndex(), stateName(p.GetState()))
 		}
 	}
-	for _, hist := range s.assignments {
-		for _, a := range hist {
-			if a.GetReleaseId() == r.Id {
-				return reject(ErrConflict, "release %q already has hosts assigned; its plan cannot change", r.Id)
-			}
-		}
+	if len(all[*v1.Assignment](s, tHist, "release", strKey(r.Id))) > 0 {
+		return reject(ErrConflict, "release %q already has hosts assigned; its plan cannot change", r.Id)
 	}
 	if len(in.GetPhases()) == 0 {
 		return reject(ErrInvalid, "release %q: a plan needs at least one phase", r.Id)
@@ -45,6 +41,7 @@ func applySetReleasePlan(s *State, _ uint64, cmd *v1.SubmitReleaseCommand) error
 		}
 	}
 	now := cmd.GetTimeUnixNano()
+	r = clone(r)
 	r.Phases = nil
 	hosts := 0
 	for _, p := range in.GetPhases() {
@@ -55,7 +52,8 @@ func applySetReleasePlan(s *State, _ uint64, cmd *v1.SubmitReleaseCommand) error
 	}
 	r.CurrentPhase = 0
 	r.UpdatedUnixNano = now
-	s.appendEventLocked(&v1.Event{
+	s.put(tRelease, r)
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: now, ReleaseId: r.Id, Kind: "release.planned", Actor: cmd.GetActor(),
 		Message:  fmt.Sprintf("release %q planned with %d phase(s) over %d host(s)", r.Id, len(r.Phases), hosts),
 		Evidence: map[string]string{"phases": fmt.Sprint(len(r.Phases)), "hosts": fmt.Sprint(hosts)},
@@ -65,9 +63,9 @@ func applySetReleasePlan(s *State, _ uint64, cmd *v1.SubmitReleaseCommand) error
 
 // applyAdvancePhase moves a running release on to its next phase. The
 // current phase must be verified, and the target must be the very next one.
-func applyAdvancePhase(s *State, _ uint64, cmd *v1.SetReleaseStateCommand) error {
-	r, ok := s.releases[cmd.GetReleaseId()]
-	if !ok {
+func applyAdvancePhase(s *view, _ uint64, cmd *v1.SetReleaseStateCommand) error {
+	r := s.release(cmd.GetReleaseId())
+	if r == nil {
 		return reject(ErrNotFound, "release %q does not exist", cmd.GetReleaseId())
 	}
 	if st := cmd.GetState(); st != v1.ReleaseState_RELEASE_STATE_UNSPECIFIED && st != v1.ReleaseState_RELEASE_STATE_RUNNING {
@@ -87,10 +85,12 @@ func applyAdvancePhase(s *State, _ uint64, cmd *v1.SetReleaseStateCommand) error
 		return err
 	}
 	now := cmd.GetTimeUnixNano()
-	s.appendEventsLocked(cmd.GetEvents(), now)
+	s.appendEvents(cmd.GetEvents(), now)
+	r = clone(r)
 	r.CurrentPhase = next
 	r.UpdatedUnixNano = now
-	s.appendEventLocked(&v1.Event{
+	s.put(tRelease, r)
+	s.appendEvent(&v1.Event{
 		TimeUnixNano: now, ReleaseId: r.Id, Kind: "release.advanced", Actor: cmd.GetActor(), Phase: next,
 		Message: fmt.Sprintf("release %q: phase %d verified, phase %d next: %s", r.Id, cur, next, cmd.GetReason()),
 	})

@@ -172,3 +172,17 @@ func one(c ...cmd) []cmd { return c }
 func nopCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
 
 func containsStr(s, sub string) bool { return strings.Contains(s, sub) }
+
+// plainOf copies s into maps, for tests that compare states field by field.
+func plainOf(s *State) *plain {
+	v, idx := s.pointInTime()
+	return v.toPlain(idx)
+}
+
+// plainState loads p into a State; p's objects are shared, read-only.
+func plainState(p *plain) *State {
+	s := NewState()
+	s.db.Store(p.load())
+	s.appliedIndex.Store(p.appliedIndex)
+	return s
+}

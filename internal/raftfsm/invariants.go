@@ -16,12 +16,11 @@ import (
 //   - ACL tokens exist only after bootstrap, each valid, keyed by its
 //     accessor, with unique names and secret hashes, and at least one admin.
 func CheckInvariants(s *State) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return checkInvariantsLocked(s)
+	v, idx := s.pointInTime()
+	return checkInvariants(v.toPlain(idx))
 }
 
-func checkInvariantsLocked(s *State) error {
+func checkInvariants(s *plain) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -73,14 +72,14 @@ func checkInvariantsLocked(s *State) error {
 			bad("event seq %d follows %d", s.events[i].GetSeq(), s.events[i-1].GetSeq())
 		}
 	}
-	checkACLInvariantsLocked(s, bad)
+	checkACLInvariants(s, bad)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("raftfsm: invariants violated: %w", err)
 	}
 	return nil
 }
 
-func checkACLInvariantsLocked(s *State, bad func(string, ...any)) {
+func checkACLInvariants(s *plain, bad func(string, ...any)) {
 	if len(s.aclTokens) == 0 {
 		if s.aclBootstrapUnixNano != 0 {
 			bad("ACLs are bootstrapped but no token exists")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+	"google.golang.org/protobuf/proto"
 	"pgregory.net/rapid"
 )
 
@@ -67,7 +68,7 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 			return uint64(max(0, cur+rapid.Int64Range(-1, 2).Draw(t, "gen_delta")))
 		}
 		// Deleting hosts and cells is rare so assignments have hosts to run on.
-		kind := rapid.SampledFrom([]int{0, 0, 1, 2, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12, 13, 13, 14, 14, 15, 15, 15, 16, 16, 17, 17, 18, 19, 20, 20}).Draw(t, "kind")
+		kind := rapid.SampledFrom([]int{0, 0, 1, 2, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12, 13, 13, 14, 14, 15, 15, 15, 16, 16, 17, 17, 18, 19, 20, 20, 21}).Draw(t, "kind")
 		if kind == 1 && rapid.IntRange(0, 3).Draw(t, "really_delete") != 3 {
 			kind = 0
 		}
@@ -145,6 +146,10 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 				return cmd{AddFreeze, &v1.AddFreezeCommand{TimeUnixNano: now, Window: &v1.FreezeWindow{
 					Id: rapid.SampledFrom(poolFreezes).Draw(t, "freeze"), FromUnixNano: from, ToUnixNano: from + rapid.Int64Range(-1, 5).Draw(t, "len")}}}
 			}
+		case 21:
+			return cmd{Prune, &v1.PruneCommand{TimeUnixNano: now, Actor: "gc",
+				KeepReleasesPerApp:   int32(rapid.IntRange(-1, 2).Draw(t, "keep")),
+				EventsBeforeUnixNano: rapid.Int64Range(0, now).Draw(t, "before")}}
 		case 20:
 			tok := &v1.ACLToken{
 				AccessorId: rapid.SampledFrom(poolTokens).Draw(t, "accessor"),
@@ -169,19 +174,23 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 
 // checkStep verifies that one applied command moved every object only along
 // its state machine. prev and cur are private copies.
-func checkStep(t *rapid.T, prev, cur *State, c cmd, res interface{}) {
-	if err := checkInvariantsLocked(cur); err != nil {
+func checkStep(t *rapid.T, prev, cur *plain, c cmd, res interface{}) {
+	if err := checkInvariants(cur); err != nil {
 		t.Fatalf("after %v: %v", c.t, err)
 	}
 	if err, ok := res.(error); ok {
 		cur.appliedIndex = prev.appliedIndex
-		if !prev.Equal(cur) {
+		if !plainState(prev).Equal(plainState(cur)) {
 			t.Fatalf("rejected %v (%v) changed state", c.t, err)
 		}
 		return
 	}
 	if ur, ok := res.(*UpdateResult); ok {
 		checkUpdateBatch(t, prev, cur, c.m.(*v1.UpdateAssignmentsCommand), ur)
+	}
+	if c.t == Prune {
+		checkPrune(t, prev, cur, c.m.(*v1.PruneCommand))
+		return
 	}
 	for id, r := range cur.releases {
 		p, existed := prev.releases[id]
@@ -225,11 +234,61 @@ func checkStep(t *rapid.T, prev, cur *State, c cmd, res interface{}) {
 	}
 }
 
+// checkPrune: a prune drops only finished releases no host runs, keeps at
+// least keep finished ones per app, drops events only when old or of a
+// dropped release, and changes no kept object.
+func checkPrune(t *rapid.T, prev, cur *plain, c *v1.PruneCommand) {
+	finished := map[string]int{}
+	for id, r := range prev.releases {
+		if _, kept := cur.releases[id]; kept {
+			if !proto.Equal(r, cur.releases[id]) {
+				t.Fatalf("prune changed kept release %q", id)
+			}
+			if ReleaseTerminal(r.GetState()) {
+				finished[r.GetSpec().GetApp()]++
+			}
+			continue
+		}
+		if !ReleaseTerminal(r.GetState()) {
+			t.Fatalf("prune dropped live release %q (%v)", id, r.GetState())
+		}
+		for _, hist := range prev.assignments {
+			if hist[len(hist)-1].GetReleaseId() == id {
+				t.Fatalf("prune dropped release %q that a host still runs", id)
+			}
+		}
+	}
+	for id, r := range prev.releases {
+		if _, kept := cur.releases[id]; !kept && finished[r.GetSpec().GetApp()] < int(c.GetKeepReleasesPerApp()) {
+			t.Fatalf("app %q keeps %d finished release(s), fewer than %d, yet %q was dropped", r.GetSpec().GetApp(), finished[r.GetSpec().GetApp()], c.GetKeepReleasesPerApp(), id)
+		}
+	}
+	kept := map[uint64]bool{}
+	for _, e := range cur.events {
+		kept[e.GetSeq()] = true
+	}
+	for _, e := range prev.events {
+		_, relKept := cur.releases[e.GetReleaseId()]
+		if !kept[e.GetSeq()] && e.GetTimeUnixNano() >= c.GetEventsBeforeUnixNano() && (e.GetReleaseId() == "" || relKept) {
+			t.Fatalf("prune dropped event %d (%s) that is neither old nor of a dropped release", e.GetSeq(), e.GetKind())
+		}
+	}
+	if last := cur.events[len(cur.events)-1]; last.GetKind() != "state.pruned" || (len(prev.events) > 0 && last.GetSeq() <= prev.events[len(prev.events)-1].GetSeq()) {
+		t.Fatalf("last event after prune = %v", last)
+	}
+	for k, hist := range cur.assignments {
+		p := prev.assignments[k]
+		if !proto.Equal(hist[len(hist)-1], p[len(p)-1]) {
+			t.Fatalf("%v: prune changed the current assignment", k)
+		}
+	}
+}
+
 // checkUpdateBatch replays a batch against a model of the current
 // assignments: updates apply in order, each only if its generation is
 // current and its transition legal. The FSM must agree on every final state
 // and on the counts.
-func checkUpdateBatch(t *rapid.T, prev, cur *State, c *v1.UpdateAssignmentsCommand, ur *UpdateResult) {
+func checkUpdateBatch(t *rapid.T, prev, cur *plain, c *v1.UpdateAssignmentsCommand, ur *UpdateResult) {
 	type genState struct {
 		gen uint64
 		st  v1.AssignmentState
@@ -275,12 +334,12 @@ func TestPropertyRandomCommands(t *testing.T) {
 				t.Fatal(err)
 			}
 			log = append(log, data)
-			prev := f.State().copyForSnapshot()
+			prev := plainOf(f.State())
 			res := f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: data})
 			if res == nil {
 				accepted++
 			}
-			checkStep(t, prev, f.State().copyForSnapshot(), c, res)
+			checkStep(t, prev, plainOf(f.State()), c, res)
 		}
 
 		// Snapshot -> Persist -> Restore into a fresh FSM gives the same state.

@@ -2,13 +2,10 @@ package raftfsm
 
 import (
 	"bufio"
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 
 	"github.com/hashicorp/raft"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -59,98 +56,12 @@ var (
 	ErrSnapshotCorrupt   = errors.New("snapshot corrupt")
 )
 
-type record struct {
-	typ recordType
-	msg proto.Message
-}
-
-// recordsLocked lists every object in the canonical snapshot order. The
-// messages are the state's own: callers hold the lock or own the state.
-func (s *State) recordsLocked() []record {
-	var out []record
-	add := func(t recordType, m proto.Message) { out = append(out, record{t, m}) }
-	for _, k := range slices.Sorted(maps.Keys(s.hosts)) {
-		add(recHost, s.hosts[k])
-	}
-	for _, k := range slices.Sorted(maps.Keys(s.cells)) {
-		add(recCell, s.cells[k])
-	}
-	for _, k := range slices.Sorted(maps.Keys(s.apps)) {
-		add(recApp, s.apps[k])
-	}
-	for _, k := range slices.Sorted(maps.Keys(s.releases)) {
-		add(recRelease, s.releases[k])
-	}
-	keys := slices.SortedFunc(maps.Keys(s.assignments), func(a, b hostApp) int {
-		return cmp.Or(cmp.Compare(a.host, b.host), cmp.Compare(a.app, b.app))
-	})
-	for _, k := range keys {
-		for _, a := range s.assignments[k] {
-			add(recAssignment, a)
-		}
-	}
-	for _, e := range s.events {
-		add(recEvent, e)
-	}
-	for _, k := range slices.Sorted(maps.Keys(s.freezes)) {
-		add(recFreeze, s.freezes[k])
-	}
-	add(recGlobalFreeze, &v1.SetGlobalFreezeCommand{On: s.globalFreeze, Reason: s.freezeReason})
-	if s.aclBootstrapUnixNano != 0 {
-		add(recACLBootstrap, &v1.ACLBootstrapCommand{TimeUnixNano: s.aclBootstrapUnixNano})
-	}
-	for _, k := range slices.Sorted(maps.Keys(s.aclTokens)) {
-		add(recACLToken, s.aclTokens[k])
-	}
-	return out
-}
-
-// copyForSnapshot deep-copies the state under the read lock. Persist then
-// encodes the copy while Apply carries on with the original.
-func (s *State) copyForSnapshot() *State {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	c := NewState()
-	for _, r := range s.recordsLocked() {
-		c.addRecord(r.typ, proto.Clone(r.msg))
-	}
-	c.appliedIndex = s.appliedIndex
-	return c
-}
-
-// addRecord puts one decoded object into a state being built.
-func (s *State) addRecord(t recordType, m proto.Message) {
-	switch t {
-	case recHost:
-		h := m.(*v1.Host)
-		s.hosts[h.GetId()] = h
-	case recCell:
-		c := m.(*v1.Cell)
-		s.cells[c.GetName()] = c
-	case recApp:
-		a := m.(*v1.App)
-		s.apps[a.GetName()] = a
-	case recRelease:
-		r := m.(*v1.Release)
-		s.releases[r.GetId()] = r
-	case recAssignment:
-		a := m.(*v1.Assignment)
-		k := hostApp{a.GetHost(), a.GetApp()}
-		s.assignments[k] = append(s.assignments[k], a)
-	case recEvent:
-		s.events = append(s.events, m.(*v1.Event))
-	case recFreeze:
-		w := m.(*v1.FreezeWindow)
-		s.freezes[w.GetId()] = w
-	case recGlobalFreeze:
-		g := m.(*v1.SetGlobalFreezeCommand)
-		s.globalFreeze, s.freezeReason = g.GetOn(), g.GetReason()
-	case recACLBootstrap:
-		s.aclBootstrapUnixNano = m.(*v1.ACLBootstrapCommand).GetTimeUnixNano()
-	case recACLToken:
-		t := m.(*v1.ACLToken)
-		s.aclTokens[t.GetAccessorId()] = t
-	}
+// pointInTime returns a view of the state and its applied index, taken
+// together: O(1), whatever the size of the state.
+func (s *State) pointInTime() (*view, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.read(), s.appliedIndex.Load()
 }
 
 func newRecordMessage(t recordType) (proto.Message, bool) {
@@ -179,28 +90,33 @@ func newRecordMessage(t recordType) (proto.Message, bool) {
 	return nil, false
 }
 
-// writeSnapshot encodes a state the caller owns (a copy) to w.
-func writeSnapshot(w io.Writer, s *State) error {
+// writeSnapshot encodes a point-in-time view at applied index idx to w.
+func writeSnapshot(w io.Writer, v *view, idx uint64) error {
 	bw := bufio.NewWriter(w)
 	hdr := make([]byte, 0, len(snapshotMagic)+2+8)
 	hdr = append(hdr, snapshotMagic...)
 	hdr = binary.BigEndian.AppendUint16(hdr, snapshotVersion)
-	hdr = binary.BigEndian.AppendUint64(hdr, s.appliedIndex)
+	hdr = binary.BigEndian.AppendUint64(hdr, idx)
 	if _, err := bw.Write(hdr); err != nil {
 		return fmt.Errorf("write header: %w", err)
 	}
-	var buf []byte
-	for _, r := range s.recordsLocked() {
-		body, err := marshalOpts.Marshal(r.msg)
+	var buf, body []byte
+	err := v.eachRecord(func(t recordType, m proto.Message) error {
+		var err error
+		body, err = marshalOpts.MarshalAppend(body[:0], m)
 		if err != nil {
-			return fmt.Errorf("encode record type %d: %w", r.typ, err)
+			return fmt.Errorf("encode record type %d: %w", t, err)
 		}
-		buf = append(buf[:0], byte(r.typ))
+		buf = append(buf[:0], byte(t))
 		buf = binary.AppendUvarint(buf, uint64(len(body)))
 		buf = append(buf, body...)
 		if _, err := bw.Write(buf); err != nil {
 			return fmt.Errorf("write record: %w", err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := bw.WriteByte(byte(recEnd)); err != nil {
 		return fmt.Errorf("write end record: %w", err)
@@ -210,7 +126,7 @@ func writeSnapshot(w io.Writer, s *State) error {
 
 // readSnapshot decodes a whole snapshot into a fresh state and checks its
 // invariants. It never touches live state.
-func readSnapshot(r io.Reader) (*State, error) {
+func readSnapshot(r io.Reader) (*plain, error) {
 	br := bufio.NewReader(r)
 	hdr := make([]byte, len(snapshotMagic)+2+8)
 	if n, err := io.ReadFull(br, hdr); err != nil {
@@ -232,7 +148,7 @@ func readSnapshot(r io.Reader) (*State, error) {
 	if version != snapshotVersion {
 		return nil, fmt.Errorf("%w: %d (this server reads version %d; upgrade it)", ErrSnapshotVersion, version, snapshotVersion)
 	}
-	s := NewState()
+	s := newPlain()
 	s.appliedIndex = binary.BigEndian.Uint64(hdr[len(snapshotMagic)+2:])
 	for n := 0; ; n++ {
 		tb, err := br.ReadByte()
@@ -263,7 +179,7 @@ func readSnapshot(r io.Reader) (*State, error) {
 		}
 		s.addRecord(t, msg)
 	}
-	if err := checkInvariantsLocked(s); err != nil {
+	if err := checkInvariants(s); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSnapshotCorrupt, err)
 	}
 	return s, nil
@@ -276,26 +192,30 @@ func truncated(err error, format string, args ...any) error {
 	return fmt.Errorf("read %s: %w", fmt.Sprintf(format, args...), err)
 }
 
-// replaceWith swaps in a restored state's contents, keeping s (and its
-// Changed channel chain) so pointers held by callers stay valid.
-func (s *State) replaceWith(fresh *State) {
+// replaceWith loads a restored state into a fresh memdb and swaps it in,
+// keeping s (and its Changed channel chain) so pointers held by callers
+// stay valid. Watches on the old memdb fire through the restored channel.
+func (s *State) replaceWith(fresh *plain) {
+	db := fresh.load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.hosts, s.cells, s.apps, s.releases = fresh.hosts, fresh.cells, fresh.apps, fresh.releases
-	s.assignments, s.events, s.freezes = fresh.assignments, fresh.events, fresh.freezes
-	s.globalFreeze, s.freezeReason = fresh.globalFreeze, fresh.freezeReason
-	s.aclTokens, s.aclBootstrapUnixNano = fresh.aclTokens, fresh.aclBootstrapUnixNano
-	s.appliedIndex = fresh.appliedIndex
+	s.db.Store(db)
+	s.appliedIndex.Store(fresh.appliedIndex)
+	close(s.restored)
+	s.restored = make(chan struct{})
 	s.notifyLocked()
 }
 
-// fsmSnapshot holds a private copy of the state; Persist may run while
-// Apply continues.
-type fsmSnapshot struct{ data *State }
+// fsmSnapshot holds a point-in-time view of the state; Persist may run
+// while Apply continues.
+type fsmSnapshot struct {
+	data  *view
+	index uint64
+}
 
 // Persist implements raft.FSMSnapshot.
 func (f *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := writeSnapshot(sink, f.data); err != nil {
+	if err := writeSnapshot(sink, f.data, f.index); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("raftfsm: persist snapshot: %w", err)
 	}

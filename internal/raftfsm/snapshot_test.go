@@ -154,10 +154,10 @@ func TestRestoreRejectsBadInput(t *testing.T) {
 
 func TestRestoreRejectsBrokenInvariants(t *testing.T) {
 	// Hand-build a state whose app points at a missing release.
-	s := NewState()
+	s := newPlain()
 	s.apps["api"] = &v1.App{Name: "api", ActiveReleaseId: "ghost"}
 	var buf bytes.Buffer
-	if err := writeSnapshot(&buf, s); err != nil {
+	if err := writeSnapshot(&buf, &view{tx: s.load().Txn(false)}, 0); err != nil {
 		t.Fatal(err)
 	}
 	err := New(nil).Restore(io.NopCloser(&buf))

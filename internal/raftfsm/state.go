@@ -2,60 +2,46 @@ package raftfsm
 
 import (
 	"cmp"
+	"context"
+	"crypto/subtle"
 	"slices"
-	"sort"
 	"sync"
+	"sync/atomic"
 
+	"github.com/hashicorp/go-memdb"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 	"google.golang.org/protobuf/proto"
 )
 
-// hostApp keys assignments: each host runs each app at most once.
-type hostApp struct{ host, app string }
-
 // State is the replicated state. Commands change it only through Apply;
-// every query returns deep copies, so callers can never alias or mutate it.
-// All methods are safe for concurrent use.
+// every query returns copies, so callers can never alias or mutate it.
+// All methods are safe for concurrent use; reads take no lock (they read a
+// memdb snapshot, see store.go).
 type State struct {
-	mu sync.RWMutex
-
-	hosts    map[string]*v1.Host
-	cells    map[string]*v1.Cell
-	apps     map[string]*v1.App
-	releases map[string]*v1.Release
-	// Full history per (host, app), ascending by generation; the last entry
-	// is the current assignment.
-	assignments map[hostApp][]*v1.Assignment
-	// Ascending by seq.
-	events       []*v1.Event
-	freezes      map[string]*v1.FreezeWindow
-	globalFreeze bool
-	freezeReason string
-	// ACL tokens by accessor id; aclBootstrapUnixNano is when ACLs were
-	// bootstrapped (0: not yet).
-	aclTokens            map[string]*v1.ACLToken
-	aclBootstrapUnixNano int64
-	appliedIndex         uint64
+	// mu serialises writers (Apply, Restore) and guards changed and
+	// restored; appliedIndex is written under it.
+	mu           sync.Mutex
+	db           atomic.Pointer[memdb.MemDB]
+	appliedIndex atomic.Uint64
 
 	// changed is closed, and replaced, after every applied entry and restore.
 	changed chan struct{}
+	// restored is closed, and replaced, by every restore: watch channels of
+	// the replaced memdb never close, so every Watch also waits on it.
+	restored chan struct{}
 }
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{
-		hosts:       map[string]*v1.Host{},
-		cells:       map[string]*v1.Cell{},
-		apps:        map[string]*v1.App{},
-		releases:    map[string]*v1.Release{},
-		assignments: map[hostApp][]*v1.Assignment{},
-		freezes:     map[string]*v1.FreezeWindow{},
-		aclTokens:   map[string]*v1.ACLToken{},
-		changed:     make(chan struct{}),
-	}
+	s := &State{changed: make(chan struct{}), restored: make(chan struct{})}
+	s.db.Store(newDB())
+	return s
 }
 
-// notifyLocked wakes every Changed() waiter. Callers hold mu for writing.
+// read returns a point-in-time view of the state.
+func (s *State) read() *view { return &view{tx: s.db.Load().Txn(false)} }
+
+// notifyLocked wakes every Changed() waiter. Callers hold mu.
 func (s *State) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -63,208 +49,194 @@ func (s *State) notifyLocked() {
 
 // Changed returns a channel that is closed after the next applied log entry
 // (or restore). Take the channel, read the state, then wait on the channel:
-// no change can slip between the read and the wait.
+// no change can slip between the read and the wait. Every entry closes it:
+// code that follows one release waits on WatchRelease instead.
 func (s *State) Changed() <-chan struct{} {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.changed
 }
 
 // AppliedIndex is the raft index of the last entry applied (accepted,
 // rejected or skipped alike) or restored from a snapshot.
-func (s *State) AppliedIndex() uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.appliedIndex
+func (s *State) AppliedIndex() uint64 { return s.appliedIndex.Load() }
+
+// Watch is a set of channels that close when the part of the state read
+// to build it changes (or the state is restored from a snapshot). Take the
+// watch, read the state, then Wait: no change can slip in between.
+type Watch struct{ ws memdb.WatchSet }
+
+// Add makes the watch also fire when ch is closed (a shutdown channel).
+func (w Watch) Add(ch <-chan struct{}) { w.ws.Add(ch) }
+
+// Wait blocks until a watched part of the state changes (true) or ctx ends
+// (false). It starts no goroutine for up to 32 channels (memdb's watchFew).
+func (w Watch) Wait(ctx context.Context) bool { return w.ws.WatchCtx(ctx) == nil }
+
+// watch returns a view and a watch set holding the restore channel, taken
+// together so a restore between them is not missed.
+func (s *State) watch() (*view, memdb.WatchSet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws := memdb.NewWatchSet()
+	ws.Add(s.restored)
+	return s.read(), ws
+}
+
+// WatchRelease returns a watch that fires when what a release's
+// orchestrator reads changes: the release itself, its assignments, its
+// events, the freeze windows or the global freeze. Entries about other
+// releases (and host heartbeats) leave it alone.
+func (s *State) WatchRelease(id string) Watch {
+	v, ws := s.watch()
+	ch, _, err := v.tx.FirstWatch(tRelease, "id", strKey(id))
+	if err != nil {
+		panic(err) // schema error: a programming mistake
+	}
+	ws.Add(ch)
+	ws.Add(each(v, tHist, "release", strKey(id), func(*v1.Assignment) bool { return false }))
+	ws.Add(each(v, tEvent, "release", strKey(id), func(*v1.Event) bool { return false }))
+	ws.Add(each(v, tFreeze, "id", nil, func(*v1.FreezeWindow) bool { return false }))
+	mch, _, err := v.tx.FirstWatch(tMeta, "id", key("m"))
+	if err != nil {
+		panic(err)
+	}
+	ws.Add(mch)
+	return Watch{ws}
+}
+
+// WatchApps returns a watch that fires when any app changes: a release is
+// submitted, or one ends (the app's active release changes).
+func (s *State) WatchApps() Watch {
+	v, ws := s.watch()
+	ws.Add(each(v, tApp, "id", nil, func(*v1.App) bool { return false }))
+	return Watch{ws}
 }
 
 func clone[M proto.Message](m M) M { return proto.Clone(m).(M) }
 
-// cloneSorted copies the map's values ordered by key.
-func cloneSorted[M proto.Message](m map[string]M) []M {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]M, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, clone(m[k]))
-	}
+// cloneAll returns copies of the objects of tbl whose idx key starts with
+// prefix, in key order.
+func cloneAll[M proto.Message](v *view, tbl, idx string, prefix key) []M {
+	var out []M
+	each(v, tbl, idx, prefix, func(m M) bool { out = append(out, clone(m)); return true })
 	return out
 }
 
-// cloneOrNil returns a copy of m[key], or nil when absent.
-func cloneOrNil[M proto.Message](m map[string]M, key string) M {
-	v, ok := m[key]
-	if !ok {
-		var zero M
+// cloneOrNil returns a copy of m, or nil.
+func cloneOrNil[M interface {
+	proto.Message
+	comparable
+}](m M) M {
+	var zero M
+	if m == zero {
 		return zero
 	}
-	return clone(v)
+	return clone(m)
 }
 
 // Hosts returns every host, sorted by id.
-func (s *State) Hosts() []*v1.Host {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return cloneSorted(s.hosts)
-}
+func (s *State) Hosts() []*v1.Host { return cloneAll[*v1.Host](s.read(), tHost, "id", nil) }
 
 // Host returns one host, or nil.
-func (s *State) Host(id string) *v1.Host {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return cloneOrNil(s.hosts, id)
-}
+func (s *State) Host(id string) *v1.Host { return cloneOrNil(s.read().host(id)) }
 
 // Cells returns every cell, sorted by name.
-func (s *State) Cells() []*v1.Cell {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return cloneSorted(s.cells)
-}
+func (s *State) Cells() []*v1.Cell { return cloneAll[*v1.Cell](s.read(), tCell, "id", nil) }
 
 // Cell returns one cell, or nil.
-func (s *State) Cell(name string) *v1.Cell {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return cloneOrNil(s.cells, name)
-}
+func (s *State) Cell(name string) *v1.Cell { return cloneOrNil(s.read().cell(name)) }
 
 // Apps returns every app, sorted by name.
-func (s *State) Apps() []*v1.App {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return cloneSorted(s.apps)
-}
+func (s *State) Apps() []*v1.App { return cloneAll[*v1.App](s.read(), tApp, "id", nil) }
 
 // App returns one app, or nil.
-func (s *State) App(name string) *v1.App {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return cloneOrNil(s.apps, name)
-}
+func (s *State) App(name string) *v1.App { return cloneOrNil(s.read().app(name)) }
 
 // Releases returns the releases of app ("" for every app) whose state is one
 // of states (none for any state), sorted by creation time, then id.
 func (s *State) Releases(app string, states ...v1.ReleaseState) []*v1.Release {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []*v1.Release
-	for _, r := range s.releases {
-		if app != "" && r.GetSpec().GetApp() != app {
-			continue
-		}
-		if len(states) > 0 && !slices.Contains(states, r.GetState()) {
-			continue
-		}
-		out = append(out, clone(r))
+	idx, prefix := "id", key(nil)
+	if app != "" {
+		idx, prefix = "app", strKey(app)
 	}
-	slices.SortFunc(out, func(a, b *v1.Release) int {
-		return cmp.Or(cmp.Compare(a.GetCreatedUnixNano(), b.GetCreatedUnixNano()), cmp.Compare(a.GetId(), b.GetId()))
+	var out []*v1.Release
+	each(s.read(), tRelease, idx, prefix, func(r *v1.Release) bool {
+		if len(states) == 0 || slices.Contains(states, r.GetState()) {
+			out = append(out, clone(r))
+		}
+		return true
+	})
+	slices.SortFunc(out, compareReleases)
+	return out
+}
+
+func compareReleases(a, b *v1.Release) int {
+	return cmp.Or(cmp.Compare(a.GetCreatedUnixNano(), b.GetCreatedUnixNano()), cmp.Compare(a.GetId(), b.GetId()))
+}
+
+// ActiveReleases returns each app's non-terminal release, sorted by app.
+func (s *State) ActiveReleases() []*v1.Release {
+	v := s.read()
+	var out []*v1.Release
+	each(v, tApp, "id", nil, func(a *v1.App) bool {
+		if id := a.GetActiveReleaseId(); id != "" {
+			if r := v.release(id); r != nil {
+				out = append(out, clone(r))
+			}
+		}
+		return true
 	})
 	return out
 }
 
 // Release returns one release, or nil.
-func (s *State) Release(id string) *v1.Release {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return cloneOrNil(s.releases, id)
-}
+func (s *State) Release(id string) *v1.Release { return cloneOrNil(s.read().release(id)) }
 
 // ActiveRelease returns the app's non-terminal release, or nil.
 func (s *State) ActiveRelease(app string) *v1.Release {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	a, ok := s.apps[app]
-	if !ok || a.GetActiveReleaseId() == "" {
+	v := s.read()
+	a := v.app(app)
+	if a.GetActiveReleaseId() == "" {
 		return nil
 	}
-	return cloneOrNil(s.releases, a.GetActiveReleaseId())
-}
-
-func compareAssignments(a, b *v1.Assignment) int {
-	return cmp.Or(cmp.Compare(a.GetHost(), b.GetHost()), cmp.Compare(a.GetApp(), b.GetApp()),
-		cmp.Compare(a.GetGeneration(), b.GetGeneration()))
+	return cloneOrNil(v.release(a.GetActiveReleaseId()))
 }
 
 // ReleaseAssignments returns every assignment (all generations, current or
-// not) made for the release, sorted by host, then generation.
+// not) made for the release, sorted by host, then app, then generation.
 func (s *State) ReleaseAssignments(releaseID string) []*v1.Assignment {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []*v1.Assignment
-	for _, hist := range s.assignments {
-		for _, a := range hist {
-			if a.GetReleaseId() == releaseID {
-				out = append(out, clone(a))
-			}
-		}
-	}
-	slices.SortFunc(out, compareAssignments)
-	return out
+	return cloneAll[*v1.Assignment](s.read(), tHist, "release", strKey(releaseID))
 }
 
 // HostAssignments returns the host's current assignment for each app, sorted by app.
 func (s *State) HostAssignments(host string) []*v1.Assignment {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []*v1.Assignment
-	for k, hist := range s.assignments {
-		if k.host == host && len(hist) > 0 {
-			out = append(out, clone(hist[len(hist)-1]))
-		}
-	}
-	slices.SortFunc(out, compareAssignments)
-	return out
+	return cloneAll[*v1.Assignment](s.read(), tCur, "id", strKey(host))
 }
 
 // Assignment returns the current (highest-generation) assignment of app on
 // host, or nil.
 func (s *State) Assignment(host, app string) *v1.Assignment {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if cur := s.currentLocked(host, app); cur != nil {
-		return clone(cur)
-	}
-	return nil
-}
-
-func (s *State) currentLocked(host, app string) *v1.Assignment {
-	hist := s.assignments[hostApp{host, app}]
-	if len(hist) == 0 {
-		return nil
-	}
-	return hist[len(hist)-1]
+	return cloneOrNil(s.read().current(host, app))
 }
 
 // Events returns audit events with seq > afterSeq, oldest first, for one
 // release ("" for all), at most limit of them (limit <= 0: no limit).
 func (s *State) Events(releaseID string, afterSeq uint64, limit int) []*v1.Event {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	start, _ := slices.BinarySearchFunc(s.events, afterSeq+1, func(e *v1.Event, seq uint64) int {
-		return cmp.Compare(e.GetSeq(), seq)
-	})
 	var out []*v1.Event
-	for _, e := range s.events[start:] {
+	s.read().eventsFrom(releaseID, afterSeq+1, func(e *v1.Event) bool {
 		if limit > 0 && len(out) >= limit {
-			break
+			return false
 		}
-		if releaseID == "" || e.GetReleaseId() == releaseID {
-			out = append(out, clone(e))
-		}
-	}
+		out = append(out, clone(e))
+		return true
+	})
 	return out
 }
 
 // Freezes returns the freeze windows sorted by start, then id.
 func (s *State) Freezes() []*v1.FreezeWindow {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := cloneSorted(s.freezes)
+	out := cloneAll[*v1.FreezeWindow](s.read(), tFreeze, "id", nil)
 	slices.SortStableFunc(out, func(a, b *v1.FreezeWindow) int {
 		return cmp.Compare(a.GetFromUnixNano(), b.GetFromUnixNano())
 	})
@@ -273,22 +245,35 @@ func (s *State) Freezes() []*v1.FreezeWindow {
 
 // GlobalFreeze reports whether every rollout is frozen, and why.
 func (s *State) GlobalFreeze() (bool, string) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.globalFreeze, s.freezeReason
+	m := s.read().meta()
+	return m.globalFreeze, m.freezeReason
 }
 
-// nextSeqLocked is the seq the next audit event gets. Derived from the log
-// itself, so it needs no separate persisted counter.
-func (s *State) nextSeqLocked() uint64 {
-	if n := len(s.events); n > 0 {
-		return s.events[n-1].GetSeq() + 1
-	}
-	return 1
+// ACLBootstrapped reports whether ACLs were bootstrapped, and when.
+func (s *State) ACLBootstrapped() (bool, int64) {
+	m := s.read().meta()
+	return m.aclBootstrapUnixNano != 0, m.aclBootstrapUnixNano
 }
 
-// appendEventLocked records an audit event, assigning its seq.
-func (s *State) appendEventLocked(e *v1.Event) {
-	e.Seq = s.nextSeqLocked()
-	s.events = append(s.events, e)
+// ACLTokens returns every token, sorted by accessor id.
+func (s *State) ACLTokens() []*v1.ACLToken { return cloneAll[*v1.ACLToken](s.read(), tACL, "id", nil) }
+
+// ACLToken returns one token by accessor id, or nil.
+func (s *State) ACLToken(accessor string) *v1.ACLToken {
+	return cloneOrNil(s.read().aclToken(accessor))
+}
+
+// ResolveACLToken returns the token whose secret hashes to secretHash (hex
+// sha256), or nil. It compares against every token in constant time per
+// token, so the answer time does not tell how much of a hash matched.
+func (s *State) ResolveACLToken(secretHash string) *v1.ACLToken {
+	var found *v1.ACLToken
+	want := []byte(secretHash)
+	each(s.read(), tACL, "id", nil, func(t *v1.ACLToken) bool {
+		if subtle.ConstantTimeCompare([]byte(t.GetSecretHash()), want) == 1 {
+			found = t
+		}
+		return true
+	})
+	return cloneOrNil(found)
 }

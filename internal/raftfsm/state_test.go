@@ -105,10 +105,10 @@ func TestCheckInvariantsDetectsViolations(t *testing.T) {
 	rel := &v1.Release{Id: "r", Spec: &v1.ReleaseSpec{App: "api"}, State: rsRunning}
 	cases := []struct {
 		name  string
-		build func(s *State)
+		build func(s *plain)
 		want  string
 	}{
-		{"two active", func(s *State) {
+		{"two active", func(s *plain) {
 			s.releases["r"] = rel
 			s.apps["api"] = &v1.App{Name: "api", ActiveReleaseId: "r"}
 			s.assignments[hostApp{"h", "api"}] = []*v1.Assignment{
@@ -116,7 +116,7 @@ func TestCheckInvariantsDetectsViolations(t *testing.T) {
 				{Host: "h", App: "api", Generation: 2, ReleaseId: "r", State: asAssigned},
 			}
 		}, "two active assignments"},
-		{"generation order", func(s *State) {
+		{"generation order", func(s *plain) {
 			s.releases["r"] = rel
 			s.apps["api"] = &v1.App{Name: "api", ActiveReleaseId: "r"}
 			s.assignments[hostApp{"h", "api"}] = []*v1.Assignment{
@@ -124,22 +124,22 @@ func TestCheckInvariantsDetectsViolations(t *testing.T) {
 				{Host: "h", App: "api", Generation: 3, ReleaseId: "r", State: asAssigned},
 			}
 		}, "generation 3 follows 3"},
-		{"terminal active release", func(s *State) {
+		{"terminal active release", func(s *plain) {
 			s.releases["r"] = &v1.Release{Id: "r", Spec: &v1.ReleaseSpec{App: "api"}, State: rsSucceed}
 			s.apps["api"] = &v1.App{Name: "api", ActiveReleaseId: "r"}
 		}, `active release "r" is succeeded`},
-		{"orphan live release", func(s *State) {
+		{"orphan live release", func(s *plain) {
 			s.releases["r"] = rel
 		}, `release "r" is running but app "api"'s active release is ""`},
-		{"event seq", func(s *State) {
+		{"event seq", func(s *plain) {
 			s.events = []*v1.Event{{Seq: 2, Kind: "a"}, {Seq: 2, Kind: "b"}}
 		}, "event seq 2 follows 2"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewState()
+			s := newPlain()
 			tc.build(s)
-			err := CheckInvariants(s)
+			err := checkInvariants(s)
 			if err == nil || !containsStr(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}

@@ -31,6 +31,7 @@ func TestParseServerConfig(t *testing.T) {
 		Limits:      DefaultServerConfig().Limits,
 		HTTPAddr:    "0.0.0.0:7424",
 		EnablePprof: true,
+		Retention:   DefaultServerConfig().Retention,
 	}
 	for _, name := range []string{"testdata/config/server.hcl", "testdata/config/server.json"} {
 		got, err := ParseServerConfig(name, readFile(t, name))
@@ -388,4 +389,40 @@ func TestParseServerConfigFastFailover(t *testing.T) {
 		t.Error("got a config with errors")
 	}
 	checkDiags(t, err, []string{`s.hcl:3:19: raft.fast_failover: expected true or false, got string "yes"`})
+}
+
+// The retention block (issue 13 item 3): defaults, parsing, validation
+// naming the field and its line.
+func TestParseServerConfigRetention(t *testing.T) {
+	if def := DefaultServerConfig().Retention; def != (RetentionConfig{ReleasesPerApp: 50, Events: 720 * time.Hour}) {
+		t.Fatalf("defaults changed: %+v", def)
+	}
+	got, err := ParseServerConfig("s.hcl", []byte("dev = true\nretention {\n  releases_per_app = 5\n  events = \"48h\"\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (RetentionConfig{ReleasesPerApp: 5, Events: 48 * time.Hour}); got.Retention != want {
+		t.Fatalf("retention = %+v, want %+v", got.Retention, want)
+	}
+	got, err = ParseServerConfig("s.hcl", []byte("dev = true\nretention {\n  releases_per_app = 0\n  events = \"0s\"\n}\n"))
+	if err != nil || got.Retention != (RetentionConfig{}) {
+		t.Fatalf("keep-everything retention: %+v, %v", got.Retention, err)
+	}
+	_, err = ParseServerConfig("s.hcl", []byte("dev = true\nretention {\n  releases_per_app = -1\n  events = \"10m\"\n}\n"))
+	for _, want := range []string{
+		"s.hcl:3:22: retention.releases_per_app: must be 0 (keep every release) to 100000, got -1",
+		"s.hcl:4:12: retention.events: must be 0 (keep events forever) or at least 1h0m0s, got 10m0s",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v\nwant it to contain %q", err, want)
+		}
+	}
+	_, err = ParseServerConfig("s.hcl", []byte("dev = true\nretention {\n  releases_per_app = 100001\n}\n"))
+	if err == nil || !strings.Contains(err.Error(), "retention.releases_per_app: must be 0 (keep every release) to 100000, got 100001") {
+		t.Errorf("err = %v", err)
+	}
+	_, err = ParseServerConfig("s.hcl", []byte("dev = true\nretention {\n  events = \"soon\"\n}\n"))
+	if err == nil || !strings.Contains(err.Error(), "retention.events") {
+		t.Errorf("err = %v", err)
+	}
 }

@@ -68,6 +68,39 @@ type ServerConfig struct {
 	// EnablePprof serves pprof on the HTTP listener without a token when
 	// ACLs are off (with ACLs on, an admin token is always needed).
 	EnablePprof bool
+	// Retention bounds the history the replicated state keeps.
+	Retention RetentionConfig
+}
+
+// RetentionConfig is the `retention { }` block: the leader prunes finished
+// releases beyond ReleasesPerApp per app (with their events and assignment
+// history) and audit events older than Events. Active releases, and
+// releases a host still runs, are always kept.
+type RetentionConfig struct {
+	// ReleasesPerApp: finished releases kept per app; default 50, 0 keeps
+	// all, at most 100000.
+	ReleasesPerApp int
+	// Events: how long audit events are kept; default 720h (30 days), 0
+	// keeps them forever, else at least 1h.
+	Events time.Duration
+}
+
+// Retention bounds (the coordinator enforces the same).
+const (
+	DefaultRetentionReleasesPerApp = 50
+	DefaultRetentionEvents         = 720 * time.Hour
+	MaxRetentionReleasesPerApp     = 100_000
+	MinRetentionEvents             = time.Hour
+)
+
+func (r RetentionConfig) validate(ps *problems) {
+	const p = "retention"
+	if r.ReleasesPerApp < 0 || r.ReleasesPerApp > MaxRetentionReleasesPerApp {
+		ps.add(p+".releases_per_app", "must be 0 (keep every release) to %d, got %d", MaxRetentionReleasesPerApp, r.ReleasesPerApp)
+	}
+	if r.Events < 0 || (r.Events > 0 && r.Events < MinRetentionEvents) {
+		ps.add(p+".events", "must be 0 (keep events forever) or at least %s, got %s", MinRetentionEvents, r.Events)
+	}
 }
 
 // LimitsConfig is the `limits { }` block (as Consul's): what one client,
@@ -155,6 +188,10 @@ func DefaultServerConfig() *ServerConfig {
 		},
 		HTTPAddr: DefaultServerHTTPAddr,
 		TLS:      TLSConfig{VerifyServerHostname: true},
+		Retention: RetentionConfig{
+			ReleasesPerApp: DefaultRetentionReleasesPerApp,
+			Events:         DefaultRetentionEvents,
+		},
 		Limits: LimitsConfig{
 			RPCMaxConnsPerClient: 100,
 			RPCMaxConns:          30000,
@@ -231,6 +268,10 @@ func (c *ServerConfig) fields() []field {
 			attr("rpc_handshake_timeout", duration(&c.Limits.RPCHandshakeTimeout)),
 			attr("rpc_idle_timeout", duration(&c.Limits.RPCIdleTimeout)),
 		)),
+		block("retention", sub(
+			attr("releases_per_app", integer(&c.Retention.ReleasesPerApp)),
+			attr("events", duration(&c.Retention.Events)),
+		)),
 		block("raft", sub(
 			attr("heartbeat_timeout", duration(&c.Raft.HeartbeatTimeout)),
 			attr("election_timeout", duration(&c.Raft.ElectionTimeout)),
@@ -290,6 +331,7 @@ func (c *ServerConfig) validate() problems {
 
 	c.Raft.validate(&ps)
 	c.Limits.validate(&ps)
+	c.Retention.validate(&ps)
 	c.TLS.validate(&ps)
 	checkGossipKey(&ps, "encrypt", c.Encrypt)
 	if c.Encrypt != "" && c.EncryptFile != "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -159,11 +160,15 @@ func (o *Orchestrator) loop(ctx context.Context) {
 		defer wg.Done()
 		o.convergeLoop(ctx)
 	}()
-	tick := time.NewTicker(o.cfg.Tick)
-	defer tick.Stop()
 	for {
-		changed := o.state.Changed()
-		for _, r := range o.state.Releases("", activeStates...) {
+		// Every live release is its app's active release: a release starts
+		// or ends only with a change to its app, so the apps are what this
+		// loop watches, not every entry.
+		changed := o.state.WatchApps()
+		for _, r := range o.state.ActiveReleases() {
+			if !slices.Contains(activeStates, r.GetState()) {
+				continue
+			}
 			o.mu.Lock()
 			_, running := o.runs[r.GetId()]
 			if !running {
@@ -180,13 +185,20 @@ func (o *Orchestrator) loop(ctx context.Context) {
 			}
 			o.mu.Unlock()
 		}
-		select {
-		case <-ctx.Done():
+		if !o.waitChange(ctx, changed) {
 			return
-		case <-changed:
-		case <-tick.C:
 		}
 	}
+}
+
+// waitChange waits for the watch to fire or one Tick, whichever is first
+// (bounded: time-driven steps such as bake deadlines need no entry). It
+// returns false once ctx ends.
+func (o *Orchestrator) waitChange(ctx context.Context, w raftfsm.Watch) bool {
+	wctx, cancel := context.WithTimeout(ctx, o.cfg.Tick)
+	defer cancel()
+	w.Wait(wctx)
+	return ctx.Err() == nil
 }
 
 // runRelease reconciles one release until it ends or leadership is lost.
@@ -195,11 +207,11 @@ func (o *Orchestrator) runRelease(ctx context.Context, rn *run) {
 	defer o.samples.unneed(rn.id)
 	log := o.log.With("release_id", rn.id)
 	log.Info("watching release")
-	tick := time.NewTicker(o.cfg.Tick)
-	defer tick.Stop()
 	backoff := o.cfg.RetryMin
 	for {
-		changed := o.state.Changed()
+		// Only entries about this release (its record, assignments and
+		// events) or the freezes wake it; others leave it asleep.
+		changed := o.state.WatchRelease(rn.id)
 		done, err := o.step(ctx, rn)
 		if done {
 			log.Info("release no longer active; stopping")
@@ -225,11 +237,8 @@ func (o *Orchestrator) runRelease(ctx context.Context, rn *run) {
 			}
 			continue
 		}
-		select {
-		case <-ctx.Done():
+		if !o.waitChange(ctx, changed) {
 			return
-		case <-changed:
-		case <-tick.C:
 		}
 	}
 }

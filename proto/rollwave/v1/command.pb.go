@@ -1187,6 +1187,84 @@ func (x *DeleteACLTokenCommand) GetActor() string {
 	return ""
 }
 
+// PruneCommand (type 21) drops history the retention policy no longer keeps.
+// The leader's GC writes it; the FSM decides what goes from the state and
+// the values carried here only, never from the clock at apply, so every
+// server drops the same objects.
+type PruneCommand struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Actor        string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Keep the newest keep_releases_per_app finished releases of each app (by
+	// creation time, then id); older finished ones go with their events and
+	// their assignment history. An active release is never dropped, nor one
+	// that is still some host's current assignment (what the host runs).
+	// 0 keeps every release.
+	KeepReleasesPerApp int32 `protobuf:"varint,3,opt,name=keep_releases_per_app,json=keepReleasesPerApp,proto3" json:"keep_releases_per_app,omitempty"`
+	// Events older than this go (0: events are not pruned by age).
+	EventsBeforeUnixNano int64 `protobuf:"varint,4,opt,name=events_before_unix_nano,json=eventsBeforeUnixNano,proto3" json:"events_before_unix_nano,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *PruneCommand) Reset() {
+	*x = PruneCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneCommand) ProtoMessage() {}
+
+func (x *PruneCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneCommand.ProtoReflect.Descriptor instead.
+func (*PruneCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PruneCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *PruneCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *PruneCommand) GetKeepReleasesPerApp() int32 {
+	if x != nil {
+		return x.KeepReleasesPerApp
+	}
+	return 0
+}
+
+func (x *PruneCommand) GetEventsBeforeUnixNano() int64 {
+	if x != nil {
+		return x.EventsBeforeUnixNano
+	}
+	return 0
+}
+
 var File_rollwave_v1_command_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_command_proto_rawDesc = "" +
@@ -1277,7 +1355,12 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1f\n" +
 	"\vaccessor_id\x18\x02 \x01(\tR\n" +
 	"accessorId\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actorB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"\xb4\x01\n" +
+	"\fPruneCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x121\n" +
+	"\x15keep_releases_per_app\x18\x03 \x01(\x05R\x12keepReleasesPerApp\x125\n" +
+	"\x17events_before_unix_nano\x18\x04 \x01(\x03R\x14eventsBeforeUnixNanoB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
 
 var (
 	file_rollwave_v1_command_proto_rawDescOnce sync.Once
@@ -1291,7 +1374,7 @@ func file_rollwave_v1_command_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_command_proto_rawDescData
 }
 
-var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_rollwave_v1_command_proto_goTypes = []any{
 	(*UpsertHostsCommand)(nil),       // 0: rollwave.v1.UpsertHostsCommand
 	(*DeleteHostCommand)(nil),        // 1: rollwave.v1.DeleteHostCommand
@@ -1311,33 +1394,34 @@ var file_rollwave_v1_command_proto_goTypes = []any{
 	(*ACLBootstrapCommand)(nil),      // 15: rollwave.v1.ACLBootstrapCommand
 	(*UpsertACLTokenCommand)(nil),    // 16: rollwave.v1.UpsertACLTokenCommand
 	(*DeleteACLTokenCommand)(nil),    // 17: rollwave.v1.DeleteACLTokenCommand
-	(*Host)(nil),                     // 18: rollwave.v1.Host
-	(*Cell)(nil),                     // 19: rollwave.v1.Cell
-	(*Release)(nil),                  // 20: rollwave.v1.Release
-	(ReleaseState)(0),                // 21: rollwave.v1.ReleaseState
-	(*Event)(nil),                    // 22: rollwave.v1.Event
-	(PhaseState)(0),                  // 23: rollwave.v1.PhaseState
-	(*Assignment)(nil),               // 24: rollwave.v1.Assignment
-	(AssignmentState)(0),             // 25: rollwave.v1.AssignmentState
-	(*FreezeWindow)(nil),             // 26: rollwave.v1.FreezeWindow
-	(*ACLToken)(nil),                 // 27: rollwave.v1.ACLToken
+	(*PruneCommand)(nil),             // 18: rollwave.v1.PruneCommand
+	(*Host)(nil),                     // 19: rollwave.v1.Host
+	(*Cell)(nil),                     // 20: rollwave.v1.Cell
+	(*Release)(nil),                  // 21: rollwave.v1.Release
+	(ReleaseState)(0),                // 22: rollwave.v1.ReleaseState
+	(*Event)(nil),                    // 23: rollwave.v1.Event
+	(PhaseState)(0),                  // 24: rollwave.v1.PhaseState
+	(*Assignment)(nil),               // 25: rollwave.v1.Assignment
+	(AssignmentState)(0),             // 26: rollwave.v1.AssignmentState
+	(*FreezeWindow)(nil),             // 27: rollwave.v1.FreezeWindow
+	(*ACLToken)(nil),                 // 28: rollwave.v1.ACLToken
 }
 var file_rollwave_v1_command_proto_depIdxs = []int32{
-	18, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
-	19, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
-	20, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
-	21, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
-	22, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
-	23, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
-	22, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
-	24, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
-	25, // 8: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
-	22, // 9: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
+	19, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
+	20, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
+	21, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
+	22, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
+	23, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
+	24, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
+	23, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
+	25, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
+	26, // 8: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
+	23, // 9: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
 	9,  // 10: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
-	22, // 11: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
-	26, // 12: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
-	27, // 13: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
-	27, // 14: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
+	23, // 11: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
+	27, // 12: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
+	28, // 13: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
+	28, // 14: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
 	15, // [15:15] is the sub-list for method output_type
 	15, // [15:15] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
@@ -1357,7 +1441,7 @@ func file_rollwave_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_command_proto_rawDesc), len(file_rollwave_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
