@@ -32,8 +32,35 @@ func newControlPlane(t *testing.T, hosts int) *controlPlane {
 		name := fmt.Sprintf("h%d", i+1)
 		cp.agents = append(cp.agents, agenttest.Start(t, name, "a", agenttest.Options{Join: cp.join}))
 	}
-	cp.waitAllOn(c.Leader(15*time.Second), 15*time.Second)
+	c.Leader(15 * time.Second)
+	cp.waitAllOnCurrentLeader(15 * time.Second)
 	return cp
+}
+
+// waitAllOnCurrentLeader is waitAllOn against whichever coordinator leads
+// at each poll: on a loaded machine leadership may move while the agents
+// first connect, and the setup only needs them on the leader there is.
+func (cp *controlPlane) waitAllOnCurrentLeader(within time.Duration) {
+	cp.t.Helper()
+	testutil.WaitFor(cp.t, within, func() (bool, string) {
+		var leader *coordinator.Server
+		for _, s := range cp.c.Running() {
+			if s.IsLeader() {
+				leader = s
+			}
+		}
+		if leader == nil {
+			return false, "no leader"
+		}
+		var seen []string
+		all := true
+		for _, a := range cp.agents {
+			on := a.Connected() && a.LeaderID() == leader.NodeID() && leader.AgentConnected(a.Name)
+			seen = append(seen, fmt.Sprintf("%s:connected=%v,leader=%q,searching=%v", a.Name, a.Connected(), a.LeaderID(), a.Searching()))
+			all = all && on
+		}
+		return all, "want every agent on " + leader.NodeID() + ": " + strings.Join(seen, " ")
+	})
 }
 
 // waitAllOn waits until every agent has a session with leader, and the
