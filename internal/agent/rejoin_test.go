@@ -42,24 +42,13 @@ func newControlPlane(t *testing.T, hosts int) *controlPlane {
 // first connect, and the setup only needs them on the leader there is.
 func (cp *controlPlane) waitAllOnCurrentLeader(within time.Duration) {
 	cp.t.Helper()
-	testutil.WaitFor(cp.t, within, func() (bool, string) {
-		var leader *coordinator.Server
+	cp.waitAllOnEach(within, func() *coordinator.Server {
 		for _, s := range cp.c.Running() {
 			if s.IsLeader() {
-				leader = s
+				return s
 			}
 		}
-		if leader == nil {
-			return false, "no leader"
-		}
-		var seen []string
-		all := true
-		for _, a := range cp.agents {
-			on := a.Connected() && a.LeaderID() == leader.NodeID() && leader.AgentConnected(a.Name)
-			seen = append(seen, fmt.Sprintf("%s:connected=%v,leader=%q,searching=%v", a.Name, a.Connected(), a.LeaderID(), a.Searching()))
-			all = all && on
-		}
-		return all, "want every agent on " + leader.NodeID() + ": " + strings.Join(seen, " ")
+		return nil
 	})
 }
 
@@ -67,15 +56,26 @@ func (cp *controlPlane) waitAllOnCurrentLeader(within time.Duration) {
 // leader agrees.
 func (cp *controlPlane) waitAllOn(leader *coordinator.Server, within time.Duration) {
 	cp.t.Helper()
+	cp.waitAllOnEach(within, func() *coordinator.Server { return leader })
+}
+
+// waitAllOnEach waits until every agent has a session with the server
+// leader returns at that poll, and that server agrees.
+func (cp *controlPlane) waitAllOnEach(within time.Duration, leader func() *coordinator.Server) {
+	cp.t.Helper()
 	testutil.WaitFor(cp.t, within, func() (bool, string) {
+		l := leader()
+		if l == nil {
+			return false, "no leader"
+		}
 		var seen []string
 		all := true
 		for _, a := range cp.agents {
-			on := a.Connected() && a.LeaderID() == leader.NodeID() && leader.AgentConnected(a.Name)
+			on := a.Connected() && a.LeaderID() == l.NodeID() && l.AgentConnected(a.Name)
 			seen = append(seen, fmt.Sprintf("%s:connected=%v,leader=%q,searching=%v", a.Name, a.Connected(), a.LeaderID(), a.Searching()))
 			all = all && on
 		}
-		return all, "want every agent on " + leader.NodeID() + ": " + strings.Join(seen, " ")
+		return all, "want every agent on " + l.NodeID() + ": " + strings.Join(seen, " ")
 	})
 }
 
