@@ -23,7 +23,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/rollwave ./cmd/coordinator
 	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(AGENT_TAGS)' -ldflags '$(LDFLAGS)' -o bin/rollwave-agent ./cmd/agent
 
+# Installs prometheus and chromium first when missing (scripts/test-deps.sh).
 test:
+	./scripts/test-deps.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 10m ./...
 
