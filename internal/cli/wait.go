@@ -115,6 +115,12 @@ func (l waitLine) text() string {
 // if it ended otherwise, and one with ExitTimedOut at the deadline. A
 // stream the coordinator ends before the release does (a leader change)
 // is opened again, with backoff, until the deadline.
+// deadlineSlack: a DeadlineExceeded from the coordinator this close to the
+// wait's own deadline is that deadline passing (the server enforces the
+// deadline it was sent, and its answer can beat the client's timer);
+// earlier, it is a server-side timeout and the watch is retried.
+const deadlineSlack = 500 * time.Millisecond
+
 func (a *app) waitRelease(cmd *cobra.Command, client rollwavev1.OperatorServiceClient, id string, timeout time.Duration, asJSON bool) error {
 	sigCtx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 	defer stop()
@@ -170,12 +176,16 @@ func (a *app) waitRelease(cmd *cobra.Command, client rollwavev1.OperatorServiceC
 		if last != nil && releaseEnded(last.GetState()) {
 			return a.waitOutcome(emit, lastLine, last)
 		}
+		deadline, _ := ctx.Deadline()
 		switch {
-		case ctx.Err() != nil && sigCtx.Err() == nil:
+		case ctx.Err() != nil && sigCtx.Err() == nil,
+			// The server enforces the deadline it was sent too, and its
+			// reset can arrive a moment before our own context expires.
+			status.Code(err) == codes.DeadlineExceeded && sigCtx.Err() == nil && time.Until(deadline) < deadlineSlack:
 			return a.timedOut(emit, lastLine, last, id, timeout)
 		case sigCtx.Err() != nil:
 			return fmt.Errorf("interrupted while waiting for release %s; it carries on (follow it with 'rollwave release status %s -wait')", id, id)
-		case errors.Is(err, io.EOF) || status.Code(err) == codes.Unavailable:
+		case errors.Is(err, io.EOF) || status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded:
 			// The coordinator ended the stream (leader change, restart):
 			// watch again after a pause, until the deadline.
 			t := time.NewTimer(retry.Next())

@@ -3,6 +3,10 @@ package cli
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/proto"
 
@@ -57,5 +61,26 @@ func TestReleaseStatusWaitRolledBack(t *testing.T) {
 	r := runAt(t, addr, "release", "status", "api-2.4.0", "-wait").expect(t, ExitError)
 	if !strings.Contains(r.stderr, "release api-2.4.0 ended rolled_back: gate cpu failed") {
 		t.Errorf("stderr = %q", r.stderr)
+	}
+}
+
+// The coordinator enforces the deadline the CLI sent too: its
+// DeadlineExceeded can arrive a moment before the CLI's own context
+// expires. Near the wait's deadline that is the wait timing out (exit 9),
+// not an unavailable coordinator (exit 8); earlier it is retried.
+func TestReleaseStatusWaitServerDeadlineIsATimeout(t *testing.T) {
+	f := fixture()
+	f.errs["WatchRelease"] = status.Error(codes.DeadlineExceeded, "context deadline exceeded")
+	addr := startServer(t, f)
+	r := runAt(t, addr, "release", "status", "api-2.4.0", "-wait", "-timeout", "300ms").expect(t, ExitTimedOut)
+	if !strings.Contains(r.stderr, "timed out after 300ms waiting for release api-2.4.0") {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+	// A longer wait retries the early DeadlineExceeded until its own
+	// deadline rather than giving up at once.
+	start := time.Now()
+	runAt(t, addr, "release", "status", "api-2.4.0", "-wait", "-timeout", "2s").expect(t, ExitTimedOut)
+	if n := len(f.requests("WatchRelease")); n < 3 {
+		t.Errorf("%d WatchRelease calls in %s, want the watch retried", n, time.Since(start).Round(time.Millisecond))
 	}
 }
