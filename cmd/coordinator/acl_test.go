@@ -10,6 +10,7 @@ import (
 
 	"github.com/rollwave/rollwave/internal/cli"
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
+	"github.com/rollwave/rollwave/internal/testutil"
 )
 
 // The acceptance test of operator ACLs, through the real CLI against a
@@ -25,7 +26,14 @@ func TestACLThroughCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, _, stderr := run(t, "release", "list", "-address", addr)
+	// A follower answers only once it has heard from the leader; until
+	// then it says Unavailable (exit 8), which the CLI tells users to retry.
+	var code int
+	var stderr string
+	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
+		code, _, stderr = run(t, "release", "list", "-address", addr)
+		return code != cli.ExitUnavailable, stderr
+	})
 	if code != cli.ExitConflict || !strings.Contains(stderr, "rollwave acl bootstrap") {
 		t.Fatalf("before bootstrap: exit %d, %s", code, stderr)
 	}
