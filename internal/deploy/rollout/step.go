@@ -487,7 +487,7 @@ func (o *Orchestrator) recordHostFailures(ctx context.Context, rn *run, r *rollw
 
 // evaluateBake reads the phase gates at the bake deadline.
 func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase, views []hostView, budgets []gateResult) error {
-	if o.inDoubt(views) {
+	if o.inDoubt(views, o.now()) {
 		// A host the leader lost contact with moments ago may be
 		// reverting on its own (its isolation watchdog) or may never
 		// hear that the phase is verified; calling it healthy would
@@ -544,12 +544,23 @@ func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.
 	return o.setPhase(ctx, r, p, phVerified, fmt.Sprintf("bake of %s passed %d gate(s)", sattime.Millis(p.GetBakeMs()), len(results)), time.Time{}, evs...)
 }
 
-// inDoubt reports whether a host of the phase counted healthy has no
-// session with this leader now but has not been silent for
-// UnreachableAfter yet.
-func (o *Orchestrator) inDoubt(views []hostView) bool {
+// inDoubt reports whether a host of the phase counted healthy, and not
+// (yet) unreachable, has no session with this leader now, or an open
+// session that carried nothing for more than half of UnreachableAfter (a
+// cut link leaves the session open and silent until the coordinator's
+// silence timeout closes it; heartbeats come every 2 s by default). The
+// wait this causes ends when the host speaks again or, once its session
+// is closed, when it counts as unreachable; for an agent configured with
+// slow heartbeats, at its next heartbeat.
+func (o *Orchestrator) inDoubt(views []hostView, now time.Time) bool {
 	for _, v := range views {
-		if v.status == hostHealthy && !v.unreachable && !o.agents.Connected(v.host) {
+		if v.status != hostHealthy || v.unreachable {
+			continue
+		}
+		if !o.agents.Connected(v.host) {
+			return true
+		}
+		if _, last, ok := o.agents.Heartbeat(v.host); ok && now.Sub(last) > o.cfg.UnreachableAfter/2 {
 			return true
 		}
 	}

@@ -159,38 +159,57 @@ func TestHostCutOffOverBudgetFailsOnMaxUnreachable(t *testing.T) {
 // leader still holds it healthy, is in doubt: it may be reverting on its
 // own. The phase is not verified on a guess; once the host has been
 // silent for UnreachableAfter it counts against max_unreachable, with a
-// host.unreachable event, and the phase goes on within the budget.
+// host.unreachable event, and the phase goes on within the budget. The
+// same whether the leader sees the session end or, as on a real cut link,
+// the session stays open and silent.
 func TestHostCutOffAtBakeDeadlineIsNotVerifiedOnAGuess(t *testing.T) {
-	c := newCluster(t, sixHosts)
-	c.submit("r", [][]string{{"h1"}, {"h2", "h3"}}, func(s *v1.ReleaseSpec) {
-		s.Gates.MaxUnreachable = &v1.Quantity{Value: 1}
-	})
-	c.settle("r")
-	c.healthyAll("r", 0)
-	c.bakeThrough("r", 0)
-	c.healthyAll("r", 1)
-	c.wantPhase("r", 1, baking)
-	// h3 is cut 2 s before the deadline.
-	deadline := time.Unix(0, c.phase("r", 1).GetBakeDeadlineUnixNano())
-	c.now = deadline.Add(-2 * time.Second)
-	c.settle("r")
-	c.connected["h3"] = false
-	c.bakeThrough("r", 1)
-	c.wantPhase("r", 1, baking)
-	if hu := c.events("r", "host.unreachable"); len(hu) != 0 {
-		t.Fatalf("host.unreachable before UnreachableAfter:\n%s", c.dumpEvents("r"))
-	}
-	c.advance(11 * time.Second) // UnreachableAfter (10 s) since the cut
-	c.settle("r")
-	c.wantPhase("r", 1, verified)
-	hu := c.events("r", "host.unreachable")
-	if len(hu) != 1 || hu[0].GetHost() != "h3" || hu[0].GetEvidence()["last_state"] != "healthy" {
-		t.Fatalf("host.unreachable events:\n%s", c.dumpEvents("r"))
-	}
-	if ue := c.gateEvidence("r", "gate.passed", "max_unreachable"); ue["hosts"] != "h3" || ue["value"] != "1" {
-		t.Fatalf("max_unreachable reading %v", ue)
-	}
-	if hf := c.events("r", "host.failed"); len(hf) != 0 {
-		t.Fatalf("host.failed:\n%s", c.dumpEvents("r"))
+	for _, tc := range []struct {
+		name string
+		cut  func(c *cluster)
+	}{
+		{"session closed", func(c *cluster) { c.connected["h3"] = false }},
+		// Open and silent until the coordinator's silence timeout
+		// closes the session, 1 s after the deadline.
+		{"session open and silent", func(c *cluster) { c.lastContact["h3"] = c.now }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, sixHosts)
+			c.submit("r", [][]string{{"h1"}, {"h2", "h3"}}, func(s *v1.ReleaseSpec) {
+				s.Gates.MaxUnreachable = &v1.Quantity{Value: 1}
+			})
+			c.settle("r")
+			c.healthyAll("r", 0)
+			c.bakeThrough("r", 0)
+			c.healthyAll("r", 1)
+			c.wantPhase("r", 1, baking)
+			// h3 is cut 6 s before the deadline.
+			deadline := time.Unix(0, c.phase("r", 1).GetBakeDeadlineUnixNano())
+			c.now = deadline.Add(-6 * time.Second)
+			c.settle("r")
+			tc.cut(c)
+			c.bakeThrough("r", 1)
+			c.wantPhase("r", 1, baking)
+			if hu := c.events("r", "host.unreachable"); len(hu) != 0 {
+				t.Fatalf("host.unreachable before UnreachableAfter:\n%s", c.dumpEvents("r"))
+			}
+			c.advance(time.Second)
+			c.settle("r")
+			c.wantPhase("r", 1, baking)
+			c.connected["h3"] = false
+			c.settle("r")
+			c.advance(11 * time.Second) // past UnreachableAfter (10 s) since the session ended
+			c.settle("r")
+			c.wantPhase("r", 1, verified)
+			hu := c.events("r", "host.unreachable")
+			if len(hu) != 1 || hu[0].GetHost() != "h3" || hu[0].GetEvidence()["last_state"] != "healthy" {
+				t.Fatalf("host.unreachable events:\n%s", c.dumpEvents("r"))
+			}
+			if ue := c.gateEvidence("r", "gate.passed", "max_unreachable"); ue["hosts"] != "h3" || ue["value"] != "1" {
+				t.Fatalf("max_unreachable reading %v", ue)
+			}
+			if hf := c.events("r", "host.failed"); len(hf) != 0 {
+				t.Fatalf("host.failed:\n%s", c.dumpEvents("r"))
+			}
+		})
 	}
 }
