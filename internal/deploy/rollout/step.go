@@ -723,6 +723,14 @@ func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Rele
 		}
 		switch a.GetState() {
 		case asHealthy:
+			if _, ok := o.unreachableFor(a.GetHost(), now); ok {
+				// Counted unreachable at its bake deadline (or cut
+				// off since): no finalize order can reach it, so
+				// waiting FinalizeTimeout for it would only delay
+				// the release. It reports what it did when back.
+				unreachable++
+				continue
+			}
 			waiting = append(waiting, a.GetHost())
 			if now.Sub(rn.finalizeSent[a.GetHost()]) >= o.cfg.FinalizeResend {
 				o.agents.OrderFinalize(a.GetHost(), a.GetApp(), a.GetGeneration())

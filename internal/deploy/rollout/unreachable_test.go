@@ -210,6 +210,15 @@ func TestHostCutOffAtBakeDeadlineIsNotVerifiedOnAGuess(t *testing.T) {
 			if hf := c.events("r", "host.failed"); len(hf) != 0 {
 				t.Fatalf("host.failed:\n%s", c.dumpEvents("r"))
 			}
+			// The release does not wait FinalizeTimeout for the host
+			// it cannot reach, and counts it unreachable.
+			c.report("h1", finalized)
+			c.report("h2", finalized)
+			c.settle("r")
+			c.wantRelease("r", succeeded)
+			if r := c.release("r").GetReason(); !strings.Contains(r, "2 host(s) finalized, 0 failed and 1 unreachable") || strings.Contains(r, "not finalized") {
+				t.Fatalf("release reason %q", r)
+			}
 		})
 	}
 }
