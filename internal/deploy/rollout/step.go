@@ -347,6 +347,16 @@ func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now 
 			if now.Sub(time.Unix(0, v.a.GetCreatedUnixNano())) <= deadline {
 				break
 			}
+			if !o.agents.Connected(h) {
+				if _, ok := o.unreachableFor(h, now); !ok {
+					// No session, but not silent for
+					// UnreachableAfter as far as this leader
+					// knows (a new leader does not know since
+					// when): not failed on a guess; decided
+					// within UnreachableAfter.
+					break
+				}
+			}
 			v.markFailed = true
 			if since, ok := o.unreachableFor(h, now); ok {
 				// Cut off: the host may still be working, or have

@@ -222,3 +222,39 @@ func TestHostCutOffAtBakeDeadlineIsNotVerifiedOnAGuess(t *testing.T) {
 		})
 	}
 }
+
+// A new leader does not know how long a host without a session has been
+// gone: at the host's deadline it neither calls it failed on a guess nor
+// waits forever; UnreachableAfter into its leadership the host counts as
+// unreachable (a host powered off during the rollout, with a leader
+// change before its deadline, failed the release on max_failed_hosts).
+func TestNewLeaderDoesNotFailAHostItNeverSaw(t *testing.T) {
+	c := newCluster(t, sixHosts)
+	c.submit("r", [][]string{{"h1", "h2"}}, func(s *v1.ReleaseSpec) {
+		s.Gates.MaxUnreachable = &v1.Quantity{Value: 1}
+	})
+	c.connected["h2"] = false // powered off before its assignment
+	c.settle("r")
+	c.report("h1", healthy)
+	c.advance(60*time.Second + time.Second + 5*time.Second - 2*time.Second) // 2 s before the deadline
+	c.o.ForgetForTest()                                                     // a new leader
+	c.advance(3 * time.Second)                                              // past the deadline
+	c.settle("r")
+	if a := c.state().Assignment("h2", "api"); a.GetState() == failed {
+		t.Fatalf("h2 decided by a young leader: %v\n%s", a, c.dumpEvents("r"))
+	}
+	if hf := c.events("r", "host.failed"); len(hf) != 0 {
+		t.Fatalf("host.failed:\n%s", c.dumpEvents("r"))
+	}
+	c.wantPhase("r", 0, deploying)
+	c.advance(8 * time.Second) // UnreachableAfter into the leadership
+	c.settle("r")
+	a := c.state().Assignment("h2", "api")
+	if a.GetState() != failed || !strings.HasPrefix(a.GetReason(), "orchestrator: unreachable: ") {
+		t.Fatalf("h2 = %v\n%s", a, c.dumpEvents("r"))
+	}
+	if hu := c.events("r", "host.unreachable"); len(hu) != 1 || hu[0].GetHost() != "h2" {
+		t.Fatalf("host.unreachable:\n%s", c.dumpEvents("r"))
+	}
+	c.wantPhase("r", 0, baking)
+}
