@@ -15,13 +15,19 @@ import (
 // its own; the release succeeds on the others; after the heal the host is
 // drifted (ListHosts drift_only, GetRelease drifted) and a
 // ConvergeRelease rolls it to the release.
+//
+// One coordinator: with three on a loaded machine, leader elections
+// starved every agent of acks for longer than the short isolation_timeout
+// this test needs, and hosts that were never cut reverted as isolated
+// too (max_unreachable exceeded, release rolled back). Failover during a
+// bake is covered elsewhere; this test is about the cut host.
 func TestE2ECutOffHostRevertsAloneThenConverges(t *testing.T) {
-	f := newFleet(t)
+	f := newFleetOf(t, 1, 3)
 	f.start("demo-1", "1.0.0", specOpts{})
-	f.waitRelease("demo-1", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 60*time.Second)
-	f.start("demo-2", "2.0.0", specOpts{bake: "6s", maxUnreachable: 1, isolation: "2s"})
+	f.waitRelease("demo-1", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 90*time.Second)
+	f.start("demo-2", "2.0.0", specOpts{bake: "8s", maxUnreachable: 1, isolation: "3s"})
 	var victim string
-	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 60*time.Second, func() (bool, string) {
 		r := f.release("demo-2")
 		if r.GetCurrentPhase() == 1 && r.GetPhases()[1].GetState() == v1.PhaseState_PHASE_STATE_BAKING {
 			victim = r.GetPhases()[1].GetHosts()[0]
@@ -33,9 +39,9 @@ func TestE2ECutOffHostRevertsAloneThenConverges(t *testing.T) {
 	t.Logf("cut %s's link during phase 1's bake", victim)
 	// Its isolation watchdog reverts it alone; then the link heals and
 	// it reports reverted_isolated.
-	f.waitServing([]string{victim}, "1.0.0", 20*time.Second)
+	f.waitServing([]string{victim}, "1.0.0", 30*time.Second)
 	f.agents[victim].Link.Heal()
-	r := f.waitRelease("demo-2", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 90*time.Second)
+	r := f.waitRelease("demo-2", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 120*time.Second)
 	t.Logf("demo-2: %s", r.GetReason())
 	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
 		a := f.leader().FSM().State().Assignment(victim, "demo")
@@ -70,9 +76,15 @@ func TestE2ECutOffHostRevertsAloneThenConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("release converge demo: %s: %s", cr.GetRelease().GetId(), cr.GetRelease().GetReason())
-	f.waitRelease(cr.GetRelease().GetId(), v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 60*time.Second)
-	f.waitServing([]string{victim}, "2.0.0", 10*time.Second)
-	testutil.WaitFor(t, 15*time.Second, func() (bool, string) {
+	f.waitRelease(cr.GetRelease().GetId(), v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 90*time.Second)
+	for _, e := range f.eventsOf(cr.GetRelease().GetId()) {
+		switch e.GetKind() {
+		case "release.converge", "hosts.assigned", "release.succeeded":
+			t.Logf("event %s %s phase=%d: %s %v", cr.GetRelease().GetId(), e.GetKind(), e.GetPhase(), e.GetMessage(), e.GetEvidence())
+		}
+	}
+	f.waitServing([]string{victim}, "2.0.0", 30*time.Second)
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
 		hosts, err := f.client().ListHosts(ctxT(t), &v1.ListHostsRequest{DriftOnly: true})
 		return err == nil && len(hosts.GetHosts()) == 0, fmt.Sprintf("drifted after convergence: %v %v", hosts.GetHosts(), err)
 	})

@@ -26,10 +26,14 @@ type cluster struct {
 	now       time.Time
 	connected map[string]bool
 	hbs       map[string]*v1.Heartbeat
-	reverts   []string
-	finalizes []string
-	verified  []string
-	o         *rollout.Orchestrator
+	// lastContact, when set for a host, is when its open session last
+	// carried a message (a cut link: the session stays, silent); unset
+	// means now.
+	lastContact map[string]time.Time
+	reverts     []string
+	finalizes   []string
+	verified    []string
+	o           *rollout.Orchestrator
 	// failWrite, when set, may refuse an orchestrator write before it
 	// reaches raft (a leader lost at that moment).
 	failWrite func(typ raftfsm.MessageType, m proto.Message) error
@@ -37,7 +41,7 @@ type cluster struct {
 
 func newCluster(t *testing.T, hosts map[string]string) *cluster {
 	c := &cluster{t: t, fsm: raftfsm.New(nil), now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
-		connected: map[string]bool{}, hbs: map[string]*v1.Heartbeat{}}
+		connected: map[string]bool{}, hbs: map[string]*v1.Heartbeat{}, lastContact: map[string]time.Time{}}
 	var hs []*v1.Host
 	for id, cell := range hosts {
 		hs = append(hs, &v1.Host{Id: id, Cell: cell})
@@ -137,7 +141,11 @@ func (c *cluster) NotifyVerified(host, app string, gen uint64) bool {
 func (c *cluster) Connected(host string) bool { return c.connected[host] }
 func (c *cluster) Heartbeat(host string) (*v1.Heartbeat, time.Time, bool) {
 	hb, ok := c.hbs[host]
-	return hb, c.now, ok && c.connected[host]
+	at, set := c.lastContact[host]
+	if !set {
+		at = c.now
+	}
+	return hb, at, ok && c.connected[host]
 }
 func (c *cluster) Fleet() plan.Fleet {
 	var f plan.Fleet

@@ -347,6 +347,16 @@ func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now 
 			if now.Sub(time.Unix(0, v.a.GetCreatedUnixNano())) <= deadline {
 				break
 			}
+			if !o.agents.Connected(h) {
+				if _, ok := o.unreachableFor(h, now); !ok {
+					// No session, but not silent for
+					// UnreachableAfter as far as this leader
+					// knows (a new leader does not know since
+					// when): not failed on a guess; decided
+					// within UnreachableAfter.
+					break
+				}
+			}
 			v.markFailed = true
 			if since, ok := o.unreachableFor(h, now); ok {
 				// Cut off: the host may still be working, or have
@@ -487,6 +497,17 @@ func (o *Orchestrator) recordHostFailures(ctx context.Context, rn *run, r *rollw
 
 // evaluateBake reads the phase gates at the bake deadline.
 func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase, views []hostView, budgets []gateResult) error {
+	if o.inDoubt(views, o.now()) {
+		// A host the leader lost contact with moments ago may be
+		// reverting on its own (its isolation watchdog) or may never
+		// hear that the phase is verified; calling it healthy would
+		// verify the phase on a guess. Wait until it is back or counts
+		// as unreachable (UnreachableAfter, a bounded wait).
+		return nil
+	}
+	if err := o.recordUnreachableAtBake(ctx, rn, r, p, views); err != nil {
+		return err
+	}
 	if g := r.GetSpec().GetGates(); (g.GetMaxCpuPercent() > 0 || g.GetMaxMemPercent() > 0 || g.GetMaxRestarts() > 0 ||
 		g.GetMaxErrorRate() > 0 || g.GetMaxLatencyP99Ms() > 0) && o.awaitingMetrics(views) {
 		return nil // a new leader: give agents time to reconnect and report
@@ -531,6 +552,62 @@ func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.
 		return nil
 	}
 	return o.setPhase(ctx, r, p, phVerified, fmt.Sprintf("bake of %s passed %d gate(s)", sattime.Millis(p.GetBakeMs()), len(results)), time.Time{}, evs...)
+}
+
+// inDoubt reports whether a host of the phase counted healthy, and not
+// (yet) unreachable, has no session with this leader now, or an open
+// session that carried nothing for more than half of UnreachableAfter (a
+// cut link leaves the session open and silent until the coordinator's
+// silence timeout closes it; heartbeats come every 2 s by default). The
+// wait this causes ends when the host speaks again or, once its session
+// is closed, when it counts as unreachable; for an agent configured with
+// slow heartbeats, at its next heartbeat.
+func (o *Orchestrator) inDoubt(views []hostView, now time.Time) bool {
+	for _, v := range views {
+		if v.status != hostHealthy || v.unreachable {
+			continue
+		}
+		if !o.agents.Connected(v.host) {
+			return true
+		}
+		if _, last, ok := o.agents.Heartbeat(v.host); ok && now.Sub(last) > o.cfg.UnreachableAfter/2 {
+			return true
+		}
+	}
+	return false
+}
+
+// recordUnreachableAtBake writes one host.unreachable event for each host
+// that was healthy when last heard of but is unreachable at the bake
+// deadline: it counts against max_unreachable in the readings that
+// follow, and this is its evidence. The assignment is left as it is: the
+// host reports what it did (reverted_isolated, or still healthy) when it
+// is back.
+func (o *Orchestrator) recordUnreachableAtBake(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase, views []hostView) error {
+	var evs []*rollwavev1.Event
+	var keys []string
+	for _, v := range views {
+		if v.status != hostHealthy || !v.unreachable {
+			continue
+		}
+		key := hostGenKey(v.host, v.a.GetGeneration())
+		if rn.hostLogged[key] {
+			continue
+		}
+		e := ev(r, p.GetIndex(), "host.unreachable",
+			fmt.Sprintf("host %s unreachable at the bake deadline, counted against max_unreachable: %s (last reported %s)", v.host, v.reason, stateName(v.a.GetState())),
+			map[string]string{"reason": v.reason, "generation": fmt.Sprint(v.a.GetGeneration()), "last_state": stateName(v.a.GetState())})
+		e.Host = v.host
+		evs = append(evs, e)
+		keys = append(keys, key)
+	}
+	if err := o.events(ctx, evs...); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		rn.hostLogged[k] = true
+	}
+	return nil
 }
 
 // awaitingMetrics reports whether a healthy host has not sent this leader
@@ -656,6 +733,14 @@ func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Rele
 		}
 		switch a.GetState() {
 		case asHealthy:
+			if _, ok := o.unreachableFor(a.GetHost(), now); ok {
+				// Counted unreachable at its bake deadline (or cut
+				// off since): no finalize order can reach it, so
+				// waiting FinalizeTimeout for it would only delay
+				// the release. It reports what it did when back.
+				unreachable++
+				continue
+			}
 			waiting = append(waiting, a.GetHost())
 			if now.Sub(rn.finalizeSent[a.GetHost()]) >= o.cfg.FinalizeResend {
 				o.agents.OrderFinalize(a.GetHost(), a.GetApp(), a.GetGeneration())

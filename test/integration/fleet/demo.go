@@ -208,6 +208,12 @@ type DemoSpecOptions struct {
 	IsolationTimeout string
 	// KeepOld is slots.keep_old; default "hot".
 	KeepOld string
+	// MaxFailedHosts and MaxUnreachable, when either is set, add a gates
+	// block with both (the unset one "0"; 0 is also the spec's default).
+	MaxFailedHosts, MaxUnreachable string
+	// Converge is release.converge ("manual" or "auto"); default unset
+	// (the spec's default, manual).
+	Converge string
 }
 
 // DemoSpecWith is DemoSpec with some settings changed.
@@ -227,6 +233,19 @@ func DemoSpecWith(name, version string, a demoapp.Artifact, o DemoSpecOptions) s
 	}
 	if o.KeepOld != "" {
 		set(`keep_old   = "hot"`, fmt.Sprintf("keep_old   = %q", o.KeepOld))
+	}
+	if o.MaxFailedHosts != "" || o.MaxUnreachable != "" {
+		orZero := func(v string) string {
+			if v == "" {
+				return "0"
+			}
+			return v
+		}
+		set("  rollback {", fmt.Sprintf("  gates {\n    max_failed_hosts = %s\n    max_unreachable  = %s\n  }\n\n  rollback {",
+			orZero(o.MaxFailedHosts), orZero(o.MaxUnreachable)))
+	}
+	if o.Converge != "" {
+		set(`app     = "demo"`, fmt.Sprintf("app      = \"demo\"\n  converge = %q", o.Converge))
 	}
 	return s
 }
