@@ -89,7 +89,9 @@ func (c *Cluster) Start(i int) error {
 		return err
 	}
 	args := []string{"server", "-node", co.Name, "-data-dir", co.DataDir, "-bootstrap-expect", strconv.Itoa(len(c.Nodes)),
-		"-grpc-addr", co.GRPC, "-raft-addr", co.Raft, "-gossip-addr", co.Gossip, "-log-level", "info"}
+		"-grpc-addr", co.GRPC, "-raft-addr", co.Raft, "-gossip-addr", co.Gossip, "-log-level", "info",
+		// Three servers on one machine: the default HTTP address would clash.
+		"-http-addr", "off"}
 	// Every simulated agent connects from 127.0.0.1: lift the per-client
 	// connection cap (production default 100) for the simulator.
 	body := fmt.Sprintf("node_name = %q\ndata_dir = %q\nlimits {\n  rpc_max_conns_per_client = 0\n}\n", co.Name, co.DataDir)
