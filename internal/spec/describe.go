@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/hashicorp/hcl/v2"
@@ -29,13 +30,7 @@ func describeFields(path string, fields []field) []string {
 	d := newDecoder("")
 	d.described = map[string]bool{}
 	d.describeBody(path, fields)
-	return slices.Sorted(func(yield func(string) bool) {
-		for p := range d.described {
-			if !yield(p) {
-				return
-			}
-		}
-	})
+	return slices.Sorted(maps.Keys(d.described))
 }
 
 // describeBody records fields under path and describes nested blocks.
