@@ -27,7 +27,7 @@ func TestACLThroughCLI(t *testing.T) {
 	}
 
 	// A follower answers only once it has heard from the leader; until
-	// then it says Unavailable (exit 8), which the CLI tells users to retry.
+	// then it says Unavailable (exit 9), which the CLI tells users to retry.
 	var code int
 	var stderr string
 	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {

@@ -43,7 +43,7 @@ const goodSpec = `release "web-1.0.0" {
 `
 
 // Bad specs submitted with the CLI against a real 3-server cluster: each is
-// refused with file:line, the field and the reason, exit 5 (invalid), and nothing in
+// refused with file:line, the field and the reason, exit 6 (invalid), and nothing in
 // the cluster changes.
 func TestReleaseSubmitBadSpecThroughCLI(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)

@@ -7,16 +7,16 @@
 # Needs `rollwave` on PATH and the coordinator in ROLLWAVE_ADDR (plus
 # ROLLWAVE_TOKEN / TLS flags when the cluster has them). TIMEOUT bounds the
 # whole rollout (default 30m); a release still running then is left
-# running — nothing is stopped — and the pipeline fails with exit 9.
+# running — nothing is stopped — and the pipeline fails with exit 3.
 #
 # Exit codes (rollwave release start -wait):
 #   0  the release succeeded
 #   1  it was rolled back, failed or aborted (or a local error)
 #   2  usage: a bad flag or argument
-#   3-8 the coordinator refused the request (5: the spec is invalid,
-#      7: the token may not deploy, 8: no coordinator reachable; see
+#   3  timed out: still running, paused or waiting for approval
+#   4-9 the coordinator refused the request (6: the spec is invalid,
+#      8: the token may not deploy, 9: no coordinator reachable; see
 #      docs/operations.md)
-#   9  timed out: still running, paused or waiting for approval
 set -u
 
 spec=${1:?usage: deploy.sh SPEC.hcl [TIMEOUT]}

@@ -15,12 +15,12 @@ import (
 // failures, a watched release that ended without succeeding, Internal,
 // Unknown) are ExitError; usage errors are ExitUsage.
 const (
-	ExitNotFound    = 3 // NotFound: no such release, cell, token, ...
-	ExitExists      = 4 // AlreadyExists: the id or name is taken
-	ExitInvalid     = 5 // InvalidArgument, OutOfRange: the request or spec is wrong
-	ExitConflict    = 6 // FailedPrecondition, Aborted: not possible in the current state
-	ExitDenied      = 7 // PermissionDenied, Unauthenticated: the token or certificate does not allow it
-	ExitUnavailable = 8 // Unavailable, DeadlineExceeded, ResourceExhausted: try again
+	ExitNotFound    = 4 // NotFound: no such release, cell, token, ...
+	ExitExists      = 5 // AlreadyExists: the id or name is taken
+	ExitInvalid     = 6 // InvalidArgument, OutOfRange: the request or spec is wrong
+	ExitConflict    = 7 // FailedPrecondition, Aborted: not possible in the current state
+	ExitDenied      = 8 // PermissionDenied, Unauthenticated: the token or certificate does not allow it
+	ExitUnavailable = 9 // Unavailable, DeadlineExceeded, ResourceExhausted: try again
 )
 
 // exitCode returns the exit code for an error that reached Run after the

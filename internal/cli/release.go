@@ -69,8 +69,8 @@ Follow it with "rollwave release status ID -watch".
 With -wait (for CI pipelines), stay and print one line per change until the
 release ends, as "release status ID -wait" does; -timeout then bounds the
 whole wait (default 30m). Exit codes: 0 succeeded; 1 rolled back, failed or
-aborted; 9 timed out (still running, paused or waiting for approval —
-nothing is stopped); 2 usage; 3–8 the coordinator refused the request.`
+aborted; 3 timed out (still running, paused or waiting for approval —
+nothing is stopped); 2 usage; 4–9 the coordinator refused the request.`
 		cmd.Example = `  rollwave release start api-2.4.0.hcl
   rollwave release start api-2.4.0.hcl -wait -timeout 45m`
 	}

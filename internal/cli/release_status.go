@@ -39,8 +39,8 @@ With -wait (for CI pipelines), print one line per change of state, phase or
 hosts done (-json: one JSON object per line, the last with "outcome" and
 "exit_code") until the release ends or -timeout (default 30m, for the whole
 wait) passes; the stream is reopened if the coordinator ends it. Exit codes:
-0 succeeded; 1 rolled back, failed or aborted; 9 timed out (still running,
-paused or waiting for approval — nothing is stopped); 2 usage; 3–8 the
+0 succeeded; 1 rolled back, failed or aborted; 3 timed out (still running,
+paused or waiting for approval — nothing is stopped); 2 usage; 4–9 the
 coordinator refused the request (see docs/operations.md).`,
 		Example: `  rollwave release status api-2.4.0
   rollwave release status api-2.4.0 -watch

@@ -3,7 +3,8 @@
 // OperatorService.
 //
 // Exit codes: 0 success, 1 runtime error, 2 usage error (unknown command
-// or flag, wrong argument count, bad flag value), and 3-8 when the
+// or flag, wrong argument count, bad flag value), 3 when a -wait timed
+// out, and 4-9 when the
 // coordinator refused or could not serve the request, by gRPC code
 // (errors.go: not found, already exists, invalid, wrong state, denied,
 // unavailable).

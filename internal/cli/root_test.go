@@ -73,7 +73,7 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// A spec error spanning lines is printed verbatim after "Error: ", exit 5.
+// A spec error spanning lines is printed verbatim after "Error: ", exit 6.
 // TestExitCodeFollowsStatusCode: each kind of refusal has its exit code,
 // and the message stays the coordinator's.
 func TestExitCodeFollowsStatusCode(t *testing.T) {

@@ -20,13 +20,13 @@ import (
 
 // Exit codes of -wait (release start -wait, release status -wait). A
 // release that ended without succeeding (rolled back, failed, aborted) is
-// ExitError (1), as with -watch. The gRPC error kinds keep their codes
-// (3–8, errors.go): scripts written against them keep working, and a
-// "not found" is never mistaken for a timeout.
+// ExitError (1), as with -watch; a timeout is 3, and the gRPC error kinds
+// have their own codes (4–9, errors.go), so a "not found" is never
+// mistaken for a timeout.
 const (
 	// ExitTimedOut: -timeout passed before the release ended — it is still
 	// running, paused or waiting for approval; nothing was stopped.
-	ExitTimedOut = 9
+	ExitTimedOut = 3
 )
 
 // DefaultWaitTimeout bounds -wait when -timeout is not given.

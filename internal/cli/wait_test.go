@@ -34,7 +34,7 @@ func TestReleaseStatusWaitReopensTheStream(t *testing.T) {
 	}
 }
 
-// A release waiting for approval past -timeout: exit 9, and the message
+// A release waiting for approval past -timeout: exit 3, and the message
 // says how to approve it.
 func TestReleaseStatusWaitTimesOutAwaitingApproval(t *testing.T) {
 	f := fixture()
@@ -47,7 +47,7 @@ func TestReleaseStatusWaitTimesOutAwaitingApproval(t *testing.T) {
 		t.Errorf("stderr = %q", r.stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if last := lines[len(lines)-1]; !strings.Contains(last, `"outcome":"timed_out"`) || !strings.Contains(last, `"exit_code":9`) ||
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"outcome":"timed_out"`) || !strings.Contains(last, `"exit_code":3`) ||
 		!strings.Contains(last, `"state":"awaiting_approval"`) {
 		t.Errorf("last -json line = %s", last)
 	}
@@ -66,8 +66,8 @@ func TestReleaseStatusWaitRolledBack(t *testing.T) {
 
 // The coordinator enforces the deadline the CLI sent too: its
 // DeadlineExceeded can arrive a moment before the CLI's own context
-// expires. Near the wait's deadline that is the wait timing out (exit 9),
-// not an unavailable coordinator (exit 8); earlier it is retried.
+// expires. Near the wait's deadline that is the wait timing out (exit 3),
+// not an unavailable coordinator (exit 9); earlier it is retried.
 func TestReleaseStatusWaitServerDeadlineIsATimeout(t *testing.T) {
 	f := fixture()
 	f.errs["WatchRelease"] = status.Error(codes.DeadlineExceeded, "context deadline exceeded")
