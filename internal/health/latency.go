@@ -228,11 +228,14 @@ func CompareLatency(canary, baseline *LatencyHistogram, cfg BaselineConfig) Base
 	res.U = u
 	res.P = mannWhitneyP(u, n1, n2, tieTerm)
 	effect := relativeWorsening(res.CanaryMedian, res.BaselineMedian, true)
+	slower := res.CanaryMedian - res.BaselineMedian
 	significant := res.P < cfg.Alpha
 	why := "no significant worsening"
 	switch {
-	case significant && effect >= cfg.MinEffect:
+	case significant && effect >= cfg.MinEffect && slower >= cfg.MinAbsEffect:
 		res.Verdict, why = Fail, "canary is slower"
+	case significant && effect >= cfg.MinEffect:
+		res.Verdict, why = Pass, fmt.Sprintf("significant but median %.3gms slower, below the %.3gms floor", slower, cfg.MinAbsEffect)
 	case significant:
 		res.Verdict, why = Pass, fmt.Sprintf("significant but median change below min effect %.0f%%", 100*cfg.MinEffect)
 	default:
