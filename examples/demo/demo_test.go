@@ -2,10 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,7 +30,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
-	for bin, pkg := range map[string]string{"rollwave": "./cmd/coordinator", "rollwave-agent": "./cmd/agent"} {
+	for bin, pkg := range map[string]string{"rollwave": "./cmd/coordinator", "rollwave-agent": "./cmd/agent", "demo-app": "./examples/demo-app"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, bin), pkg)
 		cmd.Dir = filepath.Join("..", "..")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -111,4 +118,210 @@ func TestInterruptStopsEverything(t *testing.T) {
 		t.Errorf("output does not say it was interrupted")
 	}
 	checkClean(t, res, out.String())
+}
+
+// printed is what the demo told its viewer, read back from its output.
+type printed struct {
+	dir          string // $DEMO
+	dashboard    string
+	coordMetrics string // coordinator c1's /metrics
+	agentMetrics string // agent h1's /metrics
+}
+
+var (
+	demoDirRE      = regexp.MustCompile(`Everything lives in DEMO=(\S+) and`)
+	dashboardRE    = regexp.MustCompile(`Dashboard: (https://127\.0\.0\.1:\d+/ui/) `)
+	coordMetricsRE = regexp.MustCompile(`coordinator c1: (https://127\.0\.0\.1:\d+/metrics)`)
+	agentMetricsRE = regexp.MustCompile(`agent h1: (https://127\.0\.0\.1:\d+/metrics)`)
+)
+
+// readPrinted finds the URLs in the output so far; the metrics ones only
+// when metrics is set (they are printed at the end).
+func readPrinted(t *testing.T, out string, metrics bool) printed {
+	t.Helper()
+	find := func(re *regexp.Regexp) string {
+		m := re.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("output lacks a match for %s:\n%s", re, out)
+		}
+		return m[1]
+	}
+	p := printed{dir: find(demoDirRE), dashboard: find(dashboardRE)}
+	if metrics {
+		p.coordMetrics, p.agentMetrics = find(coordMetricsRE), find(agentMetricsRE)
+	}
+	return p
+}
+
+// demoClient trusts the demo's CA and, with cert, presents the CLI's
+// certificate (what /metrics asks for; a browser on the dashboard has none).
+func demoClient(t *testing.T, dir string, cert bool) *http.Client {
+	t.Helper()
+	pki := filepath.Join(dir, "pki")
+	caPEM, err := os.ReadFile(filepath.Join(pki, "rollwave-ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("no certificate in the demo CA file")
+	}
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+	if cert {
+		kp, err := tls.LoadX509KeyPair(filepath.Join(pki, "global-cli-rollwave-0.pem"), filepath.Join(pki, "global-cli-rollwave-0-key.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.Certificates = []tls.Certificate{kp}
+	}
+	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, DisableKeepAlives: true}}
+}
+
+// getOK fails the test unless url answers 200 with a body containing want.
+func getOK(t *testing.T, c *http.Client, url, want string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Errorf("GET %s: %v", url, err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %s, want 200 OK: %.300s", url, resp.Status, body)
+		return
+	}
+	if !strings.Contains(string(body), want) {
+		t.Errorf("GET %s: 200, but the body lacks %q: %.300s", url, want, body)
+	}
+}
+
+// checkPrinted checks, while the demo's cluster is up, that the URLs it
+// printed answer: the dashboard (its login page, no client certificate)
+// and, when printed, the metrics of a coordinator and an agent.
+func checkPrinted(t *testing.T, p printed) {
+	t.Helper()
+	getOK(t, demoClient(t, p.dir, false), p.dashboard, "Log in")
+	if p.coordMetrics != "" {
+		c := demoClient(t, p.dir, true)
+		getOK(t, c, p.coordMetrics, "rollwave_raft_")
+		getOK(t, c, p.agentMetrics, "rollwave_agent_")
+	}
+}
+
+// With -keep the cluster stays up after the narration, with its URLs
+// printed and answering, until Ctrl-C, which then ends the demo cleanly.
+func TestKeepServesUntilInterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 9 processes")
+	}
+	var out testutil.SyncBuffer
+	var res runResult
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kept := false
+	stage := func(name string) {
+		if name != "keep" {
+			return
+		}
+		// Synchronous: the demo waits for this before it waits for
+		// Ctrl-C, so the cluster is up throughout.
+		kept = true
+		checkPrinted(t, readPrinted(t, out.String(), true))
+		cancel() // Ctrl-C
+	}
+	code := run(ctx, options{binDir: binDir, short: true, keep: true, out: &out, stage: stage, result: func(r runResult) { res = r }})
+	if code != 0 {
+		t.Fatalf("exit code %d, want 0 (Ctrl-C is how -keep ends); output:\n%s", code, out.String())
+	}
+	if !kept {
+		t.Fatalf("the demo never reached the keep stage; output:\n%s", out.String())
+	}
+	o := out.String()
+	for _, want := range []string{"-keep: the cluster stays up until Ctrl-C", "export DEMO=" + res.tmp, "Log in there with the demo-operator token: ", "Stopping every process"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(o, "Interrupted") {
+		t.Errorf("a -keep demo ended by Ctrl-C says it was interrupted")
+	}
+	checkClean(t, res, o)
+}
+
+// The whole session: the bad version (healthy, every 10th request
+// failing) is rolled back because the error-rate gate failed on the
+// canary's traffic, and the URLs printed answer while the cluster runs.
+func TestFullRunCatchesBadVersionOnErrorRateGate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole demo (about a minute)")
+	}
+	var out testutil.SyncBuffer
+	var res runResult
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var stages []string
+	stage := func(name string) {
+		stages = append(stages, name)
+		switch name {
+		case "release 1.0.0":
+			// Printed before the first release, answering while it runs.
+			checkPrinted(t, readPrinted(t, out.String(), false))
+		case "done":
+			checkPrinted(t, readPrinted(t, out.String(), true))
+		}
+	}
+	code := run(ctx, options{binDir: binDir, demoApp: filepath.Join(binDir, "demo-app"), releaseTimeout: 2 * time.Minute,
+		out: &out, stage: stage, result: func(r runResult) { res = r }})
+	o := out.String()
+	if code != 0 {
+		t.Fatalf("exit code %d, want 0; output:\n%s", code, o)
+	}
+	if len(stages) == 0 || stages[len(stages)-1] != "done" {
+		t.Errorf("stages %v, want them to end with done", stages)
+	}
+	// The evidence the demo found in the gate.failed event, as raft holds it.
+	ev := res.gate
+	if ev["gate"] != "max_error_rate" {
+		t.Fatalf("gate.failed evidence %v, want the max_error_rate gate's", ev)
+	}
+	num := func(k string) float64 {
+		v, err := strconv.ParseFloat(ev[k], 64)
+		if err != nil {
+			t.Fatalf("evidence %s=%q: %v", k, ev[k], err)
+		}
+		return v
+	}
+	if req, need := num("requests"), num("min_requests"); req < need || need != minRequests {
+		t.Errorf("the gate judged %v requests with min_requests %v, want at least min_requests = %d", req, need, minRequests)
+	}
+	if num("errors") == 0 || num("upstream_errors") != 0 {
+		t.Errorf("errors=%s upstream_errors=%s: want the app's 500s, not the proxy's", ev["errors"], ev["upstream_errors"])
+	}
+	if rate, limit := num("value"), num("limit"); limit != 0.01 || rate <= limit {
+		t.Errorf("error rate %v against limit %v, want above 0.01", rate, limit)
+	}
+	if ev["hosts"] != "h1" {
+		t.Errorf("the gate read hosts %q, want the canary h1", ev["hosts"])
+	}
+	for _, want := range []string{
+		"The error-rate gate caught it",
+		fmt.Sprintf("requests     %s (at least min_requests = %d to judge)", ev["requests"], minRequests),
+		"> max_error_rate 1%: the phase failed",
+		"Every host is back on 2.0.0",
+		"3.0.0 caught in canary by the error-rate gate and rolled back",
+	} {
+		if !strings.Contains(o, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	// The dashboard is announced before the first release starts.
+	if d, r := strings.Index(o, "Dashboard: https://"), strings.Index(o, "Release 1.0.0:"); d < 0 || r < 0 || d > r {
+		t.Errorf("the dashboard URL (at %d) is not printed before the first release (at %d)", d, r)
+	}
+	// Its health check stayed fine: no host failed, the gate caught it.
+	if strings.Contains(o, "host.failed") {
+		t.Errorf("a host failed during the demo; only the error-rate gate should have caught 3.0.0")
+	}
+	checkClean(t, res, o)
 }
