@@ -501,6 +501,7 @@ func (d *demo) roll(ctx context.Context, r release, start time.Time) error {
 	d.say.note("")
 	if gate != nil {
 		d.backOn(gate, start, serving)
+		d.say.note("")
 	}
 	d.say.note("Every host's traffic port now answers %s:", serving)
 	d.serving()

@@ -25,6 +25,7 @@ func (d *demo) dashboardURL() string {
 func (d *demo) endpointsNote() {
 	d.say.section("Where to look: until the demo stops, every process serves /metrics, /v1/health and /v1/ready")
 	d.dashboardNote()
+	d.say.note("Prometheus metrics:")
 	for _, s := range d.servers {
 		d.say.note("  coordinator %s: https://%s/metrics", s.name, local(s.http))
 	}
@@ -54,6 +55,9 @@ func (d *demo) keepUp(ctx context.Context) error {
 		d.addr, d.sec.ca, d.sec.cliCert, d.sec.cliKey, d.sec.token))
 	d.dashboardNote()
 	d.say.note("Coordinator c1's metrics: https://%s/metrics, agent h1's: https://%s/metrics", local(d.servers[0].http), d.agentHTTP[0])
+	if len(d.hosts) > 0 && d.traffic != nil {
+		d.say.note("The traffic generator has stopped; the app still answers, e.g. curl http://%s/", d.hosts[0].traffic)
+	}
 	d.say.note("Press Ctrl-C to stop every process and remove $DEMO.")
 	d.keeping = true
 	d.stage("keep")
