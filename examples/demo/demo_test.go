@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,6 +126,7 @@ func TestInterruptStopsEverything(t *testing.T) {
 type printed struct {
 	dir          string // $DEMO
 	dashboard    string
+	token        string // to log in to the dashboard with
 	coordMetrics string // coordinator c1's /metrics
 	agentMetrics string // agent h1's /metrics
 }
@@ -133,6 +136,7 @@ var (
 	dashboardRE    = regexp.MustCompile(`Dashboard: (https://127\.0\.0\.1:\d+/ui/) `)
 	coordMetricsRE = regexp.MustCompile(`coordinator c1: (https://127\.0\.0\.1:\d+/metrics)`)
 	agentMetricsRE = regexp.MustCompile(`agent h1: (https://127\.0\.0\.1:\d+/metrics)`)
+	tokenRE        = regexp.MustCompile(`Log in there with the demo-operator token: ([0-9a-f]+)`)
 )
 
 // readPrinted finds the URLs in the output so far; the metrics ones only
@@ -146,7 +150,7 @@ func readPrinted(t *testing.T, out string, metrics bool) printed {
 		}
 		return m[1]
 	}
-	p := printed{dir: find(demoDirRE), dashboard: find(dashboardRE)}
+	p := printed{dir: find(demoDirRE), dashboard: find(dashboardRE), token: find(tokenRE)}
 	if metrics {
 		p.coordMetrics, p.agentMetrics = find(coordMetricsRE), find(agentMetricsRE)
 	}
@@ -209,6 +213,43 @@ func checkPrinted(t *testing.T, p printed) {
 	}
 }
 
+// loginOK logs in to the dashboard with the printed token, as a browser
+// would (the login form, its CSRF cookie), and checks the page it lands on
+// names the token.
+func loginOK(t *testing.T, p printed) {
+	t.Helper()
+	c := demoClient(t, p.dir, false)
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Jar = jar
+	getOK(t, c, p.dashboard+"login", "Log in")
+	u, err := url.Parse(p.dashboard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrf := ""
+	for _, ck := range jar.Cookies(u) {
+		if ck.Name == "rw_csrf" {
+			csrf = ck.Value
+		}
+	}
+	if csrf == "" {
+		t.Fatalf("the login page set no CSRF cookie")
+	}
+	resp, err := c.PostForm(p.dashboard+"login", url.Values{"csrf": {csrf}, "token": {p.token}, "next": {u.Path}})
+	if err != nil {
+		t.Fatalf("log in: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != u.Path || !strings.Contains(string(body), "demo-operator") {
+		t.Errorf("log in with the printed token: %s at %s, want 200 at %s naming demo-operator: %.300s",
+			resp.Status, resp.Request.URL, u.Path, body)
+	}
+}
+
 // With -keep the cluster stays up after the narration, with its URLs
 // printed and answering, until Ctrl-C, which then ends the demo cleanly.
 func TestKeepServesUntilInterrupted(t *testing.T) {
@@ -227,7 +268,9 @@ func TestKeepServesUntilInterrupted(t *testing.T) {
 		// Synchronous: the demo waits for this before it waits for
 		// Ctrl-C, so the cluster is up throughout.
 		kept = true
-		checkPrinted(t, readPrinted(t, out.String(), true))
+		p := readPrinted(t, out.String(), true)
+		checkPrinted(t, p)
+		loginOK(t, p)
 		cancel() // Ctrl-C
 	}
 	code := run(ctx, options{binDir: binDir, short: true, keep: true, out: &out, stage: stage, result: func(r runResult) { res = r }})
