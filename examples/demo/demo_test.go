@@ -69,57 +69,78 @@ func checkClean(t *testing.T, r runResult, out string) {
 	}
 }
 
-func TestShortRunStartsClusterAndCleansUp(t *testing.T) {
+// demoRun is one run of the demo in a test: its output (readable while it
+// runs, from a stage callback) and what it left behind.
+type demoRun struct {
+	out testutil.SyncBuffer
+	res runResult
+}
+
+// newDemoRun skips the test in -short mode (a run starts 9 processes);
+// else it returns a demoRun and a context that ends after timeout, or
+// when cancel (Ctrl-C, as signal.NotifyContext does) is called.
+func newDemoRun(t *testing.T, timeout time.Duration) (*demoRun, context.Context, context.CancelFunc) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts 9 processes")
 	}
-	var out testutil.SyncBuffer
-	var res runResult
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	code := run(ctx, options{binDir: binDir, short: true, out: &out, result: func(r runResult) { res = r }})
-	if code != 0 {
-		t.Fatalf("exit code %d, want 0; output:\n%s", code, out.String())
-	}
-	for _, want := range []string{"$ rollwave cells set edge-1 -risk 1", "$ rollwave hosts", "h6    core"} {
-		if !strings.Contains(out.String(), want) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return &demoRun{}, ctx, cancel
+}
+
+// run runs the demo with the test binaries, capturing output and result.
+func (r *demoRun) run(ctx context.Context, o options) int {
+	o.binDir, o.out = binDir, &r.out
+	o.result = func(x runResult) { r.res = x }
+	return run(ctx, o)
+}
+
+// wantOutput fails the test for each of wants that out lacks.
+func wantOutput(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	checkClean(t, res, out.String())
+}
+
+func TestShortRunStartsClusterAndCleansUp(t *testing.T) {
+	d, ctx, _ := newDemoRun(t, 60*time.Second)
+	code := d.run(ctx, options{short: true})
+	if code != 0 {
+		t.Fatalf("exit code %d, want 0; output:\n%s", code, d.out.String())
+	}
+	wantOutput(t, d.out.String(), "$ rollwave cells set edge-1 -risk 1", "$ rollwave hosts", "h6    core")
+	checkClean(t, d.res, d.out.String())
 }
 
 func TestInterruptStopsEverything(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts 9 processes")
-	}
-	var out testutil.SyncBuffer
-	var res runResult
 	// Like Ctrl-C (signal.NotifyContext cancels): once the agents are
 	// being waited for, interrupt.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	d, ctx, cancel := newDemoRun(t, 2*time.Minute)
 	stage := func(name string) {
 		if name == "agents" {
 			go func() {
 				// Interrupt while the demo waits for the agents to show
 				// up, with every process started.
 				deadline := time.Now().Add(20 * time.Second)
-				for time.Now().Before(deadline) && !strings.Contains(out.String(), "-node h6") {
+				for time.Now().Before(deadline) && !strings.Contains(d.out.String(), "-node h6") {
 					time.Sleep(20 * time.Millisecond)
 				}
 				cancel()
 			}()
 		}
 	}
-	code := run(ctx, options{binDir: binDir, short: true, out: &out, stage: stage, result: func(r runResult) { res = r }})
+	code := d.run(ctx, options{short: true, stage: stage})
 	if code != 130 {
-		t.Fatalf("exit code %d, want 130; output:\n%s", code, out.String())
+		t.Fatalf("exit code %d, want 130; output:\n%s", code, d.out.String())
 	}
-	if !strings.Contains(out.String(), "Interrupted") {
+	if !strings.Contains(d.out.String(), "Interrupted") {
 		t.Errorf("output does not say it was interrupted")
 	}
-	checkClean(t, res, out.String())
+	checkClean(t, d.res, d.out.String())
 }
 
 // printed is what the demo told its viewer, read back from its output.
@@ -253,13 +274,7 @@ func loginOK(t *testing.T, p printed) {
 // With -keep the cluster stays up after the narration, with its URLs
 // printed and answering, until Ctrl-C, which then ends the demo cleanly.
 func TestKeepServesUntilInterrupted(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts 9 processes")
-	}
-	var out testutil.SyncBuffer
-	var res runResult
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	d, ctx, cancel := newDemoRun(t, 2*time.Minute)
 	kept := false
 	stage := func(name string) {
 		if name != "keep" {
@@ -268,55 +283,44 @@ func TestKeepServesUntilInterrupted(t *testing.T) {
 		// Synchronous: the demo waits for this before it waits for
 		// Ctrl-C, so the cluster is up throughout.
 		kept = true
-		p := readPrinted(t, out.String(), true)
+		p := readPrinted(t, d.out.String(), true)
 		checkPrinted(t, p)
 		loginOK(t, p)
 		cancel() // Ctrl-C
 	}
-	code := run(ctx, options{binDir: binDir, short: true, keep: true, out: &out, stage: stage, result: func(r runResult) { res = r }})
+	code := d.run(ctx, options{short: true, keep: true, stage: stage})
 	if code != 0 {
-		t.Fatalf("exit code %d, want 0 (Ctrl-C is how -keep ends); output:\n%s", code, out.String())
+		t.Fatalf("exit code %d, want 0 (Ctrl-C is how -keep ends); output:\n%s", code, d.out.String())
 	}
 	if !kept {
-		t.Fatalf("the demo never reached the keep stage; output:\n%s", out.String())
+		t.Fatalf("the demo never reached the keep stage; output:\n%s", d.out.String())
 	}
-	o := out.String()
-	for _, want := range []string{"-keep: the cluster stays up until Ctrl-C", "export DEMO=" + res.tmp, "Log in there with the demo-operator token: ", "Stopping every process"} {
-		if !strings.Contains(o, want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
+	o := d.out.String()
+	wantOutput(t, o, "-keep: the cluster stays up until Ctrl-C", "export DEMO="+d.res.tmp, "Log in there with the demo-operator token: ", "Stopping every process")
 	if strings.Contains(o, "Interrupted") {
 		t.Errorf("a -keep demo ended by Ctrl-C says it was interrupted")
 	}
-	checkClean(t, res, o)
+	checkClean(t, d.res, o)
 }
 
 // The whole session: the bad version (healthy, every 10th request
 // failing) is rolled back because the error-rate gate failed on the
 // canary's traffic, and the URLs printed answer while the cluster runs.
 func TestFullRunCatchesBadVersionOnErrorRateGate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole demo (about a minute)")
-	}
-	var out testutil.SyncBuffer
-	var res runResult
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	d, ctx, _ := newDemoRun(t, 5*time.Minute) // the whole demo: about a minute
 	var stages []string
 	stage := func(name string) {
 		stages = append(stages, name)
 		switch name {
 		case "release 1.0.0":
 			// Printed before the first release, answering while it runs.
-			checkPrinted(t, readPrinted(t, out.String(), false))
+			checkPrinted(t, readPrinted(t, d.out.String(), false))
 		case "done":
-			checkPrinted(t, readPrinted(t, out.String(), true))
+			checkPrinted(t, readPrinted(t, d.out.String(), true))
 		}
 	}
-	code := run(ctx, options{binDir: binDir, demoApp: filepath.Join(binDir, "demo-app"), releaseTimeout: 2 * time.Minute,
-		out: &out, stage: stage, result: func(r runResult) { res = r }})
-	o := out.String()
+	code := d.run(ctx, options{demoApp: filepath.Join(binDir, "demo-app"), releaseTimeout: 2 * time.Minute, stage: stage})
+	o := d.out.String()
 	if code != 0 {
 		t.Fatalf("exit code %d, want 0; output:\n%s", code, o)
 	}
@@ -324,7 +328,7 @@ func TestFullRunCatchesBadVersionOnErrorRateGate(t *testing.T) {
 		t.Errorf("stages %v, want them to end with done", stages)
 	}
 	// The evidence the demo found in the gate.failed event, as raft holds it.
-	ev := res.gate
+	ev := d.res.gate
 	if ev["gate"] != "max_error_rate" {
 		t.Fatalf("gate.failed evidence %v, want the max_error_rate gate's", ev)
 	}
@@ -347,24 +351,20 @@ func TestFullRunCatchesBadVersionOnErrorRateGate(t *testing.T) {
 	if ev["hosts"] != "h1" {
 		t.Errorf("the gate read hosts %q, want the canary h1", ev["hosts"])
 	}
-	for _, want := range []string{
+	wantOutput(t, o,
 		"The error-rate gate caught it",
 		fmt.Sprintf("requests     %s (at least min_requests = %d to judge)", ev["requests"], minRequests),
 		"> max_error_rate 1%: the phase failed",
 		"Every host is back on 2.0.0",
 		"3.0.0 caught in canary by the error-rate gate and rolled back",
-	} {
-		if !strings.Contains(o, want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
+	)
 	// The dashboard is announced before the first release starts.
-	if d, r := strings.Index(o, "Dashboard: https://"), strings.Index(o, "Release 1.0.0:"); d < 0 || r < 0 || d > r {
-		t.Errorf("the dashboard URL (at %d) is not printed before the first release (at %d)", d, r)
+	if dash, rel := strings.Index(o, "Dashboard: https://"), strings.Index(o, "Release 1.0.0:"); dash < 0 || rel < 0 || dash > rel {
+		t.Errorf("the dashboard URL (at %d) is not printed before the first release (at %d)", dash, rel)
 	}
 	// Its health check stayed fine: no host failed, the gate caught it.
 	if strings.Contains(o, "host.failed") {
 		t.Errorf("a host failed during the demo; only the error-rate gate should have caught 3.0.0")
 	}
-	checkClean(t, res, o)
+	checkClean(t, d.res, o)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -181,22 +182,14 @@ func (t *traffic) setReport(f func(change)) {
 func (t *traffic) snapshot() map[string]string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	m := make(map[string]string, len(t.serving))
-	for k, v := range t.serving {
-		m[k] = v
-	}
-	return m
+	return maps.Clone(t.serving)
 }
 
 // counted returns each host's answers so far.
 func (t *traffic) counted() map[string]answers {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	m := make(map[string]answers, len(t.counts))
-	for k, v := range t.counts {
-		m[k] = v
-	}
-	return m
+	return maps.Clone(t.counts)
 }
 
 // since returns the changes observed at or after from.
