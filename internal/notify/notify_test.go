@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -208,7 +209,8 @@ func testConfig(url string) Config {
 }
 
 func TestDeliversSubscribedEventsInOrderAndRecordsTheCursor(t *testing.T) {
-	rcv := &receiver{}
+	// release.submitted is history: never sent to a new target.
+	rcv, f, w, url := newHarness(t)
 	// The first two attempts fail: the same event is retried, not skipped.
 	rcv.status = func(n int) int {
 		if n <= 2 {
@@ -216,32 +218,21 @@ func TestDeliversSubscribedEventsInOrderAndRecordsTheCursor(t *testing.T) {
 		}
 		return http.StatusOK
 	}
-	srv := httptest.NewServer(rcv)
-	defer srv.Close()
-	f := raftfsm.New(testutil.Logger(t))
-	w := &fsmWriter{t: t, f: f}
-	w.events("release.submitted") // history: never sent to a new target
-	cfg := testConfig(srv.URL + "/hook/s3cr3t-path")
+	cfg := testConfig(url + "/hook/s3cr3t-path")
 	cfg.Logger = testutil.Logger(t)
 	n, err := New(cfg, f.State(), w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); n.Run(ctx) }()
-	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
-		c := f.State().NotifyCursor("ops")
-		return c != nil, "no initial cursor"
-	})
+	stop := start(n)
+	waitCursor(t, f)
 	w.events("release.running", "phase.started", "gate.failed", "release.rolling_back", "gate.passed", "release.rolled_back")
 	last := f.State().LastEvent().GetSeq()
 	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
 		c := f.State().NotifyCursor("ops")
 		return c.GetDeliveredSeq() == last, "cursor " + c.String()
 	})
-	cancel()
-	<-done
+	stop()
 
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
@@ -279,12 +270,7 @@ func (r *PayloadRelease) GetID() string {
 }
 
 func TestResumesFromTheRecordedCursorAndCountsPrunedEvents(t *testing.T) {
-	rcv := &receiver{}
-	srv := httptest.NewServer(rcv)
-	defer srv.Close()
-	f := raftfsm.New(testutil.Logger(t))
-	w := &fsmWriter{t: t, f: f}
-	w.events("release.submitted")
+	rcv, f, w, url := newHarness(t)
 	first := f.State().LastEvent().GetSeq()
 	if err := w.SetNotifyCursors(context.Background(), &rollwavev1.SetNotifyCursorsCommand{TimeUnixNano: 1,
 		Cursors: []*rollwavev1.NotifyCursor{{Target: "ops", DeliveredSeq: first}}}); err != nil {
@@ -297,19 +283,16 @@ func TestResumesFromTheRecordedCursorAndCountsPrunedEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.events("release.succeeded")
-	n, err := New(testConfig(srv.URL), f.State(), w)
+	n, err := New(testConfig(url), f.State(), w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); n.Run(ctx) }()
+	stop := start(n)
 	last := f.State().LastEvent().GetSeq()
 	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
 		return f.State().NotifyCursor("ops").GetDeliveredSeq() == last, f.State().NotifyCursor("ops").String()
 	})
-	cancel()
-	<-done
+	stop()
 	if got := strings.Join(rcv.kinds(), " "); got != "release.succeeded" {
 		t.Errorf("received %q", got)
 	}
@@ -322,32 +305,21 @@ func TestResumesFromTheRecordedCursorAndCountsPrunedEvents(t *testing.T) {
 }
 
 func TestCursorWritesFailAndAreRetried(t *testing.T) {
-	rcv := &receiver{}
-	srv := httptest.NewServer(rcv)
-	defer srv.Close()
-	f := raftfsm.New(testutil.Logger(t))
-	w := &fsmWriter{t: t, f: f}
-	w.events("release.submitted")
-	n, err := New(testConfig(srv.URL), f.State(), w)
+	rcv, f, w, url := newHarness(t)
+	n, err := New(testConfig(url), f.State(), w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); n.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	testutil.WaitFor(t, 30*time.Second, func() (bool, string) { return f.State().NotifyCursor("ops") != nil, "no cursor" })
-	w.mu.Lock()
-	w.fail = true
-	w.mu.Unlock()
+	stop := start(n)
+	defer stop()
+	waitCursor(t, f)
+	w.setFail(true)
 	w.events("release.running")
 	testutil.WaitFor(t, 30*time.Second, func() (bool, string) { return len(rcv.kinds()) == 1, "not delivered" })
 	if st := n.Status()[0]; st.GetCursor() != f.State().LastEvent().GetSeq() {
 		t.Errorf("status cursor %d, want this server's %d", st.GetCursor(), f.State().LastEvent().GetSeq())
 	}
-	w.mu.Lock()
-	w.fail = false
-	w.mu.Unlock()
+	w.setFail(false)
 	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
 		return f.State().NotifyCursor("ops").GetDeliveredSeq() == f.State().LastEvent().GetSeq(), "cursor not written after the failures"
 	})
@@ -375,4 +347,78 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: got %v", want, err)
 		}
 	}
+}
+
+// start runs n as one leadership term; stop ends the term and waits for it.
+func start(n *Notifier) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// A leader delivers but dies before its cursor reaches raft: the next
+// leader (a new notifier over the same replicated state) sends those
+// events again, in order, with the same idempotency keys.
+func TestNextLeaderResendsFromTheRecordedCursorWithTheSameKeys(t *testing.T) {
+	rcv, f, w, url := newHarness(t)
+	first, err := New(testConfig(url), f.State(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(first)
+	waitCursor(t, f)
+	w.setFail(true) // the leader loses quorum: no cursor entry commits
+	w.events("release.running", "gate.failed")
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) { return len(rcv.kinds()) == 2, fmt.Sprint(rcv.kinds()) })
+	stop()
+	w.setFail(false)
+	w.events("release.rolled_back")
+
+	second, err := New(testConfig(url), f.State(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop = start(second)
+	defer stop()
+	last := f.State().LastEvent().GetSeq()
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		return f.State().NotifyCursor("ops").GetDeliveredSeq() == last, f.State().NotifyCursor("ops").String()
+	})
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	var kinds []string
+	for _, g := range rcv.got {
+		kinds = append(kinds, g.kind)
+	}
+	if got := strings.Join(kinds, " "); got != "release.running gate.failed release.running gate.failed release.rolled_back" {
+		t.Fatalf("received %s", got)
+	}
+	if rcv.got[0].key != rcv.got[2].key || rcv.got[1].key != rcv.got[3].key || rcv.got[0].key == rcv.got[1].key {
+		t.Errorf("resent events must keep their keys: %v %v %v %v", rcv.got[0].key, rcv.got[1].key, rcv.got[2].key, rcv.got[3].key)
+	}
+}
+
+// newHarness starts a receiver and an FSM holding one event (history a new
+// target never gets); w applies to the FSM.
+func newHarness(t *testing.T) (rcv *receiver, f *raftfsm.FSM, w *fsmWriter, url string) {
+	rcv = &receiver{}
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	f = raftfsm.New(testutil.Logger(t))
+	w = &fsmWriter{t: t, f: f}
+	w.events("release.submitted")
+	return rcv, f, w, srv.URL
+}
+
+func (w *fsmWriter) setFail(fail bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fail = fail
+}
+
+// waitCursor waits for the target's first cursor (Run has started).
+func waitCursor(t *testing.T, f *raftfsm.FSM) {
+	t.Helper()
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) { return f.State().NotifyCursor("ops") != nil, "no cursor" })
 }
