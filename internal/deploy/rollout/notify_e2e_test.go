@@ -139,7 +139,7 @@ func (r *hookReceiver) check(release string) (firsts []uint64, dups int) {
 			r.t.Errorf("event %d (%s) first arrived after event %d: out of order", g.p.Seq, g.p.Kind, last)
 		}
 		last = g.p.Seq
-		if g.p.Release.ID == release {
+		if g.p.Release != nil && g.p.Release.ID == release {
 			firsts = append(firsts, g.p.Seq)
 		}
 	}
@@ -195,7 +195,7 @@ func TestE2ENotifyWebhookAtLeastOnceAcrossOutageAndFailover(t *testing.T) {
 	kinds := map[string]bool{}
 	for _, g := range rcv.requests() {
 		kinds[g.p.Kind] = true
-		if g.p.Release.URL != "https://rollwave.example.com/ui/releases/demo-1" || g.p.Release.App != "demo" {
+		if g.p.Release == nil || g.p.Release.URL != "https://rollwave.example.com/ui/releases/demo-1" || g.p.Release.App != "demo" {
 			t.Errorf("release context %+v", g.p.Release)
 		}
 	}
