@@ -236,6 +236,8 @@ func (n *Notifier) Run(ctx context.Context) {
 	}
 	n.flushLoop(ctx, tm)
 	wg.Wait()
+	// A follower sends nothing: no connection outlives the term.
+	n.client.CloseIdleConnections()
 	for _, t := range n.targets {
 		t.mu.Lock()
 		t.running = false
