@@ -50,6 +50,15 @@ type Target struct {
 	Timeout time.Duration
 }
 
+// String shows the target without its secret and with its URL redacted,
+// so printing a config never leaks either.
+func (t Target) String() string {
+	return fmt.Sprintf("notify %q (%s %s, events %s, signed %v)", t.Name, t.Type, RedactURL(t.URL), strings.Join(t.Events, ","), len(t.Secret) > 0)
+}
+
+// LogValue is String for slog.
+func (t Target) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
 // Matches reports whether the target subscribes to e.
 func (t Target) Matches(e *rollwavev1.Event) bool {
 	for _, s := range t.Events {
@@ -333,8 +342,9 @@ func (n *Notifier) deliver(ctx context.Context, t *target, e *rollwavev1.Event, 
 	if id := e.GetReleaseId(); id != "" {
 		rel = n.state.Release(id)
 	}
-	data, err := body(t.Type, payload(t.Name, n.cfg.UIURL, e, rel))
+	p := payload(t.Name, n.cfg.UIURL, e, rel)
 	for attempt := 1; ; attempt++ {
+		data, err := body(t.Type, p)
 		if err == nil {
 			err = n.post(ctx, t, e, data)
 		}
@@ -361,7 +371,6 @@ func (n *Notifier) deliver(ctx context.Context, t *target, e *rollwavev1.Event, 
 		if !sleep(ctx, wait) {
 			return false
 		}
-		err = nil
 	}
 }
 

@@ -422,3 +422,12 @@ func waitCursor(t *testing.T, f *raftfsm.FSM) {
 	t.Helper()
 	testutil.WaitFor(t, 30*time.Second, func() (bool, string) { return f.State().NotifyCursor("ops") != nil, "no cursor" })
 }
+
+func TestTargetStringHidesTheSecretAndTheURLPath(t *testing.T) {
+	tg := Target{Name: "chat", Type: spec.NotifySlack, URL: "https://hooks.slack.com/services/T0/B0/tok3n", Events: []string{"*"}, Secret: []byte("hmac-s3cret")}
+	for _, s := range []string{tg.String(), fmt.Sprintf("%v", tg), fmt.Sprintf("%+v", []Target{tg}), tg.LogValue().String()} {
+		if strings.Contains(s, "s3cret") || strings.Contains(s, "tok3n") || !strings.Contains(s, "hooks.slack.com/services/…") {
+			t.Errorf("target shown as %q", s)
+		}
+	}
+}
