@@ -125,6 +125,7 @@ func TestJSONOutput(t *testing.T) {
 		{"get", []string{"release", "get", "api-2.4.0", "-json"}, nil},
 		{"rstatus", []string{"release", "status", "api-2.4.0", "-json"}, nil},
 		{"freezes", []string{"freeze", "list", "-json"}, nil},
+		{"notify", []string{"notify", "status", "-json"}, []string{"targets"}},
 	}
 	objects := map[string]map[string]any{}
 	for _, tc := range shapes {

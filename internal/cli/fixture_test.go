@@ -80,6 +80,12 @@ func fixture() *fakeOperator {
 		Global: true, GlobalReason: "incident",
 		Windows: []*rollwavev1.FreezeWindow{{Id: "fz-1", FromUnixNano: nanos(testNow), ToUnixNano: nanos(testNow.Add(48 * time.Hour)), Reason: "holidays", CreatedBy: "bob@ops"}},
 	}
+	f.notify = &rollwavev1.NotifyStatusResponse{LeaderId: "coord-1", Targets: []*rollwavev1.NotifyTargetStatus{{
+		Name: "ops", Type: "webhook", Url: "https://hooks.example.com/rollwave/…", Events: []string{"gate.failed", "release.*"},
+		Cursor: 40, LastEventSeq: 43, LagEvents: 3, LagSeconds: 21.4, LastSuccessUnixNano: nanos(testNow.Add(-time.Minute)),
+		LastError: "POST https://hooks.example.com/rollwave/…: answered 503 Service Unavailable: \"\"", LastErrorUnixNano: nanos(testNow.Add(-5 * time.Second)),
+		Attempts: 12, Failures: 2, Delivered: 10, LostEvents: 4, LastLoss: "4 event(s), seq 20 to 23, pruned by retention before delivery",
+	}}}
 	f.restoreAt = 1234
 	return f
 }

@@ -41,6 +41,7 @@ type fakeOperator struct {
 	releases []*rollwavev1.Release
 	events   []*rollwavev1.Event
 	freezes  *rollwavev1.ListFreezesResponse
+	notify   *rollwavev1.NotifyStatusResponse
 	snapshot [][]byte                           // chunks SnapshotSave streams
 	saveErr  error                              // returned after the chunks
 	restored [][]byte                           // chunks SnapshotRestore received
@@ -292,3 +293,7 @@ func (r result) expect(t *testing.T, code int) result {
 }
 
 func statusErr(c codes.Code, msg string) error { return status.Error(c, msg) }
+
+func (f *fakeOperator) NotifyStatus(_ context.Context, req *rollwavev1.NotifyStatusRequest) (*rollwavev1.NotifyStatusResponse, error) {
+	return f.notify, f.record("NotifyStatus", req)
+}

@@ -53,6 +53,11 @@ const (
 	// retention count, with their events and assignment history, and
 	// events older than the retention age. The leader's GC writes it.
 	Prune MessageType = 21
+	// SetNotifyCursors (body: SetNotifyCursorsCommand) records how far
+	// the audit log was delivered to each notification target. Written
+	// with IgnoreUnknownTypeFlag: cursors change no other state, so a
+	// server that predates them may skip the entry.
+	SetNotifyCursors MessageType = 22
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -82,6 +87,7 @@ var messageTypeNames = map[MessageType]string{
 	DeleteACLToken:    "DeleteACLToken",
 	AbortRelease:      "AbortRelease",
 	Prune:             "Prune",
+	SetNotifyCursors:  "SetNotifyCursors",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

@@ -3054,6 +3054,267 @@ func (x *GossipKeyringResponse) GetNode() string {
 	return ""
 }
 
+type NotifyStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyStatusRequest) Reset() {
+	*x = NotifyStatusRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyStatusRequest) ProtoMessage() {}
+
+func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyStatusRequest.ProtoReflect.Descriptor instead.
+func (*NotifyStatusRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
+}
+
+type NotifyStatusResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Targets []*NotifyTargetStatus  `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	// The leader that answered.
+	LeaderId      string `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyStatusResponse) Reset() {
+	*x = NotifyStatusResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyStatusResponse) ProtoMessage() {}
+
+func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyStatusResponse.ProtoReflect.Descriptor instead.
+func (*NotifyStatusResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *NotifyStatusResponse) GetTargets() []*NotifyTargetStatus {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *NotifyStatusResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+// NotifyTargetStatus is one notification target's delivery state.
+type NotifyTargetStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "webhook" or "slack".
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// The URL with credentials and query values redacted.
+	Url    string   `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Events []string `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	// Delivered up to this seq (raft).
+	Cursor uint64 `protobuf:"varint,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// The newest event's seq.
+	LastEventSeq uint64 `protobuf:"varint,6,opt,name=last_event_seq,json=lastEventSeq,proto3" json:"last_event_seq,omitempty"`
+	// Events after the cursor (subscribed or not) and the age of the oldest
+	// of them (0 when caught up).
+	LagEvents           uint64  `protobuf:"varint,7,opt,name=lag_events,json=lagEvents,proto3" json:"lag_events,omitempty"`
+	LagSeconds          float64 `protobuf:"fixed64,8,opt,name=lag_seconds,json=lagSeconds,proto3" json:"lag_seconds,omitempty"`
+	LastSuccessUnixNano int64   `protobuf:"varint,9,opt,name=last_success_unix_nano,json=lastSuccessUnixNano,proto3" json:"last_success_unix_nano,omitempty"`
+	LastError           string  `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorUnixNano   int64   `protobuf:"varint,11,opt,name=last_error_unix_nano,json=lastErrorUnixNano,proto3" json:"last_error_unix_nano,omitempty"`
+	// Delivery attempts since this leader took over, and those that failed.
+	Attempts      uint64 `protobuf:"varint,12,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Failures      uint64 `protobuf:"varint,13,opt,name=failures,proto3" json:"failures,omitempty"`
+	Delivered     uint64 `protobuf:"varint,14,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	LostEvents    uint64 `protobuf:"varint,15,opt,name=lost_events,json=lostEvents,proto3" json:"lost_events,omitempty"`
+	LastLoss      string `protobuf:"bytes,16,opt,name=last_loss,json=lastLoss,proto3" json:"last_loss,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyTargetStatus) Reset() {
+	*x = NotifyTargetStatus{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyTargetStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyTargetStatus) ProtoMessage() {}
+
+func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyTargetStatus.ProtoReflect.Descriptor instead.
+func (*NotifyTargetStatus) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *NotifyTargetStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NotifyTargetStatus) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *NotifyTargetStatus) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *NotifyTargetStatus) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *NotifyTargetStatus) GetCursor() uint64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLastEventSeq() uint64 {
+	if x != nil {
+		return x.LastEventSeq
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLagEvents() uint64 {
+	if x != nil {
+		return x.LagEvents
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLagSeconds() float64 {
+	if x != nil {
+		return x.LagSeconds
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLastSuccessUnixNano() int64 {
+	if x != nil {
+		return x.LastSuccessUnixNano
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *NotifyTargetStatus) GetLastErrorUnixNano() int64 {
+	if x != nil {
+		return x.LastErrorUnixNano
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetAttempts() uint64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetFailures() uint64 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetDelivered() uint64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLostEvents() uint64 {
+	if x != nil {
+		return x.LostEvents
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLastLoss() string {
+	if x != nil {
+		return x.LastLoss
+	}
+	return ""
+}
+
 var File_rollwave_v1_operator_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_operator_proto_rawDesc = "" +
@@ -3242,7 +3503,33 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x04keys\x18\x01 \x03(\tR\x04keys\x12\x18\n" +
 	"\aprimary\x18\x02 \x01(\tR\aprimary\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x12\n" +
-	"\x04node\x18\x04 \x01(\tR\x04node2\xf8\x14\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\"\x15\n" +
+	"\x13NotifyStatusRequest\"n\n" +
+	"\x14NotifyStatusResponse\x129\n" +
+	"\atargets\x18\x01 \x03(\v2\x1f.rollwave.v1.NotifyTargetStatusR\atargets\x12\x1b\n" +
+	"\tleader_id\x18\x02 \x01(\tR\bleaderId\"\xfd\x03\n" +
+	"\x12NotifyTargetStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12\x16\n" +
+	"\x06events\x18\x04 \x03(\tR\x06events\x12\x16\n" +
+	"\x06cursor\x18\x05 \x01(\x04R\x06cursor\x12$\n" +
+	"\x0elast_event_seq\x18\x06 \x01(\x04R\flastEventSeq\x12\x1d\n" +
+	"\n" +
+	"lag_events\x18\a \x01(\x04R\tlagEvents\x12\x1f\n" +
+	"\vlag_seconds\x18\b \x01(\x01R\n" +
+	"lagSeconds\x123\n" +
+	"\x16last_success_unix_nano\x18\t \x01(\x03R\x13lastSuccessUnixNano\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\n" +
+	" \x01(\tR\tlastError\x12/\n" +
+	"\x14last_error_unix_nano\x18\v \x01(\x03R\x11lastErrorUnixNano\x12\x1a\n" +
+	"\battempts\x18\f \x01(\x04R\battempts\x12\x1a\n" +
+	"\bfailures\x18\r \x01(\x04R\bfailures\x12\x1c\n" +
+	"\tdelivered\x18\x0e \x01(\x04R\tdelivered\x12\x1f\n" +
+	"\vlost_events\x18\x0f \x01(\x04R\n" +
+	"lostEvents\x12\x1b\n" +
+	"\tlast_loss\x18\x10 \x01(\tR\blastLoss2\xcd\x15\n" +
 	"\x0fOperatorService\x12A\n" +
 	"\x06Status\x12\x1a.rollwave.v1.StatusRequest\x1a\x1b.rollwave.v1.StatusResponse\x12D\n" +
 	"\aMembers\x12\x1b.rollwave.v1.MembersRequest\x1a\x1c.rollwave.v1.MembersResponse\x12J\n" +
@@ -3279,7 +3566,8 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\fACLBootstrap\x12 .rollwave.v1.ACLBootstrapRequest\x1a#.rollwave.v1.ACLTokenSecretResponse\x12Y\n" +
 	"\x0eACLTokenCreate\x12\".rollwave.v1.ACLTokenCreateRequest\x1a#.rollwave.v1.ACLTokenSecretResponse\x12S\n" +
 	"\fACLTokenList\x12 .rollwave.v1.ACLTokenListRequest\x1a!.rollwave.v1.ACLTokenListResponse\x12Y\n" +
-	"\x0eACLTokenDelete\x12\".rollwave.v1.ACLTokenDeleteRequest\x1a#.rollwave.v1.ACLTokenDeleteResponseB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
+	"\x0eACLTokenDelete\x12\".rollwave.v1.ACLTokenDeleteRequest\x1a#.rollwave.v1.ACLTokenDeleteResponse\x12S\n" +
+	"\fNotifyStatus\x12 .rollwave.v1.NotifyStatusRequest\x1a!.rollwave.v1.NotifyStatusResponseB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
 
 var (
 	file_rollwave_v1_operator_proto_rawDescOnce sync.Once
@@ -3293,7 +3581,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -3353,115 +3641,121 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*ACLTokenDeleteResponse)(nil),  // 55: rollwave.v1.ACLTokenDeleteResponse
 	(*GossipKeyringRequest)(nil),    // 56: rollwave.v1.GossipKeyringRequest
 	(*GossipKeyringResponse)(nil),   // 57: rollwave.v1.GossipKeyringResponse
-	(*Host)(nil),                    // 58: rollwave.v1.Host
-	(*Assignment)(nil),              // 59: rollwave.v1.Assignment
-	(*Cell)(nil),                    // 60: rollwave.v1.Cell
-	(*Release)(nil),                 // 61: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 62: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 63: rollwave.v1.Phase
-	(ReleaseState)(0),               // 64: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 65: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 66: rollwave.v1.FreezeWindow
+	(*NotifyStatusRequest)(nil),     // 58: rollwave.v1.NotifyStatusRequest
+	(*NotifyStatusResponse)(nil),    // 59: rollwave.v1.NotifyStatusResponse
+	(*NotifyTargetStatus)(nil),      // 60: rollwave.v1.NotifyTargetStatus
+	(*Host)(nil),                    // 61: rollwave.v1.Host
+	(*Assignment)(nil),              // 62: rollwave.v1.Assignment
+	(*Cell)(nil),                    // 63: rollwave.v1.Cell
+	(*Release)(nil),                 // 64: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 65: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 66: rollwave.v1.Phase
+	(ReleaseState)(0),               // 67: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 68: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 69: rollwave.v1.FreezeWindow
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	58, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	59, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	61, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	62, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
 	15, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
 	13, // 5: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	60, // 6: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	63, // 6: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
 	18, // 7: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	60, // 8: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	60, // 9: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	61, // 10: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	62, // 11: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	63, // 12: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	61, // 13: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	59, // 14: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	63, // 8: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	63, // 9: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	64, // 10: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	65, // 11: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	66, // 12: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	64, // 13: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	62, // 14: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
 	15, // 15: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
-	61, // 16: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
+	64, // 16: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
 	15, // 17: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
-	64, // 18: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	61, // 19: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	61, // 20: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
-	65, // 21: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	61, // 22: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	59, // 23: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	65, // 24: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	66, // 25: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	66, // 26: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	67, // 18: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	64, // 19: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	64, // 20: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	68, // 21: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	64, // 22: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	62, // 23: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	68, // 24: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	69, // 25: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	69, // 26: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
 	48, // 27: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
 	48, // 28: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
-	0,  // 29: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
-	3,  // 30: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
-	6,  // 31: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
-	8,  // 32: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
-	10, // 33: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
-	11, // 34: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	56, // 35: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
-	14, // 36: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	17, // 37: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	20, // 38: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	22, // 39: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	24, // 40: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	26, // 41: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	28, // 42: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	32, // 43: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	34, // 44: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 45: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 46: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 47: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 48: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 49: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	30, // 50: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
-	36, // 51: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	38, // 52: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	40, // 53: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	42, // 54: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	44, // 55: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	46, // 56: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	49, // 57: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
-	51, // 58: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
-	52, // 59: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
-	54, // 60: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
-	1,  // 61: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 62: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 63: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 64: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 65: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 66: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	57, // 67: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
-	16, // 68: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	19, // 69: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	21, // 70: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	23, // 71: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	25, // 72: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	27, // 73: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	29, // 74: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	33, // 75: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	35, // 76: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 77: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 78: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 79: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 80: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 81: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	31, // 82: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
-	37, // 83: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	39, // 84: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	41, // 85: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	43, // 86: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	45, // 87: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	47, // 88: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	50, // 89: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
-	50, // 90: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
-	53, // 91: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
-	55, // 92: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
-	61, // [61:93] is the sub-list for method output_type
-	29, // [29:61] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	60, // 29: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
+	0,  // 30: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
+	3,  // 31: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
+	6,  // 32: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
+	8,  // 33: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
+	10, // 34: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
+	11, // 35: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
+	56, // 36: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
+	14, // 37: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	17, // 38: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	20, // 39: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	22, // 40: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	24, // 41: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	26, // 42: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	28, // 43: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	32, // 44: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	34, // 45: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	34, // 46: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	34, // 47: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	34, // 48: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	34, // 49: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	34, // 50: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	30, // 51: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
+	36, // 52: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	38, // 53: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	40, // 54: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	42, // 55: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	44, // 56: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	46, // 57: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	49, // 58: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	51, // 59: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	52, // 60: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	54, // 61: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	58, // 62: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
+	1,  // 63: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 64: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 65: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 66: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 67: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 68: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	57, // 69: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
+	16, // 70: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	19, // 71: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	21, // 72: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	23, // 73: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	25, // 74: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	27, // 75: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	29, // 76: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	33, // 77: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	35, // 78: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	35, // 79: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	35, // 80: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	35, // 81: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	35, // 82: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	35, // 83: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	31, // 84: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
+	37, // 85: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	39, // 86: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	41, // 87: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	43, // 88: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	45, // 89: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	47, // 90: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	50, // 91: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	50, // 92: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	53, // 93: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	55, // 94: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	59, // 95: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
+	63, // [63:96] is the sub-list for method output_type
+	30, // [30:63] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_operator_proto_init() }
@@ -3476,7 +3770,7 @@ func file_rollwave_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   58,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -55,6 +55,7 @@ const (
 	OperatorService_ACLTokenCreate_FullMethodName  = "/rollwave.v1.OperatorService/ACLTokenCreate"
 	OperatorService_ACLTokenList_FullMethodName    = "/rollwave.v1.OperatorService/ACLTokenList"
 	OperatorService_ACLTokenDelete_FullMethodName  = "/rollwave.v1.OperatorService/ACLTokenDelete"
+	OperatorService_NotifyStatus_FullMethodName    = "/rollwave.v1.OperatorService/NotifyStatus"
 )
 
 // OperatorServiceClient is the client API for OperatorService service.
@@ -107,6 +108,9 @@ type OperatorServiceClient interface {
 	// Admins see every token; other roles only the token they call with.
 	ACLTokenList(ctx context.Context, in *ACLTokenListRequest, opts ...grpc.CallOption) (*ACLTokenListResponse, error)
 	ACLTokenDelete(ctx context.Context, in *ACLTokenDeleteRequest, opts ...grpc.CallOption) (*ACLTokenDeleteResponse, error)
+	// Notification targets (server config notify blocks): delivery cursor,
+	// lag and last error of each, as the leader sees them (forwarded).
+	NotifyStatus(ctx context.Context, in *NotifyStatusRequest, opts ...grpc.CallOption) (*NotifyStatusResponse, error)
 }
 
 type operatorServiceClient struct {
@@ -458,6 +462,16 @@ func (c *operatorServiceClient) ACLTokenDelete(ctx context.Context, in *ACLToken
 	return out, nil
 }
 
+func (c *operatorServiceClient) NotifyStatus(ctx context.Context, in *NotifyStatusRequest, opts ...grpc.CallOption) (*NotifyStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NotifyStatusResponse)
+	err := c.cc.Invoke(ctx, OperatorService_NotifyStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperatorServiceServer is the server API for OperatorService service.
 // All implementations must embed UnimplementedOperatorServiceServer
 // for forward compatibility.
@@ -508,6 +522,9 @@ type OperatorServiceServer interface {
 	// Admins see every token; other roles only the token they call with.
 	ACLTokenList(context.Context, *ACLTokenListRequest) (*ACLTokenListResponse, error)
 	ACLTokenDelete(context.Context, *ACLTokenDeleteRequest) (*ACLTokenDeleteResponse, error)
+	// Notification targets (server config notify blocks): delivery cursor,
+	// lag and last error of each, as the leader sees them (forwarded).
+	NotifyStatus(context.Context, *NotifyStatusRequest) (*NotifyStatusResponse, error)
 	mustEmbedUnimplementedOperatorServiceServer()
 }
 
@@ -613,6 +630,9 @@ func (UnimplementedOperatorServiceServer) ACLTokenList(context.Context, *ACLToke
 }
 func (UnimplementedOperatorServiceServer) ACLTokenDelete(context.Context, *ACLTokenDeleteRequest) (*ACLTokenDeleteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ACLTokenDelete not implemented")
+}
+func (UnimplementedOperatorServiceServer) NotifyStatus(context.Context, *NotifyStatusRequest) (*NotifyStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method NotifyStatus not implemented")
 }
 func (UnimplementedOperatorServiceServer) mustEmbedUnimplementedOperatorServiceServer() {}
 func (UnimplementedOperatorServiceServer) testEmbeddedByValue()                         {}
@@ -1186,6 +1206,24 @@ func _OperatorService_ACLTokenDelete_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorService_NotifyStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NotifyStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).NotifyStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_NotifyStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).NotifyStatus(ctx, req.(*NotifyStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OperatorService_ServiceDesc is the grpc.ServiceDesc for OperatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1308,6 +1346,10 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ACLTokenDelete",
 			Handler:    _OperatorService_ACLTokenDelete_Handler,
+		},
+		{
+			MethodName: "NotifyStatus",
+			Handler:    _OperatorService_NotifyStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

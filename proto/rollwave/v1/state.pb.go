@@ -2669,6 +2669,99 @@ func (x *ACLToken) GetCreatedBy() string {
 	return ""
 }
 
+// NotifyCursor is how far the audit log has been delivered to one
+// notification target (a server config's notify "NAME" block).
+type NotifyCursor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The target's name.
+	Target string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// Every event with seq <= delivered_seq was delivered (a 2xx answer),
+	// was not subscribed, or was lost to retention before delivery.
+	DeliveredSeq uint64 `protobuf:"varint,2,opt,name=delivered_seq,json=deliveredSeq,proto3" json:"delivered_seq,omitempty"`
+	// When the cursor was first written (the target first configured).
+	CreatedUnixNano int64 `protobuf:"varint,3,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	// When the cursor last moved.
+	UpdatedUnixNano int64 `protobuf:"varint,4,opt,name=updated_unix_nano,json=updatedUnixNano,proto3" json:"updated_unix_nano,omitempty"`
+	// Events retention pruned before they were delivered, in all.
+	LostEvents uint64 `protobuf:"varint,5,opt,name=lost_events,json=lostEvents,proto3" json:"lost_events,omitempty"`
+	// What the last such loss was (seqs, count); empty when none.
+	LastLoss      string `protobuf:"bytes,6,opt,name=last_loss,json=lastLoss,proto3" json:"last_loss,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyCursor) Reset() {
+	*x = NotifyCursor{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyCursor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyCursor) ProtoMessage() {}
+
+func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyCursor.ProtoReflect.Descriptor instead.
+func (*NotifyCursor) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *NotifyCursor) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *NotifyCursor) GetDeliveredSeq() uint64 {
+	if x != nil {
+		return x.DeliveredSeq
+	}
+	return 0
+}
+
+func (x *NotifyCursor) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *NotifyCursor) GetUpdatedUnixNano() int64 {
+	if x != nil {
+		return x.UpdatedUnixNano
+	}
+	return 0
+}
+
+func (x *NotifyCursor) GetLostEvents() uint64 {
+	if x != nil {
+		return x.LostEvents
+	}
+	return 0
+}
+
+func (x *NotifyCursor) GetLastLoss() string {
+	if x != nil {
+		return x.LastLoss
+	}
+	return ""
+}
+
 var File_rollwave_v1_state_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_state_proto_rawDesc = "" +
@@ -2928,7 +3021,15 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x04role\x18\x04 \x01(\tR\x04role\x12*\n" +
 	"\x11created_unix_nano\x18\x05 \x01(\x03R\x0fcreatedUnixNano\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\x06 \x01(\tR\tcreatedBy*\xb3\x02\n" +
+	"created_by\x18\x06 \x01(\tR\tcreatedBy\"\xe1\x01\n" +
+	"\fNotifyCursor\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12#\n" +
+	"\rdelivered_seq\x18\x02 \x01(\x04R\fdeliveredSeq\x12*\n" +
+	"\x11created_unix_nano\x18\x03 \x01(\x03R\x0fcreatedUnixNano\x12*\n" +
+	"\x11updated_unix_nano\x18\x04 \x01(\x03R\x0fupdatedUnixNano\x12\x1f\n" +
+	"\vlost_events\x18\x05 \x01(\x04R\n" +
+	"lostEvents\x12\x1b\n" +
+	"\tlast_loss\x18\x06 \x01(\tR\blastLoss*\xb3\x02\n" +
 	"\fReleaseState\x12\x1d\n" +
 	"\x19RELEASE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RELEASE_STATE_PENDING\x10\x01\x12\x19\n" +
@@ -2982,7 +3083,7 @@ func file_rollwave_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_rollwave_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_rollwave_v1_state_proto_goTypes = []any{
 	(ReleaseState)(0),    // 0: rollwave.v1.ReleaseState
 	(PhaseState)(0),      // 1: rollwave.v1.PhaseState
@@ -3013,20 +3114,21 @@ var file_rollwave_v1_state_proto_goTypes = []any{
 	(*Event)(nil),        // 26: rollwave.v1.Event
 	(*FreezeWindow)(nil), // 27: rollwave.v1.FreezeWindow
 	(*ACLToken)(nil),     // 28: rollwave.v1.ACLToken
-	nil,                  // 29: rollwave.v1.Host.LabelsEntry
-	nil,                  // 30: rollwave.v1.UnitSpec.EnvironmentEntry
-	nil,                  // 31: rollwave.v1.TargetSpec.LabelsEntry
-	nil,                  // 32: rollwave.v1.HealthCheck.HeadersEntry
-	nil,                  // 33: rollwave.v1.Event.EvidenceEntry
+	(*NotifyCursor)(nil), // 29: rollwave.v1.NotifyCursor
+	nil,                  // 30: rollwave.v1.Host.LabelsEntry
+	nil,                  // 31: rollwave.v1.UnitSpec.EnvironmentEntry
+	nil,                  // 32: rollwave.v1.TargetSpec.LabelsEntry
+	nil,                  // 33: rollwave.v1.HealthCheck.HeadersEntry
+	nil,                  // 34: rollwave.v1.Event.EvidenceEntry
 }
 var file_rollwave_v1_state_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.SlotFacts.active:type_name -> rollwave.v1.Slot
-	29, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
+	30, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
 	5,  // 2: rollwave.v1.Host.apps:type_name -> rollwave.v1.SlotFacts
-	30, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
-	31, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
+	31, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
+	32, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
 	14, // 5: rollwave.v1.PhasesSpec.max_size:type_name -> rollwave.v1.Quantity
-	32, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
+	33, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
 	16, // 7: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
 	14, // 8: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
 	14, // 9: rollwave.v1.GatesSpec.max_unreachable:type_name -> rollwave.v1.Quantity
@@ -3048,7 +3150,7 @@ var file_rollwave_v1_state_proto_depIdxs = []int32{
 	23, // 25: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
 	2,  // 26: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
 	3,  // 27: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
-	33, // 28: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
+	34, // 28: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
 	29, // [29:29] is the sub-list for method output_type
 	29, // [29:29] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
@@ -3068,7 +3170,7 @@ func file_rollwave_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_state_proto_rawDesc), len(file_rollwave_v1_state_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
