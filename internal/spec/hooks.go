@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -121,4 +122,38 @@ func CheckHookCommand(argv []string) error {
 		return fmt.Errorf("executable %q must be an absolute path or start with {{slot_dir}}: hooks run without a shell or a PATH search", argv[0])
 	}
 	return nil
+}
+
+// CheckHookPrefix returns why p cannot be a policy.hook_prefixes entry,
+// or nil: an absolute directory ("/usr/local/lib/rollwave-hooks/"), or
+// "{{slot_dir}}" optionally followed by a directory inside it (executables
+// shipped in the release's artifact).
+func CheckHookPrefix(p string) error {
+	if err := CheckUnitValue(p); err != nil {
+		return err
+	}
+	rest, inSlot := strings.CutPrefix(p, "{{slot_dir}}")
+	switch {
+	case !inSlot && !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("must be an absolute directory such as \"/usr/local/lib/rollwave-hooks/\" or start with {{slot_dir}}, got %q", p)
+	case strings.Contains(rest, "{{") || strings.Contains(rest, "}}"):
+		return fmt.Errorf("only {{slot_dir}}, at the start, may appear, got %q", p)
+	case inSlot && rest != "" && !strings.HasPrefix(rest, "/"):
+		return fmt.Errorf("{{slot_dir}} must be followed by \"/\" or nothing, got %q", p)
+	}
+	for _, seg := range strings.Split(rest, "/") {
+		if seg == ".." || seg == "." {
+			return fmt.Errorf("must not contain . or .. segments, got %q", p)
+		}
+	}
+	return nil
+}
+
+// HookPrefixAllows reports whether exe, a hook's executable as written
+// in the spec (placeholders unexpanded), lies inside the directory
+// prefix (a valid CheckHookPrefix entry). Dot segments in exe are
+// resolved first, so "{{slot_dir}}/../x" is not inside "{{slot_dir}}".
+func HookPrefixAllows(prefix, exe string) bool {
+	dir := strings.TrimSuffix(path.Clean(prefix), "/")
+	return strings.HasPrefix(path.Clean(exe), dir+"/")
 }

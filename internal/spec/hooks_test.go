@@ -107,3 +107,33 @@ func TestCheckHookCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestHookPrefixes(t *testing.T) {
+	for _, bad := range []string{"", "hooks/", "{{app}}/x", "{{slot_dir}}x", "/opt/../bin", "{{slot_dir}}/{{port}}", "/a\n"} {
+		if err := CheckHookPrefix(bad); err == nil {
+			t.Errorf("prefix %q accepted", bad)
+		}
+	}
+	cases := []struct {
+		prefix, exe string
+		ok          bool
+	}{
+		{"/usr/local/lib/rollwave-hooks/", "/usr/local/lib/rollwave-hooks/smoke", true},
+		{"/usr/local/lib/rollwave-hooks", "/usr/local/lib/rollwave-hooks/sub/smoke", true},
+		{"/usr/local/lib/rollwave-hooks/", "/usr/local/lib/rollwave-hooks-evil/smoke", false},
+		{"/usr/local/lib/rollwave-hooks/", "/usr/local/lib/rollwave-hooks/../../../bin/sh", false},
+		{"/usr/local/lib/rollwave-hooks/", "/usr/local/lib/rollwave-hooks/", false},
+		{"{{slot_dir}}", "{{slot_dir}}/bin/smoke", true},
+		{"{{slot_dir}}/hooks/", "{{slot_dir}}/bin/smoke", false},
+		{"{{slot_dir}}", "{{slot_dir}}/../../../../bin/sh", false},
+		{"{{slot_dir}}", "/bin/sh", false},
+	}
+	for _, c := range cases {
+		if err := CheckHookPrefix(c.prefix); err != nil {
+			t.Fatalf("prefix %q refused: %v", c.prefix, err)
+		}
+		if got := HookPrefixAllows(c.prefix, c.exe); got != c.ok {
+			t.Errorf("HookPrefixAllows(%q, %q) = %v, want %v", c.prefix, c.exe, got, c.ok)
+		}
+	}
+}
