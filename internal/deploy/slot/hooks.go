@@ -240,11 +240,25 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// String is the kept output, trimmed, marked when its start was cut.
+// String is the kept output on one line (for reasons, events and logs):
+// lines trimmed and joined with " | ", other control characters replaced,
+// marked "…" when its start was cut.
 func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := strings.TrimSpace(strings.ToValidUTF8(string(t.b), "?"))
+	var lines []string
+	for _, l := range strings.Split(strings.ToValidUTF8(string(t.b), "?"), "\n") {
+		l = strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return ' '
+			}
+			return r
+		}, l)
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	s := strings.Join(lines, " | ")
 	if t.cut && s != "" {
 		s = "…" + s
 	}

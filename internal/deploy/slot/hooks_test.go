@@ -330,3 +330,20 @@ func TestPostSwitchInterruptedRevertsAtRestart(t *testing.T) {
 	}
 	waitBody(t, e.proxyAddr(), "v1")
 }
+
+func TestTailBufferKeepsTheEndOnOneLine(t *testing.T) {
+	b := &tailBuffer{max: 16}
+	for _, w := range []string{"first line\n", "second\x1b[31m line\r\n", "\nlast"} {
+		if n, err := b.Write([]byte(w)); n != len(w) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+	}
+	if got, want := b.String(), "…[31m line | last"; got != want {
+		t.Fatalf("String() = %q, want %q", got, want)
+	}
+	short := &tailBuffer{max: 64}
+	short.Write([]byte("  a\n\n b \n"))
+	if got := short.String(); got != "a | b" {
+		t.Fatalf("String() = %q", got)
+	}
+}
