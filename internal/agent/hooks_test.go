@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
-	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -41,33 +38,11 @@ func TestPostSwitchHookFailureRevertsTheHost(t *testing.T) {
 func TestSecurityForgedHookOrderRefused(t *testing.T) {
 	f := newFleet(t)
 	f.v1()
-	l := f.leader()
-	old := l.FSM().State().Release("demo-1")
-	forged := proto.Clone(old).(*rollwavev1.Release)
-	forged.Id = "demo-forged"
-	forged.State = rollwavev1.ReleaseState_RELEASE_STATE_PENDING
-	forged.CurrentPhase = 0
-	for i, ph := range forged.GetPhases() {
-		forged.Phases[i] = &rollwavev1.Phase{Index: ph.GetIndex(), Hosts: ph.GetHosts(), Cells: ph.GetCells(), BakeMs: ph.GetBakeMs()}
-	}
-	sp := forged.GetSpec()
-	sp.Name, sp.Version = "demo-forged", "6.6.6"
 	ran := filepath.Join(f.dir, "hook-ran")
-	sp.Hooks = []*rollwavev1.HookSpec{{Name: "pre_switch", Exec: []string{"+/bin/sh", "-c", "touch " + ran}, TimeoutMs: 5000}}
-	now := time.Now().UnixNano()
-	if _, err := l.Apply(raftfsm.SubmitRelease, &rollwavev1.SubmitReleaseCommand{TimeUnixNano: now, Release: forged, Actor: "forger"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Apply(raftfsm.SetReleaseState, &rollwavev1.SetReleaseStateCommand{
-		TimeUnixNano: now, ReleaseId: "demo-forged", State: rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, CurrentPhase: -1,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	as, err := l.AssignHosts("demo-forged", 0, []string{"h1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := f.waitState(as[0].GetGeneration(), rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED, 15*time.Second)
+	gen := f.forgeOrder(func(sp *rollwavev1.ReleaseSpec) {
+		sp.Hooks = []*rollwavev1.HookSpec{{Name: "pre_switch", Exec: []string{"+/bin/sh", "-c", "touch " + ran}, TimeoutMs: 5000}}
+	})
+	a := f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED, 15*time.Second)
 	if !strings.Contains(a.GetReason(), "local policy") || !strings.Contains(a.GetReason(), `hook "pre_switch"`) || !strings.Contains(a.GetReason(), "command prefix") {
 		t.Fatalf("reason should name the policy, the hook and the command prefix: %q", a.GetReason())
 	}
