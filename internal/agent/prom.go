@@ -49,7 +49,7 @@ func newPromMetrics(a *Agent) *promMetrics {
 		reg: prometheus.NewRegistry(),
 		stepDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rollwave_agent_step_duration_seconds",
-			Help:    "Duration of each step of a swap or revert on a slot (op = swap or revert; step as in the slot state file), by result.",
+			Help:    "Duration of each step of a swap or revert on a slot (op = swap, revert, or finalize for its drain hook; step as in the slot state file, lifecycle hooks by their name), by result.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 		}, []string{"op", "step", "result"}),
 		reverts: prometheus.NewCounterVec(prometheus.CounterOpts{
