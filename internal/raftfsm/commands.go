@@ -68,4 +68,5 @@ func init() {
 	register(DeleteACLToken, noResult(applyDeleteACLToken))
 	register(AbortRelease, noResult(applyAbortRelease))
 	register(Prune, noResult(applyPrune))
+	register(AckRelease, noResult(applyAckRelease))
 }

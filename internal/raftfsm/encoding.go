@@ -53,6 +53,9 @@ const (
 	// retention count, with their events and assignment history, and
 	// events older than the retention age. The leader's GC writes it.
 	Prune MessageType = 21
+	// AckRelease (body: AckReleaseCommand) records an operator's
+	// acknowledgement of a failed release, once.
+	AckRelease MessageType = 22
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -82,6 +85,7 @@ var messageTypeNames = map[MessageType]string{
 	DeleteACLToken:    "DeleteACLToken",
 	AbortRelease:      "AbortRelease",
 	Prune:             "Prune",
+	AckRelease:        "AckRelease",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

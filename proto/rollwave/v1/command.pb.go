@@ -1265,6 +1265,80 @@ func (x *PruneCommand) GetEventsBeforeUnixNano() int64 {
 	return 0
 }
 
+// AckReleaseCommand (type 22) records that an operator acknowledged a
+// failed release (`rollwave release ack`): the alert's acknowledgement, for
+// the time-to-acknowledge figure of `rollwave report`. Accepted once per
+// release, and only for a release that failed (a failed phase, or rolling
+// back, rolled back or failed).
+type AckReleaseCommand struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	ReleaseId    string                 `protobuf:"bytes,2,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
+	// The token name with ACLs on, otherwise what the client sent.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckReleaseCommand) Reset() {
+	*x = AckReleaseCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckReleaseCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckReleaseCommand) ProtoMessage() {}
+
+func (x *AckReleaseCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckReleaseCommand.ProtoReflect.Descriptor instead.
+func (*AckReleaseCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *AckReleaseCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *AckReleaseCommand) GetReleaseId() string {
+	if x != nil {
+		return x.ReleaseId
+	}
+	return ""
+}
+
+func (x *AckReleaseCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AckReleaseCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_rollwave_v1_command_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_command_proto_rawDesc = "" +
@@ -1360,7 +1434,13 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x121\n" +
 	"\x15keep_releases_per_app\x18\x03 \x01(\x05R\x12keepReleasesPerApp\x125\n" +
-	"\x17events_before_unix_nano\x18\x04 \x01(\x03R\x14eventsBeforeUnixNanoB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
+	"\x17events_before_unix_nano\x18\x04 \x01(\x03R\x14eventsBeforeUnixNano\"\x86\x01\n" +
+	"\x11AckReleaseCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
+	"\n" +
+	"release_id\x18\x02 \x01(\tR\treleaseId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reasonB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
 
 var (
 	file_rollwave_v1_command_proto_rawDescOnce sync.Once
@@ -1374,7 +1454,7 @@ func file_rollwave_v1_command_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_command_proto_rawDescData
 }
 
-var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_rollwave_v1_command_proto_goTypes = []any{
 	(*UpsertHostsCommand)(nil),       // 0: rollwave.v1.UpsertHostsCommand
 	(*DeleteHostCommand)(nil),        // 1: rollwave.v1.DeleteHostCommand
@@ -1395,33 +1475,34 @@ var file_rollwave_v1_command_proto_goTypes = []any{
 	(*UpsertACLTokenCommand)(nil),    // 16: rollwave.v1.UpsertACLTokenCommand
 	(*DeleteACLTokenCommand)(nil),    // 17: rollwave.v1.DeleteACLTokenCommand
 	(*PruneCommand)(nil),             // 18: rollwave.v1.PruneCommand
-	(*Host)(nil),                     // 19: rollwave.v1.Host
-	(*Cell)(nil),                     // 20: rollwave.v1.Cell
-	(*Release)(nil),                  // 21: rollwave.v1.Release
-	(ReleaseState)(0),                // 22: rollwave.v1.ReleaseState
-	(*Event)(nil),                    // 23: rollwave.v1.Event
-	(PhaseState)(0),                  // 24: rollwave.v1.PhaseState
-	(*Assignment)(nil),               // 25: rollwave.v1.Assignment
-	(AssignmentState)(0),             // 26: rollwave.v1.AssignmentState
-	(*FreezeWindow)(nil),             // 27: rollwave.v1.FreezeWindow
-	(*ACLToken)(nil),                 // 28: rollwave.v1.ACLToken
+	(*AckReleaseCommand)(nil),        // 19: rollwave.v1.AckReleaseCommand
+	(*Host)(nil),                     // 20: rollwave.v1.Host
+	(*Cell)(nil),                     // 21: rollwave.v1.Cell
+	(*Release)(nil),                  // 22: rollwave.v1.Release
+	(ReleaseState)(0),                // 23: rollwave.v1.ReleaseState
+	(*Event)(nil),                    // 24: rollwave.v1.Event
+	(PhaseState)(0),                  // 25: rollwave.v1.PhaseState
+	(*Assignment)(nil),               // 26: rollwave.v1.Assignment
+	(AssignmentState)(0),             // 27: rollwave.v1.AssignmentState
+	(*FreezeWindow)(nil),             // 28: rollwave.v1.FreezeWindow
+	(*ACLToken)(nil),                 // 29: rollwave.v1.ACLToken
 }
 var file_rollwave_v1_command_proto_depIdxs = []int32{
-	19, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
-	20, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
-	21, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
-	22, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
-	23, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
-	24, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
-	23, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
-	25, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
-	26, // 8: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
-	23, // 9: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
+	20, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
+	21, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
+	22, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
+	23, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
+	24, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
+	25, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
+	24, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
+	26, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
+	27, // 8: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
+	24, // 9: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
 	9,  // 10: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
-	23, // 11: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
-	27, // 12: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
-	28, // 13: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
-	28, // 14: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
+	24, // 11: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
+	28, // 12: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
+	29, // 13: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
+	29, // 14: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
 	15, // [15:15] is the sub-list for method output_type
 	15, // [15:15] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
@@ -1441,7 +1522,7 @@ func file_rollwave_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_command_proto_rawDesc), len(file_rollwave_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
