@@ -56,3 +56,25 @@ func TestAckRelease(t *testing.T) {
 	mustApply(t, f, relStateCmd("api-1", v1.ReleaseState_RELEASE_STATE_ROLLING_BACK))
 	mustApply(t, f, submitCmd("web-1", "web", 1), relStateCmd("web-1", rsRunning), relStateCmd("web-1", v1.ReleaseState_RELEASE_STATE_ROLLING_BACK), ackCmd("web-1", "ops"))
 }
+
+// EachReleaseHistory hands out each release of the app with only the
+// events of the kinds asked for.
+func TestEachReleaseHistory(t *testing.T) {
+	f := New(nil)
+	mustApply(t, f, with(base(), one(submitCmd("web-1", "web", 1)))...)
+	got := map[string][]string{}
+	f.State().EachReleaseHistory("api", []string{"release.submitted", "release.running"}, func(r *v1.Release, evs []*v1.Event) bool {
+		for _, e := range evs {
+			got[r.GetId()] = append(got[r.GetId()], e.GetKind())
+		}
+		return true
+	})
+	if len(got) != 1 || len(got["api-1"]) != 2 || got["api-1"][0] != "release.submitted" || got["api-1"][1] != "release.running" {
+		t.Fatalf("history = %v", got)
+	}
+	n := 0
+	f.State().EachReleaseHistory("", nil, func(*v1.Release, []*v1.Event) bool { n++; return false })
+	if n != 1 {
+		t.Fatalf("a false return did not stop the scan: %d calls", n)
+	}
+}

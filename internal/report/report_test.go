@@ -11,7 +11,9 @@ import (
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // at is day d plus the offset.
-func at(d int, off time.Duration) int64 { return t0.Add(time.Duration(d)*24*time.Hour + off).UnixNano() }
+func at(d int, off time.Duration) int64 {
+	return t0.Add(time.Duration(d)*24*time.Hour + off).UnixNano()
+}
 
 func ev(kind string, t int64) *v1.Event { return &v1.Event{Kind: kind, TimeUnixNano: t} }
 
@@ -193,9 +195,9 @@ func TestQuantile(t *testing.T) {
 	}{
 		{0, 0.5, Undefined},
 		{1, 0.9, time.Second},
-		{2, 0.5, time.Second},       // lower middle
-		{4, 0.5, 2 * time.Second},   // rank 2
-		{10, 0.9, 9 * time.Second},  // rank 9
+		{2, 0.5, time.Second},        // lower middle
+		{4, 0.5, 2 * time.Second},    // rank 2
+		{10, 0.9, 9 * time.Second},   // rank 9
 		{100, 0.07, 7 * time.Second}, // 0.07*100 is 7.000000000000001 in floating point; rank 7
 		{3, 1, 3 * time.Second},
 	} {
