@@ -149,15 +149,24 @@ func Compute(rels []Release, from, to time.Time, withAll bool) []Figures {
 	for _, r := range rels {
 		tls = append(tls, timelineOf(r))
 	}
-	// MTTF pairs each failure with its own app's latest earlier success.
+	// MTTF pairs each failure with its own app's latest earlier success:
+	// a binary search in the app's sorted success times.
+	successes := map[string][]int64{}
+	for _, tl := range tls {
+		if tl.succeeded != 0 {
+			successes[tl.app] = append(successes[tl.app], tl.succeeded)
+		}
+	}
+	for _, ts := range successes {
+		slices.Sort(ts)
+	}
 	for i := range tls {
 		if tls[i].failed == 0 {
 			continue
 		}
-		for _, o := range tls {
-			if o.app == tls[i].app && o.succeeded != 0 && o.succeeded < tls[i].failed && o.succeeded > tls[i].prevSuccess {
-				tls[i].prevSuccess = o.succeeded
-			}
+		ts := successes[tls[i].app]
+		if n, _ := slices.BinarySearch(ts, tls[i].failed); n > 0 {
+			tls[i].prevSuccess = ts[n-1]
 		}
 	}
 	byApp := map[string][]timeline{}

@@ -210,3 +210,28 @@ func TestQuantile(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCompute: a year of history, 20 apps with 500 releases each, one
+// in five failing.
+func BenchmarkCompute(b *testing.B) {
+	var rels []Release
+	for a := 0; a < 20; a++ {
+		app := "app-" + string(rune('a'+a))
+		for i := 0; i < 500; i++ {
+			start := at(i*365/500, time.Duration(a)*time.Minute)
+			evs := []*v1.Event{ev("release.submitted", start)}
+			st := succeeded
+			if i%5 == 0 {
+				evs = append(evs, ev("gate.failed", start+int64(h)), ev("release.rolling_back", start+int64(h)), ev("release.rolled_back", start+int64(h+m)))
+				st = rolledBack
+			} else {
+				evs = append(evs, ev("release.succeeded", start+int64(2*h)))
+			}
+			rels = append(rels, rel(app+"-"+time.Duration(i).String(), app, st, 0, evs...))
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		Compute(rels, t0, t0.Add(365*24*h), true)
+	}
+}
