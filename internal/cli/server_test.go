@@ -42,6 +42,7 @@ type fakeOperator struct {
 	events   []*rollwavev1.Event
 	freezes  *rollwavev1.ListFreezesResponse
 	notify   *rollwavev1.NotifyStatusResponse
+	report   *rollwavev1.ReportResponse
 	snapshot [][]byte                           // chunks SnapshotSave streams
 	saveErr  error                              // returned after the chunks
 	restored [][]byte                           // chunks SnapshotRestore received
@@ -194,6 +195,16 @@ func (f *fakeOperator) AbortRelease(_ context.Context, req *rollwavev1.ReleaseAc
 
 func (f *fakeOperator) RollbackRelease(_ context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
 	return f.action("RollbackRelease", rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, req)
+}
+
+// AckRelease answers with the release acknowledged by the request's actor at testNow.
+func (f *fakeOperator) AckRelease(_ context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+	return &rollwavev1.ReleaseActionResponse{Release: &rollwavev1.Release{Id: req.GetId(), State: rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK,
+		AckedBy: req.GetActor(), AckedUnixNano: nanos(testNow), AckReason: req.GetReason()}}, f.record("AckRelease", req)
+}
+
+func (f *fakeOperator) Report(_ context.Context, req *rollwavev1.ReportRequest) (*rollwavev1.ReportResponse, error) {
+	return f.report, f.record("Report", req)
 }
 
 func (f *fakeOperator) PromoteRelease(_ context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {

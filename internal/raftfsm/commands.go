@@ -69,4 +69,5 @@ func init() {
 	register(AbortRelease, noResult(applyAbortRelease))
 	register(Prune, noResult(applyPrune))
 	register(SetNotifyCursors, noResult(applySetNotifyCursors))
+	register(AckRelease, noResult(applyAckRelease))
 }

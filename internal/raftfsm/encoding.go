@@ -58,6 +58,9 @@ const (
 	// with IgnoreUnknownTypeFlag: cursors change no other state, so a
 	// server that predates them may skip the entry.
 	SetNotifyCursors MessageType = 22
+	// AckRelease (body: AckReleaseCommand) records an operator's
+	// acknowledgement of a failed release, once.
+	AckRelease MessageType = 23
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -88,6 +91,7 @@ var messageTypeNames = map[MessageType]string{
 	AbortRelease:      "AbortRelease",
 	Prune:             "Prune",
 	SetNotifyCursors:  "SetNotifyCursors",
+	AckRelease:        "AckRelease",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

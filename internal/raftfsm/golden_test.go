@@ -329,6 +329,18 @@ func laterGoldenSteps() []namedStep {
 					t.Errorf("cursor = %v", c)
 				}
 			}}, file: "cmd-set-notify-cursors.bin"},
+		// Since type 23 (AckRelease): the failure of api-2.4.0 (phase 1
+		// failed a gate) is acknowledged.
+		{goldenStep: goldenStep{cmd: cmd{AckRelease, &v1.AckReleaseCommand{TimeUnixNano: now + 29, ReleaseId: "api-2.4.0", Actor: "ops", Reason: "paged, looking"}},
+			check: func(t *testing.T, s *State) {
+				if r := s.Release("api-2.4.0"); r.GetAckedUnixNano() != now+29 || r.GetAckedBy() != "ops" || r.GetAckReason() != "paged, looking" {
+					t.Errorf("release = %v", r)
+				}
+				ev := s.Events("api-2.4.0", 0, 0)
+				if last := ev[len(ev)-1]; last.GetKind() != "release.acked" || last.GetActor() != "ops" || last.GetTimeUnixNano() != now+29 {
+					t.Errorf("last event = %v", last)
+				}
+			}}},
 	}
 }
 

@@ -44,6 +44,8 @@ const (
 	OperatorService_AbortRelease_FullMethodName    = "/rollwave.v1.OperatorService/AbortRelease"
 	OperatorService_RollbackRelease_FullMethodName = "/rollwave.v1.OperatorService/RollbackRelease"
 	OperatorService_PromoteRelease_FullMethodName  = "/rollwave.v1.OperatorService/PromoteRelease"
+	OperatorService_AckRelease_FullMethodName      = "/rollwave.v1.OperatorService/AckRelease"
+	OperatorService_Report_FullMethodName          = "/rollwave.v1.OperatorService/Report"
 	OperatorService_ConvergeRelease_FullMethodName = "/rollwave.v1.OperatorService/ConvergeRelease"
 	OperatorService_ListEvents_FullMethodName      = "/rollwave.v1.OperatorService/ListEvents"
 	OperatorService_WatchRelease_FullMethodName    = "/rollwave.v1.OperatorService/WatchRelease"
@@ -88,6 +90,13 @@ type OperatorServiceClient interface {
 	AbortRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
 	RollbackRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
 	PromoteRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
+	// Acknowledges a failed release's alert (once; the time-to-acknowledge
+	// of Report). A release that did not fail, or one already acknowledged,
+	// is refused with FailedPrecondition.
+	AckRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
+	// Delivery and incident figures per app over a window, computed from the
+	// answering server's replica (see internal/report).
+	Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*ReportResponse, error)
 	// Rolls the app's drifted hosts to its last succeeded release, one host
 	// per phase, through a new release.
 	ConvergeRelease(ctx context.Context, in *ConvergeReleaseRequest, opts ...grpc.CallOption) (*ConvergeReleaseResponse, error)
@@ -343,6 +352,26 @@ func (c *operatorServiceClient) PromoteRelease(ctx context.Context, in *ReleaseA
 	return out, nil
 }
 
+func (c *operatorServiceClient) AckRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseActionResponse)
+	err := c.cc.Invoke(ctx, OperatorService_AckRelease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*ReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportResponse)
+	err := c.cc.Invoke(ctx, OperatorService_Report_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *operatorServiceClient) ConvergeRelease(ctx context.Context, in *ConvergeReleaseRequest, opts ...grpc.CallOption) (*ConvergeReleaseResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ConvergeReleaseResponse)
@@ -502,6 +531,13 @@ type OperatorServiceServer interface {
 	AbortRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
 	RollbackRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
 	PromoteRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
+	// Acknowledges a failed release's alert (once; the time-to-acknowledge
+	// of Report). A release that did not fail, or one already acknowledged,
+	// is refused with FailedPrecondition.
+	AckRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
+	// Delivery and incident figures per app over a window, computed from the
+	// answering server's replica (see internal/report).
+	Report(context.Context, *ReportRequest) (*ReportResponse, error)
 	// Rolls the app's drifted hosts to its last succeeded release, one host
 	// per phase, through a new release.
 	ConvergeRelease(context.Context, *ConvergeReleaseRequest) (*ConvergeReleaseResponse, error)
@@ -597,6 +633,12 @@ func (UnimplementedOperatorServiceServer) RollbackRelease(context.Context, *Rele
 }
 func (UnimplementedOperatorServiceServer) PromoteRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PromoteRelease not implemented")
+}
+func (UnimplementedOperatorServiceServer) AckRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AckRelease not implemented")
+}
+func (UnimplementedOperatorServiceServer) Report(context.Context, *ReportRequest) (*ReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Report not implemented")
 }
 func (UnimplementedOperatorServiceServer) ConvergeRelease(context.Context, *ConvergeReleaseRequest) (*ConvergeReleaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConvergeRelease not implemented")
@@ -1015,6 +1057,42 @@ func _OperatorService_PromoteRelease_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorService_AckRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseActionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).AckRelease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_AckRelease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).AckRelease(ctx, req.(*ReleaseActionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_Report_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).Report(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_Report_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).Report(ctx, req.(*ReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OperatorService_ConvergeRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ConvergeReleaseRequest)
 	if err := dec(in); err != nil {
@@ -1306,6 +1384,14 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PromoteRelease",
 			Handler:    _OperatorService_PromoteRelease_Handler,
+		},
+		{
+			MethodName: "AckRelease",
+			Handler:    _OperatorService_AckRelease_Handler,
+		},
+		{
+			MethodName: "Report",
+			Handler:    _OperatorService_Report_Handler,
 		},
 		{
 			MethodName: "ConvergeRelease",

@@ -2209,7 +2209,12 @@ type Release struct {
 	// Set on a convergence release: the id of the succeeded release whose
 	// version it rolls to drifted hosts (one host per phase); its phases are
 	// fixed at submit and never replanned from the target.
-	ConvergeOf    string `protobuf:"bytes,12,opt,name=converge_of,json=convergeOf,proto3" json:"converge_of,omitempty"`
+	ConvergeOf string `protobuf:"bytes,12,opt,name=converge_of,json=convergeOf,proto3" json:"converge_of,omitempty"`
+	// When an operator acknowledged the release's failure (`rollwave release
+	// ack`, command type 23), by whom and why; 0 and empty until then.
+	AckedUnixNano int64  `protobuf:"varint,13,opt,name=acked_unix_nano,json=ackedUnixNano,proto3" json:"acked_unix_nano,omitempty"`
+	AckedBy       string `protobuf:"bytes,14,opt,name=acked_by,json=ackedBy,proto3" json:"acked_by,omitempty"`
+	AckReason     string `protobuf:"bytes,15,opt,name=ack_reason,json=ackReason,proto3" json:"ack_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2324,6 +2329,27 @@ func (x *Release) GetSource() []byte {
 func (x *Release) GetConvergeOf() string {
 	if x != nil {
 		return x.ConvergeOf
+	}
+	return ""
+}
+
+func (x *Release) GetAckedUnixNano() int64 {
+	if x != nil {
+		return x.AckedUnixNano
+	}
+	return 0
+}
+
+func (x *Release) GetAckedBy() string {
+	if x != nil {
+		return x.AckedBy
+	}
+	return ""
+}
+
+func (x *Release) GetAckReason() string {
+	if x != nil {
+		return x.AckReason
 	}
 	return ""
 }
@@ -3034,7 +3060,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11approval_required\x18\n" +
 	" \x01(\bR\x10approvalRequired\x12\x1a\n" +
 	"\bapproved\x18\v \x01(\bR\bapproved\x12!\n" +
-	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\xb2\x03\n" +
+	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\x94\x04\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x04spec\x18\x02 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\x12/\n" +
@@ -3051,7 +3077,11 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"sourceName\x12\x16\n" +
 	"\x06source\x18\v \x01(\fR\x06source\x12\x1f\n" +
 	"\vconverge_of\x18\f \x01(\tR\n" +
-	"convergeOf\"\xb0\x03\n" +
+	"convergeOf\x12&\n" +
+	"\x0facked_unix_nano\x18\r \x01(\x03R\rackedUnixNano\x12\x19\n" +
+	"\backed_by\x18\x0e \x01(\tR\aackedBy\x12\x1d\n" +
+	"\n" +
+	"ack_reason\x18\x0f \x01(\tR\tackReason\"\xb0\x03\n" +
 	"\n" +
 	"Assignment\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
