@@ -91,3 +91,42 @@ func TestErrorKindsBecomeGRPCCodes(t *testing.T) {
 		t.Errorf("Apply of a duplicate release: %v (%T), want a RejectedError of SubmitRelease matching raftfsm.ErrExists", err, err)
 	}
 }
+
+// A `release start` whose first attempt was cut off between the submit
+// entry and the start entry is retried by the client with the same spec:
+// the retry starts the pending release instead of answering "exists
+// already" and leaving it pending. Another spec under the same name, or a
+// plain submit, is still refused as a duplicate.
+func TestRetriedStartStartsItsPendingRelease(t *testing.T) {
+	c := coordtest.NewCluster(t, 3)
+	leader := c.Leader(10 * time.Second)
+	cl := c.Client(leader)
+	submit := &rollwavev1.SubmitReleaseRequest{SourceName: "api-1.hcl", Source: specSource("api-1", "api"), Actor: "test"}
+	if _, err := cl.SubmitRelease(ctx(t), submit); err != nil {
+		t.Fatal(err)
+	}
+	other := &rollwavev1.SubmitReleaseRequest{SourceName: "api-1.hcl", Source: append(specSource("api-1", "api"), "\n# edited\n"...), Actor: "test", Start: true}
+	if _, err := cl.SubmitRelease(ctx(t), other); status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("start of another spec named api-1: %v, want AlreadyExists", err)
+	}
+	if r := leader.FSM().State().Release("api-1"); r.GetState() != rollwavev1.ReleaseState_RELEASE_STATE_PENDING {
+		t.Fatalf("a refused start changed the release: %s", r.GetState())
+	}
+	if _, err := cl.SubmitRelease(ctx(t), submit); status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("plain resubmit: %v, want AlreadyExists", err)
+	}
+	retry := &rollwavev1.SubmitReleaseRequest{SourceName: submit.SourceName, Source: submit.Source, Actor: "test", Start: true}
+	if _, err := cl.SubmitRelease(ctx(t), retry); err != nil {
+		t.Fatalf("retried start of the pending release: %v", err)
+	}
+	if r := leader.FSM().State().Release("api-1"); r.GetState() == rollwavev1.ReleaseState_RELEASE_STATE_PENDING {
+		t.Fatalf("the retried start left api-1 pending")
+	}
+	found := false
+	for _, e := range leader.FSM().State().Events("api-1", 0, 0) {
+		found = found || strings.Contains(e.GetMessage(), "started on submit (retried)")
+	}
+	if !found {
+		t.Fatalf("no event says the release was started by the retried start: %v", leader.FSM().State().Events("api-1", 0, 0))
+	}
+}

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,7 +88,19 @@ func (o *operatorService) submitLocal(ctx context.Context, req *rollwavev1.Submi
 		return nil, err
 	}
 	id := sp.GetName()
-	if o.s.fsm.State().Release(id) != nil {
+	if prev := o.s.fsm.State().Release(id); prev != nil {
+		// A `release start` retried after its first attempt was cut off
+		// (a leader change between the submit entry and the start entry)
+		// finds its own release pending: start it rather than leave it
+		// pending behind an "exists already". Anything else with this name
+		// is another release.
+		if req.GetStart() && prev.GetState() == rollwavev1.ReleaseState_RELEASE_STATE_PENDING &&
+			bytes.Equal(prev.GetSource(), req.GetSource()) && prev.GetSourceName() == req.GetSourceName() {
+			if err := o.s.setReleaseState(id, rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, "started on submit (retried)", actorOf(ctx, req.GetActor())); err != nil {
+				return nil, err
+			}
+			return &rollwavev1.SubmitReleaseResponse{Release: o.s.fsm.State().Release(id)}, nil
+		}
 		return nil, errorf(raftfsm.ErrExists, "a release named %q exists already; give the new one another name", id)
 	}
 	if active := o.s.fsm.State().ActiveRelease(sp.GetApp()); active != nil {

@@ -126,7 +126,9 @@ func (f *fleet) addHost(cell string) string {
 // leader and known to raft.
 func (f *fleet) waitRegistered() {
 	f.t.Helper()
-	testutil.WaitFor(f.t, 15*time.Second, func() (bool, string) {
+	// Generous: on a loaded machine leadership can move while agents
+	// connect, and each move costs them a reconnect backoff.
+	testutil.WaitFor(f.t, 60*time.Second, func() (bool, string) {
 		l := f.leader()
 		for _, h := range f.hosts {
 			if !l.AgentConnected(h) || l.FSM().State().Host(h) == nil {
