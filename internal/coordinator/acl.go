@@ -52,6 +52,7 @@ var aclMethodRoles = map[string]string{
 	"WatchRelease": raftfsm.RoleRead,
 	"PlanRelease":  raftfsm.RoleRead,
 	"ListFreezes":  raftfsm.RoleRead,
+	"HostLogs":     raftfsm.RoleRead,
 	"ACLTokenList": raftfsm.RoleRead, // non-admins see only their own token
 
 	"SubmitRelease":   raftfsm.RoleDeploy,
