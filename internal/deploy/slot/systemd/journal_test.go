@@ -1,0 +1,165 @@
+package systemd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rollwave/rollwave/internal/deploy/slot"
+	"github.com/rollwave/rollwave/internal/testutil"
+)
+
+// fakeJournalctl writes a script standing in for journalctl (unit tests
+// only): it appends its arguments to args.log and prints the entries of
+// backlog.json, or, with --follow, those of live.json and then waits to
+// be killed.
+func fakeJournalctl(t *testing.T, backlog, live string) (bin, argsLog string) {
+	t.Helper()
+	dir := t.TempDir()
+	argsLog = filepath.Join(dir, "args.log")
+	for name, body := range map[string]string{"backlog.json": backlog, "live.json": live} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := fmt.Sprintf(`#!/bin/sh
+echo "$*" >> %[1]s/args.log
+for a in "$@"; do
+  if [ "$a" = --follow ]; then
+    cat %[1]s/live.json
+    exec sleep 60
+  fi
+done
+cat %[1]s/backlog.json
+`, dir)
+	bin = filepath.Join(dir, "journalctl")
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, argsLog
+}
+
+type sink struct {
+	mu    sync.Mutex
+	lines []slot.LogLine
+}
+
+func (s *sink) emit(l slot.LogLine) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lines = append(s.lines, l)
+	return nil
+}
+
+func (s *sink) messages() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, l := range s.lines {
+		out = append(out, l.Message)
+	}
+	return out
+}
+
+const backlogJSON = `{"__CURSOR":"s=1;i=1","__REALTIME_TIMESTAMP":"1700000000123456","MESSAGE":"started v1"}
+not json at all
+{"__CURSOR":"s=1;i=2","__REALTIME_TIMESTAMP":"1700000001000000","MESSAGE":[104,105,255]}
+{"__CURSOR":"s=1;i=3","__REALTIME_TIMESTAMP":"1700000002000000","MESSAGE":null}
+{"__CURSOR":"s=1;i=4","__REALTIME_TIMESTAMP":"1700000003000000","MESSAGE":["one","two"]}
+`
+
+func TestJournalReadsEntries(t *testing.T) {
+	t.Parallel()
+	bin, argsLog := fakeJournalctl(t, backlogJSON, "")
+	s := &sink{}
+	err := Journal{Path: bin}.ReadLogs(context.Background(), slot.LogSource{App: "web", Slot: slot.Green}, 5, false, s.emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"started v1", "hi\uFFFD", "", "one two"}
+	if got := s.messages(); !slices.Equal(got, want) {
+		t.Fatalf("messages %q, want %q", got, want)
+	}
+	if at := s.lines[0].Time; !at.Equal(time.UnixMicro(1700000000123456)) {
+		t.Fatalf("time of the first entry %s, want the journal's __REALTIME_TIMESTAMP", at)
+	}
+	for _, l := range s.lines {
+		if l.Live {
+			t.Fatalf("backlog line %q marked live", l.Message)
+		}
+	}
+	args, _ := os.ReadFile(argsLog)
+	for _, want := range []string{"--unit rollwave-web-green.service", "--output json", "--lines 5", "--no-pager"} {
+		if !strings.Contains(string(args), want) {
+			t.Errorf("journalctl args %q lack %q", args, want)
+		}
+	}
+}
+
+func TestJournalFollowContinuesAfterTheLastCursor(t *testing.T) {
+	t.Parallel()
+	live := `{"__CURSOR":"s=1;i=5","__REALTIME_TIMESTAMP":"1700000004000000","MESSAGE":"new line"}` + "\n"
+	bin, argsLog := fakeJournalctl(t, backlogJSON, live)
+	s := &sink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Journal{Path: bin}.ReadLogs(ctx, slot.LogSource{App: "web", Slot: slot.Blue}, 10, true, s.emit)
+	}()
+	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
+		got := s.messages()
+		return len(got) == 5 && got[4] == "new line", fmt.Sprintf("messages %q", got)
+	})
+	s.mu.Lock()
+	if !s.lines[4].Live || s.lines[3].Live {
+		t.Errorf("live flags: backlog %v, followed %v; want false, true", s.lines[3].Live, s.lines[4].Live)
+	}
+	s.mu.Unlock()
+	args, _ := os.ReadFile(argsLog)
+	if calls := strings.Split(strings.TrimSpace(string(args)), "\n"); len(calls) != 2 ||
+		!strings.Contains(calls[1], "--follow") || !strings.Contains(calls[1], "--after-cursor s=1;i=4") {
+		t.Fatalf("journalctl calls %q; want the follow to start after the last cursor shown", calls)
+	}
+	// The client goes away: journalctl is killed and the read ends cleanly.
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("follow ended by its context returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("follow did not end within 10s of its context")
+	}
+}
+
+func TestJournalErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	failing := filepath.Join(dir, "journalctl")
+	if err := os.WriteFile(failing, []byte("#!/bin/sh\necho 'Failed to open journal: Permission denied' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := Journal{Path: failing}.ReadLogs(context.Background(), slot.LogSource{App: "web", Slot: slot.Blue}, 10, false, (&sink{}).emit)
+	if err == nil || !strings.Contains(err.Error(), "Permission denied") {
+		t.Fatalf("failing journalctl: %v, want its stderr in the error", err)
+	}
+	// A name that is no valid unit never reaches journalctl.
+	bin, argsLog := fakeJournalctl(t, backlogJSON, "")
+	for _, src := range []slot.LogSource{{App: "../x", Slot: slot.Blue}, {App: "web", Slot: "purple"}, {App: "-o", Slot: slot.Blue}} {
+		if err := (Journal{Path: bin}).ReadLogs(context.Background(), src, 10, false, (&sink{}).emit); err == nil {
+			t.Errorf("source %+v accepted", src)
+		}
+	}
+	if err := (Journal{Path: bin}).ReadLogs(context.Background(), slot.LogSource{App: "web", Slot: slot.Blue}, slot.MaxLogLines+1, false, (&sink{}).emit); err == nil {
+		t.Error("lines over the limit accepted")
+	}
+	if b, _ := os.ReadFile(argsLog); len(b) > 0 {
+		t.Fatalf("journalctl ran for refused requests: %q", b)
+	}
+}
