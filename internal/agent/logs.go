@@ -268,3 +268,11 @@ func protoSlot(n slot.Name) rollwavev1.Slot {
 	}
 	return rollwavev1.Slot_SLOT_UNSPECIFIED
 }
+
+// ActiveLogStreams is how many log requests the agent is serving now
+// (tests, status).
+func (a *Agent) ActiveLogStreams() int {
+	a.logs.mu.Lock()
+	defer a.logs.mu.Unlock()
+	return len(a.logs.active)
+}
