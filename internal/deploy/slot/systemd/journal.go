@@ -106,11 +106,12 @@ func (j Journal) run(ctx context.Context, args []string, live bool, emit func(sl
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("read the journal: %w", err)
 	}
-	cursor, emitErr := "", error(nil)
+	cursor, emitErr, readErr := "", error(nil), error(nil)
 	lr := slot.NewLineReader(stdout, maxJournalEntry)
 	for {
 		line, truncated, ok, err := lr.Next()
 		if err != nil || !ok {
+			readErr = err
 			break
 		}
 		if truncated {
@@ -123,13 +124,20 @@ func (j Journal) run(ctx context.Context, args []string, live bool, emit func(sl
 			break
 		}
 	}
-	cancel() // journalctl -f runs until killed; on a read error too
+	if emitErr != nil || readErr != nil {
+		cancel() // nobody reads journalctl's output any more
+	}
+	// journalctl closed its output: it is exiting; give it a moment.
+	exited := time.AfterFunc(journalWaitDelay, cancel)
+	defer exited.Stop()
 	werr := cmd.Wait()
 	switch {
 	case emitErr != nil:
 		return cursor, emitErr
 	case ctx.Err() != nil:
 		return cursor, nil
+	case readErr != nil:
+		return cursor, fmt.Errorf("read journalctl's output: %w", readErr)
 	case werr != nil:
 		return cursor, fmt.Errorf("journalctl %s: %v: %s", strings.Join(args, " "), werr, strings.TrimSpace(stderr.String()))
 	}

@@ -15,6 +15,9 @@ import (
 	"github.com/rollwave/rollwave/internal/testutil"
 )
 
+// The tests here do not run in parallel: a script written while another
+// test forks can be held open by the child (ETXTBSY on exec).
+
 // fakeJournalctl writes a script standing in for journalctl (unit tests
 // only): it appends its arguments to args.log and prints the entries of
 // backlog.json, or, with --follow, those of live.json and then waits to
@@ -75,7 +78,6 @@ not json at all
 `
 
 func TestJournalReadsEntries(t *testing.T) {
-	t.Parallel()
 	bin, argsLog := fakeJournalctl(t, backlogJSON, "")
 	s := &sink{}
 	err := Journal{Path: bin}.ReadLogs(context.Background(), slot.LogSource{App: "web", Slot: slot.Green}, 5, false, s.emit)
@@ -103,7 +105,6 @@ func TestJournalReadsEntries(t *testing.T) {
 }
 
 func TestJournalFollowContinuesAfterTheLastCursor(t *testing.T) {
-	t.Parallel()
 	live := `{"__CURSOR":"s=1;i=5","__REALTIME_TIMESTAMP":"1700000004000000","MESSAGE":"new line"}` + "\n"
 	bin, argsLog := fakeJournalctl(t, backlogJSON, live)
 	s := &sink{}
@@ -139,7 +140,6 @@ func TestJournalFollowContinuesAfterTheLastCursor(t *testing.T) {
 }
 
 func TestJournalErrors(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir()
 	failing := filepath.Join(dir, "journalctl")
 	if err := os.WriteFile(failing, []byte("#!/bin/sh\necho 'Failed to open journal: Permission denied' >&2\nexit 1\n"), 0o755); err != nil {
