@@ -49,6 +49,7 @@ func TestHostLogs(t *testing.T) {
 	}
 	a := agenttest.Start(t, "h1", "a", agenttest.Options{Join: l.GossipAddr()})
 	testutil.WaitFor(t, 15*time.Second, func() (bool, string) {
+		l := c.Leader(10 * time.Second)
 		return l.AgentConnected("h1") && l.FSM().State().Host("h1") != nil, "agent h1 not registered"
 	})
 
@@ -64,13 +65,15 @@ func TestHostLogs(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.AssignHosts("demo-1", 0, []string{"h1"}); err != nil {
-		t.Fatal(err)
-	}
+	// Retried: a busy machine may move leadership meanwhile.
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		_, err := c.Leader(10*time.Second).AssignHosts("demo-1", 0, []string{"h1"})
+		return err == nil, fmt.Sprintf("assign h1: %v", err)
+	})
 	waitServes(t, traffic, "1.0.0", 20*time.Second)
 	// The leader learns the app from the agent's slot facts.
 	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
-		h := l.FSM().State().Host("h1")
+		h := c.Leader(10 * time.Second).FSM().State().Host("h1")
 		return len(h.GetApps()) == 1 && h.GetApps()[0].GetActive() == rollwavev1.Slot_SLOT_BLUE, fmt.Sprintf("h1 facts %v", h.GetApps())
 	})
 
