@@ -3,12 +3,15 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/rollwave/rollwave/internal/deploy/slot"
 	"github.com/rollwave/rollwave/internal/testutil"
@@ -126,6 +129,59 @@ func slotVersionFile(h *fleet.Host, s slot.Name) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
+// checkLogs runs `rollwave logs HOST demo` with a token of role read and
+// checks that it shows the line the demo app printed at start, read from
+// the journal of the unit of the host's active slot, and that -json names
+// that slot.
+func checkLogs(t *testing.T, cs *fleet.Coordinators, h *fleet.Host, version string) {
+	t.Helper()
+	out, errOut, err := cs.CLI("acl", "token", "create", "-name", "e2e-logs-reader", "-role", "read", "-json")
+	if err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	var tok rollwavev1.ACLTokenSecretResponse
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal([]byte(out), &tok); err != nil || tok.GetSecret() == "" {
+		t.Fatalf("decode acl token create -json: %v\n%s", err, out)
+	}
+	st, err := h.SlotState(fleet.DemoApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "demo-app " + version + " listening on"
+	start := time.Now()
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		out, errOut, err := cs.CLI("logs", h.Name, fleet.DemoApp, "-n", "50", "-token", tok.GetSecret())
+		return err == nil && strings.Contains(out, want), fmt.Sprintf("rollwave logs: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	})
+	t.Logf("TIMING rollwave logs showed %q from %s's journal: %s", want, h.Name, time.Since(start).Round(time.Millisecond))
+	out, errOut, err = cs.CLI("logs", h.Name, fleet.DemoApp, "-n", "50", "-json", "-token", tok.GetSecret())
+	if err != nil {
+		t.Fatalf("rollwave logs -json: %v: %s", err, errOut)
+	}
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var l struct {
+			Slot, Version, Message string
+			TimeUnixNano           int64 `json:"time_unix_nano"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("rollwave logs -json line %q: %v", line, err)
+		}
+		if l.Slot != string(st.Active) || l.Version != version {
+			t.Fatalf("rollwave logs -json line names slot %s version %s, want the active slot %s, %s", l.Slot, l.Version, st.Active, version)
+		}
+		if strings.Contains(l.Message, want) {
+			found = true
+			if l.TimeUnixNano == 0 {
+				t.Errorf("journal line %q has no time", l.Message)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("rollwave logs -json lacks %q:\n%s", want, out)
+	}
+}
+
 func otherSlot(s slot.Name) slot.Name {
 	if s == slot.Blue {
 		return slot.Green
@@ -145,6 +201,7 @@ func TestPhasedRollout(t *testing.T) {
 	f, cs, hosts := bootFleet(t, rolloutHosts)
 	const v1, v2 = "1.0.0", "2.0.0"
 	deployDemo(t, f, cs, hosts, v1)
+	checkLogs(t, cs, hosts[0], v1)
 
 	// After v1: exactly the slot the state file names is active.
 	activeV1 := map[string]slot.Name{}
