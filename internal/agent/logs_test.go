@@ -163,6 +163,15 @@ func TestHostLogs(t *testing.T) {
 		n := a.ActiveLogStreams()
 		return n == 0, fmt.Sprintf("agent still serves %d log streams after the client left", n)
 	})
+
+	// A host without a session cannot be read: Unavailable, saying why.
+	a.Stop()
+	testutil.WaitFor(t, 15*time.Second, func() (bool, string) {
+		return !c.Leader(10 * time.Second).AgentConnected("h1"), "h1 still connected"
+	})
+	if code, _, errOut := runCLI(append([]string{"logs", "h1", "demo"}, base...)...); code != cli.ExitUnavailable || !strings.Contains(errOut, "host h1 has no session with the leader") {
+		t.Fatalf("stopped host: exit %d, %q; want %d naming the missing session", code, errOut, cli.ExitUnavailable)
+	}
 }
 
 // contextWithCancel is a context for a stream, bounded by a minute.
