@@ -184,7 +184,7 @@ func (s *logStreams) serve(ctx, rctx context.Context, id string, src slot.LogSou
 	}()
 
 	limiter := rate.NewLimiter(s.lim.rate, s.lim.burst)
-	chunk := &rollwavev1.LogChunk{RequestId: id, Slot: protoSlot(src.Slot), Version: version}
+	chunk := &rollwavev1.LogChunk{RequestId: id, Slot: slotProto(src.Slot), Version: version}
 	first, size, dropped := true, 0, 0
 	flush := func(sendCtx context.Context, force bool) error {
 		if dropped > 0 {
@@ -257,16 +257,6 @@ func protoLogLine(l slot.LogLine) *rollwavev1.LogLine {
 		out.TimeUnixNano = l.Time.UnixNano()
 	}
 	return out
-}
-
-func protoSlot(n slot.Name) rollwavev1.Slot {
-	switch n {
-	case slot.Blue:
-		return rollwavev1.Slot_SLOT_BLUE
-	case slot.Green:
-		return rollwavev1.Slot_SLOT_GREEN
-	}
-	return rollwavev1.Slot_SLOT_UNSPECIFIED
 }
 
 // ActiveLogStreams is how many log requests the agent is serving now

@@ -113,13 +113,7 @@ func (lt *logTest) start(id string, req *rollwavev1.LogRequest) {
 // next returns the next chunk sent, failing after 10s.
 func (lt *logTest) next() *rollwavev1.LogChunk {
 	lt.t.Helper()
-	select {
-	case c := <-lt.out:
-		return c
-	case <-time.After(10 * time.Second):
-		lt.t.Fatal("no log chunk within 10s")
-		return nil
-	}
+	return testutil.Receive(lt.t, lt.out, 10*time.Second, "log chunk")
 }
 
 // until collects chunks of id until one with eof.

@@ -48,6 +48,22 @@ func WaitForWith(t testing.TB, timeout time.Duration, cond func() (bool, string)
 	}
 }
 
+// Receive returns the next value from ch, failing the test when none
+// comes within timeout; what names the awaited value in the failure.
+func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("%s: nothing within %s", what, timeout)
+		var zero T
+		return zero
+	}
+}
+
 // Logger returns a slog.Logger that writes to t.Log until the test ends
 // (later writes are dropped: logging after a test finished panics). Info
 // and above by default; ROLLWAVE_TEST_LOG=debug shows everything.

@@ -129,13 +129,8 @@ func TestJournalFollowContinuesAfterTheLastCursor(t *testing.T) {
 	}
 	// The client goes away: journalctl is killed and the read ends cleanly.
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("follow ended by its context returned %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("follow did not end within 10s of its context")
+	if err := testutil.Receive(t, done, 10*time.Second, "the end of the follow after its context"); err != nil {
+		t.Fatalf("follow ended by its context returned %v", err)
 	}
 }
 
