@@ -64,6 +64,28 @@ func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what strin
 	}
 }
 
+// Collector gathers values handed to Add from any goroutine, for a test
+// to read with All.
+type Collector[T any] struct {
+	mu   sync.Mutex
+	vals []T
+}
+
+// Add records v; it never fails (its error fits callbacks).
+func (c *Collector[T]) Add(v T) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.vals = append(c.vals, v)
+	return nil
+}
+
+// All returns a copy of what was added, in order.
+func (c *Collector[T]) All() []T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]T(nil), c.vals...)
+}
+
 // Logger returns a slog.Logger that writes to t.Log until the test ends
 // (later writes are dropped: logging after a test finished panics). Info
 // and above by default; ROLLWAVE_TEST_LOG=debug shows everything.

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -126,23 +125,11 @@ func TestLogLinesAreCutAndValidUTF8(t *testing.T) {
 }
 
 // lineSink collects followed lines for a test.
-type lineSink struct {
-	mu    sync.Mutex
-	lines []LogLine
-}
+type lineSink struct{ testutil.Collector[LogLine] }
 
-func (s *lineSink) emit(l LogLine) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lines = append(s.lines, l)
-	return nil
-}
+func (s *lineSink) emit(l LogLine) error { return s.Add(l) }
 
-func (s *lineSink) get() []LogLine {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.lines)
-}
+func (s *lineSink) get() []LogLine { return s.All() }
 
 func (s *lineSink) waitFor(t *testing.T, want []string) {
 	t.Helper()

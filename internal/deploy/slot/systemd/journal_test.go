@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,23 +47,16 @@ cat %[1]s/backlog.json
 	return bin, argsLog
 }
 
+// sink collects the lines a read emits.
 type sink struct {
-	mu    sync.Mutex
-	lines []slot.LogLine
+	testutil.Collector[slot.LogLine]
 }
 
-func (s *sink) emit(l slot.LogLine) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lines = append(s.lines, l)
-	return nil
-}
+func (s *sink) emit(l slot.LogLine) error { return s.Add(l) }
 
 func (s *sink) messages() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []string
-	for _, l := range s.lines {
+	for _, l := range s.All() {
 		out = append(out, l.Message)
 	}
 	return out
@@ -88,10 +80,10 @@ func TestJournalReadsEntries(t *testing.T) {
 	if got := s.messages(); !slices.Equal(got, want) {
 		t.Fatalf("messages %q, want %q", got, want)
 	}
-	if at := s.lines[0].Time; !at.Equal(time.UnixMicro(1700000000123456)) {
+	if at := s.All()[0].Time; !at.Equal(time.UnixMicro(1700000000123456)) {
 		t.Fatalf("time of the first entry %s, want the journal's __REALTIME_TIMESTAMP", at)
 	}
-	for _, l := range s.lines {
+	for _, l := range s.All() {
 		if l.Live {
 			t.Fatalf("backlog line %q marked live", l.Message)
 		}
@@ -117,11 +109,9 @@ func TestJournalFollowContinuesAfterTheLastCursor(t *testing.T) {
 		got := s.messages()
 		return len(got) == 5 && got[4] == "new line", fmt.Sprintf("messages %q", got)
 	})
-	s.mu.Lock()
-	if !s.lines[4].Live || s.lines[3].Live {
-		t.Errorf("live flags: backlog %v, followed %v; want false, true", s.lines[3].Live, s.lines[4].Live)
+	if ls := s.All(); !ls[4].Live || ls[3].Live {
+		t.Errorf("live flags: backlog %v, followed %v; want false, true", ls[3].Live, ls[4].Live)
 	}
-	s.mu.Unlock()
 	args, _ := os.ReadFile(argsLog)
 	if calls := strings.Split(strings.TrimSpace(string(args)), "\n"); len(calls) != 2 ||
 		!strings.Contains(calls[1], "--follow") || !strings.Contains(calls[1], "--after-cursor s=1;i=4") {
