@@ -35,9 +35,13 @@ const (
 	// hostLogsMaxDuration ends a stream the agent failed to end (it ends
 	// a follow after an hour itself).
 	hostLogsMaxDuration = time.Hour + time.Minute
-	// hostLogsBuffer is how many chunks may wait for a slow client; the
-	// lines of chunks beyond it are dropped and counted in a notice line.
-	hostLogsBuffer = 64
+	// hostLogsBuffer is how many chunks (each at most 256 lines or 256
+	// KiB, see the agent's logLimits) may wait for a slow client; the lines
+	// of chunks beyond it are dropped and counted in a notice line.
+	hostLogsBuffer = 16
+	// hostLogsMaxStreams caps the log streams one leader relays at once
+	// (each agent also serves at most 4).
+	hostLogsMaxStreams = 64
 	// maxNameInError bounds how much of a client's string an error quotes.
 	maxNameInError = 80
 )
@@ -169,6 +173,11 @@ func (s *Server) hostLogs(ctx context.Context, req *rollwavev1.HostLogsRequest, 
 		}
 		return errorf(raftfsm.ErrNotFound, "app %.*q is not on host %s (it has %s)", maxNameInError, app, host, has)
 	}
+	if n := s.hostLogStreams.Add(1); n > hostLogsMaxStreams {
+		s.hostLogStreams.Add(-1)
+		return status.Errorf(codes.ResourceExhausted, "the leader already relays %d log streams, its limit; try again when one ends", hostLogsMaxStreams)
+	}
+	defer s.hostLogStreams.Add(-1)
 	sess := s.agents.get(host)
 	if sess == nil {
 		return status.Errorf(codes.Unavailable, "host %s has no session with the leader (it is down, cut off or reconnecting); try again when 'rollwave hosts' shows it connected", host)
@@ -248,7 +257,7 @@ func (s *Server) hostLogs(ctx context.Context, req *rollwavev1.HostLogsRequest, 
 			_, err := relay(final)
 			return err
 		case <-answer.C:
-			return status.Errorf(codes.DeadlineExceeded, "host %s did not answer the log request within %s", host, hostLogsAnswerTimeout)
+			return status.Errorf(codes.DeadlineExceeded, "host %s did not answer the log request within %s (an agent older than this coordinator cannot serve logs)", host, hostLogsAnswerTimeout)
 		case <-limit.C:
 			return status.Errorf(codes.DeadlineExceeded, "host %s: the log stream reached its %s limit", host, hostLogsMaxDuration)
 		case <-ctx.Done():
