@@ -154,6 +154,9 @@ func checkLogs(t *testing.T, cs *fleet.Coordinators, h *fleet.Host, version stri
 		return err == nil && strings.Contains(out, want), fmt.Sprintf("rollwave logs: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
 	})
 	t.Logf("TIMING rollwave logs showed %q from %s's journal: %s", want, h.Name, time.Since(start).Round(time.Millisecond))
+	if out, _, err := cs.CLI("logs", h.Name, fleet.DemoApp, "-n", "5", "-token", tok.GetSecret()); err == nil {
+		t.Logf("rollwave logs %s %s -n 5:\n%s", h.Name, fleet.DemoApp, out)
+	}
 	out, errOut, err = cs.CLI("logs", h.Name, fleet.DemoApp, "-n", "50", "-json", "-token", tok.GetSecret())
 	if err != nil {
 		t.Fatalf("rollwave logs -json: %v: %s", err, errOut)
