@@ -132,8 +132,8 @@ func slotVersionFile(h *fleet.Host, s slot.Name) (string, error) {
 // checkLogs runs `rollwave logs HOST demo` with a token of role read and
 // checks that it shows the line the demo app printed at start, read from
 // the journal of the unit of the host's active slot, and that -json names
-// that slot.
-func checkLogs(t *testing.T, cs *fleet.Coordinators, h *fleet.Host, version string) {
+// that slot. It returns the read token's secret.
+func checkLogs(t *testing.T, cs *fleet.Coordinators, h *fleet.Host, version string) string {
 	t.Helper()
 	out, errOut, err := cs.CLI("acl", "token", "create", "-name", "e2e-logs-reader", "-role", "read", "-json")
 	if err != nil {
@@ -183,6 +183,7 @@ func checkLogs(t *testing.T, cs *fleet.Coordinators, h *fleet.Host, version stri
 	if !found {
 		t.Fatalf("rollwave logs -json lacks %q:\n%s", want, out)
 	}
+	return tok.GetSecret()
 }
 
 func otherSlot(s slot.Name) slot.Name {
@@ -204,7 +205,7 @@ func TestPhasedRollout(t *testing.T) {
 	f, cs, hosts := bootFleet(t, rolloutHosts)
 	const v1, v2 = "1.0.0", "2.0.0"
 	deployDemo(t, f, cs, hosts, v1)
-	checkLogs(t, cs, hosts[0], v1)
+	reader := checkLogs(t, cs, hosts[0], v1)
 
 	// After v1: exactly the slot the state file names is active.
 	activeV1 := map[string]slot.Name{}
@@ -217,6 +218,14 @@ func TestPhasedRollout(t *testing.T) {
 		if got := h.IsActive(fleet.SlotUnit(fleet.DemoApp, otherSlot(st.Active))); got == "active" {
 			t.Errorf("%s: after v1 the idle %s is active", h.Name, fleet.SlotUnit(fleet.DemoApp, otherSlot(st.Active)))
 		}
+	}
+
+	// Follow the canary's v1 slot through the rollout: finalize stops it,
+	// and systemd's lines about that arrive on the running `logs -f`.
+	canaryOld := activeV1[hosts[0].Name]
+	follow, stopFollow, err := cs.CLIStart("logs", hosts[0].Name, fleet.DemoApp, "-slot", string(canaryOld), "-n", "1", "-f", "-token", reader)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	start := time.Now()
@@ -254,11 +263,19 @@ func TestPhasedRollout(t *testing.T) {
 
 	cs.WaitRelease(id, relSucceeded, 3*time.Minute)
 	t.Logf("TIMING v2 phased rollout to %d hosts until succeeded: %s", len(hosts), time.Since(start).Round(time.Millisecond))
-	resp, err := cs.Release(id)
+	resp, err = cs.Release(id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkPhased(t, resp, hosts)
+	stopped := "Stopped " + fleet.SlotUnit(fleet.DemoApp, canaryOld)
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(follow(), stopped), fmt.Sprintf("rollwave logs -f of %s's %s slot has not shown %q:\n%s", hosts[0].Name, canaryOld, stopped, follow())
+	})
+	if err := stopFollow(); err != nil {
+		t.Fatalf("rollwave logs -f, interrupted: %v; want exit 0", err)
+	}
+	t.Logf("rollwave logs -f of %s's old slot %s during the rollout:\n%s", hosts[0].Name, canaryOld, follow())
 	for _, h := range hosts {
 		as := assignmentsOf(resp, h.Name)
 		if len(as) != 1 || as[0].GetState() != asFinalized {
