@@ -26,6 +26,9 @@ import (
 type Journal struct {
 	// Path of journalctl; empty: "journalctl" looked up on PATH.
 	Path string
+	// PollEvery is how often a follow looks for new entries; zero means
+	// journalPoll.
+	PollEvery time.Duration
 }
 
 const (
@@ -37,13 +40,18 @@ const (
 	// journalWaitDelay bounds the wait for journalctl's pipes after it
 	// was killed.
 	journalWaitDelay = 2 * time.Second
+	// journalPoll is how often a follow runs journalctl for new entries;
+	// journalPollMax bounds the entries one run reads (the rest come with
+	// the next).
+	journalPoll    = time.Second
+	journalPollMax = 1000
 )
 
 var _ slot.LogReader = (*Driver)(nil)
 
 // ReadLogs reads the slot's unit's journal: the last n entries, then,
-// with follow, new entries after the last one shown (by journal cursor,
-// so none is missed or repeated between the two).
+// with follow, new entries after the last one shown, once a second (by
+// journal cursor, so none is missed or repeated).
 func (d *Driver) ReadLogs(ctx context.Context, src slot.LogSource, n int, follow bool, emit func(slot.LogLine) error) error {
 	return Journal{Path: d.cfg.Journalctl}.ReadLogs(ctx, src, n, follow, emit)
 }
@@ -60,18 +68,45 @@ func (j Journal) ReadLogs(ctx context.Context, src slot.LogSource, n int, follow
 		return fmt.Errorf("journal of %s: lines %d: want 1 to %d", unit, n, slot.MaxLogLines)
 	}
 	base := []string{"--unit", unit, "--output", "json", "--all", "--output-fields", "MESSAGE", "--no-pager", "--quiet"}
+	started := time.Now()
 	cursor, err := j.run(ctx, slices.Concat(base, []string{"--lines", strconv.Itoa(n)}), false, emit)
 	if err != nil || !follow || ctx.Err() != nil {
 		return err
 	}
-	args := slices.Concat(base, []string{"--follow"})
-	if cursor != "" {
-		args = append(args, "--after-cursor", cursor)
-	} else {
-		args = append(args, "--lines", "0")
+	// Following polls by cursor instead of running journalctl --follow:
+	// journalctl --follow sees no new entries when it runs inside a unit
+	// with ProtectControlGroups= or ProtectKernelTunables=, as
+	// rollwave-agent.service does (seen with systemd 252). One short
+	// journalctl run per journalPoll per stream (at most 4 per host) works
+	// under any sandboxing, and the cursor makes sure no entry is missed
+	// or shown twice between two runs.
+	every := j.PollEvery
+	if every <= 0 {
+		every = journalPoll
 	}
-	_, err = j.run(ctx, args, true, emit)
-	return err
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		args := slices.Concat(base, []string{"--lines", strconv.Itoa(journalPollMax)})
+		if cursor != "" {
+			args = append(args, "--after-cursor", cursor)
+		} else {
+			// Nothing was logged before: everything since the read began.
+			args = append(args, "--since", fmt.Sprintf("@%d", started.Unix()))
+		}
+		next, err := j.run(ctx, args, true, emit)
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+		if next != "" {
+			cursor = next
+		}
+	}
 }
 
 // journalEntry is the part of an entry of journalctl's JSON output that

@@ -19,8 +19,9 @@ import (
 
 // fakeJournalctl writes a script standing in for journalctl (unit tests
 // only): it appends its arguments to args.log and prints the entries of
-// backlog.json, or, with --follow, those of live.json and then waits to
-// be killed.
+// backlog.json, or, when asked for entries after a cursor or since a
+// time (a follow's poll), those of live.json the first time and none
+// later.
 func fakeJournalctl(t *testing.T, backlog, live string) (bin, argsLog string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -33,9 +34,12 @@ func fakeJournalctl(t *testing.T, backlog, live string) (bin, argsLog string) {
 	script := fmt.Sprintf(`#!/bin/sh
 echo "$*" >> %[1]s/args.log
 for a in "$@"; do
-  if [ "$a" = --follow ]; then
-    cat %[1]s/live.json
-    exec sleep 60
+  if [ "$a" = --after-cursor ] || [ "$a" = --since ]; then
+    if [ ! -e %[1]s/live.done ]; then
+      : > %[1]s/live.done
+      cat %[1]s/live.json
+    fi
+    exit 0
   fi
 done
 cat %[1]s/backlog.json
@@ -96,31 +100,59 @@ func TestJournalReadsEntries(t *testing.T) {
 	}
 }
 
-func TestJournalFollowContinuesAfterTheLastCursor(t *testing.T) {
+func TestJournalFollowPollsAfterTheLastCursor(t *testing.T) {
 	live := `{"__CURSOR":"s=1;i=5","__REALTIME_TIMESTAMP":"1700000004000000","MESSAGE":"new line"}` + "\n"
 	bin, argsLog := fakeJournalctl(t, backlogJSON, live)
 	s := &sink{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Journal{Path: bin}.ReadLogs(ctx, slot.LogSource{App: "web", Slot: slot.Blue}, 10, true, s.emit)
+		done <- Journal{Path: bin, PollEvery: 20 * time.Millisecond}.ReadLogs(ctx, slot.LogSource{App: "web", Slot: slot.Blue}, 10, true, s.emit)
 	}()
+	// Polls go on after the new entry, each after the newest cursor.
 	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
-		got := s.messages()
-		return len(got) == 5 && got[4] == "new line", fmt.Sprintf("messages %q", got)
+		args, _ := os.ReadFile(argsLog)
+		calls := strings.Split(strings.TrimSpace(string(args)), "\n")
+		return len(calls) >= 4 && strings.Contains(calls[1], "--after-cursor s=1;i=4") && strings.Contains(calls[len(calls)-1], "--after-cursor s=1;i=5"),
+			fmt.Sprintf("journalctl calls %q; want polls after the last cursor shown", calls)
 	})
+	got := s.messages()
+	if len(got) != 5 || got[4] != "new line" {
+		t.Fatalf("messages %q; want the backlog, then the new line once", got)
+	}
 	if ls := s.All(); !ls[4].Live || ls[3].Live {
 		t.Errorf("live flags: backlog %v, followed %v; want false, true", ls[3].Live, ls[4].Live)
 	}
-	args, _ := os.ReadFile(argsLog)
-	if calls := strings.Split(strings.TrimSpace(string(args)), "\n"); len(calls) != 2 ||
-		!strings.Contains(calls[1], "--follow") || !strings.Contains(calls[1], "--after-cursor s=1;i=4") {
-		t.Fatalf("journalctl calls %q; want the follow to start after the last cursor shown", calls)
-	}
-	// The client goes away: journalctl is killed and the read ends cleanly.
+	// The client goes away: the polls stop and the read ends cleanly.
 	cancel()
 	if err := testutil.Receive(t, done, 10*time.Second, "the end of the follow after its context"); err != nil {
 		t.Fatalf("follow ended by its context returned %v", err)
+	}
+}
+
+// With nothing logged before the follow began there is no cursor: the
+// polls ask for what came since the read started.
+func TestJournalFollowWithoutEntries(t *testing.T) {
+	live := `{"__CURSOR":"s=1;i=1","MESSAGE":"first ever"}` + "\n"
+	bin, argsLog := fakeJournalctl(t, "", live)
+	s := &sink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Journal{Path: bin, PollEvery: 20 * time.Millisecond}.ReadLogs(ctx, slot.LogSource{App: "web", Slot: slot.Blue}, 10, true, s.emit)
+	}()
+	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
+		args, _ := os.ReadFile(argsLog)
+		return strings.Contains(string(args), "--since @") && strings.Contains(string(args), "--after-cursor s=1;i=1"),
+			fmt.Sprintf("journalctl calls %q", args)
+	})
+	if got := s.messages(); len(got) != 1 || got[0] != "first ever" {
+		t.Fatalf("messages %q", got)
+	}
+	cancel()
+	if err := testutil.Receive(t, done, 10*time.Second, "the end of the follow"); err != nil {
+		t.Fatal(err)
 	}
 }
 
