@@ -242,14 +242,7 @@ func readLogFile(ctx context.Context, path string, n int, follow bool, emit func
 	if !follow {
 		return flushRest(lr, false, emit)
 	}
-	tick := time.NewTicker(followPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	return Poll(ctx, followPoll, func() error {
 		if lr != nil {
 			if err := drain(lr, true, emit); err != nil {
 				return err
@@ -259,7 +252,7 @@ func readLogFile(ctx context.Context, path string, n int, follow bool, emit func
 		// new one from its start.
 		cur, err := os.Stat(path)
 		if err != nil {
-			continue // between the rename and the new file
+			return nil // between the rename and the new file
 		}
 		if f != nil {
 			old, err := f.Stat()
@@ -271,7 +264,7 @@ func readLogFile(ctx context.Context, path string, n int, follow bool, emit func
 					}
 					lr = NewLineReader(f, MaxLogLineBytes)
 				}
-				continue
+				return nil
 			}
 			if err := flushRest(lr, true, emit); err != nil {
 				return err
@@ -280,10 +273,25 @@ func readLogFile(ctx context.Context, path string, n int, follow bool, emit func
 		}
 		if f, err = os.Open(path); err != nil {
 			f = nil
-			continue
+			return nil
 		}
 		lr = NewLineReader(f, MaxLogLineBytes)
-		if err := drain(lr, true, emit); err != nil {
+		return drain(lr, true, emit)
+	})
+}
+
+// Poll calls fn every interval until ctx ends (nil) or fn fails (its
+// error): how a follow looks for new lines.
+func Poll(ctx context.Context, every time.Duration, fn func() error) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if err := fn(); err != nil {
 			return err
 		}
 	}

@@ -84,14 +84,7 @@ func (j Journal) ReadLogs(ctx context.Context, src slot.LogSource, n int, follow
 	if every <= 0 {
 		every = journalPoll
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	return slot.Poll(ctx, every, func() error {
 		args := slices.Concat(base, []string{"--lines", strconv.Itoa(journalPollMax)})
 		if cursor != "" {
 			args = append(args, "--after-cursor", cursor)
@@ -100,13 +93,11 @@ func (j Journal) ReadLogs(ctx context.Context, src slot.LogSource, n int, follow
 			args = append(args, "--since", fmt.Sprintf("@%d", started.Unix()))
 		}
 		next, err := j.run(ctx, args, true, emit)
-		if err != nil || ctx.Err() != nil {
-			return err
-		}
 		if next != "" {
 			cursor = next
 		}
-	}
+		return err
+	})
 }
 
 // journalEntry is the part of an entry of journalctl's JSON output that
