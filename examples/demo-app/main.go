@@ -9,7 +9,8 @@
 // (every n-th, deterministically: 0.1 fails requests 10, 20, 30, …) while
 // /healthz stays fine; config/delay ("250ms") delays every answer to /.
 // That is how a release that hurts users but passes its health check is
-// built.
+// built. config/log_requests ("yes") logs every request to / as
+// "demo-app VERSION: GET /path" (what `rollwave logs -f` shows).
 package main
 
 import (
@@ -68,10 +69,14 @@ func main() {
 	if err != nil || delay < 0 || delay > time.Minute {
 		log.Fatalf("config/delay: want a duration from 0s to 1m, got %q", readFile(*dir, "delay", "0s"))
 	}
+	logRequests := readFile(*dir, "log_requests", "no") == "yes"
 	var served atomic.Uint64
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if logRequests {
+			log.Printf("demo-app %s: %s %s", version, r.Method, r.URL.Path)
+		}
 		if delay > 0 {
 			select {
 			case <-time.After(delay):

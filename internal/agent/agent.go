@@ -35,6 +35,8 @@ type Agent struct {
 	// (nil when the listener is off).
 	prom *promMetrics
 	http *httpapi.Server
+	// logs serves the leader's log requests (logs.go).
+	logs *logStreams
 
 	clock Clock
 	// lastAck is the monotonic reading (Clock.Mono, in nanoseconds) of the
@@ -108,6 +110,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.logs = newLogStreams(a.mgr, cfg.NodeName, a.log.With("part", "logs"))
 
 	gcfg := gossip.DefaultConfig()
 	gcfg.NodeName = cfg.NodeName

@@ -346,10 +346,22 @@ func (a *Agent) runSession(ctx context.Context, addr string) error {
 	a.rejoinInBackground(ctx)
 	a.log.Info("session open", "coordinator", addr, "leader", a.LeaderID())
 
+	// Log chunks (logs.go) reach the stream through sendLoop: a gRPC
+	// stream takes one sender at a time. Log streams end with the session.
+	logOut := make(chan *rollwavev1.AgentMessage, logQueue)
+	sendLog := func(ctx context.Context, m *rollwavev1.AgentMessage) error {
+		select {
+		case logOut <- m:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer a.logs.wait()
 	sendErr := make(chan error, 1)
-	go func() { sendErr <- a.sendLoop(sctx, stream) }()
+	go func() { sendErr <- a.sendLoop(sctx, stream, logOut) }()
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- a.recvLoop(sctx, stream) }()
+	go func() { recvErr <- a.recvLoop(sctx, stream, sendLog) }()
 	// A leader behind a cut link sends no FIN: when acks stop coming, give
 	// the session up and look for a leader again.
 	silentAfter := max(5*a.cfg.HeartbeatInterval, 2*time.Second)
@@ -393,8 +405,13 @@ func recvWithin(ctx context.Context, stream sessionStream, d time.Duration) (*ro
 	}
 }
 
-// sendLoop sends heartbeats on the interval and progress as it comes.
-func (a *Agent) sendLoop(ctx context.Context, stream sessionStream) error {
+// logQueue is how many log chunks may wait for the stream; a log stream
+// waits when it is full.
+const logQueue = 16
+
+// sendLoop sends heartbeats on the interval, progress as it comes, and
+// the log chunks of logOut.
+func (a *Agent) sendLoop(ctx context.Context, stream sessionStream, logOut <-chan *rollwavev1.AgentMessage) error {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	var seq uint64
@@ -419,6 +436,10 @@ func (a *Agent) sendLoop(ctx context.Context, stream sessionStream) error {
 			if err := sendProgress(); err != nil {
 				return err
 			}
+		case m := <-logOut:
+			if err := stream.Send(m); err != nil {
+				return err
+			}
 		case <-t.C:
 			seq++
 			hb := a.heartbeat(ctx, seq)
@@ -429,8 +450,9 @@ func (a *Agent) sendLoop(ctx context.Context, stream sessionStream) error {
 	}
 }
 
-// recvLoop handles the leader's messages.
-func (a *Agent) recvLoop(ctx context.Context, stream sessionStream) error {
+// recvLoop handles the leader's messages; log requests answer through
+// sendLog.
+func (a *Agent) recvLoop(ctx context.Context, stream sessionStream, sendLog sendFunc) error {
 	for {
 		m, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -447,6 +469,10 @@ func (a *Agent) recvLoop(ctx context.Context, stream sessionStream) error {
 			if err := a.Deliver(m); err != nil {
 				a.log.Warn("order from the leader ignored", "error", err)
 			}
+		case *rollwavev1.CoordinatorMessage_LogRequest:
+			a.logs.start(ctx, msg.LogRequest, sendLog)
+		case *rollwavev1.CoordinatorMessage_LogCancel:
+			a.logs.cancel(msg.LogCancel.GetRequestId())
 		case *rollwavev1.CoordinatorMessage_Redirect:
 			return &errRedirect{leaderID: msg.Redirect.GetLeaderId(), addr: msg.Redirect.GetLeaderAddress()}
 		default:

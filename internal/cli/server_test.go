@@ -50,6 +50,7 @@ type fakeOperator struct {
 	// watchFirst, when set, are the messages of the first WatchRelease
 	// calls, one script per call; later calls stream watch.
 	watchFirst [][]*rollwavev1.WatchReleaseResponse
+	logs       []*rollwavev1.HostLogsResponse // messages HostLogs streams
 	restoreAt  uint64
 	// blockStatus makes Status wait for the caller's deadline.
 	blockStatus bool
@@ -233,6 +234,18 @@ func (f *fakeOperator) WatchRelease(req *rollwavev1.WatchReleaseRequest, stream 
 	}
 	f.mu.Unlock()
 	for _, m := range script {
+		if err := stream.Send(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeOperator) HostLogs(req *rollwavev1.HostLogsRequest, stream grpc.ServerStreamingServer[rollwavev1.HostLogsResponse]) error {
+	if err := f.record("HostLogs", req); err != nil {
+		return err
+	}
+	for _, m := range f.logs {
 		if err := stream.Send(m); err != nil {
 			return err
 		}

@@ -53,6 +53,7 @@ var aclMethodRoles = map[string]string{
 	"PlanRelease":  raftfsm.RoleRead,
 	"ListFreezes":  raftfsm.RoleRead,
 	"Report":       raftfsm.RoleRead,
+	"HostLogs":     raftfsm.RoleRead,
 	"ACLTokenList": raftfsm.RoleRead, // non-admins see only their own token
 	"NotifyStatus": raftfsm.RoleRead,
 

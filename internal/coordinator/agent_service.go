@@ -68,6 +68,10 @@ type agentSession struct {
 	gap           time.Duration
 	lastPersisted time.Time
 	heartbeat     *rollwavev1.Heartbeat
+
+	// logs are the log requests waiting for chunks (hostlogs.go).
+	logMu sync.Mutex
+	logs  map[string]*logWaiter
 }
 
 func (a *agentSession) close(err error) {
@@ -332,6 +336,8 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 			}})
 		case *rollwavev1.AgentMessage_Progress:
 			s.dispatch.RecordProgress(sess.hostID, msg.Progress)
+		case *rollwavev1.AgentMessage_LogChunk:
+			sess.deliverLog(msg.LogChunk)
 		case *rollwavev1.AgentMessage_Hello:
 			return status.Error(codes.InvalidArgument, "hello may only be the first message of a session")
 		default:

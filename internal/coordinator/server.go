@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -92,6 +93,9 @@ type Server struct {
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
 	wg           sync.WaitGroup
+
+	// hostLogStreams counts the HostLogs streams relayed now (hostlogs.go).
+	hostLogStreams atomic.Int32
 }
 
 // New starts a coordinator: it binds its listeners, opens (or creates) its

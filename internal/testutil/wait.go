@@ -48,6 +48,44 @@ func WaitForWith(t testing.TB, timeout time.Duration, cond func() (bool, string)
 	}
 }
 
+// Receive returns the next value from ch, failing the test when none
+// comes within timeout; what names the awaited value in the failure.
+func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("%s: nothing within %s", what, timeout)
+		var zero T
+		return zero
+	}
+}
+
+// Collector gathers values handed to Add from any goroutine, for a test
+// to read with All.
+type Collector[T any] struct {
+	mu   sync.Mutex
+	vals []T
+}
+
+// Add records v; it never fails (its error fits callbacks).
+func (c *Collector[T]) Add(v T) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.vals = append(c.vals, v)
+	return nil
+}
+
+// All returns a copy of what was added, in order.
+func (c *Collector[T]) All() []T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]T(nil), c.vals...)
+}
+
 // Logger returns a slog.Logger that writes to t.Log until the test ends
 // (later writes are dropped: logging after a test finished panics). Info
 // and above by default; ROLLWAVE_TEST_LOG=debug shows everything.

@@ -3,12 +3,15 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/rollwave/rollwave/internal/deploy/slot"
 	"github.com/rollwave/rollwave/internal/testutil"
@@ -126,6 +129,63 @@ func slotVersionFile(h *fleet.Host, s slot.Name) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
+// checkLogs runs `rollwave logs HOST demo` with a token of role read and
+// checks that it shows the line the demo app printed at start, read from
+// the journal of the unit of the host's active slot, and that -json names
+// that slot. It returns the read token's secret.
+func checkLogs(t *testing.T, cs *fleet.Coordinators, h *fleet.Host, version string) string {
+	t.Helper()
+	out, errOut, err := cs.CLI("acl", "token", "create", "-name", "e2e-logs-reader", "-role", "read", "-json")
+	if err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	var tok rollwavev1.ACLTokenSecretResponse
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal([]byte(out), &tok); err != nil || tok.GetSecret() == "" {
+		t.Fatalf("decode acl token create -json: %v\n%s", err, out)
+	}
+	st, err := h.SlotState(fleet.DemoApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "demo-app " + version + " listening on"
+	start := time.Now()
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		out, errOut, err := cs.CLI("logs", h.Name, fleet.DemoApp, "-n", "50", "-token", tok.GetSecret())
+		return err == nil && strings.Contains(out, want), fmt.Sprintf("rollwave logs: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	})
+	t.Logf("TIMING rollwave logs showed %q from %s's journal: %s", want, h.Name, time.Since(start).Round(time.Millisecond))
+	if out, _, err := cs.CLI("logs", h.Name, fleet.DemoApp, "-n", "5", "-token", tok.GetSecret()); err == nil {
+		t.Logf("rollwave logs %s %s -n 5:\n%s", h.Name, fleet.DemoApp, out)
+	}
+	out, errOut, err = cs.CLI("logs", h.Name, fleet.DemoApp, "-n", "50", "-json", "-token", tok.GetSecret())
+	if err != nil {
+		t.Fatalf("rollwave logs -json: %v: %s", err, errOut)
+	}
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var l struct {
+			Slot, Version, Message string
+			TimeUnixNano           int64 `json:"time_unix_nano"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("rollwave logs -json line %q: %v", line, err)
+		}
+		if l.Slot != string(st.Active) || l.Version != version {
+			t.Fatalf("rollwave logs -json line names slot %s version %s, want the active slot %s, %s", l.Slot, l.Version, st.Active, version)
+		}
+		if strings.Contains(l.Message, want) {
+			found = true
+			if l.TimeUnixNano == 0 {
+				t.Errorf("journal line %q has no time", l.Message)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("rollwave logs -json lacks %q:\n%s", want, out)
+	}
+	return tok.GetSecret()
+}
+
 func otherSlot(s slot.Name) slot.Name {
 	if s == slot.Blue {
 		return slot.Green
@@ -145,6 +205,7 @@ func TestPhasedRollout(t *testing.T) {
 	f, cs, hosts := bootFleet(t, rolloutHosts)
 	const v1, v2 = "1.0.0", "2.0.0"
 	deployDemo(t, f, cs, hosts, v1)
+	reader := checkLogs(t, cs, hosts[0], v1)
 
 	// After v1: exactly the slot the state file names is active.
 	activeV1 := map[string]slot.Name{}
@@ -157,6 +218,14 @@ func TestPhasedRollout(t *testing.T) {
 		if got := h.IsActive(fleet.SlotUnit(fleet.DemoApp, otherSlot(st.Active))); got == "active" {
 			t.Errorf("%s: after v1 the idle %s is active", h.Name, fleet.SlotUnit(fleet.DemoApp, otherSlot(st.Active)))
 		}
+	}
+
+	// Follow the canary's v1 slot through the rollout: finalize stops it,
+	// and systemd's lines about that arrive on the running `logs -f`.
+	canaryOld := activeV1[hosts[0].Name]
+	follow, stopFollow, err := cs.CLIStart("logs", hosts[0].Name, fleet.DemoApp, "-slot", string(canaryOld), "-n", "1", "-f", "-token", reader)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	start := time.Now()
@@ -194,11 +263,19 @@ func TestPhasedRollout(t *testing.T) {
 
 	cs.WaitRelease(id, relSucceeded, 3*time.Minute)
 	t.Logf("TIMING v2 phased rollout to %d hosts until succeeded: %s", len(hosts), time.Since(start).Round(time.Millisecond))
-	resp, err := cs.Release(id)
+	resp, err = cs.Release(id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkPhased(t, resp, hosts)
+	stopped := "Stopped " + fleet.SlotUnit(fleet.DemoApp, canaryOld)
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(follow(), stopped), fmt.Sprintf("rollwave logs -f of %s's %s slot has not shown %q:\n%s", hosts[0].Name, canaryOld, stopped, follow())
+	})
+	if err := stopFollow(); err != nil {
+		t.Fatalf("rollwave logs -f, interrupted: %v; want exit 0", err)
+	}
+	t.Logf("rollwave logs -f of %s's old slot %s during the rollout:\n%s", hosts[0].Name, canaryOld, follow())
 	for _, h := range hosts {
 		as := assignmentsOf(resp, h.Name)
 		if len(as) != 1 || as[0].GetState() != asFinalized {

@@ -515,3 +515,11 @@ func startRetryingBusy(build func() (*exec.Cmd, error)) (*exec.Cmd, error) {
 		delay *= 2
 	}
 }
+
+// ReadLogs reads the slot's log file, LogFileName in its directory.
+func (d *ProcessDriver) ReadLogs(ctx context.Context, src LogSource, n int, follow bool, emit func(LogLine) error) error {
+	if src.Dir == "" || !filepath.IsAbs(src.Dir) {
+		return fmt.Errorf("slot directory %q is not absolute", src.Dir)
+	}
+	return readLogFile(ctx, filepath.Join(src.Dir, LogFileName), n, follow, emit)
+}

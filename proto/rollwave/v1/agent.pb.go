@@ -30,6 +30,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Hello
 	//	*AgentMessage_Heartbeat
 	//	*AgentMessage_Progress
+	//	*AgentMessage_LogChunk
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -99,6 +100,15 @@ func (x *AgentMessage) GetProgress() *AssignmentProgress {
 	return nil
 }
 
+func (x *AgentMessage) GetLogChunk() *LogChunk {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_LogChunk); ok {
+			return x.LogChunk
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -115,11 +125,18 @@ type AgentMessage_Progress struct {
 	Progress *AssignmentProgress `protobuf:"bytes,3,opt,name=progress,proto3,oneof"`
 }
 
+type AgentMessage_LogChunk struct {
+	// Lines of a slot's log, answering a LogRequest.
+	LogChunk *LogChunk `protobuf:"bytes,4,opt,name=log_chunk,json=logChunk,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Progress) isAgentMessage_Msg() {}
+
+func (*AgentMessage_LogChunk) isAgentMessage_Msg() {}
 
 type CoordinatorMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -132,6 +149,8 @@ type CoordinatorMessage struct {
 	//	*CoordinatorMessage_Revert
 	//	*CoordinatorMessage_Finalize
 	//	*CoordinatorMessage_Verified
+	//	*CoordinatorMessage_LogRequest
+	//	*CoordinatorMessage_LogCancel
 	Msg           isCoordinatorMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -237,6 +256,24 @@ func (x *CoordinatorMessage) GetVerified() *PhaseVerified {
 	return nil
 }
 
+func (x *CoordinatorMessage) GetLogRequest() *LogRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_LogRequest); ok {
+			return x.LogRequest
+		}
+	}
+	return nil
+}
+
+func (x *CoordinatorMessage) GetLogCancel() *LogCancel {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_LogCancel); ok {
+			return x.LogCancel
+		}
+	}
+	return nil
+}
+
 type isCoordinatorMessage_Msg interface {
 	isCoordinatorMessage_Msg()
 }
@@ -269,6 +306,15 @@ type CoordinatorMessage_Verified struct {
 	Verified *PhaseVerified `protobuf:"bytes,7,opt,name=verified,proto3,oneof"`
 }
 
+type CoordinatorMessage_LogRequest struct {
+	// Ask for a slot's log (`rollwave logs`); LogCancel stops a stream.
+	LogRequest *LogRequest `protobuf:"bytes,8,opt,name=log_request,json=logRequest,proto3,oneof"`
+}
+
+type CoordinatorMessage_LogCancel struct {
+	LogCancel *LogCancel `protobuf:"bytes,9,opt,name=log_cancel,json=logCancel,proto3,oneof"`
+}
+
 func (*CoordinatorMessage_Welcome) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Redirect) isCoordinatorMessage_Msg() {}
@@ -282,6 +328,10 @@ func (*CoordinatorMessage_Revert) isCoordinatorMessage_Msg() {}
 func (*CoordinatorMessage_Finalize) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Verified) isCoordinatorMessage_Msg() {}
+
+func (*CoordinatorMessage_LogRequest) isCoordinatorMessage_Msg() {}
+
+func (*CoordinatorMessage_LogCancel) isCoordinatorMessage_Msg() {}
 
 // The last generation the agent applied for one app, and where it got.
 type AppliedGeneration struct {
@@ -1379,16 +1429,315 @@ func (x *PhaseVerified) GetGeneration() uint64 {
 	return 0
 }
 
+// One line of a slot's output.
+type LogLine struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the line was logged (systemd driver: the journal's
+	// __REALTIME_TIMESTAMP); 0 when unknown (the process driver's log file
+	// has no timestamps).
+	TimeUnixNano int64  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Message      string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The line was longer than the agent's limit (16 KiB) and was cut.
+	Truncated bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// Written by rollwave, not by the app: lines dropped by the rate
+	// limit, the end of a follow at its time limit.
+	Notice        bool `protobuf:"varint,4,opt,name=notice,proto3" json:"notice,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogLine) Reset() {
+	*x = LogLine{}
+	mi := &file_rollwave_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogLine) ProtoMessage() {}
+
+func (x *LogLine) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
+func (*LogLine) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *LogLine) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *LogLine) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *LogLine) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *LogLine) GetNotice() bool {
+	if x != nil {
+		return x.Notice
+	}
+	return false
+}
+
+// The coordinator asks for a slot's log. The agent reads only slots of
+// apps it manages; the unit or file name comes from its own slot naming.
+type LogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the coordinator; unique within the session.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	App       string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	// SLOT_UNSPECIFIED: the slot that serves traffic.
+	Slot Slot `protobuf:"varint,3,opt,name=slot,proto3,enum=rollwave.v1.Slot" json:"slot,omitempty"`
+	// Last lines to send (1 to 10,000).
+	Lines uint32 `protobuf:"varint,4,opt,name=lines,proto3" json:"lines,omitempty"`
+	// Keep sending new lines until cancelled (or the agent's time limit).
+	Follow        bool `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogRequest) Reset() {
+	*x = LogRequest{}
+	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogRequest) ProtoMessage() {}
+
+func (x *LogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
+func (*LogRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *LogRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *LogRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *LogRequest) GetSlot() Slot {
+	if x != nil {
+		return x.Slot
+	}
+	return Slot_SLOT_UNSPECIFIED
+}
+
+func (x *LogRequest) GetLines() uint32 {
+	if x != nil {
+		return x.Lines
+	}
+	return 0
+}
+
+func (x *LogRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+type LogCancel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogCancel) Reset() {
+	*x = LogCancel{}
+	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogCancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogCancel) ProtoMessage() {}
+
+func (x *LogCancel) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogCancel.ProtoReflect.Descriptor instead.
+func (*LogCancel) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *LogCancel) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// Lines answering a LogRequest. The stream of one request ends with a
+// chunk whose eof is set (error set when it failed).
+type LogChunk struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Lines     []*LogLine             `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	Eof       bool                   `protobuf:"varint,3,opt,name=eof,proto3" json:"eof,omitempty"`
+	// Why the request failed, with its gRPC status code (google.rpc.Code
+	// numbers: 3 invalid argument, 5 not found, 8 resource exhausted, ...).
+	Error string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Code  int32  `protobuf:"varint,5,opt,name=code,proto3" json:"code,omitempty"`
+	// The slot read and the version it holds (set on the first chunk).
+	Slot          Slot   `protobuf:"varint,6,opt,name=slot,proto3,enum=rollwave.v1.Slot" json:"slot,omitempty"`
+	Version       string `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogChunk) Reset() {
+	*x = LogChunk{}
+	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogChunk) ProtoMessage() {}
+
+func (x *LogChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
+func (*LogChunk) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *LogChunk) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *LogChunk) GetLines() []*LogLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *LogChunk) GetEof() bool {
+	if x != nil {
+		return x.Eof
+	}
+	return false
+}
+
+func (x *LogChunk) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *LogChunk) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *LogChunk) GetSlot() Slot {
+	if x != nil {
+		return x.Slot
+	}
+	return Slot_SLOT_UNSPECIFIED
+}
+
+func (x *LogChunk) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
 var File_rollwave_v1_agent_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17rollwave/v1/agent.proto\x12\vrollwave.v1\x1a\x17rollwave/v1/state.proto\"\xb8\x01\n" +
+	"\x17rollwave/v1/agent.proto\x12\vrollwave.v1\x1a\x17rollwave/v1/state.proto\"\xee\x01\n" +
 	"\fAgentMessage\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.rollwave.v1.HelloH\x00R\x05hello\x126\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x16.rollwave.v1.HeartbeatH\x00R\theartbeat\x12=\n" +
-	"\bprogress\x18\x03 \x01(\v2\x1f.rollwave.v1.AssignmentProgressH\x00R\bprogressB\x05\n" +
-	"\x03msg\"\x99\x03\n" +
+	"\bprogress\x18\x03 \x01(\v2\x1f.rollwave.v1.AssignmentProgressH\x00R\bprogress\x124\n" +
+	"\tlog_chunk\x18\x04 \x01(\v2\x15.rollwave.v1.LogChunkH\x00R\blogChunkB\x05\n" +
+	"\x03msg\"\x8e\x04\n" +
 	"\x12CoordinatorMessage\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.rollwave.v1.WelcomeH\x00R\awelcome\x123\n" +
 	"\bredirect\x18\x02 \x01(\v2\x15.rollwave.v1.RedirectH\x00R\bredirect\x12-\n" +
@@ -1398,7 +1747,11 @@ const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"assignment\x122\n" +
 	"\x06revert\x18\x05 \x01(\v2\x18.rollwave.v1.RevertOrderH\x00R\x06revert\x128\n" +
 	"\bfinalize\x18\x06 \x01(\v2\x1a.rollwave.v1.FinalizeOrderH\x00R\bfinalize\x128\n" +
-	"\bverified\x18\a \x01(\v2\x1a.rollwave.v1.PhaseVerifiedH\x00R\bverifiedB\x05\n" +
+	"\bverified\x18\a \x01(\v2\x1a.rollwave.v1.PhaseVerifiedH\x00R\bverified\x12:\n" +
+	"\vlog_request\x18\b \x01(\v2\x17.rollwave.v1.LogRequestH\x00R\n" +
+	"logRequest\x127\n" +
+	"\n" +
+	"log_cancel\x18\t \x01(\v2\x16.rollwave.v1.LogCancelH\x00R\tlogCancelB\x05\n" +
 	"\x03msg\"\xb7\x01\n" +
 	"\x11AppliedGeneration\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
@@ -1502,7 +1855,32 @@ const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
-	"generation2Y\n" +
+	"generation\"\x7f\n" +
+	"\aLogLine\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\x12\x16\n" +
+	"\x06notice\x18\x04 \x01(\bR\x06notice\"\x92\x01\n" +
+	"\n" +
+	"LogRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12%\n" +
+	"\x04slot\x18\x03 \x01(\x0e2\x11.rollwave.v1.SlotR\x04slot\x12\x14\n" +
+	"\x05lines\x18\x04 \x01(\rR\x05lines\x12\x16\n" +
+	"\x06follow\x18\x05 \x01(\bR\x06follow\"*\n" +
+	"\tLogCancel\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\"\xd2\x01\n" +
+	"\bLogChunk\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12*\n" +
+	"\x05lines\x18\x02 \x03(\v2\x14.rollwave.v1.LogLineR\x05lines\x12\x10\n" +
+	"\x03eof\x18\x03 \x01(\bR\x03eof\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x12\n" +
+	"\x04code\x18\x05 \x01(\x05R\x04code\x12%\n" +
+	"\x04slot\x18\x06 \x01(\x0e2\x11.rollwave.v1.SlotR\x04slot\x12\x18\n" +
+	"\aversion\x18\a \x01(\tR\aversion2Y\n" +
 	"\fAgentService\x12I\n" +
 	"\aSession\x12\x19.rollwave.v1.AgentMessage\x1a\x1f.rollwave.v1.CoordinatorMessage(\x010\x01B;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
 
@@ -1518,7 +1896,7 @@ func file_rollwave_v1_agent_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_agent_proto_rawDescData
 }
 
-var file_rollwave_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_rollwave_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_rollwave_v1_agent_proto_goTypes = []any{
 	(*AgentMessage)(nil),       // 0: rollwave.v1.AgentMessage
 	(*CoordinatorMessage)(nil), // 1: rollwave.v1.CoordinatorMessage
@@ -1537,47 +1915,57 @@ var file_rollwave_v1_agent_proto_goTypes = []any{
 	(*RevertOrder)(nil),        // 14: rollwave.v1.RevertOrder
 	(*FinalizeOrder)(nil),      // 15: rollwave.v1.FinalizeOrder
 	(*PhaseVerified)(nil),      // 16: rollwave.v1.PhaseVerified
-	nil,                        // 17: rollwave.v1.Hello.LabelsEntry
-	nil,                        // 18: rollwave.v1.AssignmentProgress.EvidenceEntry
-	(AssignmentState)(0),       // 19: rollwave.v1.AssignmentState
-	(*SlotFacts)(nil),          // 20: rollwave.v1.SlotFacts
-	(Slot)(0),                  // 21: rollwave.v1.Slot
-	(*Assignment)(nil),         // 22: rollwave.v1.Assignment
-	(*ReleaseSpec)(nil),        // 23: rollwave.v1.ReleaseSpec
+	(*LogLine)(nil),            // 17: rollwave.v1.LogLine
+	(*LogRequest)(nil),         // 18: rollwave.v1.LogRequest
+	(*LogCancel)(nil),          // 19: rollwave.v1.LogCancel
+	(*LogChunk)(nil),           // 20: rollwave.v1.LogChunk
+	nil,                        // 21: rollwave.v1.Hello.LabelsEntry
+	nil,                        // 22: rollwave.v1.AssignmentProgress.EvidenceEntry
+	(AssignmentState)(0),       // 23: rollwave.v1.AssignmentState
+	(*SlotFacts)(nil),          // 24: rollwave.v1.SlotFacts
+	(Slot)(0),                  // 25: rollwave.v1.Slot
+	(*Assignment)(nil),         // 26: rollwave.v1.Assignment
+	(*ReleaseSpec)(nil),        // 27: rollwave.v1.ReleaseSpec
 }
 var file_rollwave_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.AgentMessage.hello:type_name -> rollwave.v1.Hello
 	10, // 1: rollwave.v1.AgentMessage.heartbeat:type_name -> rollwave.v1.Heartbeat
 	12, // 2: rollwave.v1.AgentMessage.progress:type_name -> rollwave.v1.AssignmentProgress
-	4,  // 3: rollwave.v1.CoordinatorMessage.welcome:type_name -> rollwave.v1.Welcome
-	5,  // 4: rollwave.v1.CoordinatorMessage.redirect:type_name -> rollwave.v1.Redirect
-	11, // 5: rollwave.v1.CoordinatorMessage.ack:type_name -> rollwave.v1.HeartbeatAck
-	13, // 6: rollwave.v1.CoordinatorMessage.assignment:type_name -> rollwave.v1.AssignmentOrder
-	14, // 7: rollwave.v1.CoordinatorMessage.revert:type_name -> rollwave.v1.RevertOrder
-	15, // 8: rollwave.v1.CoordinatorMessage.finalize:type_name -> rollwave.v1.FinalizeOrder
-	16, // 9: rollwave.v1.CoordinatorMessage.verified:type_name -> rollwave.v1.PhaseVerified
-	19, // 10: rollwave.v1.AppliedGeneration.state:type_name -> rollwave.v1.AssignmentState
-	17, // 11: rollwave.v1.Hello.labels:type_name -> rollwave.v1.Hello.LabelsEntry
-	20, // 12: rollwave.v1.Hello.slots:type_name -> rollwave.v1.SlotFacts
-	2,  // 13: rollwave.v1.Hello.applied:type_name -> rollwave.v1.AppliedGeneration
-	21, // 14: rollwave.v1.SlotMetrics.slot:type_name -> rollwave.v1.Slot
-	21, // 15: rollwave.v1.RequestStats.slot:type_name -> rollwave.v1.Slot
-	6,  // 16: rollwave.v1.Heartbeat.host:type_name -> rollwave.v1.HostMetrics
-	7,  // 17: rollwave.v1.Heartbeat.slots:type_name -> rollwave.v1.SlotMetrics
-	8,  // 18: rollwave.v1.Heartbeat.samples:type_name -> rollwave.v1.MetricSamples
-	20, // 19: rollwave.v1.Heartbeat.facts:type_name -> rollwave.v1.SlotFacts
-	9,  // 20: rollwave.v1.Heartbeat.requests:type_name -> rollwave.v1.RequestStats
-	19, // 21: rollwave.v1.AssignmentProgress.state:type_name -> rollwave.v1.AssignmentState
-	18, // 22: rollwave.v1.AssignmentProgress.evidence:type_name -> rollwave.v1.AssignmentProgress.EvidenceEntry
-	22, // 23: rollwave.v1.AssignmentOrder.assignment:type_name -> rollwave.v1.Assignment
-	23, // 24: rollwave.v1.AssignmentOrder.spec:type_name -> rollwave.v1.ReleaseSpec
-	0,  // 25: rollwave.v1.AgentService.Session:input_type -> rollwave.v1.AgentMessage
-	1,  // 26: rollwave.v1.AgentService.Session:output_type -> rollwave.v1.CoordinatorMessage
-	26, // [26:27] is the sub-list for method output_type
-	25, // [25:26] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	20, // 3: rollwave.v1.AgentMessage.log_chunk:type_name -> rollwave.v1.LogChunk
+	4,  // 4: rollwave.v1.CoordinatorMessage.welcome:type_name -> rollwave.v1.Welcome
+	5,  // 5: rollwave.v1.CoordinatorMessage.redirect:type_name -> rollwave.v1.Redirect
+	11, // 6: rollwave.v1.CoordinatorMessage.ack:type_name -> rollwave.v1.HeartbeatAck
+	13, // 7: rollwave.v1.CoordinatorMessage.assignment:type_name -> rollwave.v1.AssignmentOrder
+	14, // 8: rollwave.v1.CoordinatorMessage.revert:type_name -> rollwave.v1.RevertOrder
+	15, // 9: rollwave.v1.CoordinatorMessage.finalize:type_name -> rollwave.v1.FinalizeOrder
+	16, // 10: rollwave.v1.CoordinatorMessage.verified:type_name -> rollwave.v1.PhaseVerified
+	18, // 11: rollwave.v1.CoordinatorMessage.log_request:type_name -> rollwave.v1.LogRequest
+	19, // 12: rollwave.v1.CoordinatorMessage.log_cancel:type_name -> rollwave.v1.LogCancel
+	23, // 13: rollwave.v1.AppliedGeneration.state:type_name -> rollwave.v1.AssignmentState
+	21, // 14: rollwave.v1.Hello.labels:type_name -> rollwave.v1.Hello.LabelsEntry
+	24, // 15: rollwave.v1.Hello.slots:type_name -> rollwave.v1.SlotFacts
+	2,  // 16: rollwave.v1.Hello.applied:type_name -> rollwave.v1.AppliedGeneration
+	25, // 17: rollwave.v1.SlotMetrics.slot:type_name -> rollwave.v1.Slot
+	25, // 18: rollwave.v1.RequestStats.slot:type_name -> rollwave.v1.Slot
+	6,  // 19: rollwave.v1.Heartbeat.host:type_name -> rollwave.v1.HostMetrics
+	7,  // 20: rollwave.v1.Heartbeat.slots:type_name -> rollwave.v1.SlotMetrics
+	8,  // 21: rollwave.v1.Heartbeat.samples:type_name -> rollwave.v1.MetricSamples
+	24, // 22: rollwave.v1.Heartbeat.facts:type_name -> rollwave.v1.SlotFacts
+	9,  // 23: rollwave.v1.Heartbeat.requests:type_name -> rollwave.v1.RequestStats
+	23, // 24: rollwave.v1.AssignmentProgress.state:type_name -> rollwave.v1.AssignmentState
+	22, // 25: rollwave.v1.AssignmentProgress.evidence:type_name -> rollwave.v1.AssignmentProgress.EvidenceEntry
+	26, // 26: rollwave.v1.AssignmentOrder.assignment:type_name -> rollwave.v1.Assignment
+	27, // 27: rollwave.v1.AssignmentOrder.spec:type_name -> rollwave.v1.ReleaseSpec
+	25, // 28: rollwave.v1.LogRequest.slot:type_name -> rollwave.v1.Slot
+	17, // 29: rollwave.v1.LogChunk.lines:type_name -> rollwave.v1.LogLine
+	25, // 30: rollwave.v1.LogChunk.slot:type_name -> rollwave.v1.Slot
+	0,  // 31: rollwave.v1.AgentService.Session:input_type -> rollwave.v1.AgentMessage
+	1,  // 32: rollwave.v1.AgentService.Session:output_type -> rollwave.v1.CoordinatorMessage
+	32, // [32:33] is the sub-list for method output_type
+	31, // [31:32] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_agent_proto_init() }
@@ -1590,6 +1978,7 @@ func file_rollwave_v1_agent_proto_init() {
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Progress)(nil),
+		(*AgentMessage_LogChunk)(nil),
 	}
 	file_rollwave_v1_agent_proto_msgTypes[1].OneofWrappers = []any{
 		(*CoordinatorMessage_Welcome)(nil),
@@ -1599,6 +1988,8 @@ func file_rollwave_v1_agent_proto_init() {
 		(*CoordinatorMessage_Revert)(nil),
 		(*CoordinatorMessage_Finalize)(nil),
 		(*CoordinatorMessage_Verified)(nil),
+		(*CoordinatorMessage_LogRequest)(nil),
+		(*CoordinatorMessage_LogCancel)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1606,7 +1997,7 @@ func file_rollwave_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_agent_proto_rawDesc), len(file_rollwave_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -971,6 +971,145 @@ func (x *ListHostsResponse) GetHosts() []*HostView {
 	return nil
 }
 
+type HostLogsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	App   string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	// SLOT_UNSPECIFIED: the slot that serves traffic.
+	Slot Slot `protobuf:"varint,3,opt,name=slot,proto3,enum=rollwave.v1.Slot" json:"slot,omitempty"`
+	// Last lines (1 to 10,000; 0 means 200).
+	Lines         uint32 `protobuf:"varint,4,opt,name=lines,proto3" json:"lines,omitempty"`
+	Follow        bool   `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostLogsRequest) Reset() {
+	*x = HostLogsRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostLogsRequest) ProtoMessage() {}
+
+func (x *HostLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostLogsRequest.ProtoReflect.Descriptor instead.
+func (*HostLogsRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HostLogsRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *HostLogsRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *HostLogsRequest) GetSlot() Slot {
+	if x != nil {
+		return x.Slot
+	}
+	return Slot_SLOT_UNSPECIFIED
+}
+
+func (x *HostLogsRequest) GetLines() uint32 {
+	if x != nil {
+		return x.Lines
+	}
+	return 0
+}
+
+func (x *HostLogsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+type HostLogsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Lines []*LogLine             `protobuf:"bytes,1,rep,name=lines,proto3" json:"lines,omitempty"`
+	// The slot read and its version (the first message).
+	Slot          Slot   `protobuf:"varint,2,opt,name=slot,proto3,enum=rollwave.v1.Slot" json:"slot,omitempty"`
+	Version       string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostLogsResponse) Reset() {
+	*x = HostLogsResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostLogsResponse) ProtoMessage() {}
+
+func (x *HostLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostLogsResponse.ProtoReflect.Descriptor instead.
+func (*HostLogsResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *HostLogsResponse) GetLines() []*LogLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *HostLogsResponse) GetSlot() Slot {
+	if x != nil {
+		return x.Slot
+	}
+	return Slot_SLOT_UNSPECIFIED
+}
+
+func (x *HostLogsResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
 type ListCellsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -979,7 +1118,7 @@ type ListCellsRequest struct {
 
 func (x *ListCellsRequest) Reset() {
 	*x = ListCellsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1130,7 @@ func (x *ListCellsRequest) String() string {
 func (*ListCellsRequest) ProtoMessage() {}
 
 func (x *ListCellsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1143,7 @@ func (x *ListCellsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCellsRequest.ProtoReflect.Descriptor instead.
 func (*ListCellsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{17}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{19}
 }
 
 type CellView struct {
@@ -1017,7 +1156,7 @@ type CellView struct {
 
 func (x *CellView) Reset() {
 	*x = CellView{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1168,7 @@ func (x *CellView) String() string {
 func (*CellView) ProtoMessage() {}
 
 func (x *CellView) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1181,7 @@ func (x *CellView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CellView.ProtoReflect.Descriptor instead.
 func (*CellView) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{18}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CellView) GetCell() *Cell {
@@ -1068,7 +1207,7 @@ type ListCellsResponse struct {
 
 func (x *ListCellsResponse) Reset() {
 	*x = ListCellsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1219,7 @@ func (x *ListCellsResponse) String() string {
 func (*ListCellsResponse) ProtoMessage() {}
 
 func (x *ListCellsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1232,7 @@ func (x *ListCellsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCellsResponse.ProtoReflect.Descriptor instead.
 func (*ListCellsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListCellsResponse) GetCells() []*CellView {
@@ -1113,7 +1252,7 @@ type SetCellRequest struct {
 
 func (x *SetCellRequest) Reset() {
 	*x = SetCellRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1264,7 @@ func (x *SetCellRequest) String() string {
 func (*SetCellRequest) ProtoMessage() {}
 
 func (x *SetCellRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1277,7 @@ func (x *SetCellRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCellRequest.ProtoReflect.Descriptor instead.
 func (*SetCellRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetCellRequest) GetCell() *Cell {
@@ -1164,7 +1303,7 @@ type SetCellResponse struct {
 
 func (x *SetCellResponse) Reset() {
 	*x = SetCellResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1315,7 @@ func (x *SetCellResponse) String() string {
 func (*SetCellResponse) ProtoMessage() {}
 
 func (x *SetCellResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1328,7 @@ func (x *SetCellResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCellResponse.ProtoReflect.Descriptor instead.
 func (*SetCellResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{21}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetCellResponse) GetCell() *Cell {
@@ -1209,7 +1348,7 @@ type DeleteCellRequest struct {
 
 func (x *DeleteCellRequest) Reset() {
 	*x = DeleteCellRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1360,7 @@ func (x *DeleteCellRequest) String() string {
 func (*DeleteCellRequest) ProtoMessage() {}
 
 func (x *DeleteCellRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1373,7 @@ func (x *DeleteCellRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCellRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCellRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{22}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteCellRequest) GetName() string {
@@ -1259,7 +1398,7 @@ type DeleteCellResponse struct {
 
 func (x *DeleteCellResponse) Reset() {
 	*x = DeleteCellResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1410,7 @@ func (x *DeleteCellResponse) String() string {
 func (*DeleteCellResponse) ProtoMessage() {}
 
 func (x *DeleteCellResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1423,7 @@ func (x *DeleteCellResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCellResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCellResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{25}
 }
 
 type SubmitReleaseRequest struct {
@@ -1301,7 +1440,7 @@ type SubmitReleaseRequest struct {
 
 func (x *SubmitReleaseRequest) Reset() {
 	*x = SubmitReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1452,7 @@ func (x *SubmitReleaseRequest) String() string {
 func (*SubmitReleaseRequest) ProtoMessage() {}
 
 func (x *SubmitReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1465,7 @@ func (x *SubmitReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReleaseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{24}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SubmitReleaseRequest) GetSourceName() string {
@@ -1366,7 +1505,7 @@ type SubmitReleaseResponse struct {
 
 func (x *SubmitReleaseResponse) Reset() {
 	*x = SubmitReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1517,7 @@ func (x *SubmitReleaseResponse) String() string {
 func (*SubmitReleaseResponse) ProtoMessage() {}
 
 func (x *SubmitReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1530,7 @@ func (x *SubmitReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReleaseResponse.ProtoReflect.Descriptor instead.
 func (*SubmitReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{25}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SubmitReleaseResponse) GetRelease() *Release {
@@ -1411,7 +1550,7 @@ type PlanReleaseRequest struct {
 
 func (x *PlanReleaseRequest) Reset() {
 	*x = PlanReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1562,7 @@ func (x *PlanReleaseRequest) String() string {
 func (*PlanReleaseRequest) ProtoMessage() {}
 
 func (x *PlanReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1575,7 @@ func (x *PlanReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanReleaseRequest.ProtoReflect.Descriptor instead.
 func (*PlanReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{26}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PlanReleaseRequest) GetSourceName() string {
@@ -1464,7 +1603,7 @@ type PlanReleaseResponse struct {
 
 func (x *PlanReleaseResponse) Reset() {
 	*x = PlanReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1615,7 @@ func (x *PlanReleaseResponse) String() string {
 func (*PlanReleaseResponse) ProtoMessage() {}
 
 func (x *PlanReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1628,7 @@ func (x *PlanReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanReleaseResponse.ProtoReflect.Descriptor instead.
 func (*PlanReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{27}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PlanReleaseResponse) GetSpec() *ReleaseSpec {
@@ -1522,7 +1661,7 @@ type GetReleaseRequest struct {
 
 func (x *GetReleaseRequest) Reset() {
 	*x = GetReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1673,7 @@ func (x *GetReleaseRequest) String() string {
 func (*GetReleaseRequest) ProtoMessage() {}
 
 func (x *GetReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1686,7 @@ func (x *GetReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleaseRequest.ProtoReflect.Descriptor instead.
 func (*GetReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{28}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetReleaseRequest) GetId() string {
@@ -1570,7 +1709,7 @@ type GetReleaseResponse struct {
 
 func (x *GetReleaseResponse) Reset() {
 	*x = GetReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1721,7 @@ func (x *GetReleaseResponse) String() string {
 func (*GetReleaseResponse) ProtoMessage() {}
 
 func (x *GetReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1734,7 @@ func (x *GetReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleaseResponse.ProtoReflect.Descriptor instead.
 func (*GetReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{29}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetReleaseResponse) GetRelease() *Release {
@@ -1630,7 +1769,7 @@ type ConvergeReleaseRequest struct {
 
 func (x *ConvergeReleaseRequest) Reset() {
 	*x = ConvergeReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1642,7 +1781,7 @@ func (x *ConvergeReleaseRequest) String() string {
 func (*ConvergeReleaseRequest) ProtoMessage() {}
 
 func (x *ConvergeReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1655,7 +1794,7 @@ func (x *ConvergeReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvergeReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ConvergeReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{30}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ConvergeReleaseRequest) GetApp() string {
@@ -1691,7 +1830,7 @@ type ConvergeReleaseResponse struct {
 
 func (x *ConvergeReleaseResponse) Reset() {
 	*x = ConvergeReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1842,7 @@ func (x *ConvergeReleaseResponse) String() string {
 func (*ConvergeReleaseResponse) ProtoMessage() {}
 
 func (x *ConvergeReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1855,7 @@ func (x *ConvergeReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvergeReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ConvergeReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{31}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ConvergeReleaseResponse) GetRelease() *Release {
@@ -1743,7 +1882,7 @@ type ListReleasesRequest struct {
 
 func (x *ListReleasesRequest) Reset() {
 	*x = ListReleasesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +1894,7 @@ func (x *ListReleasesRequest) String() string {
 func (*ListReleasesRequest) ProtoMessage() {}
 
 func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +1907,7 @@ func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{32}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListReleasesRequest) GetApp() string {
@@ -1794,7 +1933,7 @@ type ListReleasesResponse struct {
 
 func (x *ListReleasesResponse) Reset() {
 	*x = ListReleasesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +1945,7 @@ func (x *ListReleasesResponse) String() string {
 func (*ListReleasesResponse) ProtoMessage() {}
 
 func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +1958,7 @@ func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{33}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListReleasesResponse) GetReleases() []*Release {
@@ -1842,7 +1981,7 @@ type ReleaseActionRequest struct {
 
 func (x *ReleaseActionRequest) Reset() {
 	*x = ReleaseActionRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1993,7 @@ func (x *ReleaseActionRequest) String() string {
 func (*ReleaseActionRequest) ProtoMessage() {}
 
 func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +2006,7 @@ func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseActionRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReleaseActionRequest) GetId() string {
@@ -1907,7 +2046,7 @@ type ReleaseActionResponse struct {
 
 func (x *ReleaseActionResponse) Reset() {
 	*x = ReleaseActionResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2058,7 @@ func (x *ReleaseActionResponse) String() string {
 func (*ReleaseActionResponse) ProtoMessage() {}
 
 func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2071,7 @@ func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseActionResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReleaseActionResponse) GetRelease() *Release {
@@ -1955,7 +2094,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1967,7 +2106,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1980,7 +2119,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReportRequest) GetApp() string {
@@ -2033,7 +2172,7 @@ type AppReport struct {
 
 func (x *AppReport) Reset() {
 	*x = AppReport{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2184,7 @@ func (x *AppReport) String() string {
 func (*AppReport) ProtoMessage() {}
 
 func (x *AppReport) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2197,7 @@ func (x *AppReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppReport.ProtoReflect.Descriptor instead.
 func (*AppReport) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AppReport) GetApp() string {
@@ -2184,7 +2323,7 @@ type ReportResponse struct {
 
 func (x *ReportResponse) Reset() {
 	*x = ReportResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2335,7 @@ func (x *ReportResponse) String() string {
 func (*ReportResponse) ProtoMessage() {}
 
 func (x *ReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2348,7 @@ func (x *ReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
 func (*ReportResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReportResponse) GetSinceUnixNano() int64 {
@@ -2244,7 +2383,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2395,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2408,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListEventsRequest) GetReleaseId() string {
@@ -2302,7 +2441,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2453,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2466,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -2346,7 +2485,7 @@ type WatchReleaseRequest struct {
 
 func (x *WatchReleaseRequest) Reset() {
 	*x = WatchReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +2497,7 @@ func (x *WatchReleaseRequest) String() string {
 func (*WatchReleaseRequest) ProtoMessage() {}
 
 func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2510,7 @@ func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseRequest.ProtoReflect.Descriptor instead.
 func (*WatchReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WatchReleaseRequest) GetId() string {
@@ -2392,7 +2531,7 @@ type WatchReleaseResponse struct {
 
 func (x *WatchReleaseResponse) Reset() {
 	*x = WatchReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2404,7 +2543,7 @@ func (x *WatchReleaseResponse) String() string {
 func (*WatchReleaseResponse) ProtoMessage() {}
 
 func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2417,7 +2556,7 @@ func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseResponse.ProtoReflect.Descriptor instead.
 func (*WatchReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WatchReleaseResponse) GetRelease() *Release {
@@ -2453,7 +2592,7 @@ type AddFreezeRequest struct {
 
 func (x *AddFreezeRequest) Reset() {
 	*x = AddFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2465,7 +2604,7 @@ func (x *AddFreezeRequest) String() string {
 func (*AddFreezeRequest) ProtoMessage() {}
 
 func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2478,7 +2617,7 @@ func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeRequest.ProtoReflect.Descriptor instead.
 func (*AddFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AddFreezeRequest) GetFromUnixNano() int64 {
@@ -2518,7 +2657,7 @@ type AddFreezeResponse struct {
 
 func (x *AddFreezeResponse) Reset() {
 	*x = AddFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2530,7 +2669,7 @@ func (x *AddFreezeResponse) String() string {
 func (*AddFreezeResponse) ProtoMessage() {}
 
 func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2543,7 +2682,7 @@ func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeResponse.ProtoReflect.Descriptor instead.
 func (*AddFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AddFreezeResponse) GetWindow() *FreezeWindow {
@@ -2561,7 +2700,7 @@ type ListFreezesRequest struct {
 
 func (x *ListFreezesRequest) Reset() {
 	*x = ListFreezesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2712,7 @@ func (x *ListFreezesRequest) String() string {
 func (*ListFreezesRequest) ProtoMessage() {}
 
 func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2725,7 @@ func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesRequest.ProtoReflect.Descriptor instead.
 func (*ListFreezesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
 }
 
 type ListFreezesResponse struct {
@@ -2600,7 +2739,7 @@ type ListFreezesResponse struct {
 
 func (x *ListFreezesResponse) Reset() {
 	*x = ListFreezesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2751,7 @@ func (x *ListFreezesResponse) String() string {
 func (*ListFreezesResponse) ProtoMessage() {}
 
 func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2764,7 @@ func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesResponse.ProtoReflect.Descriptor instead.
 func (*ListFreezesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListFreezesResponse) GetWindows() []*FreezeWindow {
@@ -2659,7 +2798,7 @@ type RemoveFreezeRequest struct {
 
 func (x *RemoveFreezeRequest) Reset() {
 	*x = RemoveFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2810,7 @@ func (x *RemoveFreezeRequest) String() string {
 func (*RemoveFreezeRequest) ProtoMessage() {}
 
 func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2823,7 @@ func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RemoveFreezeRequest) GetId() string {
@@ -2709,7 +2848,7 @@ type RemoveFreezeResponse struct {
 
 func (x *RemoveFreezeResponse) Reset() {
 	*x = RemoveFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +2860,7 @@ func (x *RemoveFreezeResponse) String() string {
 func (*RemoveFreezeResponse) ProtoMessage() {}
 
 func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +2873,7 @@ func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
 }
 
 type SetGlobalFreezeRequest struct {
@@ -2748,7 +2887,7 @@ type SetGlobalFreezeRequest struct {
 
 func (x *SetGlobalFreezeRequest) Reset() {
 	*x = SetGlobalFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +2899,7 @@ func (x *SetGlobalFreezeRequest) String() string {
 func (*SetGlobalFreezeRequest) ProtoMessage() {}
 
 func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +2912,7 @@ func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeRequest.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetGlobalFreezeRequest) GetOn() bool {
@@ -2805,7 +2944,7 @@ type SetGlobalFreezeResponse struct {
 
 func (x *SetGlobalFreezeResponse) Reset() {
 	*x = SetGlobalFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2817,7 +2956,7 @@ func (x *SetGlobalFreezeResponse) String() string {
 func (*SetGlobalFreezeResponse) ProtoMessage() {}
 
 func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2830,7 +2969,7 @@ func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeResponse.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
 }
 
 // A token as listed: never its secret or its hash.
@@ -2847,7 +2986,7 @@ type ACLTokenInfo struct {
 
 func (x *ACLTokenInfo) Reset() {
 	*x = ACLTokenInfo{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2859,7 +2998,7 @@ func (x *ACLTokenInfo) String() string {
 func (*ACLTokenInfo) ProtoMessage() {}
 
 func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2872,7 +3011,7 @@ func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenInfo.ProtoReflect.Descriptor instead.
 func (*ACLTokenInfo) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ACLTokenInfo) GetAccessorId() string {
@@ -2920,7 +3059,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3071,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3084,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ACLBootstrapRequest) GetName() string {
@@ -2966,7 +3105,7 @@ type ACLTokenSecretResponse struct {
 
 func (x *ACLTokenSecretResponse) Reset() {
 	*x = ACLTokenSecretResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2978,7 +3117,7 @@ func (x *ACLTokenSecretResponse) String() string {
 func (*ACLTokenSecretResponse) ProtoMessage() {}
 
 func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2991,7 +3130,7 @@ func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenSecretResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenSecretResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ACLTokenSecretResponse) GetToken() *ACLTokenInfo {
@@ -3019,7 +3158,7 @@ type ACLTokenCreateRequest struct {
 
 func (x *ACLTokenCreateRequest) Reset() {
 	*x = ACLTokenCreateRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3031,7 +3170,7 @@ func (x *ACLTokenCreateRequest) String() string {
 func (*ACLTokenCreateRequest) ProtoMessage() {}
 
 func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3044,7 +3183,7 @@ func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenCreateRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenCreateRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ACLTokenCreateRequest) GetName() string {
@@ -3069,7 +3208,7 @@ type ACLTokenListRequest struct {
 
 func (x *ACLTokenListRequest) Reset() {
 	*x = ACLTokenListRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3220,7 @@ func (x *ACLTokenListRequest) String() string {
 func (*ACLTokenListRequest) ProtoMessage() {}
 
 func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,7 +3233,7 @@ func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenListRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
 }
 
 type ACLTokenListResponse struct {
@@ -3106,7 +3245,7 @@ type ACLTokenListResponse struct {
 
 func (x *ACLTokenListResponse) Reset() {
 	*x = ACLTokenListResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3118,7 +3257,7 @@ func (x *ACLTokenListResponse) String() string {
 func (*ACLTokenListResponse) ProtoMessage() {}
 
 func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3131,7 +3270,7 @@ func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenListResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ACLTokenListResponse) GetTokens() []*ACLTokenInfo {
@@ -3150,7 +3289,7 @@ type ACLTokenDeleteRequest struct {
 
 func (x *ACLTokenDeleteRequest) Reset() {
 	*x = ACLTokenDeleteRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3162,7 +3301,7 @@ func (x *ACLTokenDeleteRequest) String() string {
 func (*ACLTokenDeleteRequest) ProtoMessage() {}
 
 func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3175,7 +3314,7 @@ func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ACLTokenDeleteRequest) GetAccessorId() string {
@@ -3193,7 +3332,7 @@ type ACLTokenDeleteResponse struct {
 
 func (x *ACLTokenDeleteResponse) Reset() {
 	*x = ACLTokenDeleteResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3205,7 +3344,7 @@ func (x *ACLTokenDeleteResponse) String() string {
 func (*ACLTokenDeleteResponse) ProtoMessage() {}
 
 func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3218,7 +3357,7 @@ func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
 }
 
 type GossipKeyringRequest struct {
@@ -3233,7 +3372,7 @@ type GossipKeyringRequest struct {
 
 func (x *GossipKeyringRequest) Reset() {
 	*x = GossipKeyringRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3245,7 +3384,7 @@ func (x *GossipKeyringRequest) String() string {
 func (*GossipKeyringRequest) ProtoMessage() {}
 
 func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3258,7 +3397,7 @@ func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeyringRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GossipKeyringRequest) GetOp() string {
@@ -3289,7 +3428,7 @@ type GossipKeyringResponse struct {
 
 func (x *GossipKeyringResponse) Reset() {
 	*x = GossipKeyringResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3301,7 +3440,7 @@ func (x *GossipKeyringResponse) String() string {
 func (*GossipKeyringResponse) ProtoMessage() {}
 
 func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3314,7 +3453,7 @@ func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeyringResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GossipKeyringResponse) GetKeys() []string {
@@ -3353,7 +3492,7 @@ type NotifyStatusRequest struct {
 
 func (x *NotifyStatusRequest) Reset() {
 	*x = NotifyStatusRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3365,7 +3504,7 @@ func (x *NotifyStatusRequest) String() string {
 func (*NotifyStatusRequest) ProtoMessage() {}
 
 func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3378,7 +3517,7 @@ func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStatusRequest.ProtoReflect.Descriptor instead.
 func (*NotifyStatusRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{61}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{63}
 }
 
 type NotifyStatusResponse struct {
@@ -3392,7 +3531,7 @@ type NotifyStatusResponse struct {
 
 func (x *NotifyStatusResponse) Reset() {
 	*x = NotifyStatusResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3404,7 +3543,7 @@ func (x *NotifyStatusResponse) String() string {
 func (*NotifyStatusResponse) ProtoMessage() {}
 
 func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3417,7 +3556,7 @@ func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStatusResponse.ProtoReflect.Descriptor instead.
 func (*NotifyStatusResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{62}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *NotifyStatusResponse) GetTargets() []*NotifyTargetStatus {
@@ -3466,7 +3605,7 @@ type NotifyTargetStatus struct {
 
 func (x *NotifyTargetStatus) Reset() {
 	*x = NotifyTargetStatus{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3478,7 +3617,7 @@ func (x *NotifyTargetStatus) String() string {
 func (*NotifyTargetStatus) ProtoMessage() {}
 
 func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3491,7 +3630,7 @@ func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyTargetStatus.ProtoReflect.Descriptor instead.
 func (*NotifyTargetStatus) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{63}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *NotifyTargetStatus) GetName() string {
@@ -3610,7 +3749,7 @@ var File_rollwave_v1_operator_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\n" +
-	"\x1arollwave/v1/operator.proto\x12\vrollwave.v1\x1a\x17rollwave/v1/state.proto\"\x0f\n" +
+	"\x1arollwave/v1/operator.proto\x12\vrollwave.v1\x1a\x17rollwave/v1/state.proto\x1a\x17rollwave/v1/agent.proto\"\x0f\n" +
 	"\rStatusRequest\"\xea\x01\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
@@ -3672,7 +3811,17 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"release_id\x18\x05 \x01(\tR\treleaseId\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\"@\n" +
 	"\x11ListHostsResponse\x12+\n" +
-	"\x05hosts\x18\x01 \x03(\v2\x15.rollwave.v1.HostViewR\x05hosts\"\x12\n" +
+	"\x05hosts\x18\x01 \x03(\v2\x15.rollwave.v1.HostViewR\x05hosts\"\x8c\x01\n" +
+	"\x0fHostLogsRequest\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12%\n" +
+	"\x04slot\x18\x03 \x01(\x0e2\x11.rollwave.v1.SlotR\x04slot\x12\x14\n" +
+	"\x05lines\x18\x04 \x01(\rR\x05lines\x12\x16\n" +
+	"\x06follow\x18\x05 \x01(\bR\x06follow\"\x7f\n" +
+	"\x10HostLogsResponse\x12*\n" +
+	"\x05lines\x18\x01 \x03(\v2\x14.rollwave.v1.LogLineR\x05lines\x12%\n" +
+	"\x04slot\x18\x02 \x01(\x0e2\x11.rollwave.v1.SlotR\x04slot\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\"\x12\n" +
 	"\x10ListCellsRequest\"G\n" +
 	"\bCellView\x12%\n" +
 	"\x04cell\x18\x01 \x01(\v2\x11.rollwave.v1.CellR\x04cell\x12\x14\n" +
@@ -3845,7 +3994,7 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\tdelivered\x18\x0e \x01(\x04R\tdelivered\x12\x1f\n" +
 	"\vlost_events\x18\x0f \x01(\x04R\n" +
 	"lostEvents\x12\x1b\n" +
-	"\tlast_loss\x18\x10 \x01(\tR\blastLoss2\xe5\x16\n" +
+	"\tlast_loss\x18\x10 \x01(\tR\blastLoss2\xb0\x17\n" +
 	"\x0fOperatorService\x12A\n" +
 	"\x06Status\x12\x1a.rollwave.v1.StatusRequest\x1a\x1b.rollwave.v1.StatusResponse\x12D\n" +
 	"\aMembers\x12\x1b.rollwave.v1.MembersRequest\x1a\x1c.rollwave.v1.MembersResponse\x12J\n" +
@@ -3859,7 +4008,8 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\tListCells\x12\x1d.rollwave.v1.ListCellsRequest\x1a\x1e.rollwave.v1.ListCellsResponse\x12D\n" +
 	"\aSetCell\x12\x1b.rollwave.v1.SetCellRequest\x1a\x1c.rollwave.v1.SetCellResponse\x12M\n" +
 	"\n" +
-	"DeleteCell\x12\x1e.rollwave.v1.DeleteCellRequest\x1a\x1f.rollwave.v1.DeleteCellResponse\x12V\n" +
+	"DeleteCell\x12\x1e.rollwave.v1.DeleteCellRequest\x1a\x1f.rollwave.v1.DeleteCellResponse\x12I\n" +
+	"\bHostLogs\x12\x1c.rollwave.v1.HostLogsRequest\x1a\x1d.rollwave.v1.HostLogsResponse0\x01\x12V\n" +
 	"\rSubmitRelease\x12!.rollwave.v1.SubmitReleaseRequest\x1a\".rollwave.v1.SubmitReleaseResponse\x12P\n" +
 	"\vPlanRelease\x12\x1f.rollwave.v1.PlanReleaseRequest\x1a .rollwave.v1.PlanReleaseResponse\x12M\n" +
 	"\n" +
@@ -3900,7 +4050,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -3919,170 +4069,179 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*ListHostsRequest)(nil),        // 14: rollwave.v1.ListHostsRequest
 	(*DriftedHost)(nil),             // 15: rollwave.v1.DriftedHost
 	(*ListHostsResponse)(nil),       // 16: rollwave.v1.ListHostsResponse
-	(*ListCellsRequest)(nil),        // 17: rollwave.v1.ListCellsRequest
-	(*CellView)(nil),                // 18: rollwave.v1.CellView
-	(*ListCellsResponse)(nil),       // 19: rollwave.v1.ListCellsResponse
-	(*SetCellRequest)(nil),          // 20: rollwave.v1.SetCellRequest
-	(*SetCellResponse)(nil),         // 21: rollwave.v1.SetCellResponse
-	(*DeleteCellRequest)(nil),       // 22: rollwave.v1.DeleteCellRequest
-	(*DeleteCellResponse)(nil),      // 23: rollwave.v1.DeleteCellResponse
-	(*SubmitReleaseRequest)(nil),    // 24: rollwave.v1.SubmitReleaseRequest
-	(*SubmitReleaseResponse)(nil),   // 25: rollwave.v1.SubmitReleaseResponse
-	(*PlanReleaseRequest)(nil),      // 26: rollwave.v1.PlanReleaseRequest
-	(*PlanReleaseResponse)(nil),     // 27: rollwave.v1.PlanReleaseResponse
-	(*GetReleaseRequest)(nil),       // 28: rollwave.v1.GetReleaseRequest
-	(*GetReleaseResponse)(nil),      // 29: rollwave.v1.GetReleaseResponse
-	(*ConvergeReleaseRequest)(nil),  // 30: rollwave.v1.ConvergeReleaseRequest
-	(*ConvergeReleaseResponse)(nil), // 31: rollwave.v1.ConvergeReleaseResponse
-	(*ListReleasesRequest)(nil),     // 32: rollwave.v1.ListReleasesRequest
-	(*ListReleasesResponse)(nil),    // 33: rollwave.v1.ListReleasesResponse
-	(*ReleaseActionRequest)(nil),    // 34: rollwave.v1.ReleaseActionRequest
-	(*ReleaseActionResponse)(nil),   // 35: rollwave.v1.ReleaseActionResponse
-	(*ReportRequest)(nil),           // 36: rollwave.v1.ReportRequest
-	(*AppReport)(nil),               // 37: rollwave.v1.AppReport
-	(*ReportResponse)(nil),          // 38: rollwave.v1.ReportResponse
-	(*ListEventsRequest)(nil),       // 39: rollwave.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),      // 40: rollwave.v1.ListEventsResponse
-	(*WatchReleaseRequest)(nil),     // 41: rollwave.v1.WatchReleaseRequest
-	(*WatchReleaseResponse)(nil),    // 42: rollwave.v1.WatchReleaseResponse
-	(*AddFreezeRequest)(nil),        // 43: rollwave.v1.AddFreezeRequest
-	(*AddFreezeResponse)(nil),       // 44: rollwave.v1.AddFreezeResponse
-	(*ListFreezesRequest)(nil),      // 45: rollwave.v1.ListFreezesRequest
-	(*ListFreezesResponse)(nil),     // 46: rollwave.v1.ListFreezesResponse
-	(*RemoveFreezeRequest)(nil),     // 47: rollwave.v1.RemoveFreezeRequest
-	(*RemoveFreezeResponse)(nil),    // 48: rollwave.v1.RemoveFreezeResponse
-	(*SetGlobalFreezeRequest)(nil),  // 49: rollwave.v1.SetGlobalFreezeRequest
-	(*SetGlobalFreezeResponse)(nil), // 50: rollwave.v1.SetGlobalFreezeResponse
-	(*ACLTokenInfo)(nil),            // 51: rollwave.v1.ACLTokenInfo
-	(*ACLBootstrapRequest)(nil),     // 52: rollwave.v1.ACLBootstrapRequest
-	(*ACLTokenSecretResponse)(nil),  // 53: rollwave.v1.ACLTokenSecretResponse
-	(*ACLTokenCreateRequest)(nil),   // 54: rollwave.v1.ACLTokenCreateRequest
-	(*ACLTokenListRequest)(nil),     // 55: rollwave.v1.ACLTokenListRequest
-	(*ACLTokenListResponse)(nil),    // 56: rollwave.v1.ACLTokenListResponse
-	(*ACLTokenDeleteRequest)(nil),   // 57: rollwave.v1.ACLTokenDeleteRequest
-	(*ACLTokenDeleteResponse)(nil),  // 58: rollwave.v1.ACLTokenDeleteResponse
-	(*GossipKeyringRequest)(nil),    // 59: rollwave.v1.GossipKeyringRequest
-	(*GossipKeyringResponse)(nil),   // 60: rollwave.v1.GossipKeyringResponse
-	(*NotifyStatusRequest)(nil),     // 61: rollwave.v1.NotifyStatusRequest
-	(*NotifyStatusResponse)(nil),    // 62: rollwave.v1.NotifyStatusResponse
-	(*NotifyTargetStatus)(nil),      // 63: rollwave.v1.NotifyTargetStatus
-	(*Host)(nil),                    // 64: rollwave.v1.Host
-	(*Assignment)(nil),              // 65: rollwave.v1.Assignment
-	(*Cell)(nil),                    // 66: rollwave.v1.Cell
-	(*Release)(nil),                 // 67: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 68: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 69: rollwave.v1.Phase
-	(ReleaseState)(0),               // 70: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 71: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 72: rollwave.v1.FreezeWindow
+	(*HostLogsRequest)(nil),         // 17: rollwave.v1.HostLogsRequest
+	(*HostLogsResponse)(nil),        // 18: rollwave.v1.HostLogsResponse
+	(*ListCellsRequest)(nil),        // 19: rollwave.v1.ListCellsRequest
+	(*CellView)(nil),                // 20: rollwave.v1.CellView
+	(*ListCellsResponse)(nil),       // 21: rollwave.v1.ListCellsResponse
+	(*SetCellRequest)(nil),          // 22: rollwave.v1.SetCellRequest
+	(*SetCellResponse)(nil),         // 23: rollwave.v1.SetCellResponse
+	(*DeleteCellRequest)(nil),       // 24: rollwave.v1.DeleteCellRequest
+	(*DeleteCellResponse)(nil),      // 25: rollwave.v1.DeleteCellResponse
+	(*SubmitReleaseRequest)(nil),    // 26: rollwave.v1.SubmitReleaseRequest
+	(*SubmitReleaseResponse)(nil),   // 27: rollwave.v1.SubmitReleaseResponse
+	(*PlanReleaseRequest)(nil),      // 28: rollwave.v1.PlanReleaseRequest
+	(*PlanReleaseResponse)(nil),     // 29: rollwave.v1.PlanReleaseResponse
+	(*GetReleaseRequest)(nil),       // 30: rollwave.v1.GetReleaseRequest
+	(*GetReleaseResponse)(nil),      // 31: rollwave.v1.GetReleaseResponse
+	(*ConvergeReleaseRequest)(nil),  // 32: rollwave.v1.ConvergeReleaseRequest
+	(*ConvergeReleaseResponse)(nil), // 33: rollwave.v1.ConvergeReleaseResponse
+	(*ListReleasesRequest)(nil),     // 34: rollwave.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),    // 35: rollwave.v1.ListReleasesResponse
+	(*ReleaseActionRequest)(nil),    // 36: rollwave.v1.ReleaseActionRequest
+	(*ReleaseActionResponse)(nil),   // 37: rollwave.v1.ReleaseActionResponse
+	(*ReportRequest)(nil),           // 38: rollwave.v1.ReportRequest
+	(*AppReport)(nil),               // 39: rollwave.v1.AppReport
+	(*ReportResponse)(nil),          // 40: rollwave.v1.ReportResponse
+	(*ListEventsRequest)(nil),       // 41: rollwave.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),      // 42: rollwave.v1.ListEventsResponse
+	(*WatchReleaseRequest)(nil),     // 43: rollwave.v1.WatchReleaseRequest
+	(*WatchReleaseResponse)(nil),    // 44: rollwave.v1.WatchReleaseResponse
+	(*AddFreezeRequest)(nil),        // 45: rollwave.v1.AddFreezeRequest
+	(*AddFreezeResponse)(nil),       // 46: rollwave.v1.AddFreezeResponse
+	(*ListFreezesRequest)(nil),      // 47: rollwave.v1.ListFreezesRequest
+	(*ListFreezesResponse)(nil),     // 48: rollwave.v1.ListFreezesResponse
+	(*RemoveFreezeRequest)(nil),     // 49: rollwave.v1.RemoveFreezeRequest
+	(*RemoveFreezeResponse)(nil),    // 50: rollwave.v1.RemoveFreezeResponse
+	(*SetGlobalFreezeRequest)(nil),  // 51: rollwave.v1.SetGlobalFreezeRequest
+	(*SetGlobalFreezeResponse)(nil), // 52: rollwave.v1.SetGlobalFreezeResponse
+	(*ACLTokenInfo)(nil),            // 53: rollwave.v1.ACLTokenInfo
+	(*ACLBootstrapRequest)(nil),     // 54: rollwave.v1.ACLBootstrapRequest
+	(*ACLTokenSecretResponse)(nil),  // 55: rollwave.v1.ACLTokenSecretResponse
+	(*ACLTokenCreateRequest)(nil),   // 56: rollwave.v1.ACLTokenCreateRequest
+	(*ACLTokenListRequest)(nil),     // 57: rollwave.v1.ACLTokenListRequest
+	(*ACLTokenListResponse)(nil),    // 58: rollwave.v1.ACLTokenListResponse
+	(*ACLTokenDeleteRequest)(nil),   // 59: rollwave.v1.ACLTokenDeleteRequest
+	(*ACLTokenDeleteResponse)(nil),  // 60: rollwave.v1.ACLTokenDeleteResponse
+	(*GossipKeyringRequest)(nil),    // 61: rollwave.v1.GossipKeyringRequest
+	(*GossipKeyringResponse)(nil),   // 62: rollwave.v1.GossipKeyringResponse
+	(*NotifyStatusRequest)(nil),     // 63: rollwave.v1.NotifyStatusRequest
+	(*NotifyStatusResponse)(nil),    // 64: rollwave.v1.NotifyStatusResponse
+	(*NotifyTargetStatus)(nil),      // 65: rollwave.v1.NotifyTargetStatus
+	(*Host)(nil),                    // 66: rollwave.v1.Host
+	(*Assignment)(nil),              // 67: rollwave.v1.Assignment
+	(Slot)(0),                       // 68: rollwave.v1.Slot
+	(*LogLine)(nil),                 // 69: rollwave.v1.LogLine
+	(*Cell)(nil),                    // 70: rollwave.v1.Cell
+	(*Release)(nil),                 // 71: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 72: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 73: rollwave.v1.Phase
+	(ReleaseState)(0),               // 74: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 75: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 76: rollwave.v1.FreezeWindow
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	64, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	65, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	66, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	67, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
 	15, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
 	13, // 5: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	66, // 6: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
-	18, // 7: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	66, // 8: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	66, // 9: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	67, // 10: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	68, // 11: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	69, // 12: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	67, // 13: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	65, // 14: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	15, // 15: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
-	67, // 16: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
-	15, // 17: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
-	70, // 18: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	67, // 19: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	67, // 20: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
-	37, // 21: rollwave.v1.ReportResponse.apps:type_name -> rollwave.v1.AppReport
-	71, // 22: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	67, // 23: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	65, // 24: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	71, // 25: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	72, // 26: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	72, // 27: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
-	51, // 28: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
-	51, // 29: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
-	63, // 30: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
-	0,  // 31: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
-	3,  // 32: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
-	6,  // 33: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
-	8,  // 34: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
-	10, // 35: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
-	11, // 36: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	59, // 37: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
-	14, // 38: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	17, // 39: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	20, // 40: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	22, // 41: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	24, // 42: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	26, // 43: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	28, // 44: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	32, // 45: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	34, // 46: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 47: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 48: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 49: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 50: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 51: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 52: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 53: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
-	30, // 54: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
-	39, // 55: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	41, // 56: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	43, // 57: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	45, // 58: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	47, // 59: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	49, // 60: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	52, // 61: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
-	54, // 62: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
-	55, // 63: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
-	57, // 64: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
-	61, // 65: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
-	1,  // 66: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 67: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 68: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 69: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 70: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 71: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	60, // 72: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
-	16, // 73: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	19, // 74: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	21, // 75: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	23, // 76: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	25, // 77: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	27, // 78: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	29, // 79: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	33, // 80: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	35, // 81: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 82: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 83: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 84: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 85: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 86: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 87: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	38, // 88: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
-	31, // 89: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
-	40, // 90: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	42, // 91: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	44, // 92: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	46, // 93: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	48, // 94: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	50, // 95: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	53, // 96: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
-	53, // 97: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
-	56, // 98: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
-	58, // 99: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
-	62, // 100: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
-	66, // [66:101] is the sub-list for method output_type
-	31, // [31:66] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	68, // 6: rollwave.v1.HostLogsRequest.slot:type_name -> rollwave.v1.Slot
+	69, // 7: rollwave.v1.HostLogsResponse.lines:type_name -> rollwave.v1.LogLine
+	68, // 8: rollwave.v1.HostLogsResponse.slot:type_name -> rollwave.v1.Slot
+	70, // 9: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	20, // 10: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
+	70, // 11: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	70, // 12: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	71, // 13: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	72, // 14: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	73, // 15: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	71, // 16: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	67, // 17: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	15, // 18: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
+	71, // 19: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
+	15, // 20: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
+	74, // 21: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	71, // 22: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	71, // 23: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	39, // 24: rollwave.v1.ReportResponse.apps:type_name -> rollwave.v1.AppReport
+	75, // 25: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	71, // 26: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	67, // 27: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	75, // 28: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	76, // 29: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	76, // 30: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	53, // 31: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
+	53, // 32: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
+	65, // 33: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
+	0,  // 34: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
+	3,  // 35: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
+	6,  // 36: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
+	8,  // 37: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
+	10, // 38: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
+	11, // 39: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
+	61, // 40: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
+	14, // 41: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	19, // 42: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	22, // 43: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	24, // 44: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	17, // 45: rollwave.v1.OperatorService.HostLogs:input_type -> rollwave.v1.HostLogsRequest
+	26, // 46: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	28, // 47: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	30, // 48: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	34, // 49: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	36, // 50: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 51: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 52: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 53: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 54: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 55: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 56: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 57: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
+	32, // 58: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
+	41, // 59: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	43, // 60: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	45, // 61: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	47, // 62: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	49, // 63: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	51, // 64: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	54, // 65: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	56, // 66: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	57, // 67: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	59, // 68: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	63, // 69: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
+	1,  // 70: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 71: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 72: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 73: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 74: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 75: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	62, // 76: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
+	16, // 77: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	21, // 78: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	23, // 79: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	25, // 80: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	18, // 81: rollwave.v1.OperatorService.HostLogs:output_type -> rollwave.v1.HostLogsResponse
+	27, // 82: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	29, // 83: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	31, // 84: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	35, // 85: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	37, // 86: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 87: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 88: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 89: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 90: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 91: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 92: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 93: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
+	33, // 94: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
+	42, // 95: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	44, // 96: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	46, // 97: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	48, // 98: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	50, // 99: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	52, // 100: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	55, // 101: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	55, // 102: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	58, // 103: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	60, // 104: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	64, // 105: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
+	70, // [70:106] is the sub-list for method output_type
+	34, // [34:70] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_operator_proto_init() }
@@ -4091,13 +4250,14 @@ func file_rollwave_v1_operator_proto_init() {
 		return
 	}
 	file_rollwave_v1_state_proto_init()
+	file_rollwave_v1_agent_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   64,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	OperatorService_ListCells_FullMethodName       = "/rollwave.v1.OperatorService/ListCells"
 	OperatorService_SetCell_FullMethodName         = "/rollwave.v1.OperatorService/SetCell"
 	OperatorService_DeleteCell_FullMethodName      = "/rollwave.v1.OperatorService/DeleteCell"
+	OperatorService_HostLogs_FullMethodName        = "/rollwave.v1.OperatorService/HostLogs"
 	OperatorService_SubmitRelease_FullMethodName   = "/rollwave.v1.OperatorService/SubmitRelease"
 	OperatorService_PlanRelease_FullMethodName     = "/rollwave.v1.OperatorService/PlanRelease"
 	OperatorService_GetRelease_FullMethodName      = "/rollwave.v1.OperatorService/GetRelease"
@@ -79,6 +80,11 @@ type OperatorServiceClient interface {
 	ListCells(ctx context.Context, in *ListCellsRequest, opts ...grpc.CallOption) (*ListCellsResponse, error)
 	SetCell(ctx context.Context, in *SetCellRequest, opts ...grpc.CallOption) (*SetCellResponse, error)
 	DeleteCell(ctx context.Context, in *DeleteCellRequest, opts ...grpc.CallOption) (*DeleteCellResponse, error)
+	// The last lines of one app slot's output on a host (its journal under
+	// the systemd driver, its log file under the process driver), then, with
+	// follow, new lines until the client goes away. Served by the leader,
+	// which holds the agents' sessions (a follower forwards the stream).
+	HostLogs(ctx context.Context, in *HostLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HostLogsResponse], error)
 	// Releases.
 	SubmitRelease(ctx context.Context, in *SubmitReleaseRequest, opts ...grpc.CallOption) (*SubmitReleaseResponse, error)
 	PlanRelease(ctx context.Context, in *PlanReleaseRequest, opts ...grpc.CallOption) (*PlanReleaseResponse, error)
@@ -252,6 +258,25 @@ func (c *operatorServiceClient) DeleteCell(ctx context.Context, in *DeleteCellRe
 	return out, nil
 }
 
+func (c *operatorServiceClient) HostLogs(ctx context.Context, in *HostLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HostLogsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &OperatorService_ServiceDesc.Streams[2], OperatorService_HostLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[HostLogsRequest, HostLogsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OperatorService_HostLogsClient = grpc.ServerStreamingClient[HostLogsResponse]
+
 func (c *operatorServiceClient) SubmitRelease(ctx context.Context, in *SubmitReleaseRequest, opts ...grpc.CallOption) (*SubmitReleaseResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SubmitReleaseResponse)
@@ -394,7 +419,7 @@ func (c *operatorServiceClient) ListEvents(ctx context.Context, in *ListEventsRe
 
 func (c *operatorServiceClient) WatchRelease(ctx context.Context, in *WatchReleaseRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchReleaseResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &OperatorService_ServiceDesc.Streams[2], OperatorService_WatchRelease_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &OperatorService_ServiceDesc.Streams[3], OperatorService_WatchRelease_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -520,6 +545,11 @@ type OperatorServiceServer interface {
 	ListCells(context.Context, *ListCellsRequest) (*ListCellsResponse, error)
 	SetCell(context.Context, *SetCellRequest) (*SetCellResponse, error)
 	DeleteCell(context.Context, *DeleteCellRequest) (*DeleteCellResponse, error)
+	// The last lines of one app slot's output on a host (its journal under
+	// the systemd driver, its log file under the process driver), then, with
+	// follow, new lines until the client goes away. Served by the leader,
+	// which holds the agents' sessions (a follower forwards the stream).
+	HostLogs(*HostLogsRequest, grpc.ServerStreamingServer[HostLogsResponse]) error
 	// Releases.
 	SubmitRelease(context.Context, *SubmitReleaseRequest) (*SubmitReleaseResponse, error)
 	PlanRelease(context.Context, *PlanReleaseRequest) (*PlanReleaseResponse, error)
@@ -603,6 +633,9 @@ func (UnimplementedOperatorServiceServer) SetCell(context.Context, *SetCellReque
 }
 func (UnimplementedOperatorServiceServer) DeleteCell(context.Context, *DeleteCellRequest) (*DeleteCellResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteCell not implemented")
+}
+func (UnimplementedOperatorServiceServer) HostLogs(*HostLogsRequest, grpc.ServerStreamingServer[HostLogsResponse]) error {
+	return status.Error(codes.Unimplemented, "method HostLogs not implemented")
 }
 func (UnimplementedOperatorServiceServer) SubmitRelease(context.Context, *SubmitReleaseRequest) (*SubmitReleaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitRelease not implemented")
@@ -876,6 +909,17 @@ func _OperatorService_DeleteCell_Handler(srv interface{}, ctx context.Context, d
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _OperatorService_HostLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(HostLogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(OperatorServiceServer).HostLogs(m, &grpc.GenericServerStream[HostLogsRequest, HostLogsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OperatorService_HostLogsServer = grpc.ServerStreamingServer[HostLogsResponse]
 
 func _OperatorService_SubmitRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SubmitReleaseRequest)
@@ -1448,6 +1492,11 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "SnapshotRestore",
 			Handler:       _OperatorService_SnapshotRestore_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "HostLogs",
+			Handler:       _OperatorService_HostLogs_Handler,
+			ServerStreams: true,
 		},
 		{
 			StreamName:    "WatchRelease",

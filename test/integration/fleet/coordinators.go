@@ -387,6 +387,57 @@ func (cs *Coordinators) CLIAt(c *Coordinator, args ...string) (string, string, e
 	return out.String(), errb.String(), err
 }
 
+// CLIStart starts `bin/rollwave ARGS -address ADDR` against the first
+// running coordinator, for a command that runs until interrupted
+// (`rollwave logs -f`). out returns its stdout so far; stop sends it
+// SIGINT, waits for it (bounded by 10s, then SIGKILL) and returns its
+// error. The test's end stops it too.
+func (cs *Coordinators) CLIStart(args ...string) (out func() string, stop func() error, err error) {
+	var c *Coordinator
+	for _, n := range cs.nodes {
+		if n.Running() {
+			c = n
+			break
+		}
+	}
+	if c == nil {
+		return nil, nil, fmt.Errorf("no coordinator is running")
+	}
+	cmd := exec.Command(cs.bin, append(args, "-address", c.GRPC)...)
+	cmd.Env = append(os.Environ(), "ROLLWAVE_ACTOR=e2e")
+	if cs.pki != nil {
+		cmd.Env = append(cmd.Env, cs.pki.cliEnv()...)
+	}
+	var stdout, stderr limitedBuffer
+	stdout.max, stderr.max = 4<<20, 1<<20
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("rollwave %s: %w", strings.Join(args, " "), err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var once sync.Once
+	var waitErr error
+	stop = func() error {
+		once.Do(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			select {
+			case waitErr = <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				waitErr = fmt.Errorf("rollwave %s: still running 10s after SIGINT; killed", strings.Join(args, " "))
+				<-done
+			}
+			if waitErr != nil {
+				waitErr = fmt.Errorf("rollwave %s: %w: %s", strings.Join(args, " "), waitErr, stderr.String())
+			}
+		})
+		return waitErr
+	}
+	cs.t.Cleanup(func() { _ = stop() })
+	return stdout.String, stop, nil
+}
+
 // Status runs `rollwave status -json` against c.
 func (cs *Coordinators) Status(c *Coordinator) (*rollwavev1.StatusResponse, error) {
 	out, errOut, err := cs.CLIAt(c, "status", "-json")

@@ -26,6 +26,10 @@ type Config struct {
 	// Hardening is appended to every unit's [Service] section (sandboxing
 	// such as ProtectSystem=strict). May be empty.
 	Hardening Hardening
+	// Journalctl is the journalctl binary that reads slot logs
+	// (`rollwave logs`). Empty means "journalctl" looked up on PATH when
+	// a log is read; otherwise a clean absolute path.
+	Journalctl string
 }
 
 // Hardening is a list of extra [Service] settings, each "Key=value",
@@ -54,6 +58,9 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if c.UnitDir != "" && (!filepath.IsAbs(c.UnitDir) || filepath.Clean(c.UnitDir) != c.UnitDir) {
 		return fmt.Errorf("systemd config: UnitDir %q must be a clean absolute path", c.UnitDir)
+	}
+	if c.Journalctl != "" && (!filepath.IsAbs(c.Journalctl) || filepath.Clean(c.Journalctl) != c.Journalctl) {
+		return fmt.Errorf("systemd config: Journalctl %q must be a clean absolute path", c.Journalctl)
 	}
 	return c.Hardening.Validate()
 }
