@@ -714,7 +714,11 @@ type HostView struct {
 	Assignments []*Assignment `protobuf:"bytes,4,rep,name=assignments,proto3" json:"assignments,omitempty"`
 	// Apps this host has drifted from: in the target of the app's last
 	// succeeded release but not on its version.
-	Drift         []*DriftedHost `protobuf:"bytes,5,rep,name=drift,proto3" json:"drift,omitempty"`
+	Drift []*DriftedHost `protobuf:"bytes,5,rep,name=drift,proto3" json:"drift,omitempty"`
+	// The latest heartbeat the leader received from the host, when the
+	// request asked for metrics; absent when the leader has heard nothing
+	// from the host since it became leader, or no leader answered.
+	Metrics       *HostSample `protobuf:"bytes,6,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -784,11 +788,23 @@ func (x *HostView) GetDrift() []*DriftedHost {
 	return nil
 }
 
+func (x *HostView) GetMetrics() *HostSample {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
 type ListHostsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Cell  string                 `protobuf:"bytes,1,opt,name=cell,proto3" json:"cell,omitempty"`
 	// Only hosts that drifted from at least one app's desired version.
-	DriftOnly     bool `protobuf:"varint,2,opt,name=drift_only,json=driftOnly,proto3" json:"drift_only,omitempty"`
+	DriftOnly bool `protobuf:"varint,2,opt,name=drift_only,json=driftOnly,proto3" json:"drift_only,omitempty"`
+	// Only the host with this id (an empty list when there is none).
+	Host string `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	// Fill each host's metrics (HostView.metrics) from the leader's latest
+	// heartbeat.
+	Metrics       bool `protobuf:"varint,4,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -837,6 +853,207 @@ func (x *ListHostsRequest) GetDriftOnly() bool {
 	return false
 }
 
+func (x *ListHostsRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *ListHostsRequest) GetMetrics() bool {
+	if x != nil {
+		return x.Metrics
+	}
+	return false
+}
+
+// A host's latest heartbeat as the leader keeps it in memory (nothing of
+// it is in raft): host and per-slot resource use, and what the agent's
+// traffic proxy saw per slot since the agent's previous heartbeat.
+type HostSample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the leader received the heartbeat.
+	ReceivedUnixNano int64 `protobuf:"varint,1,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
+	// The agent's clock when it sent it.
+	SentUnixNano  int64           `protobuf:"varint,2,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
+	Host          *HostMetrics    `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	Slots         []*SlotMetrics  `protobuf:"bytes,4,rep,name=slots,proto3" json:"slots,omitempty"`
+	Requests      []*SlotRequests `protobuf:"bytes,5,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostSample) Reset() {
+	*x = HostSample{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostSample) ProtoMessage() {}
+
+func (x *HostSample) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostSample.ProtoReflect.Descriptor instead.
+func (*HostSample) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HostSample) GetReceivedUnixNano() int64 {
+	if x != nil {
+		return x.ReceivedUnixNano
+	}
+	return 0
+}
+
+func (x *HostSample) GetSentUnixNano() int64 {
+	if x != nil {
+		return x.SentUnixNano
+	}
+	return 0
+}
+
+func (x *HostSample) GetHost() *HostMetrics {
+	if x != nil {
+		return x.Host
+	}
+	return nil
+}
+
+func (x *HostSample) GetSlots() []*SlotMetrics {
+	if x != nil {
+		return x.Slots
+	}
+	return nil
+}
+
+func (x *HostSample) GetRequests() []*SlotRequests {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// One slot's request counts from a heartbeat (RequestStats without the
+// histogram, with its 99th percentile worked out).
+type SlotRequests struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	App     string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Slot    Slot                   `protobuf:"varint,2,opt,name=slot,proto3,enum=rollwave.v1.Slot" json:"slot,omitempty"`
+	Version string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	// "http" or "tcp".
+	Protocol string `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Requests uint64 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	// 5xx answers plus upstream errors (http), failed connects (tcp).
+	Errors         uint64 `protobuf:"varint,6,opt,name=errors,proto3" json:"errors,omitempty"`
+	UpstreamErrors uint64 `protobuf:"varint,7,opt,name=upstream_errors,json=upstreamErrors,proto3" json:"upstream_errors,omitempty"`
+	// 99th percentile latency in milliseconds (upper bound of its histogram
+	// bucket); 0 when there were no requests.
+	P99Ms         float64 `protobuf:"fixed64,8,opt,name=p99_ms,json=p99Ms,proto3" json:"p99_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlotRequests) Reset() {
+	*x = SlotRequests{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlotRequests) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlotRequests) ProtoMessage() {}
+
+func (x *SlotRequests) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlotRequests.ProtoReflect.Descriptor instead.
+func (*SlotRequests) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SlotRequests) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *SlotRequests) GetSlot() Slot {
+	if x != nil {
+		return x.Slot
+	}
+	return Slot_SLOT_UNSPECIFIED
+}
+
+func (x *SlotRequests) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *SlotRequests) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *SlotRequests) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *SlotRequests) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *SlotRequests) GetUpstreamErrors() uint64 {
+	if x != nil {
+		return x.UpstreamErrors
+	}
+	return 0
+}
+
+func (x *SlotRequests) GetP99Ms() float64 {
+	if x != nil {
+		return x.P99Ms
+	}
+	return 0
+}
+
 // A host in the target of an app's last succeeded release (the desired
 // release) that does not run its version.
 type DriftedHost struct {
@@ -857,7 +1074,7 @@ type DriftedHost struct {
 
 func (x *DriftedHost) Reset() {
 	*x = DriftedHost{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1086,7 @@ func (x *DriftedHost) String() string {
 func (*DriftedHost) ProtoMessage() {}
 
 func (x *DriftedHost) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1099,7 @@ func (x *DriftedHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriftedHost.ProtoReflect.Descriptor instead.
 func (*DriftedHost) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{15}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DriftedHost) GetHost() string {
@@ -936,7 +1153,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1165,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1178,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{16}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListHostsResponse) GetHosts() []*HostView {
@@ -979,7 +1196,7 @@ type ListCellsRequest struct {
 
 func (x *ListCellsRequest) Reset() {
 	*x = ListCellsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1208,7 @@ func (x *ListCellsRequest) String() string {
 func (*ListCellsRequest) ProtoMessage() {}
 
 func (x *ListCellsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1221,7 @@ func (x *ListCellsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCellsRequest.ProtoReflect.Descriptor instead.
 func (*ListCellsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{17}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{19}
 }
 
 type CellView struct {
@@ -1017,7 +1234,7 @@ type CellView struct {
 
 func (x *CellView) Reset() {
 	*x = CellView{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1246,7 @@ func (x *CellView) String() string {
 func (*CellView) ProtoMessage() {}
 
 func (x *CellView) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1259,7 @@ func (x *CellView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CellView.ProtoReflect.Descriptor instead.
 func (*CellView) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{18}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CellView) GetCell() *Cell {
@@ -1068,7 +1285,7 @@ type ListCellsResponse struct {
 
 func (x *ListCellsResponse) Reset() {
 	*x = ListCellsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1297,7 @@ func (x *ListCellsResponse) String() string {
 func (*ListCellsResponse) ProtoMessage() {}
 
 func (x *ListCellsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1310,7 @@ func (x *ListCellsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCellsResponse.ProtoReflect.Descriptor instead.
 func (*ListCellsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListCellsResponse) GetCells() []*CellView {
@@ -1113,7 +1330,7 @@ type SetCellRequest struct {
 
 func (x *SetCellRequest) Reset() {
 	*x = SetCellRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1342,7 @@ func (x *SetCellRequest) String() string {
 func (*SetCellRequest) ProtoMessage() {}
 
 func (x *SetCellRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1355,7 @@ func (x *SetCellRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCellRequest.ProtoReflect.Descriptor instead.
 func (*SetCellRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetCellRequest) GetCell() *Cell {
@@ -1164,7 +1381,7 @@ type SetCellResponse struct {
 
 func (x *SetCellResponse) Reset() {
 	*x = SetCellResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1393,7 @@ func (x *SetCellResponse) String() string {
 func (*SetCellResponse) ProtoMessage() {}
 
 func (x *SetCellResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1406,7 @@ func (x *SetCellResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCellResponse.ProtoReflect.Descriptor instead.
 func (*SetCellResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{21}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetCellResponse) GetCell() *Cell {
@@ -1209,7 +1426,7 @@ type DeleteCellRequest struct {
 
 func (x *DeleteCellRequest) Reset() {
 	*x = DeleteCellRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1438,7 @@ func (x *DeleteCellRequest) String() string {
 func (*DeleteCellRequest) ProtoMessage() {}
 
 func (x *DeleteCellRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1451,7 @@ func (x *DeleteCellRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCellRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCellRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{22}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteCellRequest) GetName() string {
@@ -1259,7 +1476,7 @@ type DeleteCellResponse struct {
 
 func (x *DeleteCellResponse) Reset() {
 	*x = DeleteCellResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1488,7 @@ func (x *DeleteCellResponse) String() string {
 func (*DeleteCellResponse) ProtoMessage() {}
 
 func (x *DeleteCellResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1501,7 @@ func (x *DeleteCellResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCellResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCellResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{25}
 }
 
 type SubmitReleaseRequest struct {
@@ -1301,7 +1518,7 @@ type SubmitReleaseRequest struct {
 
 func (x *SubmitReleaseRequest) Reset() {
 	*x = SubmitReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1530,7 @@ func (x *SubmitReleaseRequest) String() string {
 func (*SubmitReleaseRequest) ProtoMessage() {}
 
 func (x *SubmitReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1543,7 @@ func (x *SubmitReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReleaseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{24}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SubmitReleaseRequest) GetSourceName() string {
@@ -1366,7 +1583,7 @@ type SubmitReleaseResponse struct {
 
 func (x *SubmitReleaseResponse) Reset() {
 	*x = SubmitReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1595,7 @@ func (x *SubmitReleaseResponse) String() string {
 func (*SubmitReleaseResponse) ProtoMessage() {}
 
 func (x *SubmitReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1608,7 @@ func (x *SubmitReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReleaseResponse.ProtoReflect.Descriptor instead.
 func (*SubmitReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{25}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SubmitReleaseResponse) GetRelease() *Release {
@@ -1411,7 +1628,7 @@ type PlanReleaseRequest struct {
 
 func (x *PlanReleaseRequest) Reset() {
 	*x = PlanReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1640,7 @@ func (x *PlanReleaseRequest) String() string {
 func (*PlanReleaseRequest) ProtoMessage() {}
 
 func (x *PlanReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1653,7 @@ func (x *PlanReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanReleaseRequest.ProtoReflect.Descriptor instead.
 func (*PlanReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{26}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PlanReleaseRequest) GetSourceName() string {
@@ -1464,7 +1681,7 @@ type PlanReleaseResponse struct {
 
 func (x *PlanReleaseResponse) Reset() {
 	*x = PlanReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1693,7 @@ func (x *PlanReleaseResponse) String() string {
 func (*PlanReleaseResponse) ProtoMessage() {}
 
 func (x *PlanReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1706,7 @@ func (x *PlanReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanReleaseResponse.ProtoReflect.Descriptor instead.
 func (*PlanReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{27}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PlanReleaseResponse) GetSpec() *ReleaseSpec {
@@ -1522,7 +1739,7 @@ type GetReleaseRequest struct {
 
 func (x *GetReleaseRequest) Reset() {
 	*x = GetReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1751,7 @@ func (x *GetReleaseRequest) String() string {
 func (*GetReleaseRequest) ProtoMessage() {}
 
 func (x *GetReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1764,7 @@ func (x *GetReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleaseRequest.ProtoReflect.Descriptor instead.
 func (*GetReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{28}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetReleaseRequest) GetId() string {
@@ -1570,7 +1787,7 @@ type GetReleaseResponse struct {
 
 func (x *GetReleaseResponse) Reset() {
 	*x = GetReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1799,7 @@ func (x *GetReleaseResponse) String() string {
 func (*GetReleaseResponse) ProtoMessage() {}
 
 func (x *GetReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1812,7 @@ func (x *GetReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleaseResponse.ProtoReflect.Descriptor instead.
 func (*GetReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{29}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetReleaseResponse) GetRelease() *Release {
@@ -1630,7 +1847,7 @@ type ConvergeReleaseRequest struct {
 
 func (x *ConvergeReleaseRequest) Reset() {
 	*x = ConvergeReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1642,7 +1859,7 @@ func (x *ConvergeReleaseRequest) String() string {
 func (*ConvergeReleaseRequest) ProtoMessage() {}
 
 func (x *ConvergeReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1655,7 +1872,7 @@ func (x *ConvergeReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvergeReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ConvergeReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{30}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ConvergeReleaseRequest) GetApp() string {
@@ -1691,7 +1908,7 @@ type ConvergeReleaseResponse struct {
 
 func (x *ConvergeReleaseResponse) Reset() {
 	*x = ConvergeReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1920,7 @@ func (x *ConvergeReleaseResponse) String() string {
 func (*ConvergeReleaseResponse) ProtoMessage() {}
 
 func (x *ConvergeReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1933,7 @@ func (x *ConvergeReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvergeReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ConvergeReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{31}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ConvergeReleaseResponse) GetRelease() *Release {
@@ -1743,7 +1960,7 @@ type ListReleasesRequest struct {
 
 func (x *ListReleasesRequest) Reset() {
 	*x = ListReleasesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +1972,7 @@ func (x *ListReleasesRequest) String() string {
 func (*ListReleasesRequest) ProtoMessage() {}
 
 func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +1985,7 @@ func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{32}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListReleasesRequest) GetApp() string {
@@ -1794,7 +2011,7 @@ type ListReleasesResponse struct {
 
 func (x *ListReleasesResponse) Reset() {
 	*x = ListReleasesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +2023,7 @@ func (x *ListReleasesResponse) String() string {
 func (*ListReleasesResponse) ProtoMessage() {}
 
 func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +2036,7 @@ func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{33}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListReleasesResponse) GetReleases() []*Release {
@@ -1842,7 +2059,7 @@ type ReleaseActionRequest struct {
 
 func (x *ReleaseActionRequest) Reset() {
 	*x = ReleaseActionRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +2071,7 @@ func (x *ReleaseActionRequest) String() string {
 func (*ReleaseActionRequest) ProtoMessage() {}
 
 func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +2084,7 @@ func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseActionRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReleaseActionRequest) GetId() string {
@@ -1907,7 +2124,7 @@ type ReleaseActionResponse struct {
 
 func (x *ReleaseActionResponse) Reset() {
 	*x = ReleaseActionResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2136,7 @@ func (x *ReleaseActionResponse) String() string {
 func (*ReleaseActionResponse) ProtoMessage() {}
 
 func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2149,7 @@ func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseActionResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReleaseActionResponse) GetRelease() *Release {
@@ -1953,7 +2170,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2182,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2195,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListEventsRequest) GetReleaseId() string {
@@ -2011,7 +2228,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2240,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2253,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -2055,7 +2272,7 @@ type WatchReleaseRequest struct {
 
 func (x *WatchReleaseRequest) Reset() {
 	*x = WatchReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2284,7 @@ func (x *WatchReleaseRequest) String() string {
 func (*WatchReleaseRequest) ProtoMessage() {}
 
 func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2297,7 @@ func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseRequest.ProtoReflect.Descriptor instead.
 func (*WatchReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WatchReleaseRequest) GetId() string {
@@ -2101,7 +2318,7 @@ type WatchReleaseResponse struct {
 
 func (x *WatchReleaseResponse) Reset() {
 	*x = WatchReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2330,7 @@ func (x *WatchReleaseResponse) String() string {
 func (*WatchReleaseResponse) ProtoMessage() {}
 
 func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2343,7 @@ func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseResponse.ProtoReflect.Descriptor instead.
 func (*WatchReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WatchReleaseResponse) GetRelease() *Release {
@@ -2162,7 +2379,7 @@ type AddFreezeRequest struct {
 
 func (x *AddFreezeRequest) Reset() {
 	*x = AddFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2391,7 @@ func (x *AddFreezeRequest) String() string {
 func (*AddFreezeRequest) ProtoMessage() {}
 
 func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2404,7 @@ func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeRequest.ProtoReflect.Descriptor instead.
 func (*AddFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AddFreezeRequest) GetFromUnixNano() int64 {
@@ -2227,7 +2444,7 @@ type AddFreezeResponse struct {
 
 func (x *AddFreezeResponse) Reset() {
 	*x = AddFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +2456,7 @@ func (x *AddFreezeResponse) String() string {
 func (*AddFreezeResponse) ProtoMessage() {}
 
 func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +2469,7 @@ func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeResponse.ProtoReflect.Descriptor instead.
 func (*AddFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AddFreezeResponse) GetWindow() *FreezeWindow {
@@ -2270,7 +2487,7 @@ type ListFreezesRequest struct {
 
 func (x *ListFreezesRequest) Reset() {
 	*x = ListFreezesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2282,7 +2499,7 @@ func (x *ListFreezesRequest) String() string {
 func (*ListFreezesRequest) ProtoMessage() {}
 
 func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2295,7 +2512,7 @@ func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesRequest.ProtoReflect.Descriptor instead.
 func (*ListFreezesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
 }
 
 type ListFreezesResponse struct {
@@ -2309,7 +2526,7 @@ type ListFreezesResponse struct {
 
 func (x *ListFreezesResponse) Reset() {
 	*x = ListFreezesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2538,7 @@ func (x *ListFreezesResponse) String() string {
 func (*ListFreezesResponse) ProtoMessage() {}
 
 func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2551,7 @@ func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesResponse.ProtoReflect.Descriptor instead.
 func (*ListFreezesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListFreezesResponse) GetWindows() []*FreezeWindow {
@@ -2368,7 +2585,7 @@ type RemoveFreezeRequest struct {
 
 func (x *RemoveFreezeRequest) Reset() {
 	*x = RemoveFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2597,7 @@ func (x *RemoveFreezeRequest) String() string {
 func (*RemoveFreezeRequest) ProtoMessage() {}
 
 func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2610,7 @@ func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RemoveFreezeRequest) GetId() string {
@@ -2418,7 +2635,7 @@ type RemoveFreezeResponse struct {
 
 func (x *RemoveFreezeResponse) Reset() {
 	*x = RemoveFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2430,7 +2647,7 @@ func (x *RemoveFreezeResponse) String() string {
 func (*RemoveFreezeResponse) ProtoMessage() {}
 
 func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2443,7 +2660,7 @@ func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
 }
 
 type SetGlobalFreezeRequest struct {
@@ -2457,7 +2674,7 @@ type SetGlobalFreezeRequest struct {
 
 func (x *SetGlobalFreezeRequest) Reset() {
 	*x = SetGlobalFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2686,7 @@ func (x *SetGlobalFreezeRequest) String() string {
 func (*SetGlobalFreezeRequest) ProtoMessage() {}
 
 func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2699,7 @@ func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeRequest.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SetGlobalFreezeRequest) GetOn() bool {
@@ -2514,7 +2731,7 @@ type SetGlobalFreezeResponse struct {
 
 func (x *SetGlobalFreezeResponse) Reset() {
 	*x = SetGlobalFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2743,7 @@ func (x *SetGlobalFreezeResponse) String() string {
 func (*SetGlobalFreezeResponse) ProtoMessage() {}
 
 func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2756,7 @@ func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeResponse.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
 }
 
 // A token as listed: never its secret or its hash.
@@ -2556,7 +2773,7 @@ type ACLTokenInfo struct {
 
 func (x *ACLTokenInfo) Reset() {
 	*x = ACLTokenInfo{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +2785,7 @@ func (x *ACLTokenInfo) String() string {
 func (*ACLTokenInfo) ProtoMessage() {}
 
 func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +2798,7 @@ func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenInfo.ProtoReflect.Descriptor instead.
 func (*ACLTokenInfo) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ACLTokenInfo) GetAccessorId() string {
@@ -2629,7 +2846,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2641,7 +2858,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2654,7 +2871,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ACLBootstrapRequest) GetName() string {
@@ -2675,7 +2892,7 @@ type ACLTokenSecretResponse struct {
 
 func (x *ACLTokenSecretResponse) Reset() {
 	*x = ACLTokenSecretResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2904,7 @@ func (x *ACLTokenSecretResponse) String() string {
 func (*ACLTokenSecretResponse) ProtoMessage() {}
 
 func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2917,7 @@ func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenSecretResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenSecretResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ACLTokenSecretResponse) GetToken() *ACLTokenInfo {
@@ -2728,7 +2945,7 @@ type ACLTokenCreateRequest struct {
 
 func (x *ACLTokenCreateRequest) Reset() {
 	*x = ACLTokenCreateRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2740,7 +2957,7 @@ func (x *ACLTokenCreateRequest) String() string {
 func (*ACLTokenCreateRequest) ProtoMessage() {}
 
 func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2753,7 +2970,7 @@ func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenCreateRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenCreateRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ACLTokenCreateRequest) GetName() string {
@@ -2778,7 +2995,7 @@ type ACLTokenListRequest struct {
 
 func (x *ACLTokenListRequest) Reset() {
 	*x = ACLTokenListRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2790,7 +3007,7 @@ func (x *ACLTokenListRequest) String() string {
 func (*ACLTokenListRequest) ProtoMessage() {}
 
 func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2803,7 +3020,7 @@ func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenListRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
 }
 
 type ACLTokenListResponse struct {
@@ -2815,7 +3032,7 @@ type ACLTokenListResponse struct {
 
 func (x *ACLTokenListResponse) Reset() {
 	*x = ACLTokenListResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +3044,7 @@ func (x *ACLTokenListResponse) String() string {
 func (*ACLTokenListResponse) ProtoMessage() {}
 
 func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +3057,7 @@ func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenListResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ACLTokenListResponse) GetTokens() []*ACLTokenInfo {
@@ -2859,7 +3076,7 @@ type ACLTokenDeleteRequest struct {
 
 func (x *ACLTokenDeleteRequest) Reset() {
 	*x = ACLTokenDeleteRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +3088,7 @@ func (x *ACLTokenDeleteRequest) String() string {
 func (*ACLTokenDeleteRequest) ProtoMessage() {}
 
 func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +3101,7 @@ func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ACLTokenDeleteRequest) GetAccessorId() string {
@@ -2902,7 +3119,7 @@ type ACLTokenDeleteResponse struct {
 
 func (x *ACLTokenDeleteResponse) Reset() {
 	*x = ACLTokenDeleteResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2914,7 +3131,7 @@ func (x *ACLTokenDeleteResponse) String() string {
 func (*ACLTokenDeleteResponse) ProtoMessage() {}
 
 func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2927,7 +3144,7 @@ func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
 }
 
 type GossipKeyringRequest struct {
@@ -2942,7 +3159,7 @@ type GossipKeyringRequest struct {
 
 func (x *GossipKeyringRequest) Reset() {
 	*x = GossipKeyringRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3171,7 @@ func (x *GossipKeyringRequest) String() string {
 func (*GossipKeyringRequest) ProtoMessage() {}
 
 func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3184,7 @@ func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeyringRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GossipKeyringRequest) GetOp() string {
@@ -2998,7 +3215,7 @@ type GossipKeyringResponse struct {
 
 func (x *GossipKeyringResponse) Reset() {
 	*x = GossipKeyringResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3010,7 +3227,7 @@ func (x *GossipKeyringResponse) String() string {
 func (*GossipKeyringResponse) ProtoMessage() {}
 
 func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3023,7 +3240,7 @@ func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeyringResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GossipKeyringResponse) GetKeys() []string {
@@ -3058,7 +3275,7 @@ var File_rollwave_v1_operator_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\n" +
-	"\x1arollwave/v1/operator.proto\x12\vrollwave.v1\x1a\x17rollwave/v1/state.proto\"\x0f\n" +
+	"\x1arollwave/v1/operator.proto\x12\vrollwave.v1\x1a\x17rollwave/v1/state.proto\x1a\x17rollwave/v1/agent.proto\"\x0f\n" +
 	"\rStatusRequest\"\xea\x01\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
@@ -3099,17 +3316,36 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\rSnapshotChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"/\n" +
 	"\x17SnapshotRestoreResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\xd6\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\x89\x02\n" +
 	"\bHostView\x12%\n" +
 	"\x04host\x18\x01 \x01(\v2\x11.rollwave.v1.HostR\x04host\x12\x1a\n" +
 	"\bliveness\x18\x02 \x01(\tR\bliveness\x12\x1c\n" +
 	"\tconnected\x18\x03 \x01(\bR\tconnected\x129\n" +
 	"\vassignments\x18\x04 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\x12.\n" +
-	"\x05drift\x18\x05 \x03(\v2\x18.rollwave.v1.DriftedHostR\x05drift\"E\n" +
+	"\x05drift\x18\x05 \x03(\v2\x18.rollwave.v1.DriftedHostR\x05drift\x121\n" +
+	"\ametrics\x18\x06 \x01(\v2\x17.rollwave.v1.HostSampleR\ametrics\"s\n" +
 	"\x10ListHostsRequest\x12\x12\n" +
 	"\x04cell\x18\x01 \x01(\tR\x04cell\x12\x1d\n" +
 	"\n" +
-	"drift_only\x18\x02 \x01(\bR\tdriftOnly\"\xb0\x01\n" +
+	"drift_only\x18\x02 \x01(\bR\tdriftOnly\x12\x12\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\x12\x18\n" +
+	"\ametrics\x18\x04 \x01(\bR\ametrics\"\xf5\x01\n" +
+	"\n" +
+	"HostSample\x12,\n" +
+	"\x12received_unix_nano\x18\x01 \x01(\x03R\x10receivedUnixNano\x12$\n" +
+	"\x0esent_unix_nano\x18\x02 \x01(\x03R\fsentUnixNano\x12,\n" +
+	"\x04host\x18\x03 \x01(\v2\x18.rollwave.v1.HostMetricsR\x04host\x12.\n" +
+	"\x05slots\x18\x04 \x03(\v2\x18.rollwave.v1.SlotMetricsR\x05slots\x125\n" +
+	"\brequests\x18\x05 \x03(\v2\x19.rollwave.v1.SlotRequestsR\brequests\"\xf1\x01\n" +
+	"\fSlotRequests\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12%\n" +
+	"\x04slot\x18\x02 \x01(\x0e2\x11.rollwave.v1.SlotR\x04slot\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x1a\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\x12\x1a\n" +
+	"\brequests\x18\x05 \x01(\x04R\brequests\x12\x16\n" +
+	"\x06errors\x18\x06 \x01(\x04R\x06errors\x12'\n" +
+	"\x0fupstream_errors\x18\a \x01(\x04R\x0eupstreamErrors\x12\x15\n" +
+	"\x06p99_ms\x18\b \x01(\x01R\x05p99Ms\"\xb0\x01\n" +
 	"\vDriftedHost\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x1f\n" +
@@ -3293,7 +3529,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -3310,158 +3546,168 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*SnapshotRestoreResponse)(nil), // 12: rollwave.v1.SnapshotRestoreResponse
 	(*HostView)(nil),                // 13: rollwave.v1.HostView
 	(*ListHostsRequest)(nil),        // 14: rollwave.v1.ListHostsRequest
-	(*DriftedHost)(nil),             // 15: rollwave.v1.DriftedHost
-	(*ListHostsResponse)(nil),       // 16: rollwave.v1.ListHostsResponse
-	(*ListCellsRequest)(nil),        // 17: rollwave.v1.ListCellsRequest
-	(*CellView)(nil),                // 18: rollwave.v1.CellView
-	(*ListCellsResponse)(nil),       // 19: rollwave.v1.ListCellsResponse
-	(*SetCellRequest)(nil),          // 20: rollwave.v1.SetCellRequest
-	(*SetCellResponse)(nil),         // 21: rollwave.v1.SetCellResponse
-	(*DeleteCellRequest)(nil),       // 22: rollwave.v1.DeleteCellRequest
-	(*DeleteCellResponse)(nil),      // 23: rollwave.v1.DeleteCellResponse
-	(*SubmitReleaseRequest)(nil),    // 24: rollwave.v1.SubmitReleaseRequest
-	(*SubmitReleaseResponse)(nil),   // 25: rollwave.v1.SubmitReleaseResponse
-	(*PlanReleaseRequest)(nil),      // 26: rollwave.v1.PlanReleaseRequest
-	(*PlanReleaseResponse)(nil),     // 27: rollwave.v1.PlanReleaseResponse
-	(*GetReleaseRequest)(nil),       // 28: rollwave.v1.GetReleaseRequest
-	(*GetReleaseResponse)(nil),      // 29: rollwave.v1.GetReleaseResponse
-	(*ConvergeReleaseRequest)(nil),  // 30: rollwave.v1.ConvergeReleaseRequest
-	(*ConvergeReleaseResponse)(nil), // 31: rollwave.v1.ConvergeReleaseResponse
-	(*ListReleasesRequest)(nil),     // 32: rollwave.v1.ListReleasesRequest
-	(*ListReleasesResponse)(nil),    // 33: rollwave.v1.ListReleasesResponse
-	(*ReleaseActionRequest)(nil),    // 34: rollwave.v1.ReleaseActionRequest
-	(*ReleaseActionResponse)(nil),   // 35: rollwave.v1.ReleaseActionResponse
-	(*ListEventsRequest)(nil),       // 36: rollwave.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),      // 37: rollwave.v1.ListEventsResponse
-	(*WatchReleaseRequest)(nil),     // 38: rollwave.v1.WatchReleaseRequest
-	(*WatchReleaseResponse)(nil),    // 39: rollwave.v1.WatchReleaseResponse
-	(*AddFreezeRequest)(nil),        // 40: rollwave.v1.AddFreezeRequest
-	(*AddFreezeResponse)(nil),       // 41: rollwave.v1.AddFreezeResponse
-	(*ListFreezesRequest)(nil),      // 42: rollwave.v1.ListFreezesRequest
-	(*ListFreezesResponse)(nil),     // 43: rollwave.v1.ListFreezesResponse
-	(*RemoveFreezeRequest)(nil),     // 44: rollwave.v1.RemoveFreezeRequest
-	(*RemoveFreezeResponse)(nil),    // 45: rollwave.v1.RemoveFreezeResponse
-	(*SetGlobalFreezeRequest)(nil),  // 46: rollwave.v1.SetGlobalFreezeRequest
-	(*SetGlobalFreezeResponse)(nil), // 47: rollwave.v1.SetGlobalFreezeResponse
-	(*ACLTokenInfo)(nil),            // 48: rollwave.v1.ACLTokenInfo
-	(*ACLBootstrapRequest)(nil),     // 49: rollwave.v1.ACLBootstrapRequest
-	(*ACLTokenSecretResponse)(nil),  // 50: rollwave.v1.ACLTokenSecretResponse
-	(*ACLTokenCreateRequest)(nil),   // 51: rollwave.v1.ACLTokenCreateRequest
-	(*ACLTokenListRequest)(nil),     // 52: rollwave.v1.ACLTokenListRequest
-	(*ACLTokenListResponse)(nil),    // 53: rollwave.v1.ACLTokenListResponse
-	(*ACLTokenDeleteRequest)(nil),   // 54: rollwave.v1.ACLTokenDeleteRequest
-	(*ACLTokenDeleteResponse)(nil),  // 55: rollwave.v1.ACLTokenDeleteResponse
-	(*GossipKeyringRequest)(nil),    // 56: rollwave.v1.GossipKeyringRequest
-	(*GossipKeyringResponse)(nil),   // 57: rollwave.v1.GossipKeyringResponse
-	(*Host)(nil),                    // 58: rollwave.v1.Host
-	(*Assignment)(nil),              // 59: rollwave.v1.Assignment
-	(*Cell)(nil),                    // 60: rollwave.v1.Cell
-	(*Release)(nil),                 // 61: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 62: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 63: rollwave.v1.Phase
-	(ReleaseState)(0),               // 64: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 65: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 66: rollwave.v1.FreezeWindow
+	(*HostSample)(nil),              // 15: rollwave.v1.HostSample
+	(*SlotRequests)(nil),            // 16: rollwave.v1.SlotRequests
+	(*DriftedHost)(nil),             // 17: rollwave.v1.DriftedHost
+	(*ListHostsResponse)(nil),       // 18: rollwave.v1.ListHostsResponse
+	(*ListCellsRequest)(nil),        // 19: rollwave.v1.ListCellsRequest
+	(*CellView)(nil),                // 20: rollwave.v1.CellView
+	(*ListCellsResponse)(nil),       // 21: rollwave.v1.ListCellsResponse
+	(*SetCellRequest)(nil),          // 22: rollwave.v1.SetCellRequest
+	(*SetCellResponse)(nil),         // 23: rollwave.v1.SetCellResponse
+	(*DeleteCellRequest)(nil),       // 24: rollwave.v1.DeleteCellRequest
+	(*DeleteCellResponse)(nil),      // 25: rollwave.v1.DeleteCellResponse
+	(*SubmitReleaseRequest)(nil),    // 26: rollwave.v1.SubmitReleaseRequest
+	(*SubmitReleaseResponse)(nil),   // 27: rollwave.v1.SubmitReleaseResponse
+	(*PlanReleaseRequest)(nil),      // 28: rollwave.v1.PlanReleaseRequest
+	(*PlanReleaseResponse)(nil),     // 29: rollwave.v1.PlanReleaseResponse
+	(*GetReleaseRequest)(nil),       // 30: rollwave.v1.GetReleaseRequest
+	(*GetReleaseResponse)(nil),      // 31: rollwave.v1.GetReleaseResponse
+	(*ConvergeReleaseRequest)(nil),  // 32: rollwave.v1.ConvergeReleaseRequest
+	(*ConvergeReleaseResponse)(nil), // 33: rollwave.v1.ConvergeReleaseResponse
+	(*ListReleasesRequest)(nil),     // 34: rollwave.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),    // 35: rollwave.v1.ListReleasesResponse
+	(*ReleaseActionRequest)(nil),    // 36: rollwave.v1.ReleaseActionRequest
+	(*ReleaseActionResponse)(nil),   // 37: rollwave.v1.ReleaseActionResponse
+	(*ListEventsRequest)(nil),       // 38: rollwave.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),      // 39: rollwave.v1.ListEventsResponse
+	(*WatchReleaseRequest)(nil),     // 40: rollwave.v1.WatchReleaseRequest
+	(*WatchReleaseResponse)(nil),    // 41: rollwave.v1.WatchReleaseResponse
+	(*AddFreezeRequest)(nil),        // 42: rollwave.v1.AddFreezeRequest
+	(*AddFreezeResponse)(nil),       // 43: rollwave.v1.AddFreezeResponse
+	(*ListFreezesRequest)(nil),      // 44: rollwave.v1.ListFreezesRequest
+	(*ListFreezesResponse)(nil),     // 45: rollwave.v1.ListFreezesResponse
+	(*RemoveFreezeRequest)(nil),     // 46: rollwave.v1.RemoveFreezeRequest
+	(*RemoveFreezeResponse)(nil),    // 47: rollwave.v1.RemoveFreezeResponse
+	(*SetGlobalFreezeRequest)(nil),  // 48: rollwave.v1.SetGlobalFreezeRequest
+	(*SetGlobalFreezeResponse)(nil), // 49: rollwave.v1.SetGlobalFreezeResponse
+	(*ACLTokenInfo)(nil),            // 50: rollwave.v1.ACLTokenInfo
+	(*ACLBootstrapRequest)(nil),     // 51: rollwave.v1.ACLBootstrapRequest
+	(*ACLTokenSecretResponse)(nil),  // 52: rollwave.v1.ACLTokenSecretResponse
+	(*ACLTokenCreateRequest)(nil),   // 53: rollwave.v1.ACLTokenCreateRequest
+	(*ACLTokenListRequest)(nil),     // 54: rollwave.v1.ACLTokenListRequest
+	(*ACLTokenListResponse)(nil),    // 55: rollwave.v1.ACLTokenListResponse
+	(*ACLTokenDeleteRequest)(nil),   // 56: rollwave.v1.ACLTokenDeleteRequest
+	(*ACLTokenDeleteResponse)(nil),  // 57: rollwave.v1.ACLTokenDeleteResponse
+	(*GossipKeyringRequest)(nil),    // 58: rollwave.v1.GossipKeyringRequest
+	(*GossipKeyringResponse)(nil),   // 59: rollwave.v1.GossipKeyringResponse
+	(*Host)(nil),                    // 60: rollwave.v1.Host
+	(*Assignment)(nil),              // 61: rollwave.v1.Assignment
+	(*HostMetrics)(nil),             // 62: rollwave.v1.HostMetrics
+	(*SlotMetrics)(nil),             // 63: rollwave.v1.SlotMetrics
+	(Slot)(0),                       // 64: rollwave.v1.Slot
+	(*Cell)(nil),                    // 65: rollwave.v1.Cell
+	(*Release)(nil),                 // 66: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 67: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 68: rollwave.v1.Phase
+	(ReleaseState)(0),               // 69: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 70: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 71: rollwave.v1.FreezeWindow
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	58, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	59, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
-	15, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
-	13, // 5: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	60, // 6: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
-	18, // 7: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	60, // 8: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	60, // 9: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	61, // 10: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	62, // 11: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	63, // 12: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	61, // 13: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	59, // 14: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	15, // 15: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
-	61, // 16: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
-	15, // 17: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
-	64, // 18: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	61, // 19: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	61, // 20: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
-	65, // 21: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	61, // 22: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	59, // 23: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	65, // 24: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	66, // 25: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	66, // 26: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
-	48, // 27: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
-	48, // 28: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
-	0,  // 29: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
-	3,  // 30: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
-	6,  // 31: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
-	8,  // 32: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
-	10, // 33: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
-	11, // 34: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	56, // 35: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
-	14, // 36: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	17, // 37: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	20, // 38: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	22, // 39: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	24, // 40: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	26, // 41: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	28, // 42: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	32, // 43: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	34, // 44: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 45: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 46: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 47: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 48: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	34, // 49: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	30, // 50: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
-	36, // 51: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	38, // 52: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	40, // 53: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	42, // 54: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	44, // 55: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	46, // 56: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	49, // 57: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
-	51, // 58: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
-	52, // 59: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
-	54, // 60: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
-	1,  // 61: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 62: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 63: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 64: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 65: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 66: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	57, // 67: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
-	16, // 68: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	19, // 69: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	21, // 70: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	23, // 71: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	25, // 72: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	27, // 73: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	29, // 74: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	33, // 75: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	35, // 76: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 77: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 78: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 79: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 80: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	35, // 81: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	31, // 82: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
-	37, // 83: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	39, // 84: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	41, // 85: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	43, // 86: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	45, // 87: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	47, // 88: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	50, // 89: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
-	50, // 90: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
-	53, // 91: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
-	55, // 92: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
-	61, // [61:93] is the sub-list for method output_type
-	29, // [29:61] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	60, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	61, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	17, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
+	15, // 5: rollwave.v1.HostView.metrics:type_name -> rollwave.v1.HostSample
+	62, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
+	63, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
+	16, // 8: rollwave.v1.HostSample.requests:type_name -> rollwave.v1.SlotRequests
+	64, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
+	13, // 10: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
+	65, // 11: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	20, // 12: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
+	65, // 13: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	65, // 14: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	66, // 15: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	67, // 16: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	68, // 17: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	66, // 18: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	61, // 19: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	17, // 20: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
+	66, // 21: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
+	17, // 22: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
+	69, // 23: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	66, // 24: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	66, // 25: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	70, // 26: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	66, // 27: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	61, // 28: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	70, // 29: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	71, // 30: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	71, // 31: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	50, // 32: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
+	50, // 33: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
+	0,  // 34: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
+	3,  // 35: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
+	6,  // 36: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
+	8,  // 37: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
+	10, // 38: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
+	11, // 39: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
+	58, // 40: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
+	14, // 41: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	19, // 42: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	22, // 43: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	24, // 44: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	26, // 45: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	28, // 46: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	30, // 47: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	34, // 48: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	36, // 49: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 50: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 51: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 52: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 53: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 54: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	32, // 55: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
+	38, // 56: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	40, // 57: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	42, // 58: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	44, // 59: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	46, // 60: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	48, // 61: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	51, // 62: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	53, // 63: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	54, // 64: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	56, // 65: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	1,  // 66: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 67: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 68: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 69: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 70: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 71: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	59, // 72: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
+	18, // 73: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	21, // 74: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	23, // 75: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	25, // 76: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	27, // 77: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	29, // 78: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	31, // 79: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	35, // 80: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	37, // 81: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 82: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 83: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 84: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 85: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 86: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	33, // 87: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
+	39, // 88: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	41, // 89: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	43, // 90: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	45, // 91: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	47, // 92: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	49, // 93: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	52, // 94: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	52, // 95: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	55, // 96: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	57, // 97: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	66, // [66:98] is the sub-list for method output_type
+	34, // [34:66] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_operator_proto_init() }
@@ -3470,13 +3716,14 @@ func file_rollwave_v1_operator_proto_init() {
 		return
 	}
 	file_rollwave_v1_state_proto_init()
+	file_rollwave_v1_agent_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   58,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
