@@ -302,6 +302,10 @@ func TestBrowserLiveCluster(t *testing.T) {
 	waitJS(t, ctx, browserStep, `document.querySelector('#events tr.event[data-actor="alice"]')`,
 		`Array.from(document.querySelectorAll('#events tr.event')).map(e => e.dataset.kind + '/' + e.dataset.actor).join(' ')`)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/hosts/h1"), chromedp.WaitVisible(chromedp.ID("slots")))
+	// Its metrics are the leader's latest heartbeat from h1, read through
+	// this follower.
+	waitJS(t, ctx, browserStep, `/^\d+\.\d%$/.test((document.querySelector('#host-metrics .m-cpu') || {}).textContent)`,
+		`document.getElementById('view').innerText.slice(0, 600)`)
 	screenshot(t, ctx, "host")
 
 	// The fleet page keeps updating when the leader dies: its status

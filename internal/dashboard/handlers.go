@@ -155,7 +155,7 @@ func (d *Dashboard) viewFor(ctx context.Context, s session, path string, q url.V
 		if err != nil {
 			return "", "", nil, err
 		}
-		hosts, err := api.ListHosts(ctx, &rollwavev1.ListHostsRequest{})
+		hosts, err := api.ListHosts(ctx, &rollwavev1.ListHostsRequest{Host: id, Metrics: true})
 		if err != nil {
 			return "", "", nil, err
 		}
