@@ -25,7 +25,7 @@ import (
 //   - firstFrame: when the first frame after DOMContentLoaded was
 //     produced (a requestAnimationFrame callback, then a task after it),
 //     i.e. the fleet grid laid out and painted;
-//   - per live update (an SSE "view" event): the script time of the
+//   - per live update (an SSE "view" or "patch" event): the script time of the
 //     page's handler, the time until the next frame after it (style,
 //     layout, paint included) and the event's size.
 const perfProbe = `(function () {
@@ -40,13 +40,13 @@ const perfProbe = `(function () {
   });
   var add = EventSource.prototype.addEventListener;
   EventSource.prototype.addEventListener = function (type, fn, o) {
-    if (type !== 'view') { return add.call(this, type, fn, o); }
+    if (type !== 'view' && type !== 'patch') { return add.call(this, type, fn, o); }
     return add.call(this, type, function (e) {
       var t0 = performance.now();
       fn.call(this, e);
       var t1 = performance.now();
       requestAnimationFrame(function () { setTimeout(function () {
-        p.updates.push({script: t1 - t0, frame: performance.now() - t0, bytes: e.data.length});
+        p.updates.push({kind: e.type, script: t1 - t0, frame: performance.now() - t0, bytes: e.data.length});
       }, 0); });
     }, o);
   };
@@ -65,6 +65,7 @@ type pageLoad struct {
 }
 
 type liveUpdate struct {
+	Kind   string  `json:"kind"`
 	Script float64 `json:"script"`
 	Frame  float64 `json:"frame"`
 	Bytes  float64 `json:"bytes"`
@@ -204,10 +205,17 @@ func TestBrowserThousandHosts(t *testing.T) {
 	}
 	ups := eval[[]liveUpdate](t, ctx, `window.rwProbe.updates.slice(`+itoa(before)+`)`)
 	figs := map[string][]float64{}
+	patches := 0
 	for _, u := range ups {
+		if u.Kind == "patch" {
+			patches++
+		}
 		figs["frame_ms"] = append(figs["frame_ms"], u.Frame)
 		figs["script_ms"] = append(figs["script_ms"], u.Script)
 		figs["kib"] = append(figs["kib"], u.Bytes/1024)
+	}
+	if patches < updates {
+		t.Errorf("%d of %d live updates were patches of the changed tiles; want every tile update sent as a patch", patches, len(ups))
 	}
 	long := eval[[]float64](t, ctx, `window.rwProbe.longTasks`)
 	figs["longest_task_ms"] = []float64{slices.Max(append(long, 0))}

@@ -97,20 +97,51 @@
     conn.className = 'conn ' + (cls || '');
   }
 
+  // patch applies a "patch" event: [[id, outer HTML], ...] for the
+  // elements (marked data-patch) that changed since the stream's last
+  // event. It reports false when an element is missing, which would mean
+  // the page is not what the server thinks it sent.
+  function patch(data) {
+    var t0 = performance.now();
+    var items = JSON.parse(data);
+    var tpl = document.createElement('template');
+    tpl.innerHTML = items.map(function (it) { return it[1]; }).join('');
+    var next = tpl.content.children;
+    if (next.length !== items.length) { return false; }
+    for (var i = 0; i < items.length; i++) {
+      var cur = document.getElementById(items[i][0]);
+      if (!cur || cur.tagName !== next[i].tagName) { return false; }
+      morphAttrs(cur, next[i]);
+      morph(cur, next[i]);
+    }
+    tick();
+    window.rwSwaps++;
+    window.rwLastSwapMs = performance.now() - t0;
+    return true;
+  }
+
   tick();
   setInterval(tick, 1000);
 
   var src = view && view.dataset.src;
   if (!src || !window.EventSource) { return; }
-  var es = new EventSource(src);
-  es.addEventListener('view', function (e) { swap(e.data); });
-  es.addEventListener('status', function (e) {
-    setConn(e.data, e.data.indexOf('stale') === 0 ? 'stale' : 'live');
-    window.rwStatus = e.data;
-  });
-  es.addEventListener('auth', function () {
-    es.close();
-    location.href = document.querySelector('a.brand').getAttribute('href') + 'login?next=' + encodeURIComponent(location.pathname + location.search);
-  });
-  es.onerror = function () { setConn('reconnecting…', 'stale'); window.rwStatus = 'reconnecting'; };
+  var es;
+  function connect() {
+    es = new EventSource(src);
+    es.addEventListener('view', function (e) { swap(e.data); });
+    es.addEventListener('patch', function (e) {
+      // A new stream starts with the whole view.
+      if (!patch(e.data)) { es.close(); connect(); }
+    });
+    es.addEventListener('status', function (e) {
+      setConn(e.data, e.data.indexOf('stale') === 0 ? 'stale' : 'live');
+      window.rwStatus = e.data;
+    });
+    es.addEventListener('auth', function () {
+      es.close();
+      location.href = document.querySelector('a.brand').getAttribute('href') + 'login?next=' + encodeURIComponent(location.pathname + location.search);
+    });
+    es.onerror = function () { setConn('reconnecting…', 'stale'); window.rwStatus = 'reconnecting'; };
+  }
+  connect();
 })();
