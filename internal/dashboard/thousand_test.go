@@ -217,6 +217,9 @@ func TestBrowserThousandHosts(t *testing.T) {
 		figs["script_ms"] = append(figs["script_ms"], u.Script)
 		figs["kib"] = append(figs["kib"], u.Bytes/1024)
 	}
+	if n := eval[int](t, ctx, `window.rwPatchFailures || 0`); n != 0 {
+		t.Errorf("%d patches did not apply (the page fell back to a new stream)", n)
+	}
 	if patches < updates {
 		t.Errorf("%d of %d live updates were patches of the changed tiles; want every tile update sent as a patch", patches, len(ups))
 	}
