@@ -3,6 +3,8 @@ package dashboard_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
@@ -13,7 +15,9 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
 	"github.com/rollwave/rollwave/internal/dashboard"
+	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -107,58 +111,104 @@ func loadAvg() string {
 	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
+// probeBrowser starts a browser with perfProbe in every page.
+func probeBrowser(t *testing.T) context.Context {
+	ctx := newBrowser(t)
+	sctx, cancel := context.WithTimeout(ctx, browserStep)
+	defer cancel()
+	_, err := chromedp.Call(sctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: perfProbe})
+	if err != nil {
+		t.Fatalf("install the performance probe: %v", err)
+	}
+	return ctx
+}
+
+// measureLoads loads base+path several times, each until the view (sel)
+// is there and the first live update applied, and logs the medians.
+func measureLoads(t *testing.T, ctx context.Context, name, url, sel string) {
+	t.Helper()
+	const loads = 5
+	figs := map[string][]float64{}
+	for i := 0; i < loads; i++ {
+		do(t, ctx, chromedp.Navigate(url))
+		waitJS(t, ctx, browserStep, `document.querySelectorAll('`+sel+`').length > 0 && window.rwSwaps > 0 && window.rwProbe.firstFrame > 0`,
+			`document.title + ' swaps=' + window.rwSwaps`)
+		if msg := eval[string](t, ctx, `window.rwProbe.noLongTasks || ''`); msg != "" {
+			t.Fatalf("this browser has no long-task observer: %s", msg)
+		}
+		l := eval[pageLoad](t, ctx, `(n => ({server: n.responseStart - n.requestStart, transfer: n.responseEnd - n.responseStart,
+			parse: n.domContentLoadedEventEnd - n.responseEnd,
+			assets: Math.max(0, ...performance.getEntriesByType('resource').filter(r => r.name.indexOf('/static/') > 0).map(r => r.responseEnd - r.startTime)),
+			firstFrame: window.rwProbe.firstFrame, bytes: n.encodedBodySize,
+			longMax: Math.max(0, ...window.rwProbe.longTasks), long200: window.rwProbe.longTasks.filter(d => d > 200).length}))(performance.getEntriesByType('navigation')[0])`)
+		for k, v := range map[string]float64{"server_ms": l.Server, "transfer_ms": l.Transfer, "parse_ms": l.Parse, "assets_ms": l.Assets,
+			"first_frame_ms": l.FirstFrame, "kib": l.Bytes / 1024, "longest_task_ms": l.LongMax, "tasks_over_200ms": float64(l.Long200)} {
+			figs[k] = append(figs[k], v)
+		}
+		if l.LongMax > 1000 {
+			t.Errorf("%s: a main-thread task took %.0f ms (the page froze)", name, l.LongMax)
+		}
+	}
+	timing(t, name, figs, "first_frame_ms", "server_ms", "transfer_ms", "parse_ms", "assets_ms", "kib", "longest_task_ms", "tasks_over_200ms")
+}
+
+// measureUpdates makes n changes to the fleet shown on the tiles page
+// (change(i) returns how many tiles then show version 2.0.0), waits for
+// each in place, and logs the medians; every change must come as a
+// patch that applies.
+func measureUpdates(t *testing.T, ctx context.Context, name string, n int, change func(i int) int) {
+	t.Helper()
+	eval[bool](t, ctx, `window.rwMarker = true`)
+	before := eval[int](t, ctx, `window.rwProbe.updates.length`)
+	for i := 0; i < n; i++ {
+		want := change(i)
+		waitJS(t, ctx, browserStep, `document.querySelectorAll('#fleet .tile[data-version="2.0.0"]').length === `+itoa(want)+
+			` && window.rwProbe.updates.length > `+itoa(before+i),
+			`'2.0.0 tiles: ' + document.querySelectorAll('#fleet .tile[data-version="2.0.0"]').length + ', updates ' + window.rwProbe.updates.length`)
+	}
+	if !eval[bool](t, ctx, `window.rwMarker === true`) {
+		t.Fatal("the page reloaded instead of updating in place")
+	}
+	ups := eval[[]liveUpdate](t, ctx, `window.rwProbe.updates.slice(`+itoa(before)+`)`)
+	figs := map[string][]float64{}
+	patches := 0
+	for _, u := range ups {
+		if u.Kind == "patch" {
+			patches++
+		}
+		figs["frame_ms"] = append(figs["frame_ms"], u.Frame)
+		figs["script_ms"] = append(figs["script_ms"], u.Script)
+		figs["kib"] = append(figs["kib"], u.Bytes/1024)
+	}
+	if f := eval[int](t, ctx, `window.rwPatchFailures || 0`); f != 0 {
+		t.Errorf("%d patches did not apply (the page fell back to a new stream)", f)
+	}
+	if patches < n {
+		t.Errorf("%d of %d live updates were patches of the changed tiles; want every tile update sent as a patch", patches, len(ups))
+	}
+	long := eval[[]float64](t, ctx, `window.rwProbe.longTasks`)
+	figs["longest_task_ms"] = []float64{slices.Max(append(long, 0))}
+	timing(t, name, figs, "frame_ms", "script_ms", "kib", "longest_task_ms")
+	if m := slices.Max(append(long, 0)); m > 1000 {
+		t.Errorf("a main-thread task took %.0f ms during live updates (the page froze)", m)
+	}
+}
+
 // The fleet view of 1,000 simulated hosts, measured in the browser: the
 // page as served (aggregated per cell), every host as a tile
 // (?tiles=all), and live updates that move 300 hosts between versions.
 // The figures are logged as TIMING lines (medians of several loads and
 // updates) with the machine's load, not asserted: the machine is shared.
 // What is asserted is that the pages show the right things, that
-// updates happen in place, and that no main-thread task took over 1 s
-// (a frozen page).
+// updates happen in place as patches, and that no main-thread task took
+// over 1 s (a frozen page).
 func TestBrowserThousandHosts(t *testing.T) {
-	const loads, updates = 5, 6
-	ctx := newBrowser(t)
-	sctx, cancel := context.WithTimeout(ctx, browserStep)
-	_, err := chromedp.Call(sctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: perfProbe})
-	cancel()
-	if err != nil {
-		t.Fatalf("install the performance probe: %v", err)
-	}
+	ctx := probeBrowser(t)
 	api := simulatedFleet(1000)
 	srv, _ := serve(t, api, func(c *dashboard.Config) { c.PollInterval = 200 * time.Millisecond })
 	t.Logf("machine load (1, 5, 15 min) at start: %s", loadAvg())
 
-	// load navigates to path, waits for the view (sel) and the first live
-	// update, and reads the timings.
-	load := func(path, sel string) pageLoad {
-		do(t, ctx, chromedp.Navigate(srv.URL+path))
-		waitJS(t, ctx, browserStep, `document.querySelectorAll('`+sel+`').length > 0 && window.rwSwaps > 0 && window.rwProbe.firstFrame > 0`,
-			`document.title + ' swaps=' + window.rwSwaps`)
-		if msg := eval[string](t, ctx, `window.rwProbe.noLongTasks || ''`); msg != "" {
-			t.Fatalf("this browser has no long-task observer: %s", msg)
-		}
-		return eval[pageLoad](t, ctx, `(n => ({server: n.responseStart - n.requestStart, transfer: n.responseEnd - n.responseStart,
-			parse: n.domContentLoadedEventEnd - n.responseEnd,
-			assets: Math.max(0, ...performance.getEntriesByType('resource').filter(r => r.name.indexOf('/static/') > 0).map(r => r.responseEnd - r.startTime)),
-			firstFrame: window.rwProbe.firstFrame, bytes: n.encodedBodySize,
-			longMax: Math.max(0, ...window.rwProbe.longTasks), long200: window.rwProbe.longTasks.filter(d => d > 200).length}))(performance.getEntriesByType('navigation')[0])`)
-	}
-	measure := func(name, path, sel string) {
-		figs := map[string][]float64{}
-		for i := 0; i < loads; i++ {
-			l := load(path, sel)
-			for k, v := range map[string]float64{"server_ms": l.Server, "transfer_ms": l.Transfer, "parse_ms": l.Parse, "assets_ms": l.Assets,
-				"first_frame_ms": l.FirstFrame, "kib": l.Bytes / 1024, "longest_task_ms": l.LongMax, "tasks_over_200ms": float64(l.Long200)} {
-				figs[k] = append(figs[k], v)
-			}
-			if l.LongMax > 1000 {
-				t.Errorf("%s: a main-thread task took %.0f ms (the page froze)", name, l.LongMax)
-			}
-		}
-		timing(t, name, figs, "first_frame_ms", "server_ms", "transfer_ms", "parse_ms", "assets_ms", "kib", "longest_task_ms", "tasks_over_200ms")
-	}
-
-	measure("fleet 1,000 hosts aggregated (/ui/)", "/ui/", "#fleet .count")
+	measureLoads(t, ctx, "fleet 1,000 hosts aggregated (/ui/)", srv.URL+"/ui/", "#fleet .count")
 	if agg := eval[string](t, ctx, `document.getElementById('fleet').dataset.aggregated`); agg != "true" {
 		t.Fatalf("1,000 hosts are not aggregated per cell (data-aggregated=%s)", agg)
 	}
@@ -176,59 +226,81 @@ func TestBrowserThousandHosts(t *testing.T) {
 	eval[bool](t, ctx, `setTimeout(() => { const t = performance.now(); while (performance.now() - t < 300) {} }, 0) > 0`)
 	waitJS(t, ctx, 20*time.Second, `window.rwProbe.longTasks.some(d => d >= 250)`, `JSON.stringify(window.rwProbe.longTasks)`)
 
-	measure("fleet 1,000 hosts as tiles (/ui/?tiles=all)", "/ui/?tiles=all", "#fleet .tile")
+	measureLoads(t, ctx, "fleet 1,000 hosts as tiles (/ui/?tiles=all)", srv.URL+"/ui/?tiles=all", "#fleet .tile")
 	if tiles := eval[int](t, ctx, `document.querySelectorAll('#fleet .tile').length`); tiles != 1000 {
 		t.Fatalf("%d tiles, want 1000", tiles)
 	}
 
-	// Live updates: 300 hosts move to 2.0.0 and back, in turn. Each must
-	// show in place (no reload); the probe times each.
-	eval[bool](t, ctx, `window.rwMarker = true`)
-	before := eval[int](t, ctx, `window.rwProbe.updates.length`)
-	for i := 0; i < updates; i++ {
+	// Live updates: 300 hosts move to 2.0.0 (baking) and back, in turn.
+	measureUpdates(t, ctx, "fleet 1,000 tiles, live update of 300 hosts (SSE event → next frame)", 6, func(i int) int {
 		v, st, want := "2.0.0", rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING, 633
 		if i%2 == 1 {
 			v, st, want = "1.0.0", rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED, 333
 		}
 		api.mu.Lock()
+		defer api.mu.Unlock()
 		for _, h := range api.hosts[333:633] {
 			h.Host.Apps[0].BlueVersion = v
 			h.Assignments[0].State = st
 		}
-		api.mu.Unlock()
-		waitJS(t, ctx, browserStep, `document.querySelectorAll('#fleet .tile[data-version="2.0.0"]').length === `+itoa(want)+
-			` && window.rwProbe.updates.length > `+itoa(before+i),
-			`'2.0.0 tiles: ' + document.querySelectorAll('#fleet .tile[data-version="2.0.0"]').length + ', updates ' + window.rwProbe.updates.length`)
-		if got := eval[int](t, ctx, `document.querySelectorAll('#fleet .tile.s-baking').length`); got != want {
-			t.Fatalf("update %d: %d tiles baking, want %d", i, got, want)
+		return want
+	})
+	if got := eval[int](t, ctx, `document.querySelectorAll('#fleet .tile.s-baking').length`); got != 333 {
+		t.Errorf("%d tiles baking after the updates, want 333", got)
+	}
+	t.Logf("machine load (1, 5, 15 min) at end: %s", loadAvg())
+	do(t, ctx, chromedp.Navigate("about:blank"))
+}
+
+// The same through a real coordinator: 1,000 hosts registered in raft,
+// the dashboard reading them through the coordinator's own gRPC API
+// (ListHosts, ListCells, ListReleases, Status per view), and updates
+// written as raft entries.
+func TestBrowserThousandHostsCoordinator(t *testing.T) {
+	ctx := probeBrowser(t)
+	c := coordtest.NewCluster(t, 1)
+	s := c.Leader(30 * time.Second)
+	upsert := func(from, to int, version string) {
+		t.Helper()
+		var hosts []*rollwavev1.Host
+		for i := from; i < to; i++ {
+			hosts = append(hosts, &rollwavev1.Host{Id: fmt.Sprintf("h%04d", i), Cell: fmt.Sprintf("cell-%02d", i/100),
+				Apps: []*rollwavev1.SlotFacts{{App: "api", Active: rollwavev1.Slot_SLOT_BLUE, BlueVersion: version}}})
+		}
+		if _, err := s.Apply(raftfsm.UpsertHosts, &rollwavev1.UpsertHostsCommand{TimeUnixNano: time.Now().UnixNano(), Hosts: hosts}); err != nil {
+			t.Fatalf("register hosts %d to %d: %v", from, to, err)
 		}
 	}
-	if !eval[bool](t, ctx, `window.rwMarker === true`) {
-		t.Fatal("the page reloaded instead of updating in place")
+	// A third on the new version, as midway through a rollout (both
+	// versions in the legend: a later step changes only tiles).
+	upsert(0, 333, "2.0.0")
+	upsert(333, 1000, "1.0.0")
+	d, err := s.Dashboard(dashboard.Config{PollInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
 	}
-	ups := eval[[]liveUpdate](t, ctx, `window.rwProbe.updates.slice(`+itoa(before)+`)`)
-	figs := map[string][]float64{}
-	patches := 0
-	for _, u := range ups {
-		if u.Kind == "patch" {
-			patches++
+	mux := http.NewServeMux()
+	mux.Handle("/ui/", d)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { d.Close(); srv.Close() })
+	t.Logf("machine load (1, 5, 15 min) at start: %s", loadAvg())
+
+	measureLoads(t, ctx, "coordinator, fleet 1,000 hosts aggregated (/ui/)", srv.URL+"/ui/", "#fleet .count")
+	if n := eval[int](t, ctx, `document.querySelectorAll('#fleet tr.cell').length`); n != 10 {
+		t.Fatalf("%d cell rows, want 10", n)
+	}
+	measureLoads(t, ctx, "coordinator, fleet 1,000 hosts as tiles (/ui/?tiles=all)", srv.URL+"/ui/?tiles=all", "#fleet .tile")
+	if n := eval[int](t, ctx, `document.querySelectorAll('#fleet .tile').length`); n != 1000 {
+		t.Fatalf("%d tiles, want 1000", n)
+	}
+	measureUpdates(t, ctx, "coordinator, fleet 1,000 tiles, live update of 300 hosts (SSE event → next frame)", 4, func(i int) int {
+		if i%2 == 0 {
+			upsert(333, 633, "2.0.0")
+			return 633
 		}
-		figs["frame_ms"] = append(figs["frame_ms"], u.Frame)
-		figs["script_ms"] = append(figs["script_ms"], u.Script)
-		figs["kib"] = append(figs["kib"], u.Bytes/1024)
-	}
-	if n := eval[int](t, ctx, `window.rwPatchFailures || 0`); n != 0 {
-		t.Errorf("%d patches did not apply (the page fell back to a new stream)", n)
-	}
-	if patches < updates {
-		t.Errorf("%d of %d live updates were patches of the changed tiles; want every tile update sent as a patch", patches, len(ups))
-	}
-	long := eval[[]float64](t, ctx, `window.rwProbe.longTasks`)
-	figs["longest_task_ms"] = []float64{slices.Max(append(long, 0))}
-	timing(t, "fleet 1,000 tiles, live update of 300 hosts (SSE event → next frame)", figs, "frame_ms", "script_ms", "kib", "longest_task_ms")
-	if m := slices.Max(append(long, 0)); m > 1000 {
-		t.Errorf("a main-thread task took %.0f ms during live updates (the page froze)", m)
-	}
+		upsert(333, 633, "1.0.0")
+		return 333
+	})
 	t.Logf("machine load (1, 5, 15 min) at end: %s", loadAvg())
 	do(t, ctx, chromedp.Navigate("about:blank"))
 }
