@@ -3,8 +3,6 @@ package dashboard_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
@@ -275,14 +273,7 @@ func TestBrowserThousandHostsCoordinator(t *testing.T) {
 	// versions in the legend: a later step changes only tiles).
 	upsert(0, 333, "2.0.0")
 	upsert(333, 1000, "1.0.0")
-	d, err := s.Dashboard(dashboard.Config{PollInterval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/ui/", d)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { d.Close(); srv.Close() })
+	srv := serveFrom(t, s, 200*time.Millisecond)
 	t.Logf("machine load (1, 5, 15 min) at start: %s", loadAvg())
 
 	measureLoads(t, ctx, "coordinator, fleet 1,000 hosts aggregated (/ui/)", srv.URL+"/ui/", "#fleet .count")
