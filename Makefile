@@ -93,8 +93,11 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # A narrated local session: 3 coordinators and 6 agents on 127.0.0.1 (no
-# root), releases 1.0.0, 2.0.0 (phase by phase) and 3.0.0 (fails in canary,
-# rolled back). Stops every process it started on exit and on Ctrl-C.
+# root), releases 1.0.0, 2.0.0 (phase by phase) and 3.0.0 (10 % of its
+# requests fail: the error-rate gate fails its canary, rolled back). Prints
+# the dashboard's and /metrics URLs. Stops every process it started on exit
+# and on Ctrl-C; DEMO_KEEP=1 keeps the cluster up after the narration until
+# Ctrl-C.
 demo: build
 	CGO_ENABLED=0 $(GO) build -o bin/demo-app ./examples/demo-app
 	CGO_ENABLED=0 $(GO) build -o bin/rollwave-demo ./examples/demo

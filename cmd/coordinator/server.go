@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rollwave/rollwave/internal/coordinator"
+	"github.com/rollwave/rollwave/internal/notify"
 	"github.com/rollwave/rollwave/internal/spec"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	"github.com/rollwave/rollwave/internal/version"
@@ -180,6 +181,10 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 		return coordinator.Config{}, err // Validate reported it already
 	}
 	cfg.Retention.ReleasesPerApp, cfg.Retention.Events = sc.Retention.ReleasesPerApp, sc.Retention.Events
+	if cfg.Notify.Targets, err = notifyTargets(sc.Notify, cfg.Logger); err != nil {
+		return coordinator.Config{}, err
+	}
+	cfg.Notify.UIURL = sc.UIURL
 	cfg.Limits = coordinator.Limits{
 		RPCMaxConnsPerClient: sc.Limits.RPCMaxConnsPerClient,
 		RPCMaxConns:          sc.Limits.RPCMaxConns,
@@ -194,6 +199,29 @@ func (f *serverFlags) config(fl *pflag.FlagSet) (coordinator.Config, error) {
 		cfg.TLS = &tc
 	}
 	return cfg, cfg.Validate()
+}
+
+// notifyTargets turns the config's notify blocks into targets, reading
+// each secret_file now (a missing or unreadable file stops the start,
+// naming the block; the secret itself is never logged) and warning when
+// others may read one.
+func notifyTargets(blocks []spec.NotifyConfig, log *slog.Logger) ([]notify.Target, error) {
+	var out []notify.Target
+	for i, b := range blocks {
+		t := notify.Target{Name: b.Name, Type: b.Type, URL: b.URL, Events: b.Events, Timeout: b.Timeout}
+		if b.SecretFile != "" {
+			secret, err := spec.ReadSecretFile(b.SecretFile)
+			if err != nil {
+				return nil, fmt.Errorf("notify[%d] %q: secret_file: %w", i, b.Name, err)
+			}
+			if w := spec.SecretFileMode(b.SecretFile); w != "" {
+				log.Warn("notify secret file is not private", "target", b.Name, "warning", w)
+			}
+			t.Secret = []byte(secret)
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 func newLogger(level string) *slog.Logger {

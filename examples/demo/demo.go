@@ -36,17 +36,18 @@ var cells = []struct {
 const hostsPerCell = 2
 
 // The releases, in order. Bakes are seconds, not the minutes to hours of
-// a real fleet, so the whole session takes under a minute. The first
-// release bakes least: nothing runs on the hosts yet.
+// a real fleet, so the whole session takes under a minute; none is shorter
+// than 2s, so that every phase sees minRequests (see spec.go).
 var releases = []release{
-	{version: "1.0.0", healthy: "yes", bakeFirst: "2s", bakeMin: "1s", expectOK: true,
+	{version: "1.0.0", healthy: "yes", errorRate: "0", bakeFirst: "2s", bakeMin: "2s", expectOK: true,
 		what: "the first version, to every host"},
-	{version: "2.0.0", healthy: "yes", bakeFirst: "5s", bakeMin: "2s", expectOK: true,
+	{version: "2.0.0", healthy: "yes", errorRate: "0", bakeFirst: "5s", bakeMin: "2s", expectOK: true,
 		what: "a healthy update, phase by phase"},
-	// Healthy for 3s after it starts: it passes its readiness check (1s
-	// healthy), takes the canary's traffic, then fails during the 5s bake.
-	{version: "3.0.0", healthy: "3s", bakeFirst: "5s", bakeMin: "2s", expectOK: false,
-		what: "a bad update: healthy at first, failing a few seconds later"},
+	// Serves, and its health check stays fine, but every 10th request
+	// to / answers 500: only the error-rate gate, reading the agent's
+	// HTTP proxy, can catch it, at the end of the canary's 4s bake.
+	{version: "3.0.0", healthy: "yes", errorRate: "0.1", bakeFirst: "4s", bakeMin: "2s", expectOK: false,
+		what: "a bad update: healthy, but 10% of its requests fail"},
 }
 
 // Deadlines for the waits (not sleeps: each polls a condition).
@@ -86,6 +87,12 @@ type demo struct {
 	ports     appPorts
 	traffic   *traffic
 	specs     map[string]string // release id → spec text
+	// gateEvidence is the evidence of the bad release's error-rate
+	// gate.failed event, once seen.
+	gateEvidence map[string]string
+	// keeping is set once -keep holds the cluster up: Ctrl-C then ends
+	// the session as it should.
+	keeping bool
 }
 
 func (d *demo) stage(name string) {
@@ -118,9 +125,12 @@ func (d *demo) run(sig context.Context) (err error) {
 	}()
 
 	defer func() {
-		if sig.Err() != nil {
+		switch {
+		case sig.Err() != nil && d.keeping && err == nil:
+			d.say.section("Stopping every process")
+		case sig.Err() != nil:
 			d.say.section("Interrupted: stopping every process")
-		} else if err != nil {
+		case err != nil:
 			d.say.section("The demo failed: %v", err)
 		}
 		cancel(nil)
@@ -133,6 +143,9 @@ func (d *demo) run(sig context.Context) (err error) {
 		// Report why the context ended (a dead child, a signal) rather
 		// than the context error a step returned.
 		if sig.Err() != nil {
+			if d.keeping {
+				return nil // -keep: Ctrl-C is how the session ends
+			}
 			return errInterrupted
 		}
 		return cause
@@ -165,11 +178,20 @@ func (d *demo) session(ctx context.Context) error {
 		return err
 	}
 	if d.o.short {
-		d.stage("done")
 		d.say.section("Cluster and agents are up (-short: no releases)")
-		return nil
+	} else if err := d.rollAll(ctx); err != nil {
+		return err
 	}
+	d.endpointsNote()
+	d.stage("done")
+	if d.o.keep {
+		return d.keepUp(ctx)
+	}
+	return nil
+}
 
+// rollAll rolls the three releases out under steady traffic and sums up.
+func (d *demo) rollAll(ctx context.Context) error {
 	d.traffic = newTraffic(d.hosts)
 	tctx, tcancel := context.WithCancel(ctx)
 	defer tcancel()
@@ -182,16 +204,12 @@ func (d *demo) session(ctx context.Context) error {
 		if r.version == "3.0.0" {
 			v3Start = start
 		}
-		if err := d.roll(ctx, r); err != nil {
+		if err := d.roll(ctx, r, start); err != nil {
 			return err
 		}
 	}
 	d.stage("summary")
-	if err := d.summary(ctx, v3Start); err != nil {
-		return err
-	}
-	d.metricsNote()
-	return nil
+	return d.summary(ctx, v3Start)
 }
 
 // prepare finds the binaries and packages the three releases' artifacts.
@@ -232,7 +250,7 @@ func (d *demo) prepare() error {
 	}
 	d.specs = map[string]string{}
 	for _, r := range releases {
-		a, err := demoapp.PackageWith(app, artifacts, r.version, r.healthy)
+		a, err := demoapp.PackageConfig(app, artifacts, r.version, map[string]string{"healthy": r.healthy, "error_rate": r.errorRate})
 		if err != nil {
 			return fmt.Errorf("package %s: %w", r.version, err)
 		}
@@ -396,7 +414,7 @@ func (d *demo) startAgents(ctx context.Context) error {
 }
 
 // roll starts one release, follows it to its end and checks the outcome.
-func (d *demo) roll(ctx context.Context, r release) error {
+func (d *demo) roll(ctx context.Context, r release, start time.Time) error {
 	d.say.section("Release %s: %s", r.version, r.what)
 	switch r.version {
 	case releases[0].version:
@@ -409,15 +427,21 @@ func (d *demo) roll(ctx context.Context, r release) error {
 			return err
 		}
 	default:
-		d.say.note("%s is %s with version %q, its artifact (config/healthy = %q)",
-			r.file(), releases[0].file(), r.version, r.healthy)
+		d.say.note("%s is %s with version %q, its artifact (config/healthy = %q, config/error_rate = %q)",
+			r.file(), releases[0].file(), r.version, r.healthy, r.errorRate)
 		d.say.note("and bakes of %s, halving each phase, at least %s.", r.bakeFirst, r.bakeMin)
 	}
 	if err := d.show(ctx, "release", "start", r.file()); err != nil {
 		return err
 	}
 
+	before := d.traffic.counted()
 	d.traffic.setReport(func(c change) {
+		if c.status != 0 {
+			d.say.event(c.at, "%s (%s) %s answered %d to a request (its first failure this release; the generator keeps count)",
+				c.host, d.cellOf(c.host), c.hostTraffic(d), c.status)
+			return
+		}
 		v := c.version
 		if v == "" {
 			v = "nothing (no answer)"
@@ -450,7 +474,8 @@ func (d *demo) roll(ctx context.Context, r release) error {
 	}
 
 	var res rollwavev1.GetReleaseResponse
-	if err := d.cliJSON(ctx, &res, "release", "status", r.id(), "-json"); err != nil {
+	err := d.cliJSON(ctx, &res, "release", "status", r.id(), "-json")
+	if err != nil {
 		return err
 	}
 	want, serving := rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED, r.version
@@ -460,7 +485,13 @@ func (d *demo) roll(ctx context.Context, r release) error {
 	if got := res.GetRelease().GetState(); got != want {
 		return fmt.Errorf("release %s ended %s, expected %s", r.id(), got, want)
 	}
-	err := waitFor(ctx, servingTimeout, "every host serving "+serving, func() (bool, string) {
+	var gate *rollwavev1.Event
+	if !r.expectOK {
+		if gate, err = d.gateReading(ctx, r); err != nil {
+			return err
+		}
+	}
+	err = waitFor(ctx, servingTimeout, "every host serving "+serving, func() (bool, string) {
 		ok, off := d.traffic.all(serving)
 		return ok, strings.Join(off, " ")
 	})
@@ -468,8 +499,13 @@ func (d *demo) roll(ctx context.Context, r release) error {
 		return err
 	}
 	d.say.note("")
+	if gate != nil {
+		d.backOn(gate, start, serving)
+		d.say.note("")
+	}
 	d.say.note("Every host's traffic port now answers %s:", serving)
 	d.serving()
+	d.requestsNote(before)
 	return nil
 }
 
@@ -557,27 +593,17 @@ func (d *demo) summary(ctx context.Context, v3Start time.Time) error {
 		return err
 	}
 	d.rollbackTiming(events, v3Start)
-	d.say.section("Done in %s: 1.0.0 and 2.0.0 rolled out, 3.0.0 caught in canary and rolled back", d.say.elapsed())
+	d.say.section("Done in %s: 1.0.0 and 2.0.0 rolled out, 3.0.0 caught in canary by the error-rate gate and rolled back", d.say.elapsed())
 	return nil
 }
 
-// rollbackTiming reports, from the audit events and the demo's own
-// traffic observations (same machine, same clock), how long the bad
-// version served and how soon after the gate failed every host served the
-// good version again.
+// rollbackTiming prints, from the audit events and the demo's own
+// traffic observations (same machine, same clock), a timeline of the bad
+// release: when its canary served, when the gate failed, when every host
+// served the good version again.
 func (d *demo) rollbackTiming(events []*rollwavev1.Event, v3Start time.Time) {
 	good, bad := releases[1].version, releases[2].version
-	var firstBad, lastGood time.Time
-	for _, c := range d.traffic.since(v3Start) {
-		switch c.version {
-		case bad:
-			if firstBad.IsZero() {
-				firstBad = c.at
-			}
-		case good:
-			lastGood = c.at
-		}
-	}
+	firstBad, lastGood := d.badWindow(v3Start)
 	first := map[string]time.Time{}
 	for _, e := range events {
 		if _, seen := first[e.GetKind()]; !seen {
@@ -590,9 +616,9 @@ func (d *demo) rollbackTiming(events []*rollwavev1.Event, v3Start time.Time) {
 	}
 	var timeline []moment
 	if !firstBad.IsZero() {
-		timeline = append(timeline, moment{firstBad, "the canary serves " + bad + " (healthy for its first 3s, by design)"})
+		timeline = append(timeline, moment{firstBad, "the canary serves " + bad + " (healthy, but every 10th request fails)"})
 	}
-	for _, k := range []string{"host.failed", "gate.failed", "release.rolling_back", "release.rolled_back"} {
+	for _, k := range []string{"phase.baking", "host.failed", "gate.failed", "release.rolling_back", "release.rolled_back"} {
 		if t, ok := first[k]; ok {
 			timeline = append(timeline, moment{t, k})
 		}
@@ -602,20 +628,28 @@ func (d *demo) rollbackTiming(events []*rollwavev1.Event, v3Start time.Time) {
 	}
 	sort.SliceStable(timeline, func(i, j int) bool { return timeline[i].at.Before(timeline[j].at) })
 	d.say.note("")
-	d.say.note("How the bad release went (audit events, and GET / on each traffic port every 150ms):")
+	d.say.note("How the bad release went (audit events, and GET / on each traffic port every %s):", d.traffic.every)
 	for _, m := range timeline {
 		d.say.note("  %s  %s", m.at.UTC().Format("15:04:05.000"), m.what)
 	}
-	if gate, ok := first["gate.failed"]; ok && !lastGood.IsZero() {
-		if lastGood.After(gate) {
-			d.say.note("From the gate failure to the last host serving %s again: %s (traffic polled every %s).",
-				good, lastGood.Sub(gate).Round(time.Millisecond), d.traffic.every)
-		} else {
-			d.say.note("The canary was back on %s %s before the gate failed: its own checks failed during the",
-				good, gate.Sub(lastGood).Round(time.Millisecond))
-			d.say.note("bake and the agent reverted at once, without waiting for the coordinator.")
+}
+
+// badWindow returns, from the traffic observed since from, when a host
+// first served the bad version and when the last host went back to the
+// good one (zero when not seen).
+func (d *demo) badWindow(from time.Time) (firstBad, lastGood time.Time) {
+	good, bad := releases[1].version, releases[2].version
+	for _, c := range d.traffic.since(from) {
+		switch c.version {
+		case bad:
+			if firstBad.IsZero() {
+				firstBad = c.at
+			}
+		case good:
+			lastGood = c.at
 		}
 	}
+	return firstBad, lastGood
 }
 
 // show runs a CLI command with the narration: the command line first,
@@ -749,7 +783,7 @@ func (d *demo) cleanup(failed bool) {
 		for _, p := range d.sup.procs {
 			pids = append(pids, p.cmd.Process.Pid)
 		}
-		d.o.result(runResult{tmp: d.tmp, pids: pids, strays: strays})
+		d.o.result(runResult{tmp: d.tmp, pids: pids, strays: strays, gate: d.gateEvidence})
 	}
 }
 
@@ -832,22 +866,4 @@ func pickAppPorts(agents int) (appPorts, error) {
 		}
 	}
 	return appPorts{}, errors.New("cannot find free ports for the demo app on 127.0.0.1")
-}
-
-// metricsNote says where each process serves its Prometheus metrics and
-// how to read them (HTTPS with a client certificate: the demo runs with
-// TLS). examples/monitoring has a dashboard and alerting rules for them.
-func (d *demo) metricsNote() {
-	d.say.section("Metrics: until the demo stops them, every process serves /metrics, /v1/health and /v1/ready")
-	for _, s := range d.servers {
-		d.say.note("  coordinator %s: https://%s/metrics", s.name, local(s.http))
-	}
-	for i, a := range d.agentHTTP {
-		d.say.note("  agent %s: https://%s/metrics", d.hosts[i].name, a)
-	}
-	if d.sec.ca != "" {
-		d.say.note("With TLS on, /metrics needs a client certificate of the cluster, e.g.:")
-		d.say.note("  curl --cacert %s --cert %s --key %s https://%s/metrics", d.sec.ca, d.sec.cliCert, d.sec.cliKey, local(d.servers[0].http))
-	}
-	d.say.note("(examples/monitoring has a Grafana dashboard and Prometheus alerting rules for them.)")
 }

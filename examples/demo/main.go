@@ -5,10 +5,13 @@
 // (`rollwave-agent -unit-driver process`) in three cells — and then, with
 // the same `rollwave` CLI an operator types (each command line is printed
 // before it runs), rolls the demo HTTP service out: 1.0.0 to every host,
-// 2.0.0 phase by phase, and 3.0.0, whose health check starts failing
-// during the canary's bake, so rollwave rolls it back on its own. While
-// releases run it polls every host's traffic port and prints which version
-// each one serves.
+// 2.0.0 phase by phase, and 3.0.0, which serves and passes its health
+// check but answers 500 to one request in ten, so the error-rate gate
+// fails its canary and rollwave rolls it back on its own. While releases
+// run it sends steady requests through every host's traffic port and
+// prints which version each one serves. It prints the dashboard's URL
+// before the first release and where every process serves /metrics at the
+// end; with -keep (DEMO_KEEP=1) the cluster then stays up until Ctrl-C.
 //
 // Everything lives in one temp dir that is removed at the end. Every child
 // runs in its own process group and is stopped on exit, on error and on
@@ -20,10 +23,12 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -35,6 +40,7 @@ type options struct {
 	releaseTimeout time.Duration // per release
 	logsTo         string        // where the logs are copied when the demo fails
 	keepLogs       bool          // copy them even when it does not
+	keep           bool          // after the narration, keep the cluster up until Ctrl-C
 	out            io.Writer
 
 	// stage, when set, is called as each stage begins (tests).
@@ -48,6 +54,9 @@ type runResult struct {
 	tmp    string   // the temp dir (removed by then)
 	pids   []int    // every long-running child the demo started
 	strays []string // processes the final sweep had to kill
+	// gate is the evidence of the bad release's error-rate gate.failed
+	// event (nil when the run did not get that far).
+	gate map[string]string
 }
 
 func main() {
@@ -58,6 +67,12 @@ func main() {
 	flag.DurationVar(&o.releaseTimeout, "release-timeout", 75*time.Second, "give up on a release that has not ended after this long")
 	flag.StringVar(&o.logsTo, "logs", "demo-data/logs", "where to copy the processes' logs if the demo fails")
 	flag.BoolVar(&o.keepLogs, "keep-logs", false, "copy the processes' logs to -logs even when the demo succeeds")
+	keepDefault, err := envBool("DEMO_KEEP")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rollwave-demo:", err)
+		os.Exit(2)
+	}
+	flag.BoolVar(&o.keep, "keep", keepDefault, "after the narration, keep the cluster up (and print where to look) until Ctrl-C; DEMO_KEEP=1 sets it")
 	flag.Parse()
 	o.out = os.Stdout
 	if o.demoApp == "" {
@@ -86,6 +101,19 @@ func run(sig context.Context, o options) int {
 	default:
 		return 1
 	}
+}
+
+// envBool reads a boolean environment variable: unset or empty is false.
+func envBool(name string) (bool, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want 1 or 0 (or true or false)", name, v)
+	}
+	return b, nil
 }
 
 func fileExists(p string) bool {

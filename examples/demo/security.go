@@ -46,7 +46,14 @@ func (d *demo) secure(ctx context.Context) error {
 	}
 	ca, caKey := filepath.Join(pki, "rollwave-ca.pem"), filepath.Join(pki, "rollwave-ca-key.pem")
 	for _, kind := range []string{"server", "agent", "cli"} {
-		if err := d.show(ctx, "tls", "cert", "create", "-"+kind, "-dir", pki, "-ca", ca, "-key", caKey); err != nil {
+		args := []string{"tls", "cert", "create", "-" + kind, "-dir", pki, "-ca", ca, "-key", caKey}
+		if kind == "agent" {
+			// The agents serve /metrics over HTTPS on 127.0.0.1: their
+			// certificate must name it, as a real agent's names its
+			// host's address (server certificates name 127.0.0.1 anyway).
+			args = append(args, "-additional-ipaddress", "127.0.0.1")
+		}
+		if err := d.show(ctx, args...); err != nil {
 			return err
 		}
 	}
@@ -85,7 +92,8 @@ func (d *demo) bootstrapACL(ctx context.Context) error {
 	}
 	d.sec.token = dep.GetSecret()
 	d.say.command("export ROLLWAVE_TOKEN=<the demo-operator secret>")
-	d.say.note("Dashboard: https://127.0.0.1:%d/ui/ (every coordinator serves one; the certificate is the demo CA's %s)", d.servers[0].http, d.sec.ca)
-	d.say.note("Log in there with the demo-operator token: %s", d.sec.token)
+	d.say.note("")
+	d.say.note("Open the dashboard now to watch the releases as they run:")
+	d.dashboardNote()
 	return nil
 }

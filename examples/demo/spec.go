@@ -10,6 +10,9 @@ import (
 type release struct {
 	version string
 	healthy string // the artifact's config/healthy: "yes", "no" or a duration
+	// errorRate is the artifact's config/error_rate: the share of
+	// requests to / it answers 500 ("0": none).
+	errorRate string
 	// bakeFirst and bakeMin shape the bakes (decay 0.5).
 	bakeFirst, bakeMin string
 	// expectOK says whether "release status -watch" should exit 0.
@@ -19,6 +22,17 @@ type release struct {
 
 func (r release) id() string   { return "demo-" + r.version }
 func (r release) file() string { return r.id() + ".hcl" }
+
+// The request gates of every release. The traffic generator sends
+// requestsPerSecond to each host, so the least a phase sees over its
+// bake (one host, bakes of at least 2s) is about 80 requests, twice
+// minRequests: the healthy releases never pause on too little traffic,
+// and the bad one's canary (every 10th request failing) is judged on
+// about 160.
+const (
+	maxErrorRate = "1%"
+	minRequests  = 40
+)
 
 // renderSpec writes the release spec an operator would write. The ports
 // are the spec's: each agent adds its -port-offset on its host.
@@ -43,8 +57,9 @@ func renderSpec(r release, a demoapp.Artifact, p appPorts) string {
   }
 
   traffic {
-    mode   = "proxy"         # the agent's own TCP switch in front of the slots
-    listen = "127.0.0.1:%d"
+    mode     = "proxy"       # the agent's own switch in front of the slots
+    protocol = "http"        # an HTTP reverse proxy: it counts requests and 5xx per slot
+    listen   = "127.0.0.1:%d"
   }
 
   target {
@@ -75,6 +90,8 @@ func renderSpec(r release, a demoapp.Artifact, p appPorts) string {
 
   gates {
     max_failed_hosts = 0     # any failed host fails the phase
+    max_error_rate   = "%s"  # more than this share of 5xx over the bake fails it
+    min_requests     = %d    # fewer requests is too little to judge (a real fleet: hundreds)
   }
 
   rollback {
@@ -82,5 +99,5 @@ func renderSpec(r release, a demoapp.Artifact, p appPorts) string {
     isolation_timeout = "5s"
   }
 }
-`, r.id(), r.version, a.URL, a.SHA256, p.blue, p.green, p.traffic, r.bakeFirst, r.bakeMin)
+`, r.id(), r.version, a.URL, a.SHA256, p.blue, p.green, p.traffic, r.bakeFirst, r.bakeMin, maxErrorRate, minRequests)
 }

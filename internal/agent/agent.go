@@ -97,6 +97,7 @@ func New(cfg Config) (*Agent, error) {
 		// Every redirect hop of a download is held to the same policy.
 		CheckArtifactURL: cfg.Policy.CheckArtifactURL,
 		OnStep:           a.prom.onStep,
+		Host:             cfg.NodeName,
 		OnProgress: func(app string, gen uint64, st rollwavev1.AssignmentState, reason string, evidence map[string]string) {
 			a.prom.onProgress(st, reason)
 			a.progress.push(&rollwavev1.AssignmentProgress{

@@ -140,6 +140,7 @@ func (a *Agent) requestStats() []*rollwavev1.RequestStats {
 			if ss := st.Slots[name]; ss != nil {
 				version = ss.Version
 			}
+			a.prom.requests.add(app, string(name), version, protocol, s)
 			out = append(out, health.RequestStatsProto(app, slotProto(name), version, protocol, s))
 		}
 	}

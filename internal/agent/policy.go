@@ -31,6 +31,9 @@ type Policy struct {
 	// unit.hardening may change ("ProtectSystem", "PrivateDevices"); any
 	// other key in a spec is refused. Empty: releases change none.
 	SpecHardeningKeys []string
+	// HookPrefixes, when non-empty, are the only directories lifecycle
+	// hooks may run executables from (spec.CheckHookPrefix).
+	HookPrefixes []string
 }
 
 // CheckArtifactURL returns why an artifact may not be fetched from rawURL
@@ -52,7 +55,7 @@ func (p Policy) CheckArtifactURL(rawURL string) error {
 // PolicyFromConfig is the Policy of an agent config file's policy block.
 func PolicyFromConfig(c rollwavespec.AgentPolicy) Policy {
 	return Policy{ArtifactPrefixes: c.ArtifactPrefixes, UnitUsers: c.UnitUsers, AllowRoot: c.AllowRoot,
-		SpecHardeningKeys: c.SpecHardeningKeys}
+		SpecHardeningKeys: c.SpecHardeningKeys, HookPrefixes: c.HookPrefixes}
 }
 
 // Check returns why the order is refused, or nil.
@@ -63,6 +66,10 @@ func (p Policy) Check(spec *rollwavev1.ReleaseSpec) error {
 	// The same unit checks as spec validation: the agent does not trust
 	// that the coordinator ran them (a forged or old coordinator).
 	if err := checkUnitSafety(spec.GetUnit()); err != nil {
+		return err
+	}
+	// Hooks run as unit.user: the user checks below cover them too.
+	if err := p.checkHooks(spec.GetHooks()); err != nil {
 		return err
 	}
 	user := spec.GetUnit().GetUser()
@@ -123,6 +130,39 @@ func checkUnitSafety(u *rollwavev1.UnitSpec) error {
 	for i, h := range u.GetHardening() {
 		if err := rollwavespec.CheckHardeningLine(h); err != nil {
 			return fmt.Errorf("unit.hardening[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// checkHooks applies spec validation's hook rules (spec.CheckHookName,
+// spec.CheckHookCommand: exec_start's no-prefix-character rule, an
+// absolute executable) and the host's hook_prefixes to an order's hooks.
+func (p Policy) checkHooks(hooks []*rollwavev1.HookSpec) error {
+	seen := map[string]bool{}
+	for i, h := range hooks {
+		name := h.GetName()
+		if err := rollwavespec.CheckHookName(name); err != nil {
+			return fmt.Errorf("hook[%d]: %w", i, err)
+		}
+		if seen[name] {
+			return fmt.Errorf("hook %q: defined twice; each hook may be defined once", name)
+		}
+		seen[name] = true
+		if err := rollwavespec.CheckHookCommand(h.GetExec()); err != nil {
+			return fmt.Errorf("hook %q: exec: %w", name, err)
+		}
+		if ms := h.GetTimeoutMs(); ms < 0 || ms > rollwavespec.MaxHookTimeout.Milliseconds() {
+			return fmt.Errorf("hook %q: timeout %dms: want 0 (the default, 30s) up to %s", name, ms, rollwavespec.MaxHookTimeout)
+		}
+		if len(p.HookPrefixes) > 0 {
+			exe := h.GetExec()[0]
+			if !slices.ContainsFunc(p.HookPrefixes, func(pre string) bool {
+				return rollwavespec.CheckHookPrefix(pre) == nil && rollwavespec.HookPrefixAllows(pre, exe)
+			}) {
+				return fmt.Errorf("hook %q: executable %q is outside this host's hook directories (policy.hook_prefixes: %s)",
+					name, exe, strings.Join(p.HookPrefixes, ", "))
+			}
 		}
 	}
 	return nil

@@ -21,6 +21,26 @@ import (
 func TestSecurityForgedPrefixOrderRefused(t *testing.T) {
 	f := newFleet(t)
 	f.v1()
+	gen := f.forgeOrder(func(sp *rollwavev1.ReleaseSpec) {
+		sp.Unit.ExecStart = `"+/bin/sh" -c 'id -u > ` + f.dir + `/forged-ran'`
+	})
+	a := f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED, 15*time.Second)
+	if !strings.Contains(a.GetReason(), "local policy") || !strings.Contains(a.GetReason(), "command prefix") {
+		t.Fatalf("reason should name the policy and the command prefix: %q", a.GetReason())
+	}
+	waitServes(t, f.traffic, "1.0.0", time.Second)
+	if st, _ := f.agent.Manager().AppState("demo"); st.Generation != 1 {
+		t.Fatalf("the forged generation reached the slots: state at generation %d", st.Generation)
+	}
+}
+
+// forgeOrder writes release demo-forged (6.6.6), a copy of demo-1 with
+// its spec changed by edit, straight into the raft log, past the operator
+// API's spec validation, starts it and assigns h1; it returns h1's
+// generation.
+func (f *fleet) forgeOrder(edit func(*rollwavev1.ReleaseSpec)) uint64 {
+	t := f.t
+	t.Helper()
 	l := f.leader()
 	old := l.FSM().State().Release("demo-1")
 	if old == nil {
@@ -35,7 +55,7 @@ func TestSecurityForgedPrefixOrderRefused(t *testing.T) {
 	}
 	sp := forged.GetSpec()
 	sp.Name, sp.Version = "demo-forged", "6.6.6"
-	sp.Unit.ExecStart = `"+/bin/sh" -c 'id -u > ` + f.dir + `/forged-ran'`
+	edit(sp)
 	now := time.Now().UnixNano()
 	if _, err := l.Apply(raftfsm.SubmitRelease, &rollwavev1.SubmitReleaseCommand{TimeUnixNano: now, Release: forged, Actor: "forger"}); err != nil {
 		t.Fatal(err)
@@ -49,13 +69,5 @@ func TestSecurityForgedPrefixOrderRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen := as[0].GetGeneration()
-	a := f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED, 15*time.Second)
-	if !strings.Contains(a.GetReason(), "local policy") || !strings.Contains(a.GetReason(), "command prefix") {
-		t.Fatalf("reason should name the policy and the command prefix: %q", a.GetReason())
-	}
-	waitServes(t, f.traffic, "1.0.0", time.Second)
-	if st, _ := f.agent.Manager().AppState("demo"); st.Generation != 1 {
-		t.Fatalf("the forged generation reached the slots: state at generation %d", st.Generation)
-	}
+	return as[0].GetGeneration()
 }

@@ -36,18 +36,23 @@ func TestPolicyCheck(t *testing.T) {
 		{"hardening key allowed", Policy{AllowRoot: true, SpecHardeningKeys: []string{"ProtectSystem"}}, withHardening(spec("x", "api"), "ProtectSystem=strict"), ""},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.p.Check(tc.spec)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("want allowed, got %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("want error containing %q, got %v", tc.want, err)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkPolicy(t, tc.p, tc.spec, tc.want) })
+	}
+}
+
+// checkPolicy checks that p allows spec (want "") or refuses it with an
+// error containing want.
+func checkPolicy(t *testing.T, p Policy, spec *rollwavev1.ReleaseSpec, want string) {
+	t.Helper()
+	err := p.Check(spec)
+	if want == "" {
+		if err != nil {
+			t.Fatalf("want allowed, got %v", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("want error containing %q, got %v", want, err)
 	}
 }
 

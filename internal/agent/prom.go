@@ -26,6 +26,8 @@ type promMetrics struct {
 	reverts  *prometheus.CounterVec
 	checks   *prometheus.CounterVec
 	checkDur *prometheus.HistogramVec
+	// requests are the traffic proxy's per-slot totals (prom_requests.go).
+	requests *requestMetrics
 	// isolated is set when the agent reverted on its own for lack of a
 	// leader (reverted_isolated) and cleared when a session opens again.
 	isolated atomic.Bool
@@ -47,7 +49,7 @@ func newPromMetrics(a *Agent) *promMetrics {
 		reg: prometheus.NewRegistry(),
 		stepDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rollwave_agent_step_duration_seconds",
-			Help:    "Duration of each step of a swap or revert on a slot (op = swap or revert; step as in the slot state file), by result.",
+			Help:    "Duration of each step of a swap or revert on a slot (op = swap, revert, or finalize for its drain hook; step as in the slot state file, lifecycle hooks by their name), by result.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 		}, []string{"op", "step", "result"}),
 		reverts: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -63,6 +65,7 @@ func newPromMetrics(a *Agent) *promMetrics {
 			Help:    "Latency of health check runs, by app and check name.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"app", "check"}),
+		requests: newRequestMetrics(),
 	}
 	p.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -153,6 +156,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, connected)
 	age := time.Duration(int64(a.clock.Mono()) - a.lastAck.Load())
 	ch <- prometheus.MustNewConstMetric(descAckAge, prometheus.GaugeValue, max(0, age.Seconds()))
+	inSlots := map[string]string{}
 	for _, app := range a.mgr.Apps() {
 		st, ok := a.mgr.AppState(app)
 		if !ok {
@@ -163,6 +167,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 			if ss == nil || ss.Version == "" {
 				continue
 			}
+			inSlots[app+"/"+string(n)] = ss.Version
 			active := "false"
 			if st.Active == n {
 				active = "true"
@@ -173,6 +178,8 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descHolding, prometheus.GaugeValue, 1, app)
 		}
 	}
+	a.prom.requests.keepOnly(inSlots)
+	a.prom.requests.collect(ch)
 }
 
 // ready is /v1/ready: a session with the leader is open, or the agent is

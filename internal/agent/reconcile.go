@@ -373,9 +373,11 @@ func (c *appCtl) swapTask(o *rollwavev1.AssignmentOrder, reason string) task {
 			log.Info("order older than what the host runs; ignoring it", "error", err)
 			return nil
 		}
-		if st, ok := c.a.mgr.AppState(c.app); ok && st.Generation == gen && st.PhaseState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED {
-			// The swap itself failed and said so; the leader decides.
-			log.Warn("swap did not complete", "error", err)
+		if st, ok := c.a.mgr.AppState(c.app); ok && st.Generation == gen && st.Op == nil &&
+			(st.PhaseState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_FAILED || reverted(st.PhaseState())) {
+			// The swap itself failed (or its post_switch hook reverted
+			// the host) and said so; the leader decides.
+			log.Warn("swap did not complete", "error", err, "state", st.Phase)
 			return nil
 		}
 		return err

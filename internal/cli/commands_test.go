@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -90,6 +91,12 @@ func TestReadTables(t *testing.T) {
 			"1 baking 1/2 12m30s left eu-1b gate.reading cpu_p95=55 mem_p95=63",
 			"2 pending 0/3 7m30s eu-1b -",
 		}},
+		{"report", []string{"report"}, []string{
+			"From 2026-10-30T12:00:00Z to 2026-11-29T12:00:00Z (30d)",
+			"APP DEPLOYS PER DAY LEAD P50 LEAD P90 CHANGES FAILED CFR FAILURES TTR P50 TTR MAX MTTA MTBF MTTF",
+			"api 3 0.10 2h0m 5h0m 5 2 40.0% 2 30m 30m 35m 3d4h 26h0m",
+			"db 0 0.00 n/a n/a 0 0 n/a 0 n/a n/a n/a n/a n/a",
+		}},
 		{"freeze list", []string{"freeze", "list"}, []string{
 			"Global freeze: ON (incident)",
 			"fz-1 2026-11-29T12:00:00Z 2026-12-01T12:00:00Z holidays bob@ops",
@@ -141,6 +148,8 @@ func TestJSONOutput(t *testing.T) {
 		{"get", []string{"release", "get", "api-2.4.0", "-json"}, nil},
 		{"rstatus", []string{"release", "status", "api-2.4.0", "-json"}, nil},
 		{"freezes", []string{"freeze", "list", "-json"}, nil},
+		{"notify", []string{"notify", "status", "-json"}, []string{"targets"}},
+		{"report", []string{"report", "-json"}, []string{"apps"}},
 	}
 	objects := map[string]map[string]any{}
 	for _, tc := range shapes {
@@ -246,6 +255,13 @@ func TestWriteRequests(t *testing.T) {
 			&rollwavev1.ReleaseActionRequest{Id: "r1", Reason: "superseded", Actor: "carol@ops"}, "Release r1: aborted"},
 		{"rollback", []string{"release", "rollback", "r1", "-reason=errors up"}, "RollbackRelease",
 			&rollwavev1.ReleaseActionRequest{Id: "r1", Reason: "errors up", Actor: "carol@ops"}, "Release r1: rolling_back"},
+		{"ack", []string{"release", "ack", "r1", "-reason", "paged"}, "AckRelease",
+			&rollwavev1.ReleaseActionRequest{Id: "r1", Reason: "paged", Actor: "carol@ops"},
+			"Release r1: rolled_back; failure acknowledged by carol@ops at 2026-11-29T12:00:00Z"},
+		{"report of one app", []string{"report", "-app", "api", "-since", "12h"}, "Report",
+			&rollwavev1.ReportRequest{App: "api", SinceUnixNano: nanos(testNow.Add(-12 * time.Hour))}, "APP"},
+		{"report in days", []string{"report", "-since", "7d"}, "Report",
+			&rollwavev1.ReportRequest{SinceUnixNano: nanos(testNow.Add(-7 * 24 * time.Hour))}, ""},
 		{"promote", []string{"release", "promote", "r1", "-skip-bake", "-reason", "fix"}, "PromoteRelease",
 			&rollwavev1.ReleaseActionRequest{Id: "r1", Reason: "fix", SkipBake: true, Actor: "carol@ops"}, "Release r1: running"},
 		// A reason that looks like a flag stays the reason.
@@ -310,5 +326,30 @@ func TestHostsArguments(t *testing.T) {
 	r := runAt(t, addr, "hosts", "nope").expect(t, ExitNotFound)
 	if !strings.Contains(r.stderr, `no host "nope"`) {
 		t.Errorf("stderr %q does not name the missing host", r.stderr)
+	}
+}
+
+// A bad -since is a usage error naming the flag, and no request is sent.
+func TestReportSinceErrors(t *testing.T) {
+	f := fixture()
+	addr := startServer(t, f)
+	for _, tc := range []struct{ since, want string }{
+		{"3", "too short"}, // one character
+		{"30m", "the unit must be d (days) or h (hours)"},
+		{"1.5d", "not a whole number"},
+		{"0d", "must be more than 0"},
+		{"-3d", "must be more than 0"},
+		{"99999d", "longer than 3660 days"},
+		{"", "too short"},
+	} {
+		t.Run(tc.since, func(t *testing.T) {
+			r := runAt(t, addr, "report", "-since="+tc.since).expect(t, ExitUsage)
+			if !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "-since") {
+				t.Errorf("stderr %q lacks %q", r.stderr, tc.want)
+			}
+		})
+	}
+	if n := len(f.requests("Report")); n != 0 {
+		t.Fatalf("%d Report requests sent for bad -since values", n)
 	}
 }

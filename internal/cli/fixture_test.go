@@ -85,6 +85,24 @@ func fixture() *fakeOperator {
 		Global: true, GlobalReason: "incident",
 		Windows: []*rollwavev1.FreezeWindow{{Id: "fz-1", FromUnixNano: nanos(testNow), ToUnixNano: nanos(testNow.Add(48 * time.Hour)), Reason: "holidays", CreatedBy: "bob@ops"}},
 	}
+	f.notify = &rollwavev1.NotifyStatusResponse{LeaderId: "coord-1", Targets: []*rollwavev1.NotifyTargetStatus{{
+		Name: "ops", Type: "webhook", Url: "https://hooks.example.com/rollwave/…", Events: []string{"gate.failed", "release.*"},
+		Cursor: 40, LastEventSeq: 43, LagEvents: 3, LagSeconds: 21.4, LastSuccessUnixNano: nanos(testNow.Add(-time.Minute)),
+		LastError: "POST https://hooks.example.com/rollwave/…: answered 503 Service Unavailable: \"\"", LastErrorUnixNano: nanos(testNow.Add(-5 * time.Second)),
+		Attempts: 12, Failures: 2, Delivered: 10, LostEvents: 4, LastLoss: "4 event(s), seq 20 to 23, pruned by retention before delivery",
+	}}}
+	f.report = &rollwavev1.ReportResponse{
+		SinceUnixNano: nanos(testNow.Add(-30 * 24 * time.Hour)), UntilUnixNano: nanos(testNow),
+		Apps: []*rollwavev1.AppReport{
+			{App: "api", Deployments: 3, DeploymentsPerDay: 0.1, LeadTimeMedianMs: (2 * time.Hour).Milliseconds(), LeadTimeP90Ms: (5 * time.Hour).Milliseconds(),
+				Changes: 5, FailedChanges: 2, ChangeFailureRatio: 0.4, Failures: 2, Restored: 1,
+				TimeToRestoreMedianMs: (30 * time.Minute).Milliseconds(), TimeToRestoreMaxMs: (30 * time.Minute).Milliseconds(),
+				Acked: 2, MttaMs: (35 * time.Minute).Milliseconds(), MtbfMs: (76 * time.Hour).Milliseconds(), MttfMs: (26 * time.Hour).Milliseconds()},
+			// Nothing finished: n/a, not 0.
+			{App: "db", LeadTimeMedianMs: -1, LeadTimeP90Ms: -1, ChangeFailureRatio: -1, TimeToRestoreMedianMs: -1, TimeToRestoreMaxMs: -1,
+				MttaMs: -1, MtbfMs: -1, MttfMs: -1},
+		},
+	}
 	f.restoreAt = 1234
 	return f
 }

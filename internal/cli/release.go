@@ -30,6 +30,7 @@ gates before the next. Releases are described in HCL (or JSON) spec files.`,
 		newReleaseEventsCommand(a),
 		newReleaseStatusCommand(a),
 		newReleaseConvergeCommand(a),
+		newReleaseAckCommand(a),
 	)
 	for _, act := range releaseActions {
 		cmd.AddCommand(newReleaseActionCommand(a, act))

@@ -41,6 +41,8 @@ type fakeOperator struct {
 	releases []*rollwavev1.Release
 	events   []*rollwavev1.Event
 	freezes  *rollwavev1.ListFreezesResponse
+	notify   *rollwavev1.NotifyStatusResponse
+	report   *rollwavev1.ReportResponse
 	snapshot [][]byte                           // chunks SnapshotSave streams
 	saveErr  error                              // returned after the chunks
 	restored [][]byte                           // chunks SnapshotRestore received
@@ -195,6 +197,16 @@ func (f *fakeOperator) RollbackRelease(_ context.Context, req *rollwavev1.Releas
 	return f.action("RollbackRelease", rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, req)
 }
 
+// AckRelease answers with the release acknowledged by the request's actor at testNow.
+func (f *fakeOperator) AckRelease(_ context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+	return &rollwavev1.ReleaseActionResponse{Release: &rollwavev1.Release{Id: req.GetId(), State: rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK,
+		AckedBy: req.GetActor(), AckedUnixNano: nanos(testNow), AckReason: req.GetReason()}}, f.record("AckRelease", req)
+}
+
+func (f *fakeOperator) Report(_ context.Context, req *rollwavev1.ReportRequest) (*rollwavev1.ReportResponse, error) {
+	return f.report, f.record("Report", req)
+}
+
 func (f *fakeOperator) PromoteRelease(_ context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
 	return f.action("PromoteRelease", rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, req)
 }
@@ -292,3 +304,7 @@ func (r result) expect(t *testing.T, code int) result {
 }
 
 func statusErr(c codes.Code, msg string) error { return status.Error(c, msg) }
+
+func (f *fakeOperator) NotifyStatus(_ context.Context, req *rollwavev1.NotifyStatusRequest) (*rollwavev1.NotifyStatusResponse, error) {
+	return f.notify, f.record("NotifyStatus", req)
+}

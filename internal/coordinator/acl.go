@@ -52,7 +52,9 @@ var aclMethodRoles = map[string]string{
 	"WatchRelease": raftfsm.RoleRead,
 	"PlanRelease":  raftfsm.RoleRead,
 	"ListFreezes":  raftfsm.RoleRead,
+	"Report":       raftfsm.RoleRead,
 	"ACLTokenList": raftfsm.RoleRead, // non-admins see only their own token
+	"NotifyStatus": raftfsm.RoleRead,
 
 	"SubmitRelease":   raftfsm.RoleDeploy,
 	"PauseRelease":    raftfsm.RoleDeploy,
@@ -61,6 +63,7 @@ var aclMethodRoles = map[string]string{
 	"AbortRelease":    raftfsm.RoleDeploy,
 	"RollbackRelease": raftfsm.RoleDeploy,
 	"PromoteRelease":  raftfsm.RoleDeploy,
+	"AckRelease":      raftfsm.RoleDeploy,
 	"ConvergeRelease": raftfsm.RoleDeploy,
 	"SetCell":         raftfsm.RoleDeploy,
 	"DeleteCell":      raftfsm.RoleDeploy,

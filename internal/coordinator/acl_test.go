@@ -126,6 +126,15 @@ func TestACLTokensAndRoles(t *testing.T) {
 	if res.GetRelease().GetState() != rollwavev1.ReleaseState_RELEASE_STATE_ABORTED {
 		t.Errorf("release %s after abort", res.GetRelease().GetState())
 	}
+	// ack needs deploy; report is a read. An aborted release that never
+	// failed has nothing to acknowledge.
+	_, err = fc.AckRelease(readCtx, &rollwavev1.ReleaseActionRequest{Id: "api-1"})
+	wantCode(t, "read token acks a release", err, codes.PermissionDenied, "AckRelease needs role deploy")
+	_, err = fc.AckRelease(deployCtx, &rollwavev1.ReleaseActionRequest{Id: "api-1", Actor: "mallory"})
+	wantCode(t, "ack of a release that never failed", err, codes.FailedPrecondition, `release "api-1" has not failed`)
+	if rep, err := fc.Report(readCtx, &rollwavev1.ReportRequest{App: "api"}); err != nil || len(rep.GetApps()) != 1 || rep.GetApps()[0].GetChanges() != 0 {
+		t.Fatalf("read token's report = %v, %v", rep, err)
+	}
 	ev, err := fc.ListEvents(readCtx, &rollwavev1.ListEventsRequest{ReleaseId: "api-1"})
 	if err != nil {
 		t.Fatal(err)

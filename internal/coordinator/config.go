@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/notify"
 	"github.com/rollwave/rollwave/internal/spec"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 )
@@ -95,6 +96,10 @@ type Config struct {
 	GossipFast bool
 	// Retention bounds the history the replicated state keeps (gc.go).
 	Retention Retention
+	// Notify configures the leader's notification sender (notify.go,
+	// internal/notify): targets, the dashboard's public URL, retry
+	// and batching. No targets: nothing is sent.
+	Notify notify.Config
 
 	// TLS, when set, turns on mutual TLS 1.3 for the gRPC API (operators,
 	// agents, other servers) and for forwarding. Nil means plaintext.
@@ -138,6 +143,7 @@ func DefaultConfig() Config {
 		OperatorRateBurst:   100,
 		Limits:              DefaultLimits(),
 		Retention:           DefaultRetention(),
+		Notify:              notify.DefaultConfig(),
 		Version:             "dev",
 	}
 }
@@ -197,6 +203,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.Notify.Validate(); err != nil {
 		return err
 	}
 	if c.AgentSilenceTimeout <= 0 {

@@ -88,7 +88,7 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.grpc, m.applyDur, m.leaderChanges, m.heartbeats, m.snapDur, m.snapSize, m.phaseDur, m.gateEvals,
-		&stateCollector{s: s, m: m},
+		&stateCollector{s: s, m: m}, &deliveryCollector{s: s},
 	)
 	return m
 }

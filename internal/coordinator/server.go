@@ -24,6 +24,7 @@ import (
 	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/httpapi"
+	"github.com/rollwave/rollwave/internal/notify"
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -64,6 +65,9 @@ type Server struct {
 	// into raft (internal/deploy/dispatch).
 	dispatch *dispatch.Dispatcher
 	rollout  *rollout.Orchestrator
+	// notifier delivers the audit log to the notify targets while this
+	// server leads (notify.go).
+	notifier *notify.Notifier
 
 	// startLastIndex is the last raft index on disk at start: until it is
 	// applied (after contact with a leader) the state is stale.
@@ -172,6 +176,9 @@ func New(cfg Config) (_ *Server, err error) {
 	rollwavev1.RegisterAgentServiceServer(s.grpcSrv, agentSvc)
 	if err := s.setupRollout(); err != nil {
 		return nil, fmt.Errorf("rollout orchestrator: %w", err)
+	}
+	if err := s.setupNotify(); err != nil {
+		return nil, fmt.Errorf("notifications: %w", err)
 	}
 	s.wg.Add(1)
 	go func() {

@@ -64,6 +64,12 @@ type BaselineConfig struct {
 	// statistically significant but smaller change passes. 0 means any
 	// significant change that is not an improvement fails.
 	MinEffect float64
+	// MinAbsEffect is the smallest worsening of the median, in the
+	// metric's unit, that counts (CompareLatency: milliseconds). On a
+	// sub-millisecond service a relative change of 20 % can be 0.3 ms of
+	// scheduling noise between hosts, which thousands of requests make
+	// "significant"; such a change is not one users feel. 0 means no floor.
+	MinAbsEffect float64
 }
 
 // Validate reports the first invalid field.
@@ -75,6 +81,8 @@ func (c BaselineConfig) Validate() error {
 		return fmt.Errorf("baseline: Alpha %g must be in (0, 1), or 0 for %g", c.Alpha, DefaultAlpha)
 	case math.IsNaN(c.MinEffect) || c.MinEffect < 0:
 		return fmt.Errorf("baseline: MinEffect %g must not be negative", c.MinEffect)
+	case math.IsNaN(c.MinAbsEffect) || c.MinAbsEffect < 0:
+		return fmt.Errorf("baseline: MinAbsEffect %g must not be negative", c.MinAbsEffect)
 	}
 	return nil
 }

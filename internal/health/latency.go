@@ -228,11 +228,14 @@ func CompareLatency(canary, baseline *LatencyHistogram, cfg BaselineConfig) Base
 	res.U = u
 	res.P = mannWhitneyP(u, n1, n2, tieTerm)
 	effect := relativeWorsening(res.CanaryMedian, res.BaselineMedian, true)
+	slower := res.CanaryMedian - res.BaselineMedian
 	significant := res.P < cfg.Alpha
 	why := "no significant worsening"
 	switch {
-	case significant && effect >= cfg.MinEffect:
+	case significant && effect >= cfg.MinEffect && slower >= cfg.MinAbsEffect:
 		res.Verdict, why = Fail, "canary is slower"
+	case significant && effect >= cfg.MinEffect:
+		res.Verdict, why = Pass, fmt.Sprintf("significant but median %.3gms slower, below the %.3gms floor", slower, cfg.MinAbsEffect)
 	case significant:
 		res.Verdict, why = Pass, fmt.Sprintf("significant but median change below min effect %.0f%%", 100*cfg.MinEffect)
 	default:
@@ -360,4 +363,33 @@ func normalUpper(z float64) float64 {
 		return 1
 	}
 	return 0.5 * math.Erfc(z/math.Sqrt2)
+}
+
+// CumulativeAt returns, for each bound, how many observations fall at or
+// below it, and an estimate of their sum in seconds (each bucket counted
+// at its geometric middle) — the shape of a Prometheus histogram. A bound
+// between bucket edges counts the buckets whose upper edge is at or below
+// it, so pick bounds on edges (LatencyBucketUpper) to be exact.
+func (h *LatencyHistogram) CumulativeAt(bounds []time.Duration) (cum []uint64, sumSeconds float64) {
+	cum = make([]uint64, len(bounds))
+	for i, c := range h.counts {
+		if c == 0 {
+			continue
+		}
+		upper := LatencyBucketUpper(i)
+		mid := float64(upper) / math.Exp2(0.5/LatencyBucketsPerDoubling) // upper/√g
+		if i == 0 {
+			mid = float64(LatencyBase) / 2
+		}
+		sumSeconds += float64(c) * mid / float64(time.Second)
+		if i == LatencyBuckets-1 {
+			continue // overflow: only +Inf holds it
+		}
+		for j, b := range bounds {
+			if upper <= b {
+				cum[j] += c
+			}
+		}
+	}
+	return cum, sumSeconds
 }

@@ -3,6 +3,7 @@ package health
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,6 +123,37 @@ func TestCompareLatencyVerdicts(t *testing.T) {
 	}
 	if v := CompareLatency(gen(100, 250*time.Millisecond), base, cfg); v.Verdict != Inconclusive {
 		t.Errorf("100 requests: %s (%s)", v.Verdict, v.Detail)
+	}
+}
+
+// A slowdown that is significant and large relative to a sub-millisecond
+// median, but smaller than the absolute floor, passes; the same slowdown
+// with no floor fails, and one above the floor fails too.
+func TestCompareLatencyAbsoluteFloor(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	gen := func(n int, base, add time.Duration) *LatencyHistogram {
+		var h LatencyHistogram
+		for range n {
+			h.Add(add + time.Duration((1+r.Float64())*float64(base)))
+		}
+		return &h
+	}
+	base := gen(5000, time.Millisecond, 0)
+	slower := gen(5000, time.Millisecond, 400*time.Microsecond)
+	cfg := BaselineConfig{MinSamples: 200, MinEffect: 0.1}
+	if v := CompareLatency(slower, base, cfg); v.Verdict != Fail {
+		t.Fatalf("+0.4ms on a ~1.5ms median without a floor: %s (%s)", v.Verdict, v.Detail)
+	}
+	cfg.MinAbsEffect = 2
+	v := CompareLatency(slower, base, cfg)
+	if v.Verdict != Pass || !strings.Contains(v.Detail, "floor") {
+		t.Fatalf("+0.4ms with a 2ms floor: %s (%s)", v.Verdict, v.Detail)
+	}
+	if v := CompareLatency(gen(5000, time.Millisecond, 5*time.Millisecond), base, cfg); v.Verdict != Fail {
+		t.Fatalf("+5ms with a 2ms floor: %s (%s)", v.Verdict, v.Detail)
+	}
+	if err := (BaselineConfig{MinAbsEffect: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "MinAbsEffect") {
+		t.Fatalf("negative floor: %v", err)
 	}
 }
 

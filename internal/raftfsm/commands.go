@@ -68,4 +68,6 @@ func init() {
 	register(DeleteACLToken, noResult(applyDeleteACLToken))
 	register(AbortRelease, noResult(applyAbortRelease))
 	register(Prune, noResult(applyPrune))
+	register(SetNotifyCursors, noResult(applySetNotifyCursors))
+	register(AckRelease, noResult(applyAckRelease))
 }

@@ -53,6 +53,14 @@ const (
 	// retention count, with their events and assignment history, and
 	// events older than the retention age. The leader's GC writes it.
 	Prune MessageType = 21
+	// SetNotifyCursors (body: SetNotifyCursorsCommand) records how far
+	// the audit log was delivered to each notification target. Written
+	// with IgnoreUnknownTypeFlag: cursors change no other state, so a
+	// server that predates them may skip the entry.
+	SetNotifyCursors MessageType = 22
+	// AckRelease (body: AckReleaseCommand) records an operator's
+	// acknowledgement of a failed release, once.
+	AckRelease MessageType = 23
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -82,6 +90,8 @@ var messageTypeNames = map[MessageType]string{
 	DeleteACLToken:    "DeleteACLToken",
 	AbortRelease:      "AbortRelease",
 	Prune:             "Prune",
+	SetNotifyCursors:  "SetNotifyCursors",
+	AckRelease:        "AckRelease",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

@@ -2,6 +2,7 @@ package raftfsm
 
 import (
 	"fmt"
+	"time"
 
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -220,6 +221,38 @@ func applyApprovePhase(s *view, _ uint64, cmd *v1.ApprovePhaseCommand) error {
 	s.appendEvent(&v1.Event{
 		TimeUnixNano: now, ReleaseId: r.Id, Kind: "phase.approved", Actor: cmd.GetActor(), Phase: p.Index,
 		Message: fmt.Sprintf("phase %d approved by %s", p.Index, cmd.GetActor()),
+	})
+	return nil
+}
+
+// applyAckRelease records an operator's acknowledgement of a failed
+// release (type 23): once, and only after a failure, so the time to
+// acknowledge is measured from one alert to one answer.
+func applyAckRelease(s *view, _ uint64, cmd *v1.AckReleaseCommand) error {
+	r := s.release(cmd.GetReleaseId())
+	switch {
+	case r == nil:
+		return reject(ErrNotFound, "release %q does not exist", cmd.GetReleaseId())
+	case cmd.GetActor() == "":
+		return reject(ErrInvalid, "release %q: an acknowledgement needs an actor", r.GetId())
+	case r.GetAckedUnixNano() != 0:
+		return reject(ErrConflict, "release %q was already acknowledged by %s at %s; an alert is acknowledged once",
+			r.GetId(), r.GetAckedBy(), time.Unix(0, r.GetAckedUnixNano()).UTC().Format(time.RFC3339))
+	case !ReleaseFailed(r):
+		return reject(ErrConflict, "release %q has not failed (it is %s and no phase failed); there is nothing to acknowledge",
+			r.GetId(), stateName(r.GetState()))
+	}
+	now := cmd.GetTimeUnixNano()
+	r = clone(r)
+	r.AckedUnixNano, r.AckedBy, r.AckReason = now, cmd.GetActor(), cmd.GetReason()
+	r.UpdatedUnixNano = now
+	s.put(tRelease, r)
+	msg := fmt.Sprintf("release %q failure acknowledged by %s", r.Id, cmd.GetActor())
+	if cmd.GetReason() != "" {
+		msg += ": " + cmd.GetReason()
+	}
+	s.appendEvent(&v1.Event{
+		TimeUnixNano: now, ReleaseId: r.Id, Kind: "release.acked", Actor: cmd.GetActor(), Phase: r.CurrentPhase, Message: msg,
 	})
 	return nil
 }

@@ -105,6 +105,22 @@ func ReleaseTerminal(s v1.ReleaseState) bool {
 	return false
 }
 
+// ReleaseFailed reports whether r has failed: one of its phases failed (a
+// gate, host budgets included), or it is rolling back, rolled back or
+// failed. Only such a release can be acknowledged (AckRelease).
+func ReleaseFailed(r *v1.Release) bool {
+	switch r.GetState() {
+	case v1.ReleaseState_RELEASE_STATE_ROLLING_BACK, v1.ReleaseState_RELEASE_STATE_ROLLED_BACK, v1.ReleaseState_RELEASE_STATE_FAILED:
+		return true
+	}
+	for _, p := range r.GetPhases() {
+		if p.GetState() == v1.PhaseState_PHASE_STATE_FAILED {
+			return true
+		}
+	}
+	return false
+}
+
 // AssignmentEnded reports whether an assignment in state s has ended, so a
 // newer generation may be created for the same (host, app). FAILED counts
 // as ended even though a failed assignment may still move on to reverting.

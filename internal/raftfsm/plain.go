@@ -29,7 +29,9 @@ type plain struct {
 	// bootstrapped (0: not yet).
 	aclTokens            map[string]*v1.ACLToken
 	aclBootstrapUnixNano int64
-	appliedIndex         uint64
+	// Notification delivery cursors by target name.
+	notifyCursors map[string]*v1.NotifyCursor
+	appliedIndex  uint64
 }
 
 func newPlain() *plain {
@@ -41,6 +43,8 @@ func newPlain() *plain {
 		assignments: map[hostApp][]*v1.Assignment{},
 		freezes:     map[string]*v1.FreezeWindow{},
 		aclTokens:   map[string]*v1.ACLToken{},
+
+		notifyCursors: map[string]*v1.NotifyCursor{},
 	}
 }
 
@@ -76,6 +80,9 @@ func (s *plain) addRecord(t recordType, m proto.Message) {
 	case recACLToken:
 		t := m.(*v1.ACLToken)
 		s.aclTokens[t.GetAccessorId()] = t
+	case recNotifyCursor:
+		c := m.(*v1.NotifyCursor)
+		s.notifyCursors[c.GetTarget()] = c
 	}
 }
 
@@ -123,6 +130,9 @@ func (p *plain) load() *memdb.MemDB {
 	}
 	for _, o := range p.aclTokens {
 		v.put(tACL, o)
+	}
+	for _, o := range p.notifyCursors {
+		v.put(tNotify, o)
 	}
 	v.setMeta(meta{globalFreeze: p.globalFreeze, freezeReason: p.freezeReason, aclBootstrapUnixNano: p.aclBootstrapUnixNano})
 	v.tx.Commit()

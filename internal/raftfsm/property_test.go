@@ -68,7 +68,7 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 			return uint64(max(0, cur+rapid.Int64Range(-1, 2).Draw(t, "gen_delta")))
 		}
 		// Deleting hosts and cells is rare so assignments have hosts to run on.
-		kind := rapid.SampledFrom([]int{0, 0, 1, 2, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12, 13, 13, 14, 14, 15, 15, 15, 16, 16, 17, 17, 18, 19, 20, 20, 21}).Draw(t, "kind")
+		kind := rapid.SampledFrom([]int{0, 0, 1, 2, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12, 13, 13, 14, 14, 15, 15, 15, 16, 16, 17, 17, 18, 19, 20, 20, 21, 22}).Draw(t, "kind")
 		if kind == 1 && rapid.IntRange(0, 3).Draw(t, "really_delete") != 3 {
 			kind = 0
 		}
@@ -146,6 +146,9 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 				return cmd{AddFreeze, &v1.AddFreezeCommand{TimeUnixNano: now, Window: &v1.FreezeWindow{
 					Id: rapid.SampledFrom(poolFreezes).Draw(t, "freeze"), FromUnixNano: from, ToUnixNano: from + rapid.Int64Range(-1, 5).Draw(t, "len")}}}
 			}
+		case 22:
+			return cmd{AckRelease, &v1.AckReleaseCommand{TimeUnixNano: now, ReleaseId: rel,
+				Actor: rapid.SampledFrom([]string{"ops", ""}).Draw(t, "ack_actor")}}
 		case 21:
 			return cmd{Prune, &v1.PruneCommand{TimeUnixNano: now, Actor: "gc",
 				KeepReleasesPerApp:   int32(rapid.IntRange(-1, 2).Draw(t, "keep")),

@@ -45,6 +45,9 @@ const (
 	// without ACLs snapshots to the same bytes as before they existed.
 	recACLBootstrap recordType = 9 // an ACLBootstrapCommand body carrying only the time
 	recACLToken     recordType = 10
+	// Notification cursors, only once a target exists (a state without
+	// them snapshots to the same bytes as before they existed).
+	recNotifyCursor recordType = 11
 	recEnd          recordType = 0xFF
 )
 
@@ -86,6 +89,8 @@ func newRecordMessage(t recordType) (proto.Message, bool) {
 		return &v1.ACLBootstrapCommand{}, true
 	case recACLToken:
 		return &v1.ACLToken{}, true
+	case recNotifyCursor:
+		return &v1.NotifyCursor{}, true
 	}
 	return nil, false
 }

@@ -234,6 +234,32 @@ func (s *State) Events(releaseID string, afterSeq uint64, limit int) []*v1.Event
 	return out
 }
 
+// EachReleaseHistory calls fn with every release of app ("" for every
+// app) and its events whose kind is one of kinds (every event when kinds
+// is empty), oldest first, all from one point-in-time read. The release
+// and events are the stored objects, shared and immutable, so that a
+// scan over every release copies nothing: fn must neither modify them nor
+// keep them after it returns (copy what it needs). fn returning false stops
+// the scan.
+func (s *State) EachReleaseHistory(app string, kinds []string, fn func(r *v1.Release, events []*v1.Event) bool) {
+	v := s.read()
+	idx, prefix := "id", key(nil)
+	if app != "" {
+		idx, prefix = "app", strKey(app)
+	}
+	var evs []*v1.Event
+	each(v, tRelease, idx, prefix, func(r *v1.Release) bool {
+		evs = evs[:0]
+		v.eventsFrom(r.GetId(), 0, func(e *v1.Event) bool {
+			if len(kinds) == 0 || slices.Contains(kinds, e.GetKind()) {
+				evs = append(evs, e)
+			}
+			return true
+		})
+		return fn(r, evs)
+	})
+}
+
 // Freezes returns the freeze windows sorted by start, then id.
 func (s *State) Freezes() []*v1.FreezeWindow {
 	out := cloneAll[*v1.FreezeWindow](s.read(), tFreeze, "id", nil)

@@ -33,6 +33,8 @@ const (
 	tEvent  = "event"
 	tFreeze = "freeze"
 	tACL    = "acl"
+	// tNotify holds one *v1.NotifyCursor per notification target.
+	tNotify = "notify"
 	// tMeta holds the one *meta record.
 	tMeta = "meta"
 )
@@ -129,6 +131,7 @@ func init() {
 		table(tFreeze, index("id", func(o any) key { return strKey(o.(*v1.FreezeWindow).GetId()) })),
 		table(tACL, index("id", func(o any) key { return strKey(o.(*v1.ACLToken).GetAccessorId()) })),
 		table(tMeta, index("id", func(any) key { return key("m") })),
+		table(tNotify, index("id", func(o any) key { return strKey(o.(*v1.NotifyCursor).GetTarget()) })),
 	} {
 		schema.Tables[t.Name] = t
 	}
@@ -329,5 +332,9 @@ func (v *view) eachRecord(fn func(recordType, proto.Message) error) error {
 		}
 	}
 	each(v, tACL, "id", nil, func(t *v1.ACLToken) bool { return emit(recACLToken)(t) })
+	if err != nil {
+		return err
+	}
+	each(v, tNotify, "id", nil, func(c *v1.NotifyCursor) bool { return emit(recNotifyCursor)(c) })
 	return err
 }

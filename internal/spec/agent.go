@@ -87,6 +87,11 @@ type AgentPolicy struct {
 	// SpecHardeningKeys are the sandboxing settings a release's
 	// unit.hardening may change; empty: none.
 	SpecHardeningKeys []string
+	// HookPrefixes, when set, are the only directories a release's
+	// lifecycle hooks may run executables from (CheckHookPrefix:
+	// absolute, or "{{slot_dir}}…" for the artifact's own); empty: any
+	// absolute path.
+	HookPrefixes []string
 	// UnitHardening replaces the default sandboxing lines written into every
 	// slot unit's [Service] section (systemd driver); nil keeps the
 	// defaults, an empty list turns them off.
@@ -161,6 +166,7 @@ func (c *AgentConfig) fields() []field {
 			attr("allow_root", boolean(&c.Policy.AllowRoot)),
 			attr("unit_hardening", strList(&c.Policy.UnitHardening)),
 			attr("spec_hardening_keys", strList(&c.Policy.SpecHardeningKeys)),
+			attr("hook_prefixes", strList(&c.Policy.HookPrefixes)),
 		)),
 		block("limits", limitsFields(&c.Limits)),
 	}
@@ -226,6 +232,11 @@ func (c *AgentConfig) validate() problems {
 // validate checks the policy's users and hardening lines with the same
 // checks releases get (unitsafety.go).
 func (p AgentPolicy) validate(ps *problems) {
+	for i, pre := range p.HookPrefixes {
+		if err := CheckHookPrefix(pre); err != nil {
+			ps.add(index("policy.hook_prefixes", i), "%v", err)
+		}
+	}
 	for i, u := range p.UnitUsers {
 		if err := CheckUnitUser(u); err != nil || u == "" {
 			if err == nil {

@@ -40,6 +40,9 @@ type Release struct {
 	// Converge says how hosts left behind once the release succeeded
 	// (drifted hosts) are brought to its version: manual (default) or auto.
 	Converge Converge
+	// Hooks are the lifecycle hooks (hook "NAME" blocks), at most one per
+	// name, run by the agent as unit.user.
+	Hooks []Hook
 }
 
 // Converge is the release's convergence mode.

@@ -137,6 +137,12 @@ func releaseFields(r *Release) []field {
 			attr("after_phases", intList(&r.Approval.AfterPhases)),
 		)),
 		attr("converge", str((*string)(&r.Converge))),
+		{
+			name:     "hook",
+			labels:   []string{"name"},
+			repeated: true,
+			block:    hookBlock(&r.Hooks),
+		},
 	}
 }
 

@@ -61,6 +61,7 @@ func (r *Release) validate() problems {
 	r.Gates.validate(&ps)
 	r.Rollback.validate(&ps)
 	r.Approval.validate(&ps)
+	validateHooks(&ps, r.Hooks)
 	if r.Converge != "" { // empty: a spec stored before the field existed; read as manual
 		checkEnum(&ps, "release.converge", string(r.Converge), string(ConvergeManual), string(ConvergeAuto))
 	}

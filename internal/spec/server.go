@@ -70,6 +70,13 @@ type ServerConfig struct {
 	EnablePprof bool
 	// Retention bounds the history the replicated state keeps.
 	Retention RetentionConfig
+	// Notify are the notification targets (notify "NAME" blocks) the
+	// leader delivers audit events to (internal/notify).
+	Notify []NotifyConfig
+	// UIURL is the dashboard's address as people open it
+	// ("https://rollwave.example.com"); Slack messages link releases to
+	// <ui_url>/ui/releases/<id>. Empty: no link.
+	UIURL string
 }
 
 // RetentionConfig is the `retention { }` block: the leader prunes finished
@@ -272,6 +279,8 @@ func (c *ServerConfig) fields() []field {
 			attr("releases_per_app", integer(&c.Retention.ReleasesPerApp)),
 			attr("events", duration(&c.Retention.Events)),
 		)),
+		{name: "notify", labels: []string{"name"}, repeated: true, block: notifyBlock(&c.Notify)},
+		attr("ui_url", str(&c.UIURL)),
 		block("raft", sub(
 			attr("heartbeat_timeout", duration(&c.Raft.HeartbeatTimeout)),
 			attr("election_timeout", duration(&c.Raft.ElectionTimeout)),
@@ -332,6 +341,7 @@ func (c *ServerConfig) validate() problems {
 	c.Raft.validate(&ps)
 	c.Limits.validate(&ps)
 	c.Retention.validate(&ps)
+	c.validateNotify(&ps)
 	c.TLS.validate(&ps)
 	checkGossipKey(&ps, "encrypt", c.Encrypt)
 	if c.Encrypt != "" && c.EncryptFile != "" {

@@ -35,3 +35,13 @@ addresses {
 #   raft   = "10.0.0.1:7421"
 #   gossip = "10.0.0.1:7422"
 # }
+
+# Notifications: the leader POSTs each subscribed audit event to every
+# target, at least once and in order (docs/operations.md, "Notifications").
+# ui_url = "https://rollwave.example.com"   # Slack messages link releases here
+# notify "ops" {
+#   type        = "webhook"                  # or "slack"
+#   url         = "https://hooks.example.com/rollwave"
+#   events      = ["gate.failed", "release.rolled_back", "release.awaiting_approval", "release.succeeded", "host.reverted_isolated"]
+#   secret_file = "/etc/rollwave/notify-ops.secret"   # HMAC-SHA256 key; chmod 600
+# }

@@ -50,6 +50,10 @@ type Config struct {
 	// BaselineMinEffect is the relative worsening of the median that
 	// counts as clearly worse (see health.BaselineConfig). Default 0.10.
 	BaselineMinEffect float64
+	// BaselineLatencyFloor is the smallest slowdown of the canary's median
+	// request latency that the baseline comparison counts, whatever its
+	// relative size (see health.BaselineConfig.MinAbsEffect). Default 2ms.
+	BaselineLatencyFloor time.Duration
 	// MetricGates are the leader's settings for external gates (the
 	// credentials directory, the response cap, the retry backoff).
 	MetricGates extgate.Options
@@ -74,22 +78,23 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Tick:               250 * time.Millisecond,
-		UnreachableAfter:   10 * time.Second,
-		HostGrace:          5 * time.Second,
-		FinalizeTimeout:    time.Minute,
-		FinalizeResend:     2 * time.Second,
-		RevertTimeout:      2 * time.Minute,
-		RevertSettle:       10 * time.Second,
-		RevertAttempts:     3,
-		RetryMin:           200 * time.Millisecond,
-		RetryMax:           5 * time.Second,
-		SampleWindow:       4096,
-		BaselineMinEffect:  0.10,
-		ConvergeEvery:      5 * time.Second,
-		ConvergeAttempts:   3,
-		ConvergeBackoffMin: 30 * time.Second,
-		ConvergeBackoffMax: 10 * time.Minute,
+		Tick:                 250 * time.Millisecond,
+		UnreachableAfter:     10 * time.Second,
+		HostGrace:            5 * time.Second,
+		FinalizeTimeout:      time.Minute,
+		FinalizeResend:       2 * time.Second,
+		RevertTimeout:        2 * time.Minute,
+		RevertSettle:         10 * time.Second,
+		RevertAttempts:       3,
+		RetryMin:             200 * time.Millisecond,
+		RetryMax:             5 * time.Second,
+		SampleWindow:         4096,
+		BaselineMinEffect:    0.10,
+		BaselineLatencyFloor: 2 * time.Millisecond,
+		ConvergeEvery:        5 * time.Second,
+		ConvergeAttempts:     3,
+		ConvergeBackoffMin:   30 * time.Second,
+		ConvergeBackoffMax:   10 * time.Minute,
 	}
 }
 
@@ -120,6 +125,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("rollout: SampleWindow must be positive, got %d", c.SampleWindow)
 	case c.BaselineMinEffect < 0:
 		return fmt.Errorf("rollout: BaselineMinEffect must not be negative, got %g", c.BaselineMinEffect)
+	case c.BaselineLatencyFloor < 0:
+		return fmt.Errorf("rollout: BaselineLatencyFloor must not be negative, got %s", c.BaselineLatencyFloor)
 	}
 	return nil
 }

@@ -78,15 +78,15 @@ func ctxT(t *testing.T) context.Context {
 
 func newFleet(t *testing.T) *fleet { return newFleetOf(t, 3, 3) }
 
-// newFleetOf starts coordinators servers and hostsPerCell agents in each
-// cell.
-func newFleetOf(t *testing.T, coordinators, hostsPerCell int) *fleet {
+// newFleetOf starts coordinators servers (configured by opts) and
+// hostsPerCell agents in each cell.
+func newFleetOf(t *testing.T, coordinators, hostsPerCell int, opts ...coordtest.Option) *fleet {
 	t.Helper()
 	octet := netOctet.Add(1)
 	ports := testutil.FreePorts(t, 2)
 	f := &fleet{t: t, agents: map[string]*agenttest.Agent{}, ips: map[string]string{}, cellOf: map[string]string{},
 		dir: t.TempDir(), blue: ports[0], green: ports[1]}
-	f.c = coordtest.NewCluster(t, coordinators)
+	f.c = coordtest.NewCluster(t, coordinators, opts...)
 	l := f.leader()
 	for i, name := range cellNames {
 		if _, err := f.c.Client(l).SetCell(ctxT(t), &v1.SetCellRequest{Actor: "test",

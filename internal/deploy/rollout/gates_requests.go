@@ -202,7 +202,9 @@ func (o *Orchestrator) baselineRequestGates(r *rollwavev1.Release, p *rollwavev1
 		"canary_rate": fmtFloat(er.CanaryRate), "baseline_rate": fmtFloat(er.BaselineRate)} {
 		erg.evidence[k] = v
 	}
-	lr := health.CompareLatency(&canary.Latency, &base.Latency, cfg)
+	lcfg := cfg
+	lcfg.MinAbsEffect = float64(o.cfg.BaselineLatencyFloor) / float64(time.Millisecond)
+	lr := health.CompareLatency(&canary.Latency, &base.Latency, lcfg)
 	lrg := gateResult{
 		Reading: health.Reading{Gate: "baseline.latency", Value: lr.CanaryMedian, Limit: lr.BaselineMedian,
 			Passed: lr.Verdict == health.Pass, Detail: "baseline latency: " + lr.Detail},
@@ -212,7 +214,7 @@ func (o *Orchestrator) baselineRequestGates(r *rollwavev1.Release, p *rollwavev1
 	for k, v := range map[string]string{"verdict": lr.Verdict.String(), "test": "mann-whitney", "p": fmtFloat(lr.P), "u": fmtFloat(lr.U),
 		"canary_median_ms": fmtFloat(lr.CanaryMedian), "baseline_median_ms": fmtFloat(lr.BaselineMedian),
 		"canary_p99_ms": fmtFloat(float64(canary.Latency.Quantile(0.99)) / 1e6), "baseline_p99_ms": fmtFloat(float64(base.Latency.Quantile(0.99)) / 1e6),
-		"canary_timed": fmt.Sprint(lr.N1), "baseline_timed": fmt.Sprint(lr.N2)} {
+		"canary_timed": fmt.Sprint(lr.N1), "baseline_timed": fmt.Sprint(lr.N2), "min_slowdown_ms": fmtFloat(lcfg.MinAbsEffect)} {
 		lrg.evidence[k] = v
 	}
 	out := []gateResult{erg, lrg}

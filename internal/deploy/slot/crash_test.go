@@ -18,7 +18,11 @@ import (
 // crashPoints runs a normal swap v1 → v2 and a revert, recording every
 // crash point they pass. The crash test iterates over this list, so a step
 // added to Swap or Revert is covered without touching the test.
-func crashPoints(t *testing.T) []string {
+func crashPoints(t *testing.T) []string { return crashPointsOf(t, nil) }
+
+// crashPointsOf is crashPoints with the v2 spec changed by mod (nil: as
+// it is).
+func crashPointsOf(t *testing.T, mod func(*rollwavev1.ReleaseSpec)) []string {
 	e := newEnv(t)
 	e.mustSwap(1, "v1")
 	var mu sync.Mutex
@@ -29,7 +33,13 @@ func crashPoints(t *testing.T) []string {
 		mu.Unlock()
 		return nil
 	}
-	e.mustSwap(2, "v2")
+	spec := e.spec("v2")
+	if mod != nil {
+		mod(spec)
+	}
+	if err := e.swap(2, spec); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.m.Revert(context.Background(), testApp, "record", false); err != nil {
 		t.Fatal(err)
 	}
@@ -62,16 +72,55 @@ func TestCrashRecovery(t *testing.T) {
 		for _, point := range points {
 			t.Run(keepOld+"/"+strings.ReplaceAll(point, "/", "_"), func(t *testing.T) {
 				t.Parallel()
-				crashAt(t, point, keepOld)
+				crashAt(t, point, keepOld, nil)
 			})
 		}
 	}
 }
 
-func crashAt(t *testing.T, point, keepOld string) {
+// passingHooks gives a spec every lifecycle hook, each exiting 0.
+func passingHooks(spec *rollwavev1.ReleaseSpec) {
+	for _, n := range []string{StepPreSwitch, StepPostSwitch, StepDrain, StepPreRevert, StepPostRevert} {
+		spec.Hooks = append(spec.Hooks, &rollwavev1.HookSpec{Name: n, Exec: []string{"/bin/true"}, TimeoutMs: 10_000})
+	}
+}
+
+// The hooks are steps like the others: the state file records them and
+// a crash at either side of one recovers. A crash in post_switch (no
+// verdict) reverts the host.
+func TestCrashRecoveryWithHooks(t *testing.T) {
+	t.Parallel()
+	points := crashPointsOf(t, passingHooks)
+	var want []string
+	for _, s := range []string{StepStage, StepInstall, StepStart, StepReady, StepPreSwitch, StepSwitch, StepPostSwitch, StepKeepOld} {
+		want = append(want, "swap/"+s+"/begin", "swap/"+s+"/done")
+	}
+	for _, s := range []string{StepPreRevert, StepStartOld, StepSwitchBack, StepPostRevert, StepStopNew} {
+		want = append(want, "revert/"+s+"/begin", "revert/"+s+"/done")
+	}
+	if !slices.Equal(points, want) {
+		t.Fatalf("crash points\n got %q\nwant %q", points, want)
+	}
+	for _, keepOld := range []string{"hot", "cold"} {
+		for _, point := range points {
+			if !strings.Contains(point, "switch/") && !strings.Contains(point, "_revert/") && !strings.Contains(point, "keep_old/") {
+				continue // the steps without hooks are covered by TestCrashRecovery
+			}
+			t.Run(keepOld+"/"+strings.ReplaceAll(point, "/", "_"), func(t *testing.T) {
+				t.Parallel()
+				crashAt(t, point, keepOld, passingHooks)
+			})
+		}
+	}
+}
+
+func crashAt(t *testing.T, point, keepOld string, mod func(*rollwavev1.ReleaseSpec)) {
 	e := newEnv(t)
 	e.mustSwap(1, "v1")
 	spec := e.spec("v2")
+	if mod != nil {
+		mod(spec)
+	}
 	spec.Slots.KeepOld = keepOld
 	hit := false
 	e.m.crashPoint = func(p string) error {
@@ -108,7 +157,7 @@ func crashAt(t *testing.T, point, keepOld string) {
 		t.Fatalf("operation still in flight after reconcile: %+v", *st.Op)
 	}
 	wantActive := Blue // rolled back, or reverted
-	if point == "swap/switch/done" || strings.HasPrefix(point, "swap/keep_old/") {
+	if point == "swap/switch/done" || point == "swap/post_switch/done" || strings.HasPrefix(point, "swap/keep_old/") {
 		wantActive = Green // switched: the new slot keeps baking
 	}
 	if st.Active != wantActive {

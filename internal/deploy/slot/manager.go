@@ -79,6 +79,9 @@ type ManagerConfig struct {
 	// OpSwap or OpRevert) and whether it failed: the agent's metrics. It
 	// is called with the app's lock held and must not block. May be nil.
 	OnStep func(app, op, step string, d time.Duration, err error)
+	// Host is this host's name, ROLLWAVE_HOST of lifecycle hooks; default
+	// os.Hostname().
+	Host string
 }
 
 // Validate checks a config.
@@ -147,6 +150,9 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	}
 	if cfg.NewSwitch == nil {
 		cfg.NewSwitch = newDefaultSwitch(cfg.Logger)
+	}
+	if cfg.Host == "" {
+		cfg.Host, _ = os.Hostname()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -23,6 +23,9 @@ import (
 //     generation redoes it (a restart is not a failure of the swap). One whose switch completed keeps the new slot (it is
 //     baking; the coordinator decides): keep_old is applied and BAKING
 //     recorded.
+//     An interrupted post_switch hook (no verdict) is a failed smoke
+//     test: the host reverts (on the app's first deploy, with nothing to
+//     go back to, the new slot is kept as after the switch).
 //  3. An interrupted revert is completed.
 //  4. The active slot is started if it is down, and traffic is pointed at
 //     it.
@@ -84,7 +87,18 @@ func (m *Manager) reconcileApp(ctx context.Context, app string) error {
 		log := log.With("step", op.Step, "step_done", op.StepDone)
 		switch op.Kind {
 		case OpSwap:
-			if op.Step == StepKeepOld || (op.Step == StepSwitch && op.StepDone) {
+			if op.Step == StepPostSwitch && !op.StepDone && op.From != "" {
+				// The smoke test's verdict died with the agent: traffic
+				// is on a version that never passed it. Revert.
+				log.Warn("reconcile: swap interrupted in its post_switch hook; reverting", "slot", op.From,
+					"reason", "the hook's verdict is unknown")
+				st.Active = op.To
+				if err := m.beginRevert(rt, "agent restarted during the post_switch hook; its verdict is unknown, so the host reverts", false); err != nil {
+					errs = append(errs, err)
+				} else if err := m.runRevert(ctx, rt, nil); err != nil {
+					errs = append(errs, err)
+				}
+			} else if op.Step == StepKeepOld || op.Step == StepPostSwitch || (op.Step == StepSwitch && op.StepDone) {
 				log.Warn("reconcile: swap interrupted after the switch; keeping the new slot", "slot", op.To,
 					"reason", "traffic had moved; the bake goes on and the coordinator decides")
 				st.Active = op.To

@@ -75,14 +75,25 @@ func (m *Manager) RevertChecked(ctx context.Context, app string, reason string, 
 		if st.From == "" {
 			return fmt.Errorf("revert %s generation %d: %w: first deploy of the app, no old slot", app, st.Generation, ErrNothingToRevert)
 		}
-		st.Op = &Operation{Kind: OpRevert, Generation: st.Generation, From: st.To, To: st.From,
-			StartedAt: m.cfg.Clock(), Reason: reason, Isolated: isolated}
-		log.Warn("reverting", "from", st.To, "slot", st.From, "reason", reason, "isolated", isolated)
-		if err := m.setResult(rt, st.Generation, rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING, reason); err != nil {
-			return fmt.Errorf("revert %s: %w", app, err)
+		if err := m.beginRevert(rt, reason, isolated); err != nil {
+			return err
 		}
 	}
 	return m.runRevert(ctx, rt, ready)
+}
+
+// beginRevert records a revert of the generation's swap (traffic goes
+// back from st.To to st.From) as the operation in flight and reports
+// REVERTING.
+func (m *Manager) beginRevert(rt *appRT, reason string, isolated bool) error {
+	st := rt.st
+	st.Op = &Operation{Kind: OpRevert, Generation: st.Generation, From: st.To, To: st.From,
+		StartedAt: m.cfg.Clock(), Reason: reason, Isolated: isolated}
+	m.log.Warn("reverting", "app", rt.name, "generation", st.Generation, "from", st.To, "slot", st.From, "reason", reason, "isolated", isolated)
+	if err := m.setResult(rt, st.Generation, rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING, reason); err != nil {
+		return fmt.Errorf("revert %s: %w", rt.name, err)
+	}
+	return nil
 }
 
 func revertedState(isolated bool) rollwavev1.AssignmentState {
@@ -102,6 +113,9 @@ func (m *Manager) runRevert(ctx context.Context, rt *appRT, ready ReadyFunc) err
 	old := st.Slots[oldSlot]
 	if old == nil || old.Unit == nil {
 		return m.failRevert(rt, StepStartOld, fmt.Errorf("old slot %s has no unit in the state file", oldSlot))
+	}
+	if err := m.revertHook(ctx, rt, StepPreRevert); err != nil {
+		return err
 	}
 	err := m.runStep(rt, StepStartOld, false, func() error {
 		if _, err := m.cfg.Driver.Install(ctx, *old.Unit); err != nil {
@@ -142,6 +156,9 @@ func (m *Manager) runRevert(ctx context.Context, rt *appRT, ready ReadyFunc) err
 	if err != nil {
 		return m.failRevert(rt, StepSwitchBack, err)
 	}
+	if err := m.revertHook(ctx, rt, StepPostRevert); err != nil {
+		return err
+	}
 	final := revertedState(op.Isolated)
 	err = m.runStep(rt, StepStopNew, true, func() error {
 		if err := m.cfg.Driver.Stop(ctx, rt.name, newSlot); err != nil {
@@ -156,6 +173,26 @@ func (m *Manager) runRevert(ctx context.Context, rt *appRT, ready ReadyFunc) err
 	}
 	log.Warn("reverted", "slot", oldSlot, "stopped", newSlot, "state", final.String())
 	m.reportMoved(rt.name, op.Generation, final, op.Reason, SwitchEvidence(st, newSlot, oldSlot))
+	return nil
+}
+
+// revertHook runs a pre_revert or post_revert hook as a step of the
+// revert in flight. Its failure never stops the revert: it is noted in
+// the revert's reason (and so in REVERTED's). It returns an error only
+// when the revert must stop here: a crash point, or the agent shutting
+// down (the revert stays recorded and is completed at the next start).
+func (m *Manager) revertHook(ctx context.Context, rt *appRT, name string) error {
+	_, err := m.runHookStep(ctx, rt, name)
+	switch {
+	case err == nil:
+		return nil
+	case isCrash(err):
+		return err
+	case ctx.Err() != nil:
+		return fmt.Errorf("revert %s at step %s: %w", rt.name, name, ErrInterrupted)
+	}
+	m.log.Warn("revert goes on despite the failed hook", "app", rt.name, "hook", name, "error", err)
+	rt.st.Op.Reason = noteHookFailure(rt.st.Op.Reason, err)
 	return nil
 }
 
@@ -202,13 +239,25 @@ func (m *Manager) Finalize(ctx context.Context, app string, gen uint64) error {
 	if st.Op != nil {
 		return fmt.Errorf("finalize %s generation %d: %w", app, gen, ErrBusy)
 	}
+	var note string
 	if st.From != "" {
+		if st.KeepOld != "cold" {
+			// The hot old slot may still finish work: drain it first
+			// (keep_old = cold drained it before stopping it at the
+			// switch). A failure is reported; the old slot stops anyway.
+			if err := m.runDrain(ctx, rt, OpFinalize); err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("finalize %s: %w", app, ErrInterrupted)
+				}
+				note = noteHookFailure("", err) + "; old slot stopped anyway"
+			}
+		}
 		if err := m.cfg.Driver.Stop(ctx, app, st.From); err != nil {
 			return fmt.Errorf("finalize %s: stop old slot %s: %w", app, st.From, err)
 		}
 	}
 	m.log.Info("finalized", "app", app, "generation", gen, "slot", st.Active, "old_slot", st.From)
-	return m.setResult(rt, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED, "")
+	return m.setResult(rt, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED, note)
 }
 
 // MarkVerified records that generation gen's phase was verified: from now

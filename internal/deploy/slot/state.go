@@ -66,6 +66,11 @@ type State struct {
 	// instead of reporting "already applied". Empty otherwise.
 	Resume string `json:"resume,omitempty"`
 
+	// Release is Generation's release name; Hooks are its lifecycle
+	// hooks, run from here by a revert or finalize (after a restart too).
+	Release string    `json:"release,omitempty"`
+	Hooks   []HookDef `json:"hooks,omitempty"`
+
 	// Results holds the outcome of the last few generations, newest last,
 	// so a restarted agent can still report them.
 	Results []Result `json:"results,omitempty"`

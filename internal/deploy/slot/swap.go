@@ -2,6 +2,7 @@ package slot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -19,8 +20,11 @@ const (
 	StepStart   = "start"    // start it (driver waits for active + settle)
 	StepReady   = "ready"    // the readiness check under healthy_deadline
 	StepSwitch  = "switch"   // point traffic at the new slot → SWITCHED
-	StepKeepOld = "keep_old" // hot: old keeps running; cold: old stopped → BAKING
+	StepKeepOld = "keep_old" // hot: old keeps running; cold: drain hook, old stopped → BAKING
 )
+
+// With lifecycle hooks, StepPreSwitch runs between ready and switch and
+// StepPostSwitch between switch and keep_old (hooks.go).
 
 // ReadyFunc checks that a freshly started slot serves (the agent passes
 // its health checks). It must return within ctx's deadline.
@@ -88,6 +92,7 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 	// outcome (even a bad spec) is reported against it.
 	now := m.cfg.Clock()
 	st.Generation, st.From, st.To, st.Verified, st.Resume = gen, from, to, false, ""
+	st.Release, st.Hooks = spec.GetName(), hooksOf(spec)
 	st.setResult(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING, "", now)
 	if err := checkSwap(spec, from, to, keepOld); err != nil {
 		return m.failSwap(ctx, rt, "validate", err, false)
@@ -129,6 +134,12 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 		{StepStart, func() error { return m.cfg.Driver.Start(ctx, rt.name, to) }},
 		{StepReady, func() error { return m.checkReady(ctx, rt.name, to, port, spec, ready) }},
 	}
+	if st.hasHook(StepPreSwitch) {
+		steps = append(steps, struct {
+			name string
+			fn   func() error
+		}{StepPreSwitch, func() error { return m.runHook(ctx, rt, StepPreSwitch) }})
+	}
 	for _, s := range steps {
 		if err := m.runStep(rt, s.name, false, s.fn); err != nil {
 			return m.failSwap(ctx, rt, s.name, err, false)
@@ -149,13 +160,24 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 	log.Info("traffic switched", "from", from, "slot", to)
 	m.reportMoved(rt.name, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, "", SwitchEvidence(st, from, to))
 
+	if _, err := m.runHookStep(ctx, rt, StepPostSwitch); err != nil {
+		return m.failPostSwitch(ctx, rt, err, ready)
+	}
+
 	var bakeNote string
 	err = m.runStep(rt, StepKeepOld, true, func() error {
 		if from != "" && keepOld == "cold" {
+			// Traffic left the old slot; let it finish before it stops.
+			if err := m.runDrain(ctx, rt, OpSwap); err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				bakeNote = noteHookFailure(bakeNote, err) + "; old slot stopped anyway"
+			}
 			if err := m.cfg.Driver.Stop(ctx, rt.name, from); err != nil {
 				// The new slot serves; a lingering old process is not a
 				// reason to fail the swap. Say so in the report.
-				bakeNote = fmt.Sprintf("old slot %s not stopped: %v", from, err)
+				bakeNote = noteHookFailure(bakeNote, fmt.Errorf("old slot %s not stopped: %w", from, err))
 				log.Warn("keep_old=cold: stopping old slot failed", "slot", from, "error", err)
 			}
 		}
@@ -164,6 +186,10 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 	})
 	if isCrash(err) {
 		return err
+	}
+	if err != nil && ctx.Err() != nil {
+		// Stopped in the drain hook: Reconcile finishes keep_old.
+		return fmt.Errorf("swap %s generation %d at step %s: %w", rt.name, gen, StepKeepOld, ErrInterrupted)
 	}
 	if err != nil {
 		// Only persisting can fail here; traffic is on the new slot.
@@ -218,6 +244,9 @@ func (m *Manager) failSwap(ctx context.Context, rt *appRT, step string, cause er
 		return fmt.Errorf("swap %s generation %d at step %s: %w", rt.name, gen, step, ErrInterrupted)
 	}
 	reason := fmt.Sprintf("%s: %v", step, cause)
+	if herr := (*HookError)(nil); errors.As(cause, &herr) {
+		reason = cause.Error() // "pre_switch hook failed: …" names the step
+	}
 	log := m.log.With("app", rt.name, "generation", gen, "step", step)
 	log.Error("swap failed; the serving slot keeps serving", "error", cause, "slot", st.To, "serving", st.From)
 

@@ -116,6 +116,7 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			AfterPhases: int32s(r.Approval.AfterPhases),
 		},
 		Converge: string(r.Converge),
+		Hooks:    hooksToProto(r.Hooks),
 	}
 }
 
@@ -226,7 +227,24 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			AfterPhases: ints(p.GetApproval().GetAfterPhases()),
 		},
 		Converge: spec.Converge(p.GetConverge()),
+		Hooks:    hooksFromProto(p.GetHooks()),
 	}
+}
+
+func hooksToProto(hs []spec.Hook) []*rollwavev1.HookSpec {
+	var out []*rollwavev1.HookSpec
+	for _, h := range hs {
+		out = append(out, &rollwavev1.HookSpec{Name: h.Name, Exec: slices.Clone(h.Exec), TimeoutMs: ms(h.Timeout)})
+	}
+	return out
+}
+
+func hooksFromProto(hs []*rollwavev1.HookSpec) []spec.Hook {
+	var out []spec.Hook
+	for _, h := range hs {
+		out = append(out, spec.Hook{Name: h.GetName(), Exec: slices.Clone(h.GetExec()), Timeout: dur(h.GetTimeoutMs())})
+	}
+	return out
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }

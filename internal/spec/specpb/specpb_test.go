@@ -48,6 +48,10 @@ func fullRelease() *spec.Release {
 	r.Rollback = spec.Rollback{OnFailure: spec.OnFailurePause, IsolationTimeout: time.Minute}
 	r.Approval = spec.Approval{AfterPhases: []int{0, 2}}
 	r.Converge = spec.ConvergeAuto
+	r.Hooks = []spec.Hook{
+		{Name: spec.HookPreSwitch, Exec: []string{"/usr/local/bin/warm", "{{port}}"}, Timeout: 10 * time.Second},
+		{Name: spec.HookPostSwitch, Exec: []string{"{{slot_dir}}/smoke"}, Timeout: time.Minute},
+	}
 	return r
 }
 

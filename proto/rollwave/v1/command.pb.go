@@ -1265,6 +1265,138 @@ func (x *PruneCommand) GetEventsBeforeUnixNano() int64 {
 	return 0
 }
 
+// SetNotifyCursorsCommand (type 22, written with the ignore flag: servers
+// that predate notifications may skip it) records how far the leader has
+// delivered the audit log to each notification target. A target's first
+// cursor is written when the target first appears in the leader's config,
+// at the newest event's seq, so a new target gets no history. A cursor
+// never moves back: a cursor below the stored one is skipped.
+type SetNotifyCursorsCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Cursors       []*NotifyCursor        `protobuf:"bytes,2,rep,name=cursors,proto3" json:"cursors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetNotifyCursorsCommand) Reset() {
+	*x = SetNotifyCursorsCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetNotifyCursorsCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetNotifyCursorsCommand) ProtoMessage() {}
+
+func (x *SetNotifyCursorsCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetNotifyCursorsCommand.ProtoReflect.Descriptor instead.
+func (*SetNotifyCursorsCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SetNotifyCursorsCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *SetNotifyCursorsCommand) GetCursors() []*NotifyCursor {
+	if x != nil {
+		return x.Cursors
+	}
+	return nil
+}
+
+// AckReleaseCommand (type 23) records that an operator acknowledged a
+// failed release (`rollwave release ack`): the alert's acknowledgement, for
+// the time-to-acknowledge figure of `rollwave report`. Accepted once per
+// release, and only for a release that failed (a failed phase, or rolling
+// back, rolled back or failed).
+type AckReleaseCommand struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	ReleaseId    string                 `protobuf:"bytes,2,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
+	// The token name with ACLs on, otherwise what the client sent.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckReleaseCommand) Reset() {
+	*x = AckReleaseCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckReleaseCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckReleaseCommand) ProtoMessage() {}
+
+func (x *AckReleaseCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckReleaseCommand.ProtoReflect.Descriptor instead.
+func (*AckReleaseCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AckReleaseCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *AckReleaseCommand) GetReleaseId() string {
+	if x != nil {
+		return x.ReleaseId
+	}
+	return ""
+}
+
+func (x *AckReleaseCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AckReleaseCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_rollwave_v1_command_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_command_proto_rawDesc = "" +
@@ -1360,7 +1492,16 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x121\n" +
 	"\x15keep_releases_per_app\x18\x03 \x01(\x05R\x12keepReleasesPerApp\x125\n" +
-	"\x17events_before_unix_nano\x18\x04 \x01(\x03R\x14eventsBeforeUnixNanoB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
+	"\x17events_before_unix_nano\x18\x04 \x01(\x03R\x14eventsBeforeUnixNano\"t\n" +
+	"\x17SetNotifyCursorsCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x123\n" +
+	"\acursors\x18\x02 \x03(\v2\x19.rollwave.v1.NotifyCursorR\acursors\"\x86\x01\n" +
+	"\x11AckReleaseCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
+	"\n" +
+	"release_id\x18\x02 \x01(\tR\treleaseId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reasonB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
 
 var (
 	file_rollwave_v1_command_proto_rawDescOnce sync.Once
@@ -1374,7 +1515,7 @@ func file_rollwave_v1_command_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_command_proto_rawDescData
 }
 
-var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_rollwave_v1_command_proto_goTypes = []any{
 	(*UpsertHostsCommand)(nil),       // 0: rollwave.v1.UpsertHostsCommand
 	(*DeleteHostCommand)(nil),        // 1: rollwave.v1.DeleteHostCommand
@@ -1395,38 +1536,42 @@ var file_rollwave_v1_command_proto_goTypes = []any{
 	(*UpsertACLTokenCommand)(nil),    // 16: rollwave.v1.UpsertACLTokenCommand
 	(*DeleteACLTokenCommand)(nil),    // 17: rollwave.v1.DeleteACLTokenCommand
 	(*PruneCommand)(nil),             // 18: rollwave.v1.PruneCommand
-	(*Host)(nil),                     // 19: rollwave.v1.Host
-	(*Cell)(nil),                     // 20: rollwave.v1.Cell
-	(*Release)(nil),                  // 21: rollwave.v1.Release
-	(ReleaseState)(0),                // 22: rollwave.v1.ReleaseState
-	(*Event)(nil),                    // 23: rollwave.v1.Event
-	(PhaseState)(0),                  // 24: rollwave.v1.PhaseState
-	(*Assignment)(nil),               // 25: rollwave.v1.Assignment
-	(AssignmentState)(0),             // 26: rollwave.v1.AssignmentState
-	(*FreezeWindow)(nil),             // 27: rollwave.v1.FreezeWindow
-	(*ACLToken)(nil),                 // 28: rollwave.v1.ACLToken
+	(*SetNotifyCursorsCommand)(nil),  // 19: rollwave.v1.SetNotifyCursorsCommand
+	(*AckReleaseCommand)(nil),        // 20: rollwave.v1.AckReleaseCommand
+	(*Host)(nil),                     // 21: rollwave.v1.Host
+	(*Cell)(nil),                     // 22: rollwave.v1.Cell
+	(*Release)(nil),                  // 23: rollwave.v1.Release
+	(ReleaseState)(0),                // 24: rollwave.v1.ReleaseState
+	(*Event)(nil),                    // 25: rollwave.v1.Event
+	(PhaseState)(0),                  // 26: rollwave.v1.PhaseState
+	(*Assignment)(nil),               // 27: rollwave.v1.Assignment
+	(AssignmentState)(0),             // 28: rollwave.v1.AssignmentState
+	(*FreezeWindow)(nil),             // 29: rollwave.v1.FreezeWindow
+	(*ACLToken)(nil),                 // 30: rollwave.v1.ACLToken
+	(*NotifyCursor)(nil),             // 31: rollwave.v1.NotifyCursor
 }
 var file_rollwave_v1_command_proto_depIdxs = []int32{
-	19, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
-	20, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
-	21, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
-	22, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
-	23, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
-	24, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
-	23, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
-	25, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
-	26, // 8: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
-	23, // 9: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
+	21, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
+	22, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
+	23, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
+	24, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
+	25, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
+	26, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
+	25, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
+	27, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
+	28, // 8: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
+	25, // 9: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
 	9,  // 10: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
-	23, // 11: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
-	27, // 12: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
-	28, // 13: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
-	28, // 14: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	25, // 11: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
+	29, // 12: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
+	30, // 13: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
+	30, // 14: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
+	31, // 15: rollwave.v1.SetNotifyCursorsCommand.cursors:type_name -> rollwave.v1.NotifyCursor
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_command_proto_init() }
@@ -1441,7 +1586,7 @@ func file_rollwave_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_command_proto_rawDesc), len(file_rollwave_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2159,6 +2159,297 @@ func (x *ReleaseActionResponse) GetRelease() *Release {
 	return nil
 }
 
+type ReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this app ("" for every app; the answer then ends with "all").
+	App string `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// Start of the window; the window ends at the server's now. 0 means
+	// 30 days before now.
+	SinceUnixNano int64 `protobuf:"varint,2,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportRequest) Reset() {
+	*x = ReportRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRequest) ProtoMessage() {}
+
+func (x *ReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
+func (*ReportRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ReportRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+// Figures of one app (or "all") over the report's window. A duration or
+// ratio that is not defined (no data) is -1 and shown as n/a.
+type AppReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// Releases that succeeded in the window, and that count per day.
+	Deployments       int32   `protobuf:"varint,2,opt,name=deployments,proto3" json:"deployments,omitempty"`
+	DeploymentsPerDay float64 `protobuf:"fixed64,3,opt,name=deployments_per_day,json=deploymentsPerDay,proto3" json:"deployments_per_day,omitempty"`
+	// Submit -> succeeded of those releases.
+	LeadTimeMedianMs int64 `protobuf:"varint,4,opt,name=lead_time_median_ms,json=leadTimeMedianMs,proto3" json:"lead_time_median_ms,omitempty"`
+	LeadTimeP90Ms    int64 `protobuf:"varint,5,opt,name=lead_time_p90_ms,json=leadTimeP90Ms,proto3" json:"lead_time_p90_ms,omitempty"`
+	// Releases that finished in the window (aborted ones without a failure
+	// do not count), and those of them that failed.
+	Changes            int32   `protobuf:"varint,6,opt,name=changes,proto3" json:"changes,omitempty"`
+	FailedChanges      int32   `protobuf:"varint,7,opt,name=failed_changes,json=failedChanges,proto3" json:"failed_changes,omitempty"`
+	ChangeFailureRatio float64 `protobuf:"fixed64,8,opt,name=change_failure_ratio,json=changeFailureRatio,proto3" json:"change_failure_ratio,omitempty"`
+	// Failures (first gate.failed, or the start of a rollback) in the window.
+	Failures int32 `protobuf:"varint,9,opt,name=failures,proto3" json:"failures,omitempty"`
+	// First failure -> every host back on the previous version (the release
+	// rolled back), over the failures in the window that were restored.
+	TimeToRestoreMedianMs int64 `protobuf:"varint,10,opt,name=time_to_restore_median_ms,json=timeToRestoreMedianMs,proto3" json:"time_to_restore_median_ms,omitempty"`
+	TimeToRestoreMaxMs    int64 `protobuf:"varint,11,opt,name=time_to_restore_max_ms,json=timeToRestoreMaxMs,proto3" json:"time_to_restore_max_ms,omitempty"`
+	Restored              int32 `protobuf:"varint,12,opt,name=restored,proto3" json:"restored,omitempty"`
+	// Failure (the alert) -> `rollwave release ack`, mean over acked ones.
+	MttaMs int64 `protobuf:"varint,13,opt,name=mtta_ms,json=mttaMs,proto3" json:"mtta_ms,omitempty"`
+	Acked  int32 `protobuf:"varint,14,opt,name=acked,proto3" json:"acked,omitempty"`
+	// Mean time between consecutive failures in the window.
+	MtbfMs int64 `protobuf:"varint,15,opt,name=mtbf_ms,json=mtbfMs,proto3" json:"mtbf_ms,omitempty"`
+	// Mean time from the app's last success before a failure to that failure.
+	MttfMs        int64 `protobuf:"varint,16,opt,name=mttf_ms,json=mttfMs,proto3" json:"mttf_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppReport) Reset() {
+	*x = AppReport{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppReport) ProtoMessage() {}
+
+func (x *AppReport) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppReport.ProtoReflect.Descriptor instead.
+func (*AppReport) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *AppReport) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *AppReport) GetDeployments() int32 {
+	if x != nil {
+		return x.Deployments
+	}
+	return 0
+}
+
+func (x *AppReport) GetDeploymentsPerDay() float64 {
+	if x != nil {
+		return x.DeploymentsPerDay
+	}
+	return 0
+}
+
+func (x *AppReport) GetLeadTimeMedianMs() int64 {
+	if x != nil {
+		return x.LeadTimeMedianMs
+	}
+	return 0
+}
+
+func (x *AppReport) GetLeadTimeP90Ms() int64 {
+	if x != nil {
+		return x.LeadTimeP90Ms
+	}
+	return 0
+}
+
+func (x *AppReport) GetChanges() int32 {
+	if x != nil {
+		return x.Changes
+	}
+	return 0
+}
+
+func (x *AppReport) GetFailedChanges() int32 {
+	if x != nil {
+		return x.FailedChanges
+	}
+	return 0
+}
+
+func (x *AppReport) GetChangeFailureRatio() float64 {
+	if x != nil {
+		return x.ChangeFailureRatio
+	}
+	return 0
+}
+
+func (x *AppReport) GetFailures() int32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *AppReport) GetTimeToRestoreMedianMs() int64 {
+	if x != nil {
+		return x.TimeToRestoreMedianMs
+	}
+	return 0
+}
+
+func (x *AppReport) GetTimeToRestoreMaxMs() int64 {
+	if x != nil {
+		return x.TimeToRestoreMaxMs
+	}
+	return 0
+}
+
+func (x *AppReport) GetRestored() int32 {
+	if x != nil {
+		return x.Restored
+	}
+	return 0
+}
+
+func (x *AppReport) GetMttaMs() int64 {
+	if x != nil {
+		return x.MttaMs
+	}
+	return 0
+}
+
+func (x *AppReport) GetAcked() int32 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
+}
+
+func (x *AppReport) GetMtbfMs() int64 {
+	if x != nil {
+		return x.MtbfMs
+	}
+	return 0
+}
+
+func (x *AppReport) GetMttfMs() int64 {
+	if x != nil {
+		return x.MttfMs
+	}
+	return 0
+}
+
+type ReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SinceUnixNano int64                  `protobuf:"varint,1,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"`
+	UntilUnixNano int64                  `protobuf:"varint,2,opt,name=until_unix_nano,json=untilUnixNano,proto3" json:"until_unix_nano,omitempty"`
+	Apps          []*AppReport           `protobuf:"bytes,3,rep,name=apps,proto3" json:"apps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportResponse) Reset() {
+	*x = ReportResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportResponse) ProtoMessage() {}
+
+func (x *ReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
+func (*ReportResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ReportResponse) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+func (x *ReportResponse) GetUntilUnixNano() int64 {
+	if x != nil {
+		return x.UntilUnixNano
+	}
+	return 0
+}
+
+func (x *ReportResponse) GetApps() []*AppReport {
+	if x != nil {
+		return x.Apps
+	}
+	return nil
+}
+
 type ListEventsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ReleaseId     string                 `protobuf:"bytes,1,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
@@ -2170,7 +2461,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2182,7 +2473,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2195,7 +2486,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListEventsRequest) GetReleaseId() string {
@@ -2228,7 +2519,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2531,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2544,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -2272,7 +2563,7 @@ type WatchReleaseRequest struct {
 
 func (x *WatchReleaseRequest) Reset() {
 	*x = WatchReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2284,7 +2575,7 @@ func (x *WatchReleaseRequest) String() string {
 func (*WatchReleaseRequest) ProtoMessage() {}
 
 func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2297,7 +2588,7 @@ func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseRequest.ProtoReflect.Descriptor instead.
 func (*WatchReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WatchReleaseRequest) GetId() string {
@@ -2318,7 +2609,7 @@ type WatchReleaseResponse struct {
 
 func (x *WatchReleaseResponse) Reset() {
 	*x = WatchReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2621,7 @@ func (x *WatchReleaseResponse) String() string {
 func (*WatchReleaseResponse) ProtoMessage() {}
 
 func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2634,7 @@ func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseResponse.ProtoReflect.Descriptor instead.
 func (*WatchReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WatchReleaseResponse) GetRelease() *Release {
@@ -2379,7 +2670,7 @@ type AddFreezeRequest struct {
 
 func (x *AddFreezeRequest) Reset() {
 	*x = AddFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2391,7 +2682,7 @@ func (x *AddFreezeRequest) String() string {
 func (*AddFreezeRequest) ProtoMessage() {}
 
 func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2404,7 +2695,7 @@ func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeRequest.ProtoReflect.Descriptor instead.
 func (*AddFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AddFreezeRequest) GetFromUnixNano() int64 {
@@ -2444,7 +2735,7 @@ type AddFreezeResponse struct {
 
 func (x *AddFreezeResponse) Reset() {
 	*x = AddFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2456,7 +2747,7 @@ func (x *AddFreezeResponse) String() string {
 func (*AddFreezeResponse) ProtoMessage() {}
 
 func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2469,7 +2760,7 @@ func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeResponse.ProtoReflect.Descriptor instead.
 func (*AddFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AddFreezeResponse) GetWindow() *FreezeWindow {
@@ -2487,7 +2778,7 @@ type ListFreezesRequest struct {
 
 func (x *ListFreezesRequest) Reset() {
 	*x = ListFreezesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2790,7 @@ func (x *ListFreezesRequest) String() string {
 func (*ListFreezesRequest) ProtoMessage() {}
 
 func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2803,7 @@ func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesRequest.ProtoReflect.Descriptor instead.
 func (*ListFreezesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
 }
 
 type ListFreezesResponse struct {
@@ -2526,7 +2817,7 @@ type ListFreezesResponse struct {
 
 func (x *ListFreezesResponse) Reset() {
 	*x = ListFreezesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2829,7 @@ func (x *ListFreezesResponse) String() string {
 func (*ListFreezesResponse) ProtoMessage() {}
 
 func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2842,7 @@ func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesResponse.ProtoReflect.Descriptor instead.
 func (*ListFreezesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListFreezesResponse) GetWindows() []*FreezeWindow {
@@ -2585,7 +2876,7 @@ type RemoveFreezeRequest struct {
 
 func (x *RemoveFreezeRequest) Reset() {
 	*x = RemoveFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2888,7 @@ func (x *RemoveFreezeRequest) String() string {
 func (*RemoveFreezeRequest) ProtoMessage() {}
 
 func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2901,7 @@ func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RemoveFreezeRequest) GetId() string {
@@ -2635,7 +2926,7 @@ type RemoveFreezeResponse struct {
 
 func (x *RemoveFreezeResponse) Reset() {
 	*x = RemoveFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2647,7 +2938,7 @@ func (x *RemoveFreezeResponse) String() string {
 func (*RemoveFreezeResponse) ProtoMessage() {}
 
 func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2660,7 +2951,7 @@ func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
 }
 
 type SetGlobalFreezeRequest struct {
@@ -2674,7 +2965,7 @@ type SetGlobalFreezeRequest struct {
 
 func (x *SetGlobalFreezeRequest) Reset() {
 	*x = SetGlobalFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +2977,7 @@ func (x *SetGlobalFreezeRequest) String() string {
 func (*SetGlobalFreezeRequest) ProtoMessage() {}
 
 func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +2990,7 @@ func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeRequest.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetGlobalFreezeRequest) GetOn() bool {
@@ -2731,7 +3022,7 @@ type SetGlobalFreezeResponse struct {
 
 func (x *SetGlobalFreezeResponse) Reset() {
 	*x = SetGlobalFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +3034,7 @@ func (x *SetGlobalFreezeResponse) String() string {
 func (*SetGlobalFreezeResponse) ProtoMessage() {}
 
 func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +3047,7 @@ func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeResponse.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
 }
 
 // A token as listed: never its secret or its hash.
@@ -2773,7 +3064,7 @@ type ACLTokenInfo struct {
 
 func (x *ACLTokenInfo) Reset() {
 	*x = ACLTokenInfo{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +3076,7 @@ func (x *ACLTokenInfo) String() string {
 func (*ACLTokenInfo) ProtoMessage() {}
 
 func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +3089,7 @@ func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenInfo.ProtoReflect.Descriptor instead.
 func (*ACLTokenInfo) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ACLTokenInfo) GetAccessorId() string {
@@ -2846,7 +3137,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2858,7 +3149,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2871,7 +3162,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ACLBootstrapRequest) GetName() string {
@@ -2892,7 +3183,7 @@ type ACLTokenSecretResponse struct {
 
 func (x *ACLTokenSecretResponse) Reset() {
 	*x = ACLTokenSecretResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2904,7 +3195,7 @@ func (x *ACLTokenSecretResponse) String() string {
 func (*ACLTokenSecretResponse) ProtoMessage() {}
 
 func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2917,7 +3208,7 @@ func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenSecretResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenSecretResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ACLTokenSecretResponse) GetToken() *ACLTokenInfo {
@@ -2945,7 +3236,7 @@ type ACLTokenCreateRequest struct {
 
 func (x *ACLTokenCreateRequest) Reset() {
 	*x = ACLTokenCreateRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2957,7 +3248,7 @@ func (x *ACLTokenCreateRequest) String() string {
 func (*ACLTokenCreateRequest) ProtoMessage() {}
 
 func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2970,7 +3261,7 @@ func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenCreateRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenCreateRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ACLTokenCreateRequest) GetName() string {
@@ -2995,7 +3286,7 @@ type ACLTokenListRequest struct {
 
 func (x *ACLTokenListRequest) Reset() {
 	*x = ACLTokenListRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3007,7 +3298,7 @@ func (x *ACLTokenListRequest) String() string {
 func (*ACLTokenListRequest) ProtoMessage() {}
 
 func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3020,7 +3311,7 @@ func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenListRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
 }
 
 type ACLTokenListResponse struct {
@@ -3032,7 +3323,7 @@ type ACLTokenListResponse struct {
 
 func (x *ACLTokenListResponse) Reset() {
 	*x = ACLTokenListResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3335,7 @@ func (x *ACLTokenListResponse) String() string {
 func (*ACLTokenListResponse) ProtoMessage() {}
 
 func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3348,7 @@ func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenListResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ACLTokenListResponse) GetTokens() []*ACLTokenInfo {
@@ -3076,7 +3367,7 @@ type ACLTokenDeleteRequest struct {
 
 func (x *ACLTokenDeleteRequest) Reset() {
 	*x = ACLTokenDeleteRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3088,7 +3379,7 @@ func (x *ACLTokenDeleteRequest) String() string {
 func (*ACLTokenDeleteRequest) ProtoMessage() {}
 
 func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3101,7 +3392,7 @@ func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ACLTokenDeleteRequest) GetAccessorId() string {
@@ -3119,7 +3410,7 @@ type ACLTokenDeleteResponse struct {
 
 func (x *ACLTokenDeleteResponse) Reset() {
 	*x = ACLTokenDeleteResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3131,7 +3422,7 @@ func (x *ACLTokenDeleteResponse) String() string {
 func (*ACLTokenDeleteResponse) ProtoMessage() {}
 
 func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3144,7 +3435,7 @@ func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
 }
 
 type GossipKeyringRequest struct {
@@ -3159,7 +3450,7 @@ type GossipKeyringRequest struct {
 
 func (x *GossipKeyringRequest) Reset() {
 	*x = GossipKeyringRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3171,7 +3462,7 @@ func (x *GossipKeyringRequest) String() string {
 func (*GossipKeyringRequest) ProtoMessage() {}
 
 func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3184,7 +3475,7 @@ func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeyringRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GossipKeyringRequest) GetOp() string {
@@ -3215,7 +3506,7 @@ type GossipKeyringResponse struct {
 
 func (x *GossipKeyringResponse) Reset() {
 	*x = GossipKeyringResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3227,7 +3518,7 @@ func (x *GossipKeyringResponse) String() string {
 func (*GossipKeyringResponse) ProtoMessage() {}
 
 func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3240,7 +3531,7 @@ func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeyringResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GossipKeyringResponse) GetKeys() []string {
@@ -3267,6 +3558,267 @@ func (x *GossipKeyringResponse) GetVersion() uint64 {
 func (x *GossipKeyringResponse) GetNode() string {
 	if x != nil {
 		return x.Node
+	}
+	return ""
+}
+
+type NotifyStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyStatusRequest) Reset() {
+	*x = NotifyStatusRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyStatusRequest) ProtoMessage() {}
+
+func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyStatusRequest.ProtoReflect.Descriptor instead.
+func (*NotifyStatusRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{63}
+}
+
+type NotifyStatusResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Targets []*NotifyTargetStatus  `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	// The leader that answered.
+	LeaderId      string `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyStatusResponse) Reset() {
+	*x = NotifyStatusResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyStatusResponse) ProtoMessage() {}
+
+func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyStatusResponse.ProtoReflect.Descriptor instead.
+func (*NotifyStatusResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *NotifyStatusResponse) GetTargets() []*NotifyTargetStatus {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *NotifyStatusResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+// NotifyTargetStatus is one notification target's delivery state.
+type NotifyTargetStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "webhook" or "slack".
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// The URL with credentials and query values redacted.
+	Url    string   `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Events []string `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	// Delivered up to this seq (raft).
+	Cursor uint64 `protobuf:"varint,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// The newest event's seq.
+	LastEventSeq uint64 `protobuf:"varint,6,opt,name=last_event_seq,json=lastEventSeq,proto3" json:"last_event_seq,omitempty"`
+	// Events after the cursor (subscribed or not) and the age of the oldest
+	// of them (0 when caught up).
+	LagEvents           uint64  `protobuf:"varint,7,opt,name=lag_events,json=lagEvents,proto3" json:"lag_events,omitempty"`
+	LagSeconds          float64 `protobuf:"fixed64,8,opt,name=lag_seconds,json=lagSeconds,proto3" json:"lag_seconds,omitempty"`
+	LastSuccessUnixNano int64   `protobuf:"varint,9,opt,name=last_success_unix_nano,json=lastSuccessUnixNano,proto3" json:"last_success_unix_nano,omitempty"`
+	LastError           string  `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorUnixNano   int64   `protobuf:"varint,11,opt,name=last_error_unix_nano,json=lastErrorUnixNano,proto3" json:"last_error_unix_nano,omitempty"`
+	// Delivery attempts since this leader took over, and those that failed.
+	Attempts      uint64 `protobuf:"varint,12,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Failures      uint64 `protobuf:"varint,13,opt,name=failures,proto3" json:"failures,omitempty"`
+	Delivered     uint64 `protobuf:"varint,14,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	LostEvents    uint64 `protobuf:"varint,15,opt,name=lost_events,json=lostEvents,proto3" json:"lost_events,omitempty"`
+	LastLoss      string `protobuf:"bytes,16,opt,name=last_loss,json=lastLoss,proto3" json:"last_loss,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyTargetStatus) Reset() {
+	*x = NotifyTargetStatus{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyTargetStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyTargetStatus) ProtoMessage() {}
+
+func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyTargetStatus.ProtoReflect.Descriptor instead.
+func (*NotifyTargetStatus) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *NotifyTargetStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NotifyTargetStatus) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *NotifyTargetStatus) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *NotifyTargetStatus) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *NotifyTargetStatus) GetCursor() uint64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLastEventSeq() uint64 {
+	if x != nil {
+		return x.LastEventSeq
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLagEvents() uint64 {
+	if x != nil {
+		return x.LagEvents
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLagSeconds() float64 {
+	if x != nil {
+		return x.LagSeconds
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLastSuccessUnixNano() int64 {
+	if x != nil {
+		return x.LastSuccessUnixNano
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *NotifyTargetStatus) GetLastErrorUnixNano() int64 {
+	if x != nil {
+		return x.LastErrorUnixNano
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetAttempts() uint64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetFailures() uint64 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetDelivered() uint64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLostEvents() uint64 {
+	if x != nil {
+		return x.LostEvents
+	}
+	return 0
+}
+
+func (x *NotifyTargetStatus) GetLastLoss() string {
+	if x != nil {
+		return x.LastLoss
 	}
 	return ""
 }
@@ -3412,7 +3964,32 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x1b\n" +
 	"\tskip_bake\x18\x04 \x01(\bR\bskipBake\"G\n" +
 	"\x15ReleaseActionResponse\x12.\n" +
-	"\arelease\x18\x01 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\"e\n" +
+	"\arelease\x18\x01 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\"I\n" +
+	"\rReportRequest\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12&\n" +
+	"\x0fsince_unix_nano\x18\x02 \x01(\x03R\rsinceUnixNano\"\xc1\x04\n" +
+	"\tAppReport\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12 \n" +
+	"\vdeployments\x18\x02 \x01(\x05R\vdeployments\x12.\n" +
+	"\x13deployments_per_day\x18\x03 \x01(\x01R\x11deploymentsPerDay\x12-\n" +
+	"\x13lead_time_median_ms\x18\x04 \x01(\x03R\x10leadTimeMedianMs\x12'\n" +
+	"\x10lead_time_p90_ms\x18\x05 \x01(\x03R\rleadTimeP90Ms\x12\x18\n" +
+	"\achanges\x18\x06 \x01(\x05R\achanges\x12%\n" +
+	"\x0efailed_changes\x18\a \x01(\x05R\rfailedChanges\x120\n" +
+	"\x14change_failure_ratio\x18\b \x01(\x01R\x12changeFailureRatio\x12\x1a\n" +
+	"\bfailures\x18\t \x01(\x05R\bfailures\x128\n" +
+	"\x19time_to_restore_median_ms\x18\n" +
+	" \x01(\x03R\x15timeToRestoreMedianMs\x122\n" +
+	"\x16time_to_restore_max_ms\x18\v \x01(\x03R\x12timeToRestoreMaxMs\x12\x1a\n" +
+	"\brestored\x18\f \x01(\x05R\brestored\x12\x17\n" +
+	"\amtta_ms\x18\r \x01(\x03R\x06mttaMs\x12\x14\n" +
+	"\x05acked\x18\x0e \x01(\x05R\x05acked\x12\x17\n" +
+	"\amtbf_ms\x18\x0f \x01(\x03R\x06mtbfMs\x12\x17\n" +
+	"\amttf_ms\x18\x10 \x01(\x03R\x06mttfMs\"\x8c\x01\n" +
+	"\x0eReportResponse\x12&\n" +
+	"\x0fsince_unix_nano\x18\x01 \x01(\x03R\rsinceUnixNano\x12&\n" +
+	"\x0funtil_unix_nano\x18\x02 \x01(\x03R\runtilUnixNano\x12*\n" +
+	"\x04apps\x18\x03 \x03(\v2\x16.rollwave.v1.AppReportR\x04apps\"e\n" +
 	"\x11ListEventsRequest\x12\x1d\n" +
 	"\n" +
 	"release_id\x18\x01 \x01(\tR\treleaseId\x12\x1b\n" +
@@ -3478,7 +4055,33 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x04keys\x18\x01 \x03(\tR\x04keys\x12\x18\n" +
 	"\aprimary\x18\x02 \x01(\tR\aprimary\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x12\n" +
-	"\x04node\x18\x04 \x01(\tR\x04node2\xf8\x14\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\"\x15\n" +
+	"\x13NotifyStatusRequest\"n\n" +
+	"\x14NotifyStatusResponse\x129\n" +
+	"\atargets\x18\x01 \x03(\v2\x1f.rollwave.v1.NotifyTargetStatusR\atargets\x12\x1b\n" +
+	"\tleader_id\x18\x02 \x01(\tR\bleaderId\"\xfd\x03\n" +
+	"\x12NotifyTargetStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12\x16\n" +
+	"\x06events\x18\x04 \x03(\tR\x06events\x12\x16\n" +
+	"\x06cursor\x18\x05 \x01(\x04R\x06cursor\x12$\n" +
+	"\x0elast_event_seq\x18\x06 \x01(\x04R\flastEventSeq\x12\x1d\n" +
+	"\n" +
+	"lag_events\x18\a \x01(\x04R\tlagEvents\x12\x1f\n" +
+	"\vlag_seconds\x18\b \x01(\x01R\n" +
+	"lagSeconds\x123\n" +
+	"\x16last_success_unix_nano\x18\t \x01(\x03R\x13lastSuccessUnixNano\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\n" +
+	" \x01(\tR\tlastError\x12/\n" +
+	"\x14last_error_unix_nano\x18\v \x01(\x03R\x11lastErrorUnixNano\x12\x1a\n" +
+	"\battempts\x18\f \x01(\x04R\battempts\x12\x1a\n" +
+	"\bfailures\x18\r \x01(\x04R\bfailures\x12\x1c\n" +
+	"\tdelivered\x18\x0e \x01(\x04R\tdelivered\x12\x1f\n" +
+	"\vlost_events\x18\x0f \x01(\x04R\n" +
+	"lostEvents\x12\x1b\n" +
+	"\tlast_loss\x18\x10 \x01(\tR\blastLoss2\xe5\x16\n" +
 	"\x0fOperatorService\x12A\n" +
 	"\x06Status\x12\x1a.rollwave.v1.StatusRequest\x1a\x1b.rollwave.v1.StatusResponse\x12D\n" +
 	"\aMembers\x12\x1b.rollwave.v1.MembersRequest\x1a\x1c.rollwave.v1.MembersResponse\x12J\n" +
@@ -3503,7 +4106,10 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x0eApproveRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12U\n" +
 	"\fAbortRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12X\n" +
 	"\x0fRollbackRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12W\n" +
-	"\x0ePromoteRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12\\\n" +
+	"\x0ePromoteRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12S\n" +
+	"\n" +
+	"AckRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12A\n" +
+	"\x06Report\x12\x1a.rollwave.v1.ReportRequest\x1a\x1b.rollwave.v1.ReportResponse\x12\\\n" +
 	"\x0fConvergeRelease\x12#.rollwave.v1.ConvergeReleaseRequest\x1a$.rollwave.v1.ConvergeReleaseResponse\x12M\n" +
 	"\n" +
 	"ListEvents\x12\x1e.rollwave.v1.ListEventsRequest\x1a\x1f.rollwave.v1.ListEventsResponse\x12U\n" +
@@ -3515,7 +4121,8 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\fACLBootstrap\x12 .rollwave.v1.ACLBootstrapRequest\x1a#.rollwave.v1.ACLTokenSecretResponse\x12Y\n" +
 	"\x0eACLTokenCreate\x12\".rollwave.v1.ACLTokenCreateRequest\x1a#.rollwave.v1.ACLTokenSecretResponse\x12S\n" +
 	"\fACLTokenList\x12 .rollwave.v1.ACLTokenListRequest\x1a!.rollwave.v1.ACLTokenListResponse\x12Y\n" +
-	"\x0eACLTokenDelete\x12\".rollwave.v1.ACLTokenDeleteRequest\x1a#.rollwave.v1.ACLTokenDeleteResponseB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
+	"\x0eACLTokenDelete\x12\".rollwave.v1.ACLTokenDeleteRequest\x1a#.rollwave.v1.ACLTokenDeleteResponse\x12S\n" +
+	"\fNotifyStatus\x12 .rollwave.v1.NotifyStatusRequest\x1a!.rollwave.v1.NotifyStatusResponseB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
 
 var (
 	file_rollwave_v1_operator_proto_rawDescOnce sync.Once
@@ -3529,7 +4136,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -3569,145 +4176,159 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*ListReleasesResponse)(nil),    // 35: rollwave.v1.ListReleasesResponse
 	(*ReleaseActionRequest)(nil),    // 36: rollwave.v1.ReleaseActionRequest
 	(*ReleaseActionResponse)(nil),   // 37: rollwave.v1.ReleaseActionResponse
-	(*ListEventsRequest)(nil),       // 38: rollwave.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),      // 39: rollwave.v1.ListEventsResponse
-	(*WatchReleaseRequest)(nil),     // 40: rollwave.v1.WatchReleaseRequest
-	(*WatchReleaseResponse)(nil),    // 41: rollwave.v1.WatchReleaseResponse
-	(*AddFreezeRequest)(nil),        // 42: rollwave.v1.AddFreezeRequest
-	(*AddFreezeResponse)(nil),       // 43: rollwave.v1.AddFreezeResponse
-	(*ListFreezesRequest)(nil),      // 44: rollwave.v1.ListFreezesRequest
-	(*ListFreezesResponse)(nil),     // 45: rollwave.v1.ListFreezesResponse
-	(*RemoveFreezeRequest)(nil),     // 46: rollwave.v1.RemoveFreezeRequest
-	(*RemoveFreezeResponse)(nil),    // 47: rollwave.v1.RemoveFreezeResponse
-	(*SetGlobalFreezeRequest)(nil),  // 48: rollwave.v1.SetGlobalFreezeRequest
-	(*SetGlobalFreezeResponse)(nil), // 49: rollwave.v1.SetGlobalFreezeResponse
-	(*ACLTokenInfo)(nil),            // 50: rollwave.v1.ACLTokenInfo
-	(*ACLBootstrapRequest)(nil),     // 51: rollwave.v1.ACLBootstrapRequest
-	(*ACLTokenSecretResponse)(nil),  // 52: rollwave.v1.ACLTokenSecretResponse
-	(*ACLTokenCreateRequest)(nil),   // 53: rollwave.v1.ACLTokenCreateRequest
-	(*ACLTokenListRequest)(nil),     // 54: rollwave.v1.ACLTokenListRequest
-	(*ACLTokenListResponse)(nil),    // 55: rollwave.v1.ACLTokenListResponse
-	(*ACLTokenDeleteRequest)(nil),   // 56: rollwave.v1.ACLTokenDeleteRequest
-	(*ACLTokenDeleteResponse)(nil),  // 57: rollwave.v1.ACLTokenDeleteResponse
-	(*GossipKeyringRequest)(nil),    // 58: rollwave.v1.GossipKeyringRequest
-	(*GossipKeyringResponse)(nil),   // 59: rollwave.v1.GossipKeyringResponse
-	(*Host)(nil),                    // 60: rollwave.v1.Host
-	(*Assignment)(nil),              // 61: rollwave.v1.Assignment
-	(*HostMetrics)(nil),             // 62: rollwave.v1.HostMetrics
-	(*SlotMetrics)(nil),             // 63: rollwave.v1.SlotMetrics
-	(Slot)(0),                       // 64: rollwave.v1.Slot
-	(*Cell)(nil),                    // 65: rollwave.v1.Cell
-	(*Release)(nil),                 // 66: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 67: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 68: rollwave.v1.Phase
-	(ReleaseState)(0),               // 69: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 70: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 71: rollwave.v1.FreezeWindow
+	(*ReportRequest)(nil),           // 38: rollwave.v1.ReportRequest
+	(*AppReport)(nil),               // 39: rollwave.v1.AppReport
+	(*ReportResponse)(nil),          // 40: rollwave.v1.ReportResponse
+	(*ListEventsRequest)(nil),       // 41: rollwave.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),      // 42: rollwave.v1.ListEventsResponse
+	(*WatchReleaseRequest)(nil),     // 43: rollwave.v1.WatchReleaseRequest
+	(*WatchReleaseResponse)(nil),    // 44: rollwave.v1.WatchReleaseResponse
+	(*AddFreezeRequest)(nil),        // 45: rollwave.v1.AddFreezeRequest
+	(*AddFreezeResponse)(nil),       // 46: rollwave.v1.AddFreezeResponse
+	(*ListFreezesRequest)(nil),      // 47: rollwave.v1.ListFreezesRequest
+	(*ListFreezesResponse)(nil),     // 48: rollwave.v1.ListFreezesResponse
+	(*RemoveFreezeRequest)(nil),     // 49: rollwave.v1.RemoveFreezeRequest
+	(*RemoveFreezeResponse)(nil),    // 50: rollwave.v1.RemoveFreezeResponse
+	(*SetGlobalFreezeRequest)(nil),  // 51: rollwave.v1.SetGlobalFreezeRequest
+	(*SetGlobalFreezeResponse)(nil), // 52: rollwave.v1.SetGlobalFreezeResponse
+	(*ACLTokenInfo)(nil),            // 53: rollwave.v1.ACLTokenInfo
+	(*ACLBootstrapRequest)(nil),     // 54: rollwave.v1.ACLBootstrapRequest
+	(*ACLTokenSecretResponse)(nil),  // 55: rollwave.v1.ACLTokenSecretResponse
+	(*ACLTokenCreateRequest)(nil),   // 56: rollwave.v1.ACLTokenCreateRequest
+	(*ACLTokenListRequest)(nil),     // 57: rollwave.v1.ACLTokenListRequest
+	(*ACLTokenListResponse)(nil),    // 58: rollwave.v1.ACLTokenListResponse
+	(*ACLTokenDeleteRequest)(nil),   // 59: rollwave.v1.ACLTokenDeleteRequest
+	(*ACLTokenDeleteResponse)(nil),  // 60: rollwave.v1.ACLTokenDeleteResponse
+	(*GossipKeyringRequest)(nil),    // 61: rollwave.v1.GossipKeyringRequest
+	(*GossipKeyringResponse)(nil),   // 62: rollwave.v1.GossipKeyringResponse
+	(*NotifyStatusRequest)(nil),     // 63: rollwave.v1.NotifyStatusRequest
+	(*NotifyStatusResponse)(nil),    // 64: rollwave.v1.NotifyStatusResponse
+	(*NotifyTargetStatus)(nil),      // 65: rollwave.v1.NotifyTargetStatus
+	(*Host)(nil),                    // 66: rollwave.v1.Host
+	(*Assignment)(nil),              // 67: rollwave.v1.Assignment
+	(*HostMetrics)(nil),             // 68: rollwave.v1.HostMetrics
+	(*SlotMetrics)(nil),             // 69: rollwave.v1.SlotMetrics
+	(Slot)(0),                       // 70: rollwave.v1.Slot
+	(*Cell)(nil),                    // 71: rollwave.v1.Cell
+	(*Release)(nil),                 // 72: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 73: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 74: rollwave.v1.Phase
+	(ReleaseState)(0),               // 75: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 76: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 77: rollwave.v1.FreezeWindow
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	60, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	61, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	66, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	67, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
 	17, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
 	15, // 5: rollwave.v1.HostView.metrics:type_name -> rollwave.v1.HostSample
-	62, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
-	63, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
+	68, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
+	69, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
 	16, // 8: rollwave.v1.HostSample.requests:type_name -> rollwave.v1.SlotRequests
-	64, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
+	70, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
 	13, // 10: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	65, // 11: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	71, // 11: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
 	20, // 12: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	65, // 13: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	65, // 14: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	66, // 15: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	67, // 16: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	68, // 17: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	66, // 18: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	61, // 19: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	71, // 13: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	71, // 14: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	72, // 15: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	73, // 16: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	74, // 17: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	72, // 18: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	67, // 19: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
 	17, // 20: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
-	66, // 21: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
+	72, // 21: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
 	17, // 22: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
-	69, // 23: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	66, // 24: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	66, // 25: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
-	70, // 26: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	66, // 27: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	61, // 28: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	70, // 29: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	71, // 30: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	71, // 31: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
-	50, // 32: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
-	50, // 33: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
-	0,  // 34: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
-	3,  // 35: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
-	6,  // 36: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
-	8,  // 37: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
-	10, // 38: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
-	11, // 39: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	58, // 40: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
-	14, // 41: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	19, // 42: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	22, // 43: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	24, // 44: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	26, // 45: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	28, // 46: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	30, // 47: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	34, // 48: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	36, // 49: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 50: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 51: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 52: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 53: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 54: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	32, // 55: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
-	38, // 56: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	40, // 57: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	42, // 58: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	44, // 59: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	46, // 60: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	48, // 61: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	51, // 62: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
-	53, // 63: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
-	54, // 64: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
-	56, // 65: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
-	1,  // 66: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 67: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 68: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 69: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 70: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 71: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	59, // 72: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
-	18, // 73: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	21, // 74: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	23, // 75: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	25, // 76: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	27, // 77: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	29, // 78: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	31, // 79: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	35, // 80: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	37, // 81: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	37, // 82: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	37, // 83: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	37, // 84: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	37, // 85: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	37, // 86: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	33, // 87: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
-	39, // 88: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	41, // 89: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	43, // 90: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	45, // 91: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	47, // 92: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	49, // 93: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	52, // 94: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
-	52, // 95: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
-	55, // 96: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
-	57, // 97: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
-	66, // [66:98] is the sub-list for method output_type
-	34, // [34:66] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	75, // 23: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	72, // 24: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	72, // 25: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	39, // 26: rollwave.v1.ReportResponse.apps:type_name -> rollwave.v1.AppReport
+	76, // 27: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	72, // 28: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	67, // 29: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	76, // 30: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	77, // 31: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	77, // 32: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	53, // 33: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
+	53, // 34: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
+	65, // 35: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
+	0,  // 36: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
+	3,  // 37: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
+	6,  // 38: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
+	8,  // 39: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
+	10, // 40: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
+	11, // 41: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
+	61, // 42: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
+	14, // 43: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	19, // 44: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	22, // 45: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	24, // 46: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	26, // 47: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	28, // 48: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	30, // 49: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	34, // 50: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	36, // 51: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 52: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 53: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 54: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 55: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 56: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	36, // 57: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 58: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
+	32, // 59: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
+	41, // 60: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	43, // 61: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	45, // 62: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	47, // 63: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	49, // 64: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	51, // 65: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	54, // 66: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	56, // 67: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	57, // 68: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	59, // 69: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	63, // 70: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
+	1,  // 71: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 72: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 73: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 74: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 75: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 76: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	62, // 77: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
+	18, // 78: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	21, // 79: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	23, // 80: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	25, // 81: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	27, // 82: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	29, // 83: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	31, // 84: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	35, // 85: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	37, // 86: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 87: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 88: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 89: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 90: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 91: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	37, // 92: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 93: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
+	33, // 94: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
+	42, // 95: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	44, // 96: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	46, // 97: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	48, // 98: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	50, // 99: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	52, // 100: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	55, // 101: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	55, // 102: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	58, // 103: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	60, // 104: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	64, // 105: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
+	71, // [71:106] is the sub-list for method output_type
+	36, // [36:71] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_operator_proto_init() }
@@ -3723,7 +4344,7 @@ func file_rollwave_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   60,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

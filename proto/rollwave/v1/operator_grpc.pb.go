@@ -44,6 +44,8 @@ const (
 	OperatorService_AbortRelease_FullMethodName    = "/rollwave.v1.OperatorService/AbortRelease"
 	OperatorService_RollbackRelease_FullMethodName = "/rollwave.v1.OperatorService/RollbackRelease"
 	OperatorService_PromoteRelease_FullMethodName  = "/rollwave.v1.OperatorService/PromoteRelease"
+	OperatorService_AckRelease_FullMethodName      = "/rollwave.v1.OperatorService/AckRelease"
+	OperatorService_Report_FullMethodName          = "/rollwave.v1.OperatorService/Report"
 	OperatorService_ConvergeRelease_FullMethodName = "/rollwave.v1.OperatorService/ConvergeRelease"
 	OperatorService_ListEvents_FullMethodName      = "/rollwave.v1.OperatorService/ListEvents"
 	OperatorService_WatchRelease_FullMethodName    = "/rollwave.v1.OperatorService/WatchRelease"
@@ -55,6 +57,7 @@ const (
 	OperatorService_ACLTokenCreate_FullMethodName  = "/rollwave.v1.OperatorService/ACLTokenCreate"
 	OperatorService_ACLTokenList_FullMethodName    = "/rollwave.v1.OperatorService/ACLTokenList"
 	OperatorService_ACLTokenDelete_FullMethodName  = "/rollwave.v1.OperatorService/ACLTokenDelete"
+	OperatorService_NotifyStatus_FullMethodName    = "/rollwave.v1.OperatorService/NotifyStatus"
 )
 
 // OperatorServiceClient is the client API for OperatorService service.
@@ -87,6 +90,13 @@ type OperatorServiceClient interface {
 	AbortRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
 	RollbackRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
 	PromoteRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
+	// Acknowledges a failed release's alert (once; the time-to-acknowledge
+	// of Report). A release that did not fail, or one already acknowledged,
+	// is refused with FailedPrecondition.
+	AckRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
+	// Delivery and incident figures per app over a window, computed from the
+	// answering server's replica (see internal/report).
+	Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*ReportResponse, error)
 	// Rolls the app's drifted hosts to its last succeeded release, one host
 	// per phase, through a new release.
 	ConvergeRelease(ctx context.Context, in *ConvergeReleaseRequest, opts ...grpc.CallOption) (*ConvergeReleaseResponse, error)
@@ -107,6 +117,9 @@ type OperatorServiceClient interface {
 	// Admins see every token; other roles only the token they call with.
 	ACLTokenList(ctx context.Context, in *ACLTokenListRequest, opts ...grpc.CallOption) (*ACLTokenListResponse, error)
 	ACLTokenDelete(ctx context.Context, in *ACLTokenDeleteRequest, opts ...grpc.CallOption) (*ACLTokenDeleteResponse, error)
+	// Notification targets (server config notify blocks): delivery cursor,
+	// lag and last error of each, as the leader sees them (forwarded).
+	NotifyStatus(ctx context.Context, in *NotifyStatusRequest, opts ...grpc.CallOption) (*NotifyStatusResponse, error)
 }
 
 type operatorServiceClient struct {
@@ -339,6 +352,26 @@ func (c *operatorServiceClient) PromoteRelease(ctx context.Context, in *ReleaseA
 	return out, nil
 }
 
+func (c *operatorServiceClient) AckRelease(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseActionResponse)
+	err := c.cc.Invoke(ctx, OperatorService_AckRelease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*ReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportResponse)
+	err := c.cc.Invoke(ctx, OperatorService_Report_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *operatorServiceClient) ConvergeRelease(ctx context.Context, in *ConvergeReleaseRequest, opts ...grpc.CallOption) (*ConvergeReleaseResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ConvergeReleaseResponse)
@@ -458,6 +491,16 @@ func (c *operatorServiceClient) ACLTokenDelete(ctx context.Context, in *ACLToken
 	return out, nil
 }
 
+func (c *operatorServiceClient) NotifyStatus(ctx context.Context, in *NotifyStatusRequest, opts ...grpc.CallOption) (*NotifyStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NotifyStatusResponse)
+	err := c.cc.Invoke(ctx, OperatorService_NotifyStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperatorServiceServer is the server API for OperatorService service.
 // All implementations must embed UnimplementedOperatorServiceServer
 // for forward compatibility.
@@ -488,6 +531,13 @@ type OperatorServiceServer interface {
 	AbortRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
 	RollbackRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
 	PromoteRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
+	// Acknowledges a failed release's alert (once; the time-to-acknowledge
+	// of Report). A release that did not fail, or one already acknowledged,
+	// is refused with FailedPrecondition.
+	AckRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
+	// Delivery and incident figures per app over a window, computed from the
+	// answering server's replica (see internal/report).
+	Report(context.Context, *ReportRequest) (*ReportResponse, error)
 	// Rolls the app's drifted hosts to its last succeeded release, one host
 	// per phase, through a new release.
 	ConvergeRelease(context.Context, *ConvergeReleaseRequest) (*ConvergeReleaseResponse, error)
@@ -508,6 +558,9 @@ type OperatorServiceServer interface {
 	// Admins see every token; other roles only the token they call with.
 	ACLTokenList(context.Context, *ACLTokenListRequest) (*ACLTokenListResponse, error)
 	ACLTokenDelete(context.Context, *ACLTokenDeleteRequest) (*ACLTokenDeleteResponse, error)
+	// Notification targets (server config notify blocks): delivery cursor,
+	// lag and last error of each, as the leader sees them (forwarded).
+	NotifyStatus(context.Context, *NotifyStatusRequest) (*NotifyStatusResponse, error)
 	mustEmbedUnimplementedOperatorServiceServer()
 }
 
@@ -581,6 +634,12 @@ func (UnimplementedOperatorServiceServer) RollbackRelease(context.Context, *Rele
 func (UnimplementedOperatorServiceServer) PromoteRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PromoteRelease not implemented")
 }
+func (UnimplementedOperatorServiceServer) AckRelease(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AckRelease not implemented")
+}
+func (UnimplementedOperatorServiceServer) Report(context.Context, *ReportRequest) (*ReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Report not implemented")
+}
 func (UnimplementedOperatorServiceServer) ConvergeRelease(context.Context, *ConvergeReleaseRequest) (*ConvergeReleaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConvergeRelease not implemented")
 }
@@ -613,6 +672,9 @@ func (UnimplementedOperatorServiceServer) ACLTokenList(context.Context, *ACLToke
 }
 func (UnimplementedOperatorServiceServer) ACLTokenDelete(context.Context, *ACLTokenDeleteRequest) (*ACLTokenDeleteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ACLTokenDelete not implemented")
+}
+func (UnimplementedOperatorServiceServer) NotifyStatus(context.Context, *NotifyStatusRequest) (*NotifyStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method NotifyStatus not implemented")
 }
 func (UnimplementedOperatorServiceServer) mustEmbedUnimplementedOperatorServiceServer() {}
 func (UnimplementedOperatorServiceServer) testEmbeddedByValue()                         {}
@@ -995,6 +1057,42 @@ func _OperatorService_PromoteRelease_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorService_AckRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseActionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).AckRelease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_AckRelease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).AckRelease(ctx, req.(*ReleaseActionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_Report_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).Report(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_Report_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).Report(ctx, req.(*ReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OperatorService_ConvergeRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ConvergeReleaseRequest)
 	if err := dec(in); err != nil {
@@ -1186,6 +1284,24 @@ func _OperatorService_ACLTokenDelete_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorService_NotifyStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NotifyStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).NotifyStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_NotifyStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).NotifyStatus(ctx, req.(*NotifyStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OperatorService_ServiceDesc is the grpc.ServiceDesc for OperatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1270,6 +1386,14 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _OperatorService_PromoteRelease_Handler,
 		},
 		{
+			MethodName: "AckRelease",
+			Handler:    _OperatorService_AckRelease_Handler,
+		},
+		{
+			MethodName: "Report",
+			Handler:    _OperatorService_Report_Handler,
+		},
+		{
 			MethodName: "ConvergeRelease",
 			Handler:    _OperatorService_ConvergeRelease_Handler,
 		},
@@ -1308,6 +1432,10 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ACLTokenDelete",
 			Handler:    _OperatorService_ACLTokenDelete_Handler,
+		},
+		{
+			MethodName: "NotifyStatus",
+			Handler:    _OperatorService_NotifyStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

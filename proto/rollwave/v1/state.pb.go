@@ -1842,7 +1842,10 @@ type ReleaseSpec struct {
 	// What happens to hosts of the target left off this release's version
 	// once it succeeded (drifted hosts): "manual" (default; shown, and rolled
 	// by `rollwave release converge APP`) or "auto" (the leader rolls them).
-	Converge      string `protobuf:"bytes,15,opt,name=converge,proto3" json:"converge,omitempty"`
+	Converge string `protobuf:"bytes,15,opt,name=converge,proto3" json:"converge,omitempty"`
+	// Lifecycle hooks the agent runs around a swap and a revert, at most one
+	// per name, in the order of the spec.
+	Hooks         []*HookSpec `protobuf:"bytes,16,rep,name=hooks,proto3" json:"hooks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1982,6 +1985,79 @@ func (x *ReleaseSpec) GetConverge() string {
 	return ""
 }
 
+func (x *ReleaseSpec) GetHooks() []*HookSpec {
+	if x != nil {
+		return x.Hooks
+	}
+	return nil
+}
+
+// A lifecycle hook: a command the agent runs (as unit.user) at one point
+// of a swap or revert, with the release context in ROLLWAVE_* variables.
+type HookSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "pre_switch", "post_switch", "pre_revert", "post_revert" or "drain".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The executable (absolute, or under {{slot_dir}}) and its arguments;
+	// placeholders expand.
+	Exec []string `protobuf:"bytes,2,rep,name=exec,proto3" json:"exec,omitempty"`
+	// A run longer than this is killed and counts as failed; 0 = 30 s.
+	TimeoutMs     int64 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HookSpec) Reset() {
+	*x = HookSpec{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HookSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HookSpec) ProtoMessage() {}
+
+func (x *HookSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HookSpec.ProtoReflect.Descriptor instead.
+func (*HookSpec) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *HookSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HookSpec) GetExec() []string {
+	if x != nil {
+		return x.Exec
+	}
+	return nil
+}
+
+func (x *HookSpec) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
 type Phase struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Index           int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -2003,7 +2079,7 @@ type Phase struct {
 
 func (x *Phase) Reset() {
 	*x = Phase{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	mi := &file_rollwave_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2091,7 @@ func (x *Phase) String() string {
 func (*Phase) ProtoMessage() {}
 
 func (x *Phase) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	mi := &file_rollwave_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2104,7 @@ func (x *Phase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Phase.ProtoReflect.Descriptor instead.
 func (*Phase) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Phase) GetIndex() int32 {
@@ -2133,14 +2209,19 @@ type Release struct {
 	// Set on a convergence release: the id of the succeeded release whose
 	// version it rolls to drifted hosts (one host per phase); its phases are
 	// fixed at submit and never replanned from the target.
-	ConvergeOf    string `protobuf:"bytes,12,opt,name=converge_of,json=convergeOf,proto3" json:"converge_of,omitempty"`
+	ConvergeOf string `protobuf:"bytes,12,opt,name=converge_of,json=convergeOf,proto3" json:"converge_of,omitempty"`
+	// When an operator acknowledged the release's failure (`rollwave release
+	// ack`, command type 23), by whom and why; 0 and empty until then.
+	AckedUnixNano int64  `protobuf:"varint,13,opt,name=acked_unix_nano,json=ackedUnixNano,proto3" json:"acked_unix_nano,omitempty"`
+	AckedBy       string `protobuf:"bytes,14,opt,name=acked_by,json=ackedBy,proto3" json:"acked_by,omitempty"`
+	AckReason     string `protobuf:"bytes,15,opt,name=ack_reason,json=ackReason,proto3" json:"ack_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	mi := &file_rollwave_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2233,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	mi := &file_rollwave_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2246,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Release) GetId() string {
@@ -2252,6 +2333,27 @@ func (x *Release) GetConvergeOf() string {
 	return ""
 }
 
+func (x *Release) GetAckedUnixNano() int64 {
+	if x != nil {
+		return x.AckedUnixNano
+	}
+	return 0
+}
+
+func (x *Release) GetAckedBy() string {
+	if x != nil {
+		return x.AckedBy
+	}
+	return ""
+}
+
+func (x *Release) GetAckReason() string {
+	if x != nil {
+		return x.AckReason
+	}
+	return ""
+}
+
 type Assignment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
@@ -2273,7 +2375,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[21]
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2387,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[21]
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2400,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Assignment) GetHost() string {
@@ -2404,7 +2506,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2518,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2531,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2509,7 +2611,7 @@ type FreezeWindow struct {
 
 func (x *FreezeWindow) Reset() {
 	*x = FreezeWindow{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2521,7 +2623,7 @@ func (x *FreezeWindow) String() string {
 func (*FreezeWindow) ProtoMessage() {}
 
 func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2534,7 +2636,7 @@ func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeWindow.ProtoReflect.Descriptor instead.
 func (*FreezeWindow) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FreezeWindow) GetId() string {
@@ -2599,7 +2701,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2611,7 +2713,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2624,7 +2726,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ACLToken) GetAccessorId() string {
@@ -2665,6 +2767,99 @@ func (x *ACLToken) GetCreatedUnixNano() int64 {
 func (x *ACLToken) GetCreatedBy() string {
 	if x != nil {
 		return x.CreatedBy
+	}
+	return ""
+}
+
+// NotifyCursor is how far the audit log has been delivered to one
+// notification target (a server config's notify "NAME" block).
+type NotifyCursor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The target's name.
+	Target string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// Every event with seq <= delivered_seq was delivered (a 2xx answer),
+	// was not subscribed, or was lost to retention before delivery.
+	DeliveredSeq uint64 `protobuf:"varint,2,opt,name=delivered_seq,json=deliveredSeq,proto3" json:"delivered_seq,omitempty"`
+	// When the cursor was first written (the target first configured).
+	CreatedUnixNano int64 `protobuf:"varint,3,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	// When the cursor last moved.
+	UpdatedUnixNano int64 `protobuf:"varint,4,opt,name=updated_unix_nano,json=updatedUnixNano,proto3" json:"updated_unix_nano,omitempty"`
+	// Events retention pruned before they were delivered, in all.
+	LostEvents uint64 `protobuf:"varint,5,opt,name=lost_events,json=lostEvents,proto3" json:"lost_events,omitempty"`
+	// What the last such loss was (seqs, count); empty when none.
+	LastLoss      string `protobuf:"bytes,6,opt,name=last_loss,json=lastLoss,proto3" json:"last_loss,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyCursor) Reset() {
+	*x = NotifyCursor{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyCursor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyCursor) ProtoMessage() {}
+
+func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyCursor.ProtoReflect.Descriptor instead.
+func (*NotifyCursor) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *NotifyCursor) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *NotifyCursor) GetDeliveredSeq() uint64 {
+	if x != nil {
+		return x.DeliveredSeq
+	}
+	return 0
+}
+
+func (x *NotifyCursor) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *NotifyCursor) GetUpdatedUnixNano() int64 {
+	if x != nil {
+		return x.UpdatedUnixNano
+	}
+	return 0
+}
+
+func (x *NotifyCursor) GetLostEvents() uint64 {
+	if x != nil {
+		return x.LostEvents
+	}
+	return 0
+}
+
+func (x *NotifyCursor) GetLastLoss() string {
+	if x != nil {
+		return x.LastLoss
 	}
 	return ""
 }
@@ -2828,7 +3023,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x14isolation_timeout_ms\x18\x02 \x01(\x03R\x12isolationTimeoutMs\x121\n" +
 	"\x15on_control_plane_loss\x18\x03 \x01(\tR\x12onControlPlaneLoss\"1\n" +
 	"\fApprovalSpec\x12!\n" +
-	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\x83\x05\n" +
+	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\xb0\x05\n" +
 	"\vReleaseSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
@@ -2845,7 +3040,13 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x05gates\x18\f \x01(\v2\x16.rollwave.v1.GatesSpecR\x05gates\x125\n" +
 	"\brollback\x18\r \x01(\v2\x19.rollwave.v1.RollbackSpecR\brollback\x125\n" +
 	"\bapproval\x18\x0e \x01(\v2\x19.rollwave.v1.ApprovalSpecR\bapproval\x12\x1a\n" +
-	"\bconverge\x18\x0f \x01(\tR\bconverge\"\xa6\x03\n" +
+	"\bconverge\x18\x0f \x01(\tR\bconverge\x12+\n" +
+	"\x05hooks\x18\x10 \x03(\v2\x15.rollwave.v1.HookSpecR\x05hooks\"Q\n" +
+	"\bHookSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04exec\x18\x02 \x03(\tR\x04exec\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\"\xa6\x03\n" +
 	"\x05Phase\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12-\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x17.rollwave.v1.PhaseStateR\x05state\x12\x14\n" +
@@ -2859,7 +3060,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11approval_required\x18\n" +
 	" \x01(\bR\x10approvalRequired\x12\x1a\n" +
 	"\bapproved\x18\v \x01(\bR\bapproved\x12!\n" +
-	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\xb2\x03\n" +
+	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\x94\x04\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x04spec\x18\x02 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\x12/\n" +
@@ -2876,7 +3077,11 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"sourceName\x12\x16\n" +
 	"\x06source\x18\v \x01(\fR\x06source\x12\x1f\n" +
 	"\vconverge_of\x18\f \x01(\tR\n" +
-	"convergeOf\"\xb0\x03\n" +
+	"convergeOf\x12&\n" +
+	"\x0facked_unix_nano\x18\r \x01(\x03R\rackedUnixNano\x12\x19\n" +
+	"\backed_by\x18\x0e \x01(\tR\aackedBy\x12\x1d\n" +
+	"\n" +
+	"ack_reason\x18\x0f \x01(\tR\tackReason\"\xb0\x03\n" +
 	"\n" +
 	"Assignment\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
@@ -2928,7 +3133,15 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x04role\x18\x04 \x01(\tR\x04role\x12*\n" +
 	"\x11created_unix_nano\x18\x05 \x01(\x03R\x0fcreatedUnixNano\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\x06 \x01(\tR\tcreatedBy*\xb3\x02\n" +
+	"created_by\x18\x06 \x01(\tR\tcreatedBy\"\xe1\x01\n" +
+	"\fNotifyCursor\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12#\n" +
+	"\rdelivered_seq\x18\x02 \x01(\x04R\fdeliveredSeq\x12*\n" +
+	"\x11created_unix_nano\x18\x03 \x01(\x03R\x0fcreatedUnixNano\x12*\n" +
+	"\x11updated_unix_nano\x18\x04 \x01(\x03R\x0fupdatedUnixNano\x12\x1f\n" +
+	"\vlost_events\x18\x05 \x01(\x04R\n" +
+	"lostEvents\x12\x1b\n" +
+	"\tlast_loss\x18\x06 \x01(\tR\blastLoss*\xb3\x02\n" +
 	"\fReleaseState\x12\x1d\n" +
 	"\x19RELEASE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RELEASE_STATE_PENDING\x10\x01\x12\x19\n" +
@@ -2982,7 +3195,7 @@ func file_rollwave_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_rollwave_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_rollwave_v1_state_proto_goTypes = []any{
 	(ReleaseState)(0),    // 0: rollwave.v1.ReleaseState
 	(PhaseState)(0),      // 1: rollwave.v1.PhaseState
@@ -3007,26 +3220,28 @@ var file_rollwave_v1_state_proto_goTypes = []any{
 	(*RollbackSpec)(nil), // 20: rollwave.v1.RollbackSpec
 	(*ApprovalSpec)(nil), // 21: rollwave.v1.ApprovalSpec
 	(*ReleaseSpec)(nil),  // 22: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),        // 23: rollwave.v1.Phase
-	(*Release)(nil),      // 24: rollwave.v1.Release
-	(*Assignment)(nil),   // 25: rollwave.v1.Assignment
-	(*Event)(nil),        // 26: rollwave.v1.Event
-	(*FreezeWindow)(nil), // 27: rollwave.v1.FreezeWindow
-	(*ACLToken)(nil),     // 28: rollwave.v1.ACLToken
-	nil,                  // 29: rollwave.v1.Host.LabelsEntry
-	nil,                  // 30: rollwave.v1.UnitSpec.EnvironmentEntry
-	nil,                  // 31: rollwave.v1.TargetSpec.LabelsEntry
-	nil,                  // 32: rollwave.v1.HealthCheck.HeadersEntry
-	nil,                  // 33: rollwave.v1.Event.EvidenceEntry
+	(*HookSpec)(nil),     // 23: rollwave.v1.HookSpec
+	(*Phase)(nil),        // 24: rollwave.v1.Phase
+	(*Release)(nil),      // 25: rollwave.v1.Release
+	(*Assignment)(nil),   // 26: rollwave.v1.Assignment
+	(*Event)(nil),        // 27: rollwave.v1.Event
+	(*FreezeWindow)(nil), // 28: rollwave.v1.FreezeWindow
+	(*ACLToken)(nil),     // 29: rollwave.v1.ACLToken
+	(*NotifyCursor)(nil), // 30: rollwave.v1.NotifyCursor
+	nil,                  // 31: rollwave.v1.Host.LabelsEntry
+	nil,                  // 32: rollwave.v1.UnitSpec.EnvironmentEntry
+	nil,                  // 33: rollwave.v1.TargetSpec.LabelsEntry
+	nil,                  // 34: rollwave.v1.HealthCheck.HeadersEntry
+	nil,                  // 35: rollwave.v1.Event.EvidenceEntry
 }
 var file_rollwave_v1_state_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.SlotFacts.active:type_name -> rollwave.v1.Slot
-	29, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
+	31, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
 	5,  // 2: rollwave.v1.Host.apps:type_name -> rollwave.v1.SlotFacts
-	30, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
-	31, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
+	32, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
+	33, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
 	14, // 5: rollwave.v1.PhasesSpec.max_size:type_name -> rollwave.v1.Quantity
-	32, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
+	34, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
 	16, // 7: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
 	14, // 8: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
 	14, // 9: rollwave.v1.GatesSpec.max_unreachable:type_name -> rollwave.v1.Quantity
@@ -3042,18 +3257,19 @@ var file_rollwave_v1_state_proto_depIdxs = []int32{
 	18, // 19: rollwave.v1.ReleaseSpec.gates:type_name -> rollwave.v1.GatesSpec
 	20, // 20: rollwave.v1.ReleaseSpec.rollback:type_name -> rollwave.v1.RollbackSpec
 	21, // 21: rollwave.v1.ReleaseSpec.approval:type_name -> rollwave.v1.ApprovalSpec
-	1,  // 22: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
-	22, // 23: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
-	0,  // 24: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
-	23, // 25: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
-	2,  // 26: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
-	3,  // 27: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
-	33, // 28: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	23, // 22: rollwave.v1.ReleaseSpec.hooks:type_name -> rollwave.v1.HookSpec
+	1,  // 23: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
+	22, // 24: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
+	0,  // 25: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
+	24, // 26: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
+	2,  // 27: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
+	3,  // 28: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
+	35, // 29: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_state_proto_init() }
@@ -3068,7 +3284,7 @@ func file_rollwave_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_state_proto_rawDesc), len(file_rollwave_v1_state_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

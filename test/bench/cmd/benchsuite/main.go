@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rollwave/rollwave/test/bench/charts"
 	"github.com/rollwave/rollwave/test/bench/fleet"
 	"github.com/rollwave/rollwave/test/bench/footprint"
 	"github.com/rollwave/rollwave/test/bench/realhost"
@@ -82,8 +83,12 @@ func main() {
 		hosts   = flag.Int("hosts", 20, "real hosts for the real-host part")
 		rounds  = flag.Int("rounds", 2, "timed rollouts per tool in the Ansible comparison")
 		isoR    = flag.Int("isolation-rounds", 3, "isolation rounds (each cuts the canary phase's hosts)")
+		redraw  = flag.String("charts-from", "", "only redraw the charts (and print the table) of this results.json into -out")
 	)
 	flag.Parse()
+	if *redraw != "" {
+		os.Exit(redrawFrom(*redraw, *out))
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -149,6 +154,7 @@ func main() {
 	}
 	table(os.Stdout, res)
 	fmt.Printf("\nAll figures: %s\n", filepath.Join(*out, "results.json"))
+	drawCharts(*out, res)
 	if len(res.Errors) > 0 {
 		os.Exit(1)
 	}
@@ -192,6 +198,47 @@ func runRealHost(out string, hosts, rounds, isoRounds int) (*realhost.Result, er
 		return nil, fmt.Errorf("no %s written; skipped? (see %s)", file, logf.Name())
 	}
 	return r, nil
+}
+
+// drawCharts writes the SVG charts of res into dir and says where; a
+// chart that cannot be drawn is an error of the run.
+func drawCharts(dir string, res *Results) {
+	files, err := charts.Write(dir, charts.Input{Fleet: res.Fleet, Kill: res.Kill, RealHost: res.RealHost})
+	for _, f := range files {
+		fmt.Printf("Chart: %s\n", f)
+	}
+	if err != nil {
+		res.Errors["charts"] = err.Error()
+		fmt.Fprintf(os.Stderr, "benchsuite: charts: %v\n", err)
+	}
+}
+
+// redrawFrom prints the table and draws the charts of a results.json
+// written by an earlier run.
+func redrawFrom(file, out string) int {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchsuite:", err)
+		return 1
+	}
+	res := &Results{}
+	if err := json.Unmarshal(b, res); err != nil {
+		fmt.Fprintf(os.Stderr, "benchsuite: %s: %v\n", file, err)
+		return 1
+	}
+	if res.Errors == nil {
+		res.Errors = map[string]string{}
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "benchsuite:", err)
+		return 1
+	}
+	table(os.Stdout, res)
+	drawCharts(out, res)
+	if _, failed := res.Errors["charts"]; failed {
+		return 1
+	}
+	return 0
 }
 
 func fleetCfg(n int, swap, jitter time.Duration) fleet.FleetConfig {
