@@ -54,6 +54,21 @@ func TestReadTables(t *testing.T) {
 			"web-1 eu-1a eu alive yes 3s ago api:blue@2.4.0(green 2.3.0) -",
 			"web-2 eu-1b eu dead no never api:green@2.4.0(blue 2.3.0) -",
 		}},
+		{"hosts with metrics", []string{"hosts", "-metrics"}, []string{
+			"HOST CELL REGION LIVENESS CONNECTED LAST CONTACT APPS NOTE CPU MEM",
+			"web-1 eu-1a eu alive yes 3s ago api:blue@2.4.0(green 2.3.0) - 37.3% 61.0%",
+			"web-2 eu-1b eu dead no never api:green@2.4.0(blue 2.3.0) - - -",
+		}},
+		{"one host", []string{"hosts", "web-1"}, []string{
+			"Host web-1", "Last heartbeat 2s ago", "CPU 37.3%", "Memory 61.0%",
+			"APP SLOT VERSION HEALTHY CPU RSS RESTARTS",
+			"api blue 2.4.0 yes 12.0% 96.0MiB 1",
+			"APP SLOT VERSION PROTOCOL REQUESTS ERRORS P99",
+			"api blue 2.4.0 http 480 3 23.5ms",
+		}},
+		{"one host without a heartbeat", []string{"hosts", "web-2"}, []string{
+			"Host web-2", "Last heartbeat none received by the leader",
+		}},
 		{"cells", []string{"cells", "list"}, []string{
 			"NAME RISK CRITICALITY USERS HOSTS UPDATED",
 			"eu-1a 1 low 1200 1 -",
@@ -125,6 +140,7 @@ func TestJSONOutput(t *testing.T) {
 		{"peers", []string{"operator", "raft", "list-peers", "-json"}, []string{"peers"}},
 		{"hosts", []string{"hosts", "-json"}, []string{"hosts"}},
 		{"no results", []string{"hosts", "-cell", "nowhere", "-json"}, []string{"hosts"}},
+		{"one host", []string{"hosts", "web-1", "-json"}, nil},
 		{"cells", []string{"cells", "list", "-json"}, []string{"cells"}},
 		{"releases", []string{"release", "list", "-json"}, []string{"releases"}},
 		{"events", []string{"release", "events", "api-2.4.0", "-json"}, []string{"events"}},
@@ -200,6 +216,13 @@ func TestJSONOutput(t *testing.T) {
 	if h0["id"] != "web-1" || apps[0].(map[string]any)["blue_version"] != "2.4.0" {
 		t.Errorf("hosts -json first host = %v", h0)
 	}
+	// One host: its HostView object, the latest heartbeat under "metrics".
+	one := objects["one host"]
+	m, _ := one["metrics"].(map[string]any)
+	reqs, _ := m["requests"].([]any)
+	if len(reqs) != 1 || reqs[0].(map[string]any)["requests"] != json.Number("480") || reqs[0].(map[string]any)["p99_ms"] != json.Number("23.5") {
+		t.Errorf("hosts web-1 -json metrics = %v, want one request row with requests 480 and p99_ms 23.5", m)
+	}
 }
 
 // Write commands send what the flags say, with the actor.
@@ -249,6 +272,8 @@ func TestWriteRequests(t *testing.T) {
 				rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, rollwavev1.ReleaseState_RELEASE_STATE_PAUSED, rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK,
 			}}, ""},
 		{"hosts by cell", []string{"hosts", "-cell", "eu-1a"}, "ListHosts", &rollwavev1.ListHostsRequest{Cell: "eu-1a"}, ""},
+		{"hosts with metrics", []string{"hosts", "-metrics"}, "ListHosts", &rollwavev1.ListHostsRequest{Metrics: true}, ""},
+		{"one host", []string{"hosts", "web-2"}, "ListHosts", &rollwavev1.ListHostsRequest{Host: "web-2", Metrics: true}, ""},
 		// New cell: every value from the flags.
 		{"cells set new", []string{"cells", "set", "us-1", "-risk", "4", "-criticality", "critical", "-users", "9"}, "SetCell",
 			&rollwavev1.SetCellRequest{Cell: &rollwavev1.Cell{Name: "us-1", Risk: 4, Criticality: "critical", Users: 9}, Actor: "carol@ops"},
@@ -289,6 +314,18 @@ func TestActorDefault(t *testing.T) {
 	t.Setenv("USER", "dave")
 	if a := actor(); !strings.HasPrefix(a, "dave@") || len(a) <= len("dave@") {
 		t.Errorf("actor() = %q, want dave@<hostname>", a)
+	}
+}
+
+// hosts takes at most one host id, without the list's filters; an unknown
+// host exits NotFound.
+func TestHostsArguments(t *testing.T) {
+	addr := startServer(t, fixture())
+	runAt(t, addr, "hosts", "web-1", "web-2").expect(t, ExitUsage)
+	runAt(t, addr, "hosts", "web-1", "-cell", "eu-1a").expect(t, ExitUsage)
+	r := runAt(t, addr, "hosts", "nope").expect(t, ExitNotFound)
+	if !strings.Contains(r.stderr, `no host "nope"`) {
+		t.Errorf("stderr %q does not name the missing host", r.stderr)
 	}
 }
 

@@ -30,6 +30,11 @@ func fixture() *fakeOperator {
 			Apps: []*rollwavev1.SlotFacts{{App: "api", Active: rollwavev1.Slot_SLOT_BLUE, BlueVersion: "2.4.0", GreenVersion: "2.3.0"}},
 		},
 		Liveness: "alive", Connected: true,
+		Metrics: &rollwavev1.HostSample{ReceivedUnixNano: nanos(testNow.Add(-2 * time.Second)),
+			Host:     &rollwavev1.HostMetrics{CpuPercent: 37.3, MemPercent: 61},
+			Slots:    []*rollwavev1.SlotMetrics{{App: "api", Slot: rollwavev1.Slot_SLOT_BLUE, Version: "2.4.0", Healthy: true, CpuPercent: 12, RssBytes: 96 << 20, Restarts: 1}},
+			Requests: []*rollwavev1.SlotRequests{{App: "api", Slot: rollwavev1.Slot_SLOT_BLUE, Version: "2.4.0", Protocol: "http", Requests: 480, Errors: 3, P99Ms: 23.5}},
+		},
 	}, {
 		Host: &rollwavev1.Host{
 			Id: "web-2", Cell: "eu-1b", Region: "eu",

@@ -64,3 +64,54 @@ func TestListHostsShowsTheLeadersLiveLastContact(t *testing.T) {
 			at.Format(time.StampMilli), st.Format(time.StampMilli), stopped.Format(time.StampMilli))
 	}
 }
+
+// TestListHostsMetricsFromTheLeader: heartbeats live in the leader's
+// memory only; ListHosts with metrics = true shows a host's latest one
+// whichever coordinator is asked (a follower forwards), only when asked,
+// and host = ID lists that host alone.
+func TestListHostsMetricsFromTheLeader(t *testing.T) {
+	c := coordtest.NewCluster(t, 3)
+	leader := c.Leader(20 * time.Second)
+	agenttest.Start(t, "h1", "edge", agenttest.Options{Join: leader.GossipAddr()})
+	agenttest.Start(t, "h2", "edge", agenttest.Options{Join: leader.GossipAddr()})
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		l := c.Leader(20 * time.Second)
+		hb, _, ok := l.AgentHeartbeat("h1")
+		return ok && hb != nil && l.FSM().State().Host("h2") != nil, "h1 has sent no heartbeat to the leader, or h2 is not registered"
+	})
+	for _, s := range c.Running() {
+		testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+			resp, err := c.Client(s).ListHosts(ctx(t), &rollwavev1.ListHostsRequest{Host: "h1", Metrics: true})
+			if err != nil {
+				return false, err.Error()
+			}
+			if len(resp.GetHosts()) != 1 || resp.GetHosts()[0].GetHost().GetId() != "h1" {
+				return false, fmt.Sprintf("host = h1 listed %v", resp.GetHosts())
+			}
+			m := resp.GetHosts()[0].GetMetrics()
+			if m == nil || m.GetHost() == nil {
+				return false, fmt.Sprintf("no metrics for h1 from %s: %v", s.NodeID(), resp.GetHosts()[0])
+			}
+			if age := time.Since(time.Unix(0, m.GetReceivedUnixNano())); age < 0 || age > time.Minute {
+				return false, fmt.Sprintf("h1's sample received %s ago", age)
+			}
+			return true, ""
+		})
+	}
+	resp, err := c.Client(c.Followers()[0]).ListHosts(ctx(t), &rollwavev1.ListHostsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetHosts()) != 2 {
+		t.Fatalf("listed %d hosts, want h1 and h2", len(resp.GetHosts()))
+	}
+	for _, hv := range resp.GetHosts() {
+		if hv.GetMetrics() != nil {
+			t.Errorf("%s has metrics though the request did not ask for them", hv.GetHost().GetId())
+		}
+	}
+	resp, err = c.Client(leader).ListHosts(ctx(t), &rollwavev1.ListHostsRequest{Host: "nope", Metrics: true})
+	if err != nil || len(resp.GetHosts()) != 0 {
+		t.Fatalf("host = nope: %v, %v; want an empty list", resp.GetHosts(), err)
+	}
+}

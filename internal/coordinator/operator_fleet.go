@@ -12,7 +12,8 @@ import (
 
 // ListHosts is answered by the leader when one is reachable, since only the
 // leader knows which agents have a session; otherwise from the local
-// replica (connected is then false for every host).
+// replica (connected is then false for every host, and no host has
+// metrics: heartbeats are kept in the leader's memory only).
 //
 // Last contact: raft holds a host's last contact as written at most every
 // contactPersistEvery, so it can be that much behind. The leader shows
@@ -33,7 +34,7 @@ func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHos
 	}
 	var out []*rollwavev1.HostView
 	for _, h := range o.s.fsm.State().Hosts() {
-		if req.GetCell() != "" && h.GetCell() != req.GetCell() {
+		if (req.GetCell() != "" && h.GetCell() != req.GetCell()) || (req.GetHost() != "" && h.GetId() != req.GetHost()) {
 			continue
 		}
 		if req.GetDriftOnly() && len(drifted[h.GetId()]) == 0 {
@@ -46,13 +47,17 @@ func (o *operatorService) ListHosts(ctx context.Context, req *rollwavev1.ListHos
 		if at, ok := o.s.agents.lastContact(h.GetId()); ok && at.UnixNano() > h.GetLastContactUnixNano() {
 			h.LastContactUnixNano = at.UnixNano()
 		}
-		out = append(out, &rollwavev1.HostView{
+		hv := &rollwavev1.HostView{
 			Host:        h,
 			Liveness:    l,
 			Connected:   o.s.agents.connected(h.GetId()),
 			Assignments: o.s.fsm.State().HostAssignments(h.GetId()),
 			Drift:       drifted[h.GetId()],
-		})
+		}
+		if req.GetMetrics() {
+			hv.Metrics = o.s.hostSample(h.GetId())
+		}
+		out = append(out, hv)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Host.GetId() < out[j].Host.GetId() })
 	return &rollwavev1.ListHostsResponse{Hosts: out}, nil

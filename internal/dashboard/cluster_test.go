@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rollwave/rollwave/internal/agent/agenttest"
+	"github.com/rollwave/rollwave/internal/coordinator"
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
 	"github.com/rollwave/rollwave/internal/dashboard"
 	"github.com/rollwave/rollwave/internal/testutil"
@@ -42,6 +43,21 @@ func onLeader(t *testing.T, c *coordtest.Cluster, what string, call func(v1.Oper
 		t.Fatalf("%s: %v", what, err)
 		return false, ""
 	})
+}
+
+// serveFrom serves the coordinator's own dashboard (reading through its
+// gRPC API) on a loopback test server.
+func serveFrom(t *testing.T, s *coordinator.Server, poll time.Duration) *httptest.Server {
+	t.Helper()
+	d, err := s.Dashboard(dashboard.Config{PollInterval: poll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ui/", d)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { d.Close(); srv.Close() })
+	return srv
 }
 
 func callCtx(t *testing.T, secret string) context.Context {
@@ -182,14 +198,7 @@ func TestBrowserLiveCluster(t *testing.T) {
 
 	// The browser talks to a follower.
 	follower := c.Followers()[0]
-	d, err := follower.Dashboard(dashboard.Config{PollInterval: 250 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/ui/", d)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { d.Close(); srv.Close() })
+	srv := serveFrom(t, follower, 250*time.Millisecond)
 
 	login := func(secret, who string) {
 		t.Helper()
@@ -302,6 +311,10 @@ func TestBrowserLiveCluster(t *testing.T) {
 	waitJS(t, ctx, browserStep, `document.querySelector('#events tr.event[data-actor="alice"]')`,
 		`Array.from(document.querySelectorAll('#events tr.event')).map(e => e.dataset.kind + '/' + e.dataset.actor).join(' ')`)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/hosts/h1"), chromedp.WaitVisible(chromedp.ID("slots")))
+	// Its metrics are the leader's latest heartbeat from h1, read through
+	// this follower.
+	waitJS(t, ctx, browserStep, `/^\d+\.\d%$/.test((document.querySelector('#host-metrics .m-cpu') || {}).textContent)`,
+		`document.getElementById('view').innerText.slice(0, 600)`)
 	screenshot(t, ctx, "host")
 
 	// The fleet page keeps updating when the leader dies: its status

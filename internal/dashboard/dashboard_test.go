@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,22 @@ func TestPageHeadersCookiesAndBanner(t *testing.T) {
 	for _, h := range []string{"h0000", "h0019"} {
 		if !strings.Contains(body, `id="host-`+h+`"`) {
 			t.Errorf("fleet page has no tile for %s", h)
+		}
+	}
+	// The page links this build's script and stylesheet by version:
+	// those links may be cached for good, anything else may not.
+	link := regexp.MustCompile(`src="(/ui/static/app\.js\?v=[0-9a-f]{12})"`).FindStringSubmatch(body)
+	if link == nil || !strings.Contains(body, `href="/ui/static/style.css?v=`) {
+		t.Fatalf("page does not link versioned static files: %s", body)
+	}
+	for path, want := range map[string]string{link[1]: "public, max-age=31536000, immutable",
+		"/ui/static/app.js": "no-store", "/ui/static/app.js?v=000000000000": "no-store"} {
+		resp, js := get(t, browser(t), srv.URL+path)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(js, "EventSource") {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+		if got := resp.Header.Get("Cache-Control"); got != want {
+			t.Errorf("GET %s: Cache-Control %q, want %q", path, got, want)
 		}
 	}
 }

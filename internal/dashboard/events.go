@@ -8,8 +8,10 @@ import (
 	"time"
 )
 
-// events streams one page's view as server-sent events: an "view" event
-// with the page's fragment whenever it changed, read every PollInterval
+// events streams one page's view as server-sent events: a "view" event
+// with the page's fragment whenever it changed — or, when only elements
+// marked data-patch changed (the fleet's tiles), a "patch" event with just
+// those (patchFor) — read every PollInterval
 // from this server's operator API (its own replica: a follower keeps
 // streaming through a leader change). The browser's EventSource
 // reconnects by itself when the stream ends — after StreamLifetime, on
@@ -107,7 +109,11 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 				lastStatus = st
 			}
 			if frag != last {
-				if send("view", frag) != nil {
+				event, data := "view", frag
+				if p, ok := patchFor(last, frag); ok {
+					event, data = "patch", p
+				}
+				if send(event, data) != nil {
 					return
 				}
 				last = frag

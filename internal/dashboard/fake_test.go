@@ -51,7 +51,11 @@ func (f *fakeAPI) ListHosts(ctx context.Context, in *rollwavev1.ListHostsRequest
 	defer f.mu.Unlock()
 	var out []*rollwavev1.HostView
 	for _, h := range f.hosts {
-		if in.GetCell() == "" || h.GetHost().GetCell() == in.GetCell() {
+		if (in.GetCell() == "" || h.GetHost().GetCell() == in.GetCell()) && (in.GetHost() == "" || h.GetHost().GetId() == in.GetHost()) {
+			if !in.GetMetrics() && h.GetMetrics() != nil {
+				h = &rollwavev1.HostView{Host: h.GetHost(), Liveness: h.GetLiveness(), Connected: h.GetConnected(),
+					Assignments: h.GetAssignments(), Drift: h.GetDrift()}
+			}
 			out = append(out, h)
 		}
 	}

@@ -3,6 +3,8 @@ package dashboard
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"embed"
 	"errors"
 	"fmt"
@@ -22,7 +24,29 @@ import (
 //go:embed assets
 var assets embed.FS
 
+// assetVersion names this build's static files (a hash of them). Pages
+// link them as static/NAME?v=<assetVersion>, which browsers may keep for
+// good: a page load then fetches the page alone, not its script and
+// stylesheet each time (they are most of a small page's load time).
+var assetVersion = func() string {
+	h := sha256.New()
+	err := fs.WalkDir(assets, "assets/static", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := assets.ReadFile(path)
+		h.Write([]byte(path + "\x00"))
+		h.Write(b)
+		return err
+	})
+	if err != nil {
+		panic("dashboard: read embedded static files: " + err.Error())
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}()
+
 var templates = template.Must(template.New("").Funcs(template.FuncMap{
+	"assetVersion": func() string { return assetVersion },
 	"title": func(s string) string {
 		if s == "" {
 			return s
@@ -64,7 +88,15 @@ func (d *Dashboard) routes() {
 	p := d.cfg.Prefix
 	m := http.NewServeMux()
 	static, _ := fs.Sub(assets, "assets/static")
-	m.Handle("GET "+p+"static/", http.StripPrefix(p+"static/", http.FileServerFS(static)))
+	files := http.StripPrefix(p+"static/", http.FileServerFS(static))
+	m.HandleFunc("GET "+p+"static/", func(w http.ResponseWriter, r *http.Request) {
+		// Only a link of this build may be kept; anything else is
+		// fetched afresh (ServeHTTP's no-store).
+		if r.URL.Query().Get("v") == assetVersion {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		}
+		files.ServeHTTP(w, r)
+	})
 	m.HandleFunc("GET "+p+"login", d.loginPage)
 	m.HandleFunc("POST "+p+"login", d.login)
 	m.HandleFunc("POST "+p+"logout", d.logout)
@@ -155,7 +187,7 @@ func (d *Dashboard) viewFor(ctx context.Context, s session, path string, q url.V
 		if err != nil {
 			return "", "", nil, err
 		}
-		hosts, err := api.ListHosts(ctx, &rollwavev1.ListHostsRequest{})
+		hosts, err := api.ListHosts(ctx, &rollwavev1.ListHostsRequest{Host: id, Metrics: true})
 		if err != nil {
 			return "", "", nil, err
 		}

@@ -482,13 +482,61 @@ type slotRow struct {
 	App, Active, Blue, Green, BlueState, GreenState string
 }
 
+// slotUse is one slot's resource use from the latest heartbeat.
+type slotUse struct {
+	App, Slot, Version, CPU, RSS, HealthyFor, CheckError string
+	Healthy                                              bool
+	Restarts                                             uint32
+}
+
+// slotTraffic is what the agent's proxy saw for one slot since its
+// previous heartbeat.
+type slotTraffic struct {
+	App, Slot, Version, Protocol, P99 string
+	Requests, Errors, Upstream        uint64
+}
+
+// hostMetrics is the latest heartbeat the leader received from the host.
+type hostMetrics struct {
+	Received, CPU, Mem, Load, Disk string
+	Slots                          []slotUse
+	Traffic                        []slotTraffic
+}
+
 type hostView struct {
 	ID, Cell, Region, Address, AgentVersion, Liveness, LastContact, FirstSeen, State string
 	Connected                                                                        bool
 	Labels                                                                           []kv
 	Slots                                                                            []slotRow
+	Metrics                                                                          *hostMetrics // nil: the leader has no heartbeat from it
 	Assignments                                                                      []assignmentRow
 	Events                                                                           []eventRow
+}
+
+func slotName(s rollwavev1.Slot) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "SLOT_"))
+}
+
+// metricsOf formats a heartbeat sample for the host view.
+func metricsOf(m *rollwavev1.HostSample) *hostMetrics {
+	if m == nil {
+		return nil
+	}
+	pct := func(v float64) string { return fmt.Sprintf("%.1f%%", v) }
+	out := &hostMetrics{Received: fmtTime(m.GetReceivedUnixNano()), CPU: pct(m.GetHost().GetCpuPercent()),
+		Mem: pct(m.GetHost().GetMemPercent()), Load: fmt.Sprintf("%.2f", m.GetHost().GetLoad1()), Disk: pct(m.GetHost().GetDiskPercent())}
+	for _, s := range m.GetSlots() {
+		out.Slots = append(out.Slots, slotUse{App: s.GetApp(), Slot: slotName(s.GetSlot()), Version: s.GetVersion(),
+			CPU: pct(s.GetCpuPercent()), RSS: fmt.Sprintf("%.1f MiB", float64(s.GetRssBytes())/(1<<20)),
+			HealthyFor: (time.Duration(s.GetHealthyForMs()) * time.Millisecond).Round(time.Second).String(),
+			CheckError: s.GetLastCheckError(), Healthy: s.GetHealthy(), Restarts: s.GetRestarts()})
+	}
+	for _, r := range m.GetRequests() {
+		out.Traffic = append(out.Traffic, slotTraffic{App: r.GetApp(), Slot: slotName(r.GetSlot()), Version: r.GetVersion(),
+			Protocol: r.GetProtocol(), P99: fmt.Sprintf("%.1f ms", r.GetP99Ms()), Requests: r.GetRequests(),
+			Errors: r.GetErrors(), Upstream: r.GetUpstreamErrors()})
+	}
+	return out
 }
 
 func buildHost(hv *rollwavev1.HostView, rels []*rollwavev1.Release, events []*rollwavev1.Event) hostView {
@@ -497,7 +545,7 @@ func buildHost(hv *rollwavev1.HostView, rels []*rollwavev1.Release, events []*ro
 	v := hostView{ID: h.GetId(), Cell: h.GetCell(), Region: h.GetRegion(), Address: h.GetAddress(),
 		AgentVersion: h.GetAgentVersion(), Liveness: hv.GetLiveness(), Connected: hv.GetConnected(),
 		LastContact: fmtTime(h.GetLastContactUnixNano()), FirstSeen: fmtTime(h.GetFirstSeenUnixNano()),
-		State: hostState(hv, current, active)}
+		State: hostState(hv, current, active), Metrics: metricsOf(hv.GetMetrics())}
 	for k, val := range h.GetLabels() {
 		v.Labels = append(v.Labels, kv{k, val})
 	}

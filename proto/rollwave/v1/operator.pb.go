@@ -714,7 +714,11 @@ type HostView struct {
 	Assignments []*Assignment `protobuf:"bytes,4,rep,name=assignments,proto3" json:"assignments,omitempty"`
 	// Apps this host has drifted from: in the target of the app's last
 	// succeeded release but not on its version.
-	Drift         []*DriftedHost `protobuf:"bytes,5,rep,name=drift,proto3" json:"drift,omitempty"`
+	Drift []*DriftedHost `protobuf:"bytes,5,rep,name=drift,proto3" json:"drift,omitempty"`
+	// The latest heartbeat the leader received from the host, when the
+	// request asked for metrics; absent when the leader has heard nothing
+	// from the host since it became leader, or no leader answered.
+	Metrics       *HostSample `protobuf:"bytes,6,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -784,11 +788,23 @@ func (x *HostView) GetDrift() []*DriftedHost {
 	return nil
 }
 
+func (x *HostView) GetMetrics() *HostSample {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
 type ListHostsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Cell  string                 `protobuf:"bytes,1,opt,name=cell,proto3" json:"cell,omitempty"`
 	// Only hosts that drifted from at least one app's desired version.
-	DriftOnly     bool `protobuf:"varint,2,opt,name=drift_only,json=driftOnly,proto3" json:"drift_only,omitempty"`
+	DriftOnly bool `protobuf:"varint,2,opt,name=drift_only,json=driftOnly,proto3" json:"drift_only,omitempty"`
+	// Only the host with this id (an empty list when there is none).
+	Host string `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	// Fill each host's metrics (HostView.metrics) from the leader's latest
+	// heartbeat.
+	Metrics       bool `protobuf:"varint,4,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -837,6 +853,207 @@ func (x *ListHostsRequest) GetDriftOnly() bool {
 	return false
 }
 
+func (x *ListHostsRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *ListHostsRequest) GetMetrics() bool {
+	if x != nil {
+		return x.Metrics
+	}
+	return false
+}
+
+// A host's latest heartbeat as the leader keeps it in memory (nothing of
+// it is in raft): host and per-slot resource use, and what the agent's
+// traffic proxy saw per slot since the agent's previous heartbeat.
+type HostSample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the leader received the heartbeat.
+	ReceivedUnixNano int64 `protobuf:"varint,1,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
+	// The agent's clock when it sent it.
+	SentUnixNano  int64           `protobuf:"varint,2,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
+	Host          *HostMetrics    `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	Slots         []*SlotMetrics  `protobuf:"bytes,4,rep,name=slots,proto3" json:"slots,omitempty"`
+	Requests      []*SlotRequests `protobuf:"bytes,5,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostSample) Reset() {
+	*x = HostSample{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostSample) ProtoMessage() {}
+
+func (x *HostSample) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostSample.ProtoReflect.Descriptor instead.
+func (*HostSample) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HostSample) GetReceivedUnixNano() int64 {
+	if x != nil {
+		return x.ReceivedUnixNano
+	}
+	return 0
+}
+
+func (x *HostSample) GetSentUnixNano() int64 {
+	if x != nil {
+		return x.SentUnixNano
+	}
+	return 0
+}
+
+func (x *HostSample) GetHost() *HostMetrics {
+	if x != nil {
+		return x.Host
+	}
+	return nil
+}
+
+func (x *HostSample) GetSlots() []*SlotMetrics {
+	if x != nil {
+		return x.Slots
+	}
+	return nil
+}
+
+func (x *HostSample) GetRequests() []*SlotRequests {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// One slot's request counts from a heartbeat (RequestStats without the
+// histogram, with its 99th percentile worked out).
+type SlotRequests struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	App     string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Slot    Slot                   `protobuf:"varint,2,opt,name=slot,proto3,enum=rollwave.v1.Slot" json:"slot,omitempty"`
+	Version string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	// "http" or "tcp".
+	Protocol string `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Requests uint64 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	// 5xx answers plus upstream errors (http), failed connects (tcp).
+	Errors         uint64 `protobuf:"varint,6,opt,name=errors,proto3" json:"errors,omitempty"`
+	UpstreamErrors uint64 `protobuf:"varint,7,opt,name=upstream_errors,json=upstreamErrors,proto3" json:"upstream_errors,omitempty"`
+	// 99th percentile latency in milliseconds (upper bound of its histogram
+	// bucket); 0 when there were no requests.
+	P99Ms         float64 `protobuf:"fixed64,8,opt,name=p99_ms,json=p99Ms,proto3" json:"p99_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlotRequests) Reset() {
+	*x = SlotRequests{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlotRequests) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlotRequests) ProtoMessage() {}
+
+func (x *SlotRequests) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlotRequests.ProtoReflect.Descriptor instead.
+func (*SlotRequests) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SlotRequests) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *SlotRequests) GetSlot() Slot {
+	if x != nil {
+		return x.Slot
+	}
+	return Slot_SLOT_UNSPECIFIED
+}
+
+func (x *SlotRequests) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *SlotRequests) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *SlotRequests) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *SlotRequests) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *SlotRequests) GetUpstreamErrors() uint64 {
+	if x != nil {
+		return x.UpstreamErrors
+	}
+	return 0
+}
+
+func (x *SlotRequests) GetP99Ms() float64 {
+	if x != nil {
+		return x.P99Ms
+	}
+	return 0
+}
+
 // A host in the target of an app's last succeeded release (the desired
 // release) that does not run its version.
 type DriftedHost struct {
@@ -857,7 +1074,7 @@ type DriftedHost struct {
 
 func (x *DriftedHost) Reset() {
 	*x = DriftedHost{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1086,7 @@ func (x *DriftedHost) String() string {
 func (*DriftedHost) ProtoMessage() {}
 
 func (x *DriftedHost) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[15]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1099,7 @@ func (x *DriftedHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriftedHost.ProtoReflect.Descriptor instead.
 func (*DriftedHost) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{15}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DriftedHost) GetHost() string {
@@ -936,7 +1153,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1165,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[16]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1178,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{16}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListHostsResponse) GetHosts() []*HostView {
@@ -986,7 +1203,7 @@ type HostLogsRequest struct {
 
 func (x *HostLogsRequest) Reset() {
 	*x = HostLogsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1215,7 @@ func (x *HostLogsRequest) String() string {
 func (*HostLogsRequest) ProtoMessage() {}
 
 func (x *HostLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[17]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1228,7 @@ func (x *HostLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostLogsRequest.ProtoReflect.Descriptor instead.
 func (*HostLogsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{17}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HostLogsRequest) GetHost() string {
@@ -1061,7 +1278,7 @@ type HostLogsResponse struct {
 
 func (x *HostLogsResponse) Reset() {
 	*x = HostLogsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1290,7 @@ func (x *HostLogsResponse) String() string {
 func (*HostLogsResponse) ProtoMessage() {}
 
 func (x *HostLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[18]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1303,7 @@ func (x *HostLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostLogsResponse.ProtoReflect.Descriptor instead.
 func (*HostLogsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{18}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HostLogsResponse) GetLines() []*LogLine {
@@ -1118,7 +1335,7 @@ type ListCellsRequest struct {
 
 func (x *ListCellsRequest) Reset() {
 	*x = ListCellsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1347,7 @@ func (x *ListCellsRequest) String() string {
 func (*ListCellsRequest) ProtoMessage() {}
 
 func (x *ListCellsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[19]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1360,7 @@ func (x *ListCellsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCellsRequest.ProtoReflect.Descriptor instead.
 func (*ListCellsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{21}
 }
 
 type CellView struct {
@@ -1156,7 +1373,7 @@ type CellView struct {
 
 func (x *CellView) Reset() {
 	*x = CellView{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1385,7 @@ func (x *CellView) String() string {
 func (*CellView) ProtoMessage() {}
 
 func (x *CellView) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[20]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1398,7 @@ func (x *CellView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CellView.ProtoReflect.Descriptor instead.
 func (*CellView) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CellView) GetCell() *Cell {
@@ -1207,7 +1424,7 @@ type ListCellsResponse struct {
 
 func (x *ListCellsResponse) Reset() {
 	*x = ListCellsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1436,7 @@ func (x *ListCellsResponse) String() string {
 func (*ListCellsResponse) ProtoMessage() {}
 
 func (x *ListCellsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[21]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1449,7 @@ func (x *ListCellsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCellsResponse.ProtoReflect.Descriptor instead.
 func (*ListCellsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{21}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListCellsResponse) GetCells() []*CellView {
@@ -1252,7 +1469,7 @@ type SetCellRequest struct {
 
 func (x *SetCellRequest) Reset() {
 	*x = SetCellRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1481,7 @@ func (x *SetCellRequest) String() string {
 func (*SetCellRequest) ProtoMessage() {}
 
 func (x *SetCellRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[22]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1494,7 @@ func (x *SetCellRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCellRequest.ProtoReflect.Descriptor instead.
 func (*SetCellRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{22}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetCellRequest) GetCell() *Cell {
@@ -1303,7 +1520,7 @@ type SetCellResponse struct {
 
 func (x *SetCellResponse) Reset() {
 	*x = SetCellResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1532,7 @@ func (x *SetCellResponse) String() string {
 func (*SetCellResponse) ProtoMessage() {}
 
 func (x *SetCellResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[23]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1545,7 @@ func (x *SetCellResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCellResponse.ProtoReflect.Descriptor instead.
 func (*SetCellResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetCellResponse) GetCell() *Cell {
@@ -1348,7 +1565,7 @@ type DeleteCellRequest struct {
 
 func (x *DeleteCellRequest) Reset() {
 	*x = DeleteCellRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1577,7 @@ func (x *DeleteCellRequest) String() string {
 func (*DeleteCellRequest) ProtoMessage() {}
 
 func (x *DeleteCellRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[24]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1590,7 @@ func (x *DeleteCellRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCellRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCellRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{24}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteCellRequest) GetName() string {
@@ -1398,7 +1615,7 @@ type DeleteCellResponse struct {
 
 func (x *DeleteCellResponse) Reset() {
 	*x = DeleteCellResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1627,7 @@ func (x *DeleteCellResponse) String() string {
 func (*DeleteCellResponse) ProtoMessage() {}
 
 func (x *DeleteCellResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[25]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1640,7 @@ func (x *DeleteCellResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCellResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCellResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{25}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{27}
 }
 
 type SubmitReleaseRequest struct {
@@ -1440,7 +1657,7 @@ type SubmitReleaseRequest struct {
 
 func (x *SubmitReleaseRequest) Reset() {
 	*x = SubmitReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1669,7 @@ func (x *SubmitReleaseRequest) String() string {
 func (*SubmitReleaseRequest) ProtoMessage() {}
 
 func (x *SubmitReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[26]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1682,7 @@ func (x *SubmitReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReleaseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{26}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SubmitReleaseRequest) GetSourceName() string {
@@ -1505,7 +1722,7 @@ type SubmitReleaseResponse struct {
 
 func (x *SubmitReleaseResponse) Reset() {
 	*x = SubmitReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1734,7 @@ func (x *SubmitReleaseResponse) String() string {
 func (*SubmitReleaseResponse) ProtoMessage() {}
 
 func (x *SubmitReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[27]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1747,7 @@ func (x *SubmitReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReleaseResponse.ProtoReflect.Descriptor instead.
 func (*SubmitReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{27}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SubmitReleaseResponse) GetRelease() *Release {
@@ -1550,7 +1767,7 @@ type PlanReleaseRequest struct {
 
 func (x *PlanReleaseRequest) Reset() {
 	*x = PlanReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1779,7 @@ func (x *PlanReleaseRequest) String() string {
 func (*PlanReleaseRequest) ProtoMessage() {}
 
 func (x *PlanReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[28]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1792,7 @@ func (x *PlanReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanReleaseRequest.ProtoReflect.Descriptor instead.
 func (*PlanReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{28}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PlanReleaseRequest) GetSourceName() string {
@@ -1603,7 +1820,7 @@ type PlanReleaseResponse struct {
 
 func (x *PlanReleaseResponse) Reset() {
 	*x = PlanReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1832,7 @@ func (x *PlanReleaseResponse) String() string {
 func (*PlanReleaseResponse) ProtoMessage() {}
 
 func (x *PlanReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[29]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1845,7 @@ func (x *PlanReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanReleaseResponse.ProtoReflect.Descriptor instead.
 func (*PlanReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{29}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PlanReleaseResponse) GetSpec() *ReleaseSpec {
@@ -1661,7 +1878,7 @@ type GetReleaseRequest struct {
 
 func (x *GetReleaseRequest) Reset() {
 	*x = GetReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1890,7 @@ func (x *GetReleaseRequest) String() string {
 func (*GetReleaseRequest) ProtoMessage() {}
 
 func (x *GetReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[30]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1903,7 @@ func (x *GetReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleaseRequest.ProtoReflect.Descriptor instead.
 func (*GetReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{30}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetReleaseRequest) GetId() string {
@@ -1709,7 +1926,7 @@ type GetReleaseResponse struct {
 
 func (x *GetReleaseResponse) Reset() {
 	*x = GetReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1938,7 @@ func (x *GetReleaseResponse) String() string {
 func (*GetReleaseResponse) ProtoMessage() {}
 
 func (x *GetReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[31]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1951,7 @@ func (x *GetReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleaseResponse.ProtoReflect.Descriptor instead.
 func (*GetReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{31}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetReleaseResponse) GetRelease() *Release {
@@ -1769,7 +1986,7 @@ type ConvergeReleaseRequest struct {
 
 func (x *ConvergeReleaseRequest) Reset() {
 	*x = ConvergeReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1781,7 +1998,7 @@ func (x *ConvergeReleaseRequest) String() string {
 func (*ConvergeReleaseRequest) ProtoMessage() {}
 
 func (x *ConvergeReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[32]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1794,7 +2011,7 @@ func (x *ConvergeReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvergeReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ConvergeReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{32}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ConvergeReleaseRequest) GetApp() string {
@@ -1830,7 +2047,7 @@ type ConvergeReleaseResponse struct {
 
 func (x *ConvergeReleaseResponse) Reset() {
 	*x = ConvergeReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +2059,7 @@ func (x *ConvergeReleaseResponse) String() string {
 func (*ConvergeReleaseResponse) ProtoMessage() {}
 
 func (x *ConvergeReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[33]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +2072,7 @@ func (x *ConvergeReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvergeReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ConvergeReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{33}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConvergeReleaseResponse) GetRelease() *Release {
@@ -1882,7 +2099,7 @@ type ListReleasesRequest struct {
 
 func (x *ListReleasesRequest) Reset() {
 	*x = ListReleasesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2111,7 @@ func (x *ListReleasesRequest) String() string {
 func (*ListReleasesRequest) ProtoMessage() {}
 
 func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2124,7 @@ func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListReleasesRequest) GetApp() string {
@@ -1933,7 +2150,7 @@ type ListReleasesResponse struct {
 
 func (x *ListReleasesResponse) Reset() {
 	*x = ListReleasesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2162,7 @@ func (x *ListReleasesResponse) String() string {
 func (*ListReleasesResponse) ProtoMessage() {}
 
 func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2175,7 @@ func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListReleasesResponse) GetReleases() []*Release {
@@ -1981,7 +2198,7 @@ type ReleaseActionRequest struct {
 
 func (x *ReleaseActionRequest) Reset() {
 	*x = ReleaseActionRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2210,7 @@ func (x *ReleaseActionRequest) String() string {
 func (*ReleaseActionRequest) ProtoMessage() {}
 
 func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2223,7 @@ func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseActionRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReleaseActionRequest) GetId() string {
@@ -2046,7 +2263,7 @@ type ReleaseActionResponse struct {
 
 func (x *ReleaseActionResponse) Reset() {
 	*x = ReleaseActionResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2275,7 @@ func (x *ReleaseActionResponse) String() string {
 func (*ReleaseActionResponse) ProtoMessage() {}
 
 func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2288,7 @@ func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseActionResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReleaseActionResponse) GetRelease() *Release {
@@ -2094,7 +2311,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2106,7 +2323,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2119,7 +2336,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReportRequest) GetApp() string {
@@ -2172,7 +2389,7 @@ type AppReport struct {
 
 func (x *AppReport) Reset() {
 	*x = AppReport{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2401,7 @@ func (x *AppReport) String() string {
 func (*AppReport) ProtoMessage() {}
 
 func (x *AppReport) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2414,7 @@ func (x *AppReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppReport.ProtoReflect.Descriptor instead.
 func (*AppReport) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AppReport) GetApp() string {
@@ -2323,7 +2540,7 @@ type ReportResponse struct {
 
 func (x *ReportResponse) Reset() {
 	*x = ReportResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2552,7 @@ func (x *ReportResponse) String() string {
 func (*ReportResponse) ProtoMessage() {}
 
 func (x *ReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2565,7 @@ func (x *ReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
 func (*ReportResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReportResponse) GetSinceUnixNano() int64 {
@@ -2383,7 +2600,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2612,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2625,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListEventsRequest) GetReleaseId() string {
@@ -2441,7 +2658,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2670,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2683,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -2485,7 +2702,7 @@ type WatchReleaseRequest struct {
 
 func (x *WatchReleaseRequest) Reset() {
 	*x = WatchReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +2714,7 @@ func (x *WatchReleaseRequest) String() string {
 func (*WatchReleaseRequest) ProtoMessage() {}
 
 func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +2727,7 @@ func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseRequest.ProtoReflect.Descriptor instead.
 func (*WatchReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WatchReleaseRequest) GetId() string {
@@ -2531,7 +2748,7 @@ type WatchReleaseResponse struct {
 
 func (x *WatchReleaseResponse) Reset() {
 	*x = WatchReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2543,7 +2760,7 @@ func (x *WatchReleaseResponse) String() string {
 func (*WatchReleaseResponse) ProtoMessage() {}
 
 func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2556,7 +2773,7 @@ func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseResponse.ProtoReflect.Descriptor instead.
 func (*WatchReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WatchReleaseResponse) GetRelease() *Release {
@@ -2592,7 +2809,7 @@ type AddFreezeRequest struct {
 
 func (x *AddFreezeRequest) Reset() {
 	*x = AddFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +2821,7 @@ func (x *AddFreezeRequest) String() string {
 func (*AddFreezeRequest) ProtoMessage() {}
 
 func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +2834,7 @@ func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeRequest.ProtoReflect.Descriptor instead.
 func (*AddFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AddFreezeRequest) GetFromUnixNano() int64 {
@@ -2657,7 +2874,7 @@ type AddFreezeResponse struct {
 
 func (x *AddFreezeResponse) Reset() {
 	*x = AddFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +2886,7 @@ func (x *AddFreezeResponse) String() string {
 func (*AddFreezeResponse) ProtoMessage() {}
 
 func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +2899,7 @@ func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeResponse.ProtoReflect.Descriptor instead.
 func (*AddFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AddFreezeResponse) GetWindow() *FreezeWindow {
@@ -2700,7 +2917,7 @@ type ListFreezesRequest struct {
 
 func (x *ListFreezesRequest) Reset() {
 	*x = ListFreezesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2712,7 +2929,7 @@ func (x *ListFreezesRequest) String() string {
 func (*ListFreezesRequest) ProtoMessage() {}
 
 func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2942,7 @@ func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesRequest.ProtoReflect.Descriptor instead.
 func (*ListFreezesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
 }
 
 type ListFreezesResponse struct {
@@ -2739,7 +2956,7 @@ type ListFreezesResponse struct {
 
 func (x *ListFreezesResponse) Reset() {
 	*x = ListFreezesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +2968,7 @@ func (x *ListFreezesResponse) String() string {
 func (*ListFreezesResponse) ProtoMessage() {}
 
 func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +2981,7 @@ func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesResponse.ProtoReflect.Descriptor instead.
 func (*ListFreezesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListFreezesResponse) GetWindows() []*FreezeWindow {
@@ -2798,7 +3015,7 @@ type RemoveFreezeRequest struct {
 
 func (x *RemoveFreezeRequest) Reset() {
 	*x = RemoveFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2810,7 +3027,7 @@ func (x *RemoveFreezeRequest) String() string {
 func (*RemoveFreezeRequest) ProtoMessage() {}
 
 func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2823,7 +3040,7 @@ func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RemoveFreezeRequest) GetId() string {
@@ -2848,7 +3065,7 @@ type RemoveFreezeResponse struct {
 
 func (x *RemoveFreezeResponse) Reset() {
 	*x = RemoveFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +3077,7 @@ func (x *RemoveFreezeResponse) String() string {
 func (*RemoveFreezeResponse) ProtoMessage() {}
 
 func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +3090,7 @@ func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
 }
 
 type SetGlobalFreezeRequest struct {
@@ -2887,7 +3104,7 @@ type SetGlobalFreezeRequest struct {
 
 func (x *SetGlobalFreezeRequest) Reset() {
 	*x = SetGlobalFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2899,7 +3116,7 @@ func (x *SetGlobalFreezeRequest) String() string {
 func (*SetGlobalFreezeRequest) ProtoMessage() {}
 
 func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2912,7 +3129,7 @@ func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeRequest.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SetGlobalFreezeRequest) GetOn() bool {
@@ -2944,7 +3161,7 @@ type SetGlobalFreezeResponse struct {
 
 func (x *SetGlobalFreezeResponse) Reset() {
 	*x = SetGlobalFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2956,7 +3173,7 @@ func (x *SetGlobalFreezeResponse) String() string {
 func (*SetGlobalFreezeResponse) ProtoMessage() {}
 
 func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2969,7 +3186,7 @@ func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeResponse.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
 }
 
 // A token as listed: never its secret or its hash.
@@ -2986,7 +3203,7 @@ type ACLTokenInfo struct {
 
 func (x *ACLTokenInfo) Reset() {
 	*x = ACLTokenInfo{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2998,7 +3215,7 @@ func (x *ACLTokenInfo) String() string {
 func (*ACLTokenInfo) ProtoMessage() {}
 
 func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3011,7 +3228,7 @@ func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenInfo.ProtoReflect.Descriptor instead.
 func (*ACLTokenInfo) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ACLTokenInfo) GetAccessorId() string {
@@ -3059,7 +3276,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3288,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3301,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ACLBootstrapRequest) GetName() string {
@@ -3105,7 +3322,7 @@ type ACLTokenSecretResponse struct {
 
 func (x *ACLTokenSecretResponse) Reset() {
 	*x = ACLTokenSecretResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3117,7 +3334,7 @@ func (x *ACLTokenSecretResponse) String() string {
 func (*ACLTokenSecretResponse) ProtoMessage() {}
 
 func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3130,7 +3347,7 @@ func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenSecretResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenSecretResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ACLTokenSecretResponse) GetToken() *ACLTokenInfo {
@@ -3158,7 +3375,7 @@ type ACLTokenCreateRequest struct {
 
 func (x *ACLTokenCreateRequest) Reset() {
 	*x = ACLTokenCreateRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3170,7 +3387,7 @@ func (x *ACLTokenCreateRequest) String() string {
 func (*ACLTokenCreateRequest) ProtoMessage() {}
 
 func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3183,7 +3400,7 @@ func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenCreateRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenCreateRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ACLTokenCreateRequest) GetName() string {
@@ -3208,7 +3425,7 @@ type ACLTokenListRequest struct {
 
 func (x *ACLTokenListRequest) Reset() {
 	*x = ACLTokenListRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3220,7 +3437,7 @@ func (x *ACLTokenListRequest) String() string {
 func (*ACLTokenListRequest) ProtoMessage() {}
 
 func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3233,7 +3450,7 @@ func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenListRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
 }
 
 type ACLTokenListResponse struct {
@@ -3245,7 +3462,7 @@ type ACLTokenListResponse struct {
 
 func (x *ACLTokenListResponse) Reset() {
 	*x = ACLTokenListResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3257,7 +3474,7 @@ func (x *ACLTokenListResponse) String() string {
 func (*ACLTokenListResponse) ProtoMessage() {}
 
 func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3270,7 +3487,7 @@ func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenListResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ACLTokenListResponse) GetTokens() []*ACLTokenInfo {
@@ -3289,7 +3506,7 @@ type ACLTokenDeleteRequest struct {
 
 func (x *ACLTokenDeleteRequest) Reset() {
 	*x = ACLTokenDeleteRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3301,7 +3518,7 @@ func (x *ACLTokenDeleteRequest) String() string {
 func (*ACLTokenDeleteRequest) ProtoMessage() {}
 
 func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3314,7 +3531,7 @@ func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ACLTokenDeleteRequest) GetAccessorId() string {
@@ -3332,7 +3549,7 @@ type ACLTokenDeleteResponse struct {
 
 func (x *ACLTokenDeleteResponse) Reset() {
 	*x = ACLTokenDeleteResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3344,7 +3561,7 @@ func (x *ACLTokenDeleteResponse) String() string {
 func (*ACLTokenDeleteResponse) ProtoMessage() {}
 
 func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3357,7 +3574,7 @@ func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{62}
 }
 
 type GossipKeyringRequest struct {
@@ -3372,7 +3589,7 @@ type GossipKeyringRequest struct {
 
 func (x *GossipKeyringRequest) Reset() {
 	*x = GossipKeyringRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3384,7 +3601,7 @@ func (x *GossipKeyringRequest) String() string {
 func (*GossipKeyringRequest) ProtoMessage() {}
 
 func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +3614,7 @@ func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeyringRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{61}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GossipKeyringRequest) GetOp() string {
@@ -3428,7 +3645,7 @@ type GossipKeyringResponse struct {
 
 func (x *GossipKeyringResponse) Reset() {
 	*x = GossipKeyringResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3440,7 +3657,7 @@ func (x *GossipKeyringResponse) String() string {
 func (*GossipKeyringResponse) ProtoMessage() {}
 
 func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3453,7 +3670,7 @@ func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeyringResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{62}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GossipKeyringResponse) GetKeys() []string {
@@ -3492,7 +3709,7 @@ type NotifyStatusRequest struct {
 
 func (x *NotifyStatusRequest) Reset() {
 	*x = NotifyStatusRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3504,7 +3721,7 @@ func (x *NotifyStatusRequest) String() string {
 func (*NotifyStatusRequest) ProtoMessage() {}
 
 func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3517,7 +3734,7 @@ func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStatusRequest.ProtoReflect.Descriptor instead.
 func (*NotifyStatusRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{63}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{65}
 }
 
 type NotifyStatusResponse struct {
@@ -3531,7 +3748,7 @@ type NotifyStatusResponse struct {
 
 func (x *NotifyStatusResponse) Reset() {
 	*x = NotifyStatusResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3543,7 +3760,7 @@ func (x *NotifyStatusResponse) String() string {
 func (*NotifyStatusResponse) ProtoMessage() {}
 
 func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3556,7 +3773,7 @@ func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStatusResponse.ProtoReflect.Descriptor instead.
 func (*NotifyStatusResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{64}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *NotifyStatusResponse) GetTargets() []*NotifyTargetStatus {
@@ -3605,7 +3822,7 @@ type NotifyTargetStatus struct {
 
 func (x *NotifyTargetStatus) Reset() {
 	*x = NotifyTargetStatus{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3617,7 +3834,7 @@ func (x *NotifyTargetStatus) String() string {
 func (*NotifyTargetStatus) ProtoMessage() {}
 
 func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3630,7 +3847,7 @@ func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyTargetStatus.ProtoReflect.Descriptor instead.
 func (*NotifyTargetStatus) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{65}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *NotifyTargetStatus) GetName() string {
@@ -3790,17 +4007,36 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\rSnapshotChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"/\n" +
 	"\x17SnapshotRestoreResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\xd6\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\x89\x02\n" +
 	"\bHostView\x12%\n" +
 	"\x04host\x18\x01 \x01(\v2\x11.rollwave.v1.HostR\x04host\x12\x1a\n" +
 	"\bliveness\x18\x02 \x01(\tR\bliveness\x12\x1c\n" +
 	"\tconnected\x18\x03 \x01(\bR\tconnected\x129\n" +
 	"\vassignments\x18\x04 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\x12.\n" +
-	"\x05drift\x18\x05 \x03(\v2\x18.rollwave.v1.DriftedHostR\x05drift\"E\n" +
+	"\x05drift\x18\x05 \x03(\v2\x18.rollwave.v1.DriftedHostR\x05drift\x121\n" +
+	"\ametrics\x18\x06 \x01(\v2\x17.rollwave.v1.HostSampleR\ametrics\"s\n" +
 	"\x10ListHostsRequest\x12\x12\n" +
 	"\x04cell\x18\x01 \x01(\tR\x04cell\x12\x1d\n" +
 	"\n" +
-	"drift_only\x18\x02 \x01(\bR\tdriftOnly\"\xb0\x01\n" +
+	"drift_only\x18\x02 \x01(\bR\tdriftOnly\x12\x12\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\x12\x18\n" +
+	"\ametrics\x18\x04 \x01(\bR\ametrics\"\xf5\x01\n" +
+	"\n" +
+	"HostSample\x12,\n" +
+	"\x12received_unix_nano\x18\x01 \x01(\x03R\x10receivedUnixNano\x12$\n" +
+	"\x0esent_unix_nano\x18\x02 \x01(\x03R\fsentUnixNano\x12,\n" +
+	"\x04host\x18\x03 \x01(\v2\x18.rollwave.v1.HostMetricsR\x04host\x12.\n" +
+	"\x05slots\x18\x04 \x03(\v2\x18.rollwave.v1.SlotMetricsR\x05slots\x125\n" +
+	"\brequests\x18\x05 \x03(\v2\x19.rollwave.v1.SlotRequestsR\brequests\"\xf1\x01\n" +
+	"\fSlotRequests\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12%\n" +
+	"\x04slot\x18\x02 \x01(\x0e2\x11.rollwave.v1.SlotR\x04slot\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x1a\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\x12\x1a\n" +
+	"\brequests\x18\x05 \x01(\x04R\brequests\x12\x16\n" +
+	"\x06errors\x18\x06 \x01(\x04R\x06errors\x12'\n" +
+	"\x0fupstream_errors\x18\a \x01(\x04R\x0eupstreamErrors\x12\x15\n" +
+	"\x06p99_ms\x18\b \x01(\x01R\x05p99Ms\"\xb0\x01\n" +
 	"\vDriftedHost\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x1f\n" +
@@ -4050,7 +4286,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -4067,181 +4303,190 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*SnapshotRestoreResponse)(nil), // 12: rollwave.v1.SnapshotRestoreResponse
 	(*HostView)(nil),                // 13: rollwave.v1.HostView
 	(*ListHostsRequest)(nil),        // 14: rollwave.v1.ListHostsRequest
-	(*DriftedHost)(nil),             // 15: rollwave.v1.DriftedHost
-	(*ListHostsResponse)(nil),       // 16: rollwave.v1.ListHostsResponse
-	(*HostLogsRequest)(nil),         // 17: rollwave.v1.HostLogsRequest
-	(*HostLogsResponse)(nil),        // 18: rollwave.v1.HostLogsResponse
-	(*ListCellsRequest)(nil),        // 19: rollwave.v1.ListCellsRequest
-	(*CellView)(nil),                // 20: rollwave.v1.CellView
-	(*ListCellsResponse)(nil),       // 21: rollwave.v1.ListCellsResponse
-	(*SetCellRequest)(nil),          // 22: rollwave.v1.SetCellRequest
-	(*SetCellResponse)(nil),         // 23: rollwave.v1.SetCellResponse
-	(*DeleteCellRequest)(nil),       // 24: rollwave.v1.DeleteCellRequest
-	(*DeleteCellResponse)(nil),      // 25: rollwave.v1.DeleteCellResponse
-	(*SubmitReleaseRequest)(nil),    // 26: rollwave.v1.SubmitReleaseRequest
-	(*SubmitReleaseResponse)(nil),   // 27: rollwave.v1.SubmitReleaseResponse
-	(*PlanReleaseRequest)(nil),      // 28: rollwave.v1.PlanReleaseRequest
-	(*PlanReleaseResponse)(nil),     // 29: rollwave.v1.PlanReleaseResponse
-	(*GetReleaseRequest)(nil),       // 30: rollwave.v1.GetReleaseRequest
-	(*GetReleaseResponse)(nil),      // 31: rollwave.v1.GetReleaseResponse
-	(*ConvergeReleaseRequest)(nil),  // 32: rollwave.v1.ConvergeReleaseRequest
-	(*ConvergeReleaseResponse)(nil), // 33: rollwave.v1.ConvergeReleaseResponse
-	(*ListReleasesRequest)(nil),     // 34: rollwave.v1.ListReleasesRequest
-	(*ListReleasesResponse)(nil),    // 35: rollwave.v1.ListReleasesResponse
-	(*ReleaseActionRequest)(nil),    // 36: rollwave.v1.ReleaseActionRequest
-	(*ReleaseActionResponse)(nil),   // 37: rollwave.v1.ReleaseActionResponse
-	(*ReportRequest)(nil),           // 38: rollwave.v1.ReportRequest
-	(*AppReport)(nil),               // 39: rollwave.v1.AppReport
-	(*ReportResponse)(nil),          // 40: rollwave.v1.ReportResponse
-	(*ListEventsRequest)(nil),       // 41: rollwave.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),      // 42: rollwave.v1.ListEventsResponse
-	(*WatchReleaseRequest)(nil),     // 43: rollwave.v1.WatchReleaseRequest
-	(*WatchReleaseResponse)(nil),    // 44: rollwave.v1.WatchReleaseResponse
-	(*AddFreezeRequest)(nil),        // 45: rollwave.v1.AddFreezeRequest
-	(*AddFreezeResponse)(nil),       // 46: rollwave.v1.AddFreezeResponse
-	(*ListFreezesRequest)(nil),      // 47: rollwave.v1.ListFreezesRequest
-	(*ListFreezesResponse)(nil),     // 48: rollwave.v1.ListFreezesResponse
-	(*RemoveFreezeRequest)(nil),     // 49: rollwave.v1.RemoveFreezeRequest
-	(*RemoveFreezeResponse)(nil),    // 50: rollwave.v1.RemoveFreezeResponse
-	(*SetGlobalFreezeRequest)(nil),  // 51: rollwave.v1.SetGlobalFreezeRequest
-	(*SetGlobalFreezeResponse)(nil), // 52: rollwave.v1.SetGlobalFreezeResponse
-	(*ACLTokenInfo)(nil),            // 53: rollwave.v1.ACLTokenInfo
-	(*ACLBootstrapRequest)(nil),     // 54: rollwave.v1.ACLBootstrapRequest
-	(*ACLTokenSecretResponse)(nil),  // 55: rollwave.v1.ACLTokenSecretResponse
-	(*ACLTokenCreateRequest)(nil),   // 56: rollwave.v1.ACLTokenCreateRequest
-	(*ACLTokenListRequest)(nil),     // 57: rollwave.v1.ACLTokenListRequest
-	(*ACLTokenListResponse)(nil),    // 58: rollwave.v1.ACLTokenListResponse
-	(*ACLTokenDeleteRequest)(nil),   // 59: rollwave.v1.ACLTokenDeleteRequest
-	(*ACLTokenDeleteResponse)(nil),  // 60: rollwave.v1.ACLTokenDeleteResponse
-	(*GossipKeyringRequest)(nil),    // 61: rollwave.v1.GossipKeyringRequest
-	(*GossipKeyringResponse)(nil),   // 62: rollwave.v1.GossipKeyringResponse
-	(*NotifyStatusRequest)(nil),     // 63: rollwave.v1.NotifyStatusRequest
-	(*NotifyStatusResponse)(nil),    // 64: rollwave.v1.NotifyStatusResponse
-	(*NotifyTargetStatus)(nil),      // 65: rollwave.v1.NotifyTargetStatus
-	(*Host)(nil),                    // 66: rollwave.v1.Host
-	(*Assignment)(nil),              // 67: rollwave.v1.Assignment
-	(Slot)(0),                       // 68: rollwave.v1.Slot
-	(*LogLine)(nil),                 // 69: rollwave.v1.LogLine
-	(*Cell)(nil),                    // 70: rollwave.v1.Cell
-	(*Release)(nil),                 // 71: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 72: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 73: rollwave.v1.Phase
-	(ReleaseState)(0),               // 74: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 75: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 76: rollwave.v1.FreezeWindow
+	(*HostSample)(nil),              // 15: rollwave.v1.HostSample
+	(*SlotRequests)(nil),            // 16: rollwave.v1.SlotRequests
+	(*DriftedHost)(nil),             // 17: rollwave.v1.DriftedHost
+	(*ListHostsResponse)(nil),       // 18: rollwave.v1.ListHostsResponse
+	(*HostLogsRequest)(nil),         // 19: rollwave.v1.HostLogsRequest
+	(*HostLogsResponse)(nil),        // 20: rollwave.v1.HostLogsResponse
+	(*ListCellsRequest)(nil),        // 21: rollwave.v1.ListCellsRequest
+	(*CellView)(nil),                // 22: rollwave.v1.CellView
+	(*ListCellsResponse)(nil),       // 23: rollwave.v1.ListCellsResponse
+	(*SetCellRequest)(nil),          // 24: rollwave.v1.SetCellRequest
+	(*SetCellResponse)(nil),         // 25: rollwave.v1.SetCellResponse
+	(*DeleteCellRequest)(nil),       // 26: rollwave.v1.DeleteCellRequest
+	(*DeleteCellResponse)(nil),      // 27: rollwave.v1.DeleteCellResponse
+	(*SubmitReleaseRequest)(nil),    // 28: rollwave.v1.SubmitReleaseRequest
+	(*SubmitReleaseResponse)(nil),   // 29: rollwave.v1.SubmitReleaseResponse
+	(*PlanReleaseRequest)(nil),      // 30: rollwave.v1.PlanReleaseRequest
+	(*PlanReleaseResponse)(nil),     // 31: rollwave.v1.PlanReleaseResponse
+	(*GetReleaseRequest)(nil),       // 32: rollwave.v1.GetReleaseRequest
+	(*GetReleaseResponse)(nil),      // 33: rollwave.v1.GetReleaseResponse
+	(*ConvergeReleaseRequest)(nil),  // 34: rollwave.v1.ConvergeReleaseRequest
+	(*ConvergeReleaseResponse)(nil), // 35: rollwave.v1.ConvergeReleaseResponse
+	(*ListReleasesRequest)(nil),     // 36: rollwave.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),    // 37: rollwave.v1.ListReleasesResponse
+	(*ReleaseActionRequest)(nil),    // 38: rollwave.v1.ReleaseActionRequest
+	(*ReleaseActionResponse)(nil),   // 39: rollwave.v1.ReleaseActionResponse
+	(*ReportRequest)(nil),           // 40: rollwave.v1.ReportRequest
+	(*AppReport)(nil),               // 41: rollwave.v1.AppReport
+	(*ReportResponse)(nil),          // 42: rollwave.v1.ReportResponse
+	(*ListEventsRequest)(nil),       // 43: rollwave.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),      // 44: rollwave.v1.ListEventsResponse
+	(*WatchReleaseRequest)(nil),     // 45: rollwave.v1.WatchReleaseRequest
+	(*WatchReleaseResponse)(nil),    // 46: rollwave.v1.WatchReleaseResponse
+	(*AddFreezeRequest)(nil),        // 47: rollwave.v1.AddFreezeRequest
+	(*AddFreezeResponse)(nil),       // 48: rollwave.v1.AddFreezeResponse
+	(*ListFreezesRequest)(nil),      // 49: rollwave.v1.ListFreezesRequest
+	(*ListFreezesResponse)(nil),     // 50: rollwave.v1.ListFreezesResponse
+	(*RemoveFreezeRequest)(nil),     // 51: rollwave.v1.RemoveFreezeRequest
+	(*RemoveFreezeResponse)(nil),    // 52: rollwave.v1.RemoveFreezeResponse
+	(*SetGlobalFreezeRequest)(nil),  // 53: rollwave.v1.SetGlobalFreezeRequest
+	(*SetGlobalFreezeResponse)(nil), // 54: rollwave.v1.SetGlobalFreezeResponse
+	(*ACLTokenInfo)(nil),            // 55: rollwave.v1.ACLTokenInfo
+	(*ACLBootstrapRequest)(nil),     // 56: rollwave.v1.ACLBootstrapRequest
+	(*ACLTokenSecretResponse)(nil),  // 57: rollwave.v1.ACLTokenSecretResponse
+	(*ACLTokenCreateRequest)(nil),   // 58: rollwave.v1.ACLTokenCreateRequest
+	(*ACLTokenListRequest)(nil),     // 59: rollwave.v1.ACLTokenListRequest
+	(*ACLTokenListResponse)(nil),    // 60: rollwave.v1.ACLTokenListResponse
+	(*ACLTokenDeleteRequest)(nil),   // 61: rollwave.v1.ACLTokenDeleteRequest
+	(*ACLTokenDeleteResponse)(nil),  // 62: rollwave.v1.ACLTokenDeleteResponse
+	(*GossipKeyringRequest)(nil),    // 63: rollwave.v1.GossipKeyringRequest
+	(*GossipKeyringResponse)(nil),   // 64: rollwave.v1.GossipKeyringResponse
+	(*NotifyStatusRequest)(nil),     // 65: rollwave.v1.NotifyStatusRequest
+	(*NotifyStatusResponse)(nil),    // 66: rollwave.v1.NotifyStatusResponse
+	(*NotifyTargetStatus)(nil),      // 67: rollwave.v1.NotifyTargetStatus
+	(*Host)(nil),                    // 68: rollwave.v1.Host
+	(*Assignment)(nil),              // 69: rollwave.v1.Assignment
+	(*HostMetrics)(nil),             // 70: rollwave.v1.HostMetrics
+	(*SlotMetrics)(nil),             // 71: rollwave.v1.SlotMetrics
+	(Slot)(0),                       // 72: rollwave.v1.Slot
+	(*LogLine)(nil),                 // 73: rollwave.v1.LogLine
+	(*Cell)(nil),                    // 74: rollwave.v1.Cell
+	(*Release)(nil),                 // 75: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 76: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 77: rollwave.v1.Phase
+	(ReleaseState)(0),               // 78: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 79: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 80: rollwave.v1.FreezeWindow
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	66, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	67, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
-	15, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
-	13, // 5: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	68, // 6: rollwave.v1.HostLogsRequest.slot:type_name -> rollwave.v1.Slot
-	69, // 7: rollwave.v1.HostLogsResponse.lines:type_name -> rollwave.v1.LogLine
-	68, // 8: rollwave.v1.HostLogsResponse.slot:type_name -> rollwave.v1.Slot
-	70, // 9: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
-	20, // 10: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	70, // 11: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	70, // 12: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	71, // 13: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	72, // 14: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	73, // 15: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	71, // 16: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	67, // 17: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	15, // 18: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
-	71, // 19: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
-	15, // 20: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
-	74, // 21: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	71, // 22: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	71, // 23: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
-	39, // 24: rollwave.v1.ReportResponse.apps:type_name -> rollwave.v1.AppReport
-	75, // 25: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	71, // 26: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	67, // 27: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	75, // 28: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	76, // 29: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	76, // 30: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
-	53, // 31: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
-	53, // 32: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
-	65, // 33: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
-	0,  // 34: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
-	3,  // 35: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
-	6,  // 36: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
-	8,  // 37: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
-	10, // 38: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
-	11, // 39: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	61, // 40: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
-	14, // 41: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	19, // 42: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	22, // 43: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	24, // 44: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	17, // 45: rollwave.v1.OperatorService.HostLogs:input_type -> rollwave.v1.HostLogsRequest
-	26, // 46: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	28, // 47: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	30, // 48: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	34, // 49: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	36, // 50: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 51: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 52: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 53: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 54: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 55: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	36, // 56: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 57: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
-	32, // 58: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
-	41, // 59: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	43, // 60: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	45, // 61: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	47, // 62: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	49, // 63: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	51, // 64: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	54, // 65: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
-	56, // 66: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
-	57, // 67: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
-	59, // 68: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
-	63, // 69: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
-	1,  // 70: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 71: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 72: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 73: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 74: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 75: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	62, // 76: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
-	16, // 77: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	21, // 78: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	23, // 79: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	25, // 80: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	18, // 81: rollwave.v1.OperatorService.HostLogs:output_type -> rollwave.v1.HostLogsResponse
-	27, // 82: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	29, // 83: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	31, // 84: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	35, // 85: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	37, // 86: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	37, // 87: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	37, // 88: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	37, // 89: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	37, // 90: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	37, // 91: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	37, // 92: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	40, // 93: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
-	33, // 94: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
-	42, // 95: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	44, // 96: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	46, // 97: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	48, // 98: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	50, // 99: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	52, // 100: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	55, // 101: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
-	55, // 102: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
-	58, // 103: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
-	60, // 104: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
-	64, // 105: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
-	70, // [70:106] is the sub-list for method output_type
-	34, // [34:70] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	68, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	69, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	17, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
+	15, // 5: rollwave.v1.HostView.metrics:type_name -> rollwave.v1.HostSample
+	70, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
+	71, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
+	16, // 8: rollwave.v1.HostSample.requests:type_name -> rollwave.v1.SlotRequests
+	72, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
+	13, // 10: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
+	72, // 11: rollwave.v1.HostLogsRequest.slot:type_name -> rollwave.v1.Slot
+	73, // 12: rollwave.v1.HostLogsResponse.lines:type_name -> rollwave.v1.LogLine
+	72, // 13: rollwave.v1.HostLogsResponse.slot:type_name -> rollwave.v1.Slot
+	74, // 14: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	22, // 15: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
+	74, // 16: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	74, // 17: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	75, // 18: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	76, // 19: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	77, // 20: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	75, // 21: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	69, // 22: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	17, // 23: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
+	75, // 24: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
+	17, // 25: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
+	78, // 26: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	75, // 27: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	75, // 28: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	41, // 29: rollwave.v1.ReportResponse.apps:type_name -> rollwave.v1.AppReport
+	79, // 30: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	75, // 31: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	69, // 32: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	79, // 33: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	80, // 34: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	80, // 35: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	55, // 36: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
+	55, // 37: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
+	67, // 38: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
+	0,  // 39: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
+	3,  // 40: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
+	6,  // 41: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
+	8,  // 42: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
+	10, // 43: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
+	11, // 44: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
+	63, // 45: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
+	14, // 46: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	21, // 47: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	24, // 48: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	26, // 49: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	19, // 50: rollwave.v1.OperatorService.HostLogs:input_type -> rollwave.v1.HostLogsRequest
+	28, // 51: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	30, // 52: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	32, // 53: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	36, // 54: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	38, // 55: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 56: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 57: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 58: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 59: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 60: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 61: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	40, // 62: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
+	34, // 63: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
+	43, // 64: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	45, // 65: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	47, // 66: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	49, // 67: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	51, // 68: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	53, // 69: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	56, // 70: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	58, // 71: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	59, // 72: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	61, // 73: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	65, // 74: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
+	1,  // 75: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 76: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 77: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 78: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 79: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 80: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	64, // 81: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
+	18, // 82: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	23, // 83: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	25, // 84: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	27, // 85: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	20, // 86: rollwave.v1.OperatorService.HostLogs:output_type -> rollwave.v1.HostLogsResponse
+	29, // 87: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	31, // 88: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	33, // 89: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	37, // 90: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	39, // 91: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 92: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 93: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 94: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 95: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 96: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 97: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	42, // 98: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
+	35, // 99: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
+	44, // 100: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	46, // 101: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	48, // 102: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	50, // 103: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	52, // 104: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	54, // 105: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	57, // 106: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	57, // 107: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	60, // 108: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	62, // 109: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	66, // 110: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
+	75, // [75:111] is the sub-list for method output_type
+	39, // [39:75] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_operator_proto_init() }
@@ -4257,7 +4502,7 @@ func file_rollwave_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   66,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
