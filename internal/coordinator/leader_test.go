@@ -89,7 +89,7 @@ func TestFollowersCampaignEarlyWhenTheLeaderProcessDies(t *testing.T) {
 // another voter, which then leads and runs the orchestrator.
 func TestPersistentBarrierFailureTransfersLeadership(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	old := c.Leader(10 * time.Second)
+	c.Leader(10 * time.Second)
 	target := c.Followers()[0]
 
 	var barriers, transfers, gains atomic.Int32
@@ -109,13 +109,21 @@ func TestPersistentBarrierFailureTransfersLeadership(t *testing.T) {
 		}
 	})
 
-	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+	// Ask for the transfer at most every 3 s: a transfer cut short by a
+	// step-down can leave hashicorp/raft's "transfer in progress" state
+	// stuck (hashicorp/raft#696), and with it the server's Shutdown.
+	var lastAsk time.Time
+	var askErr error
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
 		if target.IsLeader() {
 			return true, ""
 		}
-		// Raft may refuse while a transfer or election is in progress.
-		err := old.Raft().LeadershipTransferToServer(raft.ServerID(target.NodeID()), raft.ServerAddress(target.RaftAddr())).Error()
-		return target.IsLeader(), fmt.Sprintf("transfer to %s: %v", target.NodeID(), err)
+		if l := c.Leader(10 * time.Second); time.Since(lastAsk) > 3*time.Second && l != target {
+			lastAsk = time.Now()
+			// Raft may refuse while a transfer or election is in progress.
+			askErr = l.Raft().LeadershipTransferToServer(raft.ServerID(target.NodeID()), raft.ServerAddress(target.RaftAddr())).Error()
+		}
+		return target.IsLeader(), fmt.Sprintf("transfer to %s: %v", target.NodeID(), askErr)
 	})
 	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
 		l := c.Leader(10 * time.Second)
