@@ -137,6 +137,10 @@ func releaseFields(r *Release) []field {
 			attr("after_phases", intList(&r.Approval.AfterPhases)),
 		)),
 		attr("converge", str((*string)(&r.Converge))),
+		block("post_rollout", sub(
+			attr("watch", duration(&r.PostRollout.Watch)),
+			attr("keep_old", str((*string)(&r.PostRollout.KeepOld))),
+		)),
 	}
 }
 

@@ -61,6 +61,7 @@ func (r *Release) validate() problems {
 	r.Gates.validate(&ps)
 	r.Rollback.validate(&ps)
 	r.Approval.validate(&ps)
+	r.PostRollout.validate(&ps, r.Slots)
 	if r.Converge != "" { // empty: a spec stored before the field existed; read as manual
 		checkEnum(&ps, "release.converge", string(r.Converge), string(ConvergeManual), string(ConvergeAuto))
 	}
@@ -349,6 +350,28 @@ func (r Rollback) validate(ps *problems) {
 	within(ps, p+".isolation_timeout", r.IsolationTimeout, MaxIsolationTimeout)
 	if r.OnControlPlaneLoss != "" { // empty: a spec built before the field existed; agents read it as hold
 		checkEnum(ps, p+".on_control_plane_loss", string(r.OnControlPlaneLoss), string(ControlPlaneLossHold), string(ControlPlaneLossRevert))
+	}
+}
+
+func (w PostRollout) validate(ps *problems, s Slots) {
+	const p = "release.post_rollout"
+	if w.Watch < 0 {
+		ps.add(p+".watch", "must not be negative (0 turns the watch off), got %s", w.Watch)
+	}
+	atMost(ps, p+".watch", w.Watch, MaxPostRolloutWatch)
+	if w.KeepOld == "" { // a spec stored before the field existed: no watch
+		return
+	}
+	checkEnum(ps, p+".keep_old", string(w.KeepOld), string(WatchKeepHot), string(WatchKeepStopped))
+	// The watch keeps the old slot as the bake left it (the agents stop
+	// it at finalize, when the window ends), so the two must agree.
+	switch {
+	case w.Watch == 0:
+		// No watch: keep_old has nothing to keep.
+	case w.KeepOld == WatchKeepHot && s.KeepOld == KeepCold:
+		ps.add(p+".keep_old", `"hot" needs slots.keep_old = "hot": with "cold" the old slot is stopped at the switch and stays stopped until finalize; write keep_old = "stopped" (rollback then starts the old slot) or slots.keep_old = "hot"`)
+	case w.KeepOld == WatchKeepStopped && s.KeepOld == KeepHot:
+		ps.add(p+".keep_old", `"stopped" needs slots.keep_old = "cold": the old slot is kept as the bake left it; write slots.keep_old = "cold", or keep_old = "hot"`)
 	}
 }
 

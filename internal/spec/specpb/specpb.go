@@ -116,6 +116,10 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			AfterPhases: int32s(r.Approval.AfterPhases),
 		},
 		Converge: string(r.Converge),
+		PostRollout: &rollwavev1.PostRolloutSpec{
+			WatchMs: ms(r.PostRollout.Watch),
+			KeepOld: string(r.PostRollout.KeepOld),
+		},
 	}
 }
 
@@ -226,6 +230,10 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			AfterPhases: ints(p.GetApproval().GetAfterPhases()),
 		},
 		Converge: spec.Converge(p.GetConverge()),
+		PostRollout: spec.PostRollout{
+			Watch:   dur(p.GetPostRollout().GetWatchMs()),
+			KeepOld: spec.WatchKeepOld(p.GetPostRollout().GetKeepOld()),
+		},
 	}
 }
 

@@ -39,21 +39,27 @@ const (
 	ReleaseState_RELEASE_STATE_ABORTED           ReleaseState = 8
 	// Rollback itself failed on one or more hosts.
 	ReleaseState_RELEASE_STATE_FAILED ReleaseState = 9
+	// Every phase verified; post_rollout.watch runs: the gates are still
+	// read over every host and the old slots are kept, so a failure (or
+	// `rollwave release rollback`) reverts by local slot swaps. Ends
+	// succeeded at watch_until, or rolling_back. Not terminal.
+	ReleaseState_RELEASE_STATE_WATCHING ReleaseState = 10
 )
 
 // Enum value maps for ReleaseState.
 var (
 	ReleaseState_name = map[int32]string{
-		0: "RELEASE_STATE_UNSPECIFIED",
-		1: "RELEASE_STATE_PENDING",
-		2: "RELEASE_STATE_RUNNING",
-		3: "RELEASE_STATE_PAUSED",
-		4: "RELEASE_STATE_AWAITING_APPROVAL",
-		5: "RELEASE_STATE_SUCCEEDED",
-		6: "RELEASE_STATE_ROLLING_BACK",
-		7: "RELEASE_STATE_ROLLED_BACK",
-		8: "RELEASE_STATE_ABORTED",
-		9: "RELEASE_STATE_FAILED",
+		0:  "RELEASE_STATE_UNSPECIFIED",
+		1:  "RELEASE_STATE_PENDING",
+		2:  "RELEASE_STATE_RUNNING",
+		3:  "RELEASE_STATE_PAUSED",
+		4:  "RELEASE_STATE_AWAITING_APPROVAL",
+		5:  "RELEASE_STATE_SUCCEEDED",
+		6:  "RELEASE_STATE_ROLLING_BACK",
+		7:  "RELEASE_STATE_ROLLED_BACK",
+		8:  "RELEASE_STATE_ABORTED",
+		9:  "RELEASE_STATE_FAILED",
+		10: "RELEASE_STATE_WATCHING",
 	}
 	ReleaseState_value = map[string]int32{
 		"RELEASE_STATE_UNSPECIFIED":       0,
@@ -66,6 +72,7 @@ var (
 		"RELEASE_STATE_ROLLED_BACK":       7,
 		"RELEASE_STATE_ABORTED":           8,
 		"RELEASE_STATE_FAILED":            9,
+		"RELEASE_STATE_WATCHING":          10,
 	}
 )
 
@@ -1842,7 +1849,8 @@ type ReleaseSpec struct {
 	// What happens to hosts of the target left off this release's version
 	// once it succeeded (drifted hosts): "manual" (default; shown, and rolled
 	// by `rollwave release converge APP`) or "auto" (the leader rolls them).
-	Converge      string `protobuf:"bytes,15,opt,name=converge,proto3" json:"converge,omitempty"`
+	Converge      string           `protobuf:"bytes,15,opt,name=converge,proto3" json:"converge,omitempty"`
+	PostRollout   *PostRolloutSpec `protobuf:"bytes,16,opt,name=post_rollout,json=postRollout,proto3" json:"post_rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1982,6 +1990,70 @@ func (x *ReleaseSpec) GetConverge() string {
 	return ""
 }
 
+func (x *ReleaseSpec) GetPostRollout() *PostRolloutSpec {
+	if x != nil {
+		return x.PostRollout
+	}
+	return nil
+}
+
+// What happens after the last phase verified.
+type PostRolloutSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long the gates keep being read over every host, with the old
+	// slots kept, before the release succeeds; 0: it succeeds at once.
+	WatchMs int64 `protobuf:"varint,1,opt,name=watch_ms,json=watchMs,proto3" json:"watch_ms,omitempty"`
+	// The old slot during the watch: "hot" (running, rollback is a traffic
+	// switch) or "stopped" (kept on disk, started again on rollback).
+	KeepOld       string `protobuf:"bytes,2,opt,name=keep_old,json=keepOld,proto3" json:"keep_old,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostRolloutSpec) Reset() {
+	*x = PostRolloutSpec{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostRolloutSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostRolloutSpec) ProtoMessage() {}
+
+func (x *PostRolloutSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostRolloutSpec.ProtoReflect.Descriptor instead.
+func (*PostRolloutSpec) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PostRolloutSpec) GetWatchMs() int64 {
+	if x != nil {
+		return x.WatchMs
+	}
+	return 0
+}
+
+func (x *PostRolloutSpec) GetKeepOld() string {
+	if x != nil {
+		return x.KeepOld
+	}
+	return ""
+}
+
 type Phase struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Index           int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -2003,7 +2075,7 @@ type Phase struct {
 
 func (x *Phase) Reset() {
 	*x = Phase{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	mi := &file_rollwave_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2087,7 @@ func (x *Phase) String() string {
 func (*Phase) ProtoMessage() {}
 
 func (x *Phase) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	mi := &file_rollwave_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2100,7 @@ func (x *Phase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Phase.ProtoReflect.Descriptor instead.
 func (*Phase) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Phase) GetIndex() int32 {
@@ -2133,14 +2205,17 @@ type Release struct {
 	// Set on a convergence release: the id of the succeeded release whose
 	// version it rolls to drifted hosts (one host per phase); its phases are
 	// fixed at submit and never replanned from the target.
-	ConvergeOf    string `protobuf:"bytes,12,opt,name=converge_of,json=convergeOf,proto3" json:"converge_of,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ConvergeOf string `protobuf:"bytes,12,opt,name=converge_of,json=convergeOf,proto3" json:"converge_of,omitempty"`
+	// Set when the release enters watching: the end of its post_rollout
+	// watch (absolute, so a new leader continues the same window).
+	WatchUntilUnixNano int64 `protobuf:"varint,13,opt,name=watch_until_unix_nano,json=watchUntilUnixNano,proto3" json:"watch_until_unix_nano,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	mi := &file_rollwave_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2227,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	mi := &file_rollwave_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2240,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Release) GetId() string {
@@ -2252,6 +2327,13 @@ func (x *Release) GetConvergeOf() string {
 	return ""
 }
 
+func (x *Release) GetWatchUntilUnixNano() int64 {
+	if x != nil {
+		return x.WatchUntilUnixNano
+	}
+	return 0
+}
+
 type Assignment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
@@ -2273,7 +2355,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[21]
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2367,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[21]
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2380,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Assignment) GetHost() string {
@@ -2404,7 +2486,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2498,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2511,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2509,7 +2591,7 @@ type FreezeWindow struct {
 
 func (x *FreezeWindow) Reset() {
 	*x = FreezeWindow{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2521,7 +2603,7 @@ func (x *FreezeWindow) String() string {
 func (*FreezeWindow) ProtoMessage() {}
 
 func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2534,7 +2616,7 @@ func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeWindow.ProtoReflect.Descriptor instead.
 func (*FreezeWindow) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FreezeWindow) GetId() string {
@@ -2599,7 +2681,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2611,7 +2693,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2624,7 +2706,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ACLToken) GetAccessorId() string {
@@ -2828,7 +2910,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x14isolation_timeout_ms\x18\x02 \x01(\x03R\x12isolationTimeoutMs\x121\n" +
 	"\x15on_control_plane_loss\x18\x03 \x01(\tR\x12onControlPlaneLoss\"1\n" +
 	"\fApprovalSpec\x12!\n" +
-	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\x83\x05\n" +
+	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\xc4\x05\n" +
 	"\vReleaseSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
@@ -2845,7 +2927,11 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x05gates\x18\f \x01(\v2\x16.rollwave.v1.GatesSpecR\x05gates\x125\n" +
 	"\brollback\x18\r \x01(\v2\x19.rollwave.v1.RollbackSpecR\brollback\x125\n" +
 	"\bapproval\x18\x0e \x01(\v2\x19.rollwave.v1.ApprovalSpecR\bapproval\x12\x1a\n" +
-	"\bconverge\x18\x0f \x01(\tR\bconverge\"\xa6\x03\n" +
+	"\bconverge\x18\x0f \x01(\tR\bconverge\x12?\n" +
+	"\fpost_rollout\x18\x10 \x01(\v2\x1c.rollwave.v1.PostRolloutSpecR\vpostRollout\"G\n" +
+	"\x0fPostRolloutSpec\x12\x19\n" +
+	"\bwatch_ms\x18\x01 \x01(\x03R\awatchMs\x12\x19\n" +
+	"\bkeep_old\x18\x02 \x01(\tR\akeepOld\"\xa6\x03\n" +
 	"\x05Phase\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12-\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x17.rollwave.v1.PhaseStateR\x05state\x12\x14\n" +
@@ -2859,7 +2945,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11approval_required\x18\n" +
 	" \x01(\bR\x10approvalRequired\x12\x1a\n" +
 	"\bapproved\x18\v \x01(\bR\bapproved\x12!\n" +
-	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\xb2\x03\n" +
+	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\xe5\x03\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x04spec\x18\x02 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\x12/\n" +
@@ -2876,7 +2962,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"sourceName\x12\x16\n" +
 	"\x06source\x18\v \x01(\fR\x06source\x12\x1f\n" +
 	"\vconverge_of\x18\f \x01(\tR\n" +
-	"convergeOf\"\xb0\x03\n" +
+	"convergeOf\x121\n" +
+	"\x15watch_until_unix_nano\x18\r \x01(\x03R\x12watchUntilUnixNano\"\xb0\x03\n" +
 	"\n" +
 	"Assignment\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
@@ -2928,7 +3015,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x04role\x18\x04 \x01(\tR\x04role\x12*\n" +
 	"\x11created_unix_nano\x18\x05 \x01(\x03R\x0fcreatedUnixNano\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\x06 \x01(\tR\tcreatedBy*\xb3\x02\n" +
+	"created_by\x18\x06 \x01(\tR\tcreatedBy*\xcf\x02\n" +
 	"\fReleaseState\x12\x1d\n" +
 	"\x19RELEASE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RELEASE_STATE_PENDING\x10\x01\x12\x19\n" +
@@ -2939,7 +3026,9 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x1aRELEASE_STATE_ROLLING_BACK\x10\x06\x12\x1d\n" +
 	"\x19RELEASE_STATE_ROLLED_BACK\x10\a\x12\x19\n" +
 	"\x15RELEASE_STATE_ABORTED\x10\b\x12\x18\n" +
-	"\x14RELEASE_STATE_FAILED\x10\t*\xa7\x01\n" +
+	"\x14RELEASE_STATE_FAILED\x10\t\x12\x1a\n" +
+	"\x16RELEASE_STATE_WATCHING\x10\n" +
+	"*\xa7\x01\n" +
 	"\n" +
 	"PhaseState\x12\x1b\n" +
 	"\x17PHASE_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -2982,51 +3071,52 @@ func file_rollwave_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_rollwave_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_rollwave_v1_state_proto_goTypes = []any{
-	(ReleaseState)(0),    // 0: rollwave.v1.ReleaseState
-	(PhaseState)(0),      // 1: rollwave.v1.PhaseState
-	(AssignmentState)(0), // 2: rollwave.v1.AssignmentState
-	(Slot)(0),            // 3: rollwave.v1.Slot
-	(*Cell)(nil),         // 4: rollwave.v1.Cell
-	(*SlotFacts)(nil),    // 5: rollwave.v1.SlotFacts
-	(*Host)(nil),         // 6: rollwave.v1.Host
-	(*App)(nil),          // 7: rollwave.v1.App
-	(*Artifact)(nil),     // 8: rollwave.v1.Artifact
-	(*UnitSpec)(nil),     // 9: rollwave.v1.UnitSpec
-	(*SlotsSpec)(nil),    // 10: rollwave.v1.SlotsSpec
-	(*TrafficSpec)(nil),  // 11: rollwave.v1.TrafficSpec
-	(*TargetSpec)(nil),   // 12: rollwave.v1.TargetSpec
-	(*PhasesSpec)(nil),   // 13: rollwave.v1.PhasesSpec
-	(*Quantity)(nil),     // 14: rollwave.v1.Quantity
-	(*BakeSpec)(nil),     // 15: rollwave.v1.BakeSpec
-	(*HealthCheck)(nil),  // 16: rollwave.v1.HealthCheck
-	(*HealthSpec)(nil),   // 17: rollwave.v1.HealthSpec
-	(*GatesSpec)(nil),    // 18: rollwave.v1.GatesSpec
-	(*MetricGate)(nil),   // 19: rollwave.v1.MetricGate
-	(*RollbackSpec)(nil), // 20: rollwave.v1.RollbackSpec
-	(*ApprovalSpec)(nil), // 21: rollwave.v1.ApprovalSpec
-	(*ReleaseSpec)(nil),  // 22: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),        // 23: rollwave.v1.Phase
-	(*Release)(nil),      // 24: rollwave.v1.Release
-	(*Assignment)(nil),   // 25: rollwave.v1.Assignment
-	(*Event)(nil),        // 26: rollwave.v1.Event
-	(*FreezeWindow)(nil), // 27: rollwave.v1.FreezeWindow
-	(*ACLToken)(nil),     // 28: rollwave.v1.ACLToken
-	nil,                  // 29: rollwave.v1.Host.LabelsEntry
-	nil,                  // 30: rollwave.v1.UnitSpec.EnvironmentEntry
-	nil,                  // 31: rollwave.v1.TargetSpec.LabelsEntry
-	nil,                  // 32: rollwave.v1.HealthCheck.HeadersEntry
-	nil,                  // 33: rollwave.v1.Event.EvidenceEntry
+	(ReleaseState)(0),       // 0: rollwave.v1.ReleaseState
+	(PhaseState)(0),         // 1: rollwave.v1.PhaseState
+	(AssignmentState)(0),    // 2: rollwave.v1.AssignmentState
+	(Slot)(0),               // 3: rollwave.v1.Slot
+	(*Cell)(nil),            // 4: rollwave.v1.Cell
+	(*SlotFacts)(nil),       // 5: rollwave.v1.SlotFacts
+	(*Host)(nil),            // 6: rollwave.v1.Host
+	(*App)(nil),             // 7: rollwave.v1.App
+	(*Artifact)(nil),        // 8: rollwave.v1.Artifact
+	(*UnitSpec)(nil),        // 9: rollwave.v1.UnitSpec
+	(*SlotsSpec)(nil),       // 10: rollwave.v1.SlotsSpec
+	(*TrafficSpec)(nil),     // 11: rollwave.v1.TrafficSpec
+	(*TargetSpec)(nil),      // 12: rollwave.v1.TargetSpec
+	(*PhasesSpec)(nil),      // 13: rollwave.v1.PhasesSpec
+	(*Quantity)(nil),        // 14: rollwave.v1.Quantity
+	(*BakeSpec)(nil),        // 15: rollwave.v1.BakeSpec
+	(*HealthCheck)(nil),     // 16: rollwave.v1.HealthCheck
+	(*HealthSpec)(nil),      // 17: rollwave.v1.HealthSpec
+	(*GatesSpec)(nil),       // 18: rollwave.v1.GatesSpec
+	(*MetricGate)(nil),      // 19: rollwave.v1.MetricGate
+	(*RollbackSpec)(nil),    // 20: rollwave.v1.RollbackSpec
+	(*ApprovalSpec)(nil),    // 21: rollwave.v1.ApprovalSpec
+	(*ReleaseSpec)(nil),     // 22: rollwave.v1.ReleaseSpec
+	(*PostRolloutSpec)(nil), // 23: rollwave.v1.PostRolloutSpec
+	(*Phase)(nil),           // 24: rollwave.v1.Phase
+	(*Release)(nil),         // 25: rollwave.v1.Release
+	(*Assignment)(nil),      // 26: rollwave.v1.Assignment
+	(*Event)(nil),           // 27: rollwave.v1.Event
+	(*FreezeWindow)(nil),    // 28: rollwave.v1.FreezeWindow
+	(*ACLToken)(nil),        // 29: rollwave.v1.ACLToken
+	nil,                     // 30: rollwave.v1.Host.LabelsEntry
+	nil,                     // 31: rollwave.v1.UnitSpec.EnvironmentEntry
+	nil,                     // 32: rollwave.v1.TargetSpec.LabelsEntry
+	nil,                     // 33: rollwave.v1.HealthCheck.HeadersEntry
+	nil,                     // 34: rollwave.v1.Event.EvidenceEntry
 }
 var file_rollwave_v1_state_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.SlotFacts.active:type_name -> rollwave.v1.Slot
-	29, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
+	30, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
 	5,  // 2: rollwave.v1.Host.apps:type_name -> rollwave.v1.SlotFacts
-	30, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
-	31, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
+	31, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
+	32, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
 	14, // 5: rollwave.v1.PhasesSpec.max_size:type_name -> rollwave.v1.Quantity
-	32, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
+	33, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
 	16, // 7: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
 	14, // 8: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
 	14, // 9: rollwave.v1.GatesSpec.max_unreachable:type_name -> rollwave.v1.Quantity
@@ -3042,18 +3132,19 @@ var file_rollwave_v1_state_proto_depIdxs = []int32{
 	18, // 19: rollwave.v1.ReleaseSpec.gates:type_name -> rollwave.v1.GatesSpec
 	20, // 20: rollwave.v1.ReleaseSpec.rollback:type_name -> rollwave.v1.RollbackSpec
 	21, // 21: rollwave.v1.ReleaseSpec.approval:type_name -> rollwave.v1.ApprovalSpec
-	1,  // 22: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
-	22, // 23: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
-	0,  // 24: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
-	23, // 25: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
-	2,  // 26: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
-	3,  // 27: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
-	33, // 28: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	23, // 22: rollwave.v1.ReleaseSpec.post_rollout:type_name -> rollwave.v1.PostRolloutSpec
+	1,  // 23: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
+	22, // 24: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
+	0,  // 25: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
+	24, // 26: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
+	2,  // 27: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
+	3,  // 28: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
+	34, // 29: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_state_proto_init() }
@@ -3068,7 +3159,7 @@ func file_rollwave_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_state_proto_rawDesc), len(file_rollwave_v1_state_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
