@@ -187,3 +187,45 @@ func TestE2EWatchAfterRollout(t *testing.T) {
 		}
 	})
 }
+
+// TestE2ELeaderKilledDuringWatch: the watch's end is in raft; a leader
+// killed inside the window hands the same window to the next one, which
+// keeps the old slots until watch_until and then ends the watch once.
+func TestE2ELeaderKilledDuringWatch(t *testing.T) {
+	f := newFleet(t)
+	f.start("demo-1", "1.0.0", specOpts{bake: "1s"})
+	f.waitRelease("demo-1", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 60*time.Second)
+	f.start("demo-2", "2.0.0", specOpts{bake: "1s", top: "  post_rollout {\n    watch = \"20s\"\n  }"})
+	r := f.waitRelease("demo-2", v1.ReleaseState_RELEASE_STATE_WATCHING, 60*time.Second)
+	until := r.GetWatchUntilUnixNano()
+
+	old := f.c.Index(f.leader())
+	f.c.Kill(old)
+	killed := time.Now()
+	nl := f.c.Index(f.c.Leader(15 * time.Second))
+	t.Logf("leader %s killed during the watch; %s leads after %.2fs", f.c.Configs[old].NodeID, f.c.Configs[nl].NodeID, time.Since(killed).Seconds())
+	if now := time.Now().UnixNano(); now < until {
+		if st := f.release("demo-2").GetState(); st != v1.ReleaseState_RELEASE_STATE_WATCHING {
+			t.Fatalf("release %s under the new leader before the window's end, want watching:\n%s", st, f.dump("demo-2"))
+		}
+	}
+
+	r = f.waitRelease("demo-2", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 60*time.Second)
+	if r.GetWatchUntilUnixNano() != until {
+		t.Fatalf("watch_until changed across the failover: %d -> %d", until, r.GetWatchUntilUnixNano())
+	}
+	if r.GetUpdatedUnixNano() < until {
+		t.Fatalf("release succeeded at %d, before the window's end %d", r.GetUpdatedUnixNano(), until)
+	}
+	ended := 0
+	for _, e := range f.eventsOf("demo-2") {
+		if e.GetKind() == "release.watch_ended" {
+			ended++
+		}
+	}
+	if ended != 1 {
+		t.Fatalf("%d release.watch_ended events, want 1:\n%s", ended, f.dump("demo-2"))
+	}
+	f.assignedOnce("demo-2")
+	f.waitServing(f.hosts, "2.0.0", 10*time.Second)
+}
