@@ -70,6 +70,29 @@ func (f *reqFleet) injectErrors(host string) {
 	}
 }
 
+// watchRemaining reads rollwave_release_watch_remaining_seconds of
+// release from the leader's metrics registry.
+func watchRemaining(t *testing.T, f *reqFleet, release string) (float64, bool) {
+	t.Helper()
+	fams, err := f.leader().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range fams {
+		if fam.GetName() != "rollwave_release_watch_remaining_seconds" {
+			continue
+		}
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "release" && l.GetValue() == release {
+					return m.GetGauge().GetValue(), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
 // eventOf returns the release's first event of kind; nil if none.
 func (f *reqFleet) eventOf(id, kind string) *v1.Event {
 	for _, e := range f.eventsOf(id) {
@@ -109,6 +132,9 @@ func TestE2EWatchAfterRollout(t *testing.T) {
 		}
 		if f.eventOf("demo-2", "release.finalizing") != nil {
 			t.Fatalf("hosts finalized at the start of the watch:\n%s", f.dump("demo-2"))
+		}
+		if left, ok := watchRemaining(t, f, "demo-2"); !ok || left <= 0 || left > 600 {
+			t.Fatalf("rollwave_release_watch_remaining_seconds{release=demo-2} = %v (present %v), want in (0, 600]", left, ok)
 		}
 		// keep_old = "hot": every old slot still runs.
 		for _, h := range f.hosts {
