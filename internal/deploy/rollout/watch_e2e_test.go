@@ -93,12 +93,21 @@ func watchRemaining(t *testing.T, f *reqFleet, release string) (float64, bool) {
 	return 0, false
 }
 
-// eventOf returns the release's first event of kind; nil if none.
-func (f *reqFleet) eventOf(id, kind string) *v1.Event {
+// eventsOfKind returns the release's events of kind.
+func (f *fleet) eventsOfKind(id, kind string) []*v1.Event {
+	var out []*v1.Event
 	for _, e := range f.eventsOf(id) {
 		if e.GetKind() == kind {
-			return e
+			out = append(out, e)
 		}
+	}
+	return out
+}
+
+// eventOf returns the release's first event of kind; nil if none.
+func (f *fleet) eventOf(id, kind string) *v1.Event {
+	if evs := f.eventsOfKind(id, kind); len(evs) > 0 {
+		return evs[0]
 	}
 	return nil
 }
@@ -243,13 +252,7 @@ func TestE2ELeaderKilledDuringWatch(t *testing.T) {
 	if r.GetUpdatedUnixNano() < until {
 		t.Fatalf("release succeeded at %d, before the window's end %d", r.GetUpdatedUnixNano(), until)
 	}
-	ended := 0
-	for _, e := range f.eventsOf("demo-2") {
-		if e.GetKind() == "release.watch_ended" {
-			ended++
-		}
-	}
-	if ended != 1 {
+	if ended := len(f.eventsOfKind("demo-2", "release.watch_ended")); ended != 1 {
 		t.Fatalf("%d release.watch_ended events, want 1:\n%s", ended, f.dump("demo-2"))
 	}
 	f.assignedOnce("demo-2")

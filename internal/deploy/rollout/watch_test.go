@@ -37,6 +37,21 @@ func (c *cluster) watched(id string, tweak func(*v1.ReleaseSpec)) time.Time {
 	return until
 }
 
+// everyHostOrdered checks that each of the watched release's three hosts
+// got one order, reports them all in state st, and wants the release
+// to end in want.
+func (c *cluster) everyHostOrdered(id, what string, orders []string, st v1.AssignmentState, want v1.ReleaseState) {
+	c.t.Helper()
+	if len(orders) != 3 {
+		c.t.Fatalf("%s orders %v, want one per host", what, orders)
+	}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		c.report(h, st)
+	}
+	c.settle(id)
+	c.wantRelease(id, want)
+}
+
 // The window passes with no failure: the hosts are finalized (their old
 // slots stopped) only then, and the release succeeds with watch_ended.
 func TestWatchEndsInFinalize(t *testing.T) {
@@ -50,14 +65,7 @@ func TestWatchEndsInFinalize(t *testing.T) {
 	}
 	c.now = until
 	c.settle("r")
-	if len(c.finalizes) != 3 {
-		t.Fatalf("finalize orders at the window's end: %v", c.finalizes)
-	}
-	for _, h := range []string{"h1", "h2", "h3"} {
-		c.report(h, finalized)
-	}
-	c.settle("r")
-	c.wantRelease("r", succeeded)
+	c.everyHostOrdered("r", "finalize", c.finalizes, finalized, succeeded)
 	if len(c.events("r", "release.watching")) != 1 || len(c.events("r", "release.watch_ended")) != 1 {
 		t.Fatalf("events:\n%s", c.dumpEvents("r"))
 	}
@@ -140,14 +148,7 @@ func TestWatchRollbackByOperator(t *testing.T) {
 	c.must(raftfsm.SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: c.now.UnixNano(), ReleaseId: "r",
 		State: rollingBack, Reason: "operator", Actor: "alice", CurrentPhase: -1})
 	c.settle("r")
-	if len(c.reverts) != 3 {
-		t.Fatalf("revert orders %v, want every host", c.reverts)
-	}
-	for _, h := range []string{"h1", "h2", "h3"} {
-		c.report(h, reverted)
-	}
-	c.settle("r")
-	c.wantRelease("r", rolledBack)
+	c.everyHostOrdered("r", "revert", c.reverts, reverted, rolledBack)
 }
 
 // A new leader (a new orchestrator on the same state) continues the same
