@@ -263,6 +263,9 @@ type run struct {
 	// unhealthySince: when the watch first saw a host's new slot
 	// failing its health checks in a heartbeat (post_rollout.watch).
 	unhealthySince map[string]time.Time
+	// watchFinal: the watch's last reading at the window's end, carried
+	// by the success (nil until read).
+	watchFinal []gateResult
 }
 
 func newRun(id string) *run {

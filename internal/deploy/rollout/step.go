@@ -788,8 +788,12 @@ func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Rele
 	if r.GetState() == relWatching {
 		start, until := watchSpan(r)
 		msg := fmt.Sprintf("post_rollout watch of %s ended at %s with no gate failure; old slots stopped", until.Sub(start), until.UTC().Format(time.RFC3339))
-		return o.setRelease(ctx, r, relSucceeded, msg+"; "+reason, ev(r, r.GetCurrentPhase(), "release.watch_ended", msg,
-			map[string]string{"watch": until.Sub(start).String(), "watch_until": timeRFC(until)}))
+		evs := []*rollwavev1.Event{ev(r, r.GetCurrentPhase(), "release.watch_ended", msg,
+			map[string]string{"watch": until.Sub(start).String(), "watch_until": timeRFC(until)})}
+		for _, g := range rn.watchFinal {
+			evs = append(evs, gateEvent(r, r.GetCurrentPhase(), g))
+		}
+		return o.setRelease(ctx, r, relSucceeded, msg+"; "+reason, evs...)
 	}
 	return o.setRelease(ctx, r, relSucceeded, reason)
 }

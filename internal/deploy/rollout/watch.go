@@ -78,16 +78,27 @@ func (o *Orchestrator) startWatch(ctx context.Context, r *rollwavev1.Release) er
 func (o *Orchestrator) stepWatching(ctx context.Context, rn *run, r *rollwavev1.Release) error {
 	start, until := watchSpan(r)
 	now := o.now()
-	if !now.Before(until) {
+	final := !now.Before(until)
+	if final && (rn.watchFinal != nil || !rn.finalizeStart.IsZero()) {
 		return o.finalize(ctx, rn, r)
 	}
+	if final {
+		// One last reading, over the window's last stretch: a failure
+		// there still rolls back; otherwise it is the evidence the
+		// success carries (finalize).
+		now = until
+	}
 	views := o.watchViews(rn, r, start, now)
-	results := o.watchGates(ctx, rn, r, views, start, now)
+	results := o.watchGates(ctx, rn, r, views, start, now, final)
 	if ctx.Err() != nil {
 		return ctx.Err() // leadership lost mid-reading: not evidence
 	}
 	failed := failedOf(results)
 	if len(failed) == 0 {
+		if final {
+			rn.watchFinal = append([]gateResult{}, results...)
+			return o.finalize(ctx, rn, r)
+		}
 		return nil
 	}
 	idx := r.GetCurrentPhase()
@@ -184,7 +195,8 @@ func slotUnhealthy(o *Orchestrator, host, app, version string) (string, bool) {
 // the thresholds, the request gates over a trailing window, and the
 // external gates when they are due. The baseline comparison has no old
 // version left to compare with and is not read.
-func (o *Orchestrator) watchGates(ctx context.Context, rn *run, r *rollwavev1.Release, views []hostView, start, now time.Time) []gateResult {
+// The final reading at the window's end reads every external gate.
+func (o *Orchestrator) watchGates(ctx context.Context, rn *run, r *rollwavev1.Release, views []hostView, start, now time.Time, final bool) []gateResult {
 	var results []gateResult
 	for _, g := range o.budgetGates(r, nil, views) {
 		// A host cut off during the watch says nothing about the
@@ -206,7 +218,7 @@ func (o *Orchestrator) watchGates(ctx context.Context, rn *run, r *rollwavev1.Re
 	if len(r.GetSpec().GetGates().GetMetricGates()) > 0 {
 		all := watchedPhase(r, views)
 		results = append(results, o.readMetricGates(ctx, rn, r, all, func(g *extgate.Gate, last time.Time) bool {
-			return last.IsZero() || now.Sub(last) >= g.Interval()
+			return final || last.IsZero() || now.Sub(last) >= g.Interval()
 		})...)
 	}
 	return results

@@ -69,6 +69,16 @@ func TestWatchEndsInFinalize(t *testing.T) {
 	if len(c.events("r", "release.watching")) != 1 || len(c.events("r", "release.watch_ended")) != 1 {
 		t.Fatalf("events:\n%s", c.dumpEvents("r"))
 	}
+	// The success carries the watch's last reading.
+	var last *v1.Event
+	for _, e := range c.events("r", "gate.passed") {
+		if e.GetEvidence()["gate"] == "max_failed_hosts" {
+			last = e
+		}
+	}
+	if last == nil || last.GetTimeUnixNano() < until.UnixNano() || last.GetEvidence()["value"] != "0" {
+		t.Fatalf("no final max_failed_hosts reading at the window's end:\n%s", c.dumpEvents("r"))
+	}
 }
 
 // A host whose new slot fails its health checks (in its heartbeats) for
@@ -103,6 +113,23 @@ func TestWatchHealthFailureRollsBack(t *testing.T) {
 	}
 	if len(c.reverts) != 3 {
 		t.Fatalf("revert orders %v, want every host", c.reverts)
+	}
+}
+
+// A failure in the window's last stretch, read at its end, still rolls
+// the release back: no host is finalized.
+func TestWatchFailureReadAtTheEndRollsBack(t *testing.T) {
+	c := newCluster(t, sixHosts)
+	until := c.watched("r", nil)
+	c.now = until.Add(-time.Second)
+	c.report("h3", failed)
+	c.now = until
+	c.settle("r")
+	if len(c.finalizes) != 0 {
+		t.Fatalf("finalize ordered after a failure in the window: %v", c.finalizes)
+	}
+	if len(c.events("r", "release.rolling_back")) != 1 || len(c.events("r", "release.watch_ended")) != 0 {
+		t.Fatalf("events:\n%s", c.dumpEvents("r"))
 	}
 }
 
