@@ -15,8 +15,8 @@ import "time"
 //   - a check's timeout defaults to min(1s, its interval), and an external
 //     gate's to min(10s, its interval);
 //   - post_rollout.keep_old defaults to "hot" after slots.keep_old = "hot"
-//     and to "stopped" after "cold" (the watch keeps the old slot as the
-//     bake left it).
+//     and to "stopped" after "cold" (a cold bake's old slot is stopped
+//     already; "hot" would need it started again).
 //
 // When the user writes both fields, the rule is checked as written.
 

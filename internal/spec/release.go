@@ -54,7 +54,8 @@ type PostRollout struct {
 	// Watch is the window's length, 0 to MaxPostRolloutWatch.
 	Watch time.Duration
 	// KeepOld is the old slot during the window: hot (running) or
-	// stopped; derived from slots.keep_old when not written.
+	// stopped (each host stops it once its phase verified); derived from
+	// slots.keep_old when not written.
 	KeepOld WatchKeepOld
 }
 

@@ -363,15 +363,10 @@ func (w PostRollout) validate(ps *problems, s Slots) {
 		return
 	}
 	checkEnum(ps, p+".keep_old", string(w.KeepOld), string(WatchKeepHot), string(WatchKeepStopped))
-	// The watch keeps the old slot as the bake left it (the agents stop
-	// it at finalize, when the window ends), so the two must agree.
-	switch {
-	case w.Watch == 0:
-		// No watch: keep_old has nothing to keep.
-	case w.KeepOld == WatchKeepHot && s.KeepOld == KeepCold:
-		ps.add(p+".keep_old", `"hot" needs slots.keep_old = "hot": with "cold" the old slot is stopped at the switch and stays stopped until finalize; write keep_old = "stopped" (rollback then starts the old slot) or slots.keep_old = "hot"`)
-	case w.KeepOld == WatchKeepStopped && s.KeepOld == KeepHot:
-		ps.add(p+".keep_old", `"stopped" needs slots.keep_old = "cold": the old slot is kept as the bake left it; write slots.keep_old = "cold", or keep_old = "hot"`)
+	// A cold bake stopped the old slot at the switch; nothing starts it
+	// again for the watch.
+	if w.Watch > 0 && w.KeepOld == WatchKeepHot && s.KeepOld == KeepCold {
+		ps.add(p+".keep_old", `"hot" needs slots.keep_old = "hot": with "cold" the old slot is stopped at the switch and stays stopped; write keep_old = "stopped" (rollback then starts the old slot) or slots.keep_old = "hot"`)
 	}
 }
 

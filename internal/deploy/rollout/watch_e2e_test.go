@@ -187,16 +187,26 @@ func TestE2EWatchAfterRollout(t *testing.T) {
 			back.Sub(injected).Round(time.Millisecond), r.GetReason())
 	})
 
-	t.Run("rollback inside the window", func(t *testing.T) {
+	f.extra = "  post_rollout {\n    watch = \"10m\"\n    keep_old = \"stopped\"\n  }\n"
+	t.Run("rollback inside the window, old slots stopped", func(t *testing.T) {
 		f.release("demo-3", "3.0.0", "2s", map[string]string{}, gates)
 		f.waitRelease("demo-3", v1.ReleaseState_RELEASE_STATE_WATCHING, 90*time.Second)
 		f.waitServing(f.hosts, "3.0.0", 30*time.Second)
+		// keep_old = "stopped": each verified host stopped its old slot.
+		testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+			for _, h := range f.hosts {
+				if ok, why := f.oldSlotAnswers(h); ok {
+					return false, h + ": " + why
+				}
+			}
+			return true, ""
+		})
 		asked := time.Now()
 		if _, err := f.client().RollbackRelease(ctxT(t), &v1.ReleaseActionRequest{Id: "demo-3", Actor: "test", Reason: "operator saw a problem"}); err != nil {
 			t.Fatal(err)
 		}
 		f.waitServing(f.hosts, "1.0.0", 60*time.Second)
-		t.Logf("TIMING watch rollback by operator: every host serving 1.0.0 %s after the rollback call", time.Since(asked).Round(time.Millisecond))
+		t.Logf("TIMING watch rollback by operator, old slots stopped: every host serving 1.0.0 %s after the rollback call", time.Since(asked).Round(time.Millisecond))
 		f.waitRelease("demo-3", v1.ReleaseState_RELEASE_STATE_ROLLED_BACK, 60*time.Second)
 	})
 
