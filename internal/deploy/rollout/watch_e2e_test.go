@@ -59,6 +59,19 @@ func (f *reqFleet) oldSlotAnswers(host string) (bool, string) {
 	return true, fmt.Sprintf("old slot %s (%s) port %d answers", st.Active.Other(), old.Version, old.Port)
 }
 
+// waitOldSlotsStopped waits until no host's old slot accepts connections.
+func (f *reqFleet) waitOldSlotsStopped(within time.Duration) {
+	f.t.Helper()
+	testutil.WaitFor(f.t, within, func() (bool, string) {
+		for _, h := range f.hosts {
+			if ok, why := f.oldSlotAnswers(h); ok {
+				return false, h + ": " + why
+			}
+		}
+		return true, ""
+	})
+}
+
 // injectErrors makes the app on host's active slot fail every request
 // from now on (the demo app reads config/error_rate again every 250ms).
 func (f *reqFleet) injectErrors(host string) {
@@ -193,14 +206,7 @@ func TestE2EWatchAfterRollout(t *testing.T) {
 		f.waitRelease("demo-3", v1.ReleaseState_RELEASE_STATE_WATCHING, 90*time.Second)
 		f.waitServing(f.hosts, "3.0.0", 30*time.Second)
 		// keep_old = "stopped": each verified host stopped its old slot.
-		testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
-			for _, h := range f.hosts {
-				if ok, why := f.oldSlotAnswers(h); ok {
-					return false, h + ": " + why
-				}
-			}
-			return true, ""
-		})
+		f.waitOldSlotsStopped(30 * time.Second)
 		asked := time.Now()
 		if _, err := f.client().RollbackRelease(ctxT(t), &v1.ReleaseActionRequest{Id: "demo-3", Actor: "test", Reason: "operator saw a problem"}); err != nil {
 			t.Fatal(err)
@@ -218,14 +224,7 @@ func TestE2EWatchAfterRollout(t *testing.T) {
 			t.Fatalf("no release.watching / release.watch_ended:\n%s", f.dump("demo-4"))
 		}
 		f.waitServing(f.hosts, "4.0.0", 30*time.Second)
-		testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
-			for _, h := range f.hosts {
-				if ok, why := f.oldSlotAnswers(h); ok {
-					return false, h + ": " + why
-				}
-			}
-			return true, ""
-		})
+		f.waitOldSlotsStopped(30 * time.Second)
 		_, err := f.client().RollbackRelease(ctxT(t), &v1.ReleaseActionRequest{Id: "demo-4", Actor: "test", Reason: "too late"})
 		if status.Code(err) != codes.FailedPrecondition {
 			t.Fatalf("rollback after the window: %v, want FailedPrecondition", err)
