@@ -50,7 +50,7 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 			hostIDs = append(hostIDs, h.GetId())
 		}
 		// Live releases are where the interesting transitions happen.
-		for _, r := range s.Releases("", rsPending, rsRunning, rsPaused, rsAwaiting, rsRollBack) {
+		for _, r := range s.Releases("", rsPending, rsRunning, rsPaused, rsAwaiting, rsRollBack, v1.ReleaseState_RELEASE_STATE_WATCHING) {
 			releaseIDs = append(releaseIDs, r.GetId())
 		}
 		host := prefer(t, "host", hostIDs, poolHosts)
@@ -95,9 +95,10 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 			}
 			return cmd{SubmitRelease, &v1.SubmitReleaseCommand{TimeUnixNano: now, Release: r}}
 		case 6, 7, 8:
-			to := prefer(t, "state", releaseTransitions[r.GetState()], allEnum[v1.ReleaseState](9))
+			to := prefer(t, "state", releaseTransitions[r.GetState()], allEnum[v1.ReleaseState](10))
 			return cmd{SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: now, ReleaseId: rel,
-				State: to, CurrentPhase: rapid.Int32Range(-1, 3).Draw(t, "current_phase")}}
+				State: to, CurrentPhase: rapid.Int32Range(-1, 3).Draw(t, "current_phase"),
+				WatchUntilUnixNano: now + rapid.Int64Range(-1, 1000).Draw(t, "watch_until")}}
 		case 9, 10, 11:
 			idx := rapid.Int32Range(-1, 3).Draw(t, "index")
 			var from v1.PhaseState

@@ -69,6 +69,8 @@ func (o *Orchestrator) step(ctx context.Context, rn *run) (bool, error) {
 		return false, o.stepRunning(ctx, rn, r)
 	case relRollingBack:
 		return false, o.stepRollback(ctx, rn, r)
+	case relWatching:
+		return false, o.stepWatching(ctx, rn, r)
 	case relPaused, relAwaiting:
 		// Nothing advances; bake deadlines keep counting (they are absolute).
 		return false, nil
@@ -85,6 +87,11 @@ func (o *Orchestrator) samplesNeededSince(r *rollwavev1.Release) (time.Time, boo
 		return time.Time{}, false
 	}
 	now := o.now()
+	if r.GetState() == relWatching {
+		// The watch reads a trailing window; a longer need would keep
+		// a week of samples in memory.
+		return now.Add(-watchRequestWindow(r)), true
+	}
 	idx := r.GetCurrentPhase()
 	if idx < 0 || int(idx) >= len(r.GetPhases()) {
 		return now, true
@@ -707,6 +714,11 @@ func (o *Orchestrator) afterVerified(ctx context.Context, rn *run, r *rollwavev1
 			Reason: fmt.Sprintf("phase %d verified", idx),
 		})
 	}
+	if watchOf(r) > 0 {
+		// The hosts keep their old slots: no finalize until the
+		// watch ends.
+		return o.startWatch(ctx, r)
+	}
 	return o.finalize(ctx, rn, r)
 }
 
@@ -772,6 +784,16 @@ func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Rele
 	}
 	if len(waiting) > 0 {
 		reason += fmt.Sprintf(", %d not finalized within %s: %s", len(waiting), o.cfg.FinalizeTimeout, strings.Join(waiting, ","))
+	}
+	if r.GetState() == relWatching {
+		start, until := watchSpan(r)
+		msg := fmt.Sprintf("post_rollout watch of %s ended at %s with no gate failure; old slots stopped", until.Sub(start), until.UTC().Format(time.RFC3339))
+		evs := []*rollwavev1.Event{ev(r, r.GetCurrentPhase(), "release.watch_ended", msg,
+			map[string]string{"watch": until.Sub(start).String(), "watch_until": timeRFC(until)})}
+		for _, g := range rn.watchFinal {
+			evs = append(evs, gateEvent(r, r.GetCurrentPhase(), g))
+		}
+		return o.setRelease(ctx, r, relSucceeded, msg+"; "+reason, evs...)
 	}
 	return o.setRelease(ctx, r, relSucceeded, reason)
 }

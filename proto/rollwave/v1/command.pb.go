@@ -332,9 +332,12 @@ type SetReleaseStateCommand struct {
 	// Audit events of the decision (its evidence), appended in this same
 	// entry before the transition's own event: a decision is never in the
 	// log without its evidence, nor the reverse. Empty in older entries.
-	Events        []*Event `protobuf:"bytes,7,rep,name=events,proto3" json:"events,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Events []*Event `protobuf:"bytes,7,rep,name=events,proto3" json:"events,omitempty"`
+	// Required when state is watching: the end of the post_rollout watch
+	// (absolute, stored in Release.watch_until_unix_nano).
+	WatchUntilUnixNano int64 `protobuf:"varint,8,opt,name=watch_until_unix_nano,json=watchUntilUnixNano,proto3" json:"watch_until_unix_nano,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SetReleaseStateCommand) Reset() {
@@ -414,6 +417,13 @@ func (x *SetReleaseStateCommand) GetEvents() []*Event {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *SetReleaseStateCommand) GetWatchUntilUnixNano() int64 {
+	if x != nil {
+		return x.WatchUntilUnixNano
+	}
+	return 0
 }
 
 type SetPhaseStateCommand struct {
@@ -1420,7 +1430,7 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x14SubmitReleaseCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12.\n" +
 	"\arelease\x18\x02 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"\x8d\x02\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"\xc0\x02\n" +
 	"\x16SetReleaseStateCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
 	"\n" +
@@ -1429,7 +1439,8 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05actor\x18\x05 \x01(\tR\x05actor\x12#\n" +
 	"\rcurrent_phase\x18\x06 \x01(\x05R\fcurrentPhase\x12*\n" +
-	"\x06events\x18\a \x03(\v2\x12.rollwave.v1.EventR\x06events\"\xbe\x02\n" +
+	"\x06events\x18\a \x03(\v2\x12.rollwave.v1.EventR\x06events\x121\n" +
+	"\x15watch_until_unix_nano\x18\b \x01(\x03R\x12watchUntilUnixNano\"\xbe\x02\n" +
 	"\x14SetPhaseStateCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
 	"\n" +
