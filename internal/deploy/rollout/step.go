@@ -257,19 +257,12 @@ func (o *Orchestrator) assignMissing(ctx context.Context, r *rollwavev1.Release,
 	if len(hosts) == 0 {
 		return nil
 	}
-	as, err := o.agents.AssignHosts(r.GetId(), p.GetIndex(), hosts)
-	if err != nil {
+	// The hosts.assigned event is written with the assignments, in one
+	// entry (dispatch.AssignHosts).
+	if _, err := o.agents.AssignHosts(r.GetId(), p.GetIndex(), hosts); err != nil {
 		return fmt.Errorf("assign %d host(s) of phase %d: %w", len(hosts), p.GetIndex(), err)
 	}
-	evidence := map[string]string{}
-	var names []string
-	for _, a := range as {
-		evidence["host."+a.GetHost()] = fmt.Sprintf("generation %d", a.GetGeneration())
-		names = append(names, a.GetHost())
-	}
-	evidence["hosts"] = strings.Join(names, ",")
-	return o.events(ctx, ev(r, p.GetIndex(), "hosts.assigned",
-		fmt.Sprintf("phase %d: %d host(s) assigned version %s", p.GetIndex(), len(as), r.GetSpec().GetVersion()), evidence))
+	return nil
 }
 
 // hostDeadline is how long after assignment a host may take to become
