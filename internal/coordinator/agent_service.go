@@ -239,6 +239,9 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 		send:        make(chan *rollwavev1.CoordinatorMessage, sessionSendBuffer),
 		done:        make(chan struct{}),
 		lastContact: time.Now(),
+		// The hello's write above persisted the contact: the first
+		// heartbeat need not write it again.
+		lastPersisted: now,
 	}
 	s.agents.add(sess)
 	defer s.agents.remove(sess)
@@ -317,15 +320,21 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 			}
 			sess.mu.Unlock()
 			facts := hb.GetFacts()
-			if persist || (len(facts) > 0 && !protoSlicesEqual(facts, hello.GetSlots())) {
-				if len(facts) > 0 {
+			changed := len(facts) > 0 && !protoSlicesEqual(facts, hello.GetSlots())
+			if changed || persist {
+				if changed {
 					hello.Slots = facts
 				}
-				s.dispatch.Writer().UpsertHost(&rollwavev1.Host{
+				h := &rollwavev1.Host{
 					Id: hello.GetHostId(), Cell: hello.GetCell(), Region: hello.GetRegion(), Labels: hello.GetLabels(),
 					AgentVersion: hello.GetAgentVersion(), Address: hello.GetAddress(), Apps: hello.GetSlots(),
 					LastContactUnixNano: now.UnixNano(),
-				})
+				}
+				if changed {
+					s.dispatch.Writer().UpsertHost(h)
+				} else {
+					s.dispatch.Writer().PersistContact(h)
+				}
 			}
 			sess.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Ack{
 				Ack: &rollwavev1.HeartbeatAck{Seq: hb.GetSeq(), LeaderId: s.cfg.NodeID, TimeUnixNano: now.UnixNano()},
