@@ -213,3 +213,36 @@ func BenchmarkSnapshotPersist(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkLiveAssignments: what the orchestrator reads on each wake while
+// a release finalizes or rolls back: the current assignment of each of the
+// release's 1,000 hosts. "composed" is how it read them before
+// LiveAssignments (ReleaseAssignments, then Assignment per host).
+func BenchmarkLiveAssignments(b *testing.B) {
+	eachSize(b, func(b *testing.B, bf *benchFleet) {
+		s := bf.f.State()
+		b.Run("LiveAssignments", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if len(s.LiveAssignments("live")) != benchHosts {
+					b.Fatal("live release lost")
+				}
+			}
+		})
+		b.Run("composed", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				n, seen := 0, map[string]bool{}
+				for _, a := range s.ReleaseAssignments("live") {
+					if cur := s.Assignment(a.GetHost(), a.GetApp()); !seen[a.GetHost()] && cur.GetReleaseId() == "live" {
+						seen[a.GetHost()] = true
+						n++
+					}
+				}
+				if n != benchHosts {
+					b.Fatal("live release lost")
+				}
+			}
+		})
+	})
+}

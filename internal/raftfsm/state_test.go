@@ -25,6 +25,7 @@ func TestQueriesReturnCopies(t *testing.T) {
 	s.Assignment("h1", "api").State = asFinalized
 	s.HostAssignments("h1")[0].Generation = 99
 	s.ReleaseAssignments("api-1")[0].Generation = 99
+	s.LiveAssignments("api-1")[0].Generation = 99
 	s.Events("", 0, 0)[0].Seq = 99
 	s.Freezes()[0].Id = "mutated"
 	if s.Dump() != before {

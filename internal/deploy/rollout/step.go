@@ -788,19 +788,7 @@ func cutOff(a *rollwavev1.Assignment) bool {
 // liveAssignments returns the current assignment of each host that this
 // release assigned (one per host).
 func (o *Orchestrator) liveAssignments(r *rollwavev1.Release) []*rollwavev1.Assignment {
-	var out []*rollwavev1.Assignment
-	seen := map[string]bool{}
-	for _, a := range o.state.ReleaseAssignments(r.GetId()) {
-		if seen[a.GetHost()] {
-			continue
-		}
-		cur := o.state.Assignment(a.GetHost(), a.GetApp())
-		if cur != nil && cur.GetReleaseId() == r.GetId() {
-			seen[a.GetHost()] = true
-			out = append(out, cur)
-		}
-	}
-	return out
+	return o.state.LiveAssignments(r.GetId())
 }
 
 // servesVersion reports whether the host's active slot for app runs
