@@ -331,10 +331,14 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 		case *rollwavev1.AgentMessage_Heartbeat:
 			hb := msg.Heartbeat
 			s.observeHeartbeat(sess.hostID, hb, now)
-			// The raw samples have been copied where they are needed; the
-			// session keeps the rest (gates read host and slot metrics), not
-			// a heartbeat's worth of samples per connected host.
-			hb.Samples = nil
+			// The raw samples and request stats have been copied where
+			// they are needed (the sample store, while a gate reads them)
+			// and slot facts go to the hello's copy below; the session
+			// keeps the rest (gates read host and slot metrics), not a
+			// heartbeat's worth of samples and histograms per connected
+			// host.
+			facts := hb.GetFacts()
+			hb.Samples, hb.Requests, hb.Facts = nil, nil, nil
 			sess.mu.Lock()
 			// The agent's own heartbeat interval, as observed: a host
 			// configured with slow heartbeats is not called silent.
@@ -346,7 +350,6 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 				sess.lastPersisted = now
 			}
 			sess.mu.Unlock()
-			facts := hb.GetFacts()
 			changed := len(facts) > 0 && !protoSlicesEqual(facts, hello.GetSlots())
 			if changed || persist {
 				if changed {

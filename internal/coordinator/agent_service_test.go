@@ -1,6 +1,7 @@
 package coordinator_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -33,10 +34,12 @@ func TestSessionKeepsHeartbeatWithoutSamples(t *testing.T) {
 		t.Fatalf("first message %v, %v; want a welcome", m, err)
 	}
 	send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Heartbeat{Heartbeat: &rollwavev1.Heartbeat{
-		Seq:     1,
-		Host:    &rollwavev1.HostMetrics{MemPercent: 42},
-		Slots:   []*rollwavev1.SlotMetrics{{App: "api", Version: "1"}},
-		Samples: []*rollwavev1.MetricSamples{{App: "api", Metric: "cpu_percent", Values: []float64{1, 2, 3}}},
+		Seq:      1,
+		Host:     &rollwavev1.HostMetrics{MemPercent: 42},
+		Slots:    []*rollwavev1.SlotMetrics{{App: "api", Version: "1"}},
+		Samples:  []*rollwavev1.MetricSamples{{App: "api", Metric: "cpu_percent", Values: []float64{1, 2, 3}}},
+		Requests: []*rollwavev1.RequestStats{{App: "api", Version: "1", Requests: 10, Errors: 1}},
+		Facts:    []*rollwavev1.SlotFacts{{App: "api", Active: rollwavev1.Slot_SLOT_BLUE, BlueVersion: "1"}},
 	}}})
 	if m, err := stream.Recv(); err != nil || m.GetAck().GetSeq() != 1 {
 		t.Fatalf("got %v, %v; want the heartbeat's ack", m, err)
@@ -49,9 +52,14 @@ func TestSessionKeepsHeartbeatWithoutSamples(t *testing.T) {
 	if hb.GetHost().GetMemPercent() != 42 || len(hb.GetSlots()) != 1 {
 		t.Fatalf("kept heartbeat lost its metrics: %v", hb)
 	}
-	if len(hb.GetSamples()) != 0 {
-		t.Fatalf("kept heartbeat still holds %d sample series", len(hb.GetSamples()))
+	if len(hb.GetSamples()) != 0 || len(hb.GetRequests()) != 0 || len(hb.GetFacts()) != 0 {
+		t.Fatalf("kept heartbeat still holds %d sample series, %d request stats, %d slot facts", len(hb.GetSamples()), len(hb.GetRequests()), len(hb.GetFacts()))
 	}
+	// The facts it carried were recorded all the same.
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		h := leader.FSM().State().Host("h1")
+		return len(h.GetApps()) == 1 && h.GetApps()[0].GetBlueVersion() == "1", fmt.Sprintf("host h1 in raft: %v", h)
+	})
 }
 
 // TestHelloFactsReplaceStaleStateBeforeTheSessionCounts: a host that
