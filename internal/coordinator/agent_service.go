@@ -261,6 +261,7 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 			})...)
 		}
 	}
+	hello.Applied = nil // the session keeps the hello; these are recorded below
 	wctx, cancel := context.WithTimeout(stream.Context(), s.cfg.ApplyTimeout)
 	err = s.dispatch.Writer().Commit(wctx, &rollwavev1.Host{
 		Id: hello.GetHostId(), Cell: hello.GetCell(), Region: hello.GetRegion(), Labels: hello.GetLabels(),
@@ -285,8 +286,9 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 	s.agents.add(sess)
 	defer s.agents.remove(sess)
 	defer sess.close(nil)
-	log := s.log.With("host", sess.hostID)
-	log.Info("agent session opened", "cell", hello.GetCell(), "agent_version", hello.GetAgentVersion(), "applied_reported", len(updates))
+	// No per-session logger (s.log.With): it would be kept, with its
+	// preformatted attributes, for every connected agent.
+	s.log.Info("agent session opened", "host", sess.hostID, "cell", hello.GetCell(), "agent_version", hello.GetAgentVersion(), "applied_reported", len(updates))
 
 	sess.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Welcome{
 		Welcome: &rollwavev1.Welcome{LeaderId: s.cfg.NodeID, HeartbeatIntervalMs: defaultHeartbeat.Milliseconds()},
@@ -307,7 +309,7 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 			}
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
-				log.Info("agent closed its session")
+				s.log.Info("agent closed its session", "host", sess.hostID)
 				return nil
 			}
 			return err
