@@ -371,9 +371,23 @@ func TestPropertyRandomCommands(t *testing.T) {
 	})
 }
 
-// checkLiveAssignments: LiveAssignments of every release is what the
-// orchestrator used to compose from ReleaseAssignments and Assignment.
+// checkLiveAssignments: the batch reads (Assignments, HasHost,
+// LiveAssignments) give what the orchestrator used to compose from
+// Host, Assignment and ReleaseAssignments.
 func checkLiveAssignments(t *rapid.T, s *State) {
+	// Assignments and HasHost: the per-host reads, from one view.
+	for _, app := range poolApps {
+		for i, a := range s.Assignments(app, poolHosts) {
+			if want := s.Assignment(poolHosts[i], app); !proto.Equal(a, want) {
+				t.Fatalf("Assignments(%s)[%s] = %v, want %v", app, poolHosts[i], a, want)
+			}
+		}
+	}
+	for _, h := range poolHosts {
+		if s.HasHost(h) != (s.Host(h) != nil) {
+			t.Fatalf("HasHost(%q) = %v", h, s.HasHost(h))
+		}
+	}
 	for _, r := range s.Releases("") {
 		var want []*v1.Assignment
 		seen := map[string]bool{}

@@ -238,6 +238,22 @@ func (s *State) HostAssignments(host string) []*v1.Assignment {
 	return cloneAll[*v1.Assignment](s.read(), tCur, "id", strKey(host))
 }
 
+// Assignments returns the current assignment of app on each of hosts (nil
+// where there is none), read from one view: what the orchestrator reads
+// for a phase's hosts on every wake (Assignment per host took a read
+// transaction each).
+func (s *State) Assignments(app string, hosts []string) []*v1.Assignment {
+	v := s.read()
+	out := make([]*v1.Assignment, len(hosts))
+	for i, h := range hosts {
+		out[i] = cloneOrNil(v.current(h, app))
+	}
+	return out
+}
+
+// HasHost reports whether the host is registered, without copying it.
+func (s *State) HasHost(id string) bool { return s.read().host(id) != nil }
+
 // Assignment returns the current (highest-generation) assignment of app on
 // host, or nil.
 func (s *State) Assignment(host, app string) *v1.Assignment {
