@@ -241,16 +241,17 @@ func (o *Orchestrator) startPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 func (o *Orchestrator) assignMissing(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase) error {
 	app := r.GetSpec().GetApp()
 	var hosts []string
-	for _, h := range p.GetHosts() {
-		if o.state.Host(h) == nil {
-			continue // deleted; the host gate fails it at its deadline
-		}
-		cur := o.state.Assignment(h, app)
+	curs := o.state.Assignments(app, p.GetHosts())
+	for i, h := range p.GetHosts() {
+		cur := curs[i]
 		if cur != nil && cur.GetReleaseId() == r.GetId() {
 			continue
 		}
 		if cur != nil && !raftfsm.AssignmentEnded(cur.GetState()) {
 			continue // an older release's generation is still live; wait for it
+		}
+		if !o.state.HasHost(h) {
+			continue // deleted; the host gate fails it at its deadline
 		}
 		hosts = append(hosts, h)
 	}
@@ -314,9 +315,10 @@ func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now 
 	app := r.GetSpec().GetApp()
 	deadline := o.hostDeadline(r.GetSpec())
 	var out []hostView
-	for _, h := range p.GetHosts() {
+	curs := o.state.Assignments(app, p.GetHosts())
+	for i, h := range p.GetHosts() {
 		v := hostView{host: h}
-		cur := o.state.Assignment(h, app)
+		cur := curs[i]
 		if cur != nil && cur.GetReleaseId() == r.GetId() {
 			v.a = cur
 		}
@@ -325,7 +327,7 @@ func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now 
 			started := time.Unix(0, p.GetStartedUnixNano())
 			if now.Sub(started) > deadline {
 				v.status, v.reason = hostFailed, fmt.Sprintf("not assigned within %s of the phase start", deadline)
-				if o.state.Host(h) == nil {
+				if !o.state.HasHost(h) {
 					v.reason = "host is no longer registered"
 				} else if cur != nil {
 					v.reason = fmt.Sprintf("generation %d of release %q is still %s", cur.GetGeneration(), cur.GetReleaseId(), stateName(cur.GetState()))
@@ -803,19 +805,7 @@ func cutOff(a *rollwavev1.Assignment) bool {
 // liveAssignments returns the current assignment of each host that this
 // release assigned (one per host).
 func (o *Orchestrator) liveAssignments(r *rollwavev1.Release) []*rollwavev1.Assignment {
-	var out []*rollwavev1.Assignment
-	seen := map[string]bool{}
-	for _, a := range o.state.ReleaseAssignments(r.GetId()) {
-		if seen[a.GetHost()] {
-			continue
-		}
-		cur := o.state.Assignment(a.GetHost(), a.GetApp())
-		if cur != nil && cur.GetReleaseId() == r.GetId() {
-			seen[a.GetHost()] = true
-			out = append(out, cur)
-		}
-	}
-	return out
+	return o.state.LiveAssignments(r.GetId())
 }
 
 // servesVersion reports whether the host's active slot for app runs
