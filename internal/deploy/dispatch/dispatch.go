@@ -126,7 +126,7 @@ func (d *Dispatcher) AssignHosts(releaseID string, phase int32, hosts []string) 
 		})
 	}
 	if len(as) > 0 {
-		cmd := &rollwavev1.CreateAssignmentsCommand{TimeUnixNano: now, Assignments: as, Events: []*rollwavev1.Event{assignedEvent(rel, phase, as)}}
+		cmd := &rollwavev1.CreateAssignmentsCommand{TimeUnixNano: now, Assignments: as, Events: []*rollwavev1.Event{AssignedEvent(rel, phase, as)}}
 		if err := d.apply(raftfsm.CreateAssignments, cmd); err != nil {
 			return nil, err
 		}
@@ -138,10 +138,10 @@ func (d *Dispatcher) AssignHosts(releaseID string, phase int32, hosts []string) 
 	return as, nil
 }
 
-// assignedEvent is the audit event of a phase's assignments, written in
+// AssignedEvent is the audit event of a phase's assignments, written in
 // the same entry as the assignments: a leader lost right after assigning
 // leaves neither or both.
-func assignedEvent(rel *rollwavev1.Release, phase int32, as []*rollwavev1.Assignment) *rollwavev1.Event {
+func AssignedEvent(rel *rollwavev1.Release, phase int32, as []*rollwavev1.Assignment) *rollwavev1.Event {
 	evidence := map[string]string{}
 	names := make([]string, 0, len(as))
 	for _, a := range as {
