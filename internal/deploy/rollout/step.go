@@ -866,11 +866,12 @@ func (o *Orchestrator) hasOldVersion(host, app, version string) bool {
 
 // untouchedReasons start the reason of an assignment the agent failed
 // before touching a slot (internal/agent/worker.go): refused by the
-// host's local policy, or an order it could not persist. Such a host
+// host's local policy or its freeze calendar (a window the agent knows of
+// holds the swap), or an order it could not persist. Such a host
 // serves what it served before; there is nothing to revert, and a revert
 // order for a generation it never took is ignored, so waiting for it would
 // only run out RevertTimeout.
-var untouchedReasons = []string{"refused by the host's local policy", "agent cannot persist the order"}
+var untouchedReasons = []string{"refused by the host's local policy", "refused by the host's freeze calendar", "agent cannot persist the order"}
 
 // untouched reports whether a failed assignment never touched the host.
 func untouched(a *rollwavev1.Assignment) bool {
