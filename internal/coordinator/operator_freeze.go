@@ -30,6 +30,9 @@ func (o *operatorService) AddFreeze(ctx context.Context, req *rollwavev1.AddFree
 	}
 	return forward(o.s, ctx, req, rollwavev1.OperatorServiceClient.AddFreeze,
 		func(ctx context.Context, req *rollwavev1.AddFreezeRequest) (*rollwavev1.AddFreezeResponse, error) {
+			if n := len(o.s.fsm.State().Freezes()); n >= maxFreezeWindows {
+				return nil, errorf(raftfsm.ErrConflict, "there are already %d freeze windows (at most %d); remove some first (rollwave freeze list)", n, maxFreezeWindows)
+			}
 			now := time.Now().UnixNano()
 			w := windowOf(req, newID("frz"), actorOf(ctx, req.GetActor()), now)
 			if err := o.s.applyErr(raftfsm.AddFreeze, &rollwavev1.AddFreezeCommand{TimeUnixNano: now, Window: w}); err != nil {
@@ -38,6 +41,10 @@ func (o *operatorService) AddFreeze(ctx context.Context, req *rollwavev1.AddFree
 			return &rollwavev1.AddFreezeResponse{Window: w}, nil
 		})
 }
+
+// maxFreezeWindows bounds the windows stored, and so the calendar every
+// agent is sent (agents accept up to 4,096).
+const maxFreezeWindows = 1000
 
 // windowOf is the window an AddFreeze request asks for.
 func windowOf(req *rollwavev1.AddFreezeRequest, id, actor string, now int64) *rollwavev1.FreezeWindow {
