@@ -68,12 +68,28 @@ func (c *freezeCalendar) set(cal *rollwavev1.FreezeCalendar) error {
 	return nil
 }
 
-// holds returns the windows that hold app on a host in cell at t.
+// freezeSkew is the clock difference between agent and leader the agent
+// allows at each end of a window: it refuses a swap only when the window
+// was already active freezeSkew ago and still is freezeSkew from now, so
+// an order the leader sent just before a window opened (or just after it
+// closed, by its clock) is not refused by a host whose clock runs a
+// little ahead (or behind).
+const freezeSkew = 30 * time.Second
+
+// holds returns the windows that hold app on a host in cell at t, and
+// did so at t-freezeSkew and will at t+freezeSkew.
 func (c *freezeCalendar) holds(app, cell string, t time.Time) []freeze.Hold {
 	c.mu.Lock()
 	ws := c.ws
 	c.mu.Unlock()
-	return freeze.ActiveAt(ws, app, []string{cell}, t)
+	var out []freeze.Hold
+	for _, h := range freeze.ActiveAt(ws, app, []string{cell}, t) {
+		if h.Err == nil && (freeze.Active(h.Window, t.Add(-freezeSkew)).Window == nil || freeze.Active(h.Window, t.Add(freezeSkew)).Window == nil) {
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 // FreezeRefusal starts the reason of an assignment refused inside a freeze

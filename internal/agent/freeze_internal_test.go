@@ -32,6 +32,24 @@ func TestFreezeCalendarPersists(t *testing.T) {
 	if hs := again.holds("api", "us-1", now); len(hs) != 0 {
 		t.Fatalf("a window scoped to eu-1 holds us-1: %v", hs)
 	}
+	// Within freezeSkew of either end the agent lets the leader's order
+	// through (the leader's clock decided); past it, it refuses.
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	opens := time.Date(2026, 12, 4, 18, 0, 0, 0, berlin)
+	closes := time.Date(2026, 12, 7, 8, 0, 0, 0, berlin)
+	for _, tc := range []struct {
+		at   time.Time
+		held bool
+	}{
+		{opens.Add(10 * time.Second), false},
+		{opens.Add(freezeSkew), true},
+		{closes.Add(-10 * time.Second), false},
+		{closes.Add(-freezeSkew - time.Second), true},
+	} {
+		if hs := again.holds("api", "eu-1", tc.at); (len(hs) > 0) != tc.held {
+			t.Errorf("at %s: holds %v, want held %v", tc.at, hs, tc.held)
+		}
+	}
 	big := make([]*rollwavev1.FreezeWindow, maxFreezeWindows+1)
 	for i := range big {
 		big[i] = w
