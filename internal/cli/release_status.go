@@ -234,7 +234,7 @@ func releaseHeader(w io.Writer, r *rollwavev1.Release) error {
 	}
 	pairs := []string{
 		"ID", r.GetId(),
-		"App", strings.TrimSpace(spec.GetApp()+" "+spec.GetVersion()),
+		"App", strings.TrimSpace(spec.GetApp() + " " + spec.GetVersion()),
 		"State", releaseStateName(r.GetState()),
 		"Phase", phase,
 		"Reason", r.GetReason(),
