@@ -17,6 +17,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	// Freeze calendars name IANA zones; hosts without /usr/share/zoneinfo
+	// (minimal images) still resolve them (~450 KB of binary).
+	_ "time/tzdata"
 
 	"github.com/rollwave/rollwave/internal/agent"
 	"github.com/rollwave/rollwave/internal/deploy/slot"

@@ -4,6 +4,9 @@ package main
 
 import (
 	"os"
+	// Freeze calendars name IANA zones; servers without
+	// /usr/share/zoneinfo still resolve them.
+	_ "time/tzdata"
 
 	"github.com/rollwave/rollwave/internal/cli"
 	"github.com/rollwave/rollwave/internal/version"

@@ -37,6 +37,8 @@ type Agent struct {
 	http *httpapi.Server
 	// logs serves the leader's log requests (logs.go).
 	logs *logStreams
+	// freezes is the leader's freeze calendar (freeze.go).
+	freezes *freezeCalendar
 
 	clock Clock
 	// lastAck is the monotonic reading (Clock.Mono, in nanoseconds) of the
@@ -77,6 +79,7 @@ func New(cfg Config) (*Agent, error) {
 		a.clock = RealClock()
 	}
 	a.known = loadCoordinatorBook(cfg.DataDir, a.log)
+	a.freezes = loadFreezeCalendar(cfg.DataDir, a.log)
 	disk := cfg.DiskPath
 	if disk == "" {
 		disk = cfg.DataDir
@@ -302,6 +305,11 @@ func (a *Agent) Deliver(m *rollwavev1.CoordinatorMessage) error {
 			return errors.New("verified notice without app")
 		}
 		a.ctl(msg.Verified.GetApp()).setVerified(msg.Verified.GetGeneration())
+	case *rollwavev1.CoordinatorMessage_FreezeCalendar:
+		if err := a.freezes.set(msg.FreezeCalendar); err != nil {
+			return err
+		}
+		a.log.Info("freeze calendar received", "windows", len(msg.FreezeCalendar.GetWindows()))
 	default:
 		return fmt.Errorf("not an order: %T", m.GetMsg())
 	}

@@ -224,9 +224,9 @@ func (c *appCtl) plan() []task {
 	if o != nil && og != want.refused {
 		switch {
 		case og > gen:
-			return []task{c.swapTask(o, fmt.Sprintf("start %s: order gen %d (version %s)", targetName(st, o), og, versionOf(o)))}
+			return []task{c.swapTask(o, fmt.Sprintf("start %s: order gen %d (version %s)", targetName(st, o), og, versionOf(o)), true)}
 		case og == gen && st.Resume != "" && st.Op == nil:
-			return []task{c.swapTask(o, fmt.Sprintf("start %s again: order gen %d was interrupted at step %s by an agent restart", targetName(st, o), og, st.Resume))}
+			return []task{c.swapTask(o, fmt.Sprintf("start %s again: order gen %d was interrupted at step %s by an agent restart", targetName(st, o), og, st.Resume), false)}
 		}
 	}
 	if !ok {
@@ -368,7 +368,9 @@ func (c *appCtl) refuse(gen uint64, reason string) {
 	c.mu.Unlock()
 }
 
-func (c *appCtl) swapTask(o *rollwavev1.AssignmentOrder, reason string) task {
+// swapTask runs the swap to o. fresh: the swap has not started yet (not
+// one interrupted by a restart), so a freeze window can still hold it.
+func (c *appCtl) swapTask(o *rollwavev1.AssignmentOrder, reason string, fresh bool) task {
 	gen := o.GetAssignment().GetGeneration()
 	return task{key: fmt.Sprintf("swap/%d", gen), what: "swap", reason: reason, run: func(ctx context.Context) error {
 		log := c.log.With("generation", gen, "release_id", o.GetAssignment().GetReleaseId())
@@ -376,6 +378,13 @@ func (c *appCtl) swapTask(o *rollwavev1.AssignmentOrder, reason string) task {
 			log.Warn("assignment refused by local policy", "error", err)
 			c.refuse(gen, "refused by the host's local policy: "+err.Error())
 			return nil
+		}
+		if fresh {
+			if why := c.a.freezeCheck(o, log); why != "" {
+				log.Warn("assignment refused: inside a freeze window", "reason", why)
+				c.refuse(gen, why)
+				return nil
+			}
 		}
 		if err := c.a.orders.save(o); err != nil {
 			log.Error("persist assignment order; refusing it", "error", err)

@@ -465,7 +465,8 @@ func (a *Agent) recvLoop(ctx context.Context, stream sessionStream, sendLog send
 		case *rollwavev1.CoordinatorMessage_Ack:
 			a.markAck()
 		case *rollwavev1.CoordinatorMessage_Assignment, *rollwavev1.CoordinatorMessage_Revert,
-			*rollwavev1.CoordinatorMessage_Finalize, *rollwavev1.CoordinatorMessage_Verified:
+			*rollwavev1.CoordinatorMessage_Finalize, *rollwavev1.CoordinatorMessage_Verified,
+			*rollwavev1.CoordinatorMessage_FreezeCalendar:
 			if err := a.Deliver(m); err != nil {
 				a.log.Warn("order from the leader ignored", "error", err)
 			}

@@ -99,7 +99,13 @@ func TestReadTables(t *testing.T) {
 		}},
 		{"freeze list", []string{"freeze", "list"}, []string{
 			"Global freeze: ON (incident)",
-			"fz-1 2026-11-29T12:00:00Z 2026-12-01T12:00:00Z holidays bob@ops",
+			"ID FROM TO SCOPE ACTIVE REASON CREATED BY",
+			"fz-1 2026-11-29T12:00:00Z 2026-12-01T12:00:00Z all until 2026-12-01T12:00:00Z holidays bob@ops",
+			`fz-2 every "0 18 * * FRI" in Europe/Berlin for 62h0m0s - apps=api cells=eu-1a until 2026-11-30T08:00:00+01:00 weekend ops`,
+			`Next occurrences of fz-2 ("0 18 * * FRI" in Europe/Berlin for 62h0m0s):`,
+			"2026-12-04T18:00:00+01:00 to 2026-12-07T08:00:00+01:00 (2026-12-04T17:00:00Z to 2026-12-07T07:00:00Z)",
+			"2026-12-11T18:00:00+01:00 to 2026-12-14T08:00:00+01:00 (2026-12-11T17:00:00Z to 2026-12-14T07:00:00Z)",
+			"2026-12-18T18:00:00+01:00 to 2026-12-21T08:00:00+01:00 (2026-12-18T17:00:00Z to 2026-12-21T07:00:00Z)",
 		}},
 	}
 	for _, tc := range cases {
@@ -216,6 +222,19 @@ func TestJSONOutput(t *testing.T) {
 	if h0["id"] != "web-1" || apps[0].(map[string]any)["blue_version"] != "2.4.0" {
 		t.Errorf("hosts -json first host = %v", h0)
 	}
+	// freeze list: schedules[i] belongs to windows[i], with its next
+	// occurrences; the recurring window's fields are present.
+	fz := objects["freezes"]
+	ws, _ := fz["windows"].([]any)
+	scheds, _ := fz["schedules"].([]any)
+	if len(ws) != 2 || len(scheds) != 2 {
+		t.Fatalf("freeze list -json: %d windows, %d schedules, want 2 and 2: %v", len(ws), len(scheds), fz)
+	}
+	w2, s2 := ws[1].(map[string]any), scheds[1].(map[string]any)
+	if w2["cron"] != "0 18 * * FRI" || w2["duration_ms"] != json.Number("223200000") || w2["timezone"] != "Europe/Berlin" ||
+		s2["window_id"] != "fz-2" || s2["active"] != true || len(s2["next"].([]any)) != 3 {
+		t.Errorf("freeze list -json recurring window %v, schedule %v", w2, s2)
+	}
 	// One host: its HostView object, the latest heartbeat under "metrics".
 	one := objects["one host"]
 	m, _ := one["metrics"].(map[string]any)
@@ -288,6 +307,14 @@ func TestWriteRequests(t *testing.T) {
 		{"freeze add", []string{"freeze", "add", "-from", "2026-12-24T00:00:00Z", "-to", "2026-12-27T01:00:00+01:00", "-reason", "holidays"}, "AddFreeze",
 			&rollwavev1.AddFreezeRequest{FromUnixNano: 1798070400000000000, ToUnixNano: 1798329600000000000, Reason: "holidays", Actor: "carol@ops"},
 			"Added freeze fz-1: 2026-12-24T00:00:00Z to 2026-12-27T00:00:00Z"},
+		{"freeze add recurring", []string{"freeze", "add", "-cron", "0 18 * * FRI", "-duration", "62h", "-timezone", "Europe/Berlin",
+			"-app", "api", "-cell", "eu-1a", "-cell", "eu-1b", "-reason", "weekend"}, "AddFreeze",
+			&rollwavev1.AddFreezeRequest{Cron: "0 18 * * FRI", DurationMs: 223200000, Timezone: "Europe/Berlin",
+				Apps: []string{"api"}, Cells: []string{"eu-1a", "eu-1b"}, Reason: "weekend", Actor: "carol@ops"},
+			`Added freeze fz-1: "0 18 * * FRI" in Europe/Berlin for 62h0m0s`},
+		{"override freeze", []string{"release", "override-freeze", "api-2.4.0", "-reason", "hotfix INC-7"}, "OverrideFreeze",
+			&rollwavev1.ReleaseActionRequest{Id: "api-2.4.0", Reason: "hotfix INC-7", Actor: "carol@ops"},
+			"Release api-2.4.0: running; freeze windows overridden by carol@ops at 2026-11-29T12:00:00Z: hotfix INC-7"},
 		{"freeze remove", []string{"freeze", "remove", "fz-1"}, "RemoveFreeze",
 			&rollwavev1.RemoveFreezeRequest{Id: "fz-1", Actor: "carol@ops"}, "Removed freeze fz-1"},
 		{"freeze global on", []string{"freeze", "global", "on", "-reason", "incident"}, "SetGlobalFreeze",
@@ -351,5 +378,37 @@ func TestReportSinceErrors(t *testing.T) {
 	}
 	if n := len(f.requests("Report")); n != 0 {
 		t.Fatalf("%d Report requests sent for bad -since values", n)
+	}
+}
+
+// A bad recurring freeze window is a usage error naming what is wrong,
+// and no request is sent.
+func TestFreezeAddErrors(t *testing.T) {
+	f := fixture()
+	addr := startServer(t, f)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad field", []string{"-cron", "0 18 * * FRY", "-duration", "1h"}, `field 5 (day of week) "FRY"`},
+		{"no duration", []string{"-cron", "@weekly"}, "-cron needs -duration"},
+		{"bad duration", []string{"-cron", "@weekly", "-duration", "2 days"}, `invalid -duration "2 days"`},
+		{"unknown zone", []string{"-cron", "@weekly", "-duration", "1h", "-timezone", "Mars/Olympus"}, `unknown timezone "Mars/Olympus"`},
+		{"longer than the gap", []string{"-cron", "@daily", "-duration", "25h"}, "would never end"},
+		{"cron with from", []string{"-cron", "@daily", "-duration", "1h", "-from", "2026-12-24T00:00:00Z"}, "takes no -from/-to"},
+		{"timezone without cron", []string{"-from", "2026-12-24T00:00:00Z", "-to", "2026-12-25T00:00:00Z", "-timezone", "UTC"}, "go with -cron"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"freeze", "add", "-reason", "r"}, tc.args...)
+			r := runAt(t, addr, args...).expect(t, ExitUsage)
+			if !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("stderr %q lacks %q", r.stderr, tc.want)
+			}
+		})
+	}
+	runAt(t, addr, "release", "override-freeze", "api-2.4.0").expect(t, ExitUsage)
+	if n := len(f.requests("AddFreeze")) + len(f.requests("OverrideFreeze")); n != 0 {
+		t.Fatalf("%d requests sent for bad flags", n)
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"time"
 
+	"github.com/rollwave/rollwave/internal/freeze"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -83,7 +84,15 @@ func fixture() *fakeOperator {
 	}
 	f.freezes = &rollwavev1.ListFreezesResponse{
 		Global: true, GlobalReason: "incident",
-		Windows: []*rollwavev1.FreezeWindow{{Id: "fz-1", FromUnixNano: nanos(testNow), ToUnixNano: nanos(testNow.Add(48 * time.Hour)), Reason: "holidays", CreatedBy: "bob@ops"}},
+		Windows: []*rollwavev1.FreezeWindow{
+			{Id: "fz-1", FromUnixNano: nanos(testNow), ToUnixNano: nanos(testNow.Add(48 * time.Hour)), Reason: "holidays", CreatedBy: "bob@ops"},
+			{Id: "fz-2", Cron: "0 18 * * FRI", DurationMs: (62 * time.Hour).Milliseconds(), Timezone: "Europe/Berlin",
+				Apps: []string{"api"}, Cells: []string{"eu-1a"}, Reason: "weekend", CreatedBy: "ops"},
+		},
+		NowUnixNano: nanos(testNow),
+	}
+	for _, w := range f.freezes.Windows {
+		f.freezes.Schedules = append(f.freezes.Schedules, freeze.ScheduleOf(w, testNow))
 	}
 	f.notify = &rollwavev1.NotifyStatusResponse{LeaderId: "coord-1", Targets: []*rollwavev1.NotifyTargetStatus{{
 		Name: "ops", Type: "webhook", Url: "https://hooks.example.com/rollwave/…", Events: []string{"gate.failed", "release.*"},

@@ -31,6 +31,7 @@ gates before the next. Releases are described in HCL (or JSON) spec files.`,
 		newReleaseStatusCommand(a),
 		newReleaseConvergeCommand(a),
 		newReleaseAckCommand(a),
+		newReleaseOverrideFreezeCommand(a),
 	)
 	for _, act := range releaseActions {
 		cmd.AddCommand(newReleaseActionCommand(a, act))

@@ -243,14 +243,44 @@ func releaseHeader(w io.Writer, now time.Time, r *rollwavev1.Release) error {
 	if n := len(r.GetPhases()); n > 0 {
 		phase = fmt.Sprintf("%d of %d (counting from 0)", r.GetCurrentPhase(), n)
 	}
-	return keyValues(w,
+	pairs := []string{
 		"ID", r.GetId(),
 		"App", strings.TrimSpace(spec.GetApp()+" "+spec.GetVersion()),
 		"State", releaseStateName(r.GetState())+watchNote(r, now),
 		"Phase", phase,
 		"Reason", r.GetReason(),
 		"Created", created,
-	)
+	}
+	if ov := r.GetFreezeOverride(); ov != nil {
+		pairs = append(pairs, "Freeze override", fmt.Sprintf("by %s at %s: %s", ov.GetActor(), timestamp(ov.GetTimeUnixNano()), ov.GetReason()))
+	}
+	return keyValues(w, pairs...)
+}
+
+// heldReason is why the current phase waits to start (a freeze), from
+// its latest phase.held event with no phase.started after it; "" when it
+// is not held.
+func heldReason(r *rollwavev1.Release, events []*rollwavev1.Event) string {
+	cur := r.GetCurrentPhase()
+	if int(cur) >= len(r.GetPhases()) || r.GetPhases()[cur].GetState() != rollwavev1.PhaseState_PHASE_STATE_PENDING {
+		return ""
+	}
+	why := ""
+	for _, e := range events {
+		if e.GetPhase() != cur {
+			continue
+		}
+		switch e.GetKind() {
+		case "phase.held":
+			why = e.GetEvidence()["reason"]
+			if why == "" {
+				why = e.GetMessage()
+			}
+		case "phase.started":
+			why = ""
+		}
+	}
+	return why
 }
 
 // renderStatus prints the release header and one row per phase.
@@ -279,6 +309,9 @@ func renderStatus(w io.Writer, now time.Time, r *rollwavev1.Release, assignments
 	}
 	if err := t.flush(); err != nil {
 		return err
+	}
+	if why := heldReason(r, events); why != "" {
+		fmt.Fprintf(w, "\nPhase %d held: %s\n", r.GetCurrentPhase(), why)
 	}
 	return renderContactNotes(w, contactNotes(assignments, events))
 }

@@ -256,7 +256,13 @@ func (f *fakeOperator) HostLogs(req *rollwavev1.HostLogsRequest, stream grpc.Ser
 func (f *fakeOperator) AddFreeze(_ context.Context, req *rollwavev1.AddFreezeRequest) (*rollwavev1.AddFreezeResponse, error) {
 	return &rollwavev1.AddFreezeResponse{Window: &rollwavev1.FreezeWindow{
 		Id: "fz-1", FromUnixNano: req.GetFromUnixNano(), ToUnixNano: req.GetToUnixNano(), Reason: req.GetReason(),
+		Cron: req.GetCron(), DurationMs: req.GetDurationMs(), Timezone: req.GetTimezone(), Apps: req.GetApps(), Cells: req.GetCells(),
 	}}, f.record("AddFreeze", req)
+}
+
+func (f *fakeOperator) OverrideFreeze(_ context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
+	return &rollwavev1.ReleaseActionResponse{Release: &rollwavev1.Release{Id: req.GetId(), State: rollwavev1.ReleaseState_RELEASE_STATE_RUNNING,
+		FreezeOverride: &rollwavev1.FreezeOverride{Actor: req.GetActor(), Reason: req.GetReason(), TimeUnixNano: nanos(testNow)}}}, f.record("OverrideFreeze", req)
 }
 
 func (f *fakeOperator) ListFreezes(_ context.Context, req *rollwavev1.ListFreezesRequest) (*rollwavev1.ListFreezesResponse, error) {

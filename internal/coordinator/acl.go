@@ -75,6 +75,7 @@ var aclMethodRoles = map[string]string{
 	"SnapshotSave":    raftfsm.RoleAdmin,
 	"SnapshotRestore": raftfsm.RoleAdmin,
 	"SetGlobalFreeze": raftfsm.RoleAdmin,
+	"OverrideFreeze":  raftfsm.RoleAdmin,
 	"ACLTokenCreate":  raftfsm.RoleAdmin,
 	"ACLTokenDelete":  raftfsm.RoleAdmin,
 }

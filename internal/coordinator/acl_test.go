@@ -117,6 +117,16 @@ func TestACLTokensAndRoles(t *testing.T) {
 	if sub.GetRelease().GetCreatedBy() != "deployer" {
 		t.Errorf("created by %q, want deployer", sub.GetRelease().GetCreatedBy())
 	}
+	// A freeze override needs admin; the admin token's name is its actor.
+	_, err = fc.OverrideFreeze(deployCtx, &rollwavev1.ReleaseActionRequest{Id: "api-1", Reason: "hotfix", Actor: "mallory"})
+	wantCode(t, "deploy token overrides freezes", err, codes.PermissionDenied, "OverrideFreeze needs role admin")
+	ov, err := fc.OverrideFreeze(admin, &rollwavev1.ReleaseActionRequest{Id: "api-1", Reason: "hotfix", Actor: "mallory"})
+	if err != nil {
+		t.Fatalf("admin overrides freezes: %v", err)
+	}
+	if o := ov.GetRelease().GetFreezeOverride(); o.GetActor() != "bootstrap" || o.GetReason() != "hotfix" {
+		t.Errorf("override = %v, want actor bootstrap", o)
+	}
 	_, err = fc.ResumeRelease(deployCtx, &rollwavev1.ReleaseActionRequest{Id: "api-1", Actor: "mallory"})
 	wantCode(t, "deploy token starts a release with no host", err, codes.FailedPrecondition, "no live host matches its target")
 	res, err := fc.AbortRelease(deployCtx, &rollwavev1.ReleaseActionRequest{Id: "api-1", Actor: "mallory"})

@@ -48,6 +48,7 @@ func newAgentService(s *Server) (*agentService, error) {
 	s.AddLeaderHook(func(ctx context.Context, leader bool) {
 		if leader {
 			goLeader(ctx, func() { d.Writer().Run(ctx) })
+			goLeader(ctx, func() { s.pushCalendars(ctx) })
 			return
 		}
 		// Sessions belong to a leader; agents reconnect and are redirected.
@@ -297,6 +298,8 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 	sess.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Welcome{
 		Welcome: &rollwavev1.Welcome{LeaderId: s.cfg.NodeID, HeartbeatIntervalMs: defaultHeartbeat.Milliseconds()},
 	}})
+	// The calendar before any order, so the agent judges orders by it.
+	defer s.openCalendar(sess)()
 	s.dispatch.ResendOrders(sess.hostID, sess.Send)
 
 	// Receiving runs in its own goroutine so that sending (acks, orders)

@@ -33,6 +33,11 @@ func TestSessionKeepsHeartbeatWithoutSamples(t *testing.T) {
 	if m, err := stream.Recv(); err != nil || m.GetWelcome() == nil {
 		t.Fatalf("first message %v, %v; want a welcome", m, err)
 	}
+	// The freeze calendar (empty here) comes right after the welcome,
+	// before any order.
+	if m, err := stream.Recv(); err != nil || m.GetFreezeCalendar() == nil {
+		t.Fatalf("second message %v, %v; want the freeze calendar", m, err)
+	}
 	send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Heartbeat{Heartbeat: &rollwavev1.Heartbeat{
 		Seq:      1,
 		Host:     &rollwavev1.HostMetrics{MemPercent: 42},

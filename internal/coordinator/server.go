@@ -62,6 +62,8 @@ type Server struct {
 	tls    *tlsutil.Reloader
 	fwd    *forwarder
 	agents *agentRegistry
+	// freezePush sends agents the freeze calendar (freeze_push.go).
+	freezePush freezePush
 	// dispatch gives agents their orders and batches their reports
 	// into raft (internal/deploy/dispatch).
 	dispatch *dispatch.Dispatcher

@@ -70,4 +70,5 @@ func init() {
 	register(Prune, noResult(applyPrune))
 	register(SetNotifyCursors, noResult(applySetNotifyCursors))
 	register(AckRelease, noResult(applyAckRelease))
+	register(OverrideFreeze, noResult(applyOverrideFreeze))
 }

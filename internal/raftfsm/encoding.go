@@ -61,6 +61,10 @@ const (
 	// AckRelease (body: AckReleaseCommand) records an operator's
 	// acknowledgement of a failed release, once.
 	AckRelease MessageType = 23
+	// OverrideFreeze (body: OverrideFreezeCommand) lets one live release
+	// start phases, and its hosts swaps, inside freeze windows: an
+	// admin's audited emergency override.
+	OverrideFreeze MessageType = 24
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -92,6 +96,7 @@ var messageTypeNames = map[MessageType]string{
 	Prune:             "Prune",
 	SetNotifyCursors:  "SetNotifyCursors",
 	AckRelease:        "AckRelease",
+	OverrideFreeze:    "OverrideFreeze",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

@@ -341,6 +341,39 @@ func laterGoldenSteps() []namedStep {
 					t.Errorf("last event = %v", last)
 				}
 			}}},
+		// Since FreezeWindow fields 7-11: a recurring, scoped window.
+		{goldenStep: goldenStep{cmd: cmd{AddFreeze, &v1.AddFreezeCommand{TimeUnixNano: now + 30, Window: &v1.FreezeWindow{
+			Id: "frz-weekend", Reason: "weekend", CreatedBy: "ops", Cron: "0 18 * * FRI", DurationMs: 62 * 3600 * 1000,
+			Timezone: "Europe/Berlin", Apps: []string{"web"}, Cells: []string{"eu-1"}}}},
+			check: func(t *testing.T, s *State) {
+				var w *v1.FreezeWindow
+				for _, x := range s.Freezes() {
+					if x.GetId() == "frz-weekend" {
+						w = x
+					}
+				}
+				if w.GetCron() != "0 18 * * FRI" || w.GetDurationMs() != 62*3600*1000 || w.GetTimezone() != "Europe/Berlin" ||
+					w.GetApps()[0] != "web" || w.GetCells()[0] != "eu-1" || w.GetCreatedUnixNano() != now+30 {
+					t.Errorf("window = %v", w)
+				}
+				ev := s.Events("", 0, 0)
+				if last := ev[len(ev)-1]; last.GetKind() != "freeze.added" || last.GetEvidence()["cron"] != "0 18 * * FRI" || last.GetEvidence()["cells"] != "eu-1" {
+					t.Errorf("last event = %v", last)
+				}
+			}}, file: "cmd-add-freeze-recurring.bin"},
+		// Since type 24 (OverrideFreeze): an admin overrides the freezes
+		// for the pending release web-1.0.0.
+		{goldenStep: goldenStep{cmd: cmd{OverrideFreeze, &v1.OverrideFreezeCommand{TimeUnixNano: now + 31, ReleaseId: "web-1.0.0", Actor: "root-admin", Reason: "hotfix INC-7"}},
+			check: func(t *testing.T, s *State) {
+				o := s.Release("web-1.0.0").GetFreezeOverride()
+				if o.GetActor() != "root-admin" || o.GetReason() != "hotfix INC-7" || o.GetTimeUnixNano() != now+31 {
+					t.Errorf("override = %v", o)
+				}
+				ev := s.Events("web-1.0.0", 0, 0)
+				if last := ev[len(ev)-1]; last.GetKind() != "freeze.overridden" || last.GetActor() != "root-admin" || last.GetEvidence()["reason"] != "hotfix INC-7" {
+					t.Errorf("last event = %v", last)
+				}
+			}}},
 	}
 }
 

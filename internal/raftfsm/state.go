@@ -105,6 +105,15 @@ func (s *State) WatchRelease(id string) Watch {
 	return Watch{ws}
 }
 
+// FreezesWatch returns the freeze windows (as Freezes) and a watch that
+// fires when they change (or the state is restored), read together so no
+// change slips in between.
+func (s *State) FreezesWatch() ([]*v1.FreezeWindow, Watch) {
+	v, ws := s.watch()
+	ws.Add(each(v, tFreeze, "id", nil, func(*v1.FreezeWindow) bool { return false }))
+	return sortFreezes(cloneAll[*v1.FreezeWindow](v, tFreeze, "id", nil)), Watch{ws}
+}
+
 // WatchApps returns a watch that fires when any app changes: a release is
 // submitted, or one ends (the app's active release changes).
 func (s *State) WatchApps() Watch {
@@ -302,7 +311,12 @@ func (s *State) EachReleaseHistory(app string, kinds []string, fn func(r *v1.Rel
 
 // Freezes returns the freeze windows sorted by start, then id.
 func (s *State) Freezes() []*v1.FreezeWindow {
-	out := cloneAll[*v1.FreezeWindow](s.read(), tFreeze, "id", nil)
+	return sortFreezes(cloneAll[*v1.FreezeWindow](s.read(), tFreeze, "id", nil))
+}
+
+// sortFreezes sorts windows by start (recurring ones, which have none,
+// first), then id (the key order they come in).
+func sortFreezes(out []*v1.FreezeWindow) []*v1.FreezeWindow {
 	slices.SortStableFunc(out, func(a, b *v1.FreezeWindow) int {
 		return cmp.Compare(a.GetFromUnixNano(), b.GetFromUnixNano())
 	})

@@ -57,7 +57,7 @@ const (
 // themselves while cut off from the leader.
 var NotifyEventKinds = []string{
 	"acl.bootstrapped", "acl.token_created", "acl.token_deleted",
-	"freeze.added", "freeze.global_off", "freeze.global_on", "freeze.removed",
+	"freeze.added", "freeze.global_off", "freeze.global_on", "freeze.overridden", "freeze.removed",
 	"gate.failed", "gate.inconclusive", "gate.passed",
 	"host.failed", "host.held_control_plane_down", "host.reverted", "host.reverted_isolated", "host.switched", "host.unreachable",
 	"hosts.assigned",

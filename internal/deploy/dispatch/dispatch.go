@@ -133,7 +133,7 @@ func (d *Dispatcher) AssignHosts(releaseID string, phase int32, hosts []string) 
 	}
 	as = append(as, live...)
 	for _, a := range as {
-		d.agents.Send(a.GetHost(), assignmentOrder(a, rel.GetSpec()))
+		d.agents.Send(a.GetHost(), assignmentOrder(a, rel))
 	}
 	return as, nil
 }
@@ -156,9 +156,12 @@ func AssignedEvent(rel *rollwavev1.Release, phase int32, as []*rollwavev1.Assign
 	}
 }
 
-func assignmentOrder(a *rollwavev1.Assignment, rs *rollwavev1.ReleaseSpec) *rollwavev1.CoordinatorMessage {
+// assignmentOrder is the order for a, with the release's spec and, when
+// an admin overrode the freeze windows for the release, the override (the
+// agent then starts the swap inside a window it knows of).
+func assignmentOrder(a *rollwavev1.Assignment, rel *rollwavev1.Release) *rollwavev1.CoordinatorMessage {
 	return &rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Assignment{
-		Assignment: &rollwavev1.AssignmentOrder{Assignment: a, Spec: withArtifactURLExpanded(rs)},
+		Assignment: &rollwavev1.AssignmentOrder{Assignment: a, Spec: withArtifactURLExpanded(rel.GetSpec()), FreezeOverride: rel.GetFreezeOverride()},
 	}}
 }
 
@@ -234,7 +237,7 @@ func (d *Dispatcher) ResendOrders(host string, send func(*rollwavev1.Coordinator
 		case rollwavev1.AssignmentState_ASSIGNMENT_STATE_ASSIGNED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING,
 			rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING,
 			rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY:
-			send(assignmentOrder(a, rel.GetSpec()))
+			send(assignmentOrder(a, rel))
 			if ph := phaseOf(rel, a.GetPhase()); ph != nil && ph.GetState() == rollwavev1.PhaseState_PHASE_STATE_VERIFIED {
 				send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Verified{
 					Verified: &rollwavev1.PhaseVerified{App: a.GetApp(), Generation: a.GetGeneration()},

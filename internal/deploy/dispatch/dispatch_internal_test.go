@@ -13,7 +13,7 @@ import (
 func TestAssignmentOrderExpandsArtifactURL(t *testing.T) {
 	rs := &rollwavev1.ReleaseSpec{App: "api", Version: "2.4.0",
 		Artifact: &rollwavev1.Artifact{Url: "https://artifacts.internal/{{app}}/{{version}}/{{app}}.tar.gz", Sha256: "ab"}}
-	got := assignmentOrder(&rollwavev1.Assignment{Host: "h1"}, rs).GetAssignment().GetSpec().GetArtifact().GetUrl()
+	got := assignmentOrder(&rollwavev1.Assignment{Host: "h1"}, &rollwavev1.Release{Spec: rs}).GetAssignment().GetSpec().GetArtifact().GetUrl()
 	if want := "https://artifacts.internal/api/2.4.0/api.tar.gz"; got != want {
 		t.Errorf("order's artifact URL = %q, want %q", got, want)
 	}
@@ -21,7 +21,7 @@ func TestAssignmentOrderExpandsArtifactURL(t *testing.T) {
 		t.Errorf("the stored spec was changed: %q", u)
 	}
 	plain := &rollwavev1.ReleaseSpec{App: "api", Version: "1", Artifact: &rollwavev1.Artifact{Url: "file:///srv/api.tgz"}}
-	if o := assignmentOrder(nil, plain).GetAssignment().GetSpec(); o != plain {
+	if o := assignmentOrder(nil, &rollwavev1.Release{Spec: plain}).GetAssignment().GetSpec(); o != plain {
 		t.Error("a spec without placeholders was copied")
 	}
 }

@@ -138,7 +138,7 @@ func (o *Orchestrator) convergeLoop(ctx context.Context) {
 // one host: a host that fails is reverted alone and retried later.
 func (o *Orchestrator) convergeOnce(ctx context.Context, cv *converger) error {
 	now := o.now()
-	if held, _ := o.frozen(now); held {
+	if on, _ := o.state.GlobalFreeze(); on {
 		return nil // no new release starts during a freeze
 	}
 	for _, app := range o.state.Apps() {
@@ -159,6 +159,13 @@ func (o *Orchestrator) convergeOnce(ctx context.Context, cv *converger) error {
 		host, ok := o.nextToConverge(cv, d, now)
 		if !ok {
 			continue
+		}
+		var cells []string
+		if h := o.state.Host(host); h != nil {
+			cells = []string{h.GetCell()}
+		}
+		if held, _ := o.frozen(nil, app.GetName(), cells, now); held {
+			continue // no new release starts during a freeze window
 		}
 		if _, _, err := o.Converge(ctx, app.GetName(), ConvergeActor, `converge = "auto"`, host); err != nil {
 			return err

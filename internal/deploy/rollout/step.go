@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rollwave/rollwave/internal/deploy/plan"
+	"github.com/rollwave/rollwave/internal/freeze"
 	"github.com/rollwave/rollwave/internal/health"
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	"github.com/rollwave/rollwave/internal/sattime"
@@ -194,24 +195,27 @@ func (o *Orchestrator) planRelease(ctx context.Context, r *rollwavev1.Release) e
 	})
 }
 
-// frozen reports whether a freeze holds phase starts at now, and why.
-func (o *Orchestrator) frozen(now time.Time) (bool, string) {
+// frozen reports whether a freeze holds, at now, the start of a phase of
+// app in cells (or of a new release of app on a host in cells), and why:
+// the global freeze, or a one-off or calendar window whose scope covers
+// them (internal/freeze), named with its end. An admin's freeze override
+// on r (OverrideFreeze) lifts the windows, not the global freeze.
+func (o *Orchestrator) frozen(r *rollwavev1.Release, app string, cells []string, now time.Time) (bool, string) {
 	if on, why := o.state.GlobalFreeze(); on {
 		return true, "global freeze: " + why
 	}
-	n := now.UnixNano()
-	for _, w := range o.state.Freezes() {
-		if w.GetFromUnixNano() <= n && n < w.GetToUnixNano() {
-			return true, fmt.Sprintf("freeze window %q until %s: %s", w.GetId(),
-				time.Unix(0, w.GetToUnixNano()).UTC().Format(time.RFC3339), w.GetReason())
-		}
+	if r.GetFreezeOverride() != nil {
+		return false, ""
+	}
+	if hs := freeze.ActiveAt(o.state.Freezes(), app, cells, now); len(hs) > 0 {
+		return true, hs[0].Reason()
 	}
 	return false, ""
 }
 
 func (o *Orchestrator) startPhase(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase) error {
 	idx := p.GetIndex()
-	if held, why := o.frozen(o.now()); held {
+	if held, why := o.frozen(r, r.GetSpec().GetApp(), p.GetCells(), o.now()); held {
 		if rn.held[idx] != why {
 			if err := o.events(ctx, ev(r, idx, "phase.held", fmt.Sprintf("phase %d held: %s", idx, why),
 				map[string]string{"reason": why})); err != nil {
@@ -227,6 +231,9 @@ func (o *Orchestrator) startPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 	}
 	if why, ok := rn.held[idx]; ok {
 		evidence["held_by"] = why
+	}
+	if ov := r.GetFreezeOverride(); ov != nil {
+		evidence["freeze_override"] = ov.GetActor() + ": " + ov.GetReason()
 	}
 	msg := fmt.Sprintf("phase %d starts: %d host(s) in cell(s) %s", idx, len(p.GetHosts()), strings.Join(p.GetCells(), ", "))
 	if err := o.setPhase(ctx, r, p, phDeploying, msg, time.Time{}, ev(r, idx, "phase.started", msg, evidence)); err != nil {
@@ -864,11 +871,12 @@ func (o *Orchestrator) hasOldVersion(host, app, version string) bool {
 
 // untouchedReasons start the reason of an assignment the agent failed
 // before touching a slot (internal/agent/worker.go): refused by the
-// host's local policy, or an order it could not persist. Such a host
+// host's local policy or its freeze calendar (a window the agent knows of
+// holds the swap), or an order it could not persist. Such a host
 // serves what it served before; there is nothing to revert, and a revert
 // order for a generation it never took is ignored, so waiting for it would
 // only run out RevertTimeout.
-var untouchedReasons = []string{"refused by the host's local policy", "agent cannot persist the order"}
+var untouchedReasons = []string{"refused by the host's local policy", "refused by the host's freeze calendar", "agent cannot persist the order"}
 
 // untouched reports whether a failed assignment never touched the host.
 func untouched(a *rollwavev1.Assignment) bool {

@@ -151,6 +151,7 @@ type CoordinatorMessage struct {
 	//	*CoordinatorMessage_Verified
 	//	*CoordinatorMessage_LogRequest
 	//	*CoordinatorMessage_LogCancel
+	//	*CoordinatorMessage_FreezeCalendar
 	Msg           isCoordinatorMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -274,6 +275,15 @@ func (x *CoordinatorMessage) GetLogCancel() *LogCancel {
 	return nil
 }
 
+func (x *CoordinatorMessage) GetFreezeCalendar() *FreezeCalendar {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_FreezeCalendar); ok {
+			return x.FreezeCalendar
+		}
+	}
+	return nil
+}
+
 type isCoordinatorMessage_Msg interface {
 	isCoordinatorMessage_Msg()
 }
@@ -315,6 +325,12 @@ type CoordinatorMessage_LogCancel struct {
 	LogCancel *LogCancel `protobuf:"bytes,9,opt,name=log_cancel,json=logCancel,proto3,oneof"`
 }
 
+type CoordinatorMessage_FreezeCalendar struct {
+	// The freeze windows the agent enforces: sent after the Welcome and
+	// whenever the windows change.
+	FreezeCalendar *FreezeCalendar `protobuf:"bytes,12,opt,name=freeze_calendar,json=freezeCalendar,proto3,oneof"`
+}
+
 func (*CoordinatorMessage_Welcome) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Redirect) isCoordinatorMessage_Msg() {}
@@ -333,6 +349,55 @@ func (*CoordinatorMessage_LogRequest) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_LogCancel) isCoordinatorMessage_Msg() {}
 
+func (*CoordinatorMessage_FreezeCalendar) isCoordinatorMessage_Msg() {}
+
+// Every freeze window of the cluster (one-off and recurring). The agent
+// keeps the newest one on disk and refuses to start a swap inside an
+// active window that covers the app and its cell.
+type FreezeCalendar struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Windows       []*FreezeWindow        `protobuf:"bytes,1,rep,name=windows,proto3" json:"windows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreezeCalendar) Reset() {
+	*x = FreezeCalendar{}
+	mi := &file_rollwave_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreezeCalendar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreezeCalendar) ProtoMessage() {}
+
+func (x *FreezeCalendar) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreezeCalendar.ProtoReflect.Descriptor instead.
+func (*FreezeCalendar) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FreezeCalendar) GetWindows() []*FreezeWindow {
+	if x != nil {
+		return x.Windows
+	}
+	return nil
+}
+
 // The last generation the agent applied for one app, and where it got.
 type AppliedGeneration struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -347,7 +412,7 @@ type AppliedGeneration struct {
 
 func (x *AppliedGeneration) Reset() {
 	*x = AppliedGeneration{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[2]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +424,7 @@ func (x *AppliedGeneration) String() string {
 func (*AppliedGeneration) ProtoMessage() {}
 
 func (x *AppliedGeneration) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[2]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +437,7 @@ func (x *AppliedGeneration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedGeneration.ProtoReflect.Descriptor instead.
 func (*AppliedGeneration) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AppliedGeneration) GetApp() string {
@@ -427,7 +492,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[3]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +504,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[3]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +517,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Hello) GetHostId() string {
@@ -521,7 +586,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[4]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +598,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[4]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +611,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Welcome) GetLeaderId() string {
@@ -574,7 +639,7 @@ type Redirect struct {
 
 func (x *Redirect) Reset() {
 	*x = Redirect{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[5]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +651,7 @@ func (x *Redirect) String() string {
 func (*Redirect) ProtoMessage() {}
 
 func (x *Redirect) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[5]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +664,7 @@ func (x *Redirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Redirect.ProtoReflect.Descriptor instead.
 func (*Redirect) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Redirect) GetLeaderId() string {
@@ -628,7 +693,7 @@ type HostMetrics struct {
 
 func (x *HostMetrics) Reset() {
 	*x = HostMetrics{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[6]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +705,7 @@ func (x *HostMetrics) String() string {
 func (*HostMetrics) ProtoMessage() {}
 
 func (x *HostMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[6]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +718,7 @@ func (x *HostMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostMetrics.ProtoReflect.Descriptor instead.
 func (*HostMetrics) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HostMetrics) GetCpuPercent() float64 {
@@ -702,7 +767,7 @@ type SlotMetrics struct {
 
 func (x *SlotMetrics) Reset() {
 	*x = SlotMetrics{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[7]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +779,7 @@ func (x *SlotMetrics) String() string {
 func (*SlotMetrics) ProtoMessage() {}
 
 func (x *SlotMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[7]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +792,7 @@ func (x *SlotMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotMetrics.ProtoReflect.Descriptor instead.
 func (*SlotMetrics) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SlotMetrics) GetApp() string {
@@ -806,7 +871,7 @@ type MetricSamples struct {
 
 func (x *MetricSamples) Reset() {
 	*x = MetricSamples{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[8]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +883,7 @@ func (x *MetricSamples) String() string {
 func (*MetricSamples) ProtoMessage() {}
 
 func (x *MetricSamples) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[8]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +896,7 @@ func (x *MetricSamples) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricSamples.ProtoReflect.Descriptor instead.
 func (*MetricSamples) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MetricSamples) GetApp() string {
@@ -883,7 +948,7 @@ type RequestStats struct {
 
 func (x *RequestStats) Reset() {
 	*x = RequestStats{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[9]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +960,7 @@ func (x *RequestStats) String() string {
 func (*RequestStats) ProtoMessage() {}
 
 func (x *RequestStats) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[9]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +973,7 @@ func (x *RequestStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestStats.ProtoReflect.Descriptor instead.
 func (*RequestStats) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RequestStats) GetApp() string {
@@ -991,7 +1056,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[10]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1068,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[10]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1081,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Heartbeat) GetSeq() uint64 {
@@ -1079,7 +1144,7 @@ type HeartbeatAck struct {
 
 func (x *HeartbeatAck) Reset() {
 	*x = HeartbeatAck{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[11]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1156,7 @@ func (x *HeartbeatAck) String() string {
 func (*HeartbeatAck) ProtoMessage() {}
 
 func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[11]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1169,7 @@ func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
 func (*HeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HeartbeatAck) GetSeq() uint64 {
@@ -1142,7 +1207,7 @@ type AssignmentProgress struct {
 
 func (x *AssignmentProgress) Reset() {
 	*x = AssignmentProgress{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[12]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1219,7 @@ func (x *AssignmentProgress) String() string {
 func (*AssignmentProgress) ProtoMessage() {}
 
 func (x *AssignmentProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[12]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1232,7 @@ func (x *AssignmentProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentProgress.ProtoReflect.Descriptor instead.
 func (*AssignmentProgress) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AssignmentProgress) GetApp() string {
@@ -1213,16 +1278,19 @@ func (x *AssignmentProgress) GetEvidence() map[string]string {
 }
 
 type AssignmentOrder struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Assignment    *Assignment            `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
-	Spec          *ReleaseSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Assignment *Assignment            `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	Spec       *ReleaseSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Set when an admin overrode the freeze windows for the release: the
+	// agent starts the swap even inside a window it knows of.
+	FreezeOverride *FreezeOverride `protobuf:"bytes,10,opt,name=freeze_override,json=freezeOverride,proto3" json:"freeze_override,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AssignmentOrder) Reset() {
 	*x = AssignmentOrder{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[13]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1302,7 @@ func (x *AssignmentOrder) String() string {
 func (*AssignmentOrder) ProtoMessage() {}
 
 func (x *AssignmentOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[13]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1315,7 @@ func (x *AssignmentOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentOrder.ProtoReflect.Descriptor instead.
 func (*AssignmentOrder) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AssignmentOrder) GetAssignment() *Assignment {
@@ -1264,6 +1332,13 @@ func (x *AssignmentOrder) GetSpec() *ReleaseSpec {
 	return nil
 }
 
+func (x *AssignmentOrder) GetFreezeOverride() *FreezeOverride {
+	if x != nil {
+		return x.FreezeOverride
+	}
+	return nil
+}
+
 type RevertOrder struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	App           string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
@@ -1275,7 +1350,7 @@ type RevertOrder struct {
 
 func (x *RevertOrder) Reset() {
 	*x = RevertOrder{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[14]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1362,7 @@ func (x *RevertOrder) String() string {
 func (*RevertOrder) ProtoMessage() {}
 
 func (x *RevertOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[14]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1375,7 @@ func (x *RevertOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevertOrder.ProtoReflect.Descriptor instead.
 func (*RevertOrder) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevertOrder) GetApp() string {
@@ -1334,7 +1409,7 @@ type FinalizeOrder struct {
 
 func (x *FinalizeOrder) Reset() {
 	*x = FinalizeOrder{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[15]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1421,7 @@ func (x *FinalizeOrder) String() string {
 func (*FinalizeOrder) ProtoMessage() {}
 
 func (x *FinalizeOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[15]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1434,7 @@ func (x *FinalizeOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinalizeOrder.ProtoReflect.Descriptor instead.
 func (*FinalizeOrder) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FinalizeOrder) GetApp() string {
@@ -1387,7 +1462,7 @@ type PhaseVerified struct {
 
 func (x *PhaseVerified) Reset() {
 	*x = PhaseVerified{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[16]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1474,7 @@ func (x *PhaseVerified) String() string {
 func (*PhaseVerified) ProtoMessage() {}
 
 func (x *PhaseVerified) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[16]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1487,7 @@ func (x *PhaseVerified) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhaseVerified.ProtoReflect.Descriptor instead.
 func (*PhaseVerified) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PhaseVerified) GetApp() string {
@@ -1448,7 +1523,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[17]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1535,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[17]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1548,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LogLine) GetTimeUnixNano() int64 {
@@ -1523,7 +1598,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1610,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1623,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LogRequest) GetRequestId() string {
@@ -1595,7 +1670,7 @@ type LogCancel struct {
 
 func (x *LogCancel) Reset() {
 	*x = LogCancel{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1682,7 @@ func (x *LogCancel) String() string {
 func (*LogCancel) ProtoMessage() {}
 
 func (x *LogCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1695,7 @@ func (x *LogCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogCancel.ProtoReflect.Descriptor instead.
 func (*LogCancel) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LogCancel) GetRequestId() string {
@@ -1650,7 +1725,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +1737,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +1750,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogChunk) GetRequestId() string {
@@ -1737,7 +1812,7 @@ const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"\theartbeat\x18\x02 \x01(\v2\x16.rollwave.v1.HeartbeatH\x00R\theartbeat\x12=\n" +
 	"\bprogress\x18\x03 \x01(\v2\x1f.rollwave.v1.AssignmentProgressH\x00R\bprogress\x124\n" +
 	"\tlog_chunk\x18\x04 \x01(\v2\x15.rollwave.v1.LogChunkH\x00R\blogChunkB\x05\n" +
-	"\x03msg\"\x8e\x04\n" +
+	"\x03msg\"\xd6\x04\n" +
 	"\x12CoordinatorMessage\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.rollwave.v1.WelcomeH\x00R\awelcome\x123\n" +
 	"\bredirect\x18\x02 \x01(\v2\x15.rollwave.v1.RedirectH\x00R\bredirect\x12-\n" +
@@ -1751,8 +1826,11 @@ const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"\vlog_request\x18\b \x01(\v2\x17.rollwave.v1.LogRequestH\x00R\n" +
 	"logRequest\x127\n" +
 	"\n" +
-	"log_cancel\x18\t \x01(\v2\x16.rollwave.v1.LogCancelH\x00R\tlogCancelB\x05\n" +
-	"\x03msg\"\xb7\x01\n" +
+	"log_cancel\x18\t \x01(\v2\x16.rollwave.v1.LogCancelH\x00R\tlogCancel\x12F\n" +
+	"\x0ffreeze_calendar\x18\f \x01(\v2\x1b.rollwave.v1.FreezeCalendarH\x00R\x0efreezeCalendarB\x05\n" +
+	"\x03msg\"E\n" +
+	"\x0eFreezeCalendar\x123\n" +
+	"\awindows\x18\x01 \x03(\v2\x19.rollwave.v1.FreezeWindowR\awindows\"\xb7\x01\n" +
 	"\x11AppliedGeneration\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
 	"\n" +
@@ -1834,12 +1912,14 @@ const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"\bevidence\x18\x06 \x03(\v2-.rollwave.v1.AssignmentProgress.EvidenceEntryR\bevidence\x1a;\n" +
 	"\rEvidenceEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"x\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x01\n" +
 	"\x0fAssignmentOrder\x127\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x17.rollwave.v1.AssignmentR\n" +
 	"assignment\x12,\n" +
-	"\x04spec\x18\x02 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\"W\n" +
+	"\x04spec\x18\x02 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\x12D\n" +
+	"\x0ffreeze_override\x18\n" +
+	" \x01(\v2\x1b.rollwave.v1.FreezeOverrideR\x0efreezeOverride\"W\n" +
 	"\vRevertOrder\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
 	"\n" +
@@ -1896,76 +1976,82 @@ func file_rollwave_v1_agent_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_agent_proto_rawDescData
 }
 
-var file_rollwave_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_rollwave_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_rollwave_v1_agent_proto_goTypes = []any{
 	(*AgentMessage)(nil),       // 0: rollwave.v1.AgentMessage
 	(*CoordinatorMessage)(nil), // 1: rollwave.v1.CoordinatorMessage
-	(*AppliedGeneration)(nil),  // 2: rollwave.v1.AppliedGeneration
-	(*Hello)(nil),              // 3: rollwave.v1.Hello
-	(*Welcome)(nil),            // 4: rollwave.v1.Welcome
-	(*Redirect)(nil),           // 5: rollwave.v1.Redirect
-	(*HostMetrics)(nil),        // 6: rollwave.v1.HostMetrics
-	(*SlotMetrics)(nil),        // 7: rollwave.v1.SlotMetrics
-	(*MetricSamples)(nil),      // 8: rollwave.v1.MetricSamples
-	(*RequestStats)(nil),       // 9: rollwave.v1.RequestStats
-	(*Heartbeat)(nil),          // 10: rollwave.v1.Heartbeat
-	(*HeartbeatAck)(nil),       // 11: rollwave.v1.HeartbeatAck
-	(*AssignmentProgress)(nil), // 12: rollwave.v1.AssignmentProgress
-	(*AssignmentOrder)(nil),    // 13: rollwave.v1.AssignmentOrder
-	(*RevertOrder)(nil),        // 14: rollwave.v1.RevertOrder
-	(*FinalizeOrder)(nil),      // 15: rollwave.v1.FinalizeOrder
-	(*PhaseVerified)(nil),      // 16: rollwave.v1.PhaseVerified
-	(*LogLine)(nil),            // 17: rollwave.v1.LogLine
-	(*LogRequest)(nil),         // 18: rollwave.v1.LogRequest
-	(*LogCancel)(nil),          // 19: rollwave.v1.LogCancel
-	(*LogChunk)(nil),           // 20: rollwave.v1.LogChunk
-	nil,                        // 21: rollwave.v1.Hello.LabelsEntry
-	nil,                        // 22: rollwave.v1.AssignmentProgress.EvidenceEntry
-	(AssignmentState)(0),       // 23: rollwave.v1.AssignmentState
-	(*SlotFacts)(nil),          // 24: rollwave.v1.SlotFacts
-	(Slot)(0),                  // 25: rollwave.v1.Slot
-	(*Assignment)(nil),         // 26: rollwave.v1.Assignment
-	(*ReleaseSpec)(nil),        // 27: rollwave.v1.ReleaseSpec
+	(*FreezeCalendar)(nil),     // 2: rollwave.v1.FreezeCalendar
+	(*AppliedGeneration)(nil),  // 3: rollwave.v1.AppliedGeneration
+	(*Hello)(nil),              // 4: rollwave.v1.Hello
+	(*Welcome)(nil),            // 5: rollwave.v1.Welcome
+	(*Redirect)(nil),           // 6: rollwave.v1.Redirect
+	(*HostMetrics)(nil),        // 7: rollwave.v1.HostMetrics
+	(*SlotMetrics)(nil),        // 8: rollwave.v1.SlotMetrics
+	(*MetricSamples)(nil),      // 9: rollwave.v1.MetricSamples
+	(*RequestStats)(nil),       // 10: rollwave.v1.RequestStats
+	(*Heartbeat)(nil),          // 11: rollwave.v1.Heartbeat
+	(*HeartbeatAck)(nil),       // 12: rollwave.v1.HeartbeatAck
+	(*AssignmentProgress)(nil), // 13: rollwave.v1.AssignmentProgress
+	(*AssignmentOrder)(nil),    // 14: rollwave.v1.AssignmentOrder
+	(*RevertOrder)(nil),        // 15: rollwave.v1.RevertOrder
+	(*FinalizeOrder)(nil),      // 16: rollwave.v1.FinalizeOrder
+	(*PhaseVerified)(nil),      // 17: rollwave.v1.PhaseVerified
+	(*LogLine)(nil),            // 18: rollwave.v1.LogLine
+	(*LogRequest)(nil),         // 19: rollwave.v1.LogRequest
+	(*LogCancel)(nil),          // 20: rollwave.v1.LogCancel
+	(*LogChunk)(nil),           // 21: rollwave.v1.LogChunk
+	nil,                        // 22: rollwave.v1.Hello.LabelsEntry
+	nil,                        // 23: rollwave.v1.AssignmentProgress.EvidenceEntry
+	(*FreezeWindow)(nil),       // 24: rollwave.v1.FreezeWindow
+	(AssignmentState)(0),       // 25: rollwave.v1.AssignmentState
+	(*SlotFacts)(nil),          // 26: rollwave.v1.SlotFacts
+	(Slot)(0),                  // 27: rollwave.v1.Slot
+	(*Assignment)(nil),         // 28: rollwave.v1.Assignment
+	(*ReleaseSpec)(nil),        // 29: rollwave.v1.ReleaseSpec
+	(*FreezeOverride)(nil),     // 30: rollwave.v1.FreezeOverride
 }
 var file_rollwave_v1_agent_proto_depIdxs = []int32{
-	3,  // 0: rollwave.v1.AgentMessage.hello:type_name -> rollwave.v1.Hello
-	10, // 1: rollwave.v1.AgentMessage.heartbeat:type_name -> rollwave.v1.Heartbeat
-	12, // 2: rollwave.v1.AgentMessage.progress:type_name -> rollwave.v1.AssignmentProgress
-	20, // 3: rollwave.v1.AgentMessage.log_chunk:type_name -> rollwave.v1.LogChunk
-	4,  // 4: rollwave.v1.CoordinatorMessage.welcome:type_name -> rollwave.v1.Welcome
-	5,  // 5: rollwave.v1.CoordinatorMessage.redirect:type_name -> rollwave.v1.Redirect
-	11, // 6: rollwave.v1.CoordinatorMessage.ack:type_name -> rollwave.v1.HeartbeatAck
-	13, // 7: rollwave.v1.CoordinatorMessage.assignment:type_name -> rollwave.v1.AssignmentOrder
-	14, // 8: rollwave.v1.CoordinatorMessage.revert:type_name -> rollwave.v1.RevertOrder
-	15, // 9: rollwave.v1.CoordinatorMessage.finalize:type_name -> rollwave.v1.FinalizeOrder
-	16, // 10: rollwave.v1.CoordinatorMessage.verified:type_name -> rollwave.v1.PhaseVerified
-	18, // 11: rollwave.v1.CoordinatorMessage.log_request:type_name -> rollwave.v1.LogRequest
-	19, // 12: rollwave.v1.CoordinatorMessage.log_cancel:type_name -> rollwave.v1.LogCancel
-	23, // 13: rollwave.v1.AppliedGeneration.state:type_name -> rollwave.v1.AssignmentState
-	21, // 14: rollwave.v1.Hello.labels:type_name -> rollwave.v1.Hello.LabelsEntry
-	24, // 15: rollwave.v1.Hello.slots:type_name -> rollwave.v1.SlotFacts
-	2,  // 16: rollwave.v1.Hello.applied:type_name -> rollwave.v1.AppliedGeneration
-	25, // 17: rollwave.v1.SlotMetrics.slot:type_name -> rollwave.v1.Slot
-	25, // 18: rollwave.v1.RequestStats.slot:type_name -> rollwave.v1.Slot
-	6,  // 19: rollwave.v1.Heartbeat.host:type_name -> rollwave.v1.HostMetrics
-	7,  // 20: rollwave.v1.Heartbeat.slots:type_name -> rollwave.v1.SlotMetrics
-	8,  // 21: rollwave.v1.Heartbeat.samples:type_name -> rollwave.v1.MetricSamples
-	24, // 22: rollwave.v1.Heartbeat.facts:type_name -> rollwave.v1.SlotFacts
-	9,  // 23: rollwave.v1.Heartbeat.requests:type_name -> rollwave.v1.RequestStats
-	23, // 24: rollwave.v1.AssignmentProgress.state:type_name -> rollwave.v1.AssignmentState
-	22, // 25: rollwave.v1.AssignmentProgress.evidence:type_name -> rollwave.v1.AssignmentProgress.EvidenceEntry
-	26, // 26: rollwave.v1.AssignmentOrder.assignment:type_name -> rollwave.v1.Assignment
-	27, // 27: rollwave.v1.AssignmentOrder.spec:type_name -> rollwave.v1.ReleaseSpec
-	25, // 28: rollwave.v1.LogRequest.slot:type_name -> rollwave.v1.Slot
-	17, // 29: rollwave.v1.LogChunk.lines:type_name -> rollwave.v1.LogLine
-	25, // 30: rollwave.v1.LogChunk.slot:type_name -> rollwave.v1.Slot
-	0,  // 31: rollwave.v1.AgentService.Session:input_type -> rollwave.v1.AgentMessage
-	1,  // 32: rollwave.v1.AgentService.Session:output_type -> rollwave.v1.CoordinatorMessage
-	32, // [32:33] is the sub-list for method output_type
-	31, // [31:32] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	4,  // 0: rollwave.v1.AgentMessage.hello:type_name -> rollwave.v1.Hello
+	11, // 1: rollwave.v1.AgentMessage.heartbeat:type_name -> rollwave.v1.Heartbeat
+	13, // 2: rollwave.v1.AgentMessage.progress:type_name -> rollwave.v1.AssignmentProgress
+	21, // 3: rollwave.v1.AgentMessage.log_chunk:type_name -> rollwave.v1.LogChunk
+	5,  // 4: rollwave.v1.CoordinatorMessage.welcome:type_name -> rollwave.v1.Welcome
+	6,  // 5: rollwave.v1.CoordinatorMessage.redirect:type_name -> rollwave.v1.Redirect
+	12, // 6: rollwave.v1.CoordinatorMessage.ack:type_name -> rollwave.v1.HeartbeatAck
+	14, // 7: rollwave.v1.CoordinatorMessage.assignment:type_name -> rollwave.v1.AssignmentOrder
+	15, // 8: rollwave.v1.CoordinatorMessage.revert:type_name -> rollwave.v1.RevertOrder
+	16, // 9: rollwave.v1.CoordinatorMessage.finalize:type_name -> rollwave.v1.FinalizeOrder
+	17, // 10: rollwave.v1.CoordinatorMessage.verified:type_name -> rollwave.v1.PhaseVerified
+	19, // 11: rollwave.v1.CoordinatorMessage.log_request:type_name -> rollwave.v1.LogRequest
+	20, // 12: rollwave.v1.CoordinatorMessage.log_cancel:type_name -> rollwave.v1.LogCancel
+	2,  // 13: rollwave.v1.CoordinatorMessage.freeze_calendar:type_name -> rollwave.v1.FreezeCalendar
+	24, // 14: rollwave.v1.FreezeCalendar.windows:type_name -> rollwave.v1.FreezeWindow
+	25, // 15: rollwave.v1.AppliedGeneration.state:type_name -> rollwave.v1.AssignmentState
+	22, // 16: rollwave.v1.Hello.labels:type_name -> rollwave.v1.Hello.LabelsEntry
+	26, // 17: rollwave.v1.Hello.slots:type_name -> rollwave.v1.SlotFacts
+	3,  // 18: rollwave.v1.Hello.applied:type_name -> rollwave.v1.AppliedGeneration
+	27, // 19: rollwave.v1.SlotMetrics.slot:type_name -> rollwave.v1.Slot
+	27, // 20: rollwave.v1.RequestStats.slot:type_name -> rollwave.v1.Slot
+	7,  // 21: rollwave.v1.Heartbeat.host:type_name -> rollwave.v1.HostMetrics
+	8,  // 22: rollwave.v1.Heartbeat.slots:type_name -> rollwave.v1.SlotMetrics
+	9,  // 23: rollwave.v1.Heartbeat.samples:type_name -> rollwave.v1.MetricSamples
+	26, // 24: rollwave.v1.Heartbeat.facts:type_name -> rollwave.v1.SlotFacts
+	10, // 25: rollwave.v1.Heartbeat.requests:type_name -> rollwave.v1.RequestStats
+	25, // 26: rollwave.v1.AssignmentProgress.state:type_name -> rollwave.v1.AssignmentState
+	23, // 27: rollwave.v1.AssignmentProgress.evidence:type_name -> rollwave.v1.AssignmentProgress.EvidenceEntry
+	28, // 28: rollwave.v1.AssignmentOrder.assignment:type_name -> rollwave.v1.Assignment
+	29, // 29: rollwave.v1.AssignmentOrder.spec:type_name -> rollwave.v1.ReleaseSpec
+	30, // 30: rollwave.v1.AssignmentOrder.freeze_override:type_name -> rollwave.v1.FreezeOverride
+	27, // 31: rollwave.v1.LogRequest.slot:type_name -> rollwave.v1.Slot
+	18, // 32: rollwave.v1.LogChunk.lines:type_name -> rollwave.v1.LogLine
+	27, // 33: rollwave.v1.LogChunk.slot:type_name -> rollwave.v1.Slot
+	0,  // 34: rollwave.v1.AgentService.Session:input_type -> rollwave.v1.AgentMessage
+	1,  // 35: rollwave.v1.AgentService.Session:output_type -> rollwave.v1.CoordinatorMessage
+	35, // [35:36] is the sub-list for method output_type
+	34, // [34:35] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_agent_proto_init() }
@@ -1990,6 +2076,7 @@ func file_rollwave_v1_agent_proto_init() {
 		(*CoordinatorMessage_Verified)(nil),
 		(*CoordinatorMessage_LogRequest)(nil),
 		(*CoordinatorMessage_LogCancel)(nil),
+		(*CoordinatorMessage_FreezeCalendar)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1997,7 +2084,7 @@ func file_rollwave_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_agent_proto_rawDesc), len(file_rollwave_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1418,6 +1418,79 @@ func (x *AckReleaseCommand) GetReason() string {
 	return ""
 }
 
+// OverrideFreezeCommand (type 24) lets one live release start phases (and
+// its hosts start swaps) inside freeze windows: an admin's emergency
+// override, recorded as a freeze.overridden event. Rejected without a
+// reason, for a release that does not exist or has ended, and when the
+// release is already overridden.
+type OverrideFreezeCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	ReleaseId     string                 `protobuf:"bytes,2,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OverrideFreezeCommand) Reset() {
+	*x = OverrideFreezeCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OverrideFreezeCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OverrideFreezeCommand) ProtoMessage() {}
+
+func (x *OverrideFreezeCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OverrideFreezeCommand.ProtoReflect.Descriptor instead.
+func (*OverrideFreezeCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *OverrideFreezeCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *OverrideFreezeCommand) GetReleaseId() string {
+	if x != nil {
+		return x.ReleaseId
+	}
+	return ""
+}
+
+func (x *OverrideFreezeCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *OverrideFreezeCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_rollwave_v1_command_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_command_proto_rawDesc = "" +
@@ -1524,6 +1597,12 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"release_id\x18\x02 \x01(\tR\treleaseId\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x8a\x01\n" +
+	"\x15OverrideFreezeCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
+	"\n" +
+	"release_id\x18\x02 \x01(\tR\treleaseId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reasonB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
 
 var (
@@ -1538,7 +1617,7 @@ func file_rollwave_v1_command_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_command_proto_rawDescData
 }
 
-var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_rollwave_v1_command_proto_goTypes = []any{
 	(*UpsertHostsCommand)(nil),       // 0: rollwave.v1.UpsertHostsCommand
 	(*DeleteHostCommand)(nil),        // 1: rollwave.v1.DeleteHostCommand
@@ -1561,36 +1640,37 @@ var file_rollwave_v1_command_proto_goTypes = []any{
 	(*PruneCommand)(nil),             // 18: rollwave.v1.PruneCommand
 	(*SetNotifyCursorsCommand)(nil),  // 19: rollwave.v1.SetNotifyCursorsCommand
 	(*AckReleaseCommand)(nil),        // 20: rollwave.v1.AckReleaseCommand
-	(*Host)(nil),                     // 21: rollwave.v1.Host
-	(*Cell)(nil),                     // 22: rollwave.v1.Cell
-	(*Release)(nil),                  // 23: rollwave.v1.Release
-	(ReleaseState)(0),                // 24: rollwave.v1.ReleaseState
-	(*Event)(nil),                    // 25: rollwave.v1.Event
-	(PhaseState)(0),                  // 26: rollwave.v1.PhaseState
-	(*Assignment)(nil),               // 27: rollwave.v1.Assignment
-	(AssignmentState)(0),             // 28: rollwave.v1.AssignmentState
-	(*FreezeWindow)(nil),             // 29: rollwave.v1.FreezeWindow
-	(*ACLToken)(nil),                 // 30: rollwave.v1.ACLToken
-	(*NotifyCursor)(nil),             // 31: rollwave.v1.NotifyCursor
+	(*OverrideFreezeCommand)(nil),    // 21: rollwave.v1.OverrideFreezeCommand
+	(*Host)(nil),                     // 22: rollwave.v1.Host
+	(*Cell)(nil),                     // 23: rollwave.v1.Cell
+	(*Release)(nil),                  // 24: rollwave.v1.Release
+	(ReleaseState)(0),                // 25: rollwave.v1.ReleaseState
+	(*Event)(nil),                    // 26: rollwave.v1.Event
+	(PhaseState)(0),                  // 27: rollwave.v1.PhaseState
+	(*Assignment)(nil),               // 28: rollwave.v1.Assignment
+	(AssignmentState)(0),             // 29: rollwave.v1.AssignmentState
+	(*FreezeWindow)(nil),             // 30: rollwave.v1.FreezeWindow
+	(*ACLToken)(nil),                 // 31: rollwave.v1.ACLToken
+	(*NotifyCursor)(nil),             // 32: rollwave.v1.NotifyCursor
 }
 var file_rollwave_v1_command_proto_depIdxs = []int32{
-	21, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
-	22, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
-	23, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
-	24, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
-	25, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
-	26, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
-	25, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
-	27, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
-	25, // 8: rollwave.v1.CreateAssignmentsCommand.events:type_name -> rollwave.v1.Event
-	28, // 9: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
-	25, // 10: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
+	22, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
+	23, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
+	24, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
+	25, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
+	26, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
+	27, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
+	26, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
+	28, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
+	26, // 8: rollwave.v1.CreateAssignmentsCommand.events:type_name -> rollwave.v1.Event
+	29, // 9: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
+	26, // 10: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
 	9,  // 11: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
-	25, // 12: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
-	29, // 13: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
-	30, // 14: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
-	30, // 15: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
-	31, // 16: rollwave.v1.SetNotifyCursorsCommand.cursors:type_name -> rollwave.v1.NotifyCursor
+	26, // 12: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
+	30, // 13: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
+	31, // 14: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
+	31, // 15: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
+	32, // 16: rollwave.v1.SetNotifyCursorsCommand.cursors:type_name -> rollwave.v1.NotifyCursor
 	17, // [17:17] is the sub-list for method output_type
 	17, // [17:17] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
@@ -1610,7 +1690,7 @@ func file_rollwave_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_command_proto_rawDesc), len(file_rollwave_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2798,11 +2798,17 @@ func (x *WatchReleaseResponse) GetEvents() []*Event {
 }
 
 type AddFreezeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FromUnixNano  int64                  `protobuf:"varint,1,opt,name=from_unix_nano,json=fromUnixNano,proto3" json:"from_unix_nano,omitempty"`
-	ToUnixNano    int64                  `protobuf:"varint,2,opt,name=to_unix_nano,json=toUnixNano,proto3" json:"to_unix_nano,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	Actor         string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One-off: both set. Recurring: both 0 and cron set.
+	FromUnixNano  int64    `protobuf:"varint,1,opt,name=from_unix_nano,json=fromUnixNano,proto3" json:"from_unix_nano,omitempty"`
+	ToUnixNano    int64    `protobuf:"varint,2,opt,name=to_unix_nano,json=toUnixNano,proto3" json:"to_unix_nano,omitempty"`
+	Reason        string   `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Actor         string   `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	Cron          string   `protobuf:"bytes,5,opt,name=cron,proto3" json:"cron,omitempty"`
+	DurationMs    int64    `protobuf:"varint,6,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	Timezone      string   `protobuf:"bytes,7,opt,name=timezone,proto3" json:"timezone,omitempty"`
+	Apps          []string `protobuf:"bytes,8,rep,name=apps,proto3" json:"apps,omitempty"`
+	Cells         []string `protobuf:"bytes,9,rep,name=cells,proto3" json:"cells,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2863,6 +2869,41 @@ func (x *AddFreezeRequest) GetActor() string {
 		return x.Actor
 	}
 	return ""
+}
+
+func (x *AddFreezeRequest) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *AddFreezeRequest) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *AddFreezeRequest) GetTimezone() string {
+	if x != nil {
+		return x.Timezone
+	}
+	return ""
+}
+
+func (x *AddFreezeRequest) GetApps() []string {
+	if x != nil {
+		return x.Apps
+	}
+	return nil
+}
+
+func (x *AddFreezeRequest) GetCells() []string {
+	if x != nil {
+		return x.Cells
+	}
+	return nil
 }
 
 type AddFreezeResponse struct {
@@ -2946,10 +2987,15 @@ func (*ListFreezesRequest) Descriptor() ([]byte, []int) {
 }
 
 type ListFreezesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Windows       []*FreezeWindow        `protobuf:"bytes,1,rep,name=windows,proto3" json:"windows,omitempty"`
-	Global        bool                   `protobuf:"varint,2,opt,name=global,proto3" json:"global,omitempty"`
-	GlobalReason  string                 `protobuf:"bytes,3,opt,name=global_reason,json=globalReason,proto3" json:"global_reason,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Windows      []*FreezeWindow        `protobuf:"bytes,1,rep,name=windows,proto3" json:"windows,omitempty"`
+	Global       bool                   `protobuf:"varint,2,opt,name=global,proto3" json:"global,omitempty"`
+	GlobalReason string                 `protobuf:"bytes,3,opt,name=global_reason,json=globalReason,proto3" json:"global_reason,omitempty"`
+	// One per window, in the same order: whether it is active at the
+	// server's time and its next occurrences.
+	Schedules []*FreezeSchedule `protobuf:"bytes,4,rep,name=schedules,proto3" json:"schedules,omitempty"`
+	// The server's time the schedules were computed at.
+	NowUnixNano   int64 `protobuf:"varint,5,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3005,6 +3051,154 @@ func (x *ListFreezesResponse) GetGlobalReason() string {
 	return ""
 }
 
+func (x *ListFreezesResponse) GetSchedules() []*FreezeSchedule {
+	if x != nil {
+		return x.Schedules
+	}
+	return nil
+}
+
+func (x *ListFreezesResponse) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
+}
+
+// When a freeze window holds.
+type FreezeSchedule struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	WindowId string                 `protobuf:"bytes,1,opt,name=window_id,json=windowId,proto3" json:"window_id,omitempty"`
+	Active   bool                   `protobuf:"varint,2,opt,name=active,proto3" json:"active,omitempty"`
+	// The end of the active occurrence (0 when not active).
+	ActiveUntilUnixNano int64 `protobuf:"varint,3,opt,name=active_until_unix_nano,json=activeUntilUnixNano,proto3" json:"active_until_unix_nano,omitempty"`
+	// The next occurrences starting after now (at most 3; a one-off window
+	// has at most one).
+	Next []*FreezeOccurrence `protobuf:"bytes,4,rep,name=next,proto3" json:"next,omitempty"`
+	// Set when a stored window cannot be evaluated (it is then treated as
+	// active, so nothing starts until it is fixed or removed).
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreezeSchedule) Reset() {
+	*x = FreezeSchedule{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreezeSchedule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreezeSchedule) ProtoMessage() {}
+
+func (x *FreezeSchedule) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreezeSchedule.ProtoReflect.Descriptor instead.
+func (*FreezeSchedule) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *FreezeSchedule) GetWindowId() string {
+	if x != nil {
+		return x.WindowId
+	}
+	return ""
+}
+
+func (x *FreezeSchedule) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *FreezeSchedule) GetActiveUntilUnixNano() int64 {
+	if x != nil {
+		return x.ActiveUntilUnixNano
+	}
+	return 0
+}
+
+func (x *FreezeSchedule) GetNext() []*FreezeOccurrence {
+	if x != nil {
+		return x.Next
+	}
+	return nil
+}
+
+func (x *FreezeSchedule) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type FreezeOccurrence struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromUnixNano  int64                  `protobuf:"varint,1,opt,name=from_unix_nano,json=fromUnixNano,proto3" json:"from_unix_nano,omitempty"`
+	ToUnixNano    int64                  `protobuf:"varint,2,opt,name=to_unix_nano,json=toUnixNano,proto3" json:"to_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreezeOccurrence) Reset() {
+	*x = FreezeOccurrence{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreezeOccurrence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreezeOccurrence) ProtoMessage() {}
+
+func (x *FreezeOccurrence) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreezeOccurrence.ProtoReflect.Descriptor instead.
+func (*FreezeOccurrence) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *FreezeOccurrence) GetFromUnixNano() int64 {
+	if x != nil {
+		return x.FromUnixNano
+	}
+	return 0
+}
+
+func (x *FreezeOccurrence) GetToUnixNano() int64 {
+	if x != nil {
+		return x.ToUnixNano
+	}
+	return 0
+}
+
 type RemoveFreezeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -3015,7 +3209,7 @@ type RemoveFreezeRequest struct {
 
 func (x *RemoveFreezeRequest) Reset() {
 	*x = RemoveFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3027,7 +3221,7 @@ func (x *RemoveFreezeRequest) String() string {
 func (*RemoveFreezeRequest) ProtoMessage() {}
 
 func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3040,7 +3234,7 @@ func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RemoveFreezeRequest) GetId() string {
@@ -3065,7 +3259,7 @@ type RemoveFreezeResponse struct {
 
 func (x *RemoveFreezeResponse) Reset() {
 	*x = RemoveFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3077,7 +3271,7 @@ func (x *RemoveFreezeResponse) String() string {
 func (*RemoveFreezeResponse) ProtoMessage() {}
 
 func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3090,7 +3284,7 @@ func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
 }
 
 type SetGlobalFreezeRequest struct {
@@ -3104,7 +3298,7 @@ type SetGlobalFreezeRequest struct {
 
 func (x *SetGlobalFreezeRequest) Reset() {
 	*x = SetGlobalFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3310,7 @@ func (x *SetGlobalFreezeRequest) String() string {
 func (*SetGlobalFreezeRequest) ProtoMessage() {}
 
 func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3323,7 @@ func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeRequest.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *SetGlobalFreezeRequest) GetOn() bool {
@@ -3161,7 +3355,7 @@ type SetGlobalFreezeResponse struct {
 
 func (x *SetGlobalFreezeResponse) Reset() {
 	*x = SetGlobalFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +3367,7 @@ func (x *SetGlobalFreezeResponse) String() string {
 func (*SetGlobalFreezeResponse) ProtoMessage() {}
 
 func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +3380,7 @@ func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeResponse.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
 }
 
 // A token as listed: never its secret or its hash.
@@ -3203,7 +3397,7 @@ type ACLTokenInfo struct {
 
 func (x *ACLTokenInfo) Reset() {
 	*x = ACLTokenInfo{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3215,7 +3409,7 @@ func (x *ACLTokenInfo) String() string {
 func (*ACLTokenInfo) ProtoMessage() {}
 
 func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3228,7 +3422,7 @@ func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenInfo.ProtoReflect.Descriptor instead.
 func (*ACLTokenInfo) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ACLTokenInfo) GetAccessorId() string {
@@ -3276,7 +3470,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3288,7 +3482,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3301,7 +3495,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ACLBootstrapRequest) GetName() string {
@@ -3322,7 +3516,7 @@ type ACLTokenSecretResponse struct {
 
 func (x *ACLTokenSecretResponse) Reset() {
 	*x = ACLTokenSecretResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3334,7 +3528,7 @@ func (x *ACLTokenSecretResponse) String() string {
 func (*ACLTokenSecretResponse) ProtoMessage() {}
 
 func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3347,7 +3541,7 @@ func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenSecretResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenSecretResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ACLTokenSecretResponse) GetToken() *ACLTokenInfo {
@@ -3375,7 +3569,7 @@ type ACLTokenCreateRequest struct {
 
 func (x *ACLTokenCreateRequest) Reset() {
 	*x = ACLTokenCreateRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3387,7 +3581,7 @@ func (x *ACLTokenCreateRequest) String() string {
 func (*ACLTokenCreateRequest) ProtoMessage() {}
 
 func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3400,7 +3594,7 @@ func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenCreateRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenCreateRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ACLTokenCreateRequest) GetName() string {
@@ -3425,7 +3619,7 @@ type ACLTokenListRequest struct {
 
 func (x *ACLTokenListRequest) Reset() {
 	*x = ACLTokenListRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3437,7 +3631,7 @@ func (x *ACLTokenListRequest) String() string {
 func (*ACLTokenListRequest) ProtoMessage() {}
 
 func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3450,7 +3644,7 @@ func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenListRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{61}
 }
 
 type ACLTokenListResponse struct {
@@ -3462,7 +3656,7 @@ type ACLTokenListResponse struct {
 
 func (x *ACLTokenListResponse) Reset() {
 	*x = ACLTokenListResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3474,7 +3668,7 @@ func (x *ACLTokenListResponse) String() string {
 func (*ACLTokenListResponse) ProtoMessage() {}
 
 func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3487,7 +3681,7 @@ func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenListResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ACLTokenListResponse) GetTokens() []*ACLTokenInfo {
@@ -3506,7 +3700,7 @@ type ACLTokenDeleteRequest struct {
 
 func (x *ACLTokenDeleteRequest) Reset() {
 	*x = ACLTokenDeleteRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3518,7 +3712,7 @@ func (x *ACLTokenDeleteRequest) String() string {
 func (*ACLTokenDeleteRequest) ProtoMessage() {}
 
 func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3531,7 +3725,7 @@ func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{61}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ACLTokenDeleteRequest) GetAccessorId() string {
@@ -3549,7 +3743,7 @@ type ACLTokenDeleteResponse struct {
 
 func (x *ACLTokenDeleteResponse) Reset() {
 	*x = ACLTokenDeleteResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3561,7 +3755,7 @@ func (x *ACLTokenDeleteResponse) String() string {
 func (*ACLTokenDeleteResponse) ProtoMessage() {}
 
 func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3574,7 +3768,7 @@ func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{62}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{64}
 }
 
 type GossipKeyringRequest struct {
@@ -3589,7 +3783,7 @@ type GossipKeyringRequest struct {
 
 func (x *GossipKeyringRequest) Reset() {
 	*x = GossipKeyringRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +3795,7 @@ func (x *GossipKeyringRequest) String() string {
 func (*GossipKeyringRequest) ProtoMessage() {}
 
 func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3614,7 +3808,7 @@ func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeyringRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{63}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GossipKeyringRequest) GetOp() string {
@@ -3645,7 +3839,7 @@ type GossipKeyringResponse struct {
 
 func (x *GossipKeyringResponse) Reset() {
 	*x = GossipKeyringResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3657,7 +3851,7 @@ func (x *GossipKeyringResponse) String() string {
 func (*GossipKeyringResponse) ProtoMessage() {}
 
 func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3670,7 +3864,7 @@ func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeyringResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{64}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GossipKeyringResponse) GetKeys() []string {
@@ -3709,7 +3903,7 @@ type NotifyStatusRequest struct {
 
 func (x *NotifyStatusRequest) Reset() {
 	*x = NotifyStatusRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3721,7 +3915,7 @@ func (x *NotifyStatusRequest) String() string {
 func (*NotifyStatusRequest) ProtoMessage() {}
 
 func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3734,7 +3928,7 @@ func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStatusRequest.ProtoReflect.Descriptor instead.
 func (*NotifyStatusRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{65}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{67}
 }
 
 type NotifyStatusResponse struct {
@@ -3748,7 +3942,7 @@ type NotifyStatusResponse struct {
 
 func (x *NotifyStatusResponse) Reset() {
 	*x = NotifyStatusResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +3954,7 @@ func (x *NotifyStatusResponse) String() string {
 func (*NotifyStatusResponse) ProtoMessage() {}
 
 func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3773,7 +3967,7 @@ func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStatusResponse.ProtoReflect.Descriptor instead.
 func (*NotifyStatusResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{66}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *NotifyStatusResponse) GetTargets() []*NotifyTargetStatus {
@@ -3822,7 +4016,7 @@ type NotifyTargetStatus struct {
 
 func (x *NotifyTargetStatus) Reset() {
 	*x = NotifyTargetStatus{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3834,7 +4028,7 @@ func (x *NotifyTargetStatus) String() string {
 func (*NotifyTargetStatus) ProtoMessage() {}
 
 func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3847,7 +4041,7 @@ func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyTargetStatus.ProtoReflect.Descriptor instead.
 func (*NotifyTargetStatus) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{67}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *NotifyTargetStatus) GetName() string {
@@ -4151,20 +4345,38 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x14WatchReleaseResponse\x12.\n" +
 	"\arelease\x18\x01 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x129\n" +
 	"\vassignments\x18\x02 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\x12*\n" +
-	"\x06events\x18\x03 \x03(\v2\x12.rollwave.v1.EventR\x06events\"\x88\x01\n" +
+	"\x06events\x18\x03 \x03(\v2\x12.rollwave.v1.EventR\x06events\"\x83\x02\n" +
 	"\x10AddFreezeRequest\x12$\n" +
 	"\x0efrom_unix_nano\x18\x01 \x01(\x03R\ffromUnixNano\x12 \n" +
 	"\fto_unix_nano\x18\x02 \x01(\x03R\n" +
 	"toUnixNano\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05actor\x18\x04 \x01(\tR\x05actor\"F\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x12\n" +
+	"\x04cron\x18\x05 \x01(\tR\x04cron\x12\x1f\n" +
+	"\vduration_ms\x18\x06 \x01(\x03R\n" +
+	"durationMs\x12\x1a\n" +
+	"\btimezone\x18\a \x01(\tR\btimezone\x12\x12\n" +
+	"\x04apps\x18\b \x03(\tR\x04apps\x12\x14\n" +
+	"\x05cells\x18\t \x03(\tR\x05cells\"F\n" +
 	"\x11AddFreezeResponse\x121\n" +
 	"\x06window\x18\x01 \x01(\v2\x19.rollwave.v1.FreezeWindowR\x06window\"\x14\n" +
-	"\x12ListFreezesRequest\"\x87\x01\n" +
+	"\x12ListFreezesRequest\"\xe6\x01\n" +
 	"\x13ListFreezesResponse\x123\n" +
 	"\awindows\x18\x01 \x03(\v2\x19.rollwave.v1.FreezeWindowR\awindows\x12\x16\n" +
 	"\x06global\x18\x02 \x01(\bR\x06global\x12#\n" +
-	"\rglobal_reason\x18\x03 \x01(\tR\fglobalReason\";\n" +
+	"\rglobal_reason\x18\x03 \x01(\tR\fglobalReason\x129\n" +
+	"\tschedules\x18\x04 \x03(\v2\x1b.rollwave.v1.FreezeScheduleR\tschedules\x12\"\n" +
+	"\rnow_unix_nano\x18\x05 \x01(\x03R\vnowUnixNano\"\xc3\x01\n" +
+	"\x0eFreezeSchedule\x12\x1b\n" +
+	"\twindow_id\x18\x01 \x01(\tR\bwindowId\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\bR\x06active\x123\n" +
+	"\x16active_until_unix_nano\x18\x03 \x01(\x03R\x13activeUntilUnixNano\x121\n" +
+	"\x04next\x18\x04 \x03(\v2\x1d.rollwave.v1.FreezeOccurrenceR\x04next\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"Z\n" +
+	"\x10FreezeOccurrence\x12$\n" +
+	"\x0efrom_unix_nano\x18\x01 \x01(\x03R\ffromUnixNano\x12 \n" +
+	"\fto_unix_nano\x18\x02 \x01(\x03R\n" +
+	"toUnixNano\";\n" +
 	"\x13RemoveFreezeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\"\x16\n" +
@@ -4230,7 +4442,7 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\tdelivered\x18\x0e \x01(\x04R\tdelivered\x12\x1f\n" +
 	"\vlost_events\x18\x0f \x01(\x04R\n" +
 	"lostEvents\x12\x1b\n" +
-	"\tlast_loss\x18\x10 \x01(\tR\blastLoss2\xb0\x17\n" +
+	"\tlast_loss\x18\x10 \x01(\tR\blastLoss2\x89\x18\n" +
 	"\x0fOperatorService\x12A\n" +
 	"\x06Status\x12\x1a.rollwave.v1.StatusRequest\x1a\x1b.rollwave.v1.StatusResponse\x12D\n" +
 	"\aMembers\x12\x1b.rollwave.v1.MembersRequest\x1a\x1c.rollwave.v1.MembersResponse\x12J\n" +
@@ -4267,7 +4479,8 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\tAddFreeze\x12\x1d.rollwave.v1.AddFreezeRequest\x1a\x1e.rollwave.v1.AddFreezeResponse\x12P\n" +
 	"\vListFreezes\x12\x1f.rollwave.v1.ListFreezesRequest\x1a .rollwave.v1.ListFreezesResponse\x12S\n" +
 	"\fRemoveFreeze\x12 .rollwave.v1.RemoveFreezeRequest\x1a!.rollwave.v1.RemoveFreezeResponse\x12\\\n" +
-	"\x0fSetGlobalFreeze\x12#.rollwave.v1.SetGlobalFreezeRequest\x1a$.rollwave.v1.SetGlobalFreezeResponse\x12U\n" +
+	"\x0fSetGlobalFreeze\x12#.rollwave.v1.SetGlobalFreezeRequest\x1a$.rollwave.v1.SetGlobalFreezeResponse\x12W\n" +
+	"\x0eOverrideFreeze\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12U\n" +
 	"\fACLBootstrap\x12 .rollwave.v1.ACLBootstrapRequest\x1a#.rollwave.v1.ACLTokenSecretResponse\x12Y\n" +
 	"\x0eACLTokenCreate\x12\".rollwave.v1.ACLTokenCreateRequest\x1a#.rollwave.v1.ACLTokenSecretResponse\x12S\n" +
 	"\fACLTokenList\x12 .rollwave.v1.ACLTokenListRequest\x1a!.rollwave.v1.ACLTokenListResponse\x12Y\n" +
@@ -4286,7 +4499,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -4339,154 +4552,160 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*AddFreezeResponse)(nil),       // 48: rollwave.v1.AddFreezeResponse
 	(*ListFreezesRequest)(nil),      // 49: rollwave.v1.ListFreezesRequest
 	(*ListFreezesResponse)(nil),     // 50: rollwave.v1.ListFreezesResponse
-	(*RemoveFreezeRequest)(nil),     // 51: rollwave.v1.RemoveFreezeRequest
-	(*RemoveFreezeResponse)(nil),    // 52: rollwave.v1.RemoveFreezeResponse
-	(*SetGlobalFreezeRequest)(nil),  // 53: rollwave.v1.SetGlobalFreezeRequest
-	(*SetGlobalFreezeResponse)(nil), // 54: rollwave.v1.SetGlobalFreezeResponse
-	(*ACLTokenInfo)(nil),            // 55: rollwave.v1.ACLTokenInfo
-	(*ACLBootstrapRequest)(nil),     // 56: rollwave.v1.ACLBootstrapRequest
-	(*ACLTokenSecretResponse)(nil),  // 57: rollwave.v1.ACLTokenSecretResponse
-	(*ACLTokenCreateRequest)(nil),   // 58: rollwave.v1.ACLTokenCreateRequest
-	(*ACLTokenListRequest)(nil),     // 59: rollwave.v1.ACLTokenListRequest
-	(*ACLTokenListResponse)(nil),    // 60: rollwave.v1.ACLTokenListResponse
-	(*ACLTokenDeleteRequest)(nil),   // 61: rollwave.v1.ACLTokenDeleteRequest
-	(*ACLTokenDeleteResponse)(nil),  // 62: rollwave.v1.ACLTokenDeleteResponse
-	(*GossipKeyringRequest)(nil),    // 63: rollwave.v1.GossipKeyringRequest
-	(*GossipKeyringResponse)(nil),   // 64: rollwave.v1.GossipKeyringResponse
-	(*NotifyStatusRequest)(nil),     // 65: rollwave.v1.NotifyStatusRequest
-	(*NotifyStatusResponse)(nil),    // 66: rollwave.v1.NotifyStatusResponse
-	(*NotifyTargetStatus)(nil),      // 67: rollwave.v1.NotifyTargetStatus
-	(*Host)(nil),                    // 68: rollwave.v1.Host
-	(*Assignment)(nil),              // 69: rollwave.v1.Assignment
-	(*HostMetrics)(nil),             // 70: rollwave.v1.HostMetrics
-	(*SlotMetrics)(nil),             // 71: rollwave.v1.SlotMetrics
-	(Slot)(0),                       // 72: rollwave.v1.Slot
-	(*LogLine)(nil),                 // 73: rollwave.v1.LogLine
-	(*Cell)(nil),                    // 74: rollwave.v1.Cell
-	(*Release)(nil),                 // 75: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 76: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 77: rollwave.v1.Phase
-	(ReleaseState)(0),               // 78: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 79: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 80: rollwave.v1.FreezeWindow
+	(*FreezeSchedule)(nil),          // 51: rollwave.v1.FreezeSchedule
+	(*FreezeOccurrence)(nil),        // 52: rollwave.v1.FreezeOccurrence
+	(*RemoveFreezeRequest)(nil),     // 53: rollwave.v1.RemoveFreezeRequest
+	(*RemoveFreezeResponse)(nil),    // 54: rollwave.v1.RemoveFreezeResponse
+	(*SetGlobalFreezeRequest)(nil),  // 55: rollwave.v1.SetGlobalFreezeRequest
+	(*SetGlobalFreezeResponse)(nil), // 56: rollwave.v1.SetGlobalFreezeResponse
+	(*ACLTokenInfo)(nil),            // 57: rollwave.v1.ACLTokenInfo
+	(*ACLBootstrapRequest)(nil),     // 58: rollwave.v1.ACLBootstrapRequest
+	(*ACLTokenSecretResponse)(nil),  // 59: rollwave.v1.ACLTokenSecretResponse
+	(*ACLTokenCreateRequest)(nil),   // 60: rollwave.v1.ACLTokenCreateRequest
+	(*ACLTokenListRequest)(nil),     // 61: rollwave.v1.ACLTokenListRequest
+	(*ACLTokenListResponse)(nil),    // 62: rollwave.v1.ACLTokenListResponse
+	(*ACLTokenDeleteRequest)(nil),   // 63: rollwave.v1.ACLTokenDeleteRequest
+	(*ACLTokenDeleteResponse)(nil),  // 64: rollwave.v1.ACLTokenDeleteResponse
+	(*GossipKeyringRequest)(nil),    // 65: rollwave.v1.GossipKeyringRequest
+	(*GossipKeyringResponse)(nil),   // 66: rollwave.v1.GossipKeyringResponse
+	(*NotifyStatusRequest)(nil),     // 67: rollwave.v1.NotifyStatusRequest
+	(*NotifyStatusResponse)(nil),    // 68: rollwave.v1.NotifyStatusResponse
+	(*NotifyTargetStatus)(nil),      // 69: rollwave.v1.NotifyTargetStatus
+	(*Host)(nil),                    // 70: rollwave.v1.Host
+	(*Assignment)(nil),              // 71: rollwave.v1.Assignment
+	(*HostMetrics)(nil),             // 72: rollwave.v1.HostMetrics
+	(*SlotMetrics)(nil),             // 73: rollwave.v1.SlotMetrics
+	(Slot)(0),                       // 74: rollwave.v1.Slot
+	(*LogLine)(nil),                 // 75: rollwave.v1.LogLine
+	(*Cell)(nil),                    // 76: rollwave.v1.Cell
+	(*Release)(nil),                 // 77: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 78: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 79: rollwave.v1.Phase
+	(ReleaseState)(0),               // 80: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 81: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 82: rollwave.v1.FreezeWindow
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	68, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	69, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	70, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	71, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
 	17, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
 	15, // 5: rollwave.v1.HostView.metrics:type_name -> rollwave.v1.HostSample
-	70, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
-	71, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
+	72, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
+	73, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
 	16, // 8: rollwave.v1.HostSample.requests:type_name -> rollwave.v1.SlotRequests
-	72, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
+	74, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
 	13, // 10: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	72, // 11: rollwave.v1.HostLogsRequest.slot:type_name -> rollwave.v1.Slot
-	73, // 12: rollwave.v1.HostLogsResponse.lines:type_name -> rollwave.v1.LogLine
-	72, // 13: rollwave.v1.HostLogsResponse.slot:type_name -> rollwave.v1.Slot
-	74, // 14: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	74, // 11: rollwave.v1.HostLogsRequest.slot:type_name -> rollwave.v1.Slot
+	75, // 12: rollwave.v1.HostLogsResponse.lines:type_name -> rollwave.v1.LogLine
+	74, // 13: rollwave.v1.HostLogsResponse.slot:type_name -> rollwave.v1.Slot
+	76, // 14: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
 	22, // 15: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	74, // 16: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	74, // 17: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	75, // 18: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	76, // 19: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	77, // 20: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	75, // 21: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	69, // 22: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	76, // 16: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	76, // 17: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	77, // 18: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	78, // 19: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	79, // 20: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	77, // 21: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	71, // 22: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
 	17, // 23: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
-	75, // 24: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
+	77, // 24: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
 	17, // 25: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
-	78, // 26: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	75, // 27: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	75, // 28: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	80, // 26: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	77, // 27: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	77, // 28: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
 	41, // 29: rollwave.v1.ReportResponse.apps:type_name -> rollwave.v1.AppReport
-	79, // 30: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	75, // 31: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	69, // 32: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	79, // 33: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	80, // 34: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	80, // 35: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
-	55, // 36: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
-	55, // 37: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
-	67, // 38: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
-	0,  // 39: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
-	3,  // 40: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
-	6,  // 41: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
-	8,  // 42: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
-	10, // 43: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
-	11, // 44: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	63, // 45: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
-	14, // 46: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	21, // 47: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	24, // 48: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	26, // 49: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	19, // 50: rollwave.v1.OperatorService.HostLogs:input_type -> rollwave.v1.HostLogsRequest
-	28, // 51: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	30, // 52: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	32, // 53: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	36, // 54: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	38, // 55: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 56: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 57: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 58: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 59: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 60: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 61: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	40, // 62: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
-	34, // 63: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
-	43, // 64: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	45, // 65: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	47, // 66: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	49, // 67: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	51, // 68: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	53, // 69: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	56, // 70: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
-	58, // 71: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
-	59, // 72: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
-	61, // 73: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
-	65, // 74: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
-	1,  // 75: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 76: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 77: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 78: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 79: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 80: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	64, // 81: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
-	18, // 82: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	23, // 83: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	25, // 84: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	27, // 85: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	20, // 86: rollwave.v1.OperatorService.HostLogs:output_type -> rollwave.v1.HostLogsResponse
-	29, // 87: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	31, // 88: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	33, // 89: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	37, // 90: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	39, // 91: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 92: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 93: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 94: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 95: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 96: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 97: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	42, // 98: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
-	35, // 99: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
-	44, // 100: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	46, // 101: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	48, // 102: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	50, // 103: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	52, // 104: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	54, // 105: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	57, // 106: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
-	57, // 107: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
-	60, // 108: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
-	62, // 109: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
-	66, // 110: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
-	75, // [75:111] is the sub-list for method output_type
-	39, // [39:75] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	81, // 30: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	77, // 31: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	71, // 32: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	81, // 33: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	82, // 34: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	82, // 35: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	51, // 36: rollwave.v1.ListFreezesResponse.schedules:type_name -> rollwave.v1.FreezeSchedule
+	52, // 37: rollwave.v1.FreezeSchedule.next:type_name -> rollwave.v1.FreezeOccurrence
+	57, // 38: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
+	57, // 39: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
+	69, // 40: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
+	0,  // 41: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
+	3,  // 42: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
+	6,  // 43: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
+	8,  // 44: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
+	10, // 45: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
+	11, // 46: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
+	65, // 47: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
+	14, // 48: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	21, // 49: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	24, // 50: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	26, // 51: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	19, // 52: rollwave.v1.OperatorService.HostLogs:input_type -> rollwave.v1.HostLogsRequest
+	28, // 53: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	30, // 54: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	32, // 55: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	36, // 56: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	38, // 57: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 58: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 59: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 60: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 61: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 62: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 63: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	40, // 64: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
+	34, // 65: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
+	43, // 66: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	45, // 67: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	47, // 68: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	49, // 69: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	53, // 70: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	55, // 71: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	38, // 72: rollwave.v1.OperatorService.OverrideFreeze:input_type -> rollwave.v1.ReleaseActionRequest
+	58, // 73: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	60, // 74: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	61, // 75: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	63, // 76: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	67, // 77: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
+	1,  // 78: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 79: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 80: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 81: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 82: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 83: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	66, // 84: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
+	18, // 85: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	23, // 86: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	25, // 87: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	27, // 88: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	20, // 89: rollwave.v1.OperatorService.HostLogs:output_type -> rollwave.v1.HostLogsResponse
+	29, // 90: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	31, // 91: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	33, // 92: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	37, // 93: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	39, // 94: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 95: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 96: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 97: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 98: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 99: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 100: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	42, // 101: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
+	35, // 102: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
+	44, // 103: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	46, // 104: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	48, // 105: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	50, // 106: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	54, // 107: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	56, // 108: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	39, // 109: rollwave.v1.OperatorService.OverrideFreeze:output_type -> rollwave.v1.ReleaseActionResponse
+	59, // 110: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	59, // 111: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	62, // 112: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	64, // 113: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	68, // 114: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
+	78, // [78:115] is the sub-list for method output_type
+	41, // [41:78] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_operator_proto_init() }
@@ -4502,7 +4721,7 @@ func file_rollwave_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   68,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -54,6 +54,7 @@ const (
 	OperatorService_ListFreezes_FullMethodName     = "/rollwave.v1.OperatorService/ListFreezes"
 	OperatorService_RemoveFreeze_FullMethodName    = "/rollwave.v1.OperatorService/RemoveFreeze"
 	OperatorService_SetGlobalFreeze_FullMethodName = "/rollwave.v1.OperatorService/SetGlobalFreeze"
+	OperatorService_OverrideFreeze_FullMethodName  = "/rollwave.v1.OperatorService/OverrideFreeze"
 	OperatorService_ACLBootstrap_FullMethodName    = "/rollwave.v1.OperatorService/ACLBootstrap"
 	OperatorService_ACLTokenCreate_FullMethodName  = "/rollwave.v1.OperatorService/ACLTokenCreate"
 	OperatorService_ACLTokenList_FullMethodName    = "/rollwave.v1.OperatorService/ACLTokenList"
@@ -115,6 +116,9 @@ type OperatorServiceClient interface {
 	ListFreezes(ctx context.Context, in *ListFreezesRequest, opts ...grpc.CallOption) (*ListFreezesResponse, error)
 	RemoveFreeze(ctx context.Context, in *RemoveFreezeRequest, opts ...grpc.CallOption) (*RemoveFreezeResponse, error)
 	SetGlobalFreeze(ctx context.Context, in *SetGlobalFreezeRequest, opts ...grpc.CallOption) (*SetGlobalFreezeResponse, error)
+	// Lets one release start phases inside freeze windows (admin; audited
+	// as freeze.overridden). ReleaseActionRequest.reason is required.
+	OverrideFreeze(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error)
 	// Operator ACL tokens (servers started with acl { enabled = true }).
 	// Bootstrap makes the first admin token, once per cluster; it needs no
 	// token.
@@ -476,6 +480,16 @@ func (c *operatorServiceClient) SetGlobalFreeze(ctx context.Context, in *SetGlob
 	return out, nil
 }
 
+func (c *operatorServiceClient) OverrideFreeze(ctx context.Context, in *ReleaseActionRequest, opts ...grpc.CallOption) (*ReleaseActionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseActionResponse)
+	err := c.cc.Invoke(ctx, OperatorService_OverrideFreeze_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *operatorServiceClient) ACLBootstrap(ctx context.Context, in *ACLBootstrapRequest, opts ...grpc.CallOption) (*ACLTokenSecretResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ACLTokenSecretResponse)
@@ -580,6 +594,9 @@ type OperatorServiceServer interface {
 	ListFreezes(context.Context, *ListFreezesRequest) (*ListFreezesResponse, error)
 	RemoveFreeze(context.Context, *RemoveFreezeRequest) (*RemoveFreezeResponse, error)
 	SetGlobalFreeze(context.Context, *SetGlobalFreezeRequest) (*SetGlobalFreezeResponse, error)
+	// Lets one release start phases inside freeze windows (admin; audited
+	// as freeze.overridden). ReleaseActionRequest.reason is required.
+	OverrideFreeze(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error)
 	// Operator ACL tokens (servers started with acl { enabled = true }).
 	// Bootstrap makes the first admin token, once per cluster; it needs no
 	// token.
@@ -693,6 +710,9 @@ func (UnimplementedOperatorServiceServer) RemoveFreeze(context.Context, *RemoveF
 }
 func (UnimplementedOperatorServiceServer) SetGlobalFreeze(context.Context, *SetGlobalFreezeRequest) (*SetGlobalFreezeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetGlobalFreeze not implemented")
+}
+func (UnimplementedOperatorServiceServer) OverrideFreeze(context.Context, *ReleaseActionRequest) (*ReleaseActionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OverrideFreeze not implemented")
 }
 func (UnimplementedOperatorServiceServer) ACLBootstrap(context.Context, *ACLBootstrapRequest) (*ACLTokenSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ACLBootstrap not implemented")
@@ -1256,6 +1276,24 @@ func _OperatorService_SetGlobalFreeze_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorService_OverrideFreeze_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseActionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).OverrideFreeze(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_OverrideFreeze_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).OverrideFreeze(ctx, req.(*ReleaseActionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OperatorService_ACLBootstrap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ACLBootstrapRequest)
 	if err := dec(in); err != nil {
@@ -1460,6 +1498,10 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetGlobalFreeze",
 			Handler:    _OperatorService_SetGlobalFreeze_Handler,
+		},
+		{
+			MethodName: "OverrideFreeze",
+			Handler:    _OperatorService_OverrideFreeze_Handler,
 		},
 		{
 			MethodName: "ACLBootstrap",

@@ -2291,8 +2291,11 @@ type Release struct {
 	// Set when the release enters watching: the end of its post_rollout
 	// watch (absolute, so a new leader continues the same window).
 	WatchUntilUnixNano int64 `protobuf:"varint,16,opt,name=watch_until_unix_nano,json=watchUntilUnixNano,proto3" json:"watch_until_unix_nano,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Set by an admin (OverrideFreeze, type 24): freeze windows do not hold
+	// this release's phases, and its orders carry the override to agents.
+	FreezeOverride *FreezeOverride `protobuf:"bytes,20,opt,name=freeze_override,json=freezeOverride,proto3" json:"freeze_override,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Release) Reset() {
@@ -2435,6 +2438,13 @@ func (x *Release) GetWatchUntilUnixNano() int64 {
 		return x.WatchUntilUnixNano
 	}
 	return 0
+}
+
+func (x *Release) GetFreezeOverride() *FreezeOverride {
+	if x != nil {
+		return x.FreezeOverride
+	}
+	return nil
 }
 
 type Assignment struct {
@@ -2680,6 +2690,9 @@ func (x *Event) GetEvidence() map[string]string {
 	return nil
 }
 
+// A freeze window: no phase starts inside it (the orchestrator holds it)
+// and an agent that knows of it refuses to start a swap in it. Either
+// one-off (from/to) or recurring (cron, duration, timezone; from/to 0).
 type FreezeWindow struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2688,8 +2701,21 @@ type FreezeWindow struct {
 	Reason          string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	CreatedBy       string                 `protobuf:"bytes,5,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	CreatedUnixNano int64                  `protobuf:"varint,6,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Recurring: a standard 5-field cron expression (or a descriptor such as
+	// "@weekly") giving each occurrence's start in timezone.
+	Cron string `protobuf:"bytes,7,opt,name=cron,proto3" json:"cron,omitempty"`
+	// Recurring: how long each occurrence lasts (elapsed time, so an
+	// occurrence spanning a DST change ends an hour earlier or later on the
+	// wall clock).
+	DurationMs int64 `protobuf:"varint,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// Recurring: IANA zone name the cron expression is read in ("UTC" when
+	// empty).
+	Timezone string `protobuf:"bytes,9,opt,name=timezone,proto3" json:"timezone,omitempty"`
+	// Scope: the apps and cells the window freezes; empty = all.
+	Apps          []string `protobuf:"bytes,10,rep,name=apps,proto3" json:"apps,omitempty"`
+	Cells         []string `protobuf:"bytes,11,rep,name=cells,proto3" json:"cells,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FreezeWindow) Reset() {
@@ -2764,6 +2790,104 @@ func (x *FreezeWindow) GetCreatedUnixNano() int64 {
 	return 0
 }
 
+func (x *FreezeWindow) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *FreezeWindow) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *FreezeWindow) GetTimezone() string {
+	if x != nil {
+		return x.Timezone
+	}
+	return ""
+}
+
+func (x *FreezeWindow) GetApps() []string {
+	if x != nil {
+		return x.Apps
+	}
+	return nil
+}
+
+func (x *FreezeWindow) GetCells() []string {
+	if x != nil {
+		return x.Cells
+	}
+	return nil
+}
+
+// An admin's override of freeze windows for one release (`rollwave release
+// override-freeze`), audited as a freeze.overridden event. The global
+// freeze is not overridden.
+type FreezeOverride struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Actor         string                 `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	TimeUnixNano  int64                  `protobuf:"varint,3,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreezeOverride) Reset() {
+	*x = FreezeOverride{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreezeOverride) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreezeOverride) ProtoMessage() {}
+
+func (x *FreezeOverride) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreezeOverride.ProtoReflect.Descriptor instead.
+func (*FreezeOverride) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *FreezeOverride) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *FreezeOverride) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *FreezeOverride) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
 // An operator ACL token. Only the sha256 of its secret is stored; the secret
 // itself is shown once, when the token is created.
 type ACLToken struct {
@@ -2784,7 +2908,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	mi := &file_rollwave_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2796,7 +2920,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	mi := &file_rollwave_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2809,7 +2933,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ACLToken) GetAccessorId() string {
@@ -2877,7 +3001,7 @@ type NotifyCursor struct {
 
 func (x *NotifyCursor) Reset() {
 	*x = NotifyCursor{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[27]
+	mi := &file_rollwave_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2889,7 +3013,7 @@ func (x *NotifyCursor) String() string {
 func (*NotifyCursor) ProtoMessage() {}
 
 func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[27]
+	mi := &file_rollwave_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2902,7 +3026,7 @@ func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyCursor.ProtoReflect.Descriptor instead.
 func (*NotifyCursor) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *NotifyCursor) GetTarget() string {
@@ -3147,7 +3271,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11approval_required\x18\n" +
 	" \x01(\bR\x10approvalRequired\x12\x1a\n" +
 	"\bapproved\x18\v \x01(\bR\bapproved\x12!\n" +
-	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\xc7\x04\n" +
+	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\x8d\x05\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x04spec\x18\x02 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\x12/\n" +
@@ -3169,7 +3293,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\backed_by\x18\x0e \x01(\tR\aackedBy\x12\x1d\n" +
 	"\n" +
 	"ack_reason\x18\x0f \x01(\tR\tackReason\x121\n" +
-	"\x15watch_until_unix_nano\x18\x10 \x01(\x03R\x12watchUntilUnixNano\"\xb0\x03\n" +
+	"\x15watch_until_unix_nano\x18\x10 \x01(\x03R\x12watchUntilUnixNano\x12D\n" +
+	"\x0ffreeze_override\x18\x14 \x01(\v2\x1b.rollwave.v1.FreezeOverrideR\x0efreezeOverride\"\xb0\x03\n" +
 	"\n" +
 	"Assignment\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
@@ -3202,7 +3327,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\bevidence\x18\t \x03(\v2 .rollwave.v1.Event.EvidenceEntryR\bevidence\x1a;\n" +
 	"\rEvidenceEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\x02\n" +
 	"\fFreezeWindow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x0efrom_unix_nano\x18\x02 \x01(\x03R\ffromUnixNano\x12 \n" +
@@ -3211,7 +3336,18 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
 	"created_by\x18\x05 \x01(\tR\tcreatedBy\x12*\n" +
-	"\x11created_unix_nano\x18\x06 \x01(\x03R\x0fcreatedUnixNano\"\xbf\x01\n" +
+	"\x11created_unix_nano\x18\x06 \x01(\x03R\x0fcreatedUnixNano\x12\x12\n" +
+	"\x04cron\x18\a \x01(\tR\x04cron\x12\x1f\n" +
+	"\vduration_ms\x18\b \x01(\x03R\n" +
+	"durationMs\x12\x1a\n" +
+	"\btimezone\x18\t \x01(\tR\btimezone\x12\x12\n" +
+	"\x04apps\x18\n" +
+	" \x03(\tR\x04apps\x12\x14\n" +
+	"\x05cells\x18\v \x03(\tR\x05cells\"d\n" +
+	"\x0eFreezeOverride\x12\x14\n" +
+	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12$\n" +
+	"\x0etime_unix_nano\x18\x03 \x01(\x03R\ftimeUnixNano\"\xbf\x01\n" +
 	"\bACLToken\x12\x1f\n" +
 	"\vaccessor_id\x18\x01 \x01(\tR\n" +
 	"accessorId\x12\x1f\n" +
@@ -3285,7 +3421,7 @@ func file_rollwave_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_rollwave_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_rollwave_v1_state_proto_goTypes = []any{
 	(ReleaseState)(0),       // 0: rollwave.v1.ReleaseState
 	(PhaseState)(0),         // 1: rollwave.v1.PhaseState
@@ -3317,22 +3453,23 @@ var file_rollwave_v1_state_proto_goTypes = []any{
 	(*Assignment)(nil),      // 27: rollwave.v1.Assignment
 	(*Event)(nil),           // 28: rollwave.v1.Event
 	(*FreezeWindow)(nil),    // 29: rollwave.v1.FreezeWindow
-	(*ACLToken)(nil),        // 30: rollwave.v1.ACLToken
-	(*NotifyCursor)(nil),    // 31: rollwave.v1.NotifyCursor
-	nil,                     // 32: rollwave.v1.Host.LabelsEntry
-	nil,                     // 33: rollwave.v1.UnitSpec.EnvironmentEntry
-	nil,                     // 34: rollwave.v1.TargetSpec.LabelsEntry
-	nil,                     // 35: rollwave.v1.HealthCheck.HeadersEntry
-	nil,                     // 36: rollwave.v1.Event.EvidenceEntry
+	(*FreezeOverride)(nil),  // 30: rollwave.v1.FreezeOverride
+	(*ACLToken)(nil),        // 31: rollwave.v1.ACLToken
+	(*NotifyCursor)(nil),    // 32: rollwave.v1.NotifyCursor
+	nil,                     // 33: rollwave.v1.Host.LabelsEntry
+	nil,                     // 34: rollwave.v1.UnitSpec.EnvironmentEntry
+	nil,                     // 35: rollwave.v1.TargetSpec.LabelsEntry
+	nil,                     // 36: rollwave.v1.HealthCheck.HeadersEntry
+	nil,                     // 37: rollwave.v1.Event.EvidenceEntry
 }
 var file_rollwave_v1_state_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.SlotFacts.active:type_name -> rollwave.v1.Slot
-	32, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
+	33, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
 	5,  // 2: rollwave.v1.Host.apps:type_name -> rollwave.v1.SlotFacts
-	33, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
-	34, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
+	34, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
+	35, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
 	14, // 5: rollwave.v1.PhasesSpec.max_size:type_name -> rollwave.v1.Quantity
-	35, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
+	36, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
 	16, // 7: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
 	14, // 8: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
 	14, // 9: rollwave.v1.GatesSpec.max_unreachable:type_name -> rollwave.v1.Quantity
@@ -3354,14 +3491,15 @@ var file_rollwave_v1_state_proto_depIdxs = []int32{
 	22, // 25: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
 	0,  // 26: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
 	25, // 27: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
-	2,  // 28: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
-	3,  // 29: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
-	36, // 30: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	30, // 28: rollwave.v1.Release.freeze_override:type_name -> rollwave.v1.FreezeOverride
+	2,  // 29: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
+	3,  // 30: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
+	37, // 31: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_state_proto_init() }
@@ -3376,7 +3514,7 @@ func file_rollwave_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_state_proto_rawDesc), len(file_rollwave_v1_state_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
