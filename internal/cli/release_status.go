@@ -245,8 +245,8 @@ func releaseHeader(w io.Writer, now time.Time, r *rollwavev1.Release) error {
 	}
 	pairs := []string{
 		"ID", r.GetId(),
-		"App", strings.TrimSpace(spec.GetApp()+" "+spec.GetVersion()),
-		"State", releaseStateName(r.GetState())+watchNote(r, now),
+		"App", strings.TrimSpace(spec.GetApp() + " " + spec.GetVersion()),
+		"State", releaseStateName(r.GetState()) + watchNote(r, now),
 		"Phase", phase,
 		"Reason", r.GetReason(),
 		"Created", created,
