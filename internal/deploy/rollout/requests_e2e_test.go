@@ -59,6 +59,8 @@ func freePortRun(t *testing.T, n int) int {
 type reqFleet struct {
 	*fleet
 	base int // blue port of h1; green = base+1, proxy = base+2
+	// trafficExtra is added to the traffic block of the next releases.
+	trafficExtra string
 }
 
 func newReqFleet(t *testing.T) *reqFleet {
@@ -116,7 +118,7 @@ func (f *reqFleet) release(name, version, bake string, config map[string]string,
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	src := []byte(fmt.Sprintf(`release %q {
+	src := []byte(strings.Replace(fmt.Sprintf(`release %q {
   app     = "demo"
   version = %q
   artifact {
@@ -167,7 +169,7 @@ func (f *reqFleet) release(name, version, bake string, config map[string]string,
     isolation_timeout = "20s"
   }
 }
-`, name, version, a.URL, a.SHA256, f.base, f.base+1, f.base+2, bake, gates))
+`, name, version, a.URL, a.SHA256, f.base, f.base+1, f.base+2, bake, gates), "    protocol = \"http\"\n", "    protocol = \"http\"\n"+f.trafficExtra, 1))
 	testutil.WaitFor(f.t, 20*time.Second, func() (bool, string) {
 		_, err := f.client().SubmitRelease(ctxT(f.t), &v1.SubmitReleaseRequest{SourceName: name + ".hcl", Source: src, Start: true, Actor: "test"})
 		switch status.Code(err) {
