@@ -20,7 +20,9 @@ func stats(n, errs uint64, took time.Duration) health.RequestStats {
 // The step gate compares the new slot with the old one on the same host.
 func TestStepGateJudge(t *testing.T) {
 	t.Parallel()
-	spec := func(gates *rollwavev1.GatesSpec) *rollwavev1.ReleaseSpec { return &rollwavev1.ReleaseSpec{Gates: gates} }
+	spec := func(gates *rollwavev1.GatesSpec) *rollwavev1.ReleaseSpec {
+		return &rollwavev1.ReleaseSpec{Gates: gates}
+	}
 	cases := []struct {
 		name     string
 		gates    *rollwavev1.GatesSpec

@@ -213,40 +213,48 @@ func startLoad(t *testing.T, addrs []string, every time.Duration) *loadGen {
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			sem := make(chan struct{}, 64)
-			var inflight sync.WaitGroup
-			defer inflight.Wait()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				select {
-				case sem <- struct{}{}:
-				default:
-					continue // 64 in flight: skip this tick
-				}
-				inflight.Add(1)
-				go func() {
-					defer inflight.Done()
-					defer func() { <-sem }()
-					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
-					resp, err := cl.Do(req)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					g.sent.Add(1)
-				}()
-			}
+			sendEvery(ctx, cl, addr, every, func(time.Time, *http.Response) { g.sent.Add(1) })
 		}()
 	}
 	t.Cleanup(g.stop)
 	return g
+}
+
+// sendEvery sends GET / to addr every `every` (each request in its own
+// goroutine, at most 64 in flight, so slow answers do not slow the rate)
+// until ctx ends; done gets each answer (body read) and when it was sent.
+func sendEvery(ctx context.Context, cl *http.Client, addr string, every time.Duration, done func(sent time.Time, resp *http.Response)) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	sem := make(chan struct{}, 64)
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			continue // 64 in flight: skip this tick
+		}
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			defer func() { <-sem }()
+			at := time.Now()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+			resp, err := cl.Do(req)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			done(at, resp)
+		}()
+	}
 }
 
 func (g *loadGen) stop() {

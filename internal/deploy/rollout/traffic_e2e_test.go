@@ -44,39 +44,11 @@ func record(t *testing.T, addr string, every time.Duration) *recorder {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		sem := make(chan struct{}, 64)
-		var inflight sync.WaitGroup
-		defer inflight.Wait()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			select {
-			case sem <- struct{}{}:
-			default:
-				continue
-			}
-			inflight.Add(1)
-			go func() {
-				defer inflight.Done()
-				defer func() { <-sem }()
-				at := time.Now()
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
-				resp, err := cl.Do(req)
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				r.mu.Lock()
-				r.samples = append(r.samples, sample{at: at, version: resp.Header.Get("X-Version"), status: resp.StatusCode})
-				r.mu.Unlock()
-			}()
-		}
+		sendEvery(ctx, cl, addr, every, func(at time.Time, resp *http.Response) {
+			r.mu.Lock()
+			r.samples = append(r.samples, sample{at: at, version: resp.Header.Get("X-Version"), status: resp.StatusCode})
+			r.mu.Unlock()
+		})
 	}()
 	t.Cleanup(r.stop)
 	return r

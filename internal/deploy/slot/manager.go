@@ -442,16 +442,25 @@ func (m *Manager) AppState(app string) (State, bool) {
 // switch measures nothing (exec, none, or no switch yet). It does not
 // wait for an operation in flight.
 func (m *Manager) DrainRequestStats(app string) (protocol string, stats map[Name]*health.RequestStats, ok bool) {
+	mt, ok := m.meterOf(app)
+	if !ok {
+		return "", nil, false
+	}
+	protocol, stats = mt.DrainStats()
+	return protocol, stats, true
+}
+
+// meterOf is the app's switch when it measures traffic.
+func (m *Manager) meterOf(app string) (Meter, bool) {
 	rt, err := m.app(app)
 	if err != nil {
-		return "", nil, false
+		return nil, false
 	}
 	mt := rt.meter.Load()
 	if mt == nil {
-		return "", nil, false
+		return nil, false
 	}
-	protocol, stats = (*mt).DrainStats()
-	return protocol, stats, true
+	return *mt, true
 }
 
 // ActivePID is the main PID of the app's active slot, 0 when none runs.

@@ -180,19 +180,16 @@ func addOutcome(slots map[Name]*health.RequestStats, slot Name, o outcome) map[N
 	return slots
 }
 
-func (m *meter) drainStep() map[Name]*health.RequestStats {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := m.step
-	m.step = nil
-	return out
-}
+func (m *meter) drainStep() map[Name]*health.RequestStats { return m.take(&m.step) }
 
-func (m *meter) drain() map[Name]*health.RequestStats {
+func (m *meter) drain() map[Name]*health.RequestStats { return m.take(&m.slots) }
+
+// take returns one tally and starts it afresh.
+func (m *meter) take(tally *map[Name]*health.RequestStats) map[Name]*health.RequestStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := m.slots
-	m.slots = nil
+	out := *tally
+	*tally = nil
 	return out
 }
 

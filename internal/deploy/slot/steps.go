@@ -116,19 +116,15 @@ func live(s rollwavev1.AssignmentState) bool {
 // last call, for the weighted-step gate (independent of
 // DrainRequestStats); ok is false when the switch measures nothing.
 func (m *Manager) DrainStepStats(app string) (protocol string, stats map[Name]*health.RequestStats, ok bool) {
-	rt, err := m.app(app)
-	if err != nil {
-		return "", nil, false
-	}
-	mt := rt.meter.Load()
-	if mt == nil {
-		return "", nil, false
-	}
-	sm, ok := (*mt).(StepMeter)
+	mt, ok := m.meterOf(app)
 	if !ok {
 		return "", nil, false
 	}
-	if p, ok := (*mt).(interface{ Protocol() string }); ok {
+	sm, ok := mt.(StepMeter)
+	if !ok {
+		return "", nil, false
+	}
+	if p, ok := mt.(interface{ Protocol() string }); ok {
 		protocol = p.Protocol()
 	}
 	return protocol, sm.DrainStepStats(), true
