@@ -88,7 +88,8 @@ func weights(t *testing.T, h *fleet.Host) []string {
 // TestTrafficStepsThroughNginx (issue 17 item 1): traffic.mode = "exec"
 // with steps drives Debian's nginx inside a real host through the hook:
 // weights 10 → 50 → 100 for a good version; for one that turns unhealthy
-// during the steps, 10 → 50 and then everything back to the old slot.
+// while it rolls on, 10 → 50 (→ 100) and then everything back to the old
+// slot with one call.
 func TestTrafficStepsThroughNginx(t *testing.T) {
 	timed(t)
 	requireEngine(t)
@@ -154,8 +155,9 @@ func TestTrafficStepsThroughNginx(t *testing.T) {
 	t.Logf("TIMING nginx exec steps 10 -> 50 -> 100 until the release succeeded: %s (versions seen at 50%%: %v)", time.Since(t0).Round(time.Millisecond), both)
 	testutil.WaitFor(t, 30*time.Second, func() (bool, string) { v := served(); return v == "2.0.0", "nginx serves " + v })
 
-	// 3.0.0 turns unhealthy 8s after it starts: during the steps. The
-	// revert points nginx back at the old slot with one call.
+	// 3.0.0 turns unhealthy 8s after it starts: around its last step
+	// (on a loaded machine before or just after 100). The revert points
+	// nginx back at the old slot with one call.
 	start("3.0.0", "8s", rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK)
 	w := weights(t, h)[4:]
 	if len(w) < 2 || w[0] != "blue 10" || w[len(w)-1] != "green 100" {
