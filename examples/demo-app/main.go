@@ -9,7 +9,10 @@
 // (every n-th, deterministically: 0.1 fails requests 10, 20, 30, …) while
 // /healthz stays fine; config/delay ("250ms") delays every answer to /.
 // That is how a release that hurts users but passes its health check is
-// built. config/log_requests ("yes") logs every request to / as
+// built. config/fail_above_rps ("5") answers 500 to every request to /
+// beyond that many in the current second: a version whose errors show
+// only under real load. Every answer to / carries X-Version.
+// config/log_requests ("yes") logs every request to / as
 // "demo-app VERSION: GET /path" (what `rollwave logs -f` shows).
 // built. config/error_rate is read again every 250ms, so a test can make a
 // running app start failing (a fault injected after a rollout).
@@ -84,7 +87,12 @@ func main() {
 		log.Fatalf("config/delay: want a duration from 0s to 1m, got %q", readFile(*dir, "delay", "0s"))
 	}
 	logRequests := readFile(*dir, "log_requests", "no") == "yes"
+	failAbove, err := strconv.ParseInt(readFile(*dir, "fail_above_rps", "0"), 10, 64)
+	if err != nil || failAbove < 0 {
+		log.Fatalf("config/fail_above_rps: want a whole number of requests per second, got %q", readFile(*dir, "fail_above_rps", "0"))
+	}
 	var served atomic.Uint64
+	var second, inSecond atomic.Int64 // the current Unix second and the requests counted in it
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +103,17 @@ func main() {
 			select {
 			case <-time.After(delay):
 			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("X-Version", version)
+		if failAbove > 0 {
+			now := time.Now().Unix()
+			if old := second.Load(); old != now && second.CompareAndSwap(old, now) {
+				inSecond.Store(0)
+			}
+			if inSecond.Add(1) > failAbove {
+				http.Error(w, "overloaded (fail_above_rps)", http.StatusInternalServerError)
 				return
 			}
 		}

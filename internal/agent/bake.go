@@ -65,7 +65,14 @@ func (c *appCtl) ensureBake(st slot.State, o *rollwavev1.AssignmentOrder) {
 	c.log.Info("watching the bake", "generation", gen, "slot", st.Active, "already_healthy", healthy)
 	go func() {
 		defer close(b.done)
+		steps := make(chan struct{})
+		go func() {
+			defer close(steps)
+			c.runSteps(ctx, gen, o.GetSpec())
+		}()
 		c.runBake(ctx, b, o, st.Slots[st.Active].Port, st.Active, healthy)
+		cancel() // the bake ended (revert asked, or stopped): so do the steps
+		<-steps
 	}()
 }
 
@@ -121,8 +128,12 @@ func (c *appCtl) runBake(ctx context.Context, b *bakeRun, o *rollwavev1.Assignme
 	}
 	deadlineD := healthyDeadline(spec)
 	dl := c.loadDeadline(gen, deadlineD)
+	// checksOK: the checks passed for min_healthy_time (healthy_deadline
+	// is met). healthy: reported so, which with weighted traffic steps
+	// waits until the new slot has all the traffic.
+	checksOK := healthy
 	defer func() {
-		if !healthy {
+		if !checksOK {
 			c.saveDeadline(gen, dl) // a restart goes on from here, not from zero
 		}
 	}()
@@ -132,7 +143,7 @@ func (c *appCtl) runBake(ctx context.Context, b *bakeRun, o *rollwavev1.Assignme
 	// clock), not at the next check tick.
 	expire := time.NewTimer(dl.remaining(clock))
 	defer expire.Stop()
-	if healthy {
+	if checksOK {
 		expire.Stop()
 	}
 
@@ -142,9 +153,12 @@ func (c *appCtl) runBake(ctx context.Context, b *bakeRun, o *rollwavev1.Assignme
 		b.mu.Lock()
 		b.st = st
 		b.mu.Unlock()
-		if st.Healthy && !healthy {
-			healthy = true
+		if st.Healthy && !checksOK {
+			checksOK = true
 			c.clearBakeRecord()
+		}
+		if checksOK && !healthy && !c.stepping(gen) {
+			healthy = true
 			if err := c.a.mgr.MarkHealthy(c.app, gen); err != nil {
 				log.Warn("mark healthy", "error", err)
 			}
@@ -182,12 +196,12 @@ func (c *appCtl) runBake(ctx context.Context, b *bakeRun, o *rollwavev1.Assignme
 				return
 			}
 		case <-expire.C:
-			if !healthy && dl.passed(clock) {
+			if !checksOK && dl.passed(clock) {
 				c.requestRevert(gen, fmt.Sprintf("not healthy within healthy_deadline %s: %s", deadlineD, tr.Status().LastError))
 				return
 			}
 		case <-tick.C:
-			if !healthy {
+			if !checksOK {
 				if dl.passed(clock) {
 					c.requestRevert(gen, fmt.Sprintf("not healthy within healthy_deadline %s: %s", deadlineD, tr.Status().LastError))
 					return

@@ -12,6 +12,7 @@ import "time"
 //   - bake.min defaults to min(5m, bake.first);
 //   - health.healthy_deadline defaults to max(2m, 2 × min_healthy_time),
 //     at most MaxHealthyWait;
+//   - traffic.step_time defaults to 1m only when traffic.steps is set;
 //   - a check's timeout defaults to min(1s, its interval), and an external
 //     gate's to min(10s, its interval);
 //   - post_rollout.keep_old defaults to "hot" after slots.keep_old = "hot"
@@ -34,6 +35,9 @@ func applyDerivedDefaults(r *Release, written func(path string) bool) {
 		if r.Slots.KeepOld == KeepCold {
 			r.PostRollout.KeepOld = WatchKeepStopped
 		}
+	}
+	if !written("release.traffic.step_time") && len(r.Traffic.Steps) > 0 {
+		r.Traffic.StepTime = DefaultTrafficStepTime
 	}
 	for i := range r.Gates.Metric {
 		g := &r.Gates.Metric[i]

@@ -159,7 +159,40 @@ type Traffic struct {
 	// durations; or http, a reverse proxy counting requests, 5xx answers,
 	// upstream errors and latency per slot, for the request gates.
 	Protocol TrafficProtocol
+	// Steps, when set, move traffic to the new slot in steps instead of
+	// at once: each is the percentage (1-100, ascending, the last 100) of
+	// new connections (tcp) or requests (http) the new slot gets; the old
+	// slot stays hot and takes the rest. Mode proxy or exec.
+	Steps []int
+	// StepTime is how long each step lasts before the agent's request
+	// gate reads it (default DefaultTrafficStepTime).
+	StepTime time.Duration
+	// Sticky keeps a client on one version while the weight rises:
+	// client_ip (a hash of the client address) or cookie (protocol http
+	// only). Empty: each connection or request is weighted on its own.
+	Sticky TrafficSticky
 }
+
+// TrafficSticky says how weighted steps keep a client on one version.
+type TrafficSticky string
+
+const (
+	// StickyClientIP hashes the client address.
+	StickyClientIP TrafficSticky = "client_ip"
+	// StickyCookie sets a cookie with the client's bucket (http only).
+	StickyCookie TrafficSticky = "cookie"
+)
+
+// Weighted-step limits and defaults.
+const (
+	// MaxTrafficSteps bounds traffic.steps.
+	MaxTrafficSteps = 20
+	// DefaultTrafficStepTime is traffic.step_time when steps are set.
+	DefaultTrafficStepTime = time.Minute
+	// MaxTrafficStepTime caps traffic.step_time: the steps run before the
+	// host reports healthy, so they hold the phase meanwhile.
+	MaxTrafficStepTime = 6 * time.Hour
+)
 
 // TrafficProtocol is what the agent's proxy speaks.
 type TrafficProtocol string

@@ -78,6 +78,9 @@ func releaseFields(r *Release) []field {
 			attr("listen", str(&r.Traffic.Listen)),
 			attr("command", strList(&r.Traffic.Command)),
 			attr("protocol", str((*string)(&r.Traffic.Protocol))),
+			attr("steps", intList(&r.Traffic.Steps)),
+			attr("step_time", duration(&r.Traffic.StepTime)),
+			attr("sticky", str((*string)(&r.Traffic.Sticky))),
 		)),
 		block("target", sub(
 			attr("cells", strList(&r.Target.Cells)),

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -227,10 +228,61 @@ func (t Traffic) validate(ps *problems, s Slots) {
 			ps.add(p+".protocol", `applies to mode "proxy" only (mode is %q); remove it`, t.Mode)
 		}
 	}
+	t.validateSteps(ps, s)
 	for i, c := range t.Command {
-		if msg := checkTemplate(c, Placeholders); msg != "" {
+		if msg := checkTemplate(c, trafficPlaceholders); msg != "" {
 			ps.add(index(p+".command", i), "%s", msg)
 		}
+	}
+}
+
+// trafficPlaceholders are what traffic.command may use: the unit's
+// placeholders plus the weighted step's own.
+var trafficPlaceholders = append(slices.Clone(Placeholders), "weight", "old_slot", "old_port")
+
+// validateSteps checks traffic.steps, step_time and sticky.
+func (t Traffic) validateSteps(ps *problems, s Slots) {
+	const p = "release.traffic"
+	if len(t.Steps) == 0 {
+		if t.StepTime != 0 {
+			ps.add(p+".step_time", "applies only with traffic.steps; remove it or add steps")
+		}
+		if t.Sticky != "" {
+			ps.add(p+".sticky", "applies only with traffic.steps; remove it or add steps")
+		}
+		return
+	}
+	if t.Mode != TrafficProxy && t.Mode != TrafficExec {
+		ps.add(p+".steps", `need mode "proxy" or "exec" (mode is %q)`, t.Mode)
+	}
+	if len(t.Steps) > MaxTrafficSteps {
+		ps.add(p+".steps", "at most %d steps, got %d", MaxTrafficSteps, len(t.Steps))
+	}
+	prev := 0
+	for i, w := range t.Steps {
+		switch {
+		case w < 1 || w > 100:
+			ps.add(index(p+".steps", i), "must be a percentage from 1 to 100, got %d", w)
+		case w <= prev:
+			ps.add(index(p+".steps", i), "must be above the step before (%d), got %d: steps only go up", prev, w)
+		}
+		prev = max(prev, w)
+	}
+	if last := t.Steps[len(t.Steps)-1]; last != 100 {
+		ps.add(p+".steps", "the last step must be 100 (all traffic on the new version), got %d", last)
+	}
+	within(ps, p+".step_time", t.StepTime, MaxTrafficStepTime)
+	if t.Sticky != "" {
+		checkEnum(ps, p+".sticky", string(t.Sticky), string(StickyClientIP), string(StickyCookie))
+		if t.Sticky == StickyCookie && (t.Mode != TrafficProxy || t.Protocol != ProtocolHTTP) {
+			ps.add(p+".sticky", `"cookie" needs mode "proxy" with protocol "http"; use "client_ip" for tcp`)
+		}
+		if t.Mode == TrafficExec {
+			ps.add(p+".sticky", `applies to mode "proxy" only: an external load balancer keeps its own stickiness`)
+		}
+	}
+	if s.KeepOld == KeepCold {
+		ps.add("release.slots.keep_old", `must be "hot" with traffic.steps: the old slot takes the rest of the traffic during the steps`)
 	}
 }
 

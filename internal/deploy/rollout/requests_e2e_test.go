@@ -62,6 +62,8 @@ type reqFleet struct {
 	// extra is HCL added to the release block of the next releases
 	// (e.g. a post_rollout block).
 	extra string
+	// trafficExtra is added to the traffic block of the next releases.
+	trafficExtra string
 }
 
 func newReqFleet(t *testing.T) *reqFleet {
@@ -119,7 +121,7 @@ func (f *reqFleet) release(name, version, bake string, config map[string]string,
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	src := []byte(fmt.Sprintf(`release %q {
+	src := []byte(strings.Replace(fmt.Sprintf(`release %q {
   app     = "demo"
   version = %q
   artifact {
@@ -170,7 +172,7 @@ func (f *reqFleet) release(name, version, bake string, config map[string]string,
     isolation_timeout = "20s"
   }
 %s}
-`, name, version, a.URL, a.SHA256, f.base, f.base+1, f.base+2, bake, gates, f.extra))
+`, name, version, a.URL, a.SHA256, f.base, f.base+1, f.base+2, bake, gates, f.extra), "    protocol = \"http\"\n", "    protocol = \"http\"\n"+f.trafficExtra, 1))
 	testutil.WaitFor(f.t, 20*time.Second, func() (bool, string) {
 		_, err := f.client().SubmitRelease(ctxT(f.t), &v1.SubmitReleaseRequest{SourceName: name + ".hcl", Source: src, Start: true, Actor: "test"})
 		switch status.Code(err) {
@@ -214,40 +216,48 @@ func startLoad(t *testing.T, addrs []string, every time.Duration) *loadGen {
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			sem := make(chan struct{}, 64)
-			var inflight sync.WaitGroup
-			defer inflight.Wait()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				select {
-				case sem <- struct{}{}:
-				default:
-					continue // 64 in flight: skip this tick
-				}
-				inflight.Add(1)
-				go func() {
-					defer inflight.Done()
-					defer func() { <-sem }()
-					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
-					resp, err := cl.Do(req)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					g.sent.Add(1)
-				}()
-			}
+			sendEvery(ctx, cl, addr, every, func(time.Time, *http.Response) { g.sent.Add(1) })
 		}()
 	}
 	t.Cleanup(g.stop)
 	return g
+}
+
+// sendEvery sends GET / to addr every `every` (each request in its own
+// goroutine, at most 64 in flight, so slow answers do not slow the rate)
+// until ctx ends; done gets each answer (body read) and when it was sent.
+func sendEvery(ctx context.Context, cl *http.Client, addr string, every time.Duration, done func(sent time.Time, resp *http.Response)) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	sem := make(chan struct{}, 64)
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			continue // 64 in flight: skip this tick
+		}
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			defer func() { <-sem }()
+			at := time.Now()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+			resp, err := cl.Do(req)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			done(at, resp)
+		}()
+	}
 }
 
 func (g *loadGen) stop() {

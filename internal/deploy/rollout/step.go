@@ -280,7 +280,27 @@ func (o *Orchestrator) hostDeadline(spec *rollwavev1.ReleaseSpec) time.Duration 
 	if hd <= 0 {
 		hd = 2 * time.Minute
 	}
-	return sattime.Sum(hd, sattime.Millis(spec.GetHealth().GetMinHealthyTimeMs()), o.cfg.HostGrace)
+	return sattime.Sum(hd, sattime.Millis(spec.GetHealth().GetMinHealthyTimeMs()), o.cfg.HostGrace, trafficStepsTime(spec))
+}
+
+// trafficStepsTime is the longest the agent's weighted traffic steps can
+// take before the host reports healthy: every step but the last (100)
+// lasts step_time, extended to at most 5 × step_time while its gate is
+// inconclusive (the agent's bound, internal/agent/steps.go).
+func trafficStepsTime(spec *rollwavev1.ReleaseSpec) time.Duration {
+	t := spec.GetTraffic()
+	if len(t.GetSteps()) < 2 {
+		return 0
+	}
+	st := sattime.Millis(t.GetStepTimeMs())
+	if st <= 0 {
+		st = time.Minute
+	}
+	var total time.Duration
+	for range len(t.GetSteps()) - 1 {
+		total = sattime.Sum(total, 5*st)
+	}
+	return total
 }
 
 type hostStatus int

@@ -327,6 +327,24 @@ func (m *Manager) runStep(rt *appRT, step string, last bool, fn func() error) er
 // pointed first and only then the old one closed: if the new one cannot be
 // built, the old one keeps serving.
 func (m *Manager) point(ctx context.Context, rt *appRT, ts *TrafficState, slot Name, port int) error {
+	rt.st.Split = nil
+	return m.pointSplit(ctx, rt, ts, slot, port, nil)
+}
+
+// pointSplit is point with a weighted step: with w, w.Weight percent of
+// new traffic goes to slot and the rest to w.Old. The caller records the
+// split in the state.
+func (m *Manager) pointSplit(ctx context.Context, rt *appRT, ts *TrafficState, slot Name, port int, w *Weighting) error {
+	pointFn := func(sw Switch) error {
+		if w == nil {
+			return sw.Point(ctx, slot, port)
+		}
+		ws, ok := sw.(WeightedSwitch)
+		if !ok {
+			return fmt.Errorf("%w: traffic.mode %q cannot weight traffic between slots", ErrSwitch, ts.Mode)
+		}
+		return ws.PointWeighted(ctx, slot, port, *w)
+	}
 	if ts == nil {
 		ts = &TrafficState{Mode: "none"}
 	}
@@ -336,7 +354,7 @@ func (m *Manager) point(ctx context.Context, rt *appRT, ts *TrafficState, slot N
 				return err
 			}
 		}
-		if err := rt.sw.Point(ctx, slot, port); err != nil {
+		if err := pointFn(rt.sw); err != nil {
 			return err
 		}
 		rt.st.Traffic = ts
@@ -346,7 +364,7 @@ func (m *Manager) point(ctx context.Context, rt *appRT, ts *TrafficState, slot N
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSwitch, err)
 	}
-	if err := sw.Point(ctx, slot, port); err != nil {
+	if err := pointFn(sw); err != nil {
 		sw.Close()
 		return err
 	}
@@ -424,16 +442,25 @@ func (m *Manager) AppState(app string) (State, bool) {
 // switch measures nothing (exec, none, or no switch yet). It does not
 // wait for an operation in flight.
 func (m *Manager) DrainRequestStats(app string) (protocol string, stats map[Name]*health.RequestStats, ok bool) {
+	mt, ok := m.meterOf(app)
+	if !ok {
+		return "", nil, false
+	}
+	protocol, stats = mt.DrainStats()
+	return protocol, stats, true
+}
+
+// meterOf is the app's switch when it measures traffic.
+func (m *Manager) meterOf(app string) (Meter, bool) {
 	rt, err := m.app(app)
 	if err != nil {
-		return "", nil, false
+		return nil, false
 	}
 	mt := rt.meter.Load()
 	if mt == nil {
-		return "", nil, false
+		return nil, false
 	}
-	protocol, stats = (*mt).DrainStats()
-	return protocol, stats, true
+	return *mt, true
 }
 
 // ActivePID is the main PID of the app's active slot, 0 when none runs.
@@ -462,6 +489,9 @@ func (m *Manager) Facts() []*rollwavev1.SlotFacts {
 			continue
 		}
 		f := &rollwavev1.SlotFacts{App: app, Active: protoSlot(st.Active)}
+		if st.Split != nil {
+			f.TrafficWeight = int32(st.Split.Weight)
+		}
 		for _, n := range []Name{Blue, Green} {
 			var version, state string
 			if ss := st.Slots[n]; ss != nil {

@@ -69,8 +69,9 @@ type Proxy struct {
 	idle     time.Duration
 	dial     time.Duration
 
-	backend atomic.Pointer[backend]
-	sem     chan struct{}
+	route  atomic.Pointer[route]
+	picker picker
+	sem    chan struct{}
 	// refused counts connections turned away at the limit.
 	refused        atomic.Uint64
 	lastRefusalLog atomic.Int64
@@ -177,19 +178,58 @@ func (p *Proxy) Point(_ context.Context, slot Name, port int) error {
 	if port <= 0 || port > 65535 {
 		return fmt.Errorf("%w: port %d out of range", ErrSwitch, port)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	p.backend.Store(&backend{slot: slot, addr: addr, url: &url.URL{Scheme: "http", Host: addr}})
+	p.route.Store(&route{b: newBackend(slot, port)})
 	p.log.Info("traffic switched", "slot", slot, "port", port)
 	return nil
 }
 
-// Current implements Switch.
+func newBackend(slot Name, port int) *backend {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return &backend{slot: slot, addr: addr, url: &url.URL{Scheme: "http", Host: addr}}
+}
+
+// PointWeighted implements WeightedSwitch: w.Weight percent of the
+// connections (tcp) or requests (http) that arrive from now on go to
+// slot, the rest to w.Old; open TCP connections stay where they are. A
+// weight of 100 is Point(slot), 0 is Point(w.Old).
+func (p *Proxy) PointWeighted(ctx context.Context, slot Name, port int, w Weighting) error {
+	if err := w.Validate(); err != nil {
+		return err
+	}
+	if w.Sticky == StickyCookie && !p.http.Load() {
+		return fmt.Errorf("%w: traffic.sticky = cookie needs protocol http", ErrSwitch)
+	}
+	switch w.Weight {
+	case 100:
+		return p.Point(ctx, slot, port)
+	case 0:
+		return p.Point(ctx, w.Old, w.OldPort)
+	}
+	if port <= 0 || port > 65535 {
+		return fmt.Errorf("%w: port %d out of range", ErrSwitch, port)
+	}
+	p.route.Store(&route{b: newBackend(slot, port), old: newBackend(w.Old, w.OldPort), weight: w.Weight, sticky: w.Sticky})
+	p.log.Info("traffic weighted", "slot", slot, "port", port, "weight", w.Weight, "old_slot", w.Old, "old_port", w.OldPort, "sticky", w.Sticky)
+	return nil
+}
+
+// Current implements Switch: the slot new traffic goes to (during a
+// weighted step, the new one; Weight tells the share).
 func (p *Proxy) Current() (Name, bool) {
-	b := p.backend.Load()
-	if b == nil {
+	r := p.route.Load()
+	if r == nil {
 		return "", false
 	}
-	return b.slot, true
+	return r.b.slot, true
+}
+
+// Weight is the percentage of new traffic Current gets: 100 unless a
+// weighted step runs.
+func (p *Proxy) Weight() int {
+	if r := p.route.Load(); r != nil && r.old != nil {
+		return r.weight
+	}
+	return 100
 }
 
 // Close stops listening, closes every open connection and waits for the
@@ -283,11 +323,12 @@ func (p *Proxy) handle(client net.Conn) {
 	defer p.wg.Done()
 	defer func() { <-p.sem }()
 	defer p.untrack(client)
-	// The backend is read once: this connection stays on it for life.
-	b := p.backend.Load()
-	if b == nil {
+	// The backend is chosen once: this connection stays on it for life.
+	r := p.route.Load()
+	if r == nil {
 		return
 	}
+	b := p.pickConn(r, client.RemoteAddr())
 	start := time.Now()
 	server, err := net.DialTimeout("tcp", b.addr, p.dial)
 	if err != nil {

@@ -20,7 +20,21 @@ type Meter interface {
 	DrainStats() (string, map[Name]*health.RequestStats)
 }
 
-var _ Meter = (*Proxy)(nil)
+// StepMeter is a Meter with a second tally for the weighted-step gate.
+type StepMeter interface {
+	// DrainStepStats is DrainStats for the step gate: it returns what
+	// each slot's traffic did since its own last call, independently of
+	// DrainStats.
+	DrainStepStats() map[Name]*health.RequestStats
+}
+
+var (
+	_ Meter     = (*Proxy)(nil)
+	_ StepMeter = (*Proxy)(nil)
+)
+
+// DrainStepStats implements StepMeter.
+func (p *Proxy) DrainStepStats() map[Name]*health.RequestStats { return p.meter.drainStep() }
 
 // HTTP side defaults.
 const (
@@ -94,11 +108,12 @@ type reqInfo struct {
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	b := p.backend.Load()
-	if b == nil {
+	rt := p.route.Load()
+	if rt == nil {
 		http.Error(w, "no slot is active yet", http.StatusServiceUnavailable)
 		return
 	}
+	b := p.pickRequest(rt, w, r)
 	info := &reqInfo{b: b}
 	start := time.Now()
 	// Deferred: a response cut off while streaming ends in the reverse
@@ -126,22 +141,31 @@ type outcome struct {
 	took             time.Duration
 }
 
-// meter adds up outcomes per slot until drained.
+// meter adds up outcomes per slot until drained. It keeps two tallies
+// drained independently: one for the heartbeats (drain) and one for the
+// agent's weighted-step gate (drainStep), so neither steals the other's
+// counts.
 type meter struct {
 	mu    sync.Mutex
 	slots map[Name]*health.RequestStats
+	step  map[Name]*health.RequestStats
 }
 
 func (m *meter) record(slot Name, o outcome) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.slots == nil {
-		m.slots = map[Name]*health.RequestStats{}
+	m.slots = addOutcome(m.slots, slot, o)
+	m.step = addOutcome(m.step, slot, o)
+}
+
+func addOutcome(slots map[Name]*health.RequestStats, slot Name, o outcome) map[Name]*health.RequestStats {
+	if slots == nil {
+		slots = map[Name]*health.RequestStats{}
 	}
-	s := m.slots[slot]
+	s := slots[slot]
 	if s == nil {
 		s = &health.RequestStats{}
-		m.slots[slot] = s
+		slots[slot] = s
 	}
 	s.Requests++
 	if o.failed {
@@ -153,13 +177,19 @@ func (m *meter) record(slot Name, o outcome) {
 	if o.timed {
 		s.Latency.Add(o.took)
 	}
+	return slots
 }
 
-func (m *meter) drain() map[Name]*health.RequestStats {
+func (m *meter) drainStep() map[Name]*health.RequestStats { return m.take(&m.step) }
+
+func (m *meter) drain() map[Name]*health.RequestStats { return m.take(&m.slots) }
+
+// take returns one tally and starts it afresh.
+func (m *meter) take(tally *map[Name]*health.RequestStats) map[Name]*health.RequestStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := m.slots
-	m.slots = nil
+	out := *tally
+	*tally = nil
 	return out
 }
 

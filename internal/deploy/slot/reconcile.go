@@ -156,9 +156,9 @@ func (m *Manager) reconcileApp(ctx context.Context, app string) error {
 			errs = append(errs, fmt.Errorf("start active slot %s: %w", act, err))
 		}
 	}
-	if cur, ok := rt.currentSwitch(); !ok || cur != act {
-		log.Info("reconcile: pointing traffic", "slot", act, "was", cur, "reason", "switch must match the state file")
-		if err := m.point(ctx, rt, st.Traffic, act, m.slotPort(st, act)); err != nil {
+	if cur, ok := rt.currentSwitch(); !ok || cur != act || st.Split != nil {
+		log.Info("reconcile: pointing traffic", "slot", act, "was", cur, "weight", st.weight(), "reason", "switch must match the state file")
+		if err := m.repoint(ctx, rt); err != nil {
 			errs = append(errs, fmt.Errorf("point traffic at %s: %w", act, err))
 		}
 	}

@@ -235,6 +235,13 @@ func (m *Manager) Finalize(ctx context.Context, app string, gen uint64) error {
 		return err
 	}
 	var note string
+	if st.Split != nil {
+		// Never finalized mid-step (the agent reports healthy at 100 %),
+		// but should it be: the old slot stops now, so nothing may go there.
+		if err := m.point(ctx, rt, st.Traffic, st.Active, m.slotPort(st, st.Active)); err != nil {
+			return fmt.Errorf("finalize %s: end the weighted step: %w", app, err)
+		}
+	}
 	if st.From != "" {
 		if st.KeepOld != "cold" {
 			// The hot old slot may still finish work: drain it first

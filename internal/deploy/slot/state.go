@@ -46,6 +46,10 @@ type State struct {
 	Traffic *TrafficState `json:"traffic,omitempty"`
 	// KeepOld is the last swap's keep_old ("hot" or "cold").
 	KeepOld string `json:"keep_old,omitempty"`
+	// Split is set while weighted traffic steps (traffic.steps) run: the
+	// Active slot gets Split.Weight percent of new traffic and From (kept
+	// hot) the rest. nil: all traffic goes to Active.
+	Split *Split `json:"split,omitempty"`
 
 	// Generation is the newest generation accepted; From and To are the
 	// old and new slot of its swap; Phase is where it got.
@@ -74,6 +78,14 @@ type State struct {
 	// Results holds the outcome of the last few generations, newest last,
 	// so a restarted agent can still report them.
 	Results []Result `json:"results,omitempty"`
+}
+
+// Split is a weighted traffic step in effect.
+type Split struct {
+	// Weight is the Active slot's share of new traffic, 1-99.
+	Weight int `json:"weight"`
+	// Sticky is traffic.sticky ("", "client_ip" or "cookie").
+	Sticky string `json:"sticky,omitempty"`
 }
 
 // SlotState is what is installed in one slot.

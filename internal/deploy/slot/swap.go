@@ -146,9 +146,18 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 		}
 	}
 
+	split := firstSplit(spec, st, from)
 	err = m.runStep(rt, StepSwitch, false, func() error {
-		if err := m.point(ctx, rt, traffic, to, port); err != nil {
-			return err
+		if split == nil {
+			if err := m.point(ctx, rt, traffic, to, port); err != nil {
+				return err
+			}
+		} else {
+			w := &Weighting{Old: from, OldPort: m.slotPort(st, from), Weight: split.Weight, Sticky: split.Sticky}
+			if err := m.pointSplit(ctx, rt, traffic, to, port, w); err != nil {
+				return err
+			}
+			st.Split = split
 		}
 		st.Active = to
 		st.setResult(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, "", m.cfg.Clock())
@@ -157,7 +166,7 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 	if err != nil {
 		return m.failSwap(ctx, rt, StepSwitch, err, true)
 	}
-	log.Info("traffic switched", "from", from, "slot", to)
+	log.Info("traffic switched", "from", from, "slot", to, "weight", st.weight())
 	m.reportMoved(rt.name, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, "", SwitchEvidence(st, from, to))
 
 	if _, err := m.runHookStep(ctx, rt, StepPostSwitch); err != nil {
@@ -252,6 +261,7 @@ func (m *Manager) failSwap(ctx context.Context, rt *appRT, step string, cause er
 
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
+	st.Split = nil
 	if st.Op != nil { // the new slot may have been started
 		if atSwitch && st.From != "" && rt.sw != nil {
 			// A failed hook may have half-switched an external balancer.

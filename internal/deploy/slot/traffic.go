@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -64,8 +65,13 @@ func (s *NoneSwitch) Close() error { return nil }
 // ---------------------------------------------------------------- exec
 
 // ExecSwitch runs a hook (say, a script that updates an external load
-// balancer) to switch traffic. {{slot}} and {{port}} in its arguments
-// expand; it must exit 0 within the timeout.
+// balancer) to switch traffic. {{slot}} and {{port}} (the slot that gets
+// the traffic), {{weight}} (its share of new traffic, 0-100; 100 for a
+// plain switch) and {{old_slot}}/{{old_port}} (the slot that keeps the
+// rest during a weighted step; empty and 0 otherwise) expand in its
+// arguments, and the hook gets them as ROLLWAVE_SLOT, ROLLWAVE_PORT,
+// ROLLWAVE_WEIGHT, ROLLWAVE_OLD_SLOT and ROLLWAVE_OLD_PORT. It must exit 0
+// within the timeout.
 type ExecSwitch struct {
 	argv    []string
 	timeout time.Duration
@@ -79,35 +85,67 @@ type ExecSwitch struct {
 const DefaultExecSwitchTimeout = 30 * time.Second
 
 // NewExecSwitch returns a hook switch. argv is the command and its
-// arguments, not split again; only {{slot}} and {{port}} may appear.
+// arguments, not split again; only the placeholders above may appear.
 func NewExecSwitch(argv []string) (*ExecSwitch, error) {
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, fmt.Errorf("exec switch: traffic.command is empty")
 	}
 	for _, a := range argv {
-		if _, err := expandHook(a, Blue, 1); err != nil {
+		if _, err := expandHook(a, hookVars{slot: Blue, port: 1, weight: 100}); err != nil {
 			return nil, fmt.Errorf("exec switch: %w", err)
 		}
 	}
 	return &ExecSwitch{argv: append([]string(nil), argv...), timeout: DefaultExecSwitchTimeout}, nil
 }
 
-func expandHook(s string, slot Name, port int) (string, error) {
-	r := strings.NewReplacer("{{slot}}", string(slot), "{{ slot }}", string(slot),
-		"{{port}}", strconv.Itoa(port), "{{ port }}", strconv.Itoa(port))
-	out := r.Replace(s)
+// hookVars are what a traffic hook's placeholders expand to.
+type hookVars struct {
+	slot    Name
+	port    int
+	weight  int
+	oldSlot Name
+	oldPort int
+}
+
+func (v hookVars) pairs() []string {
+	return []string{"slot", string(v.slot), "port", strconv.Itoa(v.port), "weight", strconv.Itoa(v.weight),
+		"old_slot", string(v.oldSlot), "old_port", strconv.Itoa(v.oldPort)}
+}
+
+func expandHook(s string, v hookVars) (string, error) {
+	var pairs []string
+	kv := v.pairs()
+	for i := 0; i < len(kv); i += 2 {
+		pairs = append(pairs, "{{"+kv[i]+"}}", kv[i+1], "{{ "+kv[i]+" }}", kv[i+1])
+	}
+	out := strings.NewReplacer(pairs...).Replace(s)
 	if strings.Contains(out, "{{") {
-		return "", fmt.Errorf("%w: only {{slot}} and {{port}} may appear in a traffic hook: %q", ErrTemplate, s)
+		return "", fmt.Errorf("%w: only {{slot}}, {{port}}, {{weight}}, {{old_slot}} and {{old_port}} may appear in a traffic hook: %q", ErrTemplate, s)
 	}
 	return out, nil
 }
 
-// Point implements Switch: it runs the hook and requires exit status 0.
+// Point implements Switch: it runs the hook with weight 100 and requires
+// exit status 0.
 func (s *ExecSwitch) Point(ctx context.Context, slot Name, port int) error {
+	return s.run(ctx, hookVars{slot: slot, port: port, weight: 100})
+}
+
+// PointWeighted implements WeightedSwitch: the hook gets the weight and
+// both slots; 0 and 100 are passed on as they are (the balancer is told
+// the whole picture every time).
+func (s *ExecSwitch) PointWeighted(ctx context.Context, slot Name, port int, w Weighting) error {
+	if err := w.Validate(); err != nil {
+		return err
+	}
+	return s.run(ctx, hookVars{slot: slot, port: port, weight: w.Weight, oldSlot: w.Old, oldPort: w.OldPort})
+}
+
+func (s *ExecSwitch) run(ctx context.Context, v hookVars) error {
 	args := make([]string, len(s.argv))
 	for i, a := range s.argv {
 		var err error
-		if args[i], err = expandHook(a, slot, port); err != nil {
+		if args[i], err = expandHook(a, v); err != nil {
 			return err
 		}
 	}
@@ -115,6 +153,11 @@ func (s *ExecSwitch) Point(ctx context.Context, slot Name, port int) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.WaitDelay = time.Second
+	cmd.Env = os.Environ()
+	kv := v.pairs()
+	for i := 0; i < len(kv); i += 2 {
+		cmd.Env = append(cmd.Env, "ROLLWAVE_"+strings.ToUpper(kv[i])+"="+kv[i+1])
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
@@ -123,8 +166,12 @@ func (s *ExecSwitch) Point(ctx context.Context, slot Name, port int) error {
 		}
 		return fmt.Errorf("%w: hook %q: %v: %s", ErrSwitch, args, err, msg)
 	}
+	cur := v.slot
+	if v.weight == 0 {
+		cur = v.oldSlot
+	}
 	s.mu.Lock()
-	s.slot, s.set = slot, true
+	s.slot, s.set = cur, true
 	s.mu.Unlock()
 	return nil
 }

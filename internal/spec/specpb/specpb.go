@@ -65,10 +65,13 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			KeepOld:   string(r.Slots.KeepOld),
 		},
 		Traffic: &rollwavev1.TrafficSpec{
-			Mode:     string(r.Traffic.Mode),
-			Listen:   r.Traffic.Listen,
-			Command:  slices.Clone(r.Traffic.Command),
-			Protocol: string(r.Traffic.Protocol),
+			Mode:       string(r.Traffic.Mode),
+			Listen:     r.Traffic.Listen,
+			Command:    slices.Clone(r.Traffic.Command),
+			Protocol:   string(r.Traffic.Protocol),
+			Steps:      int32s(r.Traffic.Steps),
+			StepTimeMs: ms(r.Traffic.StepTime),
+			Sticky:     string(r.Traffic.Sticky),
 		},
 		Target: &rollwavev1.TargetSpec{
 			Cells:   slices.Clone(r.Target.Cells),
@@ -184,6 +187,9 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			Listen:   p.GetTraffic().GetListen(),
 			Command:  slices.Clone(p.GetTraffic().GetCommand()),
 			Protocol: spec.TrafficProtocol(p.GetTraffic().GetProtocol()),
+			Steps:    ints(p.GetTraffic().GetSteps()),
+			StepTime: dur(p.GetTraffic().GetStepTimeMs()),
+			Sticky:   spec.TrafficSticky(p.GetTraffic().GetSticky()),
 		},
 		Target: spec.Target{
 			Cells:   slices.Clone(p.GetTarget().GetCells()),

@@ -381,8 +381,13 @@ type SlotFacts struct {
 	BlueVersion  string                 `protobuf:"bytes,3,opt,name=blue_version,json=blueVersion,proto3" json:"blue_version,omitempty"`
 	GreenVersion string                 `protobuf:"bytes,4,opt,name=green_version,json=greenVersion,proto3" json:"green_version,omitempty"`
 	// Unit state per slot as the driver reports it ("active", "inactive", ...).
-	BlueState     string `protobuf:"bytes,5,opt,name=blue_state,json=blueState,proto3" json:"blue_state,omitempty"`
-	GreenState    string `protobuf:"bytes,6,opt,name=green_state,json=greenState,proto3" json:"green_state,omitempty"`
+	BlueState  string `protobuf:"bytes,5,opt,name=blue_state,json=blueState,proto3" json:"blue_state,omitempty"`
+	GreenState string `protobuf:"bytes,6,opt,name=green_state,json=greenState,proto3" json:"green_state,omitempty"`
+	// While weighted traffic steps run (traffic.steps): the percentage of
+	// new connections or requests the active (new) slot gets, 1-99, the
+	// rest going to the other (old) slot. 0 when all traffic is on the
+	// active slot.
+	TrafficWeight int32 `protobuf:"varint,7,opt,name=traffic_weight,json=trafficWeight,proto3" json:"traffic_weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -457,6 +462,13 @@ func (x *SlotFacts) GetGreenState() string {
 		return x.GreenState
 	}
 	return ""
+}
+
+func (x *SlotFacts) GetTrafficWeight() int32 {
+	if x != nil {
+		return x.TrafficWeight
+	}
+	return 0
 }
 
 type Host struct {
@@ -855,7 +867,15 @@ type TrafficSpec struct {
 	// For mode "proxy": "tcp" (byte pipe; also when empty, as in specs
 	// written before the field existed) or "http" (HTTP-aware reverse proxy
 	// that measures requests, 5xx and latency per slot).
-	Protocol      string `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Protocol string `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// Weighted steps: the share (percent, ascending, last 100) of new
+	// connections (tcp) or requests (http) the new slot gets, step by step;
+	// empty means one atomic switch.
+	Steps []int32 `protobuf:"varint,5,rep,packed,name=steps,proto3" json:"steps,omitempty"`
+	// How long each step lasts before its gate is read.
+	StepTimeMs int64 `protobuf:"varint,6,opt,name=step_time_ms,json=stepTimeMs,proto3" json:"step_time_ms,omitempty"`
+	// "" (none), "client_ip" or "cookie" (protocol http only).
+	Sticky        string `protobuf:"bytes,7,opt,name=sticky,proto3" json:"sticky,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -914,6 +934,27 @@ func (x *TrafficSpec) GetCommand() []string {
 func (x *TrafficSpec) GetProtocol() string {
 	if x != nil {
 		return x.Protocol
+	}
+	return ""
+}
+
+func (x *TrafficSpec) GetSteps() []int32 {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *TrafficSpec) GetStepTimeMs() int64 {
+	if x != nil {
+		return x.StepTimeMs
+	}
+	return 0
+}
+
+func (x *TrafficSpec) GetSticky() string {
+	if x != nil {
+		return x.Sticky
 	}
 	return ""
 }
@@ -3081,7 +3122,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x04risk\x18\x02 \x01(\x05R\x04risk\x12 \n" +
 	"\vcriticality\x18\x03 \x01(\tR\vcriticality\x12\x14\n" +
 	"\x05users\x18\x04 \x01(\x03R\x05users\x12*\n" +
-	"\x11updated_unix_nano\x18\x05 \x01(\x03R\x0fupdatedUnixNano\"\xd0\x01\n" +
+	"\x11updated_unix_nano\x18\x05 \x01(\x03R\x0fupdatedUnixNano\"\xf7\x01\n" +
 	"\tSlotFacts\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12)\n" +
 	"\x06active\x18\x02 \x01(\x0e2\x11.rollwave.v1.SlotR\x06active\x12!\n" +
@@ -3090,7 +3131,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"blue_state\x18\x05 \x01(\tR\tblueState\x12\x1f\n" +
 	"\vgreen_state\x18\x06 \x01(\tR\n" +
-	"greenState\"\x85\x03\n" +
+	"greenState\x12%\n" +
+	"\x0etraffic_weight\x18\a \x01(\x05R\rtrafficWeight\"\x85\x03\n" +
 	"\x04Host\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04cell\x18\x02 \x01(\tR\x04cell\x12\x16\n" +
@@ -3128,12 +3170,16 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\tblue_port\x18\x01 \x01(\x05R\bbluePort\x12\x1d\n" +
 	"\n" +
 	"green_port\x18\x02 \x01(\x05R\tgreenPort\x12\x19\n" +
-	"\bkeep_old\x18\x03 \x01(\tR\akeepOld\"o\n" +
+	"\bkeep_old\x18\x03 \x01(\tR\akeepOld\"\xbf\x01\n" +
 	"\vTrafficSpec\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x16\n" +
 	"\x06listen\x18\x02 \x01(\tR\x06listen\x12\x18\n" +
 	"\acommand\x18\x03 \x03(\tR\acommand\x12\x1a\n" +
-	"\bprotocol\x18\x04 \x01(\tR\bprotocol\"\xb4\x01\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\x12\x14\n" +
+	"\x05steps\x18\x05 \x03(\x05R\x05steps\x12 \n" +
+	"\fstep_time_ms\x18\x06 \x01(\x03R\n" +
+	"stepTimeMs\x12\x16\n" +
+	"\x06sticky\x18\a \x01(\tR\x06sticky\"\xb4\x01\n" +
 	"\n" +
 	"TargetSpec\x12\x14\n" +
 	"\x05cells\x18\x01 \x03(\tR\x05cells\x12\x18\n" +

@@ -32,20 +32,41 @@ func benchApp(b *testing.B) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// benchTargets: the app directly, and through a proxy of each protocol.
+// benchTargets: the app directly, and through a proxy of each protocol:
+// a plain switch (all to one slot), and a weighted step (traffic.steps:
+// half the requests or connections to each of two copies of the app; for
+// http also with cookie stickiness), so the cost of weighting shows next
+// to the plain switch.
 func benchTargets(b *testing.B) []struct{ name, addr string } {
-	port := benchApp(b)
+	port, other := benchApp(b), benchApp(b)
 	out := []struct{ name, addr string }{{"direct", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}}
-	for _, protocol := range []string{slot.ProtocolHTTP, slot.ProtocolTCP} {
-		p, err := slot.NewProxy("127.0.0.1:0", slog.New(slog.DiscardHandler), slot.WithProtocol(protocol))
+	weighted := func(sticky string) *slot.Weighting {
+		return &slot.Weighting{Old: slot.Green, OldPort: other, Weight: 50, Sticky: sticky}
+	}
+	for _, tc := range []struct {
+		name, protocol string
+		w              *slot.Weighting
+	}{
+		{"http_proxy", slot.ProtocolHTTP, nil},
+		{"tcp_proxy", slot.ProtocolTCP, nil},
+		{"http_proxy_weighted", slot.ProtocolHTTP, weighted(slot.StickyNone)},
+		{"http_proxy_weighted_cookie", slot.ProtocolHTTP, weighted(slot.StickyCookie)},
+		{"tcp_proxy_weighted", slot.ProtocolTCP, weighted(slot.StickyNone)},
+	} {
+		p, err := slot.NewProxy("127.0.0.1:0", slog.New(slog.DiscardHandler), slot.WithProtocol(tc.protocol))
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { p.Close() })
-		if err := p.Point(context.Background(), slot.Blue, port); err != nil {
+		if tc.w == nil {
+			err = p.Point(context.Background(), slot.Blue, port)
+		} else {
+			err = p.PointWeighted(context.Background(), slot.Blue, port, *tc.w)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
-		out = append(out, struct{ name, addr string }{protocol + "_proxy", p.Addr().String()})
+		out = append(out, struct{ name, addr string }{tc.name, p.Addr().String()})
 	}
 	return out
 }
