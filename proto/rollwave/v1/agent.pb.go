@@ -31,6 +31,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Heartbeat
 	//	*AgentMessage_Progress
 	//	*AgentMessage_LogChunk
+	//	*AgentMessage_Rehearsal
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -109,6 +110,15 @@ func (x *AgentMessage) GetLogChunk() *LogChunk {
 	return nil
 }
 
+func (x *AgentMessage) GetRehearsal() *RehearsalResult {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Rehearsal); ok {
+			return x.Rehearsal
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -130,6 +140,11 @@ type AgentMessage_LogChunk struct {
 	LogChunk *LogChunk `protobuf:"bytes,4,opt,name=log_chunk,json=logChunk,proto3,oneof"`
 }
 
+type AgentMessage_Rehearsal struct {
+	// The outcome of a RehearseOrder.
+	Rehearsal *RehearsalResult `protobuf:"bytes,5,opt,name=rehearsal,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
@@ -137,6 +152,8 @@ func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
 func (*AgentMessage_Progress) isAgentMessage_Msg() {}
 
 func (*AgentMessage_LogChunk) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Rehearsal) isAgentMessage_Msg() {}
 
 type CoordinatorMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -151,6 +168,7 @@ type CoordinatorMessage struct {
 	//	*CoordinatorMessage_Verified
 	//	*CoordinatorMessage_LogRequest
 	//	*CoordinatorMessage_LogCancel
+	//	*CoordinatorMessage_Rehearse
 	Msg           isCoordinatorMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -274,6 +292,15 @@ func (x *CoordinatorMessage) GetLogCancel() *LogCancel {
 	return nil
 }
 
+func (x *CoordinatorMessage) GetRehearse() *RehearseOrder {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_Rehearse); ok {
+			return x.Rehearse
+		}
+	}
+	return nil
+}
+
 type isCoordinatorMessage_Msg interface {
 	isCoordinatorMessage_Msg()
 }
@@ -315,6 +342,11 @@ type CoordinatorMessage_LogCancel struct {
 	LogCancel *LogCancel `protobuf:"bytes,9,opt,name=log_cancel,json=logCancel,proto3,oneof"`
 }
 
+type CoordinatorMessage_Rehearse struct {
+	// Rehearse the rollback of a canary host's generation.
+	Rehearse *RehearseOrder `protobuf:"bytes,10,opt,name=rehearse,proto3,oneof"`
+}
+
 func (*CoordinatorMessage_Welcome) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Redirect) isCoordinatorMessage_Msg() {}
@@ -332,6 +364,8 @@ func (*CoordinatorMessage_Verified) isCoordinatorMessage_Msg() {}
 func (*CoordinatorMessage_LogRequest) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_LogCancel) isCoordinatorMessage_Msg() {}
+
+func (*CoordinatorMessage_Rehearse) isCoordinatorMessage_Msg() {}
 
 // The last generation the agent applied for one app, and where it got.
 type AppliedGeneration struct {
@@ -1429,6 +1463,188 @@ func (x *PhaseVerified) GetGeneration() uint64 {
 	return 0
 }
 
+// Roll the host back to its old slot for real, check the old version
+// healthy, time it, and roll forward again (rollback.rehearse). The agent
+// does it once per generation; a repeated order is answered with the
+// recorded result.
+type RehearseOrder struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	App        string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Generation uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The longest the rollback may take (start of the revert to the old slot
+	// healthy and serving).
+	MaxRollbackTimeMs int64 `protobuf:"varint,3,opt,name=max_rollback_time_ms,json=maxRollbackTimeMs,proto3" json:"max_rollback_time_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RehearseOrder) Reset() {
+	*x = RehearseOrder{}
+	mi := &file_rollwave_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RehearseOrder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RehearseOrder) ProtoMessage() {}
+
+func (x *RehearseOrder) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RehearseOrder.ProtoReflect.Descriptor instead.
+func (*RehearseOrder) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RehearseOrder) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *RehearseOrder) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *RehearseOrder) GetMaxRollbackTimeMs() int64 {
+	if x != nil {
+		return x.MaxRollbackTimeMs
+	}
+	return 0
+}
+
+// How a rehearsal went. ok: the host rolled back, the old slot passed its
+// health checks and served, within max_rollback_time, and the host rolled
+// forward again.
+type RehearsalResult struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	App        string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Generation uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Ok         bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
+	// From the start of the revert to the old slot healthy and serving; 0
+	// when it never got there.
+	RollbackMs int64 `protobuf:"varint,4,opt,name=rollback_ms,json=rollbackMs,proto3" json:"rollback_ms,omitempty"`
+	// Why it failed (empty when ok).
+	Reason       string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	TimeUnixNano int64  `protobuf:"varint,6,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	// The versions in the old (rolled back to) and new slot.
+	OldVersion string `protobuf:"bytes,7,opt,name=old_version,json=oldVersion,proto3" json:"old_version,omitempty"`
+	NewVersion string `protobuf:"bytes,8,opt,name=new_version,json=newVersion,proto3" json:"new_version,omitempty"`
+	// The agent ran the roll forward: the new slot serves again.
+	RolledForward bool `protobuf:"varint,9,opt,name=rolled_forward,json=rolledForward,proto3" json:"rolled_forward,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RehearsalResult) Reset() {
+	*x = RehearsalResult{}
+	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RehearsalResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RehearsalResult) ProtoMessage() {}
+
+func (x *RehearsalResult) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RehearsalResult.ProtoReflect.Descriptor instead.
+func (*RehearsalResult) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RehearsalResult) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *RehearsalResult) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *RehearsalResult) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *RehearsalResult) GetRollbackMs() int64 {
+	if x != nil {
+		return x.RollbackMs
+	}
+	return 0
+}
+
+func (x *RehearsalResult) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RehearsalResult) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *RehearsalResult) GetOldVersion() string {
+	if x != nil {
+		return x.OldVersion
+	}
+	return ""
+}
+
+func (x *RehearsalResult) GetNewVersion() string {
+	if x != nil {
+		return x.NewVersion
+	}
+	return ""
+}
+
+func (x *RehearsalResult) GetRolledForward() bool {
+	if x != nil {
+		return x.RolledForward
+	}
+	return false
+}
+
 // One line of a slot's output.
 type LogLine struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1448,7 +1664,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[17]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1676,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[17]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1689,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LogLine) GetTimeUnixNano() int64 {
@@ -1523,7 +1739,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1751,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1764,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LogRequest) GetRequestId() string {
@@ -1595,7 +1811,7 @@ type LogCancel struct {
 
 func (x *LogCancel) Reset() {
 	*x = LogCancel{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1823,7 @@ func (x *LogCancel) String() string {
 func (*LogCancel) ProtoMessage() {}
 
 func (x *LogCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1836,7 @@ func (x *LogCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogCancel.ProtoReflect.Descriptor instead.
 func (*LogCancel) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogCancel) GetRequestId() string {
@@ -1650,7 +1866,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +1878,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +1891,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogChunk) GetRequestId() string {
@@ -1731,13 +1947,14 @@ var File_rollwave_v1_agent_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17rollwave/v1/agent.proto\x12\vrollwave.v1\x1a\x17rollwave/v1/state.proto\"\xee\x01\n" +
+	"\x17rollwave/v1/agent.proto\x12\vrollwave.v1\x1a\x17rollwave/v1/state.proto\"\xac\x02\n" +
 	"\fAgentMessage\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.rollwave.v1.HelloH\x00R\x05hello\x126\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x16.rollwave.v1.HeartbeatH\x00R\theartbeat\x12=\n" +
 	"\bprogress\x18\x03 \x01(\v2\x1f.rollwave.v1.AssignmentProgressH\x00R\bprogress\x124\n" +
-	"\tlog_chunk\x18\x04 \x01(\v2\x15.rollwave.v1.LogChunkH\x00R\blogChunkB\x05\n" +
-	"\x03msg\"\x8e\x04\n" +
+	"\tlog_chunk\x18\x04 \x01(\v2\x15.rollwave.v1.LogChunkH\x00R\blogChunk\x12<\n" +
+	"\trehearsal\x18\x05 \x01(\v2\x1c.rollwave.v1.RehearsalResultH\x00R\trehearsalB\x05\n" +
+	"\x03msg\"\xc8\x04\n" +
 	"\x12CoordinatorMessage\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.rollwave.v1.WelcomeH\x00R\awelcome\x123\n" +
 	"\bredirect\x18\x02 \x01(\v2\x15.rollwave.v1.RedirectH\x00R\bredirect\x12-\n" +
@@ -1751,7 +1968,9 @@ const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"\vlog_request\x18\b \x01(\v2\x17.rollwave.v1.LogRequestH\x00R\n" +
 	"logRequest\x127\n" +
 	"\n" +
-	"log_cancel\x18\t \x01(\v2\x16.rollwave.v1.LogCancelH\x00R\tlogCancelB\x05\n" +
+	"log_cancel\x18\t \x01(\v2\x16.rollwave.v1.LogCancelH\x00R\tlogCancel\x128\n" +
+	"\brehearse\x18\n" +
+	" \x01(\v2\x1a.rollwave.v1.RehearseOrderH\x00R\brehearseB\x05\n" +
 	"\x03msg\"\xb7\x01\n" +
 	"\x11AppliedGeneration\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
@@ -1855,7 +2074,28 @@ const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
-	"generation\"\x7f\n" +
+	"generation\"r\n" +
+	"\rRehearseOrder\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12/\n" +
+	"\x14max_rollback_time_ms\x18\x03 \x01(\x03R\x11maxRollbackTimeMs\"\x9b\x02\n" +
+	"\x0fRehearsalResult\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x0e\n" +
+	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x1f\n" +
+	"\vrollback_ms\x18\x04 \x01(\x03R\n" +
+	"rollbackMs\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12$\n" +
+	"\x0etime_unix_nano\x18\x06 \x01(\x03R\ftimeUnixNano\x12\x1f\n" +
+	"\vold_version\x18\a \x01(\tR\n" +
+	"oldVersion\x12\x1f\n" +
+	"\vnew_version\x18\b \x01(\tR\n" +
+	"newVersion\x12%\n" +
+	"\x0erolled_forward\x18\t \x01(\bR\rrolledForward\"\x7f\n" +
 	"\aLogLine\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
@@ -1896,7 +2136,7 @@ func file_rollwave_v1_agent_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_agent_proto_rawDescData
 }
 
-var file_rollwave_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_rollwave_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_rollwave_v1_agent_proto_goTypes = []any{
 	(*AgentMessage)(nil),       // 0: rollwave.v1.AgentMessage
 	(*CoordinatorMessage)(nil), // 1: rollwave.v1.CoordinatorMessage
@@ -1915,57 +2155,61 @@ var file_rollwave_v1_agent_proto_goTypes = []any{
 	(*RevertOrder)(nil),        // 14: rollwave.v1.RevertOrder
 	(*FinalizeOrder)(nil),      // 15: rollwave.v1.FinalizeOrder
 	(*PhaseVerified)(nil),      // 16: rollwave.v1.PhaseVerified
-	(*LogLine)(nil),            // 17: rollwave.v1.LogLine
-	(*LogRequest)(nil),         // 18: rollwave.v1.LogRequest
-	(*LogCancel)(nil),          // 19: rollwave.v1.LogCancel
-	(*LogChunk)(nil),           // 20: rollwave.v1.LogChunk
-	nil,                        // 21: rollwave.v1.Hello.LabelsEntry
-	nil,                        // 22: rollwave.v1.AssignmentProgress.EvidenceEntry
-	(AssignmentState)(0),       // 23: rollwave.v1.AssignmentState
-	(*SlotFacts)(nil),          // 24: rollwave.v1.SlotFacts
-	(Slot)(0),                  // 25: rollwave.v1.Slot
-	(*Assignment)(nil),         // 26: rollwave.v1.Assignment
-	(*ReleaseSpec)(nil),        // 27: rollwave.v1.ReleaseSpec
+	(*RehearseOrder)(nil),      // 17: rollwave.v1.RehearseOrder
+	(*RehearsalResult)(nil),    // 18: rollwave.v1.RehearsalResult
+	(*LogLine)(nil),            // 19: rollwave.v1.LogLine
+	(*LogRequest)(nil),         // 20: rollwave.v1.LogRequest
+	(*LogCancel)(nil),          // 21: rollwave.v1.LogCancel
+	(*LogChunk)(nil),           // 22: rollwave.v1.LogChunk
+	nil,                        // 23: rollwave.v1.Hello.LabelsEntry
+	nil,                        // 24: rollwave.v1.AssignmentProgress.EvidenceEntry
+	(AssignmentState)(0),       // 25: rollwave.v1.AssignmentState
+	(*SlotFacts)(nil),          // 26: rollwave.v1.SlotFacts
+	(Slot)(0),                  // 27: rollwave.v1.Slot
+	(*Assignment)(nil),         // 28: rollwave.v1.Assignment
+	(*ReleaseSpec)(nil),        // 29: rollwave.v1.ReleaseSpec
 }
 var file_rollwave_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.AgentMessage.hello:type_name -> rollwave.v1.Hello
 	10, // 1: rollwave.v1.AgentMessage.heartbeat:type_name -> rollwave.v1.Heartbeat
 	12, // 2: rollwave.v1.AgentMessage.progress:type_name -> rollwave.v1.AssignmentProgress
-	20, // 3: rollwave.v1.AgentMessage.log_chunk:type_name -> rollwave.v1.LogChunk
-	4,  // 4: rollwave.v1.CoordinatorMessage.welcome:type_name -> rollwave.v1.Welcome
-	5,  // 5: rollwave.v1.CoordinatorMessage.redirect:type_name -> rollwave.v1.Redirect
-	11, // 6: rollwave.v1.CoordinatorMessage.ack:type_name -> rollwave.v1.HeartbeatAck
-	13, // 7: rollwave.v1.CoordinatorMessage.assignment:type_name -> rollwave.v1.AssignmentOrder
-	14, // 8: rollwave.v1.CoordinatorMessage.revert:type_name -> rollwave.v1.RevertOrder
-	15, // 9: rollwave.v1.CoordinatorMessage.finalize:type_name -> rollwave.v1.FinalizeOrder
-	16, // 10: rollwave.v1.CoordinatorMessage.verified:type_name -> rollwave.v1.PhaseVerified
-	18, // 11: rollwave.v1.CoordinatorMessage.log_request:type_name -> rollwave.v1.LogRequest
-	19, // 12: rollwave.v1.CoordinatorMessage.log_cancel:type_name -> rollwave.v1.LogCancel
-	23, // 13: rollwave.v1.AppliedGeneration.state:type_name -> rollwave.v1.AssignmentState
-	21, // 14: rollwave.v1.Hello.labels:type_name -> rollwave.v1.Hello.LabelsEntry
-	24, // 15: rollwave.v1.Hello.slots:type_name -> rollwave.v1.SlotFacts
-	2,  // 16: rollwave.v1.Hello.applied:type_name -> rollwave.v1.AppliedGeneration
-	25, // 17: rollwave.v1.SlotMetrics.slot:type_name -> rollwave.v1.Slot
-	25, // 18: rollwave.v1.RequestStats.slot:type_name -> rollwave.v1.Slot
-	6,  // 19: rollwave.v1.Heartbeat.host:type_name -> rollwave.v1.HostMetrics
-	7,  // 20: rollwave.v1.Heartbeat.slots:type_name -> rollwave.v1.SlotMetrics
-	8,  // 21: rollwave.v1.Heartbeat.samples:type_name -> rollwave.v1.MetricSamples
-	24, // 22: rollwave.v1.Heartbeat.facts:type_name -> rollwave.v1.SlotFacts
-	9,  // 23: rollwave.v1.Heartbeat.requests:type_name -> rollwave.v1.RequestStats
-	23, // 24: rollwave.v1.AssignmentProgress.state:type_name -> rollwave.v1.AssignmentState
-	22, // 25: rollwave.v1.AssignmentProgress.evidence:type_name -> rollwave.v1.AssignmentProgress.EvidenceEntry
-	26, // 26: rollwave.v1.AssignmentOrder.assignment:type_name -> rollwave.v1.Assignment
-	27, // 27: rollwave.v1.AssignmentOrder.spec:type_name -> rollwave.v1.ReleaseSpec
-	25, // 28: rollwave.v1.LogRequest.slot:type_name -> rollwave.v1.Slot
-	17, // 29: rollwave.v1.LogChunk.lines:type_name -> rollwave.v1.LogLine
-	25, // 30: rollwave.v1.LogChunk.slot:type_name -> rollwave.v1.Slot
-	0,  // 31: rollwave.v1.AgentService.Session:input_type -> rollwave.v1.AgentMessage
-	1,  // 32: rollwave.v1.AgentService.Session:output_type -> rollwave.v1.CoordinatorMessage
-	32, // [32:33] is the sub-list for method output_type
-	31, // [31:32] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	22, // 3: rollwave.v1.AgentMessage.log_chunk:type_name -> rollwave.v1.LogChunk
+	18, // 4: rollwave.v1.AgentMessage.rehearsal:type_name -> rollwave.v1.RehearsalResult
+	4,  // 5: rollwave.v1.CoordinatorMessage.welcome:type_name -> rollwave.v1.Welcome
+	5,  // 6: rollwave.v1.CoordinatorMessage.redirect:type_name -> rollwave.v1.Redirect
+	11, // 7: rollwave.v1.CoordinatorMessage.ack:type_name -> rollwave.v1.HeartbeatAck
+	13, // 8: rollwave.v1.CoordinatorMessage.assignment:type_name -> rollwave.v1.AssignmentOrder
+	14, // 9: rollwave.v1.CoordinatorMessage.revert:type_name -> rollwave.v1.RevertOrder
+	15, // 10: rollwave.v1.CoordinatorMessage.finalize:type_name -> rollwave.v1.FinalizeOrder
+	16, // 11: rollwave.v1.CoordinatorMessage.verified:type_name -> rollwave.v1.PhaseVerified
+	20, // 12: rollwave.v1.CoordinatorMessage.log_request:type_name -> rollwave.v1.LogRequest
+	21, // 13: rollwave.v1.CoordinatorMessage.log_cancel:type_name -> rollwave.v1.LogCancel
+	17, // 14: rollwave.v1.CoordinatorMessage.rehearse:type_name -> rollwave.v1.RehearseOrder
+	25, // 15: rollwave.v1.AppliedGeneration.state:type_name -> rollwave.v1.AssignmentState
+	23, // 16: rollwave.v1.Hello.labels:type_name -> rollwave.v1.Hello.LabelsEntry
+	26, // 17: rollwave.v1.Hello.slots:type_name -> rollwave.v1.SlotFacts
+	2,  // 18: rollwave.v1.Hello.applied:type_name -> rollwave.v1.AppliedGeneration
+	27, // 19: rollwave.v1.SlotMetrics.slot:type_name -> rollwave.v1.Slot
+	27, // 20: rollwave.v1.RequestStats.slot:type_name -> rollwave.v1.Slot
+	6,  // 21: rollwave.v1.Heartbeat.host:type_name -> rollwave.v1.HostMetrics
+	7,  // 22: rollwave.v1.Heartbeat.slots:type_name -> rollwave.v1.SlotMetrics
+	8,  // 23: rollwave.v1.Heartbeat.samples:type_name -> rollwave.v1.MetricSamples
+	26, // 24: rollwave.v1.Heartbeat.facts:type_name -> rollwave.v1.SlotFacts
+	9,  // 25: rollwave.v1.Heartbeat.requests:type_name -> rollwave.v1.RequestStats
+	25, // 26: rollwave.v1.AssignmentProgress.state:type_name -> rollwave.v1.AssignmentState
+	24, // 27: rollwave.v1.AssignmentProgress.evidence:type_name -> rollwave.v1.AssignmentProgress.EvidenceEntry
+	28, // 28: rollwave.v1.AssignmentOrder.assignment:type_name -> rollwave.v1.Assignment
+	29, // 29: rollwave.v1.AssignmentOrder.spec:type_name -> rollwave.v1.ReleaseSpec
+	27, // 30: rollwave.v1.LogRequest.slot:type_name -> rollwave.v1.Slot
+	19, // 31: rollwave.v1.LogChunk.lines:type_name -> rollwave.v1.LogLine
+	27, // 32: rollwave.v1.LogChunk.slot:type_name -> rollwave.v1.Slot
+	0,  // 33: rollwave.v1.AgentService.Session:input_type -> rollwave.v1.AgentMessage
+	1,  // 34: rollwave.v1.AgentService.Session:output_type -> rollwave.v1.CoordinatorMessage
+	34, // [34:35] is the sub-list for method output_type
+	33, // [33:34] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_agent_proto_init() }
@@ -1979,6 +2223,7 @@ func file_rollwave_v1_agent_proto_init() {
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Progress)(nil),
 		(*AgentMessage_LogChunk)(nil),
+		(*AgentMessage_Rehearsal)(nil),
 	}
 	file_rollwave_v1_agent_proto_msgTypes[1].OneofWrappers = []any{
 		(*CoordinatorMessage_Welcome)(nil),
@@ -1990,6 +2235,7 @@ func file_rollwave_v1_agent_proto_init() {
 		(*CoordinatorMessage_Verified)(nil),
 		(*CoordinatorMessage_LogRequest)(nil),
 		(*CoordinatorMessage_LogCancel)(nil),
+		(*CoordinatorMessage_Rehearse)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1997,7 +2243,7 @@ func file_rollwave_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_agent_proto_rawDesc), len(file_rollwave_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
