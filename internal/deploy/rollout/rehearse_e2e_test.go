@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rollwave/rollwave/internal/testutil"
@@ -31,6 +32,7 @@ func TestE2ERollbackRehearsal(t *testing.T) {
 	f := newFleetOf(t, 1, 1)
 	f.start("demo-1", "1.0.0", specOpts{})
 	f.waitRelease("demo-1", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 40*time.Second)
+	histogram(t, f.leader().Registry(), "rollwave_rehearsal_rollback_seconds") // the coordinator counts from its first scrape on
 
 	f.start("demo-2", "2.0.0", specOpts{edit: rehearsal("cold", "30s")})
 	f.waitRelease("demo-2", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 90*time.Second)
@@ -60,22 +62,30 @@ func TestE2ERollbackRehearsal(t *testing.T) {
 	if i+1 >= len(evs) || evs[i+1].GetKind() != "phase.verified" || evs[i+1].GetTimeUnixNano() != e.GetTimeUnixNano() {
 		t.Fatalf("phase.rehearsed not committed with phase 0's verification\n%s", f.dump("demo-2"))
 	}
-	// The canary's agent measured it too.
+	// The canary's agent measured it, and the coordinator counts it.
 	canary := e.GetHost()
-	mfs, err := f.agents[canary].Registry().Gather()
+	if h := histogram(t, f.agents[canary].Registry(), "rollwave_agent_rehearsal_rollback_seconds"); h.GetSampleCount() != 1 || h.GetSampleSum() <= 0 {
+		t.Fatalf("canary %s rehearsal histogram %v, want one observation", canary, h)
+	}
+	if h := histogram(t, f.leader().Registry(), "rollwave_rehearsal_rollback_seconds"); h.GetSampleCount() != 1 || h.GetSampleSum() != float64(ms)/1000 {
+		t.Fatalf("coordinator rehearsal histogram %v, want the one rehearsal of %dms", h, ms)
+	}
+	t.Logf("canary %s rolled back in %sms", canary, ev["rollback_ms"])
+}
+
+// histogram gathers the first series of a histogram (nil when none).
+func histogram(t *testing.T, g prometheus.Gatherer, name string) *dto.Histogram {
+	t.Helper()
+	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h *dto.Histogram
 	for _, mf := range mfs {
-		if mf.GetName() == "rollwave_agent_rehearsal_rollback_seconds" {
-			h = mf.GetMetric()[0].GetHistogram()
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetHistogram()
 		}
 	}
-	if h == nil || h.GetSampleCount() != 1 || h.GetSampleSum() <= 0 {
-		t.Fatalf("canary %s rehearsal histogram %v, want one observation", canary, h)
-	}
-	t.Logf("canary %s rolled back in %sms", canary, ev["rollback_ms"])
+	return nil
 }
 
 // TestE2ERollbackRehearsalOldSlotCannotRestart (issue 17 item 3
