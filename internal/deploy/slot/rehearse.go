@@ -202,8 +202,9 @@ func (m *Manager) Rehearse(ctx context.Context, app string, gen uint64, maxRollb
 	return rec, m.recordRehearsal(rt, rec)
 }
 
-// startChecked installs and starts a slot's unit, requires it running
-// and, with ready, passing the health checks on its port.
+// startChecked installs and starts a slot's unit (the old slot of a
+// revert or a rehearsal), requires it running and, with ready, passing
+// the health checks on its port.
 func (m *Manager) startChecked(ctx context.Context, app string, slot Name, ss *SlotState, ready ReadyFunc) error {
 	if _, err := m.cfg.Driver.Install(ctx, *ss.Unit); err != nil {
 		return err

@@ -182,24 +182,12 @@ func TestRehearseCrashRecovery(t *testing.T) {
 			t.Run(keepOld+"/"+strings.ReplaceAll(point, "/", "_"), func(t *testing.T) {
 				t.Parallel()
 				e := rehearseEnv(t, keepOld)
-				hit := false
-				e.m.crashPoint = func(p string) error {
-					if p == point {
-						hit = true
-						return fmt.Errorf("%w at %s", errTestCrash, p)
-					}
-					return nil
-				}
+				hit := e.crashAt(point)
 				_, err := e.rehearse(30*time.Second, httpReady)
-				if !hit || !errors.Is(err, errTestCrash) {
-					t.Fatalf("crash point %s not hit (hit=%v, err=%v)", point, hit, err)
+				if !*hit || !errors.Is(err, errTestCrash) {
+					t.Fatalf("crash point %s not hit (hit=%v, err=%v)", point, *hit, err)
 				}
-				e.m.Close()
-				e.drv.kill()
-				e.restart(newTestDriver(t))
-				if err := e.m.Reconcile(context.Background()); err != nil {
-					t.Fatalf("reconcile: %v", err)
-				}
+				e.killAndReconcile()
 				st := e.state()
 				if st.Op != nil || st.Active != Green || st.Rehearsal == nil || st.Rehearsal.Generation != 2 {
 					t.Fatalf("after crash at %s: op %+v active %s rehearsal %+v", point, st.Op, st.Active, st.Rehearsal)
