@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/rollwave/rollwave/internal/sattime"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -30,6 +32,8 @@ const (
 	rehearsalSlack = 30 * time.Second
 	// maxRehearsalResults bounds the results kept in memory.
 	maxRehearsalResults = 4096
+	// maxRehearsalReason bounds an agent's reason kept as evidence.
+	maxRehearsalReason = 2048
 	// defaultMaxRollback is rollback.max_rollback_time's default for
 	// specs stored before the field existed.
 	defaultMaxRollback = 10 * time.Second
@@ -63,6 +67,13 @@ func (o *Orchestrator) ObserveRehearsal(host string, r *rollwavev1.RehearsalResu
 	if host == "" || r.GetApp() == "" || r.GetGeneration() == 0 {
 		o.log.Warn("rehearsal result without host, app or generation ignored", "host", host, "app", r.GetApp())
 		return
+	}
+	// The reason goes into raft as evidence: bounded, and cut on a rune
+	// boundary (protobuf strings must stay valid UTF-8).
+	if reason := r.GetReason(); len(reason) > maxRehearsalReason {
+		r = proto.CloneOf(r)
+		cut := strings.ToValidUTF8(reason[:maxRehearsalReason], "")
+		r.Reason = cut + fmt.Sprintf(" … (%d bytes cut)", len(reason)-len(cut))
 	}
 	o.rehMu.Lock()
 	defer o.rehMu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -18,7 +19,7 @@ func rehearsed(t *testing.T) *cluster {
 	c.settle("r")
 	c.healthyAll("r", 0)
 	c.bakeThrough("r", 0)
-	c.wantPhase("r", 0, baking) // gates passed; waiting for the rehearsals
+	c.wantPhase("r", 0, baking)                                               // gates passed; waiting for the rehearsals
 	if len(c.rehearseOrders) != 2 || len(c.events("r", "gate.passed")) != 1 { // host_health at the bake's start only
 		t.Fatalf("rehearse orders %v, gate events %d\n%s", c.rehearseOrders, len(c.events("r", "gate.passed")), c.dumpEvents("r"))
 	}
@@ -104,4 +105,25 @@ func TestRehearsalOrderIsResent(t *testing.T) {
 	if len(c.rehearseOrders) != 4 {
 		t.Fatalf("orders after 6s: %v, want each host asked again", c.rehearseOrders)
 	}
+}
+
+// An agent's reason is evidence in raft: it is bounded and stays valid
+// UTF-8 however it is cut.
+func TestRehearsalReasonIsBounded(t *testing.T) {
+	c := rehearsed(t)
+	c.rehearsal("h1", false, 0, strings.Repeat("é", 10_000))
+	c.rehearsal("h2", true, 500, "")
+	c.settle("r")
+	c.wantPhase("r", 0, phFailed)
+	for _, e := range c.events("r", "phase.rehearsed") {
+		if e.GetHost() != "h1" {
+			continue
+		}
+		why := e.GetEvidence()["reason"]
+		if len(why) > 2100 || !utf8.ValidString(why) || !strings.Contains(why, "bytes cut") {
+			t.Fatalf("reason of %d bytes (valid UTF-8: %v): %.80q…", len(why), utf8.ValidString(why), why)
+		}
+		return
+	}
+	t.Fatalf("no phase.rehearsed event for h1\n%s", c.dumpEvents("r"))
 }
