@@ -11,12 +11,15 @@
 // That is how a release that hurts users but passes its health check is
 // built. config/log_requests ("yes") logs every request to / as
 // "demo-app VERSION: GET /path" (what `rollwave logs -f` shows).
+// built. config/error_rate is read again every 250ms, so a test can make a
+// running app start failing (a fault injected after a rollout).
 package main
 
 import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -61,10 +64,21 @@ func main() {
 		return healthySetting != "no"
 	}
 
-	errorRate, err := strconv.ParseFloat(readFile(*dir, "error_rate", "0"), 64)
-	if err != nil || errorRate < 0 || errorRate > 1 {
+	errorRate, ok := parseRate(readFile(*dir, "error_rate", "0"))
+	if !ok {
 		log.Fatalf("config/error_rate: want a fraction from 0 to 1, got %q", readFile(*dir, "error_rate", "0"))
 	}
+	var rateBits atomic.Uint64
+	rateBits.Store(math.Float64bits(errorRate))
+	go func() {
+		// Read again, so a running app can be made to fail; a bad
+		// value keeps the current rate.
+		for range time.Tick(250 * time.Millisecond) {
+			if r, ok := parseRate(readFile(*dir, "error_rate", "0")); ok {
+				rateBits.Store(math.Float64bits(r))
+			}
+		}
+	}()
 	delay, err := time.ParseDuration(readFile(*dir, "delay", "0s"))
 	if err != nil || delay < 0 || delay > time.Minute {
 		log.Fatalf("config/delay: want a duration from 0s to 1m, got %q", readFile(*dir, "delay", "0s"))
@@ -85,6 +99,7 @@ func main() {
 			}
 		}
 		// Request n fails when it crosses the next multiple of 1/rate.
+		errorRate := math.Float64frombits(rateBits.Load())
 		n := float64(served.Add(1))
 		if int64(n*errorRate) > int64((n-1)*errorRate) {
 			http.Error(w, "injected failure", http.StatusInternalServerError)
@@ -110,6 +125,12 @@ func main() {
 	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
+}
+
+// parseRate parses an error rate, a fraction from 0 to 1.
+func parseRate(s string) (float64, bool) {
+	r, err := strconv.ParseFloat(s, 64)
+	return r, err == nil && r >= 0 && r <= 1
 }
 
 func readFile(dir, name, def string) string {

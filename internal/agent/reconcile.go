@@ -199,6 +199,14 @@ func live(st slot.State) bool {
 	return false
 }
 
+// stopOldForWatch reports whether generation gen's release watches after
+// its rollout with the old slots stopped (post_rollout.keep_old =
+// "stopped"): a verified host then stops its old slot.
+func stopOldForWatch(o *rollwavev1.AssignmentOrder, gen uint64) bool {
+	pr := o.GetSpec().GetPostRollout()
+	return o.GetAssignment().GetGeneration() == gen && pr.GetWatchMs() > 0 && pr.GetKeepOld() == string(spec.WatchKeepStopped)
+}
+
 func reverted(s rollwavev1.AssignmentState) bool {
 	return s == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED || s == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED
 }
@@ -257,6 +265,17 @@ func (c *appCtl) plan() []task {
 		if t, ok := c.rehearseTask(*rh, st, o); ok {
 			tasks = append(tasks, t)
 		}
+	}
+	if want.verified == gen && st.Verified && st.KeepOld == "hot" && live(st) && stopOldForWatch(o, gen) {
+		tasks = append(tasks, task{key: fmt.Sprintf("stop-old/%d", gen), what: "stop old slot",
+			reason: fmt.Sprintf("leader: phase of gen %d verified; post_rollout.keep_old = stopped", gen),
+			run: func(ctx context.Context) error {
+				err := c.a.mgr.StopOld(ctx, c.app, gen)
+				if errors.Is(err, slot.ErrStaleGeneration) || errors.Is(err, slot.ErrWrongState) {
+					return nil
+				}
+				return err
+			}})
 	}
 	if want.finalize == gen && live(st) {
 		tasks = append(tasks, task{key: fmt.Sprintf("finalize/%d", gen), what: "finalize",

@@ -176,7 +176,7 @@ func newReleaseGetCommand(a *app) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), resp)
 			}
 			out := cmd.OutOrStdout()
-			if err := releaseHeader(out, resp.GetRelease()); err != nil {
+			if err := releaseHeader(out, a.now(), resp.GetRelease()); err != nil {
 				return err
 			}
 			fmt.Fprintln(out)

@@ -185,6 +185,17 @@ func (a *app) watchRelease(cmd *cobra.Command, client rollwavev1.OperatorService
 	}
 }
 
+// watchNote is " until T (D left)" for a release in its post_rollout
+// watch, empty otherwise.
+func watchNote(r *rollwavev1.Release, now time.Time) string {
+	if r.GetState() != rollwavev1.ReleaseState_RELEASE_STATE_WATCHING || r.GetWatchUntilUnixNano() == 0 {
+		return ""
+	}
+	until := time.Unix(0, r.GetWatchUntilUnixNano())
+	left := max(until.Sub(now), 0).Round(time.Second)
+	return fmt.Sprintf(" until %s (%s left)", until.UTC().Format(time.RFC3339), left)
+}
+
 func releaseEnded(s rollwavev1.ReleaseState) bool {
 	switch s {
 	case rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED,
@@ -222,7 +233,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 // releaseHeader prints the release's identity and state as key/value lines.
-func releaseHeader(w io.Writer, r *rollwavev1.Release) error {
+func releaseHeader(w io.Writer, now time.Time, r *rollwavev1.Release) error {
 	spec := r.GetSpec()
 	created := timestamp(r.GetCreatedUnixNano())
 	if r.GetCreatedBy() != "" {
@@ -235,7 +246,7 @@ func releaseHeader(w io.Writer, r *rollwavev1.Release) error {
 	return keyValues(w,
 		"ID", r.GetId(),
 		"App", strings.TrimSpace(spec.GetApp()+" "+spec.GetVersion()),
-		"State", releaseStateName(r.GetState()),
+		"State", releaseStateName(r.GetState())+watchNote(r, now),
 		"Phase", phase,
 		"Reason", r.GetReason(),
 		"Created", created,
@@ -244,7 +255,7 @@ func releaseHeader(w io.Writer, r *rollwavev1.Release) error {
 
 // renderStatus prints the release header and one row per phase.
 func renderStatus(w io.Writer, now time.Time, r *rollwavev1.Release, assignments []*rollwavev1.Assignment, events []*rollwavev1.Event) error {
-	if err := releaseHeader(w, r); err != nil {
+	if err := releaseHeader(w, now, r); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)

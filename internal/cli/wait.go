@@ -55,7 +55,7 @@ type waitFlags struct{ wait bool }
 
 func addWaitFlag(cmd *cobra.Command, w *waitFlags) {
 	cmd.Flags().BoolVar(&w.wait, "wait", false, fmt.Sprintf(
-		"follow the release until it ends, printing a line per change (-json: one object per line); -timeout then bounds the whole wait (default %s); exit 0 succeeded, 1 rolled back/failed/aborted, %d timed out", DefaultWaitTimeout, ExitTimedOut))
+		"follow the release until it ends, printing a line per change (-json: one object per line); -timeout then bounds the whole wait (default %s); exit 0 succeeded (or every phase verified and its post_rollout watch runs), 1 rolled back/failed/aborted, %d timed out", DefaultWaitTimeout, ExitTimedOut))
 }
 
 // waitTimeout is how long -wait may take: -timeout when given on the
@@ -168,12 +168,12 @@ func (a *app) waitRelease(cmd *cobra.Command, client rollwavev1.OperatorServiceC
 					}
 					lastLine, printed = l, true
 				}
-				if releaseEnded(last.GetState()) {
+				if waitDone(last.GetState()) {
 					return nil
 				}
 			}
 		}()
-		if last != nil && releaseEnded(last.GetState()) {
+		if last != nil && waitDone(last.GetState()) {
 			return a.waitOutcome(emit, lastLine, last)
 		}
 		deadline, _ := ctx.Deadline()
@@ -204,11 +204,17 @@ func (a *app) waitRelease(cmd *cobra.Command, client rollwavev1.OperatorServiceC
 // command's result.
 func (a *app) waitOutcome(emit func(waitLine) error, l waitLine, r *rollwavev1.Release) error {
 	code := ExitOK
-	if r.GetState() != rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED {
+	watching := r.GetState() == rollwavev1.ReleaseState_RELEASE_STATE_WATCHING
+	if r.GetState() != rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED && !watching {
 		code = ExitError
 	}
 	l.Time = a.now().UTC().Format(time.RFC3339)
 	l.Outcome, l.ExitCode = releaseStateName(r.GetState()), &code
+	if watching {
+		// The rollout is done; the watch that follows may still roll
+		// it back, which 'release status -watch' shows.
+		l.Outcome += watchNote(r, a.now())
+	}
 	if err := emit(l); err != nil {
 		return err
 	}
@@ -220,6 +226,14 @@ func (a *app) waitOutcome(emit func(waitLine) error, l waitLine, r *rollwavev1.R
 		msg += ": " + r.GetReason()
 	}
 	return &exitError{code: ExitError, msg: msg}
+}
+
+// waitDone reports whether -wait stops at a release in state s: when it
+// ended, or when every phase verified and its post_rollout watch runs
+// (exit 0: the rollout finished; a rollback in the window is followed
+// with 'rollwave release status ID -watch').
+func waitDone(s rollwavev1.ReleaseState) bool {
+	return releaseEnded(s) || s == rollwavev1.ReleaseState_RELEASE_STATE_WATCHING
 }
 
 // timedOut reports a deadline that passed with the release still going.

@@ -84,3 +84,25 @@ func TestReleaseStatusWaitServerDeadlineIsATimeout(t *testing.T) {
 		t.Errorf("%d WatchRelease calls in %s, want the watch retried", n, time.Since(start).Round(time.Millisecond))
 	}
 }
+
+// A release whose every phase verified and whose post_rollout watch runs:
+// -wait is done (exit 0) and says until when the watch runs; 'release
+// get' shows the window and what is left of it.
+func TestReleaseWaitStopsAtTheWatch(t *testing.T) {
+	f := fixture()
+	until := time.Now().Add(time.Hour)
+	f.watch = watchScript(rollwavev1.ReleaseState_RELEASE_STATE_WATCHING, "every phase verified; watching for 1h0m0s")
+	f.watch[len(f.watch)-1].Release.WatchUntilUnixNano = until.UnixNano()
+	f.release.Release.State = rollwavev1.ReleaseState_RELEASE_STATE_WATCHING
+	f.release.Release.WatchUntilUnixNano = until.UnixNano()
+	addr := startServer(t, f)
+	r := runAt(t, addr, "release", "status", "api-2.4.0", "-wait", "-timeout", "1m").expect(t, ExitOK)
+	want := "api-2.4.0: watching until " + until.UTC().Format(time.RFC3339)
+	if !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "(exit 0)") {
+		t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+	}
+	g := runAt(t, addr, "release", "get", "api-2.4.0").expect(t, ExitOK)
+	if !strings.Contains(g.stdout, "watching until "+until.UTC().Format(time.RFC3339)) || !strings.Contains(g.stdout, "left)") {
+		t.Errorf("release get:\n%s", g.stdout)
+	}
+}

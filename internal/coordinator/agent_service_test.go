@@ -1,11 +1,14 @@
 package coordinator_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
 	"github.com/rollwave/rollwave/internal/raftfsm"
@@ -31,10 +34,12 @@ func TestSessionKeepsHeartbeatWithoutSamples(t *testing.T) {
 		t.Fatalf("first message %v, %v; want a welcome", m, err)
 	}
 	send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Heartbeat{Heartbeat: &rollwavev1.Heartbeat{
-		Seq:     1,
-		Host:    &rollwavev1.HostMetrics{MemPercent: 42},
-		Slots:   []*rollwavev1.SlotMetrics{{App: "api", Version: "1"}},
-		Samples: []*rollwavev1.MetricSamples{{App: "api", Metric: "cpu_percent", Values: []float64{1, 2, 3}}},
+		Seq:      1,
+		Host:     &rollwavev1.HostMetrics{MemPercent: 42},
+		Slots:    []*rollwavev1.SlotMetrics{{App: "api", Version: "1"}},
+		Samples:  []*rollwavev1.MetricSamples{{App: "api", Metric: "cpu_percent", Values: []float64{1, 2, 3}}},
+		Requests: []*rollwavev1.RequestStats{{App: "api", Version: "1", Requests: 10, Errors: 1}},
+		Facts:    []*rollwavev1.SlotFacts{{App: "api", Active: rollwavev1.Slot_SLOT_BLUE, BlueVersion: "1"}},
 	}}})
 	if m, err := stream.Recv(); err != nil || m.GetAck().GetSeq() != 1 {
 		t.Fatalf("got %v, %v; want the heartbeat's ack", m, err)
@@ -47,9 +52,14 @@ func TestSessionKeepsHeartbeatWithoutSamples(t *testing.T) {
 	if hb.GetHost().GetMemPercent() != 42 || len(hb.GetSlots()) != 1 {
 		t.Fatalf("kept heartbeat lost its metrics: %v", hb)
 	}
-	if len(hb.GetSamples()) != 0 {
-		t.Fatalf("kept heartbeat still holds %d sample series", len(hb.GetSamples()))
+	if len(hb.GetSamples()) != 0 || len(hb.GetRequests()) != 0 || len(hb.GetFacts()) != 0 {
+		t.Fatalf("kept heartbeat still holds %d sample series, %d request stats, %d slot facts", len(hb.GetSamples()), len(hb.GetRequests()), len(hb.GetFacts()))
 	}
+	// The facts it carried were recorded all the same.
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		h := leader.FSM().State().Host("h1")
+		return len(h.GetApps()) == 1 && h.GetApps()[0].GetBlueVersion() == "1", fmt.Sprintf("host h1 in raft: %v", h)
+	})
 }
 
 // TestHelloFactsReplaceStaleStateBeforeTheSessionCounts: a host that
@@ -148,6 +158,63 @@ func TestHelloFactsReplaceStaleStateBeforeTheSessionCounts(t *testing.T) {
 
 // openAgentSession opens an agent session to addr without TLS, as an
 // agent would; the connection closes when the test ends.
+// TestSilentSessionIsClosed: a session whose agent stops sending (a cut
+// link sends no FIN) is closed by the leader with DeadlineExceeded once
+// it has been silent longer than AgentSilenceTimeout (2 s in coordtest),
+// and the host counts as not connected; a heartbeating session stays.
+func TestSilentSessionIsClosed(t *testing.T) {
+	c := coordtest.NewCluster(t, 1)
+	leader := c.Leader(10 * time.Second)
+	open := func(host string) rollwavev1.AgentService_SessionClient {
+		stream := openAgentSession(t, leader.GRPCAddr())
+		if err := stream.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Hello{Hello: &rollwavev1.Hello{HostId: host, Cell: "c1"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := stream.Recv(); err != nil || m.GetWelcome() == nil {
+			t.Fatalf("%s: first message %v, %v; want a welcome", host, m, err)
+		}
+		return stream
+	}
+	silent, talking := open("silent"), open("talking")
+
+	// The talking agent heartbeats every 200 ms until the silent one's
+	// session has ended.
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := silent.Recv(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	deadline := time.After(60 * time.Second)
+	var err error
+	for seq := uint64(1); err == nil; seq++ {
+		if serr := talking.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Heartbeat{Heartbeat: &rollwavev1.Heartbeat{Seq: seq}}}); serr != nil {
+			t.Fatalf("talking agent's heartbeat: %v", serr)
+		}
+		if m, rerr := talking.Recv(); rerr != nil || m.GetAck().GetSeq() != seq {
+			t.Fatalf("talking agent got %v, %v; want the ack of %d", m, rerr, seq)
+		}
+		select {
+		case err = <-ended:
+		case <-deadline:
+			t.Fatal("the silent session is still open after 60 s (silence timeout 2 s)")
+		case <-time.After(200 * time.Millisecond): // the heartbeat interval
+		}
+	}
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("silent session ended with %v, want DeadlineExceeded", err)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
+		return !leader.AgentConnected("silent"), "the silent host still counts as connected"
+	})
+	if !leader.AgentConnected("talking") {
+		t.Fatal("the heartbeating agent's session was closed too")
+	}
+}
+
 func openAgentSession(t *testing.T, addr string) rollwavev1.AgentService_SessionClient {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))

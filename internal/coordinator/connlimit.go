@@ -142,7 +142,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			})
 			continue
 		}
-		return &limitedConn{Conn: c, release: func() { l.release(ip) }}, nil
+		return wrapLimited(c, func() { l.release(ip) }), nil
 	}
 }
 
@@ -188,7 +188,9 @@ func remoteIP(a net.Addr) string {
 	return host
 }
 
-// limitedConn gives its slot back once, on the first Close.
+// limitedConn gives its slot back once, on the first Close. On Linux a
+// TCP connection is wrapped as a readyConn instead (connlimit_linux.go),
+// so that grpc-go can still read it without a per-connection buffer.
 type limitedConn struct {
 	net.Conn
 	once    sync.Once

@@ -221,6 +221,8 @@ var (
 		"Current phase index of each active release.", []string{"release", "app", "phase_state"}, nil)
 	descBake = prometheus.NewDesc("rollwave_release_bake_remaining_seconds",
 		"Seconds left in the bake of an active release's baking phase (0 once due).", []string{"release", "app", "phase"}, nil)
+	descWatch = prometheus.NewDesc("rollwave_release_watch_remaining_seconds",
+		"Seconds left in the post_rollout watch of a release in state watching (0 once due).", []string{"release", "app"}, nil)
 	descHosts = prometheus.NewDesc("rollwave_hosts",
 		"Hosts known to the cluster.", nil, nil)
 	descAssignments = prometheus.NewDesc("rollwave_host_assignments",
@@ -260,6 +262,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descBake, prometheus.GaugeValue, left,
 					r.GetId(), r.GetSpec().GetApp(), strconv.Itoa(int(idx)))
 			}
+		}
+		if r.GetState() == rollwavev1.ReleaseState_RELEASE_STATE_WATCHING && r.GetWatchUntilUnixNano() > 0 {
+			left := max(0, time.Unix(0, r.GetWatchUntilUnixNano()).Sub(now).Seconds())
+			ch <- prometheus.MustNewConstMetric(descWatch, prometheus.GaugeValue, left, r.GetId(), r.GetSpec().GetApp())
 		}
 	}
 	for state, n := range byState {

@@ -198,6 +198,11 @@ func New(cfg Config) (_ *Server, err error) {
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.metrics.watchLeader(s.raft, s.shutdownCh) }()
 	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.agents.watchSilence(cfg.AgentSilenceTimeout, s.log, s.shutdownCh)
+	}()
+	s.wg.Add(1)
 	go s.monitorLeadership()
 	if cfg.FastFailover && cfg.LeaderLeaseTimeout < cfg.HeartbeatTimeout {
 		s.wg.Add(1)

@@ -127,7 +127,8 @@ func appVersions(rs []*rollwavev1.Release) (current map[string]string, active ma
 				newest[app], current[app] = r.GetUpdatedUnixNano(), r.GetSpec().GetVersion()
 			}
 		case rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, rollwavev1.ReleaseState_RELEASE_STATE_PAUSED,
-			rollwavev1.ReleaseState_RELEASE_STATE_AWAITING_APPROVAL, rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK:
+			rollwavev1.ReleaseState_RELEASE_STATE_AWAITING_APPROVAL, rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK,
+			rollwavev1.ReleaseState_RELEASE_STATE_WATCHING:
 			active[app] = true
 		}
 	}
@@ -379,6 +380,8 @@ func actionsFor(s rollwavev1.ReleaseState) []string {
 		return []string{"approve", "rollback", "abort"}
 	case rollwavev1.ReleaseState_RELEASE_STATE_PENDING:
 		return []string{"abort"}
+	case rollwavev1.ReleaseState_RELEASE_STATE_WATCHING:
+		return []string{"rollback", "abort"}
 	}
 	return nil
 }

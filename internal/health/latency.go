@@ -169,6 +169,51 @@ func RequestStatsProto(app string, slot rollwavev1.Slot, version, protocol strin
 		Requests: s.Requests, Errors: s.Errors, UpstreamErrors: s.UpstreamErrors, LatencyBuckets: b, LatencyCounts: c}
 }
 
+// Bucket indexes of CompactRequestStats are bytes.
+var _ [255 - LatencyBuckets]struct{}
+
+// CompactRequestStats is RequestStats keeping only the latency buckets
+// that hold observations. A RequestStats is ~1.6 KiB, nearly all of it
+// empty buckets; a store that keeps one per heartbeat per slot (the
+// leader's, while a request gate reads them) holds these instead: one
+// heartbeat's worth of requests fills a few buckets.
+type CompactRequestStats struct {
+	Requests, Errors, UpstreamErrors uint64
+	buckets                          []uint8 // LatencyBuckets < 256
+	counts                           []uint64
+}
+
+// Compact returns s with its empty latency buckets left out.
+func (s *RequestStats) Compact() CompactRequestStats {
+	c := CompactRequestStats{Requests: s.Requests, Errors: s.Errors, UpstreamErrors: s.UpstreamErrors}
+	n := 0
+	for _, v := range s.Latency.counts {
+		if v > 0 {
+			n++
+		}
+	}
+	c.buckets, c.counts = make([]uint8, 0, n), make([]uint64, 0, n)
+	for i, v := range s.Latency.counts {
+		if v > 0 {
+			c.buckets = append(c.buckets, uint8(i))
+			c.counts = append(c.counts, v)
+		}
+	}
+	return c
+}
+
+// MergeCompact adds c into s: the same as Merge of the stats c was made
+// from.
+func (s *RequestStats) MergeCompact(c *CompactRequestStats) {
+	s.Requests += c.Requests
+	s.Errors += c.Errors
+	s.UpstreamErrors += c.UpstreamErrors
+	for i, b := range c.buckets {
+		s.Latency.counts[b] += c.counts[i]
+		s.Latency.total += c.counts[i]
+	}
+}
+
 // RequestStatsFromProto decodes and checks an agent's report: errors may
 // not exceed requests, nor upstream errors errors, and the histogram must
 // be well formed.

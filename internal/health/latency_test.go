@@ -64,6 +64,29 @@ func TestLatencyHistogramMergeAndWire(t *testing.T) {
 	}
 }
 
+// Compact stats merge into the same totals and histogram as the stats
+// they were made from, and keep only the buckets with observations.
+func TestCompactRequestStatsMergeLikeTheFullOnes(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var full, viaCompact RequestStats
+	for k := range 50 {
+		var h LatencyHistogram
+		for range r.IntN(40) {
+			h.Add(time.Duration(r.ExpFloat64() * float64(30*time.Millisecond)))
+		}
+		s := &RequestStats{Requests: h.Count() + 3, Errors: 3, UpstreamErrors: uint64(k % 2), Latency: h}
+		c := s.Compact()
+		if nz, _ := h.Sparse(); len(c.buckets) != len(nz) {
+			t.Fatalf("compact keeps %d buckets, %d hold observations", len(c.buckets), len(nz))
+		}
+		full.Merge(s)
+		viaCompact.MergeCompact(&c)
+	}
+	if full != viaCompact {
+		t.Fatalf("merged compact stats %+v, want %+v", viaCompact, full)
+	}
+}
+
 // A malformed report from an agent is an error naming the field.
 func TestRequestStatsFromProtoRejects(t *testing.T) {
 	for _, c := range []struct {

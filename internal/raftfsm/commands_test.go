@@ -526,6 +526,26 @@ func TestApplyCreateAssignments(t *testing.T) {
 		},
 		{name: "twice in batch", setup: base(), cmd: batch(a("h1", 1), a("h1", 2)), wantErr: ErrInvalid, wantMsg: "appears twice"},
 		{
+			// The decision's audit event travels in the same entry.
+			name:  "with its event",
+			setup: base(),
+			cmd: cmd{CreateAssignments, &v1.CreateAssignmentsCommand{TimeUnixNano: t0, Assignments: []*v1.Assignment{a("h1", 1)},
+				Events: []*v1.Event{{Kind: "hosts.assigned", ReleaseId: "api-1", Actor: "rollout", Evidence: map[string]string{"hosts": "h1"}}}}},
+			check: func(t *testing.T, s *State) {
+				ev := s.Events("api-1", 0, 0)
+				if last := ev[len(ev)-1]; last.GetKind() != "hosts.assigned" || last.GetTimeUnixNano() != t0 || last.GetEvidence()["hosts"] != "h1" {
+					t.Errorf("last event = %v", last)
+				}
+			},
+		},
+		{
+			// A refused batch writes neither the assignments nor the event.
+			name: "event without kind", setup: base(),
+			cmd: cmd{CreateAssignments, &v1.CreateAssignmentsCommand{TimeUnixNano: t0, Assignments: []*v1.Assignment{a("h1", 1)},
+				Events: []*v1.Event{{ReleaseId: "api-1"}}}},
+			wantErr: ErrInvalid, wantMsg: "events[0]: kind is required",
+		},
+		{
 			// One bad entry rejects the batch: h1 is not created either.
 			name: "all or nothing", setup: base(), cmd: batch(a("h1", 1), a("h9", 1)),
 			wantErr: ErrNotFound, wantMsg: "assignments[1]",

@@ -18,6 +18,9 @@ func applyCreateAssignments(s *view, _ uint64, cmd *v1.CreateAssignmentsCommand)
 		}
 		seen[k] = true
 	}
+	if err := checkEvents(cmd.GetEvents()); err != nil {
+		return err
+	}
 	now := cmd.GetTimeUnixNano()
 	for _, a := range cmd.GetAssignments() {
 		a = clone(a)
@@ -28,6 +31,7 @@ func applyCreateAssignments(s *view, _ uint64, cmd *v1.CreateAssignmentsCommand)
 		a.UpdatedUnixNano = now
 		s.putAssignment(a)
 	}
+	s.appendEvents(cmd.GetEvents(), now)
 	return nil
 }
 

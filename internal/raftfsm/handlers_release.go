@@ -98,6 +98,9 @@ func setReleaseState(s *view, cmd *v1.SetReleaseStateCommand, abortRollback bool
 	if cp != -1 && (cp < 0 || (int(cp) >= len(r.GetPhases()) && !(cp == 0 && len(r.GetPhases()) == 0))) {
 		return reject(ErrInvalid, "release %q: current_phase %d out of range (release has %d phase(s); -1 leaves it unchanged)", r.GetId(), cp, len(r.GetPhases()))
 	}
+	if to == v1.ReleaseState_RELEASE_STATE_WATCHING && cmd.GetWatchUntilUnixNano() <= cmd.GetTimeUnixNano() {
+		return reject(ErrInvalid, "release %q: watching needs watch_until after the command's time, got %d (time %d)", r.GetId(), cmd.GetWatchUntilUnixNano(), cmd.GetTimeUnixNano())
+	}
 	if err := checkEvents(cmd.GetEvents()); err != nil {
 		return err
 	}
@@ -110,6 +113,10 @@ func setReleaseState(s *view, cmd *v1.SetReleaseStateCommand, abortRollback bool
 	r.UpdatedUnixNano = now
 	if cp != -1 {
 		r.CurrentPhase = cp
+	}
+	if to == v1.ReleaseState_RELEASE_STATE_WATCHING {
+		// Absolute: a later leader continues the same window.
+		r.WatchUntilUnixNano = cmd.GetWatchUntilUnixNano()
 	}
 	s.put(tRelease, r)
 	if ReleaseTerminal(to) {

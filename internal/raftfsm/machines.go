@@ -16,6 +16,11 @@ var releaseTransitions = map[v1.ReleaseState][]v1.ReleaseState{
 	v1.ReleaseState_RELEASE_STATE_RUNNING: {
 		v1.ReleaseState_RELEASE_STATE_PAUSED, v1.ReleaseState_RELEASE_STATE_AWAITING_APPROVAL,
 		v1.ReleaseState_RELEASE_STATE_SUCCEEDED, v1.ReleaseState_RELEASE_STATE_ROLLING_BACK,
+		v1.ReleaseState_RELEASE_STATE_ABORTED, v1.ReleaseState_RELEASE_STATE_WATCHING,
+	},
+	// post_rollout.watch: every phase verified, the gates still read.
+	v1.ReleaseState_RELEASE_STATE_WATCHING: {
+		v1.ReleaseState_RELEASE_STATE_SUCCEEDED, v1.ReleaseState_RELEASE_STATE_ROLLING_BACK,
 		v1.ReleaseState_RELEASE_STATE_ABORTED,
 	},
 	v1.ReleaseState_RELEASE_STATE_PAUSED: {

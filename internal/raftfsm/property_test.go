@@ -50,7 +50,7 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 			hostIDs = append(hostIDs, h.GetId())
 		}
 		// Live releases are where the interesting transitions happen.
-		for _, r := range s.Releases("", rsPending, rsRunning, rsPaused, rsAwaiting, rsRollBack) {
+		for _, r := range s.Releases("", rsPending, rsRunning, rsPaused, rsAwaiting, rsRollBack, v1.ReleaseState_RELEASE_STATE_WATCHING) {
 			releaseIDs = append(releaseIDs, r.GetId())
 		}
 		host := prefer(t, "host", hostIDs, poolHosts)
@@ -95,9 +95,10 @@ func genCmd(s *State, now int64) *rapid.Generator[cmd] {
 			}
 			return cmd{SubmitRelease, &v1.SubmitReleaseCommand{TimeUnixNano: now, Release: r}}
 		case 6, 7, 8:
-			to := prefer(t, "state", releaseTransitions[r.GetState()], allEnum[v1.ReleaseState](9))
+			to := prefer(t, "state", releaseTransitions[r.GetState()], allEnum[v1.ReleaseState](10))
 			return cmd{SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: now, ReleaseId: rel,
-				State: to, CurrentPhase: rapid.Int32Range(-1, 3).Draw(t, "current_phase")}}
+				State: to, CurrentPhase: rapid.Int32Range(-1, 3).Draw(t, "current_phase"),
+				WatchUntilUnixNano: now + rapid.Int64Range(-1, 1000).Draw(t, "watch_until")}}
 		case 9, 10, 11:
 			idx := rapid.Int32Range(-1, 3).Draw(t, "index")
 			var from v1.PhaseState
@@ -369,6 +370,48 @@ func TestPropertyRandomCommands(t *testing.T) {
 		if !f.State().Equal(h.State()) {
 			t.Fatal("replay diverged")
 		}
+		checkLiveAssignments(t, f.State())
 		t.Logf("%d of %d commands accepted", accepted, steps)
 	})
+}
+
+// checkLiveAssignments: the batch reads (Assignments, HasHost,
+// LiveAssignments) give what the orchestrator used to compose from
+// Host, Assignment and ReleaseAssignments.
+func checkLiveAssignments(t *rapid.T, s *State) {
+	// Assignments and HasHost: the per-host reads, from one view.
+	for _, app := range poolApps {
+		for i, a := range s.Assignments(app, poolHosts) {
+			if want := s.Assignment(poolHosts[i], app); !proto.Equal(a, want) {
+				t.Fatalf("Assignments(%s)[%s] = %v, want %v", app, poolHosts[i], a, want)
+			}
+		}
+	}
+	for _, h := range poolHosts {
+		if s.HasHost(h) != (s.Host(h) != nil) {
+			t.Fatalf("HasHost(%q) = %v", h, s.HasHost(h))
+		}
+	}
+	for _, r := range s.Releases("") {
+		var want []*v1.Assignment
+		seen := map[string]bool{}
+		for _, a := range s.ReleaseAssignments(r.GetId()) {
+			if seen[a.GetHost()] {
+				continue
+			}
+			if cur := s.Assignment(a.GetHost(), a.GetApp()); cur != nil && cur.GetReleaseId() == r.GetId() {
+				seen[a.GetHost()] = true
+				want = append(want, cur)
+			}
+		}
+		got := s.LiveAssignments(r.GetId())
+		if len(got) != len(want) {
+			t.Fatalf("release %s: LiveAssignments has %d, want %d: %v vs %v", r.GetId(), len(got), len(want), got, want)
+		}
+		for i := range got {
+			if !proto.Equal(got[i], want[i]) {
+				t.Fatalf("release %s: LiveAssignments[%d] = %v, want %v", r.GetId(), i, got[i], want[i])
+			}
+		}
+	}
 }

@@ -25,6 +25,8 @@ func TestQueriesReturnCopies(t *testing.T) {
 	s.Assignment("h1", "api").State = asFinalized
 	s.HostAssignments("h1")[0].Generation = 99
 	s.ReleaseAssignments("api-1")[0].Generation = 99
+	s.LiveAssignments("api-1")[0].Generation = 99
+	s.Assignments("api", []string{"h1"})[0].State = asFinalized
 	s.Events("", 0, 0)[0].Seq = 99
 	s.Freezes()[0].Id = "mutated"
 	if s.Dump() != before {
@@ -35,7 +37,7 @@ func TestQueriesReturnCopies(t *testing.T) {
 func TestQueriesMissing(t *testing.T) {
 	s := New(nil).State()
 	if s.Host("x") != nil || s.Cell("x") != nil || s.App("x") != nil || s.Release("x") != nil ||
-		s.Assignment("x", "y") != nil || s.ActiveRelease("x") != nil {
+		s.Assignment("x", "y") != nil || s.ActiveRelease("x") != nil || s.HasHost("x") || s.Assignments("y", []string{"x"})[0] != nil {
 		t.Error("missing objects should be nil")
 	}
 	if len(s.Hosts())+len(s.Releases(""))+len(s.Events("", 0, 0))+len(s.HostAssignments("x")) != 0 {

@@ -13,7 +13,10 @@ import "time"
 //   - health.healthy_deadline defaults to max(2m, 2 × min_healthy_time),
 //     at most MaxHealthyWait;
 //   - a check's timeout defaults to min(1s, its interval), and an external
-//     gate's to min(10s, its interval).
+//     gate's to min(10s, its interval);
+//   - post_rollout.keep_old defaults to "hot" after slots.keep_old = "hot"
+//     and to "stopped" after "cold" (a cold bake's old slot is stopped
+//     already; "hot" would need it started again).
 //
 // When the user writes both fields, the rule is checked as written.
 
@@ -25,6 +28,12 @@ func applyDerivedDefaults(r *Release, written func(path string) bool) {
 	}
 	if !written("release.health.healthy_deadline") {
 		r.Health.HealthyDeadline = derivedHealthyDeadline(r.Health.MinHealthyTime)
+	}
+	if !written("release.post_rollout.keep_old") {
+		r.PostRollout.KeepOld = WatchKeepHot
+		if r.Slots.KeepOld == KeepCold {
+			r.PostRollout.KeepOld = WatchKeepStopped
+		}
 	}
 	for i := range r.Gates.Metric {
 		g := &r.Gates.Metric[i]

@@ -52,6 +52,11 @@ const (
 	// buckets end at about 168s, and a request gate above two minutes
 	// judges a hung service, which the health checks already do.
 	MaxLatencyP99 = 2 * time.Minute
+
+	// MaxPostRolloutWatch caps post_rollout.watch: the release stays
+	// active (no other release of the app starts) and the old slots are
+	// kept for the whole window; a week is enough to see a weekly cycle.
+	MaxPostRolloutWatch = 7 * 24 * time.Hour
 )
 
 // within reports a duration that is not positive or exceeds max.

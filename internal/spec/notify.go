@@ -63,9 +63,9 @@ var NotifyEventKinds = []string{
 	"hosts.assigned",
 	"phase.approved", "phase.bake_skipped", "phase.baking", "phase.deploying", "phase.failed", "phase.held",
 	"phase.pending", "phase.rehearsed", "phase.started", "phase.verified",
-	"release.aborted", "release.advanced", "release.awaiting_approval", "release.converge", "release.failed", "release.finalizing",
+	"release.aborted", "release.acked", "release.advanced", "release.awaiting_approval", "release.converge", "release.failed", "release.finalizing",
 	"release.paused", "release.pending", "release.plan_failed", "release.planned", "release.replanned",
-	"release.rolled_back", "release.rolling_back", "release.running", "release.submitted", "release.succeeded",
+	"release.rolled_back", "release.rolling_back", "release.running", "release.submitted", "release.succeeded", "release.watch_ended", "release.watching",
 	"revert.ordered",
 	"state.pruned",
 }

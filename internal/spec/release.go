@@ -43,7 +43,34 @@ type Release struct {
 	// Hooks are the lifecycle hooks (hook "NAME" blocks), at most one per
 	// name, run by the agent as unit.user.
 	Hooks []Hook
+	// PostRollout says what happens after the last phase verified: how
+	// long the gates keep watching every host with the old slot kept.
+	PostRollout PostRollout
 }
+
+// PostRollout is the watch after the last phase: for Watch the gates keep
+// being read over every host and the old slots are kept, so a failure (or
+// `rollwave release rollback`) reverts by local slot swaps; then the old
+// slots are stopped and the release succeeds. Watch 0 (the default):
+// the release succeeds when its last phase verifies.
+type PostRollout struct {
+	// Watch is the window's length, 0 to MaxPostRolloutWatch.
+	Watch time.Duration
+	// KeepOld is the old slot during the window: hot (running) or
+	// stopped (each host stops it once its phase verified); derived from
+	// slots.keep_old when not written.
+	KeepOld WatchKeepOld
+}
+
+// WatchKeepOld is the old slot's state during post_rollout.watch.
+type WatchKeepOld string
+
+const (
+	// WatchKeepHot keeps the old slot running: rollback is a traffic switch.
+	WatchKeepHot WatchKeepOld = "hot"
+	// WatchKeepStopped keeps the old slot's files; rollback starts it.
+	WatchKeepStopped WatchKeepOld = "stopped"
+)
 
 // Converge is the release's convergence mode.
 type Converge string
@@ -409,16 +436,17 @@ const (
 // default and the required ones empty.
 func DefaultRelease() *Release {
 	return &Release{
-		Unit:     Unit{Restart: DefaultRestart},
-		Slots:    Slots{KeepOld: KeepHot},
-		Traffic:  Traffic{Mode: TrafficProxy},
-		Target:   Target{Cells: []string{"*"}},
-		Phases:   Phases{Canary: DefaultCanary, Growth: GrowthGeometric, Factor: DefaultFactor},
-		Bake:     Bake{First: DefaultBakeFirst, Decay: DefaultBakeDecay, Min: DefaultBakeMin},
-		Health:   Health{MinHealthyTime: DefaultMinHealthyTime, HealthyDeadline: DefaultHealthyDeadline},
-		Gates:    Gates{Baseline: BaselineOff, BaselineMinSamples: DefaultBaselineMinSamples, MinRequests: DefaultMinRequests},
-		Rollback: Rollback{OnFailure: OnFailureAll, IsolationTimeout: DefaultIsolationTimeout, OnControlPlaneLoss: ControlPlaneLossHold, MaxRollbackTime: DefaultMaxRollbackTime},
-		Converge: ConvergeManual,
+		Unit:        Unit{Restart: DefaultRestart},
+		Slots:       Slots{KeepOld: KeepHot},
+		Traffic:     Traffic{Mode: TrafficProxy},
+		Target:      Target{Cells: []string{"*"}},
+		Phases:      Phases{Canary: DefaultCanary, Growth: GrowthGeometric, Factor: DefaultFactor},
+		Bake:        Bake{First: DefaultBakeFirst, Decay: DefaultBakeDecay, Min: DefaultBakeMin},
+		Health:      Health{MinHealthyTime: DefaultMinHealthyTime, HealthyDeadline: DefaultHealthyDeadline},
+		Gates:       Gates{Baseline: BaselineOff, BaselineMinSamples: DefaultBaselineMinSamples, MinRequests: DefaultMinRequests},
+		Rollback:    Rollback{OnFailure: OnFailureAll, IsolationTimeout: DefaultIsolationTimeout, OnControlPlaneLoss: ControlPlaneLossHold, MaxRollbackTime: DefaultMaxRollbackTime},
+		Converge:    ConvergeManual,
+		PostRollout: PostRollout{KeepOld: WatchKeepHot},
 	}
 }
 

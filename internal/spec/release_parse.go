@@ -145,6 +145,10 @@ func releaseFields(r *Release) []field {
 			repeated: true,
 			block:    hookBlock(&r.Hooks),
 		},
+		block("post_rollout", sub(
+			attr("watch", duration(&r.PostRollout.Watch)),
+			attr("keep_old", str((*string)(&r.PostRollout.KeepOld))),
+		)),
 	}
 }
 

@@ -71,9 +71,10 @@ func designRelease() *Release {
 			MaxCPUPercent: 90, MaxMemPercent: 90, MaxRestarts: 2,
 			Baseline: BaselineCompare, BaselineMinSamples: 20, MinRequests: DefaultMinRequests,
 		},
-		Rollback: Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold, MaxRollbackTime: 10 * time.Second},
-		Approval: Approval{AfterPhases: []int{0}},
-		Converge: ConvergeManual,
+		Rollback:    Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold, MaxRollbackTime: 10 * time.Second},
+		Approval:    Approval{AfterPhases: []int{0}},
+		Converge:    ConvergeManual,
+		PostRollout: PostRollout{KeepOld: WatchKeepHot},
 	}
 }
 

@@ -62,6 +62,7 @@ func (r *Release) validate() problems {
 	r.Rollback.validate(&ps)
 	r.Approval.validate(&ps)
 	validateHooks(&ps, r.Hooks)
+	r.PostRollout.validate(&ps, r.Slots)
 	if r.Converge != "" { // empty: a spec stored before the field existed; read as manual
 		checkEnum(&ps, "release.converge", string(r.Converge), string(ConvergeManual), string(ConvergeAuto))
 	}
@@ -352,6 +353,23 @@ func (r Rollback) validate(ps *problems) {
 		checkEnum(ps, p+".on_control_plane_loss", string(r.OnControlPlaneLoss), string(ControlPlaneLossHold), string(ControlPlaneLossRevert))
 	}
 	within(ps, p+".max_rollback_time", r.MaxRollbackTime, MaxRollbackTime)
+}
+
+func (w PostRollout) validate(ps *problems, s Slots) {
+	const p = "release.post_rollout"
+	if w.Watch < 0 {
+		ps.add(p+".watch", "must not be negative (0 turns the watch off), got %s", w.Watch)
+	}
+	atMost(ps, p+".watch", w.Watch, MaxPostRolloutWatch)
+	if w.KeepOld == "" { // a spec stored before the field existed: no watch
+		return
+	}
+	checkEnum(ps, p+".keep_old", string(w.KeepOld), string(WatchKeepHot), string(WatchKeepStopped))
+	// A cold bake stopped the old slot at the switch; nothing starts it
+	// again for the watch.
+	if w.Watch > 0 && w.KeepOld == WatchKeepHot && s.KeepOld == KeepCold {
+		ps.add(p+".keep_old", `"hot" needs slots.keep_old = "hot": with "cold" the old slot is stopped at the switch and stays stopped; write keep_old = "stopped" (rollback then starts the old slot) or slots.keep_old = "hot"`)
+	}
 }
 
 func (a Approval) validate(ps *problems) {

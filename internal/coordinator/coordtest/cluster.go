@@ -45,9 +45,9 @@ func FastConfig(t testing.TB, name string) coordinator.Config {
 	c.GossipAddr = testutil.FreeAddr(t)
 	// The HTTP listener binds a port of its own choosing (Server.HTTPAddr).
 	c.HTTPAddr = "127.0.0.1:0"
-	c.HeartbeatTimeout = 200 * time.Millisecond
-	c.ElectionTimeout = 200 * time.Millisecond
-	c.LeaderLeaseTimeout = 100 * time.Millisecond
+	c.HeartbeatTimeout = 500 * time.Millisecond
+	c.ElectionTimeout = 500 * time.Millisecond
+	c.LeaderLeaseTimeout = 250 * time.Millisecond
 	c.CommitTimeout = 10 * time.Millisecond
 	c.ReconcileInterval = 500 * time.Millisecond
 	c.ApplyTimeout = 5 * time.Second

@@ -126,7 +126,8 @@ func (d *Dispatcher) AssignHosts(releaseID string, phase int32, hosts []string) 
 		})
 	}
 	if len(as) > 0 {
-		if err := d.apply(raftfsm.CreateAssignments, &rollwavev1.CreateAssignmentsCommand{TimeUnixNano: now, Assignments: as}); err != nil {
+		cmd := &rollwavev1.CreateAssignmentsCommand{TimeUnixNano: now, Assignments: as, Events: []*rollwavev1.Event{AssignedEvent(rel, phase, as)}}
+		if err := d.apply(raftfsm.CreateAssignments, cmd); err != nil {
 			return nil, err
 		}
 	}
@@ -135,6 +136,24 @@ func (d *Dispatcher) AssignHosts(releaseID string, phase int32, hosts []string) 
 		d.agents.Send(a.GetHost(), assignmentOrder(a, rel.GetSpec()))
 	}
 	return as, nil
+}
+
+// AssignedEvent is the audit event of a phase's assignments, written in
+// the same entry as the assignments: a leader lost right after assigning
+// leaves neither or both.
+func AssignedEvent(rel *rollwavev1.Release, phase int32, as []*rollwavev1.Assignment) *rollwavev1.Event {
+	evidence := map[string]string{}
+	names := make([]string, 0, len(as))
+	for _, a := range as {
+		evidence["host."+a.GetHost()] = fmt.Sprintf("generation %d", a.GetGeneration())
+		names = append(names, a.GetHost())
+	}
+	evidence["hosts"] = strings.Join(names, ",")
+	return &rollwavev1.Event{
+		Kind: "hosts.assigned", ReleaseId: rel.GetId(), Phase: phase, Actor: "rollout", // rollout.Actor: the orchestrator decided
+		Message:  fmt.Sprintf("phase %d: %d host(s) assigned version %s", phase, len(as), rel.GetSpec().GetVersion()),
+		Evidence: evidence,
+	}
 }
 
 func assignmentOrder(a *rollwavev1.Assignment, rs *rollwavev1.ReleaseSpec) *rollwavev1.CoordinatorMessage {

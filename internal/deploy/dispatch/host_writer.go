@@ -20,6 +20,13 @@ const (
 	// (docs/performance.md). An idle writer writes nothing.
 	writerFlushEvery = 20 * time.Millisecond
 	writerMaxBatch   = 256
+	// contactFlushEvery is how long a host upsert that only moves last
+	// contact (PersistContact) may wait for company. Every host persists
+	// its contact every 30 s (the leader keeps the exact time in memory),
+	// so at 5,000 hosts ~170 arrive per second: written as they come, they
+	// made ~50 small raft entries a second, each a log write and fsync on
+	// every server; held for a second, one entry a second.
+	contactFlushEvery = time.Second
 )
 
 // ErrWriterStopped tells a waiter that leadership ended before its write
@@ -36,10 +43,16 @@ type HostWriter struct {
 	raft Raft
 	log  *slog.Logger
 	kick chan struct{}
+	now  func() time.Time // time.Now; tests set it
 
-	mu      sync.Mutex
-	hosts   map[string]*rollwavev1.Host
-	updates []*rollwavev1.AssignmentUpdate
+	mu    sync.Mutex
+	hosts map[string]*rollwavev1.Host
+	// hostsDue is when the pending hosts must be written: at the next
+	// flush for a registration or changed facts, up to contactFlushEvery
+	// later when every pending one only moves last contact. Zero when
+	// none is pending.
+	hostsDue time.Time
+	updates  []*rollwavev1.AssignmentUpdate
 	// hostWaiters[id] are told when hosts[id] (or a newer upsert of the
 	// same host) is committed; updateWaiters[i], when updates[i] is (nil
 	// for most).
@@ -48,7 +61,7 @@ type HostWriter struct {
 }
 
 func newHostWriter(r Raft, log *slog.Logger) *HostWriter {
-	return &HostWriter{raft: r, log: log, kick: make(chan struct{}, 1), hosts: map[string]*rollwavev1.Host{}, hostWaiters: map[string][]chan error{}}
+	return &HostWriter{raft: r, log: log, kick: make(chan struct{}, 1), now: time.Now, hosts: map[string]*rollwavev1.Host{}, hostWaiters: map[string][]chan error{}}
 }
 
 // Commit queues a host upsert and assignment updates like UpsertHost and
@@ -59,7 +72,7 @@ func (w *HostWriter) Commit(ctx context.Context, h *rollwavev1.Host, updates []*
 	hostDone := make(chan error, 1)
 	var updDone chan error
 	w.mu.Lock()
-	w.hosts[h.GetId()] = h
+	w.queueHostLocked(h, w.now())
 	w.hostWaiters[h.GetId()] = append(w.hostWaiters[h.GetId()], hostDone)
 	if len(updates) > 0 {
 		updDone = make(chan error, 1)
@@ -96,15 +109,33 @@ func tell(waiters []chan error, err error) {
 	}
 }
 
-// UpsertHost queues a host registration; a newer one of the same host
+// UpsertHost queues a host registration or news about a host (changed
+// slot facts), written with the next flush; a newer one of the same host
 // replaces it.
-func (w *HostWriter) UpsertHost(h *rollwavev1.Host) {
+func (w *HostWriter) UpsertHost(h *rollwavev1.Host) { w.queueHost(h, w.now()) }
+
+// PersistContact queues a host upsert whose only news is its last
+// contact: it may wait up to contactFlushEvery to share an entry with
+// others (an earlier write of any host takes it along). A newer upsert of
+// the same host replaces it; it never delays one already due.
+func (w *HostWriter) PersistContact(h *rollwavev1.Host) {
+	w.queueHost(h, w.now().Add(contactFlushEvery))
+}
+
+func (w *HostWriter) queueHost(h *rollwavev1.Host, due time.Time) {
 	w.mu.Lock()
-	w.hosts[h.GetId()] = h
+	w.queueHostLocked(h, due)
 	n := len(w.hosts)
 	w.mu.Unlock()
 	if n >= writerMaxBatch {
 		w.nudge()
+	}
+}
+
+func (w *HostWriter) queueHostLocked(h *rollwavev1.Host, due time.Time) {
+	w.hosts[h.GetId()] = h
+	if w.hostsDue.IsZero() || due.Before(w.hostsDue) {
+		w.hostsDue = due
 	}
 }
 
@@ -136,7 +167,7 @@ func (w *HostWriter) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			w.mu.Lock()
-			w.hosts = map[string]*rollwavev1.Host{}
+			w.hosts, w.hostsDue = map[string]*rollwavev1.Host{}, time.Time{}
 			w.updates = nil
 			hw, uw := w.hostWaiters, w.updateWaiters
 			w.hostWaiters, w.updateWaiters = map[string][]chan error{}, nil
@@ -153,20 +184,24 @@ func (w *HostWriter) Run(ctx context.Context) {
 	}
 }
 
-// flush writes everything pending now.
+// flush writes what is due now: every pending update, and the pending
+// hosts once any of them is due (or a full batch waits).
 func (w *HostWriter) flush() {
 	w.mu.Lock()
 	var hosts []*rollwavev1.Host
 	hostWaiters := map[string][]chan error{}
-	for id, h := range w.hosts {
-		hosts = append(hosts, h)
-		if ws := w.hostWaiters[id]; len(ws) > 0 {
-			hostWaiters[id] = ws
-			delete(w.hostWaiters, id)
-		}
-		delete(w.hosts, id)
-		if len(hosts) == writerMaxBatch {
-			break
+	hostsDue := len(w.hosts) >= writerMaxBatch || !w.now().Before(w.hostsDue)
+	if hostsDue {
+		for id, h := range w.hosts {
+			hosts = append(hosts, h)
+			if ws := w.hostWaiters[id]; len(ws) > 0 {
+				hostWaiters[id] = ws
+				delete(w.hostWaiters, id)
+			}
+			delete(w.hosts, id)
+			if len(hosts) == writerMaxBatch {
+				break
+			}
 		}
 	}
 	var updates []*rollwavev1.AssignmentUpdate
@@ -177,10 +212,13 @@ func (w *HostWriter) flush() {
 		w.updates = w.updates[n:]
 		w.updateWaiters = w.updateWaiters[n:]
 	}
-	more := len(w.hosts) > 0 || len(w.updates) > 0
+	if len(w.hosts) == 0 {
+		w.hostsDue = time.Time{}
+	}
+	more := (hostsDue && len(w.hosts) > 0) || len(w.updates) > 0
 	w.mu.Unlock()
 
-	now := time.Now().UnixNano()
+	now := w.now().UnixNano()
 	if len(hosts) > 0 {
 		if _, err := w.raft.Apply(raftfsm.UpsertHosts, &rollwavev1.UpsertHostsCommand{TimeUnixNano: now, Hosts: hosts}); err != nil {
 			w.log.Warn("write host batch; will retry", "hosts", len(hosts), "error", err)
@@ -214,6 +252,10 @@ func (w *HostWriter) requeueHosts(hs []*rollwavev1.Host, waiters map[string][]ch
 		if _, newer := w.hosts[h.GetId()]; !newer {
 			w.hosts[h.GetId()] = h
 		}
+	}
+	// They were due: they stay due (the next flush retries them).
+	if now := w.now(); w.hostsDue.IsZero() || now.Before(w.hostsDue) {
+		w.hostsDue = now
 	}
 	for id, ws := range waiters {
 		w.hostWaiters[id] = append(w.hostWaiters[id], ws...)

@@ -114,3 +114,56 @@ func TestHostWriterStopTellsWaiters(t *testing.T) {
 		t.Fatal("Commit still waits after the writer stopped")
 	}
 }
+
+// TestHostWriterHoldsContactOnlyUpserts: an upsert that only moves last
+// contact waits up to contactFlushEvery for company; a registration (or
+// changed facts) is written at the next flush and takes the waiting ones
+// along, in one entry.
+func TestHostWriterHoldsContactOnlyUpserts(t *testing.T) {
+	r := &fakeRaft{}
+	w := newHostWriter(r, testutil.Logger(t))
+	now := time.Unix(1_780_000_000, 0)
+	w.now = func() time.Time { return now }
+	written := func() (ids []string) {
+		for _, c := range r.commands() {
+			for _, h := range c.(*rollwavev1.UpsertHostsCommand).GetHosts() {
+				ids = append(ids, h.GetId())
+			}
+		}
+		return ids
+	}
+
+	w.PersistContact(&rollwavev1.Host{Id: "h1", LastContactUnixNano: 1})
+	w.flush()
+	if got := written(); len(got) != 0 {
+		t.Fatalf("a contact-only upsert was written at once: %v", got)
+	}
+	now = now.Add(contactFlushEvery)
+	w.flush()
+	if got := fmt.Sprint(written()); got != "[h1]" {
+		t.Fatalf("after contactFlushEvery, written %s, want [h1]", got)
+	}
+
+	// A registration is due at once and takes a waiting contact along.
+	r.applied = nil
+	w.PersistContact(&rollwavev1.Host{Id: "h1", LastContactUnixNano: 2})
+	w.UpsertHost(&rollwavev1.Host{Id: "h2", AgentVersion: "v1"})
+	w.flush()
+	if n, got := len(r.commands()), written(); n != 1 || len(got) != 2 {
+		t.Fatalf("registration with a waiting contact: %d entries holding %v, want one entry with h1 and h2", n, got)
+	}
+
+	// A contact-only upsert replacing a due one of the same host does not
+	// delay it.
+	r.applied = nil
+	w.UpsertHost(&rollwavev1.Host{Id: "h3", AgentVersion: "v2"})
+	w.PersistContact(&rollwavev1.Host{Id: "h3", AgentVersion: "v2", LastContactUnixNano: 3})
+	w.flush()
+	if got := fmt.Sprint(written()); got != "[h3]" {
+		t.Fatalf("written %s, want [h3] at the first flush", got)
+	}
+	w.flush()
+	if n := len(r.commands()); n != 1 {
+		t.Fatalf("%d entries after a second flush with nothing pending, want 1", n)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/rollwave/rollwave/internal/deploy/dispatch"
 	"github.com/rollwave/rollwave/internal/deploy/plan"
 	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/raftfsm"
@@ -124,7 +125,8 @@ func (c *cluster) AssignHosts(releaseID string, phase int32, hosts []string) ([]
 		out = append(out, &v1.Assignment{Host: h, App: rel.GetSpec().GetApp(), Generation: gen, ReleaseId: releaseID, Phase: phase,
 			Version: rel.GetSpec().GetVersion(), CreatedUnixNano: c.now.UnixNano()})
 	}
-	return out, c.apply(raftfsm.CreateAssignments, &v1.CreateAssignmentsCommand{TimeUnixNano: c.now.UnixNano(), Assignments: out})
+	return out, c.apply(raftfsm.CreateAssignments, &v1.CreateAssignmentsCommand{TimeUnixNano: c.now.UnixNano(), Assignments: out,
+		Events: []*v1.Event{dispatch.AssignedEvent(rel, phase, out)}})
 }
 func (c *cluster) OrderRevert(host, app string, gen uint64, reason string) error {
 	c.reverts = append(c.reverts, host)

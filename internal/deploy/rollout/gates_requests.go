@@ -107,8 +107,15 @@ func (o *Orchestrator) requestGates(r *rollwavev1.Release, p *rollwavev1.Phase, 
 	if g.GetMaxErrorRate() <= 0 && g.GetMaxLatencyP99Ms() <= 0 {
 		return nil
 	}
-	app, version := r.GetSpec().GetApp(), r.GetSpec().GetVersion()
 	from, to, _ := o.requestWindow(p)
+	return o.requestGatesIn(r, views, from, to)
+}
+
+// requestGatesIn is requestGates over the window from..to (the bake's, or
+// the trailing window of a post_rollout watch).
+func (o *Orchestrator) requestGatesIn(r *rollwavev1.Release, views []hostView, from, to time.Time) []gateResult {
+	g := r.GetSpec().GetGates()
+	app, version := r.GetSpec().GetApp(), r.GetSpec().GetVersion()
 	hosts := hostsWhere(views, func(v hostView) bool { return v.status == hostHealthy })
 	total, perHost := o.phaseRequests(hosts, app, version, true, from, to)
 	need := minRequests(g)

@@ -155,6 +155,7 @@ func (o *Orchestrator) lastSeenAt(host string) time.Time {
 var activeStates = []rollwavev1.ReleaseState{
 	rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, rollwavev1.ReleaseState_RELEASE_STATE_PAUSED,
 	rollwavev1.ReleaseState_RELEASE_STATE_AWAITING_APPROVAL, rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK,
+	rollwavev1.ReleaseState_RELEASE_STATE_WATCHING,
 }
 
 // loop starts a goroutine for each release that needs one and waits for
@@ -266,6 +267,12 @@ type run struct {
 	revertOrderedAt map[string]time.Time
 	pausedPhase     int32
 	metric          metricGateRun
+	// unhealthySince: when the watch first saw a host's new slot
+	// failing its health checks in a heartbeat (post_rollout.watch).
+	unhealthySince map[string]time.Time
+	// watchFinal: the watch's last reading at the window's end, carried
+	// by the success (nil until read).
+	watchFinal []gateResult
 	// rehearsal is phase 0's rollback rehearsal in flight.
 	rehearsal *rehearsalRun
 }
@@ -274,8 +281,8 @@ func newRun(id string) *run {
 	return &run{
 		id: id, held: map[int32]string{}, verifiedSent: map[int32]bool{}, skipLogged: map[int32]bool{},
 		hostLogged: map[string]bool{}, finalizeSent: map[string]time.Time{}, revertTries: map[string]int{},
-		revertOrderedAt: map[string]time.Time{},
-		pausedPhase:     -1,
+		revertOrderedAt: map[string]time.Time{}, unhealthySince: map[string]time.Time{},
+		pausedPhase: -1,
 	}
 }
 

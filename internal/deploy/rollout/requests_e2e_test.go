@@ -59,6 +59,9 @@ func freePortRun(t *testing.T, n int) int {
 type reqFleet struct {
 	*fleet
 	base int // blue port of h1; green = base+1, proxy = base+2
+	// extra is HCL added to the release block of the next releases
+	// (e.g. a post_rollout block).
+	extra string
 }
 
 func newReqFleet(t *testing.T) *reqFleet {
@@ -166,8 +169,8 @@ func (f *reqFleet) release(name, version, bake string, config map[string]string,
     on_failure        = "all"
     isolation_timeout = "20s"
   }
-}
-`, name, version, a.URL, a.SHA256, f.base, f.base+1, f.base+2, bake, gates))
+%s}
+`, name, version, a.URL, a.SHA256, f.base, f.base+1, f.base+2, bake, gates, f.extra))
 	testutil.WaitFor(f.t, 20*time.Second, func() (bool, string) {
 		_, err := f.client().SubmitRelease(ctxT(f.t), &v1.SubmitReleaseRequest{SourceName: name + ".hcl", Source: src, Start: true, Actor: "test"})
 		switch status.Code(err) {

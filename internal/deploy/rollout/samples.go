@@ -232,11 +232,14 @@ func (s *sampleStore) values(host, app, metric, version string, want bool, from,
 }
 
 // reqEntry is one heartbeat's request stats for one slot of (host, app),
-// as received (sparse: a few hundred bytes), and when.
+// and when. Compact: ~100-300 bytes for a heartbeat's requests, where the
+// full stats (every latency bucket) are ~1.6 KiB; at 5,000 hosts with a
+// request gate and 2 s heartbeats that is ~0.5 instead of ~4 MiB more
+// leader memory per second of bake.
 type reqEntry struct {
 	at      int64
 	version string
-	stats   *health.RequestStats
+	stats   health.CompactRequestStats
 }
 
 type reqKey struct{ host, app string }
@@ -268,7 +271,7 @@ func (s *sampleStore) observeRequestsLocked(host string, hb *rollwavev1.Heartbea
 		if i > 0 {
 			list = append(list[:0:0], list[i:]...)
 		}
-		s.reqs[k] = append(list, reqEntry{at: at.UnixNano(), version: rs.GetVersion(), stats: st})
+		s.reqs[k] = append(list, reqEntry{at: at.UnixNano(), version: rs.GetVersion(), stats: st.Compact()})
 	}
 	return bad
 }
@@ -285,7 +288,7 @@ func (s *sampleStore) requests(host, app, version string, want bool, from, to ti
 		if e.at < lo || e.at > hi || (e.version == version) != want {
 			continue
 		}
-		out.Merge(e.stats)
+		out.MergeCompact(&e.stats)
 	}
 	return out
 }

@@ -3,10 +3,12 @@ package rollout
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/health"
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -164,4 +166,34 @@ func TestSampleStoreRequests(t *testing.T) {
 	if len(s.reqs) != 0 {
 		t.Fatal("request stats kept with no release needing them")
 	}
+}
+
+// BenchmarkSampleStoreRequests: the leader memory one heartbeat's request
+// stats (20 requests over a few latency buckets) add while a request gate
+// reads them: the retained bytes per heartbeat are reported as
+// retained-B/heartbeat (the ring itself is reused once full, so B/op is
+// mostly the kept entry).
+func BenchmarkSampleStoreRequests(b *testing.B) {
+	var h health.LatencyHistogram
+	for i := range 20 {
+		h.Add(time.Duration(5+i%7) * time.Millisecond)
+	}
+	rs := health.RequestStatsProto("api", rollwavev1.Slot_SLOT_GREEN, "2", "http",
+		&health.RequestStats{Requests: 20, Errors: 1, Latency: h})
+	hb := &rollwavev1.Heartbeat{Requests: []*rollwavev1.RequestStats{rs}}
+	s := newSampleStore(b.N + 1)
+	s.need("r", time.Unix(0, 0))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		s.observe("h1", hb, time.Unix(1, int64(i)))
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "retained-B/heartbeat")
+	runtime.KeepAlive(s)
 }

@@ -69,6 +69,8 @@ func (o *Orchestrator) step(ctx context.Context, rn *run) (bool, error) {
 		return false, o.stepRunning(ctx, rn, r)
 	case relRollingBack:
 		return false, o.stepRollback(ctx, rn, r)
+	case relWatching:
+		return false, o.stepWatching(ctx, rn, r)
 	case relPaused, relAwaiting:
 		// Nothing advances; bake deadlines keep counting (they are absolute).
 		return false, nil
@@ -85,6 +87,11 @@ func (o *Orchestrator) samplesNeededSince(r *rollwavev1.Release) (time.Time, boo
 		return time.Time{}, false
 	}
 	now := o.now()
+	if r.GetState() == relWatching {
+		// The watch reads a trailing window; a longer need would keep
+		// a week of samples in memory.
+		return now.Add(-watchRequestWindow(r)), true
+	}
 	idx := r.GetCurrentPhase()
 	if idx < 0 || int(idx) >= len(r.GetPhases()) {
 		return now, true
@@ -234,35 +241,29 @@ func (o *Orchestrator) startPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 func (o *Orchestrator) assignMissing(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase) error {
 	app := r.GetSpec().GetApp()
 	var hosts []string
-	for _, h := range p.GetHosts() {
-		if o.state.Host(h) == nil {
-			continue // deleted; the host gate fails it at its deadline
-		}
-		cur := o.state.Assignment(h, app)
+	curs := o.state.Assignments(app, p.GetHosts())
+	for i, h := range p.GetHosts() {
+		cur := curs[i]
 		if cur != nil && cur.GetReleaseId() == r.GetId() {
 			continue
 		}
 		if cur != nil && !raftfsm.AssignmentEnded(cur.GetState()) {
 			continue // an older release's generation is still live; wait for it
 		}
+		if !o.state.HasHost(h) {
+			continue // deleted; the host gate fails it at its deadline
+		}
 		hosts = append(hosts, h)
 	}
 	if len(hosts) == 0 {
 		return nil
 	}
-	as, err := o.agents.AssignHosts(r.GetId(), p.GetIndex(), hosts)
-	if err != nil {
+	// The hosts.assigned event is written with the assignments, in one
+	// entry (dispatch.AssignHosts).
+	if _, err := o.agents.AssignHosts(r.GetId(), p.GetIndex(), hosts); err != nil {
 		return fmt.Errorf("assign %d host(s) of phase %d: %w", len(hosts), p.GetIndex(), err)
 	}
-	evidence := map[string]string{}
-	var names []string
-	for _, a := range as {
-		evidence["host."+a.GetHost()] = fmt.Sprintf("generation %d", a.GetGeneration())
-		names = append(names, a.GetHost())
-	}
-	evidence["hosts"] = strings.Join(names, ",")
-	return o.events(ctx, ev(r, p.GetIndex(), "hosts.assigned",
-		fmt.Sprintf("phase %d: %d host(s) assigned version %s", p.GetIndex(), len(as), r.GetSpec().GetVersion()), evidence))
+	return nil
 }
 
 // hostDeadline is how long after assignment a host may take to become
@@ -314,9 +315,10 @@ func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now 
 	app := r.GetSpec().GetApp()
 	deadline := o.hostDeadline(r.GetSpec())
 	var out []hostView
-	for _, h := range p.GetHosts() {
+	curs := o.state.Assignments(app, p.GetHosts())
+	for i, h := range p.GetHosts() {
 		v := hostView{host: h}
-		cur := o.state.Assignment(h, app)
+		cur := curs[i]
 		if cur != nil && cur.GetReleaseId() == r.GetId() {
 			v.a = cur
 		}
@@ -325,7 +327,7 @@ func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now 
 			started := time.Unix(0, p.GetStartedUnixNano())
 			if now.Sub(started) > deadline {
 				v.status, v.reason = hostFailed, fmt.Sprintf("not assigned within %s of the phase start", deadline)
-				if o.state.Host(h) == nil {
+				if !o.state.HasHost(h) {
 					v.reason = "host is no longer registered"
 				} else if cur != nil {
 					v.reason = fmt.Sprintf("generation %d of release %q is still %s", cur.GetGeneration(), cur.GetReleaseId(), stateName(cur.GetState()))
@@ -713,6 +715,11 @@ func (o *Orchestrator) afterVerified(ctx context.Context, rn *run, r *rollwavev1
 			Reason: fmt.Sprintf("phase %d verified", idx),
 		})
 	}
+	if watchOf(r) > 0 {
+		// The hosts keep their old slots: no finalize until the
+		// watch ends.
+		return o.startWatch(ctx, r)
+	}
 	return o.finalize(ctx, rn, r)
 }
 
@@ -779,6 +786,16 @@ func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Rele
 	if len(waiting) > 0 {
 		reason += fmt.Sprintf(", %d not finalized within %s: %s", len(waiting), o.cfg.FinalizeTimeout, strings.Join(waiting, ","))
 	}
+	if r.GetState() == relWatching {
+		start, until := watchSpan(r)
+		msg := fmt.Sprintf("post_rollout watch of %s ended at %s with no gate failure; old slots stopped", until.Sub(start), until.UTC().Format(time.RFC3339))
+		evs := []*rollwavev1.Event{ev(r, r.GetCurrentPhase(), "release.watch_ended", msg,
+			map[string]string{"watch": until.Sub(start).String(), "watch_until": timeRFC(until)})}
+		for _, g := range rn.watchFinal {
+			evs = append(evs, gateEvent(r, r.GetCurrentPhase(), g))
+		}
+		return o.setRelease(ctx, r, relSucceeded, msg+"; "+reason, evs...)
+	}
 	return o.setRelease(ctx, r, relSucceeded, reason)
 }
 
@@ -794,19 +811,7 @@ func cutOff(a *rollwavev1.Assignment) bool {
 // liveAssignments returns the current assignment of each host that this
 // release assigned (one per host).
 func (o *Orchestrator) liveAssignments(r *rollwavev1.Release) []*rollwavev1.Assignment {
-	var out []*rollwavev1.Assignment
-	seen := map[string]bool{}
-	for _, a := range o.state.ReleaseAssignments(r.GetId()) {
-		if seen[a.GetHost()] {
-			continue
-		}
-		cur := o.state.Assignment(a.GetHost(), a.GetApp())
-		if cur != nil && cur.GetReleaseId() == r.GetId() {
-			seen[a.GetHost()] = true
-			out = append(out, cur)
-		}
-	}
-	return out
+	return o.state.LiveAssignments(r.GetId())
 }
 
 // servesVersion reports whether the host's active slot for app runs

@@ -450,3 +450,42 @@ func TestRevertAfterRestartUsesOnlyTheStateFile(t *testing.T) {
 		t.Fatalf("applied = %v", a)
 	}
 }
+
+// post_rollout.keep_old = "stopped": a verified generation's hot old slot
+// is stopped, stays stopped across an agent restart, and an ordered
+// revert starts it again before switching back.
+func TestStopOldForTheWatch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSwap(1, "v1")
+	e.mustSwap(2, "v2")
+	if got := e.running(); !slices.Equal(got, []Name{Blue, Green}) {
+		t.Fatalf("running during a hot bake = %v, want both", got)
+	}
+	if err := e.m.StopOld(context.Background(), testApp, 1); !errors.Is(err, ErrStaleGeneration) {
+		t.Fatalf("stop old of an old generation: %v", err)
+	}
+	if err := e.m.StopOld(context.Background(), testApp, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.running(); !slices.Equal(got, []Name{Green}) {
+		t.Fatalf("running after StopOld = %v, want [green]", got)
+	}
+	if err := e.m.StopOld(context.Background(), testApp, 2); err != nil {
+		t.Fatalf("second StopOld: %v", err)
+	}
+	// An agent restart keeps it stopped.
+	e.m.Close()
+	e.drv.kill()
+	e.restart(newTestDriver(t))
+	if err := e.m.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.running(); !slices.Equal(got, []Name{Green}) {
+		t.Fatalf("running after a restart = %v, want [green]", got)
+	}
+	if err := e.m.Revert(context.Background(), testApp, "watch gate failed", false); err != nil {
+		t.Fatal(err)
+	}
+	mustBody(t, e.proxyAddr(), "v1")
+}

@@ -210,16 +210,11 @@ func (m *Manager) Finalize(ctx context.Context, app string, gen uint64) error {
 	if err := checkGen(app, st, gen); err != nil {
 		return fmt.Errorf("finalize: %w", err)
 	}
-	switch st.PhaseState() {
-	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED:
+	if st.PhaseState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED {
 		return nil
-	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING,
-		rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY:
-	default:
-		return fmt.Errorf("finalize %s generation %d: %w: %s", app, gen, ErrWrongState, st.Phase)
 	}
-	if st.Op != nil {
-		return fmt.Errorf("finalize %s generation %d: %w", app, gen, ErrBusy)
+	if err := checkLive(app, st, gen, "finalize"); err != nil {
+		return err
 	}
 	var note string
 	if st.From != "" {
@@ -240,6 +235,51 @@ func (m *Manager) Finalize(ctx context.Context, app string, gen uint64) error {
 	}
 	m.log.Info("finalized", "app", app, "generation", gen, "slot", st.Active, "old_slot", st.From)
 	return m.setResult(rt, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED, note)
+}
+
+// checkLive refuses what on generation gen unless it is live (switched,
+// baking or healthy) with no operation in flight.
+func checkLive(app string, st *State, gen uint64, what string) error {
+	switch st.PhaseState() {
+	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING,
+		rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY:
+	default:
+		return fmt.Errorf("%s %s generation %d: %w: %s", what, app, gen, ErrWrongState, st.Phase)
+	}
+	if st.Op != nil {
+		return fmt.Errorf("%s %s generation %d: %w", what, app, gen, ErrBusy)
+	}
+	return nil
+}
+
+// StopOld stops the old slot of generation gen, kept hot so far, while
+// the generation stays live (post_rollout.keep_old = "stopped": a verified
+// host waits for the end of the release's watch with its old slot
+// stopped, its files kept). From then on the state says keep_old "cold",
+// so a restarted agent leaves it stopped, and Revert starts it again
+// before switching back. A no-op when it is stopped already.
+func (m *Manager) StopOld(ctx context.Context, app string, gen uint64) error {
+	rt, err := m.lock(app)
+	if err != nil {
+		return fmt.Errorf("stop old slot: %w", err)
+	}
+	defer rt.mu.Unlock()
+	st := rt.st
+	if err := checkGen(app, st, gen); err != nil {
+		return fmt.Errorf("stop old slot: %w", err)
+	}
+	if err := checkLive(app, st, gen, "stop old slot of"); err != nil {
+		return err
+	}
+	if st.KeepOld == "cold" || st.From == "" {
+		return nil
+	}
+	if err := m.cfg.Driver.Stop(ctx, app, st.From); err != nil {
+		return fmt.Errorf("stop old slot %s of %s: %w", st.From, app, err)
+	}
+	st.KeepOld = "cold"
+	m.log.Info("old slot stopped for the post_rollout watch", "app", app, "generation", gen, "old_slot", st.From)
+	return m.save(rt)
 }
 
 // MarkVerified records that generation gen's phase was verified: from now

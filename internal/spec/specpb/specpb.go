@@ -119,6 +119,10 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 		},
 		Converge: string(r.Converge),
 		Hooks:    hooksToProto(r.Hooks),
+		PostRollout: &rollwavev1.PostRolloutSpec{
+			WatchMs: ms(r.PostRollout.Watch),
+			KeepOld: string(r.PostRollout.KeepOld),
+		},
 	}
 }
 
@@ -232,6 +236,10 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 		},
 		Converge: spec.Converge(p.GetConverge()),
 		Hooks:    hooksFromProto(p.GetHooks()),
+		PostRollout: spec.PostRollout{
+			Watch:   dur(p.GetPostRollout().GetWatchMs()),
+			KeepOld: spec.WatchKeepOld(p.GetPostRollout().GetKeepOld()),
+		},
 	}
 }
 

@@ -332,9 +332,12 @@ type SetReleaseStateCommand struct {
 	// Audit events of the decision (its evidence), appended in this same
 	// entry before the transition's own event: a decision is never in the
 	// log without its evidence, nor the reverse. Empty in older entries.
-	Events        []*Event `protobuf:"bytes,7,rep,name=events,proto3" json:"events,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Events []*Event `protobuf:"bytes,7,rep,name=events,proto3" json:"events,omitempty"`
+	// Required when state is watching: the end of the post_rollout watch
+	// (absolute, stored in Release.watch_until_unix_nano).
+	WatchUntilUnixNano int64 `protobuf:"varint,8,opt,name=watch_until_unix_nano,json=watchUntilUnixNano,proto3" json:"watch_until_unix_nano,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SetReleaseStateCommand) Reset() {
@@ -414,6 +417,13 @@ func (x *SetReleaseStateCommand) GetEvents() []*Event {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *SetReleaseStateCommand) GetWatchUntilUnixNano() int64 {
+	if x != nil {
+		return x.WatchUntilUnixNano
+	}
+	return 0
 }
 
 type SetPhaseStateCommand struct {
@@ -588,9 +598,13 @@ func (x *ApprovePhaseCommand) GetActor() string {
 // New assignments. Each generation must exceed every earlier generation of
 // the same (host, app), and the previous assignment must have ended.
 type CreateAssignmentsCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
-	Assignments   []*Assignment          `protobuf:"bytes,2,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Assignments  []*Assignment          `protobuf:"bytes,2,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	// The audit events of the decision (hosts.assigned with each host's
+	// generation), appended in the same entry after the assignments. Entries
+	// written before this field existed have none and replay as before.
+	Events        []*Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -635,6 +649,13 @@ func (x *CreateAssignmentsCommand) GetTimeUnixNano() int64 {
 func (x *CreateAssignmentsCommand) GetAssignments() []*Assignment {
 	if x != nil {
 		return x.Assignments
+	}
+	return nil
+}
+
+func (x *CreateAssignmentsCommand) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
 	}
 	return nil
 }
@@ -1420,7 +1441,7 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x14SubmitReleaseCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12.\n" +
 	"\arelease\x18\x02 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"\x8d\x02\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"\xc0\x02\n" +
 	"\x16SetReleaseStateCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
 	"\n" +
@@ -1429,7 +1450,8 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05actor\x18\x05 \x01(\tR\x05actor\x12#\n" +
 	"\rcurrent_phase\x18\x06 \x01(\x05R\fcurrentPhase\x12*\n" +
-	"\x06events\x18\a \x03(\v2\x12.rollwave.v1.EventR\x06events\"\xbe\x02\n" +
+	"\x06events\x18\a \x03(\v2\x12.rollwave.v1.EventR\x06events\x121\n" +
+	"\x15watch_until_unix_nano\x18\b \x01(\x03R\x12watchUntilUnixNano\"\xbe\x02\n" +
 	"\x14SetPhaseStateCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
 	"\n" +
@@ -1445,10 +1467,11 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"release_id\x18\x02 \x01(\tR\treleaseId\x12\x14\n" +
 	"\x05index\x18\x03 \x01(\x05R\x05index\x12\x14\n" +
-	"\x05actor\x18\x04 \x01(\tR\x05actor\"{\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\"\xa7\x01\n" +
 	"\x18CreateAssignmentsCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x129\n" +
-	"\vassignments\x18\x02 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\"\xce\x01\n" +
+	"\vassignments\x18\x02 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\x12*\n" +
+	"\x06events\x18\x03 \x03(\v2\x12.rollwave.v1.EventR\x06events\"\xce\x01\n" +
 	"\x10AssignmentUpdate\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x1e\n" +
@@ -1559,19 +1582,20 @@ var file_rollwave_v1_command_proto_depIdxs = []int32{
 	26, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
 	25, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
 	27, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
-	28, // 8: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
-	25, // 9: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
-	9,  // 10: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
-	25, // 11: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
-	29, // 12: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
-	30, // 13: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
-	30, // 14: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
-	31, // 15: rollwave.v1.SetNotifyCursorsCommand.cursors:type_name -> rollwave.v1.NotifyCursor
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	25, // 8: rollwave.v1.CreateAssignmentsCommand.events:type_name -> rollwave.v1.Event
+	28, // 9: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
+	25, // 10: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
+	9,  // 11: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
+	25, // 12: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
+	29, // 13: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
+	30, // 14: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
+	30, // 15: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
+	31, // 16: rollwave.v1.SetNotifyCursorsCommand.cursors:type_name -> rollwave.v1.NotifyCursor
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_command_proto_init() }

@@ -39,21 +39,27 @@ const (
 	ReleaseState_RELEASE_STATE_ABORTED           ReleaseState = 8
 	// Rollback itself failed on one or more hosts.
 	ReleaseState_RELEASE_STATE_FAILED ReleaseState = 9
+	// Every phase verified; post_rollout.watch runs: the gates are still
+	// read over every host and the old slots are kept, so a failure (or
+	// `rollwave release rollback`) reverts by local slot swaps. Ends
+	// succeeded at watch_until, or rolling_back. Not terminal.
+	ReleaseState_RELEASE_STATE_WATCHING ReleaseState = 10
 )
 
 // Enum value maps for ReleaseState.
 var (
 	ReleaseState_name = map[int32]string{
-		0: "RELEASE_STATE_UNSPECIFIED",
-		1: "RELEASE_STATE_PENDING",
-		2: "RELEASE_STATE_RUNNING",
-		3: "RELEASE_STATE_PAUSED",
-		4: "RELEASE_STATE_AWAITING_APPROVAL",
-		5: "RELEASE_STATE_SUCCEEDED",
-		6: "RELEASE_STATE_ROLLING_BACK",
-		7: "RELEASE_STATE_ROLLED_BACK",
-		8: "RELEASE_STATE_ABORTED",
-		9: "RELEASE_STATE_FAILED",
+		0:  "RELEASE_STATE_UNSPECIFIED",
+		1:  "RELEASE_STATE_PENDING",
+		2:  "RELEASE_STATE_RUNNING",
+		3:  "RELEASE_STATE_PAUSED",
+		4:  "RELEASE_STATE_AWAITING_APPROVAL",
+		5:  "RELEASE_STATE_SUCCEEDED",
+		6:  "RELEASE_STATE_ROLLING_BACK",
+		7:  "RELEASE_STATE_ROLLED_BACK",
+		8:  "RELEASE_STATE_ABORTED",
+		9:  "RELEASE_STATE_FAILED",
+		10: "RELEASE_STATE_WATCHING",
 	}
 	ReleaseState_value = map[string]int32{
 		"RELEASE_STATE_UNSPECIFIED":       0,
@@ -66,6 +72,7 @@ var (
 		"RELEASE_STATE_ROLLED_BACK":       7,
 		"RELEASE_STATE_ABORTED":           8,
 		"RELEASE_STATE_FAILED":            9,
+		"RELEASE_STATE_WATCHING":          10,
 	}
 )
 
@@ -1865,7 +1872,9 @@ type ReleaseSpec struct {
 	Converge string `protobuf:"bytes,15,opt,name=converge,proto3" json:"converge,omitempty"`
 	// Lifecycle hooks the agent runs around a swap and a revert, at most one
 	// per name, in the order of the spec.
-	Hooks         []*HookSpec `protobuf:"bytes,16,rep,name=hooks,proto3" json:"hooks,omitempty"`
+	Hooks []*HookSpec `protobuf:"bytes,16,rep,name=hooks,proto3" json:"hooks,omitempty"`
+	// After the last phase: the post_rollout watch.
+	PostRollout   *PostRolloutSpec `protobuf:"bytes,17,opt,name=post_rollout,json=postRollout,proto3" json:"post_rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2012,6 +2021,13 @@ func (x *ReleaseSpec) GetHooks() []*HookSpec {
 	return nil
 }
 
+func (x *ReleaseSpec) GetPostRollout() *PostRolloutSpec {
+	if x != nil {
+		return x.PostRollout
+	}
+	return nil
+}
+
 // A lifecycle hook: a command the agent runs (as unit.user) at one point
 // of a swap or revert, with the release context in ROLLWAVE_* variables.
 type HookSpec struct {
@@ -2078,6 +2094,63 @@ func (x *HookSpec) GetTimeoutMs() int64 {
 	return 0
 }
 
+// What happens after the last phase verified.
+type PostRolloutSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long the gates keep being read over every host, with the old
+	// slots kept, before the release succeeds; 0: it succeeds at once.
+	WatchMs int64 `protobuf:"varint,1,opt,name=watch_ms,json=watchMs,proto3" json:"watch_ms,omitempty"`
+	// The old slot during the watch: "hot" (running, rollback is a traffic
+	// switch) or "stopped" (kept on disk, started again on rollback).
+	KeepOld       string `protobuf:"bytes,2,opt,name=keep_old,json=keepOld,proto3" json:"keep_old,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostRolloutSpec) Reset() {
+	*x = PostRolloutSpec{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostRolloutSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostRolloutSpec) ProtoMessage() {}
+
+func (x *PostRolloutSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostRolloutSpec.ProtoReflect.Descriptor instead.
+func (*PostRolloutSpec) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PostRolloutSpec) GetWatchMs() int64 {
+	if x != nil {
+		return x.WatchMs
+	}
+	return 0
+}
+
+func (x *PostRolloutSpec) GetKeepOld() string {
+	if x != nil {
+		return x.KeepOld
+	}
+	return ""
+}
+
 type Phase struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Index           int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -2099,7 +2172,7 @@ type Phase struct {
 
 func (x *Phase) Reset() {
 	*x = Phase{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	mi := &file_rollwave_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2184,7 @@ func (x *Phase) String() string {
 func (*Phase) ProtoMessage() {}
 
 func (x *Phase) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	mi := &file_rollwave_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2197,7 @@ func (x *Phase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Phase.ProtoReflect.Descriptor instead.
 func (*Phase) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Phase) GetIndex() int32 {
@@ -2235,13 +2308,16 @@ type Release struct {
 	AckedUnixNano int64  `protobuf:"varint,13,opt,name=acked_unix_nano,json=ackedUnixNano,proto3" json:"acked_unix_nano,omitempty"`
 	AckedBy       string `protobuf:"bytes,14,opt,name=acked_by,json=ackedBy,proto3" json:"acked_by,omitempty"`
 	AckReason     string `protobuf:"bytes,15,opt,name=ack_reason,json=ackReason,proto3" json:"ack_reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Set when the release enters watching: the end of its post_rollout
+	// watch (absolute, so a new leader continues the same window).
+	WatchUntilUnixNano int64 `protobuf:"varint,16,opt,name=watch_until_unix_nano,json=watchUntilUnixNano,proto3" json:"watch_until_unix_nano,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[21]
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2329,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[21]
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2342,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Release) GetId() string {
@@ -2374,6 +2450,13 @@ func (x *Release) GetAckReason() string {
 	return ""
 }
 
+func (x *Release) GetWatchUntilUnixNano() int64 {
+	if x != nil {
+		return x.WatchUntilUnixNano
+	}
+	return 0
+}
+
 type Assignment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
@@ -2395,7 +2478,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2407,7 +2490,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2420,7 +2503,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Assignment) GetHost() string {
@@ -2526,7 +2609,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2621,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2634,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2631,7 +2714,7 @@ type FreezeWindow struct {
 
 func (x *FreezeWindow) Reset() {
 	*x = FreezeWindow{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2726,7 @@ func (x *FreezeWindow) String() string {
 func (*FreezeWindow) ProtoMessage() {}
 
 func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2739,7 @@ func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeWindow.ProtoReflect.Descriptor instead.
 func (*FreezeWindow) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FreezeWindow) GetId() string {
@@ -2721,7 +2804,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[25]
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +2816,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[25]
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +2829,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ACLToken) GetAccessorId() string {
@@ -2814,7 +2897,7 @@ type NotifyCursor struct {
 
 func (x *NotifyCursor) Reset() {
 	*x = NotifyCursor{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	mi := &file_rollwave_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2826,7 +2909,7 @@ func (x *NotifyCursor) String() string {
 func (*NotifyCursor) ProtoMessage() {}
 
 func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	mi := &file_rollwave_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2839,7 +2922,7 @@ func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyCursor.ProtoReflect.Descriptor instead.
 func (*NotifyCursor) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *NotifyCursor) GetTarget() string {
@@ -3045,7 +3128,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\brehearse\x18\x04 \x01(\bR\brehearse\x12/\n" +
 	"\x14max_rollback_time_ms\x18\x05 \x01(\x03R\x11maxRollbackTimeMs\"1\n" +
 	"\fApprovalSpec\x12!\n" +
-	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\xb0\x05\n" +
+	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\xf1\x05\n" +
 	"\vReleaseSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
@@ -3063,12 +3146,16 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\brollback\x18\r \x01(\v2\x19.rollwave.v1.RollbackSpecR\brollback\x125\n" +
 	"\bapproval\x18\x0e \x01(\v2\x19.rollwave.v1.ApprovalSpecR\bapproval\x12\x1a\n" +
 	"\bconverge\x18\x0f \x01(\tR\bconverge\x12+\n" +
-	"\x05hooks\x18\x10 \x03(\v2\x15.rollwave.v1.HookSpecR\x05hooks\"Q\n" +
+	"\x05hooks\x18\x10 \x03(\v2\x15.rollwave.v1.HookSpecR\x05hooks\x12?\n" +
+	"\fpost_rollout\x18\x11 \x01(\v2\x1c.rollwave.v1.PostRolloutSpecR\vpostRollout\"Q\n" +
 	"\bHookSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04exec\x18\x02 \x03(\tR\x04exec\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\"\xa6\x03\n" +
+	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\"G\n" +
+	"\x0fPostRolloutSpec\x12\x19\n" +
+	"\bwatch_ms\x18\x01 \x01(\x03R\awatchMs\x12\x19\n" +
+	"\bkeep_old\x18\x02 \x01(\tR\akeepOld\"\xa6\x03\n" +
 	"\x05Phase\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12-\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x17.rollwave.v1.PhaseStateR\x05state\x12\x14\n" +
@@ -3082,7 +3169,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11approval_required\x18\n" +
 	" \x01(\bR\x10approvalRequired\x12\x1a\n" +
 	"\bapproved\x18\v \x01(\bR\bapproved\x12!\n" +
-	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\x94\x04\n" +
+	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\xc7\x04\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x04spec\x18\x02 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\x12/\n" +
@@ -3103,7 +3190,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x0facked_unix_nano\x18\r \x01(\x03R\rackedUnixNano\x12\x19\n" +
 	"\backed_by\x18\x0e \x01(\tR\aackedBy\x12\x1d\n" +
 	"\n" +
-	"ack_reason\x18\x0f \x01(\tR\tackReason\"\xb0\x03\n" +
+	"ack_reason\x18\x0f \x01(\tR\tackReason\x121\n" +
+	"\x15watch_until_unix_nano\x18\x10 \x01(\x03R\x12watchUntilUnixNano\"\xb0\x03\n" +
 	"\n" +
 	"Assignment\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
@@ -3163,7 +3251,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11updated_unix_nano\x18\x04 \x01(\x03R\x0fupdatedUnixNano\x12\x1f\n" +
 	"\vlost_events\x18\x05 \x01(\x04R\n" +
 	"lostEvents\x12\x1b\n" +
-	"\tlast_loss\x18\x06 \x01(\tR\blastLoss*\xb3\x02\n" +
+	"\tlast_loss\x18\x06 \x01(\tR\blastLoss*\xcf\x02\n" +
 	"\fReleaseState\x12\x1d\n" +
 	"\x19RELEASE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RELEASE_STATE_PENDING\x10\x01\x12\x19\n" +
@@ -3174,7 +3262,9 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x1aRELEASE_STATE_ROLLING_BACK\x10\x06\x12\x1d\n" +
 	"\x19RELEASE_STATE_ROLLED_BACK\x10\a\x12\x19\n" +
 	"\x15RELEASE_STATE_ABORTED\x10\b\x12\x18\n" +
-	"\x14RELEASE_STATE_FAILED\x10\t*\xa7\x01\n" +
+	"\x14RELEASE_STATE_FAILED\x10\t\x12\x1a\n" +
+	"\x16RELEASE_STATE_WATCHING\x10\n" +
+	"*\xa7\x01\n" +
 	"\n" +
 	"PhaseState\x12\x1b\n" +
 	"\x17PHASE_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -3217,53 +3307,54 @@ func file_rollwave_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_rollwave_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_rollwave_v1_state_proto_goTypes = []any{
-	(ReleaseState)(0),    // 0: rollwave.v1.ReleaseState
-	(PhaseState)(0),      // 1: rollwave.v1.PhaseState
-	(AssignmentState)(0), // 2: rollwave.v1.AssignmentState
-	(Slot)(0),            // 3: rollwave.v1.Slot
-	(*Cell)(nil),         // 4: rollwave.v1.Cell
-	(*SlotFacts)(nil),    // 5: rollwave.v1.SlotFacts
-	(*Host)(nil),         // 6: rollwave.v1.Host
-	(*App)(nil),          // 7: rollwave.v1.App
-	(*Artifact)(nil),     // 8: rollwave.v1.Artifact
-	(*UnitSpec)(nil),     // 9: rollwave.v1.UnitSpec
-	(*SlotsSpec)(nil),    // 10: rollwave.v1.SlotsSpec
-	(*TrafficSpec)(nil),  // 11: rollwave.v1.TrafficSpec
-	(*TargetSpec)(nil),   // 12: rollwave.v1.TargetSpec
-	(*PhasesSpec)(nil),   // 13: rollwave.v1.PhasesSpec
-	(*Quantity)(nil),     // 14: rollwave.v1.Quantity
-	(*BakeSpec)(nil),     // 15: rollwave.v1.BakeSpec
-	(*HealthCheck)(nil),  // 16: rollwave.v1.HealthCheck
-	(*HealthSpec)(nil),   // 17: rollwave.v1.HealthSpec
-	(*GatesSpec)(nil),    // 18: rollwave.v1.GatesSpec
-	(*MetricGate)(nil),   // 19: rollwave.v1.MetricGate
-	(*RollbackSpec)(nil), // 20: rollwave.v1.RollbackSpec
-	(*ApprovalSpec)(nil), // 21: rollwave.v1.ApprovalSpec
-	(*ReleaseSpec)(nil),  // 22: rollwave.v1.ReleaseSpec
-	(*HookSpec)(nil),     // 23: rollwave.v1.HookSpec
-	(*Phase)(nil),        // 24: rollwave.v1.Phase
-	(*Release)(nil),      // 25: rollwave.v1.Release
-	(*Assignment)(nil),   // 26: rollwave.v1.Assignment
-	(*Event)(nil),        // 27: rollwave.v1.Event
-	(*FreezeWindow)(nil), // 28: rollwave.v1.FreezeWindow
-	(*ACLToken)(nil),     // 29: rollwave.v1.ACLToken
-	(*NotifyCursor)(nil), // 30: rollwave.v1.NotifyCursor
-	nil,                  // 31: rollwave.v1.Host.LabelsEntry
-	nil,                  // 32: rollwave.v1.UnitSpec.EnvironmentEntry
-	nil,                  // 33: rollwave.v1.TargetSpec.LabelsEntry
-	nil,                  // 34: rollwave.v1.HealthCheck.HeadersEntry
-	nil,                  // 35: rollwave.v1.Event.EvidenceEntry
+	(ReleaseState)(0),       // 0: rollwave.v1.ReleaseState
+	(PhaseState)(0),         // 1: rollwave.v1.PhaseState
+	(AssignmentState)(0),    // 2: rollwave.v1.AssignmentState
+	(Slot)(0),               // 3: rollwave.v1.Slot
+	(*Cell)(nil),            // 4: rollwave.v1.Cell
+	(*SlotFacts)(nil),       // 5: rollwave.v1.SlotFacts
+	(*Host)(nil),            // 6: rollwave.v1.Host
+	(*App)(nil),             // 7: rollwave.v1.App
+	(*Artifact)(nil),        // 8: rollwave.v1.Artifact
+	(*UnitSpec)(nil),        // 9: rollwave.v1.UnitSpec
+	(*SlotsSpec)(nil),       // 10: rollwave.v1.SlotsSpec
+	(*TrafficSpec)(nil),     // 11: rollwave.v1.TrafficSpec
+	(*TargetSpec)(nil),      // 12: rollwave.v1.TargetSpec
+	(*PhasesSpec)(nil),      // 13: rollwave.v1.PhasesSpec
+	(*Quantity)(nil),        // 14: rollwave.v1.Quantity
+	(*BakeSpec)(nil),        // 15: rollwave.v1.BakeSpec
+	(*HealthCheck)(nil),     // 16: rollwave.v1.HealthCheck
+	(*HealthSpec)(nil),      // 17: rollwave.v1.HealthSpec
+	(*GatesSpec)(nil),       // 18: rollwave.v1.GatesSpec
+	(*MetricGate)(nil),      // 19: rollwave.v1.MetricGate
+	(*RollbackSpec)(nil),    // 20: rollwave.v1.RollbackSpec
+	(*ApprovalSpec)(nil),    // 21: rollwave.v1.ApprovalSpec
+	(*ReleaseSpec)(nil),     // 22: rollwave.v1.ReleaseSpec
+	(*HookSpec)(nil),        // 23: rollwave.v1.HookSpec
+	(*PostRolloutSpec)(nil), // 24: rollwave.v1.PostRolloutSpec
+	(*Phase)(nil),           // 25: rollwave.v1.Phase
+	(*Release)(nil),         // 26: rollwave.v1.Release
+	(*Assignment)(nil),      // 27: rollwave.v1.Assignment
+	(*Event)(nil),           // 28: rollwave.v1.Event
+	(*FreezeWindow)(nil),    // 29: rollwave.v1.FreezeWindow
+	(*ACLToken)(nil),        // 30: rollwave.v1.ACLToken
+	(*NotifyCursor)(nil),    // 31: rollwave.v1.NotifyCursor
+	nil,                     // 32: rollwave.v1.Host.LabelsEntry
+	nil,                     // 33: rollwave.v1.UnitSpec.EnvironmentEntry
+	nil,                     // 34: rollwave.v1.TargetSpec.LabelsEntry
+	nil,                     // 35: rollwave.v1.HealthCheck.HeadersEntry
+	nil,                     // 36: rollwave.v1.Event.EvidenceEntry
 }
 var file_rollwave_v1_state_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.SlotFacts.active:type_name -> rollwave.v1.Slot
-	31, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
+	32, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
 	5,  // 2: rollwave.v1.Host.apps:type_name -> rollwave.v1.SlotFacts
-	32, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
-	33, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
+	33, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
+	34, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
 	14, // 5: rollwave.v1.PhasesSpec.max_size:type_name -> rollwave.v1.Quantity
-	34, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
+	35, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
 	16, // 7: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
 	14, // 8: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
 	14, // 9: rollwave.v1.GatesSpec.max_unreachable:type_name -> rollwave.v1.Quantity
@@ -3280,18 +3371,19 @@ var file_rollwave_v1_state_proto_depIdxs = []int32{
 	20, // 20: rollwave.v1.ReleaseSpec.rollback:type_name -> rollwave.v1.RollbackSpec
 	21, // 21: rollwave.v1.ReleaseSpec.approval:type_name -> rollwave.v1.ApprovalSpec
 	23, // 22: rollwave.v1.ReleaseSpec.hooks:type_name -> rollwave.v1.HookSpec
-	1,  // 23: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
-	22, // 24: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
-	0,  // 25: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
-	24, // 26: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
-	2,  // 27: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
-	3,  // 28: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
-	35, // 29: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	24, // 23: rollwave.v1.ReleaseSpec.post_rollout:type_name -> rollwave.v1.PostRolloutSpec
+	1,  // 24: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
+	22, // 25: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
+	0,  // 26: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
+	25, // 27: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
+	2,  // 28: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
+	3,  // 29: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
+	36, // 30: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_state_proto_init() }
@@ -3306,7 +3398,7 @@ func file_rollwave_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_state_proto_rawDesc), len(file_rollwave_v1_state_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -9,6 +9,11 @@
 //	go tool pprof -top -focus 'rollwave/internal|hashicorp|grpc' /tmp/coord.cpu
 //
 // BENCH_HEAP=FILE also writes a heap profile once every agent is connected.
+// BENCH_IDLE_CPU=FILE writes a CPU profile of the idle window alone (every
+// session open, heartbeats only); run it without -cpuprofile:
+//
+//	BENCH_PROFILE=1 BENCH_N=2000 BENCH_IDLE_CPU=/tmp/idle.cpu go test -run TestProfileFleet -count=1 ./test/bench/profile/
+//	go tool pprof -top -cum -focus 'coordinator|http2Server' /tmp/idle.cpu
 //
 // The profile includes the simulated agents (package fleet); focus or
 // ignore them in pprof.
@@ -66,7 +71,20 @@ func TestProfileFleet(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	time.Sleep(10 * time.Second) // idle heartbeats are part of the profile
+	if path := os.Getenv("BENCH_IDLE_CPU"); path != "" {
+		fh, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(fh); err != nil {
+			t.Fatalf("BENCH_IDLE_CPU: %v (run without -cpuprofile)", err)
+		}
+		time.Sleep(10 * time.Second) // the idle window: heartbeats only
+		pprof.StopCPUProfile()
+		fh.Close()
+	} else {
+		time.Sleep(10 * time.Second) // idle heartbeats are part of the profile
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	// Coordinators and simulated agents share this process: roughly half
