@@ -13,6 +13,7 @@ import (
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/health"
 	"github.com/rollwave/rollwave/internal/httpapi"
+	"github.com/rollwave/rollwave/internal/spec"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -30,7 +31,9 @@ type Agent struct {
 	find     finder
 	tls      *tlsutil.Reloader
 	progress *progressQueue
-	metrics  *metricWindows
+	// rehearsals are rehearsal results waiting for a leader session.
+	rehearsals *rehearsalQueue
+	metrics    *metricWindows
 	// prom are the Prometheus metrics (prom.go); http serves them
 	// (nil when the listener is off).
 	prom *promMetrics
@@ -66,12 +69,13 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("invalid agent configuration: %w", err)
 	}
 	a := &Agent{
-		cfg:      cfg,
-		log:      cfg.logger().With("component", "agent", "host", cfg.NodeName),
-		progress: newProgressQueue(1024),
-		metrics:  newMetricWindows(256),
-		ctls:     map[string]*appCtl{},
-		clock:    cfg.Clock,
+		cfg:        cfg,
+		log:        cfg.logger().With("component", "agent", "host", cfg.NodeName),
+		progress:   newProgressQueue(1024),
+		rehearsals: newRehearsalQueue(64),
+		metrics:    newMetricWindows(256),
+		ctls:       map[string]*appCtl{},
+		clock:      cfg.Clock,
 	}
 	a.leaderID.Store("")
 	a.prom = newPromMetrics(a)
@@ -310,6 +314,18 @@ func (a *Agent) Deliver(m *rollwavev1.CoordinatorMessage) error {
 			return err
 		}
 		a.log.Info("freeze calendar received", "windows", len(msg.FreezeCalendar.GetWindows()))
+	case *rollwavev1.CoordinatorMessage_Rehearse:
+		r := msg.Rehearse
+		max := time.Duration(r.GetMaxRollbackTimeMs()) * time.Millisecond
+		switch {
+		case r.GetApp() == "":
+			return errors.New("rehearse order without app")
+		case r.GetGeneration() == 0:
+			return errors.New("rehearse order with generation 0")
+		case r.GetMaxRollbackTimeMs() <= 0 || max > spec.MaxRollbackTime:
+			return fmt.Errorf("rehearse order with max_rollback_time %dms: want 1ms to %s", r.GetMaxRollbackTimeMs(), spec.MaxRollbackTime)
+		}
+		a.ctl(r.GetApp()).setRehearse(r.GetGeneration(), max)
 	default:
 		return fmt.Errorf("not an order: %T", m.GetMsg())
 	}

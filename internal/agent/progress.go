@@ -6,24 +6,40 @@ import (
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
-// progressQueue holds assignment progress until a leader session takes it.
-// It is bounded: when full, the oldest report is dropped (the hello of the
-// next session carries every app's latest generation and state anyway).
-type progressQueue struct {
+// reportQueue holds reports (assignment progress, rehearsal results)
+// until a leader session takes them. It is bounded: when full, the oldest
+// report is dropped (the hello of the next session carries every app's
+// latest generation and state anyway, and the leader asks for a
+// rehearsal's result again until it has it).
+type reportQueue[T any] struct {
 	mu    sync.Mutex
-	items []*rollwavev1.AssignmentProgress
+	items []T
 	max   int
+	// same tells a report that repeats the newest queued one.
+	same func(a, b T) bool
 	// ready has a token when items is non-empty, to wake the sender.
 	ready chan struct{}
 }
 
+// progressQueue holds assignment progress.
+type progressQueue = reportQueue[*rollwavev1.AssignmentProgress]
+
 func newProgressQueue(max int) *progressQueue {
-	return &progressQueue{max: max, ready: make(chan struct{}, 1)}
+	return &progressQueue{max: max, same: sameProgress, ready: make(chan struct{}, 1)}
 }
 
-func (q *progressQueue) push(p *rollwavev1.AssignmentProgress) {
+// rehearsalQueue holds rehearsal results.
+type rehearsalQueue = reportQueue[*rollwavev1.RehearsalResult]
+
+func newRehearsalQueue(max int) *rehearsalQueue {
+	return &rehearsalQueue{max: max, ready: make(chan struct{}, 1), same: func(a, b *rollwavev1.RehearsalResult) bool {
+		return a.GetApp() == b.GetApp() && a.GetGeneration() == b.GetGeneration()
+	}}
+}
+
+func (q *reportQueue[T]) push(p T) {
 	q.mu.Lock()
-	if n := len(q.items); n > 0 && sameProgress(q.items[n-1], p) {
+	if n := len(q.items); n > 0 && q.same(q.items[n-1], p) {
 		q.mu.Unlock()
 		return
 	}
@@ -32,6 +48,10 @@ func (q *progressQueue) push(p *rollwavev1.AssignmentProgress) {
 		q.items = q.items[len(q.items)-q.max:]
 	}
 	q.mu.Unlock()
+	q.wake()
+}
+
+func (q *reportQueue[T]) wake() {
 	select {
 	case q.ready <- struct{}{}:
 	default:
@@ -39,7 +59,7 @@ func (q *progressQueue) push(p *rollwavev1.AssignmentProgress) {
 }
 
 // take removes and returns everything queued.
-func (q *progressQueue) take() []*rollwavev1.AssignmentProgress {
+func (q *reportQueue[T]) take() []T {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out := q.items
@@ -48,20 +68,30 @@ func (q *progressQueue) take() []*rollwavev1.AssignmentProgress {
 }
 
 // requeue puts reports that could not be sent back in front.
-func (q *progressQueue) requeue(ps []*rollwavev1.AssignmentProgress) {
+func (q *reportQueue[T]) requeue(ps []T) {
 	if len(ps) == 0 {
 		return
 	}
 	q.mu.Lock()
-	q.items = append(append([]*rollwavev1.AssignmentProgress{}, ps...), q.items...)
+	q.items = append(append([]T{}, ps...), q.items...)
 	if len(q.items) > q.max {
 		q.items = q.items[len(q.items)-q.max:]
 	}
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
+	q.wake()
+}
+
+// sendAll sends everything queued, wrapped by msg; what could not be sent
+// goes back in front.
+func (q *reportQueue[T]) sendAll(send func(*rollwavev1.AgentMessage) error, msg func(T) *rollwavev1.AgentMessage) error {
+	ps := q.take()
+	for i, p := range ps {
+		if err := send(msg(p)); err != nil {
+			q.requeue(ps[i:])
+			return err
+		}
 	}
+	return nil
 }
 
 func sameProgress(a, b *rollwavev1.AssignmentProgress) bool {

@@ -26,6 +26,8 @@ type promMetrics struct {
 	reverts  *prometheus.CounterVec
 	checks   *prometheus.CounterVec
 	checkDur *prometheus.HistogramVec
+	// rehearsal is the measured rollback time of rollback rehearsals.
+	rehearsal *prometheus.HistogramVec
 	// requests are the traffic proxy's per-slot totals (prom_requests.go).
 	requests *requestMetrics
 	// isolated is set when the agent reverted on its own for lack of a
@@ -65,12 +67,17 @@ func newPromMetrics(a *Agent) *promMetrics {
 			Help:    "Latency of health check runs, by app and check name.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"app", "check"}),
+		rehearsal: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rollwave_agent_rehearsal_rollback_seconds",
+			Help:    "Measured rollback time of rollback rehearsals (rollback.rehearse): from the start of the revert to the old slot healthy and serving, by app.",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600},
+		}, []string{"app"}),
 		requests: newRequestMetrics(),
 	}
 	p.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		p.stepDur, p.reverts, p.checks, p.checkDur,
+		p.stepDur, p.reverts, p.checks, p.checkDur, p.rehearsal,
 		&agentCollector{a: a},
 	)
 	return p

@@ -59,6 +59,13 @@ type desired struct {
 	// finalize and verified are the newest generations so flagged.
 	finalize uint64
 	verified uint64
+	// rehearse, when set, is a rollback rehearsal the leader asked for.
+	rehearse *rehearseWant
+}
+
+type rehearseWant struct {
+	gen         uint64
+	maxRollback time.Duration
 }
 
 type revertWant struct {
@@ -253,6 +260,11 @@ func (c *appCtl) plan() []task {
 				}
 				return err
 			}})
+	}
+	if rh := want.rehearse; rh != nil {
+		if t, ok := c.rehearseTask(*rh, st, o); ok {
+			tasks = append(tasks, t)
+		}
 	}
 	if want.verified == gen && st.Verified && st.KeepOld == "hot" && live(st) && stopOldForWatch(o, gen) {
 		tasks = append(tasks, task{key: fmt.Sprintf("stop-old/%d", gen), what: "stop old slot",
@@ -583,6 +595,75 @@ func (c *appCtl) setFinalize(gen uint64) {
 	c.want.finalize = max(c.want.finalize, gen)
 	c.mu.Unlock()
 	c.poke()
+}
+
+// setRehearse takes a rehearse order; a newer generation's replaces an
+// older one.
+func (c *appCtl) setRehearse(gen uint64, maxRollback time.Duration) {
+	c.mu.Lock()
+	if c.want.rehearse == nil || c.want.rehearse.gen <= gen {
+		c.want.rehearse = &rehearseWant{gen: gen, maxRollback: maxRollback}
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+// rehearseTask rehearses the rollback of the baking generation and reports
+// the result (a repeated order gets the recorded one). An order for a
+// generation the host is not baking is answered as failed, with the
+// host's state, so the leader does not wait for it.
+func (c *appCtl) rehearseTask(rh rehearseWant, st slot.State, o *rollwavev1.AssignmentOrder) (task, bool) {
+	clear := func() {
+		c.mu.Lock()
+		if c.want.rehearse != nil && c.want.rehearse.gen == rh.gen {
+			c.want.rehearse = nil
+		}
+		c.mu.Unlock()
+	}
+	report := func(r *rollwavev1.RehearsalResult) {
+		r.App, r.Generation = c.app, rh.gen
+		if r.GetTimeUnixNano() == 0 {
+			r.TimeUnixNano = c.a.clock.Now().UnixNano()
+		}
+		c.a.rehearsals.push(r)
+		clear()
+	}
+	switch {
+	case rh.gen < st.Generation:
+		clear() // stale: the leader has moved on
+		return task{}, false
+	case rh.gen > st.Generation || (!live(st) && st.Op == nil):
+		report(&rollwavev1.RehearsalResult{RolledForward: rh.gen <= st.Generation,
+			Reason: fmt.Sprintf("host is at generation %d (%s), not baking generation %d", st.Generation, st.Phase, rh.gen)})
+		return task{}, false
+	case st.Op != nil:
+		return task{}, false // after the operation in flight
+	}
+	var ready slot.ReadyFunc
+	if o.GetAssignment().GetGeneration() == rh.gen && o.GetSpec() != nil {
+		ready = c.readyFunc(o.GetSpec())
+	}
+	fresh := st.Rehearsal == nil || st.Rehearsal.Generation != rh.gen
+	return task{key: fmt.Sprintf("rehearse/%d", rh.gen), what: "rehearse the rollback",
+		reason: fmt.Sprintf("leader: rehearse the rollback of gen %d (max_rollback_time %s)", rh.gen, rh.maxRollback),
+		run: func(ctx context.Context) error {
+			r, err := c.a.mgr.Rehearse(ctx, c.app, rh.gen, rh.maxRollback, ready)
+			switch {
+			case errors.Is(err, slot.ErrInterrupted), ctx.Err() != nil:
+				return nil // the restart's reconcile rolls forward and records it
+			case errors.Is(err, slot.ErrStaleGeneration), errors.Is(err, slot.ErrWrongState):
+				report(&rollwavev1.RehearsalResult{RolledForward: true, Reason: err.Error()})
+				return nil
+			case err != nil:
+				return err
+			}
+			if fresh && r.RollbackMS > 0 {
+				c.a.prom.rehearsal.WithLabelValues(c.app).Observe(float64(r.RollbackMS) / 1000)
+			}
+			c.log.Info("rehearsal result", "generation", rh.gen, "ok", r.OK, "rollback_ms", r.RollbackMS, "reason", r.Reason)
+			report(r.Proto(c.app))
+			return nil
+		}}, true
 }
 
 func (c *appCtl) setVerified(gen uint64) {

@@ -416,16 +416,19 @@ func (a *Agent) sendLoop(ctx context.Context, stream sessionStream, logOut <-cha
 	defer t.Stop()
 	var seq uint64
 	sendProgress := func() error {
-		ps := a.progress.take()
-		for i, p := range ps {
-			if err := stream.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Progress{Progress: p}}); err != nil {
-				a.progress.requeue(ps[i:])
-				return err
-			}
-		}
-		return nil
+		return a.progress.sendAll(stream.Send, func(p *rollwavev1.AssignmentProgress) *rollwavev1.AgentMessage {
+			return &rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Progress{Progress: p}}
+		})
+	}
+	sendRehearsals := func() error {
+		return a.rehearsals.sendAll(stream.Send, func(r *rollwavev1.RehearsalResult) *rollwavev1.AgentMessage {
+			return &rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Rehearsal{Rehearsal: r}}
+		})
 	}
 	if err := sendProgress(); err != nil {
+		return err
+	}
+	if err := sendRehearsals(); err != nil {
 		return err
 	}
 	for {
@@ -434,6 +437,10 @@ func (a *Agent) sendLoop(ctx context.Context, stream sessionStream, logOut <-cha
 			return ctx.Err()
 		case <-a.progress.ready:
 			if err := sendProgress(); err != nil {
+				return err
+			}
+		case <-a.rehearsals.ready:
+			if err := sendRehearsals(); err != nil {
 				return err
 			}
 		case m := <-logOut:
@@ -466,7 +473,8 @@ func (a *Agent) recvLoop(ctx context.Context, stream sessionStream, sendLog send
 			a.markAck()
 		case *rollwavev1.CoordinatorMessage_Assignment, *rollwavev1.CoordinatorMessage_Revert,
 			*rollwavev1.CoordinatorMessage_Finalize, *rollwavev1.CoordinatorMessage_Verified,
-			*rollwavev1.CoordinatorMessage_FreezeCalendar:
+			*rollwavev1.CoordinatorMessage_FreezeCalendar,
+			*rollwavev1.CoordinatorMessage_Rehearse:
 			if err := a.Deliver(m); err != nil {
 				a.log.Warn("order from the leader ignored", "error", err)
 			}

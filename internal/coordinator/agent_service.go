@@ -382,6 +382,10 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 			s.dispatch.RecordProgress(sess.hostID, msg.Progress)
 		case *rollwavev1.AgentMessage_LogChunk:
 			sess.deliverLog(msg.LogChunk)
+		case *rollwavev1.AgentMessage_Rehearsal:
+			if s.rollout != nil {
+				s.rollout.ObserveRehearsal(sess.hostID, msg.Rehearsal)
+			}
 		case *rollwavev1.AgentMessage_Hello:
 			return status.Error(codes.InvalidArgument, "hello may only be the first message of a session")
 		default:

@@ -44,6 +44,7 @@ type metrics struct {
 	snapSize      prometheus.Gauge
 	phaseDur      *prometheus.HistogramVec
 	gateEvals     *prometheus.CounterVec
+	rehearsals    *prometheus.HistogramVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -83,11 +84,16 @@ func newMetrics(s *Server) *metrics {
 			Name: "rollwave_gate_evaluations_total",
 			Help: "Gate readings committed to the audit log, by gate and result (passed, failed, inconclusive).",
 		}, []string{"gate", "result"}),
+		rehearsals: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rollwave_rehearsal_rollback_seconds",
+			Help:    "Rollback times of rollback rehearsals committed to the audit log (phase.rehearsed), by app and verdict (passed, too_slow, failed, skipped, no_result).",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600},
+		}, []string{"app", "verdict"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.grpc, m.applyDur, m.leaderChanges, m.heartbeats, m.snapDur, m.snapSize, m.phaseDur, m.gateEvals,
+		m.grpc, m.applyDur, m.leaderChanges, m.heartbeats, m.snapDur, m.snapSize, m.phaseDur, m.gateEvals, m.rehearsals,
 		&stateCollector{s: s, m: m}, &deliveryCollector{s: s},
 	)
 	return m
@@ -338,6 +344,11 @@ func (c *stateCollector) tailEvents(st *raftfsm.State) {
 		switch {
 		case strings.HasPrefix(kind, "gate."):
 			c.m.gateEvals.WithLabelValues(e.GetEvidence()["gate"], strings.TrimPrefix(kind, "gate.")).Inc()
+		case kind == "phase.rehearsed":
+			ms, err := strconv.ParseInt(e.GetEvidence()["rollback_ms"], 10, 64)
+			if r := st.Release(e.GetReleaseId()); r != nil && err == nil && ms >= 0 {
+				c.m.rehearsals.WithLabelValues(r.GetSpec().GetApp(), e.GetEvidence()["verdict"]).Observe(float64(ms) / 1000)
+			}
 		case kind == "phase.verified" || kind == "phase.failed":
 			r := st.Release(e.GetReleaseId())
 			if r == nil || int(e.GetPhase()) >= len(r.GetPhases()) {

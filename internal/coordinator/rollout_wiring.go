@@ -125,6 +125,12 @@ func (s *Server) NotifyVerified(host, app string, gen uint64) bool {
 	return s.dispatch.NotifyVerified(host, app, gen)
 }
 
+// OrderRehearse asks the agent to rehearse a rollback
+// (dispatch.OrderRehearse).
+func (s *Server) OrderRehearse(host, app string, gen uint64, maxRollback time.Duration) bool {
+	return s.dispatch.OrderRehearse(host, app, gen, maxRollback)
+}
+
 // AgentConnected reports whether the host has a session with this leader.
 func (s *Server) AgentConnected(host string) bool { return s.agents.connected(host) }
 
@@ -152,6 +158,10 @@ func (a rolloutAgents) OrderRevert(host, app string, gen uint64, reason string) 
 
 func (a rolloutAgents) OrderFinalize(host, app string, gen uint64) bool {
 	return a.s.OrderFinalize(host, app, gen)
+}
+
+func (a rolloutAgents) OrderRehearse(host, app string, gen uint64, maxRollback time.Duration) bool {
+	return a.s.OrderRehearse(host, app, gen, maxRollback)
 }
 
 func (a rolloutAgents) NotifyVerified(host, app string, gen uint64) bool {

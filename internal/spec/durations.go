@@ -30,6 +30,10 @@ const (
 	// has heard nothing from any leader for a day should decide alone.
 	MaxIsolationTimeout = 24 * time.Hour
 
+	// MaxRollbackTime caps rollback.max_rollback_time: a rollback that
+	// may take longer than ten minutes is no safety net.
+	MaxRollbackTime = 10 * time.Minute
+
 	// MaxHeartbeatInterval caps the agent's heartbeat_interval: the
 	// leader judges reachability and health from heartbeats, so longer
 	// gaps would make every host look unreachable.

@@ -62,7 +62,7 @@ var NotifyEventKinds = []string{
 	"host.failed", "host.held_control_plane_down", "host.reverted", "host.reverted_isolated", "host.switched", "host.unreachable",
 	"hosts.assigned",
 	"phase.approved", "phase.bake_skipped", "phase.baking", "phase.deploying", "phase.failed", "phase.held",
-	"phase.pending", "phase.started", "phase.verified",
+	"phase.pending", "phase.rehearsed", "phase.started", "phase.verified",
 	"release.aborted", "release.acked", "release.advanced", "release.awaiting_approval", "release.converge", "release.failed", "release.finalizing",
 	"release.paused", "release.pending", "release.plan_failed", "release.planned", "release.replanned",
 	"release.rolled_back", "release.rolling_back", "release.running", "release.submitted", "release.succeeded", "release.watch_ended", "release.watching",

@@ -405,6 +405,13 @@ type Rollback struct {
 	// does when no coordinator is alive (as its gossip peers see it too),
 	// as opposed to being cut off itself.
 	OnControlPlaneLoss ControlPlaneLoss
+	// Rehearse: once the canary phase passed its gates, each canary host
+	// really rolls back to its old slot, checks it healthy, times it and
+	// rolls forward again; a failed or too slow rehearsal fails phase 0.
+	Rehearse bool
+	// MaxRollbackTime is the longest a rehearsed rollback may take (from
+	// its start to the old slot healthy and serving); default 10s.
+	MaxRollbackTime time.Duration
 }
 
 // Approval lists phases after which the release waits for
@@ -453,6 +460,7 @@ const (
 	DefaultCheckTimeout       = 1 * time.Second
 	DefaultExpectStatus       = 200
 	DefaultIsolationTimeout   = 30 * time.Second
+	DefaultMaxRollbackTime    = 10 * time.Second
 	DefaultBaselineMinSamples = 20
 	DefaultRestart            = "on-failure"
 )
@@ -469,7 +477,7 @@ func DefaultRelease() *Release {
 		Bake:        Bake{First: DefaultBakeFirst, Decay: DefaultBakeDecay, Min: DefaultBakeMin},
 		Health:      Health{MinHealthyTime: DefaultMinHealthyTime, HealthyDeadline: DefaultHealthyDeadline},
 		Gates:       Gates{Baseline: BaselineOff, BaselineMinSamples: DefaultBaselineMinSamples, MinRequests: DefaultMinRequests},
-		Rollback:    Rollback{OnFailure: OnFailureAll, IsolationTimeout: DefaultIsolationTimeout, OnControlPlaneLoss: ControlPlaneLossHold},
+		Rollback:    Rollback{OnFailure: OnFailureAll, IsolationTimeout: DefaultIsolationTimeout, OnControlPlaneLoss: ControlPlaneLossHold, MaxRollbackTime: DefaultMaxRollbackTime},
 		Converge:    ConvergeManual,
 		PostRollout: PostRollout{KeepOld: WatchKeepHot},
 	}

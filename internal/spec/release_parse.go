@@ -135,6 +135,8 @@ func releaseFields(r *Release) []field {
 			attr("on_failure", str((*string)(&r.Rollback.OnFailure))),
 			attr("isolation_timeout", duration(&r.Rollback.IsolationTimeout)),
 			attr("on_control_plane_loss", str((*string)(&r.Rollback.OnControlPlaneLoss))),
+			attr("rehearse", boolean(&r.Rollback.Rehearse)),
+			attr("max_rollback_time", duration(&r.Rollback.MaxRollbackTime)),
 		)),
 		block("approval", sub(
 			attr("after_phases", intList(&r.Approval.AfterPhases)),

@@ -71,7 +71,7 @@ func designRelease() *Release {
 			MaxCPUPercent: 90, MaxMemPercent: 90, MaxRestarts: 2,
 			Baseline: BaselineCompare, BaselineMinSamples: 20, MinRequests: DefaultMinRequests,
 		},
-		Rollback:    Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold},
+		Rollback:    Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold, MaxRollbackTime: 10 * time.Second},
 		Approval:    Approval{AfterPhases: []int{0}},
 		Converge:    ConvergeManual,
 		PostRollout: PostRollout{KeepOld: WatchKeepHot},
@@ -111,7 +111,7 @@ func TestParseReleaseDefaults(t *testing.T) {
 		d.Slots.KeepOld != KeepHot || d.Traffic.Mode != TrafficProxy ||
 		d.Bake != (Bake{First: 30 * time.Minute, Decay: 0.5, Min: 5 * time.Minute}) ||
 		d.Health.MinHealthyTime != 10*time.Second || d.Health.HealthyDeadline != 2*time.Minute ||
-		d.Rollback != (Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold}) ||
+		d.Rollback != (Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold, MaxRollbackTime: 10 * time.Second}) ||
 		d.Gates.Baseline != BaselineOff || d.Gates.BaselineMinSamples != 20 ||
 		d.Gates.MaxFailedHosts != (Quantity{}) || d.Gates.MaxUnreachable != (Quantity{}) ||
 		d.Converge != ConvergeManual {
@@ -332,6 +332,15 @@ func TestParseReleaseInvalid(t *testing.T) {
 			extra: "  rollback {\n    on_control_plane_loss = \"panic\"\n  }\n",
 			want: []string{
 				`spec.hcl:25:29: release.rollback.on_control_plane_loss: must be one of hold, revert, got "panic"`,
+			},
+		},
+		{
+			// max_rollback_time is positive and capped; rehearse is a bool.
+			name:  "rehearse",
+			extra: "  rollback {\n    rehearse = \"yes\"\n    max_rollback_time = \"11m\"\n  }\n",
+			want: []string{
+				`spec.hcl:25:16: release.rollback.rehearse: expected true or false, got string`,
+				`spec.hcl:26:25: release.rollback.max_rollback_time: must be at most 10m0s, got 11m0s`,
 			},
 		},
 		{

@@ -404,6 +404,7 @@ func (r Rollback) validate(ps *problems) {
 	if r.OnControlPlaneLoss != "" { // empty: a spec built before the field existed; agents read it as hold
 		checkEnum(ps, p+".on_control_plane_loss", string(r.OnControlPlaneLoss), string(ControlPlaneLossHold), string(ControlPlaneLossRevert))
 	}
+	within(ps, p+".max_rollback_time", r.MaxRollbackTime, MaxRollbackTime)
 }
 
 func (w PostRollout) validate(ps *problems, s Slots) {

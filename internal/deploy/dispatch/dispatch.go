@@ -222,6 +222,17 @@ func (d *Dispatcher) NotifyVerified(host, app string, gen uint64) bool {
 	}})
 }
 
+// OrderRehearse asks the host to rehearse the rollback of generation gen
+// (rollback.rehearse). It only sends: nothing is decided until the
+// orchestrator records the results with its phase decision, and the
+// orchestrator asks again until it has them. False when the host is not
+// connected.
+func (d *Dispatcher) OrderRehearse(host, app string, gen uint64, maxRollback time.Duration) bool {
+	return d.agents.Send(host, &rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Rehearse{
+		Rehearse: &rollwavev1.RehearseOrder{App: app, Generation: gen, MaxRollbackTimeMs: maxRollback.Milliseconds()},
+	}})
+}
+
 // ResendOrders sends a freshly connected host, through send (its new
 // session), what raft says it should be doing: the order of every
 // unfinished assignment, a revert for those being reverted, and the

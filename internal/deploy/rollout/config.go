@@ -161,6 +161,10 @@ type Agents interface {
 	// not connected.
 	OrderFinalize(host, app string, gen uint64) bool
 	NotifyVerified(host, app string, gen uint64) bool
+	// OrderRehearse asks the host to rehearse the rollback of gen
+	// (rollback.rehearse); only sends, false when not connected. The
+	// result comes back through Orchestrator.ObserveRehearsal.
+	OrderRehearse(host, app string, gen uint64, maxRollback time.Duration) bool
 	// Connected reports whether the host has a session with this leader.
 	Connected(host string) bool
 	// Heartbeat returns the host's latest heartbeat and when it came.

@@ -213,6 +213,8 @@ type specOpts struct {
 	maxUnreachable int
 	isolation      string
 	top            string
+	// edit, when set, rewrites the finished spec source.
+	edit func(string) string
 }
 
 func (f *fleet) spec(name, version string, o specOpts) string {
@@ -226,7 +228,7 @@ func (f *fleet) spec(name, version string, o specOpts) string {
 	if o.isolation == "" {
 		o.isolation = "20s"
 	}
-	return fmt.Sprintf(`release %q {
+	src := fmt.Sprintf(`release %q {
   app     = "demo"
   version = %q
   artifact {
@@ -283,6 +285,10 @@ func (f *fleet) spec(name, version string, o specOpts) string {
 %s
 }
 `, name, version, url, sum, f.blue, f.green, o.target, o.bake, o.maxUnreachable, o.gates, o.onFailure, o.isolation, o.top)
+	if o.edit != nil {
+		src = o.edit(src)
+	}
+	return src
 }
 
 func (f *fleet) start(name, version string, o specOpts) {

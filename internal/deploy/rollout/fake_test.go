@@ -30,11 +30,12 @@ type cluster struct {
 	// lastContact, when set for a host, is when its open session last
 	// carried a message (a cut link: the session stays, silent); unset
 	// means now.
-	lastContact map[string]time.Time
-	reverts     []string
-	finalizes   []string
-	verified    []string
-	o           *rollout.Orchestrator
+	lastContact    map[string]time.Time
+	reverts        []string
+	finalizes      []string
+	verified       []string
+	rehearseOrders []string
+	o              *rollout.Orchestrator
 	// failWrite, when set, may refuse an orchestrator write before it
 	// reaches raft (a leader lost at that moment).
 	failWrite func(typ raftfsm.MessageType, m proto.Message) error
@@ -138,6 +139,10 @@ func (c *cluster) OrderFinalize(host, app string, gen uint64) bool {
 }
 func (c *cluster) NotifyVerified(host, app string, gen uint64) bool {
 	c.verified = append(c.verified, host)
+	return c.connected[host]
+}
+func (c *cluster) OrderRehearse(host, app string, gen uint64, maxRollback time.Duration) bool {
+	c.rehearseOrders = append(c.rehearseOrders, host)
 	return c.connected[host]
 }
 func (c *cluster) Connected(host string) bool { return c.connected[host] }

@@ -39,6 +39,10 @@ type Orchestrator struct {
 	// reconnect to a new leader before they count as unreachable.
 	seenMu   sync.Mutex
 	lastSeen map[string]time.Time
+	// rehearsals are rollback rehearsal results from agents, held until
+	// the phase decision that records them (rehearse.go).
+	rehMu      sync.Mutex
+	rehearsals map[rehearsalKey]*rollwavev1.RehearsalResult
 }
 
 // New returns a disabled orchestrator.
@@ -86,6 +90,9 @@ func (o *Orchestrator) SetEnabled(enabled bool) {
 		o.seenMu.Lock()
 		o.lastSeen = map[string]time.Time{}
 		o.seenMu.Unlock()
+		o.rehMu.Lock()
+		o.rehearsals = map[rehearsalKey]*rollwavev1.RehearsalResult{}
+		o.rehMu.Unlock()
 		o.log.Info("orchestrator enabled")
 		go func() {
 			defer close(done)
@@ -266,6 +273,8 @@ type run struct {
 	// watchFinal: the watch's last reading at the window's end, carried
 	// by the success (nil until read).
 	watchFinal []gateResult
+	// rehearsal is phase 0's rollback rehearsal in flight.
+	rehearsal *rehearsalRun
 }
 
 func newRun(id string) *run {

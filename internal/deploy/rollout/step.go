@@ -537,6 +537,9 @@ func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.
 	if err := o.recordUnreachableAtBake(ctx, rn, r, p, views); err != nil {
 		return err
 	}
+	if rh := rn.rehearsal; rh != nil && rh.phase == p.GetIndex() && rehearses(r, p) {
+		return o.awaitRehearsal(ctx, rn, r, p, views) // the gates passed already
+	}
 	if g := r.GetSpec().GetGates(); (g.GetMaxCpuPercent() > 0 || g.GetMaxMemPercent() > 0 || g.GetMaxRestarts() > 0 ||
 		g.GetMaxErrorRate() > 0 || g.GetMaxLatencyP99Ms() > 0) && o.awaitingMetrics(views) {
 		return nil // a new leader: give agents time to reconnect and report
@@ -579,6 +582,9 @@ func (o *Orchestrator) evaluateBake(ctx context.Context, rn *run, r *rollwavev1.
 		}
 		rn.pausedPhase = p.GetIndex()
 		return nil
+	}
+	if rehearses(r, p) {
+		return o.startRehearsal(ctx, rn, r, p, views, evs, len(results))
 	}
 	return o.setPhase(ctx, r, p, phVerified, fmt.Sprintf("bake of %s passed %d gate(s)", sattime.Millis(p.GetBakeMs()), len(results)), time.Time{}, evs...)
 }

@@ -122,14 +122,7 @@ func crashAt(t *testing.T, point, keepOld string, mod func(*rollwavev1.ReleaseSp
 		mod(spec)
 	}
 	spec.Slots.KeepOld = keepOld
-	hit := false
-	e.m.crashPoint = func(p string) error {
-		if p == point {
-			hit = true
-			return fmt.Errorf("%w at %s", errTestCrash, p)
-		}
-		return nil
-	}
+	hit := e.crashAt(point)
 	var err error
 	if strings.HasPrefix(point, "swap/") {
 		err = e.swap(2, spec)
@@ -139,18 +132,11 @@ func crashAt(t *testing.T, point, keepOld string, mod func(*rollwavev1.ReleaseSp
 		}
 		err = e.m.Revert(context.Background(), testApp, "ordered", false)
 	}
-	if !hit || !errors.Is(err, errTestCrash) {
-		t.Fatalf("crash point %s not hit (hit=%v, err=%v)", point, hit, err)
+	if !*hit || !errors.Is(err, errTestCrash) {
+		t.Fatalf("crash point %s not hit (hit=%v, err=%v)", point, *hit, err)
 	}
 
-	// kill -9 of the agent: the proxy socket closes, Pdeathsig kills the
-	// slot processes.
-	e.m.Close()
-	e.drv.kill()
-	e.restart(newTestDriver(t))
-	if err := e.m.Reconcile(context.Background()); err != nil {
-		t.Fatalf("reconcile: %v", err)
-	}
+	e.killAndReconcile()
 
 	st := e.state()
 	if st.Op != nil {
@@ -182,6 +168,32 @@ func crashAt(t *testing.T, point, keepOld string, mod func(*rollwavev1.ReleaseSp
 	}
 	e.mustSwap(3, "v3")
 	mustBody(t, e.proxyAddr(), "v3")
+}
+
+// crashAt makes the manager "die" at point; the flag says it got there.
+func (e *env) crashAt(point string) *bool {
+	hit := new(bool)
+	e.m.crashPoint = func(p string) error {
+		if p == point {
+			*hit = true
+			return fmt.Errorf("%w at %s", errTestCrash, p)
+		}
+		return nil
+	}
+	return hit
+}
+
+// killAndReconcile is kill -9 of the agent (the proxy socket closes,
+// Pdeathsig kills the slot processes), a new one on the same data dir, and
+// its start-up reconcile.
+func (e *env) killAndReconcile() {
+	e.t.Helper()
+	e.m.Close()
+	e.drv.kill()
+	e.restart(newTestDriver(e.t))
+	if err := e.m.Reconcile(context.Background()); err != nil {
+		e.t.Fatalf("reconcile: %v", err)
+	}
 }
 
 // An agent stopping in the middle of a swap (its context cancelled while

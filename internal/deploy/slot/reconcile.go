@@ -133,6 +133,10 @@ func (m *Manager) reconcileApp(ctx context.Context, app string) error {
 			if err := m.runRevert(ctx, rt, nil); err != nil {
 				errs = append(errs, err)
 			}
+		case OpRehearse:
+			if err := m.reconcileRehearsal(ctx, rt); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 

@@ -118,25 +118,7 @@ func (m *Manager) runRevert(ctx context.Context, rt *appRT, ready ReadyFunc) err
 		return err
 	}
 	err := m.runStep(rt, StepStartOld, false, func() error {
-		if _, err := m.cfg.Driver.Install(ctx, *old.Unit); err != nil {
-			return err
-		}
-		if err := m.cfg.Driver.Start(ctx, rt.name, oldSlot); err != nil {
-			return err
-		}
-		us, err := m.cfg.Driver.Status(ctx, rt.name, oldSlot)
-		if err != nil {
-			return err
-		}
-		if !us.Running() {
-			return fmt.Errorf("old slot %s is %s/%s: %w", oldSlot, us.ActiveState, us.SubState, ErrUnitFailed)
-		}
-		if ready != nil {
-			if err := ready(ctx, old.Port); err != nil {
-				return fmt.Errorf("old slot %s runs but does not pass its health checks: %w", oldSlot, err)
-			}
-		}
-		return nil
+		return m.startChecked(ctx, rt.name, oldSlot, old, ready)
 	})
 	if err != nil {
 		if ctx.Err() != nil && !isCrash(err) {

@@ -78,6 +78,10 @@ type State struct {
 	// Results holds the outcome of the last few generations, newest last,
 	// so a restarted agent can still report them.
 	Results []Result `json:"results,omitempty"`
+
+	// Rehearsal is the last rollback rehearsal (rollback.rehearse), of
+	// generation Rehearsal.Generation.
+	Rehearsal *Rehearsal `json:"rehearsal,omitempty"`
 }
 
 // Split is a weighted traffic step in effect.
@@ -146,6 +150,9 @@ type Operation struct {
 	Reason    string    `json:"reason,omitempty"`
 	// Isolated: a revert the agent decided alone (lost contact).
 	Isolated bool `json:"isolated,omitempty"`
+	// RollbackMS: a rehearsal's measured rollback time, once traffic is
+	// back on the old slot.
+	RollbackMS int64 `json:"rollback_ms,omitempty"`
 }
 
 // Result is where a generation ended up.
@@ -253,7 +260,7 @@ func (s *State) check(app string) error {
 			return fmt.Errorf("bad slot name %q", n)
 		}
 	}
-	if s.Op != nil && (s.Op.Kind != OpSwap && s.Op.Kind != OpRevert || !s.Op.To.Valid()) {
+	if s.Op != nil && (s.Op.Kind != OpSwap && s.Op.Kind != OpRevert && s.Op.Kind != OpRehearse || !s.Op.To.Valid()) {
 		return fmt.Errorf("bad operation %+v", *s.Op)
 	}
 	return nil

@@ -114,6 +114,8 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			OnFailure:          string(r.Rollback.OnFailure),
 			IsolationTimeoutMs: ms(r.Rollback.IsolationTimeout),
 			OnControlPlaneLoss: string(r.Rollback.OnControlPlaneLoss),
+			Rehearse:           r.Rollback.Rehearse,
+			MaxRollbackTimeMs:  ms(r.Rollback.MaxRollbackTime),
 		},
 		Approval: &rollwavev1.ApprovalSpec{
 			AfterPhases: int32s(r.Approval.AfterPhases),
@@ -232,6 +234,8 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			OnFailure:          spec.OnFailure(p.GetRollback().GetOnFailure()),
 			IsolationTimeout:   dur(p.GetRollback().GetIsolationTimeoutMs()),
 			OnControlPlaneLoss: spec.ControlPlaneLoss(p.GetRollback().GetOnControlPlaneLoss()),
+			Rehearse:           p.GetRollback().GetRehearse(),
+			MaxRollbackTime:    maxRollbackTime(p.GetRollback().GetMaxRollbackTimeMs()),
 		},
 		Approval: spec.Approval{
 			AfterPhases: ints(p.GetApproval().GetAfterPhases()),
@@ -347,4 +351,13 @@ func cloneFloat(f *float64) *float64 {
 	}
 	v := *f
 	return &v
+}
+
+// maxRollbackTime reads rollback.max_rollback_time; specs stored before
+// the field existed carry 0 and get the default.
+func maxRollbackTime(ms int64) time.Duration {
+	if ms <= 0 {
+		return spec.DefaultMaxRollbackTime
+	}
+	return dur(ms)
 }

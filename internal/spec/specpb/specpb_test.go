@@ -45,7 +45,7 @@ func fullRelease() *spec.Release {
 	r.Gates = spec.Gates{MaxFailedHosts: spec.Quantity{Value: 5, Percent: true}, MaxUnreachable: spec.Quantity{Value: 2},
 		MaxCPUPercent: 90.5, MaxMemPercent: 80, MaxRestarts: 3, Baseline: spec.BaselineCompare, BaselineMinSamples: 50,
 		MaxErrorRate: 0.015, MaxLatencyP99: 300 * time.Millisecond, MinRequests: 250}
-	r.Rollback = spec.Rollback{OnFailure: spec.OnFailurePause, IsolationTimeout: time.Minute}
+	r.Rollback = spec.Rollback{OnFailure: spec.OnFailurePause, IsolationTimeout: time.Minute, Rehearse: true, MaxRollbackTime: 45 * time.Second}
 	r.Approval = spec.Approval{AfterPhases: []int{0, 2}}
 	r.Converge = spec.ConvergeAuto
 	r.Hooks = []spec.Hook{

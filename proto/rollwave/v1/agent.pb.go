@@ -31,6 +31,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Heartbeat
 	//	*AgentMessage_Progress
 	//	*AgentMessage_LogChunk
+	//	*AgentMessage_Rehearsal
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -109,6 +110,15 @@ func (x *AgentMessage) GetLogChunk() *LogChunk {
 	return nil
 }
 
+func (x *AgentMessage) GetRehearsal() *RehearsalResult {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Rehearsal); ok {
+			return x.Rehearsal
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -130,6 +140,11 @@ type AgentMessage_LogChunk struct {
 	LogChunk *LogChunk `protobuf:"bytes,4,opt,name=log_chunk,json=logChunk,proto3,oneof"`
 }
 
+type AgentMessage_Rehearsal struct {
+	// The outcome of a RehearseOrder.
+	Rehearsal *RehearsalResult `protobuf:"bytes,5,opt,name=rehearsal,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
@@ -137,6 +152,8 @@ func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
 func (*AgentMessage_Progress) isAgentMessage_Msg() {}
 
 func (*AgentMessage_LogChunk) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Rehearsal) isAgentMessage_Msg() {}
 
 type CoordinatorMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -152,6 +169,7 @@ type CoordinatorMessage struct {
 	//	*CoordinatorMessage_LogRequest
 	//	*CoordinatorMessage_LogCancel
 	//	*CoordinatorMessage_FreezeCalendar
+	//	*CoordinatorMessage_Rehearse
 	Msg           isCoordinatorMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -284,6 +302,15 @@ func (x *CoordinatorMessage) GetFreezeCalendar() *FreezeCalendar {
 	return nil
 }
 
+func (x *CoordinatorMessage) GetRehearse() *RehearseOrder {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_Rehearse); ok {
+			return x.Rehearse
+		}
+	}
+	return nil
+}
+
 type isCoordinatorMessage_Msg interface {
 	isCoordinatorMessage_Msg()
 }
@@ -331,6 +358,11 @@ type CoordinatorMessage_FreezeCalendar struct {
 	FreezeCalendar *FreezeCalendar `protobuf:"bytes,12,opt,name=freeze_calendar,json=freezeCalendar,proto3,oneof"`
 }
 
+type CoordinatorMessage_Rehearse struct {
+	// Rehearse the rollback of a canary host's generation.
+	Rehearse *RehearseOrder `protobuf:"bytes,10,opt,name=rehearse,proto3,oneof"`
+}
+
 func (*CoordinatorMessage_Welcome) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Redirect) isCoordinatorMessage_Msg() {}
@@ -350,6 +382,8 @@ func (*CoordinatorMessage_LogRequest) isCoordinatorMessage_Msg() {}
 func (*CoordinatorMessage_LogCancel) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_FreezeCalendar) isCoordinatorMessage_Msg() {}
+
+func (*CoordinatorMessage_Rehearse) isCoordinatorMessage_Msg() {}
 
 // Every freeze window of the cluster (one-off and recurring). The agent
 // keeps the newest one on disk and refuses to start a swap inside an
@@ -1504,6 +1538,188 @@ func (x *PhaseVerified) GetGeneration() uint64 {
 	return 0
 }
 
+// Roll the host back to its old slot for real, check the old version
+// healthy, time it, and roll forward again (rollback.rehearse). The agent
+// does it once per generation; a repeated order is answered with the
+// recorded result.
+type RehearseOrder struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	App        string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Generation uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The longest the rollback may take (start of the revert to the old slot
+	// healthy and serving).
+	MaxRollbackTimeMs int64 `protobuf:"varint,3,opt,name=max_rollback_time_ms,json=maxRollbackTimeMs,proto3" json:"max_rollback_time_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RehearseOrder) Reset() {
+	*x = RehearseOrder{}
+	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RehearseOrder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RehearseOrder) ProtoMessage() {}
+
+func (x *RehearseOrder) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RehearseOrder.ProtoReflect.Descriptor instead.
+func (*RehearseOrder) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RehearseOrder) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *RehearseOrder) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *RehearseOrder) GetMaxRollbackTimeMs() int64 {
+	if x != nil {
+		return x.MaxRollbackTimeMs
+	}
+	return 0
+}
+
+// How a rehearsal went. ok: the host rolled back, the old slot passed its
+// health checks and served, within max_rollback_time, and the host rolled
+// forward again.
+type RehearsalResult struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	App        string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Generation uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Ok         bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
+	// From the start of the revert to the old slot healthy and serving; 0
+	// when it never got there.
+	RollbackMs int64 `protobuf:"varint,4,opt,name=rollback_ms,json=rollbackMs,proto3" json:"rollback_ms,omitempty"`
+	// Why it failed (empty when ok).
+	Reason       string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	TimeUnixNano int64  `protobuf:"varint,6,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	// The versions in the old (rolled back to) and new slot.
+	OldVersion string `protobuf:"bytes,7,opt,name=old_version,json=oldVersion,proto3" json:"old_version,omitempty"`
+	NewVersion string `protobuf:"bytes,8,opt,name=new_version,json=newVersion,proto3" json:"new_version,omitempty"`
+	// The agent ran the roll forward: the new slot serves again.
+	RolledForward bool `protobuf:"varint,9,opt,name=rolled_forward,json=rolledForward,proto3" json:"rolled_forward,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RehearsalResult) Reset() {
+	*x = RehearsalResult{}
+	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RehearsalResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RehearsalResult) ProtoMessage() {}
+
+func (x *RehearsalResult) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RehearsalResult.ProtoReflect.Descriptor instead.
+func (*RehearsalResult) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RehearsalResult) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *RehearsalResult) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *RehearsalResult) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *RehearsalResult) GetRollbackMs() int64 {
+	if x != nil {
+		return x.RollbackMs
+	}
+	return 0
+}
+
+func (x *RehearsalResult) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RehearsalResult) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *RehearsalResult) GetOldVersion() string {
+	if x != nil {
+		return x.OldVersion
+	}
+	return ""
+}
+
+func (x *RehearsalResult) GetNewVersion() string {
+	if x != nil {
+		return x.NewVersion
+	}
+	return ""
+}
+
+func (x *RehearsalResult) GetRolledForward() bool {
+	if x != nil {
+		return x.RolledForward
+	}
+	return false
+}
+
 // One line of a slot's output.
 type LogLine struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1523,7 +1739,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1751,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[18]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1764,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LogLine) GetTimeUnixNano() int64 {
@@ -1598,7 +1814,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1826,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[19]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +1839,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogRequest) GetRequestId() string {
@@ -1670,7 +1886,7 @@ type LogCancel struct {
 
 func (x *LogCancel) Reset() {
 	*x = LogCancel{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1898,7 @@ func (x *LogCancel) String() string {
 func (*LogCancel) ProtoMessage() {}
 
 func (x *LogCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[20]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1911,7 @@ func (x *LogCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogCancel.ProtoReflect.Descriptor instead.
 func (*LogCancel) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogCancel) GetRequestId() string {
@@ -1725,7 +1941,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_rollwave_v1_agent_proto_msgTypes[21]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1953,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_agent_proto_msgTypes[21]
+	mi := &file_rollwave_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +1966,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_rollwave_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LogChunk) GetRequestId() string {
@@ -1806,13 +2022,14 @@ var File_rollwave_v1_agent_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17rollwave/v1/agent.proto\x12\vrollwave.v1\x1a\x17rollwave/v1/state.proto\"\xee\x01\n" +
+	"\x17rollwave/v1/agent.proto\x12\vrollwave.v1\x1a\x17rollwave/v1/state.proto\"\xac\x02\n" +
 	"\fAgentMessage\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.rollwave.v1.HelloH\x00R\x05hello\x126\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x16.rollwave.v1.HeartbeatH\x00R\theartbeat\x12=\n" +
 	"\bprogress\x18\x03 \x01(\v2\x1f.rollwave.v1.AssignmentProgressH\x00R\bprogress\x124\n" +
-	"\tlog_chunk\x18\x04 \x01(\v2\x15.rollwave.v1.LogChunkH\x00R\blogChunkB\x05\n" +
-	"\x03msg\"\xd6\x04\n" +
+	"\tlog_chunk\x18\x04 \x01(\v2\x15.rollwave.v1.LogChunkH\x00R\blogChunk\x12<\n" +
+	"\trehearsal\x18\x05 \x01(\v2\x1c.rollwave.v1.RehearsalResultH\x00R\trehearsalB\x05\n" +
+	"\x03msg\"\x90\x05\n" +
 	"\x12CoordinatorMessage\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.rollwave.v1.WelcomeH\x00R\awelcome\x123\n" +
 	"\bredirect\x18\x02 \x01(\v2\x15.rollwave.v1.RedirectH\x00R\bredirect\x12-\n" +
@@ -1827,7 +2044,9 @@ const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"logRequest\x127\n" +
 	"\n" +
 	"log_cancel\x18\t \x01(\v2\x16.rollwave.v1.LogCancelH\x00R\tlogCancel\x12F\n" +
-	"\x0ffreeze_calendar\x18\f \x01(\v2\x1b.rollwave.v1.FreezeCalendarH\x00R\x0efreezeCalendarB\x05\n" +
+	"\x0ffreeze_calendar\x18\f \x01(\v2\x1b.rollwave.v1.FreezeCalendarH\x00R\x0efreezeCalendar\x128\n" +
+	"\brehearse\x18\n" +
+	" \x01(\v2\x1a.rollwave.v1.RehearseOrderH\x00R\brehearseB\x05\n" +
 	"\x03msg\"E\n" +
 	"\x0eFreezeCalendar\x123\n" +
 	"\awindows\x18\x01 \x03(\v2\x19.rollwave.v1.FreezeWindowR\awindows\"\xb7\x01\n" +
@@ -1935,7 +2154,28 @@ const file_rollwave_v1_agent_proto_rawDesc = "" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
-	"generation\"\x7f\n" +
+	"generation\"r\n" +
+	"\rRehearseOrder\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12/\n" +
+	"\x14max_rollback_time_ms\x18\x03 \x01(\x03R\x11maxRollbackTimeMs\"\x9b\x02\n" +
+	"\x0fRehearsalResult\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x0e\n" +
+	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x1f\n" +
+	"\vrollback_ms\x18\x04 \x01(\x03R\n" +
+	"rollbackMs\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12$\n" +
+	"\x0etime_unix_nano\x18\x06 \x01(\x03R\ftimeUnixNano\x12\x1f\n" +
+	"\vold_version\x18\a \x01(\tR\n" +
+	"oldVersion\x12\x1f\n" +
+	"\vnew_version\x18\b \x01(\tR\n" +
+	"newVersion\x12%\n" +
+	"\x0erolled_forward\x18\t \x01(\bR\rrolledForward\"\x7f\n" +
 	"\aLogLine\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
@@ -1976,7 +2216,7 @@ func file_rollwave_v1_agent_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_agent_proto_rawDescData
 }
 
-var file_rollwave_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_rollwave_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_rollwave_v1_agent_proto_goTypes = []any{
 	(*AgentMessage)(nil),       // 0: rollwave.v1.AgentMessage
 	(*CoordinatorMessage)(nil), // 1: rollwave.v1.CoordinatorMessage
@@ -1996,62 +2236,66 @@ var file_rollwave_v1_agent_proto_goTypes = []any{
 	(*RevertOrder)(nil),        // 15: rollwave.v1.RevertOrder
 	(*FinalizeOrder)(nil),      // 16: rollwave.v1.FinalizeOrder
 	(*PhaseVerified)(nil),      // 17: rollwave.v1.PhaseVerified
-	(*LogLine)(nil),            // 18: rollwave.v1.LogLine
-	(*LogRequest)(nil),         // 19: rollwave.v1.LogRequest
-	(*LogCancel)(nil),          // 20: rollwave.v1.LogCancel
-	(*LogChunk)(nil),           // 21: rollwave.v1.LogChunk
-	nil,                        // 22: rollwave.v1.Hello.LabelsEntry
-	nil,                        // 23: rollwave.v1.AssignmentProgress.EvidenceEntry
-	(*FreezeWindow)(nil),       // 24: rollwave.v1.FreezeWindow
-	(AssignmentState)(0),       // 25: rollwave.v1.AssignmentState
-	(*SlotFacts)(nil),          // 26: rollwave.v1.SlotFacts
-	(Slot)(0),                  // 27: rollwave.v1.Slot
-	(*Assignment)(nil),         // 28: rollwave.v1.Assignment
-	(*ReleaseSpec)(nil),        // 29: rollwave.v1.ReleaseSpec
-	(*FreezeOverride)(nil),     // 30: rollwave.v1.FreezeOverride
+	(*RehearseOrder)(nil),      // 18: rollwave.v1.RehearseOrder
+	(*RehearsalResult)(nil),    // 19: rollwave.v1.RehearsalResult
+	(*LogLine)(nil),            // 20: rollwave.v1.LogLine
+	(*LogRequest)(nil),         // 21: rollwave.v1.LogRequest
+	(*LogCancel)(nil),          // 22: rollwave.v1.LogCancel
+	(*LogChunk)(nil),           // 23: rollwave.v1.LogChunk
+	nil,                        // 24: rollwave.v1.Hello.LabelsEntry
+	nil,                        // 25: rollwave.v1.AssignmentProgress.EvidenceEntry
+	(*FreezeWindow)(nil),       // 26: rollwave.v1.FreezeWindow
+	(AssignmentState)(0),       // 27: rollwave.v1.AssignmentState
+	(*SlotFacts)(nil),          // 28: rollwave.v1.SlotFacts
+	(Slot)(0),                  // 29: rollwave.v1.Slot
+	(*Assignment)(nil),         // 30: rollwave.v1.Assignment
+	(*ReleaseSpec)(nil),        // 31: rollwave.v1.ReleaseSpec
+	(*FreezeOverride)(nil),     // 32: rollwave.v1.FreezeOverride
 }
 var file_rollwave_v1_agent_proto_depIdxs = []int32{
 	4,  // 0: rollwave.v1.AgentMessage.hello:type_name -> rollwave.v1.Hello
 	11, // 1: rollwave.v1.AgentMessage.heartbeat:type_name -> rollwave.v1.Heartbeat
 	13, // 2: rollwave.v1.AgentMessage.progress:type_name -> rollwave.v1.AssignmentProgress
-	21, // 3: rollwave.v1.AgentMessage.log_chunk:type_name -> rollwave.v1.LogChunk
-	5,  // 4: rollwave.v1.CoordinatorMessage.welcome:type_name -> rollwave.v1.Welcome
-	6,  // 5: rollwave.v1.CoordinatorMessage.redirect:type_name -> rollwave.v1.Redirect
-	12, // 6: rollwave.v1.CoordinatorMessage.ack:type_name -> rollwave.v1.HeartbeatAck
-	14, // 7: rollwave.v1.CoordinatorMessage.assignment:type_name -> rollwave.v1.AssignmentOrder
-	15, // 8: rollwave.v1.CoordinatorMessage.revert:type_name -> rollwave.v1.RevertOrder
-	16, // 9: rollwave.v1.CoordinatorMessage.finalize:type_name -> rollwave.v1.FinalizeOrder
-	17, // 10: rollwave.v1.CoordinatorMessage.verified:type_name -> rollwave.v1.PhaseVerified
-	19, // 11: rollwave.v1.CoordinatorMessage.log_request:type_name -> rollwave.v1.LogRequest
-	20, // 12: rollwave.v1.CoordinatorMessage.log_cancel:type_name -> rollwave.v1.LogCancel
-	2,  // 13: rollwave.v1.CoordinatorMessage.freeze_calendar:type_name -> rollwave.v1.FreezeCalendar
-	24, // 14: rollwave.v1.FreezeCalendar.windows:type_name -> rollwave.v1.FreezeWindow
-	25, // 15: rollwave.v1.AppliedGeneration.state:type_name -> rollwave.v1.AssignmentState
-	22, // 16: rollwave.v1.Hello.labels:type_name -> rollwave.v1.Hello.LabelsEntry
-	26, // 17: rollwave.v1.Hello.slots:type_name -> rollwave.v1.SlotFacts
-	3,  // 18: rollwave.v1.Hello.applied:type_name -> rollwave.v1.AppliedGeneration
-	27, // 19: rollwave.v1.SlotMetrics.slot:type_name -> rollwave.v1.Slot
-	27, // 20: rollwave.v1.RequestStats.slot:type_name -> rollwave.v1.Slot
-	7,  // 21: rollwave.v1.Heartbeat.host:type_name -> rollwave.v1.HostMetrics
-	8,  // 22: rollwave.v1.Heartbeat.slots:type_name -> rollwave.v1.SlotMetrics
-	9,  // 23: rollwave.v1.Heartbeat.samples:type_name -> rollwave.v1.MetricSamples
-	26, // 24: rollwave.v1.Heartbeat.facts:type_name -> rollwave.v1.SlotFacts
-	10, // 25: rollwave.v1.Heartbeat.requests:type_name -> rollwave.v1.RequestStats
-	25, // 26: rollwave.v1.AssignmentProgress.state:type_name -> rollwave.v1.AssignmentState
-	23, // 27: rollwave.v1.AssignmentProgress.evidence:type_name -> rollwave.v1.AssignmentProgress.EvidenceEntry
-	28, // 28: rollwave.v1.AssignmentOrder.assignment:type_name -> rollwave.v1.Assignment
-	29, // 29: rollwave.v1.AssignmentOrder.spec:type_name -> rollwave.v1.ReleaseSpec
-	30, // 30: rollwave.v1.AssignmentOrder.freeze_override:type_name -> rollwave.v1.FreezeOverride
-	27, // 31: rollwave.v1.LogRequest.slot:type_name -> rollwave.v1.Slot
-	18, // 32: rollwave.v1.LogChunk.lines:type_name -> rollwave.v1.LogLine
-	27, // 33: rollwave.v1.LogChunk.slot:type_name -> rollwave.v1.Slot
-	0,  // 34: rollwave.v1.AgentService.Session:input_type -> rollwave.v1.AgentMessage
-	1,  // 35: rollwave.v1.AgentService.Session:output_type -> rollwave.v1.CoordinatorMessage
-	35, // [35:36] is the sub-list for method output_type
-	34, // [34:35] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	23, // 3: rollwave.v1.AgentMessage.log_chunk:type_name -> rollwave.v1.LogChunk
+	19, // 4: rollwave.v1.AgentMessage.rehearsal:type_name -> rollwave.v1.RehearsalResult
+	5,  // 5: rollwave.v1.CoordinatorMessage.welcome:type_name -> rollwave.v1.Welcome
+	6,  // 6: rollwave.v1.CoordinatorMessage.redirect:type_name -> rollwave.v1.Redirect
+	12, // 7: rollwave.v1.CoordinatorMessage.ack:type_name -> rollwave.v1.HeartbeatAck
+	14, // 8: rollwave.v1.CoordinatorMessage.assignment:type_name -> rollwave.v1.AssignmentOrder
+	15, // 9: rollwave.v1.CoordinatorMessage.revert:type_name -> rollwave.v1.RevertOrder
+	16, // 10: rollwave.v1.CoordinatorMessage.finalize:type_name -> rollwave.v1.FinalizeOrder
+	17, // 11: rollwave.v1.CoordinatorMessage.verified:type_name -> rollwave.v1.PhaseVerified
+	21, // 12: rollwave.v1.CoordinatorMessage.log_request:type_name -> rollwave.v1.LogRequest
+	22, // 13: rollwave.v1.CoordinatorMessage.log_cancel:type_name -> rollwave.v1.LogCancel
+	2,  // 14: rollwave.v1.CoordinatorMessage.freeze_calendar:type_name -> rollwave.v1.FreezeCalendar
+	18, // 15: rollwave.v1.CoordinatorMessage.rehearse:type_name -> rollwave.v1.RehearseOrder
+	26, // 16: rollwave.v1.FreezeCalendar.windows:type_name -> rollwave.v1.FreezeWindow
+	27, // 17: rollwave.v1.AppliedGeneration.state:type_name -> rollwave.v1.AssignmentState
+	24, // 18: rollwave.v1.Hello.labels:type_name -> rollwave.v1.Hello.LabelsEntry
+	28, // 19: rollwave.v1.Hello.slots:type_name -> rollwave.v1.SlotFacts
+	3,  // 20: rollwave.v1.Hello.applied:type_name -> rollwave.v1.AppliedGeneration
+	29, // 21: rollwave.v1.SlotMetrics.slot:type_name -> rollwave.v1.Slot
+	29, // 22: rollwave.v1.RequestStats.slot:type_name -> rollwave.v1.Slot
+	7,  // 23: rollwave.v1.Heartbeat.host:type_name -> rollwave.v1.HostMetrics
+	8,  // 24: rollwave.v1.Heartbeat.slots:type_name -> rollwave.v1.SlotMetrics
+	9,  // 25: rollwave.v1.Heartbeat.samples:type_name -> rollwave.v1.MetricSamples
+	28, // 26: rollwave.v1.Heartbeat.facts:type_name -> rollwave.v1.SlotFacts
+	10, // 27: rollwave.v1.Heartbeat.requests:type_name -> rollwave.v1.RequestStats
+	27, // 28: rollwave.v1.AssignmentProgress.state:type_name -> rollwave.v1.AssignmentState
+	25, // 29: rollwave.v1.AssignmentProgress.evidence:type_name -> rollwave.v1.AssignmentProgress.EvidenceEntry
+	30, // 30: rollwave.v1.AssignmentOrder.assignment:type_name -> rollwave.v1.Assignment
+	31, // 31: rollwave.v1.AssignmentOrder.spec:type_name -> rollwave.v1.ReleaseSpec
+	32, // 32: rollwave.v1.AssignmentOrder.freeze_override:type_name -> rollwave.v1.FreezeOverride
+	29, // 33: rollwave.v1.LogRequest.slot:type_name -> rollwave.v1.Slot
+	20, // 34: rollwave.v1.LogChunk.lines:type_name -> rollwave.v1.LogLine
+	29, // 35: rollwave.v1.LogChunk.slot:type_name -> rollwave.v1.Slot
+	0,  // 36: rollwave.v1.AgentService.Session:input_type -> rollwave.v1.AgentMessage
+	1,  // 37: rollwave.v1.AgentService.Session:output_type -> rollwave.v1.CoordinatorMessage
+	37, // [37:38] is the sub-list for method output_type
+	36, // [36:37] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_agent_proto_init() }
@@ -2065,6 +2309,7 @@ func file_rollwave_v1_agent_proto_init() {
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Progress)(nil),
 		(*AgentMessage_LogChunk)(nil),
+		(*AgentMessage_Rehearsal)(nil),
 	}
 	file_rollwave_v1_agent_proto_msgTypes[1].OneofWrappers = []any{
 		(*CoordinatorMessage_Welcome)(nil),
@@ -2077,6 +2322,7 @@ func file_rollwave_v1_agent_proto_init() {
 		(*CoordinatorMessage_LogRequest)(nil),
 		(*CoordinatorMessage_LogCancel)(nil),
 		(*CoordinatorMessage_FreezeCalendar)(nil),
+		(*CoordinatorMessage_Rehearse)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2084,7 +2330,7 @@ func file_rollwave_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_agent_proto_rawDesc), len(file_rollwave_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

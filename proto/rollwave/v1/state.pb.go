@@ -1772,8 +1772,14 @@ type RollbackSpec struct {
 	// see no live coordinator either: "hold" (default, also when empty):
 	// keep the new version while local checks pass; "revert".
 	OnControlPlaneLoss string `protobuf:"bytes,3,opt,name=on_control_plane_loss,json=onControlPlaneLoss,proto3" json:"on_control_plane_loss,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Rehearse the rollback on the canary hosts once phase 0 passed its
+	// gates (really revert, check the old slot, time it, roll forward).
+	Rehearse bool `protobuf:"varint,4,opt,name=rehearse,proto3" json:"rehearse,omitempty"`
+	// The longest a rehearsed rollback may take; 0 in specs stored before
+	// the field existed (read as the default, 10s).
+	MaxRollbackTimeMs int64 `protobuf:"varint,5,opt,name=max_rollback_time_ms,json=maxRollbackTimeMs,proto3" json:"max_rollback_time_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RollbackSpec) Reset() {
@@ -1825,6 +1831,20 @@ func (x *RollbackSpec) GetOnControlPlaneLoss() string {
 		return x.OnControlPlaneLoss
 	}
 	return ""
+}
+
+func (x *RollbackSpec) GetRehearse() bool {
+	if x != nil {
+		return x.Rehearse
+	}
+	return false
+}
+
+func (x *RollbackSpec) GetMaxRollbackTimeMs() int64 {
+	if x != nil {
+		return x.MaxRollbackTimeMs
+	}
+	return 0
 }
 
 type ApprovalSpec struct {
@@ -3269,12 +3289,14 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\rpassword_file\x18\r \x01(\tR\fpasswordFile\x12\x17\n" +
 	"\aca_file\x18\x0e \x01(\tR\x06caFileB\x06\n" +
 	"\x04_maxB\x06\n" +
-	"\x04_min\"\x92\x01\n" +
+	"\x04_min\"\xdf\x01\n" +
 	"\fRollbackSpec\x12\x1d\n" +
 	"\n" +
 	"on_failure\x18\x01 \x01(\tR\tonFailure\x120\n" +
 	"\x14isolation_timeout_ms\x18\x02 \x01(\x03R\x12isolationTimeoutMs\x121\n" +
-	"\x15on_control_plane_loss\x18\x03 \x01(\tR\x12onControlPlaneLoss\"1\n" +
+	"\x15on_control_plane_loss\x18\x03 \x01(\tR\x12onControlPlaneLoss\x12\x1a\n" +
+	"\brehearse\x18\x04 \x01(\bR\brehearse\x12/\n" +
+	"\x14max_rollback_time_ms\x18\x05 \x01(\x03R\x11maxRollbackTimeMs\"1\n" +
 	"\fApprovalSpec\x12!\n" +
 	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\xf1\x05\n" +
 	"\vReleaseSpec\x12\x12\n" +
