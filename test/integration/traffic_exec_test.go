@@ -46,7 +46,9 @@ func installNginx(t *testing.T, h *fleet.Host) {
 	cmd := exec.Command("apt-get", "download", "nginx", "nginx-common")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("e2e: cannot fetch Debian's nginx packages with apt-get download: %v\n%s", err, out)
+		// Not a skip: CI must not pass without this scenario (.ci/run runs
+		// apt-get update, so the packages can be fetched).
+		t.Fatalf("e2e: cannot fetch Debian's nginx packages with apt-get download (run apt-get update first): %v\n%s", err, out)
 	}
 	debs, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
 	var inside []string
