@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,9 @@ type freezeCalendar struct {
 	path string
 	mu   sync.Mutex
 	ws   []*rollwavev1.FreezeWindow
+	// stored is what freezes.json holds: the leader sends the calendar on
+	// every session open, and an unchanged one is not written again.
+	stored []byte
 }
 
 func loadFreezeCalendar(dataDir string, log *slog.Logger) *freezeCalendar {
@@ -46,7 +50,7 @@ func loadFreezeCalendar(dataDir string, log *slog.Logger) *freezeCalendar {
 		log.Warn("cannot read the stored freeze calendar; enforcing none until the leader sends it", "path", c.path, "error", err)
 		return c
 	}
-	c.ws = cal.GetWindows()
+	c.ws, c.stored = cal.GetWindows(), b
 	return c
 }
 
@@ -61,8 +65,11 @@ func (c *freezeCalendar) set(cal *rollwavev1.FreezeCalendar) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := fsutil.WriteFileAtomic(c.path, b, 0o600); err != nil {
-		return fmt.Errorf("store the freeze calendar: %w", err)
+	if !bytes.Equal(b, c.stored) {
+		if err := fsutil.WriteFileAtomic(c.path, b, 0o600); err != nil {
+			return fmt.Errorf("store the freeze calendar: %w", err)
+		}
+		c.stored = b
 	}
 	c.ws = cal.GetWindows()
 	return nil
