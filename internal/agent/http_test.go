@@ -42,6 +42,17 @@ func TestMetricsOnBothBinaries(t *testing.T) {
 	if v, _ := httpapitest.Value(fams["rollwave_agent_health_checks_total"], map[string]string{"app": "demo", "result": "pass"}); v < 1 {
 		t.Errorf("no passing health check counted: %v", fams["rollwave_agent_health_checks_total"])
 	}
+	// The proxy's per-slot figures: v1's requests through the traffic
+	// port, added up at the next heartbeat.
+	testutil.WaitFor(t, 15*time.Second, func() (bool, string) {
+		fams = httpapitest.Scrape(t, addr)
+		if miss := httpapitest.Missing(fams, "rollwave_agent_proxy_requests_total", "rollwave_agent_proxy_errors_total",
+			"rollwave_agent_proxy_request_duration_seconds"); len(miss) > 0 {
+			return false, fmt.Sprintf("agent /metrics lacks %v", miss)
+		}
+		v, _ := httpapitest.Value(fams["rollwave_agent_proxy_requests_total"], map[string]string{"app": "demo", "version": "1.0.0"})
+		return v >= 1, fmt.Sprintf("proxy requests of demo 1.0.0 = %v", v)
+	})
 	if code, body := httpapitest.Get(t, "http://"+addr+"/v1/ready"); code != 200 {
 		t.Errorf("agent /v1/ready with a session: %d %s", code, body)
 	}
