@@ -50,7 +50,7 @@ const (
 	recNotifyCursor recordType = 11
 	// Release chains, only once one exists (same bytes as before without).
 	recChain recordType = 12
-	recEnd          recordType = 0xFF
+	recEnd   recordType = 0xFF
 )
 
 // Errors from Restore for snapshots it cannot read.

@@ -215,7 +215,7 @@ func (v *view) release(id string) *v1.Release { return first[*v1.Release](v, tRe
 func (v *view) freeze(id string) *v1.FreezeWindow {
 	return first[*v1.FreezeWindow](v, tFreeze, strKey(id))
 }
-func (v *view) chain(name string) *v1.Chain     { return first[*v1.Chain](v, tChain, strKey(name)) }
+func (v *view) chain(name string) *v1.Chain      { return first[*v1.Chain](v, tChain, strKey(name)) }
 func (v *view) aclToken(acc string) *v1.ACLToken { return first[*v1.ACLToken](v, tACL, strKey(acc)) }
 
 // current returns the newest assignment of app on host, or nil.
