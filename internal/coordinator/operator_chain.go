@@ -18,7 +18,7 @@ import (
 // Errors carry file:line:column, the field and the reason.
 func parseChain(name string, src []byte) (*rollwavev1.Chain, error) {
 	if name == "" {
-		name = "chain.hcl"
+		name = "chain-spec.hcl"
 	}
 	if len(src) == 0 {
 		return nil, errorf(raftfsm.ErrInvalid, "%s: the chain spec is empty", name)
