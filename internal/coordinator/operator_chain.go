@@ -123,9 +123,14 @@ func (s *Server) chainStatus(c *rollwavev1.Chain, now time.Time) *rollwavev1.Get
 				ss.Revert = r
 			}
 		}
-		if d.Step == i && (d.Action == chain.Wait && d.Release == nil || d.Action == chain.StartStep || d.Action == chain.StartRevert) {
+		switch {
+		case d.Step == i && (d.Action == chain.Wait && d.Release == nil || d.Action == chain.StartStep || d.Action == chain.StartRevert):
 			ss.Waiting = d.Reason
 			ss.GapRemainingMs = d.GapRemaining.Milliseconds()
+		case d.Step == i-1 && d.Action == chain.Wait && d.Release != nil && !step.GetStarted() &&
+			c.GetState() == rollwavev1.ChainState_CHAIN_STATE_ACTIVE:
+			// The step before this one is still rolling out.
+			ss.Waiting = fmt.Sprintf("%q waits: %s", step.GetName(), d.Reason)
 		}
 		resp.Steps = append(resp.Steps, ss)
 	}
