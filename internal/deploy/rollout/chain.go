@@ -27,15 +27,8 @@ func (o *Orchestrator) chainLoop(ctx context.Context) {
 	for {
 		chains, changed := o.state.ChainsWatch()
 		if err := o.chainsOnce(ctx, chains, waiting); err != nil {
-			if ctx.Err() != nil {
+			if !o.backOff(ctx, b, "chain step failed; retrying", err) {
 				return
-			}
-			wait := b.Next()
-			o.log.Warn("chain step failed; retrying", "error", err, "retry_in", wait)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
 			}
 			continue
 		}
@@ -43,6 +36,22 @@ func (o *Orchestrator) chainLoop(ctx context.Context) {
 		if !o.waitChange(ctx, changed) {
 			return
 		}
+	}
+}
+
+// backOff logs err and waits the backoff's next (jittered, capped) delay;
+// false once ctx ends.
+func (o *Orchestrator) backOff(ctx context.Context, b *backoff.Backoff, msg string, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	wait := b.Next()
+	o.log.Warn(msg, "error", err, "retry_in", wait)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(wait):
+		return true
 	}
 }
 
