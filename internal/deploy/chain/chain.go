@@ -111,6 +111,17 @@ func ready(st *raftfsm.State, c *rollwavev1.Chain, i int, now time.Time) Decisio
 	if prev.GetState() != rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED {
 		return wait("release %q is %s, not succeeded", s.GetAfter(), stateName(prev.GetState()))
 	}
+	succeededAt := time.Unix(0, prev.GetUpdatedUnixNano())
+	gap := time.Duration(s.GetMinGapMs()) * time.Millisecond
+	if left := succeededAt.Add(gap).Sub(now); left > 0 {
+		d := wait("min_gap %s after %q succeeded (%s): %s left", gap, prev.GetId(), succeededAt.UTC().Format(time.RFC3339), left.Round(time.Second))
+		d.GapRemaining = left
+		return d
+	}
+	if a := st.ActiveRelease(s.GetSpec().GetApp()); a != nil {
+		return wait("app %q has release %q (%s); it starts once that one has ended", s.GetSpec().GetApp(), a.GetId(), stateName(a.GetState()))
+	}
+	// Last: the drift scan reads every host, the checks above little.
 	app := prev.GetSpec().GetApp()
 	if d := drift.Desired(st, app); drift.Root(d) != prev.GetId() {
 		return wait("app %q's last succeeded release is %q, not %q", app, d.GetId(), prev.GetId())
@@ -121,16 +132,6 @@ func ready(st *raftfsm.State, c *rollwavev1.Chain, i int, now time.Time) Decisio
 			names = append(names, fmt.Sprintf("%s (has %q)", h.GetHost(), h.GetHasVersion()))
 		}
 		return wait("%d host(s) of app %q drifted from release %q: %s", len(dh), app, prev.GetId(), list(names))
-	}
-	succeededAt := time.Unix(0, prev.GetUpdatedUnixNano())
-	gap := time.Duration(s.GetMinGapMs()) * time.Millisecond
-	if left := succeededAt.Add(gap).Sub(now); left > 0 {
-		d := wait("min_gap %s after %q succeeded (%s): %s left", gap, prev.GetId(), succeededAt.UTC().Format(time.RFC3339), left.Round(time.Second))
-		d.GapRemaining = left
-		return d
-	}
-	if a := st.ActiveRelease(s.GetSpec().GetApp()); a != nil {
-		return wait("app %q has release %q (%s); it starts once that one has ended", s.GetSpec().GetApp(), a.GetId(), stateName(a.GetState()))
 	}
 	finalized := 0
 	for _, a := range st.LiveAssignments(prev.GetId()) {

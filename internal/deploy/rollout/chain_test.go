@@ -256,3 +256,25 @@ func TestRequiresBlocksUntilTheOtherAppIsUpgraded(t *testing.T) {
 	c.settle("r")
 	c.wantPhase("r", 1, deploying)
 }
+
+// A host of the first release's target that is not on its version (here
+// one that joined after it) holds the second release until it is.
+func TestChainWaitsForDriftedHosts(t *testing.T) {
+	c := newCluster(t, map[string]string{"h1": "a", "h2": "a"})
+	c.submitChain()
+	c.drive("read-new")
+	c.must(raftfsm.UpsertHosts, &v1.UpsertHostsCommand{TimeUnixNano: c.now.UnixNano(), Hosts: []*v1.Host{{Id: "h3", Cell: "a"}}})
+	c.advance(2 * time.Hour)
+	c.chainsOnce()
+	if c.release("write-new") != nil {
+		t.Fatal("write-new started with a drifted host")
+	}
+	waits := c.chainEvents("chain.waiting")
+	if len(waits) != 1 || !strings.Contains(waits[0].GetMessage(), `1 host(s) of app "api" drifted from release "read-new": h3 (has "")`) {
+		t.Fatalf("waits = %v", waits)
+	}
+	c.must(raftfsm.UpsertHosts, &v1.UpsertHostsCommand{TimeUnixNano: c.now.UnixNano(), Hosts: []*v1.Host{{Id: "h3", Cell: "a",
+		Apps: []*v1.SlotFacts{{App: "api", Active: v1.Slot_SLOT_GREEN, GreenVersion: "2", GreenState: "active"}}}}})
+	c.chainsOnce()
+	c.wantRelease("write-new", running)
+}
