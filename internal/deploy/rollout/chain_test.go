@@ -278,3 +278,31 @@ func TestChainWaitsForDriftedHosts(t *testing.T) {
 	c.chainsOnce()
 	c.wantRelease("write-new", running)
 }
+
+// Both releases succeeded and nothing ran before the first: the chain's
+// rollback brings write-new's hosts back to read-new's version, then
+// stops, failed, saying the first has no earlier version to go back to.
+func TestChainRollbackStopsWithoutAnEarlierVersion(t *testing.T) {
+	c := newCluster(t, map[string]string{"h1": "a", "h2": "a"})
+	c.submitChain()
+	c.drive("read-new")
+	c.advance(time.Hour)
+	c.chainsOnce()
+	c.drive("write-new")
+	c.chainsOnce()
+	c.wantChain("fmt", v1.ChainState_CHAIN_STATE_SUCCEEDED)
+	c.must(raftfsm.SetChainState, &v1.SetChainStateCommand{TimeUnixNano: c.now.UnixNano(), Chain: "fmt",
+		State: v1.ChainState_CHAIN_STATE_ROLLING_BACK, Actor: "bob"})
+	c.chainsOnce()
+	rv := c.release("write-new-revert")
+	if rv.GetSpec().GetVersion() != "2" || rv.GetChainStep() != 1 {
+		t.Fatalf("revert of write-new = %v", rv)
+	}
+	c.drive("write-new-revert")
+	c.chainsOnce()
+	c.wantChain("fmt", v1.ChainState_CHAIN_STATE_FAILED)
+	stuck := c.chainEvents("chain.rollback_stuck")
+	if len(stuck) != 1 || !strings.Contains(stuck[0].GetMessage(), `no earlier succeeded release`) || stuck[0].GetReleaseId() != "read-new" {
+		t.Fatalf("chain.rollback_stuck = %v", stuck)
+	}
+}
