@@ -251,6 +251,20 @@ func releaseHeader(w io.Writer, now time.Time, r *rollwavev1.Release) error {
 		"Reason", r.GetReason(),
 		"Created", created,
 	}
+	if c := r.GetChain(); c != "" {
+		what := fmt.Sprintf("%s, release %d (rollwave chain status %s)", c, r.GetChainStep()+1, c)
+		if r.GetChainRevert() {
+			what = fmt.Sprintf("%s, revert of release %d (rollwave chain status %s)", c, r.GetChainStep()+1, c)
+		}
+		pairs = append(pairs, "Chain", what)
+	}
+	if reqs := r.GetSpec().GetRequires(); len(reqs) > 0 {
+		var parts []string
+		for _, q := range reqs {
+			parts = append(parts, q.GetApp()+" "+q.GetVersion())
+		}
+		pairs = append(pairs, "Requires", strings.Join(parts, "; "))
+	}
 	if ov := r.GetFreezeOverride(); ov != nil {
 		pairs = append(pairs, "Freeze override", fmt.Sprintf("by %s at %s: %s", ov.GetActor(), timestamp(ov.GetTimeUnixNano()), ov.GetReason()))
 	}

@@ -56,6 +56,8 @@ var aclMethodRoles = map[string]string{
 	"HostLogs":     raftfsm.RoleRead,
 	"ACLTokenList": raftfsm.RoleRead, // non-admins see only their own token
 	"NotifyStatus": raftfsm.RoleRead,
+	"GetChain":     raftfsm.RoleRead,
+	"ListChains":   raftfsm.RoleRead,
 
 	"SubmitRelease":   raftfsm.RoleDeploy,
 	"PauseRelease":    raftfsm.RoleDeploy,
@@ -66,6 +68,8 @@ var aclMethodRoles = map[string]string{
 	"PromoteRelease":  raftfsm.RoleDeploy,
 	"AckRelease":      raftfsm.RoleDeploy,
 	"ConvergeRelease": raftfsm.RoleDeploy,
+	"SubmitChain":     raftfsm.RoleDeploy,
+	"RollbackChain":   raftfsm.RoleDeploy,
 	"SetCell":         raftfsm.RoleDeploy,
 	"DeleteCell":      raftfsm.RoleDeploy,
 	"AddFreeze":       raftfsm.RoleDeploy,

@@ -363,8 +363,13 @@ func (o *operatorService) AbortRelease(ctx context.Context, req *rollwavev1.Rele
 }
 
 func (o *operatorService) RollbackRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
-	return o.runAction(ctx, req, releaseAction{"rollback", transition(rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, "rollback ordered by operator")},
-		rollwavev1.OperatorServiceClient.RollbackRelease)
+	rollback := transition(rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, "rollback ordered by operator")
+	return o.runAction(ctx, req, releaseAction{"rollback", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
+		if err := s.refuseChainRollback(r); err != nil {
+			return err
+		}
+		return rollback(s, r, req)
+	}}, rollwavev1.OperatorServiceClient.RollbackRelease)
 }
 
 func (o *operatorService) ApproveRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {

@@ -77,6 +77,14 @@ func (w rolloutWriter) AdvancePhase(_ context.Context, cmd *rollwavev1.SetReleas
 	return w.s.applyErr(raftfsm.AdvancePhase, cmd)
 }
 
+func (w rolloutWriter) StartChainStep(_ context.Context, cmd *rollwavev1.StartChainStepCommand) error {
+	return w.s.applyErr(raftfsm.StartChainStep, cmd)
+}
+
+func (w rolloutWriter) SetChainState(_ context.Context, cmd *rollwavev1.SetChainStateCommand) error {
+	return w.s.applyErr(raftfsm.SetChainState, cmd)
+}
+
 func (w rolloutWriter) UpdateAssignments(_ context.Context, cmd *rollwavev1.UpdateAssignmentsCommand) error {
 	return w.s.applyErr(raftfsm.UpdateAssignments, cmd)
 }

@@ -71,4 +71,7 @@ func init() {
 	register(SetNotifyCursors, noResult(applySetNotifyCursors))
 	register(AckRelease, noResult(applyAckRelease))
 	register(OverrideFreeze, noResult(applyOverrideFreeze))
+	register(SubmitChain, noResult(applySubmitChain))
+	register(StartChainStep, noResult(applyStartChainStep))
+	register(SetChainState, noResult(applySetChainState))
 }

@@ -45,7 +45,7 @@ func (s *State) Equal(other *State) bool {
 var recordNames = map[recordType]string{
 	recHost: "host", recCell: "cell", recApp: "app", recRelease: "release",
 	recAssignment: "assignment", recEvent: "event", recFreeze: "freeze", recGlobalFreeze: "global_freeze",
-	recACLBootstrap: "acl_bootstrap", recACLToken: "acl_token", recNotifyCursor: "notify_cursor",
+	recACLBootstrap: "acl_bootstrap", recACLToken: "acl_token", recNotifyCursor: "notify_cursor", recChain: "chain",
 }
 
 // Dump renders the whole state, one object per line, in snapshot order. It

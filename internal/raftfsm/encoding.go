@@ -65,6 +65,16 @@ const (
 	// start phases, and its hosts swaps, inside freeze windows: an
 	// admin's audited emergency override.
 	OverrideFreeze MessageType = 24
+	// SubmitChain (body: SubmitChainCommand) stores a release chain and
+	// submits its first step's release, pending, in the same entry.
+	SubmitChain MessageType = 27
+	// StartChainStep (body: StartChainStepCommand) submits and starts the
+	// release of a chain's next step, or a chain rollback's revert
+	// release, with the leader's evidence.
+	StartChainStep MessageType = 28
+	// SetChainState (body: SetChainStateCommand) moves a chain to another
+	// state with its evidence.
+	SetChainState MessageType = 29
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -97,6 +107,9 @@ var messageTypeNames = map[MessageType]string{
 	SetNotifyCursors:  "SetNotifyCursors",
 	AckRelease:        "AckRelease",
 	OverrideFreeze:    "OverrideFreeze",
+	SubmitChain:       "SubmitChain",
+	StartChainStep:    "StartChainStep",
+	SetChainState:     "SetChainState",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

@@ -374,6 +374,48 @@ func laterGoldenSteps() []namedStep {
 					t.Errorf("last event = %v", last)
 				}
 			}}},
+		// Since types 27-29 (chains): a two-step chain of app db, its
+		// first step succeeds, the leader starts the second after
+		// min_gap, then an operator rolls the chain back.
+		{goldenStep: goldenStep{cmd: cmd{SubmitChain, &v1.SubmitChainCommand{TimeUnixNano: now + 40, Actor: "alice",
+			Chain: &v1.Chain{Name: "db-fmt-v5", SourceName: "chain.hcl", Source: []byte(`chain "db-fmt-v5" {}`), Steps: []*v1.ChainStep{
+				{Name: "db-read", Spec: &v1.ReleaseSpec{Name: "db-read", App: "db", Version: "5.0.0",
+					Requires: []*v1.Requirement{{App: "api", Version: ">= 2.3"}}}},
+				{Name: "db-write", After: "db-read", MinGapMs: 3_600_000, Spec: &v1.ReleaseSpec{Name: "db-write", App: "db", Version: "5.1.0"}},
+			}},
+			First: &v1.Release{Id: "db-read", Spec: &v1.ReleaseSpec{Name: "db-read", App: "db", Version: "5.0.0",
+				Requires: []*v1.Requirement{{App: "api", Version: ">= 2.3"}}}}}},
+			check: func(t *testing.T, s *State) {
+				c := s.Chain("db-fmt-v5")
+				if c.GetState() != v1.ChainState_CHAIN_STATE_ACTIVE || !c.GetSteps()[0].GetStarted() || c.GetSteps()[1].GetStarted() || c.GetCreatedBy() != "alice" {
+					t.Errorf("chain = %v", c)
+				}
+				if r := s.Release("db-read"); r.GetState() != rsPending || r.GetChain() != "db-fmt-v5" || r.GetSpec().GetRequires()[0].GetVersion() != ">= 2.3" {
+					t.Errorf("release = %v", r)
+				}
+			}}},
+		{goldenStep: goldenStep{cmd: cmd{SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: now + 41, ReleaseId: "db-read", State: rsRunning, Reason: "started", Actor: "alice", CurrentPhase: -1}},
+			check: func(t *testing.T, s *State) {}}, file: "cmd-chain-first-running.bin"},
+		{goldenStep: goldenStep{cmd: cmd{SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: now + 42, ReleaseId: "db-read", State: v1.ReleaseState_RELEASE_STATE_SUCCEEDED, Reason: "all phases verified", Actor: "rollout", CurrentPhase: -1}},
+			check: func(t *testing.T, s *State) {}}, file: "cmd-chain-first-succeeded.bin"},
+		{goldenStep: goldenStep{cmd: cmd{StartChainStep, &v1.StartChainStepCommand{TimeUnixNano: now + 42 + 3_600_000_000_000, Chain: "db-fmt-v5", Step: 1, Actor: "rollout",
+			Release: &v1.Release{Id: "db-write", Spec: &v1.ReleaseSpec{Name: "db-write", App: "db", Version: "5.1.0"}},
+			Events:  []*v1.Event{{ReleaseId: "db-write", Kind: "chain.step_started", Evidence: map[string]string{"chain": "db-fmt-v5", "after": "db-read"}}}}},
+			check: func(t *testing.T, s *State) {
+				if c := s.Chain("db-fmt-v5"); !c.GetSteps()[1].GetStarted() {
+					t.Errorf("chain = %v", c)
+				}
+				if r := s.Release("db-write"); r.GetState() != rsRunning || r.GetChainStep() != 1 {
+					t.Errorf("release = %v", r)
+				}
+			}}},
+		{goldenStep: goldenStep{cmd: cmd{SetChainState, &v1.SetChainStateCommand{TimeUnixNano: now + 43 + 3_600_000_000_000, Chain: "db-fmt-v5",
+			State: v1.ChainState_CHAIN_STATE_ROLLING_BACK, Reason: "readers broke", Actor: "bob"}},
+			check: func(t *testing.T, s *State) {
+				if c := s.Chain("db-fmt-v5"); c.GetState() != v1.ChainState_CHAIN_STATE_ROLLING_BACK || c.GetReason() != "readers broke" {
+					t.Errorf("chain = %v", c)
+				}
+			}}},
 	}
 }
 

@@ -31,7 +31,9 @@ type plain struct {
 	aclBootstrapUnixNano int64
 	// Notification delivery cursors by target name.
 	notifyCursors map[string]*v1.NotifyCursor
-	appliedIndex  uint64
+	// Release chains by name.
+	chains       map[string]*v1.Chain
+	appliedIndex uint64
 }
 
 func newPlain() *plain {
@@ -45,6 +47,7 @@ func newPlain() *plain {
 		aclTokens:   map[string]*v1.ACLToken{},
 
 		notifyCursors: map[string]*v1.NotifyCursor{},
+		chains:        map[string]*v1.Chain{},
 	}
 }
 
@@ -83,6 +86,9 @@ func (s *plain) addRecord(t recordType, m proto.Message) {
 	case recNotifyCursor:
 		c := m.(*v1.NotifyCursor)
 		s.notifyCursors[c.GetTarget()] = c
+	case recChain:
+		c := m.(*v1.Chain)
+		s.chains[c.GetName()] = c
 	}
 }
 
@@ -133,6 +139,9 @@ func (p *plain) load() *memdb.MemDB {
 	}
 	for _, o := range p.notifyCursors {
 		v.put(tNotify, o)
+	}
+	for _, o := range p.chains {
+		v.put(tChain, o)
 	}
 	v.setMeta(meta{globalFreeze: p.globalFreeze, freezeReason: p.freezeReason, aclBootstrapUnixNano: p.aclBootstrapUnixNano})
 	v.tx.Commit()

@@ -48,7 +48,9 @@ const (
 	// Notification cursors, only once a target exists (a state without
 	// them snapshots to the same bytes as before they existed).
 	recNotifyCursor recordType = 11
-	recEnd          recordType = 0xFF
+	// Release chains, only once one exists (same bytes as before without).
+	recChain recordType = 12
+	recEnd   recordType = 0xFF
 )
 
 // Errors from Restore for snapshots it cannot read.
@@ -91,6 +93,8 @@ func newRecordMessage(t recordType) (proto.Message, bool) {
 		return &v1.ACLToken{}, true
 	case recNotifyCursor:
 		return &v1.NotifyCursor{}, true
+	case recChain:
+		return &v1.Chain{}, true
 	}
 	return nil, false
 }

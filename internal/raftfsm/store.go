@@ -37,6 +37,8 @@ const (
 	tNotify = "notify"
 	// tMeta holds the one *meta record.
 	tMeta = "meta"
+	// tChain holds the release chains by name.
+	tChain = "chain"
 )
 
 // meta holds the state's scalars. Like every stored object it is replaced,
@@ -132,6 +134,7 @@ func init() {
 		table(tACL, index("id", func(o any) key { return strKey(o.(*v1.ACLToken).GetAccessorId()) })),
 		table(tMeta, index("id", func(any) key { return key("m") })),
 		table(tNotify, index("id", func(o any) key { return strKey(o.(*v1.NotifyCursor).GetTarget()) })),
+		table(tChain, index("id", func(o any) key { return strKey(o.(*v1.Chain).GetName()) })),
 	} {
 		schema.Tables[t.Name] = t
 	}
@@ -212,6 +215,7 @@ func (v *view) release(id string) *v1.Release { return first[*v1.Release](v, tRe
 func (v *view) freeze(id string) *v1.FreezeWindow {
 	return first[*v1.FreezeWindow](v, tFreeze, strKey(id))
 }
+func (v *view) chain(name string) *v1.Chain      { return first[*v1.Chain](v, tChain, strKey(name)) }
 func (v *view) aclToken(acc string) *v1.ACLToken { return first[*v1.ACLToken](v, tACL, strKey(acc)) }
 
 // current returns the newest assignment of app on host, or nil.
@@ -336,5 +340,9 @@ func (v *view) eachRecord(fn func(recordType, proto.Message) error) error {
 		return err
 	}
 	each(v, tNotify, "id", nil, func(c *v1.NotifyCursor) bool { return emit(recNotifyCursor)(c) })
+	if err != nil {
+		return err
+	}
+	each(v, tChain, "id", nil, func(c *v1.Chain) bool { return emit(recChain)(c) })
 	return err
 }

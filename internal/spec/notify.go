@@ -57,6 +57,8 @@ const (
 // themselves while cut off from the leader.
 var NotifyEventKinds = []string{
 	"acl.bootstrapped", "acl.token_created", "acl.token_deleted",
+	"chain.failed", "chain.halted", "chain.revert_started", "chain.rollback_stuck", "chain.rolled_back", "chain.rolling_back",
+	"chain.step_ended", "chain.step_rolling_back", "chain.step_started", "chain.submitted", "chain.succeeded", "chain.waiting",
 	"freeze.added", "freeze.global_off", "freeze.global_on", "freeze.overridden", "freeze.removed",
 	"gate.failed", "gate.inconclusive", "gate.passed",
 	"host.failed", "host.held_control_plane_down", "host.reverted", "host.reverted_isolated", "host.switched", "host.unreachable",

@@ -50,6 +50,12 @@ func TestNotifyEventKindsMatchTheWriters(t *testing.T) {
 			written["phase."+strings.ToLower(strings.TrimPrefix(name, "PHASE_STATE_"))] = true
 		}
 	}
+	// SetChainState writes "chain." + the state (ACTIVE only at submit).
+	for name, v := range rollwavev1.ChainState_value {
+		if v != 0 && name != "CHAIN_STATE_ACTIVE" {
+			written["chain."+strings.ToLower(strings.TrimPrefix(name, "CHAIN_STATE_"))] = true
+		}
+	}
 	for k := range written {
 		if !slices.Contains(NotifyEventKinds, k) {
 			t.Errorf("%s is written but not in NotifyEventKinds: add it (and to docs/release-spec.md, notify.events)", k)

@@ -49,7 +49,7 @@ func TestParseServerConfigNotifyInvalid(t *testing.T) {
 			[]string{`notify[0].events[0]: "gate.faild" is not an event the coordinator writes (did you mean "gate.failed"?)`}},
 		// A wildcard over a family that does not exist.
 		{"unknown family", `url = "https://h/x"` + "\n" + `events = ["deploy.*"]`,
-			[]string{`notify[0].events[0]: "deploy.*" names no event family; expected one of acl, freeze, gate, host,`}},
+			[]string{`notify[0].events[0]: "deploy.*" names no event family; expected one of acl, chain, freeze, gate, host,`}},
 		{"no events", `url = "https://h/x"`, []string{`notify[0].events: must list at least one event`}},
 		{"no url", `events = ["*"]`, []string{`notify[0]: missing required field "url"`}},
 		{"ftp url", `url = "ftp://h/x"` + "\n" + `events = ["*"]`, []string{`notify[0].url: must be an http:// or https:// URL with a host, got "ftp://h/x"`}},

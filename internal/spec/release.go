@@ -46,6 +46,19 @@ type Release struct {
 	// PostRollout says what happens after the last phase verified: how
 	// long the gates keep watching every host with the old slot kept.
 	PostRollout PostRollout
+	// Requires are other apps this release needs at given versions on the
+	// hosts it touches (requires blocks, repeatable).
+	Requires []Requirement
+}
+
+// Requirement is one requires block: the release's phases do not start
+// while a host of the phase runs App below Version.
+type Requirement struct {
+	// App is the required app's name (not the release's own app).
+	App string
+	// Version is a semantic version constraint, e.g. ">= 2.3" or
+	// "^2.3, != 2.4.1" (github.com/Masterminds/semver/v3 syntax).
+	Version string
 }
 
 // PostRollout is the watch after the last phase: for Watch the gates keep

@@ -152,6 +152,11 @@ func releaseFields(r *Release) []field {
 			attr("watch", duration(&r.PostRollout.Watch)),
 			attr("keep_old", str((*string)(&r.PostRollout.KeepOld))),
 		)),
+		{
+			name:     "requires",
+			repeated: true,
+			block:    requiresBlock(&r.Requires),
+		},
 	}
 }
 

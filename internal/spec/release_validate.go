@@ -64,6 +64,7 @@ func (r *Release) validate() problems {
 	r.Approval.validate(&ps)
 	validateHooks(&ps, r.Hooks)
 	r.PostRollout.validate(&ps, r.Slots)
+	validateRequires(&ps, r.App, r.Requires)
 	if r.Converge != "" { // empty: a spec stored before the field existed; read as manual
 		checkEnum(&ps, "release.converge", string(r.Converge), string(ConvergeManual), string(ConvergeAuto))
 	}

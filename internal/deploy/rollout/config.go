@@ -147,6 +147,10 @@ type Writer interface {
 	AdvancePhase(ctx context.Context, cmd *rollwavev1.SetReleaseStateCommand) error
 	UpdateAssignments(ctx context.Context, cmd *rollwavev1.UpdateAssignmentsCommand) error
 	AppendEvents(ctx context.Context, cmd *rollwavev1.AppendEventsCommand) error
+	// StartChainStep writes raftfsm.StartChainStep (type 28).
+	StartChainStep(ctx context.Context, cmd *rollwavev1.StartChainStepCommand) error
+	// SetChainState writes raftfsm.SetChainState (type 29).
+	SetChainState(ctx context.Context, cmd *rollwavev1.SetChainStateCommand) error
 }
 
 // Agents is how the orchestrator gives orders to hosts and learns whether

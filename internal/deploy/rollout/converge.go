@@ -117,15 +117,8 @@ func (o *Orchestrator) convergeLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		if err := o.convergeOnce(ctx, cv); err != nil {
-			if ctx.Err() != nil {
+			if !o.backOff(ctx, b, "automatic convergence failed; retrying", err) {
 				return
-			}
-			wait := b.Next()
-			o.log.Warn("automatic convergence failed; retrying", "error", err, "retry_in", wait)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
 			}
 			continue
 		}

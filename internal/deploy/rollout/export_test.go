@@ -49,3 +49,21 @@ func (o *Orchestrator) ConvergeOnceForTest(ctx context.Context) error {
 	testConvergersMu.Unlock()
 	return o.convergeOnce(ctx, cv)
 }
+
+var (
+	testChainWaitingMu sync.Mutex
+	testChainWaiting   = map[*Orchestrator]map[string]string{}
+)
+
+// ChainsOnceForTest runs one round of the chain loop, keeping its memory
+// (the waiting reasons recorded) per orchestrator.
+func (o *Orchestrator) ChainsOnceForTest(ctx context.Context) error {
+	testChainWaitingMu.Lock()
+	w, ok := testChainWaiting[o]
+	if !ok {
+		w = map[string]string{}
+		testChainWaiting[o] = w
+	}
+	testChainWaitingMu.Unlock()
+	return o.chainsOnce(ctx, o.state.Chains(), w)
+}

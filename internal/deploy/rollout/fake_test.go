@@ -113,6 +113,13 @@ func (c *cluster) AppendEvents(_ context.Context, cmd *v1.AppendEventsCommand) e
 	return c.write(raftfsm.AppendEvents, cmd)
 }
 
+func (c *cluster) StartChainStep(_ context.Context, cmd *v1.StartChainStepCommand) error {
+	return c.write(raftfsm.StartChainStep, cmd)
+}
+func (c *cluster) SetChainState(_ context.Context, cmd *v1.SetChainStateCommand) error {
+	return c.write(raftfsm.SetChainState, cmd)
+}
+
 // Agents.
 func (c *cluster) AssignHosts(releaseID string, phase int32, hosts []string) ([]*v1.Assignment, error) {
 	rel := c.state().Release(releaseID)

@@ -168,6 +168,11 @@ func (o *Orchestrator) loop(ctx context.Context) {
 		defer wg.Done()
 		o.convergeLoop(ctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		o.chainLoop(ctx)
+	}()
 	for {
 		// Every live release is its app's active release: a release starts
 		// or ends only with a change to its app, so the apps are what this

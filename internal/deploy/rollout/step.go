@@ -215,10 +215,19 @@ func (o *Orchestrator) frozen(r *rollwavev1.Release, app string, cells []string,
 
 func (o *Orchestrator) startPhase(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase) error {
 	idx := p.GetIndex()
-	if held, why := o.frozen(r, r.GetSpec().GetApp(), p.GetCells(), o.now()); held {
+	held, why := o.frozen(r, r.GetSpec().GetApp(), p.GetCells(), o.now())
+	var requires string
+	if !held {
+		held, requires = o.requiresBlock(r, p)
+		why = requires
+	}
+	if held {
 		if rn.held[idx] != why {
-			if err := o.events(ctx, ev(r, idx, "phase.held", fmt.Sprintf("phase %d held: %s", idx, why),
-				map[string]string{"reason": why})); err != nil {
+			evidence := map[string]string{"reason": why}
+			if requires != "" {
+				evidence["requires"] = requires
+			}
+			if err := o.events(ctx, ev(r, idx, "phase.held", fmt.Sprintf("phase %d held: %s", idx, why), evidence)); err != nil {
 				return err
 			}
 			rn.held[idx] = why

@@ -126,6 +126,7 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			WatchMs: ms(r.PostRollout.Watch),
 			KeepOld: string(r.PostRollout.KeepOld),
 		},
+		Requires: requiresToProto(r.Requires),
 	}
 }
 
@@ -246,6 +247,7 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			Watch:   dur(p.GetPostRollout().GetWatchMs()),
 			KeepOld: spec.WatchKeepOld(p.GetPostRollout().GetKeepOld()),
 		},
+		Requires: requiresFromProto(p.GetRequires()),
 	}
 }
 
@@ -360,4 +362,20 @@ func maxRollbackTime(ms int64) time.Duration {
 		return spec.DefaultMaxRollbackTime
 	}
 	return dur(ms)
+}
+
+func requiresToProto(rs []spec.Requirement) []*rollwavev1.Requirement {
+	var out []*rollwavev1.Requirement
+	for _, r := range rs {
+		out = append(out, &rollwavev1.Requirement{App: r.App, Version: r.Version})
+	}
+	return out
+}
+
+func requiresFromProto(rs []*rollwavev1.Requirement) []spec.Requirement {
+	var out []spec.Requirement
+	for _, r := range rs {
+		out = append(out, spec.Requirement{App: r.GetApp(), Version: r.GetVersion()})
+	}
+	return out
 }

@@ -1491,6 +1491,260 @@ func (x *OverrideFreezeCommand) GetReason() string {
 	return ""
 }
 
+// SubmitChainCommand (type 27) stores a new chain and submits its first
+// step's release (pending, with its plan) in the same entry.
+type SubmitChainCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	Chain         *Chain                 `protobuf:"bytes,3,opt,name=chain,proto3" json:"chain,omitempty"`
+	First         *Release               `protobuf:"bytes,4,opt,name=first,proto3" json:"first,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitChainCommand) Reset() {
+	*x = SubmitChainCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitChainCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitChainCommand) ProtoMessage() {}
+
+func (x *SubmitChainCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitChainCommand.ProtoReflect.Descriptor instead.
+func (*SubmitChainCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SubmitChainCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *SubmitChainCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *SubmitChainCommand) GetChain() *Chain {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+func (x *SubmitChainCommand) GetFirst() *Release {
+	if x != nil {
+		return x.First
+	}
+	return nil
+}
+
+// StartChainStepCommand (type 28): the leader submits and starts the
+// release of a chain step (or, with revert, the release that brings a
+// succeeded step's app back during a chain rollback), with the decision's
+// evidence in events. Rejected when the chain is not in the state the
+// action needs, the step is out of order, or the app has a live release.
+type StartChainStepCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Chain         string                 `protobuf:"bytes,2,opt,name=chain,proto3" json:"chain,omitempty"`
+	Step          int32                  `protobuf:"varint,3,opt,name=step,proto3" json:"step,omitempty"`
+	Release       *Release               `protobuf:"bytes,4,opt,name=release,proto3" json:"release,omitempty"`
+	Revert        bool                   `protobuf:"varint,5,opt,name=revert,proto3" json:"revert,omitempty"`
+	Events        []*Event               `protobuf:"bytes,6,rep,name=events,proto3" json:"events,omitempty"`
+	Actor         string                 `protobuf:"bytes,7,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartChainStepCommand) Reset() {
+	*x = StartChainStepCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartChainStepCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartChainStepCommand) ProtoMessage() {}
+
+func (x *StartChainStepCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartChainStepCommand.ProtoReflect.Descriptor instead.
+func (*StartChainStepCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *StartChainStepCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *StartChainStepCommand) GetChain() string {
+	if x != nil {
+		return x.Chain
+	}
+	return ""
+}
+
+func (x *StartChainStepCommand) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *StartChainStepCommand) GetRelease() *Release {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+func (x *StartChainStepCommand) GetRevert() bool {
+	if x != nil {
+		return x.Revert
+	}
+	return false
+}
+
+func (x *StartChainStepCommand) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *StartChainStepCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// SetChainStateCommand (type 29) moves a chain to another state (halted,
+// succeeded, rolling_back, rolled_back, failed), events being the
+// decision's evidence.
+type SetChainStateCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Chain         string                 `protobuf:"bytes,2,opt,name=chain,proto3" json:"chain,omitempty"`
+	State         ChainState             `protobuf:"varint,3,opt,name=state,proto3,enum=rollwave.v1.ChainState" json:"state,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Actor         string                 `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
+	Events        []*Event               `protobuf:"bytes,6,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetChainStateCommand) Reset() {
+	*x = SetChainStateCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetChainStateCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetChainStateCommand) ProtoMessage() {}
+
+func (x *SetChainStateCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetChainStateCommand.ProtoReflect.Descriptor instead.
+func (*SetChainStateCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SetChainStateCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *SetChainStateCommand) GetChain() string {
+	if x != nil {
+		return x.Chain
+	}
+	return ""
+}
+
+func (x *SetChainStateCommand) GetState() ChainState {
+	if x != nil {
+		return x.State
+	}
+	return ChainState_CHAIN_STATE_UNSPECIFIED
+}
+
+func (x *SetChainStateCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SetChainStateCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *SetChainStateCommand) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 var File_rollwave_v1_command_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_command_proto_rawDesc = "" +
@@ -1603,7 +1857,27 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"release_id\x18\x02 \x01(\tR\treleaseId\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reasonB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa6\x01\n" +
+	"\x12SubmitChainCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12(\n" +
+	"\x05chain\x18\x03 \x01(\v2\x12.rollwave.v1.ChainR\x05chain\x12*\n" +
+	"\x05first\x18\x04 \x01(\v2\x14.rollwave.v1.ReleaseR\x05first\"\xf1\x01\n" +
+	"\x15StartChainStepCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x14\n" +
+	"\x05chain\x18\x02 \x01(\tR\x05chain\x12\x12\n" +
+	"\x04step\x18\x03 \x01(\x05R\x04step\x12.\n" +
+	"\arelease\x18\x04 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x12\x16\n" +
+	"\x06revert\x18\x05 \x01(\bR\x06revert\x12*\n" +
+	"\x06events\x18\x06 \x03(\v2\x12.rollwave.v1.EventR\x06events\x12\x14\n" +
+	"\x05actor\x18\a \x01(\tR\x05actor\"\xdb\x01\n" +
+	"\x14SetChainStateCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x14\n" +
+	"\x05chain\x18\x02 \x01(\tR\x05chain\x12-\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x17.rollwave.v1.ChainStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\x12*\n" +
+	"\x06events\x18\x06 \x03(\v2\x12.rollwave.v1.EventR\x06eventsB;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
 
 var (
 	file_rollwave_v1_command_proto_rawDescOnce sync.Once
@@ -1617,7 +1891,7 @@ func file_rollwave_v1_command_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_command_proto_rawDescData
 }
 
-var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_rollwave_v1_command_proto_goTypes = []any{
 	(*UpsertHostsCommand)(nil),       // 0: rollwave.v1.UpsertHostsCommand
 	(*DeleteHostCommand)(nil),        // 1: rollwave.v1.DeleteHostCommand
@@ -1641,41 +1915,52 @@ var file_rollwave_v1_command_proto_goTypes = []any{
 	(*SetNotifyCursorsCommand)(nil),  // 19: rollwave.v1.SetNotifyCursorsCommand
 	(*AckReleaseCommand)(nil),        // 20: rollwave.v1.AckReleaseCommand
 	(*OverrideFreezeCommand)(nil),    // 21: rollwave.v1.OverrideFreezeCommand
-	(*Host)(nil),                     // 22: rollwave.v1.Host
-	(*Cell)(nil),                     // 23: rollwave.v1.Cell
-	(*Release)(nil),                  // 24: rollwave.v1.Release
-	(ReleaseState)(0),                // 25: rollwave.v1.ReleaseState
-	(*Event)(nil),                    // 26: rollwave.v1.Event
-	(PhaseState)(0),                  // 27: rollwave.v1.PhaseState
-	(*Assignment)(nil),               // 28: rollwave.v1.Assignment
-	(AssignmentState)(0),             // 29: rollwave.v1.AssignmentState
-	(*FreezeWindow)(nil),             // 30: rollwave.v1.FreezeWindow
-	(*ACLToken)(nil),                 // 31: rollwave.v1.ACLToken
-	(*NotifyCursor)(nil),             // 32: rollwave.v1.NotifyCursor
+	(*SubmitChainCommand)(nil),       // 22: rollwave.v1.SubmitChainCommand
+	(*StartChainStepCommand)(nil),    // 23: rollwave.v1.StartChainStepCommand
+	(*SetChainStateCommand)(nil),     // 24: rollwave.v1.SetChainStateCommand
+	(*Host)(nil),                     // 25: rollwave.v1.Host
+	(*Cell)(nil),                     // 26: rollwave.v1.Cell
+	(*Release)(nil),                  // 27: rollwave.v1.Release
+	(ReleaseState)(0),                // 28: rollwave.v1.ReleaseState
+	(*Event)(nil),                    // 29: rollwave.v1.Event
+	(PhaseState)(0),                  // 30: rollwave.v1.PhaseState
+	(*Assignment)(nil),               // 31: rollwave.v1.Assignment
+	(AssignmentState)(0),             // 32: rollwave.v1.AssignmentState
+	(*FreezeWindow)(nil),             // 33: rollwave.v1.FreezeWindow
+	(*ACLToken)(nil),                 // 34: rollwave.v1.ACLToken
+	(*NotifyCursor)(nil),             // 35: rollwave.v1.NotifyCursor
+	(*Chain)(nil),                    // 36: rollwave.v1.Chain
+	(ChainState)(0),                  // 37: rollwave.v1.ChainState
 }
 var file_rollwave_v1_command_proto_depIdxs = []int32{
-	22, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
-	23, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
-	24, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
-	25, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
-	26, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
-	27, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
-	26, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
-	28, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
-	26, // 8: rollwave.v1.CreateAssignmentsCommand.events:type_name -> rollwave.v1.Event
-	29, // 9: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
-	26, // 10: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
+	25, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
+	26, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
+	27, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
+	28, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
+	29, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
+	30, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
+	29, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
+	31, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
+	29, // 8: rollwave.v1.CreateAssignmentsCommand.events:type_name -> rollwave.v1.Event
+	32, // 9: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
+	29, // 10: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
 	9,  // 11: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
-	26, // 12: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
-	30, // 13: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
-	31, // 14: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
-	31, // 15: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
-	32, // 16: rollwave.v1.SetNotifyCursorsCommand.cursors:type_name -> rollwave.v1.NotifyCursor
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	29, // 12: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
+	33, // 13: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
+	34, // 14: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
+	34, // 15: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
+	35, // 16: rollwave.v1.SetNotifyCursorsCommand.cursors:type_name -> rollwave.v1.NotifyCursor
+	36, // 17: rollwave.v1.SubmitChainCommand.chain:type_name -> rollwave.v1.Chain
+	27, // 18: rollwave.v1.SubmitChainCommand.first:type_name -> rollwave.v1.Release
+	27, // 19: rollwave.v1.StartChainStepCommand.release:type_name -> rollwave.v1.Release
+	29, // 20: rollwave.v1.StartChainStepCommand.events:type_name -> rollwave.v1.Event
+	37, // 21: rollwave.v1.SetChainStateCommand.state:type_name -> rollwave.v1.ChainState
+	29, // 22: rollwave.v1.SetChainStateCommand.events:type_name -> rollwave.v1.Event
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_command_proto_init() }
@@ -1690,7 +1975,7 @@ func file_rollwave_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_command_proto_rawDesc), len(file_rollwave_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

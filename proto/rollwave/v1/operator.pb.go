@@ -4156,6 +4156,436 @@ func (x *NotifyTargetStatus) GetLastLoss() string {
 	return ""
 }
 
+type SubmitChainRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SourceName string                 `protobuf:"bytes,1,opt,name=source_name,json=sourceName,proto3" json:"source_name,omitempty"`
+	Source     []byte                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// Start the first step at once (`chain start`).
+	Start         bool   `protobuf:"varint,3,opt,name=start,proto3" json:"start,omitempty"`
+	Actor         string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitChainRequest) Reset() {
+	*x = SubmitChainRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitChainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitChainRequest) ProtoMessage() {}
+
+func (x *SubmitChainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitChainRequest.ProtoReflect.Descriptor instead.
+func (*SubmitChainRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *SubmitChainRequest) GetSourceName() string {
+	if x != nil {
+		return x.SourceName
+	}
+	return ""
+}
+
+func (x *SubmitChainRequest) GetSource() []byte {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *SubmitChainRequest) GetStart() bool {
+	if x != nil {
+		return x.Start
+	}
+	return false
+}
+
+func (x *SubmitChainRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+type SubmitChainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chain         *Chain                 `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitChainResponse) Reset() {
+	*x = SubmitChainResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitChainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitChainResponse) ProtoMessage() {}
+
+func (x *SubmitChainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitChainResponse.ProtoReflect.Descriptor instead.
+func (*SubmitChainResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *SubmitChainResponse) GetChain() *Chain {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+type GetChainRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetChainRequest) Reset() {
+	*x = GetChainRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetChainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetChainRequest) ProtoMessage() {}
+
+func (x *GetChainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetChainRequest.ProtoReflect.Descriptor instead.
+func (*GetChainRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *GetChainRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ChainStepStatus is one step as `chain status` shows it.
+type ChainStepStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The step's release (nil until it is submitted) without its source.
+	Release *Release `protobuf:"bytes,2,opt,name=release,proto3" json:"release,omitempty"`
+	// Why the step has not started yet ("" once it has, or when it can).
+	Waiting string `protobuf:"bytes,3,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	// Time left of min_gap after the previous step succeeded (0: none).
+	GapRemainingMs int64 `protobuf:"varint,4,opt,name=gap_remaining_ms,json=gapRemainingMs,proto3" json:"gap_remaining_ms,omitempty"`
+	// Chain rollback: the revert release, when one was made.
+	Revert        *Release `protobuf:"bytes,5,opt,name=revert,proto3" json:"revert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChainStepStatus) Reset() {
+	*x = ChainStepStatus{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChainStepStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChainStepStatus) ProtoMessage() {}
+
+func (x *ChainStepStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChainStepStatus.ProtoReflect.Descriptor instead.
+func (*ChainStepStatus) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *ChainStepStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ChainStepStatus) GetRelease() *Release {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+func (x *ChainStepStatus) GetWaiting() string {
+	if x != nil {
+		return x.Waiting
+	}
+	return ""
+}
+
+func (x *ChainStepStatus) GetGapRemainingMs() int64 {
+	if x != nil {
+		return x.GapRemainingMs
+	}
+	return 0
+}
+
+func (x *ChainStepStatus) GetRevert() *Release {
+	if x != nil {
+		return x.Revert
+	}
+	return nil
+}
+
+type GetChainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chain         *Chain                 `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
+	Steps         []*ChainStepStatus     `protobuf:"bytes,2,rep,name=steps,proto3" json:"steps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetChainResponse) Reset() {
+	*x = GetChainResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetChainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetChainResponse) ProtoMessage() {}
+
+func (x *GetChainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetChainResponse.ProtoReflect.Descriptor instead.
+func (*GetChainResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *GetChainResponse) GetChain() *Chain {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+func (x *GetChainResponse) GetSteps() []*ChainStepStatus {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+type ListChainsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChainsRequest) Reset() {
+	*x = ListChainsRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChainsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChainsRequest) ProtoMessage() {}
+
+func (x *ListChainsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChainsRequest.ProtoReflect.Descriptor instead.
+func (*ListChainsRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{75}
+}
+
+type ListChainsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chains        []*GetChainResponse    `protobuf:"bytes,1,rep,name=chains,proto3" json:"chains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChainsResponse) Reset() {
+	*x = ListChainsResponse{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChainsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChainsResponse) ProtoMessage() {}
+
+func (x *ListChainsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChainsResponse.ProtoReflect.Descriptor instead.
+func (*ListChainsResponse) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *ListChainsResponse) GetChains() []*GetChainResponse {
+	if x != nil {
+		return x.Chains
+	}
+	return nil
+}
+
+type ChainActionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChainActionRequest) Reset() {
+	*x = ChainActionRequest{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChainActionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChainActionRequest) ProtoMessage() {}
+
+func (x *ChainActionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChainActionRequest.ProtoReflect.Descriptor instead.
+func (*ChainActionRequest) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *ChainActionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ChainActionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ChainActionRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
 var File_rollwave_v1_operator_proto protoreflect.FileDescriptor
 
 const file_rollwave_v1_operator_proto_rawDesc = "" +
@@ -4442,7 +4872,33 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\tdelivered\x18\x0e \x01(\x04R\tdelivered\x12\x1f\n" +
 	"\vlost_events\x18\x0f \x01(\x04R\n" +
 	"lostEvents\x12\x1b\n" +
-	"\tlast_loss\x18\x10 \x01(\tR\blastLoss2\x89\x18\n" +
+	"\tlast_loss\x18\x10 \x01(\tR\blastLoss\"y\n" +
+	"\x12SubmitChainRequest\x12\x1f\n" +
+	"\vsource_name\x18\x01 \x01(\tR\n" +
+	"sourceName\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\fR\x06source\x12\x14\n" +
+	"\x05start\x18\x03 \x01(\bR\x05start\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\"?\n" +
+	"\x13SubmitChainResponse\x12(\n" +
+	"\x05chain\x18\x01 \x01(\v2\x12.rollwave.v1.ChainR\x05chain\"%\n" +
+	"\x0fGetChainRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xc7\x01\n" +
+	"\x0fChainStepStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
+	"\arelease\x18\x02 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x12\x18\n" +
+	"\awaiting\x18\x03 \x01(\tR\awaiting\x12(\n" +
+	"\x10gap_remaining_ms\x18\x04 \x01(\x03R\x0egapRemainingMs\x12,\n" +
+	"\x06revert\x18\x05 \x01(\v2\x14.rollwave.v1.ReleaseR\x06revert\"p\n" +
+	"\x10GetChainResponse\x12(\n" +
+	"\x05chain\x18\x01 \x01(\v2\x12.rollwave.v1.ChainR\x05chain\x122\n" +
+	"\x05steps\x18\x02 \x03(\v2\x1c.rollwave.v1.ChainStepStatusR\x05steps\"\x13\n" +
+	"\x11ListChainsRequest\"K\n" +
+	"\x12ListChainsResponse\x125\n" +
+	"\x06chains\x18\x01 \x03(\v2\x1d.rollwave.v1.GetChainResponseR\x06chains\"V\n" +
+	"\x12ChainActionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor2\xc4\x1a\n" +
 	"\x0fOperatorService\x12A\n" +
 	"\x06Status\x12\x1a.rollwave.v1.StatusRequest\x1a\x1b.rollwave.v1.StatusResponse\x12D\n" +
 	"\aMembers\x12\x1b.rollwave.v1.MembersRequest\x1a\x1c.rollwave.v1.MembersResponse\x12J\n" +
@@ -4471,7 +4927,12 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x0ePromoteRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12S\n" +
 	"\n" +
 	"AckRelease\x12!.rollwave.v1.ReleaseActionRequest\x1a\".rollwave.v1.ReleaseActionResponse\x12A\n" +
-	"\x06Report\x12\x1a.rollwave.v1.ReportRequest\x1a\x1b.rollwave.v1.ReportResponse\x12\\\n" +
+	"\x06Report\x12\x1a.rollwave.v1.ReportRequest\x1a\x1b.rollwave.v1.ReportResponse\x12P\n" +
+	"\vSubmitChain\x12\x1f.rollwave.v1.SubmitChainRequest\x1a .rollwave.v1.SubmitChainResponse\x12G\n" +
+	"\bGetChain\x12\x1c.rollwave.v1.GetChainRequest\x1a\x1d.rollwave.v1.GetChainResponse\x12M\n" +
+	"\n" +
+	"ListChains\x12\x1e.rollwave.v1.ListChainsRequest\x1a\x1f.rollwave.v1.ListChainsResponse\x12O\n" +
+	"\rRollbackChain\x12\x1f.rollwave.v1.ChainActionRequest\x1a\x1d.rollwave.v1.GetChainResponse\x12\\\n" +
 	"\x0fConvergeRelease\x12#.rollwave.v1.ConvergeReleaseRequest\x1a$.rollwave.v1.ConvergeReleaseResponse\x12M\n" +
 	"\n" +
 	"ListEvents\x12\x1e.rollwave.v1.ListEventsRequest\x1a\x1f.rollwave.v1.ListEventsResponse\x12U\n" +
@@ -4499,7 +4960,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -4571,141 +5032,164 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*NotifyStatusRequest)(nil),     // 67: rollwave.v1.NotifyStatusRequest
 	(*NotifyStatusResponse)(nil),    // 68: rollwave.v1.NotifyStatusResponse
 	(*NotifyTargetStatus)(nil),      // 69: rollwave.v1.NotifyTargetStatus
-	(*Host)(nil),                    // 70: rollwave.v1.Host
-	(*Assignment)(nil),              // 71: rollwave.v1.Assignment
-	(*HostMetrics)(nil),             // 72: rollwave.v1.HostMetrics
-	(*SlotMetrics)(nil),             // 73: rollwave.v1.SlotMetrics
-	(Slot)(0),                       // 74: rollwave.v1.Slot
-	(*LogLine)(nil),                 // 75: rollwave.v1.LogLine
-	(*Cell)(nil),                    // 76: rollwave.v1.Cell
-	(*Release)(nil),                 // 77: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 78: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 79: rollwave.v1.Phase
-	(ReleaseState)(0),               // 80: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 81: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 82: rollwave.v1.FreezeWindow
+	(*SubmitChainRequest)(nil),      // 70: rollwave.v1.SubmitChainRequest
+	(*SubmitChainResponse)(nil),     // 71: rollwave.v1.SubmitChainResponse
+	(*GetChainRequest)(nil),         // 72: rollwave.v1.GetChainRequest
+	(*ChainStepStatus)(nil),         // 73: rollwave.v1.ChainStepStatus
+	(*GetChainResponse)(nil),        // 74: rollwave.v1.GetChainResponse
+	(*ListChainsRequest)(nil),       // 75: rollwave.v1.ListChainsRequest
+	(*ListChainsResponse)(nil),      // 76: rollwave.v1.ListChainsResponse
+	(*ChainActionRequest)(nil),      // 77: rollwave.v1.ChainActionRequest
+	(*Host)(nil),                    // 78: rollwave.v1.Host
+	(*Assignment)(nil),              // 79: rollwave.v1.Assignment
+	(*HostMetrics)(nil),             // 80: rollwave.v1.HostMetrics
+	(*SlotMetrics)(nil),             // 81: rollwave.v1.SlotMetrics
+	(Slot)(0),                       // 82: rollwave.v1.Slot
+	(*LogLine)(nil),                 // 83: rollwave.v1.LogLine
+	(*Cell)(nil),                    // 84: rollwave.v1.Cell
+	(*Release)(nil),                 // 85: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 86: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 87: rollwave.v1.Phase
+	(ReleaseState)(0),               // 88: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 89: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 90: rollwave.v1.FreezeWindow
+	(*Chain)(nil),                   // 91: rollwave.v1.Chain
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	70, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	71, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	78, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	79, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
 	17, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
 	15, // 5: rollwave.v1.HostView.metrics:type_name -> rollwave.v1.HostSample
-	72, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
-	73, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
+	80, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
+	81, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
 	16, // 8: rollwave.v1.HostSample.requests:type_name -> rollwave.v1.SlotRequests
-	74, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
+	82, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
 	13, // 10: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	74, // 11: rollwave.v1.HostLogsRequest.slot:type_name -> rollwave.v1.Slot
-	75, // 12: rollwave.v1.HostLogsResponse.lines:type_name -> rollwave.v1.LogLine
-	74, // 13: rollwave.v1.HostLogsResponse.slot:type_name -> rollwave.v1.Slot
-	76, // 14: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	82, // 11: rollwave.v1.HostLogsRequest.slot:type_name -> rollwave.v1.Slot
+	83, // 12: rollwave.v1.HostLogsResponse.lines:type_name -> rollwave.v1.LogLine
+	82, // 13: rollwave.v1.HostLogsResponse.slot:type_name -> rollwave.v1.Slot
+	84, // 14: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
 	22, // 15: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	76, // 16: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	76, // 17: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	77, // 18: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	78, // 19: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	79, // 20: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	77, // 21: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	71, // 22: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	84, // 16: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	84, // 17: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	85, // 18: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	86, // 19: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	87, // 20: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	85, // 21: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	79, // 22: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
 	17, // 23: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
-	77, // 24: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
+	85, // 24: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
 	17, // 25: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
-	80, // 26: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	77, // 27: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	77, // 28: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	88, // 26: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	85, // 27: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	85, // 28: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
 	41, // 29: rollwave.v1.ReportResponse.apps:type_name -> rollwave.v1.AppReport
-	81, // 30: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	77, // 31: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	71, // 32: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	81, // 33: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	82, // 34: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	82, // 35: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	89, // 30: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	85, // 31: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	79, // 32: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	89, // 33: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	90, // 34: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	90, // 35: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
 	51, // 36: rollwave.v1.ListFreezesResponse.schedules:type_name -> rollwave.v1.FreezeSchedule
 	52, // 37: rollwave.v1.FreezeSchedule.next:type_name -> rollwave.v1.FreezeOccurrence
 	57, // 38: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
 	57, // 39: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
 	69, // 40: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
-	0,  // 41: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
-	3,  // 42: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
-	6,  // 43: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
-	8,  // 44: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
-	10, // 45: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
-	11, // 46: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	65, // 47: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
-	14, // 48: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	21, // 49: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	24, // 50: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	26, // 51: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	19, // 52: rollwave.v1.OperatorService.HostLogs:input_type -> rollwave.v1.HostLogsRequest
-	28, // 53: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	30, // 54: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	32, // 55: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	36, // 56: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	38, // 57: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 58: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 59: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 60: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 61: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 62: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 63: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	40, // 64: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
-	34, // 65: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
-	43, // 66: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	45, // 67: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	47, // 68: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	49, // 69: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	53, // 70: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	55, // 71: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	38, // 72: rollwave.v1.OperatorService.OverrideFreeze:input_type -> rollwave.v1.ReleaseActionRequest
-	58, // 73: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
-	60, // 74: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
-	61, // 75: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
-	63, // 76: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
-	67, // 77: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
-	1,  // 78: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 79: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 80: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 81: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 82: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 83: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	66, // 84: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
-	18, // 85: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	23, // 86: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	25, // 87: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	27, // 88: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	20, // 89: rollwave.v1.OperatorService.HostLogs:output_type -> rollwave.v1.HostLogsResponse
-	29, // 90: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	31, // 91: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	33, // 92: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	37, // 93: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	39, // 94: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 95: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 96: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 97: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 98: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 99: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 100: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	42, // 101: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
-	35, // 102: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
-	44, // 103: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	46, // 104: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	48, // 105: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	50, // 106: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	54, // 107: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	56, // 108: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	39, // 109: rollwave.v1.OperatorService.OverrideFreeze:output_type -> rollwave.v1.ReleaseActionResponse
-	59, // 110: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
-	59, // 111: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
-	62, // 112: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
-	64, // 113: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
-	68, // 114: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
-	78, // [78:115] is the sub-list for method output_type
-	41, // [41:78] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	91, // 41: rollwave.v1.SubmitChainResponse.chain:type_name -> rollwave.v1.Chain
+	85, // 42: rollwave.v1.ChainStepStatus.release:type_name -> rollwave.v1.Release
+	85, // 43: rollwave.v1.ChainStepStatus.revert:type_name -> rollwave.v1.Release
+	91, // 44: rollwave.v1.GetChainResponse.chain:type_name -> rollwave.v1.Chain
+	73, // 45: rollwave.v1.GetChainResponse.steps:type_name -> rollwave.v1.ChainStepStatus
+	74, // 46: rollwave.v1.ListChainsResponse.chains:type_name -> rollwave.v1.GetChainResponse
+	0,  // 47: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
+	3,  // 48: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
+	6,  // 49: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
+	8,  // 50: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
+	10, // 51: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
+	11, // 52: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
+	65, // 53: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
+	14, // 54: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	21, // 55: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	24, // 56: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	26, // 57: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	19, // 58: rollwave.v1.OperatorService.HostLogs:input_type -> rollwave.v1.HostLogsRequest
+	28, // 59: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	30, // 60: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	32, // 61: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	36, // 62: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	38, // 63: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 64: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 65: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 66: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 67: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 68: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	38, // 69: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	40, // 70: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
+	70, // 71: rollwave.v1.OperatorService.SubmitChain:input_type -> rollwave.v1.SubmitChainRequest
+	72, // 72: rollwave.v1.OperatorService.GetChain:input_type -> rollwave.v1.GetChainRequest
+	75, // 73: rollwave.v1.OperatorService.ListChains:input_type -> rollwave.v1.ListChainsRequest
+	77, // 74: rollwave.v1.OperatorService.RollbackChain:input_type -> rollwave.v1.ChainActionRequest
+	34, // 75: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
+	43, // 76: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	45, // 77: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	47, // 78: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	49, // 79: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	53, // 80: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	55, // 81: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	38, // 82: rollwave.v1.OperatorService.OverrideFreeze:input_type -> rollwave.v1.ReleaseActionRequest
+	58, // 83: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	60, // 84: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	61, // 85: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	63, // 86: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	67, // 87: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
+	1,  // 88: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 89: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 90: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 91: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 92: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 93: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	66, // 94: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
+	18, // 95: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	23, // 96: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	25, // 97: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	27, // 98: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	20, // 99: rollwave.v1.OperatorService.HostLogs:output_type -> rollwave.v1.HostLogsResponse
+	29, // 100: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	31, // 101: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	33, // 102: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	37, // 103: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	39, // 104: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 105: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 106: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 107: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 108: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 109: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	39, // 110: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	42, // 111: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
+	71, // 112: rollwave.v1.OperatorService.SubmitChain:output_type -> rollwave.v1.SubmitChainResponse
+	74, // 113: rollwave.v1.OperatorService.GetChain:output_type -> rollwave.v1.GetChainResponse
+	76, // 114: rollwave.v1.OperatorService.ListChains:output_type -> rollwave.v1.ListChainsResponse
+	74, // 115: rollwave.v1.OperatorService.RollbackChain:output_type -> rollwave.v1.GetChainResponse
+	35, // 116: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
+	44, // 117: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	46, // 118: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	48, // 119: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	50, // 120: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	54, // 121: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	56, // 122: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	39, // 123: rollwave.v1.OperatorService.OverrideFreeze:output_type -> rollwave.v1.ReleaseActionResponse
+	59, // 124: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	59, // 125: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	62, // 126: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	64, // 127: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	68, // 128: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
+	88, // [88:129] is the sub-list for method output_type
+	47, // [47:88] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_operator_proto_init() }
@@ -4721,7 +5205,7 @@ func file_rollwave_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   70,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,10 @@ const (
 	OperatorService_PromoteRelease_FullMethodName  = "/rollwave.v1.OperatorService/PromoteRelease"
 	OperatorService_AckRelease_FullMethodName      = "/rollwave.v1.OperatorService/AckRelease"
 	OperatorService_Report_FullMethodName          = "/rollwave.v1.OperatorService/Report"
+	OperatorService_SubmitChain_FullMethodName     = "/rollwave.v1.OperatorService/SubmitChain"
+	OperatorService_GetChain_FullMethodName        = "/rollwave.v1.OperatorService/GetChain"
+	OperatorService_ListChains_FullMethodName      = "/rollwave.v1.OperatorService/ListChains"
+	OperatorService_RollbackChain_FullMethodName   = "/rollwave.v1.OperatorService/RollbackChain"
 	OperatorService_ConvergeRelease_FullMethodName = "/rollwave.v1.OperatorService/ConvergeRelease"
 	OperatorService_ListEvents_FullMethodName      = "/rollwave.v1.OperatorService/ListEvents"
 	OperatorService_WatchRelease_FullMethodName    = "/rollwave.v1.OperatorService/WatchRelease"
@@ -106,6 +110,11 @@ type OperatorServiceClient interface {
 	Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*ReportResponse, error)
 	// Rolls the app's drifted hosts to its last succeeded release, one host
 	// per phase, through a new release.
+	// Chains: releases that start one after another (chain "NAME" specs).
+	SubmitChain(ctx context.Context, in *SubmitChainRequest, opts ...grpc.CallOption) (*SubmitChainResponse, error)
+	GetChain(ctx context.Context, in *GetChainRequest, opts ...grpc.CallOption) (*GetChainResponse, error)
+	ListChains(ctx context.Context, in *ListChainsRequest, opts ...grpc.CallOption) (*ListChainsResponse, error)
+	RollbackChain(ctx context.Context, in *ChainActionRequest, opts ...grpc.CallOption) (*GetChainResponse, error)
 	ConvergeRelease(ctx context.Context, in *ConvergeReleaseRequest, opts ...grpc.CallOption) (*ConvergeReleaseResponse, error)
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 	// Streams the release whenever it changes, until it ends or the client
@@ -401,6 +410,46 @@ func (c *operatorServiceClient) Report(ctx context.Context, in *ReportRequest, o
 	return out, nil
 }
 
+func (c *operatorServiceClient) SubmitChain(ctx context.Context, in *SubmitChainRequest, opts ...grpc.CallOption) (*SubmitChainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitChainResponse)
+	err := c.cc.Invoke(ctx, OperatorService_SubmitChain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) GetChain(ctx context.Context, in *GetChainRequest, opts ...grpc.CallOption) (*GetChainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetChainResponse)
+	err := c.cc.Invoke(ctx, OperatorService_GetChain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) ListChains(ctx context.Context, in *ListChainsRequest, opts ...grpc.CallOption) (*ListChainsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListChainsResponse)
+	err := c.cc.Invoke(ctx, OperatorService_ListChains_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) RollbackChain(ctx context.Context, in *ChainActionRequest, opts ...grpc.CallOption) (*GetChainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetChainResponse)
+	err := c.cc.Invoke(ctx, OperatorService_RollbackChain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *operatorServiceClient) ConvergeRelease(ctx context.Context, in *ConvergeReleaseRequest, opts ...grpc.CallOption) (*ConvergeReleaseResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ConvergeReleaseResponse)
@@ -584,6 +633,11 @@ type OperatorServiceServer interface {
 	Report(context.Context, *ReportRequest) (*ReportResponse, error)
 	// Rolls the app's drifted hosts to its last succeeded release, one host
 	// per phase, through a new release.
+	// Chains: releases that start one after another (chain "NAME" specs).
+	SubmitChain(context.Context, *SubmitChainRequest) (*SubmitChainResponse, error)
+	GetChain(context.Context, *GetChainRequest) (*GetChainResponse, error)
+	ListChains(context.Context, *ListChainsRequest) (*ListChainsResponse, error)
+	RollbackChain(context.Context, *ChainActionRequest) (*GetChainResponse, error)
 	ConvergeRelease(context.Context, *ConvergeReleaseRequest) (*ConvergeReleaseResponse, error)
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	// Streams the release whenever it changes, until it ends or the client
@@ -689,6 +743,18 @@ func (UnimplementedOperatorServiceServer) AckRelease(context.Context, *ReleaseAc
 }
 func (UnimplementedOperatorServiceServer) Report(context.Context, *ReportRequest) (*ReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Report not implemented")
+}
+func (UnimplementedOperatorServiceServer) SubmitChain(context.Context, *SubmitChainRequest) (*SubmitChainResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitChain not implemented")
+}
+func (UnimplementedOperatorServiceServer) GetChain(context.Context, *GetChainRequest) (*GetChainResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetChain not implemented")
+}
+func (UnimplementedOperatorServiceServer) ListChains(context.Context, *ListChainsRequest) (*ListChainsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListChains not implemented")
+}
+func (UnimplementedOperatorServiceServer) RollbackChain(context.Context, *ChainActionRequest) (*GetChainResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RollbackChain not implemented")
 }
 func (UnimplementedOperatorServiceServer) ConvergeRelease(context.Context, *ConvergeReleaseRequest) (*ConvergeReleaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConvergeRelease not implemented")
@@ -1157,6 +1223,78 @@ func _OperatorService_Report_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorService_SubmitChain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitChainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).SubmitChain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_SubmitChain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).SubmitChain(ctx, req.(*SubmitChainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_GetChain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetChainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).GetChain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_GetChain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).GetChain(ctx, req.(*GetChainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_ListChains_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListChainsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).ListChains(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_ListChains_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).ListChains(ctx, req.(*ListChainsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_RollbackChain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChainActionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).RollbackChain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_RollbackChain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).RollbackChain(ctx, req.(*ChainActionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OperatorService_ConvergeRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ConvergeReleaseRequest)
 	if err := dec(in); err != nil {
@@ -1474,6 +1612,22 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Report",
 			Handler:    _OperatorService_Report_Handler,
+		},
+		{
+			MethodName: "SubmitChain",
+			Handler:    _OperatorService_SubmitChain_Handler,
+		},
+		{
+			MethodName: "GetChain",
+			Handler:    _OperatorService_GetChain_Handler,
+		},
+		{
+			MethodName: "ListChains",
+			Handler:    _OperatorService_ListChains_Handler,
+		},
+		{
+			MethodName: "RollbackChain",
+			Handler:    _OperatorService_RollbackChain_Handler,
 		},
 		{
 			MethodName: "ConvergeRelease",

@@ -295,6 +295,73 @@ func (Slot) EnumDescriptor() ([]byte, []int) {
 	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{3}
 }
 
+type ChainState int32
+
+const (
+	ChainState_CHAIN_STATE_UNSPECIFIED ChainState = 0
+	// Steps start one after another as each previous step succeeds.
+	ChainState_CHAIN_STATE_ACTIVE ChainState = 1
+	// Every step succeeded.
+	ChainState_CHAIN_STATE_SUCCEEDED ChainState = 2
+	// A step ended without succeeding (rolled back, aborted, failed): later
+	// steps never start.
+	ChainState_CHAIN_STATE_HALTED ChainState = 3
+	// `rollwave chain rollback`: steps are rolled back last to first.
+	ChainState_CHAIN_STATE_ROLLING_BACK ChainState = 4
+	ChainState_CHAIN_STATE_ROLLED_BACK  ChainState = 5
+	// The chain's rollback could not finish (a step's rollback failed).
+	ChainState_CHAIN_STATE_FAILED ChainState = 6
+)
+
+// Enum value maps for ChainState.
+var (
+	ChainState_name = map[int32]string{
+		0: "CHAIN_STATE_UNSPECIFIED",
+		1: "CHAIN_STATE_ACTIVE",
+		2: "CHAIN_STATE_SUCCEEDED",
+		3: "CHAIN_STATE_HALTED",
+		4: "CHAIN_STATE_ROLLING_BACK",
+		5: "CHAIN_STATE_ROLLED_BACK",
+		6: "CHAIN_STATE_FAILED",
+	}
+	ChainState_value = map[string]int32{
+		"CHAIN_STATE_UNSPECIFIED":  0,
+		"CHAIN_STATE_ACTIVE":       1,
+		"CHAIN_STATE_SUCCEEDED":    2,
+		"CHAIN_STATE_HALTED":       3,
+		"CHAIN_STATE_ROLLING_BACK": 4,
+		"CHAIN_STATE_ROLLED_BACK":  5,
+		"CHAIN_STATE_FAILED":       6,
+	}
+)
+
+func (x ChainState) Enum() *ChainState {
+	p := new(ChainState)
+	*p = x
+	return p
+}
+
+func (x ChainState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChainState) Descriptor() protoreflect.EnumDescriptor {
+	return file_rollwave_v1_state_proto_enumTypes[4].Descriptor()
+}
+
+func (ChainState) Type() protoreflect.EnumType {
+	return &file_rollwave_v1_state_proto_enumTypes[4]
+}
+
+func (x ChainState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChainState.Descriptor instead.
+func (ChainState) EnumDescriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
 type Cell struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1915,7 +1982,11 @@ type ReleaseSpec struct {
 	// per name, in the order of the spec.
 	Hooks []*HookSpec `protobuf:"bytes,16,rep,name=hooks,proto3" json:"hooks,omitempty"`
 	// After the last phase: the post_rollout watch.
-	PostRollout   *PostRolloutSpec `protobuf:"bytes,17,opt,name=post_rollout,json=postRollout,proto3" json:"post_rollout,omitempty"`
+	PostRollout *PostRolloutSpec `protobuf:"bytes,17,opt,name=post_rollout,json=postRollout,proto3" json:"post_rollout,omitempty"`
+	// Other apps this release needs at given versions on the hosts it
+	// touches (requires blocks): a phase does not start while one of its
+	// hosts runs a required app below the constraint.
+	Requires      []*Requirement `protobuf:"bytes,40,rep,name=requires,proto3" json:"requires,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2069,6 +2140,67 @@ func (x *ReleaseSpec) GetPostRollout() *PostRolloutSpec {
 	return nil
 }
 
+func (x *ReleaseSpec) GetRequires() []*Requirement {
+	if x != nil {
+		return x.Requires
+	}
+	return nil
+}
+
+// Requirement is one requires block: app at a semantic version constraint
+// (github.com/Masterminds/semver/v3 syntax, e.g. ">= 2.3").
+type Requirement struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	App           string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Requirement) Reset() {
+	*x = Requirement{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Requirement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Requirement) ProtoMessage() {}
+
+func (x *Requirement) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Requirement.ProtoReflect.Descriptor instead.
+func (*Requirement) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Requirement) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *Requirement) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
 // A lifecycle hook: a command the agent runs (as unit.user) at one point
 // of a swap or revert, with the release context in ROLLWAVE_* variables.
 type HookSpec struct {
@@ -2086,7 +2218,7 @@ type HookSpec struct {
 
 func (x *HookSpec) Reset() {
 	*x = HookSpec{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	mi := &file_rollwave_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2230,7 @@ func (x *HookSpec) String() string {
 func (*HookSpec) ProtoMessage() {}
 
 func (x *HookSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[19]
+	mi := &file_rollwave_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2243,7 @@ func (x *HookSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HookSpec.ProtoReflect.Descriptor instead.
 func (*HookSpec) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HookSpec) GetName() string {
@@ -2150,7 +2282,7 @@ type PostRolloutSpec struct {
 
 func (x *PostRolloutSpec) Reset() {
 	*x = PostRolloutSpec{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	mi := &file_rollwave_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2162,7 +2294,7 @@ func (x *PostRolloutSpec) String() string {
 func (*PostRolloutSpec) ProtoMessage() {}
 
 func (x *PostRolloutSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[20]
+	mi := &file_rollwave_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2175,7 +2307,7 @@ func (x *PostRolloutSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostRolloutSpec.ProtoReflect.Descriptor instead.
 func (*PostRolloutSpec) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PostRolloutSpec) GetWatchMs() int64 {
@@ -2213,7 +2345,7 @@ type Phase struct {
 
 func (x *Phase) Reset() {
 	*x = Phase{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[21]
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2357,7 @@ func (x *Phase) String() string {
 func (*Phase) ProtoMessage() {}
 
 func (x *Phase) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[21]
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2370,7 @@ func (x *Phase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Phase.ProtoReflect.Descriptor instead.
 func (*Phase) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Phase) GetIndex() int32 {
@@ -2355,13 +2487,19 @@ type Release struct {
 	// Set by an admin (OverrideFreeze, type 24): freeze windows do not hold
 	// this release's phases, and its orders carry the override to agents.
 	FreezeOverride *FreezeOverride `protobuf:"bytes,20,opt,name=freeze_override,json=freezeOverride,proto3" json:"freeze_override,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Set on a release that is a step of a chain (or a chain rollback's
+	// revert release): the chain's name and the step's index.
+	Chain     string `protobuf:"bytes,40,opt,name=chain,proto3" json:"chain,omitempty"`
+	ChainStep int32  `protobuf:"varint,41,opt,name=chain_step,json=chainStep,proto3" json:"chain_step,omitempty"`
+	// Set on a chain rollback's revert release: true.
+	ChainRevert   bool `protobuf:"varint,42,opt,name=chain_revert,json=chainRevert,proto3" json:"chain_revert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2511,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2524,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Release) GetId() string {
@@ -2508,6 +2646,27 @@ func (x *Release) GetFreezeOverride() *FreezeOverride {
 	return nil
 }
 
+func (x *Release) GetChain() string {
+	if x != nil {
+		return x.Chain
+	}
+	return ""
+}
+
+func (x *Release) GetChainStep() int32 {
+	if x != nil {
+		return x.ChainStep
+	}
+	return 0
+}
+
+func (x *Release) GetChainRevert() bool {
+	if x != nil {
+		return x.ChainRevert
+	}
+	return false
+}
+
 type Assignment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
@@ -2529,7 +2688,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2700,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2713,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Assignment) GetHost() string {
@@ -2660,7 +2819,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2672,7 +2831,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2685,7 +2844,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2781,7 +2940,7 @@ type FreezeWindow struct {
 
 func (x *FreezeWindow) Reset() {
 	*x = FreezeWindow{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[25]
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2793,7 +2952,7 @@ func (x *FreezeWindow) String() string {
 func (*FreezeWindow) ProtoMessage() {}
 
 func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[25]
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2806,7 +2965,7 @@ func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeWindow.ProtoReflect.Descriptor instead.
 func (*FreezeWindow) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FreezeWindow) GetId() string {
@@ -2900,7 +3059,7 @@ type FreezeOverride struct {
 
 func (x *FreezeOverride) Reset() {
 	*x = FreezeOverride{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	mi := &file_rollwave_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2912,7 +3071,7 @@ func (x *FreezeOverride) String() string {
 func (*FreezeOverride) ProtoMessage() {}
 
 func (x *FreezeOverride) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	mi := &file_rollwave_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2925,7 +3084,7 @@ func (x *FreezeOverride) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeOverride.ProtoReflect.Descriptor instead.
 func (*FreezeOverride) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FreezeOverride) GetActor() string {
@@ -2969,7 +3128,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[27]
+	mi := &file_rollwave_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3140,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[27]
+	mi := &file_rollwave_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,7 +3153,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ACLToken) GetAccessorId() string {
@@ -3062,7 +3221,7 @@ type NotifyCursor struct {
 
 func (x *NotifyCursor) Reset() {
 	*x = NotifyCursor{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[28]
+	mi := &file_rollwave_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3233,7 @@ func (x *NotifyCursor) String() string {
 func (*NotifyCursor) ProtoMessage() {}
 
 func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[28]
+	mi := &file_rollwave_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3246,7 @@ func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyCursor.ProtoReflect.Descriptor instead.
 func (*NotifyCursor) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *NotifyCursor) GetTarget() string {
@@ -3130,6 +3289,217 @@ func (x *NotifyCursor) GetLastLoss() string {
 		return x.LastLoss
 	}
 	return ""
+}
+
+// ChainStep is one release of a chain.
+type ChainStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The release block's label: the step's release id.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The step this one waits for ("" for the first).
+	After string `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	// How long after the previous step succeeded this one may start.
+	MinGapMs int64        `protobuf:"varint,3,opt,name=min_gap_ms,json=minGapMs,proto3" json:"min_gap_ms,omitempty"`
+	Spec     *ReleaseSpec `protobuf:"bytes,4,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Set once the step's release was submitted (the first at submit, the
+	// others when the leader starts them).
+	Started         bool  `protobuf:"varint,5,opt,name=started,proto3" json:"started,omitempty"`
+	StartedUnixNano int64 `protobuf:"varint,6,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
+	// Chain rollback of a succeeded step: the release that brings its app
+	// back to the version it ran before the step.
+	RevertReleaseId string `protobuf:"bytes,7,opt,name=revert_release_id,json=revertReleaseId,proto3" json:"revert_release_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ChainStep) Reset() {
+	*x = ChainStep{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChainStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChainStep) ProtoMessage() {}
+
+func (x *ChainStep) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChainStep.ProtoReflect.Descriptor instead.
+func (*ChainStep) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ChainStep) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ChainStep) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ChainStep) GetMinGapMs() int64 {
+	if x != nil {
+		return x.MinGapMs
+	}
+	return 0
+}
+
+func (x *ChainStep) GetSpec() *ReleaseSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *ChainStep) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+func (x *ChainStep) GetStartedUnixNano() int64 {
+	if x != nil {
+		return x.StartedUnixNano
+	}
+	return 0
+}
+
+func (x *ChainStep) GetRevertReleaseId() string {
+	if x != nil {
+		return x.RevertReleaseId
+	}
+	return ""
+}
+
+// Chain is a sequence of releases that start one after another
+// (`rollwave chain submit`), e.g. "deploy readers of a new format" then
+// "deploy writers", and roll back in reverse.
+type Chain struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	State           ChainState             `protobuf:"varint,2,opt,name=state,proto3,enum=rollwave.v1.ChainState" json:"state,omitempty"`
+	Steps           []*ChainStep           `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
+	CreatedUnixNano int64                  `protobuf:"varint,4,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	UpdatedUnixNano int64                  `protobuf:"varint,5,opt,name=updated_unix_nano,json=updatedUnixNano,proto3" json:"updated_unix_nano,omitempty"`
+	CreatedBy       string                 `protobuf:"bytes,6,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	Reason          string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	SourceName      string                 `protobuf:"bytes,8,opt,name=source_name,json=sourceName,proto3" json:"source_name,omitempty"`
+	Source          []byte                 `protobuf:"bytes,9,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Chain) Reset() {
+	*x = Chain{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Chain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Chain) ProtoMessage() {}
+
+func (x *Chain) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Chain.ProtoReflect.Descriptor instead.
+func (*Chain) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Chain) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Chain) GetState() ChainState {
+	if x != nil {
+		return x.State
+	}
+	return ChainState_CHAIN_STATE_UNSPECIFIED
+}
+
+func (x *Chain) GetSteps() []*ChainStep {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *Chain) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *Chain) GetUpdatedUnixNano() int64 {
+	if x != nil {
+		return x.UpdatedUnixNano
+	}
+	return 0
+}
+
+func (x *Chain) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *Chain) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Chain) GetSourceName() string {
+	if x != nil {
+		return x.SourceName
+	}
+	return ""
+}
+
+func (x *Chain) GetSource() []byte {
+	if x != nil {
+		return x.Source
+	}
+	return nil
 }
 
 var File_rollwave_v1_state_proto protoreflect.FileDescriptor
@@ -3298,7 +3668,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\brehearse\x18\x04 \x01(\bR\brehearse\x12/\n" +
 	"\x14max_rollback_time_ms\x18\x05 \x01(\x03R\x11maxRollbackTimeMs\"1\n" +
 	"\fApprovalSpec\x12!\n" +
-	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\xf1\x05\n" +
+	"\fafter_phases\x18\x01 \x03(\x05R\vafterPhases\"\xa7\x06\n" +
 	"\vReleaseSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
@@ -3317,7 +3687,11 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\bapproval\x18\x0e \x01(\v2\x19.rollwave.v1.ApprovalSpecR\bapproval\x12\x1a\n" +
 	"\bconverge\x18\x0f \x01(\tR\bconverge\x12+\n" +
 	"\x05hooks\x18\x10 \x03(\v2\x15.rollwave.v1.HookSpecR\x05hooks\x12?\n" +
-	"\fpost_rollout\x18\x11 \x01(\v2\x1c.rollwave.v1.PostRolloutSpecR\vpostRollout\"Q\n" +
+	"\fpost_rollout\x18\x11 \x01(\v2\x1c.rollwave.v1.PostRolloutSpecR\vpostRollout\x124\n" +
+	"\brequires\x18( \x03(\v2\x18.rollwave.v1.RequirementR\brequires\"9\n" +
+	"\vRequirement\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"Q\n" +
 	"\bHookSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04exec\x18\x02 \x03(\tR\x04exec\x12\x1d\n" +
@@ -3339,7 +3713,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11approval_required\x18\n" +
 	" \x01(\bR\x10approvalRequired\x12\x1a\n" +
 	"\bapproved\x18\v \x01(\bR\bapproved\x12!\n" +
-	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\x8d\x05\n" +
+	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\xe5\x05\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x04spec\x18\x02 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\x12/\n" +
@@ -3362,7 +3736,11 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"ack_reason\x18\x0f \x01(\tR\tackReason\x121\n" +
 	"\x15watch_until_unix_nano\x18\x10 \x01(\x03R\x12watchUntilUnixNano\x12D\n" +
-	"\x0ffreeze_override\x18\x14 \x01(\v2\x1b.rollwave.v1.FreezeOverrideR\x0efreezeOverride\"\xb0\x03\n" +
+	"\x0ffreeze_override\x18\x14 \x01(\v2\x1b.rollwave.v1.FreezeOverrideR\x0efreezeOverride\x12\x14\n" +
+	"\x05chain\x18( \x01(\tR\x05chain\x12\x1d\n" +
+	"\n" +
+	"chain_step\x18) \x01(\x05R\tchainStep\x12!\n" +
+	"\fchain_revert\x18* \x01(\bR\vchainRevert\"\xb0\x03\n" +
 	"\n" +
 	"Assignment\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
@@ -3433,7 +3811,28 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11updated_unix_nano\x18\x04 \x01(\x03R\x0fupdatedUnixNano\x12\x1f\n" +
 	"\vlost_events\x18\x05 \x01(\x04R\n" +
 	"lostEvents\x12\x1b\n" +
-	"\tlast_loss\x18\x06 \x01(\tR\blastLoss*\xcf\x02\n" +
+	"\tlast_loss\x18\x06 \x01(\tR\blastLoss\"\xf3\x01\n" +
+	"\tChainStep\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\tR\x05after\x12\x1c\n" +
+	"\n" +
+	"min_gap_ms\x18\x03 \x01(\x03R\bminGapMs\x12,\n" +
+	"\x04spec\x18\x04 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\x12\x18\n" +
+	"\astarted\x18\x05 \x01(\bR\astarted\x12*\n" +
+	"\x11started_unix_nano\x18\x06 \x01(\x03R\x0fstartedUnixNano\x12*\n" +
+	"\x11revert_release_id\x18\a \x01(\tR\x0frevertReleaseId\"\xc0\x02\n" +
+	"\x05Chain\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x17.rollwave.v1.ChainStateR\x05state\x12,\n" +
+	"\x05steps\x18\x03 \x03(\v2\x16.rollwave.v1.ChainStepR\x05steps\x12*\n" +
+	"\x11created_unix_nano\x18\x04 \x01(\x03R\x0fcreatedUnixNano\x12*\n" +
+	"\x11updated_unix_nano\x18\x05 \x01(\x03R\x0fupdatedUnixNano\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x06 \x01(\tR\tcreatedBy\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x1f\n" +
+	"\vsource_name\x18\b \x01(\tR\n" +
+	"sourceName\x12\x16\n" +
+	"\x06source\x18\t \x01(\fR\x06source*\xcf\x02\n" +
 	"\fReleaseState\x12\x1d\n" +
 	"\x19RELEASE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RELEASE_STATE_PENDING\x10\x01\x12\x19\n" +
@@ -3474,7 +3873,16 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x10SLOT_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tSLOT_BLUE\x10\x01\x12\x0e\n" +
 	"\n" +
-	"SLOT_GREEN\x10\x02B;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
+	"SLOT_GREEN\x10\x02*\xc7\x01\n" +
+	"\n" +
+	"ChainState\x12\x1b\n" +
+	"\x17CHAIN_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12CHAIN_STATE_ACTIVE\x10\x01\x12\x19\n" +
+	"\x15CHAIN_STATE_SUCCEEDED\x10\x02\x12\x16\n" +
+	"\x12CHAIN_STATE_HALTED\x10\x03\x12\x1c\n" +
+	"\x18CHAIN_STATE_ROLLING_BACK\x10\x04\x12\x1b\n" +
+	"\x17CHAIN_STATE_ROLLED_BACK\x10\x05\x12\x16\n" +
+	"\x12CHAIN_STATE_FAILED\x10\x06B;Z9github.com/rollwave/rollwave/proto/rollwave/v1;rollwavev1b\x06proto3"
 
 var (
 	file_rollwave_v1_state_proto_rawDescOnce sync.Once
@@ -3488,86 +3896,94 @@ func file_rollwave_v1_state_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_state_proto_rawDescData
 }
 
-var file_rollwave_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_rollwave_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_rollwave_v1_state_proto_goTypes = []any{
 	(ReleaseState)(0),       // 0: rollwave.v1.ReleaseState
 	(PhaseState)(0),         // 1: rollwave.v1.PhaseState
 	(AssignmentState)(0),    // 2: rollwave.v1.AssignmentState
 	(Slot)(0),               // 3: rollwave.v1.Slot
-	(*Cell)(nil),            // 4: rollwave.v1.Cell
-	(*SlotFacts)(nil),       // 5: rollwave.v1.SlotFacts
-	(*Host)(nil),            // 6: rollwave.v1.Host
-	(*App)(nil),             // 7: rollwave.v1.App
-	(*Artifact)(nil),        // 8: rollwave.v1.Artifact
-	(*UnitSpec)(nil),        // 9: rollwave.v1.UnitSpec
-	(*SlotsSpec)(nil),       // 10: rollwave.v1.SlotsSpec
-	(*TrafficSpec)(nil),     // 11: rollwave.v1.TrafficSpec
-	(*TargetSpec)(nil),      // 12: rollwave.v1.TargetSpec
-	(*PhasesSpec)(nil),      // 13: rollwave.v1.PhasesSpec
-	(*Quantity)(nil),        // 14: rollwave.v1.Quantity
-	(*BakeSpec)(nil),        // 15: rollwave.v1.BakeSpec
-	(*HealthCheck)(nil),     // 16: rollwave.v1.HealthCheck
-	(*HealthSpec)(nil),      // 17: rollwave.v1.HealthSpec
-	(*GatesSpec)(nil),       // 18: rollwave.v1.GatesSpec
-	(*MetricGate)(nil),      // 19: rollwave.v1.MetricGate
-	(*RollbackSpec)(nil),    // 20: rollwave.v1.RollbackSpec
-	(*ApprovalSpec)(nil),    // 21: rollwave.v1.ApprovalSpec
-	(*ReleaseSpec)(nil),     // 22: rollwave.v1.ReleaseSpec
-	(*HookSpec)(nil),        // 23: rollwave.v1.HookSpec
-	(*PostRolloutSpec)(nil), // 24: rollwave.v1.PostRolloutSpec
-	(*Phase)(nil),           // 25: rollwave.v1.Phase
-	(*Release)(nil),         // 26: rollwave.v1.Release
-	(*Assignment)(nil),      // 27: rollwave.v1.Assignment
-	(*Event)(nil),           // 28: rollwave.v1.Event
-	(*FreezeWindow)(nil),    // 29: rollwave.v1.FreezeWindow
-	(*FreezeOverride)(nil),  // 30: rollwave.v1.FreezeOverride
-	(*ACLToken)(nil),        // 31: rollwave.v1.ACLToken
-	(*NotifyCursor)(nil),    // 32: rollwave.v1.NotifyCursor
-	nil,                     // 33: rollwave.v1.Host.LabelsEntry
-	nil,                     // 34: rollwave.v1.UnitSpec.EnvironmentEntry
-	nil,                     // 35: rollwave.v1.TargetSpec.LabelsEntry
-	nil,                     // 36: rollwave.v1.HealthCheck.HeadersEntry
-	nil,                     // 37: rollwave.v1.Event.EvidenceEntry
+	(ChainState)(0),         // 4: rollwave.v1.ChainState
+	(*Cell)(nil),            // 5: rollwave.v1.Cell
+	(*SlotFacts)(nil),       // 6: rollwave.v1.SlotFacts
+	(*Host)(nil),            // 7: rollwave.v1.Host
+	(*App)(nil),             // 8: rollwave.v1.App
+	(*Artifact)(nil),        // 9: rollwave.v1.Artifact
+	(*UnitSpec)(nil),        // 10: rollwave.v1.UnitSpec
+	(*SlotsSpec)(nil),       // 11: rollwave.v1.SlotsSpec
+	(*TrafficSpec)(nil),     // 12: rollwave.v1.TrafficSpec
+	(*TargetSpec)(nil),      // 13: rollwave.v1.TargetSpec
+	(*PhasesSpec)(nil),      // 14: rollwave.v1.PhasesSpec
+	(*Quantity)(nil),        // 15: rollwave.v1.Quantity
+	(*BakeSpec)(nil),        // 16: rollwave.v1.BakeSpec
+	(*HealthCheck)(nil),     // 17: rollwave.v1.HealthCheck
+	(*HealthSpec)(nil),      // 18: rollwave.v1.HealthSpec
+	(*GatesSpec)(nil),       // 19: rollwave.v1.GatesSpec
+	(*MetricGate)(nil),      // 20: rollwave.v1.MetricGate
+	(*RollbackSpec)(nil),    // 21: rollwave.v1.RollbackSpec
+	(*ApprovalSpec)(nil),    // 22: rollwave.v1.ApprovalSpec
+	(*ReleaseSpec)(nil),     // 23: rollwave.v1.ReleaseSpec
+	(*Requirement)(nil),     // 24: rollwave.v1.Requirement
+	(*HookSpec)(nil),        // 25: rollwave.v1.HookSpec
+	(*PostRolloutSpec)(nil), // 26: rollwave.v1.PostRolloutSpec
+	(*Phase)(nil),           // 27: rollwave.v1.Phase
+	(*Release)(nil),         // 28: rollwave.v1.Release
+	(*Assignment)(nil),      // 29: rollwave.v1.Assignment
+	(*Event)(nil),           // 30: rollwave.v1.Event
+	(*FreezeWindow)(nil),    // 31: rollwave.v1.FreezeWindow
+	(*FreezeOverride)(nil),  // 32: rollwave.v1.FreezeOverride
+	(*ACLToken)(nil),        // 33: rollwave.v1.ACLToken
+	(*NotifyCursor)(nil),    // 34: rollwave.v1.NotifyCursor
+	(*ChainStep)(nil),       // 35: rollwave.v1.ChainStep
+	(*Chain)(nil),           // 36: rollwave.v1.Chain
+	nil,                     // 37: rollwave.v1.Host.LabelsEntry
+	nil,                     // 38: rollwave.v1.UnitSpec.EnvironmentEntry
+	nil,                     // 39: rollwave.v1.TargetSpec.LabelsEntry
+	nil,                     // 40: rollwave.v1.HealthCheck.HeadersEntry
+	nil,                     // 41: rollwave.v1.Event.EvidenceEntry
 }
 var file_rollwave_v1_state_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.SlotFacts.active:type_name -> rollwave.v1.Slot
-	33, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
-	5,  // 2: rollwave.v1.Host.apps:type_name -> rollwave.v1.SlotFacts
-	34, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
-	35, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
-	14, // 5: rollwave.v1.PhasesSpec.max_size:type_name -> rollwave.v1.Quantity
-	36, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
-	16, // 7: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
-	14, // 8: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
-	14, // 9: rollwave.v1.GatesSpec.max_unreachable:type_name -> rollwave.v1.Quantity
-	19, // 10: rollwave.v1.GatesSpec.metric_gates:type_name -> rollwave.v1.MetricGate
-	8,  // 11: rollwave.v1.ReleaseSpec.artifact:type_name -> rollwave.v1.Artifact
-	9,  // 12: rollwave.v1.ReleaseSpec.unit:type_name -> rollwave.v1.UnitSpec
-	10, // 13: rollwave.v1.ReleaseSpec.slots:type_name -> rollwave.v1.SlotsSpec
-	11, // 14: rollwave.v1.ReleaseSpec.traffic:type_name -> rollwave.v1.TrafficSpec
-	12, // 15: rollwave.v1.ReleaseSpec.target:type_name -> rollwave.v1.TargetSpec
-	13, // 16: rollwave.v1.ReleaseSpec.phases:type_name -> rollwave.v1.PhasesSpec
-	15, // 17: rollwave.v1.ReleaseSpec.bake:type_name -> rollwave.v1.BakeSpec
-	17, // 18: rollwave.v1.ReleaseSpec.health:type_name -> rollwave.v1.HealthSpec
-	18, // 19: rollwave.v1.ReleaseSpec.gates:type_name -> rollwave.v1.GatesSpec
-	20, // 20: rollwave.v1.ReleaseSpec.rollback:type_name -> rollwave.v1.RollbackSpec
-	21, // 21: rollwave.v1.ReleaseSpec.approval:type_name -> rollwave.v1.ApprovalSpec
-	23, // 22: rollwave.v1.ReleaseSpec.hooks:type_name -> rollwave.v1.HookSpec
-	24, // 23: rollwave.v1.ReleaseSpec.post_rollout:type_name -> rollwave.v1.PostRolloutSpec
-	1,  // 24: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
-	22, // 25: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
-	0,  // 26: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
-	25, // 27: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
-	30, // 28: rollwave.v1.Release.freeze_override:type_name -> rollwave.v1.FreezeOverride
-	2,  // 29: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
-	3,  // 30: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
-	37, // 31: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	37, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
+	6,  // 2: rollwave.v1.Host.apps:type_name -> rollwave.v1.SlotFacts
+	38, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
+	39, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
+	15, // 5: rollwave.v1.PhasesSpec.max_size:type_name -> rollwave.v1.Quantity
+	40, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
+	17, // 7: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
+	15, // 8: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
+	15, // 9: rollwave.v1.GatesSpec.max_unreachable:type_name -> rollwave.v1.Quantity
+	20, // 10: rollwave.v1.GatesSpec.metric_gates:type_name -> rollwave.v1.MetricGate
+	9,  // 11: rollwave.v1.ReleaseSpec.artifact:type_name -> rollwave.v1.Artifact
+	10, // 12: rollwave.v1.ReleaseSpec.unit:type_name -> rollwave.v1.UnitSpec
+	11, // 13: rollwave.v1.ReleaseSpec.slots:type_name -> rollwave.v1.SlotsSpec
+	12, // 14: rollwave.v1.ReleaseSpec.traffic:type_name -> rollwave.v1.TrafficSpec
+	13, // 15: rollwave.v1.ReleaseSpec.target:type_name -> rollwave.v1.TargetSpec
+	14, // 16: rollwave.v1.ReleaseSpec.phases:type_name -> rollwave.v1.PhasesSpec
+	16, // 17: rollwave.v1.ReleaseSpec.bake:type_name -> rollwave.v1.BakeSpec
+	18, // 18: rollwave.v1.ReleaseSpec.health:type_name -> rollwave.v1.HealthSpec
+	19, // 19: rollwave.v1.ReleaseSpec.gates:type_name -> rollwave.v1.GatesSpec
+	21, // 20: rollwave.v1.ReleaseSpec.rollback:type_name -> rollwave.v1.RollbackSpec
+	22, // 21: rollwave.v1.ReleaseSpec.approval:type_name -> rollwave.v1.ApprovalSpec
+	25, // 22: rollwave.v1.ReleaseSpec.hooks:type_name -> rollwave.v1.HookSpec
+	26, // 23: rollwave.v1.ReleaseSpec.post_rollout:type_name -> rollwave.v1.PostRolloutSpec
+	24, // 24: rollwave.v1.ReleaseSpec.requires:type_name -> rollwave.v1.Requirement
+	1,  // 25: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
+	23, // 26: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
+	0,  // 27: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
+	27, // 28: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
+	32, // 29: rollwave.v1.Release.freeze_override:type_name -> rollwave.v1.FreezeOverride
+	2,  // 30: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
+	3,  // 31: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
+	41, // 32: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
+	23, // 33: rollwave.v1.ChainStep.spec:type_name -> rollwave.v1.ReleaseSpec
+	4,  // 34: rollwave.v1.Chain.state:type_name -> rollwave.v1.ChainState
+	35, // 35: rollwave.v1.Chain.steps:type_name -> rollwave.v1.ChainStep
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_state_proto_init() }
@@ -3581,8 +3997,8 @@ func file_rollwave_v1_state_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_state_proto_rawDesc), len(file_rollwave_v1_state_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   34,
+			NumEnums:      5,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
