@@ -44,6 +44,11 @@ const (
 	// `rollwave release rollback`) reverts by local slot swaps. Ends
 	// succeeded at watch_until, or rolling_back. Not terminal.
 	ReleaseState_RELEASE_STATE_WATCHING ReleaseState = 10
+	// Terminal, for a release with parallel regions and rollback.on_failure
+	// = "fail_local": at least one region succeeded and at least one was
+	// rolled back (or failed to roll back). Release.regions says which. The
+	// app's current version is left unchanged (the fleet is mixed).
+	ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED ReleaseState = 50
 )
 
 // Enum value maps for ReleaseState.
@@ -60,19 +65,21 @@ var (
 		8:  "RELEASE_STATE_ABORTED",
 		9:  "RELEASE_STATE_FAILED",
 		10: "RELEASE_STATE_WATCHING",
+		50: "RELEASE_STATE_PARTIALLY_SUCCEEDED",
 	}
 	ReleaseState_value = map[string]int32{
-		"RELEASE_STATE_UNSPECIFIED":       0,
-		"RELEASE_STATE_PENDING":           1,
-		"RELEASE_STATE_RUNNING":           2,
-		"RELEASE_STATE_PAUSED":            3,
-		"RELEASE_STATE_AWAITING_APPROVAL": 4,
-		"RELEASE_STATE_SUCCEEDED":         5,
-		"RELEASE_STATE_ROLLING_BACK":      6,
-		"RELEASE_STATE_ROLLED_BACK":       7,
-		"RELEASE_STATE_ABORTED":           8,
-		"RELEASE_STATE_FAILED":            9,
-		"RELEASE_STATE_WATCHING":          10,
+		"RELEASE_STATE_UNSPECIFIED":         0,
+		"RELEASE_STATE_PENDING":             1,
+		"RELEASE_STATE_RUNNING":             2,
+		"RELEASE_STATE_PAUSED":              3,
+		"RELEASE_STATE_AWAITING_APPROVAL":   4,
+		"RELEASE_STATE_SUCCEEDED":           5,
+		"RELEASE_STATE_ROLLING_BACK":        6,
+		"RELEASE_STATE_ROLLED_BACK":         7,
+		"RELEASE_STATE_ABORTED":             8,
+		"RELEASE_STATE_FAILED":              9,
+		"RELEASE_STATE_WATCHING":            10,
+		"RELEASE_STATE_PARTIALLY_SUCCEEDED": 50,
 	}
 )
 
@@ -1030,8 +1037,11 @@ type PhasesSpec struct {
 	MaxSize            *Quantity `protobuf:"bytes,5,opt,name=max_size,json=maxSize,proto3" json:"max_size,omitempty"`
 	PerCellMax         int32     `protobuf:"varint,6,opt,name=per_cell_max,json=perCellMax,proto3" json:"per_cell_max,omitempty"`
 	ParallelCellsAfter int32     `protobuf:"varint,7,opt,name=parallel_cells_after,json=parallelCellsAfter,proto3" json:"parallel_cells_after,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// After this many phases (0 = never) each region proceeds with its own
+	// phases, bakes and gates (Phase.region, Release.regions).
+	ParallelRegionsAfter int32 `protobuf:"varint,50,opt,name=parallel_regions_after,json=parallelRegionsAfter,proto3" json:"parallel_regions_after,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *PhasesSpec) Reset() {
@@ -1109,6 +1119,13 @@ func (x *PhasesSpec) GetPerCellMax() int32 {
 func (x *PhasesSpec) GetParallelCellsAfter() int32 {
 	if x != nil {
 		return x.ParallelCellsAfter
+	}
+	return 0
+}
+
+func (x *PhasesSpec) GetParallelRegionsAfter() int32 {
+	if x != nil {
+		return x.ParallelRegionsAfter
 	}
 	return 0
 }
@@ -1765,7 +1782,8 @@ func (x *MetricGate) GetCaFile() string {
 
 type RollbackSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "all", "phase" or "pause".
+	// "all" (also "fail_all"), "phase", "pause" or "fail_local" (with
+	// parallel regions: roll back and stop only the failing region).
 	OnFailure          string `protobuf:"bytes,1,opt,name=on_failure,json=onFailure,proto3" json:"on_failure,omitempty"`
 	IsolationTimeoutMs int64  `protobuf:"varint,2,opt,name=isolation_timeout_ms,json=isolationTimeoutMs,proto3" json:"isolation_timeout_ms,omitempty"`
 	// What a baking host does when it loses the leader and its gossip peers
@@ -2207,8 +2225,11 @@ type Phase struct {
 	ApprovalRequired     bool   `protobuf:"varint,10,opt,name=approval_required,json=approvalRequired,proto3" json:"approval_required,omitempty"`
 	Approved             bool   `protobuf:"varint,11,opt,name=approved,proto3" json:"approved,omitempty"`
 	BakeSkipped          bool   `protobuf:"varint,12,opt,name=bake_skipped,json=bakeSkipped,proto3" json:"bake_skipped,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The region this phase belongs to, for the phases after
+	// phases.parallel_regions_after; empty for the shared phases before.
+	Region        string `protobuf:"bytes,50,opt,name=region,proto3" json:"region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Phase) Reset() {
@@ -2325,6 +2346,114 @@ func (x *Phase) GetBakeSkipped() bool {
 	return false
 }
 
+func (x *Phase) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+// One region's own progress once a release's phases split per region
+// (phases.parallel_regions_after). Derived from the plan (the phases that
+// name the region, contiguous) by SubmitRelease and SetReleasePlan, then
+// moved by SetRegionState (type 31).
+type RegionProgress struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	// pending (before the split), running, succeeded (every phase of the
+	// region verified), rolling_back, rolled_back, failed (its rollback
+	// did not complete) or aborted.
+	State ReleaseState `protobuf:"varint,2,opt,name=state,proto3,enum=rollwave.v1.ReleaseState" json:"state,omitempty"`
+	// The region's phase in progress: an index into Release.phases.
+	CurrentPhase int32 `protobuf:"varint,3,opt,name=current_phase,json=currentPhase,proto3" json:"current_phase,omitempty"`
+	// Its phases are Release.phases[first_phase : first_phase+phase_count].
+	FirstPhase      int32  `protobuf:"varint,4,opt,name=first_phase,json=firstPhase,proto3" json:"first_phase,omitempty"`
+	PhaseCount      int32  `protobuf:"varint,5,opt,name=phase_count,json=phaseCount,proto3" json:"phase_count,omitempty"`
+	Reason          string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	UpdatedUnixNano int64  `protobuf:"varint,7,opt,name=updated_unix_nano,json=updatedUnixNano,proto3" json:"updated_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RegionProgress) Reset() {
+	*x = RegionProgress{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegionProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegionProgress) ProtoMessage() {}
+
+func (x *RegionProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegionProgress.ProtoReflect.Descriptor instead.
+func (*RegionProgress) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RegionProgress) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *RegionProgress) GetState() ReleaseState {
+	if x != nil {
+		return x.State
+	}
+	return ReleaseState_RELEASE_STATE_UNSPECIFIED
+}
+
+func (x *RegionProgress) GetCurrentPhase() int32 {
+	if x != nil {
+		return x.CurrentPhase
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetFirstPhase() int32 {
+	if x != nil {
+		return x.FirstPhase
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetPhaseCount() int32 {
+	if x != nil {
+		return x.PhaseCount
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RegionProgress) GetUpdatedUnixNano() int64 {
+	if x != nil {
+		return x.UpdatedUnixNano
+	}
+	return 0
+}
+
 type Release struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2355,13 +2484,16 @@ type Release struct {
 	// Set by an admin (OverrideFreeze, type 24): freeze windows do not hold
 	// this release's phases, and its orders carry the override to agents.
 	FreezeOverride *FreezeOverride `protobuf:"bytes,20,opt,name=freeze_override,json=freezeOverride,proto3" json:"freeze_override,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Per-region progress after phases.parallel_regions_after, in plan
+	// order; empty for a release whose phases do not split.
+	Regions       []*RegionProgress `protobuf:"bytes,50,rep,name=regions,proto3" json:"regions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2505,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[22]
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2518,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Release) GetId() string {
@@ -2508,6 +2640,13 @@ func (x *Release) GetFreezeOverride() *FreezeOverride {
 	return nil
 }
 
+func (x *Release) GetRegions() []*RegionProgress {
+	if x != nil {
+		return x.Regions
+	}
+	return nil
+}
+
 type Assignment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
@@ -2529,7 +2668,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2680,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2693,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Assignment) GetHost() string {
@@ -2653,14 +2792,17 @@ type Event struct {
 	Phase   int32  `protobuf:"varint,7,opt,name=phase,proto3" json:"phase,omitempty"`
 	Message string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
 	// Evidence: gate readings and the like.
-	Evidence      map[string]string `protobuf:"bytes,9,rep,name=evidence,proto3" json:"evidence,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Evidence map[string]string `protobuf:"bytes,9,rep,name=evidence,proto3" json:"evidence,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The region the event is about (a regional phase, a region's state);
+	// empty otherwise.
+	Region        string `protobuf:"bytes,50,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2672,7 +2814,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2685,7 +2827,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2751,6 +2893,13 @@ func (x *Event) GetEvidence() map[string]string {
 	return nil
 }
 
+func (x *Event) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
 // A freeze window: no phase starts inside it (the orchestrator holds it)
 // and an agent that knows of it refuses to start a swap in it. Either
 // one-off (from/to) or recurring (cron, duration, timezone; from/to 0).
@@ -2781,7 +2930,7 @@ type FreezeWindow struct {
 
 func (x *FreezeWindow) Reset() {
 	*x = FreezeWindow{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[25]
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2793,7 +2942,7 @@ func (x *FreezeWindow) String() string {
 func (*FreezeWindow) ProtoMessage() {}
 
 func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[25]
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2806,7 +2955,7 @@ func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeWindow.ProtoReflect.Descriptor instead.
 func (*FreezeWindow) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FreezeWindow) GetId() string {
@@ -2900,7 +3049,7 @@ type FreezeOverride struct {
 
 func (x *FreezeOverride) Reset() {
 	*x = FreezeOverride{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	mi := &file_rollwave_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2912,7 +3061,7 @@ func (x *FreezeOverride) String() string {
 func (*FreezeOverride) ProtoMessage() {}
 
 func (x *FreezeOverride) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	mi := &file_rollwave_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2925,7 +3074,7 @@ func (x *FreezeOverride) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeOverride.ProtoReflect.Descriptor instead.
 func (*FreezeOverride) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FreezeOverride) GetActor() string {
@@ -2969,7 +3118,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[27]
+	mi := &file_rollwave_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3130,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[27]
+	mi := &file_rollwave_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,7 +3143,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ACLToken) GetAccessorId() string {
@@ -3062,7 +3211,7 @@ type NotifyCursor struct {
 
 func (x *NotifyCursor) Reset() {
 	*x = NotifyCursor{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[28]
+	mi := &file_rollwave_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3223,7 @@ func (x *NotifyCursor) String() string {
 func (*NotifyCursor) ProtoMessage() {}
 
 func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[28]
+	mi := &file_rollwave_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3236,7 @@ func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyCursor.ProtoReflect.Descriptor instead.
 func (*NotifyCursor) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *NotifyCursor) GetTarget() string {
@@ -3207,7 +3356,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x06labels\x18\x03 \x03(\v2#.rollwave.v1.TargetSpec.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x02\n" +
 	"\n" +
 	"PhasesSpec\x12\x16\n" +
 	"\x06canary\x18\x01 \x01(\x05R\x06canary\x12\x16\n" +
@@ -3217,7 +3366,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\bmax_size\x18\x05 \x01(\v2\x15.rollwave.v1.QuantityR\amaxSize\x12 \n" +
 	"\fper_cell_max\x18\x06 \x01(\x05R\n" +
 	"perCellMax\x120\n" +
-	"\x14parallel_cells_after\x18\a \x01(\x05R\x12parallelCellsAfter\":\n" +
+	"\x14parallel_cells_after\x18\a \x01(\x05R\x12parallelCellsAfter\x124\n" +
+	"\x16parallel_regions_after\x182 \x01(\x05R\x14parallelRegionsAfter\":\n" +
 	"\bQuantity\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\x01R\x05value\x12\x18\n" +
 	"\apercent\x18\x02 \x01(\bR\apercent\"R\n" +
@@ -3325,7 +3475,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\"G\n" +
 	"\x0fPostRolloutSpec\x12\x19\n" +
 	"\bwatch_ms\x18\x01 \x01(\x03R\awatchMs\x12\x19\n" +
-	"\bkeep_old\x18\x02 \x01(\tR\akeepOld\"\xa6\x03\n" +
+	"\bkeep_old\x18\x02 \x01(\tR\akeepOld\"\xbe\x03\n" +
 	"\x05Phase\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12-\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x17.rollwave.v1.PhaseStateR\x05state\x12\x14\n" +
@@ -3339,7 +3489,18 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11approval_required\x18\n" +
 	" \x01(\bR\x10approvalRequired\x12\x1a\n" +
 	"\bapproved\x18\v \x01(\bR\bapproved\x12!\n" +
-	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\x8d\x05\n" +
+	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\x12\x16\n" +
+	"\x06region\x182 \x01(\tR\x06region\"\x84\x02\n" +
+	"\x0eRegionProgress\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12/\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x19.rollwave.v1.ReleaseStateR\x05state\x12#\n" +
+	"\rcurrent_phase\x18\x03 \x01(\x05R\fcurrentPhase\x12\x1f\n" +
+	"\vfirst_phase\x18\x04 \x01(\x05R\n" +
+	"firstPhase\x12\x1f\n" +
+	"\vphase_count\x18\x05 \x01(\x05R\n" +
+	"phaseCount\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12*\n" +
+	"\x11updated_unix_nano\x18\a \x01(\x03R\x0fupdatedUnixNano\"\xc4\x05\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x04spec\x18\x02 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\x12/\n" +
@@ -3362,7 +3523,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"ack_reason\x18\x0f \x01(\tR\tackReason\x121\n" +
 	"\x15watch_until_unix_nano\x18\x10 \x01(\x03R\x12watchUntilUnixNano\x12D\n" +
-	"\x0ffreeze_override\x18\x14 \x01(\v2\x1b.rollwave.v1.FreezeOverrideR\x0efreezeOverride\"\xb0\x03\n" +
+	"\x0ffreeze_override\x18\x14 \x01(\v2\x1b.rollwave.v1.FreezeOverrideR\x0efreezeOverride\x125\n" +
+	"\aregions\x182 \x03(\v2\x1b.rollwave.v1.RegionProgressR\aregions\"\xb0\x03\n" +
 	"\n" +
 	"Assignment\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
@@ -3381,7 +3543,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11created_unix_nano\x18\n" +
 	" \x01(\x03R\x0fcreatedUnixNano\x12*\n" +
 	"\x11updated_unix_nano\x18\v \x01(\x03R\x0fupdatedUnixNano\x125\n" +
-	"\x17bake_deadline_unix_nano\x18\f \x01(\x03R\x14bakeDeadlineUnixNano\"\xc7\x02\n" +
+	"\x17bake_deadline_unix_nano\x18\f \x01(\x03R\x14bakeDeadlineUnixNano\"\xdf\x02\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12$\n" +
 	"\x0etime_unix_nano\x18\x02 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
@@ -3392,7 +3554,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x04host\x18\x06 \x01(\tR\x04host\x12\x14\n" +
 	"\x05phase\x18\a \x01(\x05R\x05phase\x12\x18\n" +
 	"\amessage\x18\b \x01(\tR\amessage\x12<\n" +
-	"\bevidence\x18\t \x03(\v2 .rollwave.v1.Event.EvidenceEntryR\bevidence\x1a;\n" +
+	"\bevidence\x18\t \x03(\v2 .rollwave.v1.Event.EvidenceEntryR\bevidence\x12\x16\n" +
+	"\x06region\x182 \x01(\tR\x06region\x1a;\n" +
 	"\rEvidenceEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\x02\n" +
@@ -3433,7 +3596,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11updated_unix_nano\x18\x04 \x01(\x03R\x0fupdatedUnixNano\x12\x1f\n" +
 	"\vlost_events\x18\x05 \x01(\x04R\n" +
 	"lostEvents\x12\x1b\n" +
-	"\tlast_loss\x18\x06 \x01(\tR\blastLoss*\xcf\x02\n" +
+	"\tlast_loss\x18\x06 \x01(\tR\blastLoss*\xf6\x02\n" +
 	"\fReleaseState\x12\x1d\n" +
 	"\x19RELEASE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RELEASE_STATE_PENDING\x10\x01\x12\x19\n" +
@@ -3446,7 +3609,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x15RELEASE_STATE_ABORTED\x10\b\x12\x18\n" +
 	"\x14RELEASE_STATE_FAILED\x10\t\x12\x1a\n" +
 	"\x16RELEASE_STATE_WATCHING\x10\n" +
-	"*\xa7\x01\n" +
+	"\x12%\n" +
+	"!RELEASE_STATE_PARTIALLY_SUCCEEDED\x102*\xa7\x01\n" +
 	"\n" +
 	"PhaseState\x12\x1b\n" +
 	"\x17PHASE_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -3489,7 +3653,7 @@ func file_rollwave_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_rollwave_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_rollwave_v1_state_proto_goTypes = []any{
 	(ReleaseState)(0),       // 0: rollwave.v1.ReleaseState
 	(PhaseState)(0),         // 1: rollwave.v1.PhaseState
@@ -3517,27 +3681,28 @@ var file_rollwave_v1_state_proto_goTypes = []any{
 	(*HookSpec)(nil),        // 23: rollwave.v1.HookSpec
 	(*PostRolloutSpec)(nil), // 24: rollwave.v1.PostRolloutSpec
 	(*Phase)(nil),           // 25: rollwave.v1.Phase
-	(*Release)(nil),         // 26: rollwave.v1.Release
-	(*Assignment)(nil),      // 27: rollwave.v1.Assignment
-	(*Event)(nil),           // 28: rollwave.v1.Event
-	(*FreezeWindow)(nil),    // 29: rollwave.v1.FreezeWindow
-	(*FreezeOverride)(nil),  // 30: rollwave.v1.FreezeOverride
-	(*ACLToken)(nil),        // 31: rollwave.v1.ACLToken
-	(*NotifyCursor)(nil),    // 32: rollwave.v1.NotifyCursor
-	nil,                     // 33: rollwave.v1.Host.LabelsEntry
-	nil,                     // 34: rollwave.v1.UnitSpec.EnvironmentEntry
-	nil,                     // 35: rollwave.v1.TargetSpec.LabelsEntry
-	nil,                     // 36: rollwave.v1.HealthCheck.HeadersEntry
-	nil,                     // 37: rollwave.v1.Event.EvidenceEntry
+	(*RegionProgress)(nil),  // 26: rollwave.v1.RegionProgress
+	(*Release)(nil),         // 27: rollwave.v1.Release
+	(*Assignment)(nil),      // 28: rollwave.v1.Assignment
+	(*Event)(nil),           // 29: rollwave.v1.Event
+	(*FreezeWindow)(nil),    // 30: rollwave.v1.FreezeWindow
+	(*FreezeOverride)(nil),  // 31: rollwave.v1.FreezeOverride
+	(*ACLToken)(nil),        // 32: rollwave.v1.ACLToken
+	(*NotifyCursor)(nil),    // 33: rollwave.v1.NotifyCursor
+	nil,                     // 34: rollwave.v1.Host.LabelsEntry
+	nil,                     // 35: rollwave.v1.UnitSpec.EnvironmentEntry
+	nil,                     // 36: rollwave.v1.TargetSpec.LabelsEntry
+	nil,                     // 37: rollwave.v1.HealthCheck.HeadersEntry
+	nil,                     // 38: rollwave.v1.Event.EvidenceEntry
 }
 var file_rollwave_v1_state_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.SlotFacts.active:type_name -> rollwave.v1.Slot
-	33, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
+	34, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
 	5,  // 2: rollwave.v1.Host.apps:type_name -> rollwave.v1.SlotFacts
-	34, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
-	35, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
+	35, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
+	36, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
 	14, // 5: rollwave.v1.PhasesSpec.max_size:type_name -> rollwave.v1.Quantity
-	36, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
+	37, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
 	16, // 7: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
 	14, // 8: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
 	14, // 9: rollwave.v1.GatesSpec.max_unreachable:type_name -> rollwave.v1.Quantity
@@ -3556,18 +3721,20 @@ var file_rollwave_v1_state_proto_depIdxs = []int32{
 	23, // 22: rollwave.v1.ReleaseSpec.hooks:type_name -> rollwave.v1.HookSpec
 	24, // 23: rollwave.v1.ReleaseSpec.post_rollout:type_name -> rollwave.v1.PostRolloutSpec
 	1,  // 24: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
-	22, // 25: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
-	0,  // 26: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
-	25, // 27: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
-	30, // 28: rollwave.v1.Release.freeze_override:type_name -> rollwave.v1.FreezeOverride
-	2,  // 29: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
-	3,  // 30: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
-	37, // 31: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	0,  // 25: rollwave.v1.RegionProgress.state:type_name -> rollwave.v1.ReleaseState
+	22, // 26: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
+	0,  // 27: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
+	25, // 28: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
+	31, // 29: rollwave.v1.Release.freeze_override:type_name -> rollwave.v1.FreezeOverride
+	26, // 30: rollwave.v1.Release.regions:type_name -> rollwave.v1.RegionProgress
+	2,  // 31: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
+	3,  // 32: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
+	38, // 33: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_state_proto_init() }
@@ -3582,7 +3749,7 @@ func file_rollwave_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_state_proto_rawDesc), len(file_rollwave_v1_state_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
