@@ -71,4 +71,5 @@ func init() {
 	register(SetNotifyCursors, noResult(applySetNotifyCursors))
 	register(AckRelease, noResult(applyAckRelease))
 	register(OverrideFreeze, noResult(applyOverrideFreeze))
+	register(SetRegionState, noResult(applySetRegionState))
 }

@@ -65,6 +65,11 @@ const (
 	// start phases, and its hosts swaps, inside freeze windows: an
 	// admin's audited emergency override.
 	OverrideFreeze MessageType = 24
+	// SetRegionState (body: SetRegionStateCommand) moves one region of a
+	// release with parallel regions (phases.parallel_regions_after):
+	// start it, advance its phase, end it succeeded, or roll it back
+	// alone (rollback.on_failure = "fail_local").
+	SetRegionState MessageType = 31
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -97,6 +102,7 @@ var messageTypeNames = map[MessageType]string{
 	SetNotifyCursors:  "SetNotifyCursors",
 	AckRelease:        "AckRelease",
 	OverrideFreeze:    "OverrideFreeze",
+	SetRegionState:    "SetRegionState",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

@@ -44,15 +44,15 @@ func TestMessageTypeNumbersAreForever(t *testing.T) {
 		UpsertHosts: 1, DeleteHost: 2, SetCell: 3, DeleteCell: 4, SubmitRelease: 5, SetReleaseState: 6,
 		SetPhaseState: 7, ApprovePhase: 8, CreateAssignments: 9, UpdateAssignments: 10, AppendEvents: 11,
 		AddFreeze: 12, RemoveFreeze: 13, SetGlobalFreeze: 14, SetReleasePlan: 15, AdvancePhase: 16,
-		ACLBootstrap: 17, UpsertACLToken: 18, DeleteACLToken: 19, AbortRelease: 20, Prune: 21, SetNotifyCursors: 22, AckRelease: 23, OverrideFreeze: 24, IgnoreUnknownTypeFlag: 0x80,
+		ACLBootstrap: 17, UpsertACLToken: 18, DeleteACLToken: 19, AbortRelease: 20, Prune: 21, SetNotifyCursors: 22, AckRelease: 23, OverrideFreeze: 24, SetRegionState: 31, IgnoreUnknownTypeFlag: 0x80,
 	}
 	for typ, n := range want {
 		if uint8(typ) != n {
 			t.Errorf("%v = %d, want %d", typ, uint8(typ), n)
 		}
 	}
-	if len(handlers) != 24 {
-		t.Errorf("%d handlers registered, want 24", len(handlers))
+	if len(handlers) != 25 {
+		t.Errorf("%d handlers registered, want 25", len(handlers))
 	}
 }
 
