@@ -77,6 +77,10 @@ func (w rolloutWriter) AdvancePhase(_ context.Context, cmd *rollwavev1.SetReleas
 	return w.s.applyErr(raftfsm.AdvancePhase, cmd)
 }
 
+func (w rolloutWriter) SetRegionState(_ context.Context, cmd *rollwavev1.SetRegionStateCommand) error {
+	return w.s.applyErr(raftfsm.SetRegionState, cmd)
+}
+
 func (w rolloutWriter) UpdateAssignments(_ context.Context, cmd *rollwavev1.UpdateAssignmentsCommand) error {
 	return w.s.applyErr(raftfsm.UpdateAssignments, cmd)
 }
