@@ -26,6 +26,14 @@ var regionTransitions = map[v1.ReleaseState][]v1.ReleaseState{
 	regionRollingBack: {regionRolledBack, regionFailed},
 }
 
+// regionEventKinds names the event of a region's move to a state.
+var regionEventKinds = map[v1.ReleaseState]string{
+	regionSucceeded:   "region.succeeded",
+	regionRollingBack: "region.rolling_back",
+	regionRolledBack:  "region.rolled_back",
+	regionFailed:      "region.failed",
+}
+
 // RegionTerminal reports whether a region in state s is done: succeeded,
 // rolled back, failed or aborted.
 func RegionTerminal(s v1.ReleaseState) bool {
@@ -133,7 +141,7 @@ func applySetRegionState(s *view, _ uint64, cmd *v1.SetRegionStateCommand) error
 	}
 	r.UpdatedUnixNano = now
 	s.put(tRelease, r)
-	kind := "region." + stateName(to)
+	kind := regionEventKinds[to]
 	if from == regionRunning && to == regionRunning {
 		kind = "region.advanced"
 	} else if from == regionPending {
