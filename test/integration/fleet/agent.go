@@ -82,6 +82,8 @@ type AgentOptions struct {
 	HeartbeatInterval time.Duration
 	// LogLevel, when set, overrides info.
 	LogLevel string
+	// Region, when set, is the host's region (else the agent's default).
+	Region string
 }
 
 // InstallAgent installs the agent package on h with dpkg -i, writes
@@ -147,6 +149,9 @@ func AgentConfig(node, cell string, join []string, opts AgentOptions) string {
 	}
 	fmt.Fprintf(&b, "join        = [%s]\n", strings.Join(quoted, ", "))
 	fmt.Fprintf(&b, "unit_driver = %q\n", "systemd")
+	if opts.Region != "" {
+		fmt.Fprintf(&b, "region      = %q\n", opts.Region)
+	}
 	if opts.HeartbeatInterval > 0 {
 		fmt.Fprintf(&b, "heartbeat_interval = %q\n", opts.HeartbeatInterval.String())
 	}
