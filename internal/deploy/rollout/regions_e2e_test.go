@@ -1,6 +1,7 @@
 package rollout_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/deploy/drift"
+	"github.com/rollwave/rollwave/internal/testutil"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -60,6 +63,13 @@ func TestE2EParallelRegionsFailLocal(t *testing.T) {
 	if v := f.leader().FSM().State().App("demo").GetCurrentVersion(); v != "1.0.0" {
 		t.Errorf("app current version = %q; a partial success leaves it", v)
 	}
+	// eu's hosts are where demo-2 put them on purpose, us's back on the
+	// desired (last succeeded) 1.0.0: nothing is drifted, so nothing
+	// converges eu back to 1.0.0.
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		d := drift.Hosts(f.leader().FSM().State(), "demo")
+		return len(d) == 0, fmt.Sprintf("drifted: %v", d)
+	})
 
 	// The audit trail: both regions started before either ended (they
 	// ran side by side); the failure, the rollback and the reverts of us

@@ -111,7 +111,7 @@ func (f *Fleet) InstallAgent(h *Host, cell string, opts AgentOptions) error {
 		if err := p.installAgentTLS(h); err != nil {
 			return err
 		}
-		cfg += p.agentConfigBlock()
+		cfg += p.agentConfigBlock(opts.Region != "")
 	}
 	if err := h.WriteFile(AgentConfigPath, []byte(cfg), 0o640); err != nil {
 		return fmt.Errorf("%s: write %s: %w", h.Name, AgentConfigPath, err)
