@@ -95,8 +95,9 @@ func (o *Orchestrator) stepRegion(ctx context.Context, rn *run, r *rollwavev1.Re
 		for _, p := range r.GetPhases()[first : first+n] {
 			hosts += len(p.GetHosts())
 		}
+		shared := r.GetRegions()[0].GetFirstPhase() // the shared phases come first
 		return o.setRegion(ctx, r, g, regRunning, -1, fmt.Sprintf("shared phases 0-%d verified; region %s runs its own phases %d-%d (%d host(s)) with its own bakes and gates",
-			first-1, g.GetRegion(), first, first+n-1, hosts))
+			shared-1, g.GetRegion(), first, first+n-1, hosts))
 	case regRunning:
 		p := r.GetPhases()[g.GetCurrentPhase()]
 		switch p.GetState() {
