@@ -215,6 +215,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		tc.CAFile, tc.CertFile, tc.KeyFile = ac.TLS.CAFile, ac.TLS.CertFile, ac.TLS.KeyFile
 		tc.VerifyServerHostname = ac.TLS.VerifyServerHostname
 		tc.Region = ac.Region
+		if ac.TLS.Region != "" {
+			// The certificates' region, when the host's own region
+			// (placement for parallel regions) differs from it.
+			tc.Region = ac.TLS.Region
+		}
 		cfg.TLS = &tc
 	}
 	cfg.Version = version.Version

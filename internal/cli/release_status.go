@@ -201,7 +201,8 @@ func releaseEnded(s rollwavev1.ReleaseState) bool {
 	case rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED,
 		rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK,
 		rollwavev1.ReleaseState_RELEASE_STATE_ABORTED,
-		rollwavev1.ReleaseState_RELEASE_STATE_FAILED:
+		rollwavev1.ReleaseState_RELEASE_STATE_FAILED,
+		rollwavev1.ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED:
 		return true
 	}
 	return false
@@ -318,10 +319,17 @@ func renderStatus(w io.Writer, now time.Time, r *rollwavev1.Release, assignments
 		if e := gates[p.GetIndex()]; e != nil {
 			gate = strings.TrimSpace(e.GetKind() + " " + evidenceString(e.GetEvidence()))
 		}
-		t.row(strconv.Itoa(int(p.GetIndex())), phaseStateName(p.GetState()), hostsDone(p, assignments),
+		name := strconv.Itoa(int(p.GetIndex()))
+		if p.GetRegion() != "" {
+			name += " (" + p.GetRegion() + ")"
+		}
+		t.row(name, phaseStateName(p.GetState()), hostsDone(p, assignments),
 			bakeCell(now, p), strings.Join(p.GetCells(), ","), gate)
 	}
 	if err := t.flush(); err != nil {
+		return err
+	}
+	if err := renderRegions(w, r); err != nil {
 		return err
 	}
 	if why := heldReason(r, events); why != "" {
@@ -418,4 +426,21 @@ func bakeCell(now time.Time, p *rollwavev1.Phase) string {
 		return ""
 	}
 	return msDuration(p.GetBakeMs())
+}
+
+// renderRegions prints one line per region of a release whose phases split
+// per region (phases.parallel_regions_after): its state, its phase now out
+// of its own, and why.
+func renderRegions(w io.Writer, r *rollwavev1.Release) error {
+	if len(r.GetRegions()) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	t := newTable(w, "REGION", "STATE", "PHASE", "REASON")
+	for _, g := range r.GetRegions() {
+		first, n := g.GetFirstPhase(), g.GetPhaseCount()
+		t.row(g.GetRegion(), releaseStateName(g.GetState()),
+			fmt.Sprintf("%d (%d of %d: phases %d-%d)", g.GetCurrentPhase(), g.GetCurrentPhase()-first+1, n, first, first+n-1), g.GetReason())
+	}
+	return t.flush()
 }

@@ -52,7 +52,7 @@ func (s *Server) fleetForPlanning() plan.Fleet {
 		if live[h.GetId()] != "alive" && !s.agents.connected(h.GetId()) {
 			continue
 		}
-		f.Hosts = append(f.Hosts, plan.HostInfo{ID: h.GetId(), Cell: h.GetCell(), Labels: h.GetLabels()})
+		f.Hosts = append(f.Hosts, plan.HostInfo{ID: h.GetId(), Cell: h.GetCell(), Labels: h.GetLabels(), Region: h.GetRegion()})
 	}
 	f.Cells = s.fsm.State().Cells()
 	return f

@@ -57,7 +57,8 @@ func (o *operatorService) WatchRelease(req *rollwavev1.WatchReleaseRequest, stre
 func isTerminal(s rollwavev1.ReleaseState) bool {
 	switch s {
 	case rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED, rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK,
-		rollwavev1.ReleaseState_RELEASE_STATE_ABORTED, rollwavev1.ReleaseState_RELEASE_STATE_FAILED:
+		rollwavev1.ReleaseState_RELEASE_STATE_ABORTED, rollwavev1.ReleaseState_RELEASE_STATE_FAILED,
+		rollwavev1.ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED:
 		return true
 	}
 	return false

@@ -85,6 +85,10 @@ func (w rolloutWriter) SetChainState(_ context.Context, cmd *rollwavev1.SetChain
 	return w.s.applyErr(raftfsm.SetChainState, cmd)
 }
 
+func (w rolloutWriter) SetRegionState(_ context.Context, cmd *rollwavev1.SetRegionStateCommand) error {
+	return w.s.applyErr(raftfsm.SetRegionState, cmd)
+}
+
 func (w rolloutWriter) UpdateAssignments(_ context.Context, cmd *rollwavev1.UpdateAssignmentsCommand) error {
 	return w.s.applyErr(raftfsm.UpdateAssignments, cmd)
 }

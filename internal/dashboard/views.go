@@ -333,6 +333,13 @@ type phaseRow struct {
 	Started, Finished, Reason string
 	Awaiting, Approved        bool
 	Current                   bool
+	// Region is a regional phase's region (phases.parallel_regions_after).
+	Region string
+}
+
+// regionRow is one region of a release with parallel regions.
+type regionRow struct {
+	Name, State, Phase, Reason string
 }
 
 type gateRow struct {
@@ -359,6 +366,7 @@ type assignmentRow struct {
 type releaseView struct {
 	releaseRow
 	Phases      []phaseRow
+	Regions     []regionRow
 	Gates       []gateRow
 	Events      []eventRow
 	Assignments []assignmentRow
@@ -396,11 +404,15 @@ func buildRelease(resp *rollwavev1.GetReleaseResponse, events []*rollwavev1.Even
 			Bake: (time.Duration(p.GetBakeMs()) * time.Millisecond).String(), Started: fmtTime(p.GetStartedUnixNano()),
 			Finished: fmtTime(p.GetFinishedUnixNano()), Reason: p.GetReason(),
 			Awaiting: p.GetApprovalRequired() && !p.GetApproved(), Approved: p.GetApproved(),
-			Current: p.GetIndex() == r.GetCurrentPhase()}
+			Current: p.GetIndex() == r.GetCurrentPhase(), Region: p.GetRegion()}
 		if p.GetState() == rollwavev1.PhaseState_PHASE_STATE_BAKING && p.GetBakeDeadlineUnixNano() > 0 {
 			pr.BakeDeadlineMS = p.GetBakeDeadlineUnixNano() / int64(time.Millisecond)
 		}
 		v.Phases = append(v.Phases, pr)
+	}
+	for _, g := range r.GetRegions() {
+		v.Regions = append(v.Regions, regionRow{Name: g.GetRegion(), State: stateName(g.GetState()),
+			Phase: fmt.Sprintf("%d of phases %d-%d", g.GetCurrentPhase(), g.GetFirstPhase(), g.GetFirstPhase()+g.GetPhaseCount()-1), Reason: g.GetReason()})
 	}
 	v.Gates = gateRows(r.GetSpec().GetGates(), events)
 	for i := len(events) - 1; i >= 0 && len(v.Events) < 200; i-- {

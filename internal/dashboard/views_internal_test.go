@@ -63,3 +63,25 @@ func TestHostState(t *testing.T) {
 		}
 	}
 }
+
+// A release with parallel regions shows one row per region and its
+// regional phases name their region.
+func TestBuildReleaseShowsRegions(t *testing.T) {
+	r := &rollwavev1.Release{Id: "api-2", State: rollwavev1.ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED,
+		Phases: []*rollwavev1.Phase{{Index: 0}, {Index: 1, Region: "eu"}, {Index: 2, Region: "us"}},
+		Regions: []*rollwavev1.RegionProgress{
+			{Region: "eu", State: rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED, FirstPhase: 1, PhaseCount: 1, CurrentPhase: 1},
+			{Region: "us", State: rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK, FirstPhase: 2, PhaseCount: 1, CurrentPhase: 2, Reason: "phase 2 failed"},
+		}}
+	v := buildRelease(&rollwavev1.GetReleaseResponse{Release: r}, nil)
+	if v.Phases[1].Region != "eu" || v.Phases[2].Region != "us" || v.Phases[0].Region != "" {
+		t.Errorf("phases = %+v", v.Phases)
+	}
+	want := []regionRow{{Name: "eu", State: "succeeded", Phase: "1 of phases 1-1"}, {Name: "us", State: "rolled_back", Phase: "2 of phases 2-2", Reason: "phase 2 failed"}}
+	if len(v.Regions) != 2 || v.Regions[0] != want[0] || v.Regions[1] != want[1] {
+		t.Errorf("regions = %+v, want %+v", v.Regions, want)
+	}
+	if v.State != "partially_succeeded" {
+		t.Errorf("state = %q", v.State)
+	}
+}

@@ -74,4 +74,5 @@ func init() {
 	register(SubmitChain, noResult(applySubmitChain))
 	register(StartChainStep, noResult(applyStartChainStep))
 	register(SetChainState, noResult(applySetChainState))
+	register(SetRegionState, noResult(applySetRegionState))
 }

@@ -75,6 +75,11 @@ const (
 	// SetChainState (body: SetChainStateCommand) moves a chain to another
 	// state with its evidence.
 	SetChainState MessageType = 29
+	// SetRegionState (body: SetRegionStateCommand) moves one region of a
+	// release with parallel regions (phases.parallel_regions_after):
+	// start it, advance its phase, end it succeeded, or roll it back
+	// alone (rollback.on_failure = "fail_local").
+	SetRegionState MessageType = 31
 )
 
 // IgnoreUnknownTypeFlag is set on the type byte of a command that servers
@@ -110,6 +115,7 @@ var messageTypeNames = map[MessageType]string{
 	SubmitChain:       "SubmitChain",
 	StartChainStep:    "StartChainStep",
 	SetChainState:     "SetChainState",
+	SetRegionState:    "SetRegionState",
 }
 
 // Base returns t without IgnoreUnknownTypeFlag.

@@ -45,15 +45,15 @@ func TestMessageTypeNumbersAreForever(t *testing.T) {
 		SetPhaseState: 7, ApprovePhase: 8, CreateAssignments: 9, UpdateAssignments: 10, AppendEvents: 11,
 		AddFreeze: 12, RemoveFreeze: 13, SetGlobalFreeze: 14, SetReleasePlan: 15, AdvancePhase: 16,
 		ACLBootstrap: 17, UpsertACLToken: 18, DeleteACLToken: 19, AbortRelease: 20, Prune: 21, SetNotifyCursors: 22, AckRelease: 23, OverrideFreeze: 24,
-		SubmitChain: 27, StartChainStep: 28, SetChainState: 29, IgnoreUnknownTypeFlag: 0x80,
+		SubmitChain: 27, StartChainStep: 28, SetChainState: 29, SetRegionState: 31, IgnoreUnknownTypeFlag: 0x80,
 	}
 	for typ, n := range want {
 		if uint8(typ) != n {
 			t.Errorf("%v = %d, want %d", typ, uint8(typ), n)
 		}
 	}
-	if len(handlers) != 27 {
-		t.Errorf("%d handlers registered, want 27", len(handlers))
+	if len(handlers) != 28 {
+		t.Errorf("%d handlers registered, want 28", len(handlers))
 	}
 }
 

@@ -416,6 +416,46 @@ func laterGoldenSteps() []namedStep {
 					t.Errorf("chain = %v", c)
 				}
 			}}},
+		// Since type 31 (SetRegionState): a release whose phase 1 is region
+		// eu's own (phases.parallel_regions_after = 1) starts; its shared
+		// phase 0 is verified; region eu starts.
+		{goldenStep: goldenStep{cmd: cmd{SubmitRelease, &v1.SubmitReleaseCommand{TimeUnixNano: now + 40, Actor: "alice", Release: &v1.Release{
+			Id: "geo-1.0.0", Spec: &v1.ReleaseSpec{Name: "geo-1.0.0", App: "geo", Version: "1.0.0",
+				Phases: &v1.PhasesSpec{ParallelRegionsAfter: 1}, Rollback: &v1.RollbackSpec{OnFailure: "fail_local"}},
+			Phases: []*v1.Phase{
+				{Index: 0, Hosts: []string{"h1"}, Cells: []string{"eu-1"}, BakeMs: 60_000},
+				{Index: 1, Hosts: []string{"h2"}, Cells: []string{"eu-1"}, BakeMs: 60_000, Region: "eu"},
+			}}}},
+			check: func(t *testing.T, s *State) {
+				rg := s.Release("geo-1.0.0").GetRegions()
+				if len(rg) != 1 || rg[0].GetRegion() != "eu" || rg[0].GetState() != rsPending || rg[0].GetFirstPhase() != 1 || rg[0].GetPhaseCount() != 1 || rg[0].GetCurrentPhase() != 1 {
+					t.Errorf("regions = %v", rg)
+				}
+			}}, file: "cmd-submit-release-regions.bin"},
+		{goldenStep: goldenStep{cmd: cmd{SetReleaseState, &v1.SetReleaseStateCommand{TimeUnixNano: now + 41, ReleaseId: "geo-1.0.0", State: rsRunning, Actor: "alice", CurrentPhase: -1}},
+			check: func(t *testing.T, s *State) {
+				if r := s.Release("geo-1.0.0"); r.GetState() != rsRunning {
+					t.Errorf("release = %v", r)
+				}
+			}}, file: "cmd-set-release-state-regions.bin"},
+		{goldenStep: goldenStep{cmd: cmd{SetPhaseState, &v1.SetPhaseStateCommand{TimeUnixNano: now + 42, ReleaseId: "geo-1.0.0", Index: 0, State: psDeploying}},
+			check: func(t *testing.T, s *State) {}}, file: "cmd-set-phase-state-regions-deploying.bin"},
+		{goldenStep: goldenStep{cmd: cmd{SetPhaseState, &v1.SetPhaseStateCommand{TimeUnixNano: now + 43, ReleaseId: "geo-1.0.0", Index: 0, State: psBaking, BakeDeadlineUnixNano: now + 44}},
+			check: func(t *testing.T, s *State) {}}, file: "cmd-set-phase-state-regions-baking.bin"},
+		{goldenStep: goldenStep{cmd: cmd{SetPhaseState, &v1.SetPhaseStateCommand{TimeUnixNano: now + 45, ReleaseId: "geo-1.0.0", Index: 0, State: psVerified}},
+			check: func(t *testing.T, s *State) {}}, file: "cmd-set-phase-state-regions-verified.bin"},
+		{goldenStep: goldenStep{cmd: cmd{SetRegionState, &v1.SetRegionStateCommand{TimeUnixNano: now + 46, ReleaseId: "geo-1.0.0", Region: "eu", State: rsRunning, CurrentPhase: -1,
+			Actor: "rollout", Reason: "shared phases verified", Events: []*v1.Event{{ReleaseId: "geo-1.0.0", Kind: "region.split", Phase: 1, Region: "eu", Message: "eu runs on its own"}}}},
+			check: func(t *testing.T, s *State) {
+				rg := s.Release("geo-1.0.0").GetRegions()[0]
+				if rg.GetState() != rsRunning || rg.GetReason() != "shared phases verified" || rg.GetUpdatedUnixNano() != now+46 {
+					t.Errorf("region = %v", rg)
+				}
+				ev := s.Events("geo-1.0.0", 0, 0)
+				if last := ev[len(ev)-1]; last.GetKind() != "region.started" || last.GetRegion() != "eu" || ev[len(ev)-2].GetKind() != "region.split" {
+					t.Errorf("events = %v", ev[len(ev)-2:])
+				}
+			}}},
 	}
 }
 

@@ -40,8 +40,13 @@ func applySubmitRelease(s *view, _ uint64, cmd *v1.SubmitReleaseCommand) error {
 			app, a.GetActiveReleaseId(), stateName(active.GetState()))
 	}
 
+	regions, err := deriveRegions(r.GetId(), r.GetPhases())
+	if err != nil {
+		return err
+	}
 	now := cmd.GetTimeUnixNano()
 	r = clone(r)
+	r.Regions = regions
 	r.State = v1.ReleaseState_RELEASE_STATE_PENDING
 	r.CurrentPhase = 0
 	for _, p := range r.Phases {
@@ -101,6 +106,11 @@ func setReleaseState(s *view, cmd *v1.SetReleaseStateCommand, abortRollback bool
 	if to == v1.ReleaseState_RELEASE_STATE_WATCHING && cmd.GetWatchUntilUnixNano() <= cmd.GetTimeUnixNano() {
 		return reject(ErrInvalid, "release %q: watching needs watch_until after the command's time, got %d (time %d)", r.GetId(), cmd.GetWatchUntilUnixNano(), cmd.GetTimeUnixNano())
 	}
+	if to == v1.ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED {
+		if err := checkPartial(r); err != nil {
+			return err
+		}
+	}
 	if err := checkEvents(cmd.GetEvents()); err != nil {
 		return err
 	}
@@ -108,6 +118,7 @@ func setReleaseState(s *view, cmd *v1.SetReleaseStateCommand, abortRollback bool
 	now := cmd.GetTimeUnixNano()
 	s.appendEvents(cmd.GetEvents(), now)
 	r = clone(r)
+	followRelease(r, to, now)
 	r.State = to
 	r.Reason = cmd.GetReason()
 	r.UpdatedUnixNano = now
@@ -202,7 +213,7 @@ func applySetPhaseState(s *view, _ uint64, cmd *v1.SetPhaseStateCommand) error {
 	r.UpdatedUnixNano = now
 	s.put(tRelease, r)
 	s.appendEvent(&v1.Event{
-		TimeUnixNano: now, ReleaseId: r.Id, Kind: "phase." + stateName(to), Phase: p.Index,
+		TimeUnixNano: now, ReleaseId: r.Id, Kind: "phase." + stateName(to), Phase: p.Index, Region: p.GetRegion(),
 		Message: fmt.Sprintf("phase %d: %s -> %s: %s", p.Index, stateName(from), stateName(to), cmd.GetReason()),
 	})
 	return nil

@@ -40,8 +40,13 @@ func applySetReleasePlan(s *view, _ uint64, cmd *v1.SubmitReleaseCommand) error 
 			return reject(ErrInvalid, "release %q: phase %d must start pending, not %s", r.Id, i, stateName(st))
 		}
 	}
+	regions, err := deriveRegions(r.Id, in.GetPhases())
+	if err != nil {
+		return err
+	}
 	now := cmd.GetTimeUnixNano()
 	r = clone(r)
+	r.Regions = regions
 	r.Phases = nil
 	hosts := 0
 	for _, p := range in.GetPhases() {

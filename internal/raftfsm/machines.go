@@ -17,6 +17,9 @@ var releaseTransitions = map[v1.ReleaseState][]v1.ReleaseState{
 		v1.ReleaseState_RELEASE_STATE_PAUSED, v1.ReleaseState_RELEASE_STATE_AWAITING_APPROVAL,
 		v1.ReleaseState_RELEASE_STATE_SUCCEEDED, v1.ReleaseState_RELEASE_STATE_ROLLING_BACK,
 		v1.ReleaseState_RELEASE_STATE_ABORTED, v1.ReleaseState_RELEASE_STATE_WATCHING,
+		// Parallel regions with fail_local: some regions succeeded,
+		// others were rolled back (checkPartial).
+		v1.ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED,
 	},
 	// post_rollout.watch: every phase verified, the gates still read.
 	v1.ReleaseState_RELEASE_STATE_WATCHING: {
@@ -100,11 +103,12 @@ func AssignmentTransitionAllowed(from, to v1.AssignmentState) bool {
 }
 
 // ReleaseTerminal reports whether s is an end state (succeeded, rolled back,
-// aborted, failed).
+// aborted, failed, partially succeeded).
 func ReleaseTerminal(s v1.ReleaseState) bool {
 	switch s {
 	case v1.ReleaseState_RELEASE_STATE_SUCCEEDED, v1.ReleaseState_RELEASE_STATE_ROLLED_BACK,
-		v1.ReleaseState_RELEASE_STATE_ABORTED, v1.ReleaseState_RELEASE_STATE_FAILED:
+		v1.ReleaseState_RELEASE_STATE_ABORTED, v1.ReleaseState_RELEASE_STATE_FAILED,
+		v1.ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED:
 		return true
 	}
 	return false
@@ -115,7 +119,8 @@ func ReleaseTerminal(s v1.ReleaseState) bool {
 // failed. Only such a release can be acknowledged (AckRelease).
 func ReleaseFailed(r *v1.Release) bool {
 	switch r.GetState() {
-	case v1.ReleaseState_RELEASE_STATE_ROLLING_BACK, v1.ReleaseState_RELEASE_STATE_ROLLED_BACK, v1.ReleaseState_RELEASE_STATE_FAILED:
+	case v1.ReleaseState_RELEASE_STATE_ROLLING_BACK, v1.ReleaseState_RELEASE_STATE_ROLLED_BACK, v1.ReleaseState_RELEASE_STATE_FAILED,
+		v1.ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED:
 		return true
 	}
 	for _, p := range r.GetPhases() {

@@ -121,7 +121,9 @@ func timelineOf(in Release) timeline {
 			tl.succeeded, tl.ended = t, t
 		case "release.rolled_back":
 			tl.restored, tl.ended = t, t
-		case "release.failed":
+		case "release.failed", "release.partially_succeeded":
+			// partially_succeeded: some regions were rolled back
+			// (fail_local); its failed phase makes it a failure.
 			tl.ended = t
 		case "release.aborted":
 			tl.ended, tl.aborted = t, true

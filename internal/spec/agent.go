@@ -157,7 +157,7 @@ func (c *AgentConfig) fields() []field {
 		)),
 		attr("enable_pprof", boolean(&c.EnablePprof)),
 		block("advertise", sub(attr("gossip", str(&c.Advertise.Gossip)))),
-		block("tls", tlsFields(&c.TLS)),
+		block("tls", tlsFields(&c.TLS, attr("region", str(&c.TLS.Region)))),
 		attr("encrypt", str(&c.Encrypt)),
 		attr("encrypt_file", str(&c.EncryptFile)),
 		block("policy", sub(
@@ -188,6 +188,9 @@ func (c *AgentConfig) validate() problems {
 		checkName(&ps, "cell", c.Cell)
 	}
 	checkName(&ps, "region", c.Region)
+	if c.TLS.Region != "" {
+		checkName(&ps, "tls.region", c.TLS.Region)
+	}
 	size := 0
 	for _, k := range sortedKeys(c.Labels) {
 		if k == "" {

@@ -426,3 +426,31 @@ func TestParseServerConfigRetention(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// An agent's tls.region names the certificates' region when the host's
+// own region (placement for parallel regions) differs; a bad one is an
+// error naming the field.
+func TestAgentConfigTLSRegion(t *testing.T) {
+	src := `node_name = "h1"
+cell = "eu-1"
+region = "eu"
+join = ["10.0.0.1:7423"]
+tls {
+  ca_file   = "/etc/rollwave/ca.pem"
+  cert_file = "/etc/rollwave/agent.pem"
+  key_file  = "/etc/rollwave/agent-key.pem"
+  region    = "global"
+}
+`
+	c, err := ParseAgentConfig("agent.hcl", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Region != "eu" || c.TLS.Region != "global" {
+		t.Fatalf("region %q, tls.region %q", c.Region, c.TLS.Region)
+	}
+	_, err = ParseAgentConfig("agent.hcl", []byte(strings.Replace(src, `region    = "global"`, `region    = "no spaces"`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "tls.region") {
+		t.Fatalf("err = %v, want one naming tls.region", err)
+	}
+}

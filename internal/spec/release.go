@@ -255,6 +255,10 @@ type Phases struct {
 	// ParallelCellsAfter is the first phase whose cells may run side by
 	// side; 0 means cells always run one at a time.
 	ParallelCellsAfter int
+	// ParallelRegionsAfter is how many phases run over every region
+	// before each region proceeds with its own phases, bakes and gates;
+	// 0 means never.
+	ParallelRegionsAfter int
 }
 
 // Bake says how long each phase is watched before the next starts.
@@ -392,6 +396,13 @@ const (
 	OnFailurePhase OnFailure = "phase"
 	// OnFailurePause stops and waits for an operator.
 	OnFailurePause OnFailure = "pause"
+	// OnFailureFailAll is "all" by its multiregion name: a failure in
+	// any region rolls the whole release back.
+	OnFailureFailAll OnFailure = "fail_all"
+	// OnFailureFailLocal, with parallel regions, rolls back and stops
+	// only the failing region; the other regions continue. Before the
+	// split (and without regions) it acts as "all".
+	OnFailureFailLocal OnFailure = "fail_local"
 )
 
 // ControlPlaneLoss says what a baking host does when it loses the leader
@@ -409,7 +420,7 @@ const (
 
 // Rollback says what happens when a phase fails.
 type Rollback struct {
-	// OnFailure is all (default), phase or pause.
+	// OnFailure is all (default; also fail_all), phase, pause or fail_local.
 	OnFailure OnFailure
 	// IsolationTimeout is how long an agent mid-bake waits without the
 	// leader before reverting alone; default 30s.

@@ -95,6 +95,7 @@ func releaseFields(r *Release) []field {
 			attr("max_size", quantity(&r.Phases.MaxSize)),
 			attr("per_cell_max", integer(&r.Phases.PerCellMax)),
 			attr("parallel_cells_after", integer(&r.Phases.ParallelCellsAfter)),
+			attr("parallel_regions_after", integer(&r.Phases.ParallelRegionsAfter)),
 		)),
 		block("bake", sub(
 			attr("first", duration(&r.Bake.First)),

@@ -331,6 +331,9 @@ func (ph Phases) validate(ps *problems) {
 	if ph.ParallelCellsAfter < 0 {
 		ps.add(p+".parallel_cells_after", "must be at least 0 (0 means never), got %d", ph.ParallelCellsAfter)
 	}
+	if ph.ParallelRegionsAfter < 0 {
+		ps.add(p+".parallel_regions_after", "must be at least 0 (0 means never), got %d", ph.ParallelRegionsAfter)
+	}
 }
 
 // checkQuantity reports a negative or fractional count or a percentage
@@ -400,7 +403,8 @@ func (g Gates) validate(ps *problems) {
 
 func (r Rollback) validate(ps *problems) {
 	const p = "release.rollback"
-	checkEnum(ps, p+".on_failure", string(r.OnFailure), string(OnFailureAll), string(OnFailurePhase), string(OnFailurePause))
+	checkEnum(ps, p+".on_failure", string(r.OnFailure), string(OnFailureAll), string(OnFailurePhase), string(OnFailurePause),
+		string(OnFailureFailAll), string(OnFailureFailLocal))
 	within(ps, p+".isolation_timeout", r.IsolationTimeout, MaxIsolationTimeout)
 	if r.OnControlPlaneLoss != "" { // empty: a spec built before the field existed; agents read it as hold
 		checkEnum(ps, p+".on_control_plane_loss", string(r.OnControlPlaneLoss), string(ControlPlaneLossHold), string(ControlPlaneLossRevert))

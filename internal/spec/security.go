@@ -15,18 +15,24 @@ type TLSConfig struct {
 	// VerifyServerHostname pins the region of server certificates
 	// (server.<region>.rollwave); default true.
 	VerifyServerHostname bool
+	// Region (agent config only) is the region of the cluster's
+	// certificates (server.<region>.rollwave, agent.<region>.rollwave)
+	// when it differs from the agent's own region, which places the host
+	// for parallel regions (phases.parallel_regions_after); empty: the
+	// agent's region.
+	Region string
 }
 
 // Enabled reports whether any TLS file is set.
 func (t TLSConfig) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
 
-func tlsFields(t *TLSConfig) blockFunc {
-	return sub(
+func tlsFields(t *TLSConfig, extra ...field) blockFunc {
+	return sub(append([]field{
 		attr("ca_file", str(&t.CAFile)),
 		attr("cert_file", str(&t.CertFile)),
 		attr("key_file", str(&t.KeyFile)),
 		attr("verify_server_hostname", boolean(&t.VerifyServerHostname)),
-	)
+	}, extra...)...)
 }
 
 func (t TLSConfig) validate(ps *problems) {

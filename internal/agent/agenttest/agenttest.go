@@ -44,6 +44,8 @@ type Options struct {
 	Policy *agent.Policy
 	// Clock replaces the agent's real clock (tests step its wall time).
 	Clock agent.Clock
+	// Region is the agent's region (default: the agent's default).
+	Region string
 }
 
 // Start runs an agent until the test ends (or Stop).
@@ -65,6 +67,9 @@ func Start(t testing.TB, name, cell string, o Options) *Agent {
 	link := &Link{}
 	cfg := agent.DefaultConfig()
 	cfg.NodeName, cfg.Cell, cfg.DataDir = name, cell, dir
+	if o.Region != "" {
+		cfg.Region = o.Region
+	}
 	cfg.Join = []string{o.Join}
 	cfg.JoinTimeout = 10 * time.Second
 	// Gossip binds port 0 itself and reports the port (GossipAddr): no

@@ -96,6 +96,14 @@ func against(st *raftfsm.State, d *rollwavev1.Release, hosts []*rollwavev1.Host)
 		if cur.GetState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED && cur.GetVersion() == version {
 			continue // finalized on it; the slot facts have not caught up yet
 		}
+		if cur.GetState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED &&
+			st.Release(cur.GetReleaseId()).GetState() == rollwavev1.ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED {
+			// Finalized by a newer release in a region of it that
+			// succeeded (parallel regions, fail_local): it is where
+			// that release put it on purpose; converging it back
+			// would undo the region's success.
+			continue
+		}
 		out = append(out, &rollwavev1.DriftedHost{
 			Host: h.GetId(), App: app, HasVersion: has, WantsVersion: version, ReleaseId: d.GetId(),
 			Reason: reason(st, d, h, cur),

@@ -65,6 +65,19 @@
 // Phase.Hosts keeps the assignment order (cells in cell order, hosts by ID
 // within a cell); Phase.Cells lists the cells a phase touches in cell order.
 //
+// # Parallel regions
+//
+// With parallel_regions_after = N (N > 0) the first N phases are planned as
+// above over every targeted host. The hosts left are then grouped by region
+// (HostInfo.Region; NoRegion when empty), and each region, in name order,
+// gets its own phases over its own hosts, with the same rules and cell
+// order, numbered on from ordinal N: a region's first own phase has phase
+// N's target size, single-cell rule and bake. A region's phases are
+// contiguous in Plan.Phases and carry Phase.Region; Phase.Index stays the
+// position in Plan.Phases. approval.after_phases applies to the shared
+// phases only (an approval would stop every region). When the shared
+// phases take every host, nothing is split.
+//
 // # Bake
 //
 // bake_n = max(min, round(first × decay^n)) milliseconds, with decay in

@@ -27,6 +27,7 @@ type params struct {
 	maxSize       *rollwavev1.Quantity
 	perCellMax    int // 0 = unlimited
 	parallelAfter int // 0 = never
+	regionsAfter  int // 0 = never
 	bake          bakeParams
 	approvalAfter map[int]bool
 }
@@ -95,6 +96,11 @@ func resolveParams(spec *rollwavev1.ReleaseSpec) (*params, error) {
 		bad("phases.parallel_cells_after must not be negative (0 means never), got %d", v)
 	} else {
 		p.parallelAfter = int(v)
+	}
+	if v := ph.GetParallelRegionsAfter(); v < 0 {
+		bad("phases.parallel_regions_after must not be negative (0 means never), got %d", v)
+	} else {
+		p.regionsAfter = int(v)
 	}
 
 	b := spec.GetBake()

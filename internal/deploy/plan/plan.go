@@ -25,6 +25,9 @@ type HostInfo struct {
 	ID     string
 	Cell   string
 	Labels map[string]string
+	// Region is the agent's region; it matters only with
+	// phases.parallel_regions_after (empty: NoRegion).
+	Region string
 }
 
 // Fleet is the planner's view of the fleet.
@@ -44,6 +47,9 @@ type Plan struct {
 	Targeted int
 	// CellOrder lists the cells with targeted hosts, least risky first.
 	CellOrder []string
+	// Regions lists the regions that have their own phases after
+	// phases.parallel_regions_after, in phase order; empty otherwise.
+	Regions []string
 }
 
 // Compute plans the rollout of spec over fleet. It reads both and changes
@@ -66,24 +72,54 @@ func Compute(spec *rollwavev1.ReleaseSpec, fleet Fleet) (*Plan, error) {
 	}
 	cells := orderCells(hosts, records)
 
-	phases := assign(cells, p.sizer(len(hosts)), p.perCellMax, p.parallelAfter)
+	target := p.sizer(len(hosts))
+	var phases []phaseHosts
+	var regions []regionPhases
+	if p.regionsAfter > 0 {
+		var left []*cellGroup
+		phases, left = assignFrom(cells, target, p.perCellMax, p.parallelAfter, 0, p.regionsAfter)
+		regionOf := make(map[string]string, len(hosts))
+		for _, h := range hosts {
+			regionOf[h.ID] = h.Region
+		}
+		regions = splitRegions(left, regionOf, target, p.perCellMax, p.parallelAfter, len(phases))
+	} else {
+		phases = assign(cells, target, p.perCellMax, p.parallelAfter)
+	}
 	out := &Plan{
-		Phases:    make([]*rollwavev1.Phase, len(phases)),
 		Targeted:  len(hosts),
 		CellOrder: make([]string, len(cells)),
 	}
 	for i, c := range cells {
 		out.CellOrder[i] = c.name
 	}
-	bakes := bakeSchedule(p.bake, len(phases))
+	// Ordinals: shared phases 0..len(phases)-1, then each region's own
+	// phases numbered on from len(phases) for their sizes and bakes.
+	ordinals := len(phases)
+	for _, rg := range regions {
+		ordinals = max(ordinals, len(phases)+len(rg.phases))
+	}
+	bakes := bakeSchedule(p.bake, ordinals)
+	add := func(ph phaseHosts, ordinal int, region string) {
+		out.Phases = append(out.Phases, &rollwavev1.Phase{
+			Index:  int32(len(out.Phases)),
+			State:  rollwavev1.PhaseState_PHASE_STATE_PENDING,
+			Hosts:  ph.hosts,
+			Cells:  ph.cells,
+			BakeMs: bakes[ordinal],
+			// Approvals stop the whole release: only the shared
+			// phases ask for them.
+			ApprovalRequired: region == "" && p.approvalAfter[ordinal],
+			Region:           region,
+		})
+	}
 	for i, ph := range phases {
-		out.Phases[i] = &rollwavev1.Phase{
-			Index:            int32(i),
-			State:            rollwavev1.PhaseState_PHASE_STATE_PENDING,
-			Hosts:            ph.hosts,
-			Cells:            ph.cells,
-			BakeMs:           bakes[i],
-			ApprovalRequired: p.approvalAfter[i],
+		add(ph, i, "")
+	}
+	for _, rg := range regions {
+		out.Regions = append(out.Regions, rg.region)
+		for i, ph := range rg.phases {
+			add(ph, len(phases)+i, rg.region)
 		}
 	}
 	return out, nil

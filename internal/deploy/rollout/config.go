@@ -145,6 +145,8 @@ type Writer interface {
 	SubmitRelease(ctx context.Context, cmd *rollwavev1.SubmitReleaseCommand) error
 	// AdvancePhase writes raftfsm.AdvancePhase (type 16).
 	AdvancePhase(ctx context.Context, cmd *rollwavev1.SetReleaseStateCommand) error
+	// SetRegionState writes raftfsm.SetRegionState (type 31).
+	SetRegionState(ctx context.Context, cmd *rollwavev1.SetRegionStateCommand) error
 	UpdateAssignments(ctx context.Context, cmd *rollwavev1.UpdateAssignmentsCommand) error
 	AppendEvents(ctx context.Context, cmd *rollwavev1.AppendEventsCommand) error
 	// StartChainStep writes raftfsm.StartChainStep (type 28).

@@ -68,6 +68,9 @@ type fleet struct {
 	blue   int
 	green  int
 	octet  int32
+	// regionOfCell places each new host in its cell's region (nil: the
+	// agent's default region).
+	regionOfCell map[string]string
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -82,10 +85,17 @@ func newFleet(t *testing.T) *fleet { return newFleetOf(t, 3, 3) }
 // hostsPerCell agents in each cell.
 func newFleetOf(t *testing.T, coordinators, hostsPerCell int, opts ...coordtest.Option) *fleet {
 	t.Helper()
+	return newFleetIn(t, coordinators, hostsPerCell, nil, opts...)
+}
+
+// newFleetIn is newFleetOf with each cell's hosts in a region
+// (regionOfCell; nil: the agents' default region).
+func newFleetIn(t *testing.T, coordinators, hostsPerCell int, regionOfCell map[string]string, opts ...coordtest.Option) *fleet {
+	t.Helper()
 	octet := netOctet.Add(1)
 	ports := testutil.FreePorts(t, 2)
 	f := &fleet{t: t, agents: map[string]*agenttest.Agent{}, ips: map[string]string{}, cellOf: map[string]string{},
-		dir: t.TempDir(), blue: ports[0], green: ports[1]}
+		dir: t.TempDir(), blue: ports[0], green: ports[1], regionOfCell: regionOfCell}
 	f.c = coordtest.NewCluster(t, coordinators, opts...)
 	l := f.leader()
 	for i, name := range cellNames {
@@ -118,7 +128,7 @@ func (f *fleet) addHost(cell string) string {
 	}
 	f.ips[name], f.cellOf[name] = ip, cell
 	f.hosts = append(f.hosts, name)
-	f.agents[name] = agenttest.Start(f.t, name, cell, agenttest.Options{Join: f.leader().GossipAddr(), DataDir: dd})
+	f.agents[name] = agenttest.Start(f.t, name, cell, agenttest.Options{Join: f.leader().GossipAddr(), DataDir: dd, Region: f.regionOfCell[cell]})
 	return name
 }
 
@@ -161,6 +171,9 @@ func (f *fleet) artifact(version string, burn bool) (string, string) {
 		"dir=\"$1\"; port=\"$2\"\n" +
 		"ip=$(cat \"$dir/../../../ip\")\n" +
 		"[ -n \"$ip\" ] || { echo 'no ip file' >&2; exit 1; }\n" +
+		// A host whose data dir holds fail-VERSION cannot start VERSION
+		// (tests fail one host of a release this way).
+		"! [ -e \"$dir/../../../fail-$(cat \"$dir/config/version\")\" ] || { echo 'failing on purpose' >&2; exit 1; }\n" +
 		burner +
 		// The binary built once by TestMain, not the slot's fresh copy: a
 		// file just written by one in-process agent may still be open for

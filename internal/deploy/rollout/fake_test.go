@@ -106,6 +106,9 @@ func (c *cluster) SubmitRelease(_ context.Context, cmd *v1.SubmitReleaseCommand)
 func (c *cluster) AdvancePhase(_ context.Context, cmd *v1.SetReleaseStateCommand) error {
 	return c.write(raftfsm.AdvancePhase, cmd)
 }
+func (c *cluster) SetRegionState(_ context.Context, cmd *v1.SetRegionStateCommand) error {
+	return c.write(raftfsm.SetRegionState, cmd)
+}
 func (c *cluster) UpdateAssignments(_ context.Context, cmd *v1.UpdateAssignmentsCommand) error {
 	return c.write(raftfsm.UpdateAssignments, cmd)
 }

@@ -280,6 +280,9 @@ type run struct {
 	watchFinal []gateResult
 	// rehearsal is phase 0's rollback rehearsal in flight.
 	rehearsal *rehearsalRun
+	// regionRevertStart: when this leader began rolling back each
+	// region (fail_local).
+	regionRevertStart map[string]time.Time
 }
 
 func newRun(id string) *run {

@@ -24,6 +24,7 @@ const (
 	relRolledBack  = rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK
 	relSucceeded   = rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED
 	relFailed      = rollwavev1.ReleaseState_RELEASE_STATE_FAILED
+	relPartial     = rollwavev1.ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED
 
 	phPending   = rollwavev1.PhaseState_PHASE_STATE_PENDING
 	phDeploying = rollwavev1.PhaseState_PHASE_STATE_DEPLOYING
@@ -47,6 +48,11 @@ const (
 	PolicyAll   = "all"
 	PolicyPhase = "phase"
 	PolicyPause = "pause"
+	// PolicyFailAll is PolicyAll by its multiregion name.
+	PolicyFailAll = "fail_all"
+	// PolicyFailLocal rolls back only the failing region once the
+	// release's phases split per region; before, it acts as PolicyAll.
+	PolicyFailLocal = "fail_local"
 )
 
 // step takes the next action for a release. It reports true when the
@@ -97,10 +103,23 @@ func (o *Orchestrator) samplesNeededSince(r *rollwavev1.Release) (time.Time, boo
 	if idx < 0 || int(idx) >= len(r.GetPhases()) {
 		return now, true
 	}
-	if st := r.GetPhases()[idx].GetStartedUnixNano(); st > 0 && st < now.UnixNano() {
-		return time.Unix(0, st), true
+	phases := []int32{idx}
+	if rg := r.GetRegions(); len(rg) > 0 && r.GetPhases()[idx].GetState() == phVerified && idx+1 == rg[0].GetFirstPhase() {
+		// Parallel regions: the oldest phase a region bakes now.
+		phases = phases[:0]
+		for _, g := range rg {
+			if g.GetState() == regRunning {
+				phases = append(phases, g.GetCurrentPhase())
+			}
+		}
 	}
-	return now, true
+	since := now
+	for _, i := range phases {
+		if st := r.GetPhases()[i].GetStartedUnixNano(); st > 0 && st < since.UnixNano() {
+			since = time.Unix(0, st)
+		}
+	}
+	return since, true
 }
 
 func (o *Orchestrator) stepRunning(ctx context.Context, rn *run, r *rollwavev1.Release) error {
@@ -175,8 +194,14 @@ func (o *Orchestrator) setPhase(ctx context.Context, r *rollwavev1.Release, p *r
 	return o.w.SetPhaseState(ctx, cmd)
 }
 
+// ev is an event of r about phase; a regional phase's event carries its
+// region (phases.parallel_regions_after).
 func ev(r *rollwavev1.Release, phase int32, kind, msg string, evidence map[string]string) *rollwavev1.Event {
-	return &rollwavev1.Event{ReleaseId: r.GetId(), Phase: phase, Kind: kind, Message: msg, Evidence: evidence}
+	e := &rollwavev1.Event{ReleaseId: r.GetId(), Phase: phase, Kind: kind, Message: msg, Evidence: evidence}
+	if phase >= 0 && int(phase) < len(r.GetPhases()) {
+		e.Region = r.GetPhases()[phase].GetRegion()
+	}
+	return e
 }
 
 // ---------------------------------------------------------------- phases
@@ -695,6 +720,9 @@ func (o *Orchestrator) applyPolicy(ctx context.Context, rn *run, r *rollwavev1.R
 		policy = PolicyAll
 	}
 	why := fmt.Sprintf("phase %d failed (%s); rollback.on_failure = %s", p.GetIndex(), p.GetReason(), policy)
+	if policy == PolicyFailLocal && p.GetRegion() != "" {
+		return o.failRegion(ctx, r, p, why)
+	}
 	switch policy {
 	case PolicyPhase:
 		// Only this phase's switched hosts go back; the release waits
@@ -705,7 +733,7 @@ func (o *Orchestrator) applyPolicy(ctx context.Context, rn *run, r *rollwavev1.R
 				live = append(live, a)
 			}
 		}
-		if _, _, err := o.orderReverts(ctx, rn, r, live, why); err != nil {
+		if _, _, err := o.orderReverts(ctx, rn, r, p.GetIndex(), live, why); err != nil {
 			return err
 		}
 		return o.setRelease(ctx, r, relPaused, why+"; the phase's hosts were ordered to revert; rollback or abort next")
@@ -717,6 +745,36 @@ func (o *Orchestrator) applyPolicy(ctx context.Context, rn *run, r *rollwavev1.R
 }
 
 func (o *Orchestrator) afterVerified(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase) error {
+	idx := p.GetIndex()
+	if err := o.verifiedHousekeeping(ctx, rn, r, p); err != nil {
+		return err
+	}
+	if p.GetApprovalRequired() && !p.GetApproved() {
+		return o.setRelease(ctx, r, relAwaiting, fmt.Sprintf("phase %d verified; waiting for approval (rollwave release approve %s)", idx, r.GetId()))
+	}
+	if rg := r.GetRegions(); len(rg) > 0 && idx+1 == rg[0].GetFirstPhase() {
+		// The shared phases are done: each region goes on with its
+		// own; the release's current phase stays the last shared one.
+		return o.stepRegions(ctx, rn, r)
+	}
+	if int(idx)+1 < len(r.GetPhases()) {
+		return o.w.AdvancePhase(ctx, &rollwavev1.SetReleaseStateCommand{
+			TimeUnixNano: o.now().UnixNano(), ReleaseId: r.GetId(), CurrentPhase: idx + 1, Actor: Actor,
+			Reason: fmt.Sprintf("phase %d verified", idx),
+		})
+	}
+	if watchOf(r) > 0 {
+		// The hosts keep their old slots: no finalize until the
+		// watch ends.
+		return o.startWatch(ctx, r)
+	}
+	return o.finalize(ctx, rn, r)
+}
+
+// verifiedHousekeeping tells a verified phase's hosts (once per leader) so
+// that they no longer revert on a loss of contact, and records a skipped
+// bake once.
+func (o *Orchestrator) verifiedHousekeeping(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase) error {
 	idx := p.GetIndex()
 	if !rn.verifiedSent[idx] {
 		app := r.GetSpec().GetApp()
@@ -742,21 +800,7 @@ func (o *Orchestrator) afterVerified(ctx context.Context, rn *run, r *rollwavev1
 		}
 		rn.skipLogged[idx] = true
 	}
-	if p.GetApprovalRequired() && !p.GetApproved() {
-		return o.setRelease(ctx, r, relAwaiting, fmt.Sprintf("phase %d verified; waiting for approval (rollwave release approve %s)", idx, r.GetId()))
-	}
-	if int(idx)+1 < len(r.GetPhases()) {
-		return o.w.AdvancePhase(ctx, &rollwavev1.SetReleaseStateCommand{
-			TimeUnixNano: o.now().UnixNano(), ReleaseId: r.GetId(), CurrentPhase: idx + 1, Actor: Actor,
-			Reason: fmt.Sprintf("phase %d verified", idx),
-		})
-	}
-	if watchOf(r) > 0 {
-		// The hosts keep their old slots: no finalize until the
-		// watch ends.
-		return o.startWatch(ctx, r)
-	}
-	return o.finalize(ctx, rn, r)
+	return nil
 }
 
 func (o *Orchestrator) hasEvent(releaseID string, phase int32, kind string) bool {
@@ -774,7 +818,10 @@ func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Rele
 	now := o.now()
 	var waiting []string
 	finalized, failed, unreachable := 0, 0, 0
-	live := o.liveAssignments(r)
+	// With parallel regions, the hosts of a region that was rolled back
+	// on its own (fail_local) are not finalized: reverted, or still
+	// waiting to be.
+	live, partial := o.finalizable(r)
 	for _, a := range live {
 		if cutOff(a) {
 			unreachable++
@@ -821,6 +868,9 @@ func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Rele
 	}
 	if len(waiting) > 0 {
 		reason += fmt.Sprintf(", %d not finalized within %s: %s", len(waiting), o.cfg.FinalizeTimeout, strings.Join(waiting, ","))
+	}
+	if partial != "" {
+		return o.setRelease(ctx, r, relPartial, partial+"; "+reason)
 	}
 	if r.GetState() == relWatching {
 		start, until := watchSpan(r)
@@ -929,7 +979,7 @@ func untouched(a *rollwavev1.Assignment) bool {
 // orderReverts orders back every assignment in live that switched to the
 // new version and has not reverted yet; it returns the hosts still on
 // their way back and those that could not be reverted.
-func (o *Orchestrator) orderReverts(ctx context.Context, rn *run, r *rollwavev1.Release, live []*rollwavev1.Assignment, reason string) (waiting, stuck []string, err error) {
+func (o *Orchestrator) orderReverts(ctx context.Context, rn *run, r *rollwavev1.Release, phase int32, live []*rollwavev1.Assignment, reason string) (waiting, stuck []string, err error) {
 	var order []*rollwavev1.Assignment
 	version := r.GetSpec().GetVersion()
 	for _, a := range live {
@@ -983,7 +1033,7 @@ func (o *Orchestrator) orderReverts(ctx context.Context, rn *run, r *rollwavev1.
 	for _, a := range order {
 		hosts = append(hosts, a.GetHost())
 	}
-	if err := o.events(ctx, ev(r, r.GetCurrentPhase(), "revert.ordered",
+	if err := o.events(ctx, ev(r, phase, "revert.ordered",
 		fmt.Sprintf("reverting %d host(s): %s", len(hosts), reason),
 		map[string]string{"hosts": strings.Join(hosts, ","), "reason": reason})); err != nil {
 		return nil, nil, err
@@ -1008,7 +1058,7 @@ func (o *Orchestrator) stepRollback(ctx context.Context, rn *run, r *rollwavev1.
 	if rn.revertStart.IsZero() {
 		rn.revertStart = now
 	}
-	waiting, stuck, err := o.orderReverts(ctx, rn, r, o.liveAssignments(r), "release "+r.GetId()+" rolling back: "+r.GetReason())
+	waiting, stuck, err := o.orderReverts(ctx, rn, r, r.GetCurrentPhase(), o.liveAssignments(r), "release "+r.GetId()+" rolling back: "+r.GetReason())
 	if err != nil {
 		return err
 	}

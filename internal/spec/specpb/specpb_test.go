@@ -30,7 +30,7 @@ func fullRelease() *spec.Release {
 	r.Traffic = spec.Traffic{Mode: spec.TrafficExec, Listen: ":8080", Command: []string{"/lb", "{{port}}"}}
 	r.Target = spec.Target{Cells: []string{"eu-*"}, Exclude: []string{"eu-db"}, Labels: map[string]string{"tier": "edge"}}
 	r.Phases = spec.Phases{Canary: 2, Growth: spec.GrowthLinear, Factor: 1.5, Step: 4,
-		MaxSize: spec.Quantity{Value: 25, Percent: true}, PerCellMax: 10, ParallelCellsAfter: 3}
+		MaxSize: spec.Quantity{Value: 25, Percent: true}, PerCellMax: 10, ParallelCellsAfter: 3, ParallelRegionsAfter: 2}
 	r.Bake = spec.Bake{First: 45 * time.Minute, Decay: 0.75, Min: 1500 * time.Millisecond}
 	r.Health = spec.Health{
 		Checks: []spec.Check{

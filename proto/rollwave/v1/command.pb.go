@@ -527,6 +527,111 @@ func (x *SetPhaseStateCommand) GetEvents() []*Event {
 	return nil
 }
 
+// SetRegionState (type 31) moves one region of a release with parallel
+// regions: start it, advance its current phase, end it succeeded, or roll
+// it back (rollback.on_failure = "fail_local").
+type SetRegionStateCommand struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	ReleaseId    string                 `protobuf:"bytes,2,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
+	Region       string                 `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
+	State        ReleaseState           `protobuf:"varint,4,opt,name=state,proto3,enum=rollwave.v1.ReleaseState" json:"state,omitempty"`
+	Reason       string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Actor        string                 `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Optional: move the region's current phase (-1 leaves it unchanged).
+	CurrentPhase int32 `protobuf:"varint,7,opt,name=current_phase,json=currentPhase,proto3" json:"current_phase,omitempty"`
+	// Audit events of the decision, as in SetReleaseStateCommand.events.
+	Events        []*Event `protobuf:"bytes,8,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRegionStateCommand) Reset() {
+	*x = SetRegionStateCommand{}
+	mi := &file_rollwave_v1_command_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRegionStateCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRegionStateCommand) ProtoMessage() {}
+
+func (x *SetRegionStateCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_command_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRegionStateCommand.ProtoReflect.Descriptor instead.
+func (*SetRegionStateCommand) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SetRegionStateCommand) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *SetRegionStateCommand) GetReleaseId() string {
+	if x != nil {
+		return x.ReleaseId
+	}
+	return ""
+}
+
+func (x *SetRegionStateCommand) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *SetRegionStateCommand) GetState() ReleaseState {
+	if x != nil {
+		return x.State
+	}
+	return ReleaseState_RELEASE_STATE_UNSPECIFIED
+}
+
+func (x *SetRegionStateCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SetRegionStateCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *SetRegionStateCommand) GetCurrentPhase() int32 {
+	if x != nil {
+		return x.CurrentPhase
+	}
+	return 0
+}
+
+func (x *SetRegionStateCommand) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 type ApprovePhaseCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
@@ -539,7 +644,7 @@ type ApprovePhaseCommand struct {
 
 func (x *ApprovePhaseCommand) Reset() {
 	*x = ApprovePhaseCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[7]
+	mi := &file_rollwave_v1_command_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +656,7 @@ func (x *ApprovePhaseCommand) String() string {
 func (*ApprovePhaseCommand) ProtoMessage() {}
 
 func (x *ApprovePhaseCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[7]
+	mi := &file_rollwave_v1_command_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +669,7 @@ func (x *ApprovePhaseCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovePhaseCommand.ProtoReflect.Descriptor instead.
 func (*ApprovePhaseCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{7}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApprovePhaseCommand) GetTimeUnixNano() int64 {
@@ -611,7 +716,7 @@ type CreateAssignmentsCommand struct {
 
 func (x *CreateAssignmentsCommand) Reset() {
 	*x = CreateAssignmentsCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[8]
+	mi := &file_rollwave_v1_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +728,7 @@ func (x *CreateAssignmentsCommand) String() string {
 func (*CreateAssignmentsCommand) ProtoMessage() {}
 
 func (x *CreateAssignmentsCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[8]
+	mi := &file_rollwave_v1_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +741,7 @@ func (x *CreateAssignmentsCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAssignmentsCommand.ProtoReflect.Descriptor instead.
 func (*CreateAssignmentsCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{8}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateAssignmentsCommand) GetTimeUnixNano() int64 {
@@ -678,7 +783,7 @@ type AssignmentUpdate struct {
 
 func (x *AssignmentUpdate) Reset() {
 	*x = AssignmentUpdate{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[9]
+	mi := &file_rollwave_v1_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +795,7 @@ func (x *AssignmentUpdate) String() string {
 func (*AssignmentUpdate) ProtoMessage() {}
 
 func (x *AssignmentUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[9]
+	mi := &file_rollwave_v1_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +808,7 @@ func (x *AssignmentUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentUpdate.ProtoReflect.Descriptor instead.
 func (*AssignmentUpdate) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{9}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AssignmentUpdate) GetHost() string {
@@ -760,7 +865,7 @@ type UpdateAssignmentsCommand struct {
 
 func (x *UpdateAssignmentsCommand) Reset() {
 	*x = UpdateAssignmentsCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[10]
+	mi := &file_rollwave_v1_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +877,7 @@ func (x *UpdateAssignmentsCommand) String() string {
 func (*UpdateAssignmentsCommand) ProtoMessage() {}
 
 func (x *UpdateAssignmentsCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[10]
+	mi := &file_rollwave_v1_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +890,7 @@ func (x *UpdateAssignmentsCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAssignmentsCommand.ProtoReflect.Descriptor instead.
 func (*UpdateAssignmentsCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateAssignmentsCommand) GetTimeUnixNano() int64 {
@@ -812,7 +917,7 @@ type AppendEventsCommand struct {
 
 func (x *AppendEventsCommand) Reset() {
 	*x = AppendEventsCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[11]
+	mi := &file_rollwave_v1_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +929,7 @@ func (x *AppendEventsCommand) String() string {
 func (*AppendEventsCommand) ProtoMessage() {}
 
 func (x *AppendEventsCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[11]
+	mi := &file_rollwave_v1_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +942,7 @@ func (x *AppendEventsCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendEventsCommand.ProtoReflect.Descriptor instead.
 func (*AppendEventsCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppendEventsCommand) GetTimeUnixNano() int64 {
@@ -864,7 +969,7 @@ type AddFreezeCommand struct {
 
 func (x *AddFreezeCommand) Reset() {
 	*x = AddFreezeCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[12]
+	mi := &file_rollwave_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +981,7 @@ func (x *AddFreezeCommand) String() string {
 func (*AddFreezeCommand) ProtoMessage() {}
 
 func (x *AddFreezeCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[12]
+	mi := &file_rollwave_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +994,7 @@ func (x *AddFreezeCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeCommand.ProtoReflect.Descriptor instead.
 func (*AddFreezeCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AddFreezeCommand) GetTimeUnixNano() int64 {
@@ -917,7 +1022,7 @@ type RemoveFreezeCommand struct {
 
 func (x *RemoveFreezeCommand) Reset() {
 	*x = RemoveFreezeCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[13]
+	mi := &file_rollwave_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1034,7 @@ func (x *RemoveFreezeCommand) String() string {
 func (*RemoveFreezeCommand) ProtoMessage() {}
 
 func (x *RemoveFreezeCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[13]
+	mi := &file_rollwave_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1047,7 @@ func (x *RemoveFreezeCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeCommand.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RemoveFreezeCommand) GetTimeUnixNano() int64 {
@@ -978,7 +1083,7 @@ type SetGlobalFreezeCommand struct {
 
 func (x *SetGlobalFreezeCommand) Reset() {
 	*x = SetGlobalFreezeCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[14]
+	mi := &file_rollwave_v1_command_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1095,7 @@ func (x *SetGlobalFreezeCommand) String() string {
 func (*SetGlobalFreezeCommand) ProtoMessage() {}
 
 func (x *SetGlobalFreezeCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[14]
+	mi := &file_rollwave_v1_command_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1108,7 @@ func (x *SetGlobalFreezeCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeCommand.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{14}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetGlobalFreezeCommand) GetTimeUnixNano() int64 {
@@ -1045,7 +1150,7 @@ type ACLBootstrapCommand struct {
 
 func (x *ACLBootstrapCommand) Reset() {
 	*x = ACLBootstrapCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[15]
+	mi := &file_rollwave_v1_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1162,7 @@ func (x *ACLBootstrapCommand) String() string {
 func (*ACLBootstrapCommand) ProtoMessage() {}
 
 func (x *ACLBootstrapCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[15]
+	mi := &file_rollwave_v1_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1175,7 @@ func (x *ACLBootstrapCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapCommand.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{15}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ACLBootstrapCommand) GetTimeUnixNano() int64 {
@@ -1099,7 +1204,7 @@ type UpsertACLTokenCommand struct {
 
 func (x *UpsertACLTokenCommand) Reset() {
 	*x = UpsertACLTokenCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[16]
+	mi := &file_rollwave_v1_command_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1216,7 @@ func (x *UpsertACLTokenCommand) String() string {
 func (*UpsertACLTokenCommand) ProtoMessage() {}
 
 func (x *UpsertACLTokenCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[16]
+	mi := &file_rollwave_v1_command_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1229,7 @@ func (x *UpsertACLTokenCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertACLTokenCommand.ProtoReflect.Descriptor instead.
 func (*UpsertACLTokenCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{16}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpsertACLTokenCommand) GetTimeUnixNano() int64 {
@@ -1159,7 +1264,7 @@ type DeleteACLTokenCommand struct {
 
 func (x *DeleteACLTokenCommand) Reset() {
 	*x = DeleteACLTokenCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[17]
+	mi := &file_rollwave_v1_command_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1276,7 @@ func (x *DeleteACLTokenCommand) String() string {
 func (*DeleteACLTokenCommand) ProtoMessage() {}
 
 func (x *DeleteACLTokenCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[17]
+	mi := &file_rollwave_v1_command_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1289,7 @@ func (x *DeleteACLTokenCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteACLTokenCommand.ProtoReflect.Descriptor instead.
 func (*DeleteACLTokenCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{17}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteACLTokenCommand) GetTimeUnixNano() int64 {
@@ -1230,7 +1335,7 @@ type PruneCommand struct {
 
 func (x *PruneCommand) Reset() {
 	*x = PruneCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[18]
+	mi := &file_rollwave_v1_command_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1347,7 @@ func (x *PruneCommand) String() string {
 func (*PruneCommand) ProtoMessage() {}
 
 func (x *PruneCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[18]
+	mi := &file_rollwave_v1_command_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1360,7 @@ func (x *PruneCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneCommand.ProtoReflect.Descriptor instead.
 func (*PruneCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{18}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PruneCommand) GetTimeUnixNano() int64 {
@@ -1302,7 +1407,7 @@ type SetNotifyCursorsCommand struct {
 
 func (x *SetNotifyCursorsCommand) Reset() {
 	*x = SetNotifyCursorsCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[19]
+	mi := &file_rollwave_v1_command_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1419,7 @@ func (x *SetNotifyCursorsCommand) String() string {
 func (*SetNotifyCursorsCommand) ProtoMessage() {}
 
 func (x *SetNotifyCursorsCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[19]
+	mi := &file_rollwave_v1_command_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1432,7 @@ func (x *SetNotifyCursorsCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNotifyCursorsCommand.ProtoReflect.Descriptor instead.
 func (*SetNotifyCursorsCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{19}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetNotifyCursorsCommand) GetTimeUnixNano() int64 {
@@ -1362,7 +1467,7 @@ type AckReleaseCommand struct {
 
 func (x *AckReleaseCommand) Reset() {
 	*x = AckReleaseCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[20]
+	mi := &file_rollwave_v1_command_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1479,7 @@ func (x *AckReleaseCommand) String() string {
 func (*AckReleaseCommand) ProtoMessage() {}
 
 func (x *AckReleaseCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[20]
+	mi := &file_rollwave_v1_command_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1492,7 @@ func (x *AckReleaseCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckReleaseCommand.ProtoReflect.Descriptor instead.
 func (*AckReleaseCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{20}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AckReleaseCommand) GetTimeUnixNano() int64 {
@@ -1435,7 +1540,7 @@ type OverrideFreezeCommand struct {
 
 func (x *OverrideFreezeCommand) Reset() {
 	*x = OverrideFreezeCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[21]
+	mi := &file_rollwave_v1_command_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1552,7 @@ func (x *OverrideFreezeCommand) String() string {
 func (*OverrideFreezeCommand) ProtoMessage() {}
 
 func (x *OverrideFreezeCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[21]
+	mi := &file_rollwave_v1_command_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1565,7 @@ func (x *OverrideFreezeCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverrideFreezeCommand.ProtoReflect.Descriptor instead.
 func (*OverrideFreezeCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{21}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OverrideFreezeCommand) GetTimeUnixNano() int64 {
@@ -1505,7 +1610,7 @@ type SubmitChainCommand struct {
 
 func (x *SubmitChainCommand) Reset() {
 	*x = SubmitChainCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[22]
+	mi := &file_rollwave_v1_command_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1622,7 @@ func (x *SubmitChainCommand) String() string {
 func (*SubmitChainCommand) ProtoMessage() {}
 
 func (x *SubmitChainCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[22]
+	mi := &file_rollwave_v1_command_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1635,7 @@ func (x *SubmitChainCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitChainCommand.ProtoReflect.Descriptor instead.
 func (*SubmitChainCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{22}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SubmitChainCommand) GetTimeUnixNano() int64 {
@@ -1581,7 +1686,7 @@ type StartChainStepCommand struct {
 
 func (x *StartChainStepCommand) Reset() {
 	*x = StartChainStepCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[23]
+	mi := &file_rollwave_v1_command_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1593,7 +1698,7 @@ func (x *StartChainStepCommand) String() string {
 func (*StartChainStepCommand) ProtoMessage() {}
 
 func (x *StartChainStepCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[23]
+	mi := &file_rollwave_v1_command_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1606,7 +1711,7 @@ func (x *StartChainStepCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartChainStepCommand.ProtoReflect.Descriptor instead.
 func (*StartChainStepCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StartChainStepCommand) GetTimeUnixNano() int64 {
@@ -1675,7 +1780,7 @@ type SetChainStateCommand struct {
 
 func (x *SetChainStateCommand) Reset() {
 	*x = SetChainStateCommand{}
-	mi := &file_rollwave_v1_command_proto_msgTypes[24]
+	mi := &file_rollwave_v1_command_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1687,7 +1792,7 @@ func (x *SetChainStateCommand) String() string {
 func (*SetChainStateCommand) ProtoMessage() {}
 
 func (x *SetChainStateCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_command_proto_msgTypes[24]
+	mi := &file_rollwave_v1_command_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1700,7 +1805,7 @@ func (x *SetChainStateCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChainStateCommand.ProtoReflect.Descriptor instead.
 func (*SetChainStateCommand) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{24}
+	return file_rollwave_v1_command_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetChainStateCommand) GetTimeUnixNano() int64 {
@@ -1788,6 +1893,16 @@ const file_rollwave_v1_command_proto_rawDesc = "" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x125\n" +
 	"\x17bake_deadline_unix_nano\x18\x06 \x01(\x03R\x14bakeDeadlineUnixNano\x12!\n" +
 	"\fbake_skipped\x18\a \x01(\bR\vbakeSkipped\x12*\n" +
+	"\x06events\x18\b \x03(\v2\x12.rollwave.v1.EventR\x06events\"\xa4\x02\n" +
+	"\x15SetRegionStateCommand\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
+	"\n" +
+	"release_id\x18\x02 \x01(\tR\treleaseId\x12\x16\n" +
+	"\x06region\x18\x03 \x01(\tR\x06region\x12/\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x19.rollwave.v1.ReleaseStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x06 \x01(\tR\x05actor\x12#\n" +
+	"\rcurrent_phase\x18\a \x01(\x05R\fcurrentPhase\x12*\n" +
 	"\x06events\x18\b \x03(\v2\x12.rollwave.v1.EventR\x06events\"\x86\x01\n" +
 	"\x13ApprovePhaseCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
@@ -1891,7 +2006,7 @@ func file_rollwave_v1_command_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_command_proto_rawDescData
 }
 
-var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_rollwave_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_rollwave_v1_command_proto_goTypes = []any{
 	(*UpsertHostsCommand)(nil),       // 0: rollwave.v1.UpsertHostsCommand
 	(*DeleteHostCommand)(nil),        // 1: rollwave.v1.DeleteHostCommand
@@ -1900,67 +2015,70 @@ var file_rollwave_v1_command_proto_goTypes = []any{
 	(*SubmitReleaseCommand)(nil),     // 4: rollwave.v1.SubmitReleaseCommand
 	(*SetReleaseStateCommand)(nil),   // 5: rollwave.v1.SetReleaseStateCommand
 	(*SetPhaseStateCommand)(nil),     // 6: rollwave.v1.SetPhaseStateCommand
-	(*ApprovePhaseCommand)(nil),      // 7: rollwave.v1.ApprovePhaseCommand
-	(*CreateAssignmentsCommand)(nil), // 8: rollwave.v1.CreateAssignmentsCommand
-	(*AssignmentUpdate)(nil),         // 9: rollwave.v1.AssignmentUpdate
-	(*UpdateAssignmentsCommand)(nil), // 10: rollwave.v1.UpdateAssignmentsCommand
-	(*AppendEventsCommand)(nil),      // 11: rollwave.v1.AppendEventsCommand
-	(*AddFreezeCommand)(nil),         // 12: rollwave.v1.AddFreezeCommand
-	(*RemoveFreezeCommand)(nil),      // 13: rollwave.v1.RemoveFreezeCommand
-	(*SetGlobalFreezeCommand)(nil),   // 14: rollwave.v1.SetGlobalFreezeCommand
-	(*ACLBootstrapCommand)(nil),      // 15: rollwave.v1.ACLBootstrapCommand
-	(*UpsertACLTokenCommand)(nil),    // 16: rollwave.v1.UpsertACLTokenCommand
-	(*DeleteACLTokenCommand)(nil),    // 17: rollwave.v1.DeleteACLTokenCommand
-	(*PruneCommand)(nil),             // 18: rollwave.v1.PruneCommand
-	(*SetNotifyCursorsCommand)(nil),  // 19: rollwave.v1.SetNotifyCursorsCommand
-	(*AckReleaseCommand)(nil),        // 20: rollwave.v1.AckReleaseCommand
-	(*OverrideFreezeCommand)(nil),    // 21: rollwave.v1.OverrideFreezeCommand
-	(*SubmitChainCommand)(nil),       // 22: rollwave.v1.SubmitChainCommand
-	(*StartChainStepCommand)(nil),    // 23: rollwave.v1.StartChainStepCommand
-	(*SetChainStateCommand)(nil),     // 24: rollwave.v1.SetChainStateCommand
-	(*Host)(nil),                     // 25: rollwave.v1.Host
-	(*Cell)(nil),                     // 26: rollwave.v1.Cell
-	(*Release)(nil),                  // 27: rollwave.v1.Release
-	(ReleaseState)(0),                // 28: rollwave.v1.ReleaseState
-	(*Event)(nil),                    // 29: rollwave.v1.Event
-	(PhaseState)(0),                  // 30: rollwave.v1.PhaseState
-	(*Assignment)(nil),               // 31: rollwave.v1.Assignment
-	(AssignmentState)(0),             // 32: rollwave.v1.AssignmentState
-	(*FreezeWindow)(nil),             // 33: rollwave.v1.FreezeWindow
-	(*ACLToken)(nil),                 // 34: rollwave.v1.ACLToken
-	(*NotifyCursor)(nil),             // 35: rollwave.v1.NotifyCursor
-	(*Chain)(nil),                    // 36: rollwave.v1.Chain
-	(ChainState)(0),                  // 37: rollwave.v1.ChainState
+	(*SetRegionStateCommand)(nil),    // 7: rollwave.v1.SetRegionStateCommand
+	(*ApprovePhaseCommand)(nil),      // 8: rollwave.v1.ApprovePhaseCommand
+	(*CreateAssignmentsCommand)(nil), // 9: rollwave.v1.CreateAssignmentsCommand
+	(*AssignmentUpdate)(nil),         // 10: rollwave.v1.AssignmentUpdate
+	(*UpdateAssignmentsCommand)(nil), // 11: rollwave.v1.UpdateAssignmentsCommand
+	(*AppendEventsCommand)(nil),      // 12: rollwave.v1.AppendEventsCommand
+	(*AddFreezeCommand)(nil),         // 13: rollwave.v1.AddFreezeCommand
+	(*RemoveFreezeCommand)(nil),      // 14: rollwave.v1.RemoveFreezeCommand
+	(*SetGlobalFreezeCommand)(nil),   // 15: rollwave.v1.SetGlobalFreezeCommand
+	(*ACLBootstrapCommand)(nil),      // 16: rollwave.v1.ACLBootstrapCommand
+	(*UpsertACLTokenCommand)(nil),    // 17: rollwave.v1.UpsertACLTokenCommand
+	(*DeleteACLTokenCommand)(nil),    // 18: rollwave.v1.DeleteACLTokenCommand
+	(*PruneCommand)(nil),             // 19: rollwave.v1.PruneCommand
+	(*SetNotifyCursorsCommand)(nil),  // 20: rollwave.v1.SetNotifyCursorsCommand
+	(*AckReleaseCommand)(nil),        // 21: rollwave.v1.AckReleaseCommand
+	(*OverrideFreezeCommand)(nil),    // 22: rollwave.v1.OverrideFreezeCommand
+	(*SubmitChainCommand)(nil),       // 23: rollwave.v1.SubmitChainCommand
+	(*StartChainStepCommand)(nil),    // 24: rollwave.v1.StartChainStepCommand
+	(*SetChainStateCommand)(nil),     // 25: rollwave.v1.SetChainStateCommand
+	(*Host)(nil),                     // 26: rollwave.v1.Host
+	(*Cell)(nil),                     // 27: rollwave.v1.Cell
+	(*Release)(nil),                  // 28: rollwave.v1.Release
+	(ReleaseState)(0),                // 29: rollwave.v1.ReleaseState
+	(*Event)(nil),                    // 30: rollwave.v1.Event
+	(PhaseState)(0),                  // 31: rollwave.v1.PhaseState
+	(*Assignment)(nil),               // 32: rollwave.v1.Assignment
+	(AssignmentState)(0),             // 33: rollwave.v1.AssignmentState
+	(*FreezeWindow)(nil),             // 34: rollwave.v1.FreezeWindow
+	(*ACLToken)(nil),                 // 35: rollwave.v1.ACLToken
+	(*NotifyCursor)(nil),             // 36: rollwave.v1.NotifyCursor
+	(*Chain)(nil),                    // 37: rollwave.v1.Chain
+	(ChainState)(0),                  // 38: rollwave.v1.ChainState
 }
 var file_rollwave_v1_command_proto_depIdxs = []int32{
-	25, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
-	26, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
-	27, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
-	28, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
-	29, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
-	30, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
-	29, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
-	31, // 7: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
-	29, // 8: rollwave.v1.CreateAssignmentsCommand.events:type_name -> rollwave.v1.Event
-	32, // 9: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
-	29, // 10: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
-	9,  // 11: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
-	29, // 12: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
-	33, // 13: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
-	34, // 14: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
-	34, // 15: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
-	35, // 16: rollwave.v1.SetNotifyCursorsCommand.cursors:type_name -> rollwave.v1.NotifyCursor
-	36, // 17: rollwave.v1.SubmitChainCommand.chain:type_name -> rollwave.v1.Chain
-	27, // 18: rollwave.v1.SubmitChainCommand.first:type_name -> rollwave.v1.Release
-	27, // 19: rollwave.v1.StartChainStepCommand.release:type_name -> rollwave.v1.Release
-	29, // 20: rollwave.v1.StartChainStepCommand.events:type_name -> rollwave.v1.Event
-	37, // 21: rollwave.v1.SetChainStateCommand.state:type_name -> rollwave.v1.ChainState
-	29, // 22: rollwave.v1.SetChainStateCommand.events:type_name -> rollwave.v1.Event
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	26, // 0: rollwave.v1.UpsertHostsCommand.hosts:type_name -> rollwave.v1.Host
+	27, // 1: rollwave.v1.SetCellCommand.cell:type_name -> rollwave.v1.Cell
+	28, // 2: rollwave.v1.SubmitReleaseCommand.release:type_name -> rollwave.v1.Release
+	29, // 3: rollwave.v1.SetReleaseStateCommand.state:type_name -> rollwave.v1.ReleaseState
+	30, // 4: rollwave.v1.SetReleaseStateCommand.events:type_name -> rollwave.v1.Event
+	31, // 5: rollwave.v1.SetPhaseStateCommand.state:type_name -> rollwave.v1.PhaseState
+	30, // 6: rollwave.v1.SetPhaseStateCommand.events:type_name -> rollwave.v1.Event
+	29, // 7: rollwave.v1.SetRegionStateCommand.state:type_name -> rollwave.v1.ReleaseState
+	30, // 8: rollwave.v1.SetRegionStateCommand.events:type_name -> rollwave.v1.Event
+	32, // 9: rollwave.v1.CreateAssignmentsCommand.assignments:type_name -> rollwave.v1.Assignment
+	30, // 10: rollwave.v1.CreateAssignmentsCommand.events:type_name -> rollwave.v1.Event
+	33, // 11: rollwave.v1.AssignmentUpdate.state:type_name -> rollwave.v1.AssignmentState
+	30, // 12: rollwave.v1.AssignmentUpdate.event:type_name -> rollwave.v1.Event
+	10, // 13: rollwave.v1.UpdateAssignmentsCommand.updates:type_name -> rollwave.v1.AssignmentUpdate
+	30, // 14: rollwave.v1.AppendEventsCommand.events:type_name -> rollwave.v1.Event
+	34, // 15: rollwave.v1.AddFreezeCommand.window:type_name -> rollwave.v1.FreezeWindow
+	35, // 16: rollwave.v1.ACLBootstrapCommand.token:type_name -> rollwave.v1.ACLToken
+	35, // 17: rollwave.v1.UpsertACLTokenCommand.token:type_name -> rollwave.v1.ACLToken
+	36, // 18: rollwave.v1.SetNotifyCursorsCommand.cursors:type_name -> rollwave.v1.NotifyCursor
+	37, // 19: rollwave.v1.SubmitChainCommand.chain:type_name -> rollwave.v1.Chain
+	28, // 20: rollwave.v1.SubmitChainCommand.first:type_name -> rollwave.v1.Release
+	28, // 21: rollwave.v1.StartChainStepCommand.release:type_name -> rollwave.v1.Release
+	30, // 22: rollwave.v1.StartChainStepCommand.events:type_name -> rollwave.v1.Event
+	38, // 23: rollwave.v1.SetChainStateCommand.state:type_name -> rollwave.v1.ChainState
+	30, // 24: rollwave.v1.SetChainStateCommand.events:type_name -> rollwave.v1.Event
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_command_proto_init() }
@@ -1975,7 +2093,7 @@ func file_rollwave_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_command_proto_rawDesc), len(file_rollwave_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

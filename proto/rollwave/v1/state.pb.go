@@ -44,6 +44,11 @@ const (
 	// `rollwave release rollback`) reverts by local slot swaps. Ends
 	// succeeded at watch_until, or rolling_back. Not terminal.
 	ReleaseState_RELEASE_STATE_WATCHING ReleaseState = 10
+	// Terminal, for a release with parallel regions and rollback.on_failure
+	// = "fail_local": at least one region succeeded and at least one was
+	// rolled back (or failed to roll back). Release.regions says which. The
+	// app's current version is left unchanged (the fleet is mixed).
+	ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED ReleaseState = 50
 )
 
 // Enum value maps for ReleaseState.
@@ -60,19 +65,21 @@ var (
 		8:  "RELEASE_STATE_ABORTED",
 		9:  "RELEASE_STATE_FAILED",
 		10: "RELEASE_STATE_WATCHING",
+		50: "RELEASE_STATE_PARTIALLY_SUCCEEDED",
 	}
 	ReleaseState_value = map[string]int32{
-		"RELEASE_STATE_UNSPECIFIED":       0,
-		"RELEASE_STATE_PENDING":           1,
-		"RELEASE_STATE_RUNNING":           2,
-		"RELEASE_STATE_PAUSED":            3,
-		"RELEASE_STATE_AWAITING_APPROVAL": 4,
-		"RELEASE_STATE_SUCCEEDED":         5,
-		"RELEASE_STATE_ROLLING_BACK":      6,
-		"RELEASE_STATE_ROLLED_BACK":       7,
-		"RELEASE_STATE_ABORTED":           8,
-		"RELEASE_STATE_FAILED":            9,
-		"RELEASE_STATE_WATCHING":          10,
+		"RELEASE_STATE_UNSPECIFIED":         0,
+		"RELEASE_STATE_PENDING":             1,
+		"RELEASE_STATE_RUNNING":             2,
+		"RELEASE_STATE_PAUSED":              3,
+		"RELEASE_STATE_AWAITING_APPROVAL":   4,
+		"RELEASE_STATE_SUCCEEDED":           5,
+		"RELEASE_STATE_ROLLING_BACK":        6,
+		"RELEASE_STATE_ROLLED_BACK":         7,
+		"RELEASE_STATE_ABORTED":             8,
+		"RELEASE_STATE_FAILED":              9,
+		"RELEASE_STATE_WATCHING":            10,
+		"RELEASE_STATE_PARTIALLY_SUCCEEDED": 50,
 	}
 )
 
@@ -1097,8 +1104,11 @@ type PhasesSpec struct {
 	MaxSize            *Quantity `protobuf:"bytes,5,opt,name=max_size,json=maxSize,proto3" json:"max_size,omitempty"`
 	PerCellMax         int32     `protobuf:"varint,6,opt,name=per_cell_max,json=perCellMax,proto3" json:"per_cell_max,omitempty"`
 	ParallelCellsAfter int32     `protobuf:"varint,7,opt,name=parallel_cells_after,json=parallelCellsAfter,proto3" json:"parallel_cells_after,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// After this many phases (0 = never) each region proceeds with its own
+	// phases, bakes and gates (Phase.region, Release.regions).
+	ParallelRegionsAfter int32 `protobuf:"varint,50,opt,name=parallel_regions_after,json=parallelRegionsAfter,proto3" json:"parallel_regions_after,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *PhasesSpec) Reset() {
@@ -1176,6 +1186,13 @@ func (x *PhasesSpec) GetPerCellMax() int32 {
 func (x *PhasesSpec) GetParallelCellsAfter() int32 {
 	if x != nil {
 		return x.ParallelCellsAfter
+	}
+	return 0
+}
+
+func (x *PhasesSpec) GetParallelRegionsAfter() int32 {
+	if x != nil {
+		return x.ParallelRegionsAfter
 	}
 	return 0
 }
@@ -1832,7 +1849,8 @@ func (x *MetricGate) GetCaFile() string {
 
 type RollbackSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "all", "phase" or "pause".
+	// "all" (also "fail_all"), "phase", "pause" or "fail_local" (with
+	// parallel regions: roll back and stop only the failing region).
 	OnFailure          string `protobuf:"bytes,1,opt,name=on_failure,json=onFailure,proto3" json:"on_failure,omitempty"`
 	IsolationTimeoutMs int64  `protobuf:"varint,2,opt,name=isolation_timeout_ms,json=isolationTimeoutMs,proto3" json:"isolation_timeout_ms,omitempty"`
 	// What a baking host does when it loses the leader and its gossip peers
@@ -2339,8 +2357,11 @@ type Phase struct {
 	ApprovalRequired     bool   `protobuf:"varint,10,opt,name=approval_required,json=approvalRequired,proto3" json:"approval_required,omitempty"`
 	Approved             bool   `protobuf:"varint,11,opt,name=approved,proto3" json:"approved,omitempty"`
 	BakeSkipped          bool   `protobuf:"varint,12,opt,name=bake_skipped,json=bakeSkipped,proto3" json:"bake_skipped,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The region this phase belongs to, for the phases after
+	// phases.parallel_regions_after; empty for the shared phases before.
+	Region        string `protobuf:"bytes,50,opt,name=region,proto3" json:"region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Phase) Reset() {
@@ -2457,6 +2478,114 @@ func (x *Phase) GetBakeSkipped() bool {
 	return false
 }
 
+func (x *Phase) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+// One region's own progress once a release's phases split per region
+// (phases.parallel_regions_after). Derived from the plan (the phases that
+// name the region, contiguous) by SubmitRelease and SetReleasePlan, then
+// moved by SetRegionState (type 31).
+type RegionProgress struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	// pending (before the split), running, succeeded (every phase of the
+	// region verified), rolling_back, rolled_back, failed (its rollback
+	// did not complete) or aborted.
+	State ReleaseState `protobuf:"varint,2,opt,name=state,proto3,enum=rollwave.v1.ReleaseState" json:"state,omitempty"`
+	// The region's phase in progress: an index into Release.phases.
+	CurrentPhase int32 `protobuf:"varint,3,opt,name=current_phase,json=currentPhase,proto3" json:"current_phase,omitempty"`
+	// Its phases are Release.phases[first_phase : first_phase+phase_count].
+	FirstPhase      int32  `protobuf:"varint,4,opt,name=first_phase,json=firstPhase,proto3" json:"first_phase,omitempty"`
+	PhaseCount      int32  `protobuf:"varint,5,opt,name=phase_count,json=phaseCount,proto3" json:"phase_count,omitempty"`
+	Reason          string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	UpdatedUnixNano int64  `protobuf:"varint,7,opt,name=updated_unix_nano,json=updatedUnixNano,proto3" json:"updated_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RegionProgress) Reset() {
+	*x = RegionProgress{}
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegionProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegionProgress) ProtoMessage() {}
+
+func (x *RegionProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegionProgress.ProtoReflect.Descriptor instead.
+func (*RegionProgress) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RegionProgress) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *RegionProgress) GetState() ReleaseState {
+	if x != nil {
+		return x.State
+	}
+	return ReleaseState_RELEASE_STATE_UNSPECIFIED
+}
+
+func (x *RegionProgress) GetCurrentPhase() int32 {
+	if x != nil {
+		return x.CurrentPhase
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetFirstPhase() int32 {
+	if x != nil {
+		return x.FirstPhase
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetPhaseCount() int32 {
+	if x != nil {
+		return x.PhaseCount
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RegionProgress) GetUpdatedUnixNano() int64 {
+	if x != nil {
+		return x.UpdatedUnixNano
+	}
+	return 0
+}
+
 type Release struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2492,14 +2621,17 @@ type Release struct {
 	Chain     string `protobuf:"bytes,40,opt,name=chain,proto3" json:"chain,omitempty"`
 	ChainStep int32  `protobuf:"varint,41,opt,name=chain_step,json=chainStep,proto3" json:"chain_step,omitempty"`
 	// Set on a chain rollback's revert release: true.
-	ChainRevert   bool `protobuf:"varint,42,opt,name=chain_revert,json=chainRevert,proto3" json:"chain_revert,omitempty"`
+	ChainRevert bool `protobuf:"varint,42,opt,name=chain_revert,json=chainRevert,proto3" json:"chain_revert,omitempty"`
+	// Per-region progress after phases.parallel_regions_after, in plan
+	// order; empty for a release whose phases do not split.
+	Regions       []*RegionProgress `protobuf:"bytes,50,rep,name=regions,proto3" json:"regions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2511,7 +2643,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[23]
+	mi := &file_rollwave_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2524,7 +2656,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Release) GetId() string {
@@ -2667,6 +2799,13 @@ func (x *Release) GetChainRevert() bool {
 	return false
 }
 
+func (x *Release) GetRegions() []*RegionProgress {
+	if x != nil {
+		return x.Regions
+	}
+	return nil
+}
+
 type Assignment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
@@ -2688,7 +2827,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2700,7 +2839,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[24]
+	mi := &file_rollwave_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2713,7 +2852,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Assignment) GetHost() string {
@@ -2812,14 +2951,17 @@ type Event struct {
 	Phase   int32  `protobuf:"varint,7,opt,name=phase,proto3" json:"phase,omitempty"`
 	Message string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
 	// Evidence: gate readings and the like.
-	Evidence      map[string]string `protobuf:"bytes,9,rep,name=evidence,proto3" json:"evidence,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Evidence map[string]string `protobuf:"bytes,9,rep,name=evidence,proto3" json:"evidence,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The region the event is about (a regional phase, a region's state);
+	// empty otherwise.
+	Region        string `protobuf:"bytes,50,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[25]
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +2973,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[25]
+	mi := &file_rollwave_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +2986,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2910,6 +3052,13 @@ func (x *Event) GetEvidence() map[string]string {
 	return nil
 }
 
+func (x *Event) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
 // A freeze window: no phase starts inside it (the orchestrator holds it)
 // and an agent that knows of it refuses to start a swap in it. Either
 // one-off (from/to) or recurring (cron, duration, timezone; from/to 0).
@@ -2940,7 +3089,7 @@ type FreezeWindow struct {
 
 func (x *FreezeWindow) Reset() {
 	*x = FreezeWindow{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	mi := &file_rollwave_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3101,7 @@ func (x *FreezeWindow) String() string {
 func (*FreezeWindow) ProtoMessage() {}
 
 func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[26]
+	mi := &file_rollwave_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3114,7 @@ func (x *FreezeWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeWindow.ProtoReflect.Descriptor instead.
 func (*FreezeWindow) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FreezeWindow) GetId() string {
@@ -3059,7 +3208,7 @@ type FreezeOverride struct {
 
 func (x *FreezeOverride) Reset() {
 	*x = FreezeOverride{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[27]
+	mi := &file_rollwave_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3220,7 @@ func (x *FreezeOverride) String() string {
 func (*FreezeOverride) ProtoMessage() {}
 
 func (x *FreezeOverride) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[27]
+	mi := &file_rollwave_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3233,7 @@ func (x *FreezeOverride) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeOverride.ProtoReflect.Descriptor instead.
 func (*FreezeOverride) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *FreezeOverride) GetActor() string {
@@ -3128,7 +3277,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[28]
+	mi := &file_rollwave_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3289,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[28]
+	mi := &file_rollwave_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3302,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ACLToken) GetAccessorId() string {
@@ -3221,7 +3370,7 @@ type NotifyCursor struct {
 
 func (x *NotifyCursor) Reset() {
 	*x = NotifyCursor{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[29]
+	mi := &file_rollwave_v1_state_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3233,7 +3382,7 @@ func (x *NotifyCursor) String() string {
 func (*NotifyCursor) ProtoMessage() {}
 
 func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[29]
+	mi := &file_rollwave_v1_state_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3246,7 +3395,7 @@ func (x *NotifyCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyCursor.ProtoReflect.Descriptor instead.
 func (*NotifyCursor) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *NotifyCursor) GetTarget() string {
@@ -3314,7 +3463,7 @@ type ChainStep struct {
 
 func (x *ChainStep) Reset() {
 	*x = ChainStep{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[30]
+	mi := &file_rollwave_v1_state_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3326,7 +3475,7 @@ func (x *ChainStep) String() string {
 func (*ChainStep) ProtoMessage() {}
 
 func (x *ChainStep) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[30]
+	mi := &file_rollwave_v1_state_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3339,7 +3488,7 @@ func (x *ChainStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainStep.ProtoReflect.Descriptor instead.
 func (*ChainStep) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ChainStep) GetName() string {
@@ -3411,7 +3560,7 @@ type Chain struct {
 
 func (x *Chain) Reset() {
 	*x = Chain{}
-	mi := &file_rollwave_v1_state_proto_msgTypes[31]
+	mi := &file_rollwave_v1_state_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3423,7 +3572,7 @@ func (x *Chain) String() string {
 func (*Chain) ProtoMessage() {}
 
 func (x *Chain) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_state_proto_msgTypes[31]
+	mi := &file_rollwave_v1_state_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3436,7 +3585,7 @@ func (x *Chain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chain.ProtoReflect.Descriptor instead.
 func (*Chain) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_rollwave_v1_state_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Chain) GetName() string {
@@ -3577,7 +3726,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x06labels\x18\x03 \x03(\v2#.rollwave.v1.TargetSpec.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x02\n" +
 	"\n" +
 	"PhasesSpec\x12\x16\n" +
 	"\x06canary\x18\x01 \x01(\x05R\x06canary\x12\x16\n" +
@@ -3587,7 +3736,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\bmax_size\x18\x05 \x01(\v2\x15.rollwave.v1.QuantityR\amaxSize\x12 \n" +
 	"\fper_cell_max\x18\x06 \x01(\x05R\n" +
 	"perCellMax\x120\n" +
-	"\x14parallel_cells_after\x18\a \x01(\x05R\x12parallelCellsAfter\":\n" +
+	"\x14parallel_cells_after\x18\a \x01(\x05R\x12parallelCellsAfter\x124\n" +
+	"\x16parallel_regions_after\x182 \x01(\x05R\x14parallelRegionsAfter\":\n" +
 	"\bQuantity\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\x01R\x05value\x12\x18\n" +
 	"\apercent\x18\x02 \x01(\bR\apercent\"R\n" +
@@ -3699,7 +3849,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\"G\n" +
 	"\x0fPostRolloutSpec\x12\x19\n" +
 	"\bwatch_ms\x18\x01 \x01(\x03R\awatchMs\x12\x19\n" +
-	"\bkeep_old\x18\x02 \x01(\tR\akeepOld\"\xa6\x03\n" +
+	"\bkeep_old\x18\x02 \x01(\tR\akeepOld\"\xbe\x03\n" +
 	"\x05Phase\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12-\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x17.rollwave.v1.PhaseStateR\x05state\x12\x14\n" +
@@ -3713,7 +3863,18 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11approval_required\x18\n" +
 	" \x01(\bR\x10approvalRequired\x12\x1a\n" +
 	"\bapproved\x18\v \x01(\bR\bapproved\x12!\n" +
-	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\"\xe5\x05\n" +
+	"\fbake_skipped\x18\f \x01(\bR\vbakeSkipped\x12\x16\n" +
+	"\x06region\x182 \x01(\tR\x06region\"\x84\x02\n" +
+	"\x0eRegionProgress\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12/\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x19.rollwave.v1.ReleaseStateR\x05state\x12#\n" +
+	"\rcurrent_phase\x18\x03 \x01(\x05R\fcurrentPhase\x12\x1f\n" +
+	"\vfirst_phase\x18\x04 \x01(\x05R\n" +
+	"firstPhase\x12\x1f\n" +
+	"\vphase_count\x18\x05 \x01(\x05R\n" +
+	"phaseCount\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12*\n" +
+	"\x11updated_unix_nano\x18\a \x01(\x03R\x0fupdatedUnixNano\"\x9c\x06\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x04spec\x18\x02 \x01(\v2\x18.rollwave.v1.ReleaseSpecR\x04spec\x12/\n" +
@@ -3740,7 +3901,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x05chain\x18( \x01(\tR\x05chain\x12\x1d\n" +
 	"\n" +
 	"chain_step\x18) \x01(\x05R\tchainStep\x12!\n" +
-	"\fchain_revert\x18* \x01(\bR\vchainRevert\"\xb0\x03\n" +
+	"\fchain_revert\x18* \x01(\bR\vchainRevert\x125\n" +
+	"\aregions\x182 \x03(\v2\x1b.rollwave.v1.RegionProgressR\aregions\"\xb0\x03\n" +
 	"\n" +
 	"Assignment\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
@@ -3759,7 +3921,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x11created_unix_nano\x18\n" +
 	" \x01(\x03R\x0fcreatedUnixNano\x12*\n" +
 	"\x11updated_unix_nano\x18\v \x01(\x03R\x0fupdatedUnixNano\x125\n" +
-	"\x17bake_deadline_unix_nano\x18\f \x01(\x03R\x14bakeDeadlineUnixNano\"\xc7\x02\n" +
+	"\x17bake_deadline_unix_nano\x18\f \x01(\x03R\x14bakeDeadlineUnixNano\"\xdf\x02\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12$\n" +
 	"\x0etime_unix_nano\x18\x02 \x01(\x03R\ftimeUnixNano\x12\x1d\n" +
@@ -3770,7 +3932,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x04host\x18\x06 \x01(\tR\x04host\x12\x14\n" +
 	"\x05phase\x18\a \x01(\x05R\x05phase\x12\x18\n" +
 	"\amessage\x18\b \x01(\tR\amessage\x12<\n" +
-	"\bevidence\x18\t \x03(\v2 .rollwave.v1.Event.EvidenceEntryR\bevidence\x1a;\n" +
+	"\bevidence\x18\t \x03(\v2 .rollwave.v1.Event.EvidenceEntryR\bevidence\x12\x16\n" +
+	"\x06region\x182 \x01(\tR\x06region\x1a;\n" +
 	"\rEvidenceEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\x02\n" +
@@ -3832,7 +3995,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12\x1f\n" +
 	"\vsource_name\x18\b \x01(\tR\n" +
 	"sourceName\x12\x16\n" +
-	"\x06source\x18\t \x01(\fR\x06source*\xcf\x02\n" +
+	"\x06source\x18\t \x01(\fR\x06source*\xf6\x02\n" +
 	"\fReleaseState\x12\x1d\n" +
 	"\x19RELEASE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RELEASE_STATE_PENDING\x10\x01\x12\x19\n" +
@@ -3845,7 +4008,8 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x15RELEASE_STATE_ABORTED\x10\b\x12\x18\n" +
 	"\x14RELEASE_STATE_FAILED\x10\t\x12\x1a\n" +
 	"\x16RELEASE_STATE_WATCHING\x10\n" +
-	"*\xa7\x01\n" +
+	"\x12%\n" +
+	"!RELEASE_STATE_PARTIALLY_SUCCEEDED\x102*\xa7\x01\n" +
 	"\n" +
 	"PhaseState\x12\x1b\n" +
 	"\x17PHASE_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -3897,7 +4061,7 @@ func file_rollwave_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_rollwave_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_rollwave_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_rollwave_v1_state_proto_goTypes = []any{
 	(ReleaseState)(0),       // 0: rollwave.v1.ReleaseState
 	(PhaseState)(0),         // 1: rollwave.v1.PhaseState
@@ -3927,29 +4091,30 @@ var file_rollwave_v1_state_proto_goTypes = []any{
 	(*HookSpec)(nil),        // 25: rollwave.v1.HookSpec
 	(*PostRolloutSpec)(nil), // 26: rollwave.v1.PostRolloutSpec
 	(*Phase)(nil),           // 27: rollwave.v1.Phase
-	(*Release)(nil),         // 28: rollwave.v1.Release
-	(*Assignment)(nil),      // 29: rollwave.v1.Assignment
-	(*Event)(nil),           // 30: rollwave.v1.Event
-	(*FreezeWindow)(nil),    // 31: rollwave.v1.FreezeWindow
-	(*FreezeOverride)(nil),  // 32: rollwave.v1.FreezeOverride
-	(*ACLToken)(nil),        // 33: rollwave.v1.ACLToken
-	(*NotifyCursor)(nil),    // 34: rollwave.v1.NotifyCursor
-	(*ChainStep)(nil),       // 35: rollwave.v1.ChainStep
-	(*Chain)(nil),           // 36: rollwave.v1.Chain
-	nil,                     // 37: rollwave.v1.Host.LabelsEntry
-	nil,                     // 38: rollwave.v1.UnitSpec.EnvironmentEntry
-	nil,                     // 39: rollwave.v1.TargetSpec.LabelsEntry
-	nil,                     // 40: rollwave.v1.HealthCheck.HeadersEntry
-	nil,                     // 41: rollwave.v1.Event.EvidenceEntry
+	(*RegionProgress)(nil),  // 28: rollwave.v1.RegionProgress
+	(*Release)(nil),         // 29: rollwave.v1.Release
+	(*Assignment)(nil),      // 30: rollwave.v1.Assignment
+	(*Event)(nil),           // 31: rollwave.v1.Event
+	(*FreezeWindow)(nil),    // 32: rollwave.v1.FreezeWindow
+	(*FreezeOverride)(nil),  // 33: rollwave.v1.FreezeOverride
+	(*ACLToken)(nil),        // 34: rollwave.v1.ACLToken
+	(*NotifyCursor)(nil),    // 35: rollwave.v1.NotifyCursor
+	(*ChainStep)(nil),       // 36: rollwave.v1.ChainStep
+	(*Chain)(nil),           // 37: rollwave.v1.Chain
+	nil,                     // 38: rollwave.v1.Host.LabelsEntry
+	nil,                     // 39: rollwave.v1.UnitSpec.EnvironmentEntry
+	nil,                     // 40: rollwave.v1.TargetSpec.LabelsEntry
+	nil,                     // 41: rollwave.v1.HealthCheck.HeadersEntry
+	nil,                     // 42: rollwave.v1.Event.EvidenceEntry
 }
 var file_rollwave_v1_state_proto_depIdxs = []int32{
 	3,  // 0: rollwave.v1.SlotFacts.active:type_name -> rollwave.v1.Slot
-	37, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
+	38, // 1: rollwave.v1.Host.labels:type_name -> rollwave.v1.Host.LabelsEntry
 	6,  // 2: rollwave.v1.Host.apps:type_name -> rollwave.v1.SlotFacts
-	38, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
-	39, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
+	39, // 3: rollwave.v1.UnitSpec.environment:type_name -> rollwave.v1.UnitSpec.EnvironmentEntry
+	40, // 4: rollwave.v1.TargetSpec.labels:type_name -> rollwave.v1.TargetSpec.LabelsEntry
 	15, // 5: rollwave.v1.PhasesSpec.max_size:type_name -> rollwave.v1.Quantity
-	40, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
+	41, // 6: rollwave.v1.HealthCheck.headers:type_name -> rollwave.v1.HealthCheck.HeadersEntry
 	17, // 7: rollwave.v1.HealthSpec.checks:type_name -> rollwave.v1.HealthCheck
 	15, // 8: rollwave.v1.GatesSpec.max_failed_hosts:type_name -> rollwave.v1.Quantity
 	15, // 9: rollwave.v1.GatesSpec.max_unreachable:type_name -> rollwave.v1.Quantity
@@ -3969,21 +4134,23 @@ var file_rollwave_v1_state_proto_depIdxs = []int32{
 	26, // 23: rollwave.v1.ReleaseSpec.post_rollout:type_name -> rollwave.v1.PostRolloutSpec
 	24, // 24: rollwave.v1.ReleaseSpec.requires:type_name -> rollwave.v1.Requirement
 	1,  // 25: rollwave.v1.Phase.state:type_name -> rollwave.v1.PhaseState
-	23, // 26: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
-	0,  // 27: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
-	27, // 28: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
-	32, // 29: rollwave.v1.Release.freeze_override:type_name -> rollwave.v1.FreezeOverride
-	2,  // 30: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
-	3,  // 31: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
-	41, // 32: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
-	23, // 33: rollwave.v1.ChainStep.spec:type_name -> rollwave.v1.ReleaseSpec
-	4,  // 34: rollwave.v1.Chain.state:type_name -> rollwave.v1.ChainState
-	35, // 35: rollwave.v1.Chain.steps:type_name -> rollwave.v1.ChainStep
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	0,  // 26: rollwave.v1.RegionProgress.state:type_name -> rollwave.v1.ReleaseState
+	23, // 27: rollwave.v1.Release.spec:type_name -> rollwave.v1.ReleaseSpec
+	0,  // 28: rollwave.v1.Release.state:type_name -> rollwave.v1.ReleaseState
+	27, // 29: rollwave.v1.Release.phases:type_name -> rollwave.v1.Phase
+	33, // 30: rollwave.v1.Release.freeze_override:type_name -> rollwave.v1.FreezeOverride
+	28, // 31: rollwave.v1.Release.regions:type_name -> rollwave.v1.RegionProgress
+	2,  // 32: rollwave.v1.Assignment.state:type_name -> rollwave.v1.AssignmentState
+	3,  // 33: rollwave.v1.Assignment.target_slot:type_name -> rollwave.v1.Slot
+	42, // 34: rollwave.v1.Event.evidence:type_name -> rollwave.v1.Event.EvidenceEntry
+	23, // 35: rollwave.v1.ChainStep.spec:type_name -> rollwave.v1.ReleaseSpec
+	4,  // 36: rollwave.v1.Chain.state:type_name -> rollwave.v1.ChainState
+	36, // 37: rollwave.v1.Chain.steps:type_name -> rollwave.v1.ChainStep
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_state_proto_init() }
@@ -3998,7 +4165,7 @@ func file_rollwave_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_state_proto_rawDesc), len(file_rollwave_v1_state_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -82,6 +82,8 @@ type AgentOptions struct {
 	HeartbeatInterval time.Duration
 	// LogLevel, when set, overrides info.
 	LogLevel string
+	// Region, when set, is the host's region (else the agent's default).
+	Region string
 }
 
 // InstallAgent installs the agent package on h with dpkg -i, writes
@@ -109,7 +111,7 @@ func (f *Fleet) InstallAgent(h *Host, cell string, opts AgentOptions) error {
 		if err := p.installAgentTLS(h); err != nil {
 			return err
 		}
-		cfg += p.agentConfigBlock()
+		cfg += p.agentConfigBlock(opts.Region != "")
 	}
 	if err := h.WriteFile(AgentConfigPath, []byte(cfg), 0o640); err != nil {
 		return fmt.Errorf("%s: write %s: %w", h.Name, AgentConfigPath, err)
@@ -147,6 +149,9 @@ func AgentConfig(node, cell string, join []string, opts AgentOptions) string {
 	}
 	fmt.Fprintf(&b, "join        = [%s]\n", strings.Join(quoted, ", "))
 	fmt.Fprintf(&b, "unit_driver = %q\n", "systemd")
+	if opts.Region != "" {
+		fmt.Fprintf(&b, "region      = %q\n", opts.Region)
+	}
 	if opts.HeartbeatInterval > 0 {
 		fmt.Fprintf(&b, "heartbeat_interval = %q\n", opts.HeartbeatInterval.String())
 	}

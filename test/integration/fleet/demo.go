@@ -106,6 +106,8 @@ func (cs *Coordinators) WaitRelease(id string, want rollwavev1.ReleaseState, tim
 		rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK: true,
 		rollwavev1.ReleaseState_RELEASE_STATE_ABORTED:     true,
 		rollwavev1.ReleaseState_RELEASE_STATE_FAILED:      true,
+		// Parallel regions with fail_local: some regions succeeded.
+		rollwavev1.ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED: true,
 	}
 	testutil.WaitForWith(cs.t, timeout, func() (bool, string) {
 		resp, err := cs.Release(id)

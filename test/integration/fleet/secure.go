@@ -120,10 +120,16 @@ func (p *pki) installAgentTLS(h *Host) error {
 	return nil
 }
 
-// agentConfigBlock is the agent.hcl part for a secured fleet.
-func (p *pki) agentConfigBlock() string {
+// agentConfigBlock is the agent.hcl part for a secured fleet. hostRegion:
+// the host has a region of its own (AgentOptions.Region), so the tls
+// block names the certificates' region (the default one).
+func (p *pki) agentConfigBlock(hostRegion bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "encrypt = %q\n", p.gossipKey)
-	fmt.Fprintf(&b, "tls {\n  ca_file   = %q\n  cert_file = %q\n  key_file  = %q\n}\n", hostCA, hostCert, hostKey)
+	fmt.Fprintf(&b, "tls {\n  ca_file   = %q\n  cert_file = %q\n  key_file  = %q\n", hostCA, hostCert, hostKey)
+	if hostRegion {
+		fmt.Fprintf(&b, "  region    = %q\n", tlsutil.DefaultRegion)
+	}
+	b.WriteString("}\n")
 	return b.String()
 }
