@@ -44,7 +44,11 @@ e2e:
 # Benchmark suite (test/bench, docs/performance.md): Go micro-benchmarks,
 # the fleet simulator (3 coordinator processes + BENCH_N simulated agents,
 # one zero-bake release; several sizes: BENCH_N="500 1000 2000 5000"),
-# BENCH_KILLS leader-SIGKILL rounds with BENCH_KILL_N agents, and the agent
+# BENCH_KILLS leader-SIGKILL rounds with BENCH_KILL_N agents,
+# BENCH_MULTI_APPS releases at once over BENCH_MULTI_N agents hosting every
+# app (after one alone; 0 skips), one 3-node cluster per region of
+# BENCH_REGIONS side by side with BENCH_REGION_N agents each (after one
+# alone; empty skips), and the agent
 # footprint over BENCH_FOOT_WINDOW; as root also the real-host part
 # (test/bench/realhost: BENCH_HOSTS systemd-nspawn hosts, the rollout timed
 # against Ansible serial, the isolation revert; BENCH_REALHOST=0 skips it),
@@ -56,6 +60,10 @@ BENCH_KILL_N ?= 200
 BENCH_KILLS ?= 20
 BENCH_FOOT_WINDOW ?= 60s
 BENCH_HOSTS ?= 20
+BENCH_MULTI_APPS ?= 20
+BENCH_MULTI_N ?= 1000
+BENCH_REGIONS ?= eu,us
+BENCH_REGION_N ?= 1000
 BENCH_REALHOST ?= 1
 BENCH_OUT ?= bin/bench
 bench: build
@@ -72,6 +80,7 @@ bench: build
 	echo $$realhost > $(BENCH_OUT)/.realhost
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -timeout 5m ./test/bench/micro/ | tee $(BENCH_OUT)/micro.txt
 	$(GO) run ./test/bench/cmd/benchsuite -bin bin -n '$(BENCH_N)' -kill-n $(BENCH_KILL_N) -kills $(BENCH_KILLS) \
+		-multi-apps $(BENCH_MULTI_APPS) -multi-n $(BENCH_MULTI_N) -regions '$(BENCH_REGIONS)' -region-n $(BENCH_REGION_N) \
 		-foot-window $(BENCH_FOOT_WINDOW) -realhost=$$(cat $(BENCH_OUT)/.realhost) -hosts $(BENCH_HOSTS) -out $(BENCH_OUT)
 
 # Runs every fuzz target for FUZZTIME (default 2m) each; fails on a crash.

@@ -62,8 +62,48 @@ type Dispatcher struct {
 	agents Agents
 	log    *slog.Logger
 	writer *HostWriter
-	// assignMu serialises AssignHosts (read the generation, then commit).
-	assignMu sync.Mutex
+	// appLocks serialise AssignHosts per app (read the generation, then
+	// commit): generations are numbered per host and app, so releases of
+	// different apps assign side by side. One lock for all made 20
+	// releases at once queue behind each other's raft commits.
+	appLocks keyedMutex
+}
+
+// keyedMutex is one mutex per key, held only while in use (a map entry
+// lives while a holder or waiter counts on it). Hand-written: x/sync has
+// no keyed lock, and these dozen lines do not justify a dependency.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock takes key's mutex and returns the function that releases it.
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedEntry{}
+	}
+	e := k.locks[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.locks[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // New returns a Dispatcher; its HostWriter runs only when the caller runs
@@ -98,14 +138,18 @@ func (d *Dispatcher) apply(t raftfsm.MessageType, cmd proto.Message) error {
 // AssignHosts creates the next generation of the release's app on each
 // host, for the given phase, and sends the orders.
 func (d *Dispatcher) AssignHosts(releaseID string, phase int32, hosts []string) ([]*rollwavev1.Assignment, error) {
-	d.assignMu.Lock()
-	defer d.assignMu.Unlock()
-	st := d.raft.State()
-	rel := st.Release(releaseID)
+	rel := d.raft.State().Release(releaseID)
 	if rel == nil {
 		return nil, &raftfsm.RejectedError{Type: raftfsm.CreateAssignments, Reason: fmt.Sprintf("no release %q", releaseID), Err: raftfsm.ErrNotFound}
 	}
+	// A release's app never changes: lock it, then read the state again
+	// under the lock (a write of the same app may have landed meanwhile).
 	app := rel.GetSpec().GetApp()
+	defer d.appLocks.lock(app)()
+	st := d.raft.State()
+	if rel = st.Release(releaseID); rel == nil {
+		return nil, &raftfsm.RejectedError{Type: raftfsm.CreateAssignments, Reason: fmt.Sprintf("no release %q", releaseID), Err: raftfsm.ErrNotFound}
+	}
 	now := time.Now().UnixNano()
 	var as, live []*rollwavev1.Assignment
 	for _, h := range hosts {

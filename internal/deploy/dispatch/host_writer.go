@@ -20,6 +20,17 @@ const (
 	// (docs/performance.md). An idle writer writes nothing.
 	writerFlushEvery = 20 * time.Millisecond
 	writerMaxBatch   = 256
+	// writerMaxUpdates caps the assignment updates of one entry. Reports
+	// that queue up while the writer waits for an entry's commit (many
+	// releases at once, or a big phase finalizing) go out together in the
+	// next one, up to this many: the writer commits one entry at a time,
+	// and an entry costs a round of log writes and fsyncs on every server
+	// whatever its size, so 256 per entry capped progress at 256 × entries
+	// per second (20 releases over 1,000 hosts at once: ~100,000 reports
+	// in a queue of 400 commits one after another). 2,048 updates with
+	// their move events stay far below the 8 MiB command limit (~0.2 KiB
+	// each, 1 KiB at most).
+	writerMaxUpdates = 2048
 	// contactFlushEvery is how long a host upsert that only moves last
 	// contact (PersistContact) may wait for company. Every host persists
 	// its contact every 30 s (the leader keeps the exact time in memory),
@@ -206,7 +217,7 @@ func (w *HostWriter) flush() {
 	}
 	var updates []*rollwavev1.AssignmentUpdate
 	var updateWaiters []chan error
-	if n := min(len(w.updates), writerMaxBatch); n > 0 {
+	if n := min(len(w.updates), writerMaxUpdates); n > 0 {
 		updates = append(updates, w.updates[:n]...)
 		updateWaiters = append(updateWaiters, w.updateWaiters[:n]...)
 		w.updates = w.updates[n:]

@@ -167,3 +167,69 @@ func TestHostWriterHoldsContactOnlyUpserts(t *testing.T) {
 		t.Fatalf("%d entries after a second flush with nothing pending, want 1", n)
 	}
 }
+
+// gatedRaft is fakeRaft whose first apply waits for open to close, after
+// closing entered.
+type gatedRaft struct {
+	fakeRaft
+	once          sync.Once
+	entered, open chan struct{}
+}
+
+func (g *gatedRaft) Apply(t raftfsm.MessageType, cmd proto.Message) (any, error) {
+	g.once.Do(func() {
+		close(g.entered)
+		<-g.open
+	})
+	return g.fakeRaft.Apply(t, cmd)
+}
+
+// TestHostWriterWritesABacklogTogether: reports that queue up while the
+// writer waits for a commit go out in the next entry together, in order,
+// up to writerMaxUpdates each (256 per entry made many releases at once
+// wait on one commit per 256 reports).
+func TestHostWriterWritesABacklogTogether(t *testing.T) {
+	r := &gatedRaft{entered: make(chan struct{}), open: make(chan struct{})}
+	w := newHostWriter(r, testutil.Logger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	upd := func(i int) *rollwavev1.AssignmentUpdate {
+		return &rollwavev1.AssignmentUpdate{Host: fmt.Sprintf("h%05d", i), App: "api", Generation: 1, State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING}
+	}
+	w.UpdateAssignment(upd(0))
+	select {
+	case <-r.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first update never reached raft")
+	}
+	backlog := writerMaxUpdates + 500
+	for i := 1; i <= backlog; i++ {
+		w.UpdateAssignment(upd(i))
+	}
+	close(r.open)
+	var sizes []int
+	var hosts []string
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		sizes, hosts = nil, nil
+		for _, c := range r.commands() {
+			if c, ok := c.(*rollwavev1.UpdateAssignmentsCommand); ok {
+				sizes = append(sizes, len(c.GetUpdates()))
+				for _, u := range c.GetUpdates() {
+					hosts = append(hosts, u.GetHost())
+				}
+			}
+		}
+		return len(hosts) == backlog+1, fmt.Sprintf("%d of %d updates written", len(hosts), backlog+1)
+	})
+	if fmt.Sprint(sizes) != fmt.Sprint([]int{1, writerMaxUpdates, 500}) {
+		t.Errorf("entries of %v updates, want [1 %d 500]", sizes, writerMaxUpdates)
+	}
+	for i, h := range hosts {
+		if want := fmt.Sprintf("h%05d", i); h != want {
+			t.Fatalf("update %d is %s, want %s: order lost", i, h, want)
+		}
+	}
+}

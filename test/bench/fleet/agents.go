@@ -27,6 +27,12 @@ type FleetConfig struct {
 	// ReconnectMin/Max are the session backoff bounds (a real agent:
 	// 200 ms … 15 s, capped exponential with full jitter).
 	ReconnectMin, ReconnectMax time.Duration
+	// Apps are the apps every agent hosts: its heartbeats carry a slot and
+	// samples for each, as a real agent's do (empty: one app, "bench").
+	// See multiapp.go.
+	Apps []string
+	// Region is the agents' region in hello and gossip (empty: "global").
+	Region string
 }
 
 // Delivery is one order as an agent received it.
@@ -57,7 +63,11 @@ type Fleet struct {
 	Sent      atomic.Int64 // heartbeats sent
 	Sessions  atomic.Int64 // sessions opened (welcomed)
 	Redirects atomic.Int64
+	// Dropped counts progress reports dropped because an agent's queue
+	// was full (nonzero means the simulator, not the leader, lost them).
+	Dropped   atomic.Int64
 	connected atomic.Int64
+	hb        hbBody // what every heartbeat carries besides host metrics
 
 	mu          sync.Mutex
 	deliveries  []*Delivery
@@ -70,12 +80,12 @@ type Fleet struct {
 
 // NewFleet prepares the agents; Run connects them.
 func NewFleet(cfg FleetConfig, coordinators []string) *Fleet {
-	f := &Fleet{cfg: cfg, addrs: coordinators, byKey: map[string]*Delivery{}}
+	f := &Fleet{cfg: cfg, addrs: coordinators, byKey: map[string]*Delivery{}, hb: newHBBody(cfg.Apps)}
 	f.hint.Store("")
 	for i := 0; i < cfg.N; i++ {
 		f.agents = append(f.agents, &simAgent{
 			f: f, idx: i, id: fmt.Sprintf("sim-%05d", i), cell: fmt.Sprintf("cell-%d", i%max(cfg.Cells, 1)),
-			apps: map[string]*appState{}, out: make(chan *rollwavev1.AssignmentProgress, 64),
+			apps: map[string]*appState{}, out: make(chan *rollwavev1.AssignmentProgress, progressQueue(len(cfg.Apps))),
 		})
 	}
 	return f
@@ -224,7 +234,7 @@ func (a *simAgent) session(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	hello := &rollwavev1.Hello{HostId: a.id, Cell: a.cell, Region: "global", AgentVersion: "fleetsim",
+	hello := &rollwavev1.Hello{HostId: a.id, Cell: a.cell, Region: a.f.region(), AgentVersion: "fleetsim",
 		Address: "127.0.0.1:0", Applied: a.applied()}
 	if err := stream.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Hello{Hello: hello}}); err != nil {
 		return err
@@ -299,20 +309,17 @@ func (a *simAgent) sendLoop(ctx context.Context, s stream) error {
 	}
 }
 
-// sendHeartbeat sends a heartbeat shaped like a real agent's with one
-// app: host metrics, the app's slot metrics, and the raw samples since the
+// sendHeartbeat sends a heartbeat shaped like a real agent's: host
+// metrics, each hosted app's slot metrics, and the raw samples since the
 // last heartbeat (a real agent samples every check interval; 2 s of 200 ms
-// checks is 10 values per metric). About 290 bytes on the wire.
+// checks is 10 values per metric). About 290 bytes on the wire with one
+// app (multiapp.go).
 func (a *simAgent) sendHeartbeat(s stream, seq uint64) error {
 	a.f.Sent.Add(1)
 	return s.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Heartbeat{Heartbeat: &rollwavev1.Heartbeat{
 		Seq: seq, TimeUnixNano: time.Now().UnixNano(),
-		Host: &rollwavev1.HostMetrics{CpuPercent: 3, MemPercent: 20, Load1: 0.1, DiskPercent: 30},
-		Slots: []*rollwavev1.SlotMetrics{{App: "bench", Slot: rollwavev1.Slot_SLOT_BLUE, Version: "1.0.0", Healthy: true,
-			HealthyForMs: 60000, CpuPercent: 2, RssBytes: 50 << 20}},
-		Samples: []*rollwavev1.MetricSamples{
-			{App: "bench", Metric: "cpu_percent", Values: []float64{1, 2, 3, 2, 1, 2, 3, 2, 1, 2}},
-			{App: "bench", Metric: "check_failures", Values: []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0}}},
+		Host:  &rollwavev1.HostMetrics{CpuPercent: 3, MemPercent: 20, Load1: 0.1, DiskPercent: 30},
+		Slots: a.f.hb.slots, Samples: a.f.hb.samples,
 	}}})
 }
 
@@ -397,6 +404,7 @@ func (a *simAgent) report(app string, gen uint64, st rollwavev1.AssignmentState)
 	select {
 	case a.out <- p:
 	default:
+		a.f.Dropped.Add(1)
 		// Queue full (no session for a while): the next hello carries the
 		// latest state, as a real agent's would.
 	}

@@ -92,6 +92,15 @@ func (c *Cluster) Start(i int) error {
 		"-grpc-addr", co.GRPC, "-raft-addr", co.Raft, "-gossip-addr", co.Gossip, "-log-level", "info",
 		// Three servers on one machine: the default HTTP address would clash.
 		"-http-addr", "off"}
+	if os.Getenv("BENCH_PPROF") != "" {
+		// For profiling a run: each server serves pprof on its own port
+		// (printed in its log as the HTTP listener's address).
+		addr, err := testutil.PickFreeAddr()
+		if err != nil {
+			return err
+		}
+		args = append(args[:len(args)-1], addr, "-enable-pprof")
+	}
 	// Every simulated agent connects from 127.0.0.1: lift the per-client
 	// connection cap (production default 100) for the simulator.
 	body := fmt.Sprintf("node_name = %q\ndata_dir = %q\nlimits {\n  rpc_max_conns_per_client = 0\n}\n", co.Name, co.DataDir)

@@ -35,7 +35,7 @@ func (f *Fleet) JoinGossip(ctx context.Context, k int, seeds []string) (func(), 
 		cfg := gossip.DefaultConfig()
 		cfg.NodeName = a.id
 		cfg.BindAddr = "127.0.0.1:0"
-		cfg.Meta = gossip.Meta{Role: gossip.RoleAgent, NodeID: a.id, Cell: a.cell, Region: "global", Version: "fleetsim"}
+		cfg.Meta = gossip.Meta{Role: gossip.RoleAgent, NodeID: a.id, Cell: a.cell, Region: f.region(), Version: "fleetsim"}
 		cfg.Logger = log
 		p, err := gossip.New(cfg)
 		if err != nil {

@@ -38,7 +38,14 @@ type Options struct {
 	// RegisterTimeout bounds the wait for every agent to be connected and
 	// registered in raft.
 	RegisterTimeout time.Duration
-	Log             io.Writer
+	// Multi, when set, runs many releases at once after the single
+	// rollout (multiapp.go).
+	Multi *MultiOptions
+	// BeforeRollout, when set, is called once the fleet is registered and
+	// the idle window is over, right before the releases start (regions.go
+	// starts several clusters' releases together with it).
+	BeforeRollout func(ctx context.Context)
+	Log           io.Writer
 }
 
 // CoordUsage is one coordinator's resource use over the run.
@@ -94,7 +101,9 @@ type Result struct {
 	RegisterSeconds    float64        `json:"register_seconds"`
 	HeartbeatsPerSec   float64        `json:"heartbeats_per_second"`
 	HeartbeatsSentPS   float64        `json:"heartbeats_sent_per_second"`
+	Region             string         `json:"region,omitempty"`
 	Rollout            *RolloutResult `json:"rollout,omitempty"`
+	Multi              *MultiResult   `json:"multi,omitempty"`
 	Kill               *KillResult    `json:"leader_kill,omitempty"`
 	Raft               RaftUsage      `json:"raft"`
 	Coordinators       []CoordUsage   `json:"coordinators"`
@@ -150,7 +159,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer c.Stop()
 	res := &Result{N: o.Fleet.N, Cells: o.Fleet.Cells, HeartbeatMs: o.Fleet.Heartbeat.Milliseconds(),
-		SwapLatencyMs: o.Fleet.SwapLatency.Milliseconds(), RaftTimeoutMs: o.RaftTimeout.Milliseconds(), SwapJitterMs: o.Fleet.SwapJitter.Milliseconds()}
+		Region: o.Fleet.Region, SwapLatencyMs: o.Fleet.SwapLatency.Milliseconds(), RaftTimeoutMs: o.RaftTimeout.Milliseconds(), SwapJitterMs: o.Fleet.SwapJitter.Milliseconds()}
 	l, _ := c.WaitLeader(10 * time.Second)
 	o.logf("cluster up, leader %s (logs in %s)", c.Nodes[l].Name, o.Dir)
 	// Let the bootstrap election settle before counting elections.
@@ -235,6 +244,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	rolloutFrom := lastIndex(c, curLeader())
 	rolloutTo := rolloutFrom
 	var cpu2 []float64
+	if o.BeforeRollout != nil {
+		o.BeforeRollout(ctx)
+	}
 	if o.Rollout {
 		rr, err := SubmitAndWait(ctx, c, f, "bench-1", "bench", o.MaxSize, o.RolloutTimeout)
 		if err != nil {
@@ -246,6 +258,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		cpu2 = cpus(c)
 		o.logf("rollout %s in %.1fs: order latency p50 %.0f ms p99 %.0f ms; phase overhead p50 %.0f ms max %.0f ms",
 			rr.State, rr.TotalSeconds, rr.OrderLatency.P50, rr.OrderLatency.P99, rr.PhaseOverhead.P50, rr.PhaseOverhead.Max)
+	}
+	if o.Multi != nil {
+		mr, err := runMulti(ctx, c, f, o.Multi, curLeader)
+		if err != nil {
+			return nil, err
+		}
+		res.Multi = mr
+		o.logf("%d releases at once in %.1fs (one alone: %.1fs): slowest %.2f× the one alone, median %.2f×; %.0f raft entries/s",
+			mr.Apps, mr.Window.WallSeconds, mr.Solo.TotalSeconds, mr.MaxSlowdown, mr.MedianSlowdown, mr.Window.RaftEntriesPerSec)
 	}
 	if o.LeaderKills > 0 {
 		kr, err := leaderKills(ctx, c, f, &o, func() { mu.Lock(); forced++; mu.Unlock() })
@@ -286,6 +307,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			res.Raft.ByType[raftfsm.MessageType(t).String()] = v[1]
 		}
 		res.Raft.RegisterEntries, res.Raft.RegisterBytes = rl.Range(startIdx, regIdx)
+		if res.Multi != nil {
+			res.Multi.fillRaft(rl)
+		}
 		if o.Rollout {
 			res.Raft.RolloutEntries, res.Raft.RolloutBytes = rl.Range(rolloutFrom, rolloutTo)
 		}

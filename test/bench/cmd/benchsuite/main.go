@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,8 @@ type Results struct {
 	Started   time.Time              `json:"started"`
 	Fleet     []*fleet.Result        `json:"fleet"`
 	Kill      *fleet.Result          `json:"leader_kill,omitempty"`
+	Multi     *fleet.Result          `json:"multi_release,omitempty"`
+	Regions   *fleet.RegionsResult   `json:"regions,omitempty"`
 	Footprint *footprint.Result      `json:"agent_footprint,omitempty"`
 	RealHost  *realhost.Result       `json:"real_hosts,omitempty"`
 	Errors    map[string]string      `json:"errors,omitempty"`
@@ -83,6 +86,10 @@ func main() {
 		hosts   = flag.Int("hosts", 20, "real hosts for the real-host part")
 		rounds  = flag.Int("rounds", 2, "timed rollouts per tool in the Ansible comparison")
 		isoR    = flag.Int("isolation-rounds", 3, "isolation rounds (each cuts the canary phase's hosts)")
+		multiK  = flag.Int("multi-apps", 20, "releases at once (one app each, every agent hosting every app) after one alone (0 skips)")
+		multiN  = flag.Int("multi-n", 1000, "agents in the many-releases part")
+		regs    = flag.String("regions", "eu,us", "regions run side by side, one 3-node cluster each, after the first alone (empty skips)")
+		regionN = flag.Int("region-n", 1000, "agents per region in the regions part")
 		redraw  = flag.String("charts-from", "", "only redraw the charts (and print the table) of this results.json into -out")
 	)
 	flag.Parse()
@@ -97,7 +104,7 @@ func main() {
 	server := filepath.Join(*bin, "rollwave")
 	agent := filepath.Join(*bin, "rollwave-agent")
 
-	for _, f := range strings.FieldsFunc(*ns, func(r rune) bool { return r == ' ' || r == ',' }) {
+	for _, f := range splitList(*ns) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n <= 0 {
 			fmt.Fprintf(os.Stderr, "benchsuite: bad fleet size %q\n", f)
@@ -114,6 +121,14 @@ func main() {
 			continue
 		}
 		res.Fleet = append(res.Fleet, r)
+		save(*out, res)
+	}
+	if *multiK > 0 {
+		res.Multi = runMulti(res, server, *multiK, *multiN, *swap, *jitter, *gossipK, *perRun)
+		save(*out, res)
+	}
+	if regions := splitList(*regs); len(regions) > 0 {
+		res.Regions = runRegions(res, server, regions, *regionN, *swap, *jitter, *gossipK, *perRun)
 		save(*out, res)
 	}
 	if *kills > 0 {
@@ -241,6 +256,48 @@ func redrawFrom(file, out string) int {
 	return 0
 }
 
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
+}
+
+// runMulti is the many-releases part: k releases at once over n agents
+// that each host the k apps, after one release alone on the same fleet.
+func runMulti(res *Results, server string, k, n int, swap, jitter time.Duration, gossipK int, perRun time.Duration) *fleet.Result {
+	cfg := fleetCfg(n, swap, jitter)
+	cfg.Apps = fleet.MultiApps(k)
+	ctx, cancel := context.WithTimeout(context.Background(), perRun)
+	defer cancel()
+	r, err := fleet.Run(ctx, fleet.Options{Bin: server, Fleet: cfg, GossipAgents: gossipK,
+		Ramp: time.Duration(n) * time.Second / 500, Settle: 5 * time.Second,
+		Multi:           &fleet.MultiOptions{Apps: k, MaxSize: "25%", Timeout: perRun},
+		RegisterTimeout: 2*time.Minute + time.Duration(n)*20*time.Millisecond, Log: os.Stderr})
+	if err != nil {
+		res.Errors["multi-release"] = err.Error()
+		fmt.Fprintf(os.Stderr, "benchsuite: many releases: %v\n", err)
+		return nil
+	}
+	return r
+}
+
+// runRegions is the regions part: one regional cluster alone, then one
+// per region side by side, n agents and one release each.
+func runRegions(res *Results, server string, regions []string, n int, swap, jitter time.Duration, gossipK int, perRun time.Duration) *fleet.RegionsResult {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*perRun)
+	defer cancel()
+	r, err := fleet.RunRegions(ctx, fleet.Options{Bin: server, Fleet: fleetCfg(n, swap, jitter), GossipAgents: gossipK,
+		Ramp: time.Duration(n) * time.Second / 500, Settle: 5 * time.Second, Rollout: true, MaxSize: "25%",
+		RolloutTimeout: perRun, RegisterTimeout: 2*time.Minute + time.Duration(n)*20*time.Millisecond, Log: os.Stderr},
+		regions, time.Minute)
+	if err != nil {
+		res.Errors["regions"] = err.Error()
+		fmt.Fprintf(os.Stderr, "benchsuite: regions: %v\n", err)
+		if r == nil || r.Alone == nil {
+			return nil
+		}
+	}
+	return r
+}
+
 func fleetCfg(n int, swap, jitter time.Duration) fleet.FleetConfig {
 	return fleet.FleetConfig{N: n, Cells: 10, Heartbeat: 2 * time.Second, SwapLatency: swap, SwapJitter: jitter,
 		ReconnectMin: 200 * time.Millisecond, ReconnectMax: 15 * time.Second}
@@ -298,6 +355,8 @@ func table(w0 *os.File, r *Results) {
 		kk := k.Kill
 		fmt.Fprintf(w, "leader SIGKILL → progress recorded (N=%d, %d/%d rounds) p50/p99/max\t%.2f / %.2f / %.2f s\tp99 ≤ 3 s %s\t\n", k.N, len(kk.Seconds), kk.Rounds, kk.P50, kk.P99, kk.Max, verdict(kk.P99 <= 3 && kk.Failed == 0))
 	}
+	tableMulti(w, r.Multi)
+	tableRegions(w, r.Regions)
 	if f := r.Footprint; f != nil {
 		fmt.Fprintf(w, "agent idle RSS (anon + file-backed)\t%.1f MiB (%.1f + %.1f)\t≤ 20 MiB %s\t\n", f.IdleRSSMiB, f.IdleAnonMiB, f.IdleFileMiB, verdict(f.IdleRSSMiB <= 20))
 		fmt.Fprintf(w, "agent idle PSS (anon + file-backed)\t%.1f MiB (%.1f + %.1f)\t\t\n", f.IdlePSSMiB, f.IdlePSSAnonMiB, f.IdlePSSFileMiB)
@@ -345,5 +404,69 @@ func table(w0 *os.File, r *Results) {
 	}
 	for k, v := range r.Errors {
 		fmt.Fprintf(w0, "ERROR %s: %s\n", k, v)
+	}
+}
+
+// leaderOf is the coordinator that led at the end of a run.
+func leaderOf(f *fleet.Result) fleet.CoordUsage {
+	for _, c := range f.Coordinators {
+		if c.Leader {
+			return c
+		}
+	}
+	return fleet.CoordUsage{}
+}
+
+func tableMulti(w io.Writer, f *fleet.Result) {
+	if f == nil || f.Multi == nil {
+		return
+	}
+	m := f.Multi
+	p := fmt.Sprintf("%d releases at once (N=%d, every agent hosts every app):", m.Apps, f.N)
+	fmt.Fprintf(w, "%s succeeded\t%d / %d\t\t\n", p, m.Succeeded, m.Apps)
+	fmt.Fprintf(w, "%s one alone / all at once, total\t%.1f s / %.1f s (%.1f×)\t\t\n", p, m.Solo.TotalSeconds, m.Window.WallSeconds, m.Window.WallSeconds/m.Solo.TotalSeconds)
+	fmt.Fprintf(w, "%s each release against the one alone, median / max\t%.2f× / %.2f×\tno release > 2× %s\t\n", p, m.MedianSlowdown, m.MaxSlowdown, verdict(m.MaxSlowdown <= 2 && m.Succeeded == m.Apps))
+	fmt.Fprintf(w, "%s phase overhead p50/p99/max, one alone\t%.0f / %.0f / %.0f ms\t\t\n", p, m.Solo.PhaseOverhead.P50, m.Solo.PhaseOverhead.P99, m.Solo.PhaseOverhead.Max)
+	fmt.Fprintf(w, "%s phase overhead p50/p99/max, all at once (%d phases)\t%.0f / %.0f / %.0f ms\t\t\n", p, m.PhaseOverhead.N, m.PhaseOverhead.P50, m.PhaseOverhead.P99, m.PhaseOverhead.Max)
+	fmt.Fprintf(w, "%s leader CPU, one alone / all at once\t%.1f s (%.0f%%) / %.1f s (%.0f%% of a core)\t\t\n", p, m.SoloWindow.LeaderCPUSeconds, m.SoloWindow.LeaderCPUPercent, m.Window.LeaderCPUSeconds, m.Window.LeaderCPUPercent)
+	fmt.Fprintf(w, "%s raft entries/s (KiB), one alone / all at once\t%.0f (%.0f) / %.0f (%.0f)\t\t\n", p, m.SoloWindow.RaftEntriesPerSec, float64(m.SoloWindow.RaftBytes)/1024, m.Window.RaftEntriesPerSec, float64(m.Window.RaftBytes)/1024)
+	fmt.Fprintf(w, "%s leader peak RSS; elections / leader changes\t%.1f MiB; %d / %d\t0 %s\t\n", p, leaderOf(f).PeakRSSMiB, f.Elections, f.LeaderChanges, verdict(f.Elections == 0 && f.LeaderChanges == 0))
+	if m.DroppedReports > 0 {
+		fmt.Fprintf(w, "%s reports the simulator dropped\t%d\t0\t\n", p, m.DroppedReports)
+	}
+}
+
+func tableRegions(w io.Writer, rr *fleet.RegionsResult) {
+	if rr == nil {
+		return
+	}
+	row := func(label string, f *fleet.Result) {
+		if f == nil {
+			fmt.Fprintf(w, "%s\tno result\t\t\n", label)
+			return
+		}
+		p := fmt.Sprintf("%s (N=%d):", label, f.N)
+		if ro := f.Rollout; ro != nil {
+			t := ""
+			if f.N == 1000 {
+				t = "p50 ≤ 100, p99 ≤ 500 ms " + verdict(ro.PhaseOverhead.P50 <= 100 && ro.PhaseOverhead.P99 <= 500 && ro.State == "RELEASE_STATE_SUCCEEDED")
+			}
+			fmt.Fprintf(w, "%s phase overhead p50/p99/max; rollout (%s)\t%.0f / %.0f / %.0f ms; %.1f s\t%s\t\n", p,
+				strings.TrimPrefix(ro.State, "RELEASE_STATE_"), ro.PhaseOverhead.P50, ro.PhaseOverhead.P99, ro.PhaseOverhead.Max, ro.TotalSeconds, t)
+		}
+		l := leaderOf(f)
+		fmt.Fprintf(w, "%s leader peak RSS / CPU; elections / leader changes\t%.1f MiB / %.1f s; %d / %d\t0 %s\t\n", p, l.PeakRSSMiB, l.CPUSeconds,
+			f.Elections, f.LeaderChanges, verdict(f.Elections == 0 && f.LeaderChanges == 0))
+	}
+	if rr.Alone != nil {
+		row(fmt.Sprintf("region %s, one cluster alone", rr.Alone.Region), rr.Alone)
+	}
+	for _, f := range rr.Side {
+		if f != nil {
+			row(fmt.Sprintf("region %s, %d clusters side by side", f.Region, len(rr.Side)), f)
+		}
+	}
+	if len(rr.Side) > 0 {
+		fmt.Fprintf(w, "%d regional clusters side by side: releases started together; simulator CPU\t%v; %.1f s\t\t\n", len(rr.Side), rr.SideAligned, rr.SimCPUSeconds)
 	}
 }

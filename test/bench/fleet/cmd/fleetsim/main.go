@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +39,8 @@ func main() {
 		timeout = flag.Duration("timeout", 15*time.Minute, "bound on the whole run")
 		dir     = flag.String("dir", "", "work dir for data and logs (default: a temp dir, removed)")
 		keep    = flag.Bool("keep", false, "keep the work dir")
+		multiK  = flag.Int("multi-apps", 0, "after the rollout, one release alone then this many at once, one app each; every agent hosts every app (0: none)")
+		regions = flag.String("regions", "", "comma-separated regions: run one cluster alone, then one per region side by side (JSON: the regions result)")
 	)
 	flag.Parse()
 	if *ramp == 0 {
@@ -47,13 +50,24 @@ func main() {
 	defer cancel()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	res, err := fleet.Run(ctx, fleet.Options{
+	o := fleet.Options{
 		Bin: *bin, Dir: *dir, KeepDir: *keep || *dir != "",
 		Fleet: fleet.FleetConfig{N: *n, Cells: *cells, Heartbeat: *hb, SwapLatency: *swap, SwapJitter: *jitter,
 			ReconnectMin: 200 * time.Millisecond, ReconnectMax: 15 * time.Second},
 		GossipAgents: *gossipK, RaftTimeout: *raftTO, Ramp: *ramp, Settle: *settle, Rollout: *rollout, MaxSize: *maxSize, RolloutTimeout: *timeout,
 		LeaderKills: *kills, RegisterTimeout: 2*time.Minute + time.Duration(*n)*20*time.Millisecond, Log: os.Stderr,
-	})
+	}
+	if *multiK > 0 {
+		o.Fleet.Apps = fleet.MultiApps(*multiK)
+		o.Multi = &fleet.MultiOptions{Apps: *multiK, MaxSize: *maxSize, Timeout: *timeout}
+	}
+	var res any
+	var err error
+	if rs := strings.FieldsFunc(*regions, func(r rune) bool { return r == ',' || r == ' ' }); len(rs) > 0 {
+		res, err = fleet.RunRegions(ctx, o, rs, time.Minute)
+	} else {
+		res, err = fleet.Run(ctx, o)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fleetsim:", err)
 		os.Exit(1)
