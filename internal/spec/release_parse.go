@@ -95,6 +95,10 @@ func releaseFields(r *Release) []field {
 			attr("max_size", quantity(&r.Phases.MaxSize)),
 			attr("per_cell_max", integer(&r.Phases.PerCellMax)),
 			attr("parallel_cells_after", integer(&r.Phases.ParallelCellsAfter)),
+			attr("dark", duration(&r.Phases.Dark)),
+			attr("shadow", boolean(&r.Phases.Shadow)),
+			attr("shadow_sample", ratio(&r.Phases.ShadowSample)),
+			attr("shadow_methods", strList(&r.Phases.ShadowMethods)),
 		)),
 		block("bake", sub(
 			attr("first", duration(&r.Bake.First)),

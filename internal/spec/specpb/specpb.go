@@ -86,6 +86,10 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			MaxSize:            quantityToProto(r.Phases.MaxSize),
 			PerCellMax:         int32(r.Phases.PerCellMax),
 			ParallelCellsAfter: int32(r.Phases.ParallelCellsAfter),
+			DarkMs:             ms(r.Phases.Dark),
+			Shadow:             r.Phases.Shadow,
+			ShadowSample:       r.Phases.ShadowSample,
+			ShadowMethods:      slices.Clone(r.Phases.ShadowMethods),
 		},
 		Bake: &rollwavev1.BakeSpec{
 			FirstMs: ms(r.Bake.First),
@@ -206,6 +210,10 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			MaxSize:            quantityFromProto(p.GetPhases().GetMaxSize()),
 			PerCellMax:         int(p.GetPhases().GetPerCellMax()),
 			ParallelCellsAfter: int(p.GetPhases().GetParallelCellsAfter()),
+			Dark:               dur(p.GetPhases().GetDarkMs()),
+			Shadow:             p.GetPhases().GetShadow(),
+			ShadowSample:       p.GetPhases().GetShadowSample(),
+			ShadowMethods:      slices.Clone(p.GetPhases().GetShadowMethods()),
 		},
 		Bake: spec.Bake{
 			First: dur(p.GetBake().GetFirstMs()),

@@ -1919,7 +1919,10 @@ type GetReleaseResponse struct {
 	Assignments []*Assignment          `protobuf:"bytes,2,rep,name=assignments,proto3" json:"assignments,omitempty"`
 	// When the release is its app's desired release (the last succeeded
 	// one): the hosts of its target not on its version.
-	Drifted       []*DriftedHost `protobuf:"bytes,3,rep,name=drifted,proto3" json:"drifted,omitempty"`
+	Drifted []*DriftedHost `protobuf:"bytes,3,rep,name=drifted,proto3" json:"drifted,omitempty"`
+	// Where each host of the release's live assignments sends its traffic,
+	// from what the agents report (host slot facts).
+	Traffic       []*HostTraffic `protobuf:"bytes,30,rep,name=traffic,proto3" json:"traffic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1975,6 +1978,94 @@ func (x *GetReleaseResponse) GetDrifted() []*DriftedHost {
 	return nil
 }
 
+func (x *GetReleaseResponse) GetTraffic() []*HostTraffic {
+	if x != nil {
+		return x.Traffic
+	}
+	return nil
+}
+
+// One host's traffic split for a release's app, as its agent reports it.
+type HostTraffic struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Phase int32                  `protobuf:"varint,2,opt,name=phase,proto3" json:"phase,omitempty"`
+	// Percentage of new connections or requests the new version gets:
+	// 0 during a dark phase, 1-99 during weighted steps, 100 otherwise.
+	NewWeight int32 `protobuf:"varint,3,opt,name=new_weight,json=newWeight,proto3" json:"new_weight,omitempty"`
+	// The host is in its dark phase (new slot checked, no user traffic).
+	Dark bool `protobuf:"varint,4,opt,name=dark,proto3" json:"dark,omitempty"`
+	// The dark phase mirrors a sample of requests to the new slot.
+	Shadow        bool `protobuf:"varint,5,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostTraffic) Reset() {
+	*x = HostTraffic{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostTraffic) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostTraffic) ProtoMessage() {}
+
+func (x *HostTraffic) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostTraffic.ProtoReflect.Descriptor instead.
+func (*HostTraffic) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *HostTraffic) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *HostTraffic) GetPhase() int32 {
+	if x != nil {
+		return x.Phase
+	}
+	return 0
+}
+
+func (x *HostTraffic) GetNewWeight() int32 {
+	if x != nil {
+		return x.NewWeight
+	}
+	return 0
+}
+
+func (x *HostTraffic) GetDark() bool {
+	if x != nil {
+		return x.Dark
+	}
+	return false
+}
+
+func (x *HostTraffic) GetShadow() bool {
+	if x != nil {
+		return x.Shadow
+	}
+	return false
+}
+
 type ConvergeReleaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	App           string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
@@ -1986,7 +2077,7 @@ type ConvergeReleaseRequest struct {
 
 func (x *ConvergeReleaseRequest) Reset() {
 	*x = ConvergeReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2089,7 @@ func (x *ConvergeReleaseRequest) String() string {
 func (*ConvergeReleaseRequest) ProtoMessage() {}
 
 func (x *ConvergeReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2102,7 @@ func (x *ConvergeReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvergeReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ConvergeReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConvergeReleaseRequest) GetApp() string {
@@ -2047,7 +2138,7 @@ type ConvergeReleaseResponse struct {
 
 func (x *ConvergeReleaseResponse) Reset() {
 	*x = ConvergeReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2150,7 @@ func (x *ConvergeReleaseResponse) String() string {
 func (*ConvergeReleaseResponse) ProtoMessage() {}
 
 func (x *ConvergeReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2163,7 @@ func (x *ConvergeReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvergeReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ConvergeReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ConvergeReleaseResponse) GetRelease() *Release {
@@ -2099,7 +2190,7 @@ type ListReleasesRequest struct {
 
 func (x *ListReleasesRequest) Reset() {
 	*x = ListReleasesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2202,7 @@ func (x *ListReleasesRequest) String() string {
 func (*ListReleasesRequest) ProtoMessage() {}
 
 func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2215,7 @@ func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListReleasesRequest) GetApp() string {
@@ -2150,7 +2241,7 @@ type ListReleasesResponse struct {
 
 func (x *ListReleasesResponse) Reset() {
 	*x = ListReleasesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2162,7 +2253,7 @@ func (x *ListReleasesResponse) String() string {
 func (*ListReleasesResponse) ProtoMessage() {}
 
 func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2175,7 +2266,7 @@ func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListReleasesResponse) GetReleases() []*Release {
@@ -2198,7 +2289,7 @@ type ReleaseActionRequest struct {
 
 func (x *ReleaseActionRequest) Reset() {
 	*x = ReleaseActionRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2301,7 @@ func (x *ReleaseActionRequest) String() string {
 func (*ReleaseActionRequest) ProtoMessage() {}
 
 func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2314,7 @@ func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseActionRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReleaseActionRequest) GetId() string {
@@ -2263,7 +2354,7 @@ type ReleaseActionResponse struct {
 
 func (x *ReleaseActionResponse) Reset() {
 	*x = ReleaseActionResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2275,7 +2366,7 @@ func (x *ReleaseActionResponse) String() string {
 func (*ReleaseActionResponse) ProtoMessage() {}
 
 func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2288,7 +2379,7 @@ func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseActionResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReleaseActionResponse) GetRelease() *Release {
@@ -2311,7 +2402,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2414,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2427,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReportRequest) GetApp() string {
@@ -2389,7 +2480,7 @@ type AppReport struct {
 
 func (x *AppReport) Reset() {
 	*x = AppReport{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2492,7 @@ func (x *AppReport) String() string {
 func (*AppReport) ProtoMessage() {}
 
 func (x *AppReport) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2505,7 @@ func (x *AppReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppReport.ProtoReflect.Descriptor instead.
 func (*AppReport) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AppReport) GetApp() string {
@@ -2540,7 +2631,7 @@ type ReportResponse struct {
 
 func (x *ReportResponse) Reset() {
 	*x = ReportResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2643,7 @@ func (x *ReportResponse) String() string {
 func (*ReportResponse) ProtoMessage() {}
 
 func (x *ReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2656,7 @@ func (x *ReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
 func (*ReportResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReportResponse) GetSinceUnixNano() int64 {
@@ -2600,7 +2691,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2703,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2716,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListEventsRequest) GetReleaseId() string {
@@ -2658,7 +2749,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2670,7 +2761,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2683,7 +2774,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -2702,7 +2793,7 @@ type WatchReleaseRequest struct {
 
 func (x *WatchReleaseRequest) Reset() {
 	*x = WatchReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +2805,7 @@ func (x *WatchReleaseRequest) String() string {
 func (*WatchReleaseRequest) ProtoMessage() {}
 
 func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +2818,7 @@ func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseRequest.ProtoReflect.Descriptor instead.
 func (*WatchReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WatchReleaseRequest) GetId() string {
@@ -2738,17 +2829,19 @@ func (x *WatchReleaseRequest) GetId() string {
 }
 
 type WatchReleaseResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Release       *Release               `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
-	Assignments   []*Assignment          `protobuf:"bytes,2,rep,name=assignments,proto3" json:"assignments,omitempty"`
-	Events        []*Event               `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Release     *Release               `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	Assignments []*Assignment          `protobuf:"bytes,2,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	Events      []*Event               `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	// As GetReleaseResponse.traffic.
+	Traffic       []*HostTraffic `protobuf:"bytes,30,rep,name=traffic,proto3" json:"traffic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchReleaseResponse) Reset() {
 	*x = WatchReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +2853,7 @@ func (x *WatchReleaseResponse) String() string {
 func (*WatchReleaseResponse) ProtoMessage() {}
 
 func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +2866,7 @@ func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseResponse.ProtoReflect.Descriptor instead.
 func (*WatchReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WatchReleaseResponse) GetRelease() *Release {
@@ -2797,6 +2890,13 @@ func (x *WatchReleaseResponse) GetEvents() []*Event {
 	return nil
 }
 
+func (x *WatchReleaseResponse) GetTraffic() []*HostTraffic {
+	if x != nil {
+		return x.Traffic
+	}
+	return nil
+}
+
 type AddFreezeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One-off: both set. Recurring: both 0 and cron set.
@@ -2815,7 +2915,7 @@ type AddFreezeRequest struct {
 
 func (x *AddFreezeRequest) Reset() {
 	*x = AddFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +2927,7 @@ func (x *AddFreezeRequest) String() string {
 func (*AddFreezeRequest) ProtoMessage() {}
 
 func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +2940,7 @@ func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeRequest.ProtoReflect.Descriptor instead.
 func (*AddFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AddFreezeRequest) GetFromUnixNano() int64 {
@@ -2915,7 +3015,7 @@ type AddFreezeResponse struct {
 
 func (x *AddFreezeResponse) Reset() {
 	*x = AddFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3027,7 @@ func (x *AddFreezeResponse) String() string {
 func (*AddFreezeResponse) ProtoMessage() {}
 
 func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3040,7 @@ func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeResponse.ProtoReflect.Descriptor instead.
 func (*AddFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AddFreezeResponse) GetWindow() *FreezeWindow {
@@ -2958,7 +3058,7 @@ type ListFreezesRequest struct {
 
 func (x *ListFreezesRequest) Reset() {
 	*x = ListFreezesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3070,7 @@ func (x *ListFreezesRequest) String() string {
 func (*ListFreezesRequest) ProtoMessage() {}
 
 func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3083,7 @@ func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesRequest.ProtoReflect.Descriptor instead.
 func (*ListFreezesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
 }
 
 type ListFreezesResponse struct {
@@ -3002,7 +3102,7 @@ type ListFreezesResponse struct {
 
 func (x *ListFreezesResponse) Reset() {
 	*x = ListFreezesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3014,7 +3114,7 @@ func (x *ListFreezesResponse) String() string {
 func (*ListFreezesResponse) ProtoMessage() {}
 
 func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3027,7 +3127,7 @@ func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesResponse.ProtoReflect.Descriptor instead.
 func (*ListFreezesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListFreezesResponse) GetWindows() []*FreezeWindow {
@@ -3084,7 +3184,7 @@ type FreezeSchedule struct {
 
 func (x *FreezeSchedule) Reset() {
 	*x = FreezeSchedule{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3096,7 +3196,7 @@ func (x *FreezeSchedule) String() string {
 func (*FreezeSchedule) ProtoMessage() {}
 
 func (x *FreezeSchedule) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3209,7 @@ func (x *FreezeSchedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeSchedule.ProtoReflect.Descriptor instead.
 func (*FreezeSchedule) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *FreezeSchedule) GetWindowId() string {
@@ -3157,7 +3257,7 @@ type FreezeOccurrence struct {
 
 func (x *FreezeOccurrence) Reset() {
 	*x = FreezeOccurrence{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3269,7 @@ func (x *FreezeOccurrence) String() string {
 func (*FreezeOccurrence) ProtoMessage() {}
 
 func (x *FreezeOccurrence) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3282,7 @@ func (x *FreezeOccurrence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeOccurrence.ProtoReflect.Descriptor instead.
 func (*FreezeOccurrence) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *FreezeOccurrence) GetFromUnixNano() int64 {
@@ -3209,7 +3309,7 @@ type RemoveFreezeRequest struct {
 
 func (x *RemoveFreezeRequest) Reset() {
 	*x = RemoveFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3221,7 +3321,7 @@ func (x *RemoveFreezeRequest) String() string {
 func (*RemoveFreezeRequest) ProtoMessage() {}
 
 func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3234,7 +3334,7 @@ func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RemoveFreezeRequest) GetId() string {
@@ -3259,7 +3359,7 @@ type RemoveFreezeResponse struct {
 
 func (x *RemoveFreezeResponse) Reset() {
 	*x = RemoveFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3271,7 +3371,7 @@ func (x *RemoveFreezeResponse) String() string {
 func (*RemoveFreezeResponse) ProtoMessage() {}
 
 func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3284,7 +3384,7 @@ func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
 }
 
 type SetGlobalFreezeRequest struct {
@@ -3298,7 +3398,7 @@ type SetGlobalFreezeRequest struct {
 
 func (x *SetGlobalFreezeRequest) Reset() {
 	*x = SetGlobalFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3310,7 +3410,7 @@ func (x *SetGlobalFreezeRequest) String() string {
 func (*SetGlobalFreezeRequest) ProtoMessage() {}
 
 func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3323,7 +3423,7 @@ func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeRequest.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SetGlobalFreezeRequest) GetOn() bool {
@@ -3355,7 +3455,7 @@ type SetGlobalFreezeResponse struct {
 
 func (x *SetGlobalFreezeResponse) Reset() {
 	*x = SetGlobalFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3367,7 +3467,7 @@ func (x *SetGlobalFreezeResponse) String() string {
 func (*SetGlobalFreezeResponse) ProtoMessage() {}
 
 func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3380,7 +3480,7 @@ func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeResponse.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
 }
 
 // A token as listed: never its secret or its hash.
@@ -3397,7 +3497,7 @@ type ACLTokenInfo struct {
 
 func (x *ACLTokenInfo) Reset() {
 	*x = ACLTokenInfo{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3509,7 @@ func (x *ACLTokenInfo) String() string {
 func (*ACLTokenInfo) ProtoMessage() {}
 
 func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3522,7 @@ func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenInfo.ProtoReflect.Descriptor instead.
 func (*ACLTokenInfo) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ACLTokenInfo) GetAccessorId() string {
@@ -3470,7 +3570,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3482,7 +3582,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3495,7 +3595,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ACLBootstrapRequest) GetName() string {
@@ -3516,7 +3616,7 @@ type ACLTokenSecretResponse struct {
 
 func (x *ACLTokenSecretResponse) Reset() {
 	*x = ACLTokenSecretResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3528,7 +3628,7 @@ func (x *ACLTokenSecretResponse) String() string {
 func (*ACLTokenSecretResponse) ProtoMessage() {}
 
 func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3541,7 +3641,7 @@ func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenSecretResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenSecretResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ACLTokenSecretResponse) GetToken() *ACLTokenInfo {
@@ -3569,7 +3669,7 @@ type ACLTokenCreateRequest struct {
 
 func (x *ACLTokenCreateRequest) Reset() {
 	*x = ACLTokenCreateRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3581,7 +3681,7 @@ func (x *ACLTokenCreateRequest) String() string {
 func (*ACLTokenCreateRequest) ProtoMessage() {}
 
 func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3594,7 +3694,7 @@ func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenCreateRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenCreateRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ACLTokenCreateRequest) GetName() string {
@@ -3619,7 +3719,7 @@ type ACLTokenListRequest struct {
 
 func (x *ACLTokenListRequest) Reset() {
 	*x = ACLTokenListRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3631,7 +3731,7 @@ func (x *ACLTokenListRequest) String() string {
 func (*ACLTokenListRequest) ProtoMessage() {}
 
 func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3644,7 +3744,7 @@ func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenListRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{61}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{62}
 }
 
 type ACLTokenListResponse struct {
@@ -3656,7 +3756,7 @@ type ACLTokenListResponse struct {
 
 func (x *ACLTokenListResponse) Reset() {
 	*x = ACLTokenListResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3668,7 +3768,7 @@ func (x *ACLTokenListResponse) String() string {
 func (*ACLTokenListResponse) ProtoMessage() {}
 
 func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3681,7 +3781,7 @@ func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenListResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{62}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ACLTokenListResponse) GetTokens() []*ACLTokenInfo {
@@ -3700,7 +3800,7 @@ type ACLTokenDeleteRequest struct {
 
 func (x *ACLTokenDeleteRequest) Reset() {
 	*x = ACLTokenDeleteRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3712,7 +3812,7 @@ func (x *ACLTokenDeleteRequest) String() string {
 func (*ACLTokenDeleteRequest) ProtoMessage() {}
 
 func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3725,7 +3825,7 @@ func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{63}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ACLTokenDeleteRequest) GetAccessorId() string {
@@ -3743,7 +3843,7 @@ type ACLTokenDeleteResponse struct {
 
 func (x *ACLTokenDeleteResponse) Reset() {
 	*x = ACLTokenDeleteResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3755,7 +3855,7 @@ func (x *ACLTokenDeleteResponse) String() string {
 func (*ACLTokenDeleteResponse) ProtoMessage() {}
 
 func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3768,7 +3868,7 @@ func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{64}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{65}
 }
 
 type GossipKeyringRequest struct {
@@ -3783,7 +3883,7 @@ type GossipKeyringRequest struct {
 
 func (x *GossipKeyringRequest) Reset() {
 	*x = GossipKeyringRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3795,7 +3895,7 @@ func (x *GossipKeyringRequest) String() string {
 func (*GossipKeyringRequest) ProtoMessage() {}
 
 func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3808,7 +3908,7 @@ func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeyringRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{65}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GossipKeyringRequest) GetOp() string {
@@ -3839,7 +3939,7 @@ type GossipKeyringResponse struct {
 
 func (x *GossipKeyringResponse) Reset() {
 	*x = GossipKeyringResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3851,7 +3951,7 @@ func (x *GossipKeyringResponse) String() string {
 func (*GossipKeyringResponse) ProtoMessage() {}
 
 func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3864,7 +3964,7 @@ func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeyringResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{66}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GossipKeyringResponse) GetKeys() []string {
@@ -3903,7 +4003,7 @@ type NotifyStatusRequest struct {
 
 func (x *NotifyStatusRequest) Reset() {
 	*x = NotifyStatusRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3915,7 +4015,7 @@ func (x *NotifyStatusRequest) String() string {
 func (*NotifyStatusRequest) ProtoMessage() {}
 
 func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3928,7 +4028,7 @@ func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStatusRequest.ProtoReflect.Descriptor instead.
 func (*NotifyStatusRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{67}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{68}
 }
 
 type NotifyStatusResponse struct {
@@ -3942,7 +4042,7 @@ type NotifyStatusResponse struct {
 
 func (x *NotifyStatusResponse) Reset() {
 	*x = NotifyStatusResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[68]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3954,7 +4054,7 @@ func (x *NotifyStatusResponse) String() string {
 func (*NotifyStatusResponse) ProtoMessage() {}
 
 func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[68]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3967,7 +4067,7 @@ func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStatusResponse.ProtoReflect.Descriptor instead.
 func (*NotifyStatusResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{68}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *NotifyStatusResponse) GetTargets() []*NotifyTargetStatus {
@@ -4016,7 +4116,7 @@ type NotifyTargetStatus struct {
 
 func (x *NotifyTargetStatus) Reset() {
 	*x = NotifyTargetStatus{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[69]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +4128,7 @@ func (x *NotifyTargetStatus) String() string {
 func (*NotifyTargetStatus) ProtoMessage() {}
 
 func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[69]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +4141,7 @@ func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyTargetStatus.ProtoReflect.Descriptor instead.
 func (*NotifyTargetStatus) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{69}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *NotifyTargetStatus) GetName() string {
@@ -4284,11 +4384,19 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x06phases\x18\x02 \x03(\v2\x12.rollwave.v1.PhaseR\x06phases\x12%\n" +
 	"\x0etargeted_hosts\x18\x03 \x01(\x05R\rtargetedHosts\"#\n" +
 	"\x11GetReleaseRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xb3\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xe7\x01\n" +
 	"\x12GetReleaseResponse\x12.\n" +
 	"\arelease\x18\x01 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x129\n" +
 	"\vassignments\x18\x02 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\x122\n" +
-	"\adrifted\x18\x03 \x03(\v2\x18.rollwave.v1.DriftedHostR\adrifted\"X\n" +
+	"\adrifted\x18\x03 \x03(\v2\x18.rollwave.v1.DriftedHostR\adrifted\x122\n" +
+	"\atraffic\x18\x1e \x03(\v2\x18.rollwave.v1.HostTrafficR\atraffic\"\x82\x01\n" +
+	"\vHostTraffic\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x14\n" +
+	"\x05phase\x18\x02 \x01(\x05R\x05phase\x12\x1d\n" +
+	"\n" +
+	"new_weight\x18\x03 \x01(\x05R\tnewWeight\x12\x12\n" +
+	"\x04dark\x18\x04 \x01(\bR\x04dark\x12\x16\n" +
+	"\x06shadow\x18\x05 \x01(\bR\x06shadow\"X\n" +
 	"\x16ConvergeReleaseRequest\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
@@ -4341,11 +4449,12 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x12ListEventsResponse\x12*\n" +
 	"\x06events\x18\x01 \x03(\v2\x12.rollwave.v1.EventR\x06events\"%\n" +
 	"\x13WatchReleaseRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xad\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xe1\x01\n" +
 	"\x14WatchReleaseResponse\x12.\n" +
 	"\arelease\x18\x01 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x129\n" +
 	"\vassignments\x18\x02 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\x12*\n" +
-	"\x06events\x18\x03 \x03(\v2\x12.rollwave.v1.EventR\x06events\"\x83\x02\n" +
+	"\x06events\x18\x03 \x03(\v2\x12.rollwave.v1.EventR\x06events\x122\n" +
+	"\atraffic\x18\x1e \x03(\v2\x18.rollwave.v1.HostTrafficR\atraffic\"\x83\x02\n" +
 	"\x10AddFreezeRequest\x12$\n" +
 	"\x0efrom_unix_nano\x18\x01 \x01(\x03R\ffromUnixNano\x12 \n" +
 	"\fto_unix_nano\x18\x02 \x01(\x03R\n" +
@@ -4499,7 +4608,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -4535,177 +4644,180 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*PlanReleaseResponse)(nil),     // 31: rollwave.v1.PlanReleaseResponse
 	(*GetReleaseRequest)(nil),       // 32: rollwave.v1.GetReleaseRequest
 	(*GetReleaseResponse)(nil),      // 33: rollwave.v1.GetReleaseResponse
-	(*ConvergeReleaseRequest)(nil),  // 34: rollwave.v1.ConvergeReleaseRequest
-	(*ConvergeReleaseResponse)(nil), // 35: rollwave.v1.ConvergeReleaseResponse
-	(*ListReleasesRequest)(nil),     // 36: rollwave.v1.ListReleasesRequest
-	(*ListReleasesResponse)(nil),    // 37: rollwave.v1.ListReleasesResponse
-	(*ReleaseActionRequest)(nil),    // 38: rollwave.v1.ReleaseActionRequest
-	(*ReleaseActionResponse)(nil),   // 39: rollwave.v1.ReleaseActionResponse
-	(*ReportRequest)(nil),           // 40: rollwave.v1.ReportRequest
-	(*AppReport)(nil),               // 41: rollwave.v1.AppReport
-	(*ReportResponse)(nil),          // 42: rollwave.v1.ReportResponse
-	(*ListEventsRequest)(nil),       // 43: rollwave.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),      // 44: rollwave.v1.ListEventsResponse
-	(*WatchReleaseRequest)(nil),     // 45: rollwave.v1.WatchReleaseRequest
-	(*WatchReleaseResponse)(nil),    // 46: rollwave.v1.WatchReleaseResponse
-	(*AddFreezeRequest)(nil),        // 47: rollwave.v1.AddFreezeRequest
-	(*AddFreezeResponse)(nil),       // 48: rollwave.v1.AddFreezeResponse
-	(*ListFreezesRequest)(nil),      // 49: rollwave.v1.ListFreezesRequest
-	(*ListFreezesResponse)(nil),     // 50: rollwave.v1.ListFreezesResponse
-	(*FreezeSchedule)(nil),          // 51: rollwave.v1.FreezeSchedule
-	(*FreezeOccurrence)(nil),        // 52: rollwave.v1.FreezeOccurrence
-	(*RemoveFreezeRequest)(nil),     // 53: rollwave.v1.RemoveFreezeRequest
-	(*RemoveFreezeResponse)(nil),    // 54: rollwave.v1.RemoveFreezeResponse
-	(*SetGlobalFreezeRequest)(nil),  // 55: rollwave.v1.SetGlobalFreezeRequest
-	(*SetGlobalFreezeResponse)(nil), // 56: rollwave.v1.SetGlobalFreezeResponse
-	(*ACLTokenInfo)(nil),            // 57: rollwave.v1.ACLTokenInfo
-	(*ACLBootstrapRequest)(nil),     // 58: rollwave.v1.ACLBootstrapRequest
-	(*ACLTokenSecretResponse)(nil),  // 59: rollwave.v1.ACLTokenSecretResponse
-	(*ACLTokenCreateRequest)(nil),   // 60: rollwave.v1.ACLTokenCreateRequest
-	(*ACLTokenListRequest)(nil),     // 61: rollwave.v1.ACLTokenListRequest
-	(*ACLTokenListResponse)(nil),    // 62: rollwave.v1.ACLTokenListResponse
-	(*ACLTokenDeleteRequest)(nil),   // 63: rollwave.v1.ACLTokenDeleteRequest
-	(*ACLTokenDeleteResponse)(nil),  // 64: rollwave.v1.ACLTokenDeleteResponse
-	(*GossipKeyringRequest)(nil),    // 65: rollwave.v1.GossipKeyringRequest
-	(*GossipKeyringResponse)(nil),   // 66: rollwave.v1.GossipKeyringResponse
-	(*NotifyStatusRequest)(nil),     // 67: rollwave.v1.NotifyStatusRequest
-	(*NotifyStatusResponse)(nil),    // 68: rollwave.v1.NotifyStatusResponse
-	(*NotifyTargetStatus)(nil),      // 69: rollwave.v1.NotifyTargetStatus
-	(*Host)(nil),                    // 70: rollwave.v1.Host
-	(*Assignment)(nil),              // 71: rollwave.v1.Assignment
-	(*HostMetrics)(nil),             // 72: rollwave.v1.HostMetrics
-	(*SlotMetrics)(nil),             // 73: rollwave.v1.SlotMetrics
-	(Slot)(0),                       // 74: rollwave.v1.Slot
-	(*LogLine)(nil),                 // 75: rollwave.v1.LogLine
-	(*Cell)(nil),                    // 76: rollwave.v1.Cell
-	(*Release)(nil),                 // 77: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 78: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 79: rollwave.v1.Phase
-	(ReleaseState)(0),               // 80: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 81: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 82: rollwave.v1.FreezeWindow
+	(*HostTraffic)(nil),             // 34: rollwave.v1.HostTraffic
+	(*ConvergeReleaseRequest)(nil),  // 35: rollwave.v1.ConvergeReleaseRequest
+	(*ConvergeReleaseResponse)(nil), // 36: rollwave.v1.ConvergeReleaseResponse
+	(*ListReleasesRequest)(nil),     // 37: rollwave.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),    // 38: rollwave.v1.ListReleasesResponse
+	(*ReleaseActionRequest)(nil),    // 39: rollwave.v1.ReleaseActionRequest
+	(*ReleaseActionResponse)(nil),   // 40: rollwave.v1.ReleaseActionResponse
+	(*ReportRequest)(nil),           // 41: rollwave.v1.ReportRequest
+	(*AppReport)(nil),               // 42: rollwave.v1.AppReport
+	(*ReportResponse)(nil),          // 43: rollwave.v1.ReportResponse
+	(*ListEventsRequest)(nil),       // 44: rollwave.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),      // 45: rollwave.v1.ListEventsResponse
+	(*WatchReleaseRequest)(nil),     // 46: rollwave.v1.WatchReleaseRequest
+	(*WatchReleaseResponse)(nil),    // 47: rollwave.v1.WatchReleaseResponse
+	(*AddFreezeRequest)(nil),        // 48: rollwave.v1.AddFreezeRequest
+	(*AddFreezeResponse)(nil),       // 49: rollwave.v1.AddFreezeResponse
+	(*ListFreezesRequest)(nil),      // 50: rollwave.v1.ListFreezesRequest
+	(*ListFreezesResponse)(nil),     // 51: rollwave.v1.ListFreezesResponse
+	(*FreezeSchedule)(nil),          // 52: rollwave.v1.FreezeSchedule
+	(*FreezeOccurrence)(nil),        // 53: rollwave.v1.FreezeOccurrence
+	(*RemoveFreezeRequest)(nil),     // 54: rollwave.v1.RemoveFreezeRequest
+	(*RemoveFreezeResponse)(nil),    // 55: rollwave.v1.RemoveFreezeResponse
+	(*SetGlobalFreezeRequest)(nil),  // 56: rollwave.v1.SetGlobalFreezeRequest
+	(*SetGlobalFreezeResponse)(nil), // 57: rollwave.v1.SetGlobalFreezeResponse
+	(*ACLTokenInfo)(nil),            // 58: rollwave.v1.ACLTokenInfo
+	(*ACLBootstrapRequest)(nil),     // 59: rollwave.v1.ACLBootstrapRequest
+	(*ACLTokenSecretResponse)(nil),  // 60: rollwave.v1.ACLTokenSecretResponse
+	(*ACLTokenCreateRequest)(nil),   // 61: rollwave.v1.ACLTokenCreateRequest
+	(*ACLTokenListRequest)(nil),     // 62: rollwave.v1.ACLTokenListRequest
+	(*ACLTokenListResponse)(nil),    // 63: rollwave.v1.ACLTokenListResponse
+	(*ACLTokenDeleteRequest)(nil),   // 64: rollwave.v1.ACLTokenDeleteRequest
+	(*ACLTokenDeleteResponse)(nil),  // 65: rollwave.v1.ACLTokenDeleteResponse
+	(*GossipKeyringRequest)(nil),    // 66: rollwave.v1.GossipKeyringRequest
+	(*GossipKeyringResponse)(nil),   // 67: rollwave.v1.GossipKeyringResponse
+	(*NotifyStatusRequest)(nil),     // 68: rollwave.v1.NotifyStatusRequest
+	(*NotifyStatusResponse)(nil),    // 69: rollwave.v1.NotifyStatusResponse
+	(*NotifyTargetStatus)(nil),      // 70: rollwave.v1.NotifyTargetStatus
+	(*Host)(nil),                    // 71: rollwave.v1.Host
+	(*Assignment)(nil),              // 72: rollwave.v1.Assignment
+	(*HostMetrics)(nil),             // 73: rollwave.v1.HostMetrics
+	(*SlotMetrics)(nil),             // 74: rollwave.v1.SlotMetrics
+	(Slot)(0),                       // 75: rollwave.v1.Slot
+	(*LogLine)(nil),                 // 76: rollwave.v1.LogLine
+	(*Cell)(nil),                    // 77: rollwave.v1.Cell
+	(*Release)(nil),                 // 78: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 79: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 80: rollwave.v1.Phase
+	(ReleaseState)(0),               // 81: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 82: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 83: rollwave.v1.FreezeWindow
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	70, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	71, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	71, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	72, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
 	17, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
 	15, // 5: rollwave.v1.HostView.metrics:type_name -> rollwave.v1.HostSample
-	72, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
-	73, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
+	73, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
+	74, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
 	16, // 8: rollwave.v1.HostSample.requests:type_name -> rollwave.v1.SlotRequests
-	74, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
+	75, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
 	13, // 10: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	74, // 11: rollwave.v1.HostLogsRequest.slot:type_name -> rollwave.v1.Slot
-	75, // 12: rollwave.v1.HostLogsResponse.lines:type_name -> rollwave.v1.LogLine
-	74, // 13: rollwave.v1.HostLogsResponse.slot:type_name -> rollwave.v1.Slot
-	76, // 14: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	75, // 11: rollwave.v1.HostLogsRequest.slot:type_name -> rollwave.v1.Slot
+	76, // 12: rollwave.v1.HostLogsResponse.lines:type_name -> rollwave.v1.LogLine
+	75, // 13: rollwave.v1.HostLogsResponse.slot:type_name -> rollwave.v1.Slot
+	77, // 14: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
 	22, // 15: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	76, // 16: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	76, // 17: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	77, // 18: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	78, // 19: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	79, // 20: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	77, // 21: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	71, // 22: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	77, // 16: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	77, // 17: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	78, // 18: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	79, // 19: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	80, // 20: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	78, // 21: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	72, // 22: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
 	17, // 23: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
-	77, // 24: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
-	17, // 25: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
-	80, // 26: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	77, // 27: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	77, // 28: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
-	41, // 29: rollwave.v1.ReportResponse.apps:type_name -> rollwave.v1.AppReport
-	81, // 30: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	77, // 31: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	71, // 32: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	81, // 33: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	82, // 34: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	82, // 35: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
-	51, // 36: rollwave.v1.ListFreezesResponse.schedules:type_name -> rollwave.v1.FreezeSchedule
-	52, // 37: rollwave.v1.FreezeSchedule.next:type_name -> rollwave.v1.FreezeOccurrence
-	57, // 38: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
-	57, // 39: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
-	69, // 40: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
-	0,  // 41: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
-	3,  // 42: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
-	6,  // 43: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
-	8,  // 44: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
-	10, // 45: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
-	11, // 46: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	65, // 47: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
-	14, // 48: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	21, // 49: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	24, // 50: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	26, // 51: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	19, // 52: rollwave.v1.OperatorService.HostLogs:input_type -> rollwave.v1.HostLogsRequest
-	28, // 53: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	30, // 54: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	32, // 55: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	36, // 56: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	38, // 57: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 58: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 59: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 60: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 61: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 62: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 63: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	40, // 64: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
-	34, // 65: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
-	43, // 66: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	45, // 67: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	47, // 68: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	49, // 69: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	53, // 70: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	55, // 71: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	38, // 72: rollwave.v1.OperatorService.OverrideFreeze:input_type -> rollwave.v1.ReleaseActionRequest
-	58, // 73: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
-	60, // 74: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
-	61, // 75: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
-	63, // 76: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
-	67, // 77: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
-	1,  // 78: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 79: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 80: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 81: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 82: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 83: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	66, // 84: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
-	18, // 85: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	23, // 86: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	25, // 87: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	27, // 88: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	20, // 89: rollwave.v1.OperatorService.HostLogs:output_type -> rollwave.v1.HostLogsResponse
-	29, // 90: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	31, // 91: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	33, // 92: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	37, // 93: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	39, // 94: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 95: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 96: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 97: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 98: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 99: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 100: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	42, // 101: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
-	35, // 102: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
-	44, // 103: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	46, // 104: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	48, // 105: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	50, // 106: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	54, // 107: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	56, // 108: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	39, // 109: rollwave.v1.OperatorService.OverrideFreeze:output_type -> rollwave.v1.ReleaseActionResponse
-	59, // 110: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
-	59, // 111: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
-	62, // 112: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
-	64, // 113: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
-	68, // 114: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
-	78, // [78:115] is the sub-list for method output_type
-	41, // [41:78] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	34, // 24: rollwave.v1.GetReleaseResponse.traffic:type_name -> rollwave.v1.HostTraffic
+	78, // 25: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
+	17, // 26: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
+	81, // 27: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	78, // 28: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	78, // 29: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	42, // 30: rollwave.v1.ReportResponse.apps:type_name -> rollwave.v1.AppReport
+	82, // 31: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	78, // 32: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	72, // 33: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	82, // 34: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	34, // 35: rollwave.v1.WatchReleaseResponse.traffic:type_name -> rollwave.v1.HostTraffic
+	83, // 36: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	83, // 37: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	52, // 38: rollwave.v1.ListFreezesResponse.schedules:type_name -> rollwave.v1.FreezeSchedule
+	53, // 39: rollwave.v1.FreezeSchedule.next:type_name -> rollwave.v1.FreezeOccurrence
+	58, // 40: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
+	58, // 41: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
+	70, // 42: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
+	0,  // 43: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
+	3,  // 44: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
+	6,  // 45: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
+	8,  // 46: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
+	10, // 47: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
+	11, // 48: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
+	66, // 49: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
+	14, // 50: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	21, // 51: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	24, // 52: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	26, // 53: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	19, // 54: rollwave.v1.OperatorService.HostLogs:input_type -> rollwave.v1.HostLogsRequest
+	28, // 55: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	30, // 56: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	32, // 57: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	37, // 58: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	39, // 59: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 60: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 61: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 62: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 63: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 64: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 65: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	41, // 66: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
+	35, // 67: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
+	44, // 68: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	46, // 69: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	48, // 70: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	50, // 71: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	54, // 72: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	56, // 73: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	39, // 74: rollwave.v1.OperatorService.OverrideFreeze:input_type -> rollwave.v1.ReleaseActionRequest
+	59, // 75: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	61, // 76: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	62, // 77: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	64, // 78: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	68, // 79: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
+	1,  // 80: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 81: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 82: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 83: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 84: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 85: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	67, // 86: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
+	18, // 87: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	23, // 88: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	25, // 89: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	27, // 90: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	20, // 91: rollwave.v1.OperatorService.HostLogs:output_type -> rollwave.v1.HostLogsResponse
+	29, // 92: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	31, // 93: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	33, // 94: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	38, // 95: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	40, // 96: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 97: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 98: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 99: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 100: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 101: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 102: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	43, // 103: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
+	36, // 104: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
+	45, // 105: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	47, // 106: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	49, // 107: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	51, // 108: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	55, // 109: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	57, // 110: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	40, // 111: rollwave.v1.OperatorService.OverrideFreeze:output_type -> rollwave.v1.ReleaseActionResponse
+	60, // 112: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	60, // 113: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	63, // 114: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	65, // 115: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	69, // 116: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
+	80, // [80:117] is the sub-list for method output_type
+	43, // [43:80] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_operator_proto_init() }
@@ -4721,7 +4833,7 @@ func file_rollwave_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   70,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
