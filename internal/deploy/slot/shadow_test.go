@@ -22,8 +22,6 @@ type shadowPeer struct {
 	mirrored int
 	bodies   [][]byte
 	hosts    []string
-	inFlight atomic.Int64
-	maxIn    atomic.Int64
 }
 
 func (s *shadowPeer) record(r *http.Request) {
