@@ -61,6 +61,10 @@ func (p *Proxy) initHTTP() {
 			info := pr.In.Context().Value(reqInfoKey{}).(*reqInfo)
 			pr.SetURL(info.b.url)
 			pr.Out.Host = pr.In.Host // the app sees the name clients used
+			// Only the proxy's own mirror may mark a request as a copy: an
+			// app that skips side effects for copies must not be fooled by
+			// a client setting the header.
+			pr.Out.Header.Del(ShadowHeader)
 			pr.SetXForwarded()
 		},
 		Transport: p.transport,

@@ -53,7 +53,8 @@ const (
 )
 
 // ShadowHeader marks a mirrored request, so the app can tell it from a
-// user's (and skip side effects it must not repeat).
+// user's (and skip side effects it must not repeat). The proxy removes it
+// from every user request it forwards, so only copies carry it.
 const ShadowHeader = "X-Rollwave-Shadow"
 
 // Shadow configures request mirroring during a dark phase.
@@ -186,7 +187,7 @@ type mirror struct {
 // body as the user's request streams it to the old slot (the user's
 // request is not delayed: nothing is read ahead). nil: not mirrored.
 func (s *shadower) begin(r *http.Request) *mirror {
-	if !slices.Contains(s.methods, r.Method) || r.Header.Get("Upgrade") != "" || r.Header.Get(ShadowHeader) != "" {
+	if !slices.Contains(s.methods, r.Method) || r.Header.Get("Upgrade") != "" {
 		return nil
 	}
 	if !s.sampled() {

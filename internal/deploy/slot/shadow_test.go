@@ -160,6 +160,11 @@ func TestShadowMirrorsSampleOnly(t *testing.T) {
 	if hosts[0] != "evil.example:25" {
 		t.Fatalf("mirrored Host %q: the app should see the name clients used", hosts[0])
 	}
+	// A client cannot pass its request off as a copy.
+	do(t, c, "GET", url+"/forged", "", map[string]string{ShadowHeader: "1"})
+	if _, mir := old.counts(); mir != 0 {
+		t.Fatalf("%d user requests reached the old slot marked %s", mir, ShadowHeader)
+	}
 	if req, _ := trap.counts(); req != 0 {
 		t.Fatalf("%d mirrored requests went to HTTP_PROXY", req)
 	}
