@@ -94,6 +94,7 @@ func (c *appCtl) runDark(ctx context.Context, gen uint64, spec *rollwavev1.Relea
 				return 0, false
 			}
 			c.a.mgr.DrainStepStats(c.app) // the first step starts with fresh counts
+			c.setDarkNote(gen, fmt.Sprintf("dark phase passed after %s: %s", time.Duration(now-start).Round(time.Millisecond), v.evidence))
 			return next, true
 		}
 		if now >= limit {
@@ -124,4 +125,21 @@ func orNone(s string) string {
 		return "no error recorded"
 	}
 	return s
+}
+
+func (c *appCtl) setDarkNote(gen uint64, note string) {
+	c.mu.Lock()
+	c.dark.gen, c.dark.note = gen, note
+	c.mu.Unlock()
+}
+
+// darkNoteOf is generation gen's dark phase evidence, "" when it had none
+// (or the agent restarted since).
+func (c *appCtl) darkNoteOf(gen uint64) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dark.gen != gen {
+		return ""
+	}
+	return c.dark.note
 }

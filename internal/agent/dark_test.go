@@ -156,7 +156,11 @@ func TestDarkPhasePassesThenSwitches(t *testing.T) {
 	if versions, _ := load.counts(); versions["2.0.0"] != 0 {
 		t.Fatalf("a user reached 2.0.0 during its dark phase: %v", versions)
 	}
-	f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY, 40*time.Second)
+	a := f.waitState(gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY, 40*time.Second)
+	// The evidence of the dark phase comes with the healthy report.
+	if !strings.Contains(a.GetReason(), "dark phase passed after") || !strings.Contains(a.GetReason(), "shadow: new 0/") {
+		t.Fatalf("healthy reason %q: want the dark phase's evidence", a.GetReason())
+	}
 	waitServes(t, f.traffic, "2.0.0", 5*time.Second)
 	if st, _ := f.agent.Manager().AppState("demo"); st.Split != nil {
 		t.Fatalf("healthy with a split still in effect: %+v", st.Split)
