@@ -33,8 +33,9 @@ import (
 //   - follows no redirects (it is a bare Transport round trip);
 //   - holds at most shadowMaxInFlight copies at once, each body at most
 //     ShadowMaxBody bytes (larger, or of unknown length and growing past
-//     it, are not mirrored), and reads at most shadowMaxAnswer bytes of an
-//     answer: memory is bounded whatever the clients send;
+//     it, are not mirrored) and header at most shadowMaxHeader, and reads
+//     at most shadowMaxAnswer bytes of an answer (into io.Discard):
+//     memory is bounded whatever the clients send;
 //   - never blocks the user's request: a full pipeline drops the copy and
 //     counts it, and the copy is sent from its own goroutine.
 
@@ -47,6 +48,10 @@ const (
 	// ShadowTimeout bounds one mirrored request, answer included; a copy
 	// that takes longer counts as an error of the new slot.
 	ShadowTimeout = 5 * time.Second
+	// shadowMaxHeader bounds a mirrored request's header (the HTTP
+	// server allows 1 MiB; 32 copies of that is more than a mirror is
+	// worth).
+	shadowMaxHeader = 16 << 10
 	// shadowMaxAnswer bounds how much of the new slot's answer is read
 	// (and discarded) before the connection is dropped.
 	shadowMaxAnswer = 1 << 20
@@ -193,7 +198,7 @@ func (s *shadower) begin(r *http.Request) *mirror {
 	if !s.sampled() {
 		return nil
 	}
-	if r.ContentLength > ShadowMaxBody {
+	if r.ContentLength > ShadowMaxBody || headerSize(r.Header) > shadowMaxHeader {
 		s.count(func(st *ShadowStats) { st.Dropped++ })
 		return nil
 	}
@@ -300,6 +305,17 @@ func statusClass(o outcome) int {
 		return 0
 	}
 	return o.status / 100
+}
+
+// headerSize is roughly how many bytes h takes on the wire.
+func headerSize(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // hopHeaders are not forwarded (RFC 9110 §7.6.1), plus the proxy

@@ -147,9 +147,12 @@ func TestShadowMirrorsSampleOnly(t *testing.T) {
 	for range 8 {
 		do(t, c, "PUT", url+"/put", "x", nil)
 	}
-	sum = shadowUntil(t, p, func(s *ShadowStats) bool { return s.Shadow.Requests >= 1 && s.Dropped >= 1 })
-	if sum.Shadow.Requests != 1 || sum.Dropped != 1 {
-		t.Fatalf("after the bodies: %+v, want 1 mirrored (small) and 1 dropped (big)", sum)
+	for range 4 {
+		do(t, c, "GET", url+"/fat", "", map[string]string{"X-Fat": strings.Repeat("h", shadowMaxHeader)})
+	}
+	sum = shadowUntil(t, p, func(s *ShadowStats) bool { return s.Shadow.Requests >= 1 && s.Dropped >= 2 })
+	if sum.Shadow.Requests != 1 || sum.Dropped != 2 {
+		t.Fatalf("after the bodies: %+v, want 1 mirrored (small body) and 2 dropped (big body, big header)", sum)
 	}
 	nw.mu.Lock()
 	bodies, hosts := nw.bodies, nw.hosts
