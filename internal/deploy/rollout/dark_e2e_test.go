@@ -1,10 +1,12 @@
 package rollout_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rollwave/rollwave/internal/testutil"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -118,6 +120,12 @@ func TestE2EDarkPhase(t *testing.T) {
 		if early != 0 || onNew == 0 {
 			t.Fatalf("%d requests reached 3.0.0 before its dark phase ended (%d after)", early, onNew)
 		}
+		// The canary's healthy report carries the dark phase's evidence.
+		testutil.WaitFor(t, 60*time.Second, func() (bool, string) {
+			a := f.leader().FSM().State().Assignment(canary, "demo")
+			return a.GetReleaseId() == "dk-3" && strings.Contains(a.GetReason(), "dark phase passed after") && strings.Contains(a.GetReason(), "shadow: new 0/"),
+				fmt.Sprintf("canary assignment %s %q", a.GetState(), a.GetReason())
+		})
 		f.waitRelease("dk-3", v1.ReleaseState_RELEASE_STATE_SUCCEEDED, 180*time.Second)
 	})
 }
