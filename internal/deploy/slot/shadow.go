@@ -130,6 +130,9 @@ type shadower struct {
 
 	mu    sync.Mutex
 	stats ShadowStats
+	// closed (under mu): no copy starts any more, so the proxy's Close
+	// can wait for those in flight (wg.Add never races its Wait).
+	closed bool
 }
 
 func newShadower(target *backend, cfg *Shadow, wg *sync.WaitGroup) *shadower {
@@ -158,6 +161,9 @@ func newShadower(target *backend, cfg *Shadow, wg *sync.WaitGroup) *shadower {
 // close stops the copies in flight (their new slot is no longer judged)
 // and drops idle connections.
 func (s *shadower) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	s.transport.CloseIdleConnections()
 }
@@ -237,7 +243,14 @@ func (m *mirror) send(live outcome) {
 		return
 	}
 	m.started = true
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.sem
+		return
+	}
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		defer func() { <-s.sem }()
