@@ -159,7 +159,7 @@ func (c *appCtl) runBake(ctx context.Context, b *bakeRun, o *rollwavev1.Assignme
 		}
 		if checksOK && !healthy && !c.stepping(gen) {
 			healthy = true
-			if err := c.a.mgr.MarkHealthy(c.app, gen); err != nil {
+			if err := c.a.mgr.MarkHealthy(c.app, gen, c.darkNoteOf(gen)); err != nil {
 				log.Warn("mark healthy", "error", err)
 			}
 		}

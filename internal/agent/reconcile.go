@@ -44,6 +44,12 @@ type appCtl struct {
 	retry map[string]*retryState
 	bake  *bakeRun
 	held  *holdEpisode
+	// dark is the outcome of the last dark phase that passed, reported
+	// with the generation's HEALTHY as its evidence.
+	dark struct {
+		gen  uint64
+		note string
+	}
 }
 
 // desired is what the leader (and the agent's own safety rules) want for

@@ -95,6 +95,15 @@ func (c *appCtl) runSteps(ctx context.Context, gen uint64, spec *rollwavev1.Rele
 	if stepTime <= 0 {
 		stepTime = defaultStepTime
 	}
+	if st.Split.Dark {
+		next, ok := c.runDark(ctx, gen, spec, st)
+		if !ok {
+			return
+		}
+		if st, ok = c.a.mgr.AppState(c.app); !ok || st.Split == nil || st.Generation != gen || next == 100 {
+			return // all traffic on the new slot, or no longer ours
+		}
+	}
 	idx := slices.IndexFunc(steps, func(w int32) bool { return int(w) >= st.Split.Weight })
 	if idx < 0 || len(steps) == 0 {
 		idx = len(steps) - 1

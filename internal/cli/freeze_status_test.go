@@ -22,7 +22,7 @@ func TestReleaseStatusShowsFreezeHold(t *testing.T) {
 		{Kind: "phase.held", Phase: 1, Evidence: map[string]string{"reason": why}},
 	}
 	var b bytes.Buffer
-	if err := renderStatus(&b, testNow, r, nil, events); err != nil {
+	if err := renderStatus(&b, testNow, r, nil, events, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Phase 1 held: " + why, "Freeze override  by root at 2026-11-29T12:00:00Z: hotfix"} {
@@ -32,7 +32,7 @@ func TestReleaseStatusShowsFreezeHold(t *testing.T) {
 	}
 	r.Phases[1].State = rollwavev1.PhaseState_PHASE_STATE_DEPLOYING
 	b.Reset()
-	if err := renderStatus(&b, testNow, r, nil, append(events, &rollwavev1.Event{Kind: "phase.started", Phase: 1})); err != nil {
+	if err := renderStatus(&b, testNow, r, nil, append(events, &rollwavev1.Event{Kind: "phase.started", Phase: 1}), nil); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(b.String(), "held:") {

@@ -23,7 +23,7 @@ func TestReleaseStatusShowsRegions(t *testing.T) {
 			{Region: "us", State: rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, FirstPhase: 3, PhaseCount: 1, CurrentPhase: 3, Reason: "phase 3 failed"},
 		}}
 	var b bytes.Buffer
-	if err := renderStatus(&b, testNow, r, nil, nil); err != nil {
+	if err := renderStatus(&b, testNow, r, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
@@ -47,7 +47,7 @@ func TestReleaseStatusShowsRegions(t *testing.T) {
 	// Without regions, no region table.
 	r.Regions = nil
 	b.Reset()
-	if err := renderStatus(&b, testNow, r, nil, nil); err != nil {
+	if err := renderStatus(&b, testNow, r, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(b.String(), "REGION") {

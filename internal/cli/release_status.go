@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,7 +75,7 @@ coordinator refused the request (see docs/operations.md).`,
 			if err != nil {
 				return err
 			}
-			if err := renderStatus(cmd.OutOrStdout(), a.now(), resp.GetRelease(), resp.GetAssignments(), events); err != nil {
+			if err := renderStatus(cmd.OutOrStdout(), a.now(), resp.GetRelease(), resp.GetAssignments(), events, resp.GetTraffic()); err != nil {
 				return err
 			}
 			return renderDrifted(cmd.OutOrStdout(), resp.GetRelease(), resp.GetDrifted())
@@ -160,7 +161,7 @@ func (a *app) watchRelease(cmd *cobra.Command, client rollwavev1.OperatorService
 			}
 		case redraw:
 			fmt.Fprint(out, "\x1b[H\x1b[2J") // cursor home, clear screen
-			if err := renderStatus(out, a.now(), last, msg.GetAssignments(), events); err != nil {
+			if err := renderStatus(out, a.now(), last, msg.GetAssignments(), events, msg.GetTraffic()); err != nil {
 				return err
 			}
 			fmt.Fprintln(out, "\nRecent events:")
@@ -298,8 +299,10 @@ func heldReason(r *rollwavev1.Release, events []*rollwavev1.Event) string {
 	return why
 }
 
-// renderStatus prints the release header and one row per phase.
-func renderStatus(w io.Writer, now time.Time, r *rollwavev1.Release, assignments []*rollwavev1.Assignment, events []*rollwavev1.Event) error {
+// renderStatus prints the release header, one row per phase (with the
+// traffic its hosts give the new version) and the hosts whose traffic is
+// not all on the new version yet (dark phase, weighted steps).
+func renderStatus(w io.Writer, now time.Time, r *rollwavev1.Release, assignments []*rollwavev1.Assignment, events []*rollwavev1.Event, traffic []*rollwavev1.HostTraffic) error {
 	if err := releaseHeader(w, now, r); err != nil {
 		return err
 	}
@@ -313,7 +316,13 @@ func renderStatus(w io.Writer, now time.Time, r *rollwavev1.Release, assignments
 			gates[e.GetPhase()] = e
 		}
 	}
-	t := newTable(w, "PHASE", "STATE", "HOSTS", "BAKE", "CELLS", "GATES")
+	// The TRAFFIC column appears once some host has switched (a
+	// coordinator from before the column reports none).
+	cols := []string{"PHASE", "STATE", "HOSTS", "BAKE", "CELLS", "TRAFFIC", "GATES"}
+	if len(traffic) == 0 {
+		cols = slices.Delete(cols, 5, 6)
+	}
+	t := newTable(w, cols...)
 	for _, p := range r.GetPhases() {
 		gate := ""
 		if e := gates[p.GetIndex()]; e != nil {
@@ -323,13 +332,20 @@ func renderStatus(w io.Writer, now time.Time, r *rollwavev1.Release, assignments
 		if p.GetRegion() != "" {
 			name += " (" + p.GetRegion() + ")"
 		}
-		t.row(name, phaseStateName(p.GetState()), hostsDone(p, assignments),
-			bakeCell(now, p), strings.Join(p.GetCells(), ","), gate)
+		row := []string{name, phaseStateName(p.GetState()), hostsDone(p, assignments),
+			bakeCell(now, p), strings.Join(p.GetCells(), ","), phaseTraffic(p.GetIndex(), traffic), gate}
+		if len(traffic) == 0 {
+			row = slices.Delete(row, 5, 6)
+		}
+		t.row(row...)
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
 	if err := renderRegions(w, r); err != nil {
+		return err
+	}
+	if err := renderTraffic(w, traffic); err != nil {
 		return err
 	}
 	if why := heldReason(r, events); why != "" {
@@ -441,6 +457,61 @@ func renderRegions(w io.Writer, r *rollwavev1.Release) error {
 		first, n := g.GetFirstPhase(), g.GetPhaseCount()
 		t.row(g.GetRegion(), releaseStateName(g.GetState()),
 			fmt.Sprintf("%d (%d of %d: phases %d-%d)", g.GetCurrentPhase(), g.GetCurrentPhase()-first+1, n, first, first+n-1), g.GetReason())
+	}
+	return t.flush()
+}
+
+// weightText is a host's traffic for the new version: "0% (dark)",
+// "0% (dark, shadow)", "10%" or "100%".
+func weightText(t *rollwavev1.HostTraffic) string {
+	s := fmt.Sprintf("%d%%", t.GetNewWeight())
+	switch {
+	case t.GetDark() && t.GetShadow():
+		s += " (dark, shadow)"
+	case t.GetDark():
+		s += " (dark)"
+	}
+	return s
+}
+
+// phaseTraffic sums up a phase's hosts by the new version's share of
+// their traffic, as "2×100% 1×0% (dark)"; "" when none is switched yet.
+func phaseTraffic(phase int32, traffic []*rollwavev1.HostTraffic) string {
+	var order []string
+	n := map[string]int{}
+	for _, t := range traffic {
+		if t.GetPhase() != phase {
+			continue
+		}
+		k := weightText(t)
+		if n[k] == 0 {
+			order = append(order, k)
+		}
+		n[k]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, k := range order {
+		parts = append(parts, fmt.Sprintf("%d×%s", n[k], k))
+	}
+	return strings.Join(parts, " ")
+}
+
+// renderTraffic lists the hosts whose traffic is not all on the new
+// version yet; nothing when there are none.
+func renderTraffic(w io.Writer, traffic []*rollwavev1.HostTraffic) error {
+	var moving []*rollwavev1.HostTraffic
+	for _, t := range traffic {
+		if t.GetNewWeight() < 100 {
+			moving = append(moving, t)
+		}
+	}
+	if len(moving) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nTraffic not yet all on the new version:")
+	t := newTable(w, "HOST", "PHASE", "NEW VERSION GETS")
+	for _, m := range moving {
+		t.row(m.GetHost(), strconv.Itoa(int(m.GetPhase())), weightText(m))
 	}
 	return t.flush()
 }

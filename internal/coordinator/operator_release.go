@@ -160,6 +160,7 @@ func (o *operatorService) GetRelease(ctx context.Context, req *rollwavev1.GetRel
 		return nil, errorf(raftfsm.ErrNotFound, "no release with id %q; see 'rollwave release list'", req.GetId())
 	}
 	resp := &rollwavev1.GetReleaseResponse{Release: r, Assignments: o.s.fsm.State().ReleaseAssignments(r.GetId())}
+	resp.Traffic = releaseTraffic(o.s.fsm.State(), r.GetSpec().GetApp(), resp.GetAssignments())
 	if d := drift.Desired(o.s.fsm.State(), r.GetSpec().GetApp()); d.GetId() == r.GetId() {
 		resp.Drifted = drift.Hosts(o.s.fsm.State(), r.GetSpec().GetApp())
 	}

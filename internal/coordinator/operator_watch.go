@@ -1,6 +1,9 @@
 package coordinator
 
 import (
+	"context"
+	"time"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -33,7 +36,9 @@ func (o *operatorService) WatchRelease(req *rollwavev1.WatchReleaseRequest, stre
 			lastSeq = events[n-1].GetSeq()
 		}
 		resp := &rollwavev1.WatchReleaseResponse{Release: r, Assignments: o.s.fsm.State().ReleaseAssignments(r.GetId()), Events: events}
-		if lastSent == nil || len(events) > 0 || !proto.Equal(lastSent.GetRelease(), r) || !protoSlicesEqual(lastSent.GetAssignments(), resp.GetAssignments()) {
+		resp.Traffic = releaseTraffic(o.s.fsm.State(), r.GetSpec().GetApp(), resp.GetAssignments())
+		if lastSent == nil || len(events) > 0 || !proto.Equal(lastSent.GetRelease(), r) || !protoSlicesEqual(lastSent.GetAssignments(), resp.GetAssignments()) ||
+			!protoSlicesEqual(lastSent.GetTraffic(), resp.GetTraffic()) {
 			if err := stream.Send(resp); err != nil {
 				return err
 			}
@@ -42,7 +47,15 @@ func (o *operatorService) WatchRelease(req *rollwavev1.WatchReleaseRequest, stre
 		if isTerminal(r.GetState()) {
 			return nil
 		}
-		if !changed.Wait(ctx) {
+		// Host slot facts (traffic weights) do not wake the watch; while
+		// a host is dark or mid-step, look again every trafficRefresh.
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if trafficMoving(resp.GetTraffic()) {
+			wctx, cancel = context.WithTimeout(ctx, trafficRefresh)
+		}
+		woke := changed.Wait(wctx)
+		cancel()
+		if !woke && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		select {
@@ -60,6 +73,20 @@ func isTerminal(s rollwavev1.ReleaseState) bool {
 		rollwavev1.ReleaseState_RELEASE_STATE_ABORTED, rollwavev1.ReleaseState_RELEASE_STATE_FAILED,
 		rollwavev1.ReleaseState_RELEASE_STATE_PARTIALLY_SUCCEEDED:
 		return true
+	}
+	return false
+}
+
+// trafficRefresh is how often a release watch rereads the hosts' traffic
+// weights while some host is in a dark phase or a weighted step.
+const trafficRefresh = 2 * time.Second
+
+// trafficMoving: some host of ts is dark or mid-step.
+func trafficMoving(ts []*rollwavev1.HostTraffic) bool {
+	for _, t := range ts {
+		if t.GetNewWeight() < 100 {
+			return true
+		}
 	}
 	return false
 }

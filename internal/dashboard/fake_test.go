@@ -21,7 +21,10 @@ type fakeAPI struct {
 	hosts    []*rollwavev1.HostView
 	cells    []*rollwavev1.CellView
 	releases []*rollwavev1.Release
-	actions  []*rollwavev1.ReleaseActionRequest
+	// traffic and assignments come with any release GetRelease returns.
+	traffic     []*rollwavev1.HostTraffic
+	assignments []*rollwavev1.Assignment
+	actions     []*rollwavev1.ReleaseActionRequest
 	// tokens maps a secret to its token (ACL tests); nil = ACLs off.
 	tokens map[string]*rollwavev1.ACLTokenInfo
 }
@@ -77,7 +80,7 @@ func (f *fakeAPI) GetRelease(_ context.Context, in *rollwavev1.GetReleaseRequest
 	defer f.mu.Unlock()
 	for _, r := range f.releases {
 		if r.GetId() == in.GetId() {
-			return &rollwavev1.GetReleaseResponse{Release: r}, nil
+			return &rollwavev1.GetReleaseResponse{Release: r, Traffic: f.traffic, Assignments: f.assignments}, nil
 		}
 	}
 	return nil, status.Errorf(codes.NotFound, "no release with id %q", in.GetId())

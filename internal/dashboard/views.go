@@ -333,6 +333,9 @@ type phaseRow struct {
 	Started, Finished, Reason string
 	Awaiting, Approved        bool
 	Current                   bool
+	// Traffic sums up the phase's switched hosts by the new version's
+	// share of their traffic ("2×100% 1×0% (dark)").
+	Traffic string
 	// Region is a regional phase's region (phases.parallel_regions_after).
 	Region string
 }
@@ -361,6 +364,9 @@ type assignmentRow struct {
 	Host, State, Version, Reason string
 	Phase                        int32
 	Generation                   uint64
+	// Traffic is the new version's share of the host's traffic, from
+	// its agent ("" when not switched to it).
+	Traffic string
 }
 
 type releaseView struct {
@@ -398,6 +404,20 @@ func buildRelease(resp *rollwavev1.GetReleaseResponse, events []*rollwavev1.Even
 	r := resp.GetRelease()
 	v := releaseView{releaseRow: releaseRowOf(r), SourceName: r.GetSourceName(),
 		Actions: actionsFor(r.GetState())}
+	traffic := map[string]string{}
+	phaseTraffic := map[int32][]string{}
+	phaseCount := map[int32]map[string]int{}
+	for _, t := range resp.GetTraffic() {
+		k := trafficText(t)
+		traffic[t.GetHost()] = k
+		if phaseCount[t.GetPhase()] == nil {
+			phaseCount[t.GetPhase()] = map[string]int{}
+		}
+		if phaseCount[t.GetPhase()][k] == 0 {
+			phaseTraffic[t.GetPhase()] = append(phaseTraffic[t.GetPhase()], k)
+		}
+		phaseCount[t.GetPhase()][k]++
+	}
 	for _, p := range r.GetPhases() {
 		pr := phaseRow{Index: p.GetIndex(), State: phaseName(p.GetState()), Hosts: len(p.GetHosts()),
 			HostNames: strings.Join(p.GetHosts(), ", "), Cells: strings.Join(p.GetCells(), ", "),
@@ -405,6 +425,11 @@ func buildRelease(resp *rollwavev1.GetReleaseResponse, events []*rollwavev1.Even
 			Finished: fmtTime(p.GetFinishedUnixNano()), Reason: p.GetReason(),
 			Awaiting: p.GetApprovalRequired() && !p.GetApproved(), Approved: p.GetApproved(),
 			Current: p.GetIndex() == r.GetCurrentPhase(), Region: p.GetRegion()}
+		var parts []string
+		for _, k := range phaseTraffic[p.GetIndex()] {
+			parts = append(parts, fmt.Sprintf("%d×%s", phaseCount[p.GetIndex()][k], k))
+		}
+		pr.Traffic = strings.Join(parts, " ")
 		if p.GetState() == rollwavev1.PhaseState_PHASE_STATE_BAKING && p.GetBakeDeadlineUnixNano() > 0 {
 			pr.BakeDeadlineMS = p.GetBakeDeadlineUnixNano() / int64(time.Millisecond)
 		}
@@ -427,7 +452,7 @@ func buildRelease(resp *rollwavev1.GetReleaseResponse, events []*rollwavev1.Even
 	}
 	for _, a := range resp.GetAssignments() {
 		v.Assignments = append(v.Assignments, assignmentRow{Host: a.GetHost(), State: assignmentName(a.GetState()),
-			Version: a.GetVersion(), Reason: a.GetReason(), Phase: a.GetPhase(), Generation: a.GetGeneration()})
+			Version: a.GetVersion(), Reason: a.GetReason(), Phase: a.GetPhase(), Generation: a.GetGeneration(), Traffic: traffic[a.GetHost()]})
 	}
 	sort.Slice(v.Assignments, func(i, j int) bool { return v.Assignments[i].Host < v.Assignments[j].Host })
 	if len(r.GetSource()) > 0 {
@@ -495,6 +520,34 @@ func gateRows(g *rollwavev1.GatesSpec, events []*rollwavev1.Event) []gateRow {
 
 type slotRow struct {
 	App, Active, Blue, Green, BlueState, GreenState string
+	// Weight is the active slot's share of new traffic: "100%", a
+	// weighted step's "10% (old slot 90%)" or "0% (dark)".
+	Weight string
+}
+
+// slotWeight is the active slot's share of new traffic, from the facts.
+func slotWeight(f *rollwavev1.SlotFacts) string {
+	switch {
+	case f.GetDark() && f.GetShadow():
+		return "0% (dark, shadow)"
+	case f.GetDark():
+		return "0% (dark)"
+	case f.GetTrafficWeight() > 0:
+		return fmt.Sprintf("%d%% (old slot %d%%)", f.GetTrafficWeight(), 100-f.GetTrafficWeight())
+	}
+	return "100%"
+}
+
+// trafficText is a release host's share of traffic on the new version.
+func trafficText(t *rollwavev1.HostTraffic) string {
+	s := fmt.Sprintf("%d%%", t.GetNewWeight())
+	switch {
+	case t.GetDark() && t.GetShadow():
+		s += " (dark, shadow)"
+	case t.GetDark():
+		s += " (dark)"
+	}
+	return s
 }
 
 // slotUse is one slot's resource use from the latest heartbeat.
@@ -567,7 +620,7 @@ func buildHost(hv *rollwavev1.HostView, rels []*rollwavev1.Release, events []*ro
 	sort.Slice(v.Labels, func(i, j int) bool { return v.Labels[i].K < v.Labels[j].K })
 	for _, f := range h.GetApps() {
 		v.Slots = append(v.Slots, slotRow{App: f.GetApp(), Active: strings.ToLower(strings.TrimPrefix(f.GetActive().String(), "SLOT_")),
-			Blue: f.GetBlueVersion(), Green: f.GetGreenVersion(), BlueState: f.GetBlueState(), GreenState: f.GetGreenState()})
+			Blue: f.GetBlueVersion(), Green: f.GetGreenVersion(), BlueState: f.GetBlueState(), GreenState: f.GetGreenState(), Weight: slotWeight(f)})
 	}
 	for _, a := range hv.GetAssignments() {
 		v.Assignments = append(v.Assignments, assignmentRow{Host: a.GetReleaseId(), State: assignmentName(a.GetState()),

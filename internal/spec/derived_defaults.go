@@ -1,6 +1,9 @@
 package spec
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Some defaults depend on a field the user may have written: a default must
 // never turn a valid-looking spec into an invalid one by breaking a rule
@@ -13,6 +16,8 @@ import "time"
 //   - health.healthy_deadline defaults to max(2m, 2 × min_healthy_time),
 //     at most MaxHealthyWait;
 //   - traffic.step_time defaults to 1m only when traffic.steps is set;
+//   - phases.shadow_sample (10%) and shadow_methods (GET, HEAD) default
+//     only when phases.shadow is on;
 //   - a check's timeout defaults to min(1s, its interval), and an external
 //     gate's to min(10s, its interval);
 //   - post_rollout.keep_old defaults to "hot" after slots.keep_old = "hot"
@@ -35,6 +40,12 @@ func applyDerivedDefaults(r *Release, written func(path string) bool) {
 		if r.Slots.KeepOld == KeepCold {
 			r.PostRollout.KeepOld = WatchKeepStopped
 		}
+	}
+	if r.Phases.Shadow && !written("release.phases.shadow_sample") {
+		r.Phases.ShadowSample = DefaultShadowSample
+	}
+	if r.Phases.Shadow && !written("release.phases.shadow_methods") {
+		r.Phases.ShadowMethods = slices.Clone(DefaultShadowMethods)
 	}
 	if !written("release.traffic.step_time") && len(r.Traffic.Steps) > 0 {
 		r.Traffic.StepTime = DefaultTrafficStepTime

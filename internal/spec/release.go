@@ -259,7 +259,39 @@ type Phases struct {
 	// before each region proceeds with its own phases, bakes and gates;
 	// 0 means never.
 	ParallelRegionsAfter int
+	// Dark is the dark phase on each host: the new slot runs this long,
+	// checked by the health (synthetic) checks, while every user request
+	// still goes to the old slot; then the switch or the first weighted
+	// step happens. 0 (default): none. Mode proxy or exec, keep_old hot.
+	Dark time.Duration
+	// Shadow (protocol http only, with Dark): the agent's proxy mirrors a
+	// sample of user requests to the new slot, discards its answers and
+	// compares them (errors, latency) with the old slot's answers to the
+	// same requests; a clear difference fails the host before any user
+	// request reaches the new version.
+	Shadow bool
+	// ShadowSample is the share of requests mirrored, in (0, 1]; default
+	// DefaultShadowSample.
+	ShadowSample float64
+	// ShadowMethods are the HTTP methods mirrored; default GET and HEAD
+	// (mirroring a POST repeats its side effects on the new slot).
+	ShadowMethods []string
 }
+
+// Dark phase limits and defaults.
+const (
+	// MaxDark caps phases.dark: it holds the phase like a traffic step.
+	MaxDark = 6 * time.Hour
+	// DefaultShadowSample is phases.shadow_sample when shadow is on.
+	DefaultShadowSample = 0.1
+)
+
+// DefaultShadowMethods are phases.shadow_methods when shadow is on.
+var DefaultShadowMethods = []string{"GET", "HEAD"}
+
+// shadowMethods are the methods phases.shadow_methods may list. CONNECT
+// is left out: it is a tunnel, not a request to compare.
+var shadowMethods = []string{"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"}
 
 // Bake says how long each phase is watched before the next starts.
 type Bake struct {

@@ -96,6 +96,10 @@ func releaseFields(r *Release) []field {
 			attr("per_cell_max", integer(&r.Phases.PerCellMax)),
 			attr("parallel_cells_after", integer(&r.Phases.ParallelCellsAfter)),
 			attr("parallel_regions_after", integer(&r.Phases.ParallelRegionsAfter)),
+			attr("dark", duration(&r.Phases.Dark)),
+			attr("shadow", boolean(&r.Phases.Shadow)),
+			attr("shadow_sample", ratio(&r.Phases.ShadowSample)),
+			attr("shadow_methods", strList(&r.Phases.ShadowMethods)),
 		)),
 		block("bake", sub(
 			attr("first", duration(&r.Bake.First)),

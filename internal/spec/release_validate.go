@@ -57,6 +57,7 @@ func (r *Release) validate() problems {
 	r.Traffic.validate(&ps, r.Slots)
 	r.Target.validate(&ps)
 	r.Phases.validate(&ps)
+	r.Phases.validateDark(&ps, r.Traffic, r.Slots)
 	r.Bake.validate(&ps)
 	r.Health.validate(&ps)
 	r.Gates.validate(&ps)
@@ -334,6 +335,60 @@ func (ph Phases) validate(ps *problems) {
 	if ph.ParallelRegionsAfter < 0 {
 		ps.add(p+".parallel_regions_after", "must be at least 0 (0 means never), got %d", ph.ParallelRegionsAfter)
 	}
+}
+
+// validateDark checks phases.dark and the shadow fields against the
+// traffic they need.
+func (ph Phases) validateDark(ps *problems, t Traffic, s Slots) {
+	const p = "release.phases"
+	if ph.Dark < 0 {
+		ps.add(p+".dark", "must not be negative, got %s", ph.Dark)
+	}
+	atMost(ps, p+".dark", ph.Dark, MaxDark)
+	if ph.Dark > 0 {
+		if t.Mode != TrafficProxy && t.Mode != TrafficExec {
+			ps.add(p+".dark", `needs traffic.mode "proxy" or "exec" (mode is %q): with no switch rollwave cannot keep user traffic off the new slot`, t.Mode)
+		}
+		if s.KeepOld == KeepCold {
+			ps.add("release.slots.keep_old", `must be "hot" with phases.dark: the old slot serves every user request during the dark phase`)
+		}
+	}
+	if !ph.Shadow {
+		if ph.ShadowSample != 0 {
+			ps.add(p+".shadow_sample", "applies only with shadow = true; remove it or set shadow")
+		}
+		if len(ph.ShadowMethods) > 0 {
+			ps.add(p+".shadow_methods", "applies only with shadow = true; remove it or set shadow")
+		}
+		return
+	}
+	if ph.Dark <= 0 {
+		ps.add(p+".shadow", `needs phases.dark (say dark = "2m"): requests are mirrored during the dark phase`)
+	}
+	if t.Mode != TrafficProxy || t.Protocol != ProtocolHTTP {
+		ps.add(p+".shadow", `needs traffic.mode "proxy" with protocol "http" (mode %q, protocol %q): only the HTTP proxy can mirror requests`, t.Mode, orDefault(string(t.Protocol), string(ProtocolTCP)))
+	}
+	if !(ph.ShadowSample > 0 && ph.ShadowSample <= 1) {
+		ps.add(p+".shadow_sample", `must be a share above 0%% and at most 100%% (say "10%%"), got %s`, formatFloat(ph.ShadowSample))
+	}
+	if len(ph.ShadowMethods) == 0 {
+		ps.add(p+".shadow_methods", `must list at least one method, such as ["GET", "HEAD"]`)
+	}
+	for i, m := range ph.ShadowMethods {
+		if !slices.Contains(shadowMethods, m) {
+			ps.add(index(p+".shadow_methods", i), "must be one of %s (upper case), got %q", strings.Join(shadowMethods, ", "), m)
+		}
+		if slices.Index(ph.ShadowMethods, m) < i {
+			ps.add(index(p+".shadow_methods", i), "%q is listed twice", m)
+		}
+	}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // checkQuantity reports a negative or fractional count or a percentage

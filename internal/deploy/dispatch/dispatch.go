@@ -380,9 +380,14 @@ const (
 	evToSlot      = "to_slot"
 	evFromVersion = "from_version"
 	evToVersion   = "to_version"
+	// A switch into weighted steps or a dark phase: the new slot's share
+	// of new traffic, "true" for a dark phase, and the mirrored share.
+	evWeight = "weight"
+	evDark   = "dark"
+	evShadow = "shadow"
 )
 
-var moveEventKeys = []string{evFromSlot, evToSlot, evFromVersion, evToVersion}
+var moveEventKeys = []string{evFromSlot, evToSlot, evFromVersion, evToVersion, evWeight, evDark, evShadow}
 
 const maxMoveEvidence = 128
 
@@ -418,6 +423,12 @@ func moveEvent(host string, p *rollwavev1.AssignmentProgress, cur *rollwavev1.As
 	move := fmt.Sprintf("from %s (%s) to %s (%s)", orUnknown(ev[evFromSlot]), orUnknown(ev[evFromVersion]),
 		orUnknown(ev[evToSlot]), orUnknown(ev[evToVersion]))
 	msg := fmt.Sprintf("host %s switched %s generation %d %s", host, p.GetApp(), p.GetGeneration(), move)
+	if ev[evDark] == "true" {
+		msg = fmt.Sprintf("host %s started %s generation %d dark (no user traffic yet) %s", host, p.GetApp(), p.GetGeneration(), move)
+		if ev[evShadow] != "" {
+			msg += ", mirroring " + ev[evShadow] + " of requests to it"
+		}
+	}
 	if kind == "host.reverted" {
 		ev["reason"] = p.GetReason()
 		if p.GetState() == rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED {

@@ -64,6 +64,8 @@ type reqFleet struct {
 	extra string
 	// trafficExtra is added to the traffic block of the next releases.
 	trafficExtra string
+	// phasesExtra is added to the phases block of the next releases.
+	phasesExtra string
 }
 
 func newReqFleet(t *testing.T) *reqFleet {
@@ -173,6 +175,7 @@ func (f *reqFleet) release(name, version, bake string, config map[string]string,
   }
 %s}
 `, name, version, a.URL, a.SHA256, f.base, f.base+1, f.base+2, bake, gates, f.extra), "    protocol = \"http\"\n", "    protocol = \"http\"\n"+f.trafficExtra, 1))
+	src = []byte(strings.Replace(string(src), "    max_size = \"50%\"\n", "    max_size = \"50%\"\n"+f.phasesExtra, 1))
 	testutil.WaitFor(f.t, 20*time.Second, func() (bool, string) {
 		_, err := f.client().SubmitRelease(ctxT(f.t), &v1.SubmitReleaseRequest{SourceName: name + ".hcl", Source: src, Start: true, Actor: "test"})
 		switch status.Code(err) {

@@ -314,7 +314,19 @@ func (o *Orchestrator) hostDeadline(spec *rollwavev1.ReleaseSpec) time.Duration 
 	if hd <= 0 {
 		hd = 2 * time.Minute
 	}
-	return sattime.Sum(hd, sattime.Millis(spec.GetHealth().GetMinHealthyTimeMs()), o.cfg.HostGrace, trafficStepsTime(spec))
+	return sattime.Sum(hd, sattime.Millis(spec.GetHealth().GetMinHealthyTimeMs()), o.cfg.HostGrace, trafficStepsTime(spec), darkTime(spec, hd))
+}
+
+// darkTime is the longest the agent's dark phase (phases.dark) can hold
+// a host before its first step: dark, extended while the new slot is not
+// healthy or the shadow comparison inconclusive to 5 × dark or dark +
+// healthy_deadline, whichever is longer (internal/agent DarkLimit).
+func darkTime(spec *rollwavev1.ReleaseSpec, healthyDeadline time.Duration) time.Duration {
+	dark := sattime.Millis(spec.GetPhases().GetDarkMs())
+	if dark <= 0 {
+		return 0
+	}
+	return sattime.Sum(dark, max(4*dark, healthyDeadline))
 }
 
 // trafficStepsTime is the longest the agent's weighted traffic steps can

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,11 +245,26 @@ const (
 	EvidenceToSlot      = "to_slot"
 	EvidenceFromVersion = "from_version"
 	EvidenceToVersion   = "to_version"
+	// EvidenceWeight is the new slot's share of new traffic after the
+	// move (0 in a dark phase); EvidenceDark is "true" for a dark phase,
+	// EvidenceShadow its mirrored share ("10%").
+	EvidenceWeight = "weight"
+	EvidenceDark   = "dark"
+	EvidenceShadow = "shadow"
 )
 
 // SwitchEvidence describes traffic moving from one slot of st to another.
 func SwitchEvidence(st *State, from, to Name) map[string]string {
 	ev := map[string]string{EvidenceFromSlot: string(from), EvidenceToSlot: string(to)}
+	if st.Split != nil && st.Active == to {
+		ev[EvidenceWeight] = strconv.Itoa(st.Split.Weight)
+	}
+	if st.Split != nil && st.Split.Dark && st.Active == to {
+		ev[EvidenceDark] = "true"
+		if sh := st.Split.Shadow; sh != nil {
+			ev[EvidenceShadow] = strconv.FormatFloat(100*sh.Sample, 'f', -1, 64) + "%"
+		}
+	}
 	if s := st.Slots[from]; s != nil {
 		ev[EvidenceFromVersion] = s.Version
 	}
@@ -491,6 +507,7 @@ func (m *Manager) Facts() []*rollwavev1.SlotFacts {
 		f := &rollwavev1.SlotFacts{App: app, Active: protoSlot(st.Active)}
 		if st.Split != nil {
 			f.TrafficWeight = int32(st.Split.Weight)
+			f.Dark, f.Shadow = st.Split.Dark, st.Split.Shadow != nil
 		}
 		for _, n := range []Name{Blue, Green} {
 			var version, state string

@@ -217,7 +217,7 @@ func TestFinalizeStopsHotOldSlot(t *testing.T) {
 	e := newEnv(t)
 	e.mustSwap(1, "v1")
 	e.mustSwap(2, "v2")
-	if err := e.m.MarkHealthy(testApp, 2); err != nil {
+	if err := e.m.MarkHealthy(testApp, 2, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.m.Finalize(context.Background(), testApp, 2); err != nil {

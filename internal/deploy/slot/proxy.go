@@ -88,6 +88,9 @@ type Proxy struct {
 	transport       *http.Transport
 	rp              *httputil.ReverseProxy
 	meter           meter
+	// mirrors counts shadow copies in flight (each bounded by
+	// ShadowTimeout, and cancelled when its route is replaced).
+	mirrors sync.WaitGroup
 }
 
 type backend struct {
@@ -178,9 +181,26 @@ func (p *Proxy) Point(_ context.Context, slot Name, port int) error {
 	if port <= 0 || port > 65535 {
 		return fmt.Errorf("%w: port %d out of range", ErrSwitch, port)
 	}
-	p.route.Store(&route{b: newBackend(slot, port)})
+	p.setRoute(&route{b: newBackend(slot, port)})
 	p.log.Info("traffic switched", "slot", slot, "port", port)
 	return nil
+}
+
+// setRoute makes r the route of new traffic and stops the mirror of the
+// route it replaces.
+func (p *Proxy) setRoute(r *route) {
+	if old := p.route.Swap(r); old != nil && old.shadow != nil && (r == nil || r.shadow != old.shadow) {
+		old.shadow.close()
+	}
+}
+
+// DrainShadowStats implements ShadowMeter.
+func (p *Proxy) DrainShadowStats() (ShadowStats, bool) {
+	r := p.route.Load()
+	if r == nil || r.shadow == nil {
+		return ShadowStats{}, false
+	}
+	return r.shadow.drain(), true
 }
 
 func newBackend(slot Name, port int) *backend {
@@ -199,16 +219,27 @@ func (p *Proxy) PointWeighted(ctx context.Context, slot Name, port int, w Weight
 	if w.Sticky == StickyCookie && !p.http.Load() {
 		return fmt.Errorf("%w: traffic.sticky = cookie needs protocol http", ErrSwitch)
 	}
-	switch w.Weight {
-	case 100:
+	if w.Shadow != nil && !p.http.Load() {
+		return fmt.Errorf("%w: shadow traffic needs protocol http", ErrSwitch)
+	}
+	switch {
+	case w.Weight == 100:
 		return p.Point(ctx, slot, port)
-	case 0:
+	case w.Weight == 0 && w.Shadow == nil:
 		return p.Point(ctx, w.Old, w.OldPort)
 	}
 	if port <= 0 || port > 65535 {
 		return fmt.Errorf("%w: port %d out of range", ErrSwitch, port)
 	}
-	p.route.Store(&route{b: newBackend(slot, port), old: newBackend(w.Old, w.OldPort), weight: w.Weight, sticky: w.Sticky})
+	r := &route{b: newBackend(slot, port), old: newBackend(w.Old, w.OldPort), weight: w.Weight, sticky: w.Sticky}
+	if w.Shadow != nil {
+		r.shadow = newShadower(r.b, w.Shadow, &p.mirrors)
+		p.setRoute(r)
+		p.log.Info("traffic on the old slot, mirroring a sample to the new one", "slot", slot, "port", port,
+			"old_slot", w.Old, "old_port", w.OldPort, "sample", w.Shadow.Sample, "methods", w.Shadow.Methods)
+		return nil
+	}
+	p.setRoute(r)
 	p.log.Info("traffic weighted", "slot", slot, "port", port, "weight", w.Weight, "old_slot", w.Old, "old_port", w.OldPort, "sticky", w.Sticky)
 	return nil
 }
@@ -252,6 +283,8 @@ func (p *Proxy) Close() error {
 	_ = p.httpSrv.Close()
 	p.wg.Wait()
 	p.transport.CloseIdleConnections()
+	p.setRoute(nil) // stops the mirror, if any
+	p.mirrors.Wait()
 	return err
 }
 

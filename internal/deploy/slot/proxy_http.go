@@ -61,6 +61,10 @@ func (p *Proxy) initHTTP() {
 			info := pr.In.Context().Value(reqInfoKey{}).(*reqInfo)
 			pr.SetURL(info.b.url)
 			pr.Out.Host = pr.In.Host // the app sees the name clients used
+			// Only the proxy's own mirror may mark a request as a copy: an
+			// app that skips side effects for copies must not be fooled by
+			// a client setting the header.
+			pr.Out.Header.Del(ShadowHeader)
 			pr.SetXForwarded()
 		},
 		Transport: p.transport,
@@ -115,6 +119,12 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b := p.pickRequest(rt, w, r)
 	info := &reqInfo{b: b}
+	// During a dark phase with shadow, a sample of the requests (all of
+	// which go to the old slot) is copied to the new one afterwards.
+	var mr *mirror
+	if rt.shadow != nil && b == rt.old {
+		mr = rt.shadow.begin(r)
+	}
 	start := time.Now()
 	// Deferred: a response cut off while streaming ends in the reverse
 	// proxy's http.ErrAbortHandler panic, and still counts.
@@ -124,12 +134,22 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			upstream: info.upstream,
 			took:     time.Since(start),
 			// An upgraded connection's lifetime is not a latency.
-			timed: info.status != http.StatusSwitchingProtocols,
+			timed:  info.status != http.StatusSwitchingProtocols,
+			status: info.status,
 		}
 		if info.clientGone {
 			o = outcome{}
 		}
 		p.meter.record(b.slot, o)
+		if mr == nil {
+			return
+		}
+		if info.clientGone || !o.timed {
+			mr.abandon()
+			return
+		}
+		// The user has the whole answer: only now does the copy go out.
+		mr.send(o)
 	}()
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info)))
 }
@@ -139,6 +159,7 @@ type outcome struct {
 	failed, upstream bool
 	timed            bool
 	took             time.Duration
+	status           int // http: the answer's status
 }
 
 // meter adds up outcomes per slot until drained. It keeps two tallies
@@ -154,11 +175,11 @@ type meter struct {
 func (m *meter) record(slot Name, o outcome) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.slots = addOutcome(m.slots, slot, o)
-	m.step = addOutcome(m.step, slot, o)
+	m.slots = addSlotOutcome(m.slots, slot, o)
+	m.step = addSlotOutcome(m.step, slot, o)
 }
 
-func addOutcome(slots map[Name]*health.RequestStats, slot Name, o outcome) map[Name]*health.RequestStats {
+func addSlotOutcome(slots map[Name]*health.RequestStats, slot Name, o outcome) map[Name]*health.RequestStats {
 	if slots == nil {
 		slots = map[Name]*health.RequestStats{}
 	}
@@ -167,6 +188,11 @@ func addOutcome(slots map[Name]*health.RequestStats, slot Name, o outcome) map[N
 		s = &health.RequestStats{}
 		slots[slot] = s
 	}
+	addOutcome(s, o)
+	return slots
+}
+
+func addOutcome(s *health.RequestStats, o outcome) {
 	s.Requests++
 	if o.failed {
 		s.Errors++
@@ -177,7 +203,6 @@ func addOutcome(slots map[Name]*health.RequestStats, slot Name, o outcome) map[N
 	if o.timed {
 		s.Latency.Add(o.took)
 	}
-	return slots
 }
 
 func (m *meter) drainStep() map[Name]*health.RequestStats { return m.take(&m.step) }

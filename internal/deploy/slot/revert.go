@@ -309,7 +309,10 @@ func (m *Manager) MarkVerified(app string, gen uint64) error {
 
 // MarkHealthy records that the agent's health tracking found generation
 // gen healthy (BAKING/SWITCHED → HEALTHY) and reports it.
-func (m *Manager) MarkHealthy(app string, gen uint64) error {
+//
+// note, when not empty, is reported as the reason with HEALTHY: the
+// evidence of what the host passed on its own (a dark phase).
+func (m *Manager) MarkHealthy(app string, gen uint64, note string) error {
 	rt, err := m.lock(app)
 	if err != nil {
 		return fmt.Errorf("mark healthy: %w", err)
@@ -323,7 +326,7 @@ func (m *Manager) MarkHealthy(app string, gen uint64) error {
 	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY:
 		return nil
 	case rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING:
-		return m.setResult(rt, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY, "")
+		return m.setResult(rt, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY, note)
 	}
 	return fmt.Errorf("mark healthy %s generation %d: %w: %s", app, gen, ErrWrongState, st.Phase)
 }

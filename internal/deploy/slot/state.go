@@ -86,10 +86,17 @@ type State struct {
 
 // Split is a weighted traffic step in effect.
 type Split struct {
-	// Weight is the Active slot's share of new traffic, 1-99.
+	// Weight is the Active slot's share of new traffic, 1-99; 0 during a
+	// dark phase.
 	Weight int `json:"weight"`
 	// Sticky is traffic.sticky ("", "client_ip" or "cookie").
 	Sticky string `json:"sticky,omitempty"`
+	// Dark marks the dark phase (phases.dark): the Active (new) slot runs
+	// and is checked, From gets every user request.
+	Dark bool `json:"dark,omitempty"`
+	// Shadow, during the dark phase, mirrors a sample of From's requests
+	// to the Active slot (phases.shadow).
+	Shadow *Shadow `json:"shadow,omitempty"`
 }
 
 // SlotState is what is installed in one slot.

@@ -3,6 +3,8 @@ package slot
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"slices"
 
 	"github.com/rollwave/rollwave/internal/health"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -17,13 +19,40 @@ import (
 
 // firstSplit is the split the switch step applies: nil when the release
 // has no steps, its first step is 100, or there is no old slot to keep
-// the rest (a first deploy).
+// the rest (a first deploy). With phases.dark it is the dark phase:
+// weight 0, every user request on the old slot, optionally mirrored.
 func firstSplit(spec *rollwavev1.ReleaseSpec, st *State, from Name) *Split {
-	steps := spec.GetTraffic().GetSteps()
-	if len(steps) == 0 || steps[0] >= 100 || steps[0] < 1 || from == "" || st.Slots[from] == nil {
+	if from == "" || st.Slots[from] == nil {
 		return nil
 	}
-	return &Split{Weight: int(steps[0]), Sticky: spec.GetTraffic().GetSticky()}
+	sticky := spec.GetTraffic().GetSticky()
+	if ph := spec.GetPhases(); ph.GetDarkMs() > 0 {
+		sp := &Split{Weight: 0, Sticky: sticky, Dark: true}
+		if ph.GetShadow() && spec.GetTraffic().GetMode() == "proxy" {
+			sp.Shadow = &Shadow{Sample: ph.GetShadowSample(), Methods: slices.Clone(ph.GetShadowMethods())}
+			if sp.Shadow.Sample <= 0 || sp.Shadow.Sample > 1 {
+				sp.Shadow.Sample = DefaultShadowSample
+			}
+			if len(sp.Shadow.Methods) == 0 {
+				sp.Shadow.Methods = []string{http.MethodGet, http.MethodHead}
+			}
+		}
+		return sp
+	}
+	steps := spec.GetTraffic().GetSteps()
+	if len(steps) == 0 || steps[0] >= 100 || steps[0] < 1 {
+		return nil
+	}
+	return &Split{Weight: int(steps[0]), Sticky: sticky}
+}
+
+// DefaultShadowSample is the share mirrored when an order carries shadow
+// but no sample (spec.DefaultShadowSample).
+const DefaultShadowSample = 0.1
+
+// weighting is how the switch applies split s between Active and From.
+func (m *Manager) weighting(st *State, s *Split) *Weighting {
+	return &Weighting{Old: st.From, OldPort: m.slotPort(st, st.From), Weight: s.Weight, Sticky: s.Sticky, Shadow: s.Shadow}
 }
 
 // weight is the Active slot's share of new traffic: 100 unless a
@@ -48,14 +77,14 @@ func (m *Manager) repoint(ctx context.Context, rt *appRT) error {
 		st.Split = nil
 		return m.point(ctx, rt, st.Traffic, act, m.slotPort(st, act))
 	}
-	w := &Weighting{Old: st.From, OldPort: m.slotPort(st, st.From), Weight: st.Split.Weight, Sticky: st.Split.Sticky}
-	return m.pointSplit(ctx, rt, st.Traffic, act, m.slotPort(st, act), w)
+	return m.pointSplit(ctx, rt, st.Traffic, act, m.slotPort(st, act), m.weighting(st, st.Split))
 }
 
 // SetWeight moves generation gen's weighted step: the new (active) slot
 // gets weight percent of new traffic (1-100; 100 ends the steps and sends
-// everything to it). Sending traffic back (weight 0) is a revert, not a
-// step: use Revert. The state is persisted before SetWeight returns.
+// everything to it). From a dark phase (weight 0) it ends the dark phase.
+// Sending traffic back (weight 0) is a revert, not a step: use Revert.
+// The state is persisted before SetWeight returns.
 func (m *Manager) SetWeight(ctx context.Context, app string, gen uint64, weight int) error {
 	if weight < 1 || weight > 100 {
 		return fmt.Errorf("set weight %s: weight %d: want 1-100 (0 is a revert)", app, weight)
@@ -88,11 +117,11 @@ func (m *Manager) SetWeight(ctx context.Context, app string, gen uint64, weight 
 			return fmt.Errorf("set weight %s: %w", app, err)
 		}
 	} else {
-		w := &Weighting{Old: st.From, OldPort: m.slotPort(st, st.From), Weight: weight, Sticky: st.Split.Sticky}
-		if err := m.pointSplit(ctx, rt, st.Traffic, st.Active, port, w); err != nil {
+		next := &Split{Weight: weight, Sticky: st.Split.Sticky}
+		if err := m.pointSplit(ctx, rt, st.Traffic, st.Active, port, m.weighting(st, next)); err != nil {
 			return fmt.Errorf("set weight %s: %w", app, err)
 		}
-		st.Split = &Split{Weight: weight, Sticky: st.Split.Sticky}
+		st.Split = next
 	}
 	m.log.Info("traffic weight moved", "app", app, "generation", gen, "slot", st.Active, "weight", weight, "old_slot", st.From)
 	if err := m.save(rt); err != nil {
@@ -128,4 +157,19 @@ func (m *Manager) DrainStepStats(app string) (protocol string, stats map[Name]*h
 		protocol = p.Protocol()
 	}
 	return protocol, sm.DrainStepStats(), true
+}
+
+// DrainShadowStats returns what the app's proxy compared (old slot's
+// answers vs the new slot's to the same mirrored requests) since the last
+// call; false when no mirror runs.
+func (m *Manager) DrainShadowStats(app string) (ShadowStats, bool) {
+	mt, ok := m.meterOf(app)
+	if !ok {
+		return ShadowStats{}, false
+	}
+	sm, ok := mt.(ShadowMeter)
+	if !ok {
+		return ShadowStats{}, false
+	}
+	return sm.DrainShadowStats()
 }

@@ -107,3 +107,53 @@ func TestWeightedSwapReaches100(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// phases.dark: the switch step leaves every user on the old slot (a
+// split of weight 0) with the new slot running; the state, facts and the
+// switch evidence say so, an agent restart keeps it dark, and SetWeight
+// ends it (here into the first weighted step).
+func TestDarkSwapKeepsUsersOnTheOldSlot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSwap(1, "v1")
+	spec := e.spec("v2")
+	spec.Phases = &rollwavev1.PhasesSpec{DarkMs: 60_000}
+	spec.Traffic.Steps = []int32{25, 100}
+	if err := e.swap(2, spec); err != nil {
+		t.Fatal(err)
+	}
+	st := e.state()
+	if st.Split == nil || !st.Split.Dark || st.Split.Weight != 0 || st.Active != Green || st.From != Blue || st.Weight() != 0 {
+		t.Fatalf("after the dark swap: active %s from %s split %+v", st.Active, st.From, st.Split)
+	}
+	if got := countVersions(t, e.proxyAddr(), 100); got["v1"] != 100 {
+		t.Fatalf("dark: users reached %v", got)
+	}
+	if f := e.m.Facts(); len(f) != 1 || !f[0].Dark || f[0].TrafficWeight != 0 || f[0].Shadow {
+		t.Fatalf("facts %v", f)
+	}
+	if ev := SwitchEvidence(&st, Blue, Green); ev[EvidenceDark] != "true" || ev[EvidenceWeight] != "0" {
+		t.Fatalf("switch evidence %v", ev)
+	}
+	ctx := context.Background()
+	e.m.Close()
+	e.restart(e.drv)
+	if err := e.m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.state(); st.Split == nil || !st.Split.Dark {
+		t.Fatalf("after restart: split %+v", st.Split)
+	}
+	if got := countVersions(t, e.proxyAddr(), 100); got["v1"] != 100 {
+		t.Fatalf("dark after restart: users reached %v", got)
+	}
+	if err := e.m.SetWeight(ctx, testApp, 2, 25); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.state(); st.Split == nil || st.Split.Dark || st.Split.Weight != 25 {
+		t.Fatalf("after the dark phase: split %+v", st.Split)
+	}
+	if got := countVersions(t, e.proxyAddr(), 100); got["v2"] != 25 {
+		t.Fatalf("weight 25 after dark: %v", got)
+	}
+}

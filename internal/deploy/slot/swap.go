@@ -153,8 +153,7 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 				return err
 			}
 		} else {
-			w := &Weighting{Old: from, OldPort: m.slotPort(st, from), Weight: split.Weight, Sticky: split.Sticky}
-			if err := m.pointSplit(ctx, rt, traffic, to, port, w); err != nil {
+			if err := m.pointSplit(ctx, rt, traffic, to, port, m.weighting(st, split)); err != nil {
 				return err
 			}
 			st.Split = split
@@ -166,7 +165,11 @@ func (m *Manager) Swap(ctx context.Context, a *rollwavev1.Assignment, spec *roll
 	if err != nil {
 		return m.failSwap(ctx, rt, StepSwitch, err, true)
 	}
-	log.Info("traffic switched", "from", from, "slot", to, "weight", st.weight())
+	if split != nil && split.Dark {
+		log.Info("dark phase: new slot started, every user request stays on the old slot", "from", from, "slot", to, "shadow", split.Shadow != nil)
+	} else {
+		log.Info("traffic switched", "from", from, "slot", to, "weight", st.weight())
+	}
 	m.reportMoved(rt.name, gen, rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED, "", SwitchEvidence(st, from, to))
 
 	if _, err := m.runHookStep(ctx, rt, StepPostSwitch); err != nil {

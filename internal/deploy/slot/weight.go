@@ -34,6 +34,9 @@ type Weighting struct {
 	// Sticky keeps a client on one version while the weight rises:
 	// StickyNone, StickyClientIP or StickyCookie (http only).
 	Sticky string
+	// Shadow, with Weight 0 (a dark phase) on the HTTP proxy, mirrors a
+	// sample of the old slot's requests to the new slot (shadow.go).
+	Shadow *Shadow
 }
 
 // Validate reports a weighting the switch cannot apply.
@@ -51,7 +54,10 @@ func (w Weighting) Validate() error {
 	default:
 		return fmt.Errorf("%w: traffic.sticky %q: want client_ip or cookie", ErrSwitch, w.Sticky)
 	}
-	return nil
+	if w.Shadow != nil && w.Weight != 0 {
+		return fmt.Errorf("%w: shadow traffic needs weight 0 (a dark phase), got %d", ErrSwitch, w.Weight)
+	}
+	return w.Shadow.Validate()
 }
 
 // WeightedSwitch is a Switch that can split new traffic between two
@@ -127,6 +133,8 @@ type route struct {
 	old    *backend // nil: everything to b
 	weight int
 	sticky string
+	// shadow mirrors a sample of old's requests to b (dark phase).
+	shadow *shadower
 }
 
 // choose picks the backend for a bucket.

@@ -87,6 +87,10 @@ func ToProto(r *spec.Release) *rollwavev1.ReleaseSpec {
 			PerCellMax:           int32(r.Phases.PerCellMax),
 			ParallelCellsAfter:   int32(r.Phases.ParallelCellsAfter),
 			ParallelRegionsAfter: int32(r.Phases.ParallelRegionsAfter),
+			DarkMs:               ms(r.Phases.Dark),
+			Shadow:               r.Phases.Shadow,
+			ShadowSample:         r.Phases.ShadowSample,
+			ShadowMethods:        slices.Clone(r.Phases.ShadowMethods),
 		},
 		Bake: &rollwavev1.BakeSpec{
 			FirstMs: ms(r.Bake.First),
@@ -209,6 +213,10 @@ func FromProto(p *rollwavev1.ReleaseSpec) *spec.Release {
 			PerCellMax:           int(p.GetPhases().GetPerCellMax()),
 			ParallelCellsAfter:   int(p.GetPhases().GetParallelCellsAfter()),
 			ParallelRegionsAfter: int(p.GetPhases().GetParallelRegionsAfter()),
+			Dark:                 dur(p.GetPhases().GetDarkMs()),
+			Shadow:               p.GetPhases().GetShadow(),
+			ShadowSample:         p.GetPhases().GetShadowSample(),
+			ShadowMethods:        slices.Clone(p.GetPhases().GetShadowMethods()),
 		},
 		Bake: spec.Bake{
 			First: dur(p.GetBake().GetFirstMs()),

@@ -1919,7 +1919,10 @@ type GetReleaseResponse struct {
 	Assignments []*Assignment          `protobuf:"bytes,2,rep,name=assignments,proto3" json:"assignments,omitempty"`
 	// When the release is its app's desired release (the last succeeded
 	// one): the hosts of its target not on its version.
-	Drifted       []*DriftedHost `protobuf:"bytes,3,rep,name=drifted,proto3" json:"drifted,omitempty"`
+	Drifted []*DriftedHost `protobuf:"bytes,3,rep,name=drifted,proto3" json:"drifted,omitempty"`
+	// Where each host of the release's live assignments sends its traffic,
+	// from what the agents report (host slot facts).
+	Traffic       []*HostTraffic `protobuf:"bytes,30,rep,name=traffic,proto3" json:"traffic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1975,6 +1978,94 @@ func (x *GetReleaseResponse) GetDrifted() []*DriftedHost {
 	return nil
 }
 
+func (x *GetReleaseResponse) GetTraffic() []*HostTraffic {
+	if x != nil {
+		return x.Traffic
+	}
+	return nil
+}
+
+// One host's traffic split for a release's app, as its agent reports it.
+type HostTraffic struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Phase int32                  `protobuf:"varint,2,opt,name=phase,proto3" json:"phase,omitempty"`
+	// Percentage of new connections or requests the new version gets:
+	// 0 during a dark phase, 1-99 during weighted steps, 100 otherwise.
+	NewWeight int32 `protobuf:"varint,3,opt,name=new_weight,json=newWeight,proto3" json:"new_weight,omitempty"`
+	// The host is in its dark phase (new slot checked, no user traffic).
+	Dark bool `protobuf:"varint,4,opt,name=dark,proto3" json:"dark,omitempty"`
+	// The dark phase mirrors a sample of requests to the new slot.
+	Shadow        bool `protobuf:"varint,5,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostTraffic) Reset() {
+	*x = HostTraffic{}
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostTraffic) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostTraffic) ProtoMessage() {}
+
+func (x *HostTraffic) ProtoReflect() protoreflect.Message {
+	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostTraffic.ProtoReflect.Descriptor instead.
+func (*HostTraffic) Descriptor() ([]byte, []int) {
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *HostTraffic) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *HostTraffic) GetPhase() int32 {
+	if x != nil {
+		return x.Phase
+	}
+	return 0
+}
+
+func (x *HostTraffic) GetNewWeight() int32 {
+	if x != nil {
+		return x.NewWeight
+	}
+	return 0
+}
+
+func (x *HostTraffic) GetDark() bool {
+	if x != nil {
+		return x.Dark
+	}
+	return false
+}
+
+func (x *HostTraffic) GetShadow() bool {
+	if x != nil {
+		return x.Shadow
+	}
+	return false
+}
+
 type ConvergeReleaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	App           string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
@@ -1986,7 +2077,7 @@ type ConvergeReleaseRequest struct {
 
 func (x *ConvergeReleaseRequest) Reset() {
 	*x = ConvergeReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2089,7 @@ func (x *ConvergeReleaseRequest) String() string {
 func (*ConvergeReleaseRequest) ProtoMessage() {}
 
 func (x *ConvergeReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[34]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2102,7 @@ func (x *ConvergeReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvergeReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ConvergeReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{34}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConvergeReleaseRequest) GetApp() string {
@@ -2047,7 +2138,7 @@ type ConvergeReleaseResponse struct {
 
 func (x *ConvergeReleaseResponse) Reset() {
 	*x = ConvergeReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2150,7 @@ func (x *ConvergeReleaseResponse) String() string {
 func (*ConvergeReleaseResponse) ProtoMessage() {}
 
 func (x *ConvergeReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[35]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2163,7 @@ func (x *ConvergeReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvergeReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ConvergeReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{35}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ConvergeReleaseResponse) GetRelease() *Release {
@@ -2099,7 +2190,7 @@ type ListReleasesRequest struct {
 
 func (x *ListReleasesRequest) Reset() {
 	*x = ListReleasesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2202,7 @@ func (x *ListReleasesRequest) String() string {
 func (*ListReleasesRequest) ProtoMessage() {}
 
 func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[36]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2215,7 @@ func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{36}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListReleasesRequest) GetApp() string {
@@ -2150,7 +2241,7 @@ type ListReleasesResponse struct {
 
 func (x *ListReleasesResponse) Reset() {
 	*x = ListReleasesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2162,7 +2253,7 @@ func (x *ListReleasesResponse) String() string {
 func (*ListReleasesResponse) ProtoMessage() {}
 
 func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[37]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2175,7 +2266,7 @@ func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{37}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListReleasesResponse) GetReleases() []*Release {
@@ -2198,7 +2289,7 @@ type ReleaseActionRequest struct {
 
 func (x *ReleaseActionRequest) Reset() {
 	*x = ReleaseActionRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2301,7 @@ func (x *ReleaseActionRequest) String() string {
 func (*ReleaseActionRequest) ProtoMessage() {}
 
 func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[38]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2314,7 @@ func (x *ReleaseActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseActionRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{38}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReleaseActionRequest) GetId() string {
@@ -2263,7 +2354,7 @@ type ReleaseActionResponse struct {
 
 func (x *ReleaseActionResponse) Reset() {
 	*x = ReleaseActionResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2275,7 +2366,7 @@ func (x *ReleaseActionResponse) String() string {
 func (*ReleaseActionResponse) ProtoMessage() {}
 
 func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[39]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2288,7 +2379,7 @@ func (x *ReleaseActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseActionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseActionResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{39}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReleaseActionResponse) GetRelease() *Release {
@@ -2311,7 +2402,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2414,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[40]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2427,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{40}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReportRequest) GetApp() string {
@@ -2389,7 +2480,7 @@ type AppReport struct {
 
 func (x *AppReport) Reset() {
 	*x = AppReport{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2492,7 @@ func (x *AppReport) String() string {
 func (*AppReport) ProtoMessage() {}
 
 func (x *AppReport) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[41]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2505,7 @@ func (x *AppReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppReport.ProtoReflect.Descriptor instead.
 func (*AppReport) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{41}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AppReport) GetApp() string {
@@ -2540,7 +2631,7 @@ type ReportResponse struct {
 
 func (x *ReportResponse) Reset() {
 	*x = ReportResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2643,7 @@ func (x *ReportResponse) String() string {
 func (*ReportResponse) ProtoMessage() {}
 
 func (x *ReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[42]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2656,7 @@ func (x *ReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
 func (*ReportResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{42}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReportResponse) GetSinceUnixNano() int64 {
@@ -2600,7 +2691,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2703,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[43]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2716,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{43}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListEventsRequest) GetReleaseId() string {
@@ -2658,7 +2749,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2670,7 +2761,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[44]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2683,7 +2774,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{44}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -2702,7 +2793,7 @@ type WatchReleaseRequest struct {
 
 func (x *WatchReleaseRequest) Reset() {
 	*x = WatchReleaseRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +2805,7 @@ func (x *WatchReleaseRequest) String() string {
 func (*WatchReleaseRequest) ProtoMessage() {}
 
 func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[45]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +2818,7 @@ func (x *WatchReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseRequest.ProtoReflect.Descriptor instead.
 func (*WatchReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{45}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WatchReleaseRequest) GetId() string {
@@ -2738,17 +2829,19 @@ func (x *WatchReleaseRequest) GetId() string {
 }
 
 type WatchReleaseResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Release       *Release               `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
-	Assignments   []*Assignment          `protobuf:"bytes,2,rep,name=assignments,proto3" json:"assignments,omitempty"`
-	Events        []*Event               `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Release     *Release               `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	Assignments []*Assignment          `protobuf:"bytes,2,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	Events      []*Event               `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	// As GetReleaseResponse.traffic.
+	Traffic       []*HostTraffic `protobuf:"bytes,30,rep,name=traffic,proto3" json:"traffic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchReleaseResponse) Reset() {
 	*x = WatchReleaseResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +2853,7 @@ func (x *WatchReleaseResponse) String() string {
 func (*WatchReleaseResponse) ProtoMessage() {}
 
 func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[46]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +2866,7 @@ func (x *WatchReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReleaseResponse.ProtoReflect.Descriptor instead.
 func (*WatchReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{46}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WatchReleaseResponse) GetRelease() *Release {
@@ -2797,6 +2890,13 @@ func (x *WatchReleaseResponse) GetEvents() []*Event {
 	return nil
 }
 
+func (x *WatchReleaseResponse) GetTraffic() []*HostTraffic {
+	if x != nil {
+		return x.Traffic
+	}
+	return nil
+}
+
 type AddFreezeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One-off: both set. Recurring: both 0 and cron set.
@@ -2815,7 +2915,7 @@ type AddFreezeRequest struct {
 
 func (x *AddFreezeRequest) Reset() {
 	*x = AddFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +2927,7 @@ func (x *AddFreezeRequest) String() string {
 func (*AddFreezeRequest) ProtoMessage() {}
 
 func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[47]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +2940,7 @@ func (x *AddFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeRequest.ProtoReflect.Descriptor instead.
 func (*AddFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{47}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AddFreezeRequest) GetFromUnixNano() int64 {
@@ -2915,7 +3015,7 @@ type AddFreezeResponse struct {
 
 func (x *AddFreezeResponse) Reset() {
 	*x = AddFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3027,7 @@ func (x *AddFreezeResponse) String() string {
 func (*AddFreezeResponse) ProtoMessage() {}
 
 func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[48]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3040,7 @@ func (x *AddFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddFreezeResponse.ProtoReflect.Descriptor instead.
 func (*AddFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{48}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AddFreezeResponse) GetWindow() *FreezeWindow {
@@ -2958,7 +3058,7 @@ type ListFreezesRequest struct {
 
 func (x *ListFreezesRequest) Reset() {
 	*x = ListFreezesRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3070,7 @@ func (x *ListFreezesRequest) String() string {
 func (*ListFreezesRequest) ProtoMessage() {}
 
 func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[49]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3083,7 @@ func (x *ListFreezesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesRequest.ProtoReflect.Descriptor instead.
 func (*ListFreezesRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{49}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
 }
 
 type ListFreezesResponse struct {
@@ -3002,7 +3102,7 @@ type ListFreezesResponse struct {
 
 func (x *ListFreezesResponse) Reset() {
 	*x = ListFreezesResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3014,7 +3114,7 @@ func (x *ListFreezesResponse) String() string {
 func (*ListFreezesResponse) ProtoMessage() {}
 
 func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[50]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3027,7 +3127,7 @@ func (x *ListFreezesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFreezesResponse.ProtoReflect.Descriptor instead.
 func (*ListFreezesResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{50}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListFreezesResponse) GetWindows() []*FreezeWindow {
@@ -3084,7 +3184,7 @@ type FreezeSchedule struct {
 
 func (x *FreezeSchedule) Reset() {
 	*x = FreezeSchedule{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3096,7 +3196,7 @@ func (x *FreezeSchedule) String() string {
 func (*FreezeSchedule) ProtoMessage() {}
 
 func (x *FreezeSchedule) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[51]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3209,7 @@ func (x *FreezeSchedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeSchedule.ProtoReflect.Descriptor instead.
 func (*FreezeSchedule) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{51}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *FreezeSchedule) GetWindowId() string {
@@ -3157,7 +3257,7 @@ type FreezeOccurrence struct {
 
 func (x *FreezeOccurrence) Reset() {
 	*x = FreezeOccurrence{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3269,7 @@ func (x *FreezeOccurrence) String() string {
 func (*FreezeOccurrence) ProtoMessage() {}
 
 func (x *FreezeOccurrence) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[52]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3282,7 @@ func (x *FreezeOccurrence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeOccurrence.ProtoReflect.Descriptor instead.
 func (*FreezeOccurrence) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{52}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *FreezeOccurrence) GetFromUnixNano() int64 {
@@ -3209,7 +3309,7 @@ type RemoveFreezeRequest struct {
 
 func (x *RemoveFreezeRequest) Reset() {
 	*x = RemoveFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3221,7 +3321,7 @@ func (x *RemoveFreezeRequest) String() string {
 func (*RemoveFreezeRequest) ProtoMessage() {}
 
 func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[53]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3234,7 +3334,7 @@ func (x *RemoveFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{53}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RemoveFreezeRequest) GetId() string {
@@ -3259,7 +3359,7 @@ type RemoveFreezeResponse struct {
 
 func (x *RemoveFreezeResponse) Reset() {
 	*x = RemoveFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3271,7 +3371,7 @@ func (x *RemoveFreezeResponse) String() string {
 func (*RemoveFreezeResponse) ProtoMessage() {}
 
 func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[54]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3284,7 +3384,7 @@ func (x *RemoveFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFreezeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{54}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
 }
 
 type SetGlobalFreezeRequest struct {
@@ -3298,7 +3398,7 @@ type SetGlobalFreezeRequest struct {
 
 func (x *SetGlobalFreezeRequest) Reset() {
 	*x = SetGlobalFreezeRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3310,7 +3410,7 @@ func (x *SetGlobalFreezeRequest) String() string {
 func (*SetGlobalFreezeRequest) ProtoMessage() {}
 
 func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[55]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3323,7 +3423,7 @@ func (x *SetGlobalFreezeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeRequest.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{55}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SetGlobalFreezeRequest) GetOn() bool {
@@ -3355,7 +3455,7 @@ type SetGlobalFreezeResponse struct {
 
 func (x *SetGlobalFreezeResponse) Reset() {
 	*x = SetGlobalFreezeResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3367,7 +3467,7 @@ func (x *SetGlobalFreezeResponse) String() string {
 func (*SetGlobalFreezeResponse) ProtoMessage() {}
 
 func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[56]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3380,7 +3480,7 @@ func (x *SetGlobalFreezeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGlobalFreezeResponse.ProtoReflect.Descriptor instead.
 func (*SetGlobalFreezeResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{56}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
 }
 
 // A token as listed: never its secret or its hash.
@@ -3397,7 +3497,7 @@ type ACLTokenInfo struct {
 
 func (x *ACLTokenInfo) Reset() {
 	*x = ACLTokenInfo{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3509,7 @@ func (x *ACLTokenInfo) String() string {
 func (*ACLTokenInfo) ProtoMessage() {}
 
 func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[57]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3522,7 @@ func (x *ACLTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenInfo.ProtoReflect.Descriptor instead.
 func (*ACLTokenInfo) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{57}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ACLTokenInfo) GetAccessorId() string {
@@ -3470,7 +3570,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3482,7 +3582,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[58]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3495,7 +3595,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{58}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ACLBootstrapRequest) GetName() string {
@@ -3516,7 +3616,7 @@ type ACLTokenSecretResponse struct {
 
 func (x *ACLTokenSecretResponse) Reset() {
 	*x = ACLTokenSecretResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3528,7 +3628,7 @@ func (x *ACLTokenSecretResponse) String() string {
 func (*ACLTokenSecretResponse) ProtoMessage() {}
 
 func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[59]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3541,7 +3641,7 @@ func (x *ACLTokenSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenSecretResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenSecretResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{59}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ACLTokenSecretResponse) GetToken() *ACLTokenInfo {
@@ -3569,7 +3669,7 @@ type ACLTokenCreateRequest struct {
 
 func (x *ACLTokenCreateRequest) Reset() {
 	*x = ACLTokenCreateRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3581,7 +3681,7 @@ func (x *ACLTokenCreateRequest) String() string {
 func (*ACLTokenCreateRequest) ProtoMessage() {}
 
 func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[60]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3594,7 +3694,7 @@ func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenCreateRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenCreateRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{60}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ACLTokenCreateRequest) GetName() string {
@@ -3619,7 +3719,7 @@ type ACLTokenListRequest struct {
 
 func (x *ACLTokenListRequest) Reset() {
 	*x = ACLTokenListRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3631,7 +3731,7 @@ func (x *ACLTokenListRequest) String() string {
 func (*ACLTokenListRequest) ProtoMessage() {}
 
 func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[61]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3644,7 +3744,7 @@ func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenListRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{61}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{62}
 }
 
 type ACLTokenListResponse struct {
@@ -3656,7 +3756,7 @@ type ACLTokenListResponse struct {
 
 func (x *ACLTokenListResponse) Reset() {
 	*x = ACLTokenListResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3668,7 +3768,7 @@ func (x *ACLTokenListResponse) String() string {
 func (*ACLTokenListResponse) ProtoMessage() {}
 
 func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[62]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3681,7 +3781,7 @@ func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenListResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenListResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{62}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ACLTokenListResponse) GetTokens() []*ACLTokenInfo {
@@ -3700,7 +3800,7 @@ type ACLTokenDeleteRequest struct {
 
 func (x *ACLTokenDeleteRequest) Reset() {
 	*x = ACLTokenDeleteRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3712,7 +3812,7 @@ func (x *ACLTokenDeleteRequest) String() string {
 func (*ACLTokenDeleteRequest) ProtoMessage() {}
 
 func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[63]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3725,7 +3825,7 @@ func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteRequest.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{63}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ACLTokenDeleteRequest) GetAccessorId() string {
@@ -3743,7 +3843,7 @@ type ACLTokenDeleteResponse struct {
 
 func (x *ACLTokenDeleteResponse) Reset() {
 	*x = ACLTokenDeleteResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3755,7 +3855,7 @@ func (x *ACLTokenDeleteResponse) String() string {
 func (*ACLTokenDeleteResponse) ProtoMessage() {}
 
 func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[64]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3768,7 +3868,7 @@ func (x *ACLTokenDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDeleteResponse.ProtoReflect.Descriptor instead.
 func (*ACLTokenDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{64}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{65}
 }
 
 type GossipKeyringRequest struct {
@@ -3783,7 +3883,7 @@ type GossipKeyringRequest struct {
 
 func (x *GossipKeyringRequest) Reset() {
 	*x = GossipKeyringRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3795,7 +3895,7 @@ func (x *GossipKeyringRequest) String() string {
 func (*GossipKeyringRequest) ProtoMessage() {}
 
 func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[65]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3808,7 +3908,7 @@ func (x *GossipKeyringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeyringRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{65}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GossipKeyringRequest) GetOp() string {
@@ -3839,7 +3939,7 @@ type GossipKeyringResponse struct {
 
 func (x *GossipKeyringResponse) Reset() {
 	*x = GossipKeyringResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3851,7 +3951,7 @@ func (x *GossipKeyringResponse) String() string {
 func (*GossipKeyringResponse) ProtoMessage() {}
 
 func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[66]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3864,7 +3964,7 @@ func (x *GossipKeyringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyringResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeyringResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{66}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GossipKeyringResponse) GetKeys() []string {
@@ -3903,7 +4003,7 @@ type NotifyStatusRequest struct {
 
 func (x *NotifyStatusRequest) Reset() {
 	*x = NotifyStatusRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3915,7 +4015,7 @@ func (x *NotifyStatusRequest) String() string {
 func (*NotifyStatusRequest) ProtoMessage() {}
 
 func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[67]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3928,7 +4028,7 @@ func (x *NotifyStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStatusRequest.ProtoReflect.Descriptor instead.
 func (*NotifyStatusRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{67}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{68}
 }
 
 type NotifyStatusResponse struct {
@@ -3942,7 +4042,7 @@ type NotifyStatusResponse struct {
 
 func (x *NotifyStatusResponse) Reset() {
 	*x = NotifyStatusResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[68]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3954,7 +4054,7 @@ func (x *NotifyStatusResponse) String() string {
 func (*NotifyStatusResponse) ProtoMessage() {}
 
 func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[68]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3967,7 +4067,7 @@ func (x *NotifyStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStatusResponse.ProtoReflect.Descriptor instead.
 func (*NotifyStatusResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{68}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *NotifyStatusResponse) GetTargets() []*NotifyTargetStatus {
@@ -4016,7 +4116,7 @@ type NotifyTargetStatus struct {
 
 func (x *NotifyTargetStatus) Reset() {
 	*x = NotifyTargetStatus{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[69]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +4128,7 @@ func (x *NotifyTargetStatus) String() string {
 func (*NotifyTargetStatus) ProtoMessage() {}
 
 func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[69]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +4141,7 @@ func (x *NotifyTargetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyTargetStatus.ProtoReflect.Descriptor instead.
 func (*NotifyTargetStatus) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{69}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *NotifyTargetStatus) GetName() string {
@@ -4169,7 +4269,7 @@ type SubmitChainRequest struct {
 
 func (x *SubmitChainRequest) Reset() {
 	*x = SubmitChainRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[70]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4181,7 +4281,7 @@ func (x *SubmitChainRequest) String() string {
 func (*SubmitChainRequest) ProtoMessage() {}
 
 func (x *SubmitChainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[70]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4194,7 +4294,7 @@ func (x *SubmitChainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitChainRequest.ProtoReflect.Descriptor instead.
 func (*SubmitChainRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{70}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *SubmitChainRequest) GetSourceName() string {
@@ -4234,7 +4334,7 @@ type SubmitChainResponse struct {
 
 func (x *SubmitChainResponse) Reset() {
 	*x = SubmitChainResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[71]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4246,7 +4346,7 @@ func (x *SubmitChainResponse) String() string {
 func (*SubmitChainResponse) ProtoMessage() {}
 
 func (x *SubmitChainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[71]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4259,7 +4359,7 @@ func (x *SubmitChainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitChainResponse.ProtoReflect.Descriptor instead.
 func (*SubmitChainResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{71}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *SubmitChainResponse) GetChain() *Chain {
@@ -4278,7 +4378,7 @@ type GetChainRequest struct {
 
 func (x *GetChainRequest) Reset() {
 	*x = GetChainRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[72]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4290,7 +4390,7 @@ func (x *GetChainRequest) String() string {
 func (*GetChainRequest) ProtoMessage() {}
 
 func (x *GetChainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[72]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4303,7 +4403,7 @@ func (x *GetChainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChainRequest.ProtoReflect.Descriptor instead.
 func (*GetChainRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{72}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *GetChainRequest) GetName() string {
@@ -4331,7 +4431,7 @@ type ChainStepStatus struct {
 
 func (x *ChainStepStatus) Reset() {
 	*x = ChainStepStatus{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[73]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4343,7 +4443,7 @@ func (x *ChainStepStatus) String() string {
 func (*ChainStepStatus) ProtoMessage() {}
 
 func (x *ChainStepStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[73]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4356,7 +4456,7 @@ func (x *ChainStepStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainStepStatus.ProtoReflect.Descriptor instead.
 func (*ChainStepStatus) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{73}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ChainStepStatus) GetName() string {
@@ -4404,7 +4504,7 @@ type GetChainResponse struct {
 
 func (x *GetChainResponse) Reset() {
 	*x = GetChainResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[74]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4416,7 +4516,7 @@ func (x *GetChainResponse) String() string {
 func (*GetChainResponse) ProtoMessage() {}
 
 func (x *GetChainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[74]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4429,7 +4529,7 @@ func (x *GetChainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChainResponse.ProtoReflect.Descriptor instead.
 func (*GetChainResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{74}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GetChainResponse) GetChain() *Chain {
@@ -4454,7 +4554,7 @@ type ListChainsRequest struct {
 
 func (x *ListChainsRequest) Reset() {
 	*x = ListChainsRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[75]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4466,7 +4566,7 @@ func (x *ListChainsRequest) String() string {
 func (*ListChainsRequest) ProtoMessage() {}
 
 func (x *ListChainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[75]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4479,7 +4579,7 @@ func (x *ListChainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChainsRequest.ProtoReflect.Descriptor instead.
 func (*ListChainsRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{75}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{76}
 }
 
 type ListChainsResponse struct {
@@ -4491,7 +4591,7 @@ type ListChainsResponse struct {
 
 func (x *ListChainsResponse) Reset() {
 	*x = ListChainsResponse{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[76]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4503,7 +4603,7 @@ func (x *ListChainsResponse) String() string {
 func (*ListChainsResponse) ProtoMessage() {}
 
 func (x *ListChainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[76]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4516,7 +4616,7 @@ func (x *ListChainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChainsResponse.ProtoReflect.Descriptor instead.
 func (*ListChainsResponse) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{76}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListChainsResponse) GetChains() []*GetChainResponse {
@@ -4537,7 +4637,7 @@ type ChainActionRequest struct {
 
 func (x *ChainActionRequest) Reset() {
 	*x = ChainActionRequest{}
-	mi := &file_rollwave_v1_operator_proto_msgTypes[77]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4549,7 +4649,7 @@ func (x *ChainActionRequest) String() string {
 func (*ChainActionRequest) ProtoMessage() {}
 
 func (x *ChainActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rollwave_v1_operator_proto_msgTypes[77]
+	mi := &file_rollwave_v1_operator_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4562,7 +4662,7 @@ func (x *ChainActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainActionRequest.ProtoReflect.Descriptor instead.
 func (*ChainActionRequest) Descriptor() ([]byte, []int) {
-	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{77}
+	return file_rollwave_v1_operator_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ChainActionRequest) GetName() string {
@@ -4714,11 +4814,19 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x06phases\x18\x02 \x03(\v2\x12.rollwave.v1.PhaseR\x06phases\x12%\n" +
 	"\x0etargeted_hosts\x18\x03 \x01(\x05R\rtargetedHosts\"#\n" +
 	"\x11GetReleaseRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xb3\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xe7\x01\n" +
 	"\x12GetReleaseResponse\x12.\n" +
 	"\arelease\x18\x01 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x129\n" +
 	"\vassignments\x18\x02 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\x122\n" +
-	"\adrifted\x18\x03 \x03(\v2\x18.rollwave.v1.DriftedHostR\adrifted\"X\n" +
+	"\adrifted\x18\x03 \x03(\v2\x18.rollwave.v1.DriftedHostR\adrifted\x122\n" +
+	"\atraffic\x18\x1e \x03(\v2\x18.rollwave.v1.HostTrafficR\atraffic\"\x82\x01\n" +
+	"\vHostTraffic\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x14\n" +
+	"\x05phase\x18\x02 \x01(\x05R\x05phase\x12\x1d\n" +
+	"\n" +
+	"new_weight\x18\x03 \x01(\x05R\tnewWeight\x12\x12\n" +
+	"\x04dark\x18\x04 \x01(\bR\x04dark\x12\x16\n" +
+	"\x06shadow\x18\x05 \x01(\bR\x06shadow\"X\n" +
 	"\x16ConvergeReleaseRequest\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
@@ -4771,11 +4879,12 @@ const file_rollwave_v1_operator_proto_rawDesc = "" +
 	"\x12ListEventsResponse\x12*\n" +
 	"\x06events\x18\x01 \x03(\v2\x12.rollwave.v1.EventR\x06events\"%\n" +
 	"\x13WatchReleaseRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xad\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xe1\x01\n" +
 	"\x14WatchReleaseResponse\x12.\n" +
 	"\arelease\x18\x01 \x01(\v2\x14.rollwave.v1.ReleaseR\arelease\x129\n" +
 	"\vassignments\x18\x02 \x03(\v2\x17.rollwave.v1.AssignmentR\vassignments\x12*\n" +
-	"\x06events\x18\x03 \x03(\v2\x12.rollwave.v1.EventR\x06events\"\x83\x02\n" +
+	"\x06events\x18\x03 \x03(\v2\x12.rollwave.v1.EventR\x06events\x122\n" +
+	"\atraffic\x18\x1e \x03(\v2\x18.rollwave.v1.HostTrafficR\atraffic\"\x83\x02\n" +
 	"\x10AddFreezeRequest\x12$\n" +
 	"\x0efrom_unix_nano\x18\x01 \x01(\x03R\ffromUnixNano\x12 \n" +
 	"\fto_unix_nano\x18\x02 \x01(\x03R\n" +
@@ -4960,7 +5069,7 @@ func file_rollwave_v1_operator_proto_rawDescGZIP() []byte {
 	return file_rollwave_v1_operator_proto_rawDescData
 }
 
-var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_rollwave_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: rollwave.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: rollwave.v1.StatusResponse
@@ -4996,200 +5105,203 @@ var file_rollwave_v1_operator_proto_goTypes = []any{
 	(*PlanReleaseResponse)(nil),     // 31: rollwave.v1.PlanReleaseResponse
 	(*GetReleaseRequest)(nil),       // 32: rollwave.v1.GetReleaseRequest
 	(*GetReleaseResponse)(nil),      // 33: rollwave.v1.GetReleaseResponse
-	(*ConvergeReleaseRequest)(nil),  // 34: rollwave.v1.ConvergeReleaseRequest
-	(*ConvergeReleaseResponse)(nil), // 35: rollwave.v1.ConvergeReleaseResponse
-	(*ListReleasesRequest)(nil),     // 36: rollwave.v1.ListReleasesRequest
-	(*ListReleasesResponse)(nil),    // 37: rollwave.v1.ListReleasesResponse
-	(*ReleaseActionRequest)(nil),    // 38: rollwave.v1.ReleaseActionRequest
-	(*ReleaseActionResponse)(nil),   // 39: rollwave.v1.ReleaseActionResponse
-	(*ReportRequest)(nil),           // 40: rollwave.v1.ReportRequest
-	(*AppReport)(nil),               // 41: rollwave.v1.AppReport
-	(*ReportResponse)(nil),          // 42: rollwave.v1.ReportResponse
-	(*ListEventsRequest)(nil),       // 43: rollwave.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),      // 44: rollwave.v1.ListEventsResponse
-	(*WatchReleaseRequest)(nil),     // 45: rollwave.v1.WatchReleaseRequest
-	(*WatchReleaseResponse)(nil),    // 46: rollwave.v1.WatchReleaseResponse
-	(*AddFreezeRequest)(nil),        // 47: rollwave.v1.AddFreezeRequest
-	(*AddFreezeResponse)(nil),       // 48: rollwave.v1.AddFreezeResponse
-	(*ListFreezesRequest)(nil),      // 49: rollwave.v1.ListFreezesRequest
-	(*ListFreezesResponse)(nil),     // 50: rollwave.v1.ListFreezesResponse
-	(*FreezeSchedule)(nil),          // 51: rollwave.v1.FreezeSchedule
-	(*FreezeOccurrence)(nil),        // 52: rollwave.v1.FreezeOccurrence
-	(*RemoveFreezeRequest)(nil),     // 53: rollwave.v1.RemoveFreezeRequest
-	(*RemoveFreezeResponse)(nil),    // 54: rollwave.v1.RemoveFreezeResponse
-	(*SetGlobalFreezeRequest)(nil),  // 55: rollwave.v1.SetGlobalFreezeRequest
-	(*SetGlobalFreezeResponse)(nil), // 56: rollwave.v1.SetGlobalFreezeResponse
-	(*ACLTokenInfo)(nil),            // 57: rollwave.v1.ACLTokenInfo
-	(*ACLBootstrapRequest)(nil),     // 58: rollwave.v1.ACLBootstrapRequest
-	(*ACLTokenSecretResponse)(nil),  // 59: rollwave.v1.ACLTokenSecretResponse
-	(*ACLTokenCreateRequest)(nil),   // 60: rollwave.v1.ACLTokenCreateRequest
-	(*ACLTokenListRequest)(nil),     // 61: rollwave.v1.ACLTokenListRequest
-	(*ACLTokenListResponse)(nil),    // 62: rollwave.v1.ACLTokenListResponse
-	(*ACLTokenDeleteRequest)(nil),   // 63: rollwave.v1.ACLTokenDeleteRequest
-	(*ACLTokenDeleteResponse)(nil),  // 64: rollwave.v1.ACLTokenDeleteResponse
-	(*GossipKeyringRequest)(nil),    // 65: rollwave.v1.GossipKeyringRequest
-	(*GossipKeyringResponse)(nil),   // 66: rollwave.v1.GossipKeyringResponse
-	(*NotifyStatusRequest)(nil),     // 67: rollwave.v1.NotifyStatusRequest
-	(*NotifyStatusResponse)(nil),    // 68: rollwave.v1.NotifyStatusResponse
-	(*NotifyTargetStatus)(nil),      // 69: rollwave.v1.NotifyTargetStatus
-	(*SubmitChainRequest)(nil),      // 70: rollwave.v1.SubmitChainRequest
-	(*SubmitChainResponse)(nil),     // 71: rollwave.v1.SubmitChainResponse
-	(*GetChainRequest)(nil),         // 72: rollwave.v1.GetChainRequest
-	(*ChainStepStatus)(nil),         // 73: rollwave.v1.ChainStepStatus
-	(*GetChainResponse)(nil),        // 74: rollwave.v1.GetChainResponse
-	(*ListChainsRequest)(nil),       // 75: rollwave.v1.ListChainsRequest
-	(*ListChainsResponse)(nil),      // 76: rollwave.v1.ListChainsResponse
-	(*ChainActionRequest)(nil),      // 77: rollwave.v1.ChainActionRequest
-	(*Host)(nil),                    // 78: rollwave.v1.Host
-	(*Assignment)(nil),              // 79: rollwave.v1.Assignment
-	(*HostMetrics)(nil),             // 80: rollwave.v1.HostMetrics
-	(*SlotMetrics)(nil),             // 81: rollwave.v1.SlotMetrics
-	(Slot)(0),                       // 82: rollwave.v1.Slot
-	(*LogLine)(nil),                 // 83: rollwave.v1.LogLine
-	(*Cell)(nil),                    // 84: rollwave.v1.Cell
-	(*Release)(nil),                 // 85: rollwave.v1.Release
-	(*ReleaseSpec)(nil),             // 86: rollwave.v1.ReleaseSpec
-	(*Phase)(nil),                   // 87: rollwave.v1.Phase
-	(ReleaseState)(0),               // 88: rollwave.v1.ReleaseState
-	(*Event)(nil),                   // 89: rollwave.v1.Event
-	(*FreezeWindow)(nil),            // 90: rollwave.v1.FreezeWindow
-	(*Chain)(nil),                   // 91: rollwave.v1.Chain
+	(*HostTraffic)(nil),             // 34: rollwave.v1.HostTraffic
+	(*ConvergeReleaseRequest)(nil),  // 35: rollwave.v1.ConvergeReleaseRequest
+	(*ConvergeReleaseResponse)(nil), // 36: rollwave.v1.ConvergeReleaseResponse
+	(*ListReleasesRequest)(nil),     // 37: rollwave.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),    // 38: rollwave.v1.ListReleasesResponse
+	(*ReleaseActionRequest)(nil),    // 39: rollwave.v1.ReleaseActionRequest
+	(*ReleaseActionResponse)(nil),   // 40: rollwave.v1.ReleaseActionResponse
+	(*ReportRequest)(nil),           // 41: rollwave.v1.ReportRequest
+	(*AppReport)(nil),               // 42: rollwave.v1.AppReport
+	(*ReportResponse)(nil),          // 43: rollwave.v1.ReportResponse
+	(*ListEventsRequest)(nil),       // 44: rollwave.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),      // 45: rollwave.v1.ListEventsResponse
+	(*WatchReleaseRequest)(nil),     // 46: rollwave.v1.WatchReleaseRequest
+	(*WatchReleaseResponse)(nil),    // 47: rollwave.v1.WatchReleaseResponse
+	(*AddFreezeRequest)(nil),        // 48: rollwave.v1.AddFreezeRequest
+	(*AddFreezeResponse)(nil),       // 49: rollwave.v1.AddFreezeResponse
+	(*ListFreezesRequest)(nil),      // 50: rollwave.v1.ListFreezesRequest
+	(*ListFreezesResponse)(nil),     // 51: rollwave.v1.ListFreezesResponse
+	(*FreezeSchedule)(nil),          // 52: rollwave.v1.FreezeSchedule
+	(*FreezeOccurrence)(nil),        // 53: rollwave.v1.FreezeOccurrence
+	(*RemoveFreezeRequest)(nil),     // 54: rollwave.v1.RemoveFreezeRequest
+	(*RemoveFreezeResponse)(nil),    // 55: rollwave.v1.RemoveFreezeResponse
+	(*SetGlobalFreezeRequest)(nil),  // 56: rollwave.v1.SetGlobalFreezeRequest
+	(*SetGlobalFreezeResponse)(nil), // 57: rollwave.v1.SetGlobalFreezeResponse
+	(*ACLTokenInfo)(nil),            // 58: rollwave.v1.ACLTokenInfo
+	(*ACLBootstrapRequest)(nil),     // 59: rollwave.v1.ACLBootstrapRequest
+	(*ACLTokenSecretResponse)(nil),  // 60: rollwave.v1.ACLTokenSecretResponse
+	(*ACLTokenCreateRequest)(nil),   // 61: rollwave.v1.ACLTokenCreateRequest
+	(*ACLTokenListRequest)(nil),     // 62: rollwave.v1.ACLTokenListRequest
+	(*ACLTokenListResponse)(nil),    // 63: rollwave.v1.ACLTokenListResponse
+	(*ACLTokenDeleteRequest)(nil),   // 64: rollwave.v1.ACLTokenDeleteRequest
+	(*ACLTokenDeleteResponse)(nil),  // 65: rollwave.v1.ACLTokenDeleteResponse
+	(*GossipKeyringRequest)(nil),    // 66: rollwave.v1.GossipKeyringRequest
+	(*GossipKeyringResponse)(nil),   // 67: rollwave.v1.GossipKeyringResponse
+	(*NotifyStatusRequest)(nil),     // 68: rollwave.v1.NotifyStatusRequest
+	(*NotifyStatusResponse)(nil),    // 69: rollwave.v1.NotifyStatusResponse
+	(*NotifyTargetStatus)(nil),      // 70: rollwave.v1.NotifyTargetStatus
+	(*SubmitChainRequest)(nil),      // 71: rollwave.v1.SubmitChainRequest
+	(*SubmitChainResponse)(nil),     // 72: rollwave.v1.SubmitChainResponse
+	(*GetChainRequest)(nil),         // 73: rollwave.v1.GetChainRequest
+	(*ChainStepStatus)(nil),         // 74: rollwave.v1.ChainStepStatus
+	(*GetChainResponse)(nil),        // 75: rollwave.v1.GetChainResponse
+	(*ListChainsRequest)(nil),       // 76: rollwave.v1.ListChainsRequest
+	(*ListChainsResponse)(nil),      // 77: rollwave.v1.ListChainsResponse
+	(*ChainActionRequest)(nil),      // 78: rollwave.v1.ChainActionRequest
+	(*Host)(nil),                    // 79: rollwave.v1.Host
+	(*Assignment)(nil),              // 80: rollwave.v1.Assignment
+	(*HostMetrics)(nil),             // 81: rollwave.v1.HostMetrics
+	(*SlotMetrics)(nil),             // 82: rollwave.v1.SlotMetrics
+	(Slot)(0),                       // 83: rollwave.v1.Slot
+	(*LogLine)(nil),                 // 84: rollwave.v1.LogLine
+	(*Cell)(nil),                    // 85: rollwave.v1.Cell
+	(*Release)(nil),                 // 86: rollwave.v1.Release
+	(*ReleaseSpec)(nil),             // 87: rollwave.v1.ReleaseSpec
+	(*Phase)(nil),                   // 88: rollwave.v1.Phase
+	(ReleaseState)(0),               // 89: rollwave.v1.ReleaseState
+	(*Event)(nil),                   // 90: rollwave.v1.Event
+	(*FreezeWindow)(nil),            // 91: rollwave.v1.FreezeWindow
+	(*Chain)(nil),                   // 92: rollwave.v1.Chain
 }
 var file_rollwave_v1_operator_proto_depIdxs = []int32{
 	2,  // 0: rollwave.v1.MembersResponse.members:type_name -> rollwave.v1.Member
 	5,  // 1: rollwave.v1.RaftPeersResponse.peers:type_name -> rollwave.v1.RaftPeer
-	78, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
-	79, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
+	79, // 2: rollwave.v1.HostView.host:type_name -> rollwave.v1.Host
+	80, // 3: rollwave.v1.HostView.assignments:type_name -> rollwave.v1.Assignment
 	17, // 4: rollwave.v1.HostView.drift:type_name -> rollwave.v1.DriftedHost
 	15, // 5: rollwave.v1.HostView.metrics:type_name -> rollwave.v1.HostSample
-	80, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
-	81, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
+	81, // 6: rollwave.v1.HostSample.host:type_name -> rollwave.v1.HostMetrics
+	82, // 7: rollwave.v1.HostSample.slots:type_name -> rollwave.v1.SlotMetrics
 	16, // 8: rollwave.v1.HostSample.requests:type_name -> rollwave.v1.SlotRequests
-	82, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
+	83, // 9: rollwave.v1.SlotRequests.slot:type_name -> rollwave.v1.Slot
 	13, // 10: rollwave.v1.ListHostsResponse.hosts:type_name -> rollwave.v1.HostView
-	82, // 11: rollwave.v1.HostLogsRequest.slot:type_name -> rollwave.v1.Slot
-	83, // 12: rollwave.v1.HostLogsResponse.lines:type_name -> rollwave.v1.LogLine
-	82, // 13: rollwave.v1.HostLogsResponse.slot:type_name -> rollwave.v1.Slot
-	84, // 14: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
+	83, // 11: rollwave.v1.HostLogsRequest.slot:type_name -> rollwave.v1.Slot
+	84, // 12: rollwave.v1.HostLogsResponse.lines:type_name -> rollwave.v1.LogLine
+	83, // 13: rollwave.v1.HostLogsResponse.slot:type_name -> rollwave.v1.Slot
+	85, // 14: rollwave.v1.CellView.cell:type_name -> rollwave.v1.Cell
 	22, // 15: rollwave.v1.ListCellsResponse.cells:type_name -> rollwave.v1.CellView
-	84, // 16: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
-	84, // 17: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
-	85, // 18: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
-	86, // 19: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
-	87, // 20: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
-	85, // 21: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
-	79, // 22: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	85, // 16: rollwave.v1.SetCellRequest.cell:type_name -> rollwave.v1.Cell
+	85, // 17: rollwave.v1.SetCellResponse.cell:type_name -> rollwave.v1.Cell
+	86, // 18: rollwave.v1.SubmitReleaseResponse.release:type_name -> rollwave.v1.Release
+	87, // 19: rollwave.v1.PlanReleaseResponse.spec:type_name -> rollwave.v1.ReleaseSpec
+	88, // 20: rollwave.v1.PlanReleaseResponse.phases:type_name -> rollwave.v1.Phase
+	86, // 21: rollwave.v1.GetReleaseResponse.release:type_name -> rollwave.v1.Release
+	80, // 22: rollwave.v1.GetReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
 	17, // 23: rollwave.v1.GetReleaseResponse.drifted:type_name -> rollwave.v1.DriftedHost
-	85, // 24: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
-	17, // 25: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
-	88, // 26: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
-	85, // 27: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
-	85, // 28: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
-	41, // 29: rollwave.v1.ReportResponse.apps:type_name -> rollwave.v1.AppReport
-	89, // 30: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
-	85, // 31: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
-	79, // 32: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
-	89, // 33: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
-	90, // 34: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
-	90, // 35: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
-	51, // 36: rollwave.v1.ListFreezesResponse.schedules:type_name -> rollwave.v1.FreezeSchedule
-	52, // 37: rollwave.v1.FreezeSchedule.next:type_name -> rollwave.v1.FreezeOccurrence
-	57, // 38: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
-	57, // 39: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
-	69, // 40: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
-	91, // 41: rollwave.v1.SubmitChainResponse.chain:type_name -> rollwave.v1.Chain
-	85, // 42: rollwave.v1.ChainStepStatus.release:type_name -> rollwave.v1.Release
-	85, // 43: rollwave.v1.ChainStepStatus.revert:type_name -> rollwave.v1.Release
-	91, // 44: rollwave.v1.GetChainResponse.chain:type_name -> rollwave.v1.Chain
-	73, // 45: rollwave.v1.GetChainResponse.steps:type_name -> rollwave.v1.ChainStepStatus
-	74, // 46: rollwave.v1.ListChainsResponse.chains:type_name -> rollwave.v1.GetChainResponse
-	0,  // 47: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
-	3,  // 48: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
-	6,  // 49: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
-	8,  // 50: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
-	10, // 51: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
-	11, // 52: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
-	65, // 53: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
-	14, // 54: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
-	21, // 55: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
-	24, // 56: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
-	26, // 57: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
-	19, // 58: rollwave.v1.OperatorService.HostLogs:input_type -> rollwave.v1.HostLogsRequest
-	28, // 59: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
-	30, // 60: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
-	32, // 61: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
-	36, // 62: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
-	38, // 63: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 64: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 65: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 66: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 67: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 68: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	38, // 69: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
-	40, // 70: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
-	70, // 71: rollwave.v1.OperatorService.SubmitChain:input_type -> rollwave.v1.SubmitChainRequest
-	72, // 72: rollwave.v1.OperatorService.GetChain:input_type -> rollwave.v1.GetChainRequest
-	75, // 73: rollwave.v1.OperatorService.ListChains:input_type -> rollwave.v1.ListChainsRequest
-	77, // 74: rollwave.v1.OperatorService.RollbackChain:input_type -> rollwave.v1.ChainActionRequest
-	34, // 75: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
-	43, // 76: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
-	45, // 77: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
-	47, // 78: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
-	49, // 79: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
-	53, // 80: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
-	55, // 81: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
-	38, // 82: rollwave.v1.OperatorService.OverrideFreeze:input_type -> rollwave.v1.ReleaseActionRequest
-	58, // 83: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
-	60, // 84: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
-	61, // 85: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
-	63, // 86: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
-	67, // 87: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
-	1,  // 88: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
-	4,  // 89: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
-	7,  // 90: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
-	9,  // 91: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
-	11, // 92: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
-	12, // 93: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
-	66, // 94: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
-	18, // 95: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
-	23, // 96: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
-	25, // 97: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
-	27, // 98: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
-	20, // 99: rollwave.v1.OperatorService.HostLogs:output_type -> rollwave.v1.HostLogsResponse
-	29, // 100: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
-	31, // 101: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
-	33, // 102: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
-	37, // 103: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
-	39, // 104: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 105: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 106: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 107: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 108: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 109: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	39, // 110: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
-	42, // 111: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
-	71, // 112: rollwave.v1.OperatorService.SubmitChain:output_type -> rollwave.v1.SubmitChainResponse
-	74, // 113: rollwave.v1.OperatorService.GetChain:output_type -> rollwave.v1.GetChainResponse
-	76, // 114: rollwave.v1.OperatorService.ListChains:output_type -> rollwave.v1.ListChainsResponse
-	74, // 115: rollwave.v1.OperatorService.RollbackChain:output_type -> rollwave.v1.GetChainResponse
-	35, // 116: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
-	44, // 117: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
-	46, // 118: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
-	48, // 119: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
-	50, // 120: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
-	54, // 121: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
-	56, // 122: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
-	39, // 123: rollwave.v1.OperatorService.OverrideFreeze:output_type -> rollwave.v1.ReleaseActionResponse
-	59, // 124: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
-	59, // 125: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
-	62, // 126: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
-	64, // 127: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
-	68, // 128: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
-	88, // [88:129] is the sub-list for method output_type
-	47, // [47:88] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	34, // 24: rollwave.v1.GetReleaseResponse.traffic:type_name -> rollwave.v1.HostTraffic
+	86, // 25: rollwave.v1.ConvergeReleaseResponse.release:type_name -> rollwave.v1.Release
+	17, // 26: rollwave.v1.ConvergeReleaseResponse.skipped:type_name -> rollwave.v1.DriftedHost
+	89, // 27: rollwave.v1.ListReleasesRequest.states:type_name -> rollwave.v1.ReleaseState
+	86, // 28: rollwave.v1.ListReleasesResponse.releases:type_name -> rollwave.v1.Release
+	86, // 29: rollwave.v1.ReleaseActionResponse.release:type_name -> rollwave.v1.Release
+	42, // 30: rollwave.v1.ReportResponse.apps:type_name -> rollwave.v1.AppReport
+	90, // 31: rollwave.v1.ListEventsResponse.events:type_name -> rollwave.v1.Event
+	86, // 32: rollwave.v1.WatchReleaseResponse.release:type_name -> rollwave.v1.Release
+	80, // 33: rollwave.v1.WatchReleaseResponse.assignments:type_name -> rollwave.v1.Assignment
+	90, // 34: rollwave.v1.WatchReleaseResponse.events:type_name -> rollwave.v1.Event
+	34, // 35: rollwave.v1.WatchReleaseResponse.traffic:type_name -> rollwave.v1.HostTraffic
+	91, // 36: rollwave.v1.AddFreezeResponse.window:type_name -> rollwave.v1.FreezeWindow
+	91, // 37: rollwave.v1.ListFreezesResponse.windows:type_name -> rollwave.v1.FreezeWindow
+	52, // 38: rollwave.v1.ListFreezesResponse.schedules:type_name -> rollwave.v1.FreezeSchedule
+	53, // 39: rollwave.v1.FreezeSchedule.next:type_name -> rollwave.v1.FreezeOccurrence
+	58, // 40: rollwave.v1.ACLTokenSecretResponse.token:type_name -> rollwave.v1.ACLTokenInfo
+	58, // 41: rollwave.v1.ACLTokenListResponse.tokens:type_name -> rollwave.v1.ACLTokenInfo
+	70, // 42: rollwave.v1.NotifyStatusResponse.targets:type_name -> rollwave.v1.NotifyTargetStatus
+	92, // 43: rollwave.v1.SubmitChainResponse.chain:type_name -> rollwave.v1.Chain
+	86, // 44: rollwave.v1.ChainStepStatus.release:type_name -> rollwave.v1.Release
+	86, // 45: rollwave.v1.ChainStepStatus.revert:type_name -> rollwave.v1.Release
+	92, // 46: rollwave.v1.GetChainResponse.chain:type_name -> rollwave.v1.Chain
+	74, // 47: rollwave.v1.GetChainResponse.steps:type_name -> rollwave.v1.ChainStepStatus
+	75, // 48: rollwave.v1.ListChainsResponse.chains:type_name -> rollwave.v1.GetChainResponse
+	0,  // 49: rollwave.v1.OperatorService.Status:input_type -> rollwave.v1.StatusRequest
+	3,  // 50: rollwave.v1.OperatorService.Members:input_type -> rollwave.v1.MembersRequest
+	6,  // 51: rollwave.v1.OperatorService.RaftPeers:input_type -> rollwave.v1.RaftPeersRequest
+	8,  // 52: rollwave.v1.OperatorService.RemovePeer:input_type -> rollwave.v1.RemovePeerRequest
+	10, // 53: rollwave.v1.OperatorService.SnapshotSave:input_type -> rollwave.v1.SnapshotSaveRequest
+	11, // 54: rollwave.v1.OperatorService.SnapshotRestore:input_type -> rollwave.v1.SnapshotChunk
+	66, // 55: rollwave.v1.OperatorService.GossipKeyring:input_type -> rollwave.v1.GossipKeyringRequest
+	14, // 56: rollwave.v1.OperatorService.ListHosts:input_type -> rollwave.v1.ListHostsRequest
+	21, // 57: rollwave.v1.OperatorService.ListCells:input_type -> rollwave.v1.ListCellsRequest
+	24, // 58: rollwave.v1.OperatorService.SetCell:input_type -> rollwave.v1.SetCellRequest
+	26, // 59: rollwave.v1.OperatorService.DeleteCell:input_type -> rollwave.v1.DeleteCellRequest
+	19, // 60: rollwave.v1.OperatorService.HostLogs:input_type -> rollwave.v1.HostLogsRequest
+	28, // 61: rollwave.v1.OperatorService.SubmitRelease:input_type -> rollwave.v1.SubmitReleaseRequest
+	30, // 62: rollwave.v1.OperatorService.PlanRelease:input_type -> rollwave.v1.PlanReleaseRequest
+	32, // 63: rollwave.v1.OperatorService.GetRelease:input_type -> rollwave.v1.GetReleaseRequest
+	37, // 64: rollwave.v1.OperatorService.ListReleases:input_type -> rollwave.v1.ListReleasesRequest
+	39, // 65: rollwave.v1.OperatorService.PauseRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 66: rollwave.v1.OperatorService.ResumeRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 67: rollwave.v1.OperatorService.ApproveRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 68: rollwave.v1.OperatorService.AbortRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 69: rollwave.v1.OperatorService.RollbackRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 70: rollwave.v1.OperatorService.PromoteRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	39, // 71: rollwave.v1.OperatorService.AckRelease:input_type -> rollwave.v1.ReleaseActionRequest
+	41, // 72: rollwave.v1.OperatorService.Report:input_type -> rollwave.v1.ReportRequest
+	71, // 73: rollwave.v1.OperatorService.SubmitChain:input_type -> rollwave.v1.SubmitChainRequest
+	73, // 74: rollwave.v1.OperatorService.GetChain:input_type -> rollwave.v1.GetChainRequest
+	76, // 75: rollwave.v1.OperatorService.ListChains:input_type -> rollwave.v1.ListChainsRequest
+	78, // 76: rollwave.v1.OperatorService.RollbackChain:input_type -> rollwave.v1.ChainActionRequest
+	35, // 77: rollwave.v1.OperatorService.ConvergeRelease:input_type -> rollwave.v1.ConvergeReleaseRequest
+	44, // 78: rollwave.v1.OperatorService.ListEvents:input_type -> rollwave.v1.ListEventsRequest
+	46, // 79: rollwave.v1.OperatorService.WatchRelease:input_type -> rollwave.v1.WatchReleaseRequest
+	48, // 80: rollwave.v1.OperatorService.AddFreeze:input_type -> rollwave.v1.AddFreezeRequest
+	50, // 81: rollwave.v1.OperatorService.ListFreezes:input_type -> rollwave.v1.ListFreezesRequest
+	54, // 82: rollwave.v1.OperatorService.RemoveFreeze:input_type -> rollwave.v1.RemoveFreezeRequest
+	56, // 83: rollwave.v1.OperatorService.SetGlobalFreeze:input_type -> rollwave.v1.SetGlobalFreezeRequest
+	39, // 84: rollwave.v1.OperatorService.OverrideFreeze:input_type -> rollwave.v1.ReleaseActionRequest
+	59, // 85: rollwave.v1.OperatorService.ACLBootstrap:input_type -> rollwave.v1.ACLBootstrapRequest
+	61, // 86: rollwave.v1.OperatorService.ACLTokenCreate:input_type -> rollwave.v1.ACLTokenCreateRequest
+	62, // 87: rollwave.v1.OperatorService.ACLTokenList:input_type -> rollwave.v1.ACLTokenListRequest
+	64, // 88: rollwave.v1.OperatorService.ACLTokenDelete:input_type -> rollwave.v1.ACLTokenDeleteRequest
+	68, // 89: rollwave.v1.OperatorService.NotifyStatus:input_type -> rollwave.v1.NotifyStatusRequest
+	1,  // 90: rollwave.v1.OperatorService.Status:output_type -> rollwave.v1.StatusResponse
+	4,  // 91: rollwave.v1.OperatorService.Members:output_type -> rollwave.v1.MembersResponse
+	7,  // 92: rollwave.v1.OperatorService.RaftPeers:output_type -> rollwave.v1.RaftPeersResponse
+	9,  // 93: rollwave.v1.OperatorService.RemovePeer:output_type -> rollwave.v1.RemovePeerResponse
+	11, // 94: rollwave.v1.OperatorService.SnapshotSave:output_type -> rollwave.v1.SnapshotChunk
+	12, // 95: rollwave.v1.OperatorService.SnapshotRestore:output_type -> rollwave.v1.SnapshotRestoreResponse
+	67, // 96: rollwave.v1.OperatorService.GossipKeyring:output_type -> rollwave.v1.GossipKeyringResponse
+	18, // 97: rollwave.v1.OperatorService.ListHosts:output_type -> rollwave.v1.ListHostsResponse
+	23, // 98: rollwave.v1.OperatorService.ListCells:output_type -> rollwave.v1.ListCellsResponse
+	25, // 99: rollwave.v1.OperatorService.SetCell:output_type -> rollwave.v1.SetCellResponse
+	27, // 100: rollwave.v1.OperatorService.DeleteCell:output_type -> rollwave.v1.DeleteCellResponse
+	20, // 101: rollwave.v1.OperatorService.HostLogs:output_type -> rollwave.v1.HostLogsResponse
+	29, // 102: rollwave.v1.OperatorService.SubmitRelease:output_type -> rollwave.v1.SubmitReleaseResponse
+	31, // 103: rollwave.v1.OperatorService.PlanRelease:output_type -> rollwave.v1.PlanReleaseResponse
+	33, // 104: rollwave.v1.OperatorService.GetRelease:output_type -> rollwave.v1.GetReleaseResponse
+	38, // 105: rollwave.v1.OperatorService.ListReleases:output_type -> rollwave.v1.ListReleasesResponse
+	40, // 106: rollwave.v1.OperatorService.PauseRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 107: rollwave.v1.OperatorService.ResumeRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 108: rollwave.v1.OperatorService.ApproveRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 109: rollwave.v1.OperatorService.AbortRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 110: rollwave.v1.OperatorService.RollbackRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 111: rollwave.v1.OperatorService.PromoteRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	40, // 112: rollwave.v1.OperatorService.AckRelease:output_type -> rollwave.v1.ReleaseActionResponse
+	43, // 113: rollwave.v1.OperatorService.Report:output_type -> rollwave.v1.ReportResponse
+	72, // 114: rollwave.v1.OperatorService.SubmitChain:output_type -> rollwave.v1.SubmitChainResponse
+	75, // 115: rollwave.v1.OperatorService.GetChain:output_type -> rollwave.v1.GetChainResponse
+	77, // 116: rollwave.v1.OperatorService.ListChains:output_type -> rollwave.v1.ListChainsResponse
+	75, // 117: rollwave.v1.OperatorService.RollbackChain:output_type -> rollwave.v1.GetChainResponse
+	36, // 118: rollwave.v1.OperatorService.ConvergeRelease:output_type -> rollwave.v1.ConvergeReleaseResponse
+	45, // 119: rollwave.v1.OperatorService.ListEvents:output_type -> rollwave.v1.ListEventsResponse
+	47, // 120: rollwave.v1.OperatorService.WatchRelease:output_type -> rollwave.v1.WatchReleaseResponse
+	49, // 121: rollwave.v1.OperatorService.AddFreeze:output_type -> rollwave.v1.AddFreezeResponse
+	51, // 122: rollwave.v1.OperatorService.ListFreezes:output_type -> rollwave.v1.ListFreezesResponse
+	55, // 123: rollwave.v1.OperatorService.RemoveFreeze:output_type -> rollwave.v1.RemoveFreezeResponse
+	57, // 124: rollwave.v1.OperatorService.SetGlobalFreeze:output_type -> rollwave.v1.SetGlobalFreezeResponse
+	40, // 125: rollwave.v1.OperatorService.OverrideFreeze:output_type -> rollwave.v1.ReleaseActionResponse
+	60, // 126: rollwave.v1.OperatorService.ACLBootstrap:output_type -> rollwave.v1.ACLTokenSecretResponse
+	60, // 127: rollwave.v1.OperatorService.ACLTokenCreate:output_type -> rollwave.v1.ACLTokenSecretResponse
+	63, // 128: rollwave.v1.OperatorService.ACLTokenList:output_type -> rollwave.v1.ACLTokenListResponse
+	65, // 129: rollwave.v1.OperatorService.ACLTokenDelete:output_type -> rollwave.v1.ACLTokenDeleteResponse
+	69, // 130: rollwave.v1.OperatorService.NotifyStatus:output_type -> rollwave.v1.NotifyStatusResponse
+	90, // [90:131] is the sub-list for method output_type
+	49, // [49:90] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_rollwave_v1_operator_proto_init() }
@@ -5205,7 +5317,7 @@ func file_rollwave_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rollwave_v1_operator_proto_rawDesc), len(file_rollwave_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   78,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -462,6 +462,11 @@ type SlotFacts struct {
 	// rest going to the other (old) slot. 0 when all traffic is on the
 	// active slot.
 	TrafficWeight int32 `protobuf:"varint,7,opt,name=traffic_weight,json=trafficWeight,proto3" json:"traffic_weight,omitempty"`
+	// True during a dark phase (phases.dark): the active (new) slot runs
+	// and is checked but gets no user traffic (traffic_weight is 0 then).
+	Dark bool `protobuf:"varint,30,opt,name=dark,proto3" json:"dark,omitempty"`
+	// True when the dark phase mirrors requests to the new slot.
+	Shadow        bool `protobuf:"varint,31,opt,name=shadow,proto3" json:"shadow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -543,6 +548,20 @@ func (x *SlotFacts) GetTrafficWeight() int32 {
 		return x.TrafficWeight
 	}
 	return 0
+}
+
+func (x *SlotFacts) GetDark() bool {
+	if x != nil {
+		return x.Dark
+	}
+	return false
+}
+
+func (x *SlotFacts) GetShadow() bool {
+	if x != nil {
+		return x.Shadow
+	}
+	return false
 }
 
 type Host struct {
@@ -1107,8 +1126,20 @@ type PhasesSpec struct {
 	// After this many phases (0 = never) each region proceeds with its own
 	// phases, bakes and gates (Phase.region, Release.regions).
 	ParallelRegionsAfter int32 `protobuf:"varint,50,opt,name=parallel_regions_after,json=parallelRegionsAfter,proto3" json:"parallel_regions_after,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Dark phase: on each host the new slot runs this long with no user
+	// traffic (health and synthetic checks against it) before the switch
+	// or the first weighted step; 0: none.
+	DarkMs int64 `protobuf:"varint,30,opt,name=dark_ms,json=darkMs,proto3" json:"dark_ms,omitempty"`
+	// During the dark phase the agent's http proxy mirrors a sample of
+	// user requests to the new slot, discards its answers and compares
+	// them (status class, latency) with the old slot's.
+	Shadow bool `protobuf:"varint,31,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	// Share of user requests mirrored, (0, 1].
+	ShadowSample float64 `protobuf:"fixed64,32,opt,name=shadow_sample,json=shadowSample,proto3" json:"shadow_sample,omitempty"`
+	// Methods mirrored (upper case); empty: GET and HEAD.
+	ShadowMethods []string `protobuf:"bytes,33,rep,name=shadow_methods,json=shadowMethods,proto3" json:"shadow_methods,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PhasesSpec) Reset() {
@@ -1195,6 +1226,34 @@ func (x *PhasesSpec) GetParallelRegionsAfter() int32 {
 		return x.ParallelRegionsAfter
 	}
 	return 0
+}
+
+func (x *PhasesSpec) GetDarkMs() int64 {
+	if x != nil {
+		return x.DarkMs
+	}
+	return 0
+}
+
+func (x *PhasesSpec) GetShadow() bool {
+	if x != nil {
+		return x.Shadow
+	}
+	return false
+}
+
+func (x *PhasesSpec) GetShadowSample() float64 {
+	if x != nil {
+		return x.ShadowSample
+	}
+	return 0
+}
+
+func (x *PhasesSpec) GetShadowMethods() []string {
+	if x != nil {
+		return x.ShadowMethods
+	}
+	return nil
 }
 
 // A count ("3") or a percentage ("25%").
@@ -3661,7 +3720,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x04risk\x18\x02 \x01(\x05R\x04risk\x12 \n" +
 	"\vcriticality\x18\x03 \x01(\tR\vcriticality\x12\x14\n" +
 	"\x05users\x18\x04 \x01(\x03R\x05users\x12*\n" +
-	"\x11updated_unix_nano\x18\x05 \x01(\x03R\x0fupdatedUnixNano\"\xf7\x01\n" +
+	"\x11updated_unix_nano\x18\x05 \x01(\x03R\x0fupdatedUnixNano\"\xa3\x02\n" +
 	"\tSlotFacts\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12)\n" +
 	"\x06active\x18\x02 \x01(\x0e2\x11.rollwave.v1.SlotR\x06active\x12!\n" +
@@ -3671,7 +3730,9 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"blue_state\x18\x05 \x01(\tR\tblueState\x12\x1f\n" +
 	"\vgreen_state\x18\x06 \x01(\tR\n" +
 	"greenState\x12%\n" +
-	"\x0etraffic_weight\x18\a \x01(\x05R\rtrafficWeight\"\x85\x03\n" +
+	"\x0etraffic_weight\x18\a \x01(\x05R\rtrafficWeight\x12\x12\n" +
+	"\x04dark\x18\x1e \x01(\bR\x04dark\x12\x16\n" +
+	"\x06shadow\x18\x1f \x01(\bR\x06shadow\"\x85\x03\n" +
 	"\x04Host\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04cell\x18\x02 \x01(\tR\x04cell\x12\x16\n" +
@@ -3726,7 +3787,7 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\x06labels\x18\x03 \x03(\v2#.rollwave.v1.TargetSpec.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa1\x03\n" +
 	"\n" +
 	"PhasesSpec\x12\x16\n" +
 	"\x06canary\x18\x01 \x01(\x05R\x06canary\x12\x16\n" +
@@ -3737,7 +3798,11 @@ const file_rollwave_v1_state_proto_rawDesc = "" +
 	"\fper_cell_max\x18\x06 \x01(\x05R\n" +
 	"perCellMax\x120\n" +
 	"\x14parallel_cells_after\x18\a \x01(\x05R\x12parallelCellsAfter\x124\n" +
-	"\x16parallel_regions_after\x182 \x01(\x05R\x14parallelRegionsAfter\":\n" +
+	"\x16parallel_regions_after\x182 \x01(\x05R\x14parallelRegionsAfter\x12\x17\n" +
+	"\adark_ms\x18\x1e \x01(\x03R\x06darkMs\x12\x16\n" +
+	"\x06shadow\x18\x1f \x01(\bR\x06shadow\x12#\n" +
+	"\rshadow_sample\x18  \x01(\x01R\fshadowSample\x12%\n" +
+	"\x0eshadow_methods\x18! \x03(\tR\rshadowMethods\":\n" +
 	"\bQuantity\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\x01R\x05value\x12\x18\n" +
 	"\apercent\x18\x02 \x01(\bR\apercent\"R\n" +
