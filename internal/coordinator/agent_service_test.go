@@ -213,8 +213,11 @@ func TestSilentSessionIsClosed(t *testing.T) {
 		case <-time.After(200 * time.Millisecond): // the heartbeat interval
 		}
 	}
-	if status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("silent session ended with %v, want DeadlineExceeded", err)
+	// The server ends a session from outside its handler by cancelling
+	// the stream's context (sessionTap), so the agent sees Canceled; the
+	// reason is in the server's log.
+	if status.Code(err) != codes.Canceled {
+		t.Fatalf("silent session ended with %v, want Canceled", err)
 	}
 	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
 		return !leader.AgentConnected("silent"), "the silent host still counts as connected"

@@ -30,7 +30,9 @@ var methodRoles = tlsutil.MethodRoles{
 }
 
 func (s *Server) grpcServerOptions() ([]grpc.ServerOption, error) {
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageSize)}
+	// sessionTap: agent sessions can be ended while their handler
+	// receives (agent_service.go).
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageSize), grpc.InTapHandle(sessionTap)}
 	// First in the chains, so a panic anywhere below (interceptors
 	// included) becomes codes.Internal instead of ending the process.
 	opts = append(opts, s.recoveryOptions()...)
