@@ -167,3 +167,74 @@ func TestHostWriterHoldsContactOnlyUpserts(t *testing.T) {
 		t.Fatalf("%d entries after a second flush with nothing pending, want 1", n)
 	}
 }
+
+// gatedRaft is a fakeRaft whose first Apply waits until gate closes (a
+// slow commit).
+type gatedRaft struct {
+	fakeRaft
+	gate    chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedRaft) Apply(t raftfsm.MessageType, cmd proto.Message) (any, error) {
+	first := false
+	g.once.Do(func() { first = true })
+	if first {
+		close(g.entered)
+		<-g.gate
+	}
+	return g.fakeRaft.Apply(t, cmd)
+}
+
+// TestHostWriterCatchesUpInLargerEntries: reports that pile up while a
+// commit is in flight go out in entries of up to writerMaxBatch, in order,
+// not writerNudgeAt at a time (each entry is one commit in a row: at
+// 10,000 hosts, 256 per entry made a phase wait for 40 of them).
+func TestHostWriterCatchesUpInLargerEntries(t *testing.T) {
+	r := &gatedRaft{gate: make(chan struct{}), entered: make(chan struct{})}
+	w := newHostWriter(r, testutil.Logger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	upd := func(i int) *rollwavev1.AssignmentUpdate {
+		return &rollwavev1.AssignmentUpdate{Host: fmt.Sprintf("h%05d", i), App: "api", Generation: 1,
+			State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY}
+	}
+	w.UpdateAssignment(upd(0))
+	select {
+	case <-r.entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first update was not written within 20 s")
+	}
+	const piled = 3000
+	for i := 1; i <= piled; i++ {
+		w.UpdateAssignment(upd(i))
+	}
+	close(r.gate)
+	var sizes []int
+	var hosts []string
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		sizes, hosts = nil, nil
+		for _, c := range r.commands() {
+			if c, ok := c.(*rollwavev1.UpdateAssignmentsCommand); ok {
+				sizes = append(sizes, len(c.GetUpdates()))
+				for _, u := range c.GetUpdates() {
+					hosts = append(hosts, u.GetHost())
+				}
+			}
+		}
+		return len(hosts) == piled+1, fmt.Sprintf("%d of %d updates written, entries of %v", len(hosts), piled+1, sizes)
+	})
+	for i, h := range hosts {
+		if want := fmt.Sprintf("h%05d", i); h != want {
+			t.Fatalf("update %d is for %s, want %s (order lost)", i, h, want)
+		}
+	}
+	// 1 (the slow commit), then the 3,000 piled up: 1,024 + 1,024 + 952.
+	if fmt.Sprint(sizes) != "[1 1024 1024 952]" {
+		t.Fatalf("entries of %v updates, want [1 1024 1024 952]", sizes)
+	}
+}
