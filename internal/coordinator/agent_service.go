@@ -143,14 +143,15 @@ func (a *agentSession) drain() {
 			ended = true
 		default:
 		}
-		if ended || len(a.queue) == 0 {
+		st := a.stream // nil once stopSending ran: the handler has returned
+		if ended || st == nil || len(a.queue) == 0 {
 			a.sending = false
-			if ended {
+			if a.drained != nil { // stopSending waits for this
+				close(a.drained)
+				a.drained = nil
+			}
+			if ended || st == nil {
 				a.queue = nil
-				if a.drained != nil {
-					close(a.drained)
-					a.drained = nil
-				}
 			} else if cap(a.queue) > 8 {
 				a.queue = nil // an order burst's backing array goes with it
 			} else {
@@ -163,7 +164,7 @@ func (a *agentSession) drain() {
 		a.queue[0] = nil
 		a.queue = a.queue[1:]
 		a.sendMu.Unlock()
-		if err := a.stream.Send(m); err != nil {
+		if err := st.Send(m); err != nil {
 			a.close(err)
 		}
 	}
