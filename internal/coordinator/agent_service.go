@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rollwave/rollwave/internal/deploy/dispatch"
@@ -58,12 +59,30 @@ func newAgentService(s *Server) (*agentService, error) {
 }
 
 // agentSession is one connected agent.
+//
+// Its stream has one goroutine of rollwave's: the handler, which receives.
+// Messages to the agent are queued and sent by a goroutine that runs only
+// while the queue is not empty, so that sending (acks, orders) never waits
+// on the agent's next message and an idle session costs no goroutine
+// stack for sending (docs/performance.md, "Coordinator memory"). The
+// session is ended from outside (replaced, silent, leadership lost) by
+// cancelling the stream's context, which ends the handler's Recv; the
+// context is made cancellable by sessionTap.
 type agentSession struct {
 	hostID string
-	send   chan *rollwavev1.CoordinatorMessage
 	done   chan struct{}
 	once   sync.Once
 	err    error
+	// cancel ends the stream's context (sessionTap); nil in tests that
+	// build a session by hand.
+	cancel context.CancelCauseFunc
+
+	// sendMu guards the send queue; stream is where drain sends.
+	sendMu  sync.Mutex
+	queue   []*rollwavev1.CoordinatorMessage
+	sending bool          // a drain goroutine runs
+	drained chan struct{} // closed by the drain goroutine that sees the session closed; nil while none runs
+	stream  grpc.ServerStreamingServer[rollwavev1.CoordinatorMessage]
 
 	mu            sync.Mutex
 	lastContact   time.Time
@@ -80,20 +99,109 @@ func (a *agentSession) close(err error) {
 	a.once.Do(func() {
 		a.err = err
 		close(a.done)
+		if a.cancel != nil {
+			a.cancel(err)
+		}
 	})
 }
 
 // Send queues a message for the agent without blocking. A full queue means
 // the agent is not keeping up: its session is closed so it reconnects.
 func (a *agentSession) Send(m *rollwavev1.CoordinatorMessage) bool {
+	a.sendMu.Lock()
 	select {
-	case a.send <- m:
-		return true
 	case <-a.done:
+		a.sendMu.Unlock()
 		return false
 	default:
+	}
+	if len(a.queue) >= sessionSendBuffer {
+		a.sendMu.Unlock()
 		a.close(status.Error(codes.ResourceExhausted, "agent is not reading its session; reconnect"))
 		return false
+	}
+	a.queue = append(a.queue, m)
+	start := !a.sending && a.stream != nil
+	if start {
+		a.sending = true
+	}
+	a.sendMu.Unlock()
+	if start {
+		go a.drain()
+	}
+	return true
+}
+
+// drain sends the queued messages in order and exits when the queue is
+// empty or the session has ended.
+func (a *agentSession) drain() {
+	for {
+		a.sendMu.Lock()
+		ended := false
+		select {
+		case <-a.done:
+			ended = true
+		default:
+		}
+		st := a.stream // nil once stopSending ran: the handler has returned
+		if ended || st == nil || len(a.queue) == 0 {
+			a.sending = false
+			if a.drained != nil { // stopSending waits for this
+				close(a.drained)
+				a.drained = nil
+			}
+			if ended || st == nil {
+				a.queue = nil
+			} else if cap(a.queue) > 8 {
+				a.queue = nil // an order burst's backing array goes with it
+			} else {
+				a.queue = a.queue[:0]
+			}
+			a.sendMu.Unlock()
+			return
+		}
+		m := a.queue[0]
+		a.queue[0] = nil
+		a.queue = a.queue[1:]
+		a.sendMu.Unlock()
+		if err := st.Send(m); err != nil {
+			a.close(err)
+		}
+	}
+}
+
+// startSending lets queued and future messages go out on stream.
+func (a *agentSession) startSending(stream grpc.ServerStreamingServer[rollwavev1.CoordinatorMessage]) {
+	a.sendMu.Lock()
+	a.stream = stream
+	start := !a.sending && len(a.queue) > 0
+	if start {
+		a.sending = true
+	}
+	a.sendMu.Unlock()
+	if start {
+		go a.drain()
+	}
+}
+
+// stopSending closes the session and waits until no drain goroutine uses
+// the stream any more: the stream must not be written once its handler
+// has returned. A drain blocked in Send (the agent's flow-control window
+// is full) is released by the stream's context, which close cancels.
+func (a *agentSession) stopSending(err error) {
+	a.close(err)
+	a.sendMu.Lock()
+	var wait chan struct{}
+	if a.sending {
+		if a.drained == nil {
+			a.drained = make(chan struct{})
+		}
+		wait = a.drained
+	}
+	a.stream = nil
+	a.sendMu.Unlock()
+	if wait != nil {
+		<-wait
 	}
 }
 
@@ -220,13 +328,50 @@ func (r *agentRegistry) closeAll(err error) {
 	}
 }
 
+// sessionCancelKey holds, in an agent session's stream context, the
+// function that cancels that context (sessionTap).
+type sessionCancelKey struct{}
+
+// sessionTap makes the context of every agent session stream cancellable
+// by the server: grpc-go gives a handler no way to end its own stream
+// while it is blocked in Recv, but Recv (and a Send waiting for flow
+// control) ends when the stream's context does, and an InTapHandle may
+// replace that context before the stream starts. With it the handler
+// receives on its own goroutine and still ends at once when the session
+// is closed from elsewhere, with the status it was closed with. It runs
+// on the connection's reader goroutine for every new stream and does no
+// more than derive a context.
+func sessionTap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName != rollwavev1.AgentService_Session_FullMethodName {
+		return ctx, nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	return context.WithValue(ctx, sessionCancelKey{}, cancel), nil
+}
+
+// errHelloTimeout ends a stream that sent no hello in time.
+var errHelloTimeout = status.Errorf(codes.DeadlineExceeded, "no hello within %s", helloTimeout)
+
 // Session runs one agent's stream.
 func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentMessage, rollwavev1.CoordinatorMessage]) error {
-	s := g.s
-	first, err := recvWithTimeout(stream, helloTimeout)
+	cancel, ok := stream.Context().Value(sessionCancelKey{}).(context.CancelCauseFunc)
+	if !ok {
+		return status.Error(codes.Internal, "agent session stream started without the server's session tap")
+	}
+	defer cancel(nil)
+	hello := time.AfterFunc(helloTimeout, func() { cancel(errHelloTimeout) })
+	first, err := stream.Recv()
+	if !hello.Stop() {
+		return errHelloTimeout
+	}
 	if err != nil {
 		return err
 	}
+	return g.session(stream, first, cancel)
+}
+
+func (g *agentService) session(stream grpc.BidiStreamingServer[rollwavev1.AgentMessage, rollwavev1.CoordinatorMessage], first *rollwavev1.AgentMessage, cancel context.CancelCauseFunc) error {
+	s := g.s
 	hello := first.GetHello()
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first message of a session must be a hello")
@@ -267,13 +412,13 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 		}
 	}
 	hello.Applied = nil // the session keeps the hello; these are recorded below
-	wctx, cancel := context.WithTimeout(stream.Context(), s.cfg.ApplyTimeout)
-	err = s.dispatch.Writer().Commit(wctx, &rollwavev1.Host{
+	wctx, wcancel := context.WithTimeout(stream.Context(), s.cfg.ApplyTimeout)
+	err := s.dispatch.Writer().Commit(wctx, &rollwavev1.Host{
 		Id: hello.GetHostId(), Cell: hello.GetCell(), Region: hello.GetRegion(), Labels: hello.GetLabels(),
 		AgentVersion: hello.GetAgentVersion(), Address: hello.GetAddress(), Apps: hello.GetSlots(),
 		LastContactUnixNano: now.UnixNano(),
 	}, updates)
-	cancel()
+	wcancel()
 	if err != nil {
 		s.log.Warn("could not record an agent's hello; it will reconnect", "host", hello.GetHostId(), "error", err)
 		return status.Errorf(codes.Unavailable, "record the host's state from its hello: %v", err)
@@ -281,8 +426,8 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 
 	sess := &agentSession{
 		hostID:      hello.GetHostId(),
-		send:        make(chan *rollwavev1.CoordinatorMessage, sessionSendBuffer),
 		done:        make(chan struct{}),
+		cancel:      cancel,
 		lastContact: time.Now(),
 		// The hello's write above persisted the contact: the first
 		// heartbeat need not write it again.
@@ -290,7 +435,7 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 	}
 	s.agents.add(sess)
 	defer s.agents.remove(sess)
-	defer sess.close(nil)
+	defer sess.stopSending(nil)
 	// No per-session logger (s.log.With): it would be kept, with its
 	// preformatted attributes, for every connected agent.
 	s.log.Info("agent session opened", "host", sess.hostID, "cell", hello.GetCell(), "agent_version", hello.GetAgentVersion(), "applied_reported", len(updates))
@@ -301,31 +446,24 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 	// The calendar before any order, so the agent judges orders by it.
 	defer s.openCalendar(sess)()
 	s.dispatch.ResendOrders(sess.hostID, sess.Send)
+	sess.startSending(stream)
 
-	// Receiving runs in its own goroutine so that sending (acks, orders)
-	// never waits on the agent's next message.
-	recvErr := make(chan error, 1)
-	go func() { recvErr <- g.recvLoop(stream, sess, hello) }()
-	// A silent session (a cut link sends no FIN) is closed through
-	// sess.done by the registry's watchSilence.
-	for {
-		select {
-		case m := <-sess.send:
-			if err := stream.Send(m); err != nil {
-				return err
-			}
-		case err := <-recvErr:
-			if errors.Is(err, io.EOF) {
-				s.log.Info("agent closed its session", "host", sess.hostID)
-				return nil
-			}
-			return err
-		case <-sess.done:
-			return sess.err
-		case <-s.shutdownCh:
-			return status.Error(codes.Unavailable, "server shutting down")
-		}
+	// A silent session (a cut link sends no FIN) is closed by the
+	// registry's watchSilence; a closed session's Recv ends with its
+	// stream's context.
+	err = g.recvLoop(stream, sess, hello)
+	select {
+	case <-sess.done:
+		return sess.err
+	case <-s.shutdownCh:
+		return status.Error(codes.Unavailable, "server shutting down")
+	default:
 	}
+	if errors.Is(err, io.EOF) {
+		s.log.Info("agent closed its session", "host", sess.hostID)
+		return nil
+	}
+	return err
 }
 
 func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.AgentMessage, rollwavev1.CoordinatorMessage], sess *agentSession, hello *rollwavev1.Hello) error {
@@ -334,6 +472,11 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 		m, err := stream.Recv()
 		if err != nil {
 			return err
+		}
+		select {
+		case <-sess.done:
+			return nil // the caller returns the reason it was closed
+		default:
 		}
 		now := time.Now()
 		switch msg := m.GetMsg().(type) {
@@ -398,22 +541,4 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 // same order.
 func protoSlicesEqual[M proto.Message](a, b []M) bool {
 	return slices.EqualFunc(a, b, func(x, y M) bool { return proto.Equal(x, y) })
-}
-
-func recvWithTimeout(stream grpc.BidiStreamingServer[rollwavev1.AgentMessage, rollwavev1.CoordinatorMessage], d time.Duration) (*rollwavev1.AgentMessage, error) {
-	type result struct {
-		m   *rollwavev1.AgentMessage
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		m, err := stream.Recv()
-		ch <- result{m, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.m, r.err
-	case <-time.After(d):
-		return nil, status.Errorf(codes.DeadlineExceeded, "no hello within %s", d)
-	}
 }

@@ -1,7 +1,9 @@
 package coordinator_test
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"go.uber.org/goleak"
 
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
 	"github.com/rollwave/rollwave/internal/raftfsm"
@@ -164,8 +168,8 @@ func TestHelloFactsReplaceStaleStateBeforeTheSessionCounts(t *testing.T) {
 // openAgentSession opens an agent session to addr without TLS, as an
 // agent would; the connection closes when the test ends.
 // TestSilentSessionIsClosed: a session whose agent stops sending (a cut
-// link sends no FIN) is closed by the leader with DeadlineExceeded once
-// it has been silent longer than AgentSilenceTimeout (2 s in coordtest),
+// link sends no FIN) is closed by the leader (the agent sees Canceled)
+// once it has been silent longer than AgentSilenceTimeout (2 s in coordtest),
 // and the host counts as not connected; a heartbeating session stays.
 func TestSilentSessionIsClosed(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
@@ -213,8 +217,11 @@ func TestSilentSessionIsClosed(t *testing.T) {
 		case <-time.After(200 * time.Millisecond): // the heartbeat interval
 		}
 	}
-	if status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("silent session ended with %v, want DeadlineExceeded", err)
+	// The server ends a session from outside its handler by cancelling
+	// the stream's context (sessionTap), so the agent sees Canceled; the
+	// reason is in the server's log.
+	if status.Code(err) != codes.Canceled {
+		t.Fatalf("silent session ended with %v, want Canceled", err)
 	}
 	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
 		return !leader.AgentConnected("silent"), "the silent host still counts as connected"
@@ -236,4 +243,75 @@ func openAgentSession(t *testing.T, addr string) rollwavev1.AgentService_Session
 		t.Fatal(err)
 	}
 	return stream
+}
+
+// TestReplacedSessionEndsWhileItsAgentIsSilent: the session handler
+// receives on its own goroutine, so a session closed from elsewhere — here
+// replaced by a newer session of the same host — must still end while its
+// agent sends nothing (the server cancels the stream's context), the newer
+// one must work, and once the agents are gone no goroutine of theirs is
+// left on the server (handler or sender).
+func TestReplacedSessionEndsWhileItsAgentIsSilent(t *testing.T) {
+	c := coordtest.NewCluster(t, 1)
+	leader := c.Leader(10 * time.Second)
+	before := goleak.IgnoreCurrent()
+	open := func() (rollwavev1.AgentService_SessionClient, context.CancelFunc) {
+		conn, err := grpc.NewClient(leader.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithCancel(ctx(t))
+		stream, err := rollwavev1.NewAgentServiceClient(conn).Session(sctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Hello{Hello: &rollwavev1.Hello{HostId: "h1", Cell: "c1"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := stream.Recv(); err != nil || m.GetWelcome() == nil {
+			t.Fatalf("first message %v, %v; want a welcome", m, err)
+		}
+		return stream, func() { cancel(); conn.Close() }
+	}
+	old, closeOld := open()
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := old.Recv(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	newer, closeNewer := open()
+	select {
+	case err := <-ended:
+		if status.Code(err) != codes.Canceled {
+			t.Fatalf("the replaced session ended with %v, want Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the replaced session is still open 30 s after a newer session of its host was welcomed")
+	}
+	if err := newer.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Heartbeat{Heartbeat: &rollwavev1.Heartbeat{Seq: 7}}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := newer.Recv()
+	for err == nil && m.GetAck() == nil {
+		m, err = newer.Recv()
+	}
+	if err != nil || m.GetAck().GetSeq() != 7 {
+		t.Fatalf("newer session got %v, %v; want the ack of 7", m, err)
+	}
+	if !leader.AgentConnected("h1") {
+		t.Fatal("h1 does not count as connected through its newer session")
+	}
+	closeOld()
+	closeNewer()
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		err := goleak.Find(before)
+		if err == nil || !strings.Contains(err.Error(), "coordinator.(*agent") {
+			return true, ""
+		}
+		return false, fmt.Sprintf("session goroutines left on the server: %v", err)
+	})
 }

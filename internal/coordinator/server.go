@@ -19,6 +19,8 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/rollwave/rollwave/internal/dashboard"
 	"github.com/rollwave/rollwave/internal/deploy/dispatch"
@@ -479,6 +481,11 @@ func (s *Server) Shutdown() error {
 func (s *Server) closeAll() error {
 	var errs []error
 	s.closeHTTP()
+	if s.agents != nil {
+		// Agent sessions end with a status the agents understand (their
+		// handlers are in Recv; Stop alone would just cut the connections).
+		s.agents.closeAll(status.Error(codes.Unavailable, "server shutting down"))
+	}
 	if s.grpcSrv != nil {
 		// Stop, not GracefulStop: watch streams would hold it open forever.
 		s.grpcSrv.Stop()

@@ -10,16 +10,20 @@ import (
 	"github.com/rollwave/rollwave/internal/tlsutil"
 )
 
-// tlsReadBufferSize is the gRPC read buffer of a TLS connection. grpc-go
-// reads a plain TCP connection into pooled buffers only while data is
-// ready, but puts a bufio.Reader of ReadBufferSize (default 32 KiB) in
-// front of anything else, a TLS connection included, for the
-// connection's lifetime: 32 KiB per agent on the leader. The TLS
-// connection buffers a whole record itself, and bufio reads larger than
-// its buffer bypass it, so 4 KiB costs nothing measurable and saves
-// ~30 MiB of heap per 1,000 agents (docs/performance.md). It does not
-// bound message sizes (maxMessageSize does).
-const tlsReadBufferSize = 4 << 10
+// connBufferSize is the gRPC read and write buffer of every connection.
+// grpc-go's defaults are 32 KiB each. On a TLS connection the read buffer
+// is a bufio.Reader kept for the connection's lifetime (32 KiB per agent
+// on the leader); on a plain TCP connection (readyConn) and for writes it
+// is taken from a pool for each read and each burst of writes, and held
+// until the connection's reader or writer goroutine has handled it. With
+// thousands of agent connections busy at once (a phase's orders, every
+// agent's reports, on a CPU-starved leader) those held buffers were the
+// largest part of the leader's peak heap: 76 MiB of 163 MiB sampled at
+// 5,000 agents during a rollout (docs/performance.md, "Coordinator
+// memory"). Agent messages are a few hundred bytes; reads larger than the
+// buffer bypass it, larger writes are flushed in several writes. It does
+// not bound message sizes (maxMessageSize does).
+const connBufferSize = 4 << 10
 
 // methodRoles says which certificate roles may call which service: agents
 // only the agent session; operators (cli) and other servers (forwarding,
@@ -30,7 +34,10 @@ var methodRoles = tlsutil.MethodRoles{
 }
 
 func (s *Server) grpcServerOptions() ([]grpc.ServerOption, error) {
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageSize)}
+	// sessionTap: agent sessions can be ended while their handler
+	// receives (agent_service.go).
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageSize), grpc.InTapHandle(sessionTap),
+		grpc.ReadBufferSize(connBufferSize), grpc.WriteBufferSize(connBufferSize)}
 	// First in the chains, so a panic anywhere below (interceptors
 	// included) becomes codes.Internal instead of ending the process.
 	opts = append(opts, s.recoveryOptions()...)
@@ -47,7 +54,6 @@ func (s *Server) grpcServerOptions() ([]grpc.ServerOption, error) {
 		}
 		opts = append(opts,
 			grpc.Creds(credentials.NewTLS(tc)),
-			grpc.ReadBufferSize(tlsReadBufferSize),
 			grpc.ChainUnaryInterceptor(tlsutil.UnaryAuthorizer(methodRoles)),
 			grpc.ChainStreamInterceptor(tlsutil.StreamAuthorizer(methodRoles)),
 		)

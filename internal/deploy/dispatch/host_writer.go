@@ -19,18 +19,15 @@ const (
 	// be committed, which sets most of a phase's control-plane overhead
 	// (docs/performance.md). An idle writer writes nothing.
 	writerFlushEvery = 20 * time.Millisecond
-	writerMaxBatch   = 256
-	// writerMaxUpdates caps the assignment updates of one entry. Reports
-	// that queue up while the writer waits for an entry's commit (many
-	// releases at once, or a big phase finalizing) go out together in the
-	// next one, up to this many: the writer commits one entry at a time,
-	// and an entry costs a round of log writes and fsyncs on every server
-	// whatever its size, so 256 per entry capped progress at 256 × entries
-	// per second (20 releases over 1,000 hosts at once: ~100,000 reports
-	// in a queue of 400 commits one after another). 2,048 updates with
-	// their move events stay far below the 8 MiB command limit (~0.2 KiB
-	// each, 1 KiB at most).
-	writerMaxUpdates = 2048
+	// writerNudgeAt pending items flush at once instead of at the next
+	// tick; one entry then takes up to writerMaxBatch of them. Entries are
+	// written one after another (each waits for its commit), so what
+	// piles up during one commit goes in the next: at 10,000 hosts a
+	// phase of 2,500 makes ~10,000 reports, and at 256 per entry their 40
+	// commits in a row were most of the phase's overhead (6.5 s on a
+	// shared 2-core machine). 1,024 updates are ~200 KiB of entry.
+	writerNudgeAt  = 256
+	writerMaxBatch = 1024
 	// contactFlushEvery is how long a host upsert that only moves last
 	// contact (PersistContact) may wait for company. Every host persists
 	// its contact every 30 s (the leader keeps the exact time in memory),
@@ -138,7 +135,7 @@ func (w *HostWriter) queueHost(h *rollwavev1.Host, due time.Time) {
 	w.queueHostLocked(h, due)
 	n := len(w.hosts)
 	w.mu.Unlock()
-	if n >= writerMaxBatch {
+	if n >= writerNudgeAt {
 		w.nudge()
 	}
 }
@@ -157,7 +154,7 @@ func (w *HostWriter) UpdateAssignment(u *rollwavev1.AssignmentUpdate) {
 	w.updateWaiters = append(w.updateWaiters, nil)
 	n := len(w.updates)
 	w.mu.Unlock()
-	if n >= writerMaxBatch {
+	if n >= writerNudgeAt {
 		w.nudge()
 	}
 }
@@ -201,7 +198,7 @@ func (w *HostWriter) flush() {
 	w.mu.Lock()
 	var hosts []*rollwavev1.Host
 	hostWaiters := map[string][]chan error{}
-	hostsDue := len(w.hosts) >= writerMaxBatch || !w.now().Before(w.hostsDue)
+	hostsDue := len(w.hosts) >= writerNudgeAt || !w.now().Before(w.hostsDue)
 	if hostsDue {
 		for id, h := range w.hosts {
 			hosts = append(hosts, h)
@@ -217,7 +214,7 @@ func (w *HostWriter) flush() {
 	}
 	var updates []*rollwavev1.AssignmentUpdate
 	var updateWaiters []chan error
-	if n := min(len(w.updates), writerMaxUpdates); n > 0 {
+	if n := min(len(w.updates), writerMaxBatch); n > 0 {
 		updates = append(updates, w.updates[:n]...)
 		updateWaiters = append(updateWaiters, w.updateWaiters[:n]...)
 		w.updates = w.updates[n:]

@@ -168,28 +168,31 @@ func TestHostWriterHoldsContactOnlyUpserts(t *testing.T) {
 	}
 }
 
-// gatedRaft is fakeRaft whose first apply waits for open to close, after
-// closing entered.
+// gatedRaft is a fakeRaft whose first Apply waits until gate closes (a
+// slow commit).
 type gatedRaft struct {
 	fakeRaft
-	once          sync.Once
-	entered, open chan struct{}
+	gate    chan struct{}
+	entered chan struct{}
+	once    sync.Once
 }
 
 func (g *gatedRaft) Apply(t raftfsm.MessageType, cmd proto.Message) (any, error) {
-	g.once.Do(func() {
+	first := false
+	g.once.Do(func() { first = true })
+	if first {
 		close(g.entered)
-		<-g.open
-	})
+		<-g.gate
+	}
 	return g.fakeRaft.Apply(t, cmd)
 }
 
-// TestHostWriterWritesABacklogTogether: reports that queue up while the
-// writer waits for a commit go out in the next entry together, in order,
-// up to writerMaxUpdates each (256 per entry made many releases at once
-// wait on one commit per 256 reports).
-func TestHostWriterWritesABacklogTogether(t *testing.T) {
-	r := &gatedRaft{entered: make(chan struct{}), open: make(chan struct{})}
+// TestHostWriterCatchesUpInLargerEntries: reports that pile up while a
+// commit is in flight go out in entries of up to writerMaxBatch, in order,
+// not writerNudgeAt at a time (each entry is one commit in a row: at
+// 10,000 hosts, 256 per entry made a phase wait for 40 of them).
+func TestHostWriterCatchesUpInLargerEntries(t *testing.T) {
+	r := &gatedRaft{gate: make(chan struct{}), entered: make(chan struct{})}
 	w := newHostWriter(r, testutil.Logger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -197,22 +200,23 @@ func TestHostWriterWritesABacklogTogether(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	upd := func(i int) *rollwavev1.AssignmentUpdate {
-		return &rollwavev1.AssignmentUpdate{Host: fmt.Sprintf("h%05d", i), App: "api", Generation: 1, State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING}
+		return &rollwavev1.AssignmentUpdate{Host: fmt.Sprintf("h%05d", i), App: "api", Generation: 1,
+			State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY}
 	}
 	w.UpdateAssignment(upd(0))
 	select {
 	case <-r.entered:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the first update never reached raft")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first update was not written within 20 s")
 	}
-	backlog := writerMaxUpdates + 500
-	for i := 1; i <= backlog; i++ {
+	const piled = 3000
+	for i := 1; i <= piled; i++ {
 		w.UpdateAssignment(upd(i))
 	}
-	close(r.open)
+	close(r.gate)
 	var sizes []int
 	var hosts []string
-	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
 		sizes, hosts = nil, nil
 		for _, c := range r.commands() {
 			if c, ok := c.(*rollwavev1.UpdateAssignmentsCommand); ok {
@@ -222,14 +226,15 @@ func TestHostWriterWritesABacklogTogether(t *testing.T) {
 				}
 			}
 		}
-		return len(hosts) == backlog+1, fmt.Sprintf("%d of %d updates written", len(hosts), backlog+1)
+		return len(hosts) == piled+1, fmt.Sprintf("%d of %d updates written, entries of %v", len(hosts), piled+1, sizes)
 	})
-	if fmt.Sprint(sizes) != fmt.Sprint([]int{1, writerMaxUpdates, 500}) {
-		t.Errorf("entries of %v updates, want [1 %d 500]", sizes, writerMaxUpdates)
-	}
 	for i, h := range hosts {
 		if want := fmt.Sprintf("h%05d", i); h != want {
-			t.Fatalf("update %d is %s, want %s: order lost", i, h, want)
+			t.Fatalf("update %d is for %s, want %s (order lost)", i, h, want)
 		}
+	}
+	// 1 (the slow commit), then the 3,000 piled up: 1,024 + 1,024 + 952.
+	if fmt.Sprint(sizes) != "[1 1024 1024 952]" {
+		t.Fatalf("entries of %v updates, want [1 1024 1024 952]", sizes)
 	}
 }

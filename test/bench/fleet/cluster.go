@@ -1,8 +1,10 @@
 package fleet
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,14 +25,17 @@ import (
 type Coordinator struct {
 	Name               string
 	GRPC, Raft, Gossip string
-	DataDir, LogPath   string
-	cmd                *exec.Cmd
-	exited             chan struct{}
-	Client             rollwavev1.OperatorServiceClient
-	conn               *grpc.ClientConn
-	mu                 sync.Mutex
-	last               ProcSample // last sample while it ran
-	cpuBase            float64    // CPU seconds of earlier incarnations
+	// HTTP serves /metrics (the Go heap is read from it) and, with
+	// BENCH_PPROF=1 in the environment, /debug/pprof/.
+	HTTP             string
+	DataDir, LogPath string
+	cmd              *exec.Cmd
+	exited           chan struct{}
+	Client           rollwavev1.OperatorServiceClient
+	conn             *grpc.ClientConn
+	mu               sync.Mutex
+	last             ProcSample // last sample while it ran
+	cpuBase          float64    // CPU seconds of earlier incarnations
 }
 
 // Cluster is a 3-node (or n-node) coordinator cluster of real processes on
@@ -52,7 +57,7 @@ func StartCluster(bin, dir string, n int, raftTimeout, timeout time.Duration) (*
 	for i := 0; i < n; i++ {
 		co := &Coordinator{Name: fmt.Sprintf("c%d", i+1), DataDir: filepath.Join(dir, fmt.Sprintf("c%d", i+1))}
 		var err error
-		for _, p := range []*string{&co.GRPC, &co.Raft, &co.Gossip} {
+		for _, p := range []*string{&co.GRPC, &co.Raft, &co.Gossip, &co.HTTP} {
 			if *p, err = testutil.PickFreeAddr(); err != nil {
 				return nil, err
 			}
@@ -91,15 +96,9 @@ func (c *Cluster) Start(i int) error {
 	args := []string{"server", "-node", co.Name, "-data-dir", co.DataDir, "-bootstrap-expect", strconv.Itoa(len(c.Nodes)),
 		"-grpc-addr", co.GRPC, "-raft-addr", co.Raft, "-gossip-addr", co.Gossip, "-log-level", "info",
 		// Three servers on one machine: the default HTTP address would clash.
-		"-http-addr", "off"}
-	if os.Getenv("BENCH_PPROF") != "" {
-		// For profiling a run: each server serves pprof on its own port
-		// (printed in its log as the HTTP listener's address).
-		addr, err := testutil.PickFreeAddr()
-		if err != nil {
-			return err
-		}
-		args = append(args[:len(args)-1], addr, "-enable-pprof")
+		"-http-addr", co.HTTP}
+	if os.Getenv("BENCH_PPROF") == "1" {
+		args = append(args, "-enable-pprof")
 	}
 	// Every simulated agent connects from 127.0.0.1: lift the per-client
 	// connection cap (production default 100) for the simulator.
@@ -127,7 +126,7 @@ func (c *Cluster) Start(i int) error {
 	}
 	co.mu.Lock()
 	co.cpuBase += co.last.CPUSeconds
-	co.last = ProcSample{}
+	co.last = ProcSample{PeakHeapInuseBytes: co.last.PeakHeapInuseBytes}
 	co.cmd, co.exited = cmd, make(chan struct{})
 	ch := co.exited
 	co.mu.Unlock()
@@ -185,7 +184,15 @@ func (c *Cluster) Sample() {
 			continue
 		}
 		if s, err := ReadProc(co.cmd.Process.Pid); err == nil {
+			heap, herr := readHeapInuse(co.HTTP)
 			co.mu.Lock()
+			s.PeakHeapInuseBytes = co.last.PeakHeapInuseBytes
+			if herr == nil {
+				s.HeapInuseBytes = heap
+			} else {
+				s.HeapInuseBytes = co.last.HeapInuseBytes // a busy node may miss one read
+			}
+			s.PeakHeapInuseBytes = max(s.PeakHeapInuseBytes, s.HeapInuseBytes)
 			co.last = s
 			co.mu.Unlock()
 		}
@@ -257,4 +264,38 @@ func (c *Cluster) Elections() int {
 		n += strings.Count(string(b), "Election timeout reached, restarting election")
 	}
 	return n
+}
+
+// readHeapInuse reads go_memstats_heap_inuse_bytes from the /metrics of
+// the coordinator at addr (1 s bound).
+func readHeapInuse(addr string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse go_memstats_heap_inuse_bytes %q: %w", v, err)
+			}
+			return uint64(f), nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in /metrics of %s", addr)
 }

@@ -28,6 +28,11 @@ type ProcSample struct {
 	PSSBytes     uint64 `json:"pss_bytes"`
 	PSSAnonBytes uint64 `json:"pss_anon_bytes"`
 	PSSFileBytes uint64 `json:"pss_file_bytes"`
+	// HeapInuseBytes is the Go heap in use (go_memstats_heap_inuse_bytes
+	// from the process's /metrics; zero where it has none), and
+	// PeakHeapInuseBytes the highest value sampled so far.
+	HeapInuseBytes     uint64 `json:"heap_inuse_bytes,omitempty"`
+	PeakHeapInuseBytes uint64 `json:"peak_heap_inuse_bytes,omitempty"`
 }
 
 // clockTicks is USER_HZ; 100 on every Linux this runs on.

@@ -124,13 +124,15 @@ type RolloutResult struct {
 // SubmitAndWait submits the release on node via, starts it, and polls
 // (every 250 ms, ListReleases on a follower) until it ends or timeout.
 func SubmitAndWait(ctx context.Context, c *Cluster, f *Fleet, name, app, maxSize string, timeout time.Duration) (*RolloutResult, error) {
-	l := c.Leader()
-	if l < 0 {
-		return nil, fmt.Errorf("no leader")
+	// Polled, not asked once: at 10,000 agents a busy leader may take
+	// longer than one Status call's 1 s bound to answer.
+	l, err := c.WaitLeader(30 * time.Second)
+	if err != nil {
+		return nil, err
 	}
 	src := ReleaseSpec(name, app, maxSize, 1)
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err := c.Nodes[l].Client.SubmitRelease(sctx, &rollwavev1.SubmitReleaseRequest{SourceName: name + ".hcl", Source: []byte(src), Start: true, Actor: "fleetsim"})
+	_, err = c.Nodes[l].Client.SubmitRelease(sctx, &rollwavev1.SubmitReleaseRequest{SourceName: name + ".hcl", Source: []byte(src), Start: true, Actor: "fleetsim"})
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("submit %s: %w", name, err)

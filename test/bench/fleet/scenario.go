@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -12,6 +13,9 @@ import (
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
+
+// simGCPercent is the simulator process's GC target during a run.
+const simGCPercent = 400
 
 // Options configure one simulator run.
 type Options struct {
@@ -50,9 +54,11 @@ type Options struct {
 
 // CoordUsage is one coordinator's resource use over the run.
 type CoordUsage struct {
-	Name         string  `json:"name"`
-	Leader       bool    `json:"leader_at_end"`
-	PeakRSSMiB   float64 `json:"peak_rss_mib"`
+	Name       string  `json:"name"`
+	Leader     bool    `json:"leader_at_end"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// PeakHeapMiB is the highest Go heap in use sampled from its /metrics.
+	PeakHeapMiB  float64 `json:"peak_heap_inuse_mib"`
 	RSSMiB       float64 `json:"rss_mib"`
 	AnonMiB      float64 `json:"anon_mib"`
 	CPUSeconds   float64 `json:"cpu_seconds"`
@@ -108,6 +114,9 @@ type Result struct {
 	Raft               RaftUsage      `json:"raft"`
 	Coordinators       []CoordUsage   `json:"coordinators"`
 	LeaderPeakMiBPer1k float64        `json:"leader_peak_rss_mib_per_1000_agents"`
+	// LeaderPeakHeapMiBPer1k is the leader's peak Go heap in use
+	// (go_memstats_heap_inuse_bytes) per 1,000 agents.
+	LeaderPeakHeapMiBPer1k float64 `json:"leader_peak_heap_mib_per_1000_agents"`
 	// LeaderBaseMiB is the leader's RSS before any agent connected;
 	// LeaderMarginalMiBPer1k = (peak − base) per 1,000 agents.
 	LeaderBaseMiB          float64 `json:"leader_base_rss_mib"`
@@ -116,9 +125,12 @@ type Result struct {
 	LeaderChanges          int     `json:"leader_changes_unforced"`
 	SimCPUSeconds          float64 `json:"simulator_cpu_seconds"`
 	SimPeakRSSMiB          float64 `json:"simulator_peak_rss_mib"`
-	WallSeconds            float64 `json:"wall_seconds"`
-	Sessions               int64   `json:"sessions_opened"`
-	Redirects              int64   `json:"redirects"`
+	// SimCPUShare is the simulator's share of all the CPU time used by
+	// the simulator and the coordinators over the run.
+	SimCPUShare float64 `json:"simulator_cpu_share"`
+	WallSeconds float64 `json:"wall_seconds"`
+	Sessions    int64   `json:"sessions_opened"`
+	Redirects   int64   `json:"redirects"`
 }
 
 func (o *Options) logf(format string, args ...any) {
@@ -143,6 +155,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	t0 := time.Now()
 	sim0 := SelfCPUSeconds()
 	RaiseNoFile()
+	// The simulator shares the machine's cores with the coordinators it
+	// measures, and at 10,000 agents it used as much CPU as they did,
+	// much of it collecting garbage over its ~100,000 goroutine stacks.
+	// It has memory to spare: collecting less often makes it cheaper.
+	// Set in-process, not through GOGC, which the coordinators inherit
+	// (their figures are at the production default).
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(simGCPercent))
+	}
 	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "fleetsim")
 		if err != nil {
@@ -161,7 +182,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{N: o.Fleet.N, Cells: o.Fleet.Cells, HeartbeatMs: o.Fleet.Heartbeat.Milliseconds(),
 		Region: o.Fleet.Region, SwapLatencyMs: o.Fleet.SwapLatency.Milliseconds(), RaftTimeoutMs: o.RaftTimeout.Milliseconds(), SwapJitterMs: o.Fleet.SwapJitter.Milliseconds()}
 	l, _ := c.WaitLeader(10 * time.Second)
-	o.logf("cluster up, leader %s (logs in %s)", c.Nodes[l].Name, o.Dir)
+	o.logf("cluster up, leader %s (logs in %s; leader /metrics at http://%s/metrics)", c.Nodes[l].Name, o.Dir, c.Nodes[l].HTTP)
 	// Let the bootstrap election settle before counting elections.
 	time.Sleep(2 * time.Second)
 	elections0 := c.Elections()
@@ -286,7 +307,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	<-watchDone
 	for i, co := range c.Nodes {
 		u := c.Usage(i)
-		cu := CoordUsage{Name: co.Name, Leader: i == final, PeakRSSMiB: MiB(u.PeakRSSBytes), RSSMiB: MiB(u.RSSBytes),
+		cu := CoordUsage{Name: co.Name, Leader: i == final, PeakRSSMiB: MiB(u.PeakRSSBytes), PeakHeapMiB: MiB(u.PeakHeapInuseBytes), RSSMiB: MiB(u.RSSBytes),
 			AnonMiB: MiB(u.AnonBytes), CPUSeconds: u.CPUSeconds, IdleCPUPct: 100 * (cpu1[i] - cpu0[i]) / dt}
 		if cpu2 != nil {
 			cu.RolloutCPUSe = cpu2[i] - cpu1[i]
@@ -296,6 +317,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Fleet.N > 0 {
 		res.LeaderPeakMiBPer1k = res.Coordinators[final].PeakRSSMiB * 1000 / float64(o.Fleet.N)
 		res.LeaderMarginalMiBPer1k = (res.Coordinators[final].PeakRSSMiB - res.LeaderBaseMiB) * 1000 / float64(o.Fleet.N)
+		res.LeaderPeakHeapMiBPer1k = res.Coordinators[final].PeakHeapMiB * 1000 / float64(o.Fleet.N)
 	}
 	c.Stop()
 	if rl, err := ReadRaftLog(c.Nodes[final].DataDir, startIdx); err == nil {
@@ -317,12 +339,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.logf("read raft log: %v", err)
 	}
 	res.SimCPUSeconds = SelfCPUSeconds() - sim0
+	if all := res.SimCPUSeconds + sumCPU(res.Coordinators); all > 0 {
+		res.SimCPUShare = res.SimCPUSeconds / all
+	}
 	if s, err := ReadProc(os.Getpid()); err == nil {
 		res.SimPeakRSSMiB = MiB(s.PeakRSSBytes)
 	}
 	res.Sessions, res.Redirects = f.Sessions.Load(), f.Redirects.Load()
 	res.WallSeconds = time.Since(t0).Seconds()
 	return res, nil
+}
+
+func sumCPU(cs []CoordUsage) float64 {
+	t := 0.0
+	for _, c := range cs {
+		t += c.CPUSeconds
+	}
+	return t
 }
 
 func cpus(c *Cluster) []float64 {

@@ -341,15 +341,16 @@ func table(w0 *os.File, r *Results) {
 			if c.Leader {
 				role = "leader"
 			}
-			fmt.Fprintf(w, "%s %s (%s) peak RSS / CPU\t%.1f MiB / %.1f s (idle %.1f%%)\t\t\n", p, c.Name, role, c.PeakRSSMiB, c.CPUSeconds, c.IdleCPUPct)
+			fmt.Fprintf(w, "%s %s (%s) peak RSS / heap / CPU\t%.1f MiB / %.1f MiB / %.1f s (idle %.1f%%)\t\t\n", p, c.Name, role, c.PeakRSSMiB, c.PeakHeapMiB, c.CPUSeconds, c.IdleCPUPct)
 		}
-		memVerdict := "(judged at N ≥ 1,000)"
+		memVerdict, heapVerdict := "(judged at N ≥ 1,000)", "(judged at N ≥ 1,000)"
 		if f.N >= 1000 {
-			memVerdict = verdict(f.LeaderPeakMiBPer1k <= 64)
+			memVerdict, heapVerdict = verdict(f.LeaderPeakMiBPer1k <= 64), verdict(f.LeaderPeakHeapMiBPer1k <= 64)
 		}
 		fmt.Fprintf(w, "%s leader RSS per 1,000 agents (peak; marginal)\t%.1f ; %.1f MiB\t≤ 64 MiB %s\t\n", p, f.LeaderPeakMiBPer1k, f.LeaderMarginalMiBPer1k, memVerdict)
+		fmt.Fprintf(w, "%s leader Go heap in use per 1,000 agents (peak)\t%.1f MiB\t≤ 64 MiB %s\t\n", p, f.LeaderPeakHeapMiBPer1k, heapVerdict)
 		fmt.Fprintf(w, "%s elections after bootstrap / leader changes\t%d / %d\t0 %s\t\n", p, f.Elections, f.LeaderChanges, verdict(f.Elections == 0 && f.LeaderChanges == 0))
-		fmt.Fprintf(w, "%s simulator CPU / peak RSS\t%.1f s / %.0f MiB\t\t\n", p, f.SimCPUSeconds, f.SimPeakRSSMiB)
+		fmt.Fprintf(w, "%s simulator CPU / share of all CPU / peak RSS\t%.1f s / %.0f %% / %.0f MiB\t\t\n", p, f.SimCPUSeconds, 100*f.SimCPUShare, f.SimPeakRSSMiB)
 	}
 	if k := r.Kill; k != nil && k.Kill != nil {
 		kk := k.Kill
@@ -385,7 +386,7 @@ func table(w0 *os.File, r *Results) {
 	if len(r.Fleet) > 1 {
 		fmt.Fprintln(w0, "\nScaling:")
 		w = tabwriter.NewWriter(w0, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "N\tregister s\thb/s\toverhead p50/p99 ms\tlast ack p50/p99 ms\trollout s\tleader peak MiB\tMiB/1k\telections\t")
+		fmt.Fprintln(w, "N\tregister s\thb/s\toverhead p50/p99 ms\tlast ack p50/p99 ms\trollout s\tleader peak MiB\tMiB/1k\theap MiB/1k\telections\tsim CPU %\t")
 		for _, f := range r.Fleet {
 			var o, a fleet.Dist
 			tot := 0.0
@@ -398,7 +399,7 @@ func table(w0 *os.File, r *Results) {
 					peak = c.PeakRSSMiB
 				}
 			}
-			fmt.Fprintf(w, "%d\t%.1f\t%.0f\t%.0f / %.0f\t%.0f / %.0f\t%.1f\t%.1f\t%.1f\t%d\t\n", f.N, f.RegisterSeconds, f.HeartbeatsPerSec, o.P50, o.P99, a.P50, a.P99, tot, peak, f.LeaderPeakMiBPer1k, f.Elections)
+			fmt.Fprintf(w, "%d\t%.1f\t%.0f\t%.0f / %.0f\t%.0f / %.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t\n", f.N, f.RegisterSeconds, f.HeartbeatsPerSec, o.P50, o.P99, a.P50, a.P99, tot, peak, f.LeaderPeakMiBPer1k, f.LeaderPeakHeapMiBPer1k, f.Elections, 100*f.SimCPUShare)
 		}
 		w.Flush()
 	}
