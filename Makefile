@@ -58,6 +58,8 @@ BENCH_FOOT_WINDOW ?= 60s
 BENCH_HOSTS ?= 20
 BENCH_REALHOST ?= 1
 BENCH_OUT ?= bin/bench
+# Real memberlist pool sizes of the gossip part (test/bench/gossip); empty skips it.
+BENCH_GOSSIP_N ?= 1000 2000
 bench: build
 	mkdir -p $(BENCH_OUT)
 	@realhost=0; \
@@ -72,7 +74,8 @@ bench: build
 	echo $$realhost > $(BENCH_OUT)/.realhost
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -timeout 5m ./test/bench/micro/ | tee $(BENCH_OUT)/micro.txt
 	$(GO) run ./test/bench/cmd/benchsuite -bin bin -n '$(BENCH_N)' -kill-n $(BENCH_KILL_N) -kills $(BENCH_KILLS) \
-		-foot-window $(BENCH_FOOT_WINDOW) -realhost=$$(cat $(BENCH_OUT)/.realhost) -hosts $(BENCH_HOSTS) -out $(BENCH_OUT)
+		-foot-window $(BENCH_FOOT_WINDOW) -realhost=$$(cat $(BENCH_OUT)/.realhost) -hosts $(BENCH_HOSTS) -out $(BENCH_OUT) \
+		-gossip-n '$(BENCH_GOSSIP_N)'
 
 # Runs every fuzz target for FUZZTIME (default 2m) each; fails on a crash.
 fuzz:

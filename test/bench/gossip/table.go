@@ -3,6 +3,7 @@ package gossipbench
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -56,4 +57,20 @@ func verdict(ok bool) string {
 		return "met"
 	}
 	return "MISSED"
+}
+
+// ParseSizes reads pool sizes written "1000 2000" or "1000,2000".
+func ParseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' }) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad gossip pool size %q: want a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no gossip pool size in %q", s)
+	}
+	return out, nil
 }

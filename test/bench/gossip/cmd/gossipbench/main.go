@@ -10,8 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
-	"strings"
+	"runtime/pprof"
 	"text/tabwriter"
 	"time"
 
@@ -30,13 +29,14 @@ func main() {
 		asJSON  = flag.Bool("json", false, "print the results as JSON instead of a table")
 		settle  = flag.Duration("settle", 3*time.Minute, "bound on the wait for every agent to see every member after the ramp")
 		verbose = flag.Bool("v", false, "log the settling progress")
+		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
 	flag.Parse()
 	if err := gossipbench.CheckBin(*bin); err != nil {
 		fmt.Fprintln(os.Stderr, "gossipbench:", err)
 		os.Exit(2)
 	}
-	sizes, err := ParseSizes(*ns)
+	sizes, err := gossipbench.ParseSizes(*ns)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gossipbench:", err)
 		os.Exit(2)
@@ -49,6 +49,17 @@ func main() {
 		}
 		defer os.RemoveAll(d)
 		*dir = d
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gossipbench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -79,18 +90,6 @@ func main() {
 		}
 		w.Flush()
 	}
+	pprof.StopCPUProfile()
 	os.Exit(code)
-}
-
-// ParseSizes reads "1000 2000" or "1000,2000".
-func ParseSizes(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' }) {
-		n, err := strconv.Atoi(f)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("bad pool size %q: want a positive integer", f)
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }
