@@ -105,8 +105,9 @@ type Result struct {
 	// Leaving flag, then memberlist's leave, waiting for each broadcast.
 	LeaveCallMs float64 `json:"leave_call_ms"`
 
-	// HeapPerMemberKiB: Go heap in use in this process / members, with the
-	// pool settled (each member holds the whole membership).
+	// HeapPerMemberKiB: live Go heap of this process (after a collection)
+	// / members, with the pool settled (each member holds the whole
+	// membership).
 	HeapPerMemberKiB float64 `json:"heap_per_member_kib"`
 	ProcessRSSMiB    float64 `json:"process_rss_mib"`
 	// CoordRampCPUSeconds is each coordinator's CPU during the ramp (it
@@ -319,6 +320,7 @@ func (b *bench) run(ctx context.Context, res *Result) error {
 	}
 	b.log.Info("idle window", "window", res.Idle)
 	var ms runtime.MemStats
+	runtime.GC() // the collector is off: count live objects, not garbage
 	runtime.ReadMemStats(&ms)
 	res.HeapPerMemberKiB = float64(ms.HeapInuse) / 1024 / float64(len(b.agents))
 	if s, err := fleet.ReadProc(os.Getpid()); err == nil {
