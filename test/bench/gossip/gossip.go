@@ -93,6 +93,9 @@ type Result struct {
 	// (or SettleTimeout passed: then Unsettled says what was missing).
 	RampSeconds float64 `json:"ramp_seconds"`
 	Unsettled   string  `json:"unsettled,omitempty"`
+	// Joined is how many agents had joined when the ramp ended (all of
+	// them unless the run stopped early).
+	Joined int `json:"joined"`
 	// Join, Leave, Crash: from the event (Join called on a new member;
 	// Leave called; a member shut down without leaving) to each agent's
 	// view showing it (alive; left; dead), over the agents.
@@ -189,6 +192,7 @@ type bench struct {
 	falseDeaths atomic.Int64
 	watchers    sync.WaitGroup
 	dropped     atomic.Uint64
+	joined      atomic.Int64
 }
 
 // watch records, per agent, when its view first matched.
@@ -295,8 +299,10 @@ func (b *bench) run(ctx context.Context, res *Result) error {
 	b.log.Info("ramp: starting agents", "parallel", b.opt.JoinParallel, "profile", b.opt.Profile)
 	rampStart := time.Now()
 	cpu0 := b.coordCPU()
-	if err := b.ramp(ctx); err != nil {
-		return err
+	err = b.ramp(ctx)
+	res.Joined = int(b.joined.Load())
+	if err != nil {
+		return fmt.Errorf("ramp stopped after %d of %d joins in %.0f s: %w", res.Joined, b.opt.N, time.Since(rampStart).Seconds(), err)
 	}
 	if res.Unsettled, err = b.settle(ctx, len(b.agents)+len(b.seeds), b.opt.SettleTimeout); err != nil {
 		return err
@@ -393,8 +399,8 @@ func (b *bench) ramp(ctx context.Context) error {
 					errs <- fmt.Errorf("join %s: %w", b.agents[i].name, err)
 					return
 				}
-				if i%500 == 499 {
-					b.log.Info("ramp", "joined", i+1)
+				if n := b.joined.Add(1); n%250 == 0 {
+					b.log.Info("ramp", "joined", n)
 				}
 			}
 		}()

@@ -21,6 +21,10 @@ func TableRows(w io.Writer, r *Result) {
 		}
 		fmt.Fprintf(w, "%s %s → every member p50/p99/max\t%.2f / %.2f / %.2f s%s\t\t\n", p, what, s.P50/1000, s.P99/1000, s.Max/1000, extra)
 	}
+	if r.Joined < r.N {
+		fmt.Fprintf(w, "%s ramp NOT COMPLETED\t%d of %d agents joined\t\t\n", p, r.Joined, r.N)
+		return
+	}
 	fmt.Fprintf(w, "%s ramp (all agents join, all see all)\t%.1f s\t\t\n", p, r.RampSeconds)
 	if r.Unsettled != "" {
 		fmt.Fprintf(w, "%s NOT SETTLED after the ramp\t%s\t\t\n", p, r.Unsettled)
