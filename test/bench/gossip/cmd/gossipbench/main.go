@@ -75,9 +75,10 @@ func main() {
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "gossipbench: N=%d: %v\n", n, err)
 			code = 1
-			continue
 		}
-		out = append(out, r)
+		if r != nil { // partial figures when the run stopped early
+			out = append(out, r)
+		}
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(out, "", "  ")
