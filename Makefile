@@ -66,6 +66,8 @@ BENCH_REGIONS ?= eu,us
 BENCH_REGION_N ?= 1000
 BENCH_REALHOST ?= 1
 BENCH_OUT ?= bin/bench
+# Real memberlist pool sizes of the gossip part (test/bench/gossip); empty skips it.
+BENCH_GOSSIP_N ?= 300 1000
 bench: build
 	mkdir -p $(BENCH_OUT)
 	@realhost=0; \
@@ -81,7 +83,8 @@ bench: build
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -timeout 5m ./test/bench/micro/ | tee $(BENCH_OUT)/micro.txt
 	$(GO) run ./test/bench/cmd/benchsuite -bin bin -n '$(BENCH_N)' -kill-n $(BENCH_KILL_N) -kills $(BENCH_KILLS) \
 		-multi-apps $(BENCH_MULTI_APPS) -multi-n $(BENCH_MULTI_N) -regions '$(BENCH_REGIONS)' -region-n $(BENCH_REGION_N) \
-		-foot-window $(BENCH_FOOT_WINDOW) -realhost=$$(cat $(BENCH_OUT)/.realhost) -hosts $(BENCH_HOSTS) -out $(BENCH_OUT)
+		-foot-window $(BENCH_FOOT_WINDOW) -realhost=$$(cat $(BENCH_OUT)/.realhost) -hosts $(BENCH_HOSTS) -out $(BENCH_OUT) \
+		-gossip-n '$(BENCH_GOSSIP_N)'
 
 # Runs every fuzz target for FUZZTIME (default 2m) each; fails on a crash.
 fuzz:

@@ -61,6 +61,14 @@ type Config struct {
 	// JoinBackoffMin and JoinBackoffMax bound the exponential backoff between
 	// Join attempts (full jitter: each wait is uniform in [0, bound)).
 	JoinBackoffMin, JoinBackoffMax time.Duration
+
+	// Adjust, if set, is called last with the memberlist configuration
+	// built from the fields above and may change its timings (probe and
+	// gossip intervals, fan-out, suspicion multiplier). It exists for the
+	// gossip benchmark (test/bench/gossip), which compares profiles on
+	// real pools; rollwave's agents and coordinators leave it nil. It must
+	// not replace the delegates, the transport, the name or the addresses.
+	Adjust func(*memberlist.Config)
 }
 
 // DefaultConfig returns a Config with production timings. NodeName, BindAddr
@@ -180,5 +188,8 @@ func (c Config) memberlistConfig(logger *slog.Logger) *memberlist.Config {
 	// memberlist writes "[LEVEL] memberlist: ..." lines; the adapter turns
 	// them into slog records. No flags: slog adds its own time.
 	mc.Logger = log.New(&logWriter{logger: logger}, "", 0)
+	if c.Adjust != nil {
+		c.Adjust(mc)
+	}
 	return mc
 }

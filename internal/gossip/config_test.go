@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/rollwave/rollwave/internal/testutil"
 )
 
@@ -99,5 +101,20 @@ func TestMemberlistConfig(t *testing.T) {
 	c.Fast = true
 	if mc := c.memberlistConfig(testutil.Logger(t)); mc.ProbeInterval >= time.Second {
 		t.Fatalf("Fast profile expected, probe interval %v", mc.ProbeInterval)
+	}
+}
+
+func TestMemberlistConfigAdjust(t *testing.T) {
+	c := DefaultConfig()
+	c.NodeName = "n1"
+	c.BindAddr = "127.0.0.1:0"
+	c.Adjust = func(mc *memberlist.Config) {
+		if mc.Name != "n1" || mc.ProbeInterval != time.Second {
+			t.Errorf("Adjust should see the built LAN config, got name %q probe %v", mc.Name, mc.ProbeInterval)
+		}
+		mc.GossipNodes = 5
+	}
+	if mc := c.memberlistConfig(testutil.Logger(t)); mc.GossipNodes != 5 {
+		t.Fatalf("Adjust not applied: gossip nodes %d", mc.GossipNodes)
 	}
 }

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/rollwave/rollwave/test/bench/charts"
 	"github.com/rollwave/rollwave/test/bench/fleet"
 	"github.com/rollwave/rollwave/test/bench/footprint"
+	gossipbench "github.com/rollwave/rollwave/test/bench/gossip"
 	"github.com/rollwave/rollwave/test/bench/realhost"
 )
 
@@ -35,6 +37,7 @@ type Results struct {
 	Regions   *fleet.RegionsResult   `json:"regions,omitempty"`
 	Footprint *footprint.Result      `json:"agent_footprint,omitempty"`
 	RealHost  *realhost.Result       `json:"real_hosts,omitempty"`
+	Gossip    []*gossipbench.Result  `json:"gossip,omitempty"`
 	Errors    map[string]string      `json:"errors,omitempty"`
 	Extra     map[string]interface{} `json:"extra,omitempty"`
 }
@@ -91,6 +94,8 @@ func main() {
 		regs    = flag.String("regions", "eu,us", "regions run side by side, one 3-node cluster each, after the first alone (empty skips)")
 		regionN = flag.Int("region-n", 1000, "agents per region in the regions part")
 		redraw  = flag.String("charts-from", "", "only redraw the charts (and print the table) of this results.json into -out")
+		gossipN = flag.String("gossip-n", "", "real memberlist pool sizes for the gossip part, e.g. \"1000 2000\" (empty skips it)")
+		gossipT = flag.Duration("gossip-budget", 4*time.Minute, "wall-clock bound on the whole gossip part")
 	)
 	flag.Parse()
 	if *redraw != "" {
@@ -158,6 +163,10 @@ func main() {
 		}
 		save(*out, res)
 	}
+	if *gossipN != "" {
+		res.Gossip = runGossip(*gossipN, server, *out, *gossipT, res.Errors)
+		save(*out, res)
+	}
 	if *real {
 		r, err := runRealHost(*out, *hosts, *rounds, *isoR)
 		if err != nil {
@@ -173,6 +182,51 @@ func main() {
 	if len(res.Errors) > 0 {
 		os.Exit(1)
 	}
+}
+
+// runGossip runs the gossip part (test/bench/gossip) at each size within
+// budget in all, short windows; errors are recorded per size.
+func runGossip(sizes, server, out string, budget time.Duration, errs map[string]string) []*gossipbench.Result {
+	var rs []*gossipbench.Result
+	ns, err := gossipbench.ParseSizes(sizes)
+	if err != nil {
+		errs["gossip"] = err.Error()
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	for i, n := range ns {
+		// Split what is left of the budget over the sizes still to run,
+		// the larger ones getting more.
+		dl, _ := ctx.Deadline()
+		left := time.Until(dl)
+		share := left * time.Duration(n) / time.Duration(sum(ns[i:]))
+		sctx, scancel := context.WithTimeout(ctx, share)
+		r, err := gossipbench.Run(sctx, gossipbench.Options{ServerBin: server, Dir: filepath.Join(out, fmt.Sprintf("gossip-%d", n)), N: n,
+			IdleWindow: 15 * time.Second, LoadWindow: 15 * time.Second, SettleTimeout: share / 4, Log: os.Stderr})
+		scancel()
+		switch {
+		case err != nil && r != nil && errors.Is(err, context.DeadlineExceeded):
+			// Out of budget: a figure (the table says how far the ramp
+			// got), not a failure of the suite.
+			fmt.Fprintf(os.Stderr, "benchsuite: gossip N=%d: stopped at the part's budget: %v\n", n, err)
+		case err != nil:
+			errs[fmt.Sprintf("gossip-%d", n)] = err.Error()
+			fmt.Fprintf(os.Stderr, "benchsuite: gossip N=%d: %v\n", n, err)
+		}
+		if r != nil { // partial figures when the run stopped early
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
+func sum(v []int) int {
+	t := 0
+	for _, x := range v {
+		t += x
+	}
+	return t
 }
 
 // runRealHost runs test/bench/realhost's TestRealHostBench (build tag
@@ -381,6 +435,9 @@ func table(w0 *os.File, r *Results) {
 			fmt.Fprintf(w, "%s isolation: cut → old version p50/max (%d hosts, %d missed)\t%.2f / %.2f s\t≤ isolation_timeout %.0f s + 2 s %s\t\n",
 				p, len(iso.Seconds), iso.Missed, iso.P50, iso.Max, iso.TimeoutSeconds, verdict(iso.Missed == 0 && len(iso.Seconds) > 0 && iso.Max <= iso.TimeoutSeconds+2))
 		}
+	}
+	for _, g := range r.Gossip {
+		gossipbench.TableRows(w, g)
 	}
 	w.Flush()
 	if len(r.Fleet) > 1 {

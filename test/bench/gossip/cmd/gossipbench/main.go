@@ -1,0 +1,96 @@
+// Command gossipbench runs the gossip benchmark (test/bench/gossip) at one
+// or more pool sizes, prints the table and writes the results as JSON on
+// stdout with -json.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"text/tabwriter"
+	"time"
+
+	gossipbench "github.com/rollwave/rollwave/test/bench/gossip"
+)
+
+func main() {
+	var (
+		bin     = flag.String("bin", "bin/rollwave", "the rollwave binary (coordinators)")
+		ns      = flag.String("n", "1000 2000", "pool sizes (agents), space or comma separated")
+		profile = flag.String("profile", "lan", "memberlist tuning (lan, wan, lan-susp6, lan-gossip4, lan-probe2s)")
+		idle    = flag.Duration("idle", 20*time.Second, "idle false-suspicion window")
+		load    = flag.Duration("load", 20*time.Second, "false-suspicion window with stress-ng on every core (0 skips)")
+		dir     = flag.String("dir", "", "directory for coordinator data and logs (default: a temporary one)")
+		timeout = flag.Duration("timeout", 6*time.Minute, "bound on each size's run")
+		asJSON  = flag.Bool("json", false, "print the results as JSON instead of a table")
+		settle  = flag.Duration("settle", 3*time.Minute, "bound on the wait for every agent to see every member after the ramp")
+		verbose = flag.Bool("v", false, "log the settling progress")
+		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	)
+	flag.Parse()
+	if err := gossipbench.CheckBin(*bin); err != nil {
+		fmt.Fprintln(os.Stderr, "gossipbench:", err)
+		os.Exit(2)
+	}
+	sizes, err := gossipbench.ParseSizes(*ns)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gossipbench:", err)
+		os.Exit(2)
+	}
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "gossipbench-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gossipbench:", err)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(d)
+		*dir = d
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gossipbench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	var out []*gossipbench.Result
+	code := 0
+	for _, n := range sizes {
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		r, err := gossipbench.Run(ctx, gossipbench.Options{ServerBin: *bin, Dir: fmt.Sprintf("%s/n%d", *dir, n), N: n,
+			Profile: *profile, IdleWindow: *idle, LoadWindow: *load, SettleTimeout: *settle, Log: os.Stderr, LogLevel: level})
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "gossipbench: N=%d: %v\n", n, err)
+			code = 1
+		}
+		if r != nil { // partial figures when the run stopped early
+			out = append(out, r)
+		}
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(out, "", "  ")
+		fmt.Println(string(b))
+	} else {
+		w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "FIGURE\tVALUE\tTARGET\t")
+		for _, r := range out {
+			gossipbench.TableRows(w, r)
+		}
+		w.Flush()
+	}
+	pprof.StopCPUProfile()
+	os.Exit(code)
+}

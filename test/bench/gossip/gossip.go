@@ -1,0 +1,743 @@
+// Package gossipbench measures real memberlist pools of thousands of
+// members, configured exactly as rollwave's agents configure theirs
+// (internal/gossip's Pool and its config builder), around a real
+// three-coordinator cluster (`rollwave server` processes, which are the
+// seeds every agent joins and which run their gossip-driven loops).
+//
+// The agents' pools all live in this process on 127.0.0.1, each with its
+// own UDP and TCP port. It measures how long a join, a graceful leave and
+// a crash take to reach every member, false suspicions with the pool idle
+// and with every core busy (stress-ng), the CPU, memory and bytes per
+// member, and the coordinators' CPU and memory.
+package gossipbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/rollwave/rollwave/internal/gossip"
+	"github.com/rollwave/rollwave/test/bench/fleet"
+)
+
+// Options configure one run.
+type Options struct {
+	// ServerBin is the `rollwave` binary; Dir holds the coordinators'
+	// data and logs.
+	ServerBin, Dir string
+	// N is the number of agent members (the coordinators come on top).
+	N int
+	// Profile names a memberlist tuning from Profiles; "" is "lan", the
+	// production configuration.
+	Profile string
+	// IdleWindow and LoadWindow are the false-suspicion windows, the second
+	// with stress-ng keeping every core busy (0 skips it).
+	IdleWindow, LoadWindow time.Duration
+	// JoinParallel is how many agents join at once during the ramp.
+	JoinParallel int
+	// SettleTimeout bounds the wait, after the ramp, for every agent to see
+	// every member alive (default 3 minutes).
+	SettleTimeout time.Duration
+	// MemLimit is the process's soft memory limit (bytes) during the run;
+	// the collector runs only near it. 0: 1 GiB + 4 MiB per member.
+	MemLimit int64
+	// Log receives progress lines at LogLevel and above.
+	Log      io.Writer
+	LogLevel slog.Level
+}
+
+// Profiles are the memberlist tunings a run can use, applied through
+// gossip.Config.Adjust on top of the production builder. "lan" changes
+// nothing.
+var Profiles = map[string]func(*memberlist.Config){
+	"lan": nil,
+	// memberlist's WAN preset timings.
+	"wan": func(mc *memberlist.Config) {
+		w := memberlist.DefaultWANConfig()
+		mc.TCPTimeout, mc.SuspicionMult, mc.PushPullInterval = w.TCPTimeout, w.SuspicionMult, w.PushPullInterval
+		mc.ProbeTimeout, mc.ProbeInterval = w.ProbeTimeout, w.ProbeInterval
+		mc.GossipNodes, mc.GossipInterval, mc.GossipToTheDeadTime = w.GossipNodes, w.GossipInterval, w.GossipToTheDeadTime
+	},
+	// LAN with a longer suspicion: more time for a slow member to refute.
+	"lan-susp6": func(mc *memberlist.Config) { mc.SuspicionMult = 6 },
+	// LAN with a wider gossip fan-out.
+	"lan-gossip4": func(mc *memberlist.Config) { mc.GossipNodes = 4 },
+	// LAN without LZW compression: memberlist compresses every packet, a
+	// 64 KiB table cleared per message (see docs/performance.md).
+	"lan-nocompress": func(mc *memberlist.Config) { mc.EnableCompression = false },
+	// LAN probing every 2 s (half the probe traffic).
+	"lan-probe2s": func(mc *memberlist.Config) { mc.ProbeInterval = 2 * time.Second },
+}
+
+// Result is one run's figures.
+type Result struct {
+	N            int    `json:"n"`
+	Profile      string `json:"profile"`
+	Coordinators int    `json:"coordinators"`
+	// RampSeconds: first join → every agent sees all N+coordinators alive
+	// (or SettleTimeout passed: then Unsettled says what was missing).
+	RampSeconds float64 `json:"ramp_seconds"`
+	Unsettled   string  `json:"unsettled,omitempty"`
+	// Joined is how many agents had joined when the ramp ended (all of
+	// them unless the run stopped early).
+	Joined int `json:"joined"`
+	// Join, Leave, Crash: from the event (Join called on a new member;
+	// Leave called; a member shut down without leaving) to each agent's
+	// view showing it (alive; left; dead), over the agents.
+	Join  Spread  `json:"join"`
+	Leave Spread  `json:"leave"`
+	Crash Spread  `json:"crash"`
+	Idle  Window  `json:"idle"`
+	Load  *Window `json:"load,omitempty"`
+	// LeaveCallMs is how long Pool.Leave took: it first gossips the
+	// Leaving flag, then memberlist's leave, waiting for each broadcast.
+	LeaveCallMs float64 `json:"leave_call_ms"`
+
+	// HeapPerMemberKiB: live Go heap of this process (after a collection)
+	// / members, with the pool settled (each member holds the whole
+	// membership).
+	HeapPerMemberKiB float64 `json:"heap_per_member_kib"`
+	ProcessRSSMiB    float64 `json:"process_rss_mib"`
+	// CoordRampCPUSeconds is each coordinator's CPU during the ramp (it
+	// serves the joins); CoordBaseCPUPct its CPU before any agent came.
+	CoordRampCPUSeconds []float64 `json:"coordinator_ramp_cpu_seconds"`
+	CoordBaseCPUPct     []float64 `json:"coordinator_base_cpu_pct"`
+	CoordRSSMiB         []float64 `json:"coordinator_rss_mib"`
+	LoadAvgBefore       string    `json:"loadavg_before"`
+	LoadAvgAfter        string    `json:"loadavg_after"`
+	// DroppedEvents: membership events the watchers lost (full channels);
+	// non-zero makes the spreads a lower bound.
+	DroppedEvents uint64   `json:"dropped_events"`
+	OtherWarnings []string `json:"other_warnings,omitempty"`
+	Seconds       float64  `json:"seconds"`
+}
+
+// Spread is how long one membership change took to reach the agents.
+type Spread struct {
+	fleet.Dist
+	// Reached of Expected agents saw it before the deadline; AsDead counts
+	// agents that recorded a graceful leave as a failure.
+	Reached  int `json:"reached"`
+	Expected int `json:"expected"`
+	AsDead   int `json:"as_dead,omitempty"`
+}
+
+// Window is a stretch of time with the pool settled and no membership
+// change made by the benchmark.
+type Window struct {
+	Seconds float64 `json:"seconds"`
+	Stress  bool    `json:"stress"`
+	// RefutedSuspicions: a live agent heard it was suspected (each is a
+	// false suspicion); RefutedDeaths: heard it was declared dead.
+	RefutedSuspicions int64 `json:"refuted_suspicions"`
+	RefutedDeaths     int64 `json:"refuted_deaths"`
+	// FalseDeaths: an agent's view showed a live member as dead.
+	FalseDeaths int64 `json:"false_deaths"`
+	// SuspicionsPerHour: RefutedSuspicions over the whole pool scaled to
+	// an hour (the window is short: an extrapolation).
+	SuspicionsPerHour float64 `json:"suspicions_per_hour"`
+	// Per member: CPU (this process's CPU / agents, in % of one core),
+	// bytes sent per second (UDP + TCP) and UDP bytes received per second.
+	CPUPctPerMember    float64   `json:"cpu_pct_per_member"`
+	SentBytesPerSec    float64   `json:"sent_bytes_per_sec_per_member"`
+	UDPRecvBytesPerSec float64   `json:"udp_recv_bytes_per_sec_per_member"`
+	TCPConnPerSec      float64   `json:"tcp_connects_per_sec_per_member"`
+	ProcessCPUPct      float64   `json:"process_cpu_pct"`
+	CoordCPUPct        []float64 `json:"coordinator_cpu_pct"`
+	// SuspectMarks: times a pool marked a member suspect (one false
+	// suspicion is marked by every pool it reaches).
+	SuspectMarks int64 `json:"suspect_marks"`
+	// PushPullBytes: TCP bytes per outgoing stream (push/pulls: both
+	// members' full state).
+	PushPullBytes float64 `json:"tcp_bytes_per_stream"`
+}
+
+// agent is one in-process pool.
+type agent struct {
+	name string
+	pool *gossip.Pool
+}
+
+// bench is one run's state.
+type bench struct {
+	opt     Options
+	log     *slog.Logger
+	cl      *fleet.Cluster
+	seeds   []string
+	agents  []*agent
+	refutes *refuteCounter
+	ctr     *counters
+	adjust  func(*memberlist.Config)
+	// watch is the change the watchers look for now (nil: none).
+	watch atomic.Pointer[watch]
+	// gone are names shut down on purpose; a dead event about any other
+	// name is a false death.
+	goneMu      sync.Mutex
+	gone        map[string]bool
+	falseDeaths atomic.Int64
+	watchers    sync.WaitGroup
+	dropped     atomic.Uint64
+	joined      atomic.Int64
+}
+
+// watch records, per agent, when its view first matched.
+type watch struct {
+	name   string
+	status gossip.Status // alive, left (dead also accepted, counted), dead
+	t0     time.Time
+	seen   []atomic.Int64 // ns since t0 (+1, so 0 means not yet)
+	asDead atomic.Int64
+	left   atomic.Int64
+	done   chan struct{}
+}
+
+// Run builds the pool, measures it and tears everything down.
+func Run(ctx context.Context, opt Options) (*Result, error) {
+	if opt.N <= 0 {
+		return nil, fmt.Errorf("gossip bench: N %d: must be positive", opt.N)
+	}
+	if opt.Profile == "" {
+		opt.Profile = "lan"
+	}
+	adjust, ok := Profiles[opt.Profile]
+	if !ok {
+		return nil, fmt.Errorf("gossip bench: unknown profile %q (have %s)", opt.Profile, profileNames())
+	}
+	if opt.JoinParallel <= 0 {
+		opt.JoinParallel = 8
+	}
+	if opt.IdleWindow <= 0 {
+		opt.IdleWindow = 20 * time.Second
+	}
+	if opt.SettleTimeout <= 0 {
+		opt.SettleTimeout = 3 * time.Minute
+	}
+	if opt.Log == nil {
+		opt.Log = io.Discard
+	}
+	// All pools share this process's heap: N members each holding N
+	// records is N² objects, and the collector scanning them starved the
+	// pools' timers (60 % of the CPU at N=200 in a profile), which a real
+	// agent, whose heap holds N records, never sees. Collect only near a
+	// memory limit sized for the run instead.
+	prevGC := debug.SetGCPercent(-1)
+	prevLimit := debug.SetMemoryLimit(opt.memLimit())
+	defer func() {
+		debug.SetGCPercent(prevGC)
+		debug.SetMemoryLimit(prevLimit)
+	}()
+	start := time.Now()
+	b := &bench{opt: opt, log: slog.New(slog.NewTextHandler(opt.Log, &slog.HandlerOptions{Level: opt.LogLevel})).With("part", "gossip", "n", opt.N),
+		refutes: &refuteCounter{}, ctr: installSink(), adjust: adjust, gone: map[string]bool{}}
+	res := &Result{N: opt.N, Profile: opt.Profile, LoadAvgBefore: loadavg()}
+	defer b.teardown()
+	if err := b.run(ctx, res); err != nil {
+		return res, err
+	}
+	res.LoadAvgAfter = loadavg()
+	res.DroppedEvents = b.dropped.Load()
+	b.refutes.mu.Lock()
+	res.OtherWarnings = b.refutes.samples
+	b.refutes.mu.Unlock()
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// memLimit is the heap the run may grow to before the collector runs:
+// 1 GiB plus 4 MiB per member (a member's view of 2,000 members took
+// about 1.5 MiB of live heap), unless Options.MemLimit says otherwise.
+func (o Options) memLimit() int64 {
+	if o.MemLimit > 0 {
+		return o.MemLimit
+	}
+	return 1<<30 + int64(o.N)*4<<20
+}
+
+func profileNames() string {
+	var s []string
+	for k := range Profiles {
+		s = append(s, k)
+	}
+	return strings.Join(s, ", ")
+}
+
+func (b *bench) run(ctx context.Context, res *Result) error {
+	var err error
+	if err := os.MkdirAll(b.opt.Dir, 0o755); err != nil {
+		return err
+	}
+	// The coordinators are the agents' seeds, as in production.
+	b.cl, err = fleet.StartCluster(b.opt.ServerBin, b.opt.Dir, 3, 0, time.Minute)
+	if err != nil {
+		return fmt.Errorf("start coordinators: %w", err)
+	}
+	res.Coordinators = len(b.cl.Nodes)
+	for _, c := range b.cl.Nodes {
+		b.seeds = append(b.seeds, c.Gossip)
+	}
+	base := b.coordCPU()
+	if err := sleepCtx(ctx, 3*time.Second); err != nil {
+		return err
+	}
+	res.CoordBaseCPUPct = pct(b.coordCPU(), base, 3*time.Second)
+
+	b.log.Info("ramp: starting agents", "parallel", b.opt.JoinParallel, "profile", b.opt.Profile)
+	rampStart := time.Now()
+	cpu0 := b.coordCPU()
+	err = b.ramp(ctx)
+	res.Joined = int(b.joined.Load())
+	if err != nil {
+		return fmt.Errorf("ramp stopped after %d of %d joins in %.0f s: %w", res.Joined, b.opt.N, time.Since(rampStart).Seconds(), err)
+	}
+	if res.Unsettled, err = b.settle(ctx, len(b.agents)+len(b.seeds), b.opt.SettleTimeout); err != nil {
+		return err
+	}
+	if res.Unsettled != "" {
+		b.log.Warn("pool not settled; measuring anyway", "state", res.Unsettled)
+	}
+	res.RampSeconds = time.Since(rampStart).Seconds()
+	for i, c := range b.coordCPU() {
+		res.CoordRampCPUSeconds = append(res.CoordRampCPUSeconds, c-cpu0[i])
+	}
+	b.log.Info("ramp done", "seconds", res.RampSeconds)
+	b.startWatchers()
+
+	if res.Join, err = b.measureJoinLeave(ctx, res); err != nil {
+		return err
+	}
+	b.log.Info("join/leave", "join", res.Join, "leave", res.Leave)
+	if res.Idle, err = b.window(ctx, b.opt.IdleWindow, false); err != nil {
+		return err
+	}
+	b.log.Info("idle window", "window", res.Idle)
+	var ms runtime.MemStats
+	runtime.GC() // the collector is off: count live objects, not garbage
+	runtime.ReadMemStats(&ms)
+	res.HeapPerMemberKiB = float64(ms.HeapInuse) / 1024 / float64(len(b.agents))
+	if s, err := fleet.ReadProc(os.Getpid()); err == nil {
+		res.ProcessRSSMiB = fleet.MiB(s.RSSBytes)
+	}
+	if b.opt.LoadWindow > 0 {
+		w, err := b.window(ctx, b.opt.LoadWindow, true)
+		if err != nil {
+			return err
+		}
+		res.Load = &w
+		b.log.Info("load window", "window", w)
+	}
+	// The crash last: its suspicion timeout is the longest wait.
+	if res.Crash, err = b.measureCrash(ctx); err != nil {
+		return err
+	}
+	b.log.Info("crash", "crash", res.Crash)
+	for i := range b.cl.Nodes {
+		res.CoordRSSMiB = append(res.CoordRSSMiB, fleet.MiB(b.cl.Usage(i).PeakRSSBytes))
+	}
+	return nil
+}
+
+// newAgent starts one pool as rollwave's agent does (internal/agent:
+// gossip.DefaultConfig, role agent), on a loopback port of its own.
+func (b *bench) newAgent(name string, cell int) (*agent, error) {
+	cfg := gossip.DefaultConfig()
+	cfg.NodeName = name
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.Meta = gossip.Meta{Role: gossip.RoleAgent, NodeID: name, Cell: fmt.Sprintf("cell-%02d", cell), Region: "global", Version: "gossipbench"}
+	cfg.Logger = slog.New(b.refutes)
+	cfg.Adjust = b.adjust
+	p, err := gossip.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("gossip for %s: %w", name, err)
+	}
+	return &agent{name: name, pool: p}, nil
+}
+
+// ramp starts N agents and joins each to one coordinator (round robin),
+// JoinParallel at a time. Production agents join with every seed; one
+// seed each keeps the ramp's push/pulls at a third (the timed join below
+// uses all three).
+func (b *bench) ramp(ctx context.Context) error {
+	b.agents = make([]*agent, b.opt.N)
+	for i := range b.agents {
+		a, err := b.newAgent(fmt.Sprintf("agent-%05d", i), i%10)
+		if err != nil {
+			return err
+		}
+		b.agents[i] = a
+	}
+	errs := make(chan error, b.opt.N)
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for w := 0; w < b.opt.JoinParallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(b.agents) || ctx.Err() != nil {
+					return
+				}
+				jctx, cancel := context.WithTimeout(ctx, time.Minute)
+				_, err := b.agents[i].pool.Join(jctx, []string{b.seeds[i%len(b.seeds)]})
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("join %s: %w", b.agents[i].name, err)
+					return
+				}
+				if n := b.joined.Add(1); n%250 == 0 {
+					b.log.Info("ramp", "joined", n)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// settle waits until every agent sees want members alive. It polls a
+// random sample first (Members copies and sorts the whole view), then
+// checks them all. After timeout it returns what was still missing; an
+// error only when ctx ends.
+func (b *bench) settle(ctx context.Context, want int, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	// alive counts a pool's alive members and describes the rest.
+	alive := func(a *agent) (int, string) {
+		n, by := 0, map[gossip.Status]int{}
+		for _, m := range a.pool.Members() {
+			by[m.Status]++
+			if m.Status == gossip.StatusAlive {
+				n++
+			}
+		}
+		return n, fmt.Sprintf("%s sees %d of %d alive (by status %v; refuted suspicions so far %d, deaths %d)",
+			a.name, n, want, by, b.refutes.suspect.Load(), b.refutes.dead.Load())
+	}
+	last := ""
+	for {
+		ok := true
+		for k := 0; k < 20 && ok; k++ {
+			if n, why := alive(b.agents[rand.N(len(b.agents))]); n != want {
+				ok, last = false, why
+			}
+		}
+		if ok {
+			for _, a := range b.agents {
+				if n, why := alive(a); n != want {
+					ok, last = false, why
+					break
+				}
+			}
+			if ok {
+				return "", nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return b.incomplete(want), nil
+		}
+		b.log.Debug("settling", "state", last)
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return "", err
+		}
+	}
+}
+
+// incomplete describes the agents whose view lacks alive members.
+func (b *bench) incomplete(want int) string {
+	short, missing, dead := 0, 0, 0
+	for _, a := range b.agents {
+		n := 0
+		for _, m := range a.pool.Members() {
+			switch m.Status {
+			case gossip.StatusAlive:
+				n++
+			case gossip.StatusDead:
+				dead++
+			}
+		}
+		if n < want {
+			short++
+			missing += want - n
+		}
+	}
+	return fmt.Sprintf("%d of %d agents lacked %.1f alive members on average (%d member records dead in all views; %d refuted suspicions, %d refuted deaths so far)",
+		short, len(b.agents), float64(missing)/float64(max(short, 1)), dead, b.refutes.suspect.Load(), b.refutes.dead.Load())
+}
+
+// startWatchers subscribes to every agent's events: the current watch's
+// matches are timed, and a dead event about a member nobody stopped is a
+// false death.
+func (b *bench) startWatchers() {
+	for i, a := range b.agents {
+		ch, _ := a.pool.Subscribe(256) // closed by Shutdown
+		b.watchers.Add(1)
+		go func() {
+			defer b.watchers.Done()
+			for ev := range ch {
+				if ev.Missed > 0 {
+					b.dropped.Add(ev.Missed)
+				}
+				m := ev.Member
+				if ev.Type == gossip.EventLeave && m.Status == gossip.StatusDead {
+					b.goneMu.Lock()
+					planned := b.gone[m.Name]
+					b.goneMu.Unlock()
+					if !planned {
+						b.falseDeaths.Add(1)
+					}
+				}
+				w := b.watch.Load()
+				if w == nil || m.Name != w.name {
+					continue
+				}
+				hit := false
+				switch w.status {
+				case gossip.StatusAlive:
+					hit = ev.Type == gossip.EventJoin
+				case gossip.StatusLeft:
+					hit = ev.Type == gossip.EventLeave
+				case gossip.StatusDead:
+					hit = ev.Type == gossip.EventLeave && m.Status == gossip.StatusDead
+				}
+				if hit && w.seen[i].CompareAndSwap(0, int64(time.Since(w.t0))+1) {
+					if w.status == gossip.StatusLeft && m.Status == gossip.StatusDead {
+						w.asDead.Add(1)
+					}
+					if w.left.Add(-1) == 0 {
+						close(w.done)
+					}
+				}
+			}
+		}()
+	}
+}
+
+// expect arms a watch for name reaching status on every agent except
+// skip (-1: none).
+func (b *bench) expect(name string, status gossip.Status, skip int) *watch {
+	w := &watch{name: name, status: status, seen: make([]atomic.Int64, len(b.agents)), done: make(chan struct{})}
+	n := len(b.agents)
+	if skip >= 0 {
+		w.seen[skip].Store(-1)
+		n--
+	}
+	w.left.Store(int64(n))
+	w.t0 = time.Now()
+	b.watch.Store(w)
+	return w
+}
+
+// await waits for w (≤ timeout) and summarises it.
+func (b *bench) await(ctx context.Context, w *watch, timeout time.Duration) (Spread, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.done:
+	case <-t.C:
+	case <-ctx.Done():
+		return Spread{}, ctx.Err()
+	}
+	b.watch.Store(nil)
+	var ds []time.Duration
+	exp := 0
+	for i := range w.seen {
+		v := w.seen[i].Load()
+		if v < 0 {
+			continue
+		}
+		exp++
+		if v > 0 {
+			ds = append(ds, time.Duration(v-1))
+		}
+	}
+	return Spread{Dist: fleet.NewDist(ds), Reached: len(ds), Expected: exp, AsDead: int(w.asDead.Load())}, nil
+}
+
+// measureJoinLeave times a new agent joining through all three seeds (as
+// a production agent does), then its graceful leave.
+func (b *bench) measureJoinLeave(ctx context.Context, res *Result) (Spread, error) {
+	a, err := b.newAgent("agent-new", 0)
+	if err != nil {
+		return Spread{}, err
+	}
+	defer a.pool.Shutdown()
+	w := b.expect(a.name, gossip.StatusAlive, -1)
+	jctx, cancel := context.WithTimeout(ctx, time.Minute)
+	_, err = a.pool.Join(jctx, b.seeds)
+	cancel()
+	if err != nil {
+		return Spread{}, err
+	}
+	join, err := b.await(ctx, w, 2*time.Minute)
+	if err != nil {
+		return join, err
+	}
+	b.goneMu.Lock()
+	b.gone[a.name] = true // a leave some peers record as dead is counted in AsDead, not as false
+	b.goneMu.Unlock()
+	w = b.expect(a.name, gossip.StatusLeft, -1)
+	if err := a.pool.Leave(10 * time.Second); err != nil {
+		b.log.Warn("leave broadcast not confirmed", "error", err)
+	}
+	res.LeaveCallMs = float64(time.Since(w.t0).Microseconds()) / 1000
+	res.Leave, err = b.await(ctx, w, 2*time.Minute)
+	return join, err
+}
+
+// measureCrash stops one agent without leaving and times its death
+// reaching the others.
+func (b *bench) measureCrash(ctx context.Context) (Spread, error) {
+	i := len(b.agents) / 2
+	a := b.agents[i]
+	b.goneMu.Lock()
+	b.gone[a.name] = true
+	b.goneMu.Unlock()
+	w := b.expect(a.name, gossip.StatusDead, i)
+	_ = a.pool.Shutdown()
+	return b.await(ctx, w, 3*time.Minute)
+}
+
+// window watches the settled pool for d, optionally with stress-ng busy on
+// every core, and accounts suspicions, CPU and bytes.
+func (b *bench) window(ctx context.Context, d time.Duration, stress bool) (Window, error) {
+	w := Window{Stress: stress}
+	if stress {
+		cmd := exec.CommandContext(ctx, "stress-ng", "--cpu", fmt.Sprint(runtime.NumCPU()), "--timeout", fmt.Sprintf("%ds", int(d.Seconds())+5), "--quiet")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return w, fmt.Errorf("stress-ng (apt-get install stress-ng): %w", err)
+		}
+		defer func() {
+			// stress-ng forks workers into its process group: end the group.
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		}()
+		if err := sleepCtx(ctx, time.Second); err != nil { // let the workers start
+			return w, err
+		}
+	}
+	rs, rd, fd := b.refutes.suspect.Load(), b.refutes.dead.Load(), b.falseDeaths.Load()
+	c0 := b.ctr.snap()
+	cpu0 := fleet.SelfCPUSeconds()
+	coord0 := b.coordCPU()
+	t0 := time.Now()
+	if err := sleepCtx(ctx, d); err != nil {
+		return w, err
+	}
+	el := time.Since(t0)
+	dc := b.ctr.snap().sub(c0)
+	n := float64(len(b.agents))
+	w.Seconds = el.Seconds()
+	w.RefutedSuspicions = b.refutes.suspect.Load() - rs
+	w.RefutedDeaths = b.refutes.dead.Load() - rd
+	w.FalseDeaths = b.falseDeaths.Load() - fd
+	w.SuspicionsPerHour = float64(w.RefutedSuspicions) * 3600 / w.Seconds
+	w.ProcessCPUPct = (fleet.SelfCPUSeconds() - cpu0) / w.Seconds * 100
+	w.CPUPctPerMember = w.ProcessCPUPct / n
+	w.SentBytesPerSec = float64(dc.UDPSent+dc.TCPSent) / n / w.Seconds
+	w.UDPRecvBytesPerSec = float64(dc.UDPRecv) / n / w.Seconds
+	w.TCPConnPerSec = float64(dc.TCPConnect) / n / w.Seconds
+	w.SuspectMarks = dc.Suspect
+	if dc.TCPConnect > 0 {
+		w.PushPullBytes = float64(dc.TCPSent) / float64(dc.TCPConnect)
+	}
+	w.CoordCPUPct = pct(b.coordCPU(), coord0, el)
+	return w, nil
+}
+
+// coordCPU samples the coordinators' CPU seconds.
+func (b *bench) coordCPU() []float64 {
+	b.cl.Sample()
+	out := make([]float64, len(b.cl.Nodes))
+	for i := range b.cl.Nodes {
+		out[i] = b.cl.Usage(i).CPUSeconds
+	}
+	return out
+}
+
+func pct(now, before []float64, d time.Duration) []float64 {
+	out := make([]float64, len(now))
+	for i := range now {
+		out[i] = (now[i] - before[i]) / d.Seconds() * 100
+	}
+	return out
+}
+
+func (b *bench) teardown() {
+	if b.watch.Load() != nil {
+		b.watch.Store(nil)
+	}
+	// Shut pools down in parallel: each waits for its listeners.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for _, a := range b.agents {
+		if a == nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_ = a.pool.Shutdown() // closes the watcher's channel
+		}()
+	}
+	wg.Wait()
+	b.watchers.Wait()
+	if b.cl != nil {
+		b.cl.Stop()
+	}
+	runtime.GC()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// ErrNoServer is returned when the rollwave binary is missing.
+var ErrNoServer = errors.New("gossip bench: rollwave binary not found (make build)")
+
+// CheckBin reports ErrNoServer (wrapped) when bin is not a file.
+func CheckBin(bin string) error {
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%w: %s", ErrNoServer, filepath.Clean(bin))
+	}
+	return nil
+}
