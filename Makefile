@@ -46,8 +46,10 @@ e2e:
 # one zero-bake release; several sizes: BENCH_N="500 1000 2000 5000"),
 # BENCH_KILLS leader-SIGKILL rounds with BENCH_KILL_N agents, and the agent
 # footprint over BENCH_FOOT_WINDOW; as root also the real-host part
-# (test/bench/realhost: BENCH_HOSTS systemd-nspawn hosts, the rollout timed
-# against Ansible serial, the isolation revert; BENCH_REALHOST=0 skips it),
+# (test/bench/realhost: BENCH_HOSTS systemd-nspawn hosts; the rollout, a
+# rollback of every host and a rollout with one bad host timed against
+# Ansible serial; the blast radius of a bad release under BENCH_BLAST_RPS
+# requests/s per host; the isolation revert; BENCH_REALHOST=0 skips it),
 # for which it installs ansible and the e2e tools with apt-get. Prints a
 # table; every figure lands in $(BENCH_OUT)/results.json. Each part is
 # time-bounded (< 25 min in all with the defaults).
@@ -55,7 +57,8 @@ BENCH_N ?= 1000
 BENCH_KILL_N ?= 200
 BENCH_KILLS ?= 20
 BENCH_FOOT_WINDOW ?= 60s
-BENCH_HOSTS ?= 20
+BENCH_HOSTS ?= 50
+BENCH_BLAST_RPS ?= 50
 BENCH_REALHOST ?= 1
 BENCH_OUT ?= bin/bench
 bench: build
@@ -72,7 +75,7 @@ bench: build
 	echo $$realhost > $(BENCH_OUT)/.realhost
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -timeout 5m ./test/bench/micro/ | tee $(BENCH_OUT)/micro.txt
 	$(GO) run ./test/bench/cmd/benchsuite -bin bin -n '$(BENCH_N)' -kill-n $(BENCH_KILL_N) -kills $(BENCH_KILLS) \
-		-foot-window $(BENCH_FOOT_WINDOW) -realhost=$$(cat $(BENCH_OUT)/.realhost) -hosts $(BENCH_HOSTS) -out $(BENCH_OUT)
+		-foot-window $(BENCH_FOOT_WINDOW) -realhost=$$(cat $(BENCH_OUT)/.realhost) -hosts $(BENCH_HOSTS) -blast-rps $(BENCH_BLAST_RPS) -out $(BENCH_OUT)
 
 # Runs every fuzz target for FUZZTIME (default 2m) each; fails on a crash.
 fuzz:
