@@ -68,7 +68,9 @@ func envInt(t *testing.T, name string, def int) int {
 //     phase (4 hosts) is cut off 3 s into its bake; each cut host must
 //     answer the old version by itself within isolation_timeout + 2 s.
 //
-// The figures go to the log (lines starting BENCH) and, as a Result, to
+// BENCH_PARTS (comma-separated: rollback, badhost, blast, isolation) runs
+// only those parts after the comparison (BENCH_ROUNDS=0 skips that). The
+// figures go to the log (lines starting BENCH) and, as a Result, to
 // $BENCH_REALHOST_OUT.
 func TestRealHostBench(t *testing.T) {
 	n := envInt(t, "BENCH_HOSTS", 50)
@@ -204,12 +206,18 @@ func TestRealHostBench(t *testing.T) {
 		b.order, b.phases = hosts, nil
 	}
 
-	res.Rollback = b.rollback()
-	res.BadHost = b.badHost()
-	if blast > 0 {
+	parts := os.Getenv("BENCH_PARTS")
+	run := func(part string) bool { return parts == "" || slices.Contains(strings.Split(parts, ","), part) }
+	if run("rollback") {
+		res.Rollback = b.rollback()
+	}
+	if run("badhost") {
+		res.BadHost = b.badHost()
+	}
+	if blast > 0 && run("blast") {
 		res.Blast = b.blastRadius(cellA, "cell-a", float64(blastRate))
 	}
-	if isoRounds > 0 {
+	if isoRounds > 0 && run("isolation") {
 		res.Isolation = isolationBench(t, f, cs, hosts, b.served, isoRounds)
 	}
 }

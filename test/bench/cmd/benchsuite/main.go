@@ -349,12 +349,18 @@ func table(w0 *os.File, r *Results) {
 // realHostRows are the table's rows of the real-host part.
 func realHostRows(w io.Writer, rh *realhost.Result) {
 	p := fmt.Sprintf("real hosts (%d, %d cells):", rh.Hosts, rh.Cells)
+	judge := func(ratio float64) string {
+		if rh.Hosts < 50 {
+			return "(judged at 50 hosts)"
+		}
+		return verdict(ratio >= 5)
+	}
 	if len(rh.Rounds) > 0 {
 		fmt.Fprintf(w, "%s rollout, phases %v: rollwave (median of %d)\t%.2f s\t\t\n", p, rh.Phases, len(rh.Rounds), rh.RollwaveMedian)
 		fmt.Fprintf(w, "%s same phases, Ansible serial (median of %d)\t%.2f s\t\t\n", p, len(rh.Rounds), rh.AnsibleMedian)
-		fmt.Fprintf(w, "%s rollwave faster than Ansible serial\t%.1f×\t≥ 5× at 50 hosts %s\t\n", p, rh.Ratio, verdict(rh.Ratio >= 5 && rh.Hosts >= 50))
+		fmt.Fprintf(w, "%s rollwave faster than Ansible serial\t%.1f×\t≥ 5× at 50 hosts %s\t\n", p, rh.Ratio, judge(rh.Ratio))
 		if rh.AnsibleFreeMedian > 0 {
-			fmt.Fprintf(w, "%s same phases, Ansible serial + strategy free (median of %d)\t%.2f s (rollwave %.1f× faster)\t≥ 5× %s\t\n", p, len(rh.Rounds), rh.AnsibleFreeMedian, rh.FreeRatio, verdict(rh.FreeRatio >= 5 && rh.Hosts >= 50))
+			fmt.Fprintf(w, "%s same phases, Ansible serial + strategy free (median of %d)\t%.2f s (rollwave %.1f× faster)\t≥ 5× %s\t\n", p, len(rh.Rounds), rh.AnsibleFreeMedian, rh.FreeRatio, judge(rh.FreeRatio))
 		}
 	}
 	if rb := rh.Rollback; rb != nil {
