@@ -240,7 +240,7 @@ func httpVersion(h *fleet.Host, port int) (string, error) {
 
 // blastSpec is a release of the blast app to one cell: canary 1, then
 // doubling; HTTP proxy; the error-rate gate (1 %, judged from 10 requests)
-// read during a 60 s bake; a failed host rolls everything back.
+// judged over a 30 s bake; a failed host rolls everything back.
 func blastSpec(version string, a demoapp.Artifact, cell string) relSpec {
 	return relSpec{app: blastApp, version: version, art: a,
 		blue: blastBlue, green: blastGreen, listen: blastTrafficPt, protocol: "http",
@@ -248,7 +248,7 @@ func blastSpec(version string, a demoapp.Artifact, cell string) relSpec {
 		phases:     "    canary = 1\n    growth = \"geometric\"\n    factor = 2\n    max_size = \"25%\"\n",
 		check:      200 * time.Millisecond,
 		minHealthy: time.Second,
-		bake:       "    first = \"60s\"\n    decay = 1\n    min = \"60s\"\n",
+		bake:       "    first = \"30s\"\n    decay = 1\n    min = \"30s\"\n",
 		gates:      "    max_error_rate = \"1%\"\n    min_requests = 10\n",
 		rollback:   "    on_failure = \"all\"\n    isolation_timeout = \"30s\"\n",
 	}
