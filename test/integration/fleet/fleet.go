@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -208,7 +209,11 @@ func (f *Fleet) Boot(k int) []*Host {
 		}
 		f.hosts = append(f.hosts, hosts[i])
 	}
+	total := len(f.hosts)
 	f.mu.Unlock()
+	if err := raiseInotifyInstances(128+24*total, f.t.Logf); err != nil {
+		f.t.Fatalf("boot %d hosts: %v", k, err)
+	}
 
 	start := time.Now()
 	errs := make([]error, k)
@@ -232,6 +237,34 @@ func (f *Fleet) Boot(k int) []*Host {
 	}
 	f.t.Logf("TIMING boot of %d hosts to running: %s", k, time.Since(start).Round(time.Millisecond))
 	return hosts
+}
+
+// inotifyInstances is the machine-wide limit on inotify instances per
+// user. Every container's systemd, journald and services take several,
+// all as root, so Debian's default (128) runs out at around 25 hosts:
+// PID 1 then fails with "Failed to allocate manager object: Too many
+// open files".
+const inotifyInstances = "/proc/sys/fs/inotify/max_user_instances"
+
+// raiseInotifyInstances raises the limit to at least want; it never
+// lowers it.
+func raiseInotifyInstances(want int, logf func(string, ...any)) error {
+	b, err := os.ReadFile(inotifyInstances)
+	if err != nil {
+		return err
+	}
+	have, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("%s: %q: %w", inotifyInstances, b, err)
+	}
+	if have >= want {
+		return nil
+	}
+	if err := os.WriteFile(inotifyInstances, []byte(strconv.Itoa(want)), 0o644); err != nil {
+		return fmt.Errorf("raise %s from %d to %d: %w", inotifyInstances, have, want, err)
+	}
+	logf("raised %s from %d to %d for the hosts' systemd", inotifyInstances, have, want)
+	return nil
 }
 
 // Teardown stops every coordinator and host and removes every resource
