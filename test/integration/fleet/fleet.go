@@ -211,8 +211,27 @@ func (f *Fleet) Boot(k int) []*Host {
 	}
 	total := len(f.hosts)
 	f.mu.Unlock()
-	if err := raiseInotifyInstances(128+24*total, f.t.Logf); err != nil {
-		f.t.Fatalf("boot %d hosts: %v", k, err)
+	// Machine-wide limits that a fleet of this size needs (never lowered).
+	for _, lim := range []struct {
+		path string
+		want int
+	}{
+		// Every container's systemd, journald and services take several
+		// inotify instances, all as root: Debian's default (128) runs out
+		// at around 25 hosts ("Failed to allocate manager object: Too
+		// many open files" from PID 1).
+		{"/proc/sys/fs/inotify/max_user_instances", 128 + 24*total},
+		// The ARP table is one table for every network namespace, and the
+		// agents gossip with each other: each host resolves every other
+		// one, about hosts² entries. Past gc_thresh3 (default 1024, ~30
+		// hosts) new entries fail ("neighbor table overflow") and connects
+		// fail with "no route to host".
+		{"/proc/sys/net/ipv4/neigh/default/gc_thresh2", 512 + (total+1)*(total+1)},
+		{"/proc/sys/net/ipv4/neigh/default/gc_thresh3", 1024 + 2*(total+1)*(total+1)},
+	} {
+		if err := raiseLimit(lim.path, lim.want, f.t.Logf); err != nil {
+			f.t.Fatalf("boot %d hosts: %v", k, err)
+		}
 	}
 
 	start := time.Now()
@@ -239,31 +258,24 @@ func (f *Fleet) Boot(k int) []*Host {
 	return hosts
 }
 
-// inotifyInstances is the machine-wide limit on inotify instances per
-// user. Every container's systemd, journald and services take several,
-// all as root, so Debian's default (128) runs out at around 25 hosts:
-// PID 1 then fails with "Failed to allocate manager object: Too many
-// open files".
-const inotifyInstances = "/proc/sys/fs/inotify/max_user_instances"
-
-// raiseInotifyInstances raises the limit to at least want; it never
-// lowers it.
-func raiseInotifyInstances(want int, logf func(string, ...any)) error {
-	b, err := os.ReadFile(inotifyInstances)
+// raiseLimit raises the integer in a /proc/sys file to at least want; it
+// never lowers it.
+func raiseLimit(path string, want int, logf func(string, ...any)) error {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	have, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
-		return fmt.Errorf("%s: %q: %w", inotifyInstances, b, err)
+		return fmt.Errorf("%s: %q: %w", path, b, err)
 	}
 	if have >= want {
 		return nil
 	}
-	if err := os.WriteFile(inotifyInstances, []byte(strconv.Itoa(want)), 0o644); err != nil {
-		return fmt.Errorf("raise %s from %d to %d: %w", inotifyInstances, have, want, err)
+	if err := os.WriteFile(path, []byte(strconv.Itoa(want)), 0o644); err != nil {
+		return fmt.Errorf("raise %s from %d to %d: %w", path, have, want, err)
 	}
-	logf("raised %s from %d to %d for the hosts' systemd", inotifyInstances, have, want)
+	logf("raised %s from %d to %d for the fleet", path, have, want)
 	return nil
 }
 
