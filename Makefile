@@ -50,8 +50,10 @@ e2e:
 # BENCH_REGIONS side by side with BENCH_REGION_N agents each (after one
 # alone; empty skips), and the agent
 # footprint over BENCH_FOOT_WINDOW; as root also the real-host part
-# (test/bench/realhost: BENCH_HOSTS systemd-nspawn hosts, the rollout timed
-# against Ansible serial, the isolation revert; BENCH_REALHOST=0 skips it),
+# (test/bench/realhost: BENCH_HOSTS systemd-nspawn hosts; the rollout, a
+# rollback of every host and a rollout with one bad host timed against
+# Ansible serial; the blast radius of a bad release under BENCH_BLAST_RPS
+# requests/s per host; the isolation revert; BENCH_REALHOST=0 skips it),
 # for which it installs ansible and the e2e tools with apt-get. Prints a
 # table; every figure lands in $(BENCH_OUT)/results.json. Each part is
 # time-bounded (< 25 min in all with the defaults).
@@ -59,7 +61,8 @@ BENCH_N ?= 1000
 BENCH_KILL_N ?= 200
 BENCH_KILLS ?= 20
 BENCH_FOOT_WINDOW ?= 60s
-BENCH_HOSTS ?= 20
+BENCH_HOSTS ?= 50
+BENCH_BLAST_RPS ?= 50
 BENCH_MULTI_APPS ?= 20
 BENCH_MULTI_N ?= 1000
 BENCH_REGIONS ?= eu,us
@@ -83,7 +86,7 @@ bench: build
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -timeout 5m ./test/bench/micro/ | tee $(BENCH_OUT)/micro.txt
 	$(GO) run ./test/bench/cmd/benchsuite -bin bin -n '$(BENCH_N)' -kill-n $(BENCH_KILL_N) -kills $(BENCH_KILLS) \
 		-multi-apps $(BENCH_MULTI_APPS) -multi-n $(BENCH_MULTI_N) -regions '$(BENCH_REGIONS)' -region-n $(BENCH_REGION_N) \
-		-foot-window $(BENCH_FOOT_WINDOW) -realhost=$$(cat $(BENCH_OUT)/.realhost) -hosts $(BENCH_HOSTS) -out $(BENCH_OUT) \
+		-foot-window $(BENCH_FOOT_WINDOW) -realhost=$$(cat $(BENCH_OUT)/.realhost) -hosts $(BENCH_HOSTS) -blast-rps $(BENCH_BLAST_RPS) -out $(BENCH_OUT) \
 		-gossip-n '$(BENCH_GOSSIP_N)'
 
 # Runs every fuzz target for FUZZTIME (default 2m) each; fails on a crash.

@@ -12,6 +12,9 @@
 // built. config/fail_above_rps ("5") answers 500 to every request to /
 // beyond that many in the current second: a version whose errors show
 // only under real load. Every answer to / carries X-Version.
+// config/unhealthy_if_file ("/run/bad-host"), an absolute path: /healthz
+// answers 503 while that file exists on the host — one artifact that is
+// broken on exactly the hosts an operator (or a benchmark) marks.
 // config/log_requests ("yes") logs every request to / as
 // "demo-app VERSION: GET /path" (what `rollwave logs -f` shows).
 // built. config/error_rate is read again every 250ms, so a test can make a
@@ -60,7 +63,16 @@ func main() {
 	if d, err := time.ParseDuration(healthySetting); err == nil {
 		healthyFor, timed = d, true
 	}
+	badIfFile := readFile(*dir, "unhealthy_if_file", "")
+	if badIfFile != "" && !filepath.IsAbs(badIfFile) {
+		log.Fatalf("config/unhealthy_if_file: want an absolute path, got %q", badIfFile)
+	}
 	healthy := func() bool {
+		if badIfFile != "" {
+			if _, err := os.Stat(badIfFile); err == nil {
+				return false
+			}
+		}
 		if timed {
 			return time.Since(started) < healthyFor
 		}

@@ -1,7 +1,7 @@
 // Package charts draws the benchmark suite's figures as SVG files with
 // gonum/plot: leader memory and phase overhead against the fleet size,
 // the distribution of leader-kill recovery times, and rollwave against
-// Ansible per timed round on real hosts. docs/performance.md shows them.
+// Ansible on real hosts (rollout, rollback, one bad host). docs/performance.md shows them.
 package charts
 
 import (
@@ -147,37 +147,49 @@ func failover(k *fleet.Result) (*plot.Plot, error) {
 	return p, nil
 }
 
-// againstAnsible: wall time per timed round, rollwave next to Ansible
-// serial with the same phases.
+// againstAnsible: rollwave next to Ansible on the same real hosts, one
+// group of bars per operation: the rollout (median of the timed rounds;
+// Ansible serial with the same phases, linear and free), the rollback of
+// every host, and the rollout with one bad host until every host serves
+// the old version again. An operation that was not measured is left out.
 func againstAnsible(rh *realhost.Result) (*plot.Plot, error) {
 	if rh == nil || len(rh.Rounds) == 0 {
 		return nil, nil
 	}
-	rw := make(plotter.Values, len(rh.Rounds))
-	an := make(plotter.Values, len(rh.Rounds))
-	names := make([]string, len(rh.Rounds))
-	for i, r := range rh.Rounds {
-		rw[i], an[i], names[i] = r.RollwaveSeconds, r.AnsibleSeconds, r.Version
+	var rw, lin, free plotter.Values
+	var names []string
+	add := func(name string, r, l, f float64) {
+		names = append(names, name)
+		rw, lin, free = append(rw, r), append(lin, l), append(free, f)
+	}
+	add("rollout", rh.RollwaveMedian, rh.AnsibleMedian, rh.AnsibleFreeMedian)
+	if rb := rh.Rollback; rb != nil {
+		add("rollback", rb.RollwaveSeconds, rb.AnsibleSeconds, 0)
+	}
+	if bh := rh.BadHost; bh != nil {
+		add("one bad host: all old", bh.RollwaveOldSeconds, bh.AnsibleOldSeconds, 0)
 	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Rollout of %d real hosts, phases %v", rh.Hosts, rh.Phases)
+	p.Title.Text = fmt.Sprintf("%d real hosts, phases %v", rh.Hosts, rh.Phases)
 	p.Y.Label.Text = "seconds"
 	w := vg.Points(14)
-	a, err := plotter.NewBarChart(rw, w)
-	if err != nil {
-		return nil, err
+	bars := []struct {
+		name string
+		v    plotter.Values
+	}{{"rollwave", rw}, {"Ansible serial", lin}, {"Ansible serial, strategy free", free}}
+	for i, s := range bars {
+		if i == 2 && rh.AnsibleFreeMedian == 0 {
+			continue
+		}
+		b, err := plotter.NewBarChart(s.v, w)
+		if err != nil {
+			return nil, err
+		}
+		b.Color = plotutil.Color(i)
+		b.Offset = vg.Length(i-1) * w
+		p.Add(b)
+		p.Legend.Add(s.name, b)
 	}
-	a.Color = plotutil.Color(0)
-	a.Offset = -w / 2
-	b, err := plotter.NewBarChart(an, w)
-	if err != nil {
-		return nil, err
-	}
-	b.Color = plotutil.Color(1)
-	b.Offset = w / 2
-	p.Add(a, b)
-	p.Legend.Add("rollwave", a)
-	p.Legend.Add("Ansible serial", b)
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.NominalX(names...)

@@ -20,7 +20,10 @@ func TestWriteDrawsEveryChartWithData(t *testing.T) {
 	}
 	kill := &fleet.Result{N: 200, Kill: &fleet.KillResult{Seconds: []float64{0.9, 1.0, 1.1, 0.95, 1.3, 0.97}}}
 	rh := &realhost.Result{Hosts: 50, Phases: []int{1, 2, 5}, Rounds: []realhost.Round{
-		{Version: "v1", RollwaveSeconds: 4, AnsibleSeconds: 30}, {Version: "v2", RollwaveSeconds: 4.2, AnsibleSeconds: 31}}}
+		{Version: "v1", RollwaveSeconds: 4, AnsibleSeconds: 30}, {Version: "v2", RollwaveSeconds: 4.2, AnsibleSeconds: 31}},
+		RollwaveMedian: 4.1, AnsibleMedian: 30.5, AnsibleFreeMedian: 28,
+		Rollback: &realhost.Rollback{RollwaveSeconds: 1.2, AnsibleSeconds: 9},
+		BadHost:  &realhost.BadHost{RollwaveOldSeconds: 14, AnsibleOldSeconds: 40}}
 	files, err := Write(dir, Input{Fleet: rs, Kill: kill, RealHost: rh})
 	if err != nil {
 		t.Fatal(err)
@@ -38,8 +41,11 @@ func TestWriteDrawsEveryChartWithData(t *testing.T) {
 			t.Errorf("%s is not an SVG: %.80q", name, b)
 		}
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "ansible.svg")); !strings.Contains(string(b), "Ansible serial") {
-		t.Error("ansible.svg has no legend entry for Ansible")
+	b, _ := os.ReadFile(filepath.Join(dir, "ansible.svg"))
+	for _, text := range []string{"Ansible serial", "strategy free", "rollback", "one bad host"} {
+		if !strings.Contains(string(b), text) {
+			t.Errorf("ansible.svg has no %q", text)
+		}
 	}
 }
 

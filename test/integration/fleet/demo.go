@@ -275,3 +275,15 @@ func (cs *Coordinators) Events(id string) ([]*rollwavev1.Event, error) {
 	}
 	return evs, nil
 }
+
+// PublishDemoConfig is PublishDemo with config files (healthy, error_rate,
+// unhealthy_if_file, …: see examples/demo-app) in the artifact.
+func (f *Fleet) PublishDemoConfig(version string, config map[string]string) demoapp.Artifact {
+	f.t.Helper()
+	a, err := demoapp.PackageConfig(f.DemoBinary(), filepath.Join(f.share, "artifacts"), version, config)
+	if err != nil {
+		f.t.Fatalf("package demo %s (config %v): %v", version, config, err)
+	}
+	a.URL = "file://" + SharePath + "/artifacts/" + filepath.Base(a.Path)
+	return a
+}

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -208,7 +209,30 @@ func (f *Fleet) Boot(k int) []*Host {
 		}
 		f.hosts = append(f.hosts, hosts[i])
 	}
+	total := len(f.hosts)
 	f.mu.Unlock()
+	// Machine-wide limits that a fleet of this size needs (never lowered).
+	for _, lim := range []struct {
+		path string
+		want int
+	}{
+		// Every container's systemd, journald and services take several
+		// inotify instances, all as root: Debian's default (128) runs out
+		// at around 25 hosts ("Failed to allocate manager object: Too
+		// many open files" from PID 1).
+		{"/proc/sys/fs/inotify/max_user_instances", 128 + 24*total},
+		// The ARP table is one table for every network namespace, and the
+		// agents gossip with each other: each host resolves every other
+		// one, about hosts² entries. Past gc_thresh3 (default 1024, ~30
+		// hosts) new entries fail ("neighbor table overflow") and connects
+		// fail with "no route to host".
+		{"/proc/sys/net/ipv4/neigh/default/gc_thresh2", 512 + (total+1)*(total+1)},
+		{"/proc/sys/net/ipv4/neigh/default/gc_thresh3", 1024 + 2*(total+1)*(total+1)},
+	} {
+		if err := raiseLimit(lim.path, lim.want, f.t.Logf); err != nil {
+			f.t.Fatalf("boot %d hosts: %v", k, err)
+		}
+	}
 
 	start := time.Now()
 	errs := make([]error, k)
@@ -232,6 +256,27 @@ func (f *Fleet) Boot(k int) []*Host {
 	}
 	f.t.Logf("TIMING boot of %d hosts to running: %s", k, time.Since(start).Round(time.Millisecond))
 	return hosts
+}
+
+// raiseLimit raises the integer in a /proc/sys file to at least want; it
+// never lowers it.
+func raiseLimit(path string, want int, logf func(string, ...any)) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	have, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("%s: %q: %w", path, b, err)
+	}
+	if have >= want {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(want)), 0o644); err != nil {
+		return fmt.Errorf("raise %s from %d to %d: %w", path, have, want, err)
+	}
+	logf("raised %s from %d to %d for the fleet", path, have, want)
+	return nil
 }
 
 // Teardown stops every coordinator and host and removes every resource

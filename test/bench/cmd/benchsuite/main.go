@@ -86,9 +86,10 @@ func main() {
 		perRun  = flag.Duration("run-timeout", 8*time.Minute, "bound on each simulator run")
 		settle  = flag.Duration("settle", 10*time.Second, "idle window of each simulator run")
 		real    = flag.Bool("realhost", false, "run the real-host part (root: systemd-nspawn hosts, Ansible comparison, isolation)")
-		hosts   = flag.Int("hosts", 20, "real hosts for the real-host part")
-		rounds  = flag.Int("rounds", 2, "timed rollouts per tool in the Ansible comparison")
-		isoR    = flag.Int("isolation-rounds", 3, "isolation rounds (each cuts the canary phase's hosts)")
+		hosts   = flag.Int("hosts", 50, "real hosts for the real-host part")
+		rounds  = flag.Int("rounds", 1, "timed rollouts per tool in the Ansible comparison")
+		isoR    = flag.Int("isolation-rounds", 2, "isolation rounds (each cuts the canary phase's hosts)")
+		blastR  = flag.Int("blast-rps", 50, "blast radius: requests per second per host (at least 20; 0 skips the blast radius)")
 		multiK  = flag.Int("multi-apps", 20, "releases at once (one app each, every agent hosting every app) after one alone (0 skips)")
 		multiN  = flag.Int("multi-n", 1000, "agents in the many-releases part")
 		regs    = flag.String("regions", "eu,us", "regions run side by side, one 3-node cluster each, after the first alone (empty skips)")
@@ -168,7 +169,7 @@ func main() {
 		save(*out, res)
 	}
 	if *real {
-		r, err := runRealHost(*out, *hosts, *rounds, *isoR)
+		r, err := runRealHost(*out, *hosts, *rounds, *isoR, *blastR)
 		if err != nil {
 			res.Errors["real-hosts"] = err.Error()
 			fmt.Fprintf(os.Stderr, "benchsuite: real hosts: %v\n", err)
@@ -232,7 +233,7 @@ func sum(v []int) int {
 // runRealHost runs test/bench/realhost's TestRealHostBench (build tag
 // e2e, root) and reads the Result it writes. Its log goes to
 // out/realhost.log.
-func runRealHost(out string, hosts, rounds, isoRounds int) (*realhost.Result, error) {
+func runRealHost(out string, hosts, rounds, isoRounds, blastRPS int) (*realhost.Result, error) {
 	file, err := filepath.Abs(filepath.Join(out, "realhost.json"))
 	if err != nil {
 		return nil, err
@@ -249,6 +250,11 @@ func runRealHost(out string, hosts, rounds, isoRounds int) (*realhost.Result, er
 		"-run", "^TestRealHostBench$", "./test/bench/realhost/")
 	cmd.Env = append(os.Environ(), "BENCH_REALHOST_OUT="+file, fmt.Sprintf("BENCH_HOSTS=%d", hosts),
 		fmt.Sprintf("BENCH_ROUNDS=%d", rounds), fmt.Sprintf("BENCH_ISOLATION_ROUNDS=%d", isoRounds))
+	if blastRPS > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("BENCH_BLAST_RPS=%d", blastRPS))
+	} else {
+		cmd.Env = append(cmd.Env, "BENCH_BLAST=0")
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.WaitDelay = 10 * time.Second
 	fmt.Fprintf(os.Stderr, "benchsuite: real hosts (%d hosts; log %s)\n", hosts, logf.Name())
@@ -425,16 +431,7 @@ func table(w0 *os.File, r *Results) {
 		}
 	}
 	if rh := r.RealHost; rh != nil {
-		p := fmt.Sprintf("real hosts (%d, %d cells):", rh.Hosts, rh.Cells)
-		if len(rh.Rounds) > 0 {
-			fmt.Fprintf(w, "%s rollout, phases %v: rollwave (median of %d)\t%.2f s\t\t\n", p, rh.Phases, len(rh.Rounds), rh.RollwaveMedian)
-			fmt.Fprintf(w, "%s same phases, Ansible serial (median of %d)\t%.2f s\t\t\n", p, len(rh.Rounds), rh.AnsibleMedian)
-			fmt.Fprintf(w, "%s rollwave faster than Ansible serial\t%.1f×\t≥ 5× %s\t\n", p, rh.Ratio, verdict(rh.Ratio >= 5 && rh.Hosts >= 20))
-		}
-		if iso := rh.Isolation; iso != nil {
-			fmt.Fprintf(w, "%s isolation: cut → old version p50/max (%d hosts, %d missed)\t%.2f / %.2f s\t≤ isolation_timeout %.0f s + 2 s %s\t\n",
-				p, len(iso.Seconds), iso.Missed, iso.P50, iso.Max, iso.TimeoutSeconds, verdict(iso.Missed == 0 && len(iso.Seconds) > 0 && iso.Max <= iso.TimeoutSeconds+2))
-		}
+		realHostRows(w, rh)
 	}
 	for _, g := range r.Gossip {
 		gossipbench.TableRows(w, g)
@@ -526,5 +523,49 @@ func tableRegions(w io.Writer, rr *fleet.RegionsResult) {
 	}
 	if len(rr.Side) > 0 {
 		fmt.Fprintf(w, "%d regional clusters side by side: releases started together; simulator CPU\t%v; %.1f s\t\t\n", len(rr.Side), rr.SideAligned, rr.SimCPUSeconds)
+	}
+}
+
+// realHostRows are the table's rows of the real-host part.
+func realHostRows(w io.Writer, rh *realhost.Result) {
+	p := fmt.Sprintf("real hosts (%d, %d cells):", rh.Hosts, rh.Cells)
+	judge := func(ratio float64) string {
+		if rh.Hosts < 50 {
+			return "(judged at 50 hosts)"
+		}
+		return verdict(ratio >= 5)
+	}
+	if len(rh.Rounds) > 0 {
+		fmt.Fprintf(w, "%s rollout, phases %v: rollwave (median of %d)\t%.2f s\t\t\n", p, rh.Phases, len(rh.Rounds), rh.RollwaveMedian)
+		fmt.Fprintf(w, "%s same phases, Ansible serial (median of %d)\t%.2f s\t\t\n", p, len(rh.Rounds), rh.AnsibleMedian)
+		fmt.Fprintf(w, "%s rollwave faster than Ansible serial\t%.1f×\t≥ 5× at 50 hosts %s\t\n", p, rh.Ratio, judge(rh.Ratio))
+		if rh.AnsibleFreeMedian > 0 {
+			fmt.Fprintf(w, "%s same phases, Ansible serial + strategy free (median of %d)\t%.2f s (rollwave %.1f× faster)\t≥ 5× %s\t\n", p, len(rh.Rounds), rh.AnsibleFreeMedian, rh.FreeRatio, judge(rh.FreeRatio))
+		}
+	}
+	if rb := rh.Rollback; rb != nil {
+		fmt.Fprintf(w, "%s rollback of every host → all on the old version: rollwave / Ansible\t%.2f s / %.2f s (%.1f×)\t\t\n", p, rb.RollwaveSeconds, rb.AnsibleSeconds, rb.Ratio)
+	}
+	if bh := rh.BadHost; bh != nil {
+		fmt.Fprintf(w, "%s one bad host (phase %d): detected, rollwave / Ansible\t%.2f s / %.2f s\t\t\n", p, bh.Phase, bh.RollwaveDetectSeconds, bh.AnsibleDetectSeconds)
+		fmt.Fprintf(w, "%s one bad host: every host on the old version, rollwave / Ansible\t%.2f s / %.2f s\t\t\n", p, bh.RollwaveOldSeconds, bh.AnsibleOldSeconds)
+	}
+	if b := rh.Blast; b != nil {
+		for i, run := range b.Runs {
+			target := ""
+			if i == 0 {
+				target = "≤ 0.1 % " + verdict(run.FailedPct <= 0.1 && run.Requests > 0)
+			}
+			det := "never"
+			if run.DetectSeconds >= 0 {
+				det = fmt.Sprintf("%.1f s", run.DetectSeconds)
+			}
+			fmt.Fprintf(w, "blast radius (%d hosts, %.0f req/s each, 10 %% bad): %s: requests failed; detected\t%.3f %% (%d of %d); %s\t%s\t\n",
+				b.Hosts, b.RateHost, run.Name, run.FailedPct, run.Failed5xx+run.FailedNoAnswer, run.Requests, det, target)
+		}
+	}
+	if iso := rh.Isolation; iso != nil {
+		fmt.Fprintf(w, "%s isolation: cut → old version p50/max (%d hosts, %d missed)\t%.2f / %.2f s\t≤ isolation_timeout %.0f s + 2 s %s\t\n",
+			p, len(iso.Seconds), iso.Missed, iso.P50, iso.Max, iso.TimeoutSeconds, verdict(iso.Missed == 0 && len(iso.Seconds) > 0 && iso.Max <= iso.TimeoutSeconds+2))
 	}
 }
