@@ -272,6 +272,9 @@ type run struct {
 	revertOrderedAt map[string]time.Time
 	pausedPhase     int32
 	metric          metricGateRun
+	// earlyRead: when the running max_error_rate reading last summed a
+	// baking phase's requests (watchRequestGates).
+	earlyRead map[int32]time.Time
 	// unhealthySince: when the watch first saw a host's new slot
 	// failing its health checks in a heartbeat (post_rollout.watch).
 	unhealthySince map[string]time.Time
@@ -289,7 +292,7 @@ func newRun(id string) *run {
 	return &run{
 		id: id, held: map[int32]string{}, verifiedSent: map[int32]bool{}, skipLogged: map[int32]bool{},
 		hostLogged: map[string]bool{}, finalizeSent: map[string]time.Time{}, revertTries: map[string]int{},
-		revertOrderedAt: map[string]time.Time{}, unhealthySince: map[string]time.Time{},
+		revertOrderedAt: map[string]time.Time{}, unhealthySince: map[string]time.Time{}, earlyRead: map[int32]time.Time{},
 		pausedPhase: -1,
 	}
 }

@@ -511,6 +511,9 @@ func (o *Orchestrator) watchPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 			deadline.UTC().Format(time.RFC3339Nano)), deadline, gateEvent(r, p.GetIndex(), hostGate))
 	case phBaking:
 		if now.Before(time.Unix(0, p.GetBakeDeadlineUnixNano())) {
+			if decided, err := o.watchRequestGates(ctx, rn, r, p, views, budgets); decided || err != nil {
+				return err
+			}
 			return o.watchMetricGates(ctx, rn, r, p, budgets)
 		}
 		return o.evaluateBake(ctx, rn, r, p, views, budgets)
