@@ -115,6 +115,17 @@ func TestHostWriterStopTellsWaiters(t *testing.T) {
 	}
 }
 
+// flushNow is one flush of w without Run: what it queues in raft is
+// answered before it returns.
+func flushNow(w *HostWriter) {
+	q := make(chan *inflight, writerInFlight)
+	w.flush(q)
+	close(q)
+	for e := range q {
+		w.answer(e)
+	}
+}
+
 // TestHostWriterHoldsContactOnlyUpserts: an upsert that only moves last
 // contact waits up to contactFlushEvery for company; a registration (or
 // changed facts) is written at the next flush and takes the waiting ones
@@ -134,12 +145,12 @@ func TestHostWriterHoldsContactOnlyUpserts(t *testing.T) {
 	}
 
 	w.PersistContact(&rollwavev1.Host{Id: "h1", LastContactUnixNano: 1})
-	w.flush()
+	flushNow(w)
 	if got := written(); len(got) != 0 {
 		t.Fatalf("a contact-only upsert was written at once: %v", got)
 	}
 	now = now.Add(contactFlushEvery)
-	w.flush()
+	flushNow(w)
 	if got := fmt.Sprint(written()); got != "[h1]" {
 		t.Fatalf("after contactFlushEvery, written %s, want [h1]", got)
 	}
@@ -148,7 +159,7 @@ func TestHostWriterHoldsContactOnlyUpserts(t *testing.T) {
 	r.applied = nil
 	w.PersistContact(&rollwavev1.Host{Id: "h1", LastContactUnixNano: 2})
 	w.UpsertHost(&rollwavev1.Host{Id: "h2", AgentVersion: "v1"})
-	w.flush()
+	flushNow(w)
 	if n, got := len(r.commands()), written(); n != 1 || len(got) != 2 {
 		t.Fatalf("registration with a waiting contact: %d entries holding %v, want one entry with h1 and h2", n, got)
 	}
@@ -158,11 +169,11 @@ func TestHostWriterHoldsContactOnlyUpserts(t *testing.T) {
 	r.applied = nil
 	w.UpsertHost(&rollwavev1.Host{Id: "h3", AgentVersion: "v2"})
 	w.PersistContact(&rollwavev1.Host{Id: "h3", AgentVersion: "v2", LastContactUnixNano: 3})
-	w.flush()
+	flushNow(w)
 	if got := fmt.Sprint(written()); got != "[h3]" {
 		t.Fatalf("written %s, want [h3] at the first flush", got)
 	}
-	w.flush()
+	flushNow(w)
 	if n := len(r.commands()); n != 1 {
 		t.Fatalf("%d entries after a second flush with nothing pending, want 1", n)
 	}
