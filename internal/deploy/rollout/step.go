@@ -805,9 +805,9 @@ func (o *Orchestrator) verifiedHousekeeping(ctx context.Context, rn *run, r *rol
 	idx := p.GetIndex()
 	if !rn.verifiedSent[idx] {
 		app := r.GetSpec().GetApp()
-		for _, h := range p.GetHosts() {
-			if a := o.state.Assignment(h, app); a != nil && a.GetReleaseId() == r.GetId() && !raftfsm.AssignmentEnded(a.GetState()) {
-				o.agents.NotifyVerified(h, app, a.GetGeneration())
+		for i, a := range o.phaseAssignments(r, p) {
+			if a != nil && a.GetReleaseId() == r.GetId() && !raftfsm.AssignmentEnded(a.GetState()) {
+				o.agents.NotifyVerified(p.GetHosts()[i], app, a.GetGeneration())
 			}
 		}
 		rn.verifiedSent[idx] = true
