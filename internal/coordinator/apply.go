@@ -21,31 +21,16 @@ import (
 // Returning only after the entry is committed and applied is what makes an
 // acknowledged write durable on a quorum.
 func (s *Server) Apply(t raftfsm.MessageType, msg proto.Message) (any, error) {
-	return s.applyAsync(t, msg)()
-}
-
-// applyAsync is Apply in two halves: it queues the entry in raft (raft
-// commits entries in the order they were queued) and returns; the
-// returned wait blocks until the entry is applied and returns Apply's
-// result. It lets the host writer keep several entries in flight.
-func (s *Server) applyAsync(t raftfsm.MessageType, msg proto.Message) func() (any, error) {
 	buf, err := raftfsm.Encode(t, msg)
 	if err != nil {
-		err = withStatus(codes.Internal, err, "encode %s command: %v", t, err)
-		return func() (any, error) { return nil, err }
+		return nil, withStatus(codes.Internal, err, "encode %s command: %v", t, err)
 	}
 	if len(buf) > maxMessageSize {
-		err := errorf(raftfsm.ErrInvalid, "%s command is %d bytes, over the %d byte limit", t, len(buf), maxMessageSize)
-		return func() (any, error) { return nil, err }
+		return nil, errorf(raftfsm.ErrInvalid, "%s command is %d bytes, over the %d byte limit", t, len(buf), maxMessageSize)
 	}
 	start := time.Now()
 	f := s.raft.Apply(buf, s.cfg.ApplyTimeout)
-	return func() (any, error) { return s.applyResult(t, f, start) }
-}
-
-// applyResult waits for a queued entry and maps its outcome (Apply).
-func (s *Server) applyResult(t raftfsm.MessageType, f raft.ApplyFuture, start time.Time) (any, error) {
-	err := f.Error()
+	err = f.Error()
 	s.metrics.observeApply(t, time.Since(start))
 	if err != nil {
 		switch {

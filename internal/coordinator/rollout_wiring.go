@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/rollwave/rollwave/internal/deploy/dispatch"
 	"github.com/rollwave/rollwave/internal/deploy/plan"
 	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/raftfsm"
@@ -107,14 +106,6 @@ func (r dispatchRaft) State() *raftfsm.State { return r.s.fsm.State() }
 func (r dispatchRaft) Apply(t raftfsm.MessageType, cmd proto.Message) (any, error) {
 	return r.s.Apply(t, cmd)
 }
-
-// ApplyAsync is dispatch.AsyncRaft: the host writer keeps several
-// entries in flight.
-func (r dispatchRaft) ApplyAsync(t raftfsm.MessageType, cmd proto.Message) func() (any, error) {
-	return r.s.applyAsync(t, cmd)
-}
-
-var _ dispatch.AsyncRaft = dispatchRaft{}
 
 // AssignHosts creates the next generation of the release's app on each
 // host, for the given phase, and sends the orders (dispatch.AssignHosts),

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/rollwave/rollwave/internal/raftfsm"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -37,34 +35,7 @@ const (
 	// made ~50 small raft entries a second, each a log write and fsync on
 	// every server; held for a second, one entry a second.
 	contactFlushEvery = time.Second
-	// writerInFlight entries may be queued in raft before the first of
-	// them is committed. One at a time, a big phase's reports went out
-	// as a row of commits, each waiting for the one before (log write and
-	// fsync on every server, then the leader's apply): at 10,000 hosts
-	// most of the seconds between a phase's last HEALTHY and its bake.
-	// Queued together, raft writes them in one log batch and sends them
-	// in one AppendEntries (its group commit), in the order written.
-	writerInFlight = 4
 )
-
-// AsyncRaft is a Raft that can queue an entry without waiting for it:
-// ApplyAsync returns once raft has taken cmd as its next entry (entries
-// are committed in the order they were queued) and wait blocks until the
-// entry is applied, with Apply's result. The host writer uses it when its
-// Raft has it, to keep up to writerInFlight entries in flight; without
-// it each entry waits for the one before.
-type AsyncRaft interface {
-	ApplyAsync(t raftfsm.MessageType, cmd proto.Message) (wait func() (any, error))
-}
-
-// inflight is an entry queued in raft and the waiters it answers.
-type inflight struct {
-	wait          func() (any, error)
-	hosts         []*rollwavev1.Host
-	hostWaiters   map[string][]chan error
-	updates       []*rollwavev1.AssignmentUpdate
-	updateWaiters []chan error
-}
 
 // ErrWriterStopped tells a waiter that leadership ended before its write
 // was committed.
@@ -95,13 +66,6 @@ type HostWriter struct {
 	// for most).
 	hostWaiters   map[string][]chan error
 	updateWaiters []chan error
-	// inFlight counts entries queued in raft and not yet answered;
-	// failed holds, in order, those that failed, until every entry in
-	// flight is answered: they are queued again together, ahead of what
-	// came since, so that a failure never reorders updates. No entry is
-	// queued meanwhile.
-	inFlight int
-	failed   []*inflight
 }
 
 func newHostWriter(r Raft, log *slog.Logger) *HostWriter {
@@ -203,26 +167,13 @@ func (w *HostWriter) nudge() {
 }
 
 // Run flushes until ctx (leadership) ends; what is still pending then is
-// dropped, since agents resend their state to the next leader. Entries
-// in flight are answered by a second goroutine, in order; Run waits for
-// it before it returns (raft fails what is in flight when leadership
-// ends).
+// dropped, since agents resend their state to the next leader.
 func (w *HostWriter) Run(ctx context.Context) {
 	t := time.NewTicker(writerFlushEvery)
 	defer t.Stop()
-	queued := make(chan *inflight, writerInFlight)
-	answered := make(chan struct{})
-	go func() {
-		defer close(answered)
-		for e := range queued {
-			w.answer(e)
-		}
-	}()
 	for {
 		select {
 		case <-ctx.Done():
-			close(queued)
-			<-answered
 			w.mu.Lock()
 			w.hosts, w.hostsDue = map[string]*rollwavev1.Host{}, time.Time{}
 			w.updates = nil
@@ -237,69 +188,14 @@ func (w *HostWriter) Run(ctx context.Context) {
 		case <-t.C:
 		case <-w.kick:
 		}
-		w.flush(queued)
+		w.flush()
 	}
 }
 
-// apply queues cmd in raft: without waiting when the Raft has
-// ApplyAsync, else by writing it (the returned wait then only reports).
-func (w *HostWriter) apply(t raftfsm.MessageType, cmd proto.Message) func() (any, error) {
-	if ar, ok := w.raft.(AsyncRaft); ok {
-		return ar.ApplyAsync(t, cmd)
-	}
-	res, err := w.raft.Apply(t, cmd)
-	return func() (any, error) { return res, err }
-}
-
-// answer waits for an entry in flight and tells its waiters; a failed
-// entry is kept until nothing is in flight, then queued again with the
-// others that failed, in order.
-func (w *HostWriter) answer(e *inflight) {
-	_, err := e.wait()
-	if err == nil {
-		for _, ws := range e.hostWaiters {
-			tell(ws, nil)
-		}
-		tell(e.updateWaiters, nil)
-	} else if len(e.hosts) > 0 {
-		w.log.Warn("write host batch; will retry", "hosts", len(e.hosts), "error", err)
-	} else {
-		w.log.Warn("write assignment progress batch; will retry", "updates", len(e.updates), "error", err)
-	}
+// flush writes what is due now: every pending update, and the pending
+// hosts once any of them is due (or a full batch waits).
+func (w *HostWriter) flush() {
 	w.mu.Lock()
-	w.inFlight--
-	if err != nil {
-		w.failed = append(w.failed, e)
-	}
-	var retry []*inflight
-	if w.inFlight == 0 {
-		retry, w.failed = w.failed, nil
-	}
-	w.mu.Unlock()
-	// Last failed first: each requeue goes ahead of what is pending.
-	for i := len(retry) - 1; i >= 0; i-- {
-		if f := retry[i]; len(f.hosts) > 0 {
-			w.requeueHosts(f.hosts, f.hostWaiters)
-		} else {
-			w.requeueUpdates(f.updates, f.updateWaiters)
-		}
-	}
-	w.nudge() // room in flight: write what piled up
-}
-
-// flush queues in raft what is due now: every pending update, and the
-// pending hosts once any of them is due (or a full batch waits), in
-// entries of up to writerMaxBatch, while fewer than writerInFlight
-// entries are in flight and none has failed; queued hands them to
-// answer.
-func (w *HostWriter) flush(queued chan<- *inflight) {
-	w.mu.Lock()
-	// Two entries at most (hosts, updates); a failed entry waits for
-	// the rest to be answered, then goes first.
-	if w.inFlight+2 > writerInFlight || len(w.failed) > 0 {
-		w.mu.Unlock()
-		return // answer nudges when there is room
-	}
 	var hosts []*rollwavev1.Host
 	hostWaiters := map[string][]chan error{}
 	hostsDue := len(w.hosts) >= writerNudgeAt || !w.now().Before(w.hostsDue)
@@ -328,24 +224,26 @@ func (w *HostWriter) flush(queued chan<- *inflight) {
 		w.hostsDue = time.Time{}
 	}
 	more := (hostsDue && len(w.hosts) > 0) || len(w.updates) > 0
-	if len(hosts) > 0 {
-		w.inFlight++
-	}
-	if len(updates) > 0 {
-		w.inFlight++
-	}
 	w.mu.Unlock()
 
-	// Queued from this goroutine only, one after the other: raft commits
-	// them in this order.
 	now := w.now().UnixNano()
 	if len(hosts) > 0 {
-		queued <- &inflight{wait: w.apply(raftfsm.UpsertHosts, &rollwavev1.UpsertHostsCommand{TimeUnixNano: now, Hosts: hosts}),
-			hosts: hosts, hostWaiters: hostWaiters}
+		if _, err := w.raft.Apply(raftfsm.UpsertHosts, &rollwavev1.UpsertHostsCommand{TimeUnixNano: now, Hosts: hosts}); err != nil {
+			w.log.Warn("write host batch; will retry", "hosts", len(hosts), "error", err)
+			w.requeueHosts(hosts, hostWaiters)
+		} else {
+			for _, ws := range hostWaiters {
+				tell(ws, nil)
+			}
+		}
 	}
 	if len(updates) > 0 {
-		queued <- &inflight{wait: w.apply(raftfsm.UpdateAssignments, &rollwavev1.UpdateAssignmentsCommand{TimeUnixNano: now, Updates: updates}),
-			updates: updates, updateWaiters: updateWaiters}
+		if _, err := w.raft.Apply(raftfsm.UpdateAssignments, &rollwavev1.UpdateAssignmentsCommand{TimeUnixNano: now, Updates: updates}); err != nil {
+			w.log.Warn("write assignment progress batch; will retry", "updates", len(updates), "error", err)
+			w.requeueUpdates(updates, updateWaiters)
+		} else {
+			tell(updateWaiters, nil)
+		}
 	}
 	if more {
 		w.nudge()

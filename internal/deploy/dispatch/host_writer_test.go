@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,17 +115,6 @@ func TestHostWriterStopTellsWaiters(t *testing.T) {
 	}
 }
 
-// flushNow is one flush of w without Run: what it queues in raft is
-// answered before it returns.
-func flushNow(w *HostWriter) {
-	q := make(chan *inflight, writerInFlight)
-	w.flush(q)
-	close(q)
-	for e := range q {
-		w.answer(e)
-	}
-}
-
 // TestHostWriterHoldsContactOnlyUpserts: an upsert that only moves last
 // contact waits up to contactFlushEvery for company; a registration (or
 // changed facts) is written at the next flush and takes the waiting ones
@@ -146,12 +134,12 @@ func TestHostWriterHoldsContactOnlyUpserts(t *testing.T) {
 	}
 
 	w.PersistContact(&rollwavev1.Host{Id: "h1", LastContactUnixNano: 1})
-	flushNow(w)
+	w.flush()
 	if got := written(); len(got) != 0 {
 		t.Fatalf("a contact-only upsert was written at once: %v", got)
 	}
 	now = now.Add(contactFlushEvery)
-	flushNow(w)
+	w.flush()
 	if got := fmt.Sprint(written()); got != "[h1]" {
 		t.Fatalf("after contactFlushEvery, written %s, want [h1]", got)
 	}
@@ -160,7 +148,7 @@ func TestHostWriterHoldsContactOnlyUpserts(t *testing.T) {
 	r.applied = nil
 	w.PersistContact(&rollwavev1.Host{Id: "h1", LastContactUnixNano: 2})
 	w.UpsertHost(&rollwavev1.Host{Id: "h2", AgentVersion: "v1"})
-	flushNow(w)
+	w.flush()
 	if n, got := len(r.commands()), written(); n != 1 || len(got) != 2 {
 		t.Fatalf("registration with a waiting contact: %d entries holding %v, want one entry with h1 and h2", n, got)
 	}
@@ -170,11 +158,11 @@ func TestHostWriterHoldsContactOnlyUpserts(t *testing.T) {
 	r.applied = nil
 	w.UpsertHost(&rollwavev1.Host{Id: "h3", AgentVersion: "v2"})
 	w.PersistContact(&rollwavev1.Host{Id: "h3", AgentVersion: "v2", LastContactUnixNano: 3})
-	flushNow(w)
+	w.flush()
 	if got := fmt.Sprint(written()); got != "[h3]" {
 		t.Fatalf("written %s, want [h3] at the first flush", got)
 	}
-	flushNow(w)
+	w.flush()
 	if n := len(r.commands()); n != 1 {
 		t.Fatalf("%d entries after a second flush with nothing pending, want 1", n)
 	}
@@ -248,116 +236,5 @@ func TestHostWriterCatchesUpInLargerEntries(t *testing.T) {
 	// 1 (the slow commit), then the 3,000 piled up: 1,024 + 1,024 + 952.
 	if fmt.Sprint(sizes) != "[1 1024 1024 952]" {
 		t.Fatalf("entries of %v updates, want [1 1024 1024 952]", sizes)
-	}
-}
-
-// asyncRaft is an AsyncRaft whose entries are committed only when the
-// test says: ApplyAsync records the entry as queued and returns; its wait
-// blocks until commit(n) or fail(n) answers the entry at index n.
-type asyncRaft struct {
-	fakeRaft
-	mu2     sync.Mutex
-	queued  []proto.Message
-	answers []chan error
-}
-
-func (a *asyncRaft) ApplyAsync(_ raftfsm.MessageType, cmd proto.Message) func() (any, error) {
-	a.mu2.Lock()
-	defer a.mu2.Unlock()
-	a.queued = append(a.queued, proto.Clone(cmd))
-	ch := make(chan error, 1)
-	a.answers = append(a.answers, ch)
-	return func() (any, error) {
-		select {
-		case err := <-ch:
-			return nil, err
-		case <-time.After(time.Minute):
-			return nil, errors.New("test never answered the entry")
-		}
-	}
-}
-
-func (a *asyncRaft) entries() []proto.Message {
-	a.mu2.Lock()
-	defer a.mu2.Unlock()
-	return append([]proto.Message(nil), a.queued...)
-}
-
-func (a *asyncRaft) answer(n int, err error) {
-	a.mu2.Lock()
-	ch := a.answers[n]
-	a.mu2.Unlock()
-	ch <- err
-}
-
-// updatesOf lists "host:state" of the updates in entries.
-func updatesOf(entries []proto.Message) []string {
-	var out []string
-	for _, e := range entries {
-		for _, u := range e.(*rollwavev1.UpdateAssignmentsCommand).GetUpdates() {
-			out = append(out, u.GetHost()+":"+strings.TrimPrefix(u.GetState().String(), "ASSIGNMENT_STATE_"))
-		}
-	}
-	return out
-}
-
-// TestHostWriterKeepsEntriesInFlight: with an AsyncRaft, reports that
-// come while an entry is uncommitted go out in the next entries at once
-// (up to writerInFlight in flight), in order; an entry that fails is
-// written again after everything in flight is answered, ahead of the
-// reports that came since, so that no host's steps are reordered.
-func TestHostWriterKeepsEntriesInFlight(t *testing.T) {
-	r := &asyncRaft{}
-	w := newHostWriter(r, testutil.Logger(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	upd := func(host string, st rollwavev1.AssignmentState) *rollwavev1.AssignmentUpdate {
-		return &rollwavev1.AssignmentUpdate{Host: host, App: "api", Generation: 1, State: st}
-	}
-	waitEntries := func(n int) {
-		t.Helper()
-		testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
-			got := len(r.entries())
-			return got >= n, fmt.Sprintf("%d entries queued, want %d", got, n)
-		})
-	}
-	w.UpdateAssignment(upd("h1", rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING))
-	waitEntries(1)
-	// Entry 0 is not committed: the next reports go out anyway.
-	w.UpdateAssignment(upd("h1", rollwavev1.AssignmentState_ASSIGNMENT_STATE_SWITCHED))
-	waitEntries(2)
-	w.UpdateAssignment(upd("h1", rollwavev1.AssignmentState_ASSIGNMENT_STATE_BAKING))
-	waitEntries(3)
-	// Three in flight: the next report waits for room (checked below by
-	// where it ends up).
-	w.UpdateAssignment(upd("h1", rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY))
-	// Entry 0 fails (leadership moved, say); 1 and 2 fail too. Nothing is
-	// written until all three are answered; then all of them again, in
-	// order, before the report that came meanwhile.
-	r.answer(0, errors.New("leadership lost"))
-	r.answer(1, errors.New("leadership lost"))
-	r.answer(2, errors.New("leadership lost"))
-	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
-		got := updatesOf(r.entries())
-		want := "[h1:STAGING h1:SWITCHED h1:BAKING h1:STAGING h1:SWITCHED h1:BAKING h1:HEALTHY]"
-		return fmt.Sprint(got) == want, fmt.Sprintf("queued %v, want %s", got, want)
-	})
-	for i := 3; i < len(r.entries()); i++ {
-		r.answer(i, nil)
-	}
-	// A Commit returns once its entry is committed.
-	errc := make(chan error, 1)
-	go func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer ccancel()
-		errc <- w.Commit(cctx, &rollwavev1.Host{Id: "h9"}, nil)
-	}()
-	n := len(r.entries())
-	waitEntries(n + 1)
-	r.answer(n, nil)
-	if err := <-errc; err != nil {
-		t.Fatalf("Commit = %v", err)
 	}
 }
