@@ -268,3 +268,50 @@ func BenchmarkPhaseAssignments(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkApplyProgressBatch: one agent progress entry as the leader's
+// host writer makes them during a big phase: 1,000 hosts' updates (the
+// writer takes up to 1,024) moving one step each. Every server applies
+// each such entry, and the writer waits for the leader's apply before it
+// writes the next one.
+func BenchmarkApplyProgressBatch(b *testing.B) {
+	steps := []v1.AssignmentState{v1.AssignmentState_ASSIGNMENT_STATE_STAGING, v1.AssignmentState_ASSIGNMENT_STATE_SWITCHED,
+		v1.AssignmentState_ASSIGNMENT_STATE_BAKING, v1.AssignmentState_ASSIGNMENT_STATE_HEALTHY}
+	var bf *benchFleet
+	entries := make([][]byte, len(steps))
+	for i, st := range steps {
+		u := &v1.UpdateAssignmentsCommand{TimeUnixNano: int64(i + 1)}
+		for h := range benchHosts {
+			u.Updates = append(u.Updates, &v1.AssignmentUpdate{Host: fmt.Sprintf("host-%04d", h), App: "web", Generation: 1, State: st})
+		}
+		data, err := raftfsm.Encode(raftfsm.UpdateAssignments, u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		entries[i] = data
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i%len(steps) == 0 {
+			// A fresh release of benchHosts assigned hosts: the four
+			// steps use up each assignment's happy path.
+			b.StopTimer()
+			benchMu.Lock()
+			delete(benchFleets, 0)
+			benchMu.Unlock()
+			bf = fleet(b, 0)
+			runtime.GC()
+			b.StartTimer()
+		}
+		bf.index++
+		res, err := bf.f.ApplyEntry(bf.index, entries[i%len(steps)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Applied != benchHosts {
+			b.Fatalf("entry applied %+v, want all %d updates", res, benchHosts)
+		}
+		i++
+	}
+}

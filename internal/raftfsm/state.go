@@ -252,10 +252,26 @@ func (s *State) HostAssignments(host string) []*v1.Assignment {
 // for a phase's hosts on every wake (Assignment per host took a read
 // transaction each).
 func (s *State) Assignments(app string, hosts []string) []*v1.Assignment {
+	out := s.AssignmentsShared(app, hosts)
+	for i, a := range out {
+		out[i] = cloneOrNil(a)
+	}
+	return out
+}
+
+// AssignmentsShared is Assignments without the copies: the stored
+// objects, shared and immutable (the FSM stores a new object for every
+// change), so the caller must not modify them. The orchestrator reads a
+// phase's hosts with it on every wake-up while a phase deploys or bakes:
+// at 2,500 hosts the copies were a third of each wake-up's time and most
+// of its garbage.
+func (s *State) AssignmentsShared(app string, hosts []string) []*v1.Assignment {
 	v := s.read()
 	out := make([]*v1.Assignment, len(hosts))
+	var k key // one key buffer for every lookup (First keeps no reference)
 	for i, h := range hosts {
-		out[i] = cloneOrNil(v.current(h, app))
+		k = k[:0].str(h).str(app)
+		out[i] = first[*v1.Assignment](v, tCur, k)
 	}
 	return out
 }

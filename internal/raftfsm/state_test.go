@@ -2,8 +2,11 @@ package raftfsm
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rollwave/rollwave/internal/testutil"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
@@ -42,6 +45,44 @@ func TestQueriesMissing(t *testing.T) {
 	}
 	if len(s.Hosts())+len(s.Releases(""))+len(s.Events("", 0, 0))+len(s.HostAssignments("x")) != 0 {
 		t.Error("empty state returned objects")
+	}
+}
+
+// AssignmentsShared reads what Assignments reads, in the hosts' order
+// with nil where a host has none, and hands out the stored objects: the
+// next change stores a new object, so one read is never changed under
+// its reader.
+func TestAssignmentsSharedMatchesAssignments(t *testing.T) {
+	f := richState(t)
+	s := f.State()
+	hosts := []string{"nope", "h1", "h2", "h3", "h1"}
+	copies, shared := s.Assignments("api", hosts), s.AssignmentsShared("api", hosts)
+	if len(shared) != len(hosts) {
+		t.Fatalf("%d assignments for %d hosts", len(shared), len(hosts))
+	}
+	found := 0
+	for i := range hosts {
+		if !proto.Equal(copies[i], shared[i]) {
+			t.Errorf("host %s: shared %v, copy %v", hosts[i], shared[i], copies[i])
+		}
+		if shared[i] != nil {
+			found++
+			if shared[i] == copies[i] {
+				t.Errorf("host %s: Assignments returned the stored object", hosts[i])
+			}
+		}
+	}
+	if shared[0] != nil || found == 0 {
+		t.Fatalf("want nil for an unknown host and some found: %v", shared)
+	}
+	if shared[1] != shared[4] {
+		t.Error("two reads of one host's assignment in one call are different objects")
+	}
+	if s.AssignmentsShared("api", hosts)[1] != shared[1] {
+		t.Error("with no change between them, two reads should share the stored object")
+	}
+	if got := s.AssignmentsShared("other-app", hosts); slices.ContainsFunc(got, func(a *v1.Assignment) bool { return a != nil }) {
+		t.Errorf("another app's assignments: %v", got)
 	}
 }
 

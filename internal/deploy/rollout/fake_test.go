@@ -21,7 +21,7 @@ import (
 // ApplyEntry (so every rule of the state machines holds), fake agents,
 // and a fake clock.
 type cluster struct {
-	t         *testing.T
+	t         testing.TB
 	fsm       *raftfsm.FSM
 	idx       uint64
 	now       time.Time
@@ -41,7 +41,7 @@ type cluster struct {
 	failWrite func(typ raftfsm.MessageType, m proto.Message) error
 }
 
-func newCluster(t *testing.T, hosts map[string]string) *cluster {
+func newCluster(t testing.TB, hosts map[string]string) *cluster {
 	c := &cluster{t: t, fsm: raftfsm.New(nil), now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
 		connected: map[string]bool{}, hbs: map[string]*v1.Heartbeat{}, lastContact: map[string]time.Time{}}
 	var hs []*v1.Host

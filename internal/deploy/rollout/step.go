@@ -273,16 +273,26 @@ func (o *Orchestrator) startPhase(ctx context.Context, rn *run, r *rollwavev1.Re
 	if err := o.setPhase(ctx, r, p, phDeploying, msg, time.Time{}, ev(r, idx, "phase.started", msg, evidence)); err != nil {
 		return err
 	}
-	return o.assignMissing(ctx, r, p)
+	_, err := o.assignMissing(ctx, r, p, o.phaseAssignments(r, p))
+	return err
+}
+
+// phaseAssignments reads the current assignment of app on each of the
+// phase's hosts (nil where none), in the phase's host order, from one
+// view and without copies: the objects are the stored ones and must not
+// be modified. One wake-up of a big phase reads them once (assignMissing
+// and classify share the read).
+func (o *Orchestrator) phaseAssignments(r *rollwavev1.Release, p *rollwavev1.Phase) []*rollwavev1.Assignment {
+	return o.state.AssignmentsShared(r.GetSpec().GetApp(), p.GetHosts())
 }
 
 // assignMissing assigns the phase's hosts that have no assignment of this
 // release yet, in one batch. A host is never assigned twice by a release:
-// after a failover the new leader only fills the gaps.
-func (o *Orchestrator) assignMissing(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase) error {
-	app := r.GetSpec().GetApp()
+// after a failover the new leader only fills the gaps. curs are the
+// phase's current assignments (phaseAssignments); it reports whether it
+// assigned any host (curs are then out of date).
+func (o *Orchestrator) assignMissing(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase, curs []*rollwavev1.Assignment) (bool, error) {
 	var hosts []string
-	curs := o.state.Assignments(app, p.GetHosts())
 	for i, h := range p.GetHosts() {
 		cur := curs[i]
 		if cur != nil && cur.GetReleaseId() == r.GetId() {
@@ -297,14 +307,14 @@ func (o *Orchestrator) assignMissing(ctx context.Context, r *rollwavev1.Release,
 		hosts = append(hosts, h)
 	}
 	if len(hosts) == 0 {
-		return nil
+		return false, nil
 	}
 	// The hosts.assigned event is written with the assignments, in one
 	// entry (dispatch.AssignHosts).
 	if _, err := o.agents.AssignHosts(r.GetId(), p.GetIndex(), hosts); err != nil {
-		return fmt.Errorf("assign %d host(s) of phase %d: %w", len(hosts), p.GetIndex(), err)
+		return false, fmt.Errorf("assign %d host(s) of phase %d: %w", len(hosts), p.GetIndex(), err)
 	}
-	return nil
+	return true, nil
 }
 
 // hostDeadline is how long after assignment a host may take to become
@@ -384,11 +394,11 @@ type hostView struct {
 
 func timeRFC(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, now time.Time) []hostView {
-	app := r.GetSpec().GetApp()
+// classify is the host gate's view of each of the phase's hosts; curs are
+// their current assignments (phaseAssignments).
+func (o *Orchestrator) classify(r *rollwavev1.Release, p *rollwavev1.Phase, curs []*rollwavev1.Assignment, now time.Time) []hostView {
 	deadline := o.hostDeadline(r.GetSpec())
-	var out []hostView
-	curs := o.state.Assignments(app, p.GetHosts())
+	out := make([]hostView, 0, len(curs))
 	for i, h := range p.GetHosts() {
 		v := hostView{host: h}
 		cur := curs[i]
@@ -472,13 +482,18 @@ func (o *Orchestrator) unreachableFor(host string, now time.Time) (time.Duration
 // phase, moves a deploying phase to baking once every host is decided, and
 // reads the phase gates at the bake deadline.
 func (o *Orchestrator) watchPhase(ctx context.Context, rn *run, r *rollwavev1.Release, p *rollwavev1.Phase) error {
+	curs := o.phaseAssignments(r, p)
 	if p.GetState() == phDeploying {
-		if err := o.assignMissing(ctx, r, p); err != nil {
+		assigned, err := o.assignMissing(ctx, r, p, curs)
+		if err != nil {
 			return err
+		}
+		if assigned {
+			curs = o.phaseAssignments(r, p) // the new assignments are what classify must see
 		}
 	}
 	now := o.now()
-	views := o.classify(r, p, now)
+	views := o.classify(r, p, curs, now)
 	if err := o.recordHostFailures(ctx, rn, r, p, views); err != nil {
 		return err
 	}
@@ -793,9 +808,9 @@ func (o *Orchestrator) verifiedHousekeeping(ctx context.Context, rn *run, r *rol
 	idx := p.GetIndex()
 	if !rn.verifiedSent[idx] {
 		app := r.GetSpec().GetApp()
-		for _, h := range p.GetHosts() {
-			if a := o.state.Assignment(h, app); a != nil && a.GetReleaseId() == r.GetId() && !raftfsm.AssignmentEnded(a.GetState()) {
-				o.agents.NotifyVerified(h, app, a.GetGeneration())
+		for i, a := range o.phaseAssignments(r, p) {
+			if a != nil && a.GetReleaseId() == r.GetId() && !raftfsm.AssignmentEnded(a.GetState()) {
+				o.agents.NotifyVerified(p.GetHosts()[i], app, a.GetGeneration())
 			}
 		}
 		rn.verifiedSent[idx] = true
