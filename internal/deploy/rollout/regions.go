@@ -26,14 +26,6 @@ import (
 // (some of each: the succeeded regions' hosts are finalized), or rolling
 // back what is left (none succeeded).
 
-const (
-	regPending     = rollwavev1.ReleaseState_RELEASE_STATE_PENDING
-	regRunning     = rollwavev1.ReleaseState_RELEASE_STATE_RUNNING
-	regSucceeded   = rollwavev1.ReleaseState_RELEASE_STATE_SUCCEEDED
-	regRollingBack = rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK
-	regRolledBack  = rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK
-)
-
 // stepRegions takes the next step of every region still in progress, each
 // against the release as raft has it now; it stops as soon as one of them
 // moved the whole release (a pause, a release-wide rollback).
@@ -89,16 +81,16 @@ func regionOfPhase(r *rollwavev1.Release, index int32) *rollwavev1.RegionProgres
 
 func (o *Orchestrator) stepRegion(ctx context.Context, rn *run, r *rollwavev1.Release, g *rollwavev1.RegionProgress) error {
 	switch g.GetState() {
-	case regPending:
+	case relPending:
 		first, n := g.GetFirstPhase(), g.GetPhaseCount()
 		hosts := 0
 		for _, p := range r.GetPhases()[first : first+n] {
 			hosts += len(p.GetHosts())
 		}
 		shared := r.GetRegions()[0].GetFirstPhase() // the shared phases come first
-		return o.setRegion(ctx, r, g, regRunning, -1, fmt.Sprintf("shared phases 0-%d verified; region %s runs its own phases %d-%d (%d host(s)) with its own bakes and gates",
+		return o.setRegion(ctx, r, g, relRunning, -1, fmt.Sprintf("shared phases 0-%d verified; region %s runs its own phases %d-%d (%d host(s)) with its own bakes and gates",
 			shared-1, g.GetRegion(), first, first+n-1, hosts))
-	case regRunning:
+	case relRunning:
 		p := r.GetPhases()[g.GetCurrentPhase()]
 		switch p.GetState() {
 		case phPending:
@@ -110,14 +102,14 @@ func (o *Orchestrator) stepRegion(ctx context.Context, rn *run, r *rollwavev1.Re
 				return err
 			}
 			if last := g.GetFirstPhase() + g.GetPhaseCount() - 1; p.GetIndex() < last {
-				return o.setRegion(ctx, r, g, regRunning, p.GetIndex()+1, fmt.Sprintf("phase %d verified", p.GetIndex()))
+				return o.setRegion(ctx, r, g, relRunning, p.GetIndex()+1, fmt.Sprintf("phase %d verified", p.GetIndex()))
 			}
-			return o.setRegion(ctx, r, g, regSucceeded, -1, fmt.Sprintf("every phase of region %s verified (%d-%d)",
+			return o.setRegion(ctx, r, g, relSucceeded, -1, fmt.Sprintf("every phase of region %s verified (%d-%d)",
 				g.GetRegion(), g.GetFirstPhase(), g.GetFirstPhase()+g.GetPhaseCount()-1))
 		case phFailed:
 			return o.applyPolicy(ctx, rn, r, p)
 		}
-	case regRollingBack:
+	case relRollingBack:
 		return o.rollbackRegion(ctx, rn, r, g)
 	}
 	return nil
@@ -138,10 +130,10 @@ func (o *Orchestrator) setRegion(ctx context.Context, r *rollwavev1.Release, g *
 // rolls back alone; the others go on.
 func (o *Orchestrator) failRegion(ctx context.Context, r *rollwavev1.Release, p *rollwavev1.Phase, why string) error {
 	g := regionOfPhase(r, p.GetIndex())
-	if g == nil || g.GetState() != regRunning {
+	if g == nil || g.GetState() != relRunning {
 		return nil // rolling back already (a new leader repeats the step)
 	}
-	return o.setRegion(ctx, r, g, regRollingBack, -1, why+"; only region "+g.GetRegion()+" rolls back, the other regions go on")
+	return o.setRegion(ctx, r, g, relRollingBack, -1, why+"; only region "+g.GetRegion()+" rolls back, the other regions go on")
 }
 
 // regionHosts is every host of r in region g: its own phases' hosts, and
@@ -214,7 +206,7 @@ func (o *Orchestrator) rollbackRegion(ctx context.Context, rn *run, r *rollwavev
 		return o.setRegion(ctx, r, g, rollwavev1.ReleaseState_RELEASE_STATE_FAILED, -1, msg,
 			ev(r, g.GetCurrentPhase(), "region.rollback_incomplete", msg, evidence))
 	}
-	return o.setRegion(ctx, r, g, regRolledBack, -1, fmt.Sprintf("region %s: %d host(s) reverted to the old version in %s; the other regions are untouched",
+	return o.setRegion(ctx, r, g, relRolledBack, -1, fmt.Sprintf("region %s: %d host(s) reverted to the old version in %s; the other regions are untouched",
 		g.GetRegion(), reverted, now.Sub(start).Round(time.Millisecond)))
 }
 
@@ -240,7 +232,7 @@ func (o *Orchestrator) endRegions(ctx context.Context, rn *run, r *rollwavev1.Re
 // regionOutcome lists the succeeded regions and the others ("name (state)").
 func regionOutcome(r *rollwavev1.Release) (ok, notOK []string) {
 	for _, g := range r.GetRegions() {
-		if g.GetState() == regSucceeded {
+		if g.GetState() == relSucceeded {
 			ok = append(ok, g.GetRegion())
 		} else {
 			notOK = append(notOK, fmt.Sprintf("%s (%s)", g.GetRegion(), stateName(g.GetState())))
@@ -260,7 +252,7 @@ func (o *Orchestrator) finalizable(r *rollwavev1.Release) ([]*rollwavev1.Assignm
 	}
 	skip := map[string]bool{}
 	for _, g := range r.GetRegions() {
-		if g.GetState() != regSucceeded {
+		if g.GetState() != relSucceeded {
 			for h := range o.regionHosts(r, g) {
 				skip[h] = true
 			}

@@ -17,6 +17,7 @@ import (
 )
 
 const (
+	relPending     = rollwavev1.ReleaseState_RELEASE_STATE_PENDING
 	relRunning     = rollwavev1.ReleaseState_RELEASE_STATE_RUNNING
 	relPaused      = rollwavev1.ReleaseState_RELEASE_STATE_PAUSED
 	relAwaiting    = rollwavev1.ReleaseState_RELEASE_STATE_AWAITING_APPROVAL
@@ -108,7 +109,7 @@ func (o *Orchestrator) samplesNeededSince(r *rollwavev1.Release) (time.Time, boo
 		// Parallel regions: the oldest phase a region bakes now.
 		phases = phases[:0]
 		for _, g := range rg {
-			if g.GetState() == regRunning {
+			if g.GetState() == relRunning {
 				phases = append(phases, g.GetCurrentPhase())
 			}
 		}
