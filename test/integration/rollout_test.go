@@ -426,6 +426,14 @@ func TestIsolatedHostReverts(t *testing.T) {
 	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
 		return !time.Now().Before(into), fmt.Sprintf("%s to 4s into phase 1's bake", time.Until(into).Round(time.Millisecond))
 	})
+	// The scenario needs phase 1 still baking at the cut: a phase that
+	// already failed (a host failing its checks on a loaded machine) would
+	// make every later assertion about something else.
+	if now, err := cs.Release(id); err != nil {
+		t.Fatal(err)
+	} else if ph := now.GetRelease().GetPhases()[1]; ph.GetState() != phBaking {
+		t.Fatalf("phase 1 is %s (%s) before the cut, want baking\n%s", ph.GetState(), ph.GetReason(), isolationDiag(cs, id, f, phases[1].GetHosts()))
+	}
 	t.Logf("cutting %s (phase 1, baking, %s of bake left) and %s (phase 0, verified)", baking.Name,
 		time.Until(deadline).Round(time.Millisecond), verified.Name)
 
@@ -461,7 +469,7 @@ func TestIsolatedHostReverts(t *testing.T) {
 	if reverted == 0 {
 		got, err := baking.ServedVersion()
 		t.Fatalf("%s still answers %q (%v) %s after the cut; want %s by itself (isolation_timeout %s)\n%s",
-			baking.Name, got, err, time.Since(cut).Round(time.Millisecond), v1, isolation, baking.Journal(fleet.AgentUnit, 30))
+			baking.Name, got, err, time.Since(cut).Round(time.Millisecond), v1, isolation, isolationDiag(cs, id, f, phases[1].GetHosts()))
 	}
 	if reverted > limit {
 		t.Logf("%s reverted %.2fs after the cut, above the isolation_timeout + 2s target (%s) on this machine", baking.Name, reverted.Seconds(), limit)
@@ -543,6 +551,23 @@ func TestIsolatedHostReverts(t *testing.T) {
 	for _, a := range resp.GetAssignments() {
 		t.Logf("%s generation %d phase %d: %s", a.GetHost(), a.GetGeneration(), a.GetPhase(), a.GetState())
 	}
+}
+
+// isolationDiag is what a failed isolation scenario prints: the release's
+// events and the agent journals of the given hosts.
+func isolationDiag(cs *fleet.Coordinators, id string, f *fleet.Fleet, hosts []string) string {
+	var b strings.Builder
+	if evs, err := cs.Events(id); err != nil {
+		fmt.Fprintf(&b, "events: %v\n", err)
+	} else {
+		for _, e := range evs {
+			fmt.Fprintf(&b, "event %s phase %d host %q: %s %v\n", e.GetKind(), e.GetPhase(), e.GetHost(), e.GetMessage(), e.GetEvidence())
+		}
+	}
+	for _, h := range hosts {
+		fmt.Fprintf(&b, "--- %s agent journal:\n%s\n", h, f.Host(h).Journal(fleet.AgentUnit, 40))
+	}
+	return b.String()
 }
 
 // TestLeaderKilledMidRollout is scenario (e): the raft leader is

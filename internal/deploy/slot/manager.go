@@ -540,6 +540,12 @@ func (m *Manager) Applied() []*rollwavev1.AppliedGeneration {
 			continue
 		}
 		if r, ok := st.LastResult(); ok {
+			if st.Op != nil && st.Op.Kind == OpRevert && st.Op.Isolated {
+				// An isolated revert still under way: not a result yet
+				// (see beginRevert); the agent finishes it (Reconcile)
+				// and reports how it ended.
+				continue
+			}
 			out = append(out, &rollwavev1.AppliedGeneration{
 				App: app, Generation: r.Generation, State: r.AssignmentState(),
 				Reason: r.Reason, TimeUnixNano: r.Time.UnixNano(),

@@ -489,3 +489,42 @@ func TestStopOldForTheWatch(t *testing.T) {
 	}
 	mustBody(t, e.proxyAddr(), "v1")
 }
+
+// An isolated revert reports how it ended, never REVERTING: that report
+// would reach the leader only after the link heals, ahead of the
+// REVERTED_ISOLATED, and read as a host that failed. While one is under
+// way (the agent died in the middle of it), the hello's Applied leaves the
+// app out rather than say REVERTING.
+func TestIsolatedRevertReportsOnlyItsEnd(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSwap(1, "v1")
+	e.mustSwap(2, "v2")
+	e.m.crashPoint = func(p string) error {
+		if p == OpRevert+"/"+StepSwitchBack+"/begin" {
+			return errors.New("agent killed")
+		}
+		return nil
+	}
+	if err := e.m.Revert(context.Background(), testApp, "no leader ack", true); err == nil {
+		t.Fatal("revert crashed at switch_back: no error")
+	}
+	if got := e.prog.states(2); slices.Contains(got, stRevertng) {
+		t.Fatalf("progress of an isolated revert under way = %v, want no REVERTING", got)
+	}
+	if a := e.m.Applied(); len(a) != 0 {
+		t.Fatalf("applied during an isolated revert under way = %v, want none", a)
+	}
+	e.m.crashPoint = nil
+	if err := e.m.Revert(context.Background(), testApp, "no leader ack", true); err != nil {
+		t.Fatal(err)
+	}
+	mustBody(t, e.proxyAddr(), "v1")
+	got := e.prog.states(2)
+	if slices.Contains(got, stRevertng) || got[len(got)-1] != rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED {
+		t.Fatalf("progress of an isolated revert = %v, want it to end REVERTED_ISOLATED without REVERTING", got)
+	}
+	if a := e.m.Applied(); len(a) != 1 || a[0].State != rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTED_ISOLATED {
+		t.Fatalf("applied = %v, want REVERTED_ISOLATED", a)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/backoff"
 )
 
 // ProcessConfig configures the process driver. Zero fields take the
@@ -496,10 +498,12 @@ func (d *ProcessDriver) kill() {
 // startRetryingBusy builds and starts a command, retrying a few times on
 // ETXTBSY: a binary just unpacked by staging can still be open for writing
 // in a child that another goroutine forked at that moment (golang/go#22315);
-// the descriptor goes away as soon as that child execs.
+// the descriptor goes away as soon as that child execs, which on a loaded
+// machine can take a while: it retries for up to busyRetryFor.
 func startRetryingBusy(build func() (*exec.Cmd, error)) (*exec.Cmd, error) {
-	delay := 5 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	bo := backoff.New(5*time.Millisecond, 500*time.Millisecond)
+	deadline := time.Now().Add(busyRetryFor)
+	for {
 		cmd, err := build()
 		if err != nil {
 			return nil, err
@@ -508,13 +512,15 @@ func startRetryingBusy(build func() (*exec.Cmd, error)) (*exec.Cmd, error) {
 		if err == nil {
 			return cmd, nil
 		}
-		if !errors.Is(err, syscall.ETXTBSY) || attempt == 5 {
+		if !errors.Is(err, syscall.ETXTBSY) || time.Now().After(deadline) {
 			return nil, err
 		}
-		time.Sleep(delay)
-		delay *= 2
+		time.Sleep(bo.Next())
 	}
 }
+
+// busyRetryFor bounds startRetryingBusy's retries.
+const busyRetryFor = 5 * time.Second
 
 // ReadLogs reads the slot's log file, LogFileName in its directory.
 func (d *ProcessDriver) ReadLogs(ctx context.Context, src LogSource, n int, follow bool, emit func(LogLine) error) error {
