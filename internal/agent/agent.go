@@ -227,6 +227,7 @@ func (a *Agent) shutdown() {
 	a.closed = true
 	a.mu.Unlock()
 	a.ctlWG.Wait()
+	a.probe.wait() // no reconciler is left to start another
 	if err := a.pool.Leave(5 * time.Second); err != nil && !errors.Is(err, gossip.ErrShutdown) {
 		a.log.Warn("leave gossip", "error", err)
 	}

@@ -210,6 +210,7 @@ type contactProbe struct {
 	// done is called when a probe ends (the agent kicks every app).
 	done func()
 
+	wg      sync.WaitGroup // the probe in flight
 	mu      sync.Mutex
 	running bool
 	have    bool
@@ -230,7 +231,9 @@ func (p *contactProbe) verdict(from time.Duration) (contactVerdict, bool) {
 	if !p.running {
 		p.running = true
 		started := p.clock.Mono()
+		p.wg.Add(1)
 		go func() {
+			defer p.wg.Done()
 			v := p.classify()
 			p.mu.Lock()
 			p.running, p.have, p.started, p.last = false, true, started, v
@@ -240,3 +243,7 @@ func (p *contactProbe) verdict(from time.Duration) (contactVerdict, bool) {
 	}
 	return contactVerdict{}, false
 }
+
+// wait waits for the probe in flight (it takes at most probeDuration), so
+// the agent leaves gossip only after its last ping.
+func (p *contactProbe) wait() { p.wg.Wait() }
