@@ -166,9 +166,11 @@ func (a *Agent) probeDuration() time.Duration {
 // watchdog.
 type watch struct {
 	// probe: evidence is needed now, from a probe started at or after
-	// probeFrom (monotonic).
+	// probeFrom (monotonic: inside the silence) and, when deciding, ended
+	// at or after freshFrom (not older than maxAge).
 	probe     bool
 	probeFrom time.Duration
+	freshFrom time.Duration
 	// decide: isolation_timeout has passed; decide from that evidence.
 	decide bool
 	// wake is how long until the next step (0: none before the next
@@ -178,9 +180,9 @@ type watch struct {
 
 // watchdog times the isolation decision of a bake that hears no leader.
 // lastAck and now are monotonic readings, limit is isolation_timeout, lead
-// how long the probe takes (probeDuration), maxAge how old evidence may be
-// when the decision comes late (a bake that went live after the timeout,
-// or a hold that goes on). The probe starts lead before the timeout, so
+// how long the probe takes (probeDuration), maxAge how old (since its end)
+// evidence may be when the decision comes late (a bake that went live
+// after the timeout, or a hold that goes on). The probe starts lead before the timeout, so
 // its pings are in flight during the last lead of the silence and the
 // decision lands at lastAck + limit itself, not one reconcile tick and two
 // ping rounds after it (what made the revert of a cut host land at
@@ -197,7 +199,7 @@ func watchdog(lastAck, now, limit, lead, maxAge time.Duration) watch {
 	case now < decideAt:
 		return watch{probe: true, probeFrom: probeAt, wake: decideAt - now}
 	}
-	return watch{probe: true, probeFrom: max(probeAt, now-maxAge), decide: true}
+	return watch{probe: true, probeFrom: probeAt, freshFrom: now - maxAge, decide: true}
 }
 
 // contactProbe runs classifyContact in the background, at most one at a
@@ -215,17 +217,20 @@ type contactProbe struct {
 	running bool
 	have    bool
 	started time.Duration // of the last finished probe
+	ended   time.Duration
 	last    contactVerdict
 }
 
 // verdict returns the verdict of the last probe if it started at or after
-// from (monotonic). Otherwise it starts one, unless one is running (a
-// probe started too early is let finish: the next call starts a fresh
-// one), and reports false; done is called when the probe ends.
-func (p *contactProbe) verdict(from time.Duration) (contactVerdict, bool) {
+// from and ended at or after fresh (monotonic). Otherwise it starts one,
+// unless one is running (a probe started too early is let finish: the next
+// call starts a fresh one), and reports false; done is called when the
+// probe ends. (Freshness counts from the end, so a probe slower than
+// maxAge on a loaded host still yields a verdict.)
+func (p *contactProbe) verdict(from, fresh time.Duration) (contactVerdict, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.have && p.started >= from {
+	if p.have && p.started >= from && p.ended >= fresh {
 		return p.last, true
 	}
 	if !p.running {
@@ -236,7 +241,7 @@ func (p *contactProbe) verdict(from time.Duration) (contactVerdict, bool) {
 			defer p.wg.Done()
 			v := p.classify()
 			p.mu.Lock()
-			p.running, p.have, p.started, p.last = false, true, started, v
+			p.running, p.have, p.started, p.ended, p.last = false, true, started, p.clock.Mono(), v
 			p.mu.Unlock()
 			p.done()
 		}()

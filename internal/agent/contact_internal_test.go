@@ -85,8 +85,8 @@ func TestWatchdogSchedule(t *testing.T) {
 		{"fresh ack: wake when the probe is due", 10 * s, 10 * s, 5 * s, watch{wake: 3750 * time.Millisecond}},
 		{"probe due: start it, wake at the timeout", 10 * s, 13750 * time.Millisecond, 5 * s, watch{probe: true, probeFrom: 13750 * time.Millisecond, wake: 1250 * time.Millisecond}},
 		{"one ns before the timeout: no decision", 10 * s, 15*s - 1, 5 * s, watch{probe: true, probeFrom: 13750 * time.Millisecond, wake: 1}},
-		{"at the timeout: decide from the probe started lead before", 10 * s, 15 * s, 5 * s, watch{probe: true, probeFrom: 13750 * time.Millisecond, decide: true}},
-		{"long after (a hold): only evidence younger than maxAge", 10 * s, 40 * s, 5 * s, watch{probe: true, probeFrom: 40*s - 2*lead, decide: true}},
+		{"at the timeout: decide from the probe started lead before", 10 * s, 15 * s, 5 * s, watch{probe: true, probeFrom: 13750 * time.Millisecond, freshFrom: 15*s - 2*lead, decide: true}},
+		{"long after (a hold): only evidence younger than maxAge", 10 * s, 40 * s, 5 * s, watch{probe: true, probeFrom: 13750 * time.Millisecond, freshFrom: 40*s - 2*lead, decide: true}},
 		{"timeout shorter than the probe: probe from the last ack", 10 * s, 10 * s, s, watch{probe: true, probeFrom: 10 * s, wake: s}},
 	}
 	for _, c := range cases {
@@ -103,7 +103,7 @@ func watchStep(p *contactProbe, lastAck, now, limit, lead time.Duration) (watch,
 	if !w.probe {
 		return w, contactVerdict{}, false
 	}
-	v, ok := p.verdict(w.probeFrom)
+	v, ok := p.verdict(w.probeFrom, w.freshFrom)
 	return w, v, ok && w.decide
 }
 
@@ -201,7 +201,7 @@ func TestOldEvidenceIsProbedAgain(t *testing.T) {
 	watchStep(f.contactProbe, 0, clock.Mono(), limit, lead)
 	f.expectStart(t)
 	f.finish(t, contactVerdict{controlPlaneDown: true, evidence: "control plane down"})
-	clock.set(limit - lead + 2*lead - lead/2) // started less than maxAge ago
+	clock.set(limit - lead + 2*lead - lead/2) // ended less than maxAge ago
 	if _, _, decided := watchStep(f.contactProbe, 0, clock.Mono(), limit, lead); !decided {
 		t.Fatal("evidence younger than maxAge was not used")
 	}
@@ -217,4 +217,21 @@ func TestOldEvidenceIsProbedAgain(t *testing.T) {
 	if _, v, decided := watchStep(f.contactProbe, 0, clock.Mono(), limit, lead); !decided || v.controlPlaneDown {
 		t.Fatalf("decided=%v %+v; want the fresh isolated verdict", decided, v)
 	}
+}
+
+// A probe slower than maxAge (a loaded host) still decides: freshness
+// counts from its end, so re-probing cannot go on for ever.
+func TestSlowProbeStillDecides(t *testing.T) {
+	clock := new(manualClock)
+	f := newFakeProbe(clock)
+	const limit, lead = 5 * time.Second, 1250 * time.Millisecond
+	clock.set(limit)
+	watchStep(f.contactProbe, 0, clock.Mono(), limit, lead)
+	f.expectStart(t)
+	clock.advance(3 * lead) // longer than maxAge (2 × lead)
+	f.finish(t, contactVerdict{evidence: "isolated"})
+	if _, _, decided := watchStep(f.contactProbe, 0, clock.Mono(), limit, lead); !decided {
+		t.Fatal("a probe that took longer than maxAge never yields a decision")
+	}
+	f.expectNoStart(t)
 }

@@ -345,7 +345,7 @@ func (c *appCtl) plan() []task {
 		var v contactVerdict
 		probed := false
 		if w.probe {
-			v, probed = c.a.probe.verdict(w.probeFrom)
+			v, probed = c.a.probe.verdict(w.probeFrom, w.freshFrom)
 		}
 		if w.decide && !probed {
 			// The probe is still out (it started late, or evidence from
