@@ -47,7 +47,9 @@ type Agent struct {
 	// lastAck is the monotonic reading (Clock.Mono, in nanoseconds) of the
 	// last heartbeat ack from a leader (or of the agent's start): the
 	// agent's idea of "contact". Never a wall-clock time.
-	lastAck   atomic.Int64
+	lastAck atomic.Int64
+	// probe is the isolation probe the contact watchdog runs (contact.go).
+	probe     *contactProbe
 	connected atomic.Bool
 	leaderID  atomic.Value // string
 
@@ -82,6 +84,7 @@ func New(cfg Config) (*Agent, error) {
 	if a.clock == nil {
 		a.clock = RealClock()
 	}
+	a.probe = &contactProbe{clock: a.clock, classify: a.classifyContact, done: a.kickAll}
 	a.known = loadCoordinatorBook(cfg.DataDir, a.log)
 	a.freezes = loadFreezeCalendar(cfg.DataDir, a.log)
 	disk := cfg.DiskPath
@@ -224,6 +227,7 @@ func (a *Agent) shutdown() {
 	a.closed = true
 	a.mu.Unlock()
 	a.ctlWG.Wait()
+	a.probe.wait() // no reconciler is left to start another
 	if err := a.pool.Leave(5 * time.Second); err != nil && !errors.Is(err, gossip.ErrShutdown) {
 		a.log.Warn("leave gossip", "error", err)
 	}

@@ -44,6 +44,9 @@ type appCtl struct {
 	retry map[string]*retryState
 	bake  *bakeRun
 	held  *holdEpisode
+	// wake is how soon the contact watchdog wants the next pass (0: at
+	// the next tick or event); see wakeIn.
+	wake time.Duration
 	// dark is the outcome of the last dark phase that passed, reported
 	// with the generation's HEALTHY as its evidence.
 	dark struct {
@@ -126,16 +129,47 @@ func (c *appCtl) poke() {
 func (c *appCtl) run(ctx context.Context) {
 	t := time.NewTicker(c.a.cfg.ReconcileEvery)
 	defer t.Stop()
+	// wake is the contact watchdog's own timer (plan sets it through
+	// wakeIn): its moments fall between ticks.
+	wake := time.NewTimer(time.Hour)
+	wake.Stop()
+	defer wake.Stop()
 	defer c.stopBake()
 	for {
 		c.reconcileOnce(ctx)
+		if d := c.takeWake(); d > 0 {
+			wake.Reset(d)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.kick:
 		case <-t.C:
+		case <-wake.C:
 		}
 	}
+}
+
+// wakeIn asks for a pass d from now (the earliest asked since the last
+// pass wins; d <= 0 asks nothing).
+func (c *appCtl) wakeIn(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.wake == 0 || d < c.wake {
+		c.wake = d
+	}
+	c.mu.Unlock()
+}
+
+// takeWake returns and clears the wake plan asked for.
+func (c *appCtl) takeWake() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.wake
+	c.wake = 0
+	return d
 }
 
 // maxTasksPerPass bounds one pass; each task changes the state, and the
@@ -298,36 +332,57 @@ func (c *appCtl) plan() []task {
 	if len(tasks) > 0 {
 		return tasks
 	}
-	// 4. Contact: a bake without a leader.
-	since := c.a.sinceAck()
+	// 4. Contact: a bake without a leader. The watchdog wakes this loop
+	// on its own timer at the moments that matter (the probe's start, the
+	// timeout), not at the next reconcile tick.
+	now, lastAck := c.a.clock.Mono(), c.a.lastAckAt()
+	since := now - lastAck
 	limit := isolationTimeout(o, gen)
-	if live(st) && !st.Verified && since >= limit {
-		v := c.a.classifyContact()
-		if wait, ok := c.leaderBack(gen, v, limit); ok {
-			// The control plane is coming back: gossip advertises a
-			// leader again but the session has no ack from it yet. That
-			// is not isolation until it lasts isolation_timeout.
-			c.log.Debug("leader back in gossip after a hold; waiting for its ack", "generation", gen, "wait", wait.Round(time.Millisecond), "evidence", v.evidence)
-			c.ensureBake(st, o)
-			return nil
+	if live(st) && !st.Verified {
+		lead := c.a.probeDuration()
+		w := watchdog(lastAck, now, limit, lead, 2*lead)
+		c.wakeIn(w.wake)
+		var v contactVerdict
+		probed := false
+		if w.probe {
+			v, probed = c.a.probe.verdict(w.probeFrom, w.freshFrom)
 		}
-		if !v.controlPlaneDown || controlPlaneLoss(o, gen) == spec.ControlPlaneLossRevert {
-			reason := fmt.Sprintf("revert: no leader ack for %s (isolation_timeout %s); %s", since.Round(time.Millisecond), limit, v.evidence)
-			if v.controlPlaneDown {
-				reason = fmt.Sprintf("revert: %s, on_control_plane_loss = revert; no leader ack for %s (isolation_timeout %s)", v.evidence, since.Round(time.Millisecond), limit)
-			}
-			rw := revertWant{gen: gen, reason: reason, isolated: true}
-			c.mu.Lock()
-			if c.want.revert == nil || c.want.revert.gen != gen {
-				c.want.revert = &rw
-			}
-			c.mu.Unlock()
-			c.log.Warn("no contact with a leader in the middle of a bake; reverting alone", "generation", gen,
-				"since_last_ack", since.Round(time.Millisecond), "isolation_timeout", limit, "evidence", v.evidence)
-			return []task{c.revertTask(rw, o)}
+		if w.decide && !probed {
+			// The probe is still out (it started late, or evidence from
+			// before this silence or too old does not count); its end
+			// kicks this loop.
+			c.log.Debug("no leader ack for isolation_timeout; waiting for the isolation probe", "generation", gen,
+				"since_last_ack", since.Round(time.Millisecond), "isolation_timeout", limit)
 		}
-		c.noteHold(gen, versionOf(o), since, v.evidence)
-	} else if since < limit {
+		if w.decide && probed {
+			if wait, ok := c.leaderBack(gen, v, limit); ok {
+				// The control plane is coming back: gossip advertises a
+				// leader again but the session has no ack from it yet.
+				// That is not isolation until it lasts isolation_timeout.
+				c.log.Debug("leader back in gossip after a hold; waiting for its ack", "generation", gen, "wait", wait.Round(time.Millisecond), "evidence", v.evidence)
+				c.wakeIn(wait)
+				c.ensureBake(st, o)
+				return nil
+			}
+			if !v.controlPlaneDown || controlPlaneLoss(o, gen) == spec.ControlPlaneLossRevert {
+				reason := fmt.Sprintf("revert: no leader ack for %s (isolation_timeout %s); %s", since.Round(time.Millisecond), limit, v.evidence)
+				if v.controlPlaneDown {
+					reason = fmt.Sprintf("revert: %s, on_control_plane_loss = revert; no leader ack for %s (isolation_timeout %s)", v.evidence, since.Round(time.Millisecond), limit)
+				}
+				rw := revertWant{gen: gen, reason: reason, isolated: true}
+				c.mu.Lock()
+				if c.want.revert == nil || c.want.revert.gen != gen {
+					c.want.revert = &rw
+				}
+				c.mu.Unlock()
+				c.log.Warn("no contact with a leader in the middle of a bake; reverting alone", "generation", gen,
+					"since_last_ack", since.Round(time.Millisecond), "isolation_timeout", limit, "evidence", v.evidence)
+				return []task{c.revertTask(rw, o)}
+			}
+			c.noteHold(gen, versionOf(o), since, v.evidence)
+		}
+	}
+	if since < limit {
 		c.reportHold()
 	}
 	// 5. The bake monitor follows the state.

@@ -37,6 +37,8 @@ type Pool struct {
 	view      *view
 	hub       *hub
 	localAddr string
+	// pingTimeout is memberlist's ProbeTimeout: how long Ping waits.
+	pingTimeout time.Duration
 
 	// lifeMu serialises SetMeta, Leave and Shutdown: memberlist panics on
 	// Leave after Shutdown, and a meta update racing a leave could undo the
@@ -84,6 +86,7 @@ func New(cfg Config) (*Pool, error) {
 	p.view = newView(logger, p.hub, cfg.ReapAfter)
 
 	mc := cfg.memberlistConfig(logger)
+	p.pingTimeout = mc.ProbeTimeout
 	if p.keys, err = newKeyManager(cfg.SecretKey); err != nil {
 		return nil, err
 	}
@@ -146,6 +149,10 @@ func (p *Pool) Ping(name, addr string) (time.Duration, error) {
 	}
 	return p.ml.Ping(name, ua)
 }
+
+// PingTimeout is the longest one Ping waits for its ack (memberlist's
+// ProbeTimeout of this pool's profile).
+func (p *Pool) PingTimeout() time.Duration { return p.pingTimeout }
 
 // Servers returns the alive members with role server, sorted by name.
 func (p *Pool) Servers() []Member {
