@@ -19,7 +19,7 @@ import (
 func TestACLThroughCLI(t *testing.T) {
 	t.Setenv("ROLLWAVE_TOKEN", "")
 	c := coordtest.NewCluster(t, 3, coordtest.WithACLs())
-	c.Leader(10 * time.Second)
+	c.Leader(30 * time.Second)
 	addr := c.Followers()[0].GRPCAddr()
 	spec := filepath.Join(t.TempDir(), "web.hcl")
 	if err := os.WriteFile(spec, []byte(goodSpec), 0o644); err != nil {

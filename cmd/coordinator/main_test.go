@@ -47,7 +47,7 @@ const goodSpec = `release "web-1.0.0" {
 // the cluster changes.
 func TestReleaseSubmitBadSpecThroughCLI(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	addr := c.Followers()[0].GRPCAddr()
 	dir := t.TempDir()
 	cases := []struct {

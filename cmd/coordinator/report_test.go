@@ -26,11 +26,11 @@ import (
 // count one finished change, failed, restored and acknowledged.
 func TestReleaseAckAndReportThroughCLI(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	addr := c.Followers()[0].GRPCAddr()
 	agenttest.Start(t, "h1", "edge", agenttest.Options{Join: leader.GossipAddr()})
 	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
-		l := c.Leader(10 * time.Second)
+		l := c.Leader(30 * time.Second)
 		return l.AgentConnected("h1") && l.FSM().State().Host("h1") != nil, "h1 not connected and registered"
 	})
 

@@ -47,7 +47,7 @@ type cluster struct {
 
 func newCluster(t *testing.T) *cluster {
 	c := coordtest.NewCluster(t, 1)
-	l := c.Leader(10 * time.Second)
+	l := c.Leader(30 * time.Second)
 	agenttest.Start(t, "h1", "edge", agenttest.Options{Join: l.GossipAddr()})
 	testutil.WaitFor(t, 15*time.Second, func() (bool, string) {
 		return l.AgentConnected("h1") && l.FSM().State().Host("h1") != nil, "agent h1 not registered"

@@ -76,7 +76,7 @@ func waitServes(t *testing.T, addr, version string, within time.Duration) {
 
 func TestAgentsRegisterAndFollowTheLeader(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	cells := map[string]string{"h1": "a", "h2": "a", "h3": "b", "h4": "b", "h5": "c"}
 	var agents []*agenttest.Agent
 	start := time.Now()
@@ -103,7 +103,7 @@ func TestAgentsRegisterAndFollowTheLeader(t *testing.T) {
 
 	c.Kill(c.Index(leader))
 	killed := time.Now()
-	newLeader := c.Leader(10 * time.Second)
+	newLeader := c.Leader(30 * time.Second)
 	testutil.WaitFor(t, 5*time.Second, func() (bool, string) {
 		var seen []string
 		all := true

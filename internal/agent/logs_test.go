@@ -37,7 +37,7 @@ func runCLI(args ...string) (int, string, string) {
 // token is refused.
 func TestHostLogs(t *testing.T) {
 	c := coordtest.NewCluster(t, 3, coordtest.WithACLs())
-	l := c.Leader(10 * time.Second)
+	l := c.Leader(30 * time.Second)
 	boot, err := c.Client(l).ACLBootstrap(ctx(t), &rollwavev1.ACLBootstrapRequest{Name: "root"})
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func TestHostLogs(t *testing.T) {
 	}
 	a := agenttest.Start(t, "h1", "a", agenttest.Options{Join: l.GossipAddr()})
 	testutil.WaitFor(t, 15*time.Second, func() (bool, string) {
-		l := c.Leader(10 * time.Second)
+		l := c.Leader(30 * time.Second)
 		return l.AgentConnected("h1") && l.FSM().State().Host("h1") != nil, "agent h1 not registered"
 	})
 
@@ -73,7 +73,7 @@ func TestHostLogs(t *testing.T) {
 	waitServes(t, traffic, "1.0.0", 20*time.Second)
 	// The leader learns the app from the agent's slot facts.
 	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
-		h := c.Leader(10 * time.Second).FSM().State().Host("h1")
+		h := c.Leader(30 * time.Second).FSM().State().Host("h1")
 		return len(h.GetApps()) == 1 && h.GetApps()[0].GetActive() == rollwavev1.Slot_SLOT_BLUE, fmt.Sprintf("h1 facts %v", h.GetApps())
 	})
 
@@ -167,7 +167,7 @@ func TestHostLogs(t *testing.T) {
 	// A host without a session cannot be read: Unavailable, saying why.
 	a.Stop()
 	testutil.WaitFor(t, 15*time.Second, func() (bool, string) {
-		return !c.Leader(10 * time.Second).AgentConnected("h1"), "h1 still connected"
+		return !c.Leader(30 * time.Second).AgentConnected("h1"), "h1 still connected"
 	})
 	if code, _, errOut := runCLI(append([]string{"logs", "h1", "demo"}, base...)...); code != cli.ExitUnavailable || !strings.Contains(errOut, "host h1 has no session with the leader") {
 		t.Fatalf("stopped host: exit %d, %q; want %d naming the missing session", code, errOut, cli.ExitUnavailable)

@@ -19,7 +19,7 @@ import (
 // check is not enough), and nothing is written to raft.
 func TestSecurityTokenNameValidation(t *testing.T) {
 	c := coordtest.NewCluster(t, 1, coordtest.WithACLs())
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	cl := c.Client(leader)
 	bg := ctx(t)
 

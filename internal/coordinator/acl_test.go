@@ -31,7 +31,7 @@ func wantCode(t *testing.T, what string, err error, c codes.Code, msgs ...string
 
 func TestACLTokensAndRoles(t *testing.T) {
 	c := coordtest.NewCluster(t, 3, coordtest.WithACLs())
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	follower := c.Followers()[0]
 	lc, fc := c.Client(leader), c.Client(follower)
 	bg := ctx(t)

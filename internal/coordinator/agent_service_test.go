@@ -25,7 +25,7 @@ import (
 // the orchestrator's sample store, or nowhere if no gate reads them).
 func TestSessionKeepsHeartbeatWithoutSamples(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	stream := openAgentSession(t, leader.GRPCAddr())
 	send := func(m *rollwavev1.AgentMessage) {
 		t.Helper()
@@ -81,7 +81,7 @@ func TestSessionKeepsHeartbeatWithoutSamples(t *testing.T) {
 // the stale orders resent while the hello's facts were still queued.
 func TestHelloFactsReplaceStaleStateBeforeTheSessionCounts(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	conn, err := grpc.NewClient(leader.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestHelloFactsReplaceStaleStateBeforeTheSessionCounts(t *testing.T) {
 // and the host counts as not connected; a heartbeating session stays.
 func TestSilentSessionIsClosed(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	open := func(host string) rollwavev1.AgentService_SessionClient {
 		stream := openAgentSession(t, leader.GRPCAddr())
 		if err := stream.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Hello{Hello: &rollwavev1.Hello{HostId: host, Cell: "c1"}}}); err != nil {
@@ -253,7 +253,7 @@ func openAgentSession(t *testing.T, addr string) rollwavev1.AgentService_Session
 // left on the server (handler or sender).
 func TestReplacedSessionEndsWhileItsAgentIsSilent(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	before := goleak.IgnoreCurrent()
 	open := func() (rollwavev1.AgentService_SessionClient, context.CancelFunc) {
 		conn, err := grpc.NewClient(leader.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -57,7 +57,7 @@ func specSource(name, app string) []byte {
 
 func TestClusterElectsOneLeaderWithThreeVoters(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	peers, err := c.Client(c.Followers()[0]).RaftPeers(ctx(t), &rollwavev1.RaftPeersRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func TestReleaseSubmittedThroughFollowerIsReadableOnAll(t *testing.T) {
 
 func TestBadSpecIsRefusedAndChangesNothing(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	before := leader.Raft().LastIndex()
 	bad := strings.Replace(string(specSource("x-1", "x")), `sha256 = "9f2c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c"`, "", 1)
 	for _, s := range c.Running() {
@@ -145,7 +145,7 @@ func TestBadSpecIsRefusedAndChangesNothing(t *testing.T) {
 
 func TestLeaderKillKeepsAcknowledgedWrites(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	client := c.Client(c.Followers()[0])
 	const writes = 20
 	for i := 0; i < writes; i++ {
@@ -160,7 +160,7 @@ func TestLeaderKillKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	c.Kill(c.Index(leader))
 	start := time.Now()
-	newLeader := c.Leader(10 * time.Second)
+	newLeader := c.Leader(30 * time.Second)
 	t.Logf("new leader %s elected %s after killing %s", newLeader.NodeID(), time.Since(start).Round(time.Millisecond), leader.NodeID())
 	if newLeader == leader {
 		t.Fatal("killed server still leads")
@@ -179,7 +179,7 @@ func TestLeaderKillKeepsAcknowledgedWrites(t *testing.T) {
 
 func TestStoppedServerRestartsFromDataDirAndCatchesUp(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	c.Leader(10 * time.Second)
+	c.Leader(30 * time.Second)
 	victim := c.Followers()[0]
 	vi := c.Index(victim)
 	client := c.Client(c.Followers()[1])
@@ -200,7 +200,7 @@ func TestStoppedServerRestartsFromDataDirAndCatchesUp(t *testing.T) {
 		n := len(restarted.FSM().State().Cells())
 		return n == 6, fmt.Sprintf("restarted server has %d of 6 cells", n)
 	})
-	c.Leader(10 * time.Second)
+	c.Leader(30 * time.Second)
 }
 
 func TestSnapshotSaveAndRestoreIntoFreshCluster(t *testing.T) {
@@ -275,7 +275,7 @@ func TestSnapshotRestoreRefusesDamagedFile(t *testing.T) {
 
 func TestServerJoiningLaterIsAddedAsVoter(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	cfg := coordtest.FastConfig(t, "c4")
 	cfg.Join = []string{leader.GossipAddr()}
 	s4, err := coordinator.New(cfg)
@@ -305,13 +305,13 @@ func TestServerJoiningLaterIsAddedAsVoter(t *testing.T) {
 
 func TestGracefulLeaveRemovesServerFromRaft(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	// The leader itself leaves: it hands leadership over first.
 	if err := leader.Leave(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	c.Kill(c.Index(leader))
-	newLeader := c.Leader(10 * time.Second)
+	newLeader := c.Leader(30 * time.Second)
 	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
 		f := newLeader.Raft().GetConfiguration()
 		return f.Error() == nil && len(f.Configuration().Servers) == 2, fmt.Sprintf("configuration %v", f.Configuration().Servers)
@@ -320,7 +320,7 @@ func TestGracefulLeaveRemovesServerFromRaft(t *testing.T) {
 
 func TestRemovePeerOfDeadServer(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	c.Leader(10 * time.Second)
+	c.Leader(30 * time.Second)
 	dead := c.Followers()[0]
 	deadID := dead.NodeID()
 	c.Kill(c.Index(dead))

@@ -20,7 +20,7 @@ import (
 // server (errors.Is) and reach clients with the same gRPC codes as before.
 func TestFleetFreezeKeyringACLErrorsHaveKinds(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
-	s := c.Leader(10 * time.Second)
+	s := c.Leader(30 * time.Second)
 	op := coordinator.OperatorForTest(s)
 	cl := c.Client(s)
 	now := time.Now()
@@ -125,7 +125,7 @@ func TestFleetFreezeKeyringACLErrorsHaveKinds(t *testing.T) {
 // their codes.
 func TestACLInterceptorRefusalsKeepTheirCodes(t *testing.T) {
 	c := coordtest.NewCluster(t, 1, coordtest.WithACLs())
-	s := c.Leader(10 * time.Second)
+	s := c.Leader(30 * time.Second)
 	cl := c.Client(s)
 	_, err := cl.ListFreezes(ctx(t), &rollwavev1.ListFreezesRequest{})
 	if status.Code(err) != codes.FailedPrecondition {

@@ -21,7 +21,7 @@ import (
 // follower → leader forwarding path too.
 func TestErrorKindsBecomeGRPCCodes(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	follower := c.Followers()[0]
 	submit := &rollwavev1.SubmitReleaseRequest{SourceName: "api-1.hcl", Source: specSource("api-1", "api"), Actor: "test"}
 	if _, err := c.Client(follower).SubmitRelease(ctx(t), submit); err != nil {
@@ -99,7 +99,7 @@ func TestErrorKindsBecomeGRPCCodes(t *testing.T) {
 // plain submit, is still refused as a duplicate.
 func TestRetriedStartStartsItsPendingRelease(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	cl := c.Client(leader)
 	submit := &rollwavev1.SubmitReleaseRequest{SourceName: "api-1.hcl", Source: specSource("api-1", "api"), Actor: "test"}
 	if _, err := cl.SubmitRelease(ctx(t), submit); err != nil {

@@ -231,7 +231,7 @@ func TestLossyLinkToTheLeaderCausesNoElection(t *testing.T) {
 func TestFastFailoverOffLeavesRaftTimeoutsAlone(t *testing.T) {
 	const slow = 2 * time.Second
 	c := coordtest.NewCluster(t, 3, func(_ int, cfg *coordinator.Config) { cfg.FastFailover = false })
-	old := c.Leader(10 * time.Second)
+	old := c.Leader(30 * time.Second)
 	for _, s := range c.Running() {
 		rc := s.Raft().ReloadableConfig()
 		rc.HeartbeatTimeout, rc.ElectionTimeout = slow, slow

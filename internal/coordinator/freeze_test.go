@@ -16,7 +16,7 @@ import (
 // its next three occurrences.
 func TestRecurringFreezeWindows(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
-	cl := c.Client(c.Leader(10 * time.Second))
+	cl := c.Client(c.Leader(30 * time.Second))
 	bg := ctx(t)
 	for _, tc := range []struct {
 		name string

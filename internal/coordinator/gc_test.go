@@ -41,7 +41,7 @@ func TestLeaderGCPrunesOldReleasesAndFollowsLeadership(t *testing.T) {
 	c := coordtest.NewCluster(t, 3, func(_ int, cfg *coordinator.Config) {
 		cfg.Retention = coordinator.Retention{ReleasesPerApp: 2, GCInterval: 50 * time.Millisecond}
 	})
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	base := time.Now().Add(-time.Hour).UnixNano()
 	for i := range 4 {
 		finishRelease(t, leader, fmt.Sprintf("api-%d", i), "api", base+int64(i))

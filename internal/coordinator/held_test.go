@@ -18,7 +18,7 @@ import (
 // report's text.
 func TestHeldReportRecordsHowLong(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	stream := openAgentSession(t, leader.GRPCAddr())
 	if err := stream.Send(&rollwavev1.AgentMessage{Msg: &rollwavev1.AgentMessage_Hello{Hello: &rollwavev1.Hello{HostId: "h1", Cell: "c1"}}}); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 // its session ended.
 func TestListHostsShowsTheLeadersLiveLastContact(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
-	s := c.Leader(10 * time.Second)
+	s := c.Leader(30 * time.Second)
 	a := agenttest.Start(t, "h1", "edge", agenttest.Options{Join: s.GossipAddr()})
 	testutil.WaitFor(t, 15*time.Second, func() (bool, string) {
 		return s.AgentConnected("h1") && s.FSM().State().Host("h1") != nil, "h1 not connected and registered"

@@ -18,7 +18,7 @@ import (
 // leader), ready again when one comes back. /v1/health stays 200.
 func TestReadyFlipsWhenTheLeaderIsLost(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	c.Leader(10 * time.Second)
+	c.Leader(30 * time.Second)
 	ready := func(i int) (int, string) {
 		return httpapitest.Get(t, "http://"+c.Servers[i].HTTPAddr()+"/v1/ready")
 	}
@@ -56,7 +56,7 @@ func TestReadyFlipsWhenTheLeaderIsLost(t *testing.T) {
 // without ACLs and without -enable-pprof: 403.
 func TestPprofNeedsAnAdminToken(t *testing.T) {
 	c := coordtest.NewCluster(t, 1, coordtest.WithACLs())
-	l := c.Leader(10 * time.Second)
+	l := c.Leader(30 * time.Second)
 	boot, err := c.Client(l).ACLBootstrap(ctx(t), &rollwavev1.ACLBootstrapRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestPprofNeedsAnAdminToken(t *testing.T) {
 	}
 
 	plain := coordtest.NewCluster(t, 1)
-	pl := plain.Leader(10 * time.Second)
+	pl := plain.Leader(30 * time.Second)
 	code, body := httpapitest.Get(t, "http://"+pl.HTTPAddr()+"/debug/pprof/heap")
 	if code != 403 || !strings.Contains(body, "-enable-pprof") {
 		t.Fatalf("pprof without ACLs or -enable-pprof: %d %s", code, body)
@@ -111,7 +111,7 @@ func TestPprofNeedsAnAdminToken(t *testing.T) {
 // (goleak checks its goroutines at the end of the package).
 func TestHTTPListenerStopsOnShutdown(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
-	l := c.Leader(10 * time.Second)
+	l := c.Leader(30 * time.Second)
 	addr := l.HTTPAddr()
 	if code, _ := httpapitest.Get(t, "http://"+addr+"/v1/health"); code != 200 {
 		t.Fatalf("health: %d", code)

@@ -21,7 +21,7 @@ import (
 // orchestrator) must already run then; the announcement follows.
 func TestLeaderWorkStartsBeforeTheGossipAnnouncement(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	old := c.Leader(10 * time.Second)
+	old := c.Leader(30 * time.Second)
 
 	var mu sync.Mutex
 	flagAtHook := map[string]bool{} // node → its gossip leader flag when its hook ran
@@ -36,7 +36,7 @@ func TestLeaderWorkStartsBeforeTheGossipAnnouncement(t *testing.T) {
 		})
 	}
 	c.Kill(c.Index(old))
-	nl := c.Leader(10 * time.Second)
+	nl := c.Leader(30 * time.Second)
 	testutil.WaitFor(t, 10*time.Second, func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -56,7 +56,7 @@ func TestLeaderWorkStartsBeforeTheGossipAnnouncement(t *testing.T) {
 // the followers then campaign after leader_lease_timeout (100 ms here).
 func TestFollowersCampaignEarlyWhenTheLeaderProcessDies(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	old := c.Leader(10 * time.Second)
+	old := c.Leader(30 * time.Second)
 	const slow = 5 * time.Second
 	for _, s := range c.Running() {
 		rc := s.Raft().ReloadableConfig()
@@ -67,7 +67,7 @@ func TestFollowersCampaignEarlyWhenTheLeaderProcessDies(t *testing.T) {
 	}
 	c.Kill(c.Index(old))
 	start := time.Now()
-	nl := c.Leader(10 * time.Second)
+	nl := c.Leader(30 * time.Second)
 	took := time.Since(start)
 	t.Logf("%s leads %s after %s was stopped", nl.NodeID(), took.Round(time.Millisecond), old.NodeID())
 	if took >= slow {
@@ -89,7 +89,7 @@ func TestFollowersCampaignEarlyWhenTheLeaderProcessDies(t *testing.T) {
 // another voter, which then leads and runs the orchestrator.
 func TestPersistentBarrierFailureTransfersLeadership(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	c.Leader(10 * time.Second)
+	c.Leader(30 * time.Second)
 	target := c.Followers()[0]
 
 	var barriers, transfers, gains atomic.Int32
@@ -118,7 +118,7 @@ func TestPersistentBarrierFailureTransfersLeadership(t *testing.T) {
 		if target.IsLeader() {
 			return true, ""
 		}
-		if l := c.Leader(10 * time.Second); time.Since(lastAsk) > 3*time.Second && l != target {
+		if l := c.Leader(30 * time.Second); time.Since(lastAsk) > 3*time.Second && l != target {
 			lastAsk = time.Now()
 			// Raft may refuse while a transfer or election is in progress.
 			askErr = l.Raft().LeadershipTransferToServer(raft.ServerID(target.NodeID()), raft.ServerAddress(target.RaftAddr())).Error()
@@ -126,7 +126,7 @@ func TestPersistentBarrierFailureTransfersLeadership(t *testing.T) {
 		return target.IsLeader(), fmt.Sprintf("transfer to %s: %v", target.NodeID(), askErr)
 	})
 	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
-		l := c.Leader(10 * time.Second)
+		l := c.Leader(30 * time.Second)
 		return transfers.Load() >= 1 && l != target && l.Rollout().Enabled(),
 			fmt.Sprintf("%d barriers failed and %d transfers on %s; %s leads (orchestrator enabled %v)",
 				barriers.Load(), transfers.Load(), target.NodeID(), l.NodeID(), l.Rollout().Enabled())

@@ -157,7 +157,7 @@ func TestSecurityRaftRequiresServerCert(t *testing.T) {
 func TestSecurityRaftTLSLeaderFailover(t *testing.T) {
 	ca, certs := newPKI(t)
 	c := tlsCluster(t, ca, certs)
-	old := c.Leader(10 * time.Second)
+	old := c.Leader(30 * time.Second)
 	cliCfg := tlsConfig(ca, certs[tlsutil.RoleCLI])
 	write := func(s *coordinator.Server, name string) { writeCell(t, s, cliCfg, name) }
 	write(c.Followers()[0], "before")
@@ -173,7 +173,7 @@ func TestSecurityRaftTLSLeaderFailover(t *testing.T) {
 	oi := c.Index(old)
 	c.Kill(oi)
 	start := time.Now()
-	nl := c.Leader(10 * time.Second)
+	nl := c.Leader(30 * time.Second)
 	took := time.Since(start)
 	t.Logf("%s leads %s after %s was stopped", nl.NodeID(), took.Round(time.Millisecond), old.NodeID())
 	if took >= slow {

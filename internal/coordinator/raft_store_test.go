@@ -22,7 +22,7 @@ import (
 func stoppedServerDB(t *testing.T) (coordinator.Config, string) {
 	t.Helper()
 	c := coordtest.NewCluster(t, 1)
-	l := c.Leader(10 * time.Second)
+	l := c.Leader(30 * time.Second)
 	for i := 0; i < 5; i++ {
 		if _, err := c.Client(l).SetCell(ctx(t), &rollwavev1.SetCellRequest{Cell: &rollwavev1.Cell{Name: fmt.Sprintf("cell-%d", i), Criticality: "low"}}); err != nil {
 			t.Fatal(err)

@@ -26,7 +26,7 @@ import (
 func TestSecuritySecretRedactionOperatorAPI(t *testing.T) {
 	const secretURL = "https://deploy:hunter2@artifacts.internal/api/1.0.0/api.tar.gz"
 	c := coordtest.NewCluster(t, 1)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	cl := c.Client(leader)
 	src := strings.Replace(string(specSource("api-1.0.0", "api")), "file:///srv/artifacts/api.tar.gz", secretURL, 1)
 	if !strings.Contains(src, secretURL) {

@@ -37,7 +37,7 @@ func aliveServers(s *coordinator.Server) map[string]bool {
 // the leader c1 with an empty address for as long as it led.
 func TestSecurityRejoinFromRaftPeers(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	c.Leader(10 * time.Second)
+	c.Leader(30 * time.Second)
 	const vi = 0 // c1: the server the others joined through
 	victim := c.Servers[vi]
 	// It has seen the others (and written them down).
@@ -107,7 +107,7 @@ func TestSecurityRejoinFromRaftPeers(t *testing.T) {
 		if restarted.IsLeader() {
 			return true, ""
 		}
-		l := c.Leader(10 * time.Second)
+		l := c.Leader(30 * time.Second)
 		if l == restarted {
 			return true, ""
 		}

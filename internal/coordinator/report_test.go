@@ -14,7 +14,7 @@ import (
 // say what was wrong, on a follower as on the leader.
 func TestReportAndAckRefuseBadRequests(t *testing.T) {
 	c := coordtest.NewCluster(t, 3)
-	c.Leader(10 * time.Second)
+	c.Leader(30 * time.Second)
 	fc := c.Client(c.Followers()[0])
 	bg := ctx(t)
 

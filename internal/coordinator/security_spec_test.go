@@ -20,7 +20,7 @@ import (
 // position and limit; nothing is written; the server keeps serving.
 func TestSecurityDeepNestingPlanRelease(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	cl := c.Client(leader)
 	before := leader.Raft().LastIndex()
 

@@ -90,7 +90,7 @@ func TestSecurityConnectionExhaustionPerClientCap(t *testing.T) {
 	lim.RPCMaxConnsPerClient = 5
 	lim.RPCHandshakeTimeout = time.Minute // not what this test is about
 	c := coordtest.NewCluster(t, 1, limitsOption(lim))
-	s := c.Leader(10 * time.Second)
+	s := c.Leader(30 * time.Second)
 	addr := s.GRPCAddr()
 	legit := c.Client(s)
 	statusOK(t, legit)
@@ -139,7 +139,7 @@ func TestSecurityConnectionExhaustionDeadlines(t *testing.T) {
 	lim.RPCHandshakeTimeout = 500 * time.Millisecond
 	lim.RPCIdleTimeout = time.Second
 	c := coordtest.NewCluster(t, 1, limitsOption(lim))
-	s := c.Leader(10 * time.Second)
+	s := c.Leader(30 * time.Second)
 	addr := s.GRPCAddr()
 
 	var idle []net.Conn
@@ -186,7 +186,7 @@ func TestSecurityRateLimitForwardedMetadataNeedsServerCert(t *testing.T) {
 		cfg.TLS = tlsConfig(ca, certs[tlsutil.RoleServer])
 		cfg.OperatorRateLimit, cfg.OperatorRateBurst = 1, 1
 	})
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	follower := c.Followers()[0]
 	cliCfg := tlsConfig(ca, certs[tlsutil.RoleCLI])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -224,7 +224,7 @@ func TestSecurityRateLimitForwardedMetadataWithoutTLS(t *testing.T) {
 	c := coordtest.NewCluster(t, 1, func(i int, cfg *coordinator.Config) {
 		cfg.OperatorRateLimit, cfg.OperatorRateBurst = 1, 1
 	})
-	s := c.Leader(10 * time.Second)
+	s := c.Leader(30 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	fctx := metadata.AppendToOutgoingContext(ctx, "rollwave-forwarded-by", "c2")
@@ -262,7 +262,7 @@ func TestSecurityRateLimitForwardedMetadataWithoutTLS(t *testing.T) {
 // and serves the token once it has caught up.
 func TestSecurityRestartedFollowerSaysCatchingUpNotUnbootstrapped(t *testing.T) {
 	c := coordtest.NewCluster(t, 3, coordtest.WithACLs())
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	boot, err := c.Client(leader).ACLBootstrap(ctx, &rollwavev1.ACLBootstrapRequest{})
@@ -305,7 +305,7 @@ func TestSecurityRestartedFollowerSaysCatchingUpNotUnbootstrapped(t *testing.T) 
 // would sit there until the revert timeout, minutes) can be aborted.
 func TestSecurityAbortReleaseWhileRollingBack(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
-	s := c.Leader(10 * time.Second)
+	s := c.Leader(30 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	now := time.Now().UnixNano()
@@ -348,7 +348,7 @@ func TestSecurityIdleTimeoutKeepsAgentSessions(t *testing.T) {
 	lim := coordinator.DefaultLimits()
 	lim.RPCIdleTimeout = time.Second
 	c := coordtest.NewCluster(t, 1, limitsOption(lim))
-	s := c.Leader(10 * time.Second)
+	s := c.Leader(30 * time.Second)
 	a := agenttest.Start(t, "h1", "edge", agenttest.Options{Join: s.GossipAddr()})
 	testutil.WaitFor(t, 15*time.Second, func() (bool, string) {
 		return a.Connected() && s.AgentConnected("h1"), "agent not connected yet"

@@ -74,7 +74,7 @@ func TestClusterWithMutualTLS(t *testing.T) {
 		cfg.TLS = tlsConfig(ca, certs[tlsutil.RoleServer])
 		cfg.GossipKey = key
 	})
-	leader := c.Leader(10 * time.Second)
+	leader := c.Leader(30 * time.Second)
 	follower := c.Followers()[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -149,7 +149,8 @@ func (f *fleet) waitRegistered() {
 	})
 }
 
-func (f *fleet) leader() *coordinator.Server { return f.c.Leader(10 * time.Second) }
+// 30 s: a loaded 2-core machine can take several elections to settle.
+func (f *fleet) leader() *coordinator.Server { return f.c.Leader(30 * time.Second) }
 
 func (f *fleet) client() v1.OperatorServiceClient { return f.c.Client(f.leader()) }
 
