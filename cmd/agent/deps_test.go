@@ -12,10 +12,9 @@ import (
 // (docs/performance.md): every package linked is pages touched at start-up,
 // and some imports cost far more than their own code. This test keeps out
 // what the agent must not link, built the way `make build` builds it.
-func TestAgentDependencies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go list")
-	}
+// agentTags returns AGENT_TAGS from the Makefile: the agent's build tags.
+func agentTags(t *testing.T) string {
+	t.Helper()
 	mk, err := os.ReadFile("../../Makefile")
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +23,14 @@ func TestAgentDependencies(t *testing.T) {
 	if m == nil {
 		t.Fatal("Makefile has no AGENT_TAGS line")
 	}
-	tags := strings.TrimSpace(string(m[1]))
+	return strings.TrimSpace(string(m[1]))
+}
+
+func TestAgentDependencies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	tags := agentTags(t)
 	out, err := exec.Command("go", "list", "-deps", "-tags", tags, ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)

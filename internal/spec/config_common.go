@@ -2,7 +2,6 @@ package spec
 
 import (
 	"os"
-	"regexp"
 )
 
 // Log levels accepted by log_level.
@@ -18,7 +17,7 @@ const DefaultRegion = "global"
 
 // nodeNameRE covers node, cell and region names: they travel in gossip
 // metadata and appear in logs and CLI output.
-var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+var nodeNameRE = boundedName(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 128)
 
 // hostname returns the host's name, or "" when it cannot be read (Validate
 // then asks for node_name).

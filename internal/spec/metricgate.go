@@ -3,7 +3,6 @@ package spec
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -119,7 +118,7 @@ func metricGateBlock(dst *[]MetricGate) blockFunc {
 
 // credentialFileName is what bearer_token_file, password_file and
 // ca_file accept: a file name, no directories.
-var credentialFileName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$`)
+var credentialFileName = boundedName(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`, 255)
 
 func validateMetricGates(ps *problems, gates []MetricGate) {
 	const p = "release.gates.gate"

@@ -18,11 +18,11 @@ import (
 var (
 	// nameRE covers release names and versions: they appear in paths and
 	// audit logs, so no spaces, slashes or control characters.
-	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$`)
+	nameRE = boundedName(`^[A-Za-z0-9][A-Za-z0-9._+~-]*$`, 128)
 	// appRE: the app appears in systemd unit names and directories.
-	appRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	appRE = boundedName(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`, 63)
 	// userRE: a user name or numeric id for systemd's User=.
-	userRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`)
+	userRE = boundedName(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`, 32)
 	// envKeyRE: an environment variable name.
 	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
