@@ -30,12 +30,15 @@ const connBufferSize = 4 << 10
 // HTTP/2 default is 4,096 bytes). An agent opens one stream per
 // connection and sends its headers once, when the session starts, so the
 // table never saves a byte; yet the server's decoder kept the headers it
-// was told to index, with the table's two lookup maps, for the life of
-// every connection: ~0.9 KiB of heap per connected agent
-// (docs/performance.md, "Coordinator memory"). With 0 a client encodes
-// headers with the static table and Huffman coding only. grpc-go clients
-// apply the server's settings before their first request; a client that
-// does not is still decoded (the decoder accepts the default table).
+// was told to index for the life of every connection: ~0.3 KiB of heap
+// per connected agent in a heap profile at 1,000 agents
+// (docs/performance.md, "Coordinator memory"). The server's own encoder
+// keeps a table of the response headers too (~0.6 KiB per agent), sized
+// by the client's settings, which grpc-go's client does not expose. With
+// 0 a client encodes headers with the static table and Huffman coding
+// only. grpc-go clients apply the server's settings before their first
+// request; a client that does not is still decoded (the decoder accepts
+// the default table).
 const headerTableSize = 0
 
 // methodRoles says which certificate roles may call which service: agents
