@@ -370,53 +370,14 @@ func (g *agentService) Session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 	return g.session(stream, first, cancel)
 }
 
-// session runs the agent's session: open handles the hello, then the
-// handler receives until the session ends. The handler waits in Recv for
-// the whole session, with this function's frame under it: the hello's
-// work is in open, which has returned by then, so its locals (~1.2 KiB
-// of frame) are not on every connected agent's handler stack
-// (docs/performance.md, "Coordinator memory").
 func (g *agentService) session(stream grpc.BidiStreamingServer[rollwavev1.AgentMessage, rollwavev1.CoordinatorMessage], first *rollwavev1.AgentMessage, cancel context.CancelCauseFunc) error {
 	s := g.s
-	sess, hello, end, err := g.open(stream, first, cancel)
-	if sess == nil {
-		return err
-	}
-	defer end()
-
-	// A silent session (a cut link sends no FIN) is closed by the
-	// registry's watchSilence; a closed session's Recv ends with its
-	// stream's context.
-	err = g.recvLoop(stream, sess, hello)
-	select {
-	case <-sess.done:
-		return sess.err
-	case <-s.shutdownCh:
-		return status.Error(codes.Unavailable, "server shutting down")
-	default:
-	}
-	if errors.Is(err, io.EOF) {
-		s.log.Info("agent closed its session", "host", sess.hostID)
-		return nil
-	}
-	return err
-}
-
-// open handles a session's hello: a redirect from a follower (sess nil,
-// err what the stream returns), or the hello's facts committed, the
-// session registered, welcomed, sent its calendar and orders. end undoes
-// the registration; the handler calls it when the session ends. If open
-// fails or panics after registering, it undoes the registration itself.
-//
-//go:noinline
-func (g *agentService) open(stream grpc.BidiStreamingServer[rollwavev1.AgentMessage, rollwavev1.CoordinatorMessage], first *rollwavev1.AgentMessage, cancel context.CancelCauseFunc) (sess *agentSession, hello *rollwavev1.Hello, end func(), err error) {
-	s := g.s
-	hello = first.GetHello()
+	hello := first.GetHello()
 	if hello == nil {
-		return nil, nil, nil, status.Error(codes.InvalidArgument, "the first message of a session must be a hello")
+		return status.Error(codes.InvalidArgument, "the first message of a session must be a hello")
 	}
 	if hello.GetHostId() == "" {
-		return nil, nil, nil, status.Error(codes.InvalidArgument, "hello.host_id must not be empty")
+		return status.Error(codes.InvalidArgument, "hello.host_id must not be empty")
 	}
 	if !s.IsLeader() {
 		// Never a redirect to an empty address: the agent would dial
@@ -424,11 +385,11 @@ func (g *agentService) open(stream grpc.BidiStreamingServer[rollwavev1.AgentMess
 		id, addr, ok := s.leaderAddrForClients()
 		if !ok {
 			if id == "" {
-				return nil, nil, nil, status.Error(codes.Unavailable, "no raft leader is known right now; the cluster may be electing one; retry")
+				return status.Error(codes.Unavailable, "no raft leader is known right now; the cluster may be electing one; retry")
 			}
-			return nil, nil, nil, status.Errorf(codes.Unavailable, "the leader is %s but this server does not know its address yet; retry, or try another server", id)
+			return status.Errorf(codes.Unavailable, "the leader is %s but this server does not know its address yet; retry, or try another server", id)
 		}
-		return nil, nil, nil, stream.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Redirect{
+		return stream.Send(&rollwavev1.CoordinatorMessage{Msg: &rollwavev1.CoordinatorMessage_Redirect{
 			Redirect: &rollwavev1.Redirect{LeaderId: id, LeaderAddress: addr},
 		}})
 	}
@@ -452,7 +413,7 @@ func (g *agentService) open(stream grpc.BidiStreamingServer[rollwavev1.AgentMess
 	}
 	hello.Applied = nil // the session keeps the hello; these are recorded below
 	wctx, wcancel := commitContext(stream.Context(), s.cfg.ApplyTimeout)
-	err = s.dispatch.Writer().Commit(wctx, &rollwavev1.Host{
+	err := s.dispatch.Writer().Commit(wctx, &rollwavev1.Host{
 		Id: hello.GetHostId(), Cell: hello.GetCell(), Region: hello.GetRegion(), Labels: hello.GetLabels(),
 		AgentVersion: hello.GetAgentVersion(), Address: hello.GetAddress(), Apps: hello.GetSlots(),
 		LastContactUnixNano: now.UnixNano(),
@@ -460,10 +421,10 @@ func (g *agentService) open(stream grpc.BidiStreamingServer[rollwavev1.AgentMess
 	wcancel()
 	if err != nil {
 		s.log.Warn("could not record an agent's hello; it will reconnect", "host", hello.GetHostId(), "error", err)
-		return nil, nil, nil, status.Errorf(codes.Unavailable, "record the host's state from its hello: %v", err)
+		return status.Errorf(codes.Unavailable, "record the host's state from its hello: %v", err)
 	}
 
-	sess = &agentSession{
+	sess := &agentSession{
 		hostID:      hello.GetHostId(),
 		done:        make(chan struct{}),
 		cancel:      cancel,
@@ -473,22 +434,8 @@ func (g *agentService) open(stream grpc.BidiStreamingServer[rollwavev1.AgentMess
 		lastPersisted: now,
 	}
 	s.agents.add(sess)
-	var closeCalendar func()
-	// What the handler's defers did, in the same order: the calendar's
-	// enrolment, then sending, then the registration.
-	end = func() {
-		if closeCalendar != nil {
-			closeCalendar()
-		}
-		sess.stopSending(nil)
-		s.agents.remove(sess)
-	}
-	opened := false
-	defer func() {
-		if !opened {
-			end()
-		}
-	}()
+	defer s.agents.remove(sess)
+	defer sess.stopSending(nil)
 	// No per-session logger (s.log.With): it would be kept, with its
 	// preformatted attributes, for every connected agent.
 	s.log.Info("agent session opened", "host", sess.hostID, "cell", hello.GetCell(), "agent_version", hello.GetAgentVersion(), "applied_reported", len(updates))
@@ -497,11 +444,26 @@ func (g *agentService) open(stream grpc.BidiStreamingServer[rollwavev1.AgentMess
 		Welcome: &rollwavev1.Welcome{LeaderId: s.cfg.NodeID, HeartbeatIntervalMs: defaultHeartbeat.Milliseconds()},
 	}})
 	// The calendar before any order, so the agent judges orders by it.
-	closeCalendar = s.openCalendar(sess)
+	defer s.openCalendar(sess)()
 	s.dispatch.ResendOrders(sess.hostID, sess.Send)
 	sess.startSending(stream)
-	opened = true
-	return sess, hello, end, nil
+
+	// A silent session (a cut link sends no FIN) is closed by the
+	// registry's watchSilence; a closed session's Recv ends with its
+	// stream's context.
+	err = g.recvLoop(stream, sess, hello)
+	select {
+	case <-sess.done:
+		return sess.err
+	case <-s.shutdownCh:
+		return status.Error(codes.Unavailable, "server shutting down")
+	default:
+	}
+	if errors.Is(err, io.EOF) {
+		s.log.Info("agent closed its session", "host", sess.hostID)
+		return nil
+	}
+	return err
 }
 
 func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.AgentMessage, rollwavev1.CoordinatorMessage], sess *agentSession, hello *rollwavev1.Hello) error {
