@@ -31,10 +31,12 @@ type Census struct {
 
 // Census counts hosts, releases and current assignments from one view
 // without copying a host or an assignment (only the live releases are
-// copied). Every Prometheus scrape reads it: copying every host, then
-// every host's assignments in a read of its own, cost about 5 % of a
-// leader's CPU at 5,000 hosts (docs/performance.md, "Coordinator
-// memory"). Its allocations do not grow with the number of hosts.
+// copied). Every Prometheus scrape reads it; copying every host, then
+// every host's assignments in a read of its own, as the metrics did
+// before, allocated ~0.9 MB in 17,000 objects per scrape at 1,000 hosts
+// against 19 KB in 40 (BenchmarkCensus; docs/performance.md,
+// "Coordinator memory"). Its allocations do not grow with the number of
+// hosts.
 func (s *State) Census() Census {
 	v := s.read()
 	c := Census{Releases: map[v1.ReleaseState]int{}, Assignments: map[AppAssignmentState]int{}}
