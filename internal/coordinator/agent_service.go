@@ -412,7 +412,7 @@ func (g *agentService) session(stream grpc.BidiStreamingServer[rollwavev1.AgentM
 		}
 	}
 	hello.Applied = nil // the session keeps the hello; these are recorded below
-	wctx, wcancel := context.WithTimeout(stream.Context(), s.cfg.ApplyTimeout)
+	wctx, wcancel := commitContext(stream.Context(), s.cfg.ApplyTimeout)
 	err := s.dispatch.Writer().Commit(wctx, &rollwavev1.Host{
 		Id: hello.GetHostId(), Cell: hello.GetCell(), Region: hello.GetRegion(), Labels: hello.GetLabels(),
 		AgentVersion: hello.GetAgentVersion(), Address: hello.GetAddress(), Apps: hello.GetSlots(),
@@ -535,6 +535,26 @@ func (g *agentService) recvLoop(stream grpc.BidiStreamingServer[rollwavev1.Agent
 			return status.Error(codes.InvalidArgument, "empty or unknown agent message")
 		}
 	}
+}
+
+// commitContext is the context of the hello's commit: it ends after
+// timeout or when the stream does, like context.WithTimeout(stream,
+// timeout), but is not registered as a child of the stream's context. A
+// child registers in its parent's map of children, which Go allocates on
+// the first child and keeps, empty, once the child is gone: for the rest
+// of the session, ~0.2 KiB per connected agent on the leader
+// (docs/performance.md, "Coordinator memory"). A goroutine that lives as
+// long as the commit cancels it instead.
+func commitContext(stream context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(stream), timeout)
+	go func() {
+		select {
+		case <-stream.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // protoSlicesEqual reports whether a and b hold equal messages in the

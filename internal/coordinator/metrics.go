@@ -239,19 +239,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(s.agents.count()))
 
+	// Counts come from one view without copying the hosts (Census).
 	st := s.fsm.State()
-	byState := map[string]int{}
+	census := st.Census()
 	for _, rs := range rollwavev1.ReleaseState_value {
 		if rs != 0 {
-			byState[lowerState(rollwavev1.ReleaseState(rs))] = 0
+			ch <- prometheus.MustNewConstMetric(descReleases, prometheus.GaugeValue,
+				float64(census.Releases[rollwavev1.ReleaseState(rs)]), lowerState(rollwavev1.ReleaseState(rs)))
 		}
 	}
 	now := time.Now()
-	for _, r := range st.Releases("") {
-		byState[lowerState(r.GetState())]++
-		if raftfsm.ReleaseTerminal(r.GetState()) {
-			continue
-		}
+	for _, r := range census.Live {
 		idx := r.GetCurrentPhase()
 		if int(idx) < len(r.GetPhases()) {
 			p := r.GetPhases()[idx]
@@ -268,21 +266,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descWatch, prometheus.GaugeValue, left, r.GetId(), r.GetSpec().GetApp())
 		}
 	}
-	for state, n := range byState {
-		ch <- prometheus.MustNewConstMetric(descReleases, prometheus.GaugeValue, float64(n), state)
-	}
 
-	hosts := st.Hosts()
-	ch <- prometheus.MustNewConstMetric(descHosts, prometheus.GaugeValue, float64(len(hosts)))
-	type key struct{ app, state string }
-	counts := map[key]int{}
-	for _, h := range hosts {
-		for _, a := range st.HostAssignments(h.GetId()) {
-			counts[key{a.GetApp(), lowerState(a.GetState())}]++
-		}
-	}
-	for k, n := range counts {
-		ch <- prometheus.MustNewConstMetric(descAssignments, prometheus.GaugeValue, float64(n), k.app, k.state)
+	ch <- prometheus.MustNewConstMetric(descHosts, prometheus.GaugeValue, float64(census.Hosts))
+	for k, n := range census.Assignments {
+		ch <- prometheus.MustNewConstMetric(descAssignments, prometheus.GaugeValue, float64(n), k.App, lowerState(k.State))
 	}
 	c.tailEvents(st)
 }

@@ -25,6 +25,22 @@ import (
 // not bound message sizes (maxMessageSize does).
 const connBufferSize = 4 << 10
 
+// headerTableSize is the HPACK dynamic table this server asks its clients
+// to compress request headers against (SETTINGS_HEADER_TABLE_SIZE; the
+// HTTP/2 default is 4,096 bytes). An agent opens one stream per
+// connection and sends its headers once, when the session starts, so the
+// table never saves a byte; yet the server's decoder kept the headers it
+// was told to index for the life of every connection: ~0.3 KiB of heap
+// per connected agent in a heap profile at 1,000 agents
+// (docs/performance.md, "Coordinator memory"). The server's own encoder
+// keeps a table of the response headers too (~0.6 KiB per agent), sized
+// by the client's settings, which grpc-go's client does not expose. With
+// 0 a client encodes headers with the static table and Huffman coding
+// only. grpc-go clients apply the server's settings before their first
+// request; a client that does not is still decoded (the decoder accepts
+// the default table).
+const headerTableSize = 0
+
 // methodRoles says which certificate roles may call which service: agents
 // only the agent session; operators (cli) and other servers (forwarding,
 // bootstrap checks) only the operator API.
@@ -37,7 +53,7 @@ func (s *Server) grpcServerOptions() ([]grpc.ServerOption, error) {
 	// sessionTap: agent sessions can be ended while their handler
 	// receives (agent_service.go).
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageSize), grpc.InTapHandle(sessionTap),
-		grpc.ReadBufferSize(connBufferSize), grpc.WriteBufferSize(connBufferSize)}
+		grpc.ReadBufferSize(connBufferSize), grpc.WriteBufferSize(connBufferSize), grpc.HeaderTableSize(headerTableSize)}
 	// First in the chains, so a panic anywhere below (interceptors
 	// included) becomes codes.Internal instead of ending the process.
 	opts = append(opts, s.recoveryOptions()...)

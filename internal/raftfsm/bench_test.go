@@ -315,3 +315,21 @@ func BenchmarkApplyProgressBatch(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkCensus: what a Prometheus scrape of a coordinator reads about
+// the state (1,000 hosts, two apps each): Census, or every host copied
+// and each host's assignments read and copied in a read of its own, as
+// the metrics collector did before.
+func BenchmarkCensus(b *testing.B) {
+	eachSize(b, func(b *testing.B, bf *benchFleet) {
+		s := bf.f.State()
+		readBench(b, "Census", func() bool { return s.Census().Hosts == benchHosts })
+		readBench(b, "copies", func() bool {
+			hosts, n := s.Hosts(), 0
+			for _, h := range hosts {
+				n += len(s.HostAssignments(h.GetId()))
+			}
+			return len(hosts) == benchHosts && n == 2*benchHosts
+		})
+	})
+}
