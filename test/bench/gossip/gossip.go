@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,14 +49,27 @@ type Options struct {
 	// IdleWindow and LoadWindow are the false-suspicion windows, the second
 	// with stress-ng keeping every core busy (0 skips it).
 	IdleWindow, LoadWindow time.Duration
-	// JoinParallel is how many agents join at once during the ramp.
+	// JoinParallel is how many agents join at once during the ramp
+	// (default 16).
 	JoinParallel int
 	// SettleTimeout bounds the wait, after the ramp, for every agent to see
-	// every member alive (default 3 minutes).
+	// every member alive (default 3 minutes). A pool that has not settled
+	// by then is not measured: Run returns ErrNotSettled.
 	SettleTimeout time.Duration
+	// QuietTimeout bounds the wait, once settled, for the ramp's broadcast
+	// backlog to drain (gossip traffic down to QuietBytesPerSec per member)
+	// before the timed changes and the windows; 0: SettleTimeout. A pool
+	// still busy then is measured anyway and Result.NotQuiet says so.
+	QuietTimeout time.Duration
+	// QuietBytesPerSec is the per-member send rate under which the pool
+	// counts as quiet (default 400 B/s; probes alone send ~110-125).
+	QuietBytesPerSec float64
 	// MemLimit is the process's soft memory limit (bytes) during the run;
 	// the collector runs only near it. 0: 1 GiB + 4 MiB per member.
 	MemLimit int64
+	// HeapProfile, if set, is where a heap profile of this process is
+	// written with the pool settled (after the idle window).
+	HeapProfile string
 	// Log receives progress lines at LogLevel and above.
 	Log      io.Writer
 	LogLevel slog.Level
@@ -90,9 +104,15 @@ type Result struct {
 	Profile      string `json:"profile"`
 	Coordinators int    `json:"coordinators"`
 	// RampSeconds: first join → every agent sees all N+coordinators alive
-	// (or SettleTimeout passed: then Unsettled says what was missing).
+	// (or SettleTimeout passed: then Unsettled says what was missing and
+	// nothing else was measured).
 	RampSeconds float64 `json:"ramp_seconds"`
 	Unsettled   string  `json:"unsettled,omitempty"`
+	// QuietSeconds: settled → the ramp's broadcast backlog drained (gossip
+	// traffic down to probe level); NotQuiet, if set, says the pool was
+	// still busy when QuietTimeout ended and the figures were taken anyway.
+	QuietSeconds float64 `json:"quiet_seconds"`
+	NotQuiet     string  `json:"not_quiet,omitempty"`
 	// Joined is how many agents had joined when the ramp ended (all of
 	// them unless the run stopped early).
 	Joined int `json:"joined"`
@@ -219,13 +239,19 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("gossip bench: unknown profile %q (have %s)", opt.Profile, profileNames())
 	}
 	if opt.JoinParallel <= 0 {
-		opt.JoinParallel = 8
+		opt.JoinParallel = 16
+	}
+	if opt.QuietBytesPerSec <= 0 {
+		opt.QuietBytesPerSec = 400
 	}
 	if opt.IdleWindow <= 0 {
 		opt.IdleWindow = 20 * time.Second
 	}
 	if opt.SettleTimeout <= 0 {
 		opt.SettleTimeout = 3 * time.Minute
+	}
+	if opt.QuietTimeout <= 0 {
+		opt.QuietTimeout = opt.SettleTimeout
 	}
 	if opt.Log == nil {
 		opt.Log = io.Discard
@@ -307,14 +333,26 @@ func (b *bench) run(ctx context.Context, res *Result) error {
 	if res.Unsettled, err = b.settle(ctx, len(b.agents)+len(b.seeds), b.opt.SettleTimeout); err != nil {
 		return err
 	}
-	if res.Unsettled != "" {
-		b.log.Warn("pool not settled; measuring anyway", "state", res.Unsettled)
-	}
 	res.RampSeconds = time.Since(rampStart).Seconds()
 	for i, c := range b.coordCPU() {
 		res.CoordRampCPUSeconds = append(res.CoordRampCPUSeconds, c-cpu0[i])
 	}
+	if res.Unsettled != "" {
+		// Spreads timed against a pool whose members do not all know each
+		// other are not the figures asked for (a crash row once read 0 s).
+		return fmt.Errorf("%w after %.0f s: %s", ErrNotSettled, res.RampSeconds, res.Unsettled)
+	}
 	b.log.Info("ramp done", "seconds", res.RampSeconds)
+	quietStart := time.Now()
+	if res.NotQuiet, err = b.quiet(ctx, b.opt.QuietTimeout); err != nil {
+		return err
+	}
+	res.QuietSeconds = time.Since(quietStart).Seconds()
+	if res.NotQuiet != "" {
+		b.log.Warn("broadcast backlog not drained; measuring anyway", "state", res.NotQuiet)
+	} else {
+		b.log.Info("pool quiet", "seconds", res.QuietSeconds)
+	}
 	b.startWatchers()
 
 	if res.Join, err = b.measureJoinLeave(ctx, res); err != nil {
@@ -329,6 +367,11 @@ func (b *bench) run(ctx context.Context, res *Result) error {
 	runtime.GC() // the collector is off: count live objects, not garbage
 	runtime.ReadMemStats(&ms)
 	res.HeapPerMemberKiB = float64(ms.HeapInuse) / 1024 / float64(len(b.agents))
+	if b.opt.HeapProfile != "" {
+		if err := writeHeapProfile(b.opt.HeapProfile); err != nil {
+			b.log.Warn("heap profile", "error", err)
+		}
+	}
 	if s, err := fleet.ReadProc(os.Getpid()); err == nil {
 		res.ProcessRSSMiB = fleet.MiB(s.RSSBytes)
 	}
@@ -367,10 +410,18 @@ func (b *bench) newAgent(name string, cell int) (*agent, error) {
 	return &agent{name: name, pool: p}, nil
 }
 
-// ramp starts N agents and joins each to one coordinator (round robin),
-// JoinParallel at a time. Production agents join with every seed; one
-// seed each keeps the ramp's push/pulls at a third (the timed join below
-// uses all three).
+// rampFanout is how many members each ramp join contacts.
+const rampFanout = 2
+
+// ramp starts N agents and joins them, JoinParallel at a time. The first
+// JoinParallel join through a coordinator each (round robin); every later
+// one through rampFanout random agents that have already joined: each
+// join is a push/pull with both sides merging the other's whole state, so
+// the newcomer learns the pool at once, and the joins' push/pulls are
+// spread over the pool instead of queueing at three coordinators (which
+// served N push/pulls of O(N) state each and stalled the ramp at 1,000).
+// Production agents join with every seed; the timed join below does. The
+// ramp does not wait per join for the pool to agree: settle waits once.
 func (b *bench) ramp(ctx context.Context) error {
 	b.agents = make([]*agent, b.opt.N)
 	for i := range b.agents {
@@ -382,6 +433,8 @@ func (b *bench) ramp(ctx context.Context) error {
 	}
 	errs := make(chan error, b.opt.N)
 	next := atomic.Int64{}
+	var joinedMu sync.Mutex
+	var joined []string // addresses of agents that have joined
 	var wg sync.WaitGroup
 	for w := 0; w < b.opt.JoinParallel; w++ {
 		wg.Add(1)
@@ -392,13 +445,22 @@ func (b *bench) ramp(ctx context.Context) error {
 				if i >= len(b.agents) || ctx.Err() != nil {
 					return
 				}
+				addrs := []string{b.seeds[i%len(b.seeds)]}
+				joinedMu.Lock()
+				if len(joined) >= b.opt.JoinParallel {
+					addrs = pickN(joined, rampFanout)
+				}
+				joinedMu.Unlock()
 				jctx, cancel := context.WithTimeout(ctx, time.Minute)
-				_, err := b.agents[i].pool.Join(jctx, []string{b.seeds[i%len(b.seeds)]})
+				_, err := b.agents[i].pool.Join(jctx, addrs)
 				cancel()
 				if err != nil {
 					errs <- fmt.Errorf("join %s: %w", b.agents[i].name, err)
 					return
 				}
+				joinedMu.Lock()
+				joined = append(joined, b.agents[i].pool.LocalAddr())
+				joinedMu.Unlock()
 				if n := b.joined.Add(1); n%250 == 0 {
 					b.log.Info("ramp", "joined", n)
 				}
@@ -411,6 +473,48 @@ func (b *bench) ramp(ctx context.Context) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// pickN returns k distinct random elements of from (all when k >= len).
+func pickN(from []string, k int) []string {
+	if k >= len(from) {
+		return append([]string(nil), from...)
+	}
+	out := make([]string, 0, k)
+	for _, j := range rand.Perm(len(from))[:k] {
+		out = append(out, from[j])
+	}
+	return out
+}
+
+// ErrNotSettled: the pool did not reach "every agent sees every member
+// alive" within SettleTimeout, so nothing was measured.
+var ErrNotSettled = errors.New("gossip bench: pool not settled")
+
+// quiet waits until the pool's gossip traffic falls to QuietBytesPerSec
+// per member (the ramp's broadcast backlog drained: every member
+// re-gossips each member it learnt 4·⌈log10 N⌉ times, probes alone send
+// ~110 B/s), sampling over 2 s. It returns "" when quiet, else the last
+// rate; an error only when ctx ends.
+func (b *bench) quiet(ctx context.Context, timeout time.Duration) (string, error) {
+	const step = 2 * time.Second
+	deadline := time.Now().Add(timeout)
+	n := float64(len(b.agents))
+	for {
+		c0, t0 := b.ctr.snap(), time.Now()
+		if err := sleepCtx(ctx, step); err != nil {
+			return "", err
+		}
+		d := b.ctr.snap().sub(c0)
+		rate := float64(d.UDPSent+d.TCPSent) / n / time.Since(t0).Seconds()
+		if rate <= b.opt.QuietBytesPerSec {
+			return "", nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Sprintf("still %.0f B/s sent per member (quiet: <= %.0f) after %s", rate, b.opt.QuietBytesPerSec, timeout), nil
+		}
+		b.log.Debug("draining", "sent_per_member", rate)
+	}
 }
 
 // settle waits until every agent sees want members alive. It polls a
@@ -706,6 +810,18 @@ func (b *bench) teardown() {
 		b.cl.Stop()
 	}
 	runtime.GC()
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
