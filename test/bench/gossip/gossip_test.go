@@ -89,14 +89,3 @@ func TestTableRefusesUnmeasuredFigures(t *testing.T) {
 		t.Fatalf("complete run: Missing %q", m)
 	}
 }
-
-func TestPickN(t *testing.T) {
-	from := []string{"a", "b", "c", "d"}
-	got := pickN(from, 2)
-	if len(got) != 2 || got[0] == got[1] {
-		t.Fatalf("pickN 2: %q", got)
-	}
-	if got := pickN(from, 9); len(got) != 4 {
-		t.Fatalf("pickN 9: %q", got)
-	}
-}
