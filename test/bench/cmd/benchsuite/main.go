@@ -197,11 +197,11 @@ func runGossip(sizes, server, out string, budget time.Duration, errs map[string]
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	for i, n := range ns {
-		// Split what is left of the budget over the sizes still to run,
-		// the larger ones getting more.
+		// Split what is left of the budget evenly over the sizes still to
+		// run: a smaller size that finishes early leaves the rest to the
+		// larger ones, and the smaller one gets the time to complete.
 		dl, _ := ctx.Deadline()
-		left := time.Until(dl)
-		share := left * time.Duration(n) / time.Duration(sum(ns[i:]))
+		share := time.Until(dl) / time.Duration(len(ns)-i)
 		sctx, scancel := context.WithTimeout(ctx, share)
 		r, err := gossipbench.Run(sctx, gossipbench.Options{ServerBin: server, Dir: filepath.Join(out, fmt.Sprintf("gossip-%d", n)), N: n,
 			IdleWindow: 15 * time.Second, LoadWindow: 15 * time.Second, SettleTimeout: share / 3, QuietTimeout: share / 5, Log: os.Stderr})
@@ -223,14 +223,6 @@ func runGossip(sizes, server, out string, budget time.Duration, errs map[string]
 		}
 	}
 	return rs
-}
-
-func sum(v []int) int {
-	t := 0
-	for _, x := range v {
-		t += x
-	}
-	return t
 }
 
 // runRealHost runs test/bench/realhost's TestRealHostBench (build tag
