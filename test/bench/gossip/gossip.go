@@ -480,7 +480,7 @@ func (b *bench) ramp(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// ErrNotSettled: the pool did not reach "every agent sees every member
+// ErrNotSettled is returned when the pool did not reach "every agent sees every member
 // alive" within SettleTimeout, so nothing was measured.
 var ErrNotSettled = errors.New("gossip bench: pool not settled")
 
