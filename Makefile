@@ -70,7 +70,7 @@ BENCH_REGION_N ?= 1000
 BENCH_REALHOST ?= 1
 BENCH_OUT ?= bin/bench
 # Real memberlist pool sizes of the gossip part (test/bench/gossip); empty skips it.
-BENCH_GOSSIP_N ?= 300 1000
+BENCH_GOSSIP_N ?= 1000 2000
 bench: build
 	mkdir -p $(BENCH_OUT)
 	@realhost=0; \

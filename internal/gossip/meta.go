@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"unicode/utf8"
+	"unique"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -163,7 +164,7 @@ func (m *Meta) setField(tag uint64, val []byte) error {
 	switch tag {
 	case tagRole:
 		var s string
-		s, err = decodeString(val)
+		s, err = decodeShared(val)
 		m.Role = Role(s)
 	case tagNodeID:
 		m.NodeID, err = decodeString(val)
@@ -172,11 +173,11 @@ func (m *Meta) setField(tag uint64, val []byte) error {
 	case tagRaftAddr:
 		m.RaftAddr, err = decodeString(val)
 	case tagCell:
-		m.Cell, err = decodeString(val)
+		m.Cell, err = decodeShared(val)
 	case tagRegion:
-		m.Region, err = decodeString(val)
+		m.Region, err = decodeShared(val)
 	case tagVersion:
-		m.Version, err = decodeString(val)
+		m.Version, err = decodeShared(val)
 	case tagLeader:
 		m.Leader, err = decodeBool(val)
 	case tagLeaving:
@@ -283,6 +284,18 @@ func decodeString(val []byte) (string, error) {
 		return "", errors.New("string is not valid UTF-8")
 	}
 	return string(val), nil
+}
+
+// decodeShared decodes a string most members share (role, cell, region,
+// version) into one canonical copy per distinct value (Go's unique
+// package), so a view of N members holds each such value once instead of
+// N times: every member keeps a decoded Meta per member it knows.
+func decodeShared(val []byte) (string, error) {
+	s, err := decodeString(val)
+	if err != nil || s == "" {
+		return s, err
+	}
+	return unique.Make(s).Value(), nil
 }
 
 func decodeBool(val []byte) (bool, error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"pgregory.net/rapid"
 )
@@ -236,5 +237,32 @@ func TestMetaValidate(t *testing.T) {
 				t.Fatalf("error %v should contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Fields most members share decode to one copy per distinct value; the
+// per-node ID stays a copy of its own.
+func TestDecodeMetaSharesCommonStrings(t *testing.T) {
+	enc := func(id string) []byte {
+		b, err := EncodeMeta(Meta{Role: RoleAgent, NodeID: id, Cell: "cell-03", Region: "eu-west", Version: "1.2.3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, err := DecodeMeta(enc("host-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := DecodeMeta(enc("host-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Cell != "cell-03" || a.Region != "eu-west" || a.Version != "1.2.3" || a.Role != RoleAgent || b.NodeID != "host-b" {
+		t.Fatalf("decoded %+v %+v", a, b)
+	}
+	same := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
+	if !same(a.Cell, b.Cell) || !same(a.Region, b.Region) || !same(a.Version, b.Version) || !same(string(a.Role), string(b.Role)) {
+		t.Fatal("role, cell, region and version should share one copy across decodes")
 	}
 }

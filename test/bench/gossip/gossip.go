@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,14 +49,27 @@ type Options struct {
 	// IdleWindow and LoadWindow are the false-suspicion windows, the second
 	// with stress-ng keeping every core busy (0 skips it).
 	IdleWindow, LoadWindow time.Duration
-	// JoinParallel is how many agents join at once during the ramp.
+	// JoinParallel is how many agents join at once during the ramp
+	// (default 8).
 	JoinParallel int
 	// SettleTimeout bounds the wait, after the ramp, for every agent to see
-	// every member alive (default 3 minutes).
+	// every member alive (default 3 minutes). A pool that has not settled
+	// by then is not measured: Run returns ErrNotSettled.
 	SettleTimeout time.Duration
+	// QuietTimeout bounds the wait, once settled, for the ramp's broadcast
+	// backlog to drain (gossip traffic down to QuietBytesPerSec per member)
+	// before the timed changes and the windows; 0: SettleTimeout. A pool
+	// still busy then is measured anyway and Result.NotQuiet says so.
+	QuietTimeout time.Duration
+	// QuietBytesPerSec is the per-member send rate under which the pool
+	// counts as quiet (default 400 B/s; probes alone send ~110-125).
+	QuietBytesPerSec float64
 	// MemLimit is the process's soft memory limit (bytes) during the run;
 	// the collector runs only near it. 0: 1 GiB + 4 MiB per member.
 	MemLimit int64
+	// HeapProfile, if set, is where a heap profile of this process is
+	// written with the pool settled (after the idle window).
+	HeapProfile string
 	// Log receives progress lines at LogLevel and above.
 	Log      io.Writer
 	LogLevel slog.Level
@@ -90,9 +104,15 @@ type Result struct {
 	Profile      string `json:"profile"`
 	Coordinators int    `json:"coordinators"`
 	// RampSeconds: first join → every agent sees all N+coordinators alive
-	// (or SettleTimeout passed: then Unsettled says what was missing).
+	// (or SettleTimeout passed: then Unsettled says what was missing and
+	// nothing else was measured).
 	RampSeconds float64 `json:"ramp_seconds"`
 	Unsettled   string  `json:"unsettled,omitempty"`
+	// QuietSeconds: settled → the ramp's broadcast backlog drained (gossip
+	// traffic down to probe level); NotQuiet, if set, says the pool was
+	// still busy when QuietTimeout ended and the figures were taken anyway.
+	QuietSeconds float64 `json:"quiet_seconds"`
+	NotQuiet     string  `json:"not_quiet,omitempty"`
 	// Joined is how many agents had joined when the ramp ended (all of
 	// them unless the run stopped early).
 	Joined int `json:"joined"`
@@ -104,8 +124,9 @@ type Result struct {
 	Crash Spread  `json:"crash"`
 	Idle  Window  `json:"idle"`
 	Load  *Window `json:"load,omitempty"`
-	// LeaveCallMs is how long Pool.Leave took: it first gossips the
-	// Leaving flag, then memberlist's leave, waiting for each broadcast.
+	// LeaveCallMs is how long Pool.Leave took on an agent in the pool
+	// since the ramp: it first gossips the Leaving flag, then memberlist's
+	// leave, waiting for each broadcast's last retransmit.
 	LeaveCallMs float64 `json:"leave_call_ms"`
 
 	// HeapPerMemberKiB: live Go heap of this process (after a collection)
@@ -193,6 +214,12 @@ type bench struct {
 	watchers    sync.WaitGroup
 	dropped     atomic.Uint64
 	joined      atomic.Int64
+	// extra are members started after the ramp (the timed join), shut
+	// down with the agents.
+	extra []*agent
+	// down are the indexes of agents shut down on purpose; watches skip
+	// them.
+	down map[int]bool
 }
 
 // watch records, per agent, when its view first matched.
@@ -221,11 +248,17 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if opt.JoinParallel <= 0 {
 		opt.JoinParallel = 8
 	}
+	if opt.QuietBytesPerSec <= 0 {
+		opt.QuietBytesPerSec = 400
+	}
 	if opt.IdleWindow <= 0 {
 		opt.IdleWindow = 20 * time.Second
 	}
 	if opt.SettleTimeout <= 0 {
 		opt.SettleTimeout = 3 * time.Minute
+	}
+	if opt.QuietTimeout <= 0 {
+		opt.QuietTimeout = opt.SettleTimeout
 	}
 	if opt.Log == nil {
 		opt.Log = io.Discard
@@ -243,7 +276,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	}()
 	start := time.Now()
 	b := &bench{opt: opt, log: slog.New(slog.NewTextHandler(opt.Log, &slog.HandlerOptions{Level: opt.LogLevel})).With("part", "gossip", "n", opt.N),
-		refutes: &refuteCounter{}, ctr: installSink(), adjust: adjust, gone: map[string]bool{}}
+		refutes: &refuteCounter{}, ctr: installSink(), adjust: adjust, gone: map[string]bool{}, down: map[int]bool{}}
 	res := &Result{N: opt.N, Profile: opt.Profile, LoadAvgBefore: loadavg()}
 	defer b.teardown()
 	if err := b.run(ctx, res); err != nil {
@@ -307,14 +340,26 @@ func (b *bench) run(ctx context.Context, res *Result) error {
 	if res.Unsettled, err = b.settle(ctx, len(b.agents)+len(b.seeds), b.opt.SettleTimeout); err != nil {
 		return err
 	}
-	if res.Unsettled != "" {
-		b.log.Warn("pool not settled; measuring anyway", "state", res.Unsettled)
-	}
 	res.RampSeconds = time.Since(rampStart).Seconds()
 	for i, c := range b.coordCPU() {
 		res.CoordRampCPUSeconds = append(res.CoordRampCPUSeconds, c-cpu0[i])
 	}
+	if res.Unsettled != "" {
+		// Spreads timed against a pool whose members do not all know each
+		// other are not the figures asked for (a crash row once read 0 s).
+		return fmt.Errorf("%w after %.0f s: %s", ErrNotSettled, res.RampSeconds, res.Unsettled)
+	}
 	b.log.Info("ramp done", "seconds", res.RampSeconds)
+	quietStart := time.Now()
+	if res.NotQuiet, err = b.quiet(ctx, b.opt.QuietTimeout); err != nil {
+		return err
+	}
+	res.QuietSeconds = time.Since(quietStart).Seconds()
+	if res.NotQuiet != "" {
+		b.log.Warn("broadcast backlog not drained; measuring anyway", "state", res.NotQuiet)
+	} else {
+		b.log.Info("pool quiet", "seconds", res.QuietSeconds)
+	}
 	b.startWatchers()
 
 	if res.Join, err = b.measureJoinLeave(ctx, res); err != nil {
@@ -329,6 +374,11 @@ func (b *bench) run(ctx context.Context, res *Result) error {
 	runtime.GC() // the collector is off: count live objects, not garbage
 	runtime.ReadMemStats(&ms)
 	res.HeapPerMemberKiB = float64(ms.HeapInuse) / 1024 / float64(len(b.agents))
+	if b.opt.HeapProfile != "" {
+		if err := writeHeapProfile(b.opt.HeapProfile); err != nil {
+			b.log.Warn("heap profile", "error", err)
+		}
+	}
 	if s, err := fleet.ReadProc(os.Getpid()); err == nil {
 		res.ProcessRSSMiB = fleet.MiB(s.RSSBytes)
 	}
@@ -367,10 +417,16 @@ func (b *bench) newAgent(name string, cell int) (*agent, error) {
 	return &agent{name: name, pool: p}, nil
 }
 
-// ramp starts N agents and joins each to one coordinator (round robin),
-// JoinParallel at a time. Production agents join with every seed; one
-// seed each keeps the ramp's push/pulls at a third (the timed join below
-// uses all three).
+// ramp starts N agents and joins them, JoinParallel at a time, each
+// through one coordinator (round robin, as production agents join through
+// their seeds) and one random agent that has already joined. A join is a
+// push/pull with each address, both sides merging the other's whole
+// state, so the newcomer learns the pool at once and the join succeeds if
+// either answers: with agents alone as targets, a CPU-starved pool left
+// newcomers' dials timing out (562 of 1,000 joined in 6 min on a loaded
+// machine). Production agents join with every seed; the timed join below
+// does. The ramp does not wait per join for the pool to agree: settle
+// waits once, before the measurements.
 func (b *bench) ramp(ctx context.Context) error {
 	b.agents = make([]*agent, b.opt.N)
 	for i := range b.agents {
@@ -382,6 +438,8 @@ func (b *bench) ramp(ctx context.Context) error {
 	}
 	errs := make(chan error, b.opt.N)
 	next := atomic.Int64{}
+	var joinedMu sync.Mutex
+	var joined []string // addresses of agents that have joined
 	var wg sync.WaitGroup
 	for w := 0; w < b.opt.JoinParallel; w++ {
 		wg.Add(1)
@@ -392,13 +450,22 @@ func (b *bench) ramp(ctx context.Context) error {
 				if i >= len(b.agents) || ctx.Err() != nil {
 					return
 				}
+				addrs := []string{b.seeds[i%len(b.seeds)]}
+				joinedMu.Lock()
+				if len(joined) > 0 {
+					addrs = append(addrs, joined[rand.N(len(joined))])
+				}
+				joinedMu.Unlock()
 				jctx, cancel := context.WithTimeout(ctx, time.Minute)
-				_, err := b.agents[i].pool.Join(jctx, []string{b.seeds[i%len(b.seeds)]})
+				_, err := b.agents[i].pool.Join(jctx, addrs)
 				cancel()
 				if err != nil {
 					errs <- fmt.Errorf("join %s: %w", b.agents[i].name, err)
 					return
 				}
+				joinedMu.Lock()
+				joined = append(joined, b.agents[i].pool.LocalAddr())
+				joinedMu.Unlock()
 				if n := b.joined.Add(1); n%250 == 0 {
 					b.log.Info("ramp", "joined", n)
 				}
@@ -411,6 +478,36 @@ func (b *bench) ramp(ctx context.Context) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// ErrNotSettled is returned when the pool did not reach "every agent sees every member
+// alive" within SettleTimeout, so nothing was measured.
+var ErrNotSettled = errors.New("gossip bench: pool not settled")
+
+// quiet waits until the pool's gossip traffic falls to QuietBytesPerSec
+// per member (the ramp's broadcast backlog drained: every member
+// re-gossips each member it learnt 4·⌈log10 N⌉ times, probes alone send
+// ~110 B/s), sampling over 2 s. It returns "" when quiet, else the last
+// rate; an error only when ctx ends.
+func (b *bench) quiet(ctx context.Context, timeout time.Duration) (string, error) {
+	const step = 2 * time.Second
+	deadline := time.Now().Add(timeout)
+	n := float64(len(b.agents))
+	for {
+		c0, t0 := b.ctr.snap(), time.Now()
+		if err := sleepCtx(ctx, step); err != nil {
+			return "", err
+		}
+		d := b.ctr.snap().sub(c0)
+		rate := float64(d.UDPSent+d.TCPSent) / n / time.Since(t0).Seconds()
+		if rate <= b.opt.QuietBytesPerSec {
+			return "", nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Sprintf("still %.0f B/s sent per member (quiet: <= %.0f) after %s", rate, b.opt.QuietBytesPerSec, timeout), nil
+		}
+		b.log.Debug("draining", "sent_per_member", rate)
+	}
 }
 
 // settle waits until every agent sees want members alive. It polls a
@@ -535,9 +632,11 @@ func (b *bench) startWatchers() {
 func (b *bench) expect(name string, status gossip.Status, skip int) *watch {
 	w := &watch{name: name, status: status, seen: make([]atomic.Int64, len(b.agents)), done: make(chan struct{})}
 	n := len(b.agents)
-	if skip >= 0 {
-		w.seen[skip].Store(-1)
-		n--
+	for i := range b.agents {
+		if i == skip || b.down[i] {
+			w.seen[i].Store(-1)
+			n--
+		}
 	}
 	w.left.Store(int64(n))
 	w.t0 = time.Now()
@@ -572,13 +671,20 @@ func (b *bench) await(ctx context.Context, w *watch, timeout time.Duration) (Spr
 }
 
 // measureJoinLeave times a new agent joining through all three seeds (as
-// a production agent does), then its graceful leave.
+// a production agent does), then the graceful leave of an agent that has
+// been in the settled pool since the ramp. Not the newcomer's: it learnt
+// N members in its join's push/pull and queued each for 4·⌈log10 N⌉
+// re-gossips, and memberlist sends the fewest-sent broadcasts first and
+// confirms a broadcast (which Pool.Leave waits for) only after its last
+// retransmit, so a member leaving within minutes of joining waits for
+// that backlog: Pool.Leave took its whole 10 s at 300 members. The
+// newcomer stays in the pool until teardown.
 func (b *bench) measureJoinLeave(ctx context.Context, res *Result) (Spread, error) {
 	a, err := b.newAgent("agent-new", 0)
 	if err != nil {
 		return Spread{}, err
 	}
-	defer a.pool.Shutdown()
+	b.extra = append(b.extra, a)
 	w := b.expect(a.name, gossip.StatusAlive, -1)
 	jctx, cancel := context.WithTimeout(ctx, time.Minute)
 	_, err = a.pool.Join(jctx, b.seeds)
@@ -590,22 +696,26 @@ func (b *bench) measureJoinLeave(ctx context.Context, res *Result) (Spread, erro
 	if err != nil {
 		return join, err
 	}
+	i := len(b.agents) / 3
+	leaver := b.agents[i]
 	b.goneMu.Lock()
-	b.gone[a.name] = true // a leave some peers record as dead is counted in AsDead, not as false
+	b.gone[leaver.name] = true // a leave some peers record as dead is counted in AsDead, not as false
 	b.goneMu.Unlock()
-	w = b.expect(a.name, gossip.StatusLeft, -1)
-	if err := a.pool.Leave(10 * time.Second); err != nil {
+	w = b.expect(leaver.name, gossip.StatusLeft, i)
+	if err := leaver.pool.Leave(10 * time.Second); err != nil {
 		b.log.Warn("leave broadcast not confirmed", "error", err)
 	}
 	res.LeaveCallMs = float64(time.Since(w.t0).Microseconds()) / 1000
 	res.Leave, err = b.await(ctx, w, 2*time.Minute)
+	_ = leaver.pool.Shutdown() // as an agent does after Leave
+	b.down[i] = true
 	return join, err
 }
 
 // measureCrash stops one agent without leaving and times its death
 // reaching the others.
 func (b *bench) measureCrash(ctx context.Context) (Spread, error) {
-	i := len(b.agents) / 2
+	i := len(b.agents) / 2 // not the leaver (len/3)
 	a := b.agents[i]
 	b.goneMu.Lock()
 	b.gone[a.name] = true
@@ -688,7 +798,7 @@ func (b *bench) teardown() {
 	// Shut pools down in parallel: each waits for its listeners.
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
-	for _, a := range b.agents {
+	for _, a := range append(b.agents, b.extra...) {
 		if a == nil {
 			continue
 		}
@@ -706,6 +816,18 @@ func (b *bench) teardown() {
 		b.cl.Stop()
 	}
 	runtime.GC()
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

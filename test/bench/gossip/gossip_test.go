@@ -50,3 +50,42 @@ func TestRunRejectsBadOptions(t *testing.T) {
 		t.Fatal("CheckBin should fail for a missing binary")
 	}
 }
+
+// A run that did not settle, or stopped before a measurement, prints no
+// figure for it (a crash row once read "0 s") and lists what is missing.
+func TestTableRefusesUnmeasuredFigures(t *testing.T) {
+	var b strings.Builder
+	unsettled := &Result{N: 1000, Profile: "lan", Joined: 1000, RampSeconds: 80,
+		Unsettled: "12 of 1000 agents lacked 3.0 alive members on average"}
+	TableRows(&b, unsettled)
+	out := b.String()
+	if !strings.Contains(out, "NOT SETTLED") || !strings.Contains(out, "12 of 1000 agents lacked") || strings.Contains(out, "crash") {
+		t.Fatalf("unsettled table:\n%s", out)
+	}
+	if m := unsettled.Missing(); len(m) != 1 || !strings.HasPrefix(m[0], "not settled") {
+		t.Fatalf("unsettled Missing %q", m)
+	}
+
+	stopped := &Result{N: 1000, Profile: "lan", Joined: 1000, RampSeconds: 80,
+		Join:  Spread{Reached: 1000, Expected: 1000},
+		Leave: Spread{Reached: 990, Expected: 1000},
+		Idle:  Window{Seconds: 15}}
+	b.Reset()
+	TableRows(&b, stopped)
+	out = b.String()
+	if !strings.Contains(out, "crash → every member  not measured") && !strings.Contains(out, "crash → every member\tnot measured") {
+		t.Fatalf("crash row should read not measured:\n%s", out)
+	}
+	if strings.Contains(out, "load") && strings.Contains(out, "all cores busy") {
+		t.Fatalf("no load window was run:\n%s", out)
+	}
+	m := stopped.Missing()
+	if len(m) != 2 || m[0] != "leave: 990 of 1000 members saw it" || m[1] != "crash: not measured" {
+		t.Fatalf("Missing %q", m)
+	}
+	stopped.Crash = Spread{Reached: 999, Expected: 999}
+	stopped.Leave.Reached = 1000
+	if m := stopped.Missing(); m != nil {
+		t.Fatalf("complete run: Missing %q", m)
+	}
+}

@@ -96,7 +96,7 @@ func main() {
 		regionN = flag.Int("region-n", 1000, "agents per region in the regions part")
 		redraw  = flag.String("charts-from", "", "only redraw the charts (and print the table) of this results.json into -out")
 		gossipN = flag.String("gossip-n", "", "real memberlist pool sizes for the gossip part, e.g. \"1000 2000\" (empty skips it)")
-		gossipT = flag.Duration("gossip-budget", 4*time.Minute, "wall-clock bound on the whole gossip part")
+		gossipT = flag.Duration("gossip-budget", 8*time.Minute, "wall-clock bound on the whole gossip part")
 	)
 	flag.Parse()
 	if *redraw != "" {
@@ -197,37 +197,32 @@ func runGossip(sizes, server, out string, budget time.Duration, errs map[string]
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	for i, n := range ns {
-		// Split what is left of the budget over the sizes still to run,
-		// the larger ones getting more.
+		// Split what is left of the budget evenly over the sizes still to
+		// run: a smaller size that finishes early leaves the rest to the
+		// larger ones, and the smaller one gets the time to complete.
 		dl, _ := ctx.Deadline()
-		left := time.Until(dl)
-		share := left * time.Duration(n) / time.Duration(sum(ns[i:]))
+		share := time.Until(dl) / time.Duration(len(ns)-i)
 		sctx, scancel := context.WithTimeout(ctx, share)
 		r, err := gossipbench.Run(sctx, gossipbench.Options{ServerBin: server, Dir: filepath.Join(out, fmt.Sprintf("gossip-%d", n)), N: n,
-			IdleWindow: 15 * time.Second, LoadWindow: 15 * time.Second, SettleTimeout: share / 4, Log: os.Stderr})
+			IdleWindow: 15 * time.Second, LoadWindow: 15 * time.Second, SettleTimeout: share / 3, QuietTimeout: share / 5, Log: os.Stderr})
 		scancel()
 		switch {
 		case err != nil && r != nil && errors.Is(err, context.DeadlineExceeded):
-			// Out of budget: a figure (the table says how far the ramp
-			// got), not a failure of the suite.
+			// Out of budget: the table says how far the run got and
+			// prints no figure it did not measure; the part fails.
+			errs[fmt.Sprintf("gossip-%d", n)] = fmt.Sprintf("stopped at the part's budget: %v; missing: %s", err, strings.Join(r.Missing(), "; "))
 			fmt.Fprintf(os.Stderr, "benchsuite: gossip N=%d: stopped at the part's budget: %v\n", n, err)
 		case err != nil:
 			errs[fmt.Sprintf("gossip-%d", n)] = err.Error()
 			fmt.Fprintf(os.Stderr, "benchsuite: gossip N=%d: %v\n", n, err)
+		case len(r.Missing()) > 0:
+			errs[fmt.Sprintf("gossip-%d", n)] = "incomplete: " + strings.Join(r.Missing(), "; ")
 		}
 		if r != nil { // partial figures when the run stopped early
 			rs = append(rs, r)
 		}
 	}
 	return rs
-}
-
-func sum(v []int) int {
-	t := 0
-	for _, x := range v {
-		t += x
-	}
-	return t
 }
 
 // runRealHost runs test/bench/realhost's TestRealHostBench (build tag

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -30,6 +31,7 @@ func main() {
 		settle  = flag.Duration("settle", 3*time.Minute, "bound on the wait for every agent to see every member after the ramp")
 		verbose = flag.Bool("v", false, "log the settling progress")
 		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		memProf = flag.String("memprofile", "", "write a heap profile with the pool settled to this file (per size: N is appended)")
 	)
 	flag.Parse()
 	if err := gossipbench.CheckBin(*bin); err != nil {
@@ -70,7 +72,7 @@ func main() {
 	for _, n := range sizes {
 		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 		r, err := gossipbench.Run(ctx, gossipbench.Options{ServerBin: *bin, Dir: fmt.Sprintf("%s/n%d", *dir, n), N: n,
-			Profile: *profile, IdleWindow: *idle, LoadWindow: *load, SettleTimeout: *settle, Log: os.Stderr, LogLevel: level})
+			Profile: *profile, IdleWindow: *idle, LoadWindow: *load, SettleTimeout: *settle, Log: os.Stderr, LogLevel: level, HeapProfile: heapPath(*memProf, n)})
 		cancel()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "gossipbench: N=%d: %v\n", n, err)
@@ -78,6 +80,10 @@ func main() {
 		}
 		if r != nil { // partial figures when the run stopped early
 			out = append(out, r)
+			if m := r.Missing(); len(m) > 0 {
+				fmt.Fprintf(os.Stderr, "gossipbench: N=%d: incomplete: %s\n", n, strings.Join(m, "; "))
+				code = 1
+			}
 		}
 	}
 	if *asJSON {
@@ -93,4 +99,11 @@ func main() {
 	}
 	pprof.StopCPUProfile()
 	os.Exit(code)
+}
+
+func heapPath(p string, n int) string {
+	if p == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s.%d", p, n)
 }
