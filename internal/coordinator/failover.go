@@ -188,7 +188,10 @@ func probeRaftPort(addr string, dial func(string, time.Duration) (net.Conn, erro
 	}
 	c, err := dial(addr, leaderProbeTimeout)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		// A reset while connecting is the same answer: the connection
+		// reached the listen queue of a listener that then closed (the
+		// process died as we dialled), and was reset with it.
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
 			return fmt.Errorf("%w: %w", errRaftPortRefused, err)
 		}
 		return err

@@ -3,6 +3,8 @@ package coordinator
 import (
 	"errors"
 	"net"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,3 +97,15 @@ type timeoutError struct{}
 func (timeoutError) Error() string   { return "i/o timeout" }
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
+
+// A dial reset while connecting (the leader's listener closed with the
+// connection in its queue: seen when the probe raced the kill) is a
+// refusal too, or that follower would wait out raft's own timeouts.
+func TestProbeRaftPortResetWhileConnectingIsARefusal(t *testing.T) {
+	reset := func(addr string, d time.Duration) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNRESET)}
+	}
+	if err := probeRaftPort("127.0.0.1:1", reset); !errors.Is(err, errRaftPortRefused) {
+		t.Fatalf("dial reset by peer: %v, want a refusal", err)
+	}
+}
