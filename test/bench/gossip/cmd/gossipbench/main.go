@@ -32,6 +32,7 @@ func main() {
 		verbose = flag.Bool("v", false, "log the settling progress")
 		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		memProf = flag.String("memprofile", "", "write a heap profile with the pool settled to this file (per size: N is appended)")
+		memLim  = flag.Int64("memlimit-mib", 0, "the harness's soft memory limit in MiB (0: the package default)")
 	)
 	flag.Parse()
 	if err := gossipbench.CheckBin(*bin); err != nil {
@@ -72,7 +73,7 @@ func main() {
 	for _, n := range sizes {
 		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 		r, err := gossipbench.Run(ctx, gossipbench.Options{ServerBin: *bin, Dir: fmt.Sprintf("%s/n%d", *dir, n), N: n,
-			Profile: *profile, IdleWindow: *idle, LoadWindow: *load, SettleTimeout: *settle, Log: os.Stderr, LogLevel: level, HeapProfile: heapPath(*memProf, n)})
+			Profile: *profile, IdleWindow: *idle, LoadWindow: *load, SettleTimeout: *settle, Log: os.Stderr, LogLevel: level, HeapProfile: heapPath(*memProf, n), MemLimit: *memLim << 20})
 		cancel()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "gossipbench: N=%d: %v\n", n, err)
