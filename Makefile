@@ -73,7 +73,7 @@ BENCH_OUT ?= bin/bench
 BENCH_GOSSIP_N ?= 200 1000
 # Wall-clock bound on the gossip part; a size that does not build within its
 # share is reported NOT MEASURED with how far it got.
-BENCH_GOSSIP_BUDGET ?= 6m
+BENCH_GOSSIP_BUDGET ?= 5m
 bench: build
 	mkdir -p $(BENCH_OUT)
 	@realhost=0; \
