@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rollwave/rollwave/internal/coordinator"
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
@@ -128,5 +129,45 @@ func TestRetriedStartStartsItsPendingRelease(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no event says the release was started by the retried start: %v", leader.FSM().State().Events("api-1", 0, 0))
+	}
+}
+
+// A rollback retried after its first attempt committed (the answer lost
+// in a leader change, as seen on 50 real hosts under load) succeeds
+// without writing anything again.
+func TestRetriedRollbackSucceeds(t *testing.T) {
+	c := coordtest.NewCluster(t, 1)
+	s := c.Leader(30 * time.Second)
+	now := time.Now().UnixNano()
+	for _, step := range []struct {
+		t   raftfsm.MessageType
+		msg proto.Message
+	}{
+		{raftfsm.UpsertHosts, &rollwavev1.UpsertHostsCommand{TimeUnixNano: now, Hosts: []*rollwavev1.Host{{Id: "h1", Cell: "a"}}}},
+		{raftfsm.SubmitRelease, &rollwavev1.SubmitReleaseCommand{TimeUnixNano: now, Actor: "test", Release: &rollwavev1.Release{
+			Id: "r", Spec: &rollwavev1.ReleaseSpec{Name: "r", App: "api", Version: "2"},
+			Phases: []*rollwavev1.Phase{{Index: 0, Hosts: []string{"h1"}, Cells: []string{"a"}, BakeMs: 60_000}}}}},
+		{raftfsm.SetReleaseState, &rollwavev1.SetReleaseStateCommand{TimeUnixNano: now, ReleaseId: "r",
+			State: rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, Actor: "test", CurrentPhase: -1}},
+	} {
+		if _, err := s.Apply(step.t, step.msg); err != nil {
+			t.Fatalf("%v: %v", step.t, err)
+		}
+	}
+	cl := c.Client(s)
+	req := &rollwavev1.ReleaseActionRequest{Id: "r", Actor: "test"}
+	if _, err := cl.RollbackRelease(ctx(t), req); err != nil {
+		t.Fatal(err)
+	}
+	before := len(s.FSM().State().Events("r", 0, 0))
+	resp, err := cl.RollbackRelease(ctx(t), req)
+	if err != nil {
+		t.Fatalf("retried rollback: %v, want success", err)
+	}
+	if st := resp.GetRelease().GetState(); st != rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK && st != rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK {
+		t.Fatalf("release after the retried rollback: %s", st)
+	}
+	if after := len(s.FSM().State().Events("r", 0, 0)); after != before {
+		t.Fatalf("the retried rollback wrote %d more event(s)", after-before)
 	}
 }

@@ -366,6 +366,14 @@ func (o *operatorService) AbortRelease(ctx context.Context, req *rollwavev1.Rele
 func (o *operatorService) RollbackRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
 	rollback := transition(rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, "rollback ordered by operator")
 	return o.runAction(ctx, req, releaseAction{"rollback", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
+		switch r.GetState() {
+		case rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK:
+			// Already what was asked: a rollback retried after a leader
+			// change (the first attempt committed, its answer was lost)
+			// must not fail with "cannot go from rolling_back to
+			// rolling_back".
+			return nil
+		}
 		if err := s.refuseChainRollback(r); err != nil {
 			return err
 		}
