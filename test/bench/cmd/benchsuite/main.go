@@ -29,21 +29,21 @@ import (
 
 // Results is everything one suite run measured.
 type Results struct {
-	Machine   Machine                `json:"machine"`
-	Started   time.Time              `json:"started"`
-	Fleet     []*fleet.Result        `json:"fleet"`
-	Kill      *fleet.Result          `json:"leader_kill,omitempty"`
-	Multi     *fleet.Result          `json:"multi_release,omitempty"`
-	Regions   *fleet.RegionsResult   `json:"regions,omitempty"`
-	Footprint *footprint.Result      `json:"agent_footprint,omitempty"`
-	RealHost  *realhost.Result       `json:"real_hosts,omitempty"`
-	Gossip    []*gossipbench.Result  `json:"gossip,omitempty"`
-	Errors    map[string]string      `json:"errors,omitempty"`
+	Machine   Machine               `json:"machine"`
+	Started   time.Time             `json:"started"`
+	Fleet     []*fleet.Result       `json:"fleet"`
+	Kill      *fleet.Result         `json:"leader_kill,omitempty"`
+	Multi     *fleet.Result         `json:"multi_release,omitempty"`
+	Regions   *fleet.RegionsResult  `json:"regions,omitempty"`
+	Footprint *footprint.Result     `json:"agent_footprint,omitempty"`
+	RealHost  *realhost.Result      `json:"real_hosts,omitempty"`
+	Gossip    []*gossipbench.Result `json:"gossip,omitempty"`
+	Errors    map[string]string     `json:"errors,omitempty"`
 	// Missed: figures a part could not take on this machine (a gossip
 	// pool that did not build within its budget), with what stopped it.
 	// The table says so; unlike Errors they do not fail the run.
-	Missed map[string]string `json:"missed,omitempty"`
-	Extra     map[string]interface{} `json:"extra,omitempty"`
+	Missed map[string]string      `json:"missed,omitempty"`
+	Extra  map[string]interface{} `json:"extra,omitempty"`
 }
 
 // Machine describes where the suite ran.
