@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/rollwave/rollwave/internal/coordinator"
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
@@ -138,22 +137,7 @@ func TestRetriedStartStartsItsPendingRelease(t *testing.T) {
 func TestRetriedRollbackSucceeds(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
 	s := c.Leader(30 * time.Second)
-	now := time.Now().UnixNano()
-	for _, step := range []struct {
-		t   raftfsm.MessageType
-		msg proto.Message
-	}{
-		{raftfsm.UpsertHosts, &rollwavev1.UpsertHostsCommand{TimeUnixNano: now, Hosts: []*rollwavev1.Host{{Id: "h1", Cell: "a"}}}},
-		{raftfsm.SubmitRelease, &rollwavev1.SubmitReleaseCommand{TimeUnixNano: now, Actor: "test", Release: &rollwavev1.Release{
-			Id: "r", Spec: &rollwavev1.ReleaseSpec{Name: "r", App: "api", Version: "2"},
-			Phases: []*rollwavev1.Phase{{Index: 0, Hosts: []string{"h1"}, Cells: []string{"a"}, BakeMs: 60_000}}}}},
-		{raftfsm.SetReleaseState, &rollwavev1.SetReleaseStateCommand{TimeUnixNano: now, ReleaseId: "r",
-			State: rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, Actor: "test", CurrentPhase: -1}},
-	} {
-		if _, err := s.Apply(step.t, step.msg); err != nil {
-			t.Fatalf("%v: %v", step.t, err)
-		}
-	}
+	startOneHostRelease(t, s)
 	cl := c.Client(s)
 	req := &rollwavev1.ReleaseActionRequest{Id: "r", Actor: "test"}
 	if _, err := cl.RollbackRelease(ctx(t), req); err != nil {

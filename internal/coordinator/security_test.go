@@ -301,13 +301,10 @@ func TestSecurityRestartedFollowerSaysCatchingUpNotUnbootstrapped(t *testing.T) 
 	})
 }
 
-// Issue 11 item 12: a release rolling back whose host never answers (it
-// would sit there until the revert timeout, minutes) can be aborted.
-func TestSecurityAbortReleaseWhileRollingBack(t *testing.T) {
-	c := coordtest.NewCluster(t, 1)
-	s := c.Leader(30 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+// startOneHostRelease writes, through s's raft, host h1 (cell a) and a
+// running release "r" of app api with one phase on h1 (60 s bake).
+func startOneHostRelease(t *testing.T, s *coordinator.Server) {
+	t.Helper()
 	now := time.Now().UnixNano()
 	for _, step := range []struct {
 		t   raftfsm.MessageType
@@ -324,6 +321,16 @@ func TestSecurityAbortReleaseWhileRollingBack(t *testing.T) {
 			t.Fatalf("%v: %v", step.t, err)
 		}
 	}
+}
+
+// Issue 11 item 12: a release rolling back whose host never answers (it
+// would sit there until the revert timeout, minutes) can be aborted.
+func TestSecurityAbortReleaseWhileRollingBack(t *testing.T) {
+	c := coordtest.NewCluster(t, 1)
+	s := c.Leader(30 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	startOneHostRelease(t, s)
 	// The orchestrator assigns h1, which has no agent to answer.
 	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
 		return s.FSM().State().Assignment("h1", "api") != nil, "h1 not assigned yet"
