@@ -353,8 +353,7 @@ func (c *appCtl) plan() []task {
 			// kicks this loop.
 			c.log.Debug("no leader ack for isolation_timeout; waiting for the isolation probe", "generation", gen,
 				"since_last_ack", since.Round(time.Millisecond), "isolation_timeout", limit)
-		}
-		if w.decide && probed {
+		} else if w.decide {
 			if wait, ok := c.leaderBack(gen, v, limit); ok {
 				// The control plane is coming back: gossip advertises a
 				// leader again but the session has no ack from it yet.

@@ -495,9 +495,9 @@ func (d *ProcessDriver) kill() {
 	}
 }
 
-// startRetryingBusy builds and starts a command, retrying a few times on
-// ETXTBSY: a binary just unpacked by staging can still be open for writing
-// in a child that another goroutine forked at that moment (golang/go#22315);
+// startRetryingBusy builds and starts a command, retrying on ETXTBSY: a
+// binary just unpacked by staging can still be open for writing in a
+// child that another goroutine forked at that moment (golang/go#22315);
 // the descriptor goes away as soon as that child execs, which on a loaded
 // machine can take a while: it retries for up to busyRetryFor.
 func startRetryingBusy(build func() (*exec.Cmd, error)) (*exec.Cmd, error) {

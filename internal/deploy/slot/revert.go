@@ -83,28 +83,26 @@ func (m *Manager) RevertChecked(ctx context.Context, app string, reason string, 
 }
 
 // beginRevert records a revert of the generation's swap (traffic goes
-// back from st.To to st.From) as the operation in flight and reports
-// REVERTING.
+// back from st.To to st.From) as the operation in flight, and REVERTING
+// (reported unless the revert is isolated).
 func (m *Manager) beginRevert(rt *appRT, reason string, isolated bool) error {
 	st := rt.st
 	st.Op = &Operation{Kind: OpRevert, Generation: st.Generation, From: st.To, To: st.From,
 		StartedAt: m.cfg.Clock(), Reason: reason, Isolated: isolated}
 	m.log.Warn("reverting", "app", rt.name, "generation", st.Generation, "from", st.To, "slot", st.From, "reason", reason, "isolated", isolated)
-	if isolated {
-		// Recorded, not reported: an isolated agent has no session to
-		// report on, and a REVERTING queued (or left in a socket buffer)
-		// until the link heals would reach the leader ahead of the
-		// REVERTED_ISOLATED that follows it and read as a host reverting
-		// because it failed, counted against max_failed_hosts instead of
-		// max_unreachable. The leader learns the outcome: REVERTED_ISOLATED,
-		// or FAILED when the old slot cannot start.
-		rt.st.setResult(st.Generation, rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING, reason, m.cfg.Clock())
-		if err := m.save(rt); err != nil {
-			return fmt.Errorf("revert %s: %w", rt.name, err)
-		}
-		return nil
+	// An isolated revert is recorded, not reported: an isolated agent has
+	// no session to report on, and a REVERTING queued (or left in a socket
+	// buffer) until the link heals would reach the leader ahead of the
+	// REVERTED_ISOLATED that follows it and read as a host reverting
+	// because it failed, counted against max_failed_hosts instead of
+	// max_unreachable. The leader learns the outcome: REVERTED_ISOLATED,
+	// or FAILED when the old slot cannot start.
+	rt.st.setResult(st.Generation, rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING, reason, m.cfg.Clock())
+	err := m.save(rt)
+	if !isolated {
+		m.report(rt.name, st.Generation, rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING, reason)
 	}
-	if err := m.setResult(rt, st.Generation, rollwavev1.AssignmentState_ASSIGNMENT_STATE_REVERTING, reason); err != nil {
+	if err != nil {
 		return fmt.Errorf("revert %s: %w", rt.name, err)
 	}
 	return nil
