@@ -1,11 +1,14 @@
 package coordinator_test
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -131,27 +134,39 @@ func TestRetriedStartStartsItsPendingRelease(t *testing.T) {
 	}
 }
 
-// A rollback retried after its first attempt committed (the answer lost
-// in a leader change, as seen on 50 real hosts under load) succeeds
-// without writing anything again.
-func TestRetriedRollbackSucceeds(t *testing.T) {
+// The CLI retries an action after a leader change; when the first
+// attempt committed and only its answer was lost, the retry must succeed
+// without writing again, not fail with "cannot go from paused to paused".
+func TestRetriedActionsSucceed(t *testing.T) {
 	c := coordtest.NewCluster(t, 1)
 	s := c.Leader(30 * time.Second)
 	startOneHostRelease(t, s)
 	cl := c.Client(s)
 	req := &rollwavev1.ReleaseActionRequest{Id: "r", Actor: "test"}
-	if _, err := cl.RollbackRelease(ctx(t), req); err != nil {
-		t.Fatal(err)
-	}
-	before := len(s.FSM().State().Events("r", 0, 0))
-	resp, err := cl.RollbackRelease(ctx(t), req)
-	if err != nil {
-		t.Fatalf("retried rollback: %v, want success", err)
-	}
-	if st := resp.GetRelease().GetState(); st != rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK && st != rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK {
-		t.Fatalf("release after the retried rollback: %s", st)
-	}
-	if after := len(s.FSM().State().Events("r", 0, 0)); after != before {
-		t.Fatalf("the retried rollback wrote %d more event(s)", after-before)
+	type action func(context.Context, *rollwavev1.ReleaseActionRequest, ...grpc.CallOption) (*rollwavev1.ReleaseActionResponse, error)
+	for _, step := range []struct {
+		name string
+		do   action
+		want []rollwavev1.ReleaseState
+	}{
+		{"pause", cl.PauseRelease, []rollwavev1.ReleaseState{rollwavev1.ReleaseState_RELEASE_STATE_PAUSED}},
+		{"resume", cl.ResumeRelease, []rollwavev1.ReleaseState{rollwavev1.ReleaseState_RELEASE_STATE_RUNNING}},
+		{"rollback", cl.RollbackRelease, []rollwavev1.ReleaseState{rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK}},
+		{"abort", cl.AbortRelease, []rollwavev1.ReleaseState{rollwavev1.ReleaseState_RELEASE_STATE_ABORTED}},
+	} {
+		if _, err := step.do(ctx(t), req); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		before := len(s.FSM().State().Events("r", 0, 0))
+		resp, err := step.do(ctx(t), req)
+		if err != nil {
+			t.Fatalf("retried %s: %v, want success", step.name, err)
+		}
+		if st := resp.GetRelease().GetState(); !slices.Contains(step.want, st) {
+			t.Fatalf("release after the retried %s: %s, want one of %v", step.name, st, step.want)
+		}
+		if after := len(s.FSM().State().Events("r", 0, 0)); after != before {
+			t.Fatalf("the retried %s wrote %d more event(s)", step.name, after-before)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -239,15 +240,32 @@ func transition(to rollwavev1.ReleaseState, def string) func(*Server, *rollwavev
 	}
 }
 
+// already reports whether the release is in one of the states an action
+// leads to. The CLI retries an action after a leader change; when the
+// first attempt committed and only its answer was lost, the retry finds
+// the release where it was sent and must succeed without writing again,
+// not fail with "cannot go from paused to paused".
+func already(r *rollwavev1.Release, states ...rollwavev1.ReleaseState) bool {
+	return slices.Contains(states, r.GetState())
+}
+
 func (o *operatorService) PauseRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
-	return o.runAction(ctx, req, releaseAction{"pause", transition(rollwavev1.ReleaseState_RELEASE_STATE_PAUSED, "paused by operator")},
-		rollwavev1.OperatorServiceClient.PauseRelease)
+	pause := transition(rollwavev1.ReleaseState_RELEASE_STATE_PAUSED, "paused by operator")
+	return o.runAction(ctx, req, releaseAction{"pause", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
+		if already(r, rollwavev1.ReleaseState_RELEASE_STATE_PAUSED) {
+			return nil
+		}
+		return pause(s, r, req)
+	}}, rollwavev1.OperatorServiceClient.PauseRelease)
 }
 
 func (o *operatorService) ResumeRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
 	return o.runAction(ctx, req, releaseAction{"resume", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
-		if r.GetState() == rollwavev1.ReleaseState_RELEASE_STATE_PENDING {
+		switch r.GetState() {
+		case rollwavev1.ReleaseState_RELEASE_STATE_PENDING:
 			return s.startPending(r, req)
+		case rollwavev1.ReleaseState_RELEASE_STATE_RUNNING:
+			return nil // already running: a retried resume or start
 		}
 		return s.setReleaseState(r.GetId(), rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, reasonOr(req, "resumed by operator"), req.GetActor())
 	}}, rollwavev1.OperatorServiceClient.ResumeRelease)
@@ -351,6 +369,9 @@ func hostList(hosts []string) string {
 
 func (o *operatorService) AbortRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
 	return o.runAction(ctx, req, releaseAction{"abort", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
+		if already(r, rollwavev1.ReleaseState_RELEASE_STATE_ABORTED) {
+			return nil
+		}
 		if r.GetState() != rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK {
 			return s.setReleaseState(r.GetId(), rollwavev1.ReleaseState_RELEASE_STATE_ABORTED, reasonOr(req, "aborted by operator"), req.GetActor())
 		}
@@ -366,12 +387,7 @@ func (o *operatorService) AbortRelease(ctx context.Context, req *rollwavev1.Rele
 func (o *operatorService) RollbackRelease(ctx context.Context, req *rollwavev1.ReleaseActionRequest) (*rollwavev1.ReleaseActionResponse, error) {
 	rollback := transition(rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, "rollback ordered by operator")
 	return o.runAction(ctx, req, releaseAction{"rollback", func(s *Server, r *rollwavev1.Release, req *rollwavev1.ReleaseActionRequest) error {
-		switch r.GetState() {
-		case rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK:
-			// Already what was asked: a rollback retried after a leader
-			// change (the first attempt committed, its answer was lost)
-			// must not fail with "cannot go from rolling_back to
-			// rolling_back".
+		if already(r, rollwavev1.ReleaseState_RELEASE_STATE_ROLLING_BACK, rollwavev1.ReleaseState_RELEASE_STATE_ROLLED_BACK) {
 			return nil
 		}
 		if err := s.refuseChainRollback(r); err != nil {
