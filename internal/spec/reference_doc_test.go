@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"os"
 	"regexp"
 	"slices"
@@ -23,7 +24,7 @@ func TestReferenceDocsNameEveryField(t *testing.T) {
 	}{
 		{"## Release spec", ReleaseFields()},
 		{"## Server config", ServerConfigFields()},
-		{"## Agent config", AgentConfigFields()},
+		{"## Agent config", speccore.AgentConfigFields()},
 	} {
 		body, ok := sections[tc.heading]
 		if !ok {

@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"fmt"
@@ -18,34 +18,34 @@ import (
 //
 // We decode by hand rather than with gohcl because gohcl's messages carry
 // no field path and its required-field errors cannot name the block.
-type decoder struct {
-	file   string
-	diags  Diagnostics
-	pos    map[string]hcl.Range
+type Decoder struct {
+	File   string
+	Diags  Diagnostics
+	Pos    map[string]hcl.Range
 	failed map[string]bool
 	// described, when set, puts the decoder in describe mode (describe.go):
 	// body records field paths instead of decoding.
 	described map[string]bool
 }
 
-func newDecoder(file string) *decoder {
-	return &decoder{file: file, pos: map[string]hcl.Range{}, failed: map[string]bool{}}
+func NewDecoder(file string) *Decoder {
+	return &Decoder{File: file, Pos: map[string]hcl.Range{}, failed: map[string]bool{}}
 }
 
 // parse parses src as JSON when the file name ends in ".json" and as HCL
 // native syntax otherwise, after checking it against the limits in
 // parse_limits.go. It returns nil when the source does not parse.
-func (d *decoder) parse(src []byte) hcl.Body {
+func (d *Decoder) Parse(src []byte) hcl.Body {
 	var f *hcl.File
 	var diags hcl.Diagnostics
-	isJSON := strings.HasSuffix(strings.ToLower(d.file), ".json")
+	isJSON := strings.HasSuffix(strings.ToLower(d.File), ".json")
 	if !d.checkLimits(src, isJSON) {
 		return nil
 	}
 	if isJSON {
-		f, diags = json.Parse(src, d.file)
+		f, diags = json.Parse(src, d.File)
 	} else {
-		f, diags = hclsyntax.ParseConfig(src, d.file, hcl.InitialPos)
+		f, diags = hclsyntax.ParseConfig(src, d.File, hcl.InitialPos)
 	}
 	d.structural(diags, "")
 	if diags.HasErrors() || f == nil {
@@ -56,14 +56,14 @@ func (d *decoder) parse(src []byte) hcl.Body {
 
 // start is the position of the top of the file, used for problems that
 // belong to the whole file.
-func (d *decoder) start() hcl.Range {
-	return hcl.Range{Filename: d.file, Start: hcl.InitialPos, End: hcl.InitialPos}
+func (d *Decoder) Start() hcl.Range {
+	return hcl.Range{Filename: d.File, Start: hcl.InitialPos, End: hcl.InitialPos}
 }
 
 // errorAt records a diagnostic at rng for field.
-func (d *decoder) errorAt(rng hcl.Range, field, format string, args ...any) {
-	d.diags = append(d.diags, Diagnostic{
-		File:    d.file,
+func (d *Decoder) ErrorAt(rng hcl.Range, field, format string, args ...any) {
+	d.Diags = append(d.Diags, Diagnostic{
+		File:    d.File,
 		Line:    rng.Start.Line,
 		Column:  rng.Start.Column,
 		Field:   field,
@@ -72,15 +72,15 @@ func (d *decoder) errorAt(rng hcl.Range, field, format string, args ...any) {
 }
 
 // fail records a diagnostic for the field at path and marks it failed.
-func (d *decoder) fail(rng hcl.Range, path, format string, args ...any) {
-	d.errorAt(rng, path, format, args...)
+func (d *Decoder) fail(rng hcl.Range, path, format string, args ...any) {
+	d.ErrorAt(rng, path, format, args...)
 	d.failed[path] = true
 }
 
 // hclDiags converts HCL's own diagnostics about the value at path,
 // prefixing the field path so no generic message reaches the user without
 // it, and marks path failed.
-func (d *decoder) hclDiags(diags hcl.Diagnostics, path string) {
+func (d *Decoder) hclDiags(diags hcl.Diagnostics, path string) {
 	if d.structural(diags, path) && path != "" {
 		d.failed[path] = true
 	}
@@ -89,13 +89,13 @@ func (d *decoder) hclDiags(diags hcl.Diagnostics, path string) {
 // structural converts HCL's diagnostics about the shape of the body at
 // path without marking it failed: one misshapen entry must not hide every
 // other finding in the block. It reports whether there were errors.
-func (d *decoder) structural(diags hcl.Diagnostics, path string) bool {
+func (d *Decoder) structural(diags hcl.Diagnostics, path string) bool {
 	found := false
 	for _, hd := range diags {
 		if hd.Severity != hcl.DiagError {
 			continue
 		}
-		rng := d.start()
+		rng := d.Start()
 		if hd.Subject != nil {
 			rng = *hd.Subject
 		} else if hd.Context != nil {
@@ -105,7 +105,7 @@ func (d *decoder) structural(diags hcl.Diagnostics, path string) bool {
 		if hd.Detail != "" {
 			msg += ": " + hd.Detail
 		}
-		d.errorAt(rng, path, "%s", msg)
+		d.ErrorAt(rng, path, "%s", msg)
 		found = true
 	}
 	return found
@@ -113,7 +113,7 @@ func (d *decoder) structural(diags hcl.Diagnostics, path string) bool {
 
 // covered reports whether path, or a block or list containing it, failed
 // to decode.
-func (d *decoder) covered(path string) bool {
+func (d *Decoder) covered(path string) bool {
 	for p := path; p != ""; p = parent(p) {
 		if d.failed[p] {
 			return true
@@ -124,67 +124,67 @@ func (d *decoder) covered(path string) bool {
 
 // lookup returns the source range of path or of its nearest recorded
 // ancestor (a missing field is reported at its block).
-func (d *decoder) lookup(path string) hcl.Range {
+func (d *Decoder) lookup(path string) hcl.Range {
 	for p := path; p != ""; p = parent(p) {
-		if r, ok := d.pos[p]; ok {
+		if r, ok := d.Pos[p]; ok {
 			return r
 		}
 	}
-	return d.start()
+	return d.Start()
 }
 
 // place attaches positions to validation findings, dropping those about
 // fields that already failed to decode.
-func (d *decoder) place(ps problems) {
+func (d *Decoder) Place(ps Problems) {
 	for _, p := range ps {
 		if d.covered(p.path) {
 			continue
 		}
-		d.errorAt(d.lookup(p.path), p.field, "%s", p.msg)
+		d.ErrorAt(d.lookup(p.path), p.field, "%s", p.msg)
 	}
 }
 
 // result returns the collected diagnostics in source order, or nil.
-func (d *decoder) result() error {
-	d.diags.sortByPosition()
-	return d.diags.err()
+func (d *Decoder) Result() error {
+	d.Diags.sortByPosition()
+	return d.Diags.Err()
 }
 
 // attrFunc decodes one attribute's expression into a Go value.
-type attrFunc func(d *decoder, expr hcl.Expression, path string)
+type AttrFunc func(d *Decoder, expr hcl.Expression, path string)
 
 // blockFunc decodes one nested block.
-type blockFunc func(d *decoder, b *hcl.Block, path string)
+type BlockFunc func(d *Decoder, b *hcl.Block, path string)
 
 // field describes one attribute or nested block a body may contain.
-type field struct {
-	name string
+type Field struct {
+	Name string
 	// attr decodes an attribute; nil for blocks.
-	attr attrFunc
+	Attr AttrFunc
 	// block decodes a nested block; nil for attributes.
-	block blockFunc
+	Block BlockFunc
 	// labels names the block's labels.
-	labels []string
+	Labels []string
 	// optionalLabel, when set, allows one more trailing label in native
 	// syntax (JSON cannot express a variable number of labels).
-	optionalLabel string
+	OptionalLabel string
 	// repeated allows the block more than once; its path gets an index.
-	repeated bool
+	Repeated bool
 	// required makes a missing block an error.
-	required bool
+	Required bool
 }
 
-func attr(name string, fn attrFunc) field { return field{name: name, attr: fn} }
+func Attr(name string, fn AttrFunc) Field { return Field{Name: name, Attr: fn} }
 
-func block(name string, fn blockFunc) field { return field{name: name, block: fn} }
+func Block(name string, fn BlockFunc) Field { return Field{Name: name, Block: fn} }
 
-func requiredBlock(name string, fn blockFunc) field {
-	return field{name: name, block: fn, required: true}
+func RequiredBlock(name string, fn BlockFunc) Field {
+	return Field{Name: name, Block: fn, Required: true}
 }
 
 // body decodes body, whose own path is path and whose definition is at
 // where, against fields.
-func (d *decoder) body(body hcl.Body, path string, where hcl.Range, fields []field) {
+func (d *Decoder) Body(body hcl.Body, path string, where hcl.Range, fields []Field) {
 	if d.described != nil {
 		d.describeBody(path, fields)
 		return
@@ -193,13 +193,13 @@ func (d *decoder) body(body hcl.Body, path string, where hcl.Range, fields []fie
 	schema := &hcl.BodySchema{}
 	for _, f := range fields {
 		switch {
-		case f.attr != nil:
-			schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: f.name})
-		case native != nil && f.optionalLabel != "":
+		case f.Attr != nil:
+			schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: f.Name})
+		case native != nil && f.OptionalLabel != "":
 			// Collected from the syntax tree below: a schema fixes the
 			// label count.
 		default:
-			schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: f.name, LabelNames: f.labels})
+			schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: f.Name, LabelNames: f.Labels})
 		}
 	}
 	content, remain, diags := body.PartialContent(schema)
@@ -208,16 +208,16 @@ func (d *decoder) body(body hcl.Body, path string, where hcl.Range, fields []fie
 
 	blocks := content.Blocks
 	for _, f := range fields {
-		if f.optionalLabel == "" || native == nil {
+		if f.OptionalLabel == "" || native == nil {
 			continue
 		}
 		for _, nb := range native.Blocks {
-			if nb.Type != f.name {
+			if nb.Type != f.Name {
 				continue
 			}
-			if n := len(nb.Labels); n < len(f.labels) || n > len(f.labels)+1 {
-				d.fail(nb.TypeRange, join(path, f.name), "block %q takes labels %s and an optional %s, got %d labels",
-					f.name, strings.Join(f.labels, ", "), f.optionalLabel, n)
+			if n := len(nb.Labels); n < len(f.Labels) || n > len(f.Labels)+1 {
+				d.fail(nb.TypeRange, JoinPath(path, f.Name), "block %q takes labels %s and an optional %s, got %d labels",
+					f.Name, strings.Join(f.Labels, ", "), f.OptionalLabel, n)
 				continue
 			}
 			blocks = append(blocks, nb.AsHCLBlock())
@@ -225,52 +225,52 @@ func (d *decoder) body(body hcl.Body, path string, where hcl.Range, fields []fie
 	}
 
 	for _, f := range fields {
-		p := join(path, f.name)
-		if f.attr != nil {
-			if a, ok := content.Attributes[f.name]; ok {
-				d.pos[p] = a.Expr.Range()
-				f.attr(d, a.Expr, p)
+		p := JoinPath(path, f.Name)
+		if f.Attr != nil {
+			if a, ok := content.Attributes[f.Name]; ok {
+				d.Pos[p] = a.Expr.Range()
+				f.Attr(d, a.Expr, p)
 			}
 			continue
 		}
 		var of []*hcl.Block
 		for _, b := range blocks {
-			if b.Type == f.name {
+			if b.Type == f.Name {
 				of = append(of, b)
 			}
 		}
-		if len(of) == 0 && f.required {
-			d.errorAt(where, path, "missing required block %q", f.name)
+		if len(of) == 0 && f.Required {
+			d.ErrorAt(where, path, "missing required block %q", f.Name)
 			d.failed[p] = true
 		}
 		for i, b := range of {
-			if !f.repeated {
+			if !f.Repeated {
 				if i > 0 {
-					d.errorAt(b.DefRange, p, "duplicate %q block; it is already defined at line %d", f.name, of[0].DefRange.Start.Line)
+					d.ErrorAt(b.DefRange, p, "duplicate %q block; it is already defined at line %d", f.Name, of[0].DefRange.Start.Line)
 					continue
 				}
-				d.pos[p] = b.DefRange
-				f.block(d, b, p)
+				d.Pos[p] = b.DefRange
+				f.Block(d, b, p)
 				continue
 			}
-			ip := index(p, i)
-			d.pos[ip] = b.DefRange
-			f.block(d, b, ip)
+			ip := Index(p, i)
+			d.Pos[ip] = b.DefRange
+			f.Block(d, b, ip)
 		}
 	}
 }
 
 // unknown reports attributes and blocks that no field describes.
-func (d *decoder) unknown(body, remain hcl.Body, path string, fields []field) {
+func (d *Decoder) unknown(body, remain hcl.Body, path string, fields []Field) {
 	attrs := map[string]bool{}
 	blocks := map[string]bool{}
 	var names []string
 	for _, f := range fields {
-		names = append(names, f.name)
-		if f.attr != nil {
-			attrs[f.name] = true
+		names = append(names, f.Name)
+		if f.Attr != nil {
+			attrs[f.Name] = true
 		} else {
-			blocks[f.name] = true
+			blocks[f.Name] = true
 		}
 	}
 	expected := "; expected one of " + strings.Join(names, ", ")
@@ -278,17 +278,17 @@ func (d *decoder) unknown(body, remain hcl.Body, path string, fields []field) {
 		for name, a := range native.Attributes {
 			switch {
 			case blocks[name]:
-				d.fail(a.NameRange, join(path, name), "%q is a block, not a field; write %s { ... }", name, name)
+				d.fail(a.NameRange, JoinPath(path, name), "%q is a block, not a field; write %s { ... }", name, name)
 			case !attrs[name]:
-				d.errorAt(a.NameRange, path, "unknown field %q%s%s", name, suggest(name, names), expected)
+				d.ErrorAt(a.NameRange, path, "unknown field %q%s%s", name, Suggest(name, names), expected)
 			}
 		}
 		for _, b := range native.Blocks {
 			switch {
 			case attrs[b.Type]:
-				d.fail(b.TypeRange, join(path, b.Type), "%q is a field, not a block; write %s = ...", b.Type, b.Type)
+				d.fail(b.TypeRange, JoinPath(path, b.Type), "%q is a field, not a block; write %s = ...", b.Type, b.Type)
 			case !blocks[b.Type]:
-				d.errorAt(b.TypeRange, path, "unknown block %q%s%s", b.Type, suggest(b.Type, names), expected)
+				d.ErrorAt(b.TypeRange, path, "unknown block %q%s%s", b.Type, Suggest(b.Type, names), expected)
 			}
 		}
 		return
@@ -298,12 +298,12 @@ func (d *decoder) unknown(body, remain hcl.Body, path string, fields []field) {
 	left, diags := remain.JustAttributes()
 	d.structural(diags, path)
 	for name, a := range left {
-		d.errorAt(a.NameRange, path, "unknown field %q%s%s", name, suggest(name, names), expected)
+		d.ErrorAt(a.NameRange, path, "unknown field %q%s%s", name, Suggest(name, names), expected)
 	}
 }
 
 // suggest proposes the known name closest to a misspelt one.
-func suggest(name string, names []string) string {
+func Suggest(name string, names []string) string {
 	best, bestDist := "", 3
 	for _, n := range names {
 		if dist := levenshtein.Distance(name, n, nil); dist < bestDist {

@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"os"
@@ -17,11 +17,11 @@ const DefaultRegion = "global"
 
 // nodeNameRE covers node, cell and region names: they travel in gossip
 // metadata and appear in logs and CLI output.
-var nodeNameRE = boundedName(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 128)
+var NodeNameRE = BoundedName(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 128)
 
 // hostname returns the host's name, or "" when it cannot be read (Validate
 // then asks for node_name).
-func hostname() string {
+func Hostname() string {
 	h, err := os.Hostname()
 	if err != nil {
 		return ""
@@ -30,38 +30,38 @@ func hostname() string {
 }
 
 // checkName validates a node, cell or region name at p.
-func checkName(ps *problems, p, v string) {
+func CheckName(ps *Problems, p, v string) {
 	if v == "" {
-		ps.add(p, "must not be empty")
-	} else if !nodeNameRE.MatchString(v) {
-		ps.add(p, "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, got %q", v)
+		ps.Add(p, "must not be empty")
+	} else if !NodeNameRE.MatchString(v) {
+		ps.Add(p, "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, got %q", v)
 	}
 }
 
 // checkJoin validates a list of gossip addresses to join.
-func checkJoin(ps *problems, p string, join []string) {
+func CheckJoin(ps *Problems, p string, join []string) {
 	for i, a := range join {
 		if msg := checkAdvertise(a); msg != "" {
-			ps.add(index(p, i), "%s", msg)
+			ps.Add(Index(p, i), "%s", msg)
 		}
 	}
 }
 
 // checkBind validates a listen address; port 0 means "pick a free port".
-func checkBind(ps *problems, p, addr string) {
+func CheckBind(ps *Problems, p, addr string) {
 	if addr == "" {
-		ps.add(p, `must not be empty; expected host:port such as "127.0.0.1:7420"`)
-	} else if msg := checkHostPort(addr, 0); msg != "" {
-		ps.add(p, "%s", msg)
+		ps.Add(p, `must not be empty; expected host:port such as "127.0.0.1:7420"`)
+	} else if msg := CheckHostPort(addr, 0); msg != "" {
+		ps.Add(p, "%s", msg)
 	}
 }
 
 // checkAdvertiseField validates an optional advertised address.
-func checkAdvertiseField(ps *problems, p, addr string) {
+func CheckAdvertiseField(ps *Problems, p, addr string) {
 	if addr == "" {
 		return
 	}
 	if msg := checkAdvertise(addr); msg != "" {
-		ps.add(p, "%s", msg)
+		ps.Add(p, "%s", msg)
 	}
 }
