@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
 	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
@@ -132,7 +133,10 @@ func chainRelease(d *speccore.Decoder, b *hcl.Block) decodedStep {
 	var st ChainStep
 	rd.Pos["release"] = b.DefRange
 	rd.Pos["release.name"] = b.LabelRanges[0]
-	fields := append(releaseFields(r), speccore.Attr("after", speccore.Str(&st.After)), speccore.Attr("min_gap", speccore.Duration(&st.MinGap)))
+	fields := append(releaseFields(r),
+		speccore.Attr("after", speccore.Str(&st.After)),
+		speccore.Attr("min_gap", speccore.Duration(&st.MinGap)),
+	)
 	rd.Body(b.Body, "release", b.DefRange, fields)
 	applyDerivedDefaults(r, func(path string) bool { _, ok := rd.Pos[path]; return ok })
 	rd.Place(r.validate())

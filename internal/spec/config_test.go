@@ -1,11 +1,12 @@
 package spec
 
 import (
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 func TestParseServerConfig(t *testing.T) {

@@ -1,9 +1,10 @@
 package spec
 
 import (
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"slices"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // Some defaults depend on a field the user may have written: a default must

@@ -1,10 +1,11 @@
 package spec
 
 import (
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // A default must never make a valid-looking spec invalid: a field the user

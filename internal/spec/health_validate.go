@@ -6,8 +6,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // httpCheckMethods are the methods an http check may send (as

@@ -1,10 +1,11 @@
 package spec
 
 import (
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // withExtra is minimal.hcl with extra inserted before the release

@@ -1,9 +1,10 @@
 package spec
 
 import (
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"strings"
 	"testing"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // TestSecurityAgentLimitsConfig (issue 11 item 12, gzip bombs): the agent

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+
 	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
@@ -98,7 +99,21 @@ func metricGateBlock(dst *[]MetricGate) speccore.BlockFunc {
 			g.Name = b.Labels[1]
 			d.Pos[path+".name"] = b.LabelRanges[1]
 		}
-		d.Body(b.Body, path, b.DefRange, []speccore.Field{speccore.Attr("name", speccore.Str(&g.Name)), speccore.Attr("address", speccore.Str(&g.Address)), speccore.Attr("query", speccore.Str(&g.Query)), speccore.Attr("max", speccore.OptNumber(&g.Max)), speccore.Attr("min", speccore.OptNumber(&g.Min)), speccore.Attr("url", speccore.Str(&g.URL)), speccore.Attr("interval", speccore.Duration(&g.Interval)), speccore.Attr("timeout", speccore.Duration(&g.Timeout)), speccore.Attr("attempts", speccore.Integer(&g.Attempts)), speccore.Attr("bearer_token_file", speccore.Str(&g.BearerTokenFile)), speccore.Attr("username", speccore.Str(&g.Username)), speccore.Attr("password_file", speccore.Str(&g.PasswordFile)), speccore.Attr("ca_file", speccore.Str(&g.CAFile))})
+		d.Body(b.Body, path, b.DefRange, []speccore.Field{
+			speccore.Attr("name", speccore.Str(&g.Name)),
+			speccore.Attr("address", speccore.Str(&g.Address)),
+			speccore.Attr("query", speccore.Str(&g.Query)),
+			speccore.Attr("max", speccore.OptNumber(&g.Max)),
+			speccore.Attr("min", speccore.OptNumber(&g.Min)),
+			speccore.Attr("url", speccore.Str(&g.URL)),
+			speccore.Attr("interval", speccore.Duration(&g.Interval)),
+			speccore.Attr("timeout", speccore.Duration(&g.Timeout)),
+			speccore.Attr("attempts", speccore.Integer(&g.Attempts)),
+			speccore.Attr("bearer_token_file", speccore.Str(&g.BearerTokenFile)),
+			speccore.Attr("username", speccore.Str(&g.Username)),
+			speccore.Attr("password_file", speccore.Str(&g.PasswordFile)),
+			speccore.Attr("ca_file", speccore.Str(&g.CAFile)),
+		})
 		*dst = append(*dst, g)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
 	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
@@ -109,7 +110,13 @@ func notifyBlock(dst *[]NotifyConfig) speccore.BlockFunc {
 	return func(d *speccore.Decoder, b *hcl.Block, path string) {
 		n := NotifyConfig{Name: b.Labels[0], Type: NotifyWebhook, Timeout: DefaultNotifyTimeout}
 		d.Pos[path+".name"] = b.LabelRanges[0]
-		d.Body(b.Body, path, b.DefRange, []speccore.Field{speccore.Attr("type", speccore.Str(&n.Type)), speccore.Attr("url", speccore.Str(&n.URL)), speccore.Attr("events", speccore.StrList(&n.Events)), speccore.Attr("secret_file", speccore.Str(&n.SecretFile)), speccore.Attr("timeout", speccore.Duration(&n.Timeout))})
+		d.Body(b.Body, path, b.DefRange, []speccore.Field{
+			speccore.Attr("type", speccore.Str(&n.Type)),
+			speccore.Attr("url", speccore.Str(&n.URL)),
+			speccore.Attr("events", speccore.StrList(&n.Events)),
+			speccore.Attr("secret_file", speccore.Str(&n.SecretFile)),
+			speccore.Attr("timeout", speccore.Duration(&n.Timeout)),
+		})
 		*dst = append(*dst, n)
 	}
 }

@@ -2,11 +2,12 @@ package spec
 
 import (
 	"errors"
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // addSeeds adds every file under testdata/<dirs> to the corpus, paired with

@@ -1,12 +1,13 @@
 package spec
 
 import (
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // docs/release-spec.md is the reference users work from. Its tables must

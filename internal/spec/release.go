@@ -1,8 +1,9 @@
 package spec
 
 import (
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // Release is a validated release spec: what to roll out, where, and how
@@ -41,11 +42,9 @@ type Release struct {
 	Converge Converge
 	// Hooks are the lifecycle hooks (hook "NAME" blocks), at most one per
 	// name, run by the agent as unit.user.
-	Hooks []speccore.
-		// PostRollout says what happens after the last phase verified: how
-		// long the gates keep watching every host with the old slot kept.
-		Hook
-
+	Hooks []speccore.Hook
+	// PostRollout says what happens after the last phase verified: how
+	// long the gates keep watching every host with the old slot kept.
 	PostRollout PostRollout
 	// Requires are other apps this release needs at given versions on the
 	// hosts it touches (requires blocks, repeatable).

@@ -2,13 +2,14 @@ package spec
 
 import (
 	"errors"
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 const goodSHA = "b79756009919cc1d956af23430e06cbf65088d49b09d88cb8e3c83295f0ca7a7"

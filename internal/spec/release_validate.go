@@ -3,13 +3,14 @@ package spec
 import (
 	"encoding/hex"
 	"fmt"
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"math"
 	"net/url"
 	"path"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 var (
@@ -61,9 +62,8 @@ func (r *Release) validate() speccore.Problems {
 	speccore.ValidateHooks(&ps, r.Hooks)
 	r.PostRollout.validate(&ps, r.Slots)
 	validateRequires(&ps, r.App, r.Requires)
-	if r.Converge != "" {
-		speccore. // empty: a spec stored before the field existed; read as manual
-				CheckEnum(&ps, "release.converge", string(r.Converge), string(ConvergeManual), string(ConvergeAuto))
+	if r.Converge != "" { // empty: a spec stored before the field existed; read as manual
+		speccore.CheckEnum(&ps, "release.converge", string(r.Converge), string(ConvergeManual), string(ConvergeAuto))
 	}
 	return ps
 }
@@ -437,9 +437,8 @@ func (r Rollback) validate(ps *speccore.Problems) {
 	speccore.CheckEnum(ps, p+".on_failure", string(r.OnFailure), string(OnFailureAll), string(OnFailurePhase), string(OnFailurePause),
 		string(OnFailureFailAll), string(OnFailureFailLocal))
 	speccore.Within(ps, p+".isolation_timeout", r.IsolationTimeout, speccore.MaxIsolationTimeout)
-	if r.OnControlPlaneLoss != "" {
-		speccore. // empty: a spec built before the field existed; agents read it as hold
-				CheckEnum(ps, p+".on_control_plane_loss", string(r.OnControlPlaneLoss), string(speccore.ControlPlaneLossHold), string(speccore.ControlPlaneLossRevert))
+	if r.OnControlPlaneLoss != "" { // empty: a spec built before the field existed; agents read it as hold
+		speccore.CheckEnum(ps, p+".on_control_plane_loss", string(r.OnControlPlaneLoss), string(speccore.ControlPlaneLossHold), string(speccore.ControlPlaneLossRevert))
 	}
 	speccore.Within(ps, p+".max_rollback_time", r.MaxRollbackTime, speccore.MaxRollbackTime)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/hashicorp/hcl/v2"
+
 	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
@@ -15,7 +16,10 @@ const MaxRequires = 16
 func requiresBlock(dst *[]Requirement) speccore.BlockFunc {
 	return func(d *speccore.Decoder, b *hcl.Block, path string) {
 		var r Requirement
-		d.Body(b.Body, path, b.DefRange, []speccore.Field{speccore.Attr("app", speccore.Str(&r.App)), speccore.Attr("version", speccore.Str(&r.Version))})
+		d.Body(b.Body, path, b.DefRange, []speccore.Field{
+			speccore.Attr("app", speccore.Str(&r.App)),
+			speccore.Attr("version", speccore.Str(&r.Version)),
+		})
 		*dst = append(*dst, r)
 	}
 }

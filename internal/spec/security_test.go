@@ -3,11 +3,12 @@ package spec
 import (
 	"errors"
 	"fmt"
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // parsers runs a source through each parser that reads files from

@@ -1,10 +1,11 @@
 package spec
 
 import (
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // ServerConfig configures a coordinator (`rollwave server`). Its fields
@@ -239,9 +240,58 @@ func ParseServerConfig(filename string, src []byte) (*ServerConfig, error) {
 
 func (c *ServerConfig) fields() []speccore.Field {
 	addrs := func(a *ServerAddresses) speccore.BlockFunc {
-		return speccore.Sub(speccore.Attr("grpc", speccore.Str(&a.GRPC)), speccore.Attr("raft", speccore.Str(&a.Raft)), speccore.Attr("gossip", speccore.Str(&a.Gossip)))
+		return speccore.Sub(
+			speccore.Attr("grpc", speccore.Str(&a.GRPC)),
+			speccore.Attr("raft", speccore.Str(&a.Raft)),
+			speccore.Attr("gossip", speccore.Str(&a.Gossip)),
+		)
 	}
-	return []speccore.Field{speccore.Attr("node_name", speccore.Str(&c.NodeName)), speccore.Attr("region", speccore.Str(&c.Region)), speccore.Attr("data_dir", speccore.Str(&c.DataDir)), speccore.Attr("dev", speccore.Boolean(&c.Dev)), speccore.Attr("bootstrap_expect", speccore.Integer(&c.BootstrapExpect)), speccore.Attr("join", speccore.StrList(&c.Join)), speccore.Attr("log_level", speccore.Str(&c.LogLevel)), speccore.Block("addresses", speccore.Sub(speccore.Attr("grpc", speccore.Str(&c.Addresses.GRPC)), speccore.Attr("raft", speccore.Str(&c.Addresses.Raft)), speccore.Attr("gossip", speccore.Str(&c.Addresses.Gossip)), speccore.Attr("http", speccore.Str(&c.HTTPAddr)))), speccore.Attr("enable_pprof", speccore.Boolean(&c.EnablePprof)), speccore.Block("advertise", addrs(&c.Advertise)), speccore.Block("tls", speccore.TLSFields(&c.TLS)), speccore.Attr("encrypt", speccore.Str(&c.Encrypt)), speccore.Attr("encrypt_file", speccore.Str(&c.EncryptFile)), speccore.Attr("gate_credentials_dir", speccore.Str(&c.GateCredentialsDir)), speccore.Attr("gate_url_prefixes", speccore.StrList(&c.GateURLPrefixes)), speccore.Block("acl", speccore.Sub(speccore.Attr("enabled", speccore.Boolean(&c.ACL.Enabled)))), speccore.Block("limits", speccore.Sub(speccore.Attr("rpc_max_conns_per_client", speccore.Integer(&c.Limits.RPCMaxConnsPerClient)), speccore.Attr("rpc_max_conns", speccore.Integer(&c.Limits.RPCMaxConns)), speccore.Attr("rpc_handshake_timeout", speccore.Duration(&c.Limits.RPCHandshakeTimeout)), speccore.Attr("rpc_idle_timeout", speccore.Duration(&c.Limits.RPCIdleTimeout)))), speccore.Block("retention", speccore.Sub(speccore.Attr("releases_per_app", speccore.Integer(&c.Retention.ReleasesPerApp)), speccore.Attr("events", speccore.Duration(&c.Retention.Events)))), {Name: "notify", Labels: []string{"name"}, Repeated: true, Block: notifyBlock(&c.Notify)}, speccore.Attr("ui_url", speccore.Str(&c.UIURL)), speccore.Block("raft", speccore.Sub(speccore.Attr("heartbeat_timeout", speccore.Duration(&c.Raft.HeartbeatTimeout)), speccore.Attr("election_timeout", speccore.Duration(&c.Raft.ElectionTimeout)), speccore.Attr("leader_lease_timeout", speccore.Duration(&c.Raft.LeaderLeaseTimeout)), speccore.Attr("commit_timeout", speccore.Duration(&c.Raft.CommitTimeout)), speccore.Attr("snapshot_interval", speccore.Duration(&c.Raft.SnapshotInterval)), speccore.Attr("snapshot_threshold", speccore.Unsigned(&c.Raft.SnapshotThreshold)), speccore.Attr("trailing_logs", speccore.Unsigned(&c.Raft.TrailingLogs)), speccore.Attr("fast_failover", speccore.Boolean(&c.Raft.FastFailover)))),
+	return []speccore.Field{
+		speccore.Attr("node_name", speccore.Str(&c.NodeName)),
+		speccore.Attr("region", speccore.Str(&c.Region)),
+		speccore.Attr("data_dir", speccore.Str(&c.DataDir)),
+		speccore.Attr("dev", speccore.Boolean(&c.Dev)),
+		speccore.Attr("bootstrap_expect", speccore.Integer(&c.BootstrapExpect)),
+		speccore.Attr("join", speccore.StrList(&c.Join)),
+		speccore.Attr("log_level", speccore.Str(&c.LogLevel)),
+		speccore.Block("addresses", speccore.Sub(
+			speccore.Attr("grpc", speccore.Str(&c.Addresses.GRPC)),
+			speccore.Attr("raft", speccore.Str(&c.Addresses.Raft)),
+			speccore.Attr("gossip", speccore.Str(&c.Addresses.Gossip)),
+			speccore.Attr("http", speccore.Str(&c.HTTPAddr)),
+		)),
+		speccore.Attr("enable_pprof", speccore.Boolean(&c.EnablePprof)),
+		speccore.Block("advertise", addrs(&c.Advertise)),
+		speccore.Block("tls", speccore.TLSFields(&c.TLS)),
+		speccore.Attr("encrypt", speccore.Str(&c.Encrypt)),
+		speccore.Attr("encrypt_file", speccore.Str(&c.EncryptFile)),
+		speccore.Attr("gate_credentials_dir", speccore.Str(&c.GateCredentialsDir)),
+		speccore.Attr("gate_url_prefixes", speccore.StrList(&c.GateURLPrefixes)),
+		speccore.Block("acl", speccore.Sub(
+			speccore.Attr("enabled", speccore.Boolean(&c.ACL.Enabled)),
+		)),
+		speccore.Block("limits", speccore.Sub(
+			speccore.Attr("rpc_max_conns_per_client", speccore.Integer(&c.Limits.RPCMaxConnsPerClient)),
+			speccore.Attr("rpc_max_conns", speccore.Integer(&c.Limits.RPCMaxConns)),
+			speccore.Attr("rpc_handshake_timeout", speccore.Duration(&c.Limits.RPCHandshakeTimeout)),
+			speccore.Attr("rpc_idle_timeout", speccore.Duration(&c.Limits.RPCIdleTimeout)),
+		)),
+		speccore.Block("retention", speccore.Sub(
+			speccore.Attr("releases_per_app", speccore.Integer(&c.Retention.ReleasesPerApp)),
+			speccore.Attr("events", speccore.Duration(&c.Retention.Events)),
+		)),
+		{Name: "notify", Labels: []string{"name"}, Repeated: true, Block: notifyBlock(&c.Notify)},
+		speccore.Attr("ui_url", speccore.Str(&c.UIURL)),
+		speccore.Block("raft", speccore.Sub(
+			speccore.Attr("heartbeat_timeout", speccore.Duration(&c.Raft.HeartbeatTimeout)),
+			speccore.Attr("election_timeout", speccore.Duration(&c.Raft.ElectionTimeout)),
+			speccore.Attr("leader_lease_timeout", speccore.Duration(&c.Raft.LeaderLeaseTimeout)),
+			speccore.Attr("commit_timeout", speccore.Duration(&c.Raft.CommitTimeout)),
+			speccore.Attr("snapshot_interval", speccore.Duration(&c.Raft.SnapshotInterval)),
+			speccore.Attr("snapshot_threshold", speccore.Unsigned(&c.Raft.SnapshotThreshold)),
+			speccore.Attr("trailing_logs", speccore.Unsigned(&c.Raft.TrailingLogs)),
+			speccore.Attr("fast_failover", speccore.Boolean(&c.Raft.FastFailover)),
+		)),
 	}
 }
 
@@ -277,6 +327,7 @@ func (c *ServerConfig) validate() speccore.Problems {
 		}
 	}
 	speccore.CheckEnum(&ps, "log_level", c.LogLevel, speccore.LogDebug, speccore.LogInfo, speccore.LogWarn, speccore.LogError)
+
 	speccore.CheckBind(&ps, "addresses.grpc", c.Addresses.GRPC)
 	speccore.CheckBind(&ps, "addresses.raft", c.Addresses.Raft)
 	speccore.CheckBind(&ps, "addresses.gossip", c.Addresses.Gossip)

@@ -2,9 +2,10 @@ package spec
 
 import (
 	"fmt"
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"strings"
 	"testing"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // TestSecurityUnitCommandPrefix (issue 11 item 3): a command whose first

@@ -2,9 +2,10 @@ package spec
 
 import (
 	"errors"
-	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"strings"
 	"testing"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // TestSecurityArtifactPrefixEscapes (issue 11 item 4): artifact_prefixes
