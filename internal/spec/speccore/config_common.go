@@ -15,11 +15,11 @@ const (
 // DefaultRegion is the region of servers and agents that do not set one.
 const DefaultRegion = "global"
 
-// nodeNameRE covers node, cell and region names: they travel in gossip
+// NodeNameRE covers node, cell and region names: they travel in gossip
 // metadata and appear in logs and CLI output.
 var NodeNameRE = BoundedName(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 128)
 
-// hostname returns the host's name, or "" when it cannot be read (Validate
+// Hostname returns the host's name, or "" when it cannot be read (Validate
 // then asks for node_name).
 func Hostname() string {
 	h, err := os.Hostname()
@@ -29,7 +29,7 @@ func Hostname() string {
 	return h
 }
 
-// checkName validates a node, cell or region name at p.
+// CheckName validates a node, cell or region name at p.
 func CheckName(ps *Problems, p, v string) {
 	if v == "" {
 		ps.Add(p, "must not be empty")
@@ -38,7 +38,7 @@ func CheckName(ps *Problems, p, v string) {
 	}
 }
 
-// checkJoin validates a list of gossip addresses to join.
+// CheckJoin validates a list of gossip addresses to join.
 func CheckJoin(ps *Problems, p string, join []string) {
 	for i, a := range join {
 		if msg := checkAdvertise(a); msg != "" {
@@ -47,7 +47,7 @@ func CheckJoin(ps *Problems, p string, join []string) {
 	}
 }
 
-// checkBind validates a listen address; port 0 means "pick a free port".
+// CheckBind validates a listen address; port 0 means "pick a free port".
 func CheckBind(ps *Problems, p, addr string) {
 	if addr == "" {
 		ps.Add(p, `must not be empty; expected host:port such as "127.0.0.1:7420"`)
@@ -56,7 +56,7 @@ func CheckBind(ps *Problems, p, addr string) {
 	}
 }
 
-// checkAdvertiseField validates an optional advertised address.
+// CheckAdvertiseField validates an optional advertised address.
 func CheckAdvertiseField(ps *Problems, p, addr string) {
 	if addr == "" {
 		return

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/hcl/v2/json"
 )
 
-// decoder walks an hcl.Body against a table of known fields, writing values
+// Decoder walks an hcl.Body against a table of known fields, writing values
 // into Go structs. It records the source range of every field it sees so
 // that validation findings (which only know field paths) can be placed, and
 // remembers which fields failed to decode so that validation does not
@@ -32,7 +32,7 @@ func NewDecoder(file string) *Decoder {
 	return &Decoder{File: file, Pos: map[string]hcl.Range{}, failed: map[string]bool{}}
 }
 
-// parse parses src as JSON when the file name ends in ".json" and as HCL
+// Parse parses src as JSON when the file name ends in ".json" and as HCL
 // native syntax otherwise, after checking it against the limits in
 // parse_limits.go. It returns nil when the source does not parse.
 func (d *Decoder) Parse(src []byte) hcl.Body {
@@ -54,13 +54,13 @@ func (d *Decoder) Parse(src []byte) hcl.Body {
 	return f.Body
 }
 
-// start is the position of the top of the file, used for problems that
+// Start is the position of the top of the file, used for problems that
 // belong to the whole file.
 func (d *Decoder) Start() hcl.Range {
 	return hcl.Range{Filename: d.File, Start: hcl.InitialPos, End: hcl.InitialPos}
 }
 
-// errorAt records a diagnostic at rng for field.
+// ErrorAt records a diagnostic at rng for field.
 func (d *Decoder) ErrorAt(rng hcl.Range, field, format string, args ...any) {
 	d.Diags = append(d.Diags, Diagnostic{
 		File:    d.File,
@@ -133,7 +133,7 @@ func (d *Decoder) lookup(path string) hcl.Range {
 	return d.Start()
 }
 
-// place attaches positions to validation findings, dropping those about
+// Place attaches positions to validation findings, dropping those about
 // fields that already failed to decode.
 func (d *Decoder) Place(ps Problems) {
 	for _, p := range ps {
@@ -144,33 +144,33 @@ func (d *Decoder) Place(ps Problems) {
 	}
 }
 
-// result returns the collected diagnostics in source order, or nil.
+// Result returns the collected diagnostics in source order, or nil.
 func (d *Decoder) Result() error {
 	d.Diags.sortByPosition()
 	return d.Diags.Err()
 }
 
-// attrFunc decodes one attribute's expression into a Go value.
+// AttrFunc decodes one attribute's expression into a Go value.
 type AttrFunc func(d *Decoder, expr hcl.Expression, path string)
 
-// blockFunc decodes one nested block.
+// BlockFunc decodes one nested block.
 type BlockFunc func(d *Decoder, b *hcl.Block, path string)
 
-// field describes one attribute or nested block a body may contain.
+// Field describes one attribute or nested block a body may contain.
 type Field struct {
 	Name string
-	// attr decodes an attribute; nil for blocks.
+	// Attr decodes an attribute; nil for blocks.
 	Attr AttrFunc
-	// block decodes a nested block; nil for attributes.
+	// Block decodes a nested block; nil for attributes.
 	Block BlockFunc
-	// labels names the block's labels.
+	// Labels names the block's labels.
 	Labels []string
-	// optionalLabel, when set, allows one more trailing label in native
+	// OptionalLabel, when set, allows one more trailing label in native
 	// syntax (JSON cannot express a variable number of labels).
 	OptionalLabel string
-	// repeated allows the block more than once; its path gets an index.
+	// Repeated allows the block more than once; its path gets an index.
 	Repeated bool
-	// required makes a missing block an error.
+	// Required makes a missing block an error.
 	Required bool
 }
 
@@ -182,7 +182,7 @@ func RequiredBlock(name string, fn BlockFunc) Field {
 	return Field{Name: name, Block: fn, Required: true}
 }
 
-// body decodes body, whose own path is path and whose definition is at
+// Body decodes body, whose own path is path and whose definition is at
 // where, against fields.
 func (d *Decoder) Body(body hcl.Body, path string, where hcl.Range, fields []Field) {
 	if d.described != nil {
@@ -302,7 +302,7 @@ func (d *Decoder) unknown(body, remain hcl.Body, path string, fields []Field) {
 	}
 }
 
-// suggest proposes the known name closest to a misspelt one.
+// Suggest proposes the known name closest to a misspelt one.
 func Suggest(name string, names []string) string {
 	best, bestDist := "", 3
 	for _, n := range names {

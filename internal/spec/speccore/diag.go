@@ -74,7 +74,7 @@ func (ds Diagnostics) sortByPosition() {
 	})
 }
 
-// problem is a validation finding before a source position is attached.
+// Problem is a validation finding before a source position is attached.
 type Problem struct {
 	// path locates the problem for position lookup and for suppressing
 	// findings about fields that already failed to decode. It is usually
@@ -85,7 +85,7 @@ type Problem struct {
 	msg   string
 }
 
-// problems collects validation findings.
+// Problems collects validation findings.
 type Problems []Problem
 
 // Add records a problem with the field at path.

@@ -59,20 +59,20 @@ const (
 	MaxPostRolloutWatch = 7 * 24 * time.Hour
 )
 
-// within reports a duration that is not positive or exceeds max.
+// Within reports a duration that is not positive or exceeds max.
 func Within(ps *Problems, p string, d, max time.Duration) {
 	Positive(ps, p, d)
 	AtMost(ps, p, d, max)
 }
 
-// atMost reports a duration over max, naming the cap.
+// AtMost reports a duration over max, naming the cap.
 func AtMost(ps *Problems, p string, d, max time.Duration) {
 	if d > max {
 		ps.Add(p, "must be at most %s, got %s", DurationText(max), d)
 	}
 }
 
-// durationText writes a cap as operators write it, with whole days
+// DurationText writes a cap as operators write it, with whole days
 // spelled out ("720h (30 days)").
 func DurationText(d time.Duration) string {
 	const day = 24 * time.Hour

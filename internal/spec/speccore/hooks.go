@@ -52,7 +52,7 @@ type Hook struct {
 	Timeout time.Duration
 }
 
-// hookBlock decodes one hook "NAME" block, appending it to dst.
+// HookBlock decodes one hook "NAME" block, appending it to dst.
 func HookBlock(dst *[]Hook) BlockFunc {
 	return func(d *Decoder, b *hcl.Block, path string) {
 		h := Hook{Name: b.Labels[0], Timeout: DefaultHookTimeout}

@@ -17,7 +17,7 @@ const (
 // HTTPEnabled reports whether addr asks for an HTTP listener.
 func HTTPEnabled(addr string) bool { return addr != "" && addr != HTTPOff }
 
-// checkHTTPAddr accepts "" and "off" (no listener) or a bind address.
+// CheckHTTPAddr accepts "" and "off" (no listener) or a bind address.
 func CheckHTTPAddr(ps *Problems, p, addr string) {
 	if !HTTPEnabled(addr) {
 		return
@@ -27,7 +27,7 @@ func CheckHTTPAddr(ps *Problems, p, addr string) {
 	}
 }
 
-// httpBind is addr for the distinct-ports check, "" when off.
+// HTTPBind is addr for the distinct-ports check, "" when off.
 func HTTPBind(addr string) string {
 	if !HTTPEnabled(addr) {
 		return ""

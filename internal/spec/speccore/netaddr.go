@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-// checkHostPort returns why addr is not host:port with a port in
+// CheckHostPort returns why addr is not host:port with a port in
 // [minPort, 65535], or "". An empty host means all interfaces.
 func CheckHostPort(addr string, minPort int) string {
 	host, port, err := net.SplitHostPort(addr)

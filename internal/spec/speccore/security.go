@@ -46,7 +46,7 @@ func (t TLSConfig) Check(ps *Problems) {
 	}
 }
 
-// checkGossipKey validates `encrypt`: empty (gossip in the clear) or a
+// CheckGossipKeyField validates `encrypt`: empty (gossip in the clear) or a
 // base64 key of 16, 24 or 32 bytes, as `rollwave keygen` prints.
 func CheckGossipKeyField(ps *Problems, field, key string) {
 	if key == "" {

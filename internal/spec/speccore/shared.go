@@ -18,11 +18,11 @@ import (
 // on when it reads an assignment.
 
 var (
-	// userRE: a user name or numeric id for systemd's User=.
+	// UserRE: a user name or numeric id for systemd's User=.
 	UserRE = BoundedName(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`, 32)
 )
 
-// sub decodes a nested block whose body holds fields.
+// Sub decodes a nested block whose body holds fields.
 func Sub(fields ...Field) BlockFunc {
 	return func(d *Decoder, b *hcl.Block, path string) {
 		d.Body(b.Body, path, b.DefRange, fields)
@@ -32,7 +32,7 @@ func Sub(fields ...Field) BlockFunc {
 // hardeningKey is a systemd [Service] setting name.
 var hardeningKey = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
 
-// checkEnum reports v unless it is one of allowed.
+// CheckEnum reports v unless it is one of allowed.
 func CheckEnum(ps *Problems, p, v string, allowed ...string) {
 	for _, a := range allowed {
 		if v == a {
@@ -42,14 +42,14 @@ func CheckEnum(ps *Problems, p, v string, allowed ...string) {
 	ps.Add(p, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
 }
 
-// positive reports a duration that is zero or negative.
+// Positive reports a duration that is zero or negative.
 func Positive(ps *Problems, p string, d time.Duration) {
 	if d <= 0 {
 		ps.Add(p, "must be a positive duration, got %s", d)
 	}
 }
 
-// sortedKeys returns m's keys in order, so Validate reports map entries
+// SortedKeys returns m's keys in order, so Validate reports map entries
 // deterministically.
 func SortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
@@ -60,7 +60,7 @@ func SortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// checkDistinct reports two endpoints bound to the same non-zero port on
+// CheckDistinct reports two endpoints bound to the same non-zero port on
 // the same host.
 func CheckDistinct(ps *Problems, p string, addrs map[string]string, order []string) {
 	seen := map[string]string{}
@@ -127,7 +127,7 @@ func (q Quantity) String() string {
 	return s
 }
 
-// splitPort returns addr's host and numeric port (0 when unparsable).
+// SplitPort returns addr's host and numeric port (0 when unparsable).
 func SplitPort(addr string) (string, int) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

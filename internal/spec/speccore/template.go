@@ -12,7 +12,7 @@ import (
 // {{app}} and {{version}}: slots do not exist yet when it is fetched.
 var Placeholders = []string{"slot_dir", "port", "slot", "version", "app"}
 
-// artifactPlaceholders are the placeholders an artifact URL may use.
+// ArtifactPlaceholders are the placeholders an artifact URL may use.
 var ArtifactPlaceholders = []string{"version", "app"}
 
 // TemplateVars are the values placeholders expand to on one host.
@@ -51,11 +51,11 @@ func Expand(s string, v TemplateVars) string {
 	})
 }
 
-// sampleVars are plausible values used to check that a template expands
+// SampleVars are plausible values used to check that a template expands
 // to something valid (a URL, an absolute path, host:port).
 var SampleVars = TemplateVars{SlotDir: "/var/lib/rollwave/apps/app/blue", Port: 8081, Slot: "blue", Version: "1.0.0", App: "app"}
 
-// checkTemplate returns why s uses placeholders wrongly, or "".
+// CheckTemplate returns why s uses placeholders wrongly, or "".
 func CheckTemplate(s string, allowed []string) string {
 	var unknown []string
 	for _, m := range placeholderRE.FindAllStringSubmatch(s, -1) {

@@ -11,7 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// eval evaluates a constant expression. Specs have no variables or
+// Eval evaluates a constant expression. Specs have no variables or
 // functions, so any reference is an error.
 func (d *Decoder) Eval(expr hcl.Expression, path string) (cty.Value, bool) {
 	if !d.checkFor(expr, path) {
@@ -95,7 +95,7 @@ func Number(dst *float64) AttrFunc {
 	}
 }
 
-// optNumber decodes a number whose absence matters (nil: not set).
+// OptNumber decodes a number whose absence matters (nil: not set).
 func OptNumber(dst **float64) AttrFunc {
 	return func(d *Decoder, expr hcl.Expression, path string) {
 		if f, ok := d.numberValue(expr, path); ok {
@@ -212,7 +212,7 @@ func QuantityValue(dst *Quantity) AttrFunc {
 	}
 }
 
-// ratio decodes a share: a percentage string ("1%", "0.5%") or a plain
+// Ratio decodes a share: a percentage string ("1%", "0.5%") or a plain
 // fraction (0.01). Range checks belong to Validate.
 func Ratio(dst *float64) AttrFunc {
 	return func(d *Decoder, expr hcl.Expression, path string) {
