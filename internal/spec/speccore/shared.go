@@ -17,10 +17,8 @@ import (
 // (internal/spec). The release-spec values here are the ones the agent acts
 // on when it reads an assignment.
 
-var (
-	// UserRE: a user name or numeric id for systemd's User=.
-	UserRE = BoundedName(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`, 32)
-)
+// UserRE accepts a user name or numeric id for systemd's User=.
+var UserRE = BoundedName(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`, 32)
 
 // Sub decodes a nested block whose body holds fields.
 func Sub(fields ...Field) BlockFunc {
