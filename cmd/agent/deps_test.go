@@ -51,6 +51,12 @@ func TestAgentDependencies(t *testing.T) {
 		{"github.com/spf13/cobra", "the CLI framework"},
 		{"github.com/goreleaser/nfpm/v2", "packaging"},
 		{"net/http/pprof", "profiling endpoints"},
+		// Release specs are validated by the coordinator and the CLI; the
+		// agent parses only its config (internal/spec/speccore). The
+		// validator's libraries cost the agent init work and resident
+		// pages: Masterminds/semver alone allocated ~200 KB at init.
+		{"github.com/rollwave/rollwave/internal/spec", "the release-spec validator (use internal/spec/speccore)"},
+		{"github.com/Masterminds/semver/v3", "release requires constraints"},
 	}
 	for _, f := range forbidden {
 		if deps[f.pkg] {

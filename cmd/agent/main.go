@@ -24,7 +24,7 @@ import (
 	"github.com/rollwave/rollwave/internal/agent"
 	"github.com/rollwave/rollwave/internal/deploy/slot"
 	"github.com/rollwave/rollwave/internal/deploy/slot/systemd"
-	"github.com/rollwave/rollwave/internal/spec"
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	"github.com/rollwave/rollwave/internal/version"
 )
@@ -58,13 +58,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		driver      = fs.String("unit-driver", "", "systemd (default) or process")
 		heartbeat   = fs.Duration("heartbeat-interval", 0, "how often to report to the leader (default 2s)")
 		gossipAddr  = fs.String("gossip-addr", "", "gossip listen address (default 0.0.0.0:7423)")
-		httpAddr    = fs.String("http-addr", "", "HTTP listen address for /metrics, /v1/health, /v1/ready and pprof; \"off\" for none (default "+spec.DefaultAgentHTTPAddr+")")
+		httpAddr    = fs.String("http-addr", "", "HTTP listen address for /metrics, /v1/health, /v1/ready and pprof; \"off\" for none (default "+speccore.DefaultAgentHTTPAddr+")")
 		enablePprof = fs.Bool("enable-pprof", false, "serve pprof on the HTTP address (agents have no ACL tokens; with TLS a cluster client certificate is still needed)")
 		advGossip   = fs.String("advertise-gossip", "", "gossip address others dial (default: the bound one)")
 		logLevel    = fs.String("log-level", "", "debug, info, warn or error")
 		showVer     = fs.Bool("version", false, "print the version and exit")
-		encrypt     = fs.String("encrypt", "", "gossip encryption key (base64, from 'rollwave keygen'); visible in ps: prefer -encrypt-file or env "+spec.EnvEncrypt)
-		encryptFile = fs.String("encrypt-file", "", "file holding the gossip encryption key (env "+spec.EnvEncryptFile+", config encrypt_file)")
+		encrypt     = fs.String("encrypt", "", "gossip encryption key (base64, from 'rollwave keygen'); visible in ps: prefer -encrypt-file or env "+speccore.EnvEncrypt)
+		encryptFile = fs.String("encrypt-file", "", "file holding the gossip encryption key (env "+speccore.EnvEncryptFile+", config encrypt_file)")
 		caFile      = fs.String("ca-file", "", "CA certificate: turns on mutual TLS with -cert-file and -key-file")
 		certFile    = fs.String("cert-file", "", "this agent's certificate ('rollwave tls cert create -agent')")
 		keyFile     = fs.String("key-file", "", "this agent's certificate key")
@@ -95,14 +95,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	ac := spec.DefaultAgentConfig()
+	ac := speccore.DefaultAgentConfig()
 	if *configFile != "" {
 		src, err := os.ReadFile(*configFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "Error: read config file: %v\n", err)
 			return 1
 		}
-		parsed, err := spec.ParseAgentConfig(*configFile, src)
+		parsed, err := speccore.ParseAgentConfig(*configFile, src)
 		if err != nil {
 			fmt.Fprintf(stderr, "Error: %v\n", err)
 			return 1
@@ -172,7 +172,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			ac.DataDir = abs
 		}
 	}
-	keyFrom, err := spec.ResolveGossipKey(&ac.Encrypt, &ac.EncryptFile, *encrypt, *encryptFile)
+	keyFrom, err := speccore.ResolveGossipKey(&ac.Encrypt, &ac.EncryptFile, *encrypt, *encryptFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
@@ -184,7 +184,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(ac.LogLevel, stderr)
 	if keyFrom == "-encrypt" {
 		log.Warn("the gossip key was given with -encrypt, which every local user can read in ps; use -encrypt-file, " +
-			spec.EnvEncrypt + " or encrypt_file in the config file")
+			speccore.EnvEncrypt + " or encrypt_file in the config file")
 	}
 	if err := os.MkdirAll(ac.DataDir, 0o755); err != nil {
 		fmt.Fprintf(stderr, "Error: create data dir: %v\n", err)
@@ -207,7 +207,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.Driver = drv
 	cfg.PortOffset = *portOffset
 	cfg.JoinTimeout = *joinTimeout
-	cfg.GossipKey = spec.GossipKeyBytes(ac.Encrypt)
+	cfg.GossipKey = speccore.GossipKeyBytes(ac.Encrypt)
 	cfg.Policy = agent.PolicyFromConfig(ac.Policy)
 	cfg.Limits = slot.Limits{MaxDownloadBytes: ac.Limits.MaxArtifactDownload, MaxUnpackedBytes: ac.Limits.MaxArtifactUnpacked}
 	if ac.TLS.Enabled() {
@@ -259,7 +259,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func newDriver(name string, hardening []string, log *slog.Logger) (slot.Driver, error) {
 	switch name {
-	case "", spec.DriverSystemd:
+	case "", speccore.DriverSystemd:
 		c := systemd.DefaultConfig()
 		c.Logger = log
 		c.Hardening = systemd.DefaultHardening
@@ -279,7 +279,7 @@ func newDriver(name string, hardening []string, log *slog.Logger) (slot.Driver, 
 			return nil, fmt.Errorf("unit_driver systemd: cannot reach systemd over D-Bus (%v); on a host without systemd use -unit-driver process", err)
 		}
 		return d, nil
-	case spec.DriverProcess:
+	case speccore.DriverProcess:
 		return slot.NewProcessDriver(slot.ProcessConfig{Logger: log})
 	}
 	return nil, fmt.Errorf("unit_driver must be systemd or process, got %q", name)

@@ -13,7 +13,7 @@ import (
 	"github.com/rollwave/rollwave/internal/gossip"
 	"github.com/rollwave/rollwave/internal/health"
 	"github.com/rollwave/rollwave/internal/httpapi"
-	"github.com/rollwave/rollwave/internal/spec"
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 	"github.com/rollwave/rollwave/internal/tlsutil"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
@@ -326,8 +326,8 @@ func (a *Agent) Deliver(m *rollwavev1.CoordinatorMessage) error {
 			return errors.New("rehearse order without app")
 		case r.GetGeneration() == 0:
 			return errors.New("rehearse order with generation 0")
-		case r.GetMaxRollbackTimeMs() <= 0 || max > spec.MaxRollbackTime:
-			return fmt.Errorf("rehearse order with max_rollback_time %dms: want 1ms to %s", r.GetMaxRollbackTimeMs(), spec.MaxRollbackTime)
+		case r.GetMaxRollbackTimeMs() <= 0 || max > speccore.MaxRollbackTime:
+			return fmt.Errorf("rehearse order with max_rollback_time %dms: want 1ms to %s", r.GetMaxRollbackTimeMs(), speccore.MaxRollbackTime)
 		}
 		a.ctl(r.GetApp()).setRehearse(r.GetGeneration(), max)
 	default:

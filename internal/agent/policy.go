@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	rollwavespec "github.com/rollwave/rollwave/internal/spec"
+	rollwavespec "github.com/rollwave/rollwave/internal/spec/speccore"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 

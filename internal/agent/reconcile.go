@@ -11,7 +11,7 @@ import (
 	"github.com/rollwave/rollwave/internal/backoff"
 	"github.com/rollwave/rollwave/internal/deploy/slot"
 	"github.com/rollwave/rollwave/internal/sattime"
-	"github.com/rollwave/rollwave/internal/spec"
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -244,7 +244,7 @@ func live(st slot.State) bool {
 // "stopped"): a verified host then stops its old slot.
 func stopOldForWatch(o *rollwavev1.AssignmentOrder, gen uint64) bool {
 	pr := o.GetSpec().GetPostRollout()
-	return o.GetAssignment().GetGeneration() == gen && pr.GetWatchMs() > 0 && pr.GetKeepOld() == string(spec.WatchKeepStopped)
+	return o.GetAssignment().GetGeneration() == gen && pr.GetWatchMs() > 0 && pr.GetKeepOld() == string(speccore.WatchKeepStopped)
 }
 
 func reverted(s rollwavev1.AssignmentState) bool {
@@ -363,7 +363,7 @@ func (c *appCtl) plan() []task {
 				c.ensureBake(st, o)
 				return nil
 			}
-			if !v.controlPlaneDown || controlPlaneLoss(o, gen) == spec.ControlPlaneLossRevert {
+			if !v.controlPlaneDown || controlPlaneLoss(o, gen) == speccore.ControlPlaneLossRevert {
 				reason := fmt.Sprintf("revert: no leader ack for %s (isolation_timeout %s); %s", since.Round(time.Millisecond), limit, v.evidence)
 				if v.controlPlaneDown {
 					reason = fmt.Sprintf("revert: %s, on_control_plane_loss = revert; no leader ack for %s (isolation_timeout %s)", v.evidence, since.Round(time.Millisecond), limit)
@@ -420,16 +420,16 @@ func isolationTimeout(o *rollwavev1.AssignmentOrder, gen uint64) time.Duration {
 			return sattime.Millis(ms)
 		}
 	}
-	return spec.DefaultIsolationTimeout
+	return speccore.DefaultIsolationTimeout
 }
 
 // controlPlaneLoss is the release's rollback.on_control_plane_loss
 // (empty, or an order the agent does not have: hold).
-func controlPlaneLoss(o *rollwavev1.AssignmentOrder, gen uint64) spec.ControlPlaneLoss {
-	if o.GetAssignment().GetGeneration() == gen && o.GetSpec().GetRollback().GetOnControlPlaneLoss() == string(spec.ControlPlaneLossRevert) {
-		return spec.ControlPlaneLossRevert
+func controlPlaneLoss(o *rollwavev1.AssignmentOrder, gen uint64) speccore.ControlPlaneLoss {
+	if o.GetAssignment().GetGeneration() == gen && o.GetSpec().GetRollback().GetOnControlPlaneLoss() == string(speccore.ControlPlaneLossRevert) {
+		return speccore.ControlPlaneLossRevert
 	}
-	return spec.ControlPlaneLossHold
+	return speccore.ControlPlaneLossHold
 }
 
 func (c *appCtl) refuse(gen uint64, reason string) {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 func TestParseServerConfig(t *testing.T) {
@@ -14,7 +16,7 @@ func TestParseServerConfig(t *testing.T) {
 		DataDir:         "/var/lib/rollwave",
 		BootstrapExpect: 3,
 		Join:            []string{"10.0.0.2:7422", "coord-3.internal:7422"},
-		LogLevel:        LogDebug,
+		LogLevel:        speccore.LogDebug,
 		Addresses:       ServerAddresses{GRPC: "0.0.0.0:7420", Raft: "0.0.0.0:7421", Gossip: "0.0.0.0:7422"},
 		Advertise:       ServerAddresses{GRPC: "10.0.0.1:7420", Raft: "10.0.0.1:7421", Gossip: "10.0.0.1:7422"},
 		Raft: RaftConfig{
@@ -27,7 +29,7 @@ func TestParseServerConfig(t *testing.T) {
 			TrailingLogs:       2048,
 			FastFailover:       true,
 		},
-		TLS:         TLSConfig{VerifyServerHostname: true},
+		TLS:         speccore.TLSConfig{VerifyServerHostname: true},
 		Limits:      DefaultServerConfig().Limits,
 		HTTPAddr:    "0.0.0.0:7424",
 		EnablePprof: true,
@@ -54,7 +56,7 @@ func TestParseServerConfigDefaults(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", got, want)
 	}
-	if want.NodeName != hostname() || want.Region != "global" || want.LogLevel != "info" ||
+	if want.NodeName != speccore.Hostname() || want.Region != "global" || want.LogLevel != "info" ||
 		want.Addresses != (ServerAddresses{GRPC: "127.0.0.1:7420", Raft: "127.0.0.1:7421", Gossip: "127.0.0.1:7422"}) ||
 		want.Raft != (RaftConfig{
 			HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond,
@@ -241,25 +243,25 @@ func TestServerConfigValidate(t *testing.T) {
 }
 
 func TestParseAgentConfig(t *testing.T) {
-	got, err := ParseAgentConfig("testdata/config/agent.hcl", readFile(t, "testdata/config/agent.hcl"))
+	got, err := speccore.ParseAgentConfig("testdata/config/agent.hcl", readFile(t, "testdata/config/agent.hcl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &AgentConfig{
+	want := &speccore.AgentConfig{
 		NodeName:          "web-17",
 		Cell:              "eu-west-1a",
 		Region:            "eu-west",
 		Labels:            map[string]string{"rack": "r12", "tier": "edge"},
 		DataDir:           "/srv/rollwave-agent",
 		Join:              []string{"10.0.0.1:7422", "10.0.0.2:7422"},
-		UnitDriver:        DriverProcess,
+		UnitDriver:        speccore.DriverProcess,
 		HeartbeatInterval: 5 * time.Second,
-		Addresses:         AgentAddresses{Gossip: "0.0.0.0:7423"},
-		Advertise:         AgentAddresses{Gossip: "10.1.2.17:7423"},
-		LogLevel:          LogWarn,
-		TLS:               TLSConfig{VerifyServerHostname: true},
-		Policy:            AgentPolicy{AllowRoot: true},
-		Limits:            DefaultAgentLimits(),
+		Addresses:         speccore.AgentAddresses{Gossip: "0.0.0.0:7423"},
+		Advertise:         speccore.AgentAddresses{Gossip: "10.1.2.17:7423"},
+		LogLevel:          speccore.LogWarn,
+		TLS:               speccore.TLSConfig{VerifyServerHostname: true},
+		Policy:            speccore.AgentPolicy{AllowRoot: true},
+		Limits:            speccore.DefaultAgentLimits(),
 		HTTPAddr:          "off",
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -267,18 +269,18 @@ func TestParseAgentConfig(t *testing.T) {
 	}
 
 	// Defaults: only the required fields set.
-	got, err = ParseAgentConfig("agent.json", []byte(`{"cell": "c1", "join": ["10.0.0.1:7422"]}`))
+	got, err = speccore.ParseAgentConfig("agent.json", []byte(`{"cell": "c1", "join": ["10.0.0.1:7422"]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = DefaultAgentConfig()
+	want = speccore.DefaultAgentConfig()
 	want.Cell, want.Join = "c1", []string{"10.0.0.1:7422"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", got, want)
 	}
-	if want.DataDir != "/var/lib/rollwave-agent" || want.UnitDriver != DriverSystemd ||
+	if want.DataDir != "/var/lib/rollwave-agent" || want.UnitDriver != speccore.DriverSystemd ||
 		want.HeartbeatInterval != 2*time.Second || want.Addresses.Gossip != "0.0.0.0:7423" ||
-		want.Region != "global" || want.LogLevel != "info" || want.NodeName != hostname() {
+		want.Region != "global" || want.LogLevel != "info" || want.NodeName != speccore.Hostname() {
 		t.Fatalf("unexpected defaults: %+v", want)
 	}
 }
@@ -323,7 +325,7 @@ func TestParseAgentConfigInvalid(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := ParseAgentConfig("agent.hcl", []byte(tc.src))
+			c, err := speccore.ParseAgentConfig("agent.hcl", []byte(tc.src))
 			if c != nil {
 				t.Errorf("got a config with errors")
 			}
@@ -333,7 +335,7 @@ func TestParseAgentConfigInvalid(t *testing.T) {
 }
 
 func TestAgentConfigValidate(t *testing.T) {
-	c := DefaultAgentConfig()
+	c := speccore.DefaultAgentConfig()
 	c.NodeName = "h1"
 	checkDiags(t, c.Validate(), []string{"cell: is required", "join: needs at least one"})
 	c.Cell, c.Join = "c1", []string{"127.0.0.1:7422"}
@@ -348,7 +350,7 @@ func TestSecuritySettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.TLS.Enabled() || !c.TLS.VerifyServerHostname || len(GossipKeyBytes(c.Encrypt)) != 32 {
+	if !c.TLS.Enabled() || !c.TLS.VerifyServerHostname || len(speccore.GossipKeyBytes(c.Encrypt)) != 32 {
 		t.Fatalf("tls/encrypt not parsed: %+v %q", c.TLS, c.Encrypt)
 	}
 	cases := []struct{ src, want string }{
@@ -364,11 +366,11 @@ func TestSecuritySettings(t *testing.T) {
 			t.Errorf("%q: want error containing %q, got %v", tc.src, tc.want, err)
 		}
 	}
-	ag, err := ParseAgentConfig("agent.hcl", []byte("cell = \"a\"\njoin = [\"10.0.0.1:7422\"]\ntls {\n  ca_file = \"/ca.pem\"\n  cert_file = \"/a.pem\"\n  key_file = \"/a-key.pem\"\n  verify_server_hostname = false\n}\n"))
+	ag, err := speccore.ParseAgentConfig("agent.hcl", []byte("cell = \"a\"\njoin = [\"10.0.0.1:7422\"]\ntls {\n  ca_file = \"/ca.pem\"\n  cert_file = \"/a.pem\"\n  key_file = \"/a-key.pem\"\n  verify_server_hostname = false\n}\n"))
 	if err != nil || !ag.TLS.Enabled() || ag.TLS.VerifyServerHostname {
 		t.Fatalf("agent tls: %+v %v", ag.TLS, err)
 	}
-	ag, err = ParseAgentConfig("agent.hcl", []byte("cell = \"a\"\njoin = [\"10.0.0.1:7422\"]\npolicy {\n  artifact_prefixes = [\"https://artifacts.internal/\"]\n  unit_users = [\"api\"]\n  allow_root = false\n}\n"))
+	ag, err = speccore.ParseAgentConfig("agent.hcl", []byte("cell = \"a\"\njoin = [\"10.0.0.1:7422\"]\npolicy {\n  artifact_prefixes = [\"https://artifacts.internal/\"]\n  unit_users = [\"api\"]\n  allow_root = false\n}\n"))
 	if err != nil || ag.Policy.AllowRoot || len(ag.Policy.ArtifactPrefixes) != 1 || ag.Policy.UnitUsers[0] != "api" {
 		t.Fatalf("agent policy: %+v %v", ag.Policy, err)
 	}
@@ -442,14 +444,14 @@ tls {
   region    = "global"
 }
 `
-	c, err := ParseAgentConfig("agent.hcl", []byte(src))
+	c, err := speccore.ParseAgentConfig("agent.hcl", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Region != "eu" || c.TLS.Region != "global" {
 		t.Fatalf("region %q, tls.region %q", c.Region, c.TLS.Region)
 	}
-	_, err = ParseAgentConfig("agent.hcl", []byte(strings.Replace(src, `region    = "global"`, `region    = "no spaces"`, 1)))
+	_, err = speccore.ParseAgentConfig("agent.hcl", []byte(strings.Replace(src, `region    = "global"`, `region    = "no spaces"`, 1)))
 	if err == nil || !strings.Contains(err.Error(), "tls.region") {
 		t.Fatalf("err = %v, want one naming tls.region", err)
 	}

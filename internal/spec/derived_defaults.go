@@ -3,6 +3,8 @@ package spec
 import (
 	"slices"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // Some defaults depend on a field the user may have written: a default must
@@ -36,9 +38,9 @@ func applyDerivedDefaults(r *Release, written func(path string) bool) {
 		r.Health.HealthyDeadline = derivedHealthyDeadline(r.Health.MinHealthyTime)
 	}
 	if !written("release.post_rollout.keep_old") {
-		r.PostRollout.KeepOld = WatchKeepHot
+		r.PostRollout.KeepOld = speccore.WatchKeepHot
 		if r.Slots.KeepOld == KeepCold {
-			r.PostRollout.KeepOld = WatchKeepStopped
+			r.PostRollout.KeepOld = speccore.WatchKeepStopped
 		}
 	}
 	if r.Phases.Shadow && !written("release.phases.shadow_sample") {
@@ -52,13 +54,13 @@ func applyDerivedDefaults(r *Release, written func(path string) bool) {
 	}
 	for i := range r.Gates.Metric {
 		g := &r.Gates.Metric[i]
-		if !written(index("release.gates.gate", i)+".timeout") && g.Interval > 0 && g.Timeout > g.Interval {
+		if !written(speccore.Index("release.gates.gate", i)+".timeout") && g.Interval > 0 && g.Timeout > g.Interval {
 			g.Timeout = g.Interval
 		}
 	}
 	for i := range r.Health.Checks {
 		c := &r.Health.Checks[i]
-		if !written(index("release.health.check", i)+".timeout") && c.Interval > 0 && c.Timeout > c.Interval {
+		if !written(speccore.Index("release.health.check", i)+".timeout") && c.Interval > 0 && c.Timeout > c.Interval {
 			c.Timeout = c.Interval
 		}
 	}
@@ -72,8 +74,8 @@ func derivedHealthyDeadline(minHealthy time.Duration) time.Duration {
 	switch {
 	case minHealthy <= DefaultHealthyDeadline/2:
 		return DefaultHealthyDeadline
-	case minHealthy >= MaxHealthyWait/2:
-		return MaxHealthyWait
+	case minHealthy >= speccore.MaxHealthyWait/2:
+		return speccore.MaxHealthyWait
 	default:
 		return 2 * minHealthy
 	}

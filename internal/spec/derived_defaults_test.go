@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // A default must never make a valid-looking spec invalid: a field the user
@@ -47,8 +49,8 @@ func TestDerivedDefaults(t *testing.T) {
 			name: "min_healthy_time near the cap: healthy_deadline capped",
 			old:  "  health {\n", new: "  health {\n    min_healthy_time = \"20h\"\n",
 			check: func(t *testing.T, r *Release) {
-				if r.Health.HealthyDeadline != MaxHealthyWait {
-					t.Errorf("healthy_deadline = %s, want %s", r.Health.HealthyDeadline, MaxHealthyWait)
+				if r.Health.HealthyDeadline != speccore.MaxHealthyWait {
+					t.Errorf("healthy_deadline = %s, want %s", r.Health.HealthyDeadline, speccore.MaxHealthyWait)
 				}
 			},
 		},

@@ -1,6 +1,9 @@
 // Package spec turns rollwave's HCL v2 (or JSON) files into validated Go
-// structs: release specs (ParseRelease), coordinator configuration
-// (ParseServerConfig) and agent configuration (ParseAgentConfig).
+// structs: release specs (ParseRelease), chains (ParseChain) and
+// coordinator configuration (ParseServerConfig). The decoder, the checks
+// shared with the agent's configuration (ParseAgentConfig) and that
+// configuration itself live in internal/spec/speccore, which is all the
+// agent links; this package re-exports the names its callers use.
 //
 // Every problem is reported at once as a Diagnostics error. Each Diagnostic
 // names the file, line and column, the field path (for example
@@ -10,5 +13,5 @@
 // parsers run Validate and attach source positions to what it reports.
 //
 // The package is pure: it reads no files, opens no sockets and consults no
-// clock. Only DefaultServerConfig and DefaultAgentConfig read the host name.
+// clock. Only DefaultServerConfig reads the host name.
 package spec

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // withExtra is minimal.hcl with extra inserted before the release
@@ -28,9 +30,9 @@ func TestParseReleaseHooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Hook{
-		{Name: HookPostSwitch, Exec: []string{"/usr/local/bin/smoke", "http://127.0.0.1:{{port}}/"}, Timeout: 45 * time.Second},
-		{Name: HookDrain, Exec: []string{"{{slot_dir}}/bin/drain", "{{app}}"}, Timeout: DefaultHookTimeout},
+	want := []speccore.Hook{
+		{Name: speccore.HookPostSwitch, Exec: []string{"/usr/local/bin/smoke", "http://127.0.0.1:{{port}}/"}, Timeout: 45 * time.Second},
+		{Name: speccore.HookDrain, Exec: []string{"{{slot_dir}}/bin/drain", "{{app}}"}, Timeout: speccore.DefaultHookTimeout},
 	}
 	if len(r.Hooks) != len(want) {
 		t.Fatalf("hooks = %+v, want %+v", r.Hooks, want)
@@ -97,12 +99,12 @@ func TestParseReleaseHooksInvalid(t *testing.T) {
 
 func TestCheckHookCommand(t *testing.T) {
 	for _, ok := range [][]string{{"/bin/true"}, {"{{slot_dir}}/smoke", "{{port}}", "{{version}}"}, {"/usr/bin/env", "-i"}} {
-		if err := CheckHookCommand(ok); err != nil {
+		if err := speccore.CheckHookCommand(ok); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
 		}
 	}
 	for _, bad := range [][]string{nil, {""}, {"-/bin/true"}, {"\"@/bin/true"}, {"true"}, {"/bin/x\n"}, {"/bin/x", "{{nope}}"}} {
-		if err := CheckHookCommand(bad); err == nil {
+		if err := speccore.CheckHookCommand(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
@@ -110,7 +112,7 @@ func TestCheckHookCommand(t *testing.T) {
 
 func TestHookPrefixes(t *testing.T) {
 	for _, bad := range []string{"", "hooks/", "{{app}}/x", "{{slot_dir}}x", "/opt/../bin", "{{slot_dir}}/{{port}}", "/a\n"} {
-		if err := CheckHookPrefix(bad); err == nil {
+		if err := speccore.CheckHookPrefix(bad); err == nil {
 			t.Errorf("prefix %q accepted", bad)
 		}
 	}
@@ -129,10 +131,10 @@ func TestHookPrefixes(t *testing.T) {
 		{"{{slot_dir}}", "/bin/sh", false},
 	}
 	for _, c := range cases {
-		if err := CheckHookPrefix(c.prefix); err != nil {
+		if err := speccore.CheckHookPrefix(c.prefix); err != nil {
 			t.Fatalf("prefix %q refused: %v", c.prefix, err)
 		}
-		if got := HookPrefixAllows(c.prefix, c.exe); got != c.ok {
+		if got := speccore.HookPrefixAllows(c.prefix, c.exe); got != c.ok {
 			t.Errorf("HookPrefixAllows(%q, %q) = %v, want %v", c.prefix, c.exe, got, c.ok)
 		}
 	}

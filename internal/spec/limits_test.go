@@ -3,6 +3,8 @@ package spec
 import (
 	"strings"
 	"testing"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // TestSecurityAgentLimitsConfig (issue 11 item 12, gzip bombs): the agent
@@ -12,14 +14,14 @@ import (
 // and hardening lines get the same checks as releases.
 func TestSecurityAgentLimitsConfig(t *testing.T) {
 	const head = "cell = \"a\"\njoin = [\"10.0.0.1:7422\"]\n"
-	c, err := ParseAgentConfig("agent.hcl", []byte(head))
+	c, err := speccore.ParseAgentConfig("agent.hcl", []byte(head))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Limits.MaxArtifactUnpacked != 2<<30 || c.Limits.MaxArtifactDownload != 2<<30 {
 		t.Fatalf("default limits %+v, want 2 GiB each", c.Limits)
 	}
-	c, err = ParseAgentConfig("agent.hcl", []byte(head+"limits {\n  max_artifact_unpacked = \"512MiB\"\n  max_artifact_download = 1048576\n}\n"))
+	c, err = speccore.ParseAgentConfig("agent.hcl", []byte(head+"limits {\n  max_artifact_unpacked = \"512MiB\"\n  max_artifact_download = 1048576\n}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +36,7 @@ func TestSecurityAgentLimitsConfig(t *testing.T) {
 		{`max_artifact_download = "2TiB"`, "limits.max_artifact_download: must be from 1 byte to 1TiB"},
 		{`max_artifact_download = true`, "limits.max_artifact_download: expected a size"},
 	} {
-		_, err := ParseAgentConfig("agent.hcl", []byte(head+"limits {\n  "+tc.body+"\n}\n"))
+		_, err := speccore.ParseAgentConfig("agent.hcl", []byte(head+"limits {\n  "+tc.body+"\n}\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: want error containing %q, got %v", tc.body, tc.want, err)
 		}
@@ -44,7 +46,7 @@ func TestSecurityAgentLimitsConfig(t *testing.T) {
 		{`unit_hardening = ["ProtectSystem=strict \\"]`, "policy.unit_hardening[0]: ends in a backslash"},
 		{`unit_hardening = ["ExecStartPost=/bin/sh"]`, "policy.unit_hardening[0]: sets ExecStartPost="},
 	} {
-		_, err := ParseAgentConfig("agent.hcl", []byte(head+"policy {\n  "+tc.body+"\n}\n"))
+		_, err := speccore.ParseAgentConfig("agent.hcl", []byte(head+"policy {\n  "+tc.body+"\n}\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: want error containing %q, got %v", tc.body, tc.want, err)
 		}

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // MetricGateKind is an external gate's type.
@@ -89,28 +91,28 @@ func defaultMetricGate(kind MetricGateKind) MetricGate {
 
 // metricGateBlock decodes one gate "KIND" ["NAME"] block, appending it to
 // dst (kept even with an unknown kind, so paths stay aligned).
-func metricGateBlock(dst *[]MetricGate) blockFunc {
-	return func(d *decoder, b *hcl.Block, path string) {
+func metricGateBlock(dst *[]MetricGate) speccore.BlockFunc {
+	return func(d *speccore.Decoder, b *hcl.Block, path string) {
 		g := defaultMetricGate(MetricGateKind(b.Labels[0]))
-		d.pos[path+".kind"] = b.LabelRanges[0]
+		d.Pos[path+".kind"] = b.LabelRanges[0]
 		if len(b.Labels) > 1 {
 			g.Name = b.Labels[1]
-			d.pos[path+".name"] = b.LabelRanges[1]
+			d.Pos[path+".name"] = b.LabelRanges[1]
 		}
-		d.body(b.Body, path, b.DefRange, []field{
-			attr("name", str(&g.Name)),
-			attr("address", str(&g.Address)),
-			attr("query", str(&g.Query)),
-			attr("max", optNumber(&g.Max)),
-			attr("min", optNumber(&g.Min)),
-			attr("url", str(&g.URL)),
-			attr("interval", duration(&g.Interval)),
-			attr("timeout", duration(&g.Timeout)),
-			attr("attempts", integer(&g.Attempts)),
-			attr("bearer_token_file", str(&g.BearerTokenFile)),
-			attr("username", str(&g.Username)),
-			attr("password_file", str(&g.PasswordFile)),
-			attr("ca_file", str(&g.CAFile)),
+		d.Body(b.Body, path, b.DefRange, []speccore.Field{
+			speccore.Attr("name", speccore.Str(&g.Name)),
+			speccore.Attr("address", speccore.Str(&g.Address)),
+			speccore.Attr("query", speccore.Str(&g.Query)),
+			speccore.Attr("max", speccore.OptNumber(&g.Max)),
+			speccore.Attr("min", speccore.OptNumber(&g.Min)),
+			speccore.Attr("url", speccore.Str(&g.URL)),
+			speccore.Attr("interval", speccore.Duration(&g.Interval)),
+			speccore.Attr("timeout", speccore.Duration(&g.Timeout)),
+			speccore.Attr("attempts", speccore.Integer(&g.Attempts)),
+			speccore.Attr("bearer_token_file", speccore.Str(&g.BearerTokenFile)),
+			speccore.Attr("username", speccore.Str(&g.Username)),
+			speccore.Attr("password_file", speccore.Str(&g.PasswordFile)),
+			speccore.Attr("ca_file", speccore.Str(&g.CAFile)),
 		})
 		*dst = append(*dst, g)
 	}
@@ -118,61 +120,61 @@ func metricGateBlock(dst *[]MetricGate) blockFunc {
 
 // credentialFileName is what bearer_token_file, password_file and
 // ca_file accept: a file name, no directories.
-var credentialFileName = boundedName(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`, 255)
+var credentialFileName = speccore.BoundedName(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`, 255)
 
-func validateMetricGates(ps *problems, gates []MetricGate) {
+func validateMetricGates(ps *speccore.Problems, gates []MetricGate) {
 	const p = "release.gates.gate"
 	if len(gates) > MaxMetricGates {
-		ps.add(p, "at most %d gate blocks per release, got %d", MaxMetricGates, len(gates))
+		ps.Add(p, "at most %d gate blocks per release, got %d", MaxMetricGates, len(gates))
 	}
 	names := map[string]int{}
 	for i, g := range gates {
-		gp := index(p, i)
+		gp := speccore.Index(p, i)
 		if first, dup := names[g.Name]; dup {
-			ps.add(gp+".name", "duplicate gate name %q (also gate %d); name gates of the same kind with a second label: gate %q \"NAME\"", g.Name, first, g.Kind)
+			ps.Add(gp+".name", "duplicate gate name %q (also gate %d); name gates of the same kind with a second label: gate %q \"NAME\"", g.Name, first, g.Kind)
 		}
 		names[g.Name] = i
 		g.validate(ps, gp)
 	}
 }
 
-func (g MetricGate) validate(ps *problems, p string) {
-	checkEnum(ps, p+".kind", string(g.Kind), string(GatePrometheus), string(GateHTTP))
+func (g MetricGate) validate(ps *speccore.Problems, p string) {
+	speccore.CheckEnum(ps, p+".kind", string(g.Kind), string(GatePrometheus), string(GateHTTP))
 	if g.Name == "" {
-		ps.add(p+".name", "must not be empty")
+		ps.Add(p+".name", "must not be empty")
 	}
 	notUsed := func(name string, set bool) {
 		if set {
-			ps.add(p+"."+name, "is not used by %s gates", g.Kind)
+			ps.Add(p+"."+name, "is not used by %s gates", g.Kind)
 		}
 	}
 	switch g.Kind {
 	case GatePrometheus:
 		if g.Address == "" {
-			ps.missing(p, "address")
+			ps.Missing(p, "address")
 		} else {
 			checkGateURL(ps, p+".address", g.Address)
 		}
 		switch {
 		case strings.TrimSpace(g.Query) == "":
-			ps.missing(p, "query")
+			ps.Missing(p, "query")
 		case len(g.Query) > maxGateQueryBytes:
-			ps.add(p+".query", "is %d bytes, at most %d", len(g.Query), maxGateQueryBytes)
+			ps.Add(p+".query", "is %d bytes, at most %d", len(g.Query), maxGateQueryBytes)
 		default:
-			if msg := checkTemplate(g.Query, GatePlaceholders); msg != "" {
-				ps.add(p+".query", "%s", msg)
+			if msg := speccore.CheckTemplate(g.Query, GatePlaceholders); msg != "" {
+				ps.Add(p+".query", "%s", msg)
 			}
 		}
 		if g.Max == nil && g.Min == nil {
-			ps.add(p+".max", "a prometheus gate needs max or min (or both): the bounds its query's value must stay within")
+			ps.Add(p+".max", "a prometheus gate needs max or min (or both): the bounds its query's value must stay within")
 		}
 		if g.Max != nil && g.Min != nil && *g.Min > *g.Max {
-			ps.add(p+".min", "must not exceed max (%s), got %s", formatFloat(*g.Max), formatFloat(*g.Min))
+			ps.Add(p+".min", "must not exceed max (%s), got %s", formatFloat(*g.Max), formatFloat(*g.Min))
 		}
 		notUsed("url", g.URL != "")
 	case GateHTTP:
 		if g.URL == "" {
-			ps.missing(p, "url")
+			ps.Missing(p, "url")
 		} else {
 			checkGateURL(ps, p+".url", g.URL)
 		}
@@ -181,51 +183,51 @@ func (g MetricGate) validate(ps *problems, p string) {
 		notUsed("max", g.Max != nil)
 		notUsed("min", g.Min != nil)
 	}
-	within(ps, p+".interval", g.Interval, MaxCheckInterval)
-	within(ps, p+".timeout", g.Timeout, MaxCheckInterval)
+	speccore.Within(ps, p+".interval", g.Interval, speccore.MaxCheckInterval)
+	speccore.Within(ps, p+".timeout", g.Timeout, speccore.MaxCheckInterval)
 	if g.Interval > 0 && g.Interval < MinGateInterval {
-		ps.add(p+".interval", "must be at least %s, got %s", MinGateInterval, g.Interval)
+		ps.Add(p+".interval", "must be at least %s, got %s", MinGateInterval, g.Interval)
 	}
 	if g.Timeout > 0 && g.Interval > 0 && g.Timeout > g.Interval {
-		ps.add(p+".timeout", "must not exceed interval (%s), got %s", g.Interval, g.Timeout)
+		ps.Add(p+".timeout", "must not exceed interval (%s), got %s", g.Interval, g.Timeout)
 	}
 	if g.Attempts < 1 || g.Attempts > MaxGateAttempts {
-		ps.add(p+".attempts", "must be from 1 to %d, got %d", MaxGateAttempts, g.Attempts)
+		ps.Add(p+".attempts", "must be from 1 to %d, got %d", MaxGateAttempts, g.Attempts)
 	}
 	for _, f := range []struct{ name, v string }{{"bearer_token_file", g.BearerTokenFile}, {"password_file", g.PasswordFile}, {"ca_file", g.CAFile}} {
 		if f.v != "" && (!credentialFileName.MatchString(f.v) || f.v == "." || f.v == "..") {
-			ps.add(p+"."+f.name, "must be a file name inside the coordinator's gate_credentials_dir (letters, digits, '.', '_', '-'; no '/'), got %q", f.v)
+			ps.Add(p+"."+f.name, "must be a file name inside the coordinator's gate_credentials_dir (letters, digits, '.', '_', '-'; no '/'), got %q", f.v)
 		}
 	}
 	if (g.Username != "") != (g.PasswordFile != "") {
-		ps.add(p+".password_file", "basic auth needs both username and password_file")
+		ps.Add(p+".password_file", "basic auth needs both username and password_file")
 	}
 	if g.BearerTokenFile != "" && g.Username != "" {
-		ps.add(p+".bearer_token_file", "choose bearer_token_file or username/password_file, not both")
+		ps.Add(p+".bearer_token_file", "choose bearer_token_file or username/password_file, not both")
 	}
 }
 
 // checkGateURL refuses what a gate URL must not be: anything but http(s)
 // with a host, credentials in the URL (they would be replicated and shown
 // in events), control characters.
-func checkGateURL(ps *problems, p, raw string) {
-	shown := RedactURL(raw)
-	if !utf8.ValidString(raw) || strings.IndexFunc(raw, isCtl) >= 0 {
-		ps.add(p, "must not hold control characters or invalid UTF-8, got %q", shown)
+func checkGateURL(ps *speccore.Problems, p, raw string) {
+	shown := speccore.RedactURL(raw)
+	if !utf8.ValidString(raw) || strings.IndexFunc(raw, speccore.IsCtl) >= 0 {
+		ps.Add(p, "must not hold control characters or invalid UTF-8, got %q", shown)
 		return
 	}
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
-		ps.add(p, "expected a URL such as http://prometheus.internal:9090, got %q", shown)
+		ps.Add(p, "expected a URL such as http://prometheus.internal:9090, got %q", shown)
 	case u.User != nil:
-		ps.add(p, "URL %q carries credentials (user:password@); specs are replicated and shown to operators: use username and password_file, or bearer_token_file", shown)
+		ps.Add(p, "URL %q carries credentials (user:password@); specs are replicated and shown to operators: use username and password_file, or bearer_token_file", shown)
 	case u.Scheme != "http" && u.Scheme != "https":
-		ps.add(p, "URL scheme must be http or https, got %q", shown)
+		ps.Add(p, "URL scheme must be http or https, got %q", shown)
 	case u.Host == "":
-		ps.add(p, "URL needs a host, got %q", shown)
+		ps.Add(p, "URL needs a host, got %q", shown)
 	case u.Fragment != "":
-		ps.add(p, "URL must not have a #fragment, got %q", shown)
+		ps.Add(p, "URL must not have a #fragment, got %q", shown)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // Each bounded name rule accepts exactly what the counted-repetition
@@ -13,14 +15,14 @@ import (
 func TestBoundedNamesMatchTheCountedPatterns(t *testing.T) {
 	cases := []struct {
 		name string
-		rule nameRule
+		rule speccore.NameRule
 		old  string
 	}{
-		{"nodeNameRE", nodeNameRE, `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`},
+		{"nodeNameRE", speccore.NodeNameRE, `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`},
 		{"credentialFileName", credentialFileName, `^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$`},
 		{"nameRE", nameRE, `^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$`},
 		{"appRE", appRE, `^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`},
-		{"userRE", userRE, `^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`},
+		{"userRE", speccore.UserRE, `^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`},
 	}
 	// Characters from every class above, plus ones none accepts.
 	const alphabet = "aZ09._-+~/ é\x00\n$"
@@ -34,7 +36,7 @@ func TestBoundedNamesMatchTheCountedPatterns(t *testing.T) {
 			}
 		}
 		accepted := 0
-		for n := 0; n <= c.rule.max+2; n++ {
+		for n := 0; n <= c.rule.MaxLen()+2; n++ {
 			// At and around the bound: all-valid names of every length.
 			check(strings.Repeat("a", n))
 			check("a" + strings.Repeat(".", n))

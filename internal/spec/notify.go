@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // NotifyConfig is one `notify "NAME" { }` block of the server config: a
@@ -97,65 +99,65 @@ func checkNotifyEvent(ev string) string {
 		return fmt.Sprintf("%q names no event family; expected one of %s (each followed by .*)", ev, strings.Join(notifyEventFamilies(), ", "))
 	}
 	msg := fmt.Sprintf("%q is not an event the coordinator writes", ev)
-	if s := suggest(ev, NotifyEventKinds); s != "" {
+	if s := speccore.Suggest(ev, NotifyEventKinds); s != "" {
 		msg += s
 	}
 	return msg + "; see docs/release-spec.md, \"Server config\", for the list, or use a wildcard such as \"release.*\""
 }
 
 // notifyBlock decodes one notify "NAME" block.
-func notifyBlock(dst *[]NotifyConfig) blockFunc {
-	return func(d *decoder, b *hcl.Block, path string) {
+func notifyBlock(dst *[]NotifyConfig) speccore.BlockFunc {
+	return func(d *speccore.Decoder, b *hcl.Block, path string) {
 		n := NotifyConfig{Name: b.Labels[0], Type: NotifyWebhook, Timeout: DefaultNotifyTimeout}
-		d.pos[path+".name"] = b.LabelRanges[0]
-		d.body(b.Body, path, b.DefRange, []field{
-			attr("type", str(&n.Type)),
-			attr("url", str(&n.URL)),
-			attr("events", strList(&n.Events)),
-			attr("secret_file", str(&n.SecretFile)),
-			attr("timeout", duration(&n.Timeout)),
+		d.Pos[path+".name"] = b.LabelRanges[0]
+		d.Body(b.Body, path, b.DefRange, []speccore.Field{
+			speccore.Attr("type", speccore.Str(&n.Type)),
+			speccore.Attr("url", speccore.Str(&n.URL)),
+			speccore.Attr("events", speccore.StrList(&n.Events)),
+			speccore.Attr("secret_file", speccore.Str(&n.SecretFile)),
+			speccore.Attr("timeout", speccore.Duration(&n.Timeout)),
 		})
 		*dst = append(*dst, n)
 	}
 }
 
 // validateNotify checks the notify blocks and ui_url.
-func (c *ServerConfig) validateNotify(ps *problems) {
+func (c *ServerConfig) validateNotify(ps *speccore.Problems) {
 	if c.UIURL != "" {
 		if u, err := url.Parse(c.UIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
-			ps.add("ui_url", "must be an http:// or https:// URL without credentials or query (the dashboard's address as people open it), got %q", RedactURL(c.UIURL))
+			ps.Add("ui_url", "must be an http:// or https:// URL without credentials or query (the dashboard's address as people open it), got %q", speccore.RedactURL(c.UIURL))
 		}
 	}
 	seen := map[string]int{}
 	for i, n := range c.Notify {
-		p := index("notify", i)
-		checkName(ps, p+".name", n.Name)
+		p := speccore.Index("notify", i)
+		speccore.CheckName(ps, p+".name", n.Name)
 		if j, dup := seen[n.Name]; dup {
-			ps.add(p+".name", "target %q is defined twice (also notify[%d]); each target needs its own name", n.Name, j)
+			ps.Add(p+".name", "target %q is defined twice (also notify[%d]); each target needs its own name", n.Name, j)
 		}
 		seen[n.Name] = i
-		checkEnum(ps, p+".type", n.Type, NotifyWebhook, NotifySlack)
+		speccore.CheckEnum(ps, p+".type", n.Type, NotifyWebhook, NotifySlack)
 		switch u, err := url.Parse(n.URL); {
 		case n.URL == "":
-			ps.missing(p, "url")
+			ps.Missing(p, "url")
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			ps.add(p+".url", "must be an http:// or https:// URL with a host, got %q", RedactURL(n.URL))
+			ps.Add(p+".url", "must be an http:// or https:// URL with a host, got %q", speccore.RedactURL(n.URL))
 		case u.User != nil:
-			ps.add(p+".url", "must not hold credentials (user:password@); sign requests with secret_file instead")
+			ps.Add(p+".url", "must not hold credentials (user:password@); sign requests with secret_file instead")
 		}
 		if len(n.Events) == 0 {
-			ps.add(p+".events", "must list at least one event (\"gate.failed\", \"release.*\" or \"*\")")
+			ps.Add(p+".events", "must list at least one event (\"gate.failed\", \"release.*\" or \"*\")")
 		}
 		for j, ev := range n.Events {
 			if why := checkNotifyEvent(ev); why != "" {
-				ps.add(index(p+".events", j), "%s", why)
+				ps.Add(speccore.Index(p+".events", j), "%s", why)
 			}
 		}
 		if n.SecretFile != "" && !filepath.IsAbs(n.SecretFile) {
-			ps.add(p+".secret_file", "must be an absolute path, got %q", n.SecretFile)
+			ps.Add(p+".secret_file", "must be an absolute path, got %q", n.SecretFile)
 		}
 		if n.Timeout < MinNotifyTimeout || n.Timeout > MaxNotifyTimeout {
-			ps.add(p+".timeout", "must be from %s to %s, got %s", MinNotifyTimeout, durationText(MaxNotifyTimeout), n.Timeout)
+			ps.Add(p+".timeout", "must be from %s to %s, got %s", MinNotifyTimeout, speccore.DurationText(MaxNotifyTimeout), n.Timeout)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // addSeeds adds every file under testdata/<dirs> to the corpus, paired with
@@ -33,7 +35,7 @@ func addSeeds(f *testing.F, dirs ...string) {
 	// Deep nesting of every kind the pre-scan counts, a little past the
 	// limit so that the fuzzer mutates around it (issue 11: 100,000 '('
 	// overflowed the stack), and expensive expressions.
-	deep := MaxNestingDepth + 2
+	deep := speccore.MaxNestingDepth + 2
 	f.Add([]byte(strings.Repeat("[", deep)), true)
 	f.Add([]byte(strings.Repeat(`{"a":`, deep)), true)
 	f.Add([]byte(`{"release": {"x": {"app": `+strings.Repeat("[", deep)+strings.Repeat("]", deep)+`}}}`), true)
@@ -46,8 +48,8 @@ func addSeeds(f *testing.F, dirs ...string) {
 	f.Add([]byte("a = <<EOT\n"+strings.Repeat("%{if true}\n", deep)+"EOT\n"), false)
 	f.Add([]byte("a = "+strings.Repeat("-", deep)+"1"), false)
 	f.Add([]byte("a = "+strings.Repeat("!", deep)+"true"), false)
-	f.Add([]byte("a = "+strings.Repeat("1+", MaxOperators+1)+"1"), false)
-	f.Add([]byte("a = [1]"+strings.Repeat("[0]", MaxOperators+1)), false)
+	f.Add([]byte("a = "+strings.Repeat("1+", speccore.MaxOperators+1)+"1"), false)
+	f.Add([]byte("a = [1]"+strings.Repeat("[0]", speccore.MaxOperators+1)), false)
 	f.Add([]byte(`a = [for x in [1, 2]: [for y in [3]: x]]`), false)
 	f.Add([]byte(`a = "%{for x in [1, 2]}${x}%{endfor}"`), false)
 	f.Add([]byte(`a = 1e100000000`), false)
@@ -66,7 +68,7 @@ func fuzzName(json bool) string {
 // whose every entry names the file and a 1-based position.
 func checkDiagnostics(t *testing.T, err error, file string) {
 	t.Helper()
-	var ds Diagnostics
+	var ds speccore.Diagnostics
 	if !errors.As(err, &ds) {
 		t.Fatalf("error is %T, not Diagnostics: %v", err, err)
 	}
@@ -135,7 +137,7 @@ func FuzzParseAgentConfig(f *testing.F) {
 	f.Add([]byte(`labels = { a = "b" }`), false)
 	f.Fuzz(func(t *testing.T, src []byte, json bool) {
 		name := fuzzName(json)
-		c, err := ParseAgentConfig(name, src)
+		c, err := speccore.ParseAgentConfig(name, src)
 		if err != nil {
 			if c != nil {
 				t.Fatalf("ParseAgentConfig returned both a config and an error: %v", err)

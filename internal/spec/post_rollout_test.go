@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // withBlock returns minimal.hcl with extra inserted before the release
@@ -30,20 +32,20 @@ func TestPostRolloutParses(t *testing.T) {
 		extra     string
 		slotsKeep string
 		watch     time.Duration
-		keep      WatchKeepOld
+		keep      speccore.WatchKeepOld
 	}{
 		// Absent: no watch, the release succeeds when its last phase verifies.
-		{"absent", "", "", 0, WatchKeepHot},
+		{"absent", "", "", 0, speccore.WatchKeepHot},
 		// watch alone after a hot bake: keep_old derives to hot.
-		{"watch alone", "  post_rollout {\n    watch = \"1h\"\n  }\n", "", time.Hour, WatchKeepHot},
+		{"watch alone", "  post_rollout {\n    watch = \"1h\"\n  }\n", "", time.Hour, speccore.WatchKeepHot},
 		// watch alone after a cold bake: keep_old derives to stopped.
-		{"watch after cold", "  post_rollout {\n    watch = \"30m\"\n  }\n", "cold", 30 * time.Minute, WatchKeepStopped},
+		{"watch after cold", "  post_rollout {\n    watch = \"30m\"\n  }\n", "cold", 30 * time.Minute, speccore.WatchKeepStopped},
 		// Written and agreeing.
-		{"stopped with cold", "  post_rollout {\n    watch = \"1h\"\n    keep_old = \"stopped\"\n  }\n", "cold", time.Hour, WatchKeepStopped},
+		{"stopped with cold", "  post_rollout {\n    watch = \"1h\"\n    keep_old = \"stopped\"\n  }\n", "cold", time.Hour, speccore.WatchKeepStopped},
 		// A hot bake, then the old slots stopped for the watch.
-		{"stopped after a hot bake", "  post_rollout {\n    watch = \"1h\"\n    keep_old = \"stopped\"\n  }\n", "", time.Hour, WatchKeepStopped},
+		{"stopped after a hot bake", "  post_rollout {\n    watch = \"1h\"\n    keep_old = \"stopped\"\n  }\n", "", time.Hour, speccore.WatchKeepStopped},
 		// The cap itself is allowed.
-		{"at the cap", "  post_rollout {\n    watch = \"168h\"\n  }\n", "", MaxPostRolloutWatch, WatchKeepHot},
+		{"at the cap", "  post_rollout {\n    watch = \"168h\"\n  }\n", "", speccore.MaxPostRolloutWatch, speccore.WatchKeepHot},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // docs/release-spec.md is the reference users work from. Its tables must
@@ -23,7 +25,7 @@ func TestReferenceDocsNameEveryField(t *testing.T) {
 	}{
 		{"## Release spec", ReleaseFields()},
 		{"## Server config", ServerConfigFields()},
-		{"## Agent config", AgentConfigFields()},
+		{"## Agent config", speccore.AgentConfigFields()},
 	} {
 		body, ok := sections[tc.heading]
 		if !ok {

@@ -1,9 +1,9 @@
 package spec
 
 import (
-	"math"
-	"strconv"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // Release is a validated release spec: what to roll out, where, and how
@@ -42,7 +42,7 @@ type Release struct {
 	Converge Converge
 	// Hooks are the lifecycle hooks (hook "NAME" blocks), at most one per
 	// name, run by the agent as unit.user.
-	Hooks []Hook
+	Hooks []speccore.Hook
 	// PostRollout says what happens after the last phase verified: how
 	// long the gates keep watching every host with the old slot kept.
 	PostRollout PostRollout
@@ -72,18 +72,8 @@ type PostRollout struct {
 	// KeepOld is the old slot during the window: hot (running) or
 	// stopped (each host stops it once its phase verified); derived from
 	// slots.keep_old when not written.
-	KeepOld WatchKeepOld
+	KeepOld speccore.WatchKeepOld
 }
-
-// WatchKeepOld is the old slot's state during post_rollout.watch.
-type WatchKeepOld string
-
-const (
-	// WatchKeepHot keeps the old slot running: rollback is a traffic switch.
-	WatchKeepHot WatchKeepOld = "hot"
-	// WatchKeepStopped keeps the old slot's files; rollback starts it.
-	WatchKeepStopped WatchKeepOld = "stopped"
-)
 
 // Converge is the release's convergence mode.
 type Converge string
@@ -249,7 +239,7 @@ type Phases struct {
 	// Step is the linear increment (>= 1 for linear; ignored otherwise).
 	Step int
 	// MaxSize caps a phase; a zero Quantity means no cap.
-	MaxSize Quantity
+	MaxSize speccore.Quantity
 	// PerCellMax caps hosts per cell per phase; 0 means no cap.
 	PerCellMax int
 	// ParallelCellsAfter is the first phase whose cells may run side by
@@ -387,9 +377,9 @@ const (
 // Gates fail a phase.
 type Gates struct {
 	// MaxFailedHosts per phase, count or percent; default 0.
-	MaxFailedHosts Quantity
+	MaxFailedHosts speccore.Quantity
 	// MaxUnreachable hosts during a phase, count or percent; default 0.
-	MaxUnreachable Quantity
+	MaxUnreachable speccore.Quantity
 	// MaxCPUPercent fails a host above it; 0 means no CPU gate.
 	MaxCPUPercent float64
 	// MaxMemPercent fails a host above it; 0 means no memory gate.
@@ -437,19 +427,6 @@ const (
 	OnFailureFailLocal OnFailure = "fail_local"
 )
 
-// ControlPlaneLoss says what a baking host does when it loses the leader
-// and its gossip peers see no live coordinator either.
-type ControlPlaneLoss string
-
-const (
-	// ControlPlaneLossHold keeps the new version while the host's own
-	// health checks pass, and reverts at once when they fail (default).
-	ControlPlaneLossHold ControlPlaneLoss = "hold"
-	// ControlPlaneLossRevert reverts after isolation_timeout, as an
-	// isolated host does.
-	ControlPlaneLossRevert ControlPlaneLoss = "revert"
-)
-
 // Rollback says what happens when a phase fails.
 type Rollback struct {
 	// OnFailure is all (default; also fail_all), phase, pause or fail_local.
@@ -460,7 +437,7 @@ type Rollback struct {
 	// OnControlPlaneLoss is hold (default) or revert: what a baking host
 	// does when no coordinator is alive (as its gossip peers see it too),
 	// as opposed to being cut off itself.
-	OnControlPlaneLoss ControlPlaneLoss
+	OnControlPlaneLoss speccore.ControlPlaneLoss
 	// Rehearse: once the canary phase passed its gates, each canary host
 	// really rolls back to its old slot, checks it healthy, times it and
 	// rolls forward again; a failed or too slow rehearsal fails phase 0.
@@ -477,32 +454,6 @@ type Approval struct {
 	AfterPhases []int
 }
 
-// Quantity is a count of hosts or a percentage of the targeted hosts.
-type Quantity struct {
-	// Value is the count or the percentage (0-100).
-	Value float64
-	// Percent marks Value as a percentage.
-	Percent bool
-}
-
-// Of resolves q against a total: a count is returned as is, a percentage
-// is rounded down (so "5%" of 10 hosts is 0).
-func (q Quantity) Of(total int) int {
-	if !q.Percent {
-		return int(q.Value)
-	}
-	return int(math.Floor(q.Value * float64(total) / 100))
-}
-
-// String formats q as it is written in a spec: "3" or "25%".
-func (q Quantity) String() string {
-	s := strconv.FormatFloat(q.Value, 'f', -1, 64)
-	if q.Percent {
-		s += "%"
-	}
-	return s
-}
-
 // Defaults for optional release fields.
 const (
 	DefaultCanary             = 1
@@ -515,7 +466,7 @@ const (
 	DefaultCheckInterval      = 2 * time.Second
 	DefaultCheckTimeout       = 1 * time.Second
 	DefaultExpectStatus       = 200
-	DefaultIsolationTimeout   = 30 * time.Second
+	DefaultIsolationTimeout   = speccore.DefaultIsolationTimeout
 	DefaultMaxRollbackTime    = 10 * time.Second
 	DefaultBaselineMinSamples = 20
 	DefaultRestart            = "on-failure"
@@ -533,9 +484,9 @@ func DefaultRelease() *Release {
 		Bake:        Bake{First: DefaultBakeFirst, Decay: DefaultBakeDecay, Min: DefaultBakeMin},
 		Health:      Health{MinHealthyTime: DefaultMinHealthyTime, HealthyDeadline: DefaultHealthyDeadline},
 		Gates:       Gates{Baseline: BaselineOff, BaselineMinSamples: DefaultBaselineMinSamples, MinRequests: DefaultMinRequests},
-		Rollback:    Rollback{OnFailure: OnFailureAll, IsolationTimeout: DefaultIsolationTimeout, OnControlPlaneLoss: ControlPlaneLossHold, MaxRollbackTime: DefaultMaxRollbackTime},
+		Rollback:    Rollback{OnFailure: OnFailureAll, IsolationTimeout: DefaultIsolationTimeout, OnControlPlaneLoss: speccore.ControlPlaneLossHold, MaxRollbackTime: DefaultMaxRollbackTime},
 		Converge:    ConvergeManual,
-		PostRollout: PostRollout{KeepOld: WatchKeepHot},
+		PostRollout: PostRollout{KeepOld: speccore.WatchKeepHot},
 	}
 }
 

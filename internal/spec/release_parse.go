@@ -2,6 +2,8 @@ package spec
 
 import (
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // ParseRelease parses a release spec: HCL native syntax, or JSON when
@@ -9,197 +11,190 @@ import (
 // Optional fields take the defaults of DefaultRelease; the result is
 // validated. On failure the error is a Diagnostics listing every problem.
 func ParseRelease(filename string, src []byte) (*Release, error) {
-	d := newDecoder(filename)
-	body := d.parse(src)
+	d := speccore.NewDecoder(filename)
+	body := d.Parse(src)
 	if body == nil {
-		return nil, d.result()
+		return nil, d.Result()
 	}
 	r := DefaultRelease()
 	var found []*hcl.Block
-	d.body(body, "", d.start(), []field{{
-		name:     "release",
-		labels:   []string{"name"},
-		repeated: true,
-		block: func(d *decoder, b *hcl.Block, _ string) {
+	d.Body(body, "", d.Start(), []speccore.Field{{
+		Name:     "release",
+		Labels:   []string{"name"},
+		Repeated: true,
+		Block: func(d *speccore.Decoder, b *hcl.Block, _ string) {
 			found = append(found, b)
 		},
 	}})
 	switch len(found) {
 	case 0:
-		if len(d.diags) == 0 {
-			d.errorAt(d.start(), "", `missing required block release "NAME" { ... }`)
+		if len(d.Diags) == 0 {
+			d.ErrorAt(d.Start(), "", `missing required block release "NAME" { ... }`)
 		}
-		return nil, d.result()
+		return nil, d.Result()
 	case 1:
 	default:
 		for _, b := range found[1:] {
-			d.errorAt(b.DefRange, "release", "duplicate release block %q; a file holds exactly one release (the first, %q, is at line %d)",
+			d.ErrorAt(b.DefRange, "release", "duplicate release block %q; a file holds exactly one release (the first, %q, is at line %d)",
 				b.Labels[0], found[0].Labels[0], found[0].DefRange.Start.Line)
 		}
 	}
 	b := found[0]
 	r.Name = b.Labels[0]
-	d.pos["release"] = b.DefRange
-	d.pos["release.name"] = b.LabelRanges[0]
-	d.body(b.Body, "release", b.DefRange, releaseFields(r))
-	applyDerivedDefaults(r, func(path string) bool { _, ok := d.pos[path]; return ok })
-	d.place(r.validate())
-	if err := d.result(); err != nil {
+	d.Pos["release"] = b.DefRange
+	d.Pos["release.name"] = b.LabelRanges[0]
+	d.Body(b.Body, "release", b.DefRange, releaseFields(r))
+	applyDerivedDefaults(r, func(path string) bool { _, ok := d.Pos[path]; return ok })
+	d.Place(r.validate())
+	if err := d.Result(); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
 // releaseFields describes the release block's body.
-func releaseFields(r *Release) []field {
-	return []field{
-		attr("app", str(&r.App)),
-		attr("version", str(&r.Version)),
-		requiredBlock("artifact", sub(
-			attr("url", str(&r.Artifact.URL)),
-			attr("sha256", str(&r.Artifact.SHA256)),
+func releaseFields(r *Release) []speccore.Field {
+	return []speccore.Field{
+		speccore.Attr("app", speccore.Str(&r.App)),
+		speccore.Attr("version", speccore.Str(&r.Version)),
+		speccore.RequiredBlock("artifact", speccore.Sub(
+			speccore.Attr("url", speccore.Str(&r.Artifact.URL)),
+			speccore.Attr("sha256", speccore.Str(&r.Artifact.SHA256)),
 		)),
-		requiredBlock("unit", sub(
-			attr("exec_start", str(&r.Unit.ExecStart)),
-			attr("user", str(&r.Unit.User)),
-			attr("environment", strMap(&r.Unit.Environment)),
-			attr("working_directory", str(&r.Unit.WorkingDirectory)),
-			attr("exec_start_pre", strList(&r.Unit.ExecStartPre)),
-			attr("restart", str(&r.Unit.Restart)),
-			attr("hardening", strList(&r.Unit.Hardening)),
+		speccore.RequiredBlock("unit", speccore.Sub(
+			speccore.Attr("exec_start", speccore.Str(&r.Unit.ExecStart)),
+			speccore.Attr("user", speccore.Str(&r.Unit.User)),
+			speccore.Attr("environment", speccore.StrMap(&r.Unit.Environment)),
+			speccore.Attr("working_directory", speccore.Str(&r.Unit.WorkingDirectory)),
+			speccore.Attr("exec_start_pre", speccore.StrList(&r.Unit.ExecStartPre)),
+			speccore.Attr("restart", speccore.Str(&r.Unit.Restart)),
+			speccore.Attr("hardening", speccore.StrList(&r.Unit.Hardening)),
 		)),
-		requiredBlock("slots", sub(
-			attr("blue_port", integer(&r.Slots.BluePort)),
-			attr("green_port", integer(&r.Slots.GreenPort)),
-			attr("keep_old", str((*string)(&r.Slots.KeepOld))),
+		speccore.RequiredBlock("slots", speccore.Sub(
+			speccore.Attr("blue_port", speccore.Integer(&r.Slots.BluePort)),
+			speccore.Attr("green_port", speccore.Integer(&r.Slots.GreenPort)),
+			speccore.Attr("keep_old", speccore.Str((*string)(&r.Slots.KeepOld))),
 		)),
-		block("traffic", sub(
-			attr("mode", str((*string)(&r.Traffic.Mode))),
-			attr("listen", str(&r.Traffic.Listen)),
-			attr("command", strList(&r.Traffic.Command)),
-			attr("protocol", str((*string)(&r.Traffic.Protocol))),
-			attr("steps", intList(&r.Traffic.Steps)),
-			attr("step_time", duration(&r.Traffic.StepTime)),
-			attr("sticky", str((*string)(&r.Traffic.Sticky))),
+		speccore.Block("traffic", speccore.Sub(
+			speccore.Attr("mode", speccore.Str((*string)(&r.Traffic.Mode))),
+			speccore.Attr("listen", speccore.Str(&r.Traffic.Listen)),
+			speccore.Attr("command", speccore.StrList(&r.Traffic.Command)),
+			speccore.Attr("protocol", speccore.Str((*string)(&r.Traffic.Protocol))),
+			speccore.Attr("steps", speccore.IntList(&r.Traffic.Steps)),
+			speccore.Attr("step_time", speccore.Duration(&r.Traffic.StepTime)),
+			speccore.Attr("sticky", speccore.Str((*string)(&r.Traffic.Sticky))),
 		)),
-		block("target", sub(
-			attr("cells", strList(&r.Target.Cells)),
-			attr("exclude", strList(&r.Target.Exclude)),
-			attr("labels", strMap(&r.Target.Labels)),
+		speccore.Block("target", speccore.Sub(
+			speccore.Attr("cells", speccore.StrList(&r.Target.Cells)),
+			speccore.Attr("exclude", speccore.StrList(&r.Target.Exclude)),
+			speccore.Attr("labels", speccore.StrMap(&r.Target.Labels)),
 		)),
-		block("phases", sub(
-			attr("canary", integer(&r.Phases.Canary)),
-			attr("growth", str((*string)(&r.Phases.Growth))),
-			attr("factor", number(&r.Phases.Factor)),
-			attr("step", integer(&r.Phases.Step)),
-			attr("max_size", quantity(&r.Phases.MaxSize)),
-			attr("per_cell_max", integer(&r.Phases.PerCellMax)),
-			attr("parallel_cells_after", integer(&r.Phases.ParallelCellsAfter)),
-			attr("parallel_regions_after", integer(&r.Phases.ParallelRegionsAfter)),
-			attr("dark", duration(&r.Phases.Dark)),
-			attr("shadow", boolean(&r.Phases.Shadow)),
-			attr("shadow_sample", ratio(&r.Phases.ShadowSample)),
-			attr("shadow_methods", strList(&r.Phases.ShadowMethods)),
+		speccore.Block("phases", speccore.Sub(
+			speccore.Attr("canary", speccore.Integer(&r.Phases.Canary)),
+			speccore.Attr("growth", speccore.Str((*string)(&r.Phases.Growth))),
+			speccore.Attr("factor", speccore.Number(&r.Phases.Factor)),
+			speccore.Attr("step", speccore.Integer(&r.Phases.Step)),
+			speccore.Attr("max_size", speccore.QuantityValue(&r.Phases.MaxSize)),
+			speccore.Attr("per_cell_max", speccore.Integer(&r.Phases.PerCellMax)),
+			speccore.Attr("parallel_cells_after", speccore.Integer(&r.Phases.ParallelCellsAfter)),
+			speccore.Attr("parallel_regions_after", speccore.Integer(&r.Phases.ParallelRegionsAfter)),
+			speccore.Attr("dark", speccore.Duration(&r.Phases.Dark)),
+			speccore.Attr("shadow", speccore.Boolean(&r.Phases.Shadow)),
+			speccore.Attr("shadow_sample", speccore.Ratio(&r.Phases.ShadowSample)),
+			speccore.Attr("shadow_methods", speccore.StrList(&r.Phases.ShadowMethods)),
 		)),
-		block("bake", sub(
-			attr("first", duration(&r.Bake.First)),
-			attr("decay", number(&r.Bake.Decay)),
-			attr("min", duration(&r.Bake.Min)),
+		speccore.Block("bake", speccore.Sub(
+			speccore.Attr("first", speccore.Duration(&r.Bake.First)),
+			speccore.Attr("decay", speccore.Number(&r.Bake.Decay)),
+			speccore.Attr("min", speccore.Duration(&r.Bake.Min)),
 		)),
-		requiredBlock("health", sub(
-			field{
-				name:          "check",
-				labels:        []string{"kind"},
-				optionalLabel: "name",
-				repeated:      true,
-				block:         checkBlock(&r.Health.Checks),
+		speccore.RequiredBlock("health", speccore.Sub(
+			speccore.Field{
+				Name:          "check",
+				Labels:        []string{"kind"},
+				OptionalLabel: "name",
+				Repeated:      true,
+				Block:         checkBlock(&r.Health.Checks),
 			},
-			attr("min_healthy_time", duration(&r.Health.MinHealthyTime)),
-			attr("healthy_deadline", duration(&r.Health.HealthyDeadline)),
+			speccore.Attr("min_healthy_time", speccore.Duration(&r.Health.MinHealthyTime)),
+			speccore.Attr("healthy_deadline", speccore.Duration(&r.Health.HealthyDeadline)),
 		)),
-		block("gates", sub(
-			attr("max_failed_hosts", quantity(&r.Gates.MaxFailedHosts)),
-			attr("max_unreachable", quantity(&r.Gates.MaxUnreachable)),
-			attr("max_cpu_percent", number(&r.Gates.MaxCPUPercent)),
-			attr("max_mem_percent", number(&r.Gates.MaxMemPercent)),
-			attr("max_restarts", integer(&r.Gates.MaxRestarts)),
-			attr("baseline", str((*string)(&r.Gates.Baseline))),
-			attr("baseline_min_samples", integer(&r.Gates.BaselineMinSamples)),
-			attr("max_error_rate", ratio(&r.Gates.MaxErrorRate)),
-			attr("max_latency_p99", duration(&r.Gates.MaxLatencyP99)),
-			attr("min_requests", integer(&r.Gates.MinRequests)),
-			field{
-				name:          "gate",
-				labels:        []string{"kind"},
-				optionalLabel: "name",
-				repeated:      true,
-				block:         metricGateBlock(&r.Gates.Metric),
+		speccore.Block("gates", speccore.Sub(
+			speccore.Attr("max_failed_hosts", speccore.QuantityValue(&r.Gates.MaxFailedHosts)),
+			speccore.Attr("max_unreachable", speccore.QuantityValue(&r.Gates.MaxUnreachable)),
+			speccore.Attr("max_cpu_percent", speccore.Number(&r.Gates.MaxCPUPercent)),
+			speccore.Attr("max_mem_percent", speccore.Number(&r.Gates.MaxMemPercent)),
+			speccore.Attr("max_restarts", speccore.Integer(&r.Gates.MaxRestarts)),
+			speccore.Attr("baseline", speccore.Str((*string)(&r.Gates.Baseline))),
+			speccore.Attr("baseline_min_samples", speccore.Integer(&r.Gates.BaselineMinSamples)),
+			speccore.Attr("max_error_rate", speccore.Ratio(&r.Gates.MaxErrorRate)),
+			speccore.Attr("max_latency_p99", speccore.Duration(&r.Gates.MaxLatencyP99)),
+			speccore.Attr("min_requests", speccore.Integer(&r.Gates.MinRequests)),
+			speccore.Field{
+				Name:          "gate",
+				Labels:        []string{"kind"},
+				OptionalLabel: "name",
+				Repeated:      true,
+				Block:         metricGateBlock(&r.Gates.Metric),
 			},
 		)),
-		block("rollback", sub(
-			attr("on_failure", str((*string)(&r.Rollback.OnFailure))),
-			attr("isolation_timeout", duration(&r.Rollback.IsolationTimeout)),
-			attr("on_control_plane_loss", str((*string)(&r.Rollback.OnControlPlaneLoss))),
-			attr("rehearse", boolean(&r.Rollback.Rehearse)),
-			attr("max_rollback_time", duration(&r.Rollback.MaxRollbackTime)),
+		speccore.Block("rollback", speccore.Sub(
+			speccore.Attr("on_failure", speccore.Str((*string)(&r.Rollback.OnFailure))),
+			speccore.Attr("isolation_timeout", speccore.Duration(&r.Rollback.IsolationTimeout)),
+			speccore.Attr("on_control_plane_loss", speccore.Str((*string)(&r.Rollback.OnControlPlaneLoss))),
+			speccore.Attr("rehearse", speccore.Boolean(&r.Rollback.Rehearse)),
+			speccore.Attr("max_rollback_time", speccore.Duration(&r.Rollback.MaxRollbackTime)),
 		)),
-		block("approval", sub(
-			attr("after_phases", intList(&r.Approval.AfterPhases)),
+		speccore.Block("approval", speccore.Sub(
+			speccore.Attr("after_phases", speccore.IntList(&r.Approval.AfterPhases)),
 		)),
-		attr("converge", str((*string)(&r.Converge))),
+		speccore.Attr("converge", speccore.Str((*string)(&r.Converge))),
 		{
-			name:     "hook",
-			labels:   []string{"name"},
-			repeated: true,
-			block:    hookBlock(&r.Hooks),
+			Name:     "hook",
+			Labels:   []string{"name"},
+			Repeated: true,
+			Block:    speccore.HookBlock(&r.Hooks),
 		},
-		block("post_rollout", sub(
-			attr("watch", duration(&r.PostRollout.Watch)),
-			attr("keep_old", str((*string)(&r.PostRollout.KeepOld))),
+		speccore.Block("post_rollout", speccore.Sub(
+			speccore.Attr("watch", speccore.Duration(&r.PostRollout.Watch)),
+			speccore.Attr("keep_old", speccore.Str((*string)(&r.PostRollout.KeepOld))),
 		)),
 		{
-			name:     "requires",
-			repeated: true,
-			block:    requiresBlock(&r.Requires),
+			Name:     "requires",
+			Repeated: true,
+			Block:    requiresBlock(&r.Requires),
 		},
-	}
-}
-
-// sub decodes a nested block whose body holds fields.
-func sub(fields ...field) blockFunc {
-	return func(d *decoder, b *hcl.Block, path string) {
-		d.body(b.Body, path, b.DefRange, fields)
 	}
 }
 
 // checkBlock decodes one check "KIND" ["NAME"] block, appending it to dst.
 // The kind is validated later; the check is kept even when it is unknown so
 // that paths stay aligned with the source order.
-func checkBlock(dst *[]Check) blockFunc {
-	return func(d *decoder, b *hcl.Block, path string) {
+func checkBlock(dst *[]Check) speccore.BlockFunc {
+	return func(d *speccore.Decoder, b *hcl.Block, path string) {
 		c := defaultCheck(CheckKind(b.Labels[0]))
-		d.pos[path+".kind"] = b.LabelRanges[0]
+		d.Pos[path+".kind"] = b.LabelRanges[0]
 		if len(b.Labels) > 1 {
 			c.Name = b.Labels[1]
-			d.pos[path+".name"] = b.LabelRanges[1]
+			d.Pos[path+".name"] = b.LabelRanges[1]
 		}
-		d.body(b.Body, path, b.DefRange, []field{
-			attr("name", str(&c.Name)),
-			attr("url", str(&c.URL)),
-			attr("address", str(&c.Address)),
-			attr("command", strList(&c.Command)),
-			attr("expect_status", statusOrList(&c.ExpectStatus, &c.ExpectStatuses)),
-			attr("body_match", str(&c.BodyMatch)),
-			attr("method", str(&c.Method)),
-			attr("headers", strMap(&c.Headers)),
-			attr("body", str(&c.Body)),
-			attr("body_contains", str(&c.BodyContains)),
-			attr("grpc_service", str(&c.GRPCService)),
-			attr("tls", boolean(&c.TLS)),
-			attr("tls_server_name", str(&c.TLSServerName)),
-			attr("ca_file", str(&c.CAFile)),
-			attr("interval", duration(&c.Interval)),
-			attr("timeout", duration(&c.Timeout)),
+		d.Body(b.Body, path, b.DefRange, []speccore.Field{
+			speccore.Attr("name", speccore.Str(&c.Name)),
+			speccore.Attr("url", speccore.Str(&c.URL)),
+			speccore.Attr("address", speccore.Str(&c.Address)),
+			speccore.Attr("command", speccore.StrList(&c.Command)),
+			speccore.Attr("expect_status", statusOrList(&c.ExpectStatus, &c.ExpectStatuses)),
+			speccore.Attr("body_match", speccore.Str(&c.BodyMatch)),
+			speccore.Attr("method", speccore.Str(&c.Method)),
+			speccore.Attr("headers", speccore.StrMap(&c.Headers)),
+			speccore.Attr("body", speccore.Str(&c.Body)),
+			speccore.Attr("body_contains", speccore.Str(&c.BodyContains)),
+			speccore.Attr("grpc_service", speccore.Str(&c.GRPCService)),
+			speccore.Attr("tls", speccore.Boolean(&c.TLS)),
+			speccore.Attr("tls_server_name", speccore.Str(&c.TLSServerName)),
+			speccore.Attr("ca_file", speccore.Str(&c.CAFile)),
+			speccore.Attr("interval", speccore.Duration(&c.Interval)),
+			speccore.Attr("timeout", speccore.Duration(&c.Timeout)),
 		})
 		*dst = append(*dst, c)
 	}
@@ -208,18 +203,18 @@ func checkBlock(dst *[]Check) blockFunc {
 // statusOrList decodes expect_status: one status (expect_status = 200) or
 // a set of them (expect_status = [200, 204]), whose first element also
 // goes to *one so that readers of the single field still see a status.
-func statusOrList(one *int, set *[]int) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
-		v, ok := d.eval(expr, path)
+func statusOrList(one *int, set *[]int) speccore.AttrFunc {
+	return func(d *speccore.Decoder, expr hcl.Expression, path string) {
+		v, ok := d.Eval(expr, path)
 		if !ok {
 			return
 		}
 		if t := v.Type(); !t.IsTupleType() && !t.IsListType() {
-			integer(one)(d, expr, path)
+			speccore.Integer(one)(d, expr, path)
 			*set = nil
 			return
 		}
-		intList(set)(d, expr, path)
+		speccore.IntList(set)(d, expr, path)
 		*one = 0
 		if len(*set) > 0 {
 			*one = (*set)[0]

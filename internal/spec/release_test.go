@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 const goodSHA = "b79756009919cc1d956af23430e06cbf65088d49b09d88cb8e3c83295f0ca7a7"
@@ -55,7 +57,7 @@ func designRelease() *Release {
 		Target:  Target{Cells: []string{"*"}, Exclude: []string{"db-*"}},
 		Phases: Phases{
 			Canary: 1, Growth: GrowthGeometric, Factor: 2, Step: 0,
-			MaxSize: Quantity{Value: 25, Percent: true}, PerCellMax: 10, ParallelCellsAfter: 3,
+			MaxSize: speccore.Quantity{Value: 25, Percent: true}, PerCellMax: 10, ParallelCellsAfter: 3,
 		},
 		Bake: Bake{First: 30 * time.Minute, Decay: 0.5, Min: 5 * time.Minute},
 		Health: Health{
@@ -67,14 +69,14 @@ func designRelease() *Release {
 			HealthyDeadline: 2 * time.Minute,
 		},
 		Gates: Gates{
-			MaxFailedHosts: Quantity{Value: 5, Percent: true}, MaxUnreachable: Quantity{Value: 1},
+			MaxFailedHosts: speccore.Quantity{Value: 5, Percent: true}, MaxUnreachable: speccore.Quantity{Value: 1},
 			MaxCPUPercent: 90, MaxMemPercent: 90, MaxRestarts: 2,
 			Baseline: BaselineCompare, BaselineMinSamples: 20, MinRequests: DefaultMinRequests,
 		},
-		Rollback:    Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold, MaxRollbackTime: 10 * time.Second},
+		Rollback:    Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: speccore.ControlPlaneLossHold, MaxRollbackTime: 10 * time.Second},
 		Approval:    Approval{AfterPhases: []int{0}},
 		Converge:    ConvergeManual,
-		PostRollout: PostRollout{KeepOld: WatchKeepHot},
+		PostRollout: PostRollout{KeepOld: speccore.WatchKeepHot},
 	}
 }
 
@@ -111,9 +113,9 @@ func TestParseReleaseDefaults(t *testing.T) {
 		d.Slots.KeepOld != KeepHot || d.Traffic.Mode != TrafficProxy ||
 		d.Bake != (Bake{First: 30 * time.Minute, Decay: 0.5, Min: 5 * time.Minute}) ||
 		d.Health.MinHealthyTime != 10*time.Second || d.Health.HealthyDeadline != 2*time.Minute ||
-		d.Rollback != (Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: ControlPlaneLossHold, MaxRollbackTime: 10 * time.Second}) ||
+		d.Rollback != (Rollback{OnFailure: OnFailureAll, IsolationTimeout: 30 * time.Second, OnControlPlaneLoss: speccore.ControlPlaneLossHold, MaxRollbackTime: 10 * time.Second}) ||
 		d.Gates.Baseline != BaselineOff || d.Gates.BaselineMinSamples != 20 ||
-		d.Gates.MaxFailedHosts != (Quantity{}) || d.Gates.MaxUnreachable != (Quantity{}) ||
+		d.Gates.MaxFailedHosts != (speccore.Quantity{}) || d.Gates.MaxUnreachable != (speccore.Quantity{}) ||
 		d.Converge != ConvergeManual {
 		t.Fatalf("unexpected defaults: %+v", d)
 	}
@@ -123,7 +125,7 @@ func TestParseReleaseDefaults(t *testing.T) {
 // entries and that each want is a substring of its own diagnostic line.
 func checkDiags(t *testing.T, err error, want []string) {
 	t.Helper()
-	var ds Diagnostics
+	var ds speccore.Diagnostics
 	if !errors.As(err, &ds) {
 		t.Fatalf("error %v (%T) is not a Diagnostics", err, err)
 	}
@@ -583,30 +585,30 @@ func TestReleaseValidateWithoutPositions(t *testing.T) {
 
 func TestDiagnosticError(t *testing.T) {
 	cases := []struct {
-		d    Diagnostic
+		d    speccore.Diagnostic
 		want string
 	}{
 		// Everything known.
-		{Diagnostic{File: "a.hcl", Line: 3, Column: 5, Field: "release.app", Message: "bad"}, "a.hcl:3:5: release.app: bad"},
+		{speccore.Diagnostic{File: "a.hcl", Line: 3, Column: 5, Field: "release.app", Message: "bad"}, "a.hcl:3:5: release.app: bad"},
 		// No position (flag-built config).
-		{Diagnostic{Field: "data_dir", Message: "is required"}, "data_dir: is required"},
+		{speccore.Diagnostic{Field: "data_dir", Message: "is required"}, "data_dir: is required"},
 		// No field (syntax error).
-		{Diagnostic{File: "a.hcl", Line: 1, Column: 1, Message: "syntax"}, "a.hcl:1:1: syntax"},
+		{speccore.Diagnostic{File: "a.hcl", Line: 1, Column: 1, Message: "syntax"}, "a.hcl:1:1: syntax"},
 	}
 	for _, tc := range cases {
 		if got := tc.d.Error(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
 		}
 	}
-	ds := Diagnostics{cases[0].d, cases[1].d}
+	ds := speccore.Diagnostics{cases[0].d, cases[1].d}
 	if got, want := ds.Error(), cases[0].want+"\n"+cases[1].want; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
 
 func TestExpand(t *testing.T) {
-	v := TemplateVars{SlotDir: "/srv/api/green", Port: 8082, Slot: "green", Version: "2.4.0", App: "api"}
-	got := Expand("{{slot_dir}}/bin/{{app}}-{{version}} --port {{port}} --slot {{slot}} {{other}}", v)
+	v := speccore.TemplateVars{SlotDir: "/srv/api/green", Port: 8082, Slot: "green", Version: "2.4.0", App: "api"}
+	got := speccore.Expand("{{slot_dir}}/bin/{{app}}-{{version}} --port {{port}} --slot {{slot}} {{other}}", v)
 	want := "/srv/api/green/bin/api-2.4.0 --port 8082 --slot green {{other}}"
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
@@ -616,18 +618,18 @@ func TestExpand(t *testing.T) {
 func TestQuantity(t *testing.T) {
 	cases := []struct {
 		in      string
-		want    Quantity
+		want    speccore.Quantity
 		of100   int
 		wantErr bool
 	}{
-		{"25%", Quantity{Value: 25, Percent: true}, 25, false},  // percentage
-		{"3", Quantity{Value: 3}, 3, false},                     // count
-		{"2.5%", Quantity{Value: 2.5, Percent: true}, 2, false}, // rounds down
-		{"abc", Quantity{}, 0, true},                            // garbage
-		{"%", Quantity{}, 0, true},                              // no number
+		{"25%", speccore.Quantity{Value: 25, Percent: true}, 25, false},  // percentage
+		{"3", speccore.Quantity{Value: 3}, 3, false},                     // count
+		{"2.5%", speccore.Quantity{Value: 2.5, Percent: true}, 2, false}, // rounds down
+		{"abc", speccore.Quantity{}, 0, true},                            // garbage
+		{"%", speccore.Quantity{}, 0, true},                              // no number
 	}
 	for _, tc := range cases {
-		got, err := ParseQuantity(tc.in)
+		got, err := speccore.ParseQuantity(tc.in)
 		if (err != nil) != tc.wantErr {
 			t.Errorf("%q: err %v", tc.in, err)
 			continue

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // parsers runs a source through each parser that reads files from
@@ -18,14 +20,14 @@ var parsers = []struct {
 }{
 	{"release", func(f string, s []byte) error { _, err := ParseRelease(f, s); return err }},
 	{"server config", func(f string, s []byte) error { _, err := ParseServerConfig(f, s); return err }},
-	{"agent config", func(f string, s []byte) error { _, err := ParseAgentConfig(f, s); return err }},
+	{"agent config", func(f string, s []byte) error { _, err := speccore.ParseAgentConfig(f, s); return err }},
 }
 
 // wantLimit asserts that err is a Diagnostics whose first entry is at
 // file:line:column and says want.
 func wantLimit(t *testing.T, err error, file string, line, col int, want string) {
 	t.Helper()
-	var ds Diagnostics
+	var ds speccore.Diagnostics
 	if !errors.As(err, &ds) || len(ds) == 0 {
 		t.Fatalf("want a Diagnostics saying %q, got %T %v", want, err, err)
 	}
@@ -45,7 +47,7 @@ func wantLimit(t *testing.T, err error, file string, line, col int, want string)
 // "fatal error: stack overflow", which no recover() catches. Each now
 // gets one clear error from every parser.
 func TestSecurityDeepNestingIssueInputs(t *testing.T) {
-	tooBig := fmt.Sprintf("over the limit of %d bytes", MaxSourceBytes)
+	tooBig := fmt.Sprintf("over the limit of %d bytes", speccore.MaxSourceBytes)
 	cases := []struct {
 		name, file, src string
 	}{
@@ -69,8 +71,8 @@ func TestSecurityDeepNestingIssueInputs(t *testing.T) {
 // level too deep, whatever does the nesting: the pre-scan knows strings,
 // comments, heredocs and template directives as the parser does.
 func TestSecurityDeepNesting(t *testing.T) {
-	deep := MaxNestingDepth + 1
-	limit := fmt.Sprintf("nesting is deeper than %d levels", MaxNestingDepth)
+	deep := speccore.MaxNestingDepth + 1
+	limit := fmt.Sprintf("nesting is deeper than %d levels", speccore.MaxNestingDepth)
 	// at is the column of the opening that exceeds the limit when the
 	// nested part starts at column start and each level takes width
 	// characters.
@@ -100,7 +102,7 @@ func TestSecurityDeepNesting(t *testing.T) {
 		{"hcl after comments", "n.hcl", "# " + strings.Repeat("(", 100) + "\n/* " + strings.Repeat("[", 100) + " */ a = \"" + strings.Repeat("{", 100) + "\"\nb = " + strings.Repeat("[", 1000), 3, at(5, 1)},
 	}
 	for _, c := range cases {
-		if len(c.src) > MaxSourceBytes {
+		if len(c.src) > speccore.MaxSourceBytes {
 			t.Fatalf("%s: input of %d bytes would hit the size limit first", c.name, len(c.src))
 		}
 		for _, p := range parsers {
@@ -114,7 +116,7 @@ func TestSecurityDeepNesting(t *testing.T) {
 // Nesting up to the limit parses: the limit refuses attacks, not files.
 func TestSecurityDeepNestingAtLimit(t *testing.T) {
 	// The attribute's own '[' ... counts: MaxNestingDepth levels in all.
-	list := strings.Repeat("[", MaxNestingDepth) + strings.Repeat("]", MaxNestingDepth)
+	list := strings.Repeat("[", speccore.MaxNestingDepth) + strings.Repeat("]", speccore.MaxNestingDepth)
 	src := `release "x" { app = ` + list + " }"
 	err := func() error { _, err := ParseRelease("ok.hcl", []byte(src)); return err }()
 	// One level for the block's brace: this is one too many...
@@ -122,7 +124,7 @@ func TestSecurityDeepNestingAtLimit(t *testing.T) {
 		t.Fatalf("want the limit hit one level over, got %v", err)
 	}
 	// ...and one less parses (and fails only on what the spec says).
-	list = strings.Repeat("[", MaxNestingDepth-1) + strings.Repeat("]", MaxNestingDepth-1)
+	list = strings.Repeat("[", speccore.MaxNestingDepth-1) + strings.Repeat("]", speccore.MaxNestingDepth-1)
 	_, err = ParseRelease("ok.hcl", []byte(`release "x" { app = `+list+" }"))
 	if err == nil || strings.Contains(err.Error(), "nesting") || !strings.Contains(err.Error(), "release.app: expected a string, got list") {
 		t.Fatalf("want ordinary findings at the limit, got %v", err)
@@ -137,7 +139,7 @@ func TestSecurityDeepNestingAtLimit(t *testing.T) {
 // operator chains took seconds and hundreds of MB.
 func TestSecuritySpecMemory(t *testing.T) {
 	list := "[" + strings.Repeat("1,", 300) + "1]"
-	near := MaxSourceBytes - 100
+	near := speccore.MaxSourceBytes - 100
 	cases := []struct {
 		name, file, src string
 		want            string // "" for any error not about limits
@@ -155,10 +157,10 @@ func TestSecuritySpecMemory(t *testing.T) {
 		{"tiny exponent", "m.hcl", `release "x" { app = 1e-100000000 }`, "number 1e-100000000 is out of range"},
 		{"huge exponent json", "m.json", `{"release": {"x": {"app": 1e100000000}}}`, "number 1e100000000 is out of range"},
 		{"long number", "m.hcl", `release "x" { app = 1` + strings.Repeat("0", 300) + ` }`, "characters long"},
-		{"operator chain", "m.hcl", `release "x" { app = ` + strings.Repeat("1+", near/2) + "1 }", fmt.Sprintf("more than %d operators", MaxOperators)},
-		{"index chain", "m.hcl", `release "x" { app = [1]` + strings.Repeat("[0]", near/3) + " }", fmt.Sprintf("more than %d operators", MaxOperators)},
-		{"attribute chain", "m.hcl", `release "x" { app = {a=1}` + strings.Repeat(".a", near/2) + " }", fmt.Sprintf("more than %d operators", MaxOperators)},
-		{"conditional chain", "m.hcl", `release "x" { app = ` + strings.Repeat("true ? 1 : ", near/11) + "1 }", fmt.Sprintf("more than %d operators", MaxOperators)},
+		{"operator chain", "m.hcl", `release "x" { app = ` + strings.Repeat("1+", near/2) + "1 }", fmt.Sprintf("more than %d operators", speccore.MaxOperators)},
+		{"index chain", "m.hcl", `release "x" { app = [1]` + strings.Repeat("[0]", near/3) + " }", fmt.Sprintf("more than %d operators", speccore.MaxOperators)},
+		{"attribute chain", "m.hcl", `release "x" { app = {a=1}` + strings.Repeat(".a", near/2) + " }", fmt.Sprintf("more than %d operators", speccore.MaxOperators)},
+		{"conditional chain", "m.hcl", `release "x" { app = ` + strings.Repeat("true ? 1 : ", near/11) + "1 }", fmt.Sprintf("more than %d operators", speccore.MaxOperators)},
 		// The worst inputs that are within every limit: as many values
 		// as fit.
 		{"wide list", "m.hcl", `release "x" { app = [` + strings.Repeat("1,", near/2) + "1] }", ""},
@@ -171,7 +173,7 @@ func TestSecuritySpecMemory(t *testing.T) {
 	const maxAlloc = 256 << 20
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if len(c.src) > MaxSourceBytes {
+			if len(c.src) > speccore.MaxSourceBytes {
 				t.Fatalf("input of %d bytes would hit the size limit first", len(c.src))
 			}
 			var before, after runtime.MemStats
@@ -266,7 +268,7 @@ func TestSecurityDurationOverflow(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a spec at every cap: %v", err)
 	}
-	if r.Bake.First != MaxBakeDuration || r.Health.HealthyDeadline != MaxHealthyWait || r.Rollback.IsolationTimeout != MaxIsolationTimeout {
+	if r.Bake.First != speccore.MaxBakeDuration || r.Health.HealthyDeadline != speccore.MaxHealthyWait || r.Rollback.IsolationTimeout != speccore.MaxIsolationTimeout {
 		t.Fatalf("caps not kept: %+v", r)
 	}
 	// Validate (specs that arrive as values) applies the same caps.
@@ -280,10 +282,10 @@ func TestSecurityDurationOverflowConfigs(t *testing.T) {
 	agent := func(extra string) string {
 		return "cell = \"a\"\nnode_name = \"n\"\njoin = [\"127.0.0.1:7422\"]\n" + extra + "\n"
 	}
-	if _, err := ParseAgentConfig("agent.hcl", []byte(agent(`heartbeat_interval = "5m"`))); err != nil {
+	if _, err := speccore.ParseAgentConfig("agent.hcl", []byte(agent(`heartbeat_interval = "5m"`))); err != nil {
 		t.Fatalf("heartbeat at the cap: %v", err)
 	}
-	_, err := ParseAgentConfig("agent.hcl", []byte(agent(`heartbeat_interval = "2562047h"`)))
+	_, err := speccore.ParseAgentConfig("agent.hcl", []byte(agent(`heartbeat_interval = "2562047h"`)))
 	if err == nil || !strings.Contains(err.Error(), "agent.hcl:4:22: heartbeat_interval: must be at most 5m0s, got 2562047h0m0s") {
 		t.Fatalf("agent heartbeat_interval: %v", err)
 	}

@@ -1,10 +1,11 @@
 package spec
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // ServerConfig configures a coordinator (`rollwave server`). Its fields
@@ -36,7 +37,7 @@ type ServerConfig struct {
 	// Raft tunes hashicorp/raft.
 	Raft RaftConfig
 	// TLS turns on mutual TLS for every gRPC link.
-	TLS TLSConfig
+	TLS speccore.TLSConfig
 	// Encrypt is the gossip encryption key (base64, `rollwave keygen`);
 	// empty means gossip in the clear.
 	Encrypt string
@@ -100,13 +101,13 @@ const (
 	MinRetentionEvents             = time.Hour
 )
 
-func (r RetentionConfig) validate(ps *problems) {
+func (r RetentionConfig) validate(ps *speccore.Problems) {
 	const p = "retention"
 	if r.ReleasesPerApp < 0 || r.ReleasesPerApp > MaxRetentionReleasesPerApp {
-		ps.add(p+".releases_per_app", "must be 0 (keep every release) to %d, got %d", MaxRetentionReleasesPerApp, r.ReleasesPerApp)
+		ps.Add(p+".releases_per_app", "must be 0 (keep every release) to %d, got %d", MaxRetentionReleasesPerApp, r.ReleasesPerApp)
 	}
 	if r.Events < 0 || (r.Events > 0 && r.Events < MinRetentionEvents) {
-		ps.add(p+".events", "must be 0 (keep events forever) or at least %s, got %s", MinRetentionEvents, r.Events)
+		ps.Add(p+".events", "must be 0 (keep events forever) or at least %s, got %s", MinRetentionEvents, r.Events)
 	}
 }
 
@@ -185,16 +186,16 @@ type RaftConfig struct {
 // (empty if it cannot be read).
 func DefaultServerConfig() *ServerConfig {
 	return &ServerConfig{
-		NodeName: hostname(),
-		Region:   DefaultRegion,
-		LogLevel: LogInfo,
+		NodeName: speccore.Hostname(),
+		Region:   speccore.DefaultRegion,
+		LogLevel: speccore.LogInfo,
 		Addresses: ServerAddresses{
 			GRPC:   "127.0.0.1:7420",
 			Raft:   "127.0.0.1:7421",
 			Gossip: "127.0.0.1:7422",
 		},
-		HTTPAddr: DefaultServerHTTPAddr,
-		TLS:      TLSConfig{VerifyServerHostname: true},
+		HTTPAddr: speccore.DefaultServerHTTPAddr,
+		TLS:      speccore.TLSConfig{VerifyServerHostname: true},
 		Retention: RetentionConfig{
 			ReleasesPerApp: DefaultRetentionReleasesPerApp,
 			Events:         DefaultRetentionEvents,
@@ -222,74 +223,74 @@ func DefaultServerConfig() *ServerConfig {
 // filename ends in ".json") over DefaultServerConfig and validates it. On
 // failure the error is a Diagnostics listing every problem.
 func ParseServerConfig(filename string, src []byte) (*ServerConfig, error) {
-	d := newDecoder(filename)
-	body := d.parse(src)
+	d := speccore.NewDecoder(filename)
+	body := d.Parse(src)
 	if body == nil {
-		return nil, d.result()
+		return nil, d.Result()
 	}
 	c := DefaultServerConfig()
-	d.body(body, "", d.start(), c.fields())
-	applyServerDerivedDefaults(c, func(path string) bool { _, ok := d.pos[path]; return ok })
-	d.place(c.validate())
-	if err := d.result(); err != nil {
+	d.Body(body, "", d.Start(), c.fields())
+	applyServerDerivedDefaults(c, func(path string) bool { _, ok := d.Pos[path]; return ok })
+	d.Place(c.validate())
+	if err := d.Result(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *ServerConfig) fields() []field {
-	addrs := func(a *ServerAddresses) blockFunc {
-		return sub(
-			attr("grpc", str(&a.GRPC)),
-			attr("raft", str(&a.Raft)),
-			attr("gossip", str(&a.Gossip)),
+func (c *ServerConfig) fields() []speccore.Field {
+	addrs := func(a *ServerAddresses) speccore.BlockFunc {
+		return speccore.Sub(
+			speccore.Attr("grpc", speccore.Str(&a.GRPC)),
+			speccore.Attr("raft", speccore.Str(&a.Raft)),
+			speccore.Attr("gossip", speccore.Str(&a.Gossip)),
 		)
 	}
-	return []field{
-		attr("node_name", str(&c.NodeName)),
-		attr("region", str(&c.Region)),
-		attr("data_dir", str(&c.DataDir)),
-		attr("dev", boolean(&c.Dev)),
-		attr("bootstrap_expect", integer(&c.BootstrapExpect)),
-		attr("join", strList(&c.Join)),
-		attr("log_level", str(&c.LogLevel)),
-		block("addresses", sub(
-			attr("grpc", str(&c.Addresses.GRPC)),
-			attr("raft", str(&c.Addresses.Raft)),
-			attr("gossip", str(&c.Addresses.Gossip)),
-			attr("http", str(&c.HTTPAddr)),
+	return []speccore.Field{
+		speccore.Attr("node_name", speccore.Str(&c.NodeName)),
+		speccore.Attr("region", speccore.Str(&c.Region)),
+		speccore.Attr("data_dir", speccore.Str(&c.DataDir)),
+		speccore.Attr("dev", speccore.Boolean(&c.Dev)),
+		speccore.Attr("bootstrap_expect", speccore.Integer(&c.BootstrapExpect)),
+		speccore.Attr("join", speccore.StrList(&c.Join)),
+		speccore.Attr("log_level", speccore.Str(&c.LogLevel)),
+		speccore.Block("addresses", speccore.Sub(
+			speccore.Attr("grpc", speccore.Str(&c.Addresses.GRPC)),
+			speccore.Attr("raft", speccore.Str(&c.Addresses.Raft)),
+			speccore.Attr("gossip", speccore.Str(&c.Addresses.Gossip)),
+			speccore.Attr("http", speccore.Str(&c.HTTPAddr)),
 		)),
-		attr("enable_pprof", boolean(&c.EnablePprof)),
-		block("advertise", addrs(&c.Advertise)),
-		block("tls", tlsFields(&c.TLS)),
-		attr("encrypt", str(&c.Encrypt)),
-		attr("encrypt_file", str(&c.EncryptFile)),
-		attr("gate_credentials_dir", str(&c.GateCredentialsDir)),
-		attr("gate_url_prefixes", strList(&c.GateURLPrefixes)),
-		block("acl", sub(
-			attr("enabled", boolean(&c.ACL.Enabled)),
+		speccore.Attr("enable_pprof", speccore.Boolean(&c.EnablePprof)),
+		speccore.Block("advertise", addrs(&c.Advertise)),
+		speccore.Block("tls", speccore.TLSFields(&c.TLS)),
+		speccore.Attr("encrypt", speccore.Str(&c.Encrypt)),
+		speccore.Attr("encrypt_file", speccore.Str(&c.EncryptFile)),
+		speccore.Attr("gate_credentials_dir", speccore.Str(&c.GateCredentialsDir)),
+		speccore.Attr("gate_url_prefixes", speccore.StrList(&c.GateURLPrefixes)),
+		speccore.Block("acl", speccore.Sub(
+			speccore.Attr("enabled", speccore.Boolean(&c.ACL.Enabled)),
 		)),
-		block("limits", sub(
-			attr("rpc_max_conns_per_client", integer(&c.Limits.RPCMaxConnsPerClient)),
-			attr("rpc_max_conns", integer(&c.Limits.RPCMaxConns)),
-			attr("rpc_handshake_timeout", duration(&c.Limits.RPCHandshakeTimeout)),
-			attr("rpc_idle_timeout", duration(&c.Limits.RPCIdleTimeout)),
+		speccore.Block("limits", speccore.Sub(
+			speccore.Attr("rpc_max_conns_per_client", speccore.Integer(&c.Limits.RPCMaxConnsPerClient)),
+			speccore.Attr("rpc_max_conns", speccore.Integer(&c.Limits.RPCMaxConns)),
+			speccore.Attr("rpc_handshake_timeout", speccore.Duration(&c.Limits.RPCHandshakeTimeout)),
+			speccore.Attr("rpc_idle_timeout", speccore.Duration(&c.Limits.RPCIdleTimeout)),
 		)),
-		block("retention", sub(
-			attr("releases_per_app", integer(&c.Retention.ReleasesPerApp)),
-			attr("events", duration(&c.Retention.Events)),
+		speccore.Block("retention", speccore.Sub(
+			speccore.Attr("releases_per_app", speccore.Integer(&c.Retention.ReleasesPerApp)),
+			speccore.Attr("events", speccore.Duration(&c.Retention.Events)),
 		)),
-		{name: "notify", labels: []string{"name"}, repeated: true, block: notifyBlock(&c.Notify)},
-		attr("ui_url", str(&c.UIURL)),
-		block("raft", sub(
-			attr("heartbeat_timeout", duration(&c.Raft.HeartbeatTimeout)),
-			attr("election_timeout", duration(&c.Raft.ElectionTimeout)),
-			attr("leader_lease_timeout", duration(&c.Raft.LeaderLeaseTimeout)),
-			attr("commit_timeout", duration(&c.Raft.CommitTimeout)),
-			attr("snapshot_interval", duration(&c.Raft.SnapshotInterval)),
-			attr("snapshot_threshold", unsigned(&c.Raft.SnapshotThreshold)),
-			attr("trailing_logs", unsigned(&c.Raft.TrailingLogs)),
-			attr("fast_failover", boolean(&c.Raft.FastFailover)),
+		{Name: "notify", Labels: []string{"name"}, Repeated: true, Block: notifyBlock(&c.Notify)},
+		speccore.Attr("ui_url", speccore.Str(&c.UIURL)),
+		speccore.Block("raft", speccore.Sub(
+			speccore.Attr("heartbeat_timeout", speccore.Duration(&c.Raft.HeartbeatTimeout)),
+			speccore.Attr("election_timeout", speccore.Duration(&c.Raft.ElectionTimeout)),
+			speccore.Attr("leader_lease_timeout", speccore.Duration(&c.Raft.LeaderLeaseTimeout)),
+			speccore.Attr("commit_timeout", speccore.Duration(&c.Raft.CommitTimeout)),
+			speccore.Attr("snapshot_interval", speccore.Duration(&c.Raft.SnapshotInterval)),
+			speccore.Attr("snapshot_threshold", speccore.Unsigned(&c.Raft.SnapshotThreshold)),
+			speccore.Attr("trailing_logs", speccore.Unsigned(&c.Raft.TrailingLogs)),
+			speccore.Attr("fast_failover", speccore.Boolean(&c.Raft.FastFailover)),
 		)),
 	}
 }
@@ -298,81 +299,63 @@ func (c *ServerConfig) fields() []field {
 // paths are the config file's names ("addresses.grpc"). The error is a
 // Diagnostics.
 func (c *ServerConfig) Validate() error {
-	return c.validate().diagnostics().err()
+	return c.validate().Diagnostics().Err()
 }
 
-func (c *ServerConfig) validate() problems {
-	var ps problems
-	checkName(&ps, "node_name", c.NodeName)
-	checkName(&ps, "region", c.Region)
+func (c *ServerConfig) validate() speccore.Problems {
+	var ps speccore.Problems
+	speccore.CheckName(&ps, "node_name", c.NodeName)
+	speccore.CheckName(&ps, "region", c.Region)
 	if c.DataDir == "" && !c.Dev {
-		ps.add("data_dir", "is required unless dev = true; expected a directory for raft's data")
+		ps.Add("data_dir", "is required unless dev = true; expected a directory for raft's data")
 	}
 	switch {
 	case c.BootstrapExpect < 0:
-		ps.add("bootstrap_expect", "must be at least 0 (0 means join an existing cluster), got %d", c.BootstrapExpect)
+		ps.Add("bootstrap_expect", "must be at least 0 (0 means join an existing cluster), got %d", c.BootstrapExpect)
 	case c.BootstrapExpect > 0 && c.Dev:
-		ps.add("bootstrap_expect", "cannot be combined with dev (a dev server bootstraps itself), got %d", c.BootstrapExpect)
+		ps.Add("bootstrap_expect", "cannot be combined with dev (a dev server bootstraps itself), got %d", c.BootstrapExpect)
 	}
-	checkJoin(&ps, "join", c.Join)
+	speccore.CheckJoin(&ps, "join", c.Join)
 	if c.GateCredentialsDir != "" && !filepath.IsAbs(c.GateCredentialsDir) {
-		ps.add("gate_credentials_dir", "must be an absolute path, got %q", c.GateCredentialsDir)
+		ps.Add("gate_credentials_dir", "must be an absolute path, got %q", c.GateCredentialsDir)
 	}
 	for i, raw := range c.GateURLPrefixes {
-		if _, err := ParseArtifactPrefix(raw); err != nil {
-			ps.add(index("gate_url_prefixes", i), "%v", err)
+		if _, err := speccore.ParseArtifactPrefix(raw); err != nil {
+			ps.Add(speccore.Index("gate_url_prefixes", i), "%v", err)
 		} else if strings.HasPrefix(strings.ToLower(raw), "file:") {
-			ps.add(index("gate_url_prefixes", i), "must be an http:// or https:// prefix, got %q", RedactURL(raw))
+			ps.Add(speccore.Index("gate_url_prefixes", i), "must be an http:// or https:// prefix, got %q", speccore.RedactURL(raw))
 		}
 	}
-	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
+	speccore.CheckEnum(&ps, "log_level", c.LogLevel, speccore.LogDebug, speccore.LogInfo, speccore.LogWarn, speccore.LogError)
 
-	checkBind(&ps, "addresses.grpc", c.Addresses.GRPC)
-	checkBind(&ps, "addresses.raft", c.Addresses.Raft)
-	checkBind(&ps, "addresses.gossip", c.Addresses.Gossip)
-	checkHTTPAddr(&ps, "addresses.http", c.HTTPAddr)
-	checkDistinct(&ps, "addresses", map[string]string{
-		"grpc": c.Addresses.GRPC, "raft": c.Addresses.Raft, "gossip": c.Addresses.Gossip, "http": httpBind(c.HTTPAddr),
+	speccore.CheckBind(&ps, "addresses.grpc", c.Addresses.GRPC)
+	speccore.CheckBind(&ps, "addresses.raft", c.Addresses.Raft)
+	speccore.CheckBind(&ps, "addresses.gossip", c.Addresses.Gossip)
+	speccore.CheckHTTPAddr(&ps, "addresses.http", c.HTTPAddr)
+	speccore.CheckDistinct(&ps, "addresses", map[string]string{
+		"grpc": c.Addresses.GRPC, "raft": c.Addresses.Raft, "gossip": c.Addresses.Gossip, "http": speccore.HTTPBind(c.HTTPAddr),
 	}, []string{"grpc", "raft", "gossip", "http"})
-	checkAdvertiseField(&ps, "advertise.grpc", c.Advertise.GRPC)
-	checkAdvertiseField(&ps, "advertise.raft", c.Advertise.Raft)
-	checkAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)
+	speccore.CheckAdvertiseField(&ps, "advertise.grpc", c.Advertise.GRPC)
+	speccore.CheckAdvertiseField(&ps, "advertise.raft", c.Advertise.Raft)
+	speccore.CheckAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)
 
 	c.Raft.validate(&ps)
 	c.Limits.validate(&ps)
 	c.Retention.validate(&ps)
 	c.validateNotify(&ps)
-	c.TLS.validate(&ps)
-	checkGossipKey(&ps, "encrypt", c.Encrypt)
+	c.TLS.Check(&ps)
+	speccore.CheckGossipKeyField(&ps, "encrypt", c.Encrypt)
 	if c.Encrypt != "" && c.EncryptFile != "" {
-		ps.add("encrypt_file", "both encrypt and encrypt_file are set; give only one (encrypt_file keeps the key out of the config file)")
+		ps.Add("encrypt_file", "both encrypt and encrypt_file are set; give only one (encrypt_file keeps the key out of the config file)")
 	}
 	return ps
 }
 
-// checkDistinct reports two endpoints bound to the same non-zero port on
-// the same host.
-func checkDistinct(ps *problems, p string, addrs map[string]string, order []string) {
-	seen := map[string]string{}
-	for _, name := range order {
-		host, port := splitPort(addrs[name])
-		if port == 0 {
-			continue
-		}
-		key := fmt.Sprintf("%s:%d", host, port)
-		if other, dup := seen[key]; dup {
-			ps.add(p+"."+name, "%s is also %s.%s; each endpoint needs its own port", addrs[name], p, other)
-			continue
-		}
-		seen[key] = name
-	}
-}
-
-func (r RaftConfig) validate(ps *problems) {
+func (r RaftConfig) validate(ps *speccore.Problems) {
 	const p = "raft"
 	atLeast := func(name string, v, min time.Duration) {
 		if v < min {
-			ps.add(p+"."+name, "must be at least %s, got %s", min, v)
+			ps.Add(p+"."+name, "must be at least %s, got %s", min, v)
 		}
 	}
 	atLeast("heartbeat_timeout", r.HeartbeatTimeout, 5*time.Millisecond)
@@ -380,36 +363,36 @@ func (r RaftConfig) validate(ps *problems) {
 	atLeast("leader_lease_timeout", r.LeaderLeaseTimeout, 5*time.Millisecond)
 	atLeast("commit_timeout", r.CommitTimeout, time.Millisecond)
 	atLeast("snapshot_interval", r.SnapshotInterval, 5*time.Millisecond)
-	atMost(ps, p+".heartbeat_timeout", r.HeartbeatTimeout, MaxRaftTimeout)
-	atMost(ps, p+".election_timeout", r.ElectionTimeout, MaxRaftTimeout)
-	atMost(ps, p+".leader_lease_timeout", r.LeaderLeaseTimeout, MaxRaftTimeout)
-	atMost(ps, p+".commit_timeout", r.CommitTimeout, MaxRaftTimeout)
-	atMost(ps, p+".snapshot_interval", r.SnapshotInterval, MaxSnapshotInterval)
+	speccore.AtMost(ps, p+".heartbeat_timeout", r.HeartbeatTimeout, speccore.MaxRaftTimeout)
+	speccore.AtMost(ps, p+".election_timeout", r.ElectionTimeout, speccore.MaxRaftTimeout)
+	speccore.AtMost(ps, p+".leader_lease_timeout", r.LeaderLeaseTimeout, speccore.MaxRaftTimeout)
+	speccore.AtMost(ps, p+".commit_timeout", r.CommitTimeout, speccore.MaxRaftTimeout)
+	speccore.AtMost(ps, p+".snapshot_interval", r.SnapshotInterval, speccore.MaxSnapshotInterval)
 	if r.LeaderLeaseTimeout > r.HeartbeatTimeout {
-		ps.add(p+".leader_lease_timeout", "must not exceed heartbeat_timeout (%s), got %s", r.HeartbeatTimeout, r.LeaderLeaseTimeout)
+		ps.Add(p+".leader_lease_timeout", "must not exceed heartbeat_timeout (%s), got %s", r.HeartbeatTimeout, r.LeaderLeaseTimeout)
 	}
 	if r.ElectionTimeout < r.HeartbeatTimeout {
-		ps.add(p+".election_timeout", "must be at least heartbeat_timeout (%s), got %s", r.HeartbeatTimeout, r.ElectionTimeout)
+		ps.Add(p+".election_timeout", "must be at least heartbeat_timeout (%s), got %s", r.HeartbeatTimeout, r.ElectionTimeout)
 	}
 	if r.SnapshotThreshold < 1 {
-		ps.add(p+".snapshot_threshold", "must be at least 1, got %d", r.SnapshotThreshold)
+		ps.Add(p+".snapshot_threshold", "must be at least 1, got %d", r.SnapshotThreshold)
 	}
 }
 
-func (l LimitsConfig) validate(ps *problems) {
+func (l LimitsConfig) validate(ps *speccore.Problems) {
 	const p = "limits"
 	if l.RPCMaxConnsPerClient < 0 {
-		ps.add(p+".rpc_max_conns_per_client", "must be 0 (no cap) or more, got %d", l.RPCMaxConnsPerClient)
+		ps.Add(p+".rpc_max_conns_per_client", "must be 0 (no cap) or more, got %d", l.RPCMaxConnsPerClient)
 	}
 	if l.RPCMaxConns < 0 {
-		ps.add(p+".rpc_max_conns", "must be 0 (no cap) or more, got %d", l.RPCMaxConns)
+		ps.Add(p+".rpc_max_conns", "must be 0 (no cap) or more, got %d", l.RPCMaxConns)
 	}
 	if l.RPCMaxConns > 0 && l.RPCMaxConnsPerClient > l.RPCMaxConns {
-		ps.add(p+".rpc_max_conns_per_client", "must not exceed rpc_max_conns (%d), got %d", l.RPCMaxConns, l.RPCMaxConnsPerClient)
+		ps.Add(p+".rpc_max_conns_per_client", "must not exceed rpc_max_conns (%d), got %d", l.RPCMaxConns, l.RPCMaxConnsPerClient)
 	}
 	within := func(name string, v, min, max time.Duration) {
 		if v < min || v > max {
-			ps.add(p+"."+name, "must be from %s to %s, got %s", min, max, v)
+			ps.Add(p+"."+name, "must be from %s to %s, got %s", min, max, v)
 		}
 	}
 	within("rpc_handshake_timeout", l.RPCHandshakeTimeout, 100*time.Millisecond, 5*time.Minute)

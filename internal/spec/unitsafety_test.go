@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // TestSecurityUnitCommandPrefix (issue 11 item 3): a command whose first
@@ -105,16 +107,16 @@ func TestSecurityUnitValidatorShared(t *testing.T) {
 	}
 	// The shared helpers agree with validation on the valid forms.
 	for _, u := range []string{"", "0", "1000", "api", "svc_1"} {
-		if err := CheckUnitUser(u); err != nil {
+		if err := speccore.CheckUnitUser(u); err != nil {
 			t.Errorf("CheckUnitUser(%q): %v", u, err)
 		}
 	}
 	for u, root := range map[string]bool{"": true, "root": true, "0": true, "00": true, "000": true, "10": false, "api": false, "r00t": false} {
-		if IsRootUser(u) != root {
+		if speccore.IsRootUser(u) != root {
 			t.Errorf("IsRootUser(%q) = %v, want %v", u, !root, root)
 		}
 	}
-	if err := CheckHardeningLine("ProtectSystem=strict"); err != nil {
+	if err := speccore.CheckHardeningLine("ProtectSystem=strict"); err != nil {
 		t.Errorf("ProtectSystem=strict refused: %v", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 )
 
 // TestSecurityArtifactPrefixEscapes (issue 11 item 4): artifact_prefixes
@@ -12,7 +14,7 @@ import (
 // strings.HasPrefix check.
 func TestSecurityArtifactPrefixEscapes(t *testing.T) {
 	prefixes := []string{"https://a.example/builds/", "file:///srv/releases/", "http://b.example:8080/x"}
-	ps, err := ParseArtifactPrefixes(prefixes)
+	ps, err := speccore.ParseArtifactPrefixes(prefixes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func TestSecurityArtifactPrefixEscapes(t *testing.T) {
 // "match everything").
 func TestSecurityArtifactPrefixConfig(t *testing.T) {
 	for _, bad := range []string{"artifacts.internal/", "https://u:p@a.example/", "https://a.example/builds/?x=1", "file://host/srv/", "https://a.example/b/../c/"} {
-		c := DefaultAgentConfig()
+		c := speccore.DefaultAgentConfig()
 		c.Cell, c.Join = "c1", []string{"127.0.0.1:7422"}
 		c.Policy.ArtifactPrefixes = []string{"https://ok.example/", bad}
 		err := c.Validate()
@@ -111,7 +113,7 @@ func TestSecurityArtifactURLSpecValidation(t *testing.T) {
 		}
 	}
 	// The same check, on the agent side, says the same.
-	if err := CheckArtifactURL("file://fileserver/x.tgz"); !errors.Is(err, ErrArtifactURL) {
+	if err := speccore.CheckArtifactURL("file://fileserver/x.tgz"); !errors.Is(err, speccore.ErrArtifactURL) {
 		t.Errorf("CheckArtifactURL(file://fileserver/x.tgz) = %v, want ErrArtifactURL", err)
 	}
 }
@@ -129,7 +131,7 @@ func TestSecuritySecretRedactionText(t *testing.T) {
 		{"https://host/x", "https://host/x"},
 	}
 	for _, tc := range cases {
-		if got := RedactURLsIn(tc.in); got != tc.want {
+		if got := speccore.RedactURLsIn(tc.in); got != tc.want {
 			t.Errorf("RedactURLsIn(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rollwave/rollwave/internal/spec"
+	"github.com/rollwave/rollwave/internal/spec/speccore"
 	rollwavev1 "github.com/rollwave/rollwave/proto/rollwave/v1"
 )
 
@@ -49,8 +50,8 @@ func fullRelease() *spec.Release {
 	r.Approval = spec.Approval{AfterPhases: []int{0, 2}}
 	r.Converge = spec.ConvergeAuto
 	r.Hooks = []spec.Hook{
-		{Name: spec.HookPreSwitch, Exec: []string{"/usr/local/bin/warm", "{{port}}"}, Timeout: 10 * time.Second},
-		{Name: spec.HookPostSwitch, Exec: []string{"{{slot_dir}}/smoke"}, Timeout: time.Minute},
+		{Name: speccore.HookPreSwitch, Exec: []string{"/usr/local/bin/warm", "{{port}}"}, Timeout: 10 * time.Second},
+		{Name: speccore.HookPostSwitch, Exec: []string{"{{slot_dir}}/smoke"}, Timeout: time.Minute},
 	}
 	return r
 }

@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"encoding/base64"
@@ -26,41 +26,41 @@ type TLSConfig struct {
 // Enabled reports whether any TLS file is set.
 func (t TLSConfig) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
 
-func tlsFields(t *TLSConfig, extra ...field) blockFunc {
-	return sub(append([]field{
-		attr("ca_file", str(&t.CAFile)),
-		attr("cert_file", str(&t.CertFile)),
-		attr("key_file", str(&t.KeyFile)),
-		attr("verify_server_hostname", boolean(&t.VerifyServerHostname)),
+func TLSFields(t *TLSConfig, extra ...Field) BlockFunc {
+	return Sub(append([]Field{
+		Attr("ca_file", Str(&t.CAFile)),
+		Attr("cert_file", Str(&t.CertFile)),
+		Attr("key_file", Str(&t.KeyFile)),
+		Attr("verify_server_hostname", Boolean(&t.VerifyServerHostname)),
 	}, extra...)...)
 }
 
-func (t TLSConfig) validate(ps *problems) {
+func (t TLSConfig) Check(ps *Problems) {
 	if !t.Enabled() {
 		return
 	}
-	for _, f := range []struct{ name, v string }{{"tls.ca_file", t.CAFile}, {"tls.cert_file", t.CertFile}, {"tls.key_file", t.KeyFile}} {
+	for _, f := range []struct{ Name, v string }{{"tls.ca_file", t.CAFile}, {"tls.cert_file", t.CertFile}, {"tls.key_file", t.KeyFile}} {
 		if f.v == "" {
-			ps.add(f.name, "is required when any tls file is set; expected a PEM file path")
+			ps.Add(f.Name, "is required when any tls file is set; expected a PEM file path")
 		}
 	}
 }
 
-// checkGossipKey validates `encrypt`: empty (gossip in the clear) or a
+// CheckGossipKeyField validates `encrypt`: empty (gossip in the clear) or a
 // base64 key of 16, 24 or 32 bytes, as `rollwave keygen` prints.
-func checkGossipKey(ps *problems, field, key string) {
+func CheckGossipKeyField(ps *Problems, field, key string) {
 	if key == "" {
 		return
 	}
 	b, err := base64.StdEncoding.DecodeString(key)
 	if err != nil {
-		ps.add(field, "must be base64 (as printed by 'rollwave keygen'): %v", err)
+		ps.Add(field, "must be base64 (as printed by 'rollwave keygen'): %v", err)
 		return
 	}
 	switch len(b) {
 	case 16, 24, 32:
 	default:
-		ps.add(field, "must decode to 16, 24 or 32 bytes, got %d", len(b))
+		ps.Add(field, "must decode to 16, 24 or 32 bytes, got %d", len(b))
 	}
 }
 

@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"errors"
@@ -55,15 +55,15 @@ const (
 
 // limitError records one source that breaks a limit, at the token that
 // broke it.
-func (d *decoder) limitError(rng hcl.Range, format string, args ...any) {
-	d.errorAt(rng, "", format, args...)
+func (d *Decoder) limitError(rng hcl.Range, format string, args ...any) {
+	d.ErrorAt(rng, "", format, args...)
 }
 
 // checkLimits checks src against the limits above, recording a diagnostic
 // for the first problem found. It reports whether src may be parsed.
-func (d *decoder) checkLimits(src []byte, json bool) bool {
+func (d *Decoder) checkLimits(src []byte, json bool) bool {
 	if len(src) > MaxSourceBytes {
-		d.limitError(d.start(), "the file is %d bytes, over the limit of %d bytes (%d KiB)", len(src), MaxSourceBytes, MaxSourceBytes>>10)
+		d.limitError(d.Start(), "the file is %d bytes, over the limit of %d bytes (%d KiB)", len(src), MaxSourceBytes, MaxSourceBytes>>10)
 		return false
 	}
 	if json {
@@ -72,19 +72,19 @@ func (d *decoder) checkLimits(src []byte, json bool) bool {
 	return d.scanHCL(src)
 }
 
-func (d *decoder) tooDeep(rng hcl.Range) bool {
+func (d *Decoder) tooDeep(rng hcl.Range) bool {
 	d.limitError(rng, "nesting is deeper than %d levels (brackets, braces, parentheses, strings, template interpolations and directives, unary operators); a spec or config needs only a few", MaxNestingDepth)
 	return false
 }
 
-func (d *decoder) tooManyOperators(rng hcl.Range) bool {
+func (d *Decoder) tooManyOperators(rng hcl.Range) bool {
 	d.limitError(rng, "more than %d operators (arithmetic, logic, conditionals, indexing, attribute access) in one file; a spec or config is constant data", MaxOperators)
 	return false
 }
 
 // checkNumber reports a number literal that is too long or outside
 // float64's range.
-func (d *decoder) checkNumber(lit []byte, rng hcl.Range) bool {
+func (d *Decoder) checkNumber(lit []byte, rng hcl.Range) bool {
 	if len(lit) > MaxNumberChars {
 		d.limitError(rng, "number %s is %d characters long; at most %d are accepted", truncate(string(lit)), len(lit), MaxNumberChars)
 		return false
@@ -111,8 +111,8 @@ func truncate(s string) string {
 // scanHCL walks the native-syntax tokens. The lexer is a state machine
 // (its own stack is a slice), so it is safe on any input; it also knows
 // strings, comments and heredocs exactly as the parser does.
-func (d *decoder) scanHCL(src []byte) bool {
-	toks, _ := hclsyntax.LexConfig(src, d.file, hcl.InitialPos)
+func (d *Decoder) scanHCL(src []byte) bool {
+	toks, _ := hclsyntax.LexConfig(src, d.File, hcl.InitialPos)
 	depth, directives, unary, ops := 0, 0, 0, 0
 	prev := hclsyntax.TokenNil
 	for i, t := range toks {
@@ -190,9 +190,9 @@ func postfix(t hclsyntax.TokenType) bool {
 // scanJSON walks JSON as hcl/json's scanner does: strings (with
 // backslash escapes) are skipped, brackets and braces counted, number
 // literals range-checked. JSON has no comments or operators.
-func (d *decoder) scanJSON(src []byte) bool {
+func (d *Decoder) scanJSON(src []byte) bool {
 	pos := hcl.InitialPos
-	rng := func() hcl.Range { return hcl.Range{Filename: d.file, Start: pos, End: pos} }
+	rng := func() hcl.Range { return hcl.Range{Filename: d.File, Start: pos, End: pos} }
 	depth := 0
 	for i := 0; i < len(src); {
 		c := src[i]
@@ -273,7 +273,7 @@ func numberText(f *big.Float) string {
 // multiply, so a 300-byte file of nested fors can ask for gigabytes.
 // Nothing in a spec or config needs one. The walk is safe: the pre-scan
 // has bounded the expression's depth.
-func (d *decoder) checkFor(expr hcl.Expression, path string) bool {
+func (d *Decoder) checkFor(expr hcl.Expression, path string) bool {
 	native, ok := expr.(hclsyntax.Expression)
 	if !ok {
 		return true // JSON: strings are not templates without an EvalContext

@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"fmt"
@@ -86,7 +86,7 @@ func CheckUnitUser(u string) error {
 	if u == "" {
 		return nil
 	}
-	if !userRE.MatchString(u) {
+	if !UserRE.MatchString(u) {
 		return fmt.Errorf("must be a user name or numeric id (letters, digits, '_', '.', '-', at most 32), got %q", u)
 	}
 	if isDigits(u) {

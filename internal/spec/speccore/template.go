@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"fmt"
@@ -12,8 +12,8 @@ import (
 // {{app}} and {{version}}: slots do not exist yet when it is fetched.
 var Placeholders = []string{"slot_dir", "port", "slot", "version", "app"}
 
-// artifactPlaceholders are the placeholders an artifact URL may use.
-var artifactPlaceholders = []string{"version", "app"}
+// ArtifactPlaceholders are the placeholders an artifact URL may use.
+var ArtifactPlaceholders = []string{"version", "app"}
 
 // TemplateVars are the values placeholders expand to on one host.
 type TemplateVars struct {
@@ -51,12 +51,12 @@ func Expand(s string, v TemplateVars) string {
 	})
 }
 
-// sampleVars are plausible values used to check that a template expands
+// SampleVars are plausible values used to check that a template expands
 // to something valid (a URL, an absolute path, host:port).
-var sampleVars = TemplateVars{SlotDir: "/var/lib/rollwave/apps/app/blue", Port: 8081, Slot: "blue", Version: "1.0.0", App: "app"}
+var SampleVars = TemplateVars{SlotDir: "/var/lib/rollwave/apps/app/blue", Port: 8081, Slot: "blue", Version: "1.0.0", App: "app"}
 
-// checkTemplate returns why s uses placeholders wrongly, or "".
-func checkTemplate(s string, allowed []string) string {
+// CheckTemplate returns why s uses placeholders wrongly, or "".
+func CheckTemplate(s string, allowed []string) string {
 	var unknown []string
 	for _, m := range placeholderRE.FindAllStringSubmatch(s, -1) {
 		ok := false

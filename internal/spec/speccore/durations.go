@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"fmt"
@@ -59,22 +59,22 @@ const (
 	MaxPostRolloutWatch = 7 * 24 * time.Hour
 )
 
-// within reports a duration that is not positive or exceeds max.
-func within(ps *problems, p string, d, max time.Duration) {
-	positive(ps, p, d)
-	atMost(ps, p, d, max)
+// Within reports a duration that is not positive or exceeds max.
+func Within(ps *Problems, p string, d, max time.Duration) {
+	Positive(ps, p, d)
+	AtMost(ps, p, d, max)
 }
 
-// atMost reports a duration over max, naming the cap.
-func atMost(ps *problems, p string, d, max time.Duration) {
+// AtMost reports a duration over max, naming the cap.
+func AtMost(ps *Problems, p string, d, max time.Duration) {
 	if d > max {
-		ps.add(p, "must be at most %s, got %s", durationText(max), d)
+		ps.Add(p, "must be at most %s, got %s", DurationText(max), d)
 	}
 }
 
-// durationText writes a cap as operators write it, with whole days
+// DurationText writes a cap as operators write it, with whole days
 // spelled out ("720h (30 days)").
-func durationText(d time.Duration) string {
+func DurationText(d time.Duration) string {
 	const day = 24 * time.Hour
 	s := d.String()
 	if d > day && d%day == 0 {

@@ -1,8 +1,8 @@
-package spec
+package speccore
 
 import "regexp"
 
-// nameRule is an anchored, ASCII-only character-class pattern plus a length
+// NameRule is an anchored, ASCII-only character-class pattern plus a length
 // bound: the names specs and configs accept (release, app, node, user,
 // credential file).
 //
@@ -13,16 +13,20 @@ import "regexp"
 // agent included. The unbounded pattern with a length check accepts
 // exactly the same strings (every class is ASCII, so bytes are characters)
 // for ~1 KB each (names_test.go checks the two against each other).
-type nameRule struct {
+type NameRule struct {
 	re  *regexp.Regexp
 	max int // bytes
 }
 
-func boundedName(pattern string, max int) nameRule {
-	return nameRule{re: regexp.MustCompile(pattern), max: max}
+// BoundedName is a name rule: pattern (unbounded) and at most max bytes.
+func BoundedName(pattern string, max int) NameRule {
+	return NameRule{re: regexp.MustCompile(pattern), max: max}
 }
 
+// MaxLen is the longest name, in bytes, the rule accepts.
+func (n NameRule) MaxLen() int { return n.max }
+
 // MatchString reports whether s is 1..max bytes and matches the pattern.
-func (n nameRule) MatchString(s string) bool {
+func (n NameRule) MatchString(s string) bool {
 	return len(s) <= n.max && n.re.MatchString(s)
 }

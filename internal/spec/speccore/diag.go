@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"fmt"
@@ -54,9 +54,9 @@ func (ds Diagnostics) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// err returns ds as an error, or nil when it is empty (avoiding the typed-nil
+// Err returns ds as an error, or nil when it is empty (avoiding the typed-nil
 // interface trap).
-func (ds Diagnostics) err() error {
+func (ds Diagnostics) Err() error {
 	if len(ds) == 0 {
 		return nil
 	}
@@ -74,8 +74,8 @@ func (ds Diagnostics) sortByPosition() {
 	})
 }
 
-// problem is a validation finding before a source position is attached.
-type problem struct {
+// Problem is a validation finding before a source position is attached.
+type Problem struct {
 	// path locates the problem for position lookup and for suppressing
 	// findings about fields that already failed to decode. It is usually
 	// field, but for a missing field it names the field itself while field
@@ -85,22 +85,28 @@ type problem struct {
 	msg   string
 }
 
-// problems collects validation findings.
-type problems []problem
+// Problems collects validation findings.
+type Problems []Problem
 
-// add records a problem with the field at path.
-func (ps *problems) add(path, format string, args ...any) {
-	*ps = append(*ps, problem{path: path, field: path, msg: fmt.Sprintf(format, args...)})
+// Add records a problem with the field at path.
+func (ps *Problems) Add(path, format string, args ...any) {
+	*ps = append(*ps, Problem{path: path, field: path, msg: fmt.Sprintf(format, args...)})
 }
 
-// missing records that block lacks the required field name.
-func (ps *problems) missing(block, name string) {
-	*ps = append(*ps, problem{path: join(block, name), field: block, msg: fmt.Sprintf("missing required field %q", name)})
+// Missing records that block lacks the required field name.
+func (ps *Problems) Missing(block, name string) {
+	ps.AddIn(JoinPath(block, name), block, "missing required field %q", name)
 }
 
-// diagnostics converts the findings without source positions, for the
+// AddIn records a problem reported on field (an enclosing block) but
+// located, and suppressed when it already failed to decode, by path.
+func (ps *Problems) AddIn(path, field, format string, args ...any) {
+	*ps = append(*ps, Problem{path: path, field: field, msg: fmt.Sprintf(format, args...)})
+}
+
+// Diagnostics converts the findings without source positions, for the
 // public Validate methods.
-func (ps problems) diagnostics() Diagnostics {
+func (ps Problems) Diagnostics() Diagnostics {
 	var ds Diagnostics
 	for _, p := range ps {
 		ds = append(ds, Diagnostic{Field: p.field, Message: p.msg})
@@ -108,16 +114,16 @@ func (ps problems) diagnostics() Diagnostics {
 	return ds
 }
 
-// join builds a field path; an empty prefix means top level.
-func join(prefix, name string) string {
+// JoinPath builds a field path; an empty prefix means top level.
+func JoinPath(prefix, name string) string {
 	if prefix == "" {
 		return name
 	}
 	return prefix + "." + name
 }
 
-// index builds the path of the i-th element of a list field.
-func index(path string, i int) string {
+// Index builds the path of the i-th element of a list field.
+func Index(path string, i int) string {
 	return fmt.Sprintf("%s[%d]", path, i)
 }
 

@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"fmt"
@@ -41,20 +41,20 @@ func DefaultAgentLimits() AgentLimits {
 	return AgentLimits{MaxArtifactDownload: DefaultMaxArtifactDownload, MaxArtifactUnpacked: DefaultMaxArtifactUnpacked}
 }
 
-func limitsFields(l *AgentLimits) blockFunc {
-	return sub(
-		attr("max_artifact_download", byteSize(&l.MaxArtifactDownload)),
-		attr("max_artifact_unpacked", byteSize(&l.MaxArtifactUnpacked)),
+func limitsFields(l *AgentLimits) BlockFunc {
+	return Sub(
+		Attr("max_artifact_download", byteSize(&l.MaxArtifactDownload)),
+		Attr("max_artifact_unpacked", byteSize(&l.MaxArtifactUnpacked)),
 	)
 }
 
-func (l AgentLimits) validate(ps *problems) {
+func (l AgentLimits) validate(ps *Problems) {
 	for _, f := range []struct {
-		name string
+		Name string
 		v    int64
 	}{{"limits.max_artifact_download", l.MaxArtifactDownload}, {"limits.max_artifact_unpacked", l.MaxArtifactUnpacked}} {
 		if f.v < 1 || f.v > MaxArtifactLimit {
-			ps.add(f.name, "must be from 1 byte to 1TiB, got %d bytes", f.v)
+			ps.Add(f.Name, "must be from 1 byte to 1TiB, got %d bytes", f.v)
 		}
 	}
 }
@@ -75,9 +75,9 @@ func ParseByteSize(s string) (int64, error) {
 
 // byteSize decodes a size written as a string ("2GiB") or a number of
 // bytes.
-func byteSize(dst *int64) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
-		v, ok := d.eval(expr, path)
+func byteSize(dst *int64) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
+		v, ok := d.Eval(expr, path)
 		if !ok {
 			return
 		}

@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"errors"
@@ -97,8 +97,8 @@ func PickSecret(layers ...SecretLayer) (secret, from string, err error) {
 // 16, 24 or 32 bytes, as `rollwave keygen` prints), or nil. Commands use it
 // for keys read from a file or the environment, naming where they came from.
 func CheckGossipKey(key string) error {
-	var ps problems
-	checkGossipKey(&ps, "", key)
+	var ps Problems
+	CheckGossipKeyField(&ps, "", key)
 	if len(ps) > 0 {
 		return fmt.Errorf("%s", ps[0].msg)
 	}

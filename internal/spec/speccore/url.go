@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"errors"
@@ -57,7 +57,7 @@ func ParseArtifactURL(raw string) (ArtifactURL, *url.URL, error) {
 	if len(raw) > maxArtifactURLBytes {
 		return fail("URL is %d bytes, at most %d", len(raw), maxArtifactURLBytes)
 	}
-	if !utf8.ValidString(raw) || strings.IndexFunc(raw, isCtl) >= 0 {
+	if !utf8.ValidString(raw) || strings.IndexFunc(raw, IsCtl) >= 0 {
 		return fail("URL %q holds control characters or invalid UTF-8", shown)
 	}
 	u, err := url.Parse(raw)
@@ -150,7 +150,7 @@ func isArtifactScheme(s string) bool {
 	return false
 }
 
-func isCtl(r rune) bool { return r < 0x20 || r == 0x7f }
+func IsCtl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // ArtifactPrefix is one allowed location for artifacts (agent policy
 // artifact_prefixes), compared by component.

@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 // The HTTP listener's address (addresses.http) on servers and agents.
 // Ports follow the gRPC, raft and gossip ports (7420–7423): 7424 on a
@@ -17,18 +17,18 @@ const (
 // HTTPEnabled reports whether addr asks for an HTTP listener.
 func HTTPEnabled(addr string) bool { return addr != "" && addr != HTTPOff }
 
-// checkHTTPAddr accepts "" and "off" (no listener) or a bind address.
-func checkHTTPAddr(ps *problems, p, addr string) {
+// CheckHTTPAddr accepts "" and "off" (no listener) or a bind address.
+func CheckHTTPAddr(ps *Problems, p, addr string) {
 	if !HTTPEnabled(addr) {
 		return
 	}
-	if msg := checkHostPort(addr, 0); msg != "" {
-		ps.add(p, `%s (or "off" for no HTTP listener)`, msg)
+	if msg := CheckHostPort(addr, 0); msg != "" {
+		ps.Add(p, `%s (or "off" for no HTTP listener)`, msg)
 	}
 }
 
-// httpBind is addr for the distinct-ports check, "" when off.
-func httpBind(addr string) string {
+// HTTPBind is addr for the distinct-ports check, "" when off.
+func HTTPBind(addr string) string {
 	if !HTTPEnabled(addr) {
 		return ""
 	}

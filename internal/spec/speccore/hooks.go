@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"fmt"
@@ -52,37 +52,37 @@ type Hook struct {
 	Timeout time.Duration
 }
 
-// hookBlock decodes one hook "NAME" block, appending it to dst.
-func hookBlock(dst *[]Hook) blockFunc {
-	return func(d *decoder, b *hcl.Block, path string) {
+// HookBlock decodes one hook "NAME" block, appending it to dst.
+func HookBlock(dst *[]Hook) BlockFunc {
+	return func(d *Decoder, b *hcl.Block, path string) {
 		h := Hook{Name: b.Labels[0], Timeout: DefaultHookTimeout}
-		d.pos[path+".name"] = b.LabelRanges[0]
-		d.body(b.Body, path, b.DefRange, []field{
-			attr("exec", strList(&h.Exec)),
-			attr("timeout", duration(&h.Timeout)),
+		d.Pos[path+".name"] = b.LabelRanges[0]
+		d.Body(b.Body, path, b.DefRange, []Field{
+			Attr("exec", StrList(&h.Exec)),
+			Attr("timeout", Duration(&h.Timeout)),
 		})
 		*dst = append(*dst, h)
 	}
 }
 
-func validateHooks(ps *problems, hooks []Hook) {
+func ValidateHooks(ps *Problems, hooks []Hook) {
 	const p = "release.hook"
 	seen := map[string]int{}
 	for i, h := range hooks {
-		hp := index(p, i)
+		hp := Index(p, i)
 		if err := CheckHookName(h.Name); err != nil {
-			ps.add(hp+".name", "%v", err)
+			ps.Add(hp+".name", "%v", err)
 		} else if first, dup := seen[h.Name]; dup {
-			ps.add(hp+".name", "duplicate hook %q (also hook %d); each hook may be defined once", h.Name, first)
+			ps.Add(hp+".name", "duplicate hook %q (also hook %d); each hook may be defined once", h.Name, first)
 		} else {
 			seen[h.Name] = i
 		}
 		if len(h.Exec) == 0 {
-			ps.add(hp+".exec", `is required: the executable and its arguments, such as ["/usr/local/bin/smoke-test", "{{port}}"]`)
+			ps.Add(hp+".exec", `is required: the executable and its arguments, such as ["/usr/local/bin/smoke-test", "{{port}}"]`)
 		} else if err := CheckHookCommand(h.Exec); err != nil {
-			ps.add(hp+".exec", "%v", err)
+			ps.Add(hp+".exec", "%v", err)
 		}
-		within(ps, hp+".timeout", h.Timeout, MaxHookTimeout)
+		Within(ps, hp+".timeout", h.Timeout, MaxHookTimeout)
 	}
 }
 
@@ -109,7 +109,7 @@ func CheckHookCommand(argv []string) error {
 		if err := CheckUnitValue(a); err != nil {
 			return fmt.Errorf("[%d]: %w", i, err)
 		}
-		if msg := checkTemplate(a, Placeholders); msg != "" {
+		if msg := CheckTemplate(a, Placeholders); msg != "" {
 			return fmt.Errorf("[%d]: %s", i, msg)
 		}
 	}
@@ -118,7 +118,7 @@ func CheckHookCommand(argv []string) error {
 		return fmt.Errorf("executable %q starts with %q, which systemd reads as a command prefix (one of %s); hooks follow unit.exec_start's rule: start with the executable's absolute path",
 			argv[0], first[:1], strings.Join(strings.Split(ExecPrefixChars, ""), " "))
 	}
-	if exe := Expand(argv[0], sampleVars); !strings.HasPrefix(exe, "/") {
+	if exe := Expand(argv[0], SampleVars); !strings.HasPrefix(exe, "/") {
 		return fmt.Errorf("executable %q must be an absolute path or start with {{slot_dir}}: hooks run without a shell or a PATH search", argv[0])
 	}
 	return nil

@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"math"
@@ -11,9 +11,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// eval evaluates a constant expression. Specs have no variables or
+// Eval evaluates a constant expression. Specs have no variables or
 // functions, so any reference is an error.
-func (d *decoder) eval(expr hcl.Expression, path string) (cty.Value, bool) {
+func (d *Decoder) Eval(expr hcl.Expression, path string) (cty.Value, bool) {
 	if !d.checkFor(expr, path) {
 		return cty.NilVal, false
 	}
@@ -30,7 +30,7 @@ func (d *decoder) eval(expr hcl.Expression, path string) (cty.Value, bool) {
 }
 
 // typeErr reports a value of the wrong type.
-func (d *decoder) typeErr(expr hcl.Expression, path, want string, v cty.Value) {
+func (d *Decoder) typeErr(expr hcl.Expression, path, want string, v cty.Value) {
 	d.fail(expr.Range(), path, "expected %s, got %s", want, describe(v))
 }
 
@@ -53,16 +53,16 @@ func describe(v cty.Value) string {
 	}
 }
 
-func str(dst *string) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
+func Str(dst *string) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
 		if s, ok := d.stringValue(expr, path); ok {
 			*dst = s
 		}
 	}
 }
 
-func (d *decoder) stringValue(expr hcl.Expression, path string) (string, bool) {
-	v, ok := d.eval(expr, path)
+func (d *Decoder) stringValue(expr hcl.Expression, path string) (string, bool) {
+	v, ok := d.Eval(expr, path)
 	if !ok {
 		return "", false
 	}
@@ -73,9 +73,9 @@ func (d *decoder) stringValue(expr hcl.Expression, path string) (string, bool) {
 	return v.AsString(), true
 }
 
-func boolean(dst *bool) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
-		v, ok := d.eval(expr, path)
+func Boolean(dst *bool) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
+		v, ok := d.Eval(expr, path)
 		if !ok {
 			return
 		}
@@ -87,24 +87,24 @@ func boolean(dst *bool) attrFunc {
 	}
 }
 
-func number(dst *float64) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
+func Number(dst *float64) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
 		if f, ok := d.numberValue(expr, path); ok {
 			*dst = f
 		}
 	}
 }
 
-// optNumber decodes a number whose absence matters (nil: not set).
-func optNumber(dst **float64) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
+// OptNumber decodes a number whose absence matters (nil: not set).
+func OptNumber(dst **float64) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
 		if f, ok := d.numberValue(expr, path); ok {
 			*dst = &f
 		}
 	}
 }
 
-func (d *decoder) numberValue(expr hcl.Expression, path string) (float64, bool) {
+func (d *Decoder) numberValue(expr hcl.Expression, path string) (float64, bool) {
 	bf, ok := d.numeric(expr, path)
 	if !ok {
 		return 0, false
@@ -114,8 +114,8 @@ func (d *decoder) numberValue(expr hcl.Expression, path string) (float64, bool) 
 }
 
 // numeric evaluates a number attribute, reporting anything else.
-func (d *decoder) numeric(expr hcl.Expression, path string) (*big.Float, bool) {
-	v, ok := d.eval(expr, path)
+func (d *Decoder) numeric(expr hcl.Expression, path string) (*big.Float, bool) {
+	v, ok := d.Eval(expr, path)
 	if !ok {
 		return nil, false
 	}
@@ -126,8 +126,8 @@ func (d *decoder) numeric(expr hcl.Expression, path string) (*big.Float, bool) {
 	return v.AsBigFloat(), true
 }
 
-func integer(dst *int) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
+func Integer(dst *int) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
 		if n, ok := d.intValue(expr, path); ok {
 			*dst = n
 		}
@@ -136,7 +136,7 @@ func integer(dst *int) attrFunc {
 
 // intValue decodes a whole number that fits in 32 bits (the protocol's
 // int32 fields); range checks beyond that belong to Validate.
-func (d *decoder) intValue(expr hcl.Expression, path string) (int, bool) {
+func (d *Decoder) intValue(expr hcl.Expression, path string) (int, bool) {
 	bf, ok := d.numeric(expr, path)
 	if !ok {
 		return 0, false
@@ -153,9 +153,9 @@ func (d *decoder) intValue(expr hcl.Expression, path string) (int, bool) {
 	return int(n), true
 }
 
-func unsigned(dst *uint64) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
-		v, ok := d.eval(expr, path)
+func Unsigned(dst *uint64) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
+		v, ok := d.Eval(expr, path)
 		if !ok {
 			return
 		}
@@ -173,8 +173,8 @@ func unsigned(dst *uint64) attrFunc {
 	}
 }
 
-func duration(dst *time.Duration) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
+func Duration(dst *time.Duration) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
 		s, ok := d.stringValue(expr, path)
 		if !ok {
 			return
@@ -188,9 +188,9 @@ func duration(dst *time.Duration) attrFunc {
 	}
 }
 
-func quantity(dst *Quantity) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
-		v, ok := d.eval(expr, path)
+func QuantityValue(dst *Quantity) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
+		v, ok := d.Eval(expr, path)
 		if !ok {
 			return
 		}
@@ -212,11 +212,11 @@ func quantity(dst *Quantity) attrFunc {
 	}
 }
 
-// ratio decodes a share: a percentage string ("1%", "0.5%") or a plain
+// Ratio decodes a share: a percentage string ("1%", "0.5%") or a plain
 // fraction (0.01). Range checks belong to Validate.
-func ratio(dst *float64) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
-		v, ok := d.eval(expr, path)
+func Ratio(dst *float64) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
+		v, ok := d.Eval(expr, path)
 		if !ok {
 			return
 		}
@@ -237,27 +237,27 @@ func ratio(dst *float64) attrFunc {
 	}
 }
 
-func strList(dst *[]string) attrFunc {
-	return listOf(dst, "a list of strings", (*decoder).stringValue)
+func StrList(dst *[]string) AttrFunc {
+	return listOf(dst, "a list of strings", (*Decoder).stringValue)
 }
 
-func intList(dst *[]int) attrFunc {
-	return listOf(dst, "a list of numbers", (*decoder).intValue)
+func IntList(dst *[]int) AttrFunc {
+	return listOf(dst, "a list of numbers", (*Decoder).intValue)
 }
 
 // listOf decodes a list whose elements elem decodes. A failed element
 // keeps its place (as T's zero value) so that later paths stay aligned
 // with the source; it is marked failed.
-func listOf[T any](dst *[]T, want string, elem func(*decoder, hcl.Expression, string) (T, bool)) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
+func listOf[T any](dst *[]T, want string, elem func(*Decoder, hcl.Expression, string) (T, bool)) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
 		elems, ok := d.list(expr, path, want)
 		if !ok {
 			return
 		}
 		var out []T
 		for i, e := range elems {
-			d.pos[index(path, i)] = e.Range()
-			v, _ := elem(d, e, index(path, i))
+			d.Pos[Index(path, i)] = e.Range()
+			v, _ := elem(d, e, Index(path, i))
 			out = append(out, v)
 		}
 		*dst = out
@@ -266,8 +266,8 @@ func listOf[T any](dst *[]T, want string, elem func(*decoder, hcl.Expression, st
 
 // list returns the element expressions of a list, keeping each element's
 // position for error messages.
-func (d *decoder) list(expr hcl.Expression, path, want string) ([]hcl.Expression, bool) {
-	v, ok := d.eval(expr, path)
+func (d *Decoder) list(expr hcl.Expression, path, want string) ([]hcl.Expression, bool) {
+	v, ok := d.Eval(expr, path)
 	if !ok {
 		return nil, false
 	}
@@ -283,9 +283,9 @@ func (d *decoder) list(expr hcl.Expression, path, want string) ([]hcl.Expression
 	return elems, true
 }
 
-func strMap(dst *map[string]string) attrFunc {
-	return func(d *decoder, expr hcl.Expression, path string) {
-		v, ok := d.eval(expr, path)
+func StrMap(dst *map[string]string) AttrFunc {
+	return func(d *Decoder, expr hcl.Expression, path string) {
+		v, ok := d.Eval(expr, path)
 		if !ok {
 			return
 		}
@@ -311,7 +311,7 @@ func strMap(dst *map[string]string) attrFunc {
 				continue
 			}
 			seen[key] = kv.Key.Range().Start.Line
-			d.pos[kp] = kv.Value.Range()
+			d.Pos[kp] = kv.Value.Range()
 			if s, ok := d.stringValue(kv.Value, kp); ok {
 				if out == nil {
 					out = map[string]string{}

@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"fmt"
@@ -108,7 +108,7 @@ type AgentAddresses struct {
 // (empty if it cannot be read); Cell and Join have no default.
 func DefaultAgentConfig() *AgentConfig {
 	return &AgentConfig{
-		NodeName:          hostname(),
+		NodeName:          Hostname(),
 		Region:            DefaultRegion,
 		DataDir:           "/var/lib/rollwave-agent",
 		UnitDriver:        DriverSystemd,
@@ -126,49 +126,49 @@ func DefaultAgentConfig() *AgentConfig {
 // filename ends in ".json") over DefaultAgentConfig and validates it. On
 // failure the error is a Diagnostics listing every problem.
 func ParseAgentConfig(filename string, src []byte) (*AgentConfig, error) {
-	d := newDecoder(filename)
-	body := d.parse(src)
+	d := NewDecoder(filename)
+	body := d.Parse(src)
 	if body == nil {
-		return nil, d.result()
+		return nil, d.Result()
 	}
 	c := DefaultAgentConfig()
-	d.body(body, "", d.start(), c.fields())
-	d.place(c.validate())
-	if err := d.result(); err != nil {
+	d.Body(body, "", d.Start(), c.fields())
+	d.Place(c.validate())
+	if err := d.Result(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *AgentConfig) fields() []field {
-	return []field{
-		attr("node_name", str(&c.NodeName)),
-		attr("cell", str(&c.Cell)),
-		attr("region", str(&c.Region)),
-		attr("labels", strMap(&c.Labels)),
-		attr("data_dir", str(&c.DataDir)),
-		attr("join", strList(&c.Join)),
-		attr("unit_driver", str(&c.UnitDriver)),
-		attr("heartbeat_interval", duration(&c.HeartbeatInterval)),
-		attr("log_level", str(&c.LogLevel)),
-		block("addresses", sub(
-			attr("gossip", str(&c.Addresses.Gossip)),
-			attr("http", str(&c.HTTPAddr)),
+func (c *AgentConfig) fields() []Field {
+	return []Field{
+		Attr("node_name", Str(&c.NodeName)),
+		Attr("cell", Str(&c.Cell)),
+		Attr("region", Str(&c.Region)),
+		Attr("labels", StrMap(&c.Labels)),
+		Attr("data_dir", Str(&c.DataDir)),
+		Attr("join", StrList(&c.Join)),
+		Attr("unit_driver", Str(&c.UnitDriver)),
+		Attr("heartbeat_interval", Duration(&c.HeartbeatInterval)),
+		Attr("log_level", Str(&c.LogLevel)),
+		Block("addresses", Sub(
+			Attr("gossip", Str(&c.Addresses.Gossip)),
+			Attr("http", Str(&c.HTTPAddr)),
 		)),
-		attr("enable_pprof", boolean(&c.EnablePprof)),
-		block("advertise", sub(attr("gossip", str(&c.Advertise.Gossip)))),
-		block("tls", tlsFields(&c.TLS, attr("region", str(&c.TLS.Region)))),
-		attr("encrypt", str(&c.Encrypt)),
-		attr("encrypt_file", str(&c.EncryptFile)),
-		block("policy", sub(
-			attr("artifact_prefixes", strList(&c.Policy.ArtifactPrefixes)),
-			attr("unit_users", strList(&c.Policy.UnitUsers)),
-			attr("allow_root", boolean(&c.Policy.AllowRoot)),
-			attr("unit_hardening", strList(&c.Policy.UnitHardening)),
-			attr("spec_hardening_keys", strList(&c.Policy.SpecHardeningKeys)),
-			attr("hook_prefixes", strList(&c.Policy.HookPrefixes)),
+		Attr("enable_pprof", Boolean(&c.EnablePprof)),
+		Block("advertise", Sub(Attr("gossip", Str(&c.Advertise.Gossip)))),
+		Block("tls", TLSFields(&c.TLS, Attr("region", Str(&c.TLS.Region)))),
+		Attr("encrypt", Str(&c.Encrypt)),
+		Attr("encrypt_file", Str(&c.EncryptFile)),
+		Block("policy", Sub(
+			Attr("artifact_prefixes", StrList(&c.Policy.ArtifactPrefixes)),
+			Attr("unit_users", StrList(&c.Policy.UnitUsers)),
+			Attr("allow_root", Boolean(&c.Policy.AllowRoot)),
+			Attr("unit_hardening", StrList(&c.Policy.UnitHardening)),
+			Attr("spec_hardening_keys", StrList(&c.Policy.SpecHardeningKeys)),
+			Attr("hook_prefixes", StrList(&c.Policy.HookPrefixes)),
 		)),
-		block("limits", limitsFields(&c.Limits)),
+		Block("limits", limitsFields(&c.Limits)),
 	}
 }
 
@@ -176,55 +176,55 @@ func (c *AgentConfig) fields() []field {
 // paths are the config file's names ("addresses.gossip"). The error is a
 // Diagnostics.
 func (c *AgentConfig) Validate() error {
-	return c.validate().diagnostics().err()
+	return c.validate().Diagnostics().Err()
 }
 
-func (c *AgentConfig) validate() problems {
-	var ps problems
-	checkName(&ps, "node_name", c.NodeName)
+func (c *AgentConfig) validate() Problems {
+	var ps Problems
+	CheckName(&ps, "node_name", c.NodeName)
 	if c.Cell == "" {
-		ps.add("cell", "is required; expected the name of the host's cell")
+		ps.Add("cell", "is required; expected the name of the host's cell")
 	} else {
-		checkName(&ps, "cell", c.Cell)
+		CheckName(&ps, "cell", c.Cell)
 	}
-	checkName(&ps, "region", c.Region)
+	CheckName(&ps, "region", c.Region)
 	if c.TLS.Region != "" {
-		checkName(&ps, "tls.region", c.TLS.Region)
+		CheckName(&ps, "tls.region", c.TLS.Region)
 	}
 	size := 0
-	for _, k := range sortedKeys(c.Labels) {
+	for _, k := range SortedKeys(c.Labels) {
 		if k == "" {
-			ps.add("labels", "label names must not be empty")
+			ps.Add("labels", "label names must not be empty")
 		}
 		size += len(k) + len(c.Labels[k]) + 2
 	}
 	if size > MaxLabelBytes {
-		ps.add("labels", "labels take %d bytes; at most %d fit in gossip metadata", size, MaxLabelBytes)
+		ps.Add("labels", "labels take %d bytes; at most %d fit in gossip metadata", size, MaxLabelBytes)
 	}
 	if c.DataDir == "" {
-		ps.add("data_dir", "must not be empty")
+		ps.Add("data_dir", "must not be empty")
 	}
 	if len(c.Join) == 0 {
-		ps.add("join", `needs at least one coordinator gossip address such as "10.0.0.1:7422"`)
+		ps.Add("join", `needs at least one coordinator gossip address such as "10.0.0.1:7422"`)
 	}
-	checkJoin(&ps, "join", c.Join)
-	checkEnum(&ps, "unit_driver", c.UnitDriver, DriverSystemd, DriverProcess)
-	within(&ps, "heartbeat_interval", c.HeartbeatInterval, MaxHeartbeatInterval)
-	checkBind(&ps, "addresses.gossip", c.Addresses.Gossip)
-	checkHTTPAddr(&ps, "addresses.http", c.HTTPAddr)
-	checkDistinct(&ps, "addresses", map[string]string{
-		"gossip": c.Addresses.Gossip, "http": httpBind(c.HTTPAddr),
+	CheckJoin(&ps, "join", c.Join)
+	CheckEnum(&ps, "unit_driver", c.UnitDriver, DriverSystemd, DriverProcess)
+	Within(&ps, "heartbeat_interval", c.HeartbeatInterval, MaxHeartbeatInterval)
+	CheckBind(&ps, "addresses.gossip", c.Addresses.Gossip)
+	CheckHTTPAddr(&ps, "addresses.http", c.HTTPAddr)
+	CheckDistinct(&ps, "addresses", map[string]string{
+		"gossip": c.Addresses.Gossip, "http": HTTPBind(c.HTTPAddr),
 	}, []string{"gossip", "http"})
-	checkAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)
-	checkEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
-	c.TLS.validate(&ps)
-	checkGossipKey(&ps, "encrypt", c.Encrypt)
+	CheckAdvertiseField(&ps, "advertise.gossip", c.Advertise.Gossip)
+	CheckEnum(&ps, "log_level", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
+	c.TLS.Check(&ps)
+	CheckGossipKeyField(&ps, "encrypt", c.Encrypt)
 	if c.Encrypt != "" && c.EncryptFile != "" {
-		ps.add("encrypt_file", "both encrypt and encrypt_file are set; give only one (encrypt_file keeps the key out of the config file)")
+		ps.Add("encrypt_file", "both encrypt and encrypt_file are set; give only one (encrypt_file keeps the key out of the config file)")
 	}
 	for i, pre := range c.Policy.ArtifactPrefixes {
 		if _, err := ParseArtifactPrefix(pre); err != nil {
-			ps.add(fmt.Sprintf("policy.artifact_prefixes[%d]", i), "%s", strings.TrimPrefix(err.Error(), ErrArtifactURL.Error()+": "))
+			ps.Add(fmt.Sprintf("policy.artifact_prefixes[%d]", i), "%s", strings.TrimPrefix(err.Error(), ErrArtifactURL.Error()+": "))
 		}
 	}
 	c.Policy.validate(&ps)
@@ -234,10 +234,10 @@ func (c *AgentConfig) validate() problems {
 
 // validate checks the policy's users and hardening lines with the same
 // checks releases get (unitsafety.go).
-func (p AgentPolicy) validate(ps *problems) {
+func (p AgentPolicy) validate(ps *Problems) {
 	for i, pre := range p.HookPrefixes {
 		if err := CheckHookPrefix(pre); err != nil {
-			ps.add(index("policy.hook_prefixes", i), "%v", err)
+			ps.Add(Index("policy.hook_prefixes", i), "%v", err)
 		}
 	}
 	for i, u := range p.UnitUsers {
@@ -245,12 +245,12 @@ func (p AgentPolicy) validate(ps *problems) {
 			if err == nil {
 				err = fmt.Errorf("must not be empty")
 			}
-			ps.add(index("policy.unit_users", i), "%v", err)
+			ps.Add(Index("policy.unit_users", i), "%v", err)
 		}
 	}
 	for i, h := range p.UnitHardening {
 		if err := CheckHardeningLine(h); err != nil {
-			ps.add(index("policy.unit_hardening", i), "%v", err)
+			ps.Add(Index("policy.unit_hardening", i), "%v", err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package spec
+package speccore
 
 import (
 	"fmt"
@@ -6,9 +6,9 @@ import (
 	"strconv"
 )
 
-// checkHostPort returns why addr is not host:port with a port in
+// CheckHostPort returns why addr is not host:port with a port in
 // [minPort, 65535], or "". An empty host means all interfaces.
-func checkHostPort(addr string, minPort int) string {
+func CheckHostPort(addr string, minPort int) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Sprintf(`expected host:port such as "127.0.0.1:8080" or ":8080", got %q`, addr)
@@ -26,7 +26,7 @@ func checkHostPort(addr string, minPort int) string {
 // checkAdvertise returns why addr cannot be advertised to peers, or "":
 // peers need a concrete host and port to dial.
 func checkAdvertise(addr string) string {
-	if msg := checkHostPort(addr, 1); msg != "" {
+	if msg := CheckHostPort(addr, 1); msg != "" {
 		return msg
 	}
 	host, _, _ := net.SplitHostPort(addr)
