@@ -145,7 +145,10 @@ func init() {
 		table(tCur, index("id", func(o any) key { a := o.(*v1.Assignment); return curKey(a.GetHost(), a.GetApp()) })),
 		table(tEvent,
 			index("id", func(o any) key { return keyFor(1).u64(o.(*v1.Event).GetSeq()) }),
-			index("release", func(o any) key { e := o.(*v1.Event); return keyFor(1, e.GetReleaseId()).str(e.GetReleaseId()).u64(e.GetSeq()) })),
+			index("release", func(o any) key {
+				e := o.(*v1.Event)
+				return keyFor(1, e.GetReleaseId()).str(e.GetReleaseId()).u64(e.GetSeq())
+			})),
 		table(tFreeze, index("id", func(o any) key { return strKey(o.(*v1.FreezeWindow).GetId()) })),
 		table(tACL, index("id", func(o any) key { return strKey(o.(*v1.ACLToken).GetAccessorId()) })),
 		table(tMeta, index("id", func(any) key { return key("m") })),
