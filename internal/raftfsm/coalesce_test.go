@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	v1 "github.com/rollwave/rollwave/proto/rollwave/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"pgregory.net/rapid"
 )
 
@@ -141,5 +143,39 @@ func TestUpdateBatchStoresEachAssignmentOnce(t *testing.T) {
 	t.Logf("allocations: one step per assignment %.0f, three steps %.0f (%.2f×)", one, three, three/one)
 	if three > 2*one {
 		t.Errorf("an entry of three steps per assignment allocates %.0f, %.2f× one step's %.0f: each step is being stored", three, three/one, one)
+	}
+}
+
+// TestCopyAssignmentCopiesEveryField: copyAssignment (the apply's
+// reflection-free copy) gives what proto.Clone gives for an Assignment
+// with every field set, so a field added to the message and not to the
+// copy fails here instead of being dropped on the next update.
+func TestCopyAssignmentCopiesEveryField(t *testing.T) {
+	a := &v1.Assignment{}
+	m := a.ProtoReflect()
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		switch fd.Kind() {
+		case protoreflect.StringKind:
+			m.Set(fd, protoreflect.ValueOfString("x-"+string(fd.Name())))
+		case protoreflect.EnumKind:
+			m.Set(fd, protoreflect.ValueOfEnum(1))
+		case protoreflect.Uint64Kind:
+			m.Set(fd, protoreflect.ValueOfUint64(uint64(fd.Number())))
+		case protoreflect.Int64Kind:
+			m.Set(fd, protoreflect.ValueOfInt64(int64(fd.Number())))
+		case protoreflect.Int32Kind:
+			m.Set(fd, protoreflect.ValueOfInt32(int32(fd.Number())))
+		default:
+			t.Fatalf("field %s is a %v: copyAssignment copies scalars and strings only; copy it deeply there and set it here", fd.Name(), fd.Kind())
+		}
+	}
+	c := copyAssignment(a)
+	if !proto.Equal(c, a) {
+		t.Fatalf("copyAssignment dropped a field:\n got  %v\n want %v", c, a)
+	}
+	if c == a {
+		t.Fatal("copyAssignment returned its argument")
 	}
 }

@@ -23,7 +23,7 @@ func applyCreateAssignments(s *view, _ uint64, cmd *v1.CreateAssignmentsCommand)
 	}
 	now := cmd.GetTimeUnixNano()
 	for _, a := range cmd.GetAssignments() {
-		a = clone(a)
+		a = copyAssignment(a)
 		a.State = v1.AssignmentState_ASSIGNMENT_STATE_ASSIGNED
 		if a.CreatedUnixNano == 0 {
 			a.CreatedUnixNano = now
@@ -103,7 +103,7 @@ func applyUpdateAssignments(s *view, _ uint64, cmd *v1.UpdateAssignmentsCommand)
 			continue
 		}
 		if !mine {
-			cur = clone(cur)
+			cur = copyAssignment(cur)
 			changed[k] = cur
 			order = append(order, cur)
 		}
@@ -137,4 +137,19 @@ func assignmentEvent(ev *v1.Event, a *v1.Assignment) *v1.Event {
 		ev.Host = a.GetHost()
 	}
 	return ev
+}
+
+// copyAssignment is proto.Clone for an Assignment without reflection: the
+// apply of every agent step copies one, on every replica, and
+// proto.Clone's reflection was up to ~8 % of an UpdateAssignments apply
+// (CPU profile of BenchmarkApplyProgressBatch).
+// Every field is a scalar or a string, so a field-by-field copy is a deep
+// one; TestCopyAssignmentCopiesEveryField fails when a field is added to
+// Assignment and not here.
+func copyAssignment(a *v1.Assignment) *v1.Assignment {
+	return &v1.Assignment{
+		Host: a.Host, App: a.App, Generation: a.Generation, ReleaseId: a.ReleaseId, Phase: a.Phase,
+		State: a.State, Version: a.Version, TargetSlot: a.TargetSlot, Reason: a.Reason,
+		CreatedUnixNano: a.CreatedUnixNano, UpdatedUnixNano: a.UpdatedUnixNano, BakeDeadlineUnixNano: a.BakeDeadlineUnixNano,
+	}
 }
