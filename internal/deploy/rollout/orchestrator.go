@@ -267,6 +267,9 @@ type run struct {
 	hostLogged      map[string]bool
 	finalizeStart   time.Time
 	finalizeSent    map[string]time.Time
+	// finalizeWait: how long after finalizeSent a host that took the
+	// order is sent it again (doubling; finalizeResendAfter).
+	finalizeWait map[string]time.Duration
 	revertStart     time.Time
 	revertTries     map[string]int
 	revertOrderedAt map[string]time.Time
@@ -291,7 +294,7 @@ type run struct {
 func newRun(id string) *run {
 	return &run{
 		id: id, held: map[int32]string{}, verifiedSent: map[int32]bool{}, skipLogged: map[int32]bool{},
-		hostLogged: map[string]bool{}, finalizeSent: map[string]time.Time{}, revertTries: map[string]int{},
+		hostLogged: map[string]bool{}, finalizeSent: map[string]time.Time{}, finalizeWait: map[string]time.Duration{}, revertTries: map[string]int{},
 		revertOrderedAt: map[string]time.Time{}, unhealthySince: map[string]time.Time{}, earlyRead: map[int32]time.Time{},
 		pausedPhase: -1,
 	}
