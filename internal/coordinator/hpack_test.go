@@ -12,18 +12,16 @@ import (
 	"github.com/rollwave/rollwave/internal/coordinator/coordtest"
 )
 
-// The server asks its clients for no HPACK dynamic table (tls.go,
-// headerTableSize): an agent sends its headers once per connection, and
-// the table only held them, with its lookup maps, for the connection's
-// life. Read from the server's first SETTINGS frame, as a client sees it.
-func TestServerAsksClientsForNoHeaderTable(t *testing.T) {
+// rawHTTP2 opens a plain HTTP/2 connection to a one-node cluster's
+// leader, as a client: preface and SETTINGS sent, 10 s deadline.
+func rawHTTP2(t *testing.T) *http2.Framer {
 	c := coordtest.NewCluster(t, 1)
 	s := c.Leader(10 * time.Second)
 	conn, err := net.DialTimeout("tcp", s.GRPCAddr(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +32,15 @@ func TestServerAsksClientsForNoHeaderTable(t *testing.T) {
 	if err := fr.WriteSettings(); err != nil {
 		t.Fatal(err)
 	}
+	return fr
+}
+
+// The server asks its clients for no HPACK dynamic table (tls.go,
+// headerTableSize): an agent sends its headers once per connection, and
+// the table only held them, with its lookup maps, for the connection's
+// life. Read from the server's first SETTINGS frame, as a client sees it.
+func TestServerAsksClientsForNoHeaderTable(t *testing.T) {
+	fr := rawHTTP2(t)
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
@@ -58,23 +65,7 @@ func TestServerAsksClientsForNoHeaderTable(t *testing.T) {
 // DATA frame, then a PING of its own: the server answers in order, so a
 // BDP PING would come before the ACK of ours.
 func TestServerSendsNoBDPPings(t *testing.T) {
-	c := coordtest.NewCluster(t, 1)
-	s := c.Leader(10 * time.Second)
-	conn, err := net.DialTimeout("tcp", s.GRPCAddr(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
+	fr := rawHTTP2(t)
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
 	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/rollwave.v1.AgentService/Session"},

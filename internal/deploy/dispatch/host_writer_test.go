@@ -309,6 +309,19 @@ func appliedUpdates(r *fakeRaft) (hosts []string, sizes []int) {
 	return hosts, sizes
 }
 
+// runQueued queues n healthy updates, all before the writer runs (full
+// entries), runs a writer over r, and returns the function that stops it.
+func runQueued(t *testing.T, r *asyncRaft, n int) (stop func()) {
+	w := newHostWriter(r, testutil.Logger(t))
+	for i := range n {
+		w.UpdateAssignment(healthyUpdate(i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	return func() { cancel(); r.releaseAll(); <-done }
+}
+
 func healthyUpdate(i int) *rollwavev1.AssignmentUpdate {
 	return &rollwavev1.AssignmentUpdate{Host: fmt.Sprintf("h%05d", i), App: "api", Generation: 1,
 		State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY}
@@ -319,15 +332,8 @@ func healthyUpdate(i int) *rollwavev1.AssignmentUpdate {
 // after another, and raft gets them in order.
 func TestHostWriterKeepsEntriesInFlight(t *testing.T) {
 	r := &asyncRaft{}
-	w := newHostWriter(r, testutil.Logger(t))
 	const n = 6 * writerMaxBatch
-	for i := range n { // all queued before the writer runs: full entries
-		w.UpdateAssignment(healthyUpdate(i))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	defer func() { cancel(); r.releaseAll(); <-done }()
+	defer runQueued(t, r, n)()
 	// No commit finishes: the writer must still hand raft writerInFlight
 	// entries.
 	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
@@ -356,15 +362,8 @@ func TestHostWriterKeepsEntriesInFlight(t *testing.T) {
 // later steps for want of the earlier ones.
 func TestHostWriterRewritesAfterAFailedEntry(t *testing.T) {
 	r := &asyncRaft{fail: func(i int) bool { return i == 0 }}
-	w := newHostWriter(r, testutil.Logger(t))
 	const n = 2 * writerMaxBatch
-	for i := range n { // all queued before the writer runs: full entries
-		w.UpdateAssignment(healthyUpdate(i))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	defer func() { cancel(); r.releaseAll(); <-done }()
+	defer runQueued(t, r, n)()
 	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
 		return r.submittedCount() == 2, fmt.Sprintf("%d entries handed to raft, want 2", r.submittedCount())
 	})
