@@ -75,6 +75,8 @@ type HostWriter struct {
 	// 10,000 hosts, resent finalize orders answered while the first
 	// reports waited for raft doubled the last phase's writes.
 	queued map[hostApp]*rollwavev1.AssignmentUpdate
+	// hostsTurn: the next entry is the due hosts' (take alternates).
+	hostsTurn bool
 }
 
 type hostApp struct{ host, app string }
@@ -308,21 +310,26 @@ func (w *HostWriter) submit(p *pipeline) {
 }
 
 // take removes the next entry's worth from the queues: pending updates
-// (up to writerMaxBatch) before hosts, and the pending hosts once any of
-// them is due (or a full batch waits); nil when nothing is due.
+// (up to writerMaxBatch), or the pending hosts once any of them is due
+// (or a full batch waits), taking turns; nil when nothing is due.
 func (w *HostWriter) take() *entry {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if n := min(len(w.updates), writerMaxBatch); n > 0 {
+	hostsDue := len(w.hosts) > 0 && (len(w.hosts) >= writerNudgeAt || !w.now().Before(w.hostsDue))
+	// Due hosts and updates take turns: a hello waiting for its host
+	// is not held behind a big phase's stream of reports.
+	if n := min(len(w.updates), writerMaxBatch); n > 0 && (!hostsDue || !w.hostsTurn) {
 		e := &entry{updates: append([]*rollwavev1.AssignmentUpdate(nil), w.updates[:n]...),
 			updateWaiters: append([]chan error(nil), w.updateWaiters[:n]...)}
 		w.updates = w.updates[n:]
 		w.updateWaiters = w.updateWaiters[n:]
+		w.hostsTurn = true
 		return e
 	}
-	if len(w.hosts) == 0 || (len(w.hosts) < writerNudgeAt && w.now().Before(w.hostsDue)) {
+	if !hostsDue {
 		return nil
 	}
+	w.hostsTurn = false
 	e := &entry{hostWaiters: map[string][]chan error{}}
 	for id, h := range w.hosts {
 		e.hosts = append(e.hosts, h)

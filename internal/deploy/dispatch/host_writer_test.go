@@ -425,3 +425,27 @@ func TestHostWriterDropsRepeatedReports(t *testing.T) {
 		t.Fatalf("entries %v, want %s", got, want)
 	}
 }
+
+// TestHostWriterHostsTakeTurns: due host upserts (a hello waits for its
+// host's) go out between update entries, not after every pending update.
+func TestHostWriterHostsTakeTurns(t *testing.T) {
+	r := &fakeRaft{}
+	w := newHostWriter(r, testutil.Logger(t))
+	for i := range 3 * writerMaxBatch {
+		w.UpdateAssignment(healthyUpdate(i))
+	}
+	w.UpsertHost(&rollwavev1.Host{Id: "h1"})
+	w.flush()
+	var kinds []string
+	for _, c := range r.commands() {
+		switch c.(type) {
+		case *rollwavev1.UpsertHostsCommand:
+			kinds = append(kinds, "hosts")
+		case *rollwavev1.UpdateAssignmentsCommand:
+			kinds = append(kinds, "updates")
+		}
+	}
+	if want := "[updates hosts updates updates]"; fmt.Sprint(kinds) != want {
+		t.Fatalf("entries %v, want %s", kinds, want)
+	}
+}
