@@ -271,6 +271,9 @@ func (a *Agent) pickCoordinator() string {
 	return ""
 }
 
+// flowWindow is the session's fixed HTTP/2 flow-control window (dialOptions).
+const flowWindow = 1 << 20
+
 func (a *Agent) dialOptions() ([]grpc.DialOption, error) {
 	creds := insecure.NewCredentials()
 	if a.tls != nil {
@@ -285,6 +288,12 @@ func (a *Agent) dialOptions() ([]grpc.DialOption, error) {
 		// A coordinator that does not answer (a cut link drops packets, it
 		// does not refuse) must not hold the agent for grpc's default 20 s.
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: gbackoff.DefaultConfig, MinConnectTimeout: connectTimeout}),
+		// Fixed flow-control windows: grpc-go's dynamic window (BDP
+		// estimation) answers every heartbeat ack and order with a
+		// WINDOW_UPDATE and a PING the coordinator must read and ack;
+		// at 10,000 agents that is ~5,000 needless pings a second on
+		// the leader. 1 MiB is far above any message to an agent.
+		grpc.WithStaticStreamWindowSize(flowWindow), grpc.WithStaticConnWindowSize(flowWindow),
 	}
 	if d := a.cfg.DialContext; d != nil {
 		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return d(ctx, addr) }))

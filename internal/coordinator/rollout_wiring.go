@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"github.com/rollwave/rollwave/internal/deploy/dispatch"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -97,14 +98,22 @@ func (w rolloutWriter) AppendEvents(_ context.Context, cmd *rollwavev1.AppendEve
 	return w.s.applyErr(raftfsm.AppendEvents, cmd)
 }
 
-// dispatchRaft is dispatch.Raft: the local replica and Server.Apply (one
+// dispatchRaft is dispatch.AsyncRaft: the local replica and Server.Apply (one
 // raft entry per call, bounded by the apply timeout).
 type dispatchRaft struct{ s *Server }
+
+var _ dispatch.AsyncRaft = dispatchRaft{}
 
 func (r dispatchRaft) State() *raftfsm.State { return r.s.fsm.State() }
 
 func (r dispatchRaft) Apply(t raftfsm.MessageType, cmd proto.Message) (any, error) {
 	return r.s.Apply(t, cmd)
+}
+
+// ApplyAsync makes dispatchRaft a dispatch.AsyncRaft: the host writer
+// keeps several entries in flight.
+func (r dispatchRaft) ApplyAsync(t raftfsm.MessageType, cmd proto.Message) func() (any, error) {
+	return r.s.applyAsync(t, cmd)
 }
 
 // AssignHosts creates the next generation of the release's app on each

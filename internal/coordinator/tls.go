@@ -41,6 +41,18 @@ const connBufferSize = 4 << 10
 // the default table).
 const headerTableSize = 0
 
+// flowWindow is the server's fixed HTTP/2 flow-control window, per stream
+// and per connection. Any fixed window turns off grpc-go's dynamic window
+// (its BDP estimator), which otherwise answers every data frame that
+// arrives on a quiet connection with a WINDOW_UPDATE and a BDP PING and
+// then reads the PING's ack: for an agent's heartbeat every 2 s, three
+// extra frames and a write and a read on the leader per heartbeat. At
+// 10,000 agents (5,000 heartbeats/s) that was a large part of the
+// leader's gRPC time (docs/performance.md, "Scaling"). 1 MiB is above
+// any agent message and far below the 16 MiB the dynamic window may grow
+// to; the sender just waits for a window update past it.
+const flowWindow = 1 << 20
+
 // methodRoles says which certificate roles may call which service: agents
 // only the agent session; operators (cli) and other servers (forwarding,
 // bootstrap checks) only the operator API.
@@ -53,7 +65,8 @@ func (s *Server) grpcServerOptions() ([]grpc.ServerOption, error) {
 	// sessionTap: agent sessions can be ended while their handler
 	// receives (agent_service.go).
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageSize), grpc.InTapHandle(sessionTap),
-		grpc.ReadBufferSize(connBufferSize), grpc.WriteBufferSize(connBufferSize), grpc.HeaderTableSize(headerTableSize)}
+		grpc.ReadBufferSize(connBufferSize), grpc.WriteBufferSize(connBufferSize), grpc.HeaderTableSize(headerTableSize),
+		grpc.StaticStreamWindowSize(flowWindow), grpc.StaticConnWindowSize(flowWindow)}
 	// First in the chains, so a panic anywhere below (interceptors
 	// included) becomes codes.Internal instead of ending the process.
 	opts = append(opts, s.recoveryOptions()...)

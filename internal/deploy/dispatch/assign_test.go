@@ -128,3 +128,45 @@ func TestAssignHostsLocksPerApp(t *testing.T) {
 		t.Errorf("%d app locks left after every holder returned", len(d.appLocks.locks))
 	}
 }
+
+// TestProgressUpdatesSkipsWhatRaftHas: a report of the state raft already
+// holds for that generation (an agent answering a resent order again) is
+// not written; a report further along is, with the steps in between.
+func TestProgressUpdatesSkipsWhatRaftHas(t *testing.T) {
+	r := &fsmRaft{t: t, f: raftfsm.New(testutil.Logger(t))}
+	now := time.Now().UnixNano()
+	if _, err := r.Apply(raftfsm.UpsertHosts, &rollwavev1.UpsertHostsCommand{TimeUnixNano: now, Hosts: []*rollwavev1.Host{{Id: "h1", Cell: "c1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	rel := &rollwavev1.Release{Id: "r1", Spec: &rollwavev1.ReleaseSpec{Name: "r1", App: "a", Version: "2"},
+		State: rollwavev1.ReleaseState_RELEASE_STATE_PENDING, Phases: []*rollwavev1.Phase{{Index: 0, Hosts: []string{"h1"}}},
+		CreatedUnixNano: now, UpdatedUnixNano: now}
+	if _, err := r.Apply(raftfsm.SubmitRelease, &rollwavev1.SubmitReleaseCommand{TimeUnixNano: now, Release: rel, Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Apply(raftfsm.SetReleaseState, &rollwavev1.SetReleaseStateCommand{TimeUnixNano: now, ReleaseId: "r1",
+		State: rollwavev1.ReleaseState_RELEASE_STATE_RUNNING, Actor: "test", CurrentPhase: -1}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{Raft: r, Agents: nopAgents{}, Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AssignHosts("r1", 0, []string{"h1"}); err != nil {
+		t.Fatal(err)
+	}
+	staging := &rollwavev1.AssignmentProgress{App: "a", Generation: 1, State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_STAGING}
+	if us := d.ProgressUpdates("h1", staging); len(us) != 1 {
+		t.Fatalf("staging from assigned: %d updates, want 1", len(us))
+	}
+	if _, err := r.Apply(raftfsm.UpdateAssignments, &rollwavev1.UpdateAssignmentsCommand{TimeUnixNano: now, Updates: d.ProgressUpdates("h1", staging)}); err != nil {
+		t.Fatal(err)
+	}
+	if us := d.ProgressUpdates("h1", staging); len(us) != 0 {
+		t.Fatalf("staging again once raft has it: %d updates, want none", len(us))
+	}
+	healthy := &rollwavev1.AssignmentProgress{App: "a", Generation: 1, State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY}
+	if us := d.ProgressUpdates("h1", healthy); len(us) != 3 {
+		t.Fatalf("healthy from staging: %d updates, want 3 (switched, baking, healthy)", len(us))
+	}
+}

@@ -357,6 +357,12 @@ func (d *Dispatcher) ProgressUpdates(host string, p *rollwavev1.AssignmentProgre
 		d.recordHeld(host, app, gen, cur, reason)
 		return nil
 	}
+	if cur != nil && cur.GetGeneration() == gen && cur.GetState() == to {
+		// Raft already has it (a resent order answered again, a hello
+		// repeating its last report): the FSM would skip it as a
+		// same-state step, so it is not written at all.
+		return nil
+	}
 	if cur != nil && cur.GetGeneration() == gen {
 		from, target := pathIndex(cur.GetState()), pathIndex(to)
 		if from >= 0 && target > from+1 {

@@ -238,3 +238,214 @@ func TestHostWriterCatchesUpInLargerEntries(t *testing.T) {
 		t.Fatalf("entries of %v updates, want [1 1024 1024 952]", sizes)
 	}
 }
+
+// asyncRaft is an AsyncRaft: ApplyAsync records the entry in submission
+// order at once; its commit waits until release is called for it and the
+// entry before it is done (raft applies in log order), and then fails if
+// fail says so.
+type asyncRaft struct {
+	fakeRaft
+	mu2       sync.Mutex
+	submitted []proto.Message
+	gates     []chan struct{}
+	last      chan struct{} // done when the newest entry is
+	fail      func(i int) bool
+}
+
+func (a *asyncRaft) ApplyAsync(t raftfsm.MessageType, cmd proto.Message) func() (any, error) {
+	a.mu2.Lock()
+	i := len(a.submitted)
+	a.submitted = append(a.submitted, proto.Clone(cmd))
+	g := make(chan struct{})
+	a.gates = append(a.gates, g)
+	prev, done := a.last, make(chan struct{})
+	a.last = done
+	a.mu2.Unlock()
+	return func() (any, error) {
+		defer close(done)
+		<-g
+		if prev != nil {
+			<-prev
+		}
+		if a.fail != nil && a.fail(i) {
+			return nil, errors.New("leadership lost while applying")
+		}
+		return a.Apply(t, cmd)
+	}
+}
+
+// release lets the commits of entries [from, to) finish (each once).
+func (a *asyncRaft) release(from, to int) {
+	a.mu2.Lock()
+	defer a.mu2.Unlock()
+	for _, g := range a.gates[from:min(to, len(a.gates))] {
+		select {
+		case <-g:
+		default:
+			close(g)
+		}
+	}
+}
+
+// releaseAll lets every commit finish (a test ending early must not leave
+// the writer waiting).
+func (a *asyncRaft) releaseAll() { a.release(0, 1<<30) }
+
+func (a *asyncRaft) submittedCount() int {
+	a.mu2.Lock()
+	defer a.mu2.Unlock()
+	return len(a.submitted)
+}
+
+func appliedUpdates(r *fakeRaft) (hosts []string, sizes []int) {
+	for _, c := range r.commands() {
+		if c, ok := c.(*rollwavev1.UpdateAssignmentsCommand); ok {
+			sizes = append(sizes, len(c.GetUpdates()))
+			for _, u := range c.GetUpdates() {
+				hosts = append(hosts, u.GetHost())
+			}
+		}
+	}
+	return hosts, sizes
+}
+
+// runQueued queues n healthy updates, all before the writer runs (full
+// entries), runs a writer over r, and returns the function that stops it.
+func runQueued(t *testing.T, r *asyncRaft, n int) (stop func()) {
+	w := newHostWriter(r, testutil.Logger(t))
+	for i := range n {
+		w.UpdateAssignment(healthyUpdate(i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	return func() { cancel(); r.releaseAll(); <-done }
+}
+
+func healthyUpdate(i int) *rollwavev1.AssignmentUpdate {
+	return &rollwavev1.AssignmentUpdate{Host: fmt.Sprintf("h%05d", i), App: "api", Generation: 1,
+		State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_HEALTHY}
+}
+
+// TestHostWriterKeepsEntriesInFlight: with an AsyncRaft, reports that pile
+// up go to raft as up to writerInFlight entries at once, not one commit
+// after another, and raft gets them in order.
+func TestHostWriterKeepsEntriesInFlight(t *testing.T) {
+	r := &asyncRaft{}
+	const n = 6 * writerMaxBatch
+	defer runQueued(t, r, n)()
+	// No commit finishes: the writer must still hand raft writerInFlight
+	// entries.
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		return r.submittedCount() == writerInFlight, fmt.Sprintf("%d entries handed to raft while none committed, want %d", r.submittedCount(), writerInFlight)
+	})
+	r.release(0, writerInFlight)
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		return r.submittedCount() == 6, fmt.Sprintf("%d entries handed to raft, want 6", r.submittedCount())
+	})
+	r.release(writerInFlight, 6)
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		hosts, _ := appliedUpdates(&r.fakeRaft)
+		return len(hosts) == n, fmt.Sprintf("%d of %d updates committed", len(hosts), n)
+	})
+	hosts, _ := appliedUpdates(&r.fakeRaft)
+	for i, h := range hosts {
+		if want := fmt.Sprintf("h%05d", i); h != want {
+			t.Fatalf("update %d is for %s, want %s (order lost)", i, h, want)
+		}
+	}
+}
+
+// TestHostWriterRewritesAfterAFailedEntry: when an entry in flight fails
+// and a later one commits, the writer writes the failed entry's updates
+// and then the later one's again, in order: the FSM may have skipped the
+// later steps for want of the earlier ones.
+func TestHostWriterRewritesAfterAFailedEntry(t *testing.T) {
+	r := &asyncRaft{fail: func(i int) bool { return i == 0 }}
+	const n = 2 * writerMaxBatch
+	defer runQueued(t, r, n)()
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		return r.submittedCount() == 2, fmt.Sprintf("%d entries handed to raft, want 2", r.submittedCount())
+	})
+	r.release(0, 2) // the first fails, the second commits
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		c := r.submittedCount()
+		r.release(2, c)
+		return c >= 4, fmt.Sprintf("%d entries handed to raft, want 4", c)
+	})
+	testutil.WaitFor(t, 20*time.Second, func() (bool, string) {
+		hosts, _ := appliedUpdates(&r.fakeRaft)
+		return len(hosts) == 2*writerMaxBatch+writerMaxBatch, fmt.Sprintf("%d updates committed", len(hosts))
+	})
+	hosts, sizes := appliedUpdates(&r.fakeRaft)
+	// Committed: the second entry, then the first and the second again.
+	var want []string
+	for _, i := range append(seq(writerMaxBatch, n), seq(0, n)...) {
+		want = append(want, fmt.Sprintf("h%05d", i))
+	}
+	if fmt.Sprint(hosts) != fmt.Sprint(want) {
+		t.Fatalf("committed updates out of order (entries of %v)", sizes)
+	}
+}
+
+func seq(from, to int) []int {
+	var out []int
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// TestHostWriterDropsRepeatedReports: a report that repeats the newest
+// pending step of its host and app (a resent finalize order answered
+// again while the first answer waits for raft) is not written twice; a
+// different step, or the same step after the first was committed, is.
+func TestHostWriterDropsRepeatedReports(t *testing.T) {
+	r := &fakeRaft{}
+	w := newHostWriter(r, testutil.Logger(t))
+	fin := func(h string, gen uint64) *rollwavev1.AssignmentUpdate {
+		return &rollwavev1.AssignmentUpdate{Host: h, App: "api", Generation: gen, State: rollwavev1.AssignmentState_ASSIGNMENT_STATE_FINALIZED}
+	}
+	w.UpdateAssignment(fin("h1", 1))
+	w.UpdateAssignment(fin("h2", 1))
+	w.UpdateAssignment(fin("h1", 1)) // repeat: dropped
+	w.UpdateAssignment(fin("h2", 2)) // another generation: kept
+	w.flush()
+	w.UpdateAssignment(fin("h1", 1)) // after the commit: written (the FSM skips it)
+	w.flush()
+	var got []string
+	for _, c := range r.commands() {
+		var e []string
+		for _, u := range c.(*rollwavev1.UpdateAssignmentsCommand).GetUpdates() {
+			e = append(e, fmt.Sprintf("%s/%d", u.GetHost(), u.GetGeneration()))
+		}
+		got = append(got, fmt.Sprint(e))
+	}
+	if want := "[[h1/1 h2/1 h2/2] [h1/1]]"; fmt.Sprint(got) != want {
+		t.Fatalf("entries %v, want %s", got, want)
+	}
+}
+
+// TestHostWriterHostsTakeTurns: due host upserts (a hello waits for its
+// host's) go out between update entries, not after every pending update.
+func TestHostWriterHostsTakeTurns(t *testing.T) {
+	r := &fakeRaft{}
+	w := newHostWriter(r, testutil.Logger(t))
+	for i := range 3 * writerMaxBatch {
+		w.UpdateAssignment(healthyUpdate(i))
+	}
+	w.UpsertHost(&rollwavev1.Host{Id: "h1"})
+	w.flush()
+	var kinds []string
+	for _, c := range r.commands() {
+		switch c.(type) {
+		case *rollwavev1.UpsertHostsCommand:
+			kinds = append(kinds, "hosts")
+		case *rollwavev1.UpdateAssignmentsCommand:
+			kinds = append(kinds, "updates")
+		}
+	}
+	if want := "[updates hosts updates updates]"; fmt.Sprint(kinds) != want {
+		t.Fatalf("entries %v, want %s", kinds, want)
+	}
+}

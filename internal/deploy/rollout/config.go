@@ -27,8 +27,11 @@ type Config struct {
 	// FinalizeTimeout bounds the wait for hosts to report finalized
 	// after the last phase. Default 1m.
 	FinalizeTimeout time.Duration
-	// FinalizeResend is how often a finalize order is sent again to a
-	// host that has not finalized. Default 2s.
+	// FinalizeResend is how long after a finalize order it is sent again
+	// to a host that has not finalized; each further resend to a host
+	// that took the order waits twice as long, up to 8 × FinalizeResend
+	// (a host whose session was down gets it again after FinalizeResend).
+	// Default 2s.
 	FinalizeResend time.Duration
 	// RevertTimeout bounds the wait for ordered reverts; hosts still not
 	// reverted then make the release failed. Default 2m.

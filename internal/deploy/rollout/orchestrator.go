@@ -260,13 +260,16 @@ func (o *Orchestrator) runRelease(ctx context.Context, rn *run) {
 // repeated) by a new leader — flags that keep events from being written
 // twice, and the start of bounded waits.
 type run struct {
-	id              string
-	held            map[int32]string
-	verifiedSent    map[int32]bool
-	skipLogged      map[int32]bool
-	hostLogged      map[string]bool
-	finalizeStart   time.Time
-	finalizeSent    map[string]time.Time
+	id            string
+	held          map[int32]string
+	verifiedSent  map[int32]bool
+	skipLogged    map[int32]bool
+	hostLogged    map[string]bool
+	finalizeStart time.Time
+	finalizeSent  map[string]time.Time
+	// finalizeWait: how long after finalizeSent a host that took the
+	// order is sent it again (doubling; finalizeResendAfter).
+	finalizeWait    map[string]time.Duration
 	revertStart     time.Time
 	revertTries     map[string]int
 	revertOrderedAt map[string]time.Time
@@ -291,7 +294,7 @@ type run struct {
 func newRun(id string) *run {
 	return &run{
 		id: id, held: map[int32]string{}, verifiedSent: map[int32]bool{}, skipLogged: map[int32]bool{},
-		hostLogged: map[string]bool{}, finalizeSent: map[string]time.Time{}, revertTries: map[string]int{},
+		hostLogged: map[string]bool{}, finalizeSent: map[string]time.Time{}, finalizeWait: map[string]time.Duration{}, revertTries: map[string]int{},
 		revertOrderedAt: map[string]time.Time{}, unhealthySince: map[string]time.Time{}, earlyRead: map[int32]time.Time{},
 		pausedPhase: -1,
 	}

@@ -577,3 +577,46 @@ func TestDecisionAndEvidenceAreOneEntry(t *testing.T) {
 		t.Fatalf("gate.failed:\n%s", c.dumpEvents("r"))
 	}
 }
+
+// TestFinalizeResendBacksOff: a host that took its finalize order and has
+// not reported finalized (its report waiting for raft, at 10,000 hosts)
+// is sent the order again after FinalizeResend, then after twice as long
+// each time, up to 8 × FinalizeResend; a host whose session did not take
+// the order gets it again every FinalizeResend.
+func TestFinalizeResendBacksOff(t *testing.T) {
+	c := newCluster(t, map[string]string{"h1": "a", "h2": "a"})
+	c.submit("r", [][]string{{"h1", "h2"}}, nil)
+	c.settle("r")
+	c.healthyAll("r", 0)
+	c.bakeThrough("r", 0)
+	c.wantRelease("r", running) // finalizing
+	c.connected["h2"] = false   // h2's session is down: orders do not reach it
+	// Resend is 2 s (DefaultConfig); h1 took its first order at 0 s.
+	var h1, h2 []time.Duration
+	start := c.now
+	for elapsed := time.Duration(0); elapsed <= 40*time.Second; elapsed += 500 * time.Millisecond {
+		c.now = start.Add(elapsed)
+		c.finalizes = nil
+		c.settle("r")
+		for _, h := range c.finalizes {
+			if h == "h1" {
+				h1 = append(h1, elapsed)
+			} else {
+				h2 = append(h2, elapsed)
+			}
+		}
+	}
+	// The first orders went out at the bake deadline (before start).
+	if want := []time.Duration{2 * time.Second, 6 * time.Second, 14 * time.Second, 30 * time.Second}; !slices.Equal(h1, want) {
+		t.Errorf("h1 (took each order) sent the order again at %v, want %v", h1, want)
+	}
+	// h2: every 2 s until it counts as unreachable (UnreachableAfter, 10 s).
+	if want := []time.Duration{2 * time.Second, 4 * time.Second, 6 * time.Second, 8 * time.Second, 10 * time.Second}; !slices.Equal(h2, want) {
+		t.Errorf("h2 (session down) sent the order again at %v, want %v", h2, want)
+	}
+	c.report("h1", finalized)
+	c.connected["h2"] = true
+	c.report("h2", finalized)
+	c.settle("r")
+	c.wantRelease("r", succeeded)
+}

@@ -245,7 +245,8 @@ func regionOutcome(r *rollwavev1.Release) (ok, notOK []string) {
 // some regions did not succeed, the reason of a partial success: the
 // hosts of those regions are left out.
 func (o *Orchestrator) finalizable(r *rollwavev1.Release) ([]*rollwavev1.Assignment, string) {
-	live := o.liveAssignments(r)
+	// Shared, not copied: finalize only reads them.
+	live := o.state.LiveAssignmentsShared(r.GetId())
 	ok, notOK := regionOutcome(r)
 	if len(notOK) == 0 || len(ok) == 0 {
 		return live, ""

@@ -869,10 +869,7 @@ func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Rele
 				continue
 			}
 			waiting = append(waiting, a.GetHost())
-			if now.Sub(rn.finalizeSent[a.GetHost()]) >= o.cfg.FinalizeResend {
-				o.agents.OrderFinalize(a.GetHost(), a.GetApp(), a.GetGeneration())
-				rn.finalizeSent[a.GetHost()] = now
-			}
+			o.orderFinalize(rn, a, now)
 		case asFinalized:
 			finalized++
 		default:
@@ -914,6 +911,32 @@ func (o *Orchestrator) finalize(ctx context.Context, rn *run, r *rollwavev1.Rele
 		return o.setRelease(ctx, r, relSucceeded, msg+"; "+reason, evs...)
 	}
 	return o.setRelease(ctx, r, relSucceeded, reason)
+}
+
+// orderFinalize sends a the finalize order when it is due: at once the
+// first time, again FinalizeResend after an order its host's session did
+// not take, and with a doubling wait (up to 8 × FinalizeResend) after one
+// it took. A host that took the order has most likely finalized and its
+// report waits for raft: at 10,000 hosts the last reports commit seconds
+// after the orders, and resending every 2 s made every waiting host
+// finalize and report again, adding to the very queue it waited on. The
+// orders are idempotent; a lost one (a session that broke) is sent again
+// within the bounded wait, well inside FinalizeTimeout.
+func (o *Orchestrator) orderFinalize(rn *run, a *rollwavev1.Assignment, now time.Time) {
+	h := a.GetHost()
+	if sent, ok := rn.finalizeSent[h]; ok && now.Sub(sent) < max(rn.finalizeWait[h], o.cfg.FinalizeResend) {
+		return
+	}
+	rn.finalizeSent[h] = now
+	if !o.agents.OrderFinalize(h, a.GetApp(), a.GetGeneration()) {
+		rn.finalizeWait[h] = o.cfg.FinalizeResend
+		return
+	}
+	if w := rn.finalizeWait[h]; w > 0 {
+		rn.finalizeWait[h] = min(2*w, 8*o.cfg.FinalizeResend)
+	} else {
+		rn.finalizeWait[h] = o.cfg.FinalizeResend
+	}
 }
 
 // cutOff reports whether an assignment ended because its host was cut

@@ -222,7 +222,10 @@ func (a *simAgent) applied() []*rollwavev1.AppliedGeneration {
 
 func (a *simAgent) session(ctx context.Context, addr string) error {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithReadBufferSize(8<<10), grpc.WithWriteBufferSize(8<<10))
+		grpc.WithReadBufferSize(8<<10), grpc.WithWriteBufferSize(8<<10),
+		// As the real agent dials (internal/agent dialOptions): fixed
+		// flow-control windows, no BDP pings.
+		grpc.WithStaticStreamWindowSize(1<<20), grpc.WithStaticConnWindowSize(1<<20))
 	if err != nil {
 		return err
 	}
