@@ -28,6 +28,7 @@ func main() {
 		dir     = flag.String("dir", "", "directory for coordinator data and logs (default: a temporary one)")
 		timeout = flag.Duration("timeout", 6*time.Minute, "bound on each size's run")
 		asJSON  = flag.Bool("json", false, "print the results as JSON instead of a table")
+		jsonOut = flag.String("json-out", "", "also write the results as JSON to this file")
 		settle  = flag.Duration("settle", 3*time.Minute, "bound on the wait for every agent to see every member after the ramp")
 		verbose = flag.Bool("v", false, "log the settling progress")
 		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -91,8 +92,14 @@ func main() {
 			}
 		}
 	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	if *jsonOut != "" {
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "gossipbench:", err)
+			code = 1
+		}
+	}
 	if *asJSON {
-		b, _ := json.MarshalIndent(out, "", "  ")
 		fmt.Println(string(b))
 	} else {
 		w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
