@@ -260,6 +260,9 @@ type bench struct {
 	// down are the indexes of agents shut down on purpose; watches skip
 	// them.
 	down map[int]bool
+	// paceCPU is the ramp's last CPU sample (share of the machine), for
+	// its progress lines.
+	paceCPU float64
 }
 
 // watch records, per agent, when its view first matched.
@@ -511,7 +514,7 @@ func (b *bench) ramp(ctx context.Context, res *Result) error {
 	res.RampPace = b.opt.RampPace
 	var joined []string // addresses of agents that have joined
 	var waits []time.Duration
-	nextLog := 100
+	nextLog, t0 := 100, time.Now()
 	for lo := 0; lo < len(b.agents); lo += b.opt.JoinParallel {
 		hi := min(lo+b.opt.JoinParallel, len(b.agents))
 		errs := make([]error, hi-lo)
@@ -553,7 +556,7 @@ func (b *bench) ramp(ctx context.Context, res *Result) error {
 		}
 		if hi >= nextLog || hi == len(b.agents) {
 			nextLog += 100
-			b.log.Info("ramp", "joined", hi, "batches", res.RampBatches, "held", res.RampHeld, "pace_timeouts", res.RampPaceTimeouts,
+			b.log.Info("ramp", "joined", hi, "elapsed_s", int(time.Since(t0).Seconds()), "cpu_share", fmt.Sprintf("%.2f", b.paceCPU), "batches", res.RampBatches, "held", res.RampHeld, "pace_timeouts", res.RampPaceTimeouts,
 				"wait_s", fmt.Sprintf("%.1f", res.RampWaitSeconds), "max_health", res.RampMaxHealth, "probe_timeouts", b.refutes.probeTimeouts.Load())
 		}
 	}
@@ -576,6 +579,7 @@ func (b *bench) pace(ctx context.Context, n int, res *Result) (time.Duration, er
 			return time.Since(t0), err
 		}
 		cpu := (fleet.SelfCPUSeconds() - c0) / time.Since(w0).Seconds() / cores
+		b.paceCPU = cpu
 		health := 0
 		for _, a := range b.agents[:n] {
 			health = max(health, a.pool.HealthScore())
