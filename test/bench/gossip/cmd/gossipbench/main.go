@@ -30,6 +30,8 @@ func main() {
 		asJSON  = flag.Bool("json", false, "print the results as JSON instead of a table")
 		jsonOut = flag.String("json-out", "", "also write the results as JSON to this file")
 		settle  = flag.Duration("settle", 3*time.Minute, "bound on the wait for every agent to see every member after the ramp")
+		quiet   = flag.Duration("quiet", 0, "bound on the wait, once settled, for the ramp's broadcast backlog to drain (0: -settle)")
+		quietBy = flag.Float64("quiet-bps", 0, "gossip sent per member (B/s) under which the pool counts as drained (0: the package default, 400)")
 		verbose = flag.Bool("v", false, "log the settling progress")
 		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		memProf = flag.String("memprofile", "", "write a heap profile with the pool settled to this file (per size: N is appended)")
@@ -78,7 +80,7 @@ func main() {
 		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 		r, err := gossipbench.Run(ctx, gossipbench.Options{ServerBin: *bin, Dir: fmt.Sprintf("%s/n%d", *dir, n), N: n,
 			Profile: *profile, IdleWindow: *idle, LoadWindow: *load, SettleTimeout: *settle, Log: os.Stderr, LogLevel: level, HeapProfile: heapPath(*memProf, n), MemLimit: *memLim << 20,
-			JoinParallel: *batch, RampPace: *pace, RampBatchTimeout: *batchTO})
+			QuietTimeout: *quiet, QuietBytesPerSec: *quietBy, JoinParallel: *batch, RampPace: *pace, RampBatchTimeout: *batchTO})
 		cancel()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "gossipbench: N=%d: %v\n", n, err)
