@@ -164,4 +164,3 @@ func TestPaceHoldsWhileAMemberIsUnhealthy(t *testing.T) {
 		t.Fatalf("unhealthy member: waited %v, %+v, err %v; want held until the 2 s deadline", w, res, err)
 	}
 }
-
