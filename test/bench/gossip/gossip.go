@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -55,8 +56,9 @@ type Options struct {
 	// RampPace paces the ramp so that it never starves the pool of CPU:
 	// after each batch the ramp waits until this process's CPU over a
 	// 0.5 s sample is at most RampPace of the machine (a share of all
-	// cores) and no joined member's memberlist health score is above 0
-	// (no member failing probes), for at most RampBatchTimeout. 0:
+	// cores), no joined member's memberlist health score is above 0 and
+	// no probe timed out in the sample (no member failing probes), for at
+	// most RampBatchTimeout. 0:
 	// DefaultRampPace; negative: unpaced, batches back to back (from ~500
 	// members on 2 cores that saturates both, probes time out and the
 	// ramp collapses). Pacing changes only how fast the harness adds
@@ -81,6 +83,13 @@ type Options struct {
 	// MemLimit is the process's soft memory limit (bytes) during the run;
 	// the collector runs only near it. 0: 1 GiB + 4 MiB per member.
 	MemLimit int64
+	// GCPercent, if positive, runs the collector at that GOGC instead of
+	// only near MemLimit (and sets no memory limit unless MemLimit does).
+	// With the collector off the heap sits at the limit, so the runtime
+	// returns freed pages to the OS and faults them in again for every
+	// 64 KiB packet buffer: at 1,000 members page faults and zeroing
+	// (runtime.memclrNoHeapPointers) took a third of the CPU.
+	GCPercent int
 	// HeapProfile, if set, is where a heap profile of this process is
 	// written with the pool settled (after the idle window).
 	HeapProfile string
@@ -145,6 +154,7 @@ type Result struct {
 	RampHeld         int        `json:"ramp_held"`
 	RampHeldCPU      int        `json:"ramp_held_cpu_samples"`
 	RampHeldHealth   int        `json:"ramp_held_health_samples"`
+	RampHeldProbes   int        `json:"ramp_held_probe_samples"`
 	RampPaceTimeouts int        `json:"ramp_pace_timeouts"`
 	RampWait         fleet.Dist `json:"ramp_wait"`
 	RampWaitSeconds  float64    `json:"ramp_wait_seconds"`
@@ -322,8 +332,15 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	// pools' timers (60 % of the CPU at N=200 in a profile), which a real
 	// agent, whose heap holds N records, never sees. Collect only near a
 	// memory limit sized for the run instead.
-	prevGC := debug.SetGCPercent(-1)
-	prevLimit := debug.SetMemoryLimit(opt.memLimit())
+	gcPercent, limit := -1, opt.memLimit()
+	if opt.GCPercent > 0 {
+		gcPercent, limit = opt.GCPercent, math.MaxInt64
+		if opt.MemLimit > 0 {
+			limit = opt.MemLimit
+		}
+	}
+	prevGC := debug.SetGCPercent(gcPercent)
+	prevLimit := debug.SetMemoryLimit(limit)
 	defer func() {
 		debug.SetGCPercent(prevGC)
 		debug.SetMemoryLimit(prevLimit)
@@ -345,10 +362,20 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	return res, nil
 }
 
-// DefaultRampPace is Options.RampPace's default: the harness may use 60 %
+// DefaultRampPace is Options.RampPace's default: the harness may use 50 %
 // of the machine's CPU before it adds the next batch, which leaves the
 // rest for bursts, the coordinators and answering probes on time.
-const DefaultRampPace = 0.6
+const DefaultRampPace = 0.5
+
+// rusageCPU is this process's user+system CPU seconds (getrusage: exact,
+// where /proc's clock-tick figures jumped by seconds within one sample).
+func rusageCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
 
 // paceStep is the sample over which the pacing reads the CPU.
 const paceStep = 500 * time.Millisecond
@@ -503,20 +530,23 @@ func (b *bench) newAgent(name string, cell int) (*agent, error) {
 // suspicions added broadcasts and the ramp stalled (720 of 1,000 in
 // 475 s). Production spreads that work over N machines.
 func (b *bench) ramp(ctx context.Context, res *Result) error {
-	b.agents = make([]*agent, b.opt.N)
-	for i := range b.agents {
-		a, err := b.newAgent(fmt.Sprintf("agent-%05d", i), i%10)
-		if err != nil {
-			return err
-		}
-		b.agents[i] = a
-	}
+	// Each batch's pools start just before it joins: 1,000 pools started
+	// at once and left alone cost a quarter of the machine in timers
+	// while the first hundreds joined, and no agent idles unjoined.
+	b.agents = make([]*agent, 0, b.opt.N)
 	res.RampPace = b.opt.RampPace
 	var joined []string // addresses of agents that have joined
 	var waits []time.Duration
 	nextLog, t0 := 100, time.Now()
-	for lo := 0; lo < len(b.agents); lo += b.opt.JoinParallel {
-		hi := min(lo+b.opt.JoinParallel, len(b.agents))
+	for lo := 0; lo < b.opt.N; lo += b.opt.JoinParallel {
+		hi := min(lo+b.opt.JoinParallel, b.opt.N)
+		for i := lo; i < hi; i++ {
+			a, err := b.newAgent(fmt.Sprintf("agent-%05d", i), i%10)
+			if err != nil {
+				return err
+			}
+			b.agents = append(b.agents, a)
+		}
 		errs := make([]error, hi-lo)
 		var wg sync.WaitGroup
 		for i := lo; i < hi; i++ {
@@ -546,7 +576,7 @@ func (b *bench) ramp(ctx context.Context, res *Result) error {
 		}
 		b.joined.Store(int64(hi))
 		res.RampBatches++
-		if b.opt.RampPace > 0 && hi < len(b.agents) {
+		if b.opt.RampPace > 0 && hi < b.opt.N {
 			w, err := b.pace(ctx, hi, res)
 			if err != nil {
 				return err
@@ -554,7 +584,7 @@ func (b *bench) ramp(ctx context.Context, res *Result) error {
 			waits = append(waits, w)
 			res.RampWaitSeconds += w.Seconds()
 		}
-		if hi >= nextLog || hi == len(b.agents) {
+		if hi >= nextLog || hi == b.opt.N {
 			nextLog += 100
 			b.log.Info("ramp", "joined", hi, "elapsed_s", int(time.Since(t0).Seconds()), "cpu_share", fmt.Sprintf("%.2f", b.paceCPU), "batches", res.RampBatches, "held", res.RampHeld, "pace_timeouts", res.RampPaceTimeouts,
 				"wait_s", fmt.Sprintf("%.1f", res.RampWaitSeconds), "max_health", res.RampMaxHealth, "probe_timeouts", b.refutes.probeTimeouts.Load())
@@ -574,19 +604,23 @@ func (b *bench) pace(ctx context.Context, n int, res *Result) (time.Duration, er
 	deadline := t0.Add(b.opt.RampBatchTimeout)
 	cores := float64(runtime.NumCPU())
 	for sample := 0; ; sample++ {
-		c0, w0 := fleet.SelfCPUSeconds(), time.Now()
+		c0, w0, p0 := rusageCPU(), time.Now(), b.refutes.probeTimeouts.Load()
 		if err := sleepCtx(ctx, paceStep); err != nil {
 			return time.Since(t0), err
 		}
-		cpu := (fleet.SelfCPUSeconds() - c0) / time.Since(w0).Seconds() / cores
+		cpu := (rusageCPU() - c0) / time.Since(w0).Seconds() / cores
 		b.paceCPU = cpu
 		health := 0
 		for _, a := range b.agents[:n] {
 			health = max(health, a.pool.HealthScore())
 		}
 		res.RampMaxHealth = max(res.RampMaxHealth, health)
-		if cpu <= b.opt.RampPace && health == 0 {
+		probes := b.refutes.probeTimeouts.Load() - p0
+		if cpu <= b.opt.RampPace && health == 0 && probes == 0 {
 			return time.Since(t0), nil
+		}
+		if probes > 0 {
+			res.RampHeldProbes++
 		}
 		if sample == 0 {
 			res.RampHeld++

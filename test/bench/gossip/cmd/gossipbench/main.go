@@ -36,6 +36,7 @@ func main() {
 		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		memProf = flag.String("memprofile", "", "write a heap profile with the pool settled to this file (per size: N is appended)")
 		memLim  = flag.Int64("memlimit-mib", 0, "the harness's soft memory limit in MiB (0: the package default)")
+		gogc    = flag.Int("gogc", 0, "run the harness's collector at this GOGC instead of only near the memory limit (0: collector off until the limit)")
 		pace    = flag.Float64("ramp-pace", gossipbench.DefaultRampPace, "pace the ramp: after each batch wait until this process's CPU is at most this share of the machine (0-1] and every member's health score is 0; negative: unpaced")
 		batch   = flag.Int("ramp-batch", 8, "agents joined at once (one batch) during the ramp")
 		batchTO = flag.Duration("ramp-batch-timeout", 30*time.Second, "longest wait after one batch before the ramp goes on anyway")
@@ -79,7 +80,7 @@ func main() {
 	for _, n := range sizes {
 		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 		r, err := gossipbench.Run(ctx, gossipbench.Options{ServerBin: *bin, Dir: fmt.Sprintf("%s/n%d", *dir, n), N: n,
-			Profile: *profile, IdleWindow: *idle, LoadWindow: *load, SettleTimeout: *settle, Log: os.Stderr, LogLevel: level, HeapProfile: heapPath(*memProf, n), MemLimit: *memLim << 20,
+			Profile: *profile, IdleWindow: *idle, LoadWindow: *load, SettleTimeout: *settle, Log: os.Stderr, LogLevel: level, HeapProfile: heapPath(*memProf, n), MemLimit: *memLim << 20, GCPercent: *gogc,
 			QuietTimeout: *quiet, QuietBytesPerSec: *quietBy, JoinParallel: *batch, RampPace: *pace, RampBatchTimeout: *batchTO})
 		cancel()
 		if err != nil {
