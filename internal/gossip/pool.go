@@ -154,6 +154,16 @@ func (p *Pool) Ping(name, addr string) (time.Duration, error) {
 // ProbeTimeout of this pool's profile).
 func (p *Pool) PingTimeout() time.Duration { return p.pingTimeout }
 
+// HealthScore is memberlist's local health ("awareness") of this member:
+// 0 when its recent probes were answered. It rises by one for each probe
+// that got no ack at all (direct, indirect or TCP) and for each suspicion
+// of this member it had to refute, falls by one with each answered probe,
+// and stays below memberlist's AwarenessMaxMultiplier (8). memberlist
+// scales this member's probe interval and timeouts by score+1, so a
+// score above 0 says this member is not keeping the protocol's soft
+// real-time pace (a starved CPU, lost packets). Read-only.
+func (p *Pool) HealthScore() int { return p.ml.GetHealthScore() }
+
 // Servers returns the alive members with role server, sorted by name.
 func (p *Pool) Servers() []Member {
 	var out []Member

@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -293,4 +294,35 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 		w.once.Do(func() { close(w.ch) })
 	}
 	return len(p), nil
+}
+
+// HealthScore rises while this member's probes go unanswered (its only
+// peer crashed, so no one can ping it indirectly) and falls back to 0
+// once probes are answered again.
+func TestPoolHealthScore(t *testing.T) {
+	t.Parallel()
+	a := newTestPool(t, "a", agentMeta("host-a"))
+	b := newTestPool(t, "b", agentMeta("host-b"))
+	if got := a.HealthScore(); got != 0 {
+		t.Fatalf("new pool: HealthScore %d, want 0", got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), converge)
+	defer cancel()
+	if _, err := b.Join(ctx, []string{a.LocalAddr()}); err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	testutil.WaitFor(t, converge, func() (bool, string) { return countStatus(a, StatusAlive) == 2, summary(a) })
+	if err := b.Shutdown(); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	testutil.WaitFor(t, converge, func() (bool, string) {
+		return a.HealthScore() > 0, fmt.Sprintf("HealthScore %d with its only peer gone; %s", a.HealthScore(), summary(a))
+	})
+	c := newTestPool(t, "c", agentMeta("host-c"))
+	if _, err := c.Join(ctx, []string{a.LocalAddr()}); err != nil {
+		t.Fatalf("join c: %v", err)
+	}
+	testutil.WaitFor(t, converge, func() (bool, string) {
+		return a.HealthScore() == 0, fmt.Sprintf("HealthScore %d with a live peer answering; %s", a.HealthScore(), summary(a))
+	})
 }

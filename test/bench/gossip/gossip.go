@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -49,9 +50,24 @@ type Options struct {
 	// IdleWindow and LoadWindow are the false-suspicion windows, the second
 	// with stress-ng keeping every core busy (0 skips it).
 	IdleWindow, LoadWindow time.Duration
-	// JoinParallel is how many agents join at once during the ramp
-	// (default 8).
+	// JoinParallel is how many agents join at once during the ramp: one
+	// batch (default 8).
 	JoinParallel int
+	// RampPace paces the ramp so that it never starves the pool of CPU:
+	// after each batch the ramp waits until this process's CPU over a
+	// 0.5 s sample is at most RampPace of the machine (a share of all
+	// cores), no joined member's memberlist health score is above 0 and
+	// no probe timed out in the sample (no member failing probes), for at
+	// most RampBatchTimeout. 0:
+	// DefaultRampPace; negative: unpaced, batches back to back (from ~500
+	// members on 2 cores that saturates both, probes time out and the
+	// ramp collapses). Pacing changes only how fast the harness adds
+	// members, never memberlist's settings.
+	RampPace float64
+	// RampBatchTimeout bounds the wait after one batch (default 30 s); a
+	// batch that reaches it is counted in Result.RampPaceTimeouts and the
+	// ramp goes on.
+	RampBatchTimeout time.Duration
 	// SettleTimeout bounds the wait, after the ramp, for every agent to see
 	// every member alive (default 3 minutes). A pool that has not settled
 	// by then is not measured: Run returns ErrNotSettled.
@@ -67,6 +83,13 @@ type Options struct {
 	// MemLimit is the process's soft memory limit (bytes) during the run;
 	// the collector runs only near it. 0: 1 GiB + 4 MiB per member.
 	MemLimit int64
+	// GCPercent, if positive, runs the collector at that GOGC instead of
+	// only near MemLimit (and sets no memory limit unless MemLimit does).
+	// With the collector off the heap sits at the limit, so the runtime
+	// returns freed pages to the OS and faults them in again for every
+	// 64 KiB packet buffer: at 1,000 members page faults and zeroing
+	// (runtime.memclrNoHeapPointers) took a third of the CPU.
+	GCPercent int
 	// HeapProfile, if set, is where a heap profile of this process is
 	// written with the pool settled (after the idle window).
 	HeapProfile string
@@ -116,6 +139,33 @@ type Result struct {
 	// Joined is how many agents had joined when the ramp ended (all of
 	// them unless the run stopped early).
 	Joined int `json:"joined"`
+	// The ramp's pacing (Options.RampPace; RampPace 0: unpaced).
+	// RampJoinSeconds: first join → last batch joined (RampSeconds adds
+	// the wait for every agent to see every member). RampBatches were
+	// joined; RampHeld of them found the pool over the pace at the first
+	// sample (RampHeldCPU samples over the CPU share, RampHeldHealth
+	// samples with a member's health score above 0), and
+	// RampPaceTimeouts of those reached RampBatchTimeout. RampWait is
+	// the wait after each batch (ms, the first 0.5 s sample included),
+	// RampWaitSeconds their sum.
+	RampPace         float64    `json:"ramp_pace"`
+	RampJoinSeconds  float64    `json:"ramp_join_seconds"`
+	RampBatches      int        `json:"ramp_batches"`
+	RampHeld         int        `json:"ramp_held"`
+	RampHeldCPU      int        `json:"ramp_held_cpu_samples"`
+	RampHeldHealth   int        `json:"ramp_held_health_samples"`
+	RampHeldProbes   int        `json:"ramp_held_probe_samples"`
+	RampPaceTimeouts int        `json:"ramp_pace_timeouts"`
+	RampWait         fleet.Dist `json:"ramp_wait"`
+	RampWaitSeconds  float64    `json:"ramp_wait_seconds"`
+	// RampMaxHealth: the highest health score a member showed at a
+	// pacing sample; RampProbeTimeouts: direct probes not answered
+	// within ProbeTimeout from the first join until settled (memberlist's
+	// "Failed UDP ping"); RampCPUPct: this process's CPU over the same
+	// span, in % of the machine (all cores).
+	RampMaxHealth     int     `json:"ramp_max_health"`
+	RampProbeTimeouts int64   `json:"ramp_probe_timeouts"`
+	RampCPUPct        float64 `json:"ramp_cpu_pct"`
 	// Join, Leave, Crash: from the event (Join called on a new member;
 	// Leave called; a member shut down without leaving) to each agent's
 	// view showing it (alive; left; dead), over the agents.
@@ -220,6 +270,9 @@ type bench struct {
 	// down are the indexes of agents shut down on purpose; watches skip
 	// them.
 	down map[int]bool
+	// paceCPU is the ramp's last CPU sample (share of the machine), for
+	// its progress lines.
+	paceCPU float64
 }
 
 // watch records, per agent, when its view first matched.
@@ -248,6 +301,17 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if opt.JoinParallel <= 0 {
 		opt.JoinParallel = 8
 	}
+	switch {
+	case opt.RampPace > 1:
+		return nil, fmt.Errorf("gossip bench: RampPace %g: a share of the machine's CPU, at most 1 (negative: unpaced)", opt.RampPace)
+	case opt.RampPace == 0:
+		opt.RampPace = DefaultRampPace
+	case opt.RampPace < 0:
+		opt.RampPace = 0 // unpaced
+	}
+	if opt.RampBatchTimeout <= 0 {
+		opt.RampBatchTimeout = 30 * time.Second
+	}
 	if opt.QuietBytesPerSec <= 0 {
 		opt.QuietBytesPerSec = 400
 	}
@@ -268,8 +332,15 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	// pools' timers (60 % of the CPU at N=200 in a profile), which a real
 	// agent, whose heap holds N records, never sees. Collect only near a
 	// memory limit sized for the run instead.
-	prevGC := debug.SetGCPercent(-1)
-	prevLimit := debug.SetMemoryLimit(opt.memLimit())
+	gcPercent, limit := -1, opt.memLimit()
+	if opt.GCPercent > 0 {
+		gcPercent, limit = opt.GCPercent, math.MaxInt64
+		if opt.MemLimit > 0 {
+			limit = opt.MemLimit
+		}
+	}
+	prevGC := debug.SetGCPercent(gcPercent)
+	prevLimit := debug.SetMemoryLimit(limit)
 	defer func() {
 		debug.SetGCPercent(prevGC)
 		debug.SetMemoryLimit(prevLimit)
@@ -290,6 +361,24 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
 }
+
+// DefaultRampPace is Options.RampPace's default: the harness may use 50 %
+// of the machine's CPU before it adds the next batch, which leaves the
+// rest for bursts, the coordinators and answering probes on time.
+const DefaultRampPace = 0.5
+
+// rusageCPU is this process's user+system CPU seconds (getrusage: exact,
+// where /proc's clock-tick figures jumped by seconds within one sample).
+func rusageCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// paceStep is the sample over which the pacing reads the CPU.
+const paceStep = 500 * time.Millisecond
 
 // memLimit is the heap the run may grow to before the collector runs:
 // 1 GiB plus 4 MiB per member (a member's view of 2,000 members took
@@ -329,18 +418,23 @@ func (b *bench) run(ctx context.Context, res *Result) error {
 	}
 	res.CoordBaseCPUPct = pct(b.coordCPU(), base, 3*time.Second)
 
-	b.log.Info("ramp: starting agents", "parallel", b.opt.JoinParallel, "profile", b.opt.Profile)
+	b.log.Info("ramp: starting agents", "batch", b.opt.JoinParallel, "pace", b.opt.RampPace, "profile", b.opt.Profile)
 	rampStart := time.Now()
 	cpu0 := b.coordCPU()
-	err = b.ramp(ctx)
+	self0, probes0 := fleet.SelfCPUSeconds(), b.refutes.probeTimeouts.Load()
+	err = b.ramp(ctx, res)
 	res.Joined = int(b.joined.Load())
+	res.RampJoinSeconds = time.Since(rampStart).Seconds()
 	if err != nil {
 		return fmt.Errorf("ramp stopped after %d of %d joins in %.0f s: %w", res.Joined, b.opt.N, time.Since(rampStart).Seconds(), err)
 	}
+	b.log.Info("ramp: all joined", "seconds", res.RampJoinSeconds, "batches", res.RampBatches, "held", res.RampHeld, "wait_s", res.RampWaitSeconds)
 	if res.Unsettled, err = b.settle(ctx, len(b.agents)+len(b.seeds), b.opt.SettleTimeout); err != nil {
 		return err
 	}
 	res.RampSeconds = time.Since(rampStart).Seconds()
+	res.RampProbeTimeouts = b.refutes.probeTimeouts.Load() - probes0
+	res.RampCPUPct = (fleet.SelfCPUSeconds() - self0) / res.RampSeconds / float64(runtime.NumCPU()) * 100
 	for i, c := range b.coordCPU() {
 		res.CoordRampCPUSeconds = append(res.CoordRampCPUSeconds, c-cpu0[i])
 	}
@@ -417,67 +511,133 @@ func (b *bench) newAgent(name string, cell int) (*agent, error) {
 	return &agent{name: name, pool: p}, nil
 }
 
-// ramp starts N agents and joins them, JoinParallel at a time, each
+// ramp starts N agents and joins them in batches of JoinParallel, each
 // through one coordinator (round robin, as production agents join through
-// their seeds) and one random agent that has already joined. A join is a
-// push/pull with each address, both sides merging the other's whole
-// state, so the newcomer learns the pool at once and the join succeeds if
-// either answers: with agents alone as targets, a CPU-starved pool left
-// newcomers' dials timing out (562 of 1,000 joined in 6 min on a loaded
-// machine). Production agents join with every seed; the timed join below
-// does. The ramp does not wait per join for the pool to agree: settle
-// waits once, before the measurements.
-func (b *bench) ramp(ctx context.Context) error {
-	b.agents = make([]*agent, b.opt.N)
-	for i := range b.agents {
-		a, err := b.newAgent(fmt.Sprintf("agent-%05d", i), i%10)
-		if err != nil {
+// their seeds) and one random agent that joined in an earlier batch. A
+// join is a push/pull with each address, both sides merging the other's
+// whole state, so the newcomer learns the pool at once and the join
+// succeeds if either answers: with agents alone as targets, a CPU-starved
+// pool left newcomers' dials timing out (562 of 1,000 joined in 6 min on
+// a loaded machine). Production agents join with every seed; the timed
+// join below does. Between batches the ramp paces itself (pace); it does
+// not wait per join for the pool to agree: settle waits once, before the
+// measurements.
+//
+// Why pacing: a newcomer re-gossips every member it learnt 4·⌈log10 N⌉
+// times and every member re-gossips the newcomer as often, so building a
+// pool costs ~16·N² message sends. In one process on 2 cores, joining
+// back to back saturated both cores from ~500 members, probes timed out,
+// suspicions added broadcasts and the ramp stalled (720 of 1,000 in
+// 475 s). Production spreads that work over N machines.
+func (b *bench) ramp(ctx context.Context, res *Result) error {
+	// Each batch's pools start just before it joins: 1,000 pools started
+	// at once and left alone cost a quarter of the machine in timers
+	// while the first hundreds joined, and no agent idles unjoined.
+	b.agents = make([]*agent, 0, b.opt.N)
+	res.RampPace = b.opt.RampPace
+	var joined []string // addresses of agents that have joined
+	var waits []time.Duration
+	nextLog, t0 := 100, time.Now()
+	for lo := 0; lo < b.opt.N; lo += b.opt.JoinParallel {
+		hi := min(lo+b.opt.JoinParallel, b.opt.N)
+		for i := lo; i < hi; i++ {
+			a, err := b.newAgent(fmt.Sprintf("agent-%05d", i), i%10)
+			if err != nil {
+				return err
+			}
+			b.agents = append(b.agents, a)
+		}
+		errs := make([]error, hi-lo)
+		var wg sync.WaitGroup
+		for i := lo; i < hi; i++ {
+			addrs := []string{b.seeds[i%len(b.seeds)]}
+			if len(joined) > 0 {
+				addrs = append(addrs, joined[rand.N(len(joined))])
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				jctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				if _, err := b.agents[i].pool.Join(jctx, addrs); err != nil {
+					errs[i-lo] = fmt.Errorf("join %s: %w", b.agents[i].name, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
 			return err
 		}
-		b.agents[i] = a
-	}
-	errs := make(chan error, b.opt.N)
-	next := atomic.Int64{}
-	var joinedMu sync.Mutex
-	var joined []string // addresses of agents that have joined
-	var wg sync.WaitGroup
-	for w := 0; w < b.opt.JoinParallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(b.agents) || ctx.Err() != nil {
-					return
-				}
-				addrs := []string{b.seeds[i%len(b.seeds)]}
-				joinedMu.Lock()
-				if len(joined) > 0 {
-					addrs = append(addrs, joined[rand.N(len(joined))])
-				}
-				joinedMu.Unlock()
-				jctx, cancel := context.WithTimeout(ctx, time.Minute)
-				_, err := b.agents[i].pool.Join(jctx, addrs)
-				cancel()
-				if err != nil {
-					errs <- fmt.Errorf("join %s: %w", b.agents[i].name, err)
-					return
-				}
-				joinedMu.Lock()
-				joined = append(joined, b.agents[i].pool.LocalAddr())
-				joinedMu.Unlock()
-				if n := b.joined.Add(1); n%250 == 0 {
-					b.log.Info("ramp", "joined", n)
-				}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for i := lo; i < hi; i++ {
+			joined = append(joined, b.agents[i].pool.LocalAddr())
+		}
+		b.joined.Store(int64(hi))
+		res.RampBatches++
+		if b.opt.RampPace > 0 && hi < b.opt.N {
+			w, err := b.pace(ctx, hi, res)
+			if err != nil {
+				return err
 			}
-		}()
+			waits = append(waits, w)
+			res.RampWaitSeconds += w.Seconds()
+		}
+		if hi >= nextLog || hi == b.opt.N {
+			nextLog += 100
+			b.log.Info("ramp", "joined", hi, "elapsed_s", int(time.Since(t0).Seconds()), "cpu_share", fmt.Sprintf("%.2f", b.paceCPU), "batches", res.RampBatches, "held", res.RampHeld, "pace_timeouts", res.RampPaceTimeouts,
+				"wait_s", fmt.Sprintf("%.1f", res.RampWaitSeconds), "max_health", res.RampMaxHealth, "probe_timeouts", b.refutes.probeTimeouts.Load())
+		}
 	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return err
+	res.RampWait = fleet.NewDist(waits)
+	return nil
+}
+
+// pace waits, after a batch, until this process's CPU over one paceStep
+// sample is at most RampPace of the machine and none of the first n
+// agents (those joined) has a memberlist health score above 0, or
+// RampBatchTimeout has passed. It returns how long it waited and counts
+// what held the batch in res.
+func (b *bench) pace(ctx context.Context, n int, res *Result) (time.Duration, error) {
+	t0 := time.Now()
+	deadline := t0.Add(b.opt.RampBatchTimeout)
+	cores := float64(runtime.NumCPU())
+	for sample := 0; ; sample++ {
+		c0, w0, p0 := rusageCPU(), time.Now(), b.refutes.probeTimeouts.Load()
+		if err := sleepCtx(ctx, paceStep); err != nil {
+			return time.Since(t0), err
+		}
+		cpu := (rusageCPU() - c0) / time.Since(w0).Seconds() / cores
+		b.paceCPU = cpu
+		health := 0
+		for _, a := range b.agents[:n] {
+			health = max(health, a.pool.HealthScore())
+		}
+		res.RampMaxHealth = max(res.RampMaxHealth, health)
+		probes := b.refutes.probeTimeouts.Load() - p0
+		if cpu <= b.opt.RampPace && health == 0 && probes == 0 {
+			return time.Since(t0), nil
+		}
+		if probes > 0 {
+			res.RampHeldProbes++
+		}
+		if sample == 0 {
+			res.RampHeld++
+		}
+		if cpu > b.opt.RampPace {
+			res.RampHeldCPU++
+		}
+		if health > 0 {
+			res.RampHeldHealth++
+		}
+		if time.Now().After(deadline) {
+			res.RampPaceTimeouts++
+			b.log.Warn("ramp: batch still over the pace at its deadline; going on", "joined", n,
+				"cpu_share", fmt.Sprintf("%.2f", cpu), "max_health", health, "waited", time.Since(t0).Round(time.Millisecond))
+			return time.Since(t0), nil
+		}
 	}
-	return ctx.Err()
 }
 
 // ErrNotSettled is returned when the pool did not reach "every agent sees every member

@@ -83,8 +83,10 @@ func (s sink) IncrCounterWithLabels(k []string, v float32, _ []metrics.Label) {
 func (s sink) AddSample([]string, float32)                            {}
 func (s sink) AddSampleWithLabels([]string, float32, []metrics.Label) {}
 
-// refuteCounter is the pools' slog handler: it keeps only WARN and above
-// and counts memberlist's "Refuting a suspect/dead message" lines. A pool
+// refuteCounter is the pools' slog handler: it keeps only WARN and above,
+// plus memberlist's "Failed UDP ping" DEBUG lines (a probe whose direct ack
+// did not come within ProbeTimeout; counted in probeTimeouts), and counts
+// memberlist's "Refuting a suspect/dead message" lines. A pool
 // refutes when it hears that it is suspected or declared dead while it is
 // alive, so each refutation is one false suspicion of a live member.
 // rollwave's log adapter rate-limits repeated WARN lines per pool and
@@ -93,13 +95,23 @@ func (s sink) AddSampleWithLabels([]string, float32, []metrics.Label) {}
 // for the report.
 type refuteCounter struct {
 	suspect, dead, other atomic.Int64
+	probeTimeouts        atomic.Int64
 	mu                   sync.Mutex
 	samples              []string
 }
 
-func (h *refuteCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+// Enabled lets DEBUG through for the probe timeouts: memberlist formats
+// every line anyway, and its DEBUG/INFO lines are a few per member per
+// minute (push/pulls, streams) plus one per failed probe.
+func (h *refuteCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelDebug }
 
 func (h *refuteCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Level < slog.LevelWarn {
+		if strings.HasPrefix(r.Message, "Failed UDP ping") {
+			h.probeTimeouts.Add(1)
+		}
+		return nil
+	}
 	n := int64(1)
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == "similar_lines_suppressed" {

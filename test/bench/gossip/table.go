@@ -38,7 +38,14 @@ func TableRows(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "%s NOT SETTLED %.0f s after the ramp began, nothing measured\t%s\t\t\n", p, r.RampSeconds, r.Unsettled)
 		return
 	}
-	fmt.Fprintf(w, "%s ramp (all agents join, all see all)\t%.1f s\t\t\n", p, r.RampSeconds)
+	fmt.Fprintf(w, "%s ramp (all agents join, all see all)\t%.1f s (joins %.1f s)\t\t\n", p, r.RampSeconds, r.RampJoinSeconds)
+	if r.RampPace > 0 {
+		fmt.Fprintf(w, "%s ramp pacing (CPU <= %.0f %% of the machine, every health score 0)\t%d batches, %d held (%d at the deadline); wait p50/p99/max %.1f / %.1f / %.1f s, %.0f s in all\t\t\n",
+			p, r.RampPace*100, r.RampBatches, r.RampHeld, r.RampPaceTimeouts, r.RampWait.P50/1000, r.RampWait.P99/1000, r.RampWait.Max/1000, r.RampWaitSeconds)
+	} else {
+		fmt.Fprintf(w, "%s ramp pacing\tnone (%d batches back to back)\t\t\n", p, r.RampBatches)
+	}
+	fmt.Fprintf(w, "%s ramp: CPU; probes timed out; highest health score\t%.0f %% of the machine; %d; %d\t\t\n", p, r.RampCPUPct, r.RampProbeTimeouts, r.RampMaxHealth)
 	if r.NotQuiet != "" {
 		fmt.Fprintf(w, "%s ramp's broadcast backlog NOT DRAINED (figures below taken with it)\t%s\t\t\n", p, r.NotQuiet)
 	} else {
