@@ -2,11 +2,11 @@ package coordinator
 
 import (
 	"context"
-	"github.com/rollwave/rollwave/internal/deploy/dispatch"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/rollwave/rollwave/internal/deploy/dispatch"
 	"github.com/rollwave/rollwave/internal/deploy/plan"
 	"github.com/rollwave/rollwave/internal/deploy/rollout"
 	"github.com/rollwave/rollwave/internal/raftfsm"

@@ -112,11 +112,7 @@ func applyUpdateAssignments(s *view, _ uint64, cmd *v1.UpdateAssignmentsCommand)
 		cur.UpdatedUnixNano = now
 		res.Applied++
 		if ev := u.GetEvent(); ev != nil {
-			e := assignmentEvent(ev, cur) // a copy: stored as it is
-			if e.TimeUnixNano == 0 {
-				e.TimeUnixNano = now
-			}
-			s.appendEvent(e)
+			s.appendOwnEvent(assignmentEvent(ev, cur), now) // assignmentEvent copies
 		}
 	}
 	for _, a := range order {

@@ -32,12 +32,17 @@ func checkEvents(evs []*v1.Event) error {
 // and its evidence are applied together or not at all.
 func (s *view) appendEvents(evs []*v1.Event, now int64) {
 	for _, e := range evs {
-		e = clone(e)
-		if e.TimeUnixNano == 0 {
-			e.TimeUnixNano = now
-		}
-		s.appendEvent(e)
+		s.appendOwnEvent(clone(e), now)
 	}
+}
+
+// appendOwnEvent appends e, which the caller owns (a copy nobody else
+// holds), its time defaulting to the entry's.
+func (s *view) appendOwnEvent(e *v1.Event, now int64) {
+	if e.TimeUnixNano == 0 {
+		e.TimeUnixNano = now
+	}
+	s.appendEvent(e)
 }
 
 func applyAddFreeze(s *view, _ uint64, cmd *v1.AddFreezeCommand) error {
